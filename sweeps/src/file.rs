@@ -1,0 +1,412 @@
+//! The sweep file: TOML read into typed sections, with errors that name the file and the key.
+
+use crate::error::SpecError;
+use crate::sample::Distribution;
+use crate::workloads;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "name", "description", "workload", "command", "data", "params", "grid", "random", "resources", "retry",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepFile {
+    /// Where it was read from; used in every error message.
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub workload: String,
+    /// For the `command` workload: the program and its fixed arguments, relative paths resolved
+    /// against the sweep file's folder.
+    pub command: Option<Vec<String>>,
+    pub data: Option<DataRef>,
+    pub params: Map<String, Value>,
+    /// In file order; the last key varies fastest.
+    pub grid: Vec<(String, Vec<Value>)>,
+    pub random: Option<RandomSearch>,
+    pub resources: Resources,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRef {
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Any other keys of `[data]`, passed to the loader.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub options: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomSearch {
+    pub samples: u32,
+    pub seed: u64,
+    pub dists: Vec<(String, Distribution)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Whole GPUs per trial; 0 runs on the CPU.
+    pub gpus: u32,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources { gpus: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts that may fail in the trial's own code (non-zero exit, crash) before it is failed.
+    pub max_attempts: u32,
+    /// Attempts lost to the infrastructure (agent gone, lease expired) before it is failed.
+    pub max_lost: u32,
+    pub checkpoint_every_epochs: Option<u32>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            max_lost: 10,
+            checkpoint_every_epochs: None,
+        }
+    }
+}
+
+impl SweepFile {
+    pub fn read(path: &Path) -> Result<SweepFile, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, path, &base)
+    }
+
+    /// Parse `text` as if read from `path`; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, path: &Path, base_dir: &Path) -> Result<SweepFile, SpecError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SpecError::Syntax {
+            file: path.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        Reader { path, base_dir }.sweep(table)
+    }
+}
+
+/// Walks the TOML table; owns the file path so every error can name it.
+struct Reader<'a> {
+    path: &'a Path,
+    base_dir: &'a Path,
+}
+
+impl Reader<'_> {
+    fn err(&self, key: &str, expected: impl Into<String>) -> SpecError {
+        SpecError::invalid(self.path, key, expected)
+    }
+
+    fn sweep(&self, mut t: toml::Table) -> Result<SweepFile, SpecError> {
+        if let Some(k) = t.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
+            return Err(self.err(k, format!("one of {} (unknown key)", TOP_LEVEL_KEYS.join(", "))));
+        }
+        let name = self.required_string(&mut t, "name")?;
+        if name.is_empty()
+            || name.len() > 100
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || name.starts_with('.')
+        {
+            return Err(self.err("name", "1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names the results folder)"));
+        }
+        let description = match t.remove("description") {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => return Err(self.err("description", "a string")),
+        };
+        let workload = self.required_string(&mut t, "workload")?;
+        let catalogue = workloads::find(&workload);
+        if catalogue.is_none() && workload != workloads::COMMAND {
+            return Err(self.err("workload", format!("one of {}, got \"{workload}\"", workloads::names().join(", "))));
+        }
+        let command = self.command(t.remove("command"), &workload)?;
+        let data = t.remove("data").map(|v| self.data(v)).transpose()?;
+        let params = match t.remove("params") {
+            None => Map::new(),
+            Some(v) => self.table("params", v)?,
+        };
+        let grid = match t.remove("grid") {
+            None => Vec::new(),
+            Some(v) => self.grid(v)?,
+        };
+        let random = t.remove("random").map(|v| self.random(v)).transpose()?;
+        let resources = t.remove("resources").map(|v| self.resources(v)).transpose()?.unwrap_or_default();
+        let retry = t.remove("retry").map(|v| self.retry(v)).transpose()?.unwrap_or_default();
+
+        let file = SweepFile {
+            path: self.path.to_path_buf(),
+            name,
+            description,
+            workload,
+            command,
+            data,
+            params,
+            grid,
+            random,
+            resources,
+            retry,
+        };
+        self.check_param_names(&file, catalogue)?;
+        Ok(file)
+    }
+
+    fn required_string(&self, t: &mut toml::Table, key: &str) -> Result<String, SpecError> {
+        match t.remove(key) {
+            Some(toml::Value::String(s)) => Ok(s),
+            Some(other) => Err(self.err(key, format!("a string, got {}", other.type_str()))),
+            None => Err(self.err(key, "a string (missing)")),
+        }
+    }
+
+    fn command(&self, v: Option<toml::Value>, workload: &str) -> Result<Option<Vec<String>>, SpecError> {
+        let is_command = workload == workloads::COMMAND;
+        let Some(v) = v else {
+            return if is_command {
+                Err(self.err("command", "an array of strings such as [\"python3\", \"train.py\"] (missing; workload = \"command\" needs it)"))
+            } else {
+                Ok(None)
+            };
+        };
+        if !is_command {
+            return Err(self.err("command", "no `command` unless workload = \"command\""));
+        }
+        let items = match v {
+            toml::Value::Array(a) if !a.is_empty() => a,
+            _ => return Err(self.err("command", "a non-empty array of strings")),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let toml::Value::String(s) = item else {
+                return Err(self.err(&format!("command[{i}]"), "a string"));
+            };
+            out.push(self.resolve_command_word(i, s));
+        }
+        Ok(Some(out))
+    }
+
+    /// The program resolves against the sweep file's folder when it is a relative path (it has a
+    /// '/'); a bare name is looked up on PATH. An argument resolves when it names an existing file
+    /// in that folder, so `["python3", "train.py"]` works from any working directory.
+    fn resolve_command_word(&self, index: usize, word: String) -> String {
+        let p = Path::new(&word);
+        if p.is_absolute() || word.starts_with('-') {
+            return word;
+        }
+        let candidate = self.base_dir.join(p);
+        let looks_like_path = if index == 0 { word.contains('/') } else { candidate.exists() };
+        if looks_like_path {
+            absolute(&candidate).to_string_lossy().into_owned()
+        } else {
+            word
+        }
+    }
+
+    fn data(&self, v: toml::Value) -> Result<DataRef, SpecError> {
+        let mut t = self.table("data", v)?;
+        let format = match t.remove("format") {
+            Some(Value::String(s)) => s,
+            _ => return Err(self.err("data.format", "a string naming the on-disk format, e.g. \"cifar10\"")),
+        };
+        let path = match t.remove("path") {
+            None => None,
+            Some(Value::String(s)) => {
+                let p = Path::new(&s);
+                Some(if p.is_absolute() { s } else { absolute(&self.base_dir.join(p)).to_string_lossy().into_owned() })
+            }
+            Some(_) => return Err(self.err("data.path", "a string")),
+        };
+        Ok(DataRef { format, path, options: t })
+    }
+
+    fn table(&self, key: &str, v: toml::Value) -> Result<Map<String, Value>, SpecError> {
+        match to_json(v) {
+            Value::Object(m) => Ok(m),
+            _ => Err(self.err(key, "a table")),
+        }
+    }
+
+    fn grid(&self, v: toml::Value) -> Result<Vec<(String, Vec<Value>)>, SpecError> {
+        let toml::Value::Table(t) = v else {
+            return Err(self.err("grid", "a table of arrays"));
+        };
+        let mut out = Vec::new();
+        for (k, v) in t {
+            match to_json(v) {
+                Value::Array(a) if !a.is_empty() => out.push((k, a)),
+                _ => return Err(self.err(&format!("grid.{k}"), "a non-empty array of values")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn random(&self, v: toml::Value) -> Result<RandomSearch, SpecError> {
+        let toml::Value::Table(t) = v else {
+            return Err(self.err("random", "a table"));
+        };
+        let mut samples = None;
+        let mut seed = 0u64;
+        let mut dists = Vec::new();
+        for (k, v) in t {
+            let key = format!("random.{k}");
+            match k.as_str() {
+                "samples" => match v.as_integer() {
+                    Some(n) if (1..=1_000_000).contains(&n) => samples = Some(n as u32),
+                    _ => return Err(self.err(&key, "an integer from 1 to 1000000")),
+                },
+                "seed" => match v.as_integer() {
+                    Some(n) if n >= 0 => seed = n as u64,
+                    _ => return Err(self.err(&key, "a non-negative integer")),
+                },
+                _ => dists.push((k.clone(), self.distribution(&key, v)?)),
+            }
+        }
+        let samples = samples.ok_or_else(|| self.err("random.samples", "an integer number of samples (missing)"))?;
+        if dists.is_empty() {
+            return Err(self.err("random", "at least one parameter with a distribution, e.g. lr = { log_uniform = [1e-5, 1e-2] }"));
+        }
+        Ok(RandomSearch { samples, seed, dists })
+    }
+
+    fn distribution(&self, key: &str, v: toml::Value) -> Result<Distribution, SpecError> {
+        const EXPECTED: &str = "one of { uniform = [lo, hi] }, { log_uniform = [lo, hi] }, { int_uniform = [lo, hi] }, { choice = [a, b, ...] }";
+        let toml::Value::Table(t) = v else {
+            return Err(self.err(key, EXPECTED));
+        };
+        if t.len() != 1 {
+            return Err(self.err(key, EXPECTED));
+        }
+        let (kind, arg) = t.into_iter().next().expect("one entry");
+        let key = format!("{key}.{kind}");
+        let arr = match arg {
+            toml::Value::Array(a) => a,
+            _ => return Err(self.err(&key, "an array")),
+        };
+        let pair = |need_positive: bool| -> Result<(f64, f64), SpecError> {
+            let nums: Vec<f64> = arr
+                .iter()
+                .map(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
+                .collect::<Option<_>>()
+                .ok_or_else(|| self.err(&key, "two numbers [lo, hi]"))?;
+            match nums[..] {
+                [lo, hi] if lo < hi && (!need_positive || lo > 0.0) => Ok((lo, hi)),
+                [_, _] if need_positive => Err(self.err(&key, "0 < lo < hi")),
+                _ => Err(self.err(&key, "two numbers [lo, hi] with lo < hi")),
+            }
+        };
+        match kind.as_str() {
+            "uniform" => pair(false).map(|(a, b)| Distribution::Uniform(a, b)),
+            "log_uniform" => pair(true).map(|(a, b)| Distribution::LogUniform(a, b)),
+            "int_uniform" => {
+                let ints: Option<Vec<i64>> = arr.iter().map(|x| x.as_integer()).collect();
+                match ints.as_deref() {
+                    Some(&[lo, hi]) if lo <= hi => Ok(Distribution::IntUniform(lo, hi)),
+                    _ => Err(self.err(&key, "two integers [lo, hi] with lo <= hi")),
+                }
+            }
+            "choice" if !arr.is_empty() => Ok(Distribution::Choice(arr.into_iter().map(to_json).collect())),
+            "choice" => Err(self.err(&key, "a non-empty array of options")),
+            _ => Err(self.err(&key, EXPECTED)),
+        }
+    }
+
+    fn resources(&self, v: toml::Value) -> Result<Resources, SpecError> {
+        let toml::Value::Table(t) = v else {
+            return Err(self.err("resources", "a table"));
+        };
+        let mut r = Resources::default();
+        for (k, v) in t {
+            match k.as_str() {
+                "gpus" => match v.as_integer() {
+                    Some(n) if (0..=64).contains(&n) => r.gpus = n as u32,
+                    _ => return Err(self.err("resources.gpus", "an integer from 0 to 64")),
+                },
+                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus (unknown key)")),
+            }
+        }
+        Ok(r)
+    }
+
+    fn retry(&self, v: toml::Value) -> Result<RetryPolicy, SpecError> {
+        let toml::Value::Table(t) = v else {
+            return Err(self.err("retry", "a table"));
+        };
+        let mut r = RetryPolicy::default();
+        for (k, v) in t {
+            let key = format!("retry.{k}");
+            let n = v.as_integer().filter(|n| (1..=1_000_000).contains(n));
+            match (k.as_str(), n) {
+                ("max_attempts", Some(n)) => r.max_attempts = n as u32,
+                ("max_lost", Some(n)) => r.max_lost = n as u32,
+                ("checkpoint_every_epochs", Some(n)) => r.checkpoint_every_epochs = Some(n as u32),
+                ("max_attempts" | "max_lost" | "checkpoint_every_epochs", None) => {
+                    return Err(self.err(&key, "a positive integer"))
+                }
+                _ => return Err(self.err(&key, "one of max_attempts, max_lost, checkpoint_every_epochs (unknown key)")),
+            }
+        }
+        Ok(r)
+    }
+
+    /// A parameter may be set in one place only, and a built-in workload only takes its own
+    /// parameters, with the right types.
+    fn check_param_names(&self, f: &SweepFile, catalogue: Option<&workloads::Workload>) -> Result<(), SpecError> {
+        let mut seen: Vec<(&str, String)> = Vec::new();
+        let fixed = f.params.iter().map(|(k, v)| (k.as_str(), format!("params.{k}"), vec![v.clone()]));
+        let grid = f.grid.iter().map(|(k, vs)| (k.as_str(), format!("grid.{k}"), vs.clone()));
+        let random = f.random.iter().flat_map(|r| {
+            r.dists.iter().map(|(k, d)| {
+                let samples = match d {
+                    Distribution::Choice(options) => options.clone(),
+                    Distribution::IntUniform(lo, _) => vec![Value::from(*lo)],
+                    Distribution::Uniform(lo, _) | Distribution::LogUniform(lo, _) => vec![Value::from(*lo)],
+                };
+                (k.as_str(), format!("random.{k}"), samples)
+            })
+        });
+        for (name, key, values) in fixed.chain(grid).chain(random) {
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+                return Err(self.err(&key, format!("each parameter set in one place only; `{name}` is already set by `{first}`")));
+            }
+            seen.push((name, key.clone()));
+            if let Some(w) = catalogue {
+                let Some(p) = w.param(name) else {
+                    let known: Vec<_> = w.params.iter().map(|p| p.name).collect();
+                    return Err(self.err(&key, format!("a parameter of workload `{}`: one of {}", w.name, known.join(", "))));
+                };
+                if let Some(bad) = values.iter().find(|v| !p.kind.accepts(v)) {
+                    return Err(self.err(&key, format!("{} ({}), got {bad}", p.kind.describe(), p.help)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// TOML values as JSON values. Dates become strings.
+pub fn to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
+    }
+}

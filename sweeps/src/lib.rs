@@ -1,0 +1,19 @@
+//! What to run: the sweep file, its validation, and its expansion into trials.
+//!
+//! Everything here is pure: no I/O beyond reading the sweep file itself, no network, no libtorch.
+//! The coordinator, the agent and the CLI all agree on trials through this crate.
+
+pub mod backoff;
+pub mod error;
+pub mod expand;
+pub mod file;
+pub mod report;
+pub mod sample;
+pub mod trial;
+pub mod workloads;
+
+pub use error::SpecError;
+pub use expand::expand;
+pub use file::{DataRef, Resources, RetryPolicy, SweepFile};
+pub use report::EpochRecord;
+pub use trial::{TrialId, TrialSpec};

@@ -1,0 +1,124 @@
+//! The metric protocol between a trial process and its agent: one JSON object per line on stdout,
+//! `{"epoch": 3, "step": 1200, "metrics": {"loss": 0.41, "acc": 0.88}}`. Other lines are logs.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: u32,
+    /// Optimizer steps so far; the epoch number when the program does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Deserialize)]
+struct LooseRecord {
+    epoch: u32,
+    #[serde(default)]
+    step: Option<i64>,
+    metrics: BTreeMap<String, LooseNumber>,
+}
+
+/// Python's `json.dumps` writes `NaN` and `Infinity` bare; a diverged loss must still be recorded.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LooseNumber {
+    Number(f64),
+    Text(String),
+}
+
+impl EpochRecord {
+    /// The step to record: the reported one, else the epoch.
+    pub fn step_or_epoch(&self) -> i64 {
+        self.step.unwrap_or(self.epoch as i64)
+    }
+
+    /// One line of the protocol, without the newline.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a record of numbers serializes")
+    }
+
+    /// `None` for a line that is not a record (a log line); `Some(Err)` for a line that looks like a
+    /// record but is malformed, so the agent can say which line was dropped.
+    pub fn parse_line(line: &str) -> Option<Result<EpochRecord, String>> {
+        let trimmed = line.trim();
+        if !trimmed.starts_with('{') {
+            return None;
+        }
+        let loose: LooseRecord = match serde_json::from_str(trimmed) {
+            Ok(r) => r,
+            Err(first) => {
+                let quoted = trimmed
+                    .replace("-Infinity", "\"-inf\"")
+                    .replace("Infinity", "\"inf\"")
+                    .replace("NaN", "\"nan\"");
+                match serde_json::from_str(&quoted) {
+                    Ok(r) => r,
+                    Err(_) => return Some(Err(format!("not a metric record: {first}"))),
+                }
+            }
+        };
+        let mut metrics = BTreeMap::new();
+        for (name, value) in loose.metrics {
+            let v = match value {
+                LooseNumber::Number(v) => v,
+                LooseNumber::Text(t) => match t.to_ascii_lowercase().as_str() {
+                    "nan" => f64::NAN,
+                    "inf" | "infinity" => f64::INFINITY,
+                    "-inf" | "-infinity" => f64::NEG_INFINITY,
+                    _ => return Some(Err(format!("metric `{name}`: expected a number, got \"{t}\""))),
+                },
+            };
+            metrics.insert(name, v);
+        }
+        Some(Ok(EpochRecord {
+            epoch: loose.epoch,
+            step: loose.step,
+            metrics,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_records_and_skips_logs() {
+        assert!(EpochRecord::parse_line("epoch 3 done").is_none());
+        let r = EpochRecord::parse_line(r#"{"epoch": 3, "metrics": {"loss": 0.41, "acc": 0.88}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.epoch, 3);
+        assert_eq!(r.step_or_epoch(), 3);
+        assert_eq!(r.metrics["acc"], 0.88);
+    }
+
+    #[test]
+    fn keeps_python_nan_and_infinity() {
+        let r = EpochRecord::parse_line(r#"{"epoch": 1, "step": 7, "metrics": {"loss": NaN, "g": -Infinity}}"#)
+            .unwrap()
+            .unwrap();
+        assert!(r.metrics["loss"].is_nan());
+        assert_eq!(r.metrics["g"], f64::NEG_INFINITY);
+        assert_eq!(r.step_or_epoch(), 7);
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        assert!(EpochRecord::parse_line(r#"{"epoch": "x"}"#).unwrap().is_err());
+        assert!(EpochRecord::parse_line(r#"{"epoch": 1, "metrics": {"a": "high"}}"#).unwrap().is_err());
+    }
+
+    #[test]
+    fn round_trips() {
+        let r = EpochRecord {
+            epoch: 2,
+            step: Some(10),
+            metrics: [("train_loss".to_string(), 0.5)].into(),
+        };
+        assert_eq!(EpochRecord::parse_line(&r.to_line()).unwrap().unwrap(), r);
+    }
+}

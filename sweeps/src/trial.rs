@@ -1,0 +1,94 @@
+//! A trial: one fully resolved configuration of a sweep, named by a hash of its content.
+
+use crate::file::{DataRef, Resources};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Content address of a trial: the first 16 hex digits of SHA-256 over the canonical JSON of
+/// (workload, command, resolved parameters, data). The seed is one of the parameters. Submitting the
+/// same trial twice therefore names the same row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialId(pub String);
+
+impl fmt::Display for TrialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything an agent needs to run one trial. Serialized as JSON on the wire and in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialSpec {
+    pub id: TrialId,
+    pub sweep: String,
+    /// Position in the expansion order, for stable listings.
+    pub index: u32,
+    pub workload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Fully resolved: workload defaults, then `[params]`, then the grid point and random sample.
+    pub params: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataRef>,
+    pub resources: Resources,
+    /// Checkpoint cadence from `[retry]`, handed to the trial process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_epochs: Option<u32>,
+}
+
+impl TrialSpec {
+    pub fn content_id(
+        workload: &str,
+        command: Option<&[String]>,
+        params: &Map<String, Value>,
+        data: Option<&DataRef>,
+    ) -> TrialId {
+        // serde_json's Map keeps keys sorted (no preserve_order here), so this JSON is canonical.
+        let canonical = serde_json::json!({
+            "workload": workload,
+            "command": command,
+            "params": params,
+            "data": data,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        TrialId(hex)
+    }
+
+    /// A parameter rendered for `--name value` arguments and `SWEEP_PARAM_*` variables: strings bare,
+    /// everything else as JSON.
+    pub fn param_as_arg(value: &Value) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_depends_on_content_not_key_order() {
+        let mut a = Map::new();
+        a.insert("width".into(), Value::from(4));
+        a.insert("seed".into(), Value::from(1));
+        let mut b = Map::new();
+        b.insert("seed".into(), Value::from(1));
+        b.insert("width".into(), Value::from(4));
+        assert_eq!(
+            TrialSpec::content_id("mlp", None, &a, None),
+            TrialSpec::content_id("mlp", None, &b, None)
+        );
+        b.insert("seed".into(), Value::from(2));
+        assert_ne!(
+            TrialSpec::content_id("mlp", None, &a, None),
+            TrialSpec::content_id("mlp", None, &b, None)
+        );
+        assert_eq!(TrialSpec::content_id("mlp", None, &a, None).0.len(), 16);
+    }
+}

@@ -1,0 +1,101 @@
+//! The catalogue of built-in workloads and their parameters, with every default named here.
+//!
+//! Trials carry fully resolved parameters, so a default changed in a later release never changes
+//! what an old trial meant, and the Parquet records the value that actually ran.
+
+use serde_json::{json, Value};
+
+/// The workload that runs a user's program per trial.
+pub const COMMAND: &str = "command";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Table,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Int => "an integer",
+            Kind::Float => "a number",
+            Kind::Bool => "a boolean",
+            Kind::Str => "a string",
+            Kind::Table => "a table",
+        }
+    }
+
+    pub fn accepts(self, v: &Value) -> bool {
+        match self {
+            Kind::Int => v.is_i64() || v.is_u64(),
+            Kind::Float => v.is_number(),
+            Kind::Bool => v.is_boolean(),
+            Kind::Str => v.is_string(),
+            Kind::Table => v.is_object(),
+        }
+    }
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: fn() -> Value,
+    pub help: &'static str,
+}
+
+pub struct Workload {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub params: &'static [Param],
+}
+
+impl Workload {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+macro_rules! param {
+    ($name:literal, $kind:ident, $default:tt, $help:literal) => {
+        Param {
+            name: $name,
+            kind: Kind::$kind,
+            default: || json!($default),
+            help: $help,
+        }
+    };
+}
+
+pub static MLP: Workload = Workload {
+    name: "mlp",
+    help: "an MLP classifier trained with libtorch on a seeded synthetic noisy classification set",
+    params: &[
+        param!("width", Int, 64, "hidden units per layer"),
+        param!("depth", Int, 1, "hidden layers"),
+        param!("hidden_trainable", Bool, true, "false: random features, only the output layer is fitted by minimum-norm least squares"),
+        param!("n", Int, 1000, "training points"),
+        param!("n_test", Int, 2000, "test points (labels never noisy)"),
+        param!("dim", Int, 32, "input dimension"),
+        param!("classes", Int, 4, "number of classes"),
+        param!("label_noise", Float, 0.1, "fraction of training labels replaced by a different class"),
+        param!("epochs", Int, 20, "training epochs (random features: one closed-form fit)"),
+        param!("batch_size", Int, 128, "mini-batch size"),
+        param!("optimizer", Table, {"name": "adam", "lr": 1e-3}, "{ name = \"adam\" | \"sgd\", lr, momentum }"),
+        param!("weight_decay", Float, 0.0, "L2 penalty; the ridge coefficient for random features"),
+        param!("seed", Int, 0, "seeds the data, the label noise and the initialisation"),
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP];
+
+pub fn find(name: &str) -> Option<&'static Workload> {
+    BUILT_IN.iter().copied().find(|w| w.name == name)
+}
+
+/// Every workload name a sweep file may use, for error messages.
+pub fn names() -> Vec<&'static str> {
+    std::iter::once(COMMAND).chain(BUILT_IN.iter().map(|w| w.name)).collect()
+}
