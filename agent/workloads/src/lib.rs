@@ -1,1 +1,2 @@
-
+//! Built-in libtorch workloads.
+pub use tch;
