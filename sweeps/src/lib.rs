@@ -4,6 +4,7 @@
 //! The coordinator, the agent and the CLI all agree on trials through this crate.
 
 pub mod backoff;
+pub mod duration;
 pub mod error;
 pub mod expand;
 pub mod file;

@@ -1,2 +1,184 @@
-//! Built-in libtorch workloads.
+//! Built-in libtorch workloads and the entry point of a trial process.
+//!
+//! A trial process reads its `TrialSpec`, runs one workload, and speaks the metric protocol of
+//! `sweep_spec::report` on stdout: one `EpochRecord` per line and nothing else (logs go to stderr).
+
 pub use tch;
+
+mod device;
+mod error;
+mod mlp;
+mod rng;
+
+pub use error::TrialError;
+
+use std::io::Write;
+use std::path::Path;
+use sweep_spec::{EpochRecord, TrialSpec};
+use tch::Device;
+
+/// Where a workload hands its records: stdout in a trial process, a vector in tests.
+pub(crate) type Sink<'a> = dyn FnMut(EpochRecord) -> anyhow::Result<()> + 'a;
+
+/// Entry point of a trial process (`sweep-agent run-trial --spec FILE` and `sweep run-trial --spec FILE` both call this).
+/// Reads the TrialSpec JSON at `spec_path`, picks the device, runs the workload named by spec.workload,
+/// prints one `EpochRecord::to_line()` per epoch on stdout (flushed after each line), and returns the process exit code:
+/// 0 success, sweep_spec::trial::EXIT_BAD_CONFIG (78) for an invalid configuration (message on stderr naming the
+/// parameter, e.g. "params.width: expected an integer >= 1, got 0"), 1 for any other error (message on stderr).
+pub fn run_trial_main(spec_path: &Path) -> i32 {
+    match run_trial(spec_path) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
+    let text = std::fs::read_to_string(spec_path).map_err(|e| {
+        anyhow::anyhow!("{}: cannot read the trial spec: {e}", spec_path.display())
+    })?;
+    // A spec that does not parse never will: failing fast beats retrying it.
+    let spec: TrialSpec = serde_json::from_str(&text).map_err(|e| {
+        TrialError::bad_config(format!("{}: not a trial spec: {e}", spec_path.display()))
+    })?;
+    let device = device::from_env()?;
+    eprintln!(
+        "trial {} of sweep {}: workload {} on {device:?}",
+        spec.id, spec.sweep, spec.workload
+    );
+    let stdout = std::io::stdout();
+    let mut emit = |record: EpochRecord| -> anyhow::Result<()> {
+        let mut out = stdout.lock();
+        writeln!(out, "{}", record.to_line())?;
+        // The agent relays records as they come; a buffered record is a lost one if the trial dies.
+        out.flush()?;
+        Ok(())
+    };
+    run_workload(&spec, device, &mut emit)
+}
+
+/// Runs the workload a spec names, handing each record to `sink`.
+pub(crate) fn run_workload(
+    spec: &TrialSpec,
+    device: Device,
+    sink: &mut Sink<'_>,
+) -> Result<(), TrialError> {
+    match spec.workload.as_str() {
+        name if name == sweep_spec::workloads::MLP.name => {
+            if spec.data.is_some() {
+                return Err(TrialError::bad_config(
+                    "data: workload `mlp` generates its own synthetic data and takes no [data] section",
+                ));
+            }
+            mlp::run(&spec.params, device, sink)
+        }
+        other => Err(TrialError::bad_config(format!(
+            "workload: expected a built-in workload ({}), got \"{other}\"",
+            sweep_spec::workloads::BUILT_IN
+                .iter()
+                .map(|w| w.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+    use sweep_spec::{Resources, TrialId};
+
+    fn spec(params: Map<String, Value>) -> TrialSpec {
+        TrialSpec {
+            id: TrialId("0123456789abcdef".into()),
+            sweep: "test".into(),
+            index: 0,
+            workload: "mlp".into(),
+            command: None,
+            params,
+            data: None,
+            resources: Resources::default(),
+            checkpoint_every_epochs: None,
+        }
+    }
+
+    fn write_spec(dir: &tempfile::TempDir, spec: &TrialSpec) -> std::path::PathBuf {
+        let path = dir.path().join("spec.json");
+        std::fs::write(&path, serde_json::to_string(spec).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn invalid_params_exit_with_bad_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(&str, Value)> = vec![
+            ("width", json!(0)),
+            ("width", json!(2.5)),
+            ("classes", json!(1)),
+            ("label_noise", json!(1.5)),
+            ("optimizer", json!({"name": "rmsprop", "lr": 0.1})),
+            ("optimizer", json!({"name": "adam", "lr": 0.1, "betas": [0.9, 0.99]})),
+            ("no_such_param", json!(3)),
+        ];
+        for (key, value) in cases {
+            let mut params = mlp::tests::params_map();
+            params.insert(key.into(), value.clone());
+            let path = write_spec(&dir, &spec(params));
+            assert_eq!(run_trial_main(&path), 78, "{key} = {value}");
+        }
+        let mut missing = mlp::tests::params_map();
+        missing.remove("seed");
+        assert_eq!(run_trial_main(&write_spec(&dir, &spec(missing))), 78);
+    }
+
+    #[test]
+    fn unknown_workload_and_broken_spec_are_bad_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(mlp::tests::params_map());
+        s.workload = "resnet".into();
+        assert_eq!(run_trial_main(&write_spec(&dir, &s)), 78);
+        let path = dir.path().join("broken.json");
+        std::fs::write(&path, "{ not json").unwrap();
+        assert_eq!(run_trial_main(&path), 78);
+        assert_eq!(run_trial_main(&dir.path().join("absent.json")), 1);
+    }
+
+    #[test]
+    fn a_valid_spec_runs_to_completion() {
+        let mut params = mlp::tests::params_map();
+        params.insert("hidden_trainable".into(), json!(false));
+        let dir = tempfile::tempdir().unwrap();
+        // Records go to stdout here; the point is the exit code of the whole path.
+        assert_eq!(run_trial_main(&write_spec(&dir, &spec(params))), 0);
+    }
+
+    /// The shipped quickstart study must show what its header promises: averaged over seeds, test
+    /// error peaks near width == n at 1.5x or more the error at both ends of the grid.
+    #[test]
+    fn quickstart_study_shows_double_descent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/quickstart.toml");
+        let file = sweep_spec::SweepFile::read(&path).unwrap();
+        let n = file.params["n"].as_u64().unwrap();
+        let mut by_width: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for trial in sweep_spec::expand(&file).unwrap() {
+            let mut last = None;
+            run_workload(&trial, Device::Cpu, &mut |r| {
+                last = Some(r);
+                Ok(())
+            })
+            .unwrap();
+            let width = trial.params["width"].as_u64().unwrap();
+            by_width.entry(width).or_default().push(last.unwrap().metrics["test_error"]);
+        }
+        let curve: Vec<(u64, f64)> =
+            by_width.iter().map(|(&w, errs)| (w, errs.iter().sum::<f64>() / errs.len() as f64)).collect();
+        eprintln!("quickstart mean test_error by width: {curve:?}");
+        let &(peak_width, peak) = curve.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        let (first, last) = (curve[0].1, curve[curve.len() - 1].1);
+        assert!((n / 2..=2 * n).contains(&peak_width), "peak at width {peak_width}, n = {n}: {curve:?}");
+        assert!(peak >= 1.5 * first && peak >= 1.5 * last, "peak too low: {curve:?}");
+    }
+}

@@ -1,0 +1,32 @@
+//! How a trial fails. The split matters to the coordinator: a bad configuration fails the trial at
+//! once (exit 78), anything else may be retried under the sweep's policy (exit 1).
+
+use sweep_spec::trial::EXIT_BAD_CONFIG;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    /// The configuration can never run; the message names the parameter and what was expected.
+    #[error("{0}")]
+    BadConfig(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl TrialError {
+    pub fn bad_config(message: impl Into<String>) -> TrialError {
+        TrialError::BadConfig(message.into())
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TrialError::BadConfig(_) => EXIT_BAD_CONFIG,
+            TrialError::Other(_) => 1,
+        }
+    }
+}
+
+impl From<tch::TchError> for TrialError {
+    fn from(e: tch::TchError) -> TrialError {
+        TrialError::Other(e.into())
+    }
+}

@@ -1,0 +1,40 @@
+//! The coordinator's errors, and their one mapping to gRPC status codes.
+
+use crate::results::ResultsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown sweep `{0}`")]
+    UnknownSweep(String),
+    #[error("unknown agent `{0}`: register again")]
+    UnknownAgent(String),
+    #[error("lease {0} is no longer current (expired, superseded or finished)")]
+    StaleLease(i64),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("results: {0}")]
+    Results(#[from] ResultsError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("store record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::UnknownSweep(_) | Error::UnknownAgent(_) => tonic::Status::not_found(message),
+            Error::StaleLease(_) => tonic::Status::failed_precondition(message),
+            Error::InvalidArgument(_) => tonic::Status::invalid_argument(message),
+            Error::Store(_) | Error::Results(_) | Error::Io(_) | Error::Corrupt(_) => {
+                tracing::error!(error = %message, "internal error");
+                tonic::Status::internal(message)
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! `trials.parquet`: one row per trial, rewritten whole (atomically) whenever trial states
+//! change. Owns the fixed columns, the `final_<metric>` columns, and reading the table back; the
+//! typed `params_<name>` columns are inferred in `params_columns`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::{Map, Value};
+
+use super::params_columns::infer_param_columns;
+use super::parquet_io::{column, opt, read_batches, timestamp_type, write_batch, UTC};
+use super::{ResultsError, TRIALS_FILE};
+
+/// Prefix of the per-metric final value columns.
+const FINAL_PREFIX: &str = "final_";
+
+/// One trial as users see it in `trials.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    pub sweep: String,
+    pub trial_id: String,
+    pub workload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub agent: Option<String>,
+    /// Microseconds since the Unix epoch, UTC.
+    pub started_at_us: Option<i64>,
+    /// Microseconds since the Unix epoch, UTC.
+    pub finished_at_us: Option<i64>,
+    pub duration_s: Option<f64>,
+    /// The resolved configuration of the trial.
+    pub params: Map<String, Value>,
+    /// Value of each metric at the last epoch.
+    pub finals: BTreeMap<String, f64>,
+}
+
+/// The columns every trials table has, in order, before the `params_*` and `final_*` columns.
+fn fixed_fields() -> Vec<Field> {
+    vec![
+        Field::new("sweep", DataType::Utf8, false),
+        Field::new("trial_id", DataType::Utf8, false),
+        Field::new("workload", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("attempts", DataType::Int32, false),
+        Field::new("agent", DataType::Utf8, true),
+        Field::new("started_at", timestamp_type(), true),
+        Field::new("finished_at", timestamp_type(), true),
+        Field::new("duration_s", DataType::Float64, true),
+        Field::new("params", DataType::Utf8, false),
+    ]
+}
+
+/// Writes `<sweep_dir>/trials.parquet`, replacing any previous version atomically, and returns its
+/// path. The `params_*` and `final_*` columns are derived from these rows alone, so the schema can
+/// grow (or shrink) between rewrites; queries across sweeps should use `union_by_name`.
+pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf, ResultsError> {
+    let path = sweep_dir.join(TRIALS_FILE);
+    let param_columns = infer_param_columns(rows.iter().map(|r| &r.params));
+    let final_names: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.finals.keys().map(String::as_str))
+        .collect();
+
+    let mut fields = fixed_fields();
+    fields.extend(param_columns.iter().map(|c| c.field()));
+    fields.extend(
+        final_names
+            .iter()
+            .map(|m| Field::new(format!("{FINAL_PREFIX}{m}"), DataType::Float64, true)),
+    );
+
+    let timestamps = |get: fn(&TrialRow) -> Option<i64>| -> ArrayRef {
+        Arc::new(
+            rows.iter()
+                .map(get)
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone(UTC),
+        )
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.sweep))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| &r.trial_id),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| &r.workload),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| &r.status),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.attempts),
+        )),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.agent.as_deref())
+                .collect::<StringArray>(),
+        ),
+        timestamps(|r| r.started_at_us),
+        timestamps(|r| r.finished_at_us),
+        Arc::new(rows.iter().map(|r| r.duration_s).collect::<Float64Array>()),
+        // A JSON object's text cannot fail to serialize: keys are strings and serde_json numbers
+        // are always finite.
+        Arc::new(StringArray::from_iter_values(
+            rows.iter()
+                .map(|r| Value::Object(r.params.clone()).to_string()),
+        )),
+    ];
+    columns.extend(
+        param_columns
+            .iter()
+            .map(|c| c.build(rows.iter().map(|r| &r.params))),
+    );
+    columns.extend(final_names.iter().map(|m| -> ArrayRef {
+        Arc::new(
+            rows.iter()
+                .map(|r| r.finals.get(*m).copied())
+                .collect::<Float64Array>(),
+        )
+    }));
+
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(ResultsError::arrow(&path))?;
+    write_batch(&path, &batch)?;
+    Ok(path)
+}
+
+/// Reads a trials table back into rows: the inverse of [`write_trials_table`]. Parameters come
+/// from the lossless `params` JSON column (the typed `params_*` columns are ignored), finals from
+/// the `final_*` columns, where null means the trial has no such metric.
+pub fn read_trials_table(path: &Path) -> Result<Vec<TrialRow>, ResultsError> {
+    let mut rows = Vec::new();
+    for batch in read_batches(path)? {
+        append_rows(&batch, path, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+fn append_rows(
+    batch: &RecordBatch,
+    path: &Path,
+    out: &mut Vec<TrialRow>,
+) -> Result<(), ResultsError> {
+    let ts = timestamp_type();
+    let sweep = column::<StringArray>(batch, "sweep", &DataType::Utf8, true, path)?;
+    let trial_id = column::<StringArray>(batch, "trial_id", &DataType::Utf8, true, path)?;
+    let workload = column::<StringArray>(batch, "workload", &DataType::Utf8, true, path)?;
+    let status = column::<StringArray>(batch, "status", &DataType::Utf8, true, path)?;
+    let attempts = column::<Int32Array>(batch, "attempts", &DataType::Int32, true, path)?;
+    let agent = column::<StringArray>(batch, "agent", &DataType::Utf8, false, path)?;
+    let started_at = column::<TimestampMicrosecondArray>(batch, "started_at", &ts, false, path)?;
+    let finished_at = column::<TimestampMicrosecondArray>(batch, "finished_at", &ts, false, path)?;
+    let duration_s = column::<Float64Array>(batch, "duration_s", &DataType::Float64, false, path)?;
+    let params = column::<StringArray>(batch, "params", &DataType::Utf8, true, path)?;
+
+    let schema = batch.schema();
+    let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
+    for field in schema.fields() {
+        if let Some(metric) = field.name().strip_prefix(FINAL_PREFIX) {
+            finals.push((
+                metric,
+                column(batch, field.name(), &DataType::Float64, false, path)?,
+            ));
+        }
+    }
+
+    for i in 0..batch.num_rows() {
+        let trial = trial_id.value(i);
+        out.push(TrialRow {
+            sweep: sweep.value(i).to_owned(),
+            trial_id: trial.to_owned(),
+            workload: workload.value(i).to_owned(),
+            status: status.value(i).to_owned(),
+            attempts: attempts.value(i),
+            agent: opt(agent, i, |a, i| a.value(i).to_owned()),
+            started_at_us: opt(started_at, i, |a, i| a.value(i)),
+            finished_at_us: opt(finished_at, i, |a, i| a.value(i)),
+            duration_s: opt(duration_s, i, |a, i| a.value(i)),
+            params: parse_params(params.value(i), trial, path)?,
+            finals: finals
+                .iter()
+                .filter(|(_, values)| !values.is_null(i))
+                .map(|(metric, values)| ((*metric).to_owned(), values.value(i)))
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+fn parse_params(
+    text: &str,
+    trial_id: &str,
+    path: &Path,
+) -> Result<Map<String, Value>, ResultsError> {
+    let error = |message: String| ResultsError::ParamsJson {
+        path: path.to_path_buf(),
+        trial_id: trial_id.to_owned(),
+        message,
+    };
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(error(format!("expected a json object, found `{other}`"))),
+        Err(e) => Err(error(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+    use serde_json::json;
+    use std::fs::File;
+
+    fn trial(id: &str, params: Value, finals: &[(&str, f64)]) -> TrialRow {
+        TrialRow {
+            sweep: "dd".into(),
+            trial_id: id.into(),
+            workload: "double_descent".into(),
+            status: "succeeded".into(),
+            attempts: 1,
+            agent: Some("gpu-node-1".into()),
+            started_at_us: Some(1_700_000_000_000_000),
+            finished_at_us: Some(1_700_000_060_000_000),
+            duration_s: Some(60.0),
+            params: params.as_object().unwrap().clone(),
+            finals: finals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    fn sample_rows() -> Vec<TrialRow> {
+        let mut pending = trial(
+            "t1",
+            json!({"width": 2, "lr": 1, "aug": false, "model": "vit", "seed": "a", "extra": [1, 2]}),
+            &[],
+        );
+        pending.status = "pending".into();
+        pending.attempts = 0;
+        pending.agent = None;
+        pending.started_at_us = None;
+        pending.finished_at_us = None;
+        pending.duration_s = None;
+        vec![
+            trial(
+                "t0",
+                json!({
+                    "width": 1, "lr": 0.5, "aug": true, "model": "resnet", "seed": 3,
+                    "optimizer": {"name": "adam", "lr": 1e-4}
+                }),
+                &[
+                    ("test_acc", 0.9),
+                    ("train_loss", 0.01),
+                    ("class_acc/cat", 0.8),
+                ],
+            ),
+            pending,
+            trial("t2", json!({"width": 4}), &[("test_acc", 0.95)]),
+        ]
+    }
+
+    fn schema_of(path: &Path) -> Vec<(String, DataType, bool)> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+        builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
+            .collect()
+    }
+
+    #[test]
+    fn schema_is_fixed_columns_then_sorted_params_then_sorted_finals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_trials_table(tmp.path(), &sample_rows()).unwrap();
+        assert_eq!(path, tmp.path().join("trials.parquet"));
+        let ts = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()));
+        let col = |n: &str, t: DataType, nullable: bool| (n.to_string(), t, nullable);
+        assert_eq!(
+            schema_of(&path),
+            vec![
+                col("sweep", DataType::Utf8, false),
+                col("trial_id", DataType::Utf8, false),
+                col("workload", DataType::Utf8, false),
+                col("status", DataType::Utf8, false),
+                col("attempts", DataType::Int32, false),
+                col("agent", DataType::Utf8, true),
+                col("started_at", ts.clone(), true),
+                col("finished_at", ts, true),
+                col("duration_s", DataType::Float64, true),
+                col("params", DataType::Utf8, false),
+                col("params_aug", DataType::Boolean, true),
+                col("params_extra", DataType::Utf8, true),
+                col("params_lr", DataType::Float64, true),
+                col("params_model", DataType::Utf8, true),
+                col("params_optimizer", DataType::Utf8, true),
+                col("params_seed", DataType::Utf8, true),
+                col("params_width", DataType::Int64, true),
+                col("final_class_acc/cat", DataType::Float64, true),
+                col("final_test_acc", DataType::Float64, true),
+                col("final_train_loss", DataType::Float64, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn typed_param_cells_hold_the_inferred_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_trials_table(tmp.path(), &sample_rows()).unwrap();
+        let batch = &read_batches(&path).unwrap()[0];
+        let strings = |name: &str| {
+            let a = batch.column_by_name(name).unwrap();
+            let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+            (0..a.len())
+                .map(|i| opt(a, i, |a, i| a.value(i).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strings("params_seed"),
+            vec![Some("3".into()), Some("\"a\"".into()), None]
+        );
+        assert_eq!(
+            strings("params_model"),
+            vec![Some("resnet".into()), Some("vit".into()), None]
+        );
+        let lr = batch.column_by_name("params_lr").unwrap();
+        let lr = lr.as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!((lr.value(0), lr.value(1), lr.is_null(2)), (0.5, 1.0, true));
+    }
+
+    #[test]
+    fn round_trip_keeps_params_and_missing_finals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = sample_rows();
+        let path = write_trials_table(tmp.path(), &rows).unwrap();
+        let back = read_trials_table(&path).unwrap();
+        assert_eq!(back, rows);
+        assert!(back[1].finals.is_empty());
+        assert_eq!(
+            back[0].params["optimizer"],
+            json!({"name": "adam", "lr": 1e-4})
+        );
+        assert_eq!(back[0].params["width"], json!(1));
+        assert_eq!(back[0].params["lr"], json!(0.5));
+        assert_eq!(back[0].params["aug"], json!(true));
+    }
+
+    #[test]
+    fn rewrite_replaces_atomically_and_leaves_no_temporary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = sample_rows();
+        write_trials_table(tmp.path(), &rows).unwrap();
+        let path = write_trials_table(tmp.path(), &rows[..1]).unwrap();
+        assert_eq!(read_trials_table(&path).unwrap(), rows[..1].to_vec());
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["trials.parquet"]);
+    }
+
+    #[test]
+    fn empty_table_has_only_fixed_columns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_trials_table(tmp.path(), &[]).unwrap();
+        assert_eq!(schema_of(&path).len(), fixed_fields().len());
+        assert_eq!(read_trials_table(&path).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn every_column_chunk_is_zstd_compressed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_trials_table(tmp.path(), &sample_rows()).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        for rg in builder.metadata().row_groups() {
+            for col in rg.columns() {
+                assert!(
+                    matches!(col.compression(), Compression::ZSTD(_)),
+                    "{}",
+                    col.column_path()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_column_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A metrics part is a valid Parquet file without the trials columns.
+        let part = super::super::write_metrics_part(tmp.path(), 0, 0, &[]).unwrap();
+        let err = read_trials_table(&part).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("part-0000000000000000-0000000000000000.parquet"),
+            "{text}"
+        );
+        assert!(text.contains("missing column `workload`"), "{text}");
+    }
+}

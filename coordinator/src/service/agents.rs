@@ -1,0 +1,103 @@
+//! `sweep.v1.AgentService`: what agents call. Every write names its lease; the store refuses
+//! writes under a lease that is no longer current.
+
+use crate::convert;
+use crate::scheduler::LeaseVerdict;
+use crate::shared::Shared;
+use crate::store::{Completion, LeaseReport, MetricBatch};
+use std::time::Duration;
+use sweep_proto::v1::{self as pb, agent_service_server::AgentService};
+use tonic::{Request, Response, Status};
+
+/// Longest metric name accepted; `class_acc/<class>` names stay far below it.
+const MAX_METRIC_NAME: usize = 256;
+
+pub struct AgentApi {
+    pub shared: Shared,
+    pub lease_ttl: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = req.into_inner();
+        if r.name.is_empty() {
+            return Err(Status::invalid_argument("name: expected a non-empty agent name"));
+        }
+        let id = {
+            let r = r.clone();
+            self.shared.write(move |s, now| s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, now)).await?
+        };
+        tracing::info!(agent = %id, host = %r.hostname, slots = r.slots, gpus = ?r.gpus, "agent registered");
+        Ok(Response::new(pb::RegisterResponse {
+            agent_id: id,
+            lease_ttl_ms: self.lease_ttl.as_millis() as i64,
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as i64,
+        }))
+    }
+
+    async fn lease(&self, req: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
+        let r = req.into_inner();
+        let agent = r.agent_id.clone();
+        let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, r.free_gpus, now)).await?;
+        for g in &grants {
+            tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, "leased");
+        }
+        Ok(Response::new(pb::LeaseResponse {
+            leases: grants
+                .into_iter()
+                .map(|g| pb::Lease {
+                    lease_id: g.lease_id,
+                    sweep_id: g.spec.sweep.clone(),
+                    attempt: g.attempt,
+                    deadline_ms: g.deadline_ms,
+                    trial: Some(convert::trial_to_wire(&g.spec)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let r = req.into_inner();
+        let leases: Vec<LeaseReport> = r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
+        let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &leases, now)).await?;
+        let commands = verdicts
+            .into_iter()
+            .map(|(lease_id, verdict, deadline_ms)| {
+                let action = match verdict {
+                    LeaseVerdict::Extend => pb::LeaseAction::Continue,
+                    LeaseVerdict::Stop => pb::LeaseAction::Stop,
+                    LeaseVerdict::Abandon => pb::LeaseAction::Abandon,
+                };
+                pb::LeaseCommand { lease_id, action: action as i32, deadline_ms }
+            })
+            .collect();
+        Ok(Response::new(pb::HeartbeatResponse { commands }))
+    }
+
+    async fn report_metrics(&self, req: Request<pb::ReportMetricsRequest>) -> Result<Response<pb::ReportMetricsResponse>, Status> {
+        let r = req.into_inner();
+        if let Some(bad) = r.epochs.iter().flat_map(|e| &e.metrics).find(|m| m.name.is_empty() || m.name.len() > MAX_METRIC_NAME) {
+            return Err(Status::invalid_argument(format!("metric name `{}`: expected 1 to {MAX_METRIC_NAME} characters", bad.name)));
+        }
+        let batch = MetricBatch { lease_id: r.lease_id, epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect() };
+        let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
+        Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
+    }
+
+    async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
+        let r = req.into_inner();
+        let lease_id = r.lease_id;
+        let c = Completion {
+            exit_code: r.exit_code,
+            signal: r.signal,
+            stderr_tail: r.stderr_tail,
+            launch_error: r.launch_error,
+            stopped_by_request: r.stopped_by_request,
+        };
+        let state = self.shared.write(move |s, now| s.complete(lease_id, &c, now)).await?;
+        tracing::info!(lease = lease_id, state = %state, "attempt completed");
+        Ok(Response::new(pb::CompleteResponse { trial_state: state.as_str().to_string() }))
+    }
+}

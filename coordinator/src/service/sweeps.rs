@@ -1,0 +1,116 @@
+//! `sweep.v1.SweepService`: what users call from the CLI.
+
+use crate::convert;
+use crate::shared::Shared;
+use std::pin::Pin;
+use std::time::Duration;
+use sweep_proto::v1::{self as pb, sweep_service_server::SweepService};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Agents silent for longer than this are left out of listings.
+const AGENT_LISTING_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+pub struct SweepApi {
+    pub shared: Shared,
+}
+
+#[tonic::async_trait]
+impl SweepService for SweepApi {
+    async fn submit_sweep(&self, req: Request<pb::SubmitSweepRequest>) -> Result<Response<pb::SubmitSweepResponse>, Status> {
+        let sweep = convert::sweep_from_wire(req.into_inner())?;
+        let name = sweep.name.clone();
+        let out = self.shared.write(move |s, now| s.submit(&sweep, now)).await?;
+        tracing::info!(sweep = %name, added = out.added, total = out.total, "sweep submitted");
+        Ok(Response::new(pb::SubmitSweepResponse { sweep_id: name, trials_added: out.added, trials_total: out.total }))
+    }
+
+    async fn get_sweep(&self, req: Request<pb::GetSweepRequest>) -> Result<Response<pb::GetSweepResponse>, Status> {
+        let name = req.into_inner().sweep_id;
+        let (summary, trials, agents) = self
+            .shared
+            .read(move |s, now| Ok((s.summary(&name)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?)))
+            .await?;
+        Ok(Response::new(pb::GetSweepResponse {
+            summary: Some(convert::summary_to_wire(&summary)),
+            trials: trials.into_iter().map(convert::trial_status_to_wire).collect(),
+            agents: agents.into_iter().map(convert::agent_to_wire).collect(),
+        }))
+    }
+
+    async fn list_sweeps(&self, _req: Request<pb::ListSweepsRequest>) -> Result<Response<pb::ListSweepsResponse>, Status> {
+        let (summaries, agents) = self
+            .shared
+            .read(|s, now| {
+                let summaries = s.sweep_names()?.iter().map(|n| s.summary(n)).collect::<Result<Vec<_>, _>>()?;
+                Ok((summaries, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
+            })
+            .await?;
+        Ok(Response::new(pb::ListSweepsResponse {
+            sweeps: summaries.iter().map(convert::summary_to_wire).collect(),
+            agents: agents.into_iter().map(convert::agent_to_wire).collect(),
+        }))
+    }
+
+    async fn cancel_sweep(&self, req: Request<pb::CancelSweepRequest>) -> Result<Response<pb::CancelSweepResponse>, Status> {
+        let name = req.into_inner().sweep_id;
+        let n = {
+            let name = name.clone();
+            self.shared.write(move |s, now| s.cancel(&name, now)).await?
+        };
+        tracing::info!(sweep = %name, trials = n, "sweep cancelled");
+        Ok(Response::new(pb::CancelSweepResponse { trials_cancelled: n }))
+    }
+
+    type WatchSweepStream = Pin<Box<dyn Stream<Item = Result<pb::WatchSweepResponse, Status>> + Send>>;
+
+    async fn watch_sweep(&self, req: Request<pb::WatchSweepRequest>) -> Result<Response<Self::WatchSweepStream>, Status> {
+        let name = req.into_inner().sweep_id;
+        let shared = self.shared.clone();
+        // Fail now, not in the stream, for an unknown sweep.
+        let first = {
+            let name = name.clone();
+            shared.read(move |s, _| s.summary(&name)).await?
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut changes = shared.subscribe();
+        tokio::spawn(async move {
+            let mut summary = first;
+            let mut last_sent = None;
+            loop {
+                if last_sent.as_ref() != Some(&summary) {
+                    let msg = pb::WatchSweepResponse { summary: Some(convert::summary_to_wire(&summary)) };
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
+                    last_sent = Some(summary.clone());
+                }
+                if summary.is_done() {
+                    return;
+                }
+                // Changes arrive in bursts; a short pause batches them into one update.
+                if changes.changed().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let name = name.clone();
+                summary = match shared.read(move |s, _| s.summary(&name)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_results(&self, req: Request<pb::GetResultsRequest>) -> Result<Response<pb::GetResultsResponse>, Status> {
+        let name = req.into_inner().sweep_id;
+        let rows = self.shared.read(move |s, _| s.trial_rows(&name)).await?;
+        Ok(Response::new(pb::GetResultsResponse {
+            trials: rows.into_iter().enumerate().map(|(i, r)| convert::result_to_wire(i as u32, r)).collect(),
+        }))
+    }
+}

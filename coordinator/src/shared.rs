@@ -1,0 +1,60 @@
+//! The one owner of scheduler state: the store behind a mutex held only for one short, blocking
+//! transaction at a time (never across an `.await`), plus a change counter that wakes watchers.
+
+use crate::error::{Error, Result};
+use crate::store::{now_ms, Store};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Shared {
+    store: Arc<Mutex<Store>>,
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Shared {
+    pub fn new(store: Store) -> Shared {
+        Shared { store: Arc::new(Mutex::new(store)), changes: Arc::new(watch::channel(0).0) }
+    }
+
+    /// Runs a read on a blocking thread, with the clock read once.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store, i64) -> Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard, now_ms())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
+    /// Runs a write on a blocking thread, then wakes everyone watching for changes.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard, now_ms())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        out
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// For blocking code (the Parquet sink) that is already off the async runtime.
+    pub fn blocking_store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,127 @@
+//! The Parquet sink: copies new metric rows and changed trial tables from the store to
+//! `results/<sweep>/`. Rows are written in store order and part files are named by their sequence
+//! range, so after a crash the files themselves say where to resume: nothing is written twice and
+//! nothing is skipped.
+
+use crate::error::Result;
+use crate::results::{self, sweep_dir};
+use crate::shared::Shared;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Rows per part file at most; a busy sweep rolls to a new file after this many.
+const MAX_ROWS_PER_PART: u32 = 250_000;
+
+/// Where the files stand, per sweep. Owned by the sink task alone.
+struct Written {
+    root: PathBuf,
+    metric_seq: HashMap<String, i64>,
+    trials_version: HashMap<String, i64>,
+}
+
+impl Written {
+    /// Writes everything the store has that the files do not. Blocking.
+    fn catch_up(&mut self, shared: &Shared) -> Result<()> {
+        let cursors = shared.blocking_store().cursors()?;
+        for c in cursors {
+            let dir = sweep_dir(&self.root, &c.name);
+            let written = match self.metric_seq.get(&c.name) {
+                Some(seq) => *seq,
+                None => self.resume_point(&dir, &c.name, c.last_metric_seq)?,
+            };
+            let mut written = written;
+            while c.last_metric_seq > written {
+                let rows = shared.blocking_store().metrics_after(&c.name, written, MAX_ROWS_PER_PART)?;
+                let (Some(first), Some(last)) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq)) else {
+                    break;
+                };
+                let rows: Vec<_> = rows.into_iter().map(|r| r.row).collect();
+                results::write_metrics_part(&dir, first, last, &rows)?;
+                written = last;
+            }
+            self.metric_seq.insert(c.name.clone(), written);
+            if self.trials_version.get(&c.name) != Some(&c.trials_version) {
+                let rows = shared.blocking_store().trial_rows(&c.name)?;
+                results::write_trials_table(&dir, &rows)?;
+                self.trials_version.insert(c.name.clone(), c.trials_version);
+            }
+        }
+        Ok(())
+    }
+
+    /// The last row already in this sweep's part files. Files written from a different store (its
+    /// state folder was deleted, the results kept) would hide new rows, so they are moved aside.
+    fn resume_point(&self, dir: &std::path::Path, sweep: &str, store_seq: i64) -> Result<i64> {
+        let on_disk = results::last_written_seq(dir)?.unwrap_or(0);
+        if on_disk <= store_seq {
+            return Ok(on_disk);
+        }
+        let metrics = dir.join("metrics");
+        let aside = dir.join(format!("metrics.from-another-store-{}", crate::store::now_ms()));
+        tracing::warn!(sweep, moved_to = %aside.display(), "results were written from another state store; moving them aside");
+        std::fs::rename(&metrics, &aside)?;
+        Ok(0)
+    }
+}
+
+/// Asks the sink to write now; the answer comes when the files are on disk.
+#[derive(Clone)]
+pub struct SinkHandle {
+    tx: mpsc::Sender<oneshot::Sender<Result<()>>>,
+}
+
+impl SinkHandle {
+    pub async fn flush(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || crate::Error::Io(std::io::Error::other("the parquet sink has stopped"));
+        self.tx.send(reply).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+/// Starts the sink: it writes every `interval`, on request, and once more when all handles are
+/// dropped (shutdown).
+pub fn spawn(shared: Shared, root: PathBuf, interval: Duration) -> (SinkHandle, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<oneshot::Sender<Result<()>>>(16);
+    let task = tokio::spawn(async move {
+        let mut written = Some(Written { root, metric_seq: HashMap::new(), trials_version: HashMap::new() });
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reply = tokio::select! {
+                _ = tick.tick() => None,
+                msg = rx.recv() => match msg {
+                    Some(reply) => Some(reply),
+                    None => break,
+                },
+            };
+            let mut w = written.take().expect("the sink's record is always returned");
+            let shared = shared.clone();
+            let (w, outcome) = tokio::task::spawn_blocking(move || {
+                let outcome = w.catch_up(&shared);
+                (w, outcome)
+            })
+            .await
+            .expect("the sink's writer does not panic");
+            written = Some(w);
+            match reply {
+                Some(reply) => {
+                    let _ = reply.send(outcome);
+                }
+                None => {
+                    if let Err(e) = outcome {
+                        tracing::error!(error = %e, "writing parquet failed; will retry");
+                    }
+                }
+            }
+        }
+        let mut w = written.take().expect("present");
+        let outcome = tokio::task::spawn_blocking(move || w.catch_up(&shared)).await;
+        if let Ok(Err(e)) | Err(e) = outcome.map_err(|e| crate::Error::Io(std::io::Error::other(e))) {
+            tracing::error!(error = %e, "final parquet flush failed; the rows stay in the store and are written at the next start");
+        }
+    });
+    (SinkHandle { tx }, task)
+}

@@ -1,0 +1,52 @@
+//! Agents: who registered, what they offer, when they were last heard from.
+
+use super::Store;
+use crate::error::Result;
+use rusqlite::params;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub id: String,
+    pub hostname: String,
+    pub slots: u32,
+    pub gpus: Vec<String>,
+    pub last_seen_ms: i64,
+    /// Trials it holds leases for now.
+    pub running: u32,
+}
+
+impl Store {
+    /// Registers an agent and returns its id: its name, made unique with a number.
+    pub fn register_agent(&mut self, name: &str, hostname: &str, slots: u32, gpus: &[String], now_ms: i64) -> Result<String> {
+        let tx = self.conn.transaction()?;
+        let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
+        let id = format!("{name}-{n}");
+        tx.execute(
+            "INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![id, name, hostname, slots, gpus.join(","), now_ms],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Agents heard from within `window_ms`, with the number of leases each holds.
+    pub fn agents(&self, now_ms: i64, window_ms: i64) -> Result<Vec<AgentRecord>> {
+        let mut q = self.conn.prepare(
+            "SELECT a.id, a.hostname, a.slots, a.gpus, a.last_seen_ms,
+                    (SELECT COUNT(*) FROM trials t WHERE t.agent = a.id AND t.state IN ('leased', 'running'))
+             FROM agents a WHERE a.last_seen_ms >= ?1 ORDER BY a.registered_at_ms, a.id",
+        )?;
+        let rows = q.query_map([now_ms - window_ms], |r| {
+            let gpus: String = r.get(3)?;
+            Ok(AgentRecord {
+                id: r.get(0)?,
+                hostname: r.get(1)?,
+                slots: r.get(2)?,
+                gpus: gpus.split(',').filter(|g| !g.is_empty()).map(str::to_string).collect(),
+                last_seen_ms: r.get(4)?,
+                running: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

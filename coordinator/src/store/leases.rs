@@ -1,0 +1,293 @@
+//! Leases: handing trials to agents, keeping them alive, taking them back, and closing attempts.
+//! The lease id is the `attempts` row id: increasing, never reused, and the fencing token that
+//! every write from an agent must carry.
+
+use super::sweeps::{bump_trials_version, parse_spec, sweep_policy};
+use super::Store;
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, Counters, Event, Exit, TrialState};
+use crate::scheduler::{self, Candidate, LeaseVerdict};
+use rusqlite::{params, OptionalExtension, Transaction};
+use sweep_spec::TrialSpec;
+
+/// A trial handed to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub lease_id: i64,
+    pub attempt: u32,
+    pub deadline_ms: i64,
+    pub spec: TrialSpec,
+}
+
+/// An agent's view of one of its leases, sent with each heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseReport {
+    pub lease_id: i64,
+    pub running: bool,
+}
+
+/// How an attempt ended, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Completion {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stderr_tail: String,
+    pub launch_error: String,
+    pub stopped_by_request: bool,
+}
+
+impl Completion {
+    fn exit(&self) -> Exit {
+        match (self.exit_code, self.signal) {
+            _ if self.stopped_by_request => Exit::StoppedOnRequest,
+            _ if !self.launch_error.is_empty() => Exit::Failure,
+            (Some(0), None) => Exit::Success,
+            (Some(sweep_spec::trial::EXIT_BAD_CONFIG), None) => Exit::BadConfig,
+            _ => Exit::Failure,
+        }
+    }
+
+    /// The error recorded with the attempt, or None for a success.
+    fn error(&self) -> Option<String> {
+        let cause = if !self.launch_error.is_empty() {
+            format!("could not start: {}", self.launch_error)
+        } else if let Some(sig) = self.signal {
+            format!("killed by signal {sig}")
+        } else {
+            match self.exit_code {
+                Some(0) => return None,
+                Some(code) => format!("exit code {code}"),
+                None => "ended without an exit status".to_string(),
+            }
+        };
+        let tail = self.stderr_tail.trim();
+        Some(if tail.is_empty() { cause } else { format!("{cause}: {tail}") })
+    }
+}
+
+/// The trial a lease belongs to, and whether it is still that trial's lease.
+struct Holder {
+    sweep: String,
+    trial_id: String,
+    state: TrialState,
+    counters: Counters,
+    current_lease: Option<i64>,
+}
+
+impl Store {
+    /// Hands out up to `free_slots` pending trials of active sweeps, oldest sweep first.
+    pub fn lease(&mut self, agent_id: &str, free_slots: u32, free_gpus: u32, now_ms: i64) -> Result<Vec<Grant>> {
+        let ttl = self.lease_ttl_ms;
+        let tx = self.conn.transaction()?;
+        touch_agent(&tx, agent_id, now_ms)?;
+        if free_slots == 0 {
+            tx.commit()?;
+            return Ok(Vec::new());
+        }
+        let pending: Vec<(String, String, u32, Counters, String)> = {
+            let mut q = tx.prepare_cached(
+                "SELECT t.sweep, t.trial_id, t.gpus, t.attempt, t.user_failures, t.lost, t.spec
+                 FROM trials t JOIN sweeps s ON s.name = t.sweep
+                 WHERE t.state = 'pending' AND s.state = 'active' AND t.gpus <= ?1
+                 ORDER BY s.seq, t.idx LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![free_gpus, free_slots * 4], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let candidates: Vec<Candidate> = pending.iter().map(|p| Candidate { gpus: p.2 }).collect();
+        let deadline_ms = now_ms + ttl;
+        let mut grants = Vec::new();
+        for i in scheduler::choose(&candidates, free_slots, free_gpus) {
+            let (sweep, trial_id, _, counters, spec) = &pending[i];
+            let policy = sweep_policy(&tx, sweep)?;
+            let (state, counters) = lifecycle::transition(TrialState::Pending, *counters, Event::Leased, policy)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sweep, trial_id, counters.attempt, agent_id, now_ms],
+            )?;
+            let lease_id = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE trials SET state = ?3, attempt = ?4, lease_id = ?5, agent = ?6, deadline_ms = ?7
+                 WHERE sweep = ?1 AND trial_id = ?2",
+                params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
+            )?;
+            bump_trials_version(&tx, sweep)?;
+            grants.push(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec: parse_spec(spec)? });
+        }
+        tx.commit()?;
+        Ok(grants)
+    }
+
+    /// Extends the agent's current leases and marks started trials running. Returns, per lease,
+    /// what the agent must do and the new deadline.
+    pub fn heartbeat(&mut self, agent_id: &str, leases: &[LeaseReport], now_ms: i64) -> Result<Vec<(i64, LeaseVerdict, i64)>> {
+        let deadline = now_ms + self.lease_ttl_ms;
+        let tx = self.conn.transaction()?;
+        touch_agent(&tx, agent_id, now_ms)?;
+        let mut verdicts = Vec::with_capacity(leases.len());
+        for lease in leases {
+            let Some(h) = holder(&tx, lease.lease_id)? else {
+                verdicts.push((lease.lease_id, LeaseVerdict::Abandon, 0));
+                continue;
+            };
+            let verdict = scheduler::judge_lease(h.state, h.current_lease, lease.lease_id);
+            if verdict == LeaseVerdict::Extend {
+                let mut state = h.state;
+                if lease.running && h.state == TrialState::Leased {
+                    let policy = sweep_policy(&tx, &h.sweep)?;
+                    state = lifecycle::transition(h.state, h.counters, Event::Started, policy)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?
+                        .0;
+                    tx.execute("UPDATE attempts SET started_at_ms = ?2 WHERE lease_id = ?1", params![lease.lease_id, now_ms])?;
+                    tx.execute(
+                        "UPDATE trials SET started_at_ms = COALESCE(started_at_ms, ?3) WHERE sweep = ?1 AND trial_id = ?2",
+                        params![h.sweep, h.trial_id, now_ms],
+                    )?;
+                    bump_trials_version(&tx, &h.sweep)?;
+                }
+                tx.execute(
+                    "UPDATE trials SET state = ?3, deadline_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
+                    params![h.sweep, h.trial_id, state.as_str(), deadline],
+                )?;
+            }
+            verdicts.push((lease.lease_id, verdict, deadline));
+        }
+        tx.commit()?;
+        Ok(verdicts)
+    }
+
+    /// Closes an attempt. Refused unless `lease_id` is still the trial's lease (a compare-and-set
+    /// on the trial's current attempt). Returns the trial's state afterwards.
+    pub fn complete(&mut self, lease_id: i64, c: &Completion, now_ms: i64) -> Result<TrialState> {
+        let tx = self.conn.transaction()?;
+        let h = holder(&tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
+        let policy = sweep_policy(&tx, &h.sweep)?;
+        let exit = c.exit();
+        let outcome = match exit {
+            Exit::Success => "succeeded",
+            Exit::Failure => "failed",
+            Exit::BadConfig => "bad_config",
+            Exit::StoppedOnRequest => "stopped",
+        };
+        let error = c.error();
+        match scheduler::judge_lease(h.state, h.current_lease, lease_id) {
+            LeaseVerdict::Abandon => return Err(Error::StaleLease(lease_id)),
+            LeaseVerdict::Stop => {
+                // Cancelled while running: the trial stays cancelled; close the attempt for the record.
+                close_attempt(&tx, lease_id, "cancelled", c, error.as_deref(), now_ms)?;
+                tx.execute("UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2", params![h.sweep, h.trial_id])?;
+                tx.commit()?;
+                return Ok(TrialState::Cancelled);
+            }
+            LeaseVerdict::Extend => {}
+        }
+        let (next, counters) = lifecycle::transition(h.state, h.counters, Event::Exited(exit), policy)
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        close_attempt(&tx, lease_id, outcome, c, error.as_deref(), now_ms)?;
+        let finished = next.is_terminal().then_some(now_ms);
+        tx.execute(
+            "UPDATE trials SET state = ?3, user_failures = ?4, lease_id = NULL, deadline_ms = NULL,
+                    finished_at_ms = ?5, last_error = COALESCE(?6, last_error),
+                    started_at_ms = COALESCE(started_at_ms, ?7)
+             WHERE sweep = ?1 AND trial_id = ?2",
+            params![h.sweep, h.trial_id, next.as_str(), counters.user_failures, finished, error, now_ms],
+        )?;
+        bump_trials_version(&tx, &h.sweep)?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// Takes back every lease whose deadline has passed. Returns (sweep, trial, attempt, new state).
+    pub fn reap_expired(&mut self, now_ms: i64) -> Result<Vec<(String, String, u32, TrialState)>> {
+        let tx = self.conn.transaction()?;
+        let expired: Vec<(String, String, String, Counters, i64, i64)> = {
+            let mut q = tx.prepare_cached(
+                "SELECT sweep, trial_id, state, attempt, user_failures, lost, lease_id, deadline_ms
+                 FROM trials WHERE state IN ('leased', 'running')",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?, r.get(7)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|row| scheduler::is_expired(row.5, now_ms))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (sweep, trial_id, state, counters, lease_id, _) in expired {
+            let policy = sweep_policy(&tx, &sweep)?;
+            let state: TrialState = state.parse().map_err(Error::Corrupt)?;
+            let (next, counters) = lifecycle::transition(state, counters, Event::LeaseLost, policy)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let error = format!("lease lost (attempt {}): agent stopped heartbeating", counters.attempt);
+            tx.execute(
+                "UPDATE attempts SET finished_at_ms = ?2, outcome = 'lost', error = ?3 WHERE lease_id = ?1",
+                params![lease_id, now_ms, error],
+            )?;
+            let finished = next.is_terminal().then_some(now_ms);
+            tx.execute(
+                "UPDATE trials SET state = ?3, lost = ?4, lease_id = NULL, deadline_ms = NULL, finished_at_ms = ?5, last_error = ?6
+                 WHERE sweep = ?1 AND trial_id = ?2",
+                params![sweep, trial_id, next.as_str(), counters.lost, finished, error],
+            )?;
+            bump_trials_version(&tx, &sweep)?;
+            out.push((sweep, trial_id, counters.attempt, next));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The (sweep, trial, attempt) a lease writes for, if it is still the trial's live lease.
+    pub(super) fn live_lease(tx: &Transaction, lease_id: i64) -> Result<(String, String, u32)> {
+        match holder(tx, lease_id)? {
+            Some(h) if scheduler::judge_lease(h.state, h.current_lease, lease_id) == LeaseVerdict::Extend => {
+                let attempt: u32 = tx.query_row("SELECT attempt FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?;
+                Ok((h.sweep, h.trial_id, attempt))
+            }
+            _ => Err(Error::StaleLease(lease_id)),
+        }
+    }
+}
+
+fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
+    let row = tx
+        .query_row(
+            "SELECT t.sweep, t.trial_id, t.state, t.attempt, t.user_failures, t.lost, t.lease_id
+             FROM attempts a JOIN trials t ON t.sweep = a.sweep AND t.trial_id = a.trial_id
+             WHERE a.lease_id = ?1",
+            [lease_id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(sweep, trial_id, state, counters, current_lease)| {
+        Ok(Holder { sweep, trial_id, state: state.parse().map_err(Error::Corrupt)?, counters, current_lease })
+    })
+    .transpose()
+}
+
+fn close_attempt(tx: &Transaction, lease_id: i64, outcome: &str, c: &Completion, error: Option<&str>, now_ms: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE attempts SET finished_at_ms = ?2, outcome = ?3, exit_code = ?4, signal = ?5, error = ?6 WHERE lease_id = ?1",
+        params![lease_id, now_ms, outcome, c.exit_code, c.signal, error],
+    )?;
+    Ok(())
+}
+
+fn touch_agent(tx: &Transaction, agent_id: &str, now_ms: i64) -> Result<()> {
+    let n = tx.execute("UPDATE agents SET last_seen_ms = ?2 WHERE id = ?1", params![agent_id, now_ms])?;
+    if n == 0 {
+        return Err(Error::UnknownAgent(agent_id.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Metric rows: stored once per (sweep, trial, attempt, epoch, metric), numbered in arrival order
+//! so the Parquet sink can write each row exactly once.
+
+use super::Store;
+use crate::error::Result;
+use crate::results::MetricRow;
+use rusqlite::params;
+use sweep_spec::EpochRecord;
+
+/// The epochs one report carries, under one lease.
+pub struct MetricBatch {
+    pub lease_id: i64,
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// A stored row and its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMetric {
+    pub seq: i64,
+    pub row: MetricRow,
+}
+
+impl Store {
+    /// Stores a report under a live lease. Rows already stored are skipped, so a retried report is
+    /// a no-op. Returns (rows added, rows that were duplicates).
+    pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
+        let tx = self.conn.transaction()?;
+        let (sweep, trial_id, attempt) = Store::live_lease(&tx, batch.lease_id)?;
+        let (mut added, mut duplicate) = (0u32, 0u32);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO metrics (sweep, trial_id, attempt, epoch, step, metric, value, recorded_at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut final_value = tx.prepare_cached(
+                "INSERT INTO finals (sweep, trial_id, metric, epoch, attempt, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (sweep, trial_id, metric) DO UPDATE SET epoch = excluded.epoch, attempt = excluded.attempt, value = excluded.value
+                 WHERE excluded.epoch > finals.epoch OR (excluded.epoch = finals.epoch AND excluded.attempt >= finals.attempt)",
+            )?;
+            for record in &batch.epochs {
+                let step = record.step_or_epoch();
+                for (metric, value) in &record.metrics {
+                    let n = insert.execute(params![sweep, trial_id, attempt, record.epoch, step, metric, value, recorded_at_us])?;
+                    if n == 1 {
+                        added += 1;
+                        final_value.execute(params![sweep, trial_id, metric, record.epoch, attempt, value])?;
+                    } else {
+                        duplicate += 1;
+                    }
+                }
+            }
+        }
+        if added > 0 {
+            tx.execute(
+                "UPDATE sweeps SET last_metric_seq = (SELECT MAX(seq) FROM metrics) WHERE name = ?1",
+                [&sweep],
+            )?;
+        }
+        tx.commit()?;
+        Ok((added, duplicate))
+    }
+
+    /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order.
+    pub fn metrics_after(&self, sweep: &str, after: i64, limit: u32) -> Result<Vec<StoredMetric>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT seq, trial_id, attempt, epoch, step, metric, value, recorded_at_us
+             FROM metrics WHERE sweep = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = q.query_map(params![sweep, after, limit], |r| {
+            Ok(StoredMetric {
+                seq: r.get(0)?,
+                row: MetricRow {
+                    sweep: sweep.to_string(),
+                    trial_id: r.get(1)?,
+                    attempt: r.get(2)?,
+                    epoch: r.get(3)?,
+                    step: r.get(4)?,
+                    metric: r.get(5)?,
+                    value: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
+                    recorded_at_us: r.get(7)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

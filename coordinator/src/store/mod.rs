@@ -1,0 +1,51 @@
+//! The durable record: sweeps, trials, attempts, agents and metric rows in one SQLite file
+//! (WAL, `synchronous=FULL`). Every answer the coordinator gives is committed here first, and a
+//! restarted coordinator rebuilds everything from it.
+//!
+//! Each method is one short transaction; callers hold the store's lock only around a call.
+
+mod agents;
+mod leases;
+mod metrics;
+mod schema;
+mod sweeps;
+
+pub use agents::AgentRecord;
+pub use leases::{Completion, Grant, LeaseReport};
+pub use metrics::{MetricBatch, StoredMetric};
+pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
+
+use crate::error::Result;
+use rusqlite::Connection;
+use std::path::Path;
+
+pub struct Store {
+    conn: Connection,
+    lease_ttl_ms: i64,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<dir>/state.db`.
+    pub fn open(dir: &Path, lease_ttl_ms: i64) -> Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        let conn = Connection::open(dir.join("state.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&conn)?;
+        Ok(Store { conn, lease_ttl_ms })
+    }
+
+    pub fn lease_ttl_ms(&self) -> i64 {
+        self.lease_ttl_ms
+    }
+}
+
+/// Milliseconds since the Unix epoch, the coordinator's one clock reading.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

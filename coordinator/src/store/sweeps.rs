@@ -1,0 +1,261 @@
+//! Sweeps and their trials: submission, cancellation, and the views users ask for.
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, Counters, Event, Policy, TrialState};
+use crate::results::TrialRow;
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::BTreeMap;
+use sweep_spec::TrialSpec;
+
+pub struct NewSweep {
+    pub name: String,
+    pub source: String,
+    pub source_path: String,
+    pub policy: Policy,
+    pub trials: Vec<TrialSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    pub added: u32,
+    pub total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSummary {
+    pub name: String,
+    pub state: String,
+    pub created_at_ms: i64,
+    pub counts: BTreeMap<TrialState, u32>,
+    pub total: u32,
+}
+
+impl SweepSummary {
+    pub fn count(&self, s: TrialState) -> u32 {
+        self.counts.get(&s).copied().unwrap_or(0)
+    }
+
+    /// No trial is waiting or running.
+    pub fn is_done(&self) -> bool {
+        TrialState::ALL.iter().filter(|s| !s.is_terminal()).all(|s| self.count(*s) == 0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    pub trial_id: String,
+    pub index: u32,
+    pub state: TrialState,
+    pub attempt: u32,
+    pub agent: Option<String>,
+    pub last_error: Option<String>,
+    pub params_json: String,
+}
+
+/// Where the Parquet sink stands for one sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub name: String,
+    pub trials_version: i64,
+    pub last_metric_seq: i64,
+}
+
+impl Store {
+    /// Stores the sweep and whatever trials it does not have yet. Trials already stored keep their
+    /// state and history, so submitting the same file twice adds nothing.
+    pub fn submit(&mut self, sweep: &NewSweep, now_ms: i64) -> Result<SubmitOutcome> {
+        let tx = self.conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM sweeps WHERE name = ?1", [&sweep.name], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if exists {
+            tx.execute(
+                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5 WHERE name = ?1",
+                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost],
+            )?;
+        } else {
+            let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost)
+                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
+                params![sweep.name, seq, now_ms, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost],
+            )?;
+        }
+        let mut added = 0u32;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+            )?;
+            let base: i64 = tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
+            for t in &sweep.trials {
+                let spec = serde_json::to_string(t).expect("trial specs serialize");
+                // New trials of a changed file queue after the ones already there.
+                let idx = base + t.index as i64;
+                added += insert.execute(params![sweep.name, t.id.0, idx, t.workload, spec, t.resources.gpus])? as u32;
+            }
+        }
+        if added > 0 {
+            bump_trials_version(&tx, &sweep.name)?;
+        }
+        let total: u32 = tx.query_row("SELECT COUNT(*) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(SubmitOutcome { added, total })
+    }
+
+    /// Cancels every trial not yet finished. Running ones are told to stop at their next heartbeat.
+    pub fn cancel(&mut self, sweep: &str, now_ms: i64) -> Result<u32> {
+        let tx = self.conn.transaction()?;
+        let policy = sweep_policy(&tx, sweep)?;
+        tx.execute("UPDATE sweeps SET state = 'cancelled' WHERE name = ?1", [sweep])?;
+        let open: Vec<(String, String, Counters)> = {
+            let mut q = tx.prepare(
+                "SELECT trial_id, state, attempt, user_failures, lost FROM trials
+                 WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running')",
+            )?;
+            let rows = q.query_map([sweep], |r| {
+                Ok((r.get(0)?, r.get(1)?, Counters { attempt: r.get(2)?, user_failures: r.get(3)?, lost: r.get(4)? }))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (trial_id, state, counters) in &open {
+            let state: TrialState = state.parse().map_err(Error::Corrupt)?;
+            let (next, _) = lifecycle::transition(state, *counters, Event::Cancel, policy).map_err(|e| Error::Corrupt(e.to_string()))?;
+            // The lease id stays, so the agent holding it hears `stop` rather than `abandon`.
+            tx.execute(
+                "UPDATE trials SET state = ?3, finished_at_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
+                params![sweep, trial_id, next.as_str(), now_ms],
+            )?;
+        }
+        if !open.is_empty() {
+            bump_trials_version(&tx, sweep)?;
+        }
+        tx.commit()?;
+        Ok(open.len() as u32)
+    }
+
+    pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
+        let (state, created_at_ms): (String, i64) = self
+            .conn
+            .query_row("SELECT state, created_at_ms FROM sweeps WHERE name = ?1", [sweep], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
+        let mut counts = BTreeMap::new();
+        let mut q = self.conn.prepare_cached("SELECT state, COUNT(*) FROM trials WHERE sweep = ?1 GROUP BY state")?;
+        let mut total = 0;
+        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+            let (s, n) = row?;
+            counts.insert(s.parse().map_err(Error::Corrupt)?, n);
+            total += n;
+        }
+        Ok(SweepSummary { name: sweep.to_string(), state, created_at_ms, counts, total })
+    }
+
+    pub fn sweep_names(&self) -> Result<Vec<String>> {
+        let mut q = self.conn.prepare("SELECT name FROM sweeps ORDER BY seq")?;
+        let names = q.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(names)
+    }
+
+    pub fn trials(&self, sweep: &str) -> Result<Vec<TrialRecord>> {
+        self.summary(sweep)?;
+        let mut q = self.conn.prepare(
+            "SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials WHERE sweep = ?1 ORDER BY idx",
+        )?;
+        let rows = q.query_map([sweep], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, r.get(4)?, r.get(5)?, r.get::<_, String>(6)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (trial_id, index, state, attempt, agent, last_error, spec) = row?;
+            let spec = parse_spec(&spec)?;
+            out.push(TrialRecord {
+                trial_id,
+                index,
+                state: state.parse().map_err(Error::Corrupt)?,
+                attempt,
+                agent,
+                last_error,
+                params_json: serde_json::Value::Object(spec.params).to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One row per trial with its parameters and final metrics: the content of `trials.parquet`
+    /// and of `sweep results`.
+    pub fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>> {
+        self.summary(sweep)?;
+        let mut finals: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        let mut q = self.conn.prepare("SELECT trial_id, metric, value FROM finals WHERE sweep = ?1")?;
+        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<f64>>(2)?)))? {
+            let (trial, metric, value) = row?;
+            finals.entry(trial).or_default().insert(metric, value.unwrap_or(f64::NAN));
+        }
+        let mut q = self.conn.prepare(
+            "SELECT trial_id, workload, state, attempt, agent, started_at_ms, finished_at_ms, spec
+             FROM trials WHERE sweep = ?1 ORDER BY idx",
+        )?;
+        let rows = q.query_map([sweep], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i32>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (trial_id, workload, status, attempts, agent, started, finished, spec) = row?;
+            let params = parse_spec(&spec)?.params;
+            let duration_s = match (started, finished) {
+                (Some(s), Some(f)) if f >= s => Some((f - s) as f64 / 1000.0),
+                _ => None,
+            };
+            out.push(TrialRow {
+                sweep: sweep.to_string(),
+                finals: finals.remove(&trial_id).unwrap_or_default(),
+                trial_id,
+                workload,
+                status,
+                attempts,
+                agent,
+                started_at_us: started.map(|ms| ms * 1000),
+                finished_at_us: finished.map(|ms| ms * 1000),
+                duration_s,
+                params,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Where each sweep's trials and metrics stand, for the Parquet sink.
+    pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
+        let mut q = self.conn.prepare("SELECT name, trials_version, last_metric_seq FROM sweeps ORDER BY seq")?;
+        let rows = q.query_map([], |r| Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+pub(super) fn sweep_policy(tx: &Transaction, sweep: &str) -> Result<Policy> {
+    tx.query_row("SELECT max_attempts, max_lost FROM sweeps WHERE name = ?1", [sweep], |r| {
+        Ok(Policy { max_attempts: r.get(0)?, max_lost: r.get(1)? })
+    })
+    .optional()?
+    .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))
+}
+
+pub(super) fn bump_trials_version(tx: &Transaction, sweep: &str) -> Result<()> {
+    tx.execute("UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = ?1", [sweep])?;
+    Ok(())
+}
+
+pub(super) fn parse_spec(json: &str) -> Result<TrialSpec> {
+    serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("trial spec: {e}")))
+}
