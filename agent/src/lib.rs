@@ -1,1 +1,20 @@
+//! The sweep agent: runs trials on one node. It leases work from the coordinator, runs each trial
+//! as a supervised child process with its own GPUs, relays per-epoch metrics and heartbeats.
+//! It knows nothing of SQLite or Parquet; trials' libtorch code lives in `sweep-workloads`.
 
+pub mod agent;
+pub mod client;
+pub mod config;
+pub mod gpus;
+pub mod launch;
+pub mod reporter;
+pub mod supervise;
+
+pub use agent::run;
+pub use config::{AgentConfig, TrialRunner};
+
+/// Entry point of the `run-trial` mode shared by `sweep-agent` and `sweep`: runs one built-in
+/// trial in this process and returns its exit code.
+pub fn run_trial(spec: &std::path::Path) -> i32 {
+    sweep_workloads::run_trial_main(spec)
+}

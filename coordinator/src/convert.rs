@@ -3,57 +3,21 @@
 use crate::lifecycle::{Policy, TrialState};
 use crate::results::TrialRow;
 use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sweep_proto::v1 as pb;
-use sweep_spec::{DataRef, EpochRecord, Resources, TrialId, TrialSpec};
+use sweep_spec::{EpochRecord, TrialSpec};
 use tonic::Status;
 
-fn json_object(field: &str, text: &str) -> Result<Map<String, Value>, Status> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Status::invalid_argument(format!("{field}: expected a JSON object"))),
-    }
-}
-
 pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
-    let params = json_object("params_json", &t.params_json)?;
-    let data: Option<DataRef> = if t.data_json.is_empty() {
-        None
-    } else {
-        Some(serde_json::from_str(&t.data_json).map_err(|e| Status::invalid_argument(format!("data_json: {e}")))?)
-    };
-    let command = (!t.command.is_empty()).then_some(t.command);
-    let id = TrialSpec::content_id(&t.workload, command.as_deref(), &params, data.as_ref());
-    if id.0 != t.trial_id {
+    let spec = t.into_spec(sweep).map_err(Status::invalid_argument)?;
+    let id = TrialSpec::content_id(&spec.workload, spec.command.as_deref(), &spec.params, spec.data.as_ref());
+    if id != spec.id {
         return Err(Status::invalid_argument(format!(
             "trial {}: id does not match its content (expected {id}); was the sweep expanded by another version?",
-            t.trial_id
+            spec.id
         )));
     }
-    Ok(TrialSpec {
-        id: TrialId(t.trial_id),
-        sweep: sweep.to_string(),
-        index: t.index,
-        workload: t.workload,
-        command,
-        params,
-        data,
-        resources: Resources { gpus: t.gpus },
-        checkpoint_every_epochs: (t.checkpoint_every_epochs > 0).then_some(t.checkpoint_every_epochs),
-    })
-}
-
-pub fn trial_to_wire(t: &TrialSpec) -> pb::Trial {
-    pb::Trial {
-        trial_id: t.id.0.clone(),
-        index: t.index,
-        workload: t.workload.clone(),
-        command: t.command.clone().unwrap_or_default(),
-        params_json: Value::Object(t.params.clone()).to_string(),
-        data_json: t.data.as_ref().map(|d| serde_json::to_string(d).expect("data serializes")).unwrap_or_default(),
-        gpus: t.resources.gpus,
-        checkpoint_every_epochs: t.checkpoint_every_epochs.unwrap_or(0),
-    }
+    Ok(spec)
 }
 
 pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {

@@ -27,6 +27,8 @@ struct LooseRecord {
 enum LooseNumber {
     Number(f64),
     Text(String),
+    /// serde_json (and so `to_line`) writes a non-finite number as `null`.
+    Null(()),
 }
 
 impl EpochRecord {
@@ -64,6 +66,7 @@ impl EpochRecord {
         for (name, value) in loose.metrics {
             let v = match value {
                 LooseNumber::Number(v) => v,
+                LooseNumber::Null(()) => f64::NAN,
                 LooseNumber::Text(t) => match t.to_ascii_lowercase().as_str() {
                     "nan" => f64::NAN,
                     "inf" | "infinity" => f64::INFINITY,
@@ -104,6 +107,12 @@ mod tests {
         assert!(r.metrics["loss"].is_nan());
         assert_eq!(r.metrics["g"], f64::NEG_INFINITY);
         assert_eq!(r.step_or_epoch(), 7);
+    }
+
+    #[test]
+    fn a_nan_written_by_to_line_reads_back_as_nan() {
+        let r = EpochRecord { epoch: 1, step: None, metrics: [("loss".to_string(), f64::NAN)].into() };
+        assert!(EpochRecord::parse_line(&r.to_line()).unwrap().unwrap().metrics["loss"].is_nan());
     }
 
     #[test]

@@ -54,7 +54,10 @@ mod tests {
     fn parses_choices() {
         assert_eq!(DeviceChoice::parse(None).unwrap(), DeviceChoice::Auto);
         assert_eq!(DeviceChoice::parse(Some("cpu")).unwrap(), DeviceChoice::Cpu);
-        assert_eq!(DeviceChoice::parse(Some("cuda")).unwrap(), DeviceChoice::Cuda);
+        assert_eq!(
+            DeviceChoice::parse(Some("cuda")).unwrap(),
+            DeviceChoice::Cuda
+        );
         let err = DeviceChoice::parse(Some("tpu")).unwrap_err();
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().contains("SWEEP_DEVICE"));

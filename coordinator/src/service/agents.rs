@@ -52,7 +52,7 @@ impl AgentService for AgentApi {
                     sweep_id: g.spec.sweep.clone(),
                     attempt: g.attempt,
                     deadline_ms: g.deadline_ms,
-                    trial: Some(convert::trial_to_wire(&g.spec)),
+                    trial: Some(pb::Trial::from(&g.spec)),
                 })
                 .collect(),
         }))

@@ -74,7 +74,11 @@ pub struct MlpParams {
 }
 
 /// Runs one `mlp` trial on `device`, handing one record per epoch to `sink`.
-pub fn run(params: &Map<String, Value>, device: Device, sink: &mut Sink<'_>) -> Result<(), TrialError> {
+pub fn run(
+    params: &Map<String, Value>,
+    device: Device,
+    sink: &mut Sink<'_>,
+) -> Result<(), TrialError> {
     let p = MlpParams::parse(params)?;
     let data = data::Dataset::generate(&p.data, p.seed);
     eprintln!(
@@ -86,7 +90,11 @@ pub fn run(params: &Map<String, Value>, device: Device, sink: &mut Sink<'_>) -> 
         data.noisy.len(),
         p.width,
         p.depth,
-        if p.hidden_trainable { "trained" } else { "random features" }
+        if p.hidden_trainable {
+            "trained"
+        } else {
+            "random features"
+        }
     );
     if p.hidden_trainable {
         trained::train(&p, &data, device, sink)
@@ -137,7 +145,9 @@ fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
     if value >= min {
         Ok(value as usize)
     } else {
-        Err(TrialError::bad_config(format!("params.{key}: expected an integer >= {min}, got {value}")))
+        Err(TrialError::bad_config(format!(
+            "params.{key}: expected an integer >= {min}, got {value}"
+        )))
     }
 }
 
@@ -145,7 +155,9 @@ fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, Tria
     if ok && value.is_finite() {
         Ok(value)
     } else {
-        Err(TrialError::bad_config(format!("params.{key}: expected {expected}, got {value}")))
+        Err(TrialError::bad_config(format!(
+            "params.{key}: expected {expected}, got {value}"
+        )))
     }
 }
 
@@ -197,7 +209,12 @@ impl RawParams {
             epochs: at_least("epochs", self.epochs, 1)?,
             batch_size: at_least("batch_size", self.batch_size, 1)?,
             optimizer,
-            weight_decay: in_range("weight_decay", self.weight_decay, self.weight_decay >= 0.0, "a number >= 0")?,
+            weight_decay: in_range(
+                "weight_decay",
+                self.weight_decay,
+                self.weight_decay >= 0.0,
+                "a number >= 0",
+            )?,
             seed: at_least("seed", self.seed, 0)? as u64,
         })
     }
@@ -224,7 +241,13 @@ pub(crate) mod tests {
         for p in MLP.params {
             m.insert(p.name.to_string(), (p.default)());
         }
-        for (k, v) in [("n", json!(64)), ("n_test", json!(64)), ("dim", json!(8)), ("width", json!(16)), ("epochs", json!(2))] {
+        for (k, v) in [
+            ("n", json!(64)),
+            ("n_test", json!(64)),
+            ("dim", json!(8)),
+            ("width", json!(16)),
+            ("epochs", json!(2)),
+        ] {
             m.insert(k.into(), v);
         }
         m
@@ -256,12 +279,19 @@ pub(crate) mod tests {
         assert!(message(&m).starts_with("params.depth:"));
 
         let mut m = params_map();
-        m.insert("optimizer".into(), json!({"name": "sgd", "lr": 0.1, "momentum": 1.0}));
+        m.insert(
+            "optimizer".into(),
+            json!({"name": "sgd", "lr": 0.1, "momentum": 1.0}),
+        );
         assert!(message(&m).starts_with("params.optimizer.momentum:"));
 
         let mut m = params_map();
         m.insert("optimizer".into(), json!({"name": "sgd"}));
-        assert!(message(&m).starts_with("params.optimizer: missing field `lr`"), "{}", message(&m));
+        assert!(
+            message(&m).starts_with("params.optimizer: missing field `lr`"),
+            "{}",
+            message(&m)
+        );
 
         let mut m = params_map();
         m.insert("weight_decay".into(), json!(-0.5));
@@ -272,6 +302,12 @@ pub(crate) mod tests {
     fn sgd_momentum_defaults_to_zero() {
         let mut m = params_map();
         m.insert("optimizer".into(), json!({"name": "sgd", "lr": 0.1}));
-        assert_eq!(MlpParams::parse(&m).unwrap().optimizer, Optimizer::Sgd { lr: 0.1, momentum: 0.0 });
+        assert_eq!(
+            MlpParams::parse(&m).unwrap().optimizer,
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.0
+            }
+        );
     }
 }

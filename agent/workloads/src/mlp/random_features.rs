@@ -23,7 +23,12 @@ pub struct Fit {
 }
 
 /// Fits and reports one record: epoch 1, step 1.
-pub fn fit(p: &MlpParams, data: &Dataset, device: Device, sink: &mut Sink<'_>) -> Result<(), TrialError> {
+pub fn fit(
+    p: &MlpParams,
+    data: &Dataset,
+    device: Device,
+    sink: &mut Sink<'_>,
+) -> Result<(), TrialError> {
     let f = fit_features(p, data, device);
     let metrics = [
         ("train_loss", f.train_loss),
@@ -54,7 +59,11 @@ pub fn fit_features(p: &MlpParams, data: &Dataset, device: Device) -> Fit {
 
     let test_scores = features(&t.test_x).mm(&beta);
     let test_targets = t.test_y.one_hot(data.classes as i64).to_kind(Kind::Double);
-    let mse = |scores: &Tensor, targets: &Tensor| scores.mse_loss(targets, tch::Reduction::Mean).double_value(&[]);
+    let mse = |scores: &Tensor, targets: &Tensor| {
+        scores
+            .mse_loss(targets, tch::Reduction::Mean)
+            .double_value(&[])
+    };
     Fit {
         train_loss: mse(&train_scores, &targets),
         train_error: error_rate(&train_scores, &t.train_y),
@@ -69,9 +78,12 @@ pub fn fit_features(p: &MlpParams, data: &Dataset, device: Device) -> Fit {
 /// number of features, which makes the curve over width smooth.
 fn hidden_weights(seed: u64, dim: usize, width: usize, device: Device) -> Tensor {
     let w = Rng::new(seed, Stream::Features).normals(width * dim);
-    (Tensor::from_slice(&w).view([width as i64, dim as i64]).to_kind(Kind::Double) / (dim as f64).sqrt())
-        .tr()
-        .to_device(device)
+    (Tensor::from_slice(&w)
+        .view([width as i64, dim as i64])
+        .to_kind(Kind::Double)
+        / (dim as f64).sqrt())
+    .tr()
+    .to_device(device)
 }
 
 /// argmin ||phi beta - Y||^2 + lambda ||beta||^2; for lambda = 0 the minimum-norm solution.
@@ -112,7 +124,13 @@ mod tests {
             width,
             depth: 1,
             hidden_trainable: false,
-            data: DataParams { n: 160, n_test: 1000, dim: 10, classes: 4, label_noise: 0.15 },
+            data: DataParams {
+                n: 160,
+                n_test: 1000,
+                dim: 10,
+                classes: 4,
+                label_noise: 0.15,
+            },
             epochs: 1,
             batch_size: 1,
             optimizer: Optimizer::Adam { lr: 1e-3 },
@@ -136,9 +154,16 @@ mod tests {
     #[test]
     fn test_error_peaks_at_the_interpolation_threshold() {
         let n = 160;
-        let (narrow, at_n, wide) = (mean_test_error(n / 8, 0.0), mean_test_error(n, 0.0), mean_test_error(8 * n, 0.0));
+        let (narrow, at_n, wide) = (
+            mean_test_error(n / 8, 0.0),
+            mean_test_error(n, 0.0),
+            mean_test_error(8 * n, 0.0),
+        );
         eprintln!("test error: width n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}");
-        assert!(at_n > narrow && at_n > wide, "no peak: n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}");
+        assert!(
+            at_n > narrow && at_n > wide,
+            "no peak: n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}"
+        );
     }
 
     #[test]
@@ -146,7 +171,10 @@ mod tests {
         let n = 160;
         let (pinv, ridge) = (mean_test_error(n, 0.0), mean_test_error(n, 1.0));
         eprintln!("test error at width n: min-norm {pinv:.3}, ridge {ridge:.3}");
-        assert!(ridge < pinv, "ridge {ridge:.3} did not lower the peak {pinv:.3}");
+        assert!(
+            ridge < pinv,
+            "ridge {ridge:.3} did not lower the peak {pinv:.3}"
+        );
     }
 
     #[test]
@@ -162,7 +190,9 @@ mod tests {
         let phi = Tensor::from_slice(&Rng::new(5, Stream::Features).normals(6 * 9))
             .view([6, 9])
             .to_kind(Kind::Double);
-        let y = Tensor::from_slice(&Rng::new(6, Stream::Features).normals(6 * 2)).view([6, 2]).to_kind(Kind::Double);
+        let y = Tensor::from_slice(&Rng::new(6, Stream::Features).normals(6 * 2))
+            .view([6, 2])
+            .to_kind(Kind::Double);
         let dual = output_layer(&phi, &y, 0.3);
         let gram = phi.tr().mm(&phi) + Tensor::eye(9, (Kind::Double, Device::Cpu)) * 0.3;
         let primal = Tensor::linalg_solve(&gram, &phi.tr().mm(&y), true);
@@ -174,7 +204,9 @@ mod tests {
         let p = params(100, 0.0, 4);
         let a = fit_features(&p, &Dataset::generate(&p.data, 4), Device::Cpu);
         let b = fit_features(&p, &Dataset::generate(&p.data, 4), Device::Cpu);
-        assert_eq!((a.train_loss, a.train_error, a.test_loss, a.test_error), (b.train_loss, b.train_error, b.test_loss, b.test_error));
+        assert_eq!(
+            (a.train_loss, a.train_error, a.test_loss, a.test_error),
+            (b.train_loss, b.train_error, b.test_loss, b.test_error)
+        );
     }
 }
-

@@ -24,7 +24,9 @@ impl Mlp {
     fn new(root: &nn::Path, sizes: &[usize], seed: u64) -> Mlp {
         let mut rng = Rng::new(seed, Stream::Init);
         let mut uniform = |count: usize, bound: f64| -> Vec<f32> {
-            (0..count).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect()
+            (0..count)
+                .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+                .collect()
         };
         let layers = sizes
             .windows(2)
@@ -32,7 +34,8 @@ impl Mlp {
             .map(|(i, io)| {
                 let (fan_in, fan_out) = (io[0], io[1]);
                 let bound = 1.0 / (fan_in as f64).sqrt();
-                let w = Tensor::from_slice(&uniform(fan_out * fan_in, bound)).view([fan_out as i64, fan_in as i64]);
+                let w = Tensor::from_slice(&uniform(fan_out * fan_in, bound))
+                    .view([fan_out as i64, fan_in as i64]);
                 let b = Tensor::from_slice(&uniform(fan_out, bound));
                 let layer = root / format!("layer{i}");
                 (layer.var_copy("weight", &w), layer.var_copy("bias", &b))
@@ -43,37 +46,57 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x.shallow_clone(), |h, (i, (w, b))| {
-            let z = h.linear(w, Some(b));
-            if i < last {
-                z.relu()
-            } else {
-                z
-            }
-        })
+        self.layers
+            .iter()
+            .enumerate()
+            .fold(x.shallow_clone(), |h, (i, (w, b))| {
+                let z = h.linear(w, Some(b));
+                if i < last {
+                    z.relu()
+                } else {
+                    z
+                }
+            })
     }
 
     /// Mean cross-entropy and error on a whole set, without building a graph.
     fn evaluate(&self, x: &Tensor, y: &Tensor) -> (f64, f64) {
         tch::no_grad(|| {
             let logits = self.forward(x);
-            (logits.cross_entropy_for_logits(y).double_value(&[]), error_rate(&logits, y))
+            (
+                logits.cross_entropy_for_logits(y).double_value(&[]),
+                error_rate(&logits, y),
+            )
         })
     }
 }
 
-pub fn train(p: &MlpParams, data: &Dataset, device: Device, sink: &mut Sink<'_>) -> Result<(), TrialError> {
+pub fn train(
+    p: &MlpParams,
+    data: &Dataset,
+    device: Device,
+    sink: &mut Sink<'_>,
+) -> Result<(), TrialError> {
     let t = data.to_tensors(device);
     let vs = nn::VarStore::new(device);
     let mut sizes = vec![data.dim];
-    sizes.extend(std::iter::repeat(p.width).take(p.depth));
+    sizes.extend(std::iter::repeat_n(p.width, p.depth));
     sizes.push(data.classes);
     let model = Mlp::new(&vs.root(), &sizes, p.seed);
     // Both use weight_decay as an L2 term added to the gradient (torch.optim semantics).
     let mut opt = match p.optimizer {
-        Optimizer::Adam { lr } => nn::Adam { wd: p.weight_decay, ..Default::default() }.build(&vs, lr)?,
-        Optimizer::Sgd { lr, momentum } => nn::Sgd { momentum, dampening: 0.0, wd: p.weight_decay, nesterov: false }
-            .build(&vs, lr)?,
+        Optimizer::Adam { lr } => nn::Adam {
+            wd: p.weight_decay,
+            ..Default::default()
+        }
+        .build(&vs, lr)?,
+        Optimizer::Sgd { lr, momentum } => nn::Sgd {
+            momentum,
+            dampening: 0.0,
+            wd: p.weight_decay,
+            nesterov: false,
+        }
+        .build(&vs, lr)?,
     };
     let mut shuffle = Rng::new(p.seed, Stream::Shuffle);
     let n = data.train_y.len() as i64;
@@ -130,7 +153,13 @@ mod tests {
             width: 32,
             depth: 2,
             hidden_trainable: true,
-            data: DataParams { n: 256, n_test: 256, dim: 4, classes: 2, label_noise: 0.0 },
+            data: DataParams {
+                n: 256,
+                n_test: 256,
+                dim: 4,
+                classes: 2,
+                label_noise: 0.0,
+            },
             epochs,
             batch_size: 32,
             optimizer,
@@ -152,12 +181,24 @@ mod tests {
 
     #[test]
     fn train_error_falls_on_an_easy_set() {
-        for optimizer in [Optimizer::Adam { lr: 1e-2 }, Optimizer::Sgd { lr: 0.1, momentum: 0.9 }] {
+        for optimizer in [
+            Optimizer::Adam { lr: 1e-2 },
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+            },
+        ] {
             let records = run(&params(optimizer, 8));
             let errors: Vec<f64> = records.iter().map(|r| r.metrics["train_error"]).collect();
             let (first, last) = (errors[0], errors[errors.len() - 1]);
-            assert!(last < first && last < 0.1, "{optimizer:?}: train error {errors:?}");
-            assert!(records.last().unwrap().metrics["test_error"] < 0.2, "{optimizer:?}");
+            assert!(
+                last < first && last < 0.1,
+                "{optimizer:?}: train error {errors:?}"
+            );
+            assert!(
+                records.last().unwrap().metrics["test_error"] < 0.2,
+                "{optimizer:?}"
+            );
         }
     }
 
@@ -166,9 +207,23 @@ mod tests {
         let mut p = params(Optimizer::Adam { lr: 1e-3 }, 3);
         p.batch_size = 100; // 256 points: two full batches and one of 56
         let records = run(&p);
-        assert_eq!(records.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert_eq!(records.iter().map(|r| r.step.unwrap()).collect::<Vec<_>>(), vec![3, 6, 9]);
-        for name in ["train_loss", "train_error", "test_loss", "test_error", "lr", "epoch_seconds", "samples_per_second"] {
+        assert_eq!(
+            records.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            records.iter().map(|r| r.step.unwrap()).collect::<Vec<_>>(),
+            vec![3, 6, 9]
+        );
+        for name in [
+            "train_loss",
+            "train_error",
+            "test_loss",
+            "test_error",
+            "lr",
+            "epoch_seconds",
+            "samples_per_second",
+        ] {
             assert!(records[0].metrics.contains_key(name), "missing {name}");
         }
         assert_eq!(records[0].metrics["lr"], 1e-3);
@@ -176,10 +231,23 @@ mod tests {
 
     #[test]
     fn same_seed_same_metrics() {
-        let p = params(Optimizer::Sgd { lr: 0.05, momentum: 0.5 }, 2);
+        let p = params(
+            Optimizer::Sgd {
+                lr: 0.05,
+                momentum: 0.5,
+            },
+            2,
+        );
         let strip = |rs: Vec<EpochRecord>| -> Vec<Vec<(String, f64)>> {
             rs.into_iter()
-                .map(|r| r.metrics.into_iter().filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str())).collect())
+                .map(|r| {
+                    r.metrics
+                        .into_iter()
+                        .filter(|(k, _)| {
+                            !["epoch_seconds", "samples_per_second"].contains(&k.as_str())
+                        })
+                        .collect()
+                })
                 .collect()
         };
         assert_eq!(strip(run(&p)), strip(run(&p)));

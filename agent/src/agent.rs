@@ -1,0 +1,185 @@
+//! The agent's main loop: register, lease trials while slots are free, run each as a supervised
+//! child process, heartbeat to keep the leases, and pass the coordinator's commands on.
+//! Pull, not push: the agent only needs to reach the coordinator, never the other way round.
+
+use crate::client::{self, Client};
+use crate::config::{AgentConfig, TrialRunner};
+use crate::gpus::{self, GpuPool};
+use crate::launch::AttemptDirs;
+use crate::reporter::Reporter;
+use crate::supervise::{self, Attempt, Control};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use sweep_proto::v1::{self as pb, LeaseAction};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// A lease this agent is running: how to reach its supervisor, and whether its process started.
+struct Active {
+    control: mpsc::Sender<Control>,
+    started: watch::Receiver<bool>,
+}
+
+type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
+
+/// Runs until `shutdown` resolves. On shutdown the agent stops leasing and ends its trials; their
+/// leases then expire and the coordinator hands them out again as new attempts.
+pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let gpus = config.gpus.clone().unwrap_or_else(gpus::detect);
+    let slots = config.slots.unwrap_or(gpus.len().max(1) as u32);
+    let client = client::connect(&config.coordinator)?;
+    let hostname = hostname();
+    let register = pb::RegisterRequest {
+        name: config.name.clone().unwrap_or_else(|| hostname.clone()),
+        hostname,
+        slots,
+        gpus: gpus.clone(),
+    };
+    let registered = tokio::select! {
+        r = client::with_retry("register", || { let mut c = client.clone(); let r = register.clone(); async move { c.register(r).await } }) => {
+            r.with_context(|| format!("registering with {}", config.coordinator))?.into_inner()
+        }
+        _ = &mut shutdown => return Ok(()),
+    };
+    let agent_id = registered.agent_id;
+    tracing::info!(agent = %agent_id, slots, gpus = ?gpus, coordinator = %config.coordinator, "agent registered");
+
+    let (reporter, reporter_task) = Reporter::spawn(client.clone());
+    let active: ActiveMap = Arc::default();
+    let heartbeat_every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
+    let heartbeats = tokio::spawn(heartbeat_forever(client.clone(), agent_id.clone(), active.clone(), heartbeat_every));
+
+    let mut pool = GpuPool::new(&gpus);
+    let mut running: JoinSet<(i64, Vec<String>)> = JoinSet::new();
+    let checkpoint_root = config.checkpoint_root();
+    let mut failures = 0u32;
+    loop {
+        let free = slots.saturating_sub(running.len() as u32);
+        let mut granted = 0;
+        if free > 0 {
+            let req = pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: free, free_gpus: pool.free() };
+            match client.clone().lease(req).await {
+                Ok(resp) => {
+                    failures = 0;
+                    for lease in resp.into_inner().leases {
+                        granted += 1;
+                        start_attempt(lease, &mut pool, &config, &checkpoint_root, &runner, &reporter, &active, &mut running);
+                    }
+                }
+                Err(status) => {
+                    failures += 1;
+                    tracing::warn!(code = ?status.code(), error = status.message(), "lease request failed");
+                }
+            }
+        }
+        // Ask again at once while trials keep coming; otherwise wait for a free slot or the poll.
+        let wait = if failures > 0 {
+            sweep_spec::backoff::full_jitter(failures, Duration::from_millis(200), Duration::from_secs(10), sweep_spec::backoff::jitter_unit())
+        } else if granted > 0 && granted < free {
+            Duration::ZERO
+        } else {
+            config.poll_interval
+        };
+        let full = free == granted;
+        tokio::select! {
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok((lease_id, gpus)) = done {
+                    pool.give_back(gpus);
+                    active.lock().expect("active map").remove(&lease_id);
+                }
+            }
+            _ = tokio::time::sleep(wait), if !full || wait.is_zero() => {}
+            _ = &mut shutdown => break,
+        }
+    }
+
+    tracing::info!(agent = %agent_id, trials = running.len(), "agent stopping; its leases will be retried elsewhere");
+    for a in active.lock().expect("active map").values() {
+        let _ = a.control.try_send(Control::Abandon);
+    }
+    while running.join_next().await.is_some() {}
+    heartbeats.abort();
+    drop(reporter);
+    let _ = tokio::time::timeout(Duration::from_secs(10), reporter_task).await;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_attempt(
+    lease: pb::Lease,
+    pool: &mut GpuPool,
+    config: &AgentConfig,
+    checkpoint_root: &std::path::Path,
+    runner: &TrialRunner,
+    reporter: &Reporter,
+    active: &ActiveMap,
+    running: &mut JoinSet<(i64, Vec<String>)>,
+) {
+    let lease_id = lease.lease_id;
+    let reporter = reporter.clone();
+    let Some(spec) = lease.trial.and_then(|t| t.into_spec(&lease.sweep_id).ok()) else {
+        tracing::error!(lease = lease_id, "lease without a readable trial");
+        running.spawn(async move {
+            reporter
+                .complete(pb::CompleteRequest { lease_id, launch_error: "the lease carried no readable trial".into(), ..Default::default() })
+                .await;
+            (lease_id, Vec::new())
+        });
+        return;
+    };
+    let gpus = pool.take(spec.resources.gpus).unwrap_or_default();
+    let dirs = AttemptDirs::new(&config.work_dir, checkpoint_root, &spec, lease.attempt);
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let (started_tx, started_rx) = watch::channel(false);
+    active.lock().expect("active map").insert(lease_id, Active { control: control_tx, started: started_rx });
+    let attempt = Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone() };
+    let runner = runner.clone();
+    let grace = config.stop_grace;
+    running.spawn(async move {
+        supervise::run(attempt, &runner, &reporter, control_rx, started_tx, grace).await;
+        (lease_id, gpus)
+    });
+}
+
+async fn heartbeat_forever(client: Client, agent_id: String, active: ActiveMap, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let leases: Vec<pb::LeaseState> = active
+            .lock()
+            .expect("active map")
+            .iter()
+            .map(|(id, a)| pb::LeaseState { lease_id: *id, running: *a.started.borrow() })
+            .collect();
+        let req = pb::HeartbeatRequest { agent_id: agent_id.clone(), leases };
+        match client.clone().heartbeat(req).await {
+            Ok(resp) => {
+                let map = active.lock().expect("active map");
+                for cmd in resp.into_inner().commands {
+                    let control = match LeaseAction::try_from(cmd.action) {
+                        Ok(LeaseAction::Stop) => Control::Stop,
+                        Ok(LeaseAction::Abandon) => Control::Abandon,
+                        _ => continue,
+                    };
+                    if let Some(a) = map.get(&cmd.lease_id) {
+                        tracing::info!(lease = cmd.lease_id, ?control, "coordinator command");
+                        let _ = a.control.try_send(control);
+                    }
+                }
+            }
+            Err(status) => tracing::warn!(code = ?status.code(), error = status.message(), "heartbeat failed"),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,75 @@
+//! The agent's connection to the coordinator, and which failures are worth retrying.
+
+use std::time::Duration;
+use sweep_proto::v1::agent_service_client::AgentServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+pub type Client = AgentServiceClient<Channel>;
+
+/// A lazily connected client: the channel reconnects by itself after the coordinator restarts.
+pub fn connect(url: &str) -> anyhow::Result<Client> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| anyhow::anyhow!("coordinator address `{url}`: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    Ok(AgentServiceClient::new(endpoint.connect_lazy()))
+}
+
+/// Whether a failed call may succeed if sent again unchanged.
+pub fn is_retryable(code: Code) -> bool {
+    match code {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::ResourceExhausted | Code::Unknown | Code::Internal | Code::Cancelled => true,
+        Code::Ok
+        | Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented
+        | Code::DataLoss
+        | Code::Unauthenticated => false,
+    }
+}
+
+/// Retries `call` with exponential backoff and full jitter while it fails in a retryable way.
+pub async fn with_retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(status) if is_retryable(status.code()) => {
+                let delay = sweep_spec::backoff::full_jitter(
+                    attempt,
+                    Duration::from_millis(100),
+                    Duration::from_secs(10),
+                    sweep_spec::backoff::jitter_unit(),
+                );
+                tracing::warn!(call = what, code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "coordinator call failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt = attempt.saturating_add(1);
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_retry_and_refusals_do_not() {
+        assert!(is_retryable(Code::Unavailable));
+        assert!(is_retryable(Code::DeadlineExceeded));
+        assert!(!is_retryable(Code::FailedPrecondition), "a stale lease stays stale");
+        assert!(!is_retryable(Code::InvalidArgument));
+        assert!(!is_retryable(Code::Unauthenticated));
+    }
+}

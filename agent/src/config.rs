@@ -1,0 +1,57 @@
+//! The agent's settings: flags with `SWEEP_*` environment fallbacks and defaults for one machine.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use sweep_spec::duration::parse_duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentConfig {
+    /// Coordinator to pull trials from.
+    #[arg(long, env = "SWEEP_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    pub coordinator: String,
+    /// Trials to run at once [default: one per GPU, or 1 without GPUs].
+    #[arg(long, env = "SWEEP_SLOTS")]
+    pub slots: Option<u32>,
+    /// GPU indices this agent may use, e.g. `0,1,2,3` [default: every GPU nvidia-smi lists].
+    /// Each trial sees only its share through CUDA_VISIBLE_DEVICES.
+    #[arg(long, env = "SWEEP_GPUS", value_delimiter = ',')]
+    pub gpus: Option<Vec<String>>,
+    /// Folder for trial logs and per-attempt files.
+    #[arg(long, env = "SWEEP_WORK_DIR", default_value = ".sweep/agent")]
+    pub work_dir: PathBuf,
+    /// Folder for checkpoints, `<root>/<sweep>/<trial>/`; put it on a shared filesystem so a
+    /// retry on another node resumes [default: <work-dir>/checkpoints].
+    #[arg(long, env = "SWEEP_CHECKPOINT_ROOT")]
+    pub checkpoint_root: Option<PathBuf>,
+    /// Name shown in `sweep status` [default: the host name].
+    #[arg(long, env = "SWEEP_AGENT_NAME")]
+    pub name: Option<String>,
+    /// How long to wait before asking again when no trial is pending.
+    #[arg(long, env = "SWEEP_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How long a stopped trial gets between SIGTERM and SIGKILL.
+    #[arg(long, env = "SWEEP_STOP_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub stop_grace: Duration,
+}
+
+impl AgentConfig {
+    pub fn checkpoint_root(&self) -> PathBuf {
+        self.checkpoint_root.clone().unwrap_or_else(|| self.work_dir.join("checkpoints"))
+    }
+}
+
+/// How the agent starts a built-in (libtorch) workload: a program and the arguments before
+/// `--spec FILE`, normally this very binary with `run-trial`.
+#[derive(Debug, Clone)]
+pub struct TrialRunner {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl TrialRunner {
+    /// The running executable's own `run-trial` mode.
+    pub fn current_exe() -> std::io::Result<TrialRunner> {
+        Ok(TrialRunner { program: std::env::current_exe()?, args: vec!["run-trial".to_string()] })
+    }
+}

@@ -1,0 +1,91 @@
+//! How a leased trial becomes a process: program, arguments, environment and folders.
+//!
+//! A `command` trial runs the user's program with each parameter as `--name value` and as
+//! `SWEEP_PARAM_<NAME>`; a built-in workload runs the trial runner with `--spec FILE`. Both get
+//! their identity (`SWEEP_SWEEP`, `SWEEP_TRIAL_ID`, `SWEEP_ATTEMPT`), a checkpoint folder that is
+//! the same for every attempt (`SWEEP_CHECKPOINT_DIR`), and only their GPUs.
+
+use crate::config::TrialRunner;
+use std::path::{Path, PathBuf};
+use sweep_spec::{workloads, TrialSpec};
+use tokio::process::Command;
+
+/// The folders of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptDirs {
+    /// Working directory, spec and logs of this attempt.
+    pub run: PathBuf,
+    /// Shared by every attempt of the trial, so a retry resumes.
+    pub checkpoint: PathBuf,
+}
+
+impl AttemptDirs {
+    pub fn new(work_dir: &Path, checkpoint_root: &Path, spec: &TrialSpec, attempt: u32) -> AttemptDirs {
+        AttemptDirs {
+            run: work_dir.join("trials").join(&spec.sweep).join(&spec.id.0).join(format!("attempt-{attempt}")),
+            checkpoint: checkpoint_root.join(&spec.sweep).join(&spec.id.0),
+        }
+    }
+
+    pub fn create(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.run)?;
+        std::fs::create_dir_all(&self.checkpoint)
+    }
+}
+
+/// `SWEEP_PARAM_` + the name in upper case, with anything but letters and digits as `_`.
+pub fn param_env_name(name: &str) -> String {
+    let cleaned: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("SWEEP_PARAM_{cleaned}")
+}
+
+pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner) -> std::io::Result<Command> {
+    let mut cmd = if spec.workload == workloads::COMMAND {
+        let argv = spec.command.as_deref().unwrap_or_default();
+        let (program, fixed) = argv.split_first().ok_or_else(|| std::io::Error::other("the trial has an empty command"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(fixed);
+        for (name, value) in &spec.params {
+            cmd.arg(format!("--{name}")).arg(TrialSpec::param_as_arg(value));
+        }
+        cmd
+    } else {
+        let spec_path = dirs.run.join("spec.json");
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).expect("trial specs serialize"))?;
+        let mut cmd = Command::new(&runner.program);
+        cmd.args(&runner.args).arg("--spec").arg(&spec_path);
+        cmd
+    };
+    for (name, value) in &spec.params {
+        cmd.env(param_env_name(name), TrialSpec::param_as_arg(value));
+    }
+    cmd.env("SWEEP_SWEEP", &spec.sweep)
+        .env("SWEEP_TRIAL_ID", &spec.id.0)
+        .env("SWEEP_ATTEMPT", attempt.to_string())
+        .env("SWEEP_CHECKPOINT_DIR", &dirs.checkpoint)
+        .env("CUDA_VISIBLE_DEVICES", gpus.join(","))
+        // Python buffers stdout when it is a pipe; metrics must arrive as each epoch ends.
+        .env("PYTHONUNBUFFERED", "1")
+        .current_dir(&dirs.run)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, so stopping a trial also stops what it started.
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(every) = spec.checkpoint_every_epochs {
+        cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_names_become_environment_names() {
+        assert_eq!(param_env_name("lr"), "SWEEP_PARAM_LR");
+        assert_eq!(param_env_name("label-noise.x"), "SWEEP_PARAM_LABEL_NOISE_X");
+    }
+}

@@ -1,0 +1,51 @@
+//! `sweep-agent`: one per node (or per Slurm task / Kubernetes pod).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use sweep_agent::{AgentConfig, TrialRunner};
+
+#[derive(Parser)]
+#[command(
+    name = "sweep-agent",
+    version,
+    about = "Lease trials from a sweep coordinator and run them on this node's GPUs or CPU.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: AgentConfig,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one built-in trial in this process (the agent starts this itself).
+    RunTrial {
+        /// The trial's spec.json, written by the agent.
+        #[arg(long)]
+        spec: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::RunTrial { spec }) = cli.command {
+        std::process::exit(sweep_agent::run_trial(&spec));
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(sweep_agent::run(cli.config, TrialRunner::current_exe()?, shutdown_signal()))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,99 @@
+//! The agent's outbound queue to the coordinator: metric reports and completions, sent in the
+//! order they happened and retried until the coordinator takes them. Consecutive records of one
+//! lease travel in one call. A refusal (stale lease) drops the item: that attempt is over.
+
+use crate::client::{self, Client};
+use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, ReportMetricsRequest};
+use sweep_spec::EpochRecord;
+use tokio::sync::mpsc;
+
+/// Items waiting to be sent. When the coordinator is unreachable the queue fills, and then trial
+/// output waits in its pipe: training pauses rather than losing a row.
+const QUEUE_DEPTH: usize = 4096;
+/// Epoch records per call at most.
+const MAX_EPOCHS_PER_CALL: usize = 256;
+
+enum Outbound {
+    Metrics { lease_id: i64, record: EpochRecord },
+    Complete(CompleteRequest),
+}
+
+#[derive(Clone)]
+pub struct Reporter {
+    tx: mpsc::Sender<Outbound>,
+}
+
+impl Reporter {
+    /// Starts the sender. It ends once every `Reporter` clone is dropped and the queue is empty.
+    pub fn spawn(client: Client) -> (Reporter, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        (Reporter { tx }, tokio::spawn(send_forever(client, rx)))
+    }
+
+    pub async fn metrics(&self, lease_id: i64, record: EpochRecord) {
+        let _ = self.tx.send(Outbound::Metrics { lease_id, record }).await;
+    }
+
+    pub async fn complete(&self, req: CompleteRequest) {
+        let _ = self.tx.send(Outbound::Complete(req)).await;
+    }
+}
+
+async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
+    let mut next = None;
+    loop {
+        let item = match next.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        match item {
+            Outbound::Metrics { lease_id, record } => {
+                let mut epochs = vec![to_wire(record)];
+                while epochs.len() < MAX_EPOCHS_PER_CALL {
+                    match rx.try_recv() {
+                        Ok(Outbound::Metrics { lease_id: l, record }) if l == lease_id => epochs.push(to_wire(record)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let req = ReportMetricsRequest { lease_id, epochs };
+                let sent = client::with_retry("report_metrics", || {
+                    let mut c = client.clone();
+                    let req = req.clone();
+                    async move { c.report_metrics(req).await }
+                })
+                .await;
+                if let Err(status) = sent {
+                    tracing::warn!(lease = lease_id, error = status.message(), "metrics refused; dropped");
+                }
+            }
+            Outbound::Complete(req) => {
+                let lease_id = req.lease_id;
+                let sent = client::with_retry("complete", || {
+                    let mut c = client.clone();
+                    let req = req.clone();
+                    async move { c.complete(req).await }
+                })
+                .await;
+                match sent {
+                    Ok(resp) => tracing::info!(lease = lease_id, trial_state = %resp.into_inner().trial_state, "completion recorded"),
+                    Err(status) => tracing::warn!(lease = lease_id, error = status.message(), "completion refused"),
+                }
+            }
+        }
+    }
+}
+
+fn to_wire(r: EpochRecord) -> EpochMetrics {
+    EpochMetrics {
+        epoch: r.epoch,
+        step: r.step_or_epoch(),
+        metrics: r.metrics.into_iter().map(|(name, value)| Metric { name, value }).collect(),
+    }
+}

@@ -1,0 +1,170 @@
+//! Runs one attempt: starts the process, relays its metric lines, keeps the tail of its stderr,
+//! obeys stop and abandon commands, and reports how it ended. A crash, an OOM or a segfault ends
+//! the child, never the agent.
+
+use crate::launch::{self, AttemptDirs};
+use crate::reporter::Reporter;
+use crate::config::TrialRunner;
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+use sweep_proto::v1::CompleteRequest;
+use sweep_spec::{EpochRecord, TrialSpec};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+/// Lines of stderr kept for the failure message.
+const STDERR_TAIL_LINES: usize = 30;
+/// Longest line of output relayed; longer ones are cut so one bad print cannot exhaust memory.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What the coordinator asks of a running attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Cancelled or early-stopped: terminate gracefully, then report.
+    Stop,
+    /// The lease is gone: kill at once and report nothing.
+    Abandon,
+}
+
+pub struct Attempt {
+    pub lease_id: i64,
+    pub attempt: u32,
+    pub spec: TrialSpec,
+    pub dirs: AttemptDirs,
+    pub gpus: Vec<String>,
+}
+
+/// Runs the attempt to its end. `started` flips to true once the process runs.
+pub async fn run(
+    a: Attempt,
+    runner: &TrialRunner,
+    reporter: &Reporter,
+    mut control: mpsc::Receiver<Control>,
+    started: watch::Sender<bool>,
+    stop_grace: Duration,
+) {
+    let trial = a.spec.id.clone();
+    let launched = a.dirs.create().and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner)).and_then(|mut c| c.spawn());
+    let mut child = match launched {
+        Ok(child) => child,
+        Err(e) => {
+            tracing::error!(trial = %trial, error = %e, "could not start the trial");
+            reporter.complete(CompleteRequest { lease_id: a.lease_id, launch_error: e.to_string(), ..Default::default() }).await;
+            return;
+        }
+    };
+    let _ = started.send(true);
+    tracing::info!(trial = %trial, attempt = a.attempt, pid = child.id(), "trial started");
+
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let relay = tokio::spawn(relay_stdout(stdout, a.dirs.run.join("stdout.log"), a.lease_id, reporter.clone()));
+    let tail = tokio::spawn(keep_stderr(stderr, a.dirs.run.join("stderr.log")));
+
+    let pid = child.id().map(|p| p as i32);
+    let mut stopped_by_request = false;
+    let status = tokio::select! {
+        status = child.wait() => status,
+        cmd = control.recv() => {
+            match cmd {
+                Some(Control::Abandon) | None => {
+                    signal_group(pid, libc::SIGKILL);
+                    let _ = child.wait().await;
+                    tracing::warn!(trial = %trial, attempt = a.attempt, "lease lost; attempt abandoned");
+                    return;
+                }
+                Some(Control::Stop) => {
+                    stopped_by_request = true;
+                    signal_group(pid, libc::SIGTERM);
+                    match tokio::time::timeout(stop_grace, child.wait()).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            signal_group(pid, libc::SIGKILL);
+                            child.wait().await
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // Every metric line is queued before the completion, so the report order is the output order.
+    let _ = relay.await;
+    let stderr_tail = tail.await.unwrap_or_default();
+    let (exit_code, signal) = match &status {
+        Ok(s) => (s.code(), s.signal()),
+        Err(_) => (None, None),
+    };
+    tracing::info!(trial = %trial, attempt = a.attempt, ?exit_code, ?signal, "trial ended");
+    reporter
+        .complete(CompleteRequest {
+            lease_id: a.lease_id,
+            exit_code,
+            signal,
+            stderr_tail,
+            launch_error: status.err().map(|e| e.to_string()).unwrap_or_default(),
+            stopped_by_request,
+        })
+        .await;
+}
+
+fn signal_group(pid: Option<i32>, sig: i32) {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads.
+        unsafe {
+            libc::kill(-pid, sig);
+        }
+    }
+}
+
+async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
+    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.ok()
+}
+
+/// Metric records go to the reporter; every line also goes to the log file.
+async fn relay_stdout(out: tokio::process::ChildStdout, log_path: std::path::PathBuf, lease_id: i64, reporter: Reporter) {
+    let mut log = open_log(&log_path).await;
+    let mut lines = BufReader::new(out);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        buf.truncate(MAX_LINE_BYTES);
+        if let Some(f) = log.as_mut() {
+            let _ = f.write_all(&buf).await;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        match EpochRecord::parse_line(&line) {
+            Some(Ok(record)) => reporter.metrics(lease_id, record).await,
+            Some(Err(e)) => tracing::warn!(lease = lease_id, error = %e, line = %line.trim(), "ignored a malformed metric line"),
+            None => {}
+        }
+    }
+}
+
+/// Copies stderr to the log file and returns its last lines.
+async fn keep_stderr(err: tokio::process::ChildStderr, log_path: std::path::PathBuf) -> String {
+    let mut log = open_log(&log_path).await;
+    let mut reader = BufReader::new(err);
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        buf.truncate(MAX_LINE_BYTES);
+        if let Some(f) = log.as_mut() {
+            let _ = f.write_all(&buf).await;
+        }
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(String::from_utf8_lossy(&buf).trim_end().to_string());
+    }
+    tail.into_iter().collect::<Vec<_>>().join("\n")
+}

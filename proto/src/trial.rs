@@ -1,0 +1,47 @@
+//! The one conversion between the wire's `Trial` and the domain's `TrialSpec`, shared by the
+//! coordinator (which also checks the content id) and the agent.
+
+use crate::v1::Trial;
+use serde_json::Value;
+use sweep_spec::{Resources, TrialId, TrialSpec};
+
+impl From<&TrialSpec> for Trial {
+    fn from(t: &TrialSpec) -> Trial {
+        Trial {
+            trial_id: t.id.0.clone(),
+            index: t.index,
+            workload: t.workload.clone(),
+            command: t.command.clone().unwrap_or_default(),
+            params_json: Value::Object(t.params.clone()).to_string(),
+            data_json: t.data.as_ref().map(|d| serde_json::to_string(d).expect("data serializes")).unwrap_or_default(),
+            gpus: t.resources.gpus,
+            checkpoint_every_epochs: t.checkpoint_every_epochs.unwrap_or(0),
+        }
+    }
+}
+
+impl Trial {
+    /// The domain trial of sweep `sweep`; the error names the malformed field.
+    pub fn into_spec(self, sweep: &str) -> Result<TrialSpec, String> {
+        let params = match serde_json::from_str(&self.params_json) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(format!("trial {}: params_json: expected a JSON object", self.trial_id)),
+        };
+        let data = if self.data_json.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&self.data_json).map_err(|e| format!("trial {}: data_json: {e}", self.trial_id))?)
+        };
+        Ok(TrialSpec {
+            id: TrialId(self.trial_id),
+            sweep: sweep.to_string(),
+            index: self.index,
+            workload: self.workload,
+            command: (!self.command.is_empty()).then_some(self.command),
+            params,
+            data,
+            resources: Resources { gpus: self.gpus },
+            checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
+        })
+    }
+}
