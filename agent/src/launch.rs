@@ -20,7 +20,10 @@ pub struct AttemptDirs {
 }
 
 impl AttemptDirs {
+    /// Absolute paths: the trial runs with its run folder as working directory.
     pub fn new(work_dir: &Path, checkpoint_root: &Path, spec: &TrialSpec, attempt: u32) -> AttemptDirs {
+        let work_dir = std::path::absolute(work_dir).unwrap_or_else(|_| work_dir.to_path_buf());
+        let checkpoint_root = std::path::absolute(checkpoint_root).unwrap_or_else(|_| checkpoint_root.to_path_buf());
         AttemptDirs {
             run: work_dir.join("trials").join(&spec.sweep).join(&spec.id.0).join(format!("attempt-{attempt}")),
             checkpoint: checkpoint_root.join(&spec.sweep).join(&spec.id.0),

@@ -1,1 +1,107 @@
-fn main() {}
+//! `sweep`: the researcher's entry point. Validate and submit sweep files, follow them, read their
+//! results, or run a whole sweep on this machine with `sweep local`.
+
+mod client;
+mod commands;
+mod progress;
+mod table;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "sweep",
+    version,
+    about = "Run deep-learning sweeps across GPU nodes, or on this machine with `sweep local`.",
+    after_help = "Start here: `sweep local sweeps/studies/quickstart.toml` runs a whole sweep on this machine.\n\
+                  On a cluster: start `sweep-coordinator` once and `sweep-agent` on each node, then `sweep submit FILE`."
+)]
+struct Cli {
+    /// Coordinator address.
+    #[arg(long, global = true, env = "SWEEP_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a sweep file and show the trials it expands to.
+    Validate {
+        file: PathBuf,
+        /// List every trial with its parameters.
+        #[arg(long)]
+        trials: bool,
+    },
+    /// Submit a sweep file to the coordinator and print the sweep id. Submitting again adds only
+    /// trials that are new.
+    Submit { file: PathBuf },
+    /// Show sweeps, or one sweep's trials and the agents.
+    Status {
+        sweep: Option<String>,
+        /// Print JSON: counts per state, trials with state and attempts, agents.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show live progress until the sweep is done.
+    Watch { sweep: String },
+    /// Cancel every unfinished trial of a sweep; running ones stop at their next heartbeat.
+    Cancel { sweep: String },
+    /// One row per trial with its parameters and final metrics.
+    Results {
+        sweep: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: table::Format,
+        /// Read `<DIR>/<sweep>/trials.parquet` instead of asking the coordinator.
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Run a sweep on this machine: coordinator and agents in this process, state in `.sweep/`,
+    /// results in `./results`. Shows progress and ends with the results table.
+    #[cfg(feature = "embedded-agent")]
+    Local(commands::local::LocalArgs),
+    /// Run one built-in trial in this process (started by an agent).
+    #[cfg(feature = "embedded-agent")]
+    #[command(hide = true)]
+    RunTrial {
+        #[arg(long)]
+        spec: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    #[cfg(feature = "embedded-agent")]
+    if let Command::RunTrial { spec } = &cli.command {
+        return std::process::ExitCode::from(sweep_agent::run_trial(spec).clamp(0, 255) as u8);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.coordinator;
+    match cli.command {
+        Command::Validate { file, trials } => commands::validate::run(&file, trials),
+        Command::Submit { file } => commands::submit::run(&url, &file).await,
+        Command::Status { sweep, json } => commands::status::run(&url, sweep.as_deref(), json).await,
+        Command::Watch { sweep } => commands::watch::run(&url, &sweep).await,
+        Command::Cancel { sweep } => commands::cancel::run(&url, &sweep).await,
+        Command::Results { sweep, format, results } => commands::results::run(&url, &sweep, format, results.as_deref()).await,
+        #[cfg(feature = "embedded-agent")]
+        Command::Local(args) => commands::local::run(args).await,
+        #[cfg(feature = "embedded-agent")]
+        Command::RunTrial { .. } => unreachable!("handled before the runtime starts"),
+    }
+}

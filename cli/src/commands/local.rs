@@ -1,0 +1,127 @@
+//! `sweep local FILE`: the whole system in one process. A real coordinator serves gRPC on a free
+//! loopback port and real agents lease from it, so a local run takes the same path as a cluster
+//! run and writes the same files.
+
+use crate::commands::{results, submit};
+use crate::{client, progress, table};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use sweep_agent::{AgentConfig, TrialRunner};
+use sweep_coordinator::CoordinatorConfig;
+use sweep_spec::duration::parse_duration;
+use sweep_spec::SweepFile;
+
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// The sweep file.
+    file: PathBuf,
+    /// Agents to run [default: 2 on the CPU, one per GPU when there are GPUs].
+    #[arg(long, env = "SWEEP_LOCAL_AGENTS")]
+    agents: Option<u32>,
+    /// Folder for results.
+    #[arg(long, env = "SWEEP_RESULTS", default_value = "results")]
+    results: PathBuf,
+    /// Folder for the store, agent work folders and checkpoints.
+    #[arg(long, env = "SWEEP_STATE", default_value = ".sweep")]
+    state: PathBuf,
+    /// Lease lifetime; after an interrupted run, unfinished trials are retried once it passes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_ttl: Duration,
+    /// Output format of the final results.
+    #[arg(long, value_enum, default_value = "table")]
+    format: table::Format,
+}
+
+pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let file = SweepFile::read(&args.file)?;
+    let trials = sweep_spec::expand(&file)?;
+    let gpus = sweep_agent::gpus::detect();
+    if let Some(t) = trials.iter().find(|t| t.resources.gpus as usize > gpus.len()) {
+        anyhow::bail!(
+            "{}: key `resources.gpus`: trial {} needs {} GPUs but this machine has {}; set resources.gpus = 0 to run on the CPU",
+            file.path.display(),
+            t.id,
+            t.resources.gpus,
+            gpus.len()
+        );
+    }
+
+    let coordinator = sweep_coordinator::start(&CoordinatorConfig {
+        listen: "127.0.0.1:0".into(),
+        state: args.state.clone(),
+        results: args.results.clone(),
+        lease_ttl: args.lease_ttl,
+        flush_interval: Duration::from_secs(1),
+    })
+    .await?;
+    let url = format!("http://{}", coordinator.local_addr);
+
+    let mut c = client::connect(&url).await?;
+    let submitted = c.submit_sweep(submit::request(&file, &trials)?).await.map_err(client::explain)?.into_inner();
+    eprintln!(
+        "sweep {}: {} trials ({} new), state in {}, results in {}",
+        submitted.sweep_id,
+        submitted.trials_total,
+        submitted.trials_added,
+        args.state.display(),
+        args.results.display()
+    );
+
+    let n_agents = args.agents.unwrap_or(if gpus.is_empty() { 2 } else { gpus.len() as u32 }).max(1);
+    let (stop_agents, agents_stopped) = tokio::sync::watch::channel(false);
+    let mut agents = Vec::new();
+    for i in 0..n_agents {
+        // GPUs are dealt out round-robin so no two agents share one.
+        let share: Vec<String> = gpus.iter().skip(i as usize).step_by(n_agents as usize).cloned().collect();
+        let config = AgentConfig {
+            coordinator: url.clone(),
+            slots: Some(share.len().max(1) as u32),
+            gpus: Some(share),
+            work_dir: args.state.join("agents"),
+            checkpoint_root: None,
+            name: Some(format!("local-{i}")),
+            poll_interval: Duration::from_millis(250),
+            stop_grace: Duration::from_secs(10),
+        };
+        let mut stopped = agents_stopped.clone();
+        let runner = TrialRunner::current_exe()?;
+        agents.push(tokio::spawn(async move {
+            let until_stopped = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            sweep_agent::run(config, runner, until_stopped).await
+        }));
+    }
+
+    let outcome = tokio::select! {
+        r = progress::follow(&mut c, &submitted.sweep_id) => r.map(Some),
+        _ = tokio::signal::ctrl_c() => Ok(None),
+    };
+    let _ = stop_agents.send(true);
+    for a in agents {
+        a.await.context("agent task")??;
+    }
+    coordinator.flush().await?;
+    coordinator.shutdown().await?;
+    let Some(last) = outcome? else {
+        eprintln!("interrupted: progress is kept in {}; run the same command again to go on", args.state.display());
+        return Ok(());
+    };
+
+    let rows = results::from_files(&args.results, &submitted.sweep_id)?;
+    print!("{}", table::render(&rows, args.format));
+    let counts = last.counts.unwrap_or_default();
+    eprintln!(
+        "{}: {}. Parquet: {}/{}/trials.parquet and metrics/part-*.parquet",
+        submitted.sweep_id,
+        crate::commands::status::counts_line(&counts),
+        args.results.display(),
+        submitted.sweep_id
+    );
+    if counts.failed > 0 {
+        eprintln!("see why with: sweep results {} --results {} --format json, and the logs under {}/agents/trials/", submitted.sweep_id, args.results.display(), args.state.display());
+    }
+    Ok(())
+}

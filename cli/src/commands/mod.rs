@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod cancel;
+#[cfg(feature = "embedded-agent")]
+pub mod local;
+pub mod results;
+pub mod status;
+pub mod submit;
+pub mod validate;
+pub mod watch;

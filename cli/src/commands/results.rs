@@ -1,0 +1,54 @@
+//! `sweep results SWEEP`: from the Parquet files when `--results DIR` is given, else from the
+//! coordinator. Both give the same rows.
+
+use crate::client;
+use crate::table::{self, Format};
+use std::path::Path;
+use sweep_coordinator::results::{self, TrialRow};
+use sweep_proto::v1 as pb;
+
+pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
+    let path = results::sweep_dir(dir, sweep).join(results::TRIALS_FILE);
+    if !path.exists() {
+        anyhow::bail!("{}: no results for sweep `{sweep}` here (is --results the folder that holds <sweep>/trials.parquet?)", path.display());
+    }
+    Ok(results::read_trials_table(&path)?)
+}
+
+pub async fn from_coordinator(url: &str, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
+    let mut c = client::connect(url).await?;
+    let resp = c.get_results(pb::GetResultsRequest { sweep_id: sweep.to_string() }).await.map_err(client::explain)?;
+    resp.into_inner()
+        .trials
+        .into_iter()
+        .map(|t| {
+            let params = match serde_json::from_str(&t.params_json)? {
+                serde_json::Value::Object(m) => m,
+                _ => anyhow::bail!("trial {}: parameters are not an object", t.trial_id),
+            };
+            Ok(TrialRow {
+                sweep: sweep.to_string(),
+                trial_id: t.trial_id,
+                workload: t.workload,
+                status: t.status,
+                attempts: t.attempts as i32,
+                agent: (!t.agent.is_empty()).then_some(t.agent),
+                started_at_us: (t.started_at_ms > 0).then_some(t.started_at_ms * 1000),
+                finished_at_us: (t.finished_at_ms > 0).then_some(t.finished_at_ms * 1000),
+                duration_s: (t.started_at_ms > 0 && t.finished_at_ms >= t.started_at_ms)
+                    .then(|| (t.finished_at_ms - t.started_at_ms) as f64 / 1000.0),
+                params,
+                finals: t.finals.into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+pub async fn run(url: &str, sweep: &str, format: Format, dir: Option<&Path>) -> anyhow::Result<()> {
+    let rows = match dir {
+        Some(dir) => from_files(dir, sweep)?,
+        None => from_coordinator(url, sweep).await?,
+    };
+    print!("{}", table::render(&rows, format));
+    Ok(())
+}

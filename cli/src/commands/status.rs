@@ -1,0 +1,114 @@
+//! `sweep status [SWEEP] [--json]`.
+
+use crate::client;
+use serde_json::{json, Value};
+use sweep_proto::v1 as pb;
+
+pub fn counts_json(c: &pb::StateCounts) -> Value {
+    json!({
+        "pending": c.pending,
+        "leased": c.leased,
+        "running": c.running,
+        "succeeded": c.succeeded,
+        "failed": c.failed,
+        "cancelled": c.cancelled,
+        "stopped": c.stopped,
+    })
+}
+
+fn summary_json(s: &pb::SweepSummary) -> Value {
+    json!({
+        "sweep": s.sweep_id,
+        "state": s.state,
+        "counts": counts_json(&s.counts.clone().unwrap_or_default()),
+        "total": s.total,
+        "done": s.done,
+    })
+}
+
+fn agents_json(agents: &[pb::AgentInfo]) -> Value {
+    agents
+        .iter()
+        .map(|a| json!({"agent_id": a.agent_id, "hostname": a.hostname, "slots": a.slots, "gpus": a.gpus, "running": a.running, "last_seen_ms": a.last_seen_ms}))
+        .collect()
+}
+
+/// `running 2 · pending 5 · succeeded 10 …`, leaving out zero counts.
+pub fn counts_line(c: &pb::StateCounts) -> String {
+    let parts = [
+        ("running", c.running + c.leased),
+        ("pending", c.pending),
+        ("succeeded", c.succeeded),
+        ("failed", c.failed),
+        ("cancelled", c.cancelled),
+        ("stopped", c.stopped),
+    ];
+    let shown: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    if shown.is_empty() { "no trials".to_string() } else { shown.join(" · ") }
+}
+
+pub async fn run(url: &str, sweep: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+    let mut c = client::connect(url).await?;
+    match sweep {
+        None => {
+            let resp = c.list_sweeps(pb::ListSweepsRequest {}).await.map_err(client::explain)?.into_inner();
+            if as_json {
+                let out = json!({"sweeps": resp.sweeps.iter().map(summary_json).collect::<Vec<_>>(), "agents": agents_json(&resp.agents)});
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            if resp.sweeps.is_empty() {
+                println!("no sweeps yet: submit one with `sweep submit FILE`");
+            }
+            for s in &resp.sweeps {
+                let done = if s.done { "done" } else { &s.state };
+                println!("{:<32} {:>6} trials  {:<9} {}", s.sweep_id, s.total, done, counts_line(&s.counts.clone().unwrap_or_default()));
+            }
+            print_agents(&resp.agents);
+        }
+        Some(name) => {
+            let resp = c.get_sweep(pb::GetSweepRequest { sweep_id: name.to_string() }).await.map_err(client::explain)?.into_inner();
+            let summary = resp.summary.unwrap_or_default();
+            if as_json {
+                let mut out = summary_json(&summary);
+                out["trials"] = resp
+                    .trials
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "trial_id": t.trial_id,
+                            "index": t.index,
+                            "state": t.state,
+                            "attempts": t.attempt,
+                            "agent": t.agent,
+                            "last_error": t.last_error,
+                            "params": serde_json::from_str::<Value>(&t.params_json).unwrap_or(Value::Null),
+                        })
+                    })
+                    .collect();
+                out["agents"] = agents_json(&resp.agents);
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            println!("{} ({}): {} trials, {}", summary.sweep_id, summary.state, summary.total, counts_line(&summary.counts.clone().unwrap_or_default()));
+            for t in &resp.trials {
+                let error = t.last_error.lines().next().unwrap_or("");
+                println!("  {}  {:<10} attempt {:<2} {:<20} {}", t.trial_id, t.state, t.attempt, t.agent, error);
+            }
+            print_agents(&resp.agents);
+        }
+    }
+    Ok(())
+}
+
+fn print_agents(agents: &[pb::AgentInfo]) {
+    if agents.is_empty() {
+        println!("no agents connected: start `sweep-agent --coordinator URL` on a node");
+        return;
+    }
+    println!("agents:");
+    for a in agents {
+        let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", a.gpus.join(",")) };
+        println!("  {:<24} {:<16} {} of {} slots busy, {}", a.agent_id, a.hostname, a.running, a.slots, gpus);
+    }
+}
