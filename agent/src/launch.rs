@@ -76,6 +76,17 @@ pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &
         // Its own process group, so stopping a trial also stops what it started.
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        // If the agent dies (even by SIGKILL), its trials die with it instead of holding GPUs as
+        // orphans. The signal follows the spawning thread: tokio's workers live as long as the agent.
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     if let Some(every) = spec.checkpoint_every_epochs {
         cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
     }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, and nothing that is already there:
+#  - PyTorch 2.11.0 in the project's .venv: tch builds and runs against its libtorch;
+#  - duckdb, pandas and pyarrow in the same venv: the tests read the results the way users do;
+#  - a C/C++ compiler (tch compiles a small C++ wrapper; SQLite and zstd are compiled from source).
+# Protocol buffers are compiled in Rust (protox), so no protoc is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+PY_PACKAGES=(duckdb pandas pyarrow)
+VENV=.venv
+STAMP="$VENV/.sweep-setup-torch-$TORCH_VERSION"
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is not on PATH. Install Rust (https://rustup.rs) and run this again." >&2
+  exit 1
+fi
+
+if [[ -f $STAMP ]]; then
+  exit 0
+fi
+
+if [[ ! -x $VENV/bin/python ]]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+py_minor=$("$VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+if [[ $py_minor != 3.11 ]]; then
+  # .cargo/config.toml points tch at .venv/lib/python3.11/site-packages/torch.
+  echo "setup: $VENV has Python $py_minor; this project expects Python 3.11 (see .cargo/config.toml)" >&2
+  exit 1
+fi
+echo "setup: installing torch==$TORCH_VERSION and ${PY_PACKAGES[*]} into $VENV (about 5 GB, a few minutes the first time)"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" "${PY_PACKAGES[@]}"
+"$VENV/bin/python" - <<PY
+import torch
+assert torch.__version__.split("+")[0] == "$TORCH_VERSION", torch.__version__
+print("setup: torch", torch.__version__, "ready")
+PY
+touch "$STAMP"

@@ -1,0 +1,108 @@
+//! Starting the real binaries for end-to-end tests: `sweep-coordinator` on 127.0.0.1:0, agents,
+//! and the `sweep` CLI. Binaries come from the same target folder as this test (`make test`
+//! builds them first).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::current_exe().expect("test path").parent().and_then(Path::parent).expect("target folder").to_path_buf();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`; `make test` does)", path.display());
+    path
+}
+
+/// A child process killed when the test ends, pass or fail.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Coordinator {
+    pub proc: Proc,
+    pub url: String,
+    pub results: PathBuf,
+}
+
+/// Starts `sweep-coordinator` on a free port and waits for its address line.
+pub fn start_coordinator(root: &Path, lease_ttl: &str) -> Coordinator {
+    let results = root.join("results");
+    let mut child = Command::new(bin("sweep-coordinator"))
+        .args(["--listen", "127.0.0.1:0", "--lease-ttl", lease_ttl, "--flush-interval", "300ms"])
+        .arg("--state")
+        .arg(root.join("state"))
+        .arg("--results")
+        .arg(&results)
+        .env("SWEEP_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(root.join("coordinator.log")).expect("log file"))
+        .spawn()
+        .expect("start sweep-coordinator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
+    let addr = line.trim().rsplit(' ').next().expect("address").to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "unexpected first line: {line}");
+    Coordinator { proc: Proc(child), url: format!("http://{addr}"), results }
+}
+
+/// Starts `sweep-agent` with its own work folder and a log file named after it.
+pub fn start_agent(root: &Path, url: &str, name: &str, slots: u32) -> Proc {
+    let child = Command::new(bin("sweep-agent"))
+        .args(["--coordinator", url, "--name", name, "--slots", &slots.to_string(), "--poll-interval", "200ms", "--stop-grace", "2s"])
+        .arg("--work-dir")
+        .arg(root.join(name))
+        .env("SWEEP_LOG", "info")
+        .env("SWEEP_GPUS", "")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log file"))
+        .spawn()
+        .expect("start sweep-agent");
+    Proc(child)
+}
+
+/// Runs the `sweep` CLI against `url` and returns its output.
+pub fn sweep(url: &str, args: &[&str]) -> Output {
+    Command::new(bin("sweep")).args(args).env("SWEEP_COORDINATOR", url).output().expect("run sweep")
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    assert!(out.status.success(), "sweep failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn status_json(url: &str, sweep_id: &str) -> Value {
+    serde_json::from_str(&stdout_of(&sweep(url, &["status", sweep_id, "--json"]))).expect("status --json is JSON")
+}
+
+/// Polls `sweep status --json` until `pred` holds; panics with the last status and the logs
+/// after `limit`.
+pub fn wait_for(url: &str, sweep_id: &str, root: &Path, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let status = status_json(url, sweep_id);
+        if pred(&status) {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let logs: String = ["coordinator.log", "a.log", "b.log"]
+                .iter()
+                .filter_map(|f| std::fs::read_to_string(root.join(f)).ok().map(|t| format!("--- {f}\n{t}")))
+                .collect();
+            panic!("timed out; last status: {status:#}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn count(status: &Value, state: &str) -> u64 {
+    status["counts"][state].as_u64().unwrap_or(0)
+}
