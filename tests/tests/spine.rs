@@ -80,6 +80,9 @@ fn a_sweep_runs_across_processes_and_lands_in_parquet() {
     };
     assert!(mean_error(60) > mean_error(8) && mean_error(60) > mean_error(400), "no peak at width == n");
 
+    let watched = stdout_of(&sweep(&coordinator.url, &["watch", "spine"]));
+    assert!(watched.contains("spine: done: succeeded 6"), "{watched}");
+
     // The CLI reads the same rows from the files and from the coordinator.
     let from_files = stdout_of(&sweep(&coordinator.url, &["results", "spine", "--format", "csv", "--results", coordinator.results.to_str().unwrap()]));
     let from_coordinator = stdout_of(&sweep(&coordinator.url, &["results", "spine", "--format", "csv"]));

@@ -1,0 +1,75 @@
+//! The `sweep` command as a user meets it: `sweep local` end to end, and the errors for bad files,
+//! unknown sweeps and a missing coordinator.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const SMALL: &str = r#"
+name = "small"
+workload = "mlp"
+[params]
+hidden_trainable = false
+n = 40
+n_test = 100
+[grid]
+width = [5, 40, 300]
+seed = [0, 1]
+"#;
+
+fn local(dir: &std::path::Path) -> std::process::Output {
+    Command::new(bin("sweep"))
+        .args(["local", "small.toml", "--agents", "2"])
+        .current_dir(dir)
+        .output()
+        .expect("run sweep local")
+}
+
+#[test]
+fn sweep_local_runs_everything_and_prints_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.toml"), SMALL).unwrap();
+    let out = local(dir.path());
+    let text = stdout_of(&out);
+    assert_eq!(text.lines().filter(|l| l.contains(" succeeded ")).count(), 6, "{text}");
+    assert!(text.contains("mean over seeds"), "{text}");
+    assert!(text.contains("test_error"), "{text}");
+    assert!(dir.path().join("results/small/trials.parquet").exists());
+    assert!(dir.path().join(".sweep/state.db").exists(), "state goes in .sweep/");
+    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/small")).unwrap();
+    assert!(rows.iter().any(|r| r.metric == "test_error"));
+
+    // Running it again adds nothing and shows the same results.
+    let again = local(dir.path());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("6 trials (0 new)"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(stdout_of(&again), text);
+}
+
+#[test]
+fn errors_name_the_file_the_key_and_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nworkload = \"mlp\"\n[grid]\nwidht = [1, 2]\n").unwrap();
+    let out = Command::new(bin("sweep")).arg("validate").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("key `grid.widht`") && err.contains("width"), "{err}");
+
+    let ok = dir.path().join("ok.toml");
+    std::fs::write(&ok, SMALL).unwrap();
+    let out = Command::new(bin("sweep")).arg("validate").arg(&ok).output().unwrap();
+    assert!(stdout_of(&out).contains("6 trials"));
+
+    // No coordinator listens on this port: the error says what to do.
+    let out = sweep("http://127.0.0.1:1", &["submit", ok.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sweep local"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let coordinator = start_coordinator(dir.path(), "5s");
+    let out = sweep(&coordinator.url, &["status", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sweep `nope`"));
+    let out = sweep(&coordinator.url, &["cancel", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sweep `nope`"));
+}
