@@ -28,7 +28,11 @@ type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 /// leases then expire and the coordinator hands them out again as new attempts.
 pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
-    let gpus = config.gpus.clone().unwrap_or_else(gpus::detect);
+    // `--gpus ''` (or an empty SWEEP_GPUS) means no GPUs.
+    let gpus: Vec<String> = match &config.gpus {
+        Some(list) => list.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect(),
+        None => gpus::detect(),
+    };
     let slots = config.slots.unwrap_or(gpus.len().max(1) as u32);
     let client = client::connect(&config.coordinator)?;
     let hostname = hostname();
@@ -49,8 +53,9 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
 
     let (reporter, reporter_task) = Reporter::spawn(client.clone());
     let active: ActiveMap = Arc::default();
+    let wake_heartbeat = Arc::new(tokio::sync::Notify::new());
     let heartbeat_every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
-    let heartbeats = tokio::spawn(heartbeat_forever(client.clone(), agent_id.clone(), active.clone(), heartbeat_every));
+    let heartbeats = tokio::spawn(heartbeat_forever(client.clone(), agent_id.clone(), active.clone(), heartbeat_every, wake_heartbeat.clone()));
 
     let mut pool = GpuPool::new(&gpus);
     let mut running: JoinSet<(i64, Vec<String>)> = JoinSet::new();
@@ -67,7 +72,15 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
                     for lease in resp.into_inner().leases {
                         granted += 1;
                         start_attempt(lease, &mut pool, &config, &checkpoint_root, &runner, &reporter, &active, &mut running);
+                        wake_heartbeat.notify_one();
                     }
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    // The coordinator's store no longer has this agent (it was reset): nothing this
+                    // agent holds is valid there. Exit so the supervisor (Slurm, Kubernetes) restarts it.
+                    tracing::error!(error = status.message(), "the coordinator does not know this agent; stopping");
+                    shutdown_trials(&active, &mut running).await;
+                    anyhow::bail!("the coordinator at {} does not know agent {agent_id}: {}", config.coordinator, status.message());
                 }
                 Err(status) => {
                     failures += 1;
@@ -97,14 +110,20 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
     }
 
     tracing::info!(agent = %agent_id, trials = running.len(), "agent stopping; its leases will be retried elsewhere");
-    for a in active.lock().expect("active map").values() {
-        let _ = a.control.try_send(Control::Abandon);
-    }
-    while running.join_next().await.is_some() {}
+    shutdown_trials(&active, &mut running).await;
     heartbeats.abort();
     drop(reporter);
     let _ = tokio::time::timeout(Duration::from_secs(10), reporter_task).await;
     Ok(())
+}
+
+/// Ends every trial this agent runs, without reporting: their leases expire and the trials run
+/// again elsewhere.
+async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>)>) {
+    for a in active.lock().expect("active map").values() {
+        let _ = a.control.try_send(Control::Abandon);
+    }
+    while running.join_next().await.is_some() {}
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -144,11 +163,18 @@ fn start_attempt(
     });
 }
 
-async fn heartbeat_forever(client: Client, agent_id: String, active: ActiveMap, every: Duration) {
+/// Heartbeats every `every`, and soon after a trial starts so `sweep status` shows it running.
+async fn heartbeat_forever(client: Client, agent_id: String, active: ActiveMap, every: Duration, wake: Arc<tokio::sync::Notify>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {
+                // Give the process a moment to start, so the beat can say it runs.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         let leases: Vec<pb::LeaseState> = active
             .lock()
             .expect("active map")

@@ -34,6 +34,7 @@ impl RunningCoordinator {
 
     /// Stops accepting calls, finishes those in flight, writes Parquet a last time.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shared.begin_stopping();
         let _ = self.stop.send(());
         self.server.await?.context("grpc server")?;
         self.reaper.abort();
@@ -87,7 +88,7 @@ async fn reap_forever(shared: Shared, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        match shared.write(|s, now| s.reap_expired(now)).await {
+        match shared.write_then_wake_if(|s, now| s.reap_expired(now), |lost| !lost.is_empty()).await {
             Ok(lost) => {
                 for (sweep, trial, attempt, state) in lost {
                     tracing::warn!(sweep = %sweep, trial = %trial, attempt, now = %state, "lease expired");

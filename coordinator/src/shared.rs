@@ -10,11 +10,17 @@ use tokio::sync::watch;
 pub struct Shared {
     store: Arc<Mutex<Store>>,
     changes: Arc<watch::Sender<u64>>,
+    /// Set once the server begins to stop; long-lived streams end on it.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl Shared {
     pub fn new(store: Store) -> Shared {
-        Shared { store: Arc::new(Mutex::new(store)), changes: Arc::new(watch::channel(0).0) }
+        Shared {
+            store: Arc::new(Mutex::new(store)),
+            changes: Arc::new(watch::channel(0).0),
+            stopping: Arc::new(watch::channel(false).0),
+        }
     }
 
     /// Runs a read on a blocking thread, with the clock read once.
@@ -38,6 +44,16 @@ impl Shared {
         T: Send + 'static,
         F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
     {
+        self.write_then_wake_if(f, |_| true).await
+    }
+
+    /// Like [`Shared::write`], but wakes watchers only when `changed` says the write changed anything.
+    pub async fn write_then_wake_if<T, F, C>(&self, f: F, changed: C) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
+        C: FnOnce(&T) -> bool,
+    {
         let store = self.store.clone();
         let out = tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
@@ -45,12 +61,23 @@ impl Shared {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        if out.as_ref().map_or(true, changed) {
+            self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        }
         out
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells long-lived streams that the server is stopping.
+    pub fn begin_stopping(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// For blocking code (the Parquet sink) that is already off the async runtime.

@@ -67,13 +67,15 @@ impl SweepService for SweepApi {
     async fn watch_sweep(&self, req: Request<pb::WatchSweepRequest>) -> Result<Response<Self::WatchSweepStream>, Status> {
         let name = req.into_inner().sweep_id;
         let shared = self.shared.clone();
+        // Subscribe before the first read so no change between the two is missed.
+        let mut changes = shared.subscribe();
+        let mut stopping = shared.stopping();
         // Fail now, not in the stream, for an unknown sweep.
         let first = {
             let name = name.clone();
             shared.read(move |s, _| s.summary(&name)).await?
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut changes = shared.subscribe();
         tokio::spawn(async move {
             let mut summary = first;
             let mut last_sent = None;
@@ -88,10 +90,13 @@ impl SweepService for SweepApi {
                 if summary.is_done() {
                     return;
                 }
-                // Changes arrive in bursts; a short pause batches them into one update.
-                if changes.changed().await.is_err() {
-                    return;
+                // Ends when the watcher hangs up or the server stops, not only when the sweep is done.
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
+                // Changes arrive in bursts; a short pause batches them into one update.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let name = name.clone();
                 summary = match shared.read(move |s, _| s.summary(&name)).await {

@@ -91,7 +91,7 @@ impl Store {
                  WHERE t.state = 'pending' AND s.state = 'active' AND t.gpus <= ?1
                  ORDER BY s.seq, t.idx LIMIT ?2",
             )?;
-            let rows = q.query_map(params![free_gpus, free_slots * 4], |r| {
+            let rows = q.query_map(params![free_gpus, free_slots.saturating_mul(4)], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?

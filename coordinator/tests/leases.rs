@@ -1,0 +1,197 @@
+//! The agent's side of a trial over real gRPC: leasing within free slots and GPUs, heartbeats,
+//! metric reports, completion, fencing of expired leases, idempotent metrics and the retry policy.
+//! Each test starts its own coordinator on 127.0.0.1:0 with a temporary store and results folder.
+
+mod common;
+
+use common::{action, assert_status, eventually, now_ms, sweep, Env, LONG_TTL, SHORT_TTL};
+use serde_json::Value;
+use sweep_proto::v1::LeaseAction;
+use tonic::Code;
+
+#[tokio::test]
+async fn lease_respects_free_slots_and_free_gpus() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("gpu", &[1], "[resources]\ngpus = 1")).await.unwrap();
+    c.submit(sweep("cpu", &[1, 2, 3], "")).await.unwrap();
+    let mut agent = c.agent("a", 8).await;
+
+    let cpu_only = agent.lease(2, 0).await;
+    assert_eq!(cpu_only.len(), 2, "two free slots give two leases");
+    assert!(cpu_only.iter().all(|l| l.sweep_id == "cpu"), "a gpus=1 trial goes to no agent with free_gpus=0: {cpu_only:?}");
+    assert_eq!(c.counts("gpu").await.pending, 1);
+
+    let with_gpu = agent.lease(4, 1).await;
+    let sweeps: Vec<_> = with_gpu.iter().map(|l| l.sweep_id.as_str()).collect();
+    assert_eq!(sweeps, ["gpu", "cpu"], "the older sweep first, then the CPU trial left");
+    assert_eq!(with_gpu[0].trial.as_ref().unwrap().gpus, 1);
+    assert!(agent.lease(4, 4).await.is_empty(), "nothing is left to lease");
+}
+
+#[tokio::test]
+async fn a_trial_runs_from_lease_to_success_and_its_results_are_served() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let req = sweep("flow", &[1, 2], "");
+    let first_id = req.trials[0].trial_id.clone();
+    c.submit(req).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+
+    let before = now_ms();
+    let lease = agent.lease_one().await;
+    assert_eq!((lease.sweep_id.as_str(), lease.attempt), ("flow", 1));
+    assert_eq!(lease.trial.as_ref().unwrap().trial_id, first_id, "trials are leased in expansion order");
+    assert!(lease.deadline_ms > before, "deadline {} is in the future", lease.deadline_ms);
+    let counts = c.counts("flow").await;
+    assert_eq!((counts.pending, counts.leased, counts.running), (1, 1, 0));
+
+    let hb = agent.heartbeat(lease.lease_id, true).await;
+    assert_eq!(action(&hb), LeaseAction::Continue);
+    assert!(hb.deadline_ms >= lease.deadline_ms, "a heartbeat extends the lease");
+    let got = c.get("flow").await;
+    let t = &got.trials[0];
+    assert_eq!((t.state.as_str(), t.attempt, t.agent.as_str()), ("running", 1, agent.id.as_str()));
+    assert_eq!(got.summary.unwrap().counts.unwrap().running, 1);
+    assert_eq!(got.agents.iter().find(|a| a.agent_id == agent.id).map(|a| a.running), Some(1));
+
+    // Epoch 2 arrives before epoch 1: finals follow the latest epoch, not the latest report.
+    let r = agent.report(lease.lease_id, &[(0, &[("train_loss", 2.0), ("test_acc", 0.1)]), (2, &[("train_loss", 0.5), ("test_acc", 0.8)])]).await;
+    assert_eq!(r.unwrap().rows_added, 4);
+    let r = agent.report(lease.lease_id, &[(1, &[("train_loss", 1.0), ("test_acc", 0.5)])]).await;
+    assert_eq!(r.unwrap().rows_added, 2);
+    assert_eq!(agent.exit(lease.lease_id, 0, "").await.unwrap(), "succeeded");
+
+    let got = c.get("flow").await;
+    let summary = got.summary.unwrap();
+    let counts = summary.counts.unwrap();
+    assert_eq!((counts.succeeded, counts.pending, counts.running, summary.total, summary.done), (1, 1, 0, 2, false));
+    assert_eq!((got.trials[0].state.as_str(), got.trials[0].attempt), ("succeeded", 1));
+
+    let results = c.sweeps.clone().get_results(sweep_proto::v1::GetResultsRequest { sweep_id: "flow".into() }).await.unwrap().into_inner();
+    assert_eq!(results.trials.len(), 2);
+    let done = &results.trials[0];
+    assert_eq!((done.trial_id.as_str(), done.status.as_str(), done.attempts), (first_id.as_str(), "succeeded", 1));
+    let params: Value = serde_json::from_str(&done.params_json).unwrap();
+    assert_eq!(params["width"], 1);
+    assert_eq!(done.finals.len(), 2);
+    assert_eq!(done.finals["train_loss"], 0.5);
+    assert_eq!(done.finals["test_acc"], 0.8);
+    assert!(done.started_at_ms > 0 && done.finished_at_ms >= done.started_at_ms, "{done:?}");
+    let waiting = &results.trials[1];
+    assert_eq!((waiting.status.as_str(), waiting.finished_at_ms), ("pending", 0));
+    assert!(waiting.finals.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_fenced_off_and_the_trial_is_retried_as_attempt_2() {
+    let env = Env::new(SHORT_TTL);
+    let c = env.start().await;
+    c.submit(sweep("fence", &[1], "")).await.unwrap();
+    let mut zombie = c.agent("zombie", 1).await;
+    let old = zombie.lease_one().await;
+    assert_eq!(zombie.report(old.lease_id, &[(0, &[("loss", 1.0)])]).await.unwrap().rows_added, 1);
+
+    // No heartbeats: the reaper returns the trial to the queue after the TTL.
+    eventually("the expired trial to be pending again", || async {
+        let t = c.trial_states("fence").await;
+        (t[0].1 == "pending").then_some(())
+    })
+    .await;
+    assert_status(zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await, Code::FailedPrecondition, &old.lease_id.to_string());
+
+    let mut next = c.agent("next", 1).await;
+    let new = next.lease_one().await;
+    assert_eq!(new.attempt, 2, "a lost lease is retried as attempt + 1");
+    assert_ne!(new.lease_id, old.lease_id);
+    assert_eq!(c.trial_states("fence").await[0].2, 2);
+
+    assert_status(zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await, Code::FailedPrecondition, &old.lease_id.to_string());
+    assert_status(zombie.exit(old.lease_id, 0, "").await, Code::FailedPrecondition, &old.lease_id.to_string());
+    assert_eq!(action(&zombie.heartbeat(old.lease_id, true).await), LeaseAction::Abandon);
+
+    // The zombie's refused writes changed nothing; the current lease still works.
+    assert_eq!(action(&next.heartbeat(new.lease_id, true).await), LeaseAction::Continue);
+    assert_eq!(next.exit(new.lease_id, 0, "").await.unwrap(), "succeeded");
+    c.running.flush().await.unwrap();
+    let rows = env.parquet_metrics("fence");
+    let keys: Vec<_> = rows.iter().map(|r| (r.attempt, r.epoch)).collect();
+    assert_eq!(keys, [(1, 0)], "only the row sent while the first lease was live is stored");
+}
+
+#[tokio::test]
+async fn a_retried_metric_report_is_stored_once_in_parquet() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("dedup", &[1], "")).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+    let lease = agent.lease_one().await;
+    let epochs: &[(u32, &[(&str, f64)])] = &[(0, &[("train_loss", 1.0), ("test_acc", 0.2)]), (1, &[("train_loss", 0.7), ("test_acc", 0.4)])];
+
+    let first = agent.report(lease.lease_id, epochs).await.unwrap();
+    assert_eq!((first.rows_added, first.rows_duplicate), (4, 0));
+    let again = agent.report(lease.lease_id, epochs).await.unwrap();
+    assert_eq!((again.rows_added, again.rows_duplicate), (0, 4));
+    c.running.flush().await.unwrap();
+
+    // A report that overlaps what is already written: only epoch 2 is new.
+    let overlap = agent.report(lease.lease_id, &[(1, &[("train_loss", 0.7)]), (2, &[("train_loss", 0.5), ("test_acc", 0.6)])]).await.unwrap();
+    assert_eq!((overlap.rows_added, overlap.rows_duplicate), (2, 1));
+    agent.report(lease.lease_id, epochs).await.unwrap();
+    c.running.flush().await.unwrap();
+
+    let rows = env.parquet_metrics("dedup");
+    assert_eq!(rows.len(), 6, "3 epochs x 2 metrics: {rows:?}");
+    assert!(rows.iter().all(|r| r.sweep == "dedup" && r.attempt == 1 && r.step == r.epoch as i64 * 10));
+    let loss1 = rows.iter().find(|r| r.epoch == 1 && r.metric == "train_loss").unwrap();
+    assert_eq!(loss1.value, 0.7);
+}
+
+#[tokio::test]
+async fn failures_retry_up_to_max_attempts_then_fail_with_the_stderr_tail() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("retry", &[1], "[retry]\nmax_attempts = 2")).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+
+    let first = agent.lease_one().await;
+    agent.heartbeat(first.lease_id, true).await;
+    assert_eq!(agent.exit(first.lease_id, 1, "warming up\nsegfault in step 3").await.unwrap(), "pending");
+    let t = &c.get("retry").await.trials[0];
+    assert_eq!((t.state.as_str(), t.attempt), ("pending", 1));
+
+    let second = agent.lease_one().await;
+    assert_eq!(second.attempt, 2);
+    assert_eq!(agent.exit(second.lease_id, 3, "RuntimeError: CUDA out of memory").await.unwrap(), "failed");
+    let t = &c.get("retry").await.trials[0];
+    assert_eq!((t.state.as_str(), t.attempt), ("failed", 2));
+    assert!(t.last_error.contains("CUDA out of memory") && t.last_error.contains("exit code 3"), "last_error: {}", t.last_error);
+    assert!(c.get("retry").await.summary.unwrap().done);
+    assert!(agent.lease(1, 0).await.is_empty(), "a failed trial is not leased again");
+}
+
+#[tokio::test]
+async fn exit_code_78_fails_at_once_as_a_bad_configuration() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("badcfg", &[1], "[retry]\nmax_attempts = 3")).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+    let lease = agent.lease_one().await;
+    let code = sweep_spec::trial::EXIT_BAD_CONFIG;
+    assert_eq!(code, 78);
+    assert_eq!(agent.exit(lease.lease_id, code, "unknown optimizer `adamw`").await.unwrap(), "failed");
+    let t = &c.get("badcfg").await.trials[0];
+    assert_eq!((t.state.as_str(), t.attempt), ("failed", 1));
+    assert!(t.last_error.contains("unknown optimizer"), "last_error: {}", t.last_error);
+    assert!(agent.lease(1, 0).await.is_empty());
+}
+
+#[tokio::test]
+
+async fn a_huge_free_slots_value_leases_every_pending_trial() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("many", &[1, 2], "")).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+    assert_eq!(agent.lease(1 << 30, 0).await.len(), 2);
+}
