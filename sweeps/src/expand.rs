@@ -173,7 +173,7 @@ mod tests {
             err("workload = \"mlp\""),
             "sweeps/t.toml: key `name`: expected a string (missing)"
         );
-        assert!(err("name = \"a\"\nworkload = \"resnet\"").contains("key `workload`: expected one of command, mlp, got \"resnet\""));
+        assert!(err("name = \"a\"\nworkload = \"resnet\"").contains("key `workload`: expected one of command, mlp, double_descent, got \"resnet\""));
         assert!(err("name = \"a\"\nworkload = \"mlp\"\n[grid]\nwidth = 3").contains("key `grid.width`: expected a non-empty array"));
         assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidht = 3").contains("key `params.widht`: expected a parameter of workload `mlp`"));
         assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidth = \"big\"").contains("key `params.width`: expected an integer"));

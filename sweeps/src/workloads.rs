@@ -15,6 +15,8 @@ pub enum Kind {
     Bool,
     Str,
     Table,
+    /// A name, or a table with the name and its settings (`schedule = "cosine"` or `{ name = "step", ... }`).
+    StrOrTable,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
             Kind::Bool => "a boolean",
             Kind::Str => "a string",
             Kind::Table => "a table",
+            Kind::StrOrTable => "a string or a table",
         }
     }
 
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Bool => v.is_boolean(),
             Kind::Str => v.is_string(),
             Kind::Table => v.is_object(),
+            Kind::StrOrTable => v.is_string() || v.is_object(),
         }
     }
 }
@@ -89,7 +93,27 @@ pub static MLP: Workload = Workload {
     ],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP];
+pub static DOUBLE_DESCENT: Workload = Workload {
+    name: "double_descent",
+    help: "image classifiers of a given width trained with label noise (Nakkiran et al. 2019), on CIFAR-10/100, image folders or .npy arrays",
+    params: &[
+        param!("model", Str, "preact_resnet18", "preact_resnet18 | cnn5 | mlp | random_features"),
+        param!("width", Int, 64, "k: the network's widths are [k, 2k, 4k, 8k]; hidden units for mlp; features for random_features"),
+        param!("label_noise", Float, 0.15, "fraction of training labels replaced by a different class, fixed per seed"),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw); the ridge coefficient for random_features"),
+        param!("dropout", Float, 0.0, "dropout before the classifier"),
+        param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip"),
+        param!("epochs", Int, 200, "training epochs"),
+        param!("batch_size", Int, 128, "mini-batch size"),
+        param!("optimizer", Table, {"name": "adam", "lr": 1e-4}, "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"),
+        param!("schedule", StrOrTable, "constant", "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"),
+        param!("n_train", Int, 0, "use the first n_train training images (0: all); n sets the interpolation threshold"),
+        param!("eval_every", Int, 1, "evaluate and report every this many epochs"),
+        param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise"),
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

@@ -8,9 +8,16 @@ pub enum TrialError {
     /// The configuration can never run; the message names the parameter and what was expected.
     #[error("{0}")]
     BadConfig(String),
+    /// Stopped on SIGTERM after saving a checkpoint; the next attempt resumes from it.
+    #[error("stopped on request; a checkpoint was saved")]
+    Interrupted,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
+
+/// Exit status of a trial that stopped on SIGTERM after checkpointing: 128 + SIGTERM, as a shell
+/// reports a process ended by that signal.
+pub const EXIT_INTERRUPTED: i32 = 143;
 
 impl TrialError {
     pub fn bad_config(message: impl Into<String>) -> TrialError {
@@ -20,6 +27,7 @@ impl TrialError {
     pub fn exit_code(&self) -> i32 {
         match self {
             TrialError::BadConfig(_) => EXIT_BAD_CONFIG,
+            TrialError::Interrupted => EXIT_INTERRUPTED,
             TrialError::Other(_) => 1,
         }
     }

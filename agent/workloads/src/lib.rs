@@ -5,9 +5,17 @@
 
 pub use tch;
 
+pub mod checkpoint;
+pub mod data;
 mod device;
+mod double_descent;
 mod error;
+pub mod harness;
 mod mlp;
+pub mod models;
+pub mod optim;
+mod params;
+pub mod random_features;
 mod rng;
 
 pub use error::TrialError;
@@ -55,7 +63,13 @@ fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
         out.flush()?;
         Ok(())
     };
-    run_workload(&spec, device, &mut emit)
+    let stop = harness::StopFlag::on_signals().map_err(anyhow::Error::from)?;
+    run_workload(&spec, device, &mut emit, &stop)
+}
+
+/// The trial's checkpoint folder, the same for every attempt (set by the agent).
+pub(crate) fn checkpoint_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
 }
 
 /// Runs the workload a spec names, handing each record to `sink`.
@@ -63,8 +77,10 @@ pub(crate) fn run_workload(
     spec: &TrialSpec,
     device: Device,
     sink: &mut Sink<'_>,
+    stop: &harness::StopFlag,
 ) -> Result<(), TrialError> {
     match spec.workload.as_str() {
+        name if name == sweep_spec::workloads::DOUBLE_DESCENT.name => double_descent::run(spec, device, sink, stop),
         name if name == sweep_spec::workloads::MLP.name => {
             if spec.data.is_some() {
                 return Err(TrialError::bad_config(
@@ -171,7 +187,7 @@ mod tests {
             run_workload(&trial, Device::Cpu, &mut |r| {
                 last = Some(r);
                 Ok(())
-            })
+            }, &harness::StopFlag::default())
             .unwrap();
             let width = trial.params["width"].as_u64().unwrap();
             by_width

@@ -21,6 +21,14 @@ pub enum Stream {
     Init = 5,
     Shuffle = 6,
     Features = 7,
+    /// The class templates of the synthetic image sets (`data::synthetic`).
+    ImageTemplates = 8,
+    ImageTrain = 9,
+    ImageTest = 10,
+    /// The order of one training epoch (`data::batches`), keyed by (seed, epoch).
+    EpochOrder = 11,
+    /// Random crops and flips of one batch, keyed by (seed, epoch, batch index).
+    Augment = 12,
 }
 
 impl Rng {

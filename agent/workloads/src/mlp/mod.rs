@@ -7,11 +7,12 @@ mod random_features;
 mod trained;
 
 use crate::error::TrialError;
+use crate::params::{at_least, in_range};
 use crate::Sink;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sweep_spec::workloads::MLP;
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// The parameters exactly as the trial carries them.
 #[derive(Debug, Clone, Deserialize)]
@@ -105,59 +106,13 @@ pub fn run(
 
 impl MlpParams {
     pub fn parse(params: &Map<String, Value>) -> Result<MlpParams, TrialError> {
-        check_against_catalogue(params)?;
+        crate::params::check(params, &MLP)?;
         // Every top-level type is checked above, so what serde can still refuse is the optimizer table.
         serde_json::from_value::<RawOptimizer>(params["optimizer"].clone())
             .map_err(|e| TrialError::bad_config(format!("params.optimizer: {e}")))?;
         let raw: RawParams = serde_json::from_value(Value::Object(params.clone()))
             .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
         raw.validate()
-    }
-}
-
-/// Unknown, missing and mistyped keys, reported against the catalogue so the message names the key.
-fn check_against_catalogue(params: &Map<String, Value>) -> Result<(), TrialError> {
-    for (key, value) in params {
-        let Some(param) = MLP.param(key) else {
-            let known: Vec<_> = MLP.params.iter().map(|p| p.name).collect();
-            return Err(TrialError::bad_config(format!(
-                "params.{key}: not a parameter of workload `mlp`; expected one of {}",
-                known.join(", ")
-            )));
-        };
-        if !param.kind.accepts(value) {
-            return Err(TrialError::bad_config(format!(
-                "params.{key}: expected {}, got {value}",
-                param.kind.describe()
-            )));
-        }
-    }
-    if let Some(missing) = MLP.params.iter().find(|p| !params.contains_key(p.name)) {
-        return Err(TrialError::bad_config(format!(
-            "params.{}: missing; a trial must carry every parameter resolved",
-            missing.name
-        )));
-    }
-    Ok(())
-}
-
-fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
-    if value >= min {
-        Ok(value as usize)
-    } else {
-        Err(TrialError::bad_config(format!(
-            "params.{key}: expected an integer >= {min}, got {value}"
-        )))
-    }
-}
-
-fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, TrialError> {
-    if ok && value.is_finite() {
-        Ok(value)
-    } else {
-        Err(TrialError::bad_config(format!(
-            "params.{key}: expected {expected}, got {value}"
-        )))
     }
 }
 
@@ -218,16 +173,6 @@ impl RawParams {
             seed: at_least("seed", self.seed, 0)? as u64,
         })
     }
-}
-
-/// Fraction of rows whose highest score is not the label.
-fn error_rate(scores: &Tensor, labels: &Tensor) -> f64 {
-    scores
-        .argmax(-1, false)
-        .ne_tensor(labels)
-        .to_kind(tch::Kind::Double)
-        .mean(tch::Kind::Double)
-        .double_value(&[])
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! Initialisation and shuffling draw from the seed's own streams, never libtorch's global generator.
 
 use super::data::{Dataset, Tensors};
-use super::{error_rate, MlpParams, Optimizer};
+use super::{MlpParams, Optimizer};
+use crate::random_features::error_rate;
 use crate::error::TrialError;
 use crate::rng::{Rng, Stream};
 use crate::Sink;

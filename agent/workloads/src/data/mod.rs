@@ -1,0 +1,136 @@
+//! Image data sets for the vision workloads: readers of the real on-disk formats (CIFAR binary
+//! batches, ImageNet-style class folders, NumPy `.npy` arrays), writers of synthetic sets in those
+//! same formats, label noise, and the prefetching batch iterator that feeds training.
+//!
+//! Everything random here is a function of an explicit seed (`crate::rng`), so a trial that resumes
+//! from a checkpoint sees exactly the data it would have seen without the interruption.
+
+mod batches;
+mod cifar;
+mod image_folder;
+mod noise;
+mod npy;
+mod options;
+mod raw;
+mod synthetic;
+
+pub use batches::{eval_batches, train_batches, Augment, Batch, Batches};
+pub use noise::with_label_noise;
+pub use synthetic::{write_synthetic, SynthOptions};
+
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// The formats `load` reads and `write_synthetic` writes.
+pub const FORMATS: &[&str] = &["cifar10", "cifar100", "image_folder", "npy"];
+
+/// An in-memory image set: images u8 [N, C, H, W] on the CPU, labels i64 [N].
+#[derive(Debug)]
+pub struct ImageSet {
+    pub images: tch::Tensor,
+    pub labels: tch::Tensor,
+    /// Labels lie in 0..classes.
+    pub classes: i64,
+}
+
+impl ImageSet {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The two splits of a data set and the statistics the model normalises its inputs with.
+#[derive(Debug)]
+pub struct Splits {
+    pub train: ImageSet,
+    pub test: ImageSet,
+    /// Per-channel mean of the train images in [0, 1], for normalisation.
+    pub mean: Vec<f64>,
+    /// Per-channel (population) standard deviation of the train images in [0, 1].
+    pub std: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("data.format: expected one of {}, got \"{got}\"", FORMATS.join(", "))]
+    UnknownFormat { got: String },
+    #[error("data.{key}: expected {expected}, got {got}")]
+    BadOption {
+        key: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{}: cannot {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file or folder exists but does not hold what its format promises.
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{}: cannot decode the image: {message}", path.display())]
+    Decode { path: PathBuf, message: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> DataError {
+        DataError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> DataError {
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads `format` ("cifar10" | "cifar100" | "image_folder" | "npy") at `path`. `options` is the rest
+/// of the sweep file's [data] table; keys a format does not use are left for other readers of the
+/// table and ignored here:
+/// - cifar100: `label = "fine" | "coarse"` (default "fine");
+/// - image_folder: `image_size` (default 32) and `resize = "center_crop" | "stretch"` (default
+///   "center_crop": shorter side to `image_size`, then the central square);
+/// - npy: `classes` (default: the largest label of either split + 1).
+pub fn load(format: &str, path: &Path, options: &Map<String, Value>) -> Result<Splits, DataError> {
+    let (train, test) = match format {
+        "cifar10" => cifar::load_cifar10(path)?,
+        "cifar100" => cifar::load_cifar100(path, cifar::LabelKind::from_options(options)?)?,
+        "image_folder" => image_folder::load(path, &image_folder::Options::from_options(options)?)?,
+        "npy" => npy::load(path, options::opt_positive_int(options, "classes")?)?,
+        other => {
+            return Err(DataError::UnknownFormat {
+                got: other.to_string(),
+            })
+        }
+    };
+    // One network sees both splits: their image shapes must agree.
+    if train.chw() != test.chw() {
+        return Err(DataError::invalid(
+            path,
+            format!(
+                "train images are {:?} (channels, height, width) but test images are {:?}",
+                train.chw(),
+                test.chw()
+            ),
+        ));
+    }
+    let (mean, std) = train.channel_stats();
+    Ok(Splits {
+        train: train.into_image_set(),
+        test: test.into_image_set(),
+        mean,
+        std,
+    })
+}

@@ -1,0 +1,121 @@
+//! The image data of a trial: the `[data]` section read through the real loaders (synthesised in
+//! the same format first when the section asks for it and the files are absent), cut to `n_train`,
+//! with the trial's label noise, and served to the training loop.
+
+use crate::data::{self, Augment, ImageSet, Splits, SynthOptions};
+use crate::error::TrialError;
+use crate::harness::{Batch, TrainData};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use sweep_spec::DataRef;
+
+/// Padding of the standard CIFAR random crop.
+const CROP_PADDING: i64 = 4;
+/// Evaluation needs no gradients, so it can use larger batches than training.
+const EVAL_BATCH_SIZE: i64 = 1024;
+
+/// Reads the trial's data. `[data] synthetic = { train, test, classes, image_size, seed }` first
+/// writes a synthetic set of that shape at `path` if nothing is there.
+pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
+    let path = PathBuf::from(data.path.as_deref().ok_or_else(|| TrialError::bad_config("data.path: expected the folder of the data set (missing)"))?);
+    let mut options = data.options.clone();
+    if let Some(synthetic) = options.remove("synthetic") {
+        let opts = synth_options(&synthetic)?;
+        if !path.exists() {
+            synthesize(&data.format, &path, &opts)?;
+        }
+    }
+    if !path.exists() {
+        return Err(TrialError::bad_config(format!(
+            "data.path: {} does not exist; write a synthetic set there with `sweep data synth --format {} --out {}`",
+            path.display(),
+            data.format,
+            path.display()
+        )));
+    }
+    data::load(&data.format, &path, &options).map_err(|e| match e {
+        data::DataError::UnknownFormat { .. } | data::DataError::BadOption { .. } => TrialError::bad_config(e.to_string()),
+        other => TrialError::Other(other.into()),
+    })
+}
+
+fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
+    let t: &Map<String, Value> = v.as_object().ok_or_else(|| TrialError::bad_config("data.synthetic: expected a table { train, test, classes, image_size, seed }"))?;
+    let get = |k: &str, default: u64| -> Result<u64, TrialError> {
+        match t.get(k) {
+            None => Ok(default),
+            Some(v) => v.as_u64().filter(|n| *n > 0 || k == "seed").ok_or_else(|| TrialError::bad_config(format!("data.synthetic.{k}: expected a positive integer, got {v}"))),
+        }
+    };
+    if let Some(k) = t.keys().find(|k| !["train", "test", "classes", "image_size", "seed"].contains(&k.as_str())) {
+        return Err(TrialError::bad_config(format!("data.synthetic.{k}: expected one of train, test, classes, image_size, seed")));
+    }
+    Ok(SynthOptions {
+        train: get("train", 5000)? as usize,
+        test: get("test", 1000)? as usize,
+        classes: get("classes", 10)? as i64,
+        image_size: get("image_size", 32)? as i64,
+        seed: get("seed", 0)?,
+    })
+}
+
+/// Several trials may start at once on a fresh path: each writes into its own temporary folder
+/// and renames it into place; the first rename wins and the others use its files.
+fn synthesize(format: &str, path: &Path, opts: &SynthOptions) -> Result<(), TrialError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(anyhow::Error::from)?;
+    }
+    eprintln!("writing a synthetic {format} set to {} ({} train, {} test images)", path.display(), opts.train, opts.test);
+    data::write_synthetic(format, &tmp, opts).map_err(|e| TrialError::bad_config(e.to_string()))?;
+    if std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !path.exists() {
+            return Err(TrialError::Other(anyhow::anyhow!("{}: could not move the synthetic set into place", path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// The first `n` images of a set (all of them for n = 0 or n beyond the set).
+pub fn first(set: ImageSet, n: usize) -> ImageSet {
+    if n == 0 || n >= set.len() {
+        return set;
+    }
+    ImageSet { images: set.images.narrow(0, 0, n as i64), labels: set.labels.narrow(0, 0, n as i64), classes: set.classes }
+}
+
+/// The training loop's view of an image set.
+pub struct ImageData {
+    pub train: ImageSet,
+    pub test: ImageSet,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub batch_size: i64,
+    pub seed: u64,
+    pub augment: bool,
+    pub pin: bool,
+}
+
+fn to_batch(b: data::Batch) -> Batch {
+    Batch { inputs: b.images, labels: b.labels }
+}
+
+impl TrainData for ImageData {
+    fn train_batches(&self, epoch: u64, start: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+        let augment = if self.augment { Augment { crop_padding: CROP_PADDING, flip: true } } else { Augment::NONE };
+        Box::new(data::train_batches(&self.train, &self.mean, &self.std, self.batch_size, self.seed, epoch, start, augment, self.pin).map(to_batch))
+    }
+
+    fn batches_per_epoch(&self) -> u64 {
+        (self.train.len() as u64).div_ceil(self.batch_size as u64)
+    }
+
+    fn eval_train(&self) -> Box<dyn Iterator<Item = Batch> + '_> {
+        Box::new(data::eval_batches(&self.train, &self.mean, &self.std, EVAL_BATCH_SIZE).map(to_batch))
+    }
+
+    fn eval_test(&self) -> Box<dyn Iterator<Item = Batch> + '_> {
+        Box::new(data::eval_batches(&self.test, &self.mean, &self.std, EVAL_BATCH_SIZE).map(to_batch))
+    }
+}

@@ -1,0 +1,32 @@
+//! Evaluation passes: summed loss and error count stay on the device and are read once per pass,
+//! so evaluation never stalls the GPU batch by batch.
+
+use super::Batch;
+use tch::{nn::ModuleT, Device, Kind, Reduction, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction of misclassified examples.
+    pub error: f64,
+    pub examples: i64,
+}
+
+pub fn evaluate(net: &dyn ModuleT, batches: impl Iterator<Item = Batch>, device: Device) -> Evaluation {
+    tch::no_grad(|| {
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut wrong = Tensor::zeros([], (Kind::Int64, device));
+        let mut examples = 0i64;
+        for b in batches {
+            let x = b.inputs.to_device(device);
+            let y = b.labels.to_device(device);
+            let logits = net.forward_t(&x, false);
+            let _ = loss_sum.f_add_(&logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double));
+            let _ = wrong.f_add_(&logits.argmax(-1, false).ne_tensor(&y).sum(Kind::Int64));
+            examples += y.size()[0];
+        }
+        let n = examples.max(1) as f64;
+        Evaluation { loss: loss_sum.double_value(&[]) / n, error: wrong.int64_value(&[]) as f64 / n, examples }
+    })
+}

@@ -1,0 +1,14 @@
+//! The one training loop every study uses: seeded batches, optimizer steps with a scheduled
+//! learning rate, evaluation passes, per-epoch metric records, and checkpoints every N epochs and
+//! on SIGTERM. A trial resumed from its checkpoint continues exactly where it stopped: data order,
+//! augmentation and dropout depend only on (seed, epoch, batch), never on history.
+
+mod eval;
+mod source;
+mod stop;
+mod train_loop;
+
+pub use eval::{evaluate, Evaluation};
+pub use source::{Batch, TrainData};
+pub use stop::StopFlag;
+pub use train_loop::{train, Outcome, Plan};

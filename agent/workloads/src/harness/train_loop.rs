@@ -1,0 +1,135 @@
+//! The training loop itself. Everything random inside an epoch is a function of
+//! (seed, epoch, batch): the data order and augmentation through [`TrainData`], dropout through
+//! libtorch's generator reseeded before each batch. A checkpoint therefore needs only the model,
+//! the optimizer state and the position, and resuming reproduces the uninterrupted run.
+
+use super::eval::evaluate;
+use super::{StopFlag, TrainData};
+use crate::checkpoint::{self, Meta};
+use crate::error::TrialError;
+use crate::optim::{LrSchedule, Optimizer};
+use crate::Sink;
+use std::path::PathBuf;
+use std::time::Instant;
+use sweep_spec::sample::SplitMix64;
+use sweep_spec::EpochRecord;
+use tch::nn::{ModuleT, VarStore};
+use tch::Device;
+
+/// What one run of the loop does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Recorded in checkpoints, so a checkpoint of another workload is never loaded.
+    pub workload: String,
+    pub epochs: u32,
+    pub seed: u64,
+    pub base_lr: f64,
+    /// Evaluate and report every this many epochs, and always after the last.
+    pub eval_every: u32,
+    /// Where checkpoints go; none: the trial cannot resume.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint after every this many epochs (besides on SIGTERM).
+    pub checkpoint_every: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped on request after saving a checkpoint at this position.
+    Stopped { epochs_done: u32, batches_done: u64 },
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    net: &dyn ModuleT,
+    vs: &mut VarStore,
+    optimizer: &mut Optimizer,
+    schedule: &LrSchedule,
+    data: &dyn TrainData,
+    plan: &Plan,
+    device: Device,
+    stop: &StopFlag,
+    sink: &mut Sink<'_>,
+) -> Result<Outcome, TrialError> {
+    let (mut epoch, mut start_batch, mut step) = match &plan.checkpoint_dir {
+        Some(dir) => match checkpoint::load(dir, vs, optimizer)? {
+            Some(meta) if meta.workload != plan.workload => {
+                return Err(TrialError::bad_config(format!(
+                    "{}: holds a checkpoint of workload `{}`, not `{}`",
+                    dir.display(),
+                    meta.workload,
+                    plan.workload
+                )))
+            }
+            Some(meta) => {
+                eprintln!("resuming from {}: epoch {}, batch {}", dir.display(), meta.epochs_done, meta.batches_done);
+                (meta.epochs_done, meta.batches_done, meta.global_step)
+            }
+            None => (0, 0, 0),
+        },
+        None => (0, 0, 0),
+    };
+    let per_epoch = data.batches_per_epoch();
+    let save = |vs: &VarStore, optimizer: &Optimizer, epochs_done: u32, batches_done: u64, step: u64| -> Result<(), TrialError> {
+        if let Some(dir) = &plan.checkpoint_dir {
+            let meta = Meta { epochs_done, batches_done, global_step: step, workload: plan.workload.clone(), extra: serde_json::Value::Null };
+            checkpoint::save(dir, vs, optimizer, &meta)?;
+        }
+        Ok(())
+    };
+
+    while epoch < plan.epochs {
+        let started = Instant::now();
+        let mut examples = 0i64;
+        let mut lr = plan.base_lr;
+        for (i, batch) in data.train_batches(epoch as u64, start_batch).enumerate() {
+            let b = start_batch + i as u64;
+            if stop.is_raised() {
+                save(vs, optimizer, epoch, b, step)?;
+                return Ok(Outcome::Stopped { epochs_done: epoch, batches_done: b });
+            }
+            tch::manual_seed(batch_seed(plan.seed, epoch, b));
+            lr = schedule.lr(plan.base_lr, epoch, b, per_epoch);
+            let x = batch.inputs.to_device(device);
+            let y = batch.labels.to_device(device);
+            let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step(lr);
+            step += 1;
+            examples += y.size()[0];
+        }
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        start_batch = 0;
+        epoch += 1;
+
+        if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs {
+            let train = evaluate(net, data.eval_train(), device);
+            let test = evaluate(net, data.eval_test(), device);
+            let metrics = [
+                ("train_loss", train.loss),
+                ("train_error", train.error),
+                ("test_loss", test.loss),
+                ("test_error", test.error),
+                ("interpolated", if train.error == 0.0 { 1.0 } else { 0.0 }),
+                ("lr", lr),
+                ("epoch_seconds", seconds),
+                ("samples_per_second", examples as f64 / seconds.max(1e-9)),
+            ];
+            sink(EpochRecord { epoch, step: Some(step as i64), metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect() })?;
+        }
+        if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
+            save(vs, optimizer, epoch, 0, step)?;
+        }
+    }
+    Ok(Outcome::Finished)
+}
+
+/// libtorch's generator state before batch `b` of `epoch`: dropout masks depend on nothing else.
+fn batch_seed(seed: u64, epoch: u32, b: u64) -> i64 {
+    let mut rng = SplitMix64::new(seed ^ ((epoch as u64) << 40) ^ b.wrapping_mul(0x9E37_79B9));
+    (rng.next_u64() >> 1) as i64
+}

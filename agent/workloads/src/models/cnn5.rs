@@ -1,0 +1,54 @@
+//! The 5-layer CNN of Nakkiran et al. 2019 (`make_cnn` in their code): four [conv3x3 -> BN -> ReLU]
+//! layers of [k, 2k, 4k, 8k] channels, max-pooling by 1, 2, 2, 8 after them, and one linear layer.
+
+use super::{batch_norm2d, conv3x3, Head, ModelSpec};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// Channel multiples of k of the four conv layers.
+const LAYER_WIDTHS: [i64; 4] = [1, 2, 4, 8];
+
+#[derive(Debug)]
+pub(super) struct Cnn5 {
+    layers: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    head: Head,
+}
+
+impl Cnn5 {
+    pub(super) fn new(path: &nn::Path, spec: &ModelSpec) -> Cnn5 {
+        let mut c_in = spec.in_channels;
+        let layers = LAYER_WIDTHS
+            .iter()
+            .enumerate()
+            .map(|(i, &mult)| {
+                let c_out = mult * spec.width;
+                // The reference keeps the conv bias even though BN follows; so do we.
+                let conv = conv3x3(path / format!("conv{i}"), c_in, c_out, 1, true);
+                let bn = batch_norm2d(path / format!("bn{i}"), c_out);
+                c_in = c_out;
+                (conv, bn)
+            })
+            .collect();
+        Cnn5 {
+            layers,
+            head: Head::new(path / "fc", c_in, spec.classes, spec.dropout),
+        }
+    }
+}
+
+impl ModuleT for Cnn5 {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (i, (conv, bn)) in self.layers.iter().enumerate() {
+            h = h.apply(conv).apply_t(bn, train).relu();
+            h = match i {
+                0 => h,
+                1 | 2 => h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+                // The reference pools by 2 then by 4, which at 32 px is a max over the whole 8x8
+                // map; a global max pool is the same there and fits any image size.
+                _ => h.adaptive_max_pool2d([1, 1]).0,
+            };
+        }
+        self.head.forward_t(&h.flatten(1, -1), train)
+    }
+}

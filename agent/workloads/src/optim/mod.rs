@@ -1,0 +1,188 @@
+//! Optimizers written over plain tensors (tch's `nn::Optimizer` cannot save its state), so that a
+//! checkpoint holds every moment and step count and a resumed run is bit-identical on the CPU.
+//! One `Optimizer` for SGD, Adam and AdamW with PyTorch's semantics, plus learning-rate schedules.
+
+mod clip;
+mod config;
+mod schedule;
+mod update;
+
+pub use config::{
+    OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP,
+    DEFAULT_MOMENTUM, DEFAULT_NESTEROV,
+};
+pub use schedule::{LrSchedule, Schedule, DEFAULT_GAMMA, DEFAULT_MIN_LR, DEFAULT_WARMUP_EPOCHS};
+
+use std::collections::HashMap;
+use tch::{Kind, Tensor};
+use update::Slots;
+
+/// Name of the optimizer's own step count in `state()`.
+const STEP: &str = "step";
+
+/// One trainable variable, its name in the VarStore and its state.
+struct Param {
+    name: String,
+    var: Tensor,
+    /// Updates this parameter has taken. It can trail the optimizer's count: as in PyTorch, a
+    /// parameter without a gradient (unused so far) is skipped, and Adam's bias correction and
+    /// SGD's first momentum step go by this count.
+    step: u64,
+    slots: Slots,
+}
+
+pub struct Optimizer {
+    cfg: OptimizerConfig,
+    /// Sorted by name: a stable order for the clipping norm and for `state()`.
+    params: Vec<Param>,
+    steps: u64,
+}
+
+impl Optimizer {
+    /// Optimizes `vars.trainable_variables()`, named by their `vars.variables()` names. State
+    /// tensors live on each variable's device.
+    pub fn new(cfg: OptimizerConfig, vars: &tch::nn::VarStore) -> Self {
+        let named = vars.variables();
+        let mut params: Vec<Param> = vars
+            .trainable_variables()
+            .into_iter()
+            // A trainable variable is one of the named ones; the same storage identifies it. An
+            // empty tensor has no storage to match and nothing to update.
+            .filter(|var| var.numel() > 0)
+            .map(|var| {
+                let name = named
+                    .iter()
+                    .find(|(_, t)| t.data_ptr() == var.data_ptr() && t.size() == var.size())
+                    .map(|(name, _)| name.clone())
+                    .expect("a trainable variable is also a named variable of its VarStore");
+                let slots = Slots::new(&cfg, &var);
+                Param {
+                    name,
+                    var,
+                    step: 0,
+                    slots,
+                }
+            })
+            .collect();
+        params.sort_by(|a, b| a.name.cmp(&b.name));
+        Optimizer {
+            cfg,
+            params,
+            steps: 0,
+        }
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.cfg
+    }
+
+    /// Zeroes the gradients in place: the buffers stay allocated (and at fixed addresses, which a
+    /// captured CUDA graph needs), unlike PyTorch's default of dropping them.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            p.var.zero_grad();
+        }
+    }
+
+    /// One update with learning rate `lr` (the schedule decides it), after clipping the global
+    /// gradient norm if configured. Parameters whose gradient was never created are skipped.
+    pub fn step(&mut self, lr: f64) {
+        tch::no_grad(|| {
+            let mut live: Vec<(usize, Tensor)> = self
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i, p.var.grad()))
+                .filter(|(_, g)| g.defined())
+                .collect();
+            if let Some(max_norm) = self.cfg.grad_clip {
+                let mut grads: Vec<Tensor> = live.iter().map(|(_, g)| g.shallow_clone()).collect();
+                clip::clip_grad_norm(&mut grads, max_norm);
+            }
+            for (i, grad) in live.drain(..) {
+                let p = &mut self.params[i];
+                p.step += 1;
+                update::apply(&self.cfg, lr, &mut p.var, &grad, &mut p.slots, p.step);
+            }
+        });
+        self.steps += 1;
+    }
+
+    /// Calls of `step` so far, including those before a checkpoint that was loaded.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Every state tensor under a stable name: `step` (this optimizer's count), and per variable
+    /// `step/<var>`, `momentum_buffer/<var>` (SGD with momentum), `exp_avg/<var>` and
+    /// `exp_avg_sq/<var>` (Adam, AdamW). Counts are 0-d int64 tensors on the CPU. The moment tensors
+    /// are the live ones, not copies: write them out before the next `step`.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![(STEP.to_string(), count(self.steps))];
+        for p in &self.params {
+            out.push((format!("{STEP}/{}", p.name), count(p.step)));
+            for (slot, t) in p.slots.named() {
+                out.push((format!("{slot}/{}", p.name), t.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Restores the state `state()` gave, exactly: every expected tensor must be present with the
+    /// same shape and dtype, and nothing else may be there (a checkpoint of another optimizer or
+    /// model is refused). Checked in full before anything is copied, so an error changes nothing.
+    pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> Result<(), String> {
+        let expected = self.state();
+        for (name, mine) in &expected {
+            let theirs = named
+                .get(name)
+                .ok_or_else(|| format!("optimizer state: missing tensor `{name}`"))?;
+            if theirs.size() != mine.size() || theirs.kind() != mine.kind() {
+                return Err(format!(
+                    "optimizer state: tensor `{name}` has shape {:?} and dtype {:?}, expected {:?} and {:?}",
+                    theirs.size(),
+                    theirs.kind(),
+                    mine.size(),
+                    mine.kind()
+                ));
+            }
+        }
+        if let Some(extra) = named
+            .keys()
+            .find(|k| !expected.iter().any(|(name, _)| name == *k))
+        {
+            return Err(format!(
+                "optimizer state: unexpected tensor `{extra}` (a checkpoint of another optimizer or model?)"
+            ));
+        }
+        let count_of = |name: &str| named[name].int64_value(&[]);
+        let counts: Vec<i64> = std::iter::once(count_of(STEP))
+            .chain(
+                self.params
+                    .iter()
+                    .map(|p| count_of(&format!("{STEP}/{}", p.name))),
+            )
+            .collect();
+        if let Some(bad) = counts.iter().find(|&&c| c < 0) {
+            return Err(format!("optimizer state: negative step count {bad}"));
+        }
+        self.steps = counts[0] as u64;
+        tch::no_grad(|| {
+            for (p, &c) in self.params.iter_mut().zip(&counts[1..]) {
+                p.step = c as u64;
+                for (slot, t) in p.slots.named_mut() {
+                    // copy_ moves a CPU checkpoint onto the variable's device.
+                    t.copy_(&named[&format!("{slot}/{}", p.name)]);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+fn count(n: u64) -> Tensor {
+    Tensor::from(n as i64).to_kind(Kind::Int64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! Checks of a trial's resolved parameters against the workload catalogue in `sweep-spec`, with
+//! messages that name the key: the first line of defence before a workload's own typed parsing.
+
+use crate::error::TrialError;
+use serde_json::{Map, Value};
+use sweep_spec::workloads::Workload;
+
+/// Unknown, missing and mistyped keys, reported against the catalogue so the message names the key.
+pub fn check(params: &Map<String, Value>, workload: &Workload) -> Result<(), TrialError> {
+    for (key, value) in params {
+        let Some(param) = workload.param(key) else {
+            let known: Vec<_> = workload.params.iter().map(|p| p.name).collect();
+            return Err(TrialError::bad_config(format!(
+                "params.{key}: not a parameter of workload `{}`; expected one of {}",
+                workload.name,
+                known.join(", ")
+            )));
+        };
+        if !param.kind.accepts(value) {
+            return Err(TrialError::bad_config(format!(
+                "params.{key}: expected {}, got {value}",
+                param.kind.describe()
+            )));
+        }
+    }
+    if let Some(missing) = workload.params.iter().find(|p| !params.contains_key(p.name)) {
+        return Err(TrialError::bad_config(format!(
+            "params.{}: missing; a trial must carry every parameter resolved",
+            missing.name
+        )));
+    }
+    Ok(())
+}
+
+pub fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
+    if value >= min {
+        Ok(value as usize)
+    } else {
+        Err(TrialError::bad_config(format!(
+            "params.{key}: expected an integer >= {min}, got {value}"
+        )))
+    }
+}
+
+pub fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, TrialError> {
+    if ok && value.is_finite() {
+        Ok(value)
+    } else {
+        Err(TrialError::bad_config(format!(
+            "params.{key}: expected {expected}, got {value}"
+        )))
+    }
+}
+
