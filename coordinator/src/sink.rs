@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Rows per part file at most; a busy sweep rolls to a new file after this many.
-const MAX_ROWS_PER_PART: u32 = 250_000;
+/// Rows per part file at most; a busy sweep rolls to a new file after this many. Reading them
+/// holds the store's lock, so the bound also caps how long agents wait on a flush (~0.1 s).
+const MAX_ROWS_PER_PART: u32 = 100_000;
 
 /// Where the files stand, per sweep. Owned by the sink task alone.
 struct Written {

@@ -84,18 +84,30 @@ impl Store {
             tx.commit()?;
             return Ok(Vec::new());
         }
-        let pending: Vec<(String, String, u32, Counters, String)> = {
-            let mut q = tx.prepare_cached(
-                "SELECT t.sweep, t.trial_id, t.gpus, t.attempt, t.user_failures, t.lost, t.spec
-                 FROM trials t JOIN sweeps s ON s.name = t.sweep
-                 WHERE t.state = 'pending' AND s.state = 'active' AND t.gpus <= ?1
-                 ORDER BY s.seq, t.idx LIMIT ?2",
-            )?;
-            let rows = q.query_map(params![free_gpus, free_slots.saturating_mul(4)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?))
-            })?;
+        // Sweep by sweep, oldest first: each query walks the (state, sweep, idx) index in order and
+        // stops at the limit, instead of sorting every pending trial of every sweep.
+        let want = free_slots.saturating_mul(4) as usize;
+        let mut pending: Vec<(String, String, u32, Counters, String)> = Vec::new();
+        let active: Vec<String> = {
+            let mut q = tx.prepare_cached("SELECT name FROM sweeps WHERE state = 'active' ORDER BY seq")?;
+            let rows = q.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        for sweep in active {
+            if pending.len() >= want {
+                break;
+            }
+            let mut q = tx.prepare_cached(
+                "SELECT sweep, trial_id, gpus, attempt, user_failures, lost, spec FROM trials
+                 WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 ORDER BY idx LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?))
+            })?;
+            for row in rows {
+                pending.push(row?);
+            }
+        }
         let candidates: Vec<Candidate> = pending.iter().map(|p| Candidate { gpus: p.2 }).collect();
         let deadline_ms = now_ms + ttl;
         let mut grants = Vec::new();

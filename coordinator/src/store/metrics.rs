@@ -27,6 +27,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let (sweep, trial_id, attempt) = Store::live_lease(&tx, batch.lease_id)?;
         let (mut added, mut duplicate) = (0u32, 0u32);
+        let mut last_seq = None;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO metrics (sweep, trial_id, attempt, epoch, step, metric, value, recorded_at_us)
@@ -43,6 +44,7 @@ impl Store {
                     let n = insert.execute(params![sweep, trial_id, attempt, record.epoch, step, metric, value, recorded_at_us])?;
                     if n == 1 {
                         added += 1;
+                        last_seq = Some(tx.last_insert_rowid());
                         final_value.execute(params![sweep, trial_id, metric, record.epoch, attempt, value])?;
                     } else {
                         duplicate += 1;
@@ -50,11 +52,8 @@ impl Store {
                 }
             }
         }
-        if added > 0 {
-            tx.execute(
-                "UPDATE sweeps SET last_metric_seq = (SELECT MAX(seq) FROM metrics) WHERE name = ?1",
-                [&sweep],
-            )?;
+        if let Some(seq) = last_seq {
+            tx.execute("UPDATE sweeps SET last_metric_seq = ?2 WHERE name = ?1", params![sweep, seq])?;
         }
         tx.commit()?;
         Ok((added, duplicate))
