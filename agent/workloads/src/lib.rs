@@ -21,7 +21,7 @@ mod rng;
 pub use error::TrialError;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use sweep_spec::{EpochRecord, TrialSpec};
 use tch::Device;
 
@@ -63,31 +63,56 @@ fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
         out.flush()?;
         Ok(())
     };
-    let stop = harness::StopFlag::on_signals().map_err(anyhow::Error::from)?;
-    run_workload(&spec, device, &mut emit, &stop)
+    let ctx = TrialContext {
+        device,
+        checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+        checkpoint_every: spec.checkpoint_every_epochs,
+        stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
+    };
+    run_workload(&spec, &ctx, &mut emit)
 }
 
-/// The trial's checkpoint folder, the same for every attempt (set by the agent).
-pub(crate) fn checkpoint_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
+/// Where and how a trial runs, apart from its parameters.
+pub(crate) struct TrialContext {
+    pub device: Device,
+    /// The trial's checkpoint folder, the same for every attempt (`SWEEP_CHECKPOINT_DIR`).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Checkpoint after every this many epochs (`[retry] checkpoint_every_epochs`).
+    pub checkpoint_every: Option<u32>,
+    /// Raised by SIGTERM/SIGUSR1: checkpoint and stop.
+    pub stop: harness::StopFlag,
+}
+
+/// libtorch's generator is process-global: tests that seed it and then draw (initialisation,
+/// dropout) hold this lock so that no other test draws in between.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TrialContext {
+    #[cfg(test)]
+    pub(crate) fn cpu() -> TrialContext {
+        TrialContext { device: Device::Cpu, checkpoint_dir: None, checkpoint_every: None, stop: harness::StopFlag::default() }
+    }
 }
 
 /// Runs the workload a spec names, handing each record to `sink`.
 pub(crate) fn run_workload(
     spec: &TrialSpec,
-    device: Device,
+    ctx: &TrialContext,
     sink: &mut Sink<'_>,
-    stop: &harness::StopFlag,
 ) -> Result<(), TrialError> {
     match spec.workload.as_str() {
-        name if name == sweep_spec::workloads::DOUBLE_DESCENT.name => double_descent::run(spec, device, sink, stop),
+        name if name == sweep_spec::workloads::DOUBLE_DESCENT.name => double_descent::run(spec, ctx, sink),
         name if name == sweep_spec::workloads::MLP.name => {
             if spec.data.is_some() {
                 return Err(TrialError::bad_config(
                     "data: workload `mlp` generates its own synthetic data and takes no [data] section",
                 ));
             }
-            mlp::run(&spec.params, device, sink)
+            mlp::run(&spec.params, ctx, sink)
         }
         other => Err(TrialError::bad_config(format!(
             "workload: expected a built-in workload ({}), got \"{other}\"",
@@ -137,7 +162,7 @@ mod tests {
             ("optimizer", json!({"name": "rmsprop", "lr": 0.1})),
             (
                 "optimizer",
-                json!({"name": "adam", "lr": 0.1, "betas": [0.9, 0.99]}),
+                json!({"name": "adam", "lr": 0.1, "momentum": 0.9}),
             ),
             ("no_such_param", json!(3)),
         ];
@@ -184,10 +209,10 @@ mod tests {
         let mut by_width: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
         for trial in sweep_spec::expand(&file).unwrap() {
             let mut last = None;
-            run_workload(&trial, Device::Cpu, &mut |r| {
+            run_workload(&trial, &TrialContext::cpu(), &mut |r| {
                 last = Some(r);
                 Ok(())
-            }, &harness::StopFlag::default())
+            })
             .unwrap();
             let width = trial.params["width"].as_u64().unwrap();
             by_width

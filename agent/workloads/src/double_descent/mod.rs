@@ -7,19 +7,20 @@ mod params;
 
 use crate::data;
 use crate::error::TrialError;
-use crate::harness::{self, Outcome, Plan, StopFlag};
+use crate::harness::{self, Outcome, Plan};
 use crate::models::{self, ModelSpec};
 use crate::optim::Optimizer;
 use crate::random_features::{self, Problem};
-use crate::Sink;
+use crate::{Sink, TrialContext};
 use image_data::ImageData;
 use params::{Model, Params};
 use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 
-pub fn run(spec: &TrialSpec, device: Device, sink: &mut Sink<'_>, stop: &StopFlag) -> Result<(), TrialError> {
+pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
+    let device = ctx.device;
     let p = Params::parse(&spec.params)?;
     let data_ref = spec
         .data
@@ -63,10 +64,10 @@ pub fn run(spec: &TrialSpec, device: Device, sink: &mut Sink<'_>, stop: &StopFla
                 seed: p.seed,
                 base_lr: p.optimizer.lr,
                 eval_every: p.eval_every,
-                checkpoint_dir: crate::checkpoint_dir(),
-                checkpoint_every: spec.checkpoint_every_epochs,
+                checkpoint_dir: ctx.checkpoint_dir.clone(),
+                checkpoint_every: ctx.checkpoint_every,
             };
-            match harness::train(net.as_ref(), &mut vs, &mut optimizer, &p.schedule, &data, &plan, device, stop, sink)? {
+            match harness::train(net.as_ref(), &mut vs, &mut optimizer, &p.schedule, &data, &plan, device, &ctx.stop, sink)? {
                 Outcome::Finished => Ok(()),
                 Outcome::Stopped { .. } => Err(TrialError::Interrupted),
             }
@@ -80,4 +81,135 @@ fn normalised(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
     let mean = Tensor::from_slice(mean).view([1, c, 1, 1]);
     let std = Tensor::from_slice(std).view([1, c, 1, 1]);
     (images.to_kind(Kind::Double) / 255.0 - mean) / std
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::StopFlag;
+    use crate::TrialContext;
+    use serde_json::{json, Map, Value};
+    use sweep_spec::{DataRef, EpochRecord, Resources, TrialId};
+    use tch::Device;
+
+    const TRAIN_IMAGES: usize = 96;
+    const BATCH: i64 = 32;
+
+    /// A small CNN with dropout and augmentation on a synthetic CIFAR-10 folder: every source of
+    /// randomness the loop has is in play.
+    fn spec(data: &std::path::Path, epochs: i64) -> TrialSpec {
+        let mut params = Map::new();
+        for p in sweep_spec::workloads::DOUBLE_DESCENT.params {
+            params.insert(p.name.to_string(), (p.default)());
+        }
+        for (k, v) in [
+            ("model", json!("cnn5")),
+            ("width", json!(4)),
+            ("epochs", json!(epochs)),
+            ("batch_size", json!(BATCH)),
+            ("dropout", json!(0.3)),
+            ("label_noise", json!(0.1)),
+            ("optimizer", json!({"name": "adam", "lr": 3e-3})),
+            ("seed", json!(7)),
+        ] {
+            params.insert(k.into(), v);
+        }
+        TrialSpec {
+            id: TrialId("0000000000000000".into()),
+            sweep: "t".into(),
+            index: 0,
+            workload: "double_descent".into(),
+            command: None,
+            params,
+            data: Some(DataRef { format: "cifar10".into(), path: Some(data.display().to_string()), options: Map::new() }),
+            resources: Resources::default(),
+            checkpoint_every_epochs: None,
+        }
+    }
+
+    fn synthetic_cifar() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = data::SynthOptions { train: TRAIN_IMAGES, test: 64, classes: 10, image_size: 32, seed: 3 };
+        data::write_synthetic("cifar10", dir.path(), &opts).unwrap();
+        dir
+    }
+
+    fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
+        let mut records = Vec::new();
+        let _guard = crate::torch_rng_lock();
+        let result = super::run(spec, ctx, &mut |r| {
+            records.push(r);
+            Ok(())
+        });
+        (result, records)
+    }
+
+    /// The metrics that must not depend on an interruption (timings do).
+    fn learned(r: &EpochRecord) -> Vec<(String, f64)> {
+        r.metrics.iter().filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str())).map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    #[test]
+    fn a_trial_stopped_mid_epoch_resumes_to_the_same_metrics() {
+        let data = synthetic_cifar();
+        let spec = spec(data.path(), 3);
+        let (straight, uninterrupted) = run(&spec, &TrialContext::cpu());
+        straight.unwrap();
+        assert_eq!(uninterrupted.len(), 3);
+
+        // Stop at batch 2 of epoch 2 (3 batches per epoch, so the 6th check), as SIGTERM would.
+        let ckpt = tempfile::tempdir().unwrap();
+        let ctx = |stop: StopFlag| TrialContext { device: Device::Cpu, checkpoint_dir: Some(ckpt.path().to_path_buf()), checkpoint_every: None, stop };
+        let (first, before) = run(&spec, &ctx(StopFlag::after_checks(6)));
+        assert!(matches!(first, Err(TrialError::Interrupted)), "{first:?}");
+        assert_eq!(before.len(), 1, "epoch 1 was reported before the stop");
+        let (second, after) = run(&spec, &ctx(StopFlag::default()));
+        second.unwrap();
+        assert_eq!(after.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![2, 3]);
+
+        let resumed: Vec<&EpochRecord> = before.iter().chain(after.iter()).collect();
+        for (a, b) in uninterrupted.iter().zip(resumed) {
+            assert_eq!(a.step, b.step, "epoch {}", a.epoch);
+            for ((name, x), (_, y)) in learned(a).into_iter().zip(learned(b)) {
+                assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "epoch {} {name}: {x} uninterrupted vs {y} resumed", a.epoch);
+            }
+        }
+        // The run learned something, so the comparison is not between two constant curves.
+        assert!(uninterrupted[2].metrics["train_loss"] < uninterrupted[0].metrics["train_loss"], "{uninterrupted:?}");
+    }
+
+    #[test]
+    fn random_features_on_images_report_one_fit() {
+        let data = synthetic_cifar();
+        let mut s = spec(data.path(), 1);
+        s.params.insert("model".into(), json!("random_features"));
+        s.params.insert("width".into(), json!(200));
+        let (result, records) = run(&s, &TrialContext::cpu());
+        result.unwrap();
+        assert_eq!(records.len(), 1);
+        let m = &records[0].metrics;
+        assert_eq!(m["train_error"], 0.0, "200 features interpolate 96 images");
+        assert_eq!(m["interpolated"], 1.0);
+        assert!(m["test_error"] > 0.0 && m["test_error"] < 0.9, "{m:?}");
+    }
+
+    #[test]
+    fn bad_parameters_and_missing_data_are_configuration_errors() {
+        let data = synthetic_cifar();
+        for (key, value) in [("model", json!("vgg")), ("width", json!(0)), ("label_noise", json!(1.0)), ("optimizer", json!({"name": "adam"}))] {
+            let mut s = spec(data.path(), 1);
+            s.params.insert(key.into(), value.clone());
+            let (result, _) = run(&s, &TrialContext::cpu());
+            let err = result.unwrap_err();
+            assert!(matches!(err, TrialError::BadConfig(_)), "{key} = {value}: {err}");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        let mut s = spec(data.path(), 1);
+        s.data = None;
+        assert!(matches!(run(&s, &TrialContext::cpu()).0, Err(TrialError::BadConfig(_))));
+        let mut s = spec(&data.path().join("absent"), 1);
+        s.params.insert("model".into(), Value::from("random_features"));
+        let err = run(&s, &TrialContext::cpu()).0.unwrap_err();
+        assert!(err.to_string().contains("sweep data synth"), "{err}");
+    }
 }

@@ -7,12 +7,12 @@ mod random_features;
 mod trained;
 
 use crate::error::TrialError;
+use crate::optim::{OptimizerConfig, OptimizerKind};
 use crate::params::{at_least, in_range};
-use crate::Sink;
+use crate::{Sink, TrialContext};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sweep_spec::workloads::MLP;
-use tch::Device;
 
 /// The parameters exactly as the trial carries them.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,33 +28,9 @@ struct RawParams {
     label_noise: f64,
     epochs: i64,
     batch_size: i64,
-    optimizer: RawOptimizer,
+    optimizer: Map<String, Value>,
     weight_decay: f64,
     seed: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOptimizer {
-    name: String,
-    lr: f64,
-    /// SGD only; absent means plain SGD (momentum 0), as in PyTorch.
-    #[serde(default)]
-    momentum: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Optimizer {
-    Adam { lr: f64 },
-    Sgd { lr: f64, momentum: f64 },
-}
-
-impl Optimizer {
-    pub fn lr(self) -> f64 {
-        match self {
-            Optimizer::Adam { lr } | Optimizer::Sgd { lr, .. } => lr,
-        }
-    }
 }
 
 /// Validated parameters, in the types the code uses.
@@ -68,18 +44,14 @@ pub struct MlpParams {
     pub data: data::DataParams,
     pub epochs: usize,
     pub batch_size: usize,
-    pub optimizer: Optimizer,
+    pub optimizer: OptimizerConfig,
     /// L2 penalty for the trained MLP; the ridge coefficient for random features.
     pub weight_decay: f64,
     pub seed: u64,
 }
 
 /// Runs one `mlp` trial on `device`, handing one record per epoch to `sink`.
-pub fn run(
-    params: &Map<String, Value>,
-    device: Device,
-    sink: &mut Sink<'_>,
-) -> Result<(), TrialError> {
+pub fn run(params: &Map<String, Value>, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
     let p = MlpParams::parse(params)?;
     let data = data::Dataset::generate(&p.data, p.seed);
     eprintln!(
@@ -98,18 +70,15 @@ pub fn run(
         }
     );
     if p.hidden_trainable {
-        trained::train(&p, &data, device, sink)
+        trained::train(&p, &data, ctx, sink)
     } else {
-        random_features::fit(&p, &data, device, sink)
+        random_features::fit(&p, &data, ctx.device, sink)
     }
 }
 
 impl MlpParams {
     pub fn parse(params: &Map<String, Value>) -> Result<MlpParams, TrialError> {
         crate::params::check(params, &MLP)?;
-        // Every top-level type is checked above, so what serde can still refuse is the optimizer table.
-        serde_json::from_value::<RawOptimizer>(params["optimizer"].clone())
-            .map_err(|e| TrialError::bad_config(format!("params.optimizer: {e}")))?;
         let raw: RawParams = serde_json::from_value(Value::Object(params.clone()))
             .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
         raw.validate()
@@ -124,26 +93,11 @@ impl RawParams {
                 "params.depth: expected 1 when hidden_trainable = false (random features have one fixed hidden layer), got {depth}"
             )));
         }
-        let o = &self.optimizer;
-        let lr = in_range("optimizer.lr", o.lr, o.lr > 0.0, "a number > 0")?;
-        let optimizer = match (o.name.as_str(), o.momentum) {
-            ("adam", None) => Optimizer::Adam { lr },
-            ("adam", Some(_)) => {
-                return Err(TrialError::bad_config(
-                    "params.optimizer.momentum: applies to name = \"sgd\" only; Adam's moments are fixed",
-                ))
-            }
-            ("sgd", momentum) => {
-                let m = momentum.unwrap_or(0.0);
-                let momentum = in_range("optimizer.momentum", m, (0.0..1.0).contains(&m), "a number in [0, 1)")?;
-                Optimizer::Sgd { lr, momentum }
-            }
-            (other, _) => {
-                return Err(TrialError::bad_config(format!(
-                    "params.optimizer.name: expected \"adam\" or \"sgd\", got \"{other}\""
-                )))
-            }
-        };
+        let weight_decay = in_range("weight_decay", self.weight_decay, self.weight_decay >= 0.0, "a number >= 0")?;
+        let optimizer = OptimizerConfig::from_params(&self.optimizer, weight_decay).map_err(TrialError::bad_config)?;
+        if optimizer.name == OptimizerKind::AdamW {
+            return Err(TrialError::bad_config("params.optimizer.name: expected \"adam\" or \"sgd\" for workload `mlp`, got \"adamw\""));
+        }
         let label_noise = self.label_noise;
         Ok(MlpParams {
             width: at_least("width", self.width, 1)?,
@@ -164,12 +118,7 @@ impl RawParams {
             epochs: at_least("epochs", self.epochs, 1)?,
             batch_size: at_least("batch_size", self.batch_size, 1)?,
             optimizer,
-            weight_decay: in_range(
-                "weight_decay",
-                self.weight_decay,
-                self.weight_decay >= 0.0,
-                "a number >= 0",
-            )?,
+            weight_decay,
             seed: at_least("seed", self.seed, 0)? as u64,
         })
     }
@@ -208,7 +157,7 @@ pub(crate) mod tests {
     #[test]
     fn catalogue_defaults_parse() {
         let p = MlpParams::parse(&params_map()).unwrap();
-        assert_eq!(p.optimizer, Optimizer::Adam { lr: 1e-3 });
+        assert_eq!((p.optimizer.name, p.optimizer.lr), (OptimizerKind::Adam, 1e-3));
         assert_eq!(p.depth, 1);
     }
 
@@ -232,11 +181,7 @@ pub(crate) mod tests {
 
         let mut m = params_map();
         m.insert("optimizer".into(), json!({"name": "sgd"}));
-        assert!(
-            message(&m).starts_with("params.optimizer: missing field `lr`"),
-            "{}",
-            message(&m)
-        );
+        assert!(message(&m).starts_with("params.optimizer.lr:"), "{}", message(&m));
 
         let mut m = params_map();
         m.insert("weight_decay".into(), json!(-0.5));
@@ -247,12 +192,7 @@ pub(crate) mod tests {
     fn sgd_momentum_defaults_to_zero() {
         let mut m = params_map();
         m.insert("optimizer".into(), json!({"name": "sgd", "lr": 0.1}));
-        assert_eq!(
-            MlpParams::parse(&m).unwrap().optimizer,
-            Optimizer::Sgd {
-                lr: 0.1,
-                momentum: 0.0
-            }
-        );
+        let o = MlpParams::parse(&m).unwrap().optimizer;
+        assert_eq!((o.name, o.lr, o.momentum), (OptimizerKind::Sgd, 0.1, 0.0));
     }
 }

@@ -25,7 +25,7 @@ mod tests {
     use crate::rng::{Rng, Stream};
     use tch::{Kind, Tensor};
     use crate::mlp::data::DataParams;
-    use crate::mlp::Optimizer;
+    use crate::optim::OptimizerConfig;
 
     fn params(width: usize, weight_decay: f64, seed: u64) -> MlpParams {
         MlpParams {
@@ -41,7 +41,7 @@ mod tests {
             },
             epochs: 1,
             batch_size: 1,
-            optimizer: Optimizer::Adam { lr: 1e-3 },
+            optimizer: OptimizerConfig::from_params(&serde_json::json!({"name": "adam", "lr": 1e-3}).as_object().unwrap().clone(), weight_decay).unwrap(),
             weight_decay,
             seed,
         }

@@ -2,17 +2,9 @@
 //! against closed forms, train/eval behaviour, trainability, seeding and channels-last.
 
 use super::*;
-use std::sync::{Mutex, MutexGuard};
+use crate::torch_rng_lock as rng_lock;
 use tch::nn::OptimizerConfig;
 use tch::{Device, Kind};
-
-/// libtorch's generator is process-global; tests that seed it and then draw hold this lock so
-/// that another test of this module cannot draw in between.
-static GLOBAL_RNG: Mutex<()> = Mutex::new(());
-
-fn rng_lock() -> MutexGuard<'static, ()> {
-    GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn spec(arch: Arch, width: i64, image_size: i64) -> ModelSpec {
     ModelSpec {
