@@ -2,7 +2,8 @@
 # Installs what the build and the tests need, and nothing that is already there:
 #  - PyTorch 2.11.0 in the project's .venv: tch builds and runs against its libtorch;
 #  - duckdb, pandas and pyarrow in the same venv: the tests read the results the way users do;
-#  - a C/C++ compiler (tch compiles a small C++ wrapper; SQLite and zstd are compiled from source).
+#  - a C/C++ compiler (tch compiles a small C++ wrapper; SQLite and zstd are compiled from source);
+#  - the DejaVu Sans font, which `sweep plot` loads for the text of its figures.
 # Protocol buffers are compiled in Rust (protox), so no protoc is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ command -v cc >/dev/null || need_apt+=(gcc)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# `sweep plot` renders text with this font and needs no fontconfig.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need_apt+=(fonts-dejavu-core)
 if ((${#need_apt[@]})); then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

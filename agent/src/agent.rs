@@ -24,8 +24,9 @@ struct Active {
 
 type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 
-/// Runs until `shutdown` resolves. On shutdown the agent stops leasing and ends its trials; their
-/// leases then expire and the coordinator hands them out again as new attempts.
+/// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
+/// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period); their leases then
+/// expire and the coordinator hands them out again as new attempts, which resume.
 pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     // `--gpus ''` (or an empty SWEEP_GPUS) means no GPUs.
@@ -117,11 +118,11 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
     Ok(())
 }
 
-/// Ends every trial this agent runs, without reporting: their leases expire and the trials run
-/// again elsewhere.
+/// Drains every trial this agent runs, without reporting: their leases expire and the trials run
+/// again elsewhere, from their checkpoints.
 async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>)>) {
     for a in active.lock().expect("active map").values() {
-        let _ = a.control.try_send(Control::Abandon);
+        let _ = a.control.try_send(Control::Drain);
     }
     while running.join_next().await.is_some() {}
 }
@@ -154,7 +155,7 @@ fn start_attempt(
     let (control_tx, control_rx) = mpsc::channel(4);
     let (started_tx, started_rx) = watch::channel(false);
     active.lock().expect("active map").insert(lease_id, Active { control: control_tx, started: started_rx });
-    let attempt = Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone() };
+    let attempt = Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone(), device: config.device.clone() };
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {

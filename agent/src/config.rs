@@ -30,7 +30,11 @@ pub struct AgentConfig {
     /// How long to wait before asking again when no trial is pending.
     #[arg(long, env = "SWEEP_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
-    /// How long a stopped trial gets between SIGTERM and SIGKILL.
+    /// Where built-in trials compute: `auto` (CUDA when the trial has a GPU, else the CPU), `cpu`
+    /// or `cuda`.
+    #[arg(long, env = "SWEEP_DEVICE", default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+    pub device: String,
+    /// How long a stopped trial gets between SIGTERM and SIGKILL (it checkpoints meanwhile).
     #[arg(long, env = "SWEEP_STOP_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub stop_grace: Duration,
 }

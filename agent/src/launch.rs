@@ -42,7 +42,7 @@ pub fn param_env_name(name: &str) -> String {
     format!("SWEEP_PARAM_{cleaned}")
 }
 
-pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner) -> std::io::Result<Command> {
+pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner, device: &str) -> std::io::Result<Command> {
     let mut cmd = if spec.workload == workloads::COMMAND {
         let argv = spec.command.as_deref().unwrap_or_default();
         let (program, fixed) = argv.split_first().ok_or_else(|| std::io::Error::other("the trial has an empty command"))?;
@@ -67,6 +67,7 @@ pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &
         .env("SWEEP_ATTEMPT", attempt.to_string())
         .env("SWEEP_CHECKPOINT_DIR", &dirs.checkpoint)
         .env("CUDA_VISIBLE_DEVICES", gpus.join(","))
+        .env("SWEEP_DEVICE", device)
         // Python buffers stdout when it is a pipe; metrics must arrive as each epoch ends.
         .env("PYTHONUNBUFFERED", "1")
         .current_dir(&dirs.run)

@@ -25,6 +25,9 @@ pub enum Control {
     Stop,
     /// The lease is gone: kill at once and report nothing.
     Abandon,
+    /// The agent is shutting down: SIGTERM (the trial checkpoints), wait the grace period, and
+    /// report nothing. The lease expires and the next attempt resumes from the checkpoint.
+    Drain,
 }
 
 pub struct Attempt {
@@ -33,6 +36,8 @@ pub struct Attempt {
     pub spec: TrialSpec,
     pub dirs: AttemptDirs,
     pub gpus: Vec<String>,
+    /// `SWEEP_DEVICE` for built-in workloads: auto, cpu or cuda.
+    pub device: String,
 }
 
 /// Runs the attempt to its end. `started` flips to true once the process runs.
@@ -45,7 +50,7 @@ pub async fn run(
     stop_grace: Duration,
 ) {
     let trial = a.spec.id.clone();
-    let launched = a.dirs.create().and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner)).and_then(|mut c| c.spawn());
+    let launched = a.dirs.create().and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner, &a.device)).and_then(|mut c| c.spawn());
     let mut child = match launched {
         Ok(child) => child,
         Err(e) => {
@@ -74,16 +79,14 @@ pub async fn run(
                     tracing::warn!(trial = %trial, attempt = a.attempt, "lease lost; attempt abandoned");
                     return;
                 }
+                Some(Control::Drain) => {
+                    let status = terminate(&mut child, pid, stop_grace).await;
+                    tracing::info!(trial = %trial, attempt = a.attempt, ?status, "trial drained; it resumes from its checkpoint elsewhere");
+                    return;
+                }
                 Some(Control::Stop) => {
                     stopped_by_request = true;
-                    signal_group(pid, libc::SIGTERM);
-                    match tokio::time::timeout(stop_grace, child.wait()).await {
-                        Ok(status) => status,
-                        Err(_) => {
-                            signal_group(pid, libc::SIGKILL);
-                            child.wait().await
-                        }
-                    }
+                    terminate(&mut child, pid, stop_grace).await
                 }
             }
         }
@@ -106,6 +109,18 @@ pub async fn run(
             stopped_by_request,
         })
         .await;
+}
+
+/// SIGTERM, then SIGKILL if the trial is still there after `grace`.
+async fn terminate(child: &mut tokio::process::Child, pid: Option<i32>, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pid, libc::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            signal_group(pid, libc::SIGKILL);
+            child.wait().await
+        }
+    }
 }
 
 fn signal_group(pid: Option<i32>, sig: i32) {

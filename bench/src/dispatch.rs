@@ -43,6 +43,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
             checkpoint_root: None,
             name: Some(format!("bench-{i}")),
             poll_interval: Duration::from_millis(args.poll_ms),
+            device: "auto".into(),
             stop_grace: Duration::from_secs(1),
         };
         // Only built-in workloads use the runner; these trials are all `command`.

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod plot;
 mod progress;
 mod table;
 
@@ -57,10 +58,31 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+    /// Draw a sweep's figures as PNG and SVG from its Parquet results and print their paths.
+    /// Double-descent sweeps (workload mlp or double_descent, width varying) get test error vs
+    /// width and a width × epoch heat map; other sweeps get each final metric against the first
+    /// numeric parameter that varies, averaged over seeds and the rest.
+    Plot {
+        /// The sweep's name, as in `<results>/<SWEEP>/trials.parquet`.
+        sweep: String,
+        /// Folder that holds `<sweep>/trials.parquet` and `<sweep>/metrics/` (as `sweep local --results`).
+        #[arg(long, env = "SWEEP_RESULTS", default_value = "results")]
+        results: PathBuf,
+        /// Folder for the figures [default: <results>/<sweep>/plots].
+        #[arg(long, env = "SWEEP_PLOT_OUT")]
+        out: Option<PathBuf>,
+        /// TrueType font for the text; on Debian it comes with the fonts-dejavu-core package.
+        #[arg(long, env = "SWEEP_PLOT_FONT", default_value = plot::font::DEFAULT_FONT)]
+        font: PathBuf,
+    },
     /// Run a sweep on this machine: coordinator and agents in this process, state in `.sweep/`,
     /// results in `./results`. Shows progress and ends with the results table.
     #[cfg(feature = "embedded-agent")]
     Local(commands::local::LocalArgs),
+    /// Data sets for the built-in workloads: `sweep data synth --format cifar10 --out DIR`.
+    #[cfg(feature = "embedded-agent")]
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
     /// Run one built-in trial in this process (started by an agent).
     #[cfg(feature = "embedded-agent")]
     #[command(hide = true)]
@@ -99,8 +121,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { sweep } => commands::watch::run(&url, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&url, &sweep).await,
         Command::Results { sweep, format, results } => commands::results::run(&url, &sweep, format, results.as_deref()).await,
+        Command::Plot { sweep, results, out, font } => commands::plot::run(&sweep, &results, out.as_deref(), &font),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => commands::local::run(args).await,
+        #[cfg(feature = "embedded-agent")]
+        Command::Data(cmd) => commands::data::run(cmd),
         #[cfg(feature = "embedded-agent")]
         Command::RunTrial { .. } => unreachable!("handled before the runtime starts"),
     }

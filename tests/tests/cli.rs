@@ -73,3 +73,49 @@ fn errors_name_the_file_the_key_and_the_sweep() {
     let out = sweep(&coordinator.url, &["cancel", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sweep `nope`"));
 }
+
+/// The double-descent chain as a user runs it: synthetic CIFAR-10 files, a small sweep over two
+/// models through `sweep local`, and `sweep plot` drawing its figures.
+#[test]
+fn synth_data_train_double_descent_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "64", "--test", "32"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&out).trim(), "cifar");
+    assert!(dir.path().join("cifar/data_batch_1.bin").exists() && dir.path().join("cifar/test_batch.bin").exists());
+
+    std::fs::write(
+        dir.path().join("dd.toml"),
+        r#"
+name = "dd"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+epochs = 2
+batch_size = 32
+optimizer = { name = "adam", lr = 1e-3 }
+[grid]
+model = ["cnn5", "random_features"]
+width = [2, 100]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin("sweep")).args(["local", "dd.toml"]).current_dir(dir.path()).output().unwrap();
+    let table = stdout_of(&out);
+    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 4, "{table}");
+    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/dd")).unwrap();
+    let cnn_epochs: std::collections::BTreeSet<i32> = rows.iter().filter(|r| r.metric == "test_error" && r.epoch == 2).map(|r| r.epoch).collect();
+    assert_eq!(cnn_epochs.len(), 1, "the cnn5 trials report two epochs");
+
+    let out = Command::new(bin("sweep")).args(["plot", "dd"]).current_dir(dir.path()).output().unwrap();
+    let paths = stdout_of(&out);
+    assert!(paths.lines().count() >= 4, "{paths}");
+    for p in paths.lines() {
+        assert!(dir.path().join(p).exists() || std::path::Path::new(p).exists(), "{p}");
+    }
+}

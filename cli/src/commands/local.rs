@@ -83,6 +83,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             checkpoint_root: None,
             name: Some(format!("local-{i}")),
             poll_interval: Duration::from_millis(250),
+            device: "auto".into(),
             stop_grace: Duration::from_secs(10),
         };
         let mut stopped = agents_stopped.clone();

@@ -2,7 +2,10 @@
 
 pub mod cancel;
 #[cfg(feature = "embedded-agent")]
+pub mod data;
+#[cfg(feature = "embedded-agent")]
 pub mod local;
+pub mod plot;
 pub mod results;
 pub mod status;
 pub mod submit;

@@ -1,0 +1,124 @@
+//! End-to-end checks of `plot_sweep` on the synthetic sweep of `testdata`: the files it writes,
+//! what the PNGs decode to, and what the SVGs say.
+
+use super::*;
+use std::path::Path;
+
+fn font() -> &'static Path {
+    Path::new(font::DEFAULT_FONT)
+}
+
+fn svg_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn double_descent_writes_curves_and_one_heat_map_per_noise_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trials = testdata::trials();
+    let metrics = testdata::metrics(&trials);
+    let plotted = plot_sweep("synthetic-dd", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    let names: Vec<String> = plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        names,
+        [
+            "synthetic-dd-test-error-vs-width.png",
+            "synthetic-dd-test-error-vs-width.svg",
+            "synthetic-dd-test-error-heatmap-noise-0.1.png",
+            "synthetic-dd-test-error-heatmap-noise-0.1.svg",
+            "synthetic-dd-test-error-heatmap-noise-0.2.png",
+            "synthetic-dd-test-error-heatmap-noise-0.2.svg",
+        ]
+    );
+    assert!(plotted.notes.is_empty(), "{:?}", plotted.notes);
+    for png in plotted.files.iter().filter(|p| p.extension().is_some_and(|e| e == "png")) {
+        let img = image::open(png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+        assert_eq!((img.width(), img.height()), (1000, 640), "{}", png.display());
+    }
+
+    let curves = svg_text(&plotted.files[1]);
+    for text in ["synthetic-dd", "width (log scale)", "test error", "noise 0.1: peak 0.65 at width 40", "noise 0.2: peak 0.7 at width 40", "mean over 3 seeds"] {
+        assert!(curves.contains(text), "curve SVG lacks {text:?}");
+    }
+    let heat = svg_text(&plotted.files[3]);
+    for text in ["synthetic-dd: noise 0.1", "epoch", "width", "mean test error", "0.65"] {
+        assert!(heat.contains(text), "heat map SVG lacks {text:?}");
+    }
+}
+
+#[test]
+fn one_epoch_and_constant_noise_give_one_line_one_heat_map_and_a_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trials: Vec<TrialRow> = testdata::trials().into_iter().filter(|t| t.params["label_noise"] == 0.1).collect();
+    let metrics: Vec<MetricRow> = testdata::metrics(&trials).into_iter().filter(|m| m.epoch == testdata::EPOCHS).collect();
+    let plotted = plot_sweep("one-epoch", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    assert_eq!(plotted.files.len(), 4);
+    assert!(plotted.files[2].ends_with("one-epoch-test-error-heatmap.png"));
+    assert!(plotted.notes.iter().any(|n| n.contains("one epoch")), "{:?}", plotted.notes);
+    assert!(svg_text(&plotted.files[1]).contains("noise 0.1: peak"));
+}
+
+#[test]
+fn other_workloads_plot_each_final_metric_against_the_first_numeric_parameter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trials = testdata::trials();
+    for t in &mut trials {
+        t.workload = "command".into();
+    }
+    let plotted = plot_sweep("generic", &trials, || panic!("metrics are not needed"), dir.path(), font()).expect("plot");
+    let names: Vec<String> = plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    // `label_noise` sorts before `width`, so it is the x axis; widths and seeds are averaged over.
+    assert_eq!(names, ["generic-test-error-vs-label-noise.png", "generic-test-error-vs-label-noise.svg", "generic-train-error-vs-label-noise.png", "generic-train-error-vs-label-noise.svg"]);
+    let svg = svg_text(&plotted.files[1]);
+    assert!(svg.contains("label_noise") && svg.contains("mean over 3 seeds and width (5 values)"), "subtitle and axis");
+}
+
+#[test]
+fn nothing_numeric_varying_is_an_error_that_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trials = testdata::trials();
+    trials.truncate(1);
+    let err = plot_sweep("flat", &trials, || Ok(vec![]), dir.path(), font()).unwrap_err().to_string();
+    assert!(err.contains("no parameter varies") && err.contains("sweep results flat"), "{err}");
+}
+
+#[test]
+fn unfinished_trials_are_left_out_with_a_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trials = testdata::trials();
+    trials[0].status = "running".into();
+    let metrics = testdata::metrics(&trials);
+    let plotted = plot_sweep("partial", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    assert!(plotted.notes.iter().any(|n| n.contains("1 running")), "{:?}", plotted.notes);
+    for t in &mut trials {
+        t.status = "queued".into();
+    }
+    let err = plot_sweep("partial", &trials, || Ok(vec![]), dir.path(), font()).unwrap_err().to_string();
+    assert!(err.contains("no succeeded trials"), "{err}");
+}
+
+#[test]
+fn numbers_read_as_people_write_them() {
+    assert_eq!(fmt_num(0.0), "0");
+    assert_eq!(fmt_num(200.0), "200");
+    assert_eq!(fmt_num(0.7153), "0.715");
+    assert_eq!(fmt_num(0.30000000000000004), "0.3");
+    assert_eq!(fmt_num(0.05), "0.05");
+    assert_eq!(fmt_num(12.345), "12.3");
+    assert_eq!(fmt_num(1e-5), "1.00e-5");
+}
+
+#[test]
+fn slugs_are_file_name_safe() {
+    assert_eq!(slug("noise 0.1, weight decay 0"), "noise-0.1-weight-decay-0");
+    assert_eq!(slug("class_acc/cat"), "class-acc-cat");
+}
+
+#[test]
+fn a_peak_at_the_edge_of_the_grid_is_pointed_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trials: Vec<TrialRow> = testdata::trials().into_iter().filter(|t| t.params["width"].as_i64() >= Some(40)).collect();
+    let metrics = testdata::metrics(&trials);
+    let plotted = plot_sweep("edge", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    assert!(plotted.notes.iter().any(|n| n.contains("noise 0.1: test error is highest at the smallest width (40)")), "{:?}", plotted.notes);
+}
