@@ -27,7 +27,11 @@ type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 /// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
 /// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period); their leases then
 /// expire and the coordinator hands them out again as new attempts, which resume.
-pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: AgentConfig,
+    runner: TrialRunner,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     // `--gpus ''` (or an empty SWEEP_GPUS) means no GPUs.
     let gpus: Vec<String> = match &config.gpus {
@@ -56,7 +60,13 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
     let active: ActiveMap = Arc::default();
     let wake_heartbeat = Arc::new(tokio::sync::Notify::new());
     let heartbeat_every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
-    let heartbeats = tokio::spawn(heartbeat_forever(client.clone(), agent_id.clone(), active.clone(), heartbeat_every, wake_heartbeat.clone()));
+    let heartbeats = tokio::spawn(heartbeat_forever(
+        client.clone(),
+        agent_id.clone(),
+        active.clone(),
+        heartbeat_every,
+        wake_heartbeat.clone(),
+    ));
 
     let mut pool = GpuPool::new(&gpus);
     let mut running: JoinSet<(i64, Vec<String>)> = JoinSet::new();
@@ -72,7 +82,16 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
                     failures = 0;
                     for lease in resp.into_inner().leases {
                         granted += 1;
-                        start_attempt(lease, &mut pool, &config, &checkpoint_root, &runner, &reporter, &active, &mut running);
+                        start_attempt(
+                            lease,
+                            &mut pool,
+                            &config,
+                            &checkpoint_root,
+                            &runner,
+                            &reporter,
+                            &active,
+                            &mut running,
+                        );
                         wake_heartbeat.notify_one();
                     }
                 }
@@ -81,7 +100,11 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
                     // agent holds is valid there. Exit so the supervisor (Slurm, Kubernetes) restarts it.
                     tracing::error!(error = status.message(), "the coordinator does not know this agent; stopping");
                     shutdown_trials(&active, &mut running).await;
-                    anyhow::bail!("the coordinator at {} does not know agent {agent_id}: {}", config.coordinator, status.message());
+                    anyhow::bail!(
+                        "the coordinator at {} does not know agent {agent_id}: {}",
+                        config.coordinator,
+                        status.message()
+                    );
                 }
                 Err(status) => {
                     failures += 1;
@@ -91,7 +114,12 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl std::f
         }
         // Ask again at once while trials keep coming; otherwise wait for a free slot or the poll.
         let wait = if failures > 0 {
-            sweep_spec::backoff::full_jitter(failures, Duration::from_millis(200), Duration::from_secs(10), sweep_spec::backoff::jitter_unit())
+            sweep_spec::backoff::full_jitter(
+                failures,
+                Duration::from_millis(200),
+                Duration::from_secs(10),
+                sweep_spec::backoff::jitter_unit(),
+            )
         } else if granted > 0 && granted < free {
             Duration::ZERO
         } else {
@@ -144,7 +172,11 @@ fn start_attempt(
         tracing::error!(lease = lease_id, "lease without a readable trial");
         running.spawn(async move {
             reporter
-                .complete(pb::CompleteRequest { lease_id, launch_error: "the lease carried no readable trial".into(), ..Default::default() })
+                .complete(pb::CompleteRequest {
+                    lease_id,
+                    launch_error: "the lease carried no readable trial".into(),
+                    ..Default::default()
+                })
                 .await;
             (lease_id, Vec::new())
         });
@@ -155,7 +187,8 @@ fn start_attempt(
     let (control_tx, control_rx) = mpsc::channel(4);
     let (started_tx, started_rx) = watch::channel(false);
     active.lock().expect("active map").insert(lease_id, Active { control: control_tx, started: started_rx });
-    let attempt = Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone(), device: config.device.clone() };
+    let attempt =
+        Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone(), device: config.device.clone() };
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {
@@ -165,7 +198,13 @@ fn start_attempt(
 }
 
 /// Heartbeats every `every`, and soon after a trial starts so `sweep status` shows it running.
-async fn heartbeat_forever(client: Client, agent_id: String, active: ActiveMap, every: Duration, wake: Arc<tokio::sync::Notify>) {
+async fn heartbeat_forever(
+    client: Client,
+    agent_id: String,
+    active: ActiveMap,
+    every: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -20,7 +20,13 @@ pub fn connect(url: &str) -> anyhow::Result<Client> {
 /// Whether a failed call may succeed if sent again unchanged.
 pub fn is_retryable(code: Code) -> bool {
     match code {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::ResourceExhausted | Code::Unknown | Code::Internal | Code::Cancelled => true,
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::ResourceExhausted
+        | Code::Unknown
+        | Code::Internal
+        | Code::Cancelled => true,
         Code::Ok
         | Code::InvalidArgument
         | Code::NotFound

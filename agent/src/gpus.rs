@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 /// GPU indices `nvidia-smi` lists, or none when there is no driver.
 pub fn detect() -> Vec<String> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=index", "--format=csv,noheader"])
-        .output();
+    let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=index", "--format=csv,noheader"]).output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()

@@ -38,14 +38,23 @@ impl AttemptDirs {
 
 /// `SWEEP_PARAM_` + the name in upper case, with anything but letters and digits as `_`.
 pub fn param_env_name(name: &str) -> String {
-    let cleaned: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let cleaned: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("SWEEP_PARAM_{cleaned}")
 }
 
-pub fn build_command(spec: &TrialSpec, attempt: u32, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner, device: &str) -> std::io::Result<Command> {
+pub fn build_command(
+    spec: &TrialSpec,
+    attempt: u32,
+    dirs: &AttemptDirs,
+    gpus: &[String],
+    runner: &TrialRunner,
+    device: &str,
+) -> std::io::Result<Command> {
     let mut cmd = if spec.workload == workloads::COMMAND {
         let argv = spec.command.as_deref().unwrap_or_default();
-        let (program, fixed) = argv.split_first().ok_or_else(|| std::io::Error::other("the trial has an empty command"))?;
+        let (program, fixed) =
+            argv.split_first().ok_or_else(|| std::io::Error::other("the trial has an empty command"))?;
         let mut cmd = Command::new(program);
         cmd.args(fixed);
         for (name, value) in &spec.params {

@@ -82,7 +82,9 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                 })
                 .await;
                 match sent {
-                    Ok(resp) => tracing::info!(lease = lease_id, trial_state = %resp.into_inner().trial_state, "completion recorded"),
+                    Ok(resp) => {
+                        tracing::info!(lease = lease_id, trial_state = %resp.into_inner().trial_state, "completion recorded")
+                    }
                     Err(status) => tracing::warn!(lease = lease_id, error = status.message(), "completion refused"),
                 }
             }

@@ -2,9 +2,9 @@
 //! obeys stop and abandon commands, and reports how it ended. A crash, an OOM or a segfault ends
 //! the child, never the agent.
 
+use crate::config::TrialRunner;
 use crate::launch::{self, AttemptDirs};
 use crate::reporter::Reporter;
-use crate::config::TrialRunner;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -50,12 +50,18 @@ pub async fn run(
     stop_grace: Duration,
 ) {
     let trial = a.spec.id.clone();
-    let launched = a.dirs.create().and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner, &a.device)).and_then(|mut c| c.spawn());
+    let launched = a
+        .dirs
+        .create()
+        .and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner, &a.device))
+        .and_then(|mut c| c.spawn());
     let mut child = match launched {
         Ok(child) => child,
         Err(e) => {
             tracing::error!(trial = %trial, error = %e, "could not start the trial");
-            reporter.complete(CompleteRequest { lease_id: a.lease_id, launch_error: e.to_string(), ..Default::default() }).await;
+            reporter
+                .complete(CompleteRequest { lease_id: a.lease_id, launch_error: e.to_string(), ..Default::default() })
+                .await;
             return;
         }
     };
@@ -112,7 +118,11 @@ pub async fn run(
 }
 
 /// SIGTERM, then SIGKILL if the trial is still there after `grace`.
-async fn terminate(child: &mut tokio::process::Child, pid: Option<i32>, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
+async fn terminate(
+    child: &mut tokio::process::Child,
+    pid: Option<i32>,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
     signal_group(pid, libc::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
         Ok(status) => status,
@@ -137,7 +147,12 @@ async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
 }
 
 /// Metric records go to the reporter; every line also goes to the log file.
-async fn relay_stdout(out: tokio::process::ChildStdout, log_path: std::path::PathBuf, lease_id: i64, reporter: Reporter) {
+async fn relay_stdout(
+    out: tokio::process::ChildStdout,
+    log_path: std::path::PathBuf,
+    lease_id: i64,
+    reporter: Reporter,
+) {
     let mut log = open_log(&log_path).await;
     let mut lines = BufReader::new(out);
     let mut buf = Vec::new();
@@ -154,7 +169,9 @@ async fn relay_stdout(out: tokio::process::ChildStdout, log_path: std::path::Pat
         let line = String::from_utf8_lossy(&buf);
         match EpochRecord::parse_line(&line) {
             Some(Ok(record)) => reporter.metrics(lease_id, record).await,
-            Some(Err(e)) => tracing::warn!(lease = lease_id, error = %e, line = %line.trim(), "ignored a malformed metric line"),
+            Some(Err(e)) => {
+                tracing::warn!(lease = lease_id, error = %e, line = %line.trim(), "ignored a malformed metric line")
+            }
             None => {}
         }
     }

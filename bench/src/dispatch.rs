@@ -81,7 +81,11 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
         rows.len()
     );
     let metric_rows = sweep_coordinator::results::read_metrics(&dir)?.len();
-    anyhow::ensure!(metric_rows == args.trials as usize, "metrics: expected one row per trial ({}), found {metric_rows}", args.trials);
+    anyhow::ensure!(
+        metric_rows == args.trials as usize,
+        "metrics: expected one row per trial ({}), found {metric_rows}",
+        args.trials
+    );
     bench.shutdown().await?;
 
     let trials_per_s = per_second(args.trials as u64, elapsed);

@@ -68,7 +68,8 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
 
 /// The sweep file text of `n` tiny command trials: a grid `i = [0, n)`.
 pub fn tiny_sweep_text(name: &str, n: u32) -> String {
-    let command: Vec<String> = TINY_COMMAND.iter().map(|w| serde_json::to_string(w).expect("strings serialize")).collect();
+    let command: Vec<String> =
+        TINY_COMMAND.iter().map(|w| serde_json::to_string(w).expect("strings serialize")).collect();
     let grid: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     format!(
         "name = \"{name}\"\nworkload = \"command\"\ncommand = [{}]\n[grid]\ni = [{}]\n[retry]\nmax_attempts = 1\n",
@@ -95,7 +96,12 @@ pub fn submit_request(name: &str, n: u32, base_dir: &Path) -> anyhow::Result<pb:
 }
 
 /// Submits the sweep of `n` tiny trials and returns its id.
-pub async fn submit(client: &mut SweepServiceClient<Channel>, name: &str, n: u32, base_dir: &Path) -> anyhow::Result<String> {
+pub async fn submit(
+    client: &mut SweepServiceClient<Channel>,
+    name: &str,
+    n: u32,
+    base_dir: &Path,
+) -> anyhow::Result<String> {
     let resp = client.submit_sweep(submit_request(name, n, base_dir)?).await?.into_inner();
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     Ok(resp.sweep_id)
@@ -126,7 +132,9 @@ pub fn epochs(first_epoch: u32, epochs: u32, metrics: u32) -> Vec<pb::EpochMetri
         .map(|epoch| pb::EpochMetrics {
             epoch,
             step: epoch as i64,
-            metrics: (0..metrics).map(|m| pb::Metric { name: format!("m{m:02}"), value: epoch as f64 + m as f64 / 100.0 }).collect(),
+            metrics: (0..metrics)
+                .map(|m| pb::Metric { name: format!("m{m:02}"), value: epoch as f64 + m as f64 / 100.0 })
+                .collect(),
         })
         .collect()
 }

@@ -35,7 +35,11 @@ pub struct IngestResult {
 
 pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyhow::Result<IngestResult> {
     let per_call = (args.epochs * args.metrics) as u64;
-    anyhow::ensure!(per_call > 0 && args.rows % per_call == 0, "--rows {} must be a multiple of {per_call} (epochs-per-call x metrics-per-epoch)", args.rows);
+    anyhow::ensure!(
+        per_call > 0 && args.rows % per_call == 0,
+        "--rows {} must be a multiple of {per_call} (epochs-per-call x metrics-per-epoch)",
+        args.rows
+    );
     let total_calls = args.rows / per_call;
     // The periodic flush is pushed out of the way so the one timed flush writes every row.
     let bench = Bench::start(tmp_root, Duration::from_secs(24 * 3600)).await?;
@@ -46,9 +50,18 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
     let agent_id = harness::register(&mut agent, "sim-ingest", args.ingest_trials).await?;
     let mut leases = Vec::new();
     while leases.len() < args.ingest_trials as usize {
-        let req = pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: args.ingest_trials - leases.len() as u32, free_gpus: 0 };
+        let req = pb::LeaseRequest {
+            agent_id: agent_id.clone(),
+            free_slots: args.ingest_trials - leases.len() as u32,
+            free_gpus: 0,
+        };
         let got = agent.lease(req).await?.into_inner().leases;
-        anyhow::ensure!(!got.is_empty(), "expected {} leases, the coordinator handed out {}", args.ingest_trials, leases.len());
+        anyhow::ensure!(
+            !got.is_empty(),
+            "expected {} leases, the coordinator handed out {}",
+            args.ingest_trials,
+            leases.len()
+        );
         leases.extend(got);
     }
 
@@ -62,7 +75,10 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
         senders.spawn(async move {
             let (mut added, mut calls, mut epoch) = (0u64, 0u64, 0u32);
             while next_call.fetch_add(1, Ordering::Relaxed) < total_calls {
-                let req = pb::ReportMetricsRequest { lease_id: lease.lease_id, epochs: harness::epochs(epoch, epochs, metrics) };
+                let req = pb::ReportMetricsRequest {
+                    lease_id: lease.lease_id,
+                    epochs: harness::epochs(epoch, epochs, metrics),
+                };
                 added += c.report_metrics(req).await?.into_inner().rows_added as u64;
                 calls += 1;
                 epoch += epochs;

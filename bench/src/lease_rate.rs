@@ -62,12 +62,25 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     }
     let elapsed = started.elapsed();
     anyhow::ensure!(done == args.lease_trials as u64, "expected {} trials completed, got {done}", args.lease_trials);
-    let summary = sweeps.get_sweep(pb::GetSweepRequest { sweep_id: sweep.clone() }).await?.into_inner().summary.unwrap_or_default();
+    let summary = sweeps
+        .get_sweep(pb::GetSweepRequest { sweep_id: sweep.clone() })
+        .await?
+        .into_inner()
+        .summary
+        .unwrap_or_default();
     let succeeded = summary.counts.unwrap_or_default().succeeded;
-    anyhow::ensure!(succeeded == args.lease_trials, "expected {} succeeded trials, the coordinator says {succeeded}", args.lease_trials);
+    anyhow::ensure!(
+        succeeded == args.lease_trials,
+        "expected {} succeeded trials, the coordinator says {succeeded}",
+        args.lease_trials
+    );
     bench.shutdown().await?;
 
-    let (lease, report, complete) = (calls.lease.load(Ordering::Relaxed), calls.report.load(Ordering::Relaxed), calls.complete.load(Ordering::Relaxed));
+    let (lease, report, complete) = (
+        calls.lease.load(Ordering::Relaxed),
+        calls.report.load(Ordering::Relaxed),
+        calls.complete.load(Ordering::Relaxed),
+    );
     let trials_per_s = per_second(done, elapsed);
     let mut table = Table::new("lease-rate: simulated agents, no processes (Lease -> ReportMetrics -> Complete)");
     table.row("trials (N)", args.lease_trials.to_string());
@@ -82,7 +95,12 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
 }
 
 /// Leases until the coordinator has nothing left to hand out; returns the trials it completed.
-async fn simulated_agent(client: pb::agent_service_client::AgentServiceClient<tonic::transport::Channel>, agent_id: String, batch: u32, calls: Arc<Calls>) -> anyhow::Result<u64> {
+async fn simulated_agent(
+    client: pb::agent_service_client::AgentServiceClient<tonic::transport::Channel>,
+    agent_id: String,
+    batch: u32,
+    calls: Arc<Calls>,
+) -> anyhow::Result<u64> {
     let mut done = 0u64;
     loop {
         let req = pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: batch, free_gpus: 0 };
@@ -101,10 +119,15 @@ async fn simulated_agent(client: pb::agent_service_client::AgentServiceClient<to
                 let added = c.report_metrics(report).await?.into_inner().rows_added;
                 calls.report.fetch_add(1, Ordering::Relaxed);
                 anyhow::ensure!(added == 1, "lease {}: expected 1 metric row added, got {added}", lease.lease_id);
-                let complete = pb::CompleteRequest { lease_id: lease.lease_id, exit_code: Some(0), ..Default::default() };
+                let complete =
+                    pb::CompleteRequest { lease_id: lease.lease_id, exit_code: Some(0), ..Default::default() };
                 let state = c.complete(complete).await?.into_inner().trial_state;
                 calls.complete.fetch_add(1, Ordering::Relaxed);
-                anyhow::ensure!(state == "succeeded", "lease {}: expected the trial to succeed, it is {state}", lease.lease_id);
+                anyhow::ensure!(
+                    state == "succeeded",
+                    "lease {}: expected the trial to succeed, it is {state}",
+                    lease.lease_id
+                );
                 Ok(())
             });
         }

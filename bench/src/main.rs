@@ -61,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
     if runs(Which::Ingest) {
         let r = ingest::run(&cli.ingest, tmp).await?;
         println!("{}", r.table.render());
-        summary.push(format!("ingest {:.0} rows/s acknowledged, {:.0} rows/s to Parquet", r.rows_per_s, r.parquet_rows_per_s));
+        summary.push(format!(
+            "ingest {:.0} rows/s acknowledged, {:.0} rows/s to Parquet",
+            r.rows_per_s, r.parquet_rows_per_s
+        ));
     }
     println!("summary: {}", summary.join(" | "));
     Ok(())

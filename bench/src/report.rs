@@ -18,7 +18,8 @@ impl Table {
     /// A Markdown table under a bold title.
     pub fn render(&self) -> String {
         let width = self.rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max("figure".len());
-        let mut out = format!("**{}**\n\n| {:width$} | value |\n|-{}-|-------|\n", self.title, "figure", "-".repeat(width));
+        let mut out =
+            format!("**{}**\n\n| {:width$} | value |\n|-{}-|-------|\n", self.title, "figure", "-".repeat(width));
         for (name, value) in &self.rows {
             out.push_str(&format!("| {name:width$} | {value} |\n"));
         }

@@ -120,7 +120,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status { sweep, json } => commands::status::run(&url, sweep.as_deref(), json).await,
         Command::Watch { sweep } => commands::watch::run(&url, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&url, &sweep).await,
-        Command::Results { sweep, format, results } => commands::results::run(&url, &sweep, format, results.as_deref()).await,
+        Command::Results { sweep, format, results } => {
+            commands::results::run(&url, &sweep, format, results.as_deref()).await
+        }
         Command::Plot { sweep, results, out, font } => commands::plot::run(&sweep, &results, out.as_deref(), &font),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => commands::local::run(args).await,

@@ -59,7 +59,11 @@ fn table(rows: &[TrialRow]) -> String {
     let mut out = String::new();
     let fixed = fixed_params(rows);
     if !fixed.is_empty() {
-        let _ = writeln!(out, "fixed: {}", fixed.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect::<Vec<_>>().join(" "));
+        let _ = writeln!(
+            out,
+            "fixed: {}",
+            fixed.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect::<Vec<_>>().join(" ")
+        );
     }
     let mut head = vec!["trial".to_string(), "status".into(), "att".into()];
     head.extend(params.iter().cloned());
@@ -137,7 +141,18 @@ fn fixed_params(rows: &[TrialRow]) -> BTreeMap<String, Value> {
 fn metric_names(rows: &[TrialRow]) -> Vec<String> {
     let set: BTreeSet<&String> = rows.iter().flat_map(|r| r.finals.keys()).collect();
     let mut names: Vec<String> = set.into_iter().cloned().collect();
-    names.sort_by_key(|n| (if n.starts_with("test_") { 0 } else if n.starts_with("train_") { 1 } else { 2 }, n.clone()));
+    names.sort_by_key(|n| {
+        (
+            if n.starts_with("test_") {
+                0
+            } else if n.starts_with("train_") {
+                1
+            } else {
+                2
+            },
+            n.clone(),
+        )
+    });
     names
 }
 
@@ -175,7 +190,8 @@ fn aligned(head: &[String], body: &[Vec<String>]) -> String {
         .map(|i| body.iter().map(|r| r[i].chars().count()).chain([head[i].chars().count()]).max().unwrap_or(0))
         .collect();
     let line = |cells: &[String]| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+            + "\n"
     };
     let mut out = line(head);
     out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));

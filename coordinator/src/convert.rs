@@ -21,8 +21,14 @@ pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
 }
 
 pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {
-    if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || r.name.starts_with('.') {
-        return Err(Status::invalid_argument(format!("sweep name `{}`: expected letters, digits, '-', '_' or '.'", r.name)));
+    if r.name.is_empty()
+        || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || r.name.starts_with('.')
+    {
+        return Err(Status::invalid_argument(format!(
+            "sweep name `{}`: expected letters, digits, '-', '_' or '.'",
+            r.name
+        )));
     }
     if r.max_attempts == 0 {
         return Err(Status::invalid_argument("max_attempts: expected at least 1"));
@@ -69,7 +75,14 @@ pub fn trial_status_to_wire(t: TrialRecord) -> pb::TrialStatus {
 }
 
 pub fn agent_to_wire(a: AgentRecord) -> pb::AgentInfo {
-    pb::AgentInfo { agent_id: a.id, hostname: a.hostname, slots: a.slots, gpus: a.gpus, last_seen_ms: a.last_seen_ms, running: a.running }
+    pb::AgentInfo {
+        agent_id: a.id,
+        hostname: a.hostname,
+        slots: a.slots,
+        gpus: a.gpus,
+        last_seen_ms: a.last_seen_ms,
+        running: a.running,
+    }
 }
 
 pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {

@@ -8,8 +8,8 @@ pub mod lifecycle;
 pub mod results;
 pub mod scheduler;
 pub mod server;
-pub mod shared;
 pub mod service;
+pub mod shared;
 pub mod sink;
 pub mod store;
 

@@ -70,10 +70,7 @@ impl fmt::Display for TrialState {
 impl FromStr for TrialState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        TrialState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown trial state `{s}`"))
+        TrialState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown trial state `{s}`"))
     }
 }
 
@@ -171,9 +168,7 @@ mod tests {
     const POLICY: Policy = Policy { max_attempts: 2, max_lost: 1 };
 
     fn run(events: &[Event]) -> Result<(TrialState, Counters), InvalidTransition> {
-        events
-            .iter()
-            .try_fold((Pending, Counters::default()), |(s, c), e| transition(s, c, *e, POLICY))
+        events.iter().try_fold((Pending, Counters::default()), |(s, c), e| transition(s, c, *e, POLICY))
     }
 
     #[test]
@@ -200,7 +195,9 @@ mod tests {
 
     #[test]
     fn lost_leases_do_not_use_up_attempts() {
-        let (s, c) = run(&[Event::Leased, Event::Started, Event::LeaseLost, Event::Leased, Event::Exited(Exit::Success)]).unwrap();
+        let (s, c) =
+            run(&[Event::Leased, Event::Started, Event::LeaseLost, Event::Leased, Event::Exited(Exit::Success)])
+                .unwrap();
         assert_eq!(s, Succeeded);
         assert_eq!(c, Counters { attempt: 2, user_failures: 0, lost: 1 });
         let lost_twice = [Event::Leased, Event::LeaseLost, Event::Leased, Event::LeaseLost];

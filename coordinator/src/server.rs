@@ -46,7 +46,8 @@ impl RunningCoordinator {
 
 pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordinator> {
     let ttl_ms = config.lease_ttl.as_millis() as i64;
-    let store = Store::open(&config.state, ttl_ms).with_context(|| format!("opening the store in {}", config.state.display()))?;
+    let store = Store::open(&config.state, ttl_ms)
+        .with_context(|| format!("opening the store in {}", config.state.display()))?;
     let shared = Shared::new(store);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -64,7 +65,11 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
     let sweeps = SweepApi { shared: shared.clone() };
-    let agents = AgentApi { shared: shared.clone(), lease_ttl: config.lease_ttl, heartbeat_interval: config.heartbeat_interval() };
+    let agents = AgentApi {
+        shared: shared.clone(),
+        lease_ttl: config.lease_ttl,
+        heartbeat_interval: config.heartbeat_interval(),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

@@ -19,7 +19,10 @@ async fn lease_respects_free_slots_and_free_gpus() {
 
     let cpu_only = agent.lease(2, 0).await;
     assert_eq!(cpu_only.len(), 2, "two free slots give two leases");
-    assert!(cpu_only.iter().all(|l| l.sweep_id == "cpu"), "a gpus=1 trial goes to no agent with free_gpus=0: {cpu_only:?}");
+    assert!(
+        cpu_only.iter().all(|l| l.sweep_id == "cpu"),
+        "a gpus=1 trial goes to no agent with free_gpus=0: {cpu_only:?}"
+    );
     assert_eq!(c.counts("gpu").await.pending, 1);
 
     let with_gpu = agent.lease(4, 1).await;
@@ -56,7 +59,12 @@ async fn a_trial_runs_from_lease_to_success_and_its_results_are_served() {
     assert_eq!(got.agents.iter().find(|a| a.agent_id == agent.id).map(|a| a.running), Some(1));
 
     // Epoch 2 arrives before epoch 1: finals follow the latest epoch, not the latest report.
-    let r = agent.report(lease.lease_id, &[(0, &[("train_loss", 2.0), ("test_acc", 0.1)]), (2, &[("train_loss", 0.5), ("test_acc", 0.8)])]).await;
+    let r = agent
+        .report(
+            lease.lease_id,
+            &[(0, &[("train_loss", 2.0), ("test_acc", 0.1)]), (2, &[("train_loss", 0.5), ("test_acc", 0.8)])],
+        )
+        .await;
     assert_eq!(r.unwrap().rows_added, 4);
     let r = agent.report(lease.lease_id, &[(1, &[("train_loss", 1.0), ("test_acc", 0.5)])]).await;
     assert_eq!(r.unwrap().rows_added, 2);
@@ -68,7 +76,13 @@ async fn a_trial_runs_from_lease_to_success_and_its_results_are_served() {
     assert_eq!((counts.succeeded, counts.pending, counts.running, summary.total, summary.done), (1, 1, 0, 2, false));
     assert_eq!((got.trials[0].state.as_str(), got.trials[0].attempt), ("succeeded", 1));
 
-    let results = c.sweeps.clone().get_results(sweep_proto::v1::GetResultsRequest { sweep_id: "flow".into() }).await.unwrap().into_inner();
+    let results = c
+        .sweeps
+        .clone()
+        .get_results(sweep_proto::v1::GetResultsRequest { sweep_id: "flow".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(results.trials.len(), 2);
     let done = &results.trials[0];
     assert_eq!((done.trial_id.as_str(), done.status.as_str(), done.attempts), (first_id.as_str(), "succeeded", 1));
@@ -98,7 +112,11 @@ async fn an_expired_lease_is_fenced_off_and_the_trial_is_retried_as_attempt_2() 
         (t[0].1 == "pending").then_some(())
     })
     .await;
-    assert_status(zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await, Code::FailedPrecondition, &old.lease_id.to_string());
+    assert_status(
+        zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await,
+        Code::FailedPrecondition,
+        &old.lease_id.to_string(),
+    );
 
     let mut next = c.agent("next", 1).await;
     let new = next.lease_one().await;
@@ -106,7 +124,11 @@ async fn an_expired_lease_is_fenced_off_and_the_trial_is_retried_as_attempt_2() 
     assert_ne!(new.lease_id, old.lease_id);
     assert_eq!(c.trial_states("fence").await[0].2, 2);
 
-    assert_status(zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await, Code::FailedPrecondition, &old.lease_id.to_string());
+    assert_status(
+        zombie.report(old.lease_id, &[(1, &[("loss", 0.5)])]).await,
+        Code::FailedPrecondition,
+        &old.lease_id.to_string(),
+    );
     assert_status(zombie.exit(old.lease_id, 0, "").await, Code::FailedPrecondition, &old.lease_id.to_string());
     assert_eq!(action(&zombie.heartbeat(old.lease_id, true).await), LeaseAction::Abandon);
 
@@ -126,7 +148,8 @@ async fn a_retried_metric_report_is_stored_once_in_parquet() {
     c.submit(sweep("dedup", &[1], "")).await.unwrap();
     let mut agent = c.agent("a", 1).await;
     let lease = agent.lease_one().await;
-    let epochs: &[(u32, &[(&str, f64)])] = &[(0, &[("train_loss", 1.0), ("test_acc", 0.2)]), (1, &[("train_loss", 0.7), ("test_acc", 0.4)])];
+    let epochs: &[(u32, &[(&str, f64)])] =
+        &[(0, &[("train_loss", 1.0), ("test_acc", 0.2)]), (1, &[("train_loss", 0.7), ("test_acc", 0.4)])];
 
     let first = agent.report(lease.lease_id, epochs).await.unwrap();
     assert_eq!((first.rows_added, first.rows_duplicate), (4, 0));
@@ -135,7 +158,10 @@ async fn a_retried_metric_report_is_stored_once_in_parquet() {
     c.running.flush().await.unwrap();
 
     // A report that overlaps what is already written: only epoch 2 is new.
-    let overlap = agent.report(lease.lease_id, &[(1, &[("train_loss", 0.7)]), (2, &[("train_loss", 0.5), ("test_acc", 0.6)])]).await.unwrap();
+    let overlap = agent
+        .report(lease.lease_id, &[(1, &[("train_loss", 0.7)]), (2, &[("train_loss", 0.5), ("test_acc", 0.6)])])
+        .await
+        .unwrap();
     assert_eq!((overlap.rows_added, overlap.rows_duplicate), (2, 1));
     agent.report(lease.lease_id, epochs).await.unwrap();
     c.running.flush().await.unwrap();
@@ -165,7 +191,11 @@ async fn failures_retry_up_to_max_attempts_then_fail_with_the_stderr_tail() {
     assert_eq!(agent.exit(second.lease_id, 3, "RuntimeError: CUDA out of memory").await.unwrap(), "failed");
     let t = &c.get("retry").await.trials[0];
     assert_eq!((t.state.as_str(), t.attempt), ("failed", 2));
-    assert!(t.last_error.contains("CUDA out of memory") && t.last_error.contains("exit code 3"), "last_error: {}", t.last_error);
+    assert!(
+        t.last_error.contains("CUDA out of memory") && t.last_error.contains("exit code 3"),
+        "last_error: {}",
+        t.last_error
+    );
     assert!(c.get("retry").await.summary.unwrap().done);
     assert!(agent.lease(1, 0).await.is_empty(), "a failed trial is not leased again");
 }

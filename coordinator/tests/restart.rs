@@ -43,7 +43,10 @@ async fn a_restarted_coordinator_keeps_states_leases_and_writes_each_metric_once
     let rows = env.parquet_metrics("durable");
     assert_eq!(rows.len(), 6, "each row exactly once: {rows:?}");
     assert!(written.iter().all(|w| rows.contains(w)), "rows written before the restart are kept as they were");
-    let trials = sweep_coordinator::results::read_trials_table(&env.sweep_dir("durable").join(sweep_coordinator::results::TRIALS_FILE)).unwrap();
+    let trials = sweep_coordinator::results::read_trials_table(
+        &env.sweep_dir("durable").join(sweep_coordinator::results::TRIALS_FILE),
+    )
+    .unwrap();
     let statuses: Vec<_> = trials.iter().map(|t| (t.status.as_str(), t.attempts)).collect();
     assert_eq!(statuses, [("succeeded", 1), ("pending", 0)]);
     assert_eq!(trials[0].finals.get("acc"), Some(&0.6));

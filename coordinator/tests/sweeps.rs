@@ -41,7 +41,11 @@ async fn a_trial_whose_id_does_not_match_its_content_is_refused() {
     let mut forged = sweep("forged", &[1, 2], "");
     let id = forged.trials[1].trial_id.clone();
     forged.trials[1].params_json = forged.trials[1].params_json.replace("\"width\":2", "\"width\":99");
-    assert!(forged.trials[1].params_json.contains("99"), "the test changed the content: {}", forged.trials[1].params_json);
+    assert!(
+        forged.trials[1].params_json.contains("99"),
+        "the test changed the content: {}",
+        forged.trials[1].params_json
+    );
 
     assert_status(c.submit(forged).await, Code::InvalidArgument, &id);
     assert_status(
@@ -83,9 +87,17 @@ async fn cancelling_stops_the_running_trial_and_cancels_the_pending_ones() {
     assert_eq!(action(&agent.heartbeat(lease.lease_id, true).await), LeaseAction::Stop);
     let mut other_agent = c.agent("b", 4).await;
     let later = other_agent.lease(4, 0).await;
-    assert!(later.iter().all(|l| l.sweep_id == "other") && later.len() == 1, "only the active sweep's trial: {later:?}");
+    assert!(
+        later.iter().all(|l| l.sweep_id == "other") && later.len() == 1,
+        "only the active sweep's trial: {later:?}"
+    );
 
-    let stopped = pb::CompleteRequest { lease_id: lease.lease_id, signal: Some(15), stopped_by_request: true, ..Default::default() };
+    let stopped = pb::CompleteRequest {
+        lease_id: lease.lease_id,
+        signal: Some(15),
+        stopped_by_request: true,
+        ..Default::default()
+    };
     assert_eq!(agent.complete(stopped).await.unwrap(), "cancelled");
     assert_eq!(action(&agent.heartbeat(lease.lease_id, false).await), LeaseAction::Abandon, "the closed lease is gone");
     assert_eq!(c.counts("doomed").await.cancelled, 3);
@@ -96,9 +108,13 @@ async fn watch_streams_summaries_and_ends_when_every_trial_has_finished() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
     c.submit(sweep("watched", &[1, 2], "")).await.unwrap();
-    let mut stream = c.sweeps.clone().watch_sweep(pb::WatchSweepRequest { sweep_id: "watched".into() }).await.unwrap().into_inner();
+    let mut stream =
+        c.sweeps.clone().watch_sweep(pb::WatchSweepRequest { sweep_id: "watched".into() }).await.unwrap().into_inner();
     let first = next(&mut stream).await.expect("a first summary").unwrap().summary.unwrap();
-    assert_eq!((first.sweep_id.as_str(), first.total, first.done, first.counts.unwrap().pending), ("watched", 2, false, 2));
+    assert_eq!(
+        (first.sweep_id.as_str(), first.total, first.done, first.counts.unwrap().pending),
+        ("watched", 2, false, 2)
+    );
 
     let mut agent = c.agent("a", 2).await;
     let leases = agent.lease(2, 0).await;
@@ -114,13 +130,16 @@ async fn watch_streams_summaries_and_ends_when_every_trial_has_finished() {
     assert_eq!((counts.succeeded, counts.failed, counts.pending, counts.leased), (1, 1, 0, 0));
 
     // A sweep already done answers one summary and ends.
-    let mut again = c.sweeps.clone().watch_sweep(pb::WatchSweepRequest { sweep_id: "watched".into() }).await.unwrap().into_inner();
+    let mut again =
+        c.sweeps.clone().watch_sweep(pb::WatchSweepRequest { sweep_id: "watched".into() }).await.unwrap().into_inner();
     assert!(next(&mut again).await.unwrap().unwrap().summary.unwrap().done);
     assert!(next(&mut again).await.is_none());
 }
 
 /// The next message of a watch, failing the test if none comes within 5 s.
-async fn next(s: &mut tonic::Streaming<pb::WatchSweepResponse>) -> Option<Result<pb::WatchSweepResponse, tonic::Status>> {
+async fn next(
+    s: &mut tonic::Streaming<pb::WatchSweepResponse>,
+) -> Option<Result<pb::WatchSweepResponse, tonic::Status>> {
     tokio::time::timeout(Duration::from_secs(5), s.next()).await.expect("watch answers within 5 s")
 }
 
@@ -141,13 +160,17 @@ async fn health_reports_serving_and_reflection_lists_the_services() {
     }
     assert_status(health.check(HealthCheckRequest { service: "sweep.v1.Nope".into() }).await, Code::NotFound, "");
 
-    let ask = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut answers = ServerReflectionClient::new(c.channel.clone())
         .server_reflection_info(tokio_stream::iter([ask]))
         .await
         .unwrap()
         .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response else {
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.next().await.unwrap().unwrap().message_response
+    else {
         panic!("expected a list of services");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();

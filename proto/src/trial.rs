@@ -30,7 +30,10 @@ impl Trial {
         let data = if self.data_json.is_empty() {
             None
         } else {
-            Some(serde_json::from_str(&self.data_json).map_err(|e| format!("trial {}: data_json: {e}", self.trial_id))?)
+            Some(
+                serde_json::from_str(&self.data_json)
+                    .map_err(|e| format!("trial {}: data_json: {e}", self.trial_id))?,
+            )
         };
         Ok(TrialSpec {
             id: TrialId(self.trial_id),

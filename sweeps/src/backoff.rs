@@ -7,10 +7,7 @@ use std::time::Duration;
 /// Delay before retry number `attempt` (0-based): uniform in `[0, min(cap, base * 2^attempt))`,
 /// with `unit` a random draw in `[0, 1)`.
 pub fn full_jitter(attempt: u32, base: Duration, cap: Duration, unit: f64) -> Duration {
-    let ceiling = base
-        .checked_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-        .unwrap_or(cap)
-        .min(cap);
+    let ceiling = base.checked_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX)).unwrap_or(cap).min(cap);
     ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 
@@ -19,10 +16,8 @@ pub fn full_jitter(attempt: u32, base: Duration, cap: Duration, unit: f64) -> Du
 pub fn jitter_unit() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut rng = crate::sample::SplitMix64::new(nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32));
     rng.next_f64()
 }

@@ -13,19 +13,11 @@ pub enum SpecError {
     #[error("{file}: not valid TOML: {message}")]
     Syntax { file: PathBuf, message: String },
     #[error("{file}: key `{key}`: expected {expected}")]
-    Invalid {
-        file: PathBuf,
-        key: String,
-        expected: String,
-    },
+    Invalid { file: PathBuf, key: String, expected: String },
 }
 
 impl SpecError {
     pub fn invalid(file: &std::path::Path, key: &str, expected: impl Into<String>) -> Self {
-        SpecError::Invalid {
-            file: file.to_path_buf(),
-            key: key.to_string(),
-            expected: expected.into(),
-        }
+        SpecError::Invalid { file: file.to_path_buf(), key: key.to_string(), expected: expected.into() }
     }
 }

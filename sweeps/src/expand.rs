@@ -13,11 +13,8 @@ use std::collections::HashSet;
 pub const MAX_TRIALS: usize = 1_000_000;
 
 pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
-    let grid_size = file
-        .grid
-        .iter()
-        .try_fold(1usize, |acc, (_, values)| acc.checked_mul(values.len()))
-        .unwrap_or(usize::MAX);
+    let grid_size =
+        file.grid.iter().try_fold(1usize, |acc, (_, values)| acc.checked_mul(values.len())).unwrap_or(usize::MAX);
     let samples = file.random.as_ref().map_or(1, |r| r.samples as usize);
     let total = grid_size.saturating_mul(samples);
     if total > MAX_TRIALS {
@@ -36,9 +33,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
         None => vec![Map::new()],
         Some(r) => {
             let mut rng = SplitMix64::new(r.seed);
-            (0..r.samples)
-                .map(|_| r.dists.iter().map(|(k, d)| (k.clone(), d.sample(&mut rng))).collect())
-                .collect()
+            (0..r.samples).map(|_| r.dists.iter().map(|(k, d)| (k.clone(), d.sample(&mut rng))).collect()).collect()
         }
     };
 
@@ -110,10 +105,8 @@ mod tests {
     fn grid_is_a_cartesian_product_with_defaults_resolved() {
         let trials = expand(&parse(MLP).unwrap()).unwrap();
         assert_eq!(trials.len(), 6);
-        let order: Vec<(i64, i64)> = trials
-            .iter()
-            .map(|t| (t.params["width"].as_i64().unwrap(), t.params["seed"].as_i64().unwrap()))
-            .collect();
+        let order: Vec<(i64, i64)> =
+            trials.iter().map(|t| (t.params["width"].as_i64().unwrap(), t.params["seed"].as_i64().unwrap())).collect();
         assert_eq!(order, vec![(10, 0), (10, 1), (20, 0), (20, 1), (40, 0), (40, 1)]);
         let t = &trials[0];
         assert_eq!(t.params["depth"], Value::from(1), "defaults are filled in");
@@ -169,19 +162,23 @@ mod tests {
 
     #[test]
     fn errors_name_file_key_and_expectation() {
-        assert_eq!(
-            err("workload = \"mlp\""),
-            "sweeps/t.toml: key `name`: expected a string (missing)"
-        );
-        assert!(err("name = \"a\"\nworkload = \"resnet\"").contains("key `workload`: expected one of command, mlp, double_descent, got \"resnet\""));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[grid]\nwidth = 3").contains("key `grid.width`: expected a non-empty array"));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidht = 3").contains("key `params.widht`: expected a parameter of workload `mlp`"));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidth = \"big\"").contains("key `params.width`: expected an integer"));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidth = 3\n[grid]\nwidth = [1]").contains("already set by `params.width`"));
+        assert_eq!(err("workload = \"mlp\""), "sweeps/t.toml: key `name`: expected a string (missing)");
+        assert!(err("name = \"a\"\nworkload = \"resnet\"")
+            .contains("key `workload`: expected one of command, mlp, double_descent, got \"resnet\""));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[grid]\nwidth = 3")
+            .contains("key `grid.width`: expected a non-empty array"));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidht = 3")
+            .contains("key `params.widht`: expected a parameter of workload `mlp`"));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidth = \"big\"")
+            .contains("key `params.width`: expected an integer"));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[params]\nwidth = 3\n[grid]\nwidth = [1]")
+            .contains("already set by `params.width`"));
         assert!(err("name = \"a\"\nworkload = \"command\"").contains("key `command`"));
         assert!(err("name = \"a b\"\nworkload = \"mlp\"").contains("key `name`"));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[retry]\nmax_attempts = 0").contains("key `retry.max_attempts`: expected a positive integer"));
-        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[random]\nsamples = 2\nlr = { log_uniform = [0, 1] }").contains("key `random.lr.log_uniform`: expected 0 < lo < hi"));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[retry]\nmax_attempts = 0")
+            .contains("key `retry.max_attempts`: expected a positive integer"));
+        assert!(err("name = \"a\"\nworkload = \"mlp\"\n[random]\nsamples = 2\nlr = { log_uniform = [0, 1] }")
+            .contains("key `random.lr.log_uniform`: expected 0 < lo < hi"));
         assert!(err("name = \"a\"\nworkload = \"mlp\"\nepochs = 3").contains("key `epochs`: expected one of name"));
         assert!(err("name = [").starts_with("sweeps/t.toml: not valid TOML"));
     }
@@ -190,14 +187,20 @@ mod tests {
     fn command_paths_resolve_against_the_sweep_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("train.py"), "").unwrap();
-        let text = "name = \"c\"\nworkload = \"command\"\ncommand = [\"python3\", \"train.py\", \"--fast\", \"./bin/x\"]";
+        let text =
+            "name = \"c\"\nworkload = \"command\"\ncommand = [\"python3\", \"train.py\", \"--fast\", \"./bin/x\"]";
         let f = SweepFile::parse(text, &dir.path().join("s.toml"), dir.path()).unwrap();
         let cmd = f.command.unwrap();
         assert_eq!(cmd[0], "python3");
         assert_eq!(Path::new(&cmd[1]), dir.path().join("train.py"));
         assert_eq!(cmd[2], "--fast");
         assert_eq!(cmd[3], "./bin/x", "arguments that name no file stay as written");
-        let prog = SweepFile::parse("name = \"c\"\nworkload = \"command\"\ncommand = [\"./run.sh\"]", &dir.path().join("s.toml"), dir.path()).unwrap();
+        let prog = SweepFile::parse(
+            "name = \"c\"\nworkload = \"command\"\ncommand = [\"./run.sh\"]",
+            &dir.path().join("s.toml"),
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(Path::new(&prog.command.unwrap()[0]), dir.path().join("run.sh"));
     }
 

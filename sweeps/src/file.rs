@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "description", "workload", "command", "data", "params", "grid", "random", "resources", "retry",
-];
+const TOP_LEVEL_KEYS: &[&str] =
+    &["name", "description", "workload", "command", "data", "params", "grid", "random", "resources", "retry"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepFile {
@@ -70,20 +69,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            max_lost: 10,
-            checkpoint_every_epochs: None,
-        }
+        RetryPolicy { max_attempts: 3, max_lost: 10, checkpoint_every_epochs: None }
     }
 }
 
 impl SweepFile {
     pub fn read(path: &Path) -> Result<SweepFile, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, path, &base)
     }
@@ -119,7 +112,10 @@ impl Reader<'_> {
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             || name.starts_with('.')
         {
-            return Err(self.err("name", "1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names the results folder)"));
+            return Err(self.err(
+                "name",
+                "1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names the results folder)",
+            ));
         }
         let description = match t.remove("description") {
             None => None,
@@ -274,7 +270,10 @@ impl Reader<'_> {
         }
         let samples = samples.ok_or_else(|| self.err("random.samples", "an integer number of samples (missing)"))?;
         if dists.is_empty() {
-            return Err(self.err("random", "at least one parameter with a distribution, e.g. lr = { log_uniform = [1e-5, 1e-2] }"));
+            return Err(self.err(
+                "random",
+                "at least one parameter with a distribution, e.g. lr = { log_uniform = [1e-5, 1e-2] }",
+            ));
         }
         Ok(RandomSearch { samples, seed, dists })
     }
@@ -377,13 +376,16 @@ impl Reader<'_> {
         });
         for (name, key, values) in fixed.chain(grid).chain(random) {
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
-                return Err(self.err(&key, format!("each parameter set in one place only; `{name}` is already set by `{first}`")));
+                return Err(self
+                    .err(&key, format!("each parameter set in one place only; `{name}` is already set by `{first}`")));
             }
             seen.push((name, key.clone()));
             if let Some(w) = catalogue {
                 let Some(p) = w.param(name) else {
                     let known: Vec<_> = w.params.iter().map(|p| p.name).collect();
-                    return Err(self.err(&key, format!("a parameter of workload `{}`: one of {}", w.name, known.join(", "))));
+                    return Err(
+                        self.err(&key, format!("a parameter of workload `{}`: one of {}", w.name, known.join(", ")))
+                    );
                 };
                 if let Some(bad) = values.iter().find(|v| !p.kind.accepts(v)) {
                     return Err(self.err(&key, format!("{} ({}), got {bad}", p.kind.describe(), p.help)));

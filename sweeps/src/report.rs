@@ -52,10 +52,8 @@ impl EpochRecord {
         let loose: LooseRecord = match serde_json::from_str(trimmed) {
             Ok(r) => r,
             Err(first) => {
-                let quoted = trimmed
-                    .replace("-Infinity", "\"-inf\"")
-                    .replace("Infinity", "\"inf\"")
-                    .replace("NaN", "\"nan\"");
+                let quoted =
+                    trimmed.replace("-Infinity", "\"-inf\"").replace("Infinity", "\"inf\"").replace("NaN", "\"nan\"");
                 match serde_json::from_str(&quoted) {
                     Ok(r) => r,
                     Err(_) => return Some(Err(format!("not a metric record: {first}"))),
@@ -76,11 +74,7 @@ impl EpochRecord {
             };
             metrics.insert(name, v);
         }
-        Some(Ok(EpochRecord {
-            epoch: loose.epoch,
-            step: loose.step,
-            metrics,
-        }))
+        Some(Ok(EpochRecord { epoch: loose.epoch, step: loose.step, metrics }))
     }
 }
 
@@ -91,9 +85,7 @@ mod tests {
     #[test]
     fn parses_records_and_skips_logs() {
         assert!(EpochRecord::parse_line("epoch 3 done").is_none());
-        let r = EpochRecord::parse_line(r#"{"epoch": 3, "metrics": {"loss": 0.41, "acc": 0.88}}"#)
-            .unwrap()
-            .unwrap();
+        let r = EpochRecord::parse_line(r#"{"epoch": 3, "metrics": {"loss": 0.41, "acc": 0.88}}"#).unwrap().unwrap();
         assert_eq!(r.epoch, 3);
         assert_eq!(r.step_or_epoch(), 3);
         assert_eq!(r.metrics["acc"], 0.88);
@@ -123,11 +115,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let r = EpochRecord {
-            epoch: 2,
-            step: Some(10),
-            metrics: [("train_loss".to_string(), 0.5)].into(),
-        };
+        let r = EpochRecord { epoch: 2, step: Some(10), metrics: [("train_loss".to_string(), 0.5)].into() };
         assert_eq!(EpochRecord::parse_line(&r.to_line()).unwrap().unwrap(), r);
     }
 }

@@ -39,16 +39,12 @@ impl Distribution {
     pub fn sample(&self, rng: &mut SplitMix64) -> Value {
         match self {
             Distribution::Uniform(lo, hi) => json_f64(lo + (hi - lo) * rng.next_f64()),
-            Distribution::LogUniform(lo, hi) => {
-                json_f64((lo.ln() + (hi.ln() - lo.ln()) * rng.next_f64()).exp())
-            }
+            Distribution::LogUniform(lo, hi) => json_f64((lo.ln() + (hi.ln() - lo.ln()) * rng.next_f64()).exp()),
             Distribution::IntUniform(lo, hi) => {
                 let span = (hi - lo) as u64 + 1;
                 Value::from(lo + (rng.next_u64() % span) as i64)
             }
-            Distribution::Choice(options) => {
-                options[(rng.next_u64() % options.len() as u64) as usize].clone()
-            }
+            Distribution::Choice(options) => options[(rng.next_u64() % options.len() as u64) as usize].clone(),
         }
     }
 }
@@ -77,9 +73,8 @@ mod tests {
     #[test]
     fn int_uniform_reaches_both_ends() {
         let mut rng = SplitMix64::new(1);
-        let seen: std::collections::BTreeSet<i64> = (0..200)
-            .map(|_| Distribution::IntUniform(0, 2).sample(&mut rng).as_i64().unwrap())
-            .collect();
+        let seen: std::collections::BTreeSet<i64> =
+            (0..200).map(|_| Distribution::IntUniform(0, 2).sample(&mut rng).as_i64().unwrap()).collect();
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
     }
 

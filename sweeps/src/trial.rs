@@ -80,15 +80,9 @@ mod tests {
         let mut b = Map::new();
         b.insert("seed".into(), Value::from(1));
         b.insert("width".into(), Value::from(4));
-        assert_eq!(
-            TrialSpec::content_id("mlp", None, &a, None),
-            TrialSpec::content_id("mlp", None, &b, None)
-        );
+        assert_eq!(TrialSpec::content_id("mlp", None, &a, None), TrialSpec::content_id("mlp", None, &b, None));
         b.insert("seed".into(), Value::from(2));
-        assert_ne!(
-            TrialSpec::content_id("mlp", None, &a, None),
-            TrialSpec::content_id("mlp", None, &b, None)
-        );
+        assert_ne!(TrialSpec::content_id("mlp", None, &a, None), TrialSpec::content_id("mlp", None, &b, None));
         assert_eq!(TrialSpec::content_id("mlp", None, &a, None).0.len(), 16);
     }
 }

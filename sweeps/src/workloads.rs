@@ -64,12 +64,7 @@ impl Workload {
 
 macro_rules! param {
     ($name:literal, $kind:ident, $default:tt, $help:literal) => {
-        Param {
-            name: $name,
-            kind: Kind::$kind,
-            default: || json!($default),
-            help: $help,
-        }
+        Param { name: $name, kind: Kind::$kind, default: || json!($default), help: $help }
     };
 }
 
@@ -79,7 +74,12 @@ pub static MLP: Workload = Workload {
     params: &[
         param!("width", Int, 64, "hidden units per layer"),
         param!("depth", Int, 1, "hidden layers"),
-        param!("hidden_trainable", Bool, true, "false: random features, only the output layer is fitted by minimum-norm least squares"),
+        param!(
+            "hidden_trainable",
+            Bool,
+            true,
+            "false: random features, only the output layer is fitted by minimum-norm least squares"
+        ),
         param!("n", Int, 1000, "training points"),
         param!("n_test", Int, 2000, "test points (labels never noisy)"),
         param!("dim", Int, 32, "input dimension"),

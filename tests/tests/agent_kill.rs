@@ -25,10 +25,17 @@ fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
     let script = root.join("train.sh");
     std::fs::write(&script, TRAIN).unwrap();
     std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
-    std::fs::write(root.join("kill.toml"), "name = \"kill\"\nworkload = \"command\"\ncommand = [\"./train.sh\"]\n[params]\nx = 1\n").unwrap();
+    std::fs::write(
+        root.join("kill.toml"),
+        "name = \"kill\"\nworkload = \"command\"\ncommand = [\"./train.sh\"]\n[params]\nx = 1\n",
+    )
+    .unwrap();
 
     let coordinator = start_coordinator(root, "1s");
-    let mut agents = vec![("a", Some(start_agent(root, &coordinator.url, "a", 1))), ("b", Some(start_agent(root, &coordinator.url, "b", 1)))];
+    let mut agents = vec![
+        ("a", Some(start_agent(root, &coordinator.url, "a", 1))),
+        ("b", Some(start_agent(root, &coordinator.url, "b", 1))),
+    ];
     // Both agents share one checkpoint root, as nodes share a filesystem on a cluster.
     let _ = std::fs::create_dir_all(root.join("ckpt"));
     stdout_of(&sweep(&coordinator.url, &["submit", root.join("kill.toml").to_str().unwrap()]));
@@ -64,5 +71,8 @@ fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
     let keys: HashSet<(i32, i32, String)> = rows.iter().map(|r| (r.attempt, r.epoch, r.metric.clone())).collect();
     assert_eq!(keys.len(), rows.len(), "no duplicate rows");
     assert!(rows.iter().any(|r| r.attempt == 1), "attempt 1's epochs before the kill are kept");
-    assert!(rows.iter().filter(|r| r.metric == "attempt").all(|r| r.value == r.attempt as f64), "each row is recorded under the attempt that wrote it");
+    assert!(
+        rows.iter().filter(|r| r.metric == "attempt").all(|r| r.value == r.attempt as f64),
+        "each row is recorded under the attempt that wrote it"
+    );
 }

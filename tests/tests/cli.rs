@@ -42,7 +42,11 @@ fn sweep_local_runs_everything_and_prints_the_results() {
 
     // Running it again adds nothing and shows the same results.
     let again = local(dir.path());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("6 trials (0 new)"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("6 trials (0 new)"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(stdout_of(&again), text);
 }
 
@@ -109,7 +113,8 @@ width = [2, 100]
     let table = stdout_of(&out);
     assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 4, "{table}");
     let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/dd")).unwrap();
-    let cnn_epochs: std::collections::BTreeSet<i32> = rows.iter().filter(|r| r.metric == "test_error" && r.epoch == 2).map(|r| r.epoch).collect();
+    let cnn_epochs: std::collections::BTreeSet<i32> =
+        rows.iter().filter(|r| r.metric == "test_error" && r.epoch == 2).map(|r| r.epoch).collect();
     assert_eq!(cnn_epochs.len(), 1, "the cnn5 trials report two epochs");
 
     let out = Command::new(bin("sweep")).args(["plot", "dd"]).current_dir(dir.path()).output().unwrap();

@@ -57,12 +57,16 @@ fn a_sweep_runs_across_processes_and_lands_in_parquet() {
         let trials: HashSet<&str> = rows.iter().map(|r| r.trial_id.as_str()).collect();
         (trials.len() == 6).then_some(rows)
     });
-    let keys: HashSet<(String, i32, i32, String)> = metrics.iter().map(|r| (r.trial_id.clone(), r.attempt, r.epoch, r.metric.clone())).collect();
+    let keys: HashSet<(String, i32, i32, String)> =
+        metrics.iter().map(|r| (r.trial_id.clone(), r.attempt, r.epoch, r.metric.clone())).collect();
     assert_eq!(keys.len(), metrics.len(), "no duplicate (trial, attempt, epoch, metric) rows");
     for t in trials {
         let id = t["trial_id"].as_str().unwrap();
         for m in CONTRACT_METRICS {
-            assert!(metrics.iter().any(|r| r.trial_id == id && r.metric == m && r.value.is_finite()), "trial {id} has no {m}");
+            assert!(
+                metrics.iter().any(|r| r.trial_id == id && r.metric == m && r.value.is_finite()),
+                "trial {id} has no {m}"
+            );
         }
     }
 
@@ -75,7 +79,8 @@ fn a_sweep_runs_across_processes_and_lands_in_parquet() {
 
     // Double descent in miniature: the error at the interpolation threshold (width == n) is the worst.
     let mean_error = |width: i64| {
-        let errs: Vec<f64> = table.iter().filter(|r| r.params["width"] == width).map(|r| r.finals["test_error"]).collect();
+        let errs: Vec<f64> =
+            table.iter().filter(|r| r.params["width"] == width).map(|r| r.finals["test_error"]).collect();
         errs.iter().sum::<f64>() / errs.len() as f64
     };
     assert!(mean_error(60) > mean_error(8) && mean_error(60) > mean_error(400), "no peak at width == n");
@@ -84,7 +89,10 @@ fn a_sweep_runs_across_processes_and_lands_in_parquet() {
     assert!(watched.contains("spine: done: succeeded 6"), "{watched}");
 
     // The CLI reads the same rows from the files and from the coordinator.
-    let from_files = stdout_of(&sweep(&coordinator.url, &["results", "spine", "--format", "csv", "--results", coordinator.results.to_str().unwrap()]));
+    let from_files = stdout_of(&sweep(
+        &coordinator.url,
+        &["results", "spine", "--format", "csv", "--results", coordinator.results.to_str().unwrap()],
+    ));
     let from_coordinator = stdout_of(&sweep(&coordinator.url, &["results", "spine", "--format", "csv"]));
     assert_eq!(from_files, from_coordinator);
     assert_eq!(from_files.lines().count(), 7);
@@ -112,7 +120,11 @@ print(n, keys, len(trials), len(metrics))
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let nums: Vec<usize> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
-    assert_eq!(nums, vec![metric_rows, metric_rows, 6, metric_rows], "duckdb count, distinct keys, trials, pandas rows");
+    assert_eq!(
+        nums,
+        vec![metric_rows, metric_rows, 6, metric_rows],
+        "duckdb count, distinct keys, trials, pandas rows"
+    );
 }
 
 fn wait_until<T>(f: impl Fn() -> Option<T>) -> T {

@@ -38,14 +38,8 @@ pub struct Meta {
 /// in, and only then is the old one removed. `dir` may be on a shared filesystem: only renames
 /// within `dir` are relied on. One writer per `dir` is assumed (a trial has one live attempt);
 /// leftovers of crashed writers are removed after a successful save.
-pub fn save(
-    dir: &Path,
-    vars: &tch::nn::VarStore,
-    optimizer: &Optimizer,
-    meta: &Meta,
-) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create the checkpoint folder", dir.display()))?;
+pub fn save(dir: &Path, vars: &tch::nn::VarStore, optimizer: &Optimizer, meta: &Meta) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the checkpoint folder", dir.display()))?;
     let pid = std::process::id();
     let tmp = dir.join(format!("{TMP_PREFIX}{pid}"));
     remove_if_present(&tmp)?;
@@ -63,15 +57,10 @@ pub fn save(
     let had_old = latest.symlink_metadata().is_ok();
     if had_old {
         remove_if_present(&aside)?;
-        fs::rename(&latest, &aside).with_context(|| {
-            format!(
-                "{}: cannot move the previous checkpoint aside",
-                latest.display()
-            )
-        })?;
+        fs::rename(&latest, &aside)
+            .with_context(|| format!("{}: cannot move the previous checkpoint aside", latest.display()))?;
     }
-    fs::rename(&tmp, &latest)
-        .with_context(|| format!("{}: cannot rename into {}", tmp.display(), latest.display()))?;
+    fs::rename(&tmp, &latest).with_context(|| format!("{}: cannot rename into {}", tmp.display(), latest.display()))?;
     sync_dir(dir)?;
     // From here `latest` is the new checkpoint; whatever else is ours is garbage.
     for entry in fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
@@ -87,11 +76,7 @@ pub fn save(
 /// checkpoint. After a crash mid-save, `latest` may be missing while a complete aside copy exists:
 /// then the newest complete aside copy is loaded. Temporary folders are never read. Everything is
 /// checked before anything is copied, so an error leaves `vars` and `optimizer` as they were.
-pub fn load(
-    dir: &Path,
-    vars: &mut tch::nn::VarStore,
-    optimizer: &mut Optimizer,
-) -> anyhow::Result<Option<Meta>> {
+pub fn load(dir: &Path, vars: &mut tch::nn::VarStore, optimizer: &mut Optimizer) -> anyhow::Result<Option<Meta>> {
     let Some((source, meta)) = choose(dir)? else {
         return Ok(None);
     };
@@ -102,12 +87,8 @@ pub fn load(
     names.sort();
     for name in names {
         let var = &variables[name];
-        let saved = model.get(name).ok_or_else(|| {
-            anyhow!(
-                "{}: missing tensor `{name}` of the model",
-                model_path.display()
-            )
-        })?;
+        let saved =
+            model.get(name).ok_or_else(|| anyhow!("{}: missing tensor `{name}` of the model", model_path.display()))?;
         if saved.size() != var.size() || saved.kind() != var.kind() {
             bail!(
                 "{}: tensor `{name}` has shape {:?} and dtype {:?}, the model's is {:?} and {:?}",
@@ -120,17 +101,12 @@ pub fn load(
         }
     }
     if let Some(extra) = model.keys().find(|k| !variables.contains_key(*k)) {
-        bail!(
-            "{}: unexpected tensor `{extra}`; the checkpoint is of another model",
-            model_path.display()
-        );
+        bail!("{}: unexpected tensor `{extra}`; the checkpoint is of another model", model_path.display());
     }
     let optimizer_path = source.join(OPTIMIZER);
     let state = read_tensors(&optimizer_path)?;
     // Checks all of its state before copying any of it; after it succeeds nothing can fail.
-    optimizer
-        .load_state(&state)
-        .map_err(|e| anyhow!("{}: {e}", optimizer_path.display()))?;
+    optimizer.load_state(&state).map_err(|e| anyhow!("{}: {e}", optimizer_path.display()))?;
     tch::no_grad(|| {
         for (name, mut var) in variables {
             var.copy_(&model[&name]);
@@ -154,16 +130,10 @@ fn choose(dir: &Path) -> anyhow::Result<Option<(PathBuf, Meta)>> {
     let mut best: Option<(PathBuf, Meta)> = None;
     for entry in entries {
         let path = entry?.path();
-        let is_aside = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(ASIDE_PREFIX));
+        let is_aside = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(ASIDE_PREFIX));
         if let (true, Ok(Some(meta))) = (is_aside, complete(&path)) {
             let position = |m: &Meta| (m.epochs_done, m.batches_done, m.global_step);
-            if best
-                .as_ref()
-                .is_none_or(|(_, b)| position(&meta) > position(b))
-            {
+            if best.as_ref().is_none_or(|(_, b)| position(&meta) > position(b)) {
                 best = Some((path, meta));
             }
         }
@@ -189,28 +159,20 @@ fn complete(folder: &Path) -> anyhow::Result<Option<Meta>> {
     }
     let path = folder.join(META);
     let text = fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let meta = serde_json::from_slice(&text)
-        .with_context(|| format!("{}: not checkpoint meta", path.display()))?;
+    let meta = serde_json::from_slice(&text).with_context(|| format!("{}: not checkpoint meta", path.display()))?;
     Ok(Some(meta))
 }
 
 fn is_leftover(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(TMP_PREFIX) || n.starts_with(ASIDE_PREFIX))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(TMP_PREFIX) || n.starts_with(ASIDE_PREFIX))
 }
 
 /// Writes tensors (from any device) as safetensors and fsyncs the file.
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
-    let on_cpu: Vec<(&str, Tensor)> = tensors
-        .iter()
-        .map(|(name, t)| (name.as_str(), t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    Tensor::write_safetensors(&on_cpu, path)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("{}: cannot fsync", path.display()))
+    let on_cpu: Vec<(&str, Tensor)> =
+        tensors.iter().map(|(name, t)| (name.as_str(), t.to_device(Device::Cpu).contiguous())).collect();
+    Tensor::write_safetensors(&on_cpu, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    fs::File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("{}: cannot fsync", path.display()))
 }
 
 fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
@@ -221,11 +183,8 @@ fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file =
-        fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("{}: cannot write", path.display()))
+    let mut file = fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Makes a folder's entries (a rename, new files) durable. Some network filesystems refuse to
@@ -269,28 +228,18 @@ mod tests {
 
     /// Fixed inputs and targets; batch `k` is a different slice each step.
     fn batch(k: i64) -> (Tensor, Tensor) {
-        let x = Tensor::arange(8 * 4, (Kind::Float, Device::Cpu))
-            .view([8, 4])
-            .sin()
-            + k as f64 * 0.1;
-        let y = Tensor::arange(8 * 3, (Kind::Float, Device::Cpu))
-            .view([8, 3])
-            .cos();
+        let x = Tensor::arange(8 * 4, (Kind::Float, Device::Cpu)).view([8, 4]).sin() + k as f64 * 0.1;
+        let y = Tensor::arange(8 * 3, (Kind::Float, Device::Cpu)).view([8, 3]).cos();
         (x, y)
     }
 
     fn optimizer(table: &serde_json::Value, vs: &VarStore) -> Optimizer {
-        Optimizer::new(
-            OptimizerConfig::from_params(table.as_object().unwrap(), 0.05).unwrap(),
-            vs,
-        )
+        Optimizer::new(OptimizerConfig::from_params(table.as_object().unwrap(), 0.05).unwrap(), vs)
     }
 
     /// Global steps `from..to` with a cosine schedule of 5 steps an epoch.
     fn train(vs: &VarStore, opt: &mut Optimizer, from: u64, to: u64) {
-        let schedule =
-            LrSchedule::from_params(Some(&json!({"name": "cosine", "warmup_epochs": 0.5})), 2)
-                .unwrap();
+        let schedule = LrSchedule::from_params(Some(&json!({"name": "cosine", "warmup_epochs": 0.5})), 2).unwrap();
         let base = opt.config().lr;
         for step in from..to {
             let (x, y) = batch(step as i64);
@@ -351,11 +300,7 @@ mod tests {
             assert_eq!(loaded, Some(meta(5)), "{table}");
             assert_eq!(resumed.steps(), 5);
             train(&resumed_vs, &mut resumed, 5, 10);
-            assert_same(
-                (&straight_vs, &straight),
-                (&resumed_vs, &resumed),
-                &table.to_string(),
-            );
+            assert_same((&straight_vs, &straight), (&resumed_vs, &resumed), &table.to_string());
         }
     }
 
@@ -364,10 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut vs = model(0.3);
         let mut opt = optimizer(&json!({"name": "adam", "lr": 0.01}), &vs);
-        assert_eq!(
-            load(&dir.path().join("absent"), &mut vs, &mut opt).unwrap(),
-            None
-        );
+        assert_eq!(load(&dir.path().join("absent"), &mut vs, &mut opt).unwrap(), None);
         assert_eq!(load(dir.path(), &mut vs, &mut opt).unwrap(), None);
         // A half-written temporary folder alone is no checkpoint either.
         fs::create_dir(dir.path().join("ckpt.tmp-7")).unwrap();
@@ -383,11 +325,7 @@ mod tests {
         let mut opt = optimizer(&table, &vs);
         train(&vs, &mut opt, 0, 3);
         save(dir.path(), &vs, &opt, &meta(3)).unwrap();
-        let expected: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.copy()))
-            .collect();
+        let expected: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
 
         // Crash between "old latest moved aside" and "new one renamed in", with the new one half
         // written: an aside folder, a partial tmp folder, no latest.
@@ -399,10 +337,7 @@ mod tests {
 
         let mut fresh_vs = model(-1.0);
         let mut fresh = optimizer(&table, &fresh_vs);
-        assert_eq!(
-            load(dir.path(), &mut fresh_vs, &mut fresh).unwrap(),
-            Some(meta(3))
-        );
+        assert_eq!(load(dir.path(), &mut fresh_vs, &mut fresh).unwrap(), Some(meta(3)));
         for (name, t) in &expected {
             assert!(fresh_vs.variables()[name].equal(t), "{name}");
         }
@@ -412,44 +347,23 @@ mod tests {
         train(&fresh_vs, &mut fresh, 3, 4);
         fs::create_dir(dir.path().join(LATEST)).unwrap();
         for file in [MODEL, OPTIMIZER, META] {
-            fs::copy(
-                dir.path().join("ckpt.aside-4242").join(file),
-                dir.path().join(LATEST).join(file),
-            )
-            .unwrap();
+            fs::copy(dir.path().join("ckpt.aside-4242").join(file), dir.path().join(LATEST).join(file)).unwrap();
         }
         save(dir.path(), &fresh_vs, &fresh, &meta(4)).unwrap();
         // The save cleaned up every leftover.
-        let mut left: Vec<String> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, [LATEST]);
         fs::create_dir(dir.path().join("ckpt.aside-1")).unwrap();
         for file in [MODEL, OPTIMIZER] {
-            fs::copy(
-                dir.path().join(LATEST).join(file),
-                dir.path().join("ckpt.aside-1").join(file),
-            )
-            .unwrap();
+            fs::copy(dir.path().join(LATEST).join(file), dir.path().join("ckpt.aside-1").join(file)).unwrap();
         }
-        fs::write(
-            dir.path().join("ckpt.aside-1").join(META),
-            serde_json::to_vec(&meta(3)).unwrap(),
-        )
-        .unwrap();
+        fs::write(dir.path().join("ckpt.aside-1").join(META), serde_json::to_vec(&meta(3)).unwrap()).unwrap();
         let mut again_vs = model(-1.0);
         let mut again = optimizer(&table, &again_vs);
-        assert_eq!(
-            load(dir.path(), &mut again_vs, &mut again).unwrap(),
-            Some(meta(4))
-        );
-        assert_same(
-            (&fresh_vs, &fresh),
-            (&again_vs, &again),
-            "latest over aside",
-        );
+        assert_eq!(load(dir.path(), &mut again_vs, &mut again).unwrap(), Some(meta(4)));
+        assert_same((&fresh_vs, &fresh), (&again_vs, &again), "latest over aside");
     }
 
     #[test]
@@ -464,25 +378,15 @@ mod tests {
         let mut bigger = model(-1.0);
         let _ = (bigger.root() / "head").var_copy("bias", &Tensor::from_slice(&[1.0f32, 2.0]));
         let mut bigger_opt = optimizer(&json!({"name": "sgd", "lr": 0.1}), &bigger);
-        let err = load(dir.path(), &mut bigger, &mut bigger_opt)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("missing tensor `head.bias`") && err.contains(MODEL),
-            "{err}"
-        );
+        let err = load(dir.path(), &mut bigger, &mut bigger_opt).unwrap_err().to_string();
+        assert!(err.contains("missing tensor `head.bias`") && err.contains(MODEL), "{err}");
         assert!(bigger.variables()["linear.bias"].equal(&model(-1.0).variables()["linear.bias"]));
 
         // Plain SGD keeps no moments, so an Adam optimizer finds its first one missing.
         let mut same = model(-1.0);
         let mut adam = optimizer(&json!({"name": "adam", "lr": 0.1}), &same);
-        let err = load(dir.path(), &mut same, &mut adam)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("missing tensor `exp_avg/linear.bias`") && err.contains(OPTIMIZER),
-            "{err}"
-        );
+        let err = load(dir.path(), &mut same, &mut adam).unwrap_err().to_string();
+        assert!(err.contains("missing tensor `exp_avg/linear.bias`") && err.contains(OPTIMIZER), "{err}");
         assert!(same.variables()["linear.weight"].equal(&model(-1.0).variables()["linear.weight"]));
         assert_eq!(adam.steps(), 0);
     }

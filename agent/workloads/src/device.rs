@@ -21,9 +21,9 @@ impl DeviceChoice {
             None | Some("") | Some("auto") => Ok(DeviceChoice::Auto),
             Some("cpu") => Ok(DeviceChoice::Cpu),
             Some("cuda") => Ok(DeviceChoice::Cuda),
-            Some(other) => Err(TrialError::bad_config(format!(
-                "{DEVICE_ENV}: expected cpu, cuda or auto, got \"{other}\""
-            ))),
+            Some(other) => {
+                Err(TrialError::bad_config(format!("{DEVICE_ENV}: expected cpu, cuda or auto, got \"{other}\"")))
+            }
         }
     }
 
@@ -33,9 +33,9 @@ impl DeviceChoice {
             DeviceChoice::Auto => Ok(Device::cuda_if_available()),
             // Not a configuration error: the same trial may run on a node that has a GPU.
             DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-            DeviceChoice::Cuda => Err(TrialError::Other(anyhow::anyhow!(
-                "{DEVICE_ENV}=cuda but libtorch sees no CUDA device"
-            ))),
+            DeviceChoice::Cuda => {
+                Err(TrialError::Other(anyhow::anyhow!("{DEVICE_ENV}=cuda but libtorch sees no CUDA device")))
+            }
         }
     }
 }
@@ -54,10 +54,7 @@ mod tests {
     fn parses_choices() {
         assert_eq!(DeviceChoice::parse(None).unwrap(), DeviceChoice::Auto);
         assert_eq!(DeviceChoice::parse(Some("cpu")).unwrap(), DeviceChoice::Cpu);
-        assert_eq!(
-            DeviceChoice::parse(Some("cuda")).unwrap(),
-            DeviceChoice::Cuda
-        );
+        assert_eq!(DeviceChoice::parse(Some("cuda")).unwrap(), DeviceChoice::Cuda);
         let err = DeviceChoice::parse(Some("tpu")).unwrap_err();
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().contains("SWEEP_DEVICE"));

@@ -47,14 +47,10 @@ fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
     let text = std::fs::read_to_string(spec_path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read the trial spec: {e}", spec_path.display()))?;
     // A spec that does not parse never will: failing fast beats retrying it.
-    let spec: TrialSpec = serde_json::from_str(&text).map_err(|e| {
-        TrialError::bad_config(format!("{}: not a trial spec: {e}", spec_path.display()))
-    })?;
+    let spec: TrialSpec = serde_json::from_str(&text)
+        .map_err(|e| TrialError::bad_config(format!("{}: not a trial spec: {e}", spec_path.display())))?;
     let device = device::from_env()?;
-    eprintln!(
-        "trial {} of sweep {}: workload {} on {device:?}",
-        spec.id, spec.sweep, spec.workload
-    );
+    eprintln!("trial {} of sweep {}: workload {} on {device:?}", spec.id, spec.sweep, spec.workload);
     let stdout = std::io::stdout();
     let mut emit = |record: EpochRecord| -> anyhow::Result<()> {
         let mut out = stdout.lock();
@@ -94,16 +90,17 @@ pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 impl TrialContext {
     #[cfg(test)]
     pub(crate) fn cpu() -> TrialContext {
-        TrialContext { device: Device::Cpu, checkpoint_dir: None, checkpoint_every: None, stop: harness::StopFlag::default() }
+        TrialContext {
+            device: Device::Cpu,
+            checkpoint_dir: None,
+            checkpoint_every: None,
+            stop: harness::StopFlag::default(),
+        }
     }
 }
 
 /// Runs the workload a spec names, handing each record to `sink`.
-pub(crate) fn run_workload(
-    spec: &TrialSpec,
-    ctx: &TrialContext,
-    sink: &mut Sink<'_>,
-) -> Result<(), TrialError> {
+pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
     match spec.workload.as_str() {
         name if name == sweep_spec::workloads::DOUBLE_DESCENT.name => double_descent::run(spec, ctx, sink),
         name if name == sweep_spec::workloads::MLP.name => {
@@ -116,11 +113,7 @@ pub(crate) fn run_workload(
         }
         other => Err(TrialError::bad_config(format!(
             "workload: expected a built-in workload ({}), got \"{other}\"",
-            sweep_spec::workloads::BUILT_IN
-                .iter()
-                .map(|w| w.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            sweep_spec::workloads::BUILT_IN.iter().map(|w| w.name).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
@@ -160,10 +153,7 @@ mod tests {
             ("classes", json!(1)),
             ("label_noise", json!(1.5)),
             ("optimizer", json!({"name": "rmsprop", "lr": 0.1})),
-            (
-                "optimizer",
-                json!({"name": "adam", "lr": 0.1, "momentum": 0.9}),
-            ),
+            ("optimizer", json!({"name": "adam", "lr": 0.1, "momentum": 0.9})),
             ("no_such_param", json!(3)),
         ];
         for (key, value) in cases {
@@ -202,8 +192,7 @@ mod tests {
     /// error peaks near width == n at 1.5x or more the error at both ends of the grid.
     #[test]
     fn quickstart_study_shows_double_descent() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/quickstart.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/quickstart.toml");
         let file = sweep_spec::SweepFile::read(&path).unwrap();
         let n = file.params["n"].as_u64().unwrap();
         let mut by_width: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
@@ -215,25 +204,14 @@ mod tests {
             })
             .unwrap();
             let width = trial.params["width"].as_u64().unwrap();
-            by_width
-                .entry(width)
-                .or_default()
-                .push(last.unwrap().metrics["test_error"]);
+            by_width.entry(width).or_default().push(last.unwrap().metrics["test_error"]);
         }
-        let curve: Vec<(u64, f64)> = by_width
-            .iter()
-            .map(|(&w, errs)| (w, errs.iter().sum::<f64>() / errs.len() as f64))
-            .collect();
+        let curve: Vec<(u64, f64)> =
+            by_width.iter().map(|(&w, errs)| (w, errs.iter().sum::<f64>() / errs.len() as f64)).collect();
         eprintln!("quickstart mean test_error by width: {curve:?}");
         let &(peak_width, peak) = curve.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
         let (first, last) = (curve[0].1, curve[curve.len() - 1].1);
-        assert!(
-            (n / 2..=2 * n).contains(&peak_width),
-            "peak at width {peak_width}, n = {n}: {curve:?}"
-        );
-        assert!(
-            peak >= 1.5 * first && peak >= 1.5 * last,
-            "peak too low: {curve:?}"
-        );
+        assert!((n / 2..=2 * n).contains(&peak_width), "peak at width {peak_width}, n = {n}: {curve:?}");
+        assert!(peak >= 1.5 * first && peak >= 1.5 * last, "peak too low: {curve:?}");
     }
 }

@@ -36,9 +36,7 @@ pub fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
     if value >= min {
         Ok(value as usize)
     } else {
-        Err(TrialError::bad_config(format!(
-            "params.{key}: expected an integer >= {min}, got {value}"
-        )))
+        Err(TrialError::bad_config(format!("params.{key}: expected an integer >= {min}, got {value}")))
     }
 }
 
@@ -46,9 +44,6 @@ pub fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, 
     if ok && value.is_finite() {
         Ok(value)
     } else {
-        Err(TrialError::bad_config(format!(
-            "params.{key}: expected {expected}, got {value}"
-        )))
+        Err(TrialError::bad_config(format!("params.{key}: expected {expected}, got {value}")))
     }
 }
-

@@ -88,12 +88,9 @@ pub fn error_rate(scores: &Tensor, labels: &Tensor) -> f64 {
 /// number of features, which makes the curve over width smooth.
 fn hidden_weights(seed: u64, dim: usize, width: usize, device: Device) -> Tensor {
     let w = Rng::new(seed, Stream::Features).normals(width * dim);
-    (Tensor::from_slice(&w)
-        .view([width as i64, dim as i64])
-        .to_kind(Kind::Double)
-        / (dim as f64).sqrt())
-    .tr()
-    .to_device(device)
+    (Tensor::from_slice(&w).view([width as i64, dim as i64]).to_kind(Kind::Double) / (dim as f64).sqrt())
+        .tr()
+        .to_device(device)
 }
 
 /// argmin ||phi beta - Y||^2 + lambda ||beta||^2; for lambda = 0 the minimum-norm solution.
@@ -123,19 +120,14 @@ fn seconds_since(start: Instant, device: Device) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ridge_primal_and_dual_agree() {
-        let phi = Tensor::from_slice(&Rng::new(5, Stream::Features).normals(6 * 9))
-            .view([6, 9])
-            .to_kind(Kind::Double);
-        let y = Tensor::from_slice(&Rng::new(6, Stream::Features).normals(6 * 2))
-            .view([6, 2])
-            .to_kind(Kind::Double);
+        let phi = Tensor::from_slice(&Rng::new(5, Stream::Features).normals(6 * 9)).view([6, 9]).to_kind(Kind::Double);
+        let y = Tensor::from_slice(&Rng::new(6, Stream::Features).normals(6 * 2)).view([6, 2]).to_kind(Kind::Double);
         let dual = output_layer(&phi, &y, 0.3);
         let gram = phi.tr().mm(&phi) + Tensor::eye(9, (Kind::Double, Device::Cpu)) * 0.3;
         let primal = Tensor::linalg_solve(&gram, &phi.tr().mm(&y), true);

@@ -34,9 +34,7 @@ pub enum Stream {
 impl Rng {
     pub fn new(seed: u64, stream: Stream) -> Rng {
         // Mixing the stream into the seed through one SplitMix step decorrelates neighbouring seeds.
-        let mut rng = Rng {
-            state: seed ^ (stream as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93),
-        };
+        let mut rng = Rng { state: seed ^ (stream as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93) };
         rng.next_u64();
         rng
     }

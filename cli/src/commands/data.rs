@@ -48,6 +48,9 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     let opts = SynthOptions { train: a.train, test: a.test, classes, image_size: a.image_size, seed: a.seed };
     data::write_synthetic(&a.format, &a.out, &opts)?;
     println!("{}", a.out.display());
-    eprintln!("wrote {} train and {} test images ({classes} classes, {} px) in {} format", a.train, a.test, a.image_size, a.format);
+    eprintln!(
+        "wrote {} train and {} test images ({classes} classes, {} px) in {} format",
+        a.train, a.test, a.image_size, a.format
+    );
     Ok(())
 }

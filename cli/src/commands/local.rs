@@ -122,7 +122,12 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         submitted.sweep_id
     );
     if counts.failed > 0 {
-        eprintln!("see why with: sweep results {} --results {} --format json, and the logs under {}/agents/trials/", submitted.sweep_id, args.results.display(), args.state.display());
+        eprintln!(
+            "see why with: sweep results {} --results {} --format json, and the logs under {}/agents/trials/",
+            submitted.sweep_id,
+            args.results.display(),
+            args.state.display()
+        );
     }
     Ok(())
 }

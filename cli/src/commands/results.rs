@@ -10,7 +10,10 @@ use sweep_proto::v1 as pb;
 pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
     let path = results::sweep_dir(dir, sweep).join(results::TRIALS_FILE);
     if !path.exists() {
-        anyhow::bail!("{}: no results for sweep `{sweep}` here (is --results the folder that holds <sweep>/trials.parquet?)", path.display());
+        anyhow::bail!(
+            "{}: no results for sweep `{sweep}` here (is --results the folder that holds <sweep>/trials.parquet?)",
+            path.display()
+        );
     }
     Ok(results::read_trials_table(&path)?)
 }

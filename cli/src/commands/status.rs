@@ -44,7 +44,11 @@ pub fn counts_line(c: &pb::StateCounts) -> String {
         ("stopped", c.stopped),
     ];
     let shown: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
-    if shown.is_empty() { "no trials".to_string() } else { shown.join(" · ") }
+    if shown.is_empty() {
+        "no trials".to_string()
+    } else {
+        shown.join(" · ")
+    }
 }
 
 pub async fn run(url: &str, sweep: Option<&str>, as_json: bool) -> anyhow::Result<()> {
@@ -62,12 +66,22 @@ pub async fn run(url: &str, sweep: Option<&str>, as_json: bool) -> anyhow::Resul
             }
             for s in &resp.sweeps {
                 let done = if s.done { "done" } else { &s.state };
-                println!("{:<32} {:>6} trials  {:<9} {}", s.sweep_id, s.total, done, counts_line(&s.counts.clone().unwrap_or_default()));
+                println!(
+                    "{:<32} {:>6} trials  {:<9} {}",
+                    s.sweep_id,
+                    s.total,
+                    done,
+                    counts_line(&s.counts.clone().unwrap_or_default())
+                );
             }
             print_agents(&resp.agents);
         }
         Some(name) => {
-            let resp = c.get_sweep(pb::GetSweepRequest { sweep_id: name.to_string() }).await.map_err(client::explain)?.into_inner();
+            let resp = c
+                .get_sweep(pb::GetSweepRequest { sweep_id: name.to_string() })
+                .await
+                .map_err(client::explain)?
+                .into_inner();
             let summary = resp.summary.unwrap_or_default();
             if as_json {
                 let mut out = summary_json(&summary);
@@ -90,7 +104,13 @@ pub async fn run(url: &str, sweep: Option<&str>, as_json: bool) -> anyhow::Resul
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(());
             }
-            println!("{} ({}): {} trials, {}", summary.sweep_id, summary.state, summary.total, counts_line(&summary.counts.clone().unwrap_or_default()));
+            println!(
+                "{} ({}): {} trials, {}",
+                summary.sweep_id,
+                summary.state,
+                summary.total,
+                counts_line(&summary.counts.clone().unwrap_or_default())
+            );
             for t in &resp.trials {
                 let error = t.last_error.lines().next().unwrap_or("");
                 println!("  {}  {:<10} attempt {:<2} {:<20} {}", t.trial_id, t.state, t.attempt, t.agent, error);

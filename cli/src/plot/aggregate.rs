@@ -85,10 +85,17 @@ pub fn groups<'a>(trials: &[&'a TrialRow], group_by: &[String]) -> Vec<(String, 
             None => out.push((key, vec![t])),
         }
     }
-    out.sort_by(|(a, _), (b, _)| a.iter().zip(b).map(|(x, y)| compare_values(x, y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal));
+    out.sort_by(|(a, _), (b, _)| {
+        a.iter().zip(b).map(|(x, y)| compare_values(x, y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+    });
     out.into_iter()
         .map(|(key, members)| {
-            let label = group_by.iter().zip(&key).map(|(p, v)| format!("{} {}", short_name(p), plain(v))).collect::<Vec<_>>().join(", ");
+            let label = group_by
+                .iter()
+                .zip(&key)
+                .map(|(p, v)| format!("{} {}", short_name(p), plain(v)))
+                .collect::<Vec<_>>()
+                .join(", ");
             (label, members)
         })
         .collect()
@@ -191,7 +198,8 @@ pub fn grid(trials: &[&TrialRow], metrics: &[MetricRow], row_param: &str, metric
         sums[r][c].0 += v;
         sums[r][c].1 += 1;
     }
-    let cells = sums.into_iter().map(|row| row.into_iter().map(|(s, n)| (n > 0).then(|| s / n as f64)).collect()).collect();
+    let cells =
+        sums.into_iter().map(|row| row.into_iter().map(|(s, n)| (n > 0).then(|| s / n as f64)).collect()).collect();
     Grid { rows, epochs, cells }
 }
 
@@ -239,7 +247,10 @@ mod tests {
         let trials = testdata::trials();
         let refs: Vec<&TrialRow> = trials.iter().collect();
         let g = groups(&refs, &["label_noise".to_string()]);
-        assert_eq!(g.iter().map(|(l, m)| (l.as_str(), m.len())).collect::<Vec<_>>(), [("noise 0.1", 15), ("noise 0.2", 15)]);
+        assert_eq!(
+            g.iter().map(|(l, m)| (l.as_str(), m.len())).collect::<Vec<_>>(),
+            [("noise 0.1", 15), ("noise 0.2", 15)]
+        );
         let one = groups(&refs, &[]);
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].0, "");
@@ -282,7 +293,11 @@ mod tests {
 
     #[test]
     fn binning_caps_columns_and_averages() {
-        let g = Grid { rows: vec![1.0], epochs: (1..=10).collect(), cells: vec![(1..=10).map(|e| Some(e as f64)).collect()] };
+        let g = Grid {
+            rows: vec![1.0],
+            epochs: (1..=10).collect(),
+            cells: vec![(1..=10).map(|e| Some(e as f64)).collect()],
+        };
         let b = bin_epochs(g, 4);
         assert_eq!(b.epochs, [1, 4, 7, 10]);
         assert_eq!(b.cells[0], [Some(2.0), Some(5.0), Some(8.0), Some(10.0)]);

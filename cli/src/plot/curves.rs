@@ -44,7 +44,9 @@ impl CurveFigure {
 
     fn legend_label(&self, curve: &Curve) -> String {
         match (self.mark_peaks, peak(&curve.points)) {
-            (true, Some(p)) => format!("{}: peak {} at {} {}", curve.label, fmt_num(p.mean), self.x_label, fmt_num(p.x)),
+            (true, Some(p)) => {
+                format!("{}: peak {} at {} {}", curve.label, fmt_num(p.mean), self.x_label, fmt_num(p.x))
+            }
             _ => curve.label.clone(),
         }
     }
@@ -80,16 +82,32 @@ impl CurveFigure {
             let color = COLORS[i % COLORS.len()];
             let upper = curve.points.iter().map(|p| (p.x, p.max));
             let lower = curve.points.iter().rev().map(|p| (p.x, p.min));
-            chart.draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), color.mix(0.18).filled()))).map_err(draw_error)?;
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    color.mix(0.18).filled(),
+                )))
+                .map_err(draw_error)?;
             chart
                 .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.x, p.mean)), color.stroke_width(3)))
                 .map_err(draw_error)?
                 .label(self.legend_label(curve))
                 .legend(move |(x, y)| PathElement::new(vec![(x - 4, y), (x + 16, y)], color.stroke_width(3)));
-            chart.draw_series(curve.points.iter().map(|p| Circle::new((p.x, p.mean), 3, color.filled()))).map_err(draw_error)?;
+            chart
+                .draw_series(curve.points.iter().map(|p| Circle::new((p.x, p.mean), 3, color.filled())))
+                .map_err(draw_error)?;
             if let (true, Some(p)) = (self.mark_peaks, peak(&curve.points)) {
-                chart.draw_series(DashedLineSeries::new([(p.x, y_lo), (p.x, p.mean)], 6, 5, color.mix(0.8).stroke_width(2))).map_err(draw_error)?;
-                chart.draw_series(std::iter::once(Circle::new((p.x, p.mean), 9, color.stroke_width(3)))).map_err(draw_error)?;
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(p.x, y_lo), (p.x, p.mean)],
+                        6,
+                        5,
+                        color.mix(0.8).stroke_width(2),
+                    ))
+                    .map_err(draw_error)?;
+                chart
+                    .draw_series(std::iter::once(Circle::new((p.x, p.mean), 9, color.stroke_width(3))))
+                    .map_err(draw_error)?;
             }
         }
         chart

@@ -34,8 +34,12 @@ pub fn load(path: &Path) -> anyhow::Result<()> {
     // the intended lifetime rather than a leak that grows.
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     for style in [plotters::style::FontStyle::Normal, plotters::style::FontStyle::Bold] {
-        plotters::style::register_font(FAMILY, style, bytes)
-            .map_err(|_| anyhow::anyhow!("{}: not a TrueType or OpenType font; expected a .ttf file such as {DEFAULT_FONT}", path.display()))?;
+        plotters::style::register_font(FAMILY, style, bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: not a TrueType or OpenType font; expected a .ttf file such as {DEFAULT_FONT}",
+                path.display()
+            )
+        })?;
     }
     *registered = Some(path.to_path_buf());
     Ok(())

@@ -30,8 +30,14 @@ pub struct HeatmapFigure {
 }
 
 /// Viridis, sampled at six stops: dark for low values, yellow for high ones, readable in grey.
-const VIRIDIS: [(f64, (u8, u8, u8)); 6] =
-    [(0.0, (68, 1, 84)), (0.2, (65, 68, 135)), (0.4, (42, 120, 142)), (0.6, (34, 168, 132)), (0.8, (122, 209, 81)), (1.0, (253, 231, 37))];
+const VIRIDIS: [(f64, (u8, u8, u8)); 6] = [
+    (0.0, (68, 1, 84)),
+    (0.2, (65, 68, 135)),
+    (0.4, (42, 120, 142)),
+    (0.6, (34, 168, 132)),
+    (0.8, (122, 209, 81)),
+    (1.0, (253, 231, 37)),
+];
 
 /// The colour of `t` in [0, 1] (clamped) on the viridis scale.
 pub fn viridis(t: f64) -> RGBColor {
@@ -60,7 +66,11 @@ impl HeatmapFigure {
         (0..n).step_by(n.div_ceil(fit).max(1))
     }
 
-    fn draw_cells<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, area: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        area: &DrawingArea<DB, Shift>,
+    ) -> anyhow::Result<()> {
         let (rows, cols) = (self.grid.rows.len(), self.grid.epochs.len());
         let mut chart = ChartBuilder::on(area)
             .margin(16)
@@ -80,7 +90,12 @@ impl HeatmapFigure {
             .axis_desc_style(AXIS_DESC)
             .draw()
             .map_err(draw_error)?;
-        let cells = self.grid.cells.iter().enumerate().flat_map(|(r, row)| row.iter().enumerate().map(move |(c, v)| (r, c, *v)));
+        let cells = self
+            .grid
+            .cells
+            .iter()
+            .enumerate()
+            .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, v)| (r, c, *v)));
         chart
             .draw_series(cells.clone().map(|(r, c, v)| {
                 let color = v.map(|v| viridis(self.normalized(v))).unwrap_or(MISSING);
@@ -96,7 +111,8 @@ impl HeatmapFigure {
             for (r, c, v) in cells.filter_map(|(r, c, v)| Some((r, c, v?))) {
                 let ink = if self.normalized(v) < 0.55 { WHITE } else { BLACK };
                 let at = chart.backend_coord(&(c as f64 + 0.5, r as f64 + 0.5));
-                root.draw(&Text::new(fmt_num(v), at, text_style(size, ink, HPos::Center, VPos::Center))).map_err(draw_error)?;
+                root.draw(&Text::new(fmt_num(v), at, text_style(size, ink, HPos::Center, VPos::Center)))
+                    .map_err(draw_error)?;
             }
         }
         for r in Self::labelled(rows, y_bottom - y_top, ROW_LABEL_STEP_PX) {

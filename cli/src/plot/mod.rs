@@ -37,8 +37,14 @@ const SUBTITLE_PX: i32 = 17;
 const AXIS_DESC: (&str, u32) = (font::FAMILY, 20);
 const TICK_LABEL: (&str, u32) = (font::FAMILY, 16);
 /// Line colours, distinct in colour and in lightness (the first ones of matplotlib's tab10).
-const COLORS: [RGBColor; 6] =
-    [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(255, 127, 14), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
 
 /// What `sweep plot` produced: the files in order, and remarks for the reader.
 #[derive(Debug, Default)]
@@ -79,7 +85,8 @@ pub fn plot_sweep(
         plotted.notes.push(format!("left out {} trials that have not succeeded ({counts})", trials.len() - done.len()));
     }
     font::load(font_file)?;
-    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
     if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else {
@@ -105,7 +112,8 @@ fn double_descent(
     plotted: &mut Plotted,
 ) -> anyhow::Result<()> {
     let varying = aggregate::varying_params(done);
-    let group_by: Vec<String> = [LABEL_NOISE, WEIGHT_DECAY].iter().filter(|p| varying.iter().any(|v| v == *p)).map(|p| p.to_string()).collect();
+    let group_by: Vec<String> =
+        [LABEL_NOISE, WEIGHT_DECAY].iter().filter(|p| varying.iter().any(|v| v == *p)).map(|p| p.to_string()).collect();
     let over = averaged_over(done, &varying, &[WIDTH.to_string()], &group_by);
     let groups = aggregate::groups(done, &group_by);
     // One line with no grouping parameter: say the noise level anyway, it is what the curve is about.
@@ -124,7 +132,11 @@ fn double_descent(
         if let (Some(p), Some(first), Some(last)) = (aggregate::peak(&c.points), c.points.first(), c.points.last()) {
             if c.points.len() > 2 && (p.x == first.x || p.x == last.x) {
                 let end = if p.x == first.x { "smallest" } else { "largest" };
-                plotted.notes.push(format!("{}: test error is highest at the {end} width ({}), so these widths show no interior peak", c.label, fmt_num(p.x)));
+                plotted.notes.push(format!(
+                    "{}: test error is highest at the {end} width ({}), so these widths show no interior peak",
+                    c.label,
+                    fmt_num(p.x)
+                ));
             }
         }
     }
@@ -144,7 +156,8 @@ fn double_descent(
         .map(|(label, members)| (label.clone(), aggregate::grid(members, &metrics, WIDTH, TEST_ERROR)))
         .filter(|(_, g)| !g.rows.is_empty())
         .collect();
-    let Some(scale) = grids.iter().filter_map(|(_, g)| g.value_range()).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1))) else {
+    let Some(scale) = grids.iter().filter_map(|(_, g)| g.value_range()).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    else {
         plotted.notes.push(format!("no per-epoch {TEST_ERROR} in the metrics files, so no heat map"));
         return Ok(());
     };
@@ -193,7 +206,9 @@ fn final_metrics(sweep: &str, done: &[&TrialRow], out: &Path, plotted: &mut Plot
     }
     if names.len() > MAX_METRIC_FIGURES {
         let rest: Vec<&str> = names.iter().skip(MAX_METRIC_FIGURES).map(|s| s.as_str()).collect();
-        plotted.notes.push(format!("plotted the first {MAX_METRIC_FIGURES} metrics by name; not plotted: {}", rest.join(", ")));
+        plotted
+            .notes
+            .push(format!("plotted the first {MAX_METRIC_FIGURES} metrics by name; not plotted: {}", rest.join(", ")));
     }
     let over = averaged_over(done, &varying, std::slice::from_ref(&x), &[]);
     for metric in names.into_iter().take(MAX_METRIC_FIGURES) {
@@ -271,7 +286,8 @@ fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) ->
 /// Title and subtitle, centred.
 fn draw_header<DB: DrawingBackend>(head: &DrawingArea<DB, Shift>, title: &str, subtitle: &str) -> anyhow::Result<()> {
     let centre = head.dim_in_pixel().0 as i32 / 2;
-    let title_style = TextStyle::from((font::FAMILY, TITLE_PX).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
+    let title_style = TextStyle::from((font::FAMILY, TITLE_PX).into_font().style(FontStyle::Bold))
+        .pos(Pos::new(HPos::Center, VPos::Top));
     head.draw(&Text::new(title, (centre, 12), title_style)).map_err(draw_error)?;
     let subtitle_style = text_style(SUBTITLE_PX, RGBColor(70, 70, 70), HPos::Center, VPos::Top);
     head.draw(&Text::new(subtitle, (centre, 50), subtitle_style)).map_err(draw_error)?;

@@ -18,7 +18,8 @@ fn double_descent_writes_curves_and_one_heat_map_per_noise_level() {
     let trials = testdata::trials();
     let metrics = testdata::metrics(&trials);
     let plotted = plot_sweep("synthetic-dd", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
-    let names: Vec<String> = plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         names,
         [
@@ -37,7 +38,14 @@ fn double_descent_writes_curves_and_one_heat_map_per_noise_level() {
     }
 
     let curves = svg_text(&plotted.files[1]);
-    for text in ["synthetic-dd", "width (log scale)", "test error", "noise 0.1: peak 0.65 at width 40", "noise 0.2: peak 0.7 at width 40", "mean over 3 seeds"] {
+    for text in [
+        "synthetic-dd",
+        "width (log scale)",
+        "test error",
+        "noise 0.1: peak 0.65 at width 40",
+        "noise 0.2: peak 0.7 at width 40",
+        "mean over 3 seeds",
+    ] {
         assert!(curves.contains(text), "curve SVG lacks {text:?}");
     }
     let heat = svg_text(&plotted.files[3]);
@@ -50,7 +58,8 @@ fn double_descent_writes_curves_and_one_heat_map_per_noise_level() {
 fn one_epoch_and_constant_noise_give_one_line_one_heat_map_and_a_note() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trials: Vec<TrialRow> = testdata::trials().into_iter().filter(|t| t.params["label_noise"] == 0.1).collect();
-    let metrics: Vec<MetricRow> = testdata::metrics(&trials).into_iter().filter(|m| m.epoch == testdata::EPOCHS).collect();
+    let metrics: Vec<MetricRow> =
+        testdata::metrics(&trials).into_iter().filter(|m| m.epoch == testdata::EPOCHS).collect();
     let plotted = plot_sweep("one-epoch", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
     assert_eq!(plotted.files.len(), 4);
     assert!(plotted.files[2].ends_with("one-epoch-test-error-heatmap.png"));
@@ -65,10 +74,20 @@ fn other_workloads_plot_each_final_metric_against_the_first_numeric_parameter() 
     for t in &mut trials {
         t.workload = "command".into();
     }
-    let plotted = plot_sweep("generic", &trials, || panic!("metrics are not needed"), dir.path(), font()).expect("plot");
-    let names: Vec<String> = plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let plotted =
+        plot_sweep("generic", &trials, || panic!("metrics are not needed"), dir.path(), font()).expect("plot");
+    let names: Vec<String> =
+        plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     // `label_noise` sorts before `width`, so it is the x axis; widths and seeds are averaged over.
-    assert_eq!(names, ["generic-test-error-vs-label-noise.png", "generic-test-error-vs-label-noise.svg", "generic-train-error-vs-label-noise.png", "generic-train-error-vs-label-noise.svg"]);
+    assert_eq!(
+        names,
+        [
+            "generic-test-error-vs-label-noise.png",
+            "generic-test-error-vs-label-noise.svg",
+            "generic-train-error-vs-label-noise.png",
+            "generic-train-error-vs-label-noise.svg"
+        ]
+    );
     let svg = svg_text(&plotted.files[1]);
     assert!(svg.contains("label_noise") && svg.contains("mean over 3 seeds and width (5 values)"), "subtitle and axis");
 }
@@ -117,8 +136,13 @@ fn slugs_are_file_name_safe() {
 #[test]
 fn a_peak_at_the_edge_of_the_grid_is_pointed_out() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let trials: Vec<TrialRow> = testdata::trials().into_iter().filter(|t| t.params["width"].as_i64() >= Some(40)).collect();
+    let trials: Vec<TrialRow> =
+        testdata::trials().into_iter().filter(|t| t.params["width"].as_i64() >= Some(40)).collect();
     let metrics = testdata::metrics(&trials);
     let plotted = plot_sweep("edge", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
-    assert!(plotted.notes.iter().any(|n| n.contains("noise 0.1: test error is highest at the smallest width (40)")), "{:?}", plotted.notes);
+    assert!(
+        plotted.notes.iter().any(|n| n.contains("noise 0.1: test error is highest at the smallest width (40)")),
+        "{:?}",
+        plotted.notes
+    );
 }

@@ -45,10 +45,7 @@ where
 /// cross-filesystem copy); the pid keeps two processes rewriting one file from clobbering each
 /// other's half-written temporary.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     parent_dir(path).join(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -77,9 +74,7 @@ fn ensure_dir(dir: &Path) -> Result<(), ResultsError> {
 /// Makes a rename or a creation inside `dir` durable.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<(), ResultsError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ResultsError::io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(ResultsError::io(dir))
 }
 
 /// Folders cannot be opened as files on other platforms; rename is the best we can do there.
@@ -94,10 +89,8 @@ mod tests {
     use std::io::Write;
 
     fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }

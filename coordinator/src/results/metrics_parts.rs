@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -61,31 +60,19 @@ pub fn write_metrics_part(
     let path = dir.join(part_name(first_seq, last_seq));
     // Negative numbers would format as "-00…" and break both the name parser and name ordering.
     if first_seq < 0 || first_seq > last_seq {
-        return Err(ResultsError::SeqRange {
-            path,
-            first_seq,
-            last_seq,
-        });
+        return Err(ResultsError::SeqRange { path, first_seq, last_seq });
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.sweep))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| &r.trial_id),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.trial_id))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.attempt))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.epoch))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.step))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| &r.metric),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.metric))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.recorded_at_us))
-                .with_timezone(UTC),
-        ),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.recorded_at_us)).with_timezone(UTC)),
     ];
-    let batch =
-        RecordBatch::try_new(metrics_schema(), columns).map_err(ResultsError::arrow(&path))?;
+    let batch = RecordBatch::try_new(metrics_schema(), columns).map_err(ResultsError::arrow(&path))?;
     write_batch(&path, &batch)?;
     Ok(path)
 }
@@ -112,11 +99,7 @@ pub fn read_metrics(sweep_dir: &Path) -> Result<Vec<MetricRow>, ResultsError> {
     Ok(rows)
 }
 
-fn append_rows(
-    batch: &RecordBatch,
-    path: &Path,
-    out: &mut Vec<MetricRow>,
-) -> Result<(), ResultsError> {
+fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<MetricRow>) -> Result<(), ResultsError> {
     let sweep = column::<StringArray>(batch, "sweep", &DataType::Utf8, true, path)?;
     let trial_id = column::<StringArray>(batch, "trial_id", &DataType::Utf8, true, path)?;
     let attempt = column::<Int32Array>(batch, "attempt", &DataType::Int32, true, path)?;
@@ -124,8 +107,7 @@ fn append_rows(
     let step = column::<Int64Array>(batch, "step", &DataType::Int64, true, path)?;
     let metric = column::<StringArray>(batch, "metric", &DataType::Utf8, true, path)?;
     let value = column::<Float64Array>(batch, "value", &DataType::Float64, true, path)?;
-    let recorded_at =
-        column::<TimestampMicrosecondArray>(batch, "recorded_at", &timestamp_type(), true, path)?;
+    let recorded_at = column::<TimestampMicrosecondArray>(batch, "recorded_at", &timestamp_type(), true, path)?;
     out.extend((0..batch.num_rows()).map(|i| MetricRow {
         sweep: sweep.value(i).to_owned(),
         trial_id: trial_id.value(i).to_owned(),
@@ -165,11 +147,7 @@ fn list_parts(dir: &Path) -> Result<Vec<Part>, ResultsError> {
         let path = dir.join(&name);
         let (first_seq, last_seq) =
             parse_part_name(&name).ok_or_else(|| ResultsError::PartName { path: path.clone() })?;
-        parts.push(Part {
-            first_seq,
-            last_seq,
-            path,
-        });
+        parts.push(Part { first_seq, last_seq, path });
     }
     parts.sort_by_key(|p| (p.first_seq, p.last_seq));
     Ok(parts)
@@ -208,10 +186,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>, ResultsError> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(ResultsError::io(dir))?;
-        let is_file = entry
-            .file_type()
-            .map_err(ResultsError::io(&entry.path()))?
-            .is_file();
+        let is_file = entry.file_type().map_err(ResultsError::io(&entry.path()))?.is_file();
         // Non-UTF-8 names cannot be ours; skipping them is safer than failing the whole sweep.
         if let (true, Ok(name)) = (is_file, entry.file_name().into_string()) {
             names.push(name);
@@ -250,15 +225,11 @@ mod tests {
     #[test]
     fn schema_names_types_and_nullability_are_the_contract() {
         let tmp = tempfile::tempdir().unwrap();
-        let path =
-            write_metrics_part(tmp.path(), 0, 0, &[row("t0", 0, "train_loss", 2.3)]).unwrap();
+        let path = write_metrics_part(tmp.path(), 0, 0, &[row("t0", 0, "train_loss", 2.3)]).unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
         let schema = builder.schema();
-        let got: Vec<(String, DataType, bool)> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
-            .collect();
+        let got: Vec<(String, DataType, bool)> =
+            schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable())).collect();
         let ts = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()));
         let want = vec![
             ("sweep".to_string(), DataType::Utf8, false),
@@ -297,24 +268,14 @@ mod tests {
     #[test]
     fn parts_round_trip_in_sequence_order() {
         let tmp = tempfile::tempdir().unwrap();
-        let a = vec![
-            row("t0", 0, "train_loss", 2.3),
-            row("t0", 0, "test_acc", 0.1),
-        ];
+        let a = vec![row("t0", 0, "train_loss", 2.3), row("t0", 0, "test_acc", 0.1)];
         let b = vec![row("t1", 0, "train_loss", 2.2)];
-        let c = vec![
-            row("t0", 1, "train_loss", 1.9),
-            row("t1", 1, "train_loss", 1.8),
-        ];
+        let c = vec![row("t0", 1, "train_loss", 1.9), row("t1", 1, "train_loss", 1.8)];
         // Written out of order on purpose: reading must follow the sequence numbers.
         write_metrics_part(tmp.path(), 3, 4, &c).unwrap();
         let first = write_metrics_part(tmp.path(), 0, 1, &a).unwrap();
         write_metrics_part(tmp.path(), 2, 2, &b).unwrap();
-        assert_eq!(
-            first,
-            tmp.path()
-                .join("metrics/part-0000000000000000-0000000000000001.parquet")
-        );
+        assert_eq!(first, tmp.path().join("metrics/part-0000000000000000-0000000000000001.parquet"));
         let all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
         assert_eq!(read_metrics(tmp.path()).unwrap(), all);
     }
@@ -336,27 +297,17 @@ mod tests {
         // A crash mid-write leaves a temporary whose name claims a higher range than any part.
         let stray = temp_path(&dir.join(part_name(43, 99)));
         fs::write(&stray, b"torn").unwrap();
-        fs::write(
-            dir.join(".part-0000000000000100-0000000000000200.parquet.1.tmp"),
-            b"x",
-        )
-        .unwrap();
+        fs::write(dir.join(".part-0000000000000100-0000000000000200.parquet.1.tmp"), b"x").unwrap();
         assert_eq!(read_metrics(tmp.path()).unwrap().len(), 3);
         assert_eq!(last_written_seq(tmp.path()).unwrap(), Some(42));
-        assert_eq!(
-            names_in(&dir),
-            vec![part_name(0, 9), part_name(10, 41), part_name(42, 42)]
-        );
+        assert_eq!(names_in(&dir), vec![part_name(0, 9), part_name(10, 41), part_name(42, 42)]);
     }
 
     #[test]
     fn a_write_leaves_no_temporary_behind() {
         let tmp = tempfile::tempdir().unwrap();
         write_metrics_part(tmp.path(), 5, 6, &[row("t0", 0, "m", 1.0)]).unwrap();
-        assert_eq!(
-            names_in(&tmp.path().join(METRICS_DIR)),
-            vec![part_name(5, 6)]
-        );
+        assert_eq!(names_in(&tmp.path().join(METRICS_DIR)), vec![part_name(5, 6)]);
     }
 
     #[test]

@@ -48,20 +48,12 @@ pub enum ResultsError {
     #[error("unexpected schema in {path}: {message}")]
     Schema { path: PathBuf, message: String },
     #[error("invalid `params` json of trial {trial_id} in {path}: {message}")]
-    ParamsJson {
-        path: PathBuf,
-        trial_id: String,
-        message: String,
-    },
+    ParamsJson { path: PathBuf, trial_id: String, message: String },
     #[error(
         "invalid sequence range {first_seq}..={last_seq} for a part in {path}: \
          expected 0 <= first_seq <= last_seq"
     )]
-    SeqRange {
-        path: PathBuf,
-        first_seq: i64,
-        last_seq: i64,
-    },
+    SeqRange { path: PathBuf, first_seq: i64, last_seq: i64 },
     #[error(
         "unexpected file name {path}: expected part-<first_seq>-<last_seq>.parquet \
          with decimal sequence numbers"
@@ -72,31 +64,19 @@ pub enum ResultsError {
 impl ResultsError {
     /// Adapter for `map_err` that attaches the file an i/o error happened on.
     pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| Self::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| Self::Io { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn parquet(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Self + '_ {
-        move |source| Self::Parquet {
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| Self::Parquet { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn arrow(path: &Path) -> impl FnOnce(arrow_schema::ArrowError) -> Self + '_ {
-        move |source| Self::Arrow {
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| Self::Arrow { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn schema(path: &Path, message: impl Into<String>) -> Self {
-        Self::Schema {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
+        Self::Schema { path: path.to_path_buf(), message: message.into() }
     }
 }
 
@@ -114,9 +94,7 @@ mod tests {
 
     #[test]
     fn error_messages_are_lowercase_and_name_the_file() {
-        let err = ResultsError::PartName {
-            path: PathBuf::from("r/s/metrics/part-x.parquet"),
-        };
+        let err = ResultsError::PartName { path: PathBuf::from("r/s/metrics/part-x.parquet") };
         let text = err.to_string();
         assert!(text.starts_with("unexpected file name r/s/metrics/part-x.parquet"));
     }

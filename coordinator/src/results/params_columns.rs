@@ -68,11 +68,7 @@ pub(crate) const PARAMS_PREFIX: &str = "params_";
 impl ParamColumn {
     pub(crate) fn field(&self) -> Field {
         // Always nullable: a later trial (or a grid axis added mid-sweep) may lack the parameter.
-        Field::new(
-            format!("{PARAMS_PREFIX}{}", self.name),
-            self.kind.data_type(),
-            true,
-        )
+        Field::new(format!("{PARAMS_PREFIX}{}", self.name), self.kind.data_type(), true)
     }
 
     /// The column's cells, one per params map, null where the map lacks the name (or holds JSON
@@ -80,41 +76,19 @@ impl ParamColumn {
     pub(crate) fn build<'a>(&self, rows: impl Iterator<Item = &'a Map<String, Value>>) -> ArrayRef {
         let cells = rows.map(|params| params.get(&self.name).filter(|v| !v.is_null()));
         match self.kind {
-            ParamKind::Boolean => Arc::new(
-                cells
-                    .map(|v| v.and_then(Value::as_bool))
-                    .collect::<BooleanArray>(),
-            ),
-            ParamKind::Int64 => Arc::new(
-                cells
-                    .map(|v| v.and_then(Value::as_i64))
-                    .collect::<Int64Array>(),
-            ),
-            ParamKind::Float64 => Arc::new(
-                cells
-                    .map(|v| v.and_then(Value::as_f64))
-                    .collect::<Float64Array>(),
-            ),
-            ParamKind::Utf8 => Arc::new(
-                cells
-                    .map(|v| v.and_then(Value::as_str))
-                    .collect::<StringArray>(),
-            ),
+            ParamKind::Boolean => Arc::new(cells.map(|v| v.and_then(Value::as_bool)).collect::<BooleanArray>()),
+            ParamKind::Int64 => Arc::new(cells.map(|v| v.and_then(Value::as_i64)).collect::<Int64Array>()),
+            ParamKind::Float64 => Arc::new(cells.map(|v| v.and_then(Value::as_f64)).collect::<Float64Array>()),
+            ParamKind::Utf8 => Arc::new(cells.map(|v| v.and_then(Value::as_str)).collect::<StringArray>()),
             // serde_json's Display is compact JSON text, which DuckDB's `json` functions parse.
-            ParamKind::Json => Arc::new(
-                cells
-                    .map(|v| v.map(Value::to_string))
-                    .collect::<StringArray>(),
-            ),
+            ParamKind::Json => Arc::new(cells.map(|v| v.map(Value::to_string)).collect::<StringArray>()),
         }
     }
 }
 
 /// One column per parameter name found in any row, sorted by name, typed across all rows. A name
 /// whose values are all null gets a Utf8 column of nulls.
-pub(crate) fn infer_param_columns<'a>(
-    rows: impl Iterator<Item = &'a Map<String, Value>>,
-) -> Vec<ParamColumn> {
+pub(crate) fn infer_param_columns<'a>(rows: impl Iterator<Item = &'a Map<String, Value>>) -> Vec<ParamColumn> {
     let mut kinds: BTreeMap<&str, Option<ParamKind>> = BTreeMap::new();
     for params in rows {
         for (name, value) in params {
@@ -127,10 +101,7 @@ pub(crate) fn infer_param_columns<'a>(
     }
     kinds
         .into_iter()
-        .map(|(name, kind)| ParamColumn {
-            name: name.to_owned(),
-            kind: kind.unwrap_or(ParamKind::Utf8),
-        })
+        .map(|(name, kind)| ParamColumn { name: name.to_owned(), kind: kind.unwrap_or(ParamKind::Utf8) })
         .collect()
 }
 
@@ -141,17 +112,11 @@ mod tests {
     use serde_json::json;
 
     fn maps(values: &[Value]) -> Vec<Map<String, Value>> {
-        values
-            .iter()
-            .map(|v| v.as_object().expect("test params are objects").clone())
-            .collect()
+        values.iter().map(|v| v.as_object().expect("test params are objects").clone()).collect()
     }
 
     fn kinds(rows: &[Map<String, Value>]) -> Vec<(String, ParamKind)> {
-        infer_param_columns(rows.iter())
-            .into_iter()
-            .map(|c| (c.name, c.kind))
-            .collect()
+        infer_param_columns(rows.iter()).into_iter().map(|c| (c.name, c.kind)).collect()
     }
 
     #[test]
@@ -204,11 +169,7 @@ mod tests {
         ]);
         assert_eq!(
             kinds(&rows),
-            vec![
-                ("flag".into(), ParamKind::Json),
-                ("opt".into(), ParamKind::Json),
-                ("sizes".into(), ParamKind::Json),
-            ]
+            vec![("flag".into(), ParamKind::Json), ("opt".into(), ParamKind::Json), ("sizes".into(), ParamKind::Json),]
         );
         let opt = &infer_param_columns(rows.iter())[1];
         let array = opt.build(rows.iter());
@@ -220,13 +181,7 @@ mod tests {
     #[test]
     fn nulls_constrain_nothing_and_all_null_is_utf8() {
         let rows = maps(&[json!({"a": null, "b": null}), json!({"a": 4})]);
-        assert_eq!(
-            kinds(&rows),
-            vec![
-                ("a".into(), ParamKind::Int64),
-                ("b".into(), ParamKind::Utf8)
-            ]
-        );
+        assert_eq!(kinds(&rows), vec![("a".into(), ParamKind::Int64), ("b".into(), ParamKind::Utf8)]);
     }
 
     #[test]

@@ -32,12 +32,10 @@ pub(crate) fn timestamp_type() -> DataType {
 /// Writes `batch` as a single zstd-compressed Parquet file at `path`, atomically.
 pub(crate) fn write_batch(path: &Path, batch: &RecordBatch) -> Result<(), ResultsError> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(ResultsError::parquet(path))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
-        .build();
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
     write_atomically(path, |file| {
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .map_err(ResultsError::parquet(path))?;
+        let mut writer =
+            ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(ResultsError::parquet(path))?;
         writer.write(batch).map_err(ResultsError::parquet(path))?;
         // `into_inner` writes the footer and flushes the buffer, handing back the file to fsync.
         writer.into_inner().map_err(ResultsError::parquet(path))
@@ -48,13 +46,10 @@ pub(crate) fn write_batch(path: &Path, batch: &RecordBatch) -> Result<(), Result
 /// batch carrying the schema, so that readers still check the columns of empty files.
 pub(crate) fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, ResultsError> {
     let file = File::open(path).map_err(ResultsError::io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(ResultsError::parquet(path))?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(ResultsError::parquet(path))?;
     let schema = reader.schema();
-    let batches = reader
-        .map(|batch| batch.map_err(ResultsError::arrow(path)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let batches = reader.map(|batch| batch.map_err(ResultsError::arrow(path))).collect::<Result<Vec<_>, _>>()?;
     if batches.is_empty() {
         return Ok(vec![RecordBatch::new_empty(schema)]);
     }
@@ -70,34 +65,24 @@ pub(crate) fn column<'a, A: Array + 'static>(
     required: bool,
     path: &Path,
 ) -> Result<&'a A, ResultsError> {
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| ResultsError::schema(path, format!("missing column `{name}`")))?;
+    let array =
+        batch.column_by_name(name).ok_or_else(|| ResultsError::schema(path, format!("missing column `{name}`")))?;
     if array.data_type() != expected {
         return Err(ResultsError::schema(
             path,
-            format!(
-                "column `{name}` has type {}, expected {expected}",
-                array.data_type()
-            ),
+            format!("column `{name}` has type {}, expected {expected}", array.data_type()),
         ));
     }
     if required && array.null_count() > 0 {
-        return Err(ResultsError::schema(
-            path,
-            format!("column `{name}` has nulls, expected none"),
-        ));
+        return Err(ResultsError::schema(path, format!("column `{name}` has nulls, expected none")));
     }
-    array.as_any().downcast_ref::<A>().ok_or_else(|| {
-        ResultsError::schema(path, format!("column `{name}` is not a {expected} array"))
-    })
+    array
+        .as_any()
+        .downcast_ref::<A>()
+        .ok_or_else(|| ResultsError::schema(path, format!("column `{name}` is not a {expected} array")))
 }
 
 /// Reads a nullable cell as an `Option`, calling `get` only for non-null cells.
-pub(crate) fn opt<A: Array, T>(
-    array: &A,
-    row: usize,
-    get: impl FnOnce(&A, usize) -> T,
-) -> Option<T> {
+pub(crate) fn opt<A: Array, T>(array: &A, row: usize, get: impl FnOnce(&A, usize) -> T) -> Option<T> {
     (!array.is_null(row)).then(|| get(array, row))
 }

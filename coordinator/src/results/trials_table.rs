@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use arrow_array::{Array, ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Map, Value};
 
@@ -61,71 +59,37 @@ fn fixed_fields() -> Vec<Field> {
 pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf, ResultsError> {
     let path = sweep_dir.join(TRIALS_FILE);
     let param_columns = infer_param_columns(rows.iter().map(|r| &r.params));
-    let final_names: BTreeSet<&str> = rows
-        .iter()
-        .flat_map(|r| r.finals.keys().map(String::as_str))
-        .collect();
+    let final_names: BTreeSet<&str> = rows.iter().flat_map(|r| r.finals.keys().map(String::as_str)).collect();
 
     let mut fields = fixed_fields();
     fields.extend(param_columns.iter().map(|c| c.field()));
-    fields.extend(
-        final_names
-            .iter()
-            .map(|m| Field::new(format!("{FINAL_PREFIX}{m}"), DataType::Float64, true)),
-    );
+    fields.extend(final_names.iter().map(|m| Field::new(format!("{FINAL_PREFIX}{m}"), DataType::Float64, true)));
 
     let timestamps = |get: fn(&TrialRow) -> Option<i64>| -> ArrayRef {
-        Arc::new(
-            rows.iter()
-                .map(get)
-                .collect::<TimestampMicrosecondArray>()
-                .with_timezone(UTC),
-        )
+        Arc::new(rows.iter().map(get).collect::<TimestampMicrosecondArray>().with_timezone(UTC))
     };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.sweep))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| &r.trial_id),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| &r.workload),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| &r.status),
-        )),
-        Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|r| r.attempts),
-        )),
-        Arc::new(
-            rows.iter()
-                .map(|r| r.agent.as_deref())
-                .collect::<StringArray>(),
-        ),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.trial_id))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.workload))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.status))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.attempts))),
+        Arc::new(rows.iter().map(|r| r.agent.as_deref()).collect::<StringArray>()),
         timestamps(|r| r.started_at_us),
         timestamps(|r| r.finished_at_us),
         Arc::new(rows.iter().map(|r| r.duration_s).collect::<Float64Array>()),
         // A JSON object's text cannot fail to serialize: keys are strings and serde_json numbers
         // are always finite.
-        Arc::new(StringArray::from_iter_values(
-            rows.iter()
-                .map(|r| Value::Object(r.params.clone()).to_string()),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| Value::Object(r.params.clone()).to_string()))),
     ];
+    columns.extend(param_columns.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
-        param_columns
-            .iter()
-            .map(|c| c.build(rows.iter().map(|r| &r.params))),
+        final_names.iter().map(|m| -> ArrayRef {
+            Arc::new(rows.iter().map(|r| r.finals.get(*m).copied()).collect::<Float64Array>())
+        }),
     );
-    columns.extend(final_names.iter().map(|m| -> ArrayRef {
-        Arc::new(
-            rows.iter()
-                .map(|r| r.finals.get(*m).copied())
-                .collect::<Float64Array>(),
-        )
-    }));
 
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(ResultsError::arrow(&path))?;
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ResultsError::arrow(&path))?;
     write_batch(&path, &batch)?;
     Ok(path)
 }
@@ -141,11 +105,7 @@ pub fn read_trials_table(path: &Path) -> Result<Vec<TrialRow>, ResultsError> {
     Ok(rows)
 }
 
-fn append_rows(
-    batch: &RecordBatch,
-    path: &Path,
-    out: &mut Vec<TrialRow>,
-) -> Result<(), ResultsError> {
+fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Result<(), ResultsError> {
     let ts = timestamp_type();
     let sweep = column::<StringArray>(batch, "sweep", &DataType::Utf8, true, path)?;
     let trial_id = column::<StringArray>(batch, "trial_id", &DataType::Utf8, true, path)?;
@@ -162,10 +122,7 @@ fn append_rows(
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
     for field in schema.fields() {
         if let Some(metric) = field.name().strip_prefix(FINAL_PREFIX) {
-            finals.push((
-                metric,
-                column(batch, field.name(), &DataType::Float64, false, path)?,
-            ));
+            finals.push((metric, column(batch, field.name(), &DataType::Float64, false, path)?));
         }
     }
 
@@ -192,16 +149,9 @@ fn append_rows(
     Ok(())
 }
 
-fn parse_params(
-    text: &str,
-    trial_id: &str,
-    path: &Path,
-) -> Result<Map<String, Value>, ResultsError> {
-    let error = |message: String| ResultsError::ParamsJson {
-        path: path.to_path_buf(),
-        trial_id: trial_id.to_owned(),
-        message,
-    };
+fn parse_params(text: &str, trial_id: &str, path: &Path) -> Result<Map<String, Value>, ResultsError> {
+    let error =
+        |message: String| ResultsError::ParamsJson { path: path.to_path_buf(), trial_id: trial_id.to_owned(), message };
     match serde_json::from_str(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(error(format!("expected a json object, found `{other}`"))),
@@ -234,11 +184,8 @@ mod tests {
     }
 
     fn sample_rows() -> Vec<TrialRow> {
-        let mut pending = trial(
-            "t1",
-            json!({"width": 2, "lr": 1, "aug": false, "model": "vit", "seed": "a", "extra": [1, 2]}),
-            &[],
-        );
+        let mut pending =
+            trial("t1", json!({"width": 2, "lr": 1, "aug": false, "model": "vit", "seed": "a", "extra": [1, 2]}), &[]);
         pending.status = "pending".into();
         pending.attempts = 0;
         pending.agent = None;
@@ -252,11 +199,7 @@ mod tests {
                     "width": 1, "lr": 0.5, "aug": true, "model": "resnet", "seed": 3,
                     "optimizer": {"name": "adam", "lr": 1e-4}
                 }),
-                &[
-                    ("test_acc", 0.9),
-                    ("train_loss", 0.01),
-                    ("class_acc/cat", 0.8),
-                ],
+                &[("test_acc", 0.9), ("train_loss", 0.01), ("class_acc/cat", 0.8)],
             ),
             pending,
             trial("t2", json!({"width": 4}), &[("test_acc", 0.95)]),
@@ -265,12 +208,7 @@ mod tests {
 
     fn schema_of(path: &Path) -> Vec<(String, DataType, bool)> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
-        builder
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
-            .collect()
+        builder.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable())).collect()
     }
 
     #[test]
@@ -315,18 +253,10 @@ mod tests {
         let strings = |name: &str| {
             let a = batch.column_by_name(name).unwrap();
             let a = a.as_any().downcast_ref::<StringArray>().unwrap();
-            (0..a.len())
-                .map(|i| opt(a, i, |a, i| a.value(i).to_owned()))
-                .collect::<Vec<_>>()
+            (0..a.len()).map(|i| opt(a, i, |a, i| a.value(i).to_owned())).collect::<Vec<_>>()
         };
-        assert_eq!(
-            strings("params_seed"),
-            vec![Some("3".into()), Some("\"a\"".into()), None]
-        );
-        assert_eq!(
-            strings("params_model"),
-            vec![Some("resnet".into()), Some("vit".into()), None]
-        );
+        assert_eq!(strings("params_seed"), vec![Some("3".into()), Some("\"a\"".into()), None]);
+        assert_eq!(strings("params_model"), vec![Some("resnet".into()), Some("vit".into()), None]);
         let lr = batch.column_by_name("params_lr").unwrap();
         let lr = lr.as_any().downcast_ref::<Float64Array>().unwrap();
         assert_eq!((lr.value(0), lr.value(1), lr.is_null(2)), (0.5, 1.0, true));
@@ -340,10 +270,7 @@ mod tests {
         let back = read_trials_table(&path).unwrap();
         assert_eq!(back, rows);
         assert!(back[1].finals.is_empty());
-        assert_eq!(
-            back[0].params["optimizer"],
-            json!({"name": "adam", "lr": 1e-4})
-        );
+        assert_eq!(back[0].params["optimizer"], json!({"name": "adam", "lr": 1e-4}));
         assert_eq!(back[0].params["width"], json!(1));
         assert_eq!(back[0].params["lr"], json!(0.5));
         assert_eq!(back[0].params["aug"], json!(true));
@@ -356,10 +283,7 @@ mod tests {
         write_trials_table(tmp.path(), &rows).unwrap();
         let path = write_trials_table(tmp.path(), &rows[..1]).unwrap();
         assert_eq!(read_trials_table(&path).unwrap(), rows[..1].to_vec());
-        let names: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["trials.parquet"]);
     }
 
@@ -378,11 +302,7 @@ mod tests {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
         for rg in builder.metadata().row_groups() {
             for col in rg.columns() {
-                assert!(
-                    matches!(col.compression(), Compression::ZSTD(_)),
-                    "{}",
-                    col.column_path()
-                );
+                assert!(matches!(col.compression(), Compression::ZSTD(_)), "{}", col.column_path());
             }
         }
     }
@@ -394,10 +314,7 @@ mod tests {
         let part = super::super::write_metrics_part(tmp.path(), 0, 0, &[]).unwrap();
         let err = read_trials_table(&part).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("part-0000000000000000-0000000000000000.parquet"),
-            "{text}"
-        );
+        assert!(text.contains("part-0000000000000000-0000000000000000.parquet"), "{text}");
         assert!(text.contains("missing column `workload`"), "{text}");
     }
 }

@@ -60,7 +60,8 @@ impl AgentService for AgentApi {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let r = req.into_inner();
-        let leases: Vec<LeaseReport> = r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
+        let leases: Vec<LeaseReport> =
+            r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
         let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &leases, now)).await?;
         let commands = verdicts
             .into_iter()
@@ -76,12 +77,21 @@ impl AgentService for AgentApi {
         Ok(Response::new(pb::HeartbeatResponse { commands }))
     }
 
-    async fn report_metrics(&self, req: Request<pb::ReportMetricsRequest>) -> Result<Response<pb::ReportMetricsResponse>, Status> {
+    async fn report_metrics(
+        &self,
+        req: Request<pb::ReportMetricsRequest>,
+    ) -> Result<Response<pb::ReportMetricsResponse>, Status> {
         let r = req.into_inner();
-        if let Some(bad) = r.epochs.iter().flat_map(|e| &e.metrics).find(|m| m.name.is_empty() || m.name.len() > MAX_METRIC_NAME) {
-            return Err(Status::invalid_argument(format!("metric name `{}`: expected 1 to {MAX_METRIC_NAME} characters", bad.name)));
+        if let Some(bad) =
+            r.epochs.iter().flat_map(|e| &e.metrics).find(|m| m.name.is_empty() || m.name.len() > MAX_METRIC_NAME)
+        {
+            return Err(Status::invalid_argument(format!(
+                "metric name `{}`: expected 1 to {MAX_METRIC_NAME} characters",
+                bad.name
+            )));
         }
-        let batch = MetricBatch { lease_id: r.lease_id, epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect() };
+        let batch =
+            MetricBatch { lease_id: r.lease_id, epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect() };
         let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
         Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
     }

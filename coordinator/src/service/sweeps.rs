@@ -17,7 +17,10 @@ pub struct SweepApi {
 
 #[tonic::async_trait]
 impl SweepService for SweepApi {
-    async fn submit_sweep(&self, req: Request<pb::SubmitSweepRequest>) -> Result<Response<pb::SubmitSweepResponse>, Status> {
+    async fn submit_sweep(
+        &self,
+        req: Request<pb::SubmitSweepRequest>,
+    ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
         let sweep = convert::sweep_from_wire(req.into_inner())?;
         let name = sweep.name.clone();
         let out = self.shared.write(move |s, now| s.submit(&sweep, now)).await?;
@@ -38,7 +41,10 @@ impl SweepService for SweepApi {
         }))
     }
 
-    async fn list_sweeps(&self, _req: Request<pb::ListSweepsRequest>) -> Result<Response<pb::ListSweepsResponse>, Status> {
+    async fn list_sweeps(
+        &self,
+        _req: Request<pb::ListSweepsRequest>,
+    ) -> Result<Response<pb::ListSweepsResponse>, Status> {
         let (summaries, agents) = self
             .shared
             .read(|s, now| {
@@ -52,7 +58,10 @@ impl SweepService for SweepApi {
         }))
     }
 
-    async fn cancel_sweep(&self, req: Request<pb::CancelSweepRequest>) -> Result<Response<pb::CancelSweepResponse>, Status> {
+    async fn cancel_sweep(
+        &self,
+        req: Request<pb::CancelSweepRequest>,
+    ) -> Result<Response<pb::CancelSweepResponse>, Status> {
         let name = req.into_inner().sweep_id;
         let n = {
             let name = name.clone();
@@ -64,7 +73,10 @@ impl SweepService for SweepApi {
 
     type WatchSweepStream = Pin<Box<dyn Stream<Item = Result<pb::WatchSweepResponse, Status>> + Send>>;
 
-    async fn watch_sweep(&self, req: Request<pb::WatchSweepRequest>) -> Result<Response<Self::WatchSweepStream>, Status> {
+    async fn watch_sweep(
+        &self,
+        req: Request<pb::WatchSweepRequest>,
+    ) -> Result<Response<Self::WatchSweepStream>, Status> {
         let name = req.into_inner().sweep_id;
         let shared = self.shared.clone();
         // Subscribe before the first read so no change between the two is missed.
@@ -111,7 +123,10 @@ impl SweepService for SweepApi {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn get_results(&self, req: Request<pb::GetResultsRequest>) -> Result<Response<pb::GetResultsResponse>, Status> {
+    async fn get_results(
+        &self,
+        req: Request<pb::GetResultsRequest>,
+    ) -> Result<Response<pb::GetResultsResponse>, Status> {
         let name = req.into_inner().sweep_id;
         let rows = self.shared.read(move |s, _| s.trial_rows(&name)).await?;
         Ok(Response::new(pb::GetResultsResponse {

@@ -17,7 +17,14 @@ pub struct AgentRecord {
 
 impl Store {
     /// Registers an agent and returns its id: its name, made unique with a number.
-    pub fn register_agent(&mut self, name: &str, hostname: &str, slots: u32, gpus: &[String], now_ms: i64) -> Result<String> {
+    pub fn register_agent(
+        &mut self,
+        name: &str,
+        hostname: &str,
+        slots: u32,
+        gpus: &[String],
+        now_ms: i64,
+    ) -> Result<String> {
         let tx = self.conn.transaction()?;
         let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
         let id = format!("{name}-{n}");

@@ -102,7 +102,13 @@ impl Store {
                  WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 ORDER BY idx LIMIT ?3",
             )?;
             let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
+                    r.get(6)?,
+                ))
             })?;
             for row in rows {
                 pending.push(row?);
@@ -135,7 +141,12 @@ impl Store {
 
     /// Extends the agent's current leases and marks started trials running. Returns, per lease,
     /// what the agent must do and the new deadline.
-    pub fn heartbeat(&mut self, agent_id: &str, leases: &[LeaseReport], now_ms: i64) -> Result<Vec<(i64, LeaseVerdict, i64)>> {
+    pub fn heartbeat(
+        &mut self,
+        agent_id: &str,
+        leases: &[LeaseReport],
+        now_ms: i64,
+    ) -> Result<Vec<(i64, LeaseVerdict, i64)>> {
         let deadline = now_ms + self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
         touch_agent(&tx, agent_id, now_ms)?;
@@ -153,7 +164,10 @@ impl Store {
                     state = lifecycle::transition(h.state, h.counters, Event::Started, policy)
                         .map_err(|e| Error::Corrupt(e.to_string()))?
                         .0;
-                    tx.execute("UPDATE attempts SET started_at_ms = ?2 WHERE lease_id = ?1", params![lease.lease_id, now_ms])?;
+                    tx.execute(
+                        "UPDATE attempts SET started_at_ms = ?2 WHERE lease_id = ?1",
+                        params![lease.lease_id, now_ms],
+                    )?;
                     tx.execute(
                         "UPDATE trials SET started_at_ms = COALESCE(started_at_ms, ?3) WHERE sweep = ?1 AND trial_id = ?2",
                         params![h.sweep, h.trial_id, now_ms],
@@ -190,7 +204,10 @@ impl Store {
             LeaseVerdict::Stop => {
                 // Cancelled while running: the trial stays cancelled; close the attempt for the record.
                 close_attempt(&tx, lease_id, "cancelled", c, error.as_deref(), now_ms)?;
-                tx.execute("UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2", params![h.sweep, h.trial_id])?;
+                tx.execute(
+                    "UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2",
+                    params![h.sweep, h.trial_id],
+                )?;
                 tx.commit()?;
                 return Ok(TrialState::Cancelled);
             }
@@ -221,7 +238,14 @@ impl Store {
                  FROM trials WHERE state IN ('leased', 'running')",
             )?;
             let rows = q.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? }, r.get(6)?, r.get(7)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
@@ -256,7 +280,8 @@ impl Store {
     pub(super) fn live_lease(tx: &Transaction, lease_id: i64) -> Result<(String, String, u32)> {
         match holder(tx, lease_id)? {
             Some(h) if scheduler::judge_lease(h.state, h.current_lease, lease_id) == LeaseVerdict::Extend => {
-                let attempt: u32 = tx.query_row("SELECT attempt FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?;
+                let attempt: u32 =
+                    tx.query_row("SELECT attempt FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?;
                 Ok((h.sweep, h.trial_id, attempt))
             }
             _ => Err(Error::StaleLease(lease_id)),
@@ -288,7 +313,14 @@ fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
     .transpose()
 }
 
-fn close_attempt(tx: &Transaction, lease_id: i64, outcome: &str, c: &Completion, error: Option<&str>, now_ms: i64) -> Result<()> {
+fn close_attempt(
+    tx: &Transaction,
+    lease_id: i64,
+    outcome: &str,
+    c: &Completion,
+    error: Option<&str>,
+    now_ms: i64,
+) -> Result<()> {
     tx.execute(
         "UPDATE attempts SET finished_at_ms = ?2, outcome = ?3, exit_code = ?4, signal = ?5, error = ?6 WHERE lease_id = ?1",
         params![lease_id, now_ms, outcome, c.exit_code, c.signal, error],

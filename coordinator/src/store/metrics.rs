@@ -41,7 +41,16 @@ impl Store {
             for record in &batch.epochs {
                 let step = record.step_or_epoch();
                 for (metric, value) in &record.metrics {
-                    let n = insert.execute(params![sweep, trial_id, attempt, record.epoch, step, metric, value, recorded_at_us])?;
+                    let n = insert.execute(params![
+                        sweep,
+                        trial_id,
+                        attempt,
+                        record.epoch,
+                        step,
+                        metric,
+                        value,
+                        recorded_at_us
+                    ])?;
                     if n == 1 {
                         added += 1;
                         last_seq = Some(tx.last_insert_rowid());

@@ -66,10 +66,8 @@ impl Store {
     /// state and history, so submitting the same file twice adds nothing.
     pub fn submit(&mut self, sweep: &NewSweep, now_ms: i64) -> Result<SubmitOutcome> {
         let tx = self.conn.transaction()?;
-        let exists: bool = tx
-            .query_row("SELECT 1 FROM sweeps WHERE name = ?1", [&sweep.name], |_| Ok(()))
-            .optional()?
-            .is_some();
+        let exists: bool =
+            tx.query_row("SELECT 1 FROM sweeps WHERE name = ?1", [&sweep.name], |_| Ok(())).optional()?.is_some();
         if exists {
             tx.execute(
                 "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5 WHERE name = ?1",
@@ -80,7 +78,15 @@ impl Store {
             tx.execute(
                 "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost)
                  VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
-                params![sweep.name, seq, now_ms, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost],
+                params![
+                    sweep.name,
+                    seq,
+                    now_ms,
+                    sweep.source,
+                    sweep.source_path,
+                    sweep.policy.max_attempts,
+                    sweep.policy.max_lost
+                ],
             )?;
         }
         let mut added = 0u32;
@@ -89,7 +95,10 @@ impl Store {
                 "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
             )?;
-            let base: i64 = tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
+            let base: i64 =
+                tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| {
+                    r.get(0)
+                })?;
             for t in &sweep.trials {
                 let spec = serde_json::to_string(t).expect("trial specs serialize");
                 // New trials of a changed file queue after the ones already there.
@@ -122,7 +131,8 @@ impl Store {
         };
         for (trial_id, state, counters) in &open {
             let state: TrialState = state.parse().map_err(Error::Corrupt)?;
-            let (next, _) = lifecycle::transition(state, *counters, Event::Cancel, policy).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let (next, _) = lifecycle::transition(state, *counters, Event::Cancel, policy)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
             // The lease id stays, so the agent holding it hears `stop` rather than `abandon`.
             tx.execute(
                 "UPDATE trials SET state = ?3, finished_at_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
@@ -139,7 +149,9 @@ impl Store {
     pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
         let (state, created_at_ms): (String, i64) = self
             .conn
-            .query_row("SELECT state, created_at_ms FROM sweeps WHERE name = ?1", [sweep], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT state, created_at_ms FROM sweeps WHERE name = ?1", [sweep], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
         let mut counts = BTreeMap::new();
@@ -165,7 +177,15 @@ impl Store {
             "SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials WHERE sweep = ?1 ORDER BY idx",
         )?;
         let rows = q.query_map([sweep], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, r.get(4)?, r.get(5)?, r.get::<_, String>(6)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get::<_, String>(6)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -190,7 +210,9 @@ impl Store {
         self.summary(sweep)?;
         let mut finals: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
         let mut q = self.conn.prepare("SELECT trial_id, metric, value FROM finals WHERE sweep = ?1")?;
-        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<f64>>(2)?)))? {
+        for row in
+            q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<f64>>(2)?)))?
+        {
             let (trial, metric, value) = row?;
             finals.entry(trial).or_default().insert(metric, value.unwrap_or(f64::NAN));
         }
@@ -238,7 +260,9 @@ impl Store {
     /// Where each sweep's trials and metrics stand, for the Parquet sink.
     pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
         let mut q = self.conn.prepare("SELECT name, trials_version, last_metric_seq FROM sweeps ORDER BY seq")?;
-        let rows = q.query_map([], |r| Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)? }))?;
+        let rows = q.query_map([], |r| {
+            Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)? })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

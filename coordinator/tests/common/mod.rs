@@ -59,7 +59,8 @@ impl Env {
     /// Every metric row in the sweep's Parquet parts, checked to hold each key once.
     pub fn parquet_metrics(&self, sweep: &str) -> Vec<sweep_coordinator::results::MetricRow> {
         let rows = sweep_coordinator::results::read_metrics(&self.sweep_dir(sweep)).expect("metrics parquet reads");
-        let mut keys: Vec<_> = rows.iter().map(|r| (r.trial_id.clone(), r.attempt, r.epoch, r.metric.clone())).collect();
+        let mut keys: Vec<_> =
+            rows.iter().map(|r| (r.trial_id.clone(), r.attempt, r.epoch, r.metric.clone())).collect();
         keys.sort();
         let before = keys.len();
         keys.dedup();
@@ -96,7 +97,12 @@ impl Coordinator {
     }
 
     pub async fn get(&self, sweep: &str) -> pb::GetSweepResponse {
-        self.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: sweep.into() }).await.expect("get sweep").into_inner()
+        self.sweeps
+            .clone()
+            .get_sweep(pb::GetSweepRequest { sweep_id: sweep.into() })
+            .await
+            .expect("get sweep")
+            .into_inner()
     }
 
     /// The sweep's trials as (trial_id, state, attempt), in queue order.
@@ -130,19 +136,29 @@ impl Agent {
 
     /// Heartbeats one lease; returns the coordinator's command for it.
     pub async fn heartbeat(&mut self, lease_id: i64, running: bool) -> pb::LeaseCommand {
-        let req = pb::HeartbeatRequest { agent_id: self.id.clone(), leases: vec![pb::LeaseState { lease_id, running }] };
+        let req =
+            pb::HeartbeatRequest { agent_id: self.id.clone(), leases: vec![pb::LeaseState { lease_id, running }] };
         let mut commands = self.client.heartbeat(req).await.expect("heartbeat").into_inner().commands;
         assert_eq!(commands.len(), 1, "one command per lease: {commands:?}");
         commands.remove(0)
     }
 
-    pub async fn report(&mut self, lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> Result<pb::ReportMetricsResponse, Status> {
+    pub async fn report(
+        &mut self,
+        lease_id: i64,
+        epochs: &[(u32, &[(&str, f64)])],
+    ) -> Result<pb::ReportMetricsResponse, Status> {
         self.client.report_metrics(report(lease_id, epochs)).await.map(|r| r.into_inner())
     }
 
     /// Completes an attempt that exited on its own with `exit_code`.
     pub async fn exit(&mut self, lease_id: i64, exit_code: i32, stderr_tail: &str) -> Result<String, Status> {
-        let req = pb::CompleteRequest { lease_id, exit_code: Some(exit_code), stderr_tail: stderr_tail.into(), ..Default::default() };
+        let req = pb::CompleteRequest {
+            lease_id,
+            exit_code: Some(exit_code),
+            stderr_tail: stderr_tail.into(),
+            ..Default::default()
+        };
         self.complete(req).await
     }
 
@@ -160,7 +176,10 @@ pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetr
             .map(|(epoch, metrics)| pb::EpochMetrics {
                 epoch: *epoch,
                 step: *epoch as i64 * 10,
-                metrics: metrics.iter().map(|(name, value)| pb::Metric { name: name.to_string(), value: *value }).collect(),
+                metrics: metrics
+                    .iter()
+                    .map(|(name, value)| pb::Metric { name: name.to_string(), value: *value })
+                    .collect(),
             })
             .collect(),
     }
@@ -168,7 +187,9 @@ pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetr
 
 /// A `command` sweep over `width = widths`; `extra` adds tables such as `[retry]` or `[resources]`.
 pub fn sweep(name: &str, widths: &[u32], extra: &str) -> pb::SubmitSweepRequest {
-    let text = format!("name = \"{name}\"\nworkload = \"command\"\ncommand = [\"train\"]\n[grid]\nwidth = {widths:?}\n{extra}\n");
+    let text = format!(
+        "name = \"{name}\"\nworkload = \"command\"\ncommand = [\"train\"]\n[grid]\nwidth = {widths:?}\n{extra}\n"
+    );
     let path = Path::new("sweep.toml");
     let file = sweep_spec::SweepFile::parse(&text, path, Path::new(".")).expect("test sweep file parses");
     let trials = sweep_spec::expand(&file).expect("test sweep expands");

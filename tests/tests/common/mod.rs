@@ -11,9 +11,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::current_exe().expect("test path").parent().and_then(Path::parent).expect("target folder").to_path_buf();
+    let dir = std::env::current_exe()
+        .expect("test path")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target folder")
+        .to_path_buf();
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`; `make test` does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; `make test` does)",
+        path.display()
+    );
     path
 }
 
@@ -57,7 +66,18 @@ pub fn start_coordinator(root: &Path, lease_ttl: &str) -> Coordinator {
 /// Starts `sweep-agent` with its own work folder and a log file named after it.
 pub fn start_agent(root: &Path, url: &str, name: &str, slots: u32) -> Proc {
     let child = Command::new(bin("sweep-agent"))
-        .args(["--coordinator", url, "--name", name, "--slots", &slots.to_string(), "--poll-interval", "200ms", "--stop-grace", "2s"])
+        .args([
+            "--coordinator",
+            url,
+            "--name",
+            name,
+            "--slots",
+            &slots.to_string(),
+            "--poll-interval",
+            "200ms",
+            "--stop-grace",
+            "2s",
+        ])
         .arg("--work-dir")
         .arg(root.join(name))
         .env("SWEEP_LOG", "info")
@@ -75,7 +95,12 @@ pub fn sweep(url: &str, args: &[&str]) -> Output {
 }
 
 pub fn stdout_of(out: &Output) -> String {
-    assert!(out.status.success(), "sweep failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sweep failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -22,10 +22,7 @@ pub struct Augment {
 }
 
 impl Augment {
-    pub const NONE: Augment = Augment {
-        crop_padding: 0,
-        flip: false,
-    };
+    pub const NONE: Augment = Augment { crop_padding: 0, flip: false };
 }
 
 /// Images f32 [B, C, H, W] normalised by the train mean/std; labels i64 [B]; both on the CPU.
@@ -74,10 +71,7 @@ impl Iterator for Batches {
                         std::panic::resume_unwind(panic);
                     }
                 }
-                assert_eq!(
-                    self.remaining, 0,
-                    "the batch worker stopped before the end of the pass"
-                );
+                assert_eq!(self.remaining, 0, "the batch worker stopped before the end of the pass");
                 None
             }
         }
@@ -114,11 +108,7 @@ pub fn train_batches(
     augment: Augment,
     pin: bool,
 ) -> Batches {
-    assert!(
-        augment.crop_padding >= 0,
-        "crop padding must be >= 0, got {}",
-        augment.crop_padding
-    );
+    assert!(augment.crop_padding >= 0, "crop padding must be >= 0, got {}", augment.crop_padding);
     let order = Rng::new(mix(seed, epoch), Stream::EpochOrder).permutation(set.len());
     spawn(
         set,
@@ -158,11 +148,7 @@ fn checked_batch_size(batch_size: i64) -> usize {
 /// Combines a seed with a counter into a new seed; one SplitMix step keeps neighbouring epochs (and
 /// batches) uncorrelated.
 fn mix(seed: u64, counter: u64) -> u64 {
-    Rng::new(
-        seed ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        Stream::Augment,
-    )
-    .next_u64()
+    Rng::new(seed ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15), Stream::Augment).next_u64()
 }
 
 /// Everything the worker needs, owned, so the thread borrows nothing from the caller.
@@ -224,12 +210,7 @@ fn spawn(set: &ImageSet, plan: Plan) -> Batches {
             }
         })
         .expect("cannot start the batch thread");
-    Batches {
-        rx: Some(rx),
-        worker: Some(worker),
-        len,
-        remaining,
-    }
+    Batches { rx: Some(rx), worker: Some(worker), len, remaining }
 }
 
 /// Batch `b` of the pass: gather its images, then crop, flip and normalise in one sweep over bytes.
@@ -237,20 +218,13 @@ fn assemble(images: &Tensor, labels: &Tensor, plan: &Plan, b: usize) -> Batch {
     let end = ((b + 1) * plan.batch_size).min(plan.order.len());
     let index = Tensor::from_slice(&plan.order[b * plan.batch_size..end]);
     let size = images.size();
-    let (count, channels, height, width) = (
-        index.size()[0],
-        size[1] as usize,
-        size[2] as usize,
-        size[3] as usize,
-    );
-    let bytes = Vec::<u8>::try_from(&images.index_select(0, &index).flatten(0, -1))
-        .expect("u8 images convert to bytes");
+    let (count, channels, height, width) = (index.size()[0], size[1] as usize, size[2] as usize, size[3] as usize);
+    let bytes =
+        Vec::<u8>::try_from(&images.index_select(0, &index).flatten(0, -1)).expect("u8 images convert to bytes");
     let image_bytes = channels * height * width;
     let pad = plan.augment.crop_padding as usize;
     // Draws happen per image in batch order: crop offsets (if cropping), then the flip coin.
-    let mut rng = plan
-        .augment_key
-        .map(|key| Rng::new(mix(key, b as u64), Stream::Augment));
+    let mut rng = plan.augment_key.map(|key| Rng::new(mix(key, b as u64), Stream::Augment));
     let mut out = Vec::with_capacity(bytes.len());
     for src in bytes.chunks_exact(image_bytes) {
         let (mut ox, mut oy, mut flip) = (pad, pad, false);
@@ -287,8 +261,7 @@ fn assemble(images: &Tensor, labels: &Tensor, plan: &Plan, b: usize) -> Batch {
             }
         }
     }
-    let mut images =
-        Tensor::from_slice(&out).view([count, channels as i64, height as i64, width as i64]);
+    let mut images = Tensor::from_slice(&out).view([count, channels as i64, height as i64, width as i64]);
     let mut labels = labels.index_select(0, &index);
     if plan.pin {
         images = images.pin_memory(Device::Cuda(0));
@@ -325,10 +298,7 @@ mod tests {
     }
 
     fn labels_of(batches: &[Batch]) -> Vec<i64> {
-        batches
-            .iter()
-            .flat_map(|b| Vec::<i64>::try_from(&b.labels).unwrap())
-            .collect()
+        batches.iter().flat_map(|b| Vec::<i64>::try_from(&b.labels).unwrap()).collect()
     }
 
     /// The source image `label` of the set, normalised, as f32 [C, H, W].
@@ -339,37 +309,19 @@ mod tests {
     }
 
     fn same(a: &[Batch], b: &[Batch]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| x.images.equal(&y.images) && x.labels.equal(&y.labels))
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.images.equal(&y.images) && x.labels.equal(&y.labels))
     }
 
-    const CROP_FLIP: Augment = Augment {
-        crop_padding: 2,
-        flip: true,
-    };
+    const CROP_FLIP: Augment = Augment { crop_padding: 2, flip: true };
 
     #[test]
     fn same_seed_and_epoch_give_identical_batches_and_epochs_differ() {
         let (set, _) = indexed_set(50);
-        let run = |seed, epoch| {
-            collect(train_batches(
-                &set, &MEAN, &STD, 16, seed, epoch, 0, CROP_FLIP, false,
-            ))
-        };
+        let run = |seed, epoch| collect(train_batches(&set, &MEAN, &STD, 16, seed, epoch, 0, CROP_FLIP, false));
         let a = run(9, 3);
         assert!(same(&a, &run(9, 3)));
-        assert_ne!(
-            labels_of(&a),
-            labels_of(&run(9, 4)),
-            "another epoch, another order"
-        );
-        assert_ne!(
-            labels_of(&a),
-            labels_of(&run(10, 3)),
-            "another seed, another order"
-        );
+        assert_ne!(labels_of(&a), labels_of(&run(9, 4)), "another epoch, another order");
+        assert_ne!(labels_of(&a), labels_of(&run(10, 3)), "another seed, another order");
     }
 
     #[test]
@@ -393,9 +345,7 @@ mod tests {
     #[test]
     fn starting_at_batch_k_equals_skipping_k_batches() {
         let (set, _) = indexed_set(50);
-        let full = collect(train_batches(
-            &set, &MEAN, &STD, 7, 4, 2, 0, CROP_FLIP, false,
-        ));
+        let full = collect(train_batches(&set, &MEAN, &STD, 7, 4, 2, 0, CROP_FLIP, false));
         assert_eq!(full.len(), 8);
         for k in [1u64, 3, 7, 8, 12] {
             let resumed = train_batches(&set, &MEAN, &STD, 7, 4, 2, k, CROP_FLIP, false);
@@ -410,32 +360,13 @@ mod tests {
     fn without_augmentation_images_are_the_normalised_sources() {
         let (set, _) = indexed_set(20);
         for batch in train_batches(&set, &MEAN, &STD, 8, 5, 0, 0, Augment::NONE, false) {
-            for (j, &label) in Vec::<i64>::try_from(&batch.labels)
-                .unwrap()
-                .iter()
-                .enumerate()
-            {
-                assert!(batch.images.get(j as i64).allclose(
-                    &normalised(&set, label),
-                    1e-5,
-                    1e-5,
-                    false
-                ));
+            for (j, &label) in Vec::<i64>::try_from(&batch.labels).unwrap().iter().enumerate() {
+                assert!(batch.images.get(j as i64).allclose(&normalised(&set, label), 1e-5, 1e-5, false));
             }
         }
         let eval = collect(eval_batches(&set, &MEAN, &STD, 6));
-        assert_eq!(
-            labels_of(&eval),
-            (0..20).collect::<Vec<_>>(),
-            "eval keeps the stored order"
-        );
-        let images = Tensor::cat(
-            &eval
-                .iter()
-                .map(|b| b.images.shallow_clone())
-                .collect::<Vec<_>>(),
-            0,
-        );
+        assert_eq!(labels_of(&eval), (0..20).collect::<Vec<_>>(), "eval keeps the stored order");
+        let images = Tensor::cat(&eval.iter().map(|b| b.images.shallow_clone()).collect::<Vec<_>>(), 0);
         let expected = Tensor::stack(&(0..20).map(|i| normalised(&set, i)).collect::<Vec<_>>(), 0);
         assert!(images.allclose(&expected, 1e-5, 1e-5, false));
     }
@@ -443,67 +374,37 @@ mod tests {
     #[test]
     fn flip_only_mirrors_and_crop_only_shifts() {
         let (set, _) = indexed_set(64);
-        let flip = Augment {
-            crop_padding: 0,
-            flip: true,
-        };
+        let flip = Augment { crop_padding: 0, flip: true };
         let (mut flipped, mut kept) = (0, 0);
         for batch in train_batches(&set, &MEAN, &STD, 16, 2, 0, 0, flip, false) {
-            for (j, &label) in Vec::<i64>::try_from(&batch.labels)
-                .unwrap()
-                .iter()
-                .enumerate()
-            {
+            for (j, &label) in Vec::<i64>::try_from(&batch.labels).unwrap().iter().enumerate() {
                 let got = batch.images.get(j as i64);
                 let source = normalised(&set, label);
                 if got.allclose(&source, 1e-5, 1e-5, false) {
                     kept += 1;
                 } else {
-                    assert!(
-                        got.allclose(&source.flip([2]), 1e-5, 1e-5, false),
-                        "image {label}"
-                    );
+                    assert!(got.allclose(&source.flip([2]), 1e-5, 1e-5, false), "image {label}");
                     flipped += 1;
                 }
             }
         }
         assert!(flipped > 15 && kept > 15, "flipped {flipped}, kept {kept}");
 
-        let crop = Augment {
-            crop_padding: 2,
-            flip: false,
-        };
+        let crop = Augment { crop_padding: 2, flip: false };
         let mut shifted = 0;
         for batch in train_batches(&set, &MEAN, &STD, 16, 2, 0, 0, crop, false) {
             assert_eq!(&batch.images.size()[1..], &[2, 4, 5]);
-            for (j, &label) in Vec::<i64>::try_from(&batch.labels)
-                .unwrap()
-                .iter()
-                .enumerate()
-            {
+            for (j, &label) in Vec::<i64>::try_from(&batch.labels).unwrap().iter().enumerate() {
                 let got = batch.images.get(j as i64);
                 // The crop of the zero-padded source at some offset in [0, 4]^2, padding normalised.
-                let padded = set
-                    .images
-                    .get(label)
-                    .to_kind(Kind::Double)
-                    .constant_pad_nd([2, 2, 2, 2]);
+                let padded = set.images.get(label).to_kind(Kind::Double).constant_pad_nd([2, 2, 2, 2]);
                 let mean = Tensor::from_slice(&MEAN).view([2, 1, 1]);
                 let std = Tensor::from_slice(&STD).view([2, 1, 1]);
                 let padded = ((padded / 255.0 - mean) / std).to_kind(Kind::Float);
-                let offset =
-                    (0..5)
-                        .flat_map(|oy| (0..5).map(move |ox| (oy, ox)))
-                        .find(|&(oy, ox)| {
-                            got.allclose(
-                                &padded.narrow(1, oy, 4).narrow(2, ox, 5),
-                                1e-5,
-                                1e-5,
-                                false,
-                            )
-                        });
-                let offset =
-                    offset.unwrap_or_else(|| panic!("image {label} is not a crop of its source"));
+                let offset = (0..5)
+                    .flat_map(|oy| (0..5).map(move |ox| (oy, ox)))
+                    .find(|&(oy, ox)| got.allclose(&padded.narrow(1, oy, 4).narrow(2, ox, 5), 1e-5, 1e-5, false));
+                let offset = offset.unwrap_or_else(|| panic!("image {label} is not a crop of its source"));
                 if offset != (2, 2) {
                     shifted += 1;
                 }
@@ -515,29 +416,15 @@ mod tests {
     #[test]
     fn normalised_train_set_has_zero_mean_and_unit_std() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = crate::data::SynthOptions {
-            train: 200,
-            test: 10,
-            classes: 4,
-            image_size: 12,
-            seed: 8,
-        };
+        let opts = crate::data::SynthOptions { train: 200, test: 10, classes: 4, image_size: 12, seed: 8 };
         crate::data::write_synthetic("npy", dir.path(), &opts).unwrap();
         let s = crate::data::load("npy", dir.path(), &serde_json::Map::new()).unwrap();
-        let all: Vec<Tensor> = eval_batches(&s.train, &s.mean, &s.std, 64)
-            .map(|b| b.images)
-            .collect();
+        let all: Vec<Tensor> = eval_batches(&s.train, &s.mean, &s.std, 64).map(|b| b.images).collect();
         let all = Tensor::cat(&all, 0).to_kind(Kind::Double);
         for c in 0..3 {
             let channel = all.select(1, c);
-            let (mean, std) = (
-                channel.mean(Kind::Double).double_value(&[]),
-                channel.std(false).double_value(&[]),
-            );
-            assert!(
-                mean.abs() < 1e-4 && (std - 1.0).abs() < 1e-4,
-                "channel {c}: mean {mean}, std {std}"
-            );
+            let (mean, std) = (channel.mean(Kind::Double).double_value(&[]), channel.std(false).double_value(&[]));
+            assert!(mean.abs() < 1e-4 && (std - 1.0).abs() < 1e-4, "channel {c}: mean {mean}, std {std}");
         }
         // The stats are those of the bytes, not a constant.
         assert!(s.std.iter().all(|&v| v > 0.05 && v < 0.5), "{:?}", s.std);

@@ -54,11 +54,7 @@ pub(crate) fn load_cifar10(path: &Path) -> Result<(RawSet, RawSet), DataError> {
         ));
     }
     let classes = class_count(&dir.join("batches.meta.txt"), 10)?;
-    let layout = Layout {
-        label_bytes: 1,
-        pick: 0,
-        classes: vec![classes],
-    };
+    let layout = Layout { label_bytes: 1, pick: 0, classes: vec![classes] };
     let mut train = empty(classes);
     for file in &train_files {
         read_batch(file, &layout, &mut train)?;
@@ -109,20 +105,12 @@ pub(crate) fn write_cifar10(dir: &Path, train: &RawSet, test: &RawSet) -> Result
         encode_record(&[test.labels[i] as u8], test.image(i), &mut bytes);
     }
     write(&dir.join("test_batch.bin"), &bytes)?;
-    write(
-        &dir.join("batches.meta.txt"),
-        class_names(train.classes).as_bytes(),
-    )
+    write(&dir.join("batches.meta.txt"), class_names(train.classes).as_bytes())
 }
 
 /// Writes CIFAR-100 `train.bin` and `test.bin` from sets labelled with fine classes;
 /// `coarse_of[fine]` is the coarse class each fine class belongs to.
-pub(crate) fn write_cifar100(
-    dir: &Path,
-    train: &RawSet,
-    test: &RawSet,
-    coarse_of: &[i64],
-) -> Result<(), DataError> {
+pub(crate) fn write_cifar100(dir: &Path, train: &RawSet, test: &RawSet, coarse_of: &[i64]) -> Result<(), DataError> {
     check_writable(dir, train)?;
     check_writable(dir, test)?;
     create_dir(dir)?;
@@ -130,23 +118,13 @@ pub(crate) fn write_cifar100(
         let mut bytes = Vec::with_capacity(set.len() * (2 + IMAGE_BYTES));
         for i in 0..set.len() {
             let fine = set.labels[i];
-            encode_record(
-                &[coarse_of[fine as usize] as u8, fine as u8],
-                set.image(i),
-                &mut bytes,
-            );
+            encode_record(&[coarse_of[fine as usize] as u8, fine as u8], set.image(i), &mut bytes);
         }
         write(&dir.join(name), &bytes)?;
     }
     let coarse = coarse_of.iter().max().map_or(0, |&c| c + 1);
-    write(
-        &dir.join("fine_label_names.txt"),
-        class_names(train.classes).as_bytes(),
-    )?;
-    write(
-        &dir.join("coarse_label_names.txt"),
-        class_names(coarse).as_bytes(),
-    )
+    write(&dir.join("fine_label_names.txt"), class_names(train.classes).as_bytes())?;
+    write(&dir.join("coarse_label_names.txt"), class_names(coarse).as_bytes())
 }
 
 /// One record: the label bytes, then the image's planes as they are (RawSet already keeps the
@@ -197,14 +175,7 @@ fn read_batch(file: &Path, layout: &Layout, out: &mut RawSet) -> Result<(), Data
 }
 
 fn empty(classes: i64) -> RawSet {
-    RawSet {
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        channels: CHANNELS,
-        height: SIDE,
-        width: SIDE,
-        classes,
-    }
+    RawSet { pixels: Vec::new(), labels: Vec::new(), channels: CHANNELS, height: SIDE, width: SIDE, classes }
 }
 
 /// The folder holding the batches: `path` itself, or the folder the official tarball unpacks to
@@ -262,16 +233,10 @@ fn class_names(classes: i64) -> String {
 
 fn check_writable(dir: &Path, set: &RawSet) -> Result<(), DataError> {
     if set.chw() != (CHANNELS, SIDE, SIDE) {
-        return Err(DataError::invalid(
-            dir,
-            format!("CIFAR records hold 3x32x32 images, got {:?}", set.chw()),
-        ));
+        return Err(DataError::invalid(dir, format!("CIFAR records hold 3x32x32 images, got {:?}", set.chw())));
     }
     if set.classes > 256 || set.labels.iter().any(|&l| !(0..set.classes).contains(&l)) {
-        return Err(DataError::invalid(
-            dir,
-            "CIFAR labels are single bytes below the class count",
-        ));
+        return Err(DataError::invalid(dir, "CIFAR labels are single bytes below the class count"));
     }
     Ok(())
 }
@@ -338,10 +303,7 @@ mod tests {
         };
         let out = tempfile::tempdir().unwrap();
         write_cifar10(out.path(), &raw, &raw).unwrap();
-        assert_eq!(
-            std::fs::read(out.path().join("data_batch_1.bin")).unwrap(),
-            rec
-        );
+        assert_eq!(std::fs::read(out.path().join("data_batch_1.bin")).unwrap(), rec);
     }
 
     #[test]
@@ -351,9 +313,7 @@ mod tests {
         bytes.extend_from_slice(&hand_record()[..1000]);
         write(&dir.path().join("data_batch_1.bin"), &bytes).unwrap();
         write(&dir.path().join("test_batch.bin"), &hand_record()).unwrap();
-        let err = load("cifar10", dir.path(), &Map::new())
-            .unwrap_err()
-            .to_string();
+        let err = load("cifar10", dir.path(), &Map::new()).unwrap_err().to_string();
         assert!(err.contains("data_batch_1.bin"), "{err}");
         assert!(err.contains("byte offset 3073"), "{err}");
     }
@@ -362,32 +322,19 @@ mod tests {
     fn missing_batches_name_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("test_batch.bin"), &hand_record()).unwrap();
-        let err = load("cifar10", dir.path(), &Map::new())
-            .unwrap_err()
-            .to_string();
+        let err = load("cifar10", dir.path(), &Map::new()).unwrap_err().to_string();
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
         assert!(err.contains("data_batch_"), "{err}");
         // A label beyond the class count is caught with its record.
         let mut bad = hand_record();
         bad[0] = 12;
         write(&dir.path().join("data_batch_3.bin"), &bad).unwrap();
-        let err = load("cifar10", dir.path(), &Map::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("data_batch_3.bin") && err.contains("record 0"),
-            "{err}"
-        );
+        let err = load("cifar10", dir.path(), &Map::new()).unwrap_err().to_string();
+        assert!(err.contains("data_batch_3.bin") && err.contains("record 0"), "{err}");
     }
 
     fn synth(classes: i64) -> SynthOptions {
-        SynthOptions {
-            train: 23,
-            test: 7,
-            classes,
-            image_size: 32,
-            seed: 5,
-        }
+        SynthOptions { train: 23, test: 7, classes, image_size: 32, seed: 5 }
     }
 
     fn bytes(t: &Tensor) -> Vec<u8> {
@@ -420,10 +367,7 @@ mod tests {
         assert_eq!(fine.train.classes, 40);
         assert_eq!(bytes(&fine.train.images), train.pixels);
         assert_eq!(bytes(&fine.test.images), test.pixels);
-        assert_eq!(
-            Vec::<i64>::try_from(&fine.train.labels).unwrap(),
-            train.labels
-        );
+        assert_eq!(Vec::<i64>::try_from(&fine.train.labels).unwrap(), train.labels);
         let mut options = Map::new();
         options.insert("label".into(), "coarse".into());
         let coarse = load("cifar100", dir.path(), &options).unwrap();
@@ -432,12 +376,7 @@ mod tests {
         let expected: Vec<i64> = test.labels.iter().map(|&f| f * 20 / 40).collect();
         assert_eq!(coarse_labels, expected);
         options.insert("label".into(), "both".into());
-        let err = load("cifar100", dir.path(), &options)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.label: expected one of \"fine\", \"coarse\""),
-            "{err}"
-        );
+        let err = load("cifar100", dir.path(), &options).unwrap_err().to_string();
+        assert!(err.starts_with("data.label: expected one of \"fine\", \"coarse\""), "{err}");
     }
 }

@@ -46,10 +46,7 @@ impl Options {
             "center_crop" => Resize::CenterCrop,
             _ => Resize::Stretch,
         };
-        Ok(Options {
-            image_size: image_size as u32,
-            resize,
-        })
+        Ok(Options { image_size: image_size as u32, resize })
     }
 }
 
@@ -60,33 +57,18 @@ pub(crate) fn load(path: &Path, opts: &Options) -> Result<(RawSet, RawSet), Data
         .iter()
         .map(|s| path.join(s))
         .find(|p| p.is_dir())
-        .ok_or_else(|| {
-            DataError::invalid(path, "expected a val/ or test/ folder of class folders")
-        })?;
+        .ok_or_else(|| DataError::invalid(path, "expected a val/ or test/ folder of class folders"))?;
     let classes = subfolders(&train_dir)?;
     if classes.is_empty() {
-        return Err(DataError::invalid(
-            &train_dir,
-            "expected one folder per class, found none",
-        ));
+        return Err(DataError::invalid(&train_dir, "expected one folder per class, found none"));
     }
-    let index: BTreeMap<&str, i64> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.as_str(), i as i64))
-        .collect();
+    let index: BTreeMap<&str, i64> = classes.iter().enumerate().map(|(i, name)| (name.as_str(), i as i64)).collect();
     let train_files = list_images(&train_dir, &classes, &index)?;
     let eval_classes = subfolders(&eval_dir)?;
-    if let Some(missing) = eval_classes
-        .iter()
-        .find(|c| !index.contains_key(c.as_str()))
-    {
+    if let Some(missing) = eval_classes.iter().find(|c| !index.contains_key(c.as_str())) {
         return Err(DataError::invalid(
             &eval_dir.join(missing),
-            format!(
-                "class \"{missing}\" has no folder under {}",
-                train_dir.display()
-            ),
+            format!("class \"{missing}\" has no folder under {}", train_dir.display()),
         ));
     }
     let eval_files = list_images(&eval_dir, &eval_classes, &index)?;
@@ -94,57 +76,36 @@ pub(crate) fn load(path: &Path, opts: &Options) -> Result<(RawSet, RawSet), Data
         if files.is_empty() {
             return Err(DataError::invalid(
                 dir,
-                format!(
-                    "no images: expected files ending in .{} under the class folders",
-                    EXTENSIONS.join(", .")
-                ),
+                format!("no images: expected files ending in .{} under the class folders", EXTENSIONS.join(", .")),
             ));
         }
     }
     let classes = classes.len() as i64;
-    Ok((
-        decode_all(&train_files, opts, classes)?,
-        decode_all(&eval_files, opts, classes)?,
-    ))
+    Ok((decode_all(&train_files, opts, classes)?, decode_all(&eval_files, opts, classes)?))
 }
 
 /// Writes `train/` and `val/` of PNG files, one folder per class named so that sorting the names
 /// gives back the label order (`class_007` before `class_010`).
 pub(crate) fn write(out: &Path, train: &RawSet, test: &RawSet) -> Result<(), DataError> {
-    let digits = train
-        .classes
-        .max(1)
-        .saturating_sub(1)
-        .to_string()
-        .len()
-        .max(2);
+    let digits = train.classes.max(1).saturating_sub(1).to_string().len().max(2);
     for (set, split) in [(train, "train"), (test, "val")] {
         if set.channels != 3 {
             return Err(DataError::invalid(
                 out,
-                format!(
-                    "image_folder writes RGB images, got {} channels",
-                    set.channels
-                ),
+                format!("image_folder writes RGB images, got {} channels", set.channels),
             ));
         }
         for class in 0..train.classes {
             let dir = out.join(split).join(format!("class_{class:0digits$}"));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| DataError::io(&dir, "create the folder", e))?;
+            std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "create the folder", e))?;
         }
         let plane = set.height * set.width;
         for i in 0..set.len() {
             let chw = set.image(i);
-            let hwc: Vec<u8> = (0..plane)
-                .flat_map(|p| (0..3).map(move |c| chw[c * plane + p]))
-                .collect();
+            let hwc: Vec<u8> = (0..plane).flat_map(|p| (0..3).map(move |c| chw[c * plane + p])).collect();
             let image = RgbImage::from_raw(set.width as u32, set.height as u32, hwc)
                 .expect("the buffer holds width x height RGB pixels");
-            let file = out
-                .join(split)
-                .join(format!("class_{:0digits$}", set.labels[i]))
-                .join(format!("{i:06}.png"));
+            let file = out.join(split).join(format!("class_{:0digits$}", set.labels[i])).join(format!("{i:06}.png"));
             image
                 .save_with_format(&file, image::ImageFormat::Png)
                 .map_err(|e| DataError::invalid(&file, format!("cannot write the image: {e}")))?;
@@ -156,9 +117,7 @@ pub(crate) fn write(out: &Path, train: &RawSet, test: &RawSet) -> Result<(), Dat
 /// Sorted names of the folders in `dir` (hidden ones skipped).
 fn subfolders(dir: &Path) -> Result<Vec<String>, DataError> {
     let mut names = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list the class folders", e))?
-    {
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list the class folders", e))? {
         let entry = entry.map_err(|e| DataError::io(dir, "list the class folders", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.path().is_dir() && !name.starts_with('.') {
@@ -170,21 +129,13 @@ fn subfolders(dir: &Path) -> Result<Vec<String>, DataError> {
 }
 
 /// The image files of each class folder, sorted by name within a class, with their labels.
-fn list_images(
-    dir: &Path,
-    classes: &[String],
-    index: &BTreeMap<&str, i64>,
-) -> Result<Vec<(PathBuf, i64)>, DataError> {
+fn list_images(dir: &Path, classes: &[String], index: &BTreeMap<&str, i64>) -> Result<Vec<(PathBuf, i64)>, DataError> {
     let mut files = Vec::new();
     for class in classes {
         let class_dir = dir.join(class);
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&class_dir)
-            .map_err(|e| DataError::io(&class_dir, "list the images", e))?
-        {
-            let path = entry
-                .map_err(|e| DataError::io(&class_dir, "list the images", e))?
-                .path();
+        for entry in std::fs::read_dir(&class_dir).map_err(|e| DataError::io(&class_dir, "list the images", e))? {
+            let path = entry.map_err(|e| DataError::io(&class_dir, "list the images", e))?.path();
             // ImageNet names its files `.JPEG`: extensions compare without case.
             let is_image = path
                 .extension()
@@ -203,10 +154,7 @@ fn list_images(
 /// Decodes the files on up to one thread per core, each taking a contiguous chunk, so the result is
 /// in file order whatever the thread count.
 fn decode_all(files: &[(PathBuf, i64)], opts: &Options, classes: i64) -> Result<RawSet, DataError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len())
-        .max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
     let chunk = files.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<u8>, DataError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -221,10 +169,7 @@ fn decode_all(files: &[(PathBuf, i64)], opts: &Options, classes: i64) -> Result<
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an image decoding thread panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("an image decoding thread panicked")).collect()
     });
     let mut pixels = Vec::new();
     for part in parts {
@@ -243,10 +188,7 @@ fn decode_all(files: &[(PathBuf, i64)], opts: &Options, classes: i64) -> Result<
 
 /// One file as CHW RGB bytes of an `image_size` square.
 fn decode(file: &Path, opts: &Options) -> Result<Vec<u8>, DataError> {
-    let decode_err = |e: image::ImageError| DataError::Decode {
-        path: file.to_path_buf(),
-        message: e.to_string(),
-    };
+    let decode_err = |e: image::ImageError| DataError::Decode { path: file.to_path_buf(), message: e.to_string() };
     let image = image::ImageReader::open(file)
         .map_err(|e| DataError::io(file, "open the image", e))?
         .with_guessed_format()
@@ -278,10 +220,7 @@ fn to_square(image: RgbImage, opts: &Options) -> RgbImage {
         Resize::Stretch => imageops::resize(&image, s, s, FilterType::Triangle),
         Resize::CenterCrop => {
             let scale = s as f64 / w.min(h) as f64;
-            let (nw, nh) = (
-                ((w as f64 * scale).round() as u32).max(s),
-                ((h as f64 * scale).round() as u32).max(s),
-            );
+            let (nw, nh) = (((w as f64 * scale).round() as u32).max(s), ((h as f64 * scale).round() as u32).max(s));
             let resized = imageops::resize(&image, nw, nh, FilterType::Triangle);
             imageops::crop_imm(&resized, (nw - s) / 2, (nh - s) / 2, s, s).to_image()
         }
@@ -295,13 +234,7 @@ mod tests {
     use image::{GrayImage, Rgb};
 
     fn synth() -> SynthOptions {
-        SynthOptions {
-            train: 30,
-            test: 12,
-            classes: 11,
-            image_size: 16,
-            seed: 2,
-        }
+        SynthOptions { train: 30, test: 12, classes: 11, image_size: 16, seed: 2 }
     }
 
     fn size_option(size: i64) -> Map<String, Value> {
@@ -347,24 +280,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_synthetic("image_folder", dir.path(), &synth()).unwrap();
         std::fs::create_dir(dir.path().join("val/zebra")).unwrap();
-        let err = load_set("image_folder", dir.path(), &size_option(16))
-            .unwrap_err()
-            .to_string();
+        let err = load_set("image_folder", dir.path(), &size_option(16)).unwrap_err().to_string();
         assert!(err.contains("zebra"), "{err}");
         std::fs::remove_dir(dir.path().join("val/zebra")).unwrap();
         let broken = dir.path().join("train/class_03/broken.png");
         std::fs::write(&broken, b"not a png").unwrap();
-        let err = load_set("image_folder", dir.path(), &size_option(16))
-            .unwrap_err()
-            .to_string();
+        let err = load_set("image_folder", dir.path(), &size_option(16)).unwrap_err().to_string();
         assert!(err.contains("broken.png"), "{err}");
-        let err = load_set("image_folder", dir.path(), &size_option(0))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.image_size: expected an integer >= 1"),
-            "{err}"
-        );
+        let err = load_set("image_folder", dir.path(), &size_option(0)).unwrap_err().to_string();
+        assert!(err.starts_with("data.image_size: expected an integer >= 1"), "{err}");
     }
 
     /// A 40x20 image: blue in columns 0-9, green in 10-29, red in 30-39. Centre-cropping keeps only
@@ -381,38 +305,21 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(split).join("a")).unwrap();
             std::fs::create_dir_all(dir.path().join(split).join("b")).unwrap();
             // Upper-case extensions, as ImageNet's `.JPEG`, are images too.
-            image
-                .save_with_format(
-                    dir.path().join(split).join("a/bands.PNG"),
-                    image::ImageFormat::Png,
-                )
-                .unwrap();
-            GrayImage::from_pixel(8, 8, image::Luma([77]))
-                .save(dir.path().join(split).join("b/gray.png"))
-                .unwrap();
+            image.save_with_format(dir.path().join(split).join("a/bands.PNG"), image::ImageFormat::Png).unwrap();
+            GrayImage::from_pixel(8, 8, image::Luma([77])).save(dir.path().join(split).join("b/gray.png")).unwrap();
         }
         let s = load_set("image_folder", dir.path(), &size_option(16)).unwrap();
         let px = |t: &tch::Tensor, c: i64, y: i64, x: i64| t.int64_value(&[0, c, y, x]);
         // 40x20 -> 32x16, columns 8..24 kept: original columns 10..30, all green away from the edges.
         for x in 2..14 {
-            assert_eq!(
-                (px(&s.train.images, 0, 8, x), px(&s.train.images, 1, 8, x)),
-                (0, 255),
-                "x = {x}"
-            );
+            assert_eq!((px(&s.train.images, 0, 8, x), px(&s.train.images, 1, 8, x)), (0, 255), "x = {x}");
         }
         let mut options = size_option(16);
         options.insert("resize".into(), "stretch".into());
         let s = load_set("image_folder", dir.path(), &options).unwrap();
         assert_eq!(px(&s.train.images, 2, 8, 1), 255, "blue band on the left");
         assert_eq!(px(&s.train.images, 0, 8, 14), 255, "red band on the right");
-        assert_eq!(
-            s.train.images.get(1).flatten(0, -1).min().int64_value(&[]),
-            77
-        );
-        assert_eq!(
-            s.train.images.get(1).flatten(0, -1).max().int64_value(&[]),
-            77
-        );
+        assert_eq!(s.train.images.get(1).flatten(0, -1).min().int64_value(&[]), 77);
+        assert_eq!(s.train.images.get(1).flatten(0, -1).max().int64_value(&[]), 77);
     }
 }

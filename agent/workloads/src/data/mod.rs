@@ -60,11 +60,7 @@ pub enum DataError {
     #[error("data.format: expected one of {}, got \"{got}\"", FORMATS.join(", "))]
     UnknownFormat { got: String },
     #[error("data.{key}: expected {expected}, got {got}")]
-    BadOption {
-        key: String,
-        expected: String,
-        got: String,
-    },
+    BadOption { key: String, expected: String, got: String },
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -81,18 +77,11 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> DataError {
-        DataError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
+        DataError::Io { path: path.to_path_buf(), action, source }
     }
 
     pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> DataError {
-        DataError::Invalid {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
+        DataError::Invalid { path: path.to_path_buf(), message: message.into() }
     }
 }
 
@@ -109,11 +98,7 @@ pub fn load(format: &str, path: &Path, options: &Map<String, Value>) -> Result<S
         "cifar100" => cifar::load_cifar100(path, cifar::LabelKind::from_options(options)?)?,
         "image_folder" => image_folder::load(path, &image_folder::Options::from_options(options)?)?,
         "npy" => npy::load(path, options::opt_positive_int(options, "classes")?)?,
-        other => {
-            return Err(DataError::UnknownFormat {
-                got: other.to_string(),
-            })
-        }
+        other => return Err(DataError::UnknownFormat { got: other.to_string() }),
     };
     // One network sees both splits: their image shapes must agree.
     if train.chw() != test.chw() {
@@ -127,10 +112,5 @@ pub fn load(format: &str, path: &Path, options: &Map<String, Value>) -> Result<S
         ));
     }
     let (mean, std) = train.channel_stats();
-    Ok(Splits {
-        train: train.into_image_set(),
-        test: test.into_image_set(),
-        mean,
-        std,
-    })
+    Ok(Splits { train: train.into_image_set(), test: test.into_image_set(), mean, std })
 }

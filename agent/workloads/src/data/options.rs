@@ -7,18 +7,11 @@ use super::DataError;
 use serde_json::{Map, Value};
 
 fn bad(key: &str, expected: &str, got: &Value) -> DataError {
-    DataError::BadOption {
-        key: key.to_string(),
-        expected: expected.to_string(),
-        got: got.to_string(),
-    }
+    DataError::BadOption { key: key.to_string(), expected: expected.to_string(), got: got.to_string() }
 }
 
 /// An integer >= 1, if the key is present.
-pub(crate) fn opt_positive_int(
-    options: &Map<String, Value>,
-    key: &str,
-) -> Result<Option<i64>, DataError> {
+pub(crate) fn opt_positive_int(options: &Map<String, Value>, key: &str) -> Result<Option<i64>, DataError> {
     match options.get(key) {
         None => Ok(None),
         Some(v) => match v.as_i64() {
@@ -36,12 +29,9 @@ pub(crate) fn choice(
 ) -> Result<&'static str, DataError> {
     match options.get(key) {
         None => Ok(choices[0]),
-        Some(v) => v
-            .as_str()
-            .and_then(|s| choices.iter().copied().find(|c| *c == s))
-            .ok_or_else(|| {
-                let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
-                bad(key, &format!("one of {}", list.join(", ")), v)
-            }),
+        Some(v) => v.as_str().and_then(|s| choices.iter().copied().find(|c| *c == s)).ok_or_else(|| {
+            let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+            bad(key, &format!("one of {}", list.join(", ")), v)
+        }),
     }
 }

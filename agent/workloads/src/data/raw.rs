@@ -53,18 +53,8 @@ impl RawSet {
         let mut stds = Vec::with_capacity(self.channels);
         for h in &hist {
             let count = h.iter().sum::<u64>().max(1) as f64;
-            let mean = h
-                .iter()
-                .enumerate()
-                .map(|(v, &k)| v as f64 * k as f64)
-                .sum::<f64>()
-                / count;
-            let var = h
-                .iter()
-                .enumerate()
-                .map(|(v, &k)| (v as f64 - mean).powi(2) * k as f64)
-                .sum::<f64>()
-                / count;
+            let mean = h.iter().enumerate().map(|(v, &k)| v as f64 * k as f64).sum::<f64>() / count;
+            let var = h.iter().enumerate().map(|(v, &k)| (v as f64 - mean).powi(2) * k as f64).sum::<f64>() / count;
             means.push(mean / 255.0);
             stds.push(var.sqrt() / 255.0);
         }
@@ -72,12 +62,7 @@ impl RawSet {
     }
 
     pub fn into_image_set(self) -> ImageSet {
-        let shape = [
-            self.len() as i64,
-            self.channels as i64,
-            self.height as i64,
-            self.width as i64,
-        ];
+        let shape = [self.len() as i64, self.channels as i64, self.height as i64, self.width as i64];
         ImageSet {
             images: Tensor::from_slice(&self.pixels).view(shape),
             labels: Tensor::from_slice(&self.labels),

@@ -50,10 +50,7 @@ fn coarse_of(fine: i64, classes: i64) -> i64 {
 pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<(), DataError> {
     let bad = |message: String| Err(DataError::invalid(out, message));
     if opts.train == 0 || opts.test == 0 {
-        return bad(format!(
-            "synthetic sets need train and test >= 1, got {} and {}",
-            opts.train, opts.test
-        ));
+        return bad(format!("synthetic sets need train and test >= 1, got {} and {}", opts.train, opts.test));
     }
     if opts.classes < 1 || opts.image_size < 1 {
         return bad(format!(
@@ -67,32 +64,20 @@ pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<
         _ => 256,
     };
     if opts.classes > limit {
-        return bad(format!(
-            "synthetic {format} holds at most {limit} classes, got {}",
-            opts.classes
-        ));
+        return bad(format!("synthetic {format} holds at most {limit} classes, got {}", opts.classes));
     }
     if format.starts_with("cifar") && opts.image_size != 32 {
-        return bad(format!(
-            "{format} images are 32x32, got image_size {}",
-            opts.image_size
-        ));
+        return bad(format!("{format} images are 32x32, got image_size {}", opts.image_size));
     }
     match format {
         "cifar10" | "cifar100" | "image_folder" | "npy" => {}
-        other => {
-            return Err(DataError::UnknownFormat {
-                got: other.to_string(),
-            })
-        }
+        other => return Err(DataError::UnknownFormat { got: other.to_string() }),
     }
     let (train, test) = generate(opts);
     match format {
         "cifar10" => cifar::write_cifar10(out, &train, &test),
         "cifar100" => {
-            let coarse: Vec<i64> = (0..opts.classes)
-                .map(|f| coarse_of(f, opts.classes))
-                .collect();
+            let coarse: Vec<i64> = (0..opts.classes).map(|f| coarse_of(f, opts.classes)).collect();
             cifar::write_cifar100(out, &train, &test, &coarse)
         }
         "image_folder" => image_folder::write(out, &train, &test),
@@ -148,11 +133,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
     let plane = side * side;
     let mut rng = Rng::new(opts.seed, stream);
     // Balanced classes in random order.
-    let labels: Vec<i64> = rng
-        .permutation(n)
-        .into_iter()
-        .map(|i| i % opts.classes)
-        .collect();
+    let labels: Vec<i64> = rng.permutation(n).into_iter().map(|i| i % opts.classes).collect();
     let max_shift = (side / SHIFT_FRACTION) as u64;
     let classes = opts.classes as u64;
     let mut pixels = Vec::with_capacity(n * 3 * plane);
@@ -163,11 +144,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
         let contrast = 1.0 + CONTRAST * (2.0 * rng.uniform() - 1.0);
         let brightness = BRIGHTNESS * (2.0 * rng.uniform() - 1.0);
         // With one class there is no other pattern: the distractor is the class's own.
-        let other = if classes > 1 {
-            (label as u64 + 1 + rng.below(classes - 1)) % classes
-        } else {
-            0
-        };
+        let other = if classes > 1 { (label as u64 + 1 + rng.below(classes - 1)) % classes } else { 0 };
         let distractor = &patterns[other as usize];
         let weight = DISTRACTOR * rng.uniform();
         let ex = side + rng.below(2 * max_shift + 1) as usize - max_shift as usize;
@@ -183,14 +160,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
             }
         }
     }
-    RawSet {
-        pixels,
-        labels,
-        channels: 3,
-        height: side,
-        width: side,
-        classes: opts.classes,
-    }
+    RawSet { pixels, labels, channels: 3, height: side, width: side, classes: opts.classes }
 }
 
 #[cfg(test)]
@@ -198,13 +168,7 @@ mod tests {
     use super::*;
 
     fn opts(seed: u64) -> SynthOptions {
-        SynthOptions {
-            train: 300,
-            test: 100,
-            classes: 5,
-            image_size: 16,
-            seed,
-        }
+        SynthOptions { train: 300, test: 100, classes: 5, image_size: 16, seed }
     }
 
     #[test]
@@ -212,19 +176,12 @@ mod tests {
         assert_eq!(generate(&opts(1)), generate(&opts(1)));
         assert_ne!(generate(&opts(1)).0.pixels, generate(&opts(2)).0.pixels);
         // More training images leave the test set untouched.
-        let bigger = SynthOptions {
-            train: 400,
-            ..opts(1)
-        };
+        let bigger = SynthOptions { train: 400, ..opts(1) };
         assert_eq!(generate(&bigger).1, generate(&opts(1)).1);
     }
 
     /// Nearest class mean in a feature space; returns the test accuracy.
-    fn nearest_mean_accuracy(
-        features: impl Fn(&[u8]) -> Vec<f64>,
-        train: &RawSet,
-        test: &RawSet,
-    ) -> f64 {
+    fn nearest_mean_accuracy(features: impl Fn(&[u8]) -> Vec<f64>, train: &RawSet, test: &RawSet) -> f64 {
         let classes = train.classes as usize;
         let mut means: Vec<Vec<f64>> = vec![Vec::new(); classes];
         let mut counts = vec![0usize; classes];
@@ -240,11 +197,8 @@ mod tests {
         let correct = (0..test.len())
             .filter(|&i| {
                 let f = features(test.image(i));
-                let dist =
-                    |m: &Vec<f64>| -> f64 { m.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum() };
-                let best = (0..classes)
-                    .min_by(|&a, &b| dist(&means[a]).total_cmp(&dist(&means[b])))
-                    .unwrap();
+                let dist = |m: &Vec<f64>| -> f64 { m.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum() };
+                let best = (0..classes).min_by(|&a, &b| dist(&means[a]).total_cmp(&dist(&means[b]))).unwrap();
                 best as i64 == test.labels[i]
             })
             .count();
@@ -275,24 +229,14 @@ mod tests {
     /// is far from perfect, while the same rule on shift-invariant features is nearly always right.
     #[test]
     fn classes_are_learnable_but_not_by_pixel_means() {
-        let o = SynthOptions {
-            classes: 10,
-            train: 500,
-            ..opts(3)
-        };
+        let o = SynthOptions { classes: 10, train: 500, ..opts(3) };
         let (train, test) = generate(&o);
         let mut counts = [0usize; 10];
         train.labels.iter().for_each(|&l| counts[l as usize] += 1);
-        assert!(
-            counts.iter().all(|&c| c == 50),
-            "balanced classes: {counts:?}"
-        );
-        let pixels =
-            nearest_mean_accuracy(|im| im.iter().map(|&v| v as f64).collect(), &train, &test);
+        assert!(counts.iter().all(|&c| c == 50), "balanced classes: {counts:?}");
+        let pixels = nearest_mean_accuracy(|im| im.iter().map(|&v| v as f64).collect(), &train, &test);
         let invariant = nearest_mean_accuracy(|im| spectrum(im, 16), &train, &test);
-        eprintln!(
-            "nearest class mean accuracy: pixels {pixels}, shift-invariant features {invariant}"
-        );
+        eprintln!("nearest class mean accuracy: pixels {pixels}, shift-invariant features {invariant}");
         assert!((0.15..0.8).contains(&pixels), "pixels {pixels}");
         assert!(invariant > 0.9, "shift-invariant features {invariant}");
     }
@@ -300,22 +244,11 @@ mod tests {
     #[test]
     fn bad_options_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = write_synthetic("cifar10", dir.path(), &opts(0))
-            .unwrap_err()
-            .to_string();
+        let err = write_synthetic("cifar10", dir.path(), &opts(0)).unwrap_err().to_string();
         assert!(err.contains("32x32"), "{err}");
-        let err = write_synthetic("svhn", dir.path(), &opts(0))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.format: expected one of cifar10"),
-            "{err}"
-        );
-        let many = SynthOptions {
-            classes: 11,
-            image_size: 32,
-            ..opts(0)
-        };
+        let err = write_synthetic("svhn", dir.path(), &opts(0)).unwrap_err().to_string();
+        assert!(err.starts_with("data.format: expected one of cifar10"), "{err}");
+        let many = SynthOptions { classes: 11, image_size: 32, ..opts(0) };
         assert!(write_synthetic("cifar10", dir.path(), &many).is_err());
     }
 }

@@ -17,7 +17,11 @@ const EVAL_BATCH_SIZE: i64 = 1024;
 /// Reads the trial's data. `[data] synthetic = { train, test, classes, image_size, seed }` first
 /// writes a synthetic set of that shape at `path` if nothing is there.
 pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
-    let path = PathBuf::from(data.path.as_deref().ok_or_else(|| TrialError::bad_config("data.path: expected the folder of the data set (missing)"))?);
+    let path = PathBuf::from(
+        data.path
+            .as_deref()
+            .ok_or_else(|| TrialError::bad_config("data.path: expected the folder of the data set (missing)"))?,
+    );
     let mut options = data.options.clone();
     if let Some(synthetic) = options.remove("synthetic") {
         let opts = synth_options(&synthetic)?;
@@ -34,21 +38,29 @@ pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
         )));
     }
     data::load(&data.format, &path, &options).map_err(|e| match e {
-        data::DataError::UnknownFormat { .. } | data::DataError::BadOption { .. } => TrialError::bad_config(e.to_string()),
+        data::DataError::UnknownFormat { .. } | data::DataError::BadOption { .. } => {
+            TrialError::bad_config(e.to_string())
+        }
         other => TrialError::Other(other.into()),
     })
 }
 
 fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
-    let t: &Map<String, Value> = v.as_object().ok_or_else(|| TrialError::bad_config("data.synthetic: expected a table { train, test, classes, image_size, seed }"))?;
+    let t: &Map<String, Value> = v.as_object().ok_or_else(|| {
+        TrialError::bad_config("data.synthetic: expected a table { train, test, classes, image_size, seed }")
+    })?;
     let get = |k: &str, default: u64| -> Result<u64, TrialError> {
         match t.get(k) {
             None => Ok(default),
-            Some(v) => v.as_u64().filter(|n| *n > 0 || k == "seed").ok_or_else(|| TrialError::bad_config(format!("data.synthetic.{k}: expected a positive integer, got {v}"))),
+            Some(v) => v.as_u64().filter(|n| *n > 0 || k == "seed").ok_or_else(|| {
+                TrialError::bad_config(format!("data.synthetic.{k}: expected a positive integer, got {v}"))
+            }),
         }
     };
     if let Some(k) = t.keys().find(|k| !["train", "test", "classes", "image_size", "seed"].contains(&k.as_str())) {
-        return Err(TrialError::bad_config(format!("data.synthetic.{k}: expected one of train, test, classes, image_size, seed")));
+        return Err(TrialError::bad_config(format!(
+            "data.synthetic.{k}: expected one of train, test, classes, image_size, seed"
+        )));
     }
     Ok(SynthOptions {
         train: get("train", 5000)? as usize,
@@ -66,12 +78,20 @@ fn synthesize(format: &str, path: &Path, opts: &SynthOptions) -> Result<(), Tria
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(anyhow::Error::from)?;
     }
-    eprintln!("writing a synthetic {format} set to {} ({} train, {} test images)", path.display(), opts.train, opts.test);
+    eprintln!(
+        "writing a synthetic {format} set to {} ({} train, {} test images)",
+        path.display(),
+        opts.train,
+        opts.test
+    );
     data::write_synthetic(format, &tmp, opts).map_err(|e| TrialError::bad_config(e.to_string()))?;
     if std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
         if !path.exists() {
-            return Err(TrialError::Other(anyhow::anyhow!("{}: could not move the synthetic set into place", path.display())));
+            return Err(TrialError::Other(anyhow::anyhow!(
+                "{}: could not move the synthetic set into place",
+                path.display()
+            )));
         }
     }
     Ok(())
@@ -82,7 +102,11 @@ pub fn first(set: ImageSet, n: usize) -> ImageSet {
     if n == 0 || n >= set.len() {
         return set;
     }
-    ImageSet { images: set.images.narrow(0, 0, n as i64), labels: set.labels.narrow(0, 0, n as i64), classes: set.classes }
+    ImageSet {
+        images: set.images.narrow(0, 0, n as i64),
+        labels: set.labels.narrow(0, 0, n as i64),
+        classes: set.classes,
+    }
 }
 
 /// The training loop's view of an image set.
@@ -104,7 +128,20 @@ fn to_batch(b: data::Batch) -> Batch {
 impl TrainData for ImageData {
     fn train_batches(&self, epoch: u64, start: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
         let augment = if self.augment { Augment { crop_padding: CROP_PADDING, flip: true } } else { Augment::NONE };
-        Box::new(data::train_batches(&self.train, &self.mean, &self.std, self.batch_size, self.seed, epoch, start, augment, self.pin).map(to_batch))
+        Box::new(
+            data::train_batches(
+                &self.train,
+                &self.mean,
+                &self.std,
+                self.batch_size,
+                self.seed,
+                epoch,
+                start,
+                augment,
+                self.pin,
+            )
+            .map(to_batch),
+        )
     }
 
     fn batches_per_epoch(&self) -> u64 {

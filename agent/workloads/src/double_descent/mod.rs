@@ -18,34 +18,46 @@ use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-
 pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
     let device = ctx.device;
     let p = Params::parse(&spec.params)?;
-    let data_ref = spec
-        .data
-        .as_ref()
-        .ok_or_else(|| TrialError::bad_config("data: workload `double_descent` needs a [data] section with `format` and `path`"))?;
+    let data_ref = spec.data.as_ref().ok_or_else(|| {
+        TrialError::bad_config("data: workload `double_descent` needs a [data] section with `format` and `path`")
+    })?;
     let splits = image_data::load(data_ref)?;
     let train = image_data::first(splits.train, p.n_train);
     let classes = train.classes;
     let noisy = data::with_label_noise(&train.labels, classes, p.label_noise, p.seed);
     let train = data::ImageSet { images: train.images, labels: noisy, classes };
     let (c, h) = (train.images.size()[1], train.images.size()[2]);
-    eprintln!("{} training images ({} noisy labels), {} test images, {c}x{h}x{h}, {classes} classes", train.len(), (p.label_noise * train.len() as f64).round(), splits.test.len());
+    eprintln!(
+        "{} training images ({} noisy labels), {} test images, {c}x{h}x{h}, {classes} classes",
+        train.len(),
+        (p.label_noise * train.len() as f64).round(),
+        splits.test.len()
+    );
 
     match p.model {
         Model::RandomFeatures => {
             let flat = |set: &data::ImageSet| normalised(&set.images, &splits.mean, &splits.std).flatten(1, -1);
             let (train_x, test_x) = (flat(&train), flat(&splits.test));
-            let problem = Problem { train_x: &train_x, train_y: &train.labels, test_x: &test_x, test_y: &splits.test.labels, classes };
+            let problem = Problem {
+                train_x: &train_x,
+                train_y: &train.labels,
+                test_x: &test_x,
+                test_y: &splits.test.labels,
+                classes,
+            };
             random_features::fit(&problem, p.width as usize, p.weight_decay, p.seed, device).report(train.len(), sink)
         }
         Model::Net(arch) => {
             tch::manual_seed(p.seed as i64);
             let mut vs = VarStore::new(device);
-            let net = models::build(&vs.root(), &ModelSpec { arch, width: p.width, in_channels: c, image_size: h, classes, dropout: p.dropout })
-                .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
+            let net = models::build(
+                &vs.root(),
+                &ModelSpec { arch, width: p.width, in_channels: c, image_size: h, classes, dropout: p.dropout },
+            )
+            .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
             eprintln!("{arch} width {}: {} parameters", p.width, models::parameter_count(&vs));
             let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
             let data = ImageData {
@@ -67,7 +79,17 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 checkpoint_dir: ctx.checkpoint_dir.clone(),
                 checkpoint_every: ctx.checkpoint_every,
             };
-            match harness::train(net.as_ref(), &mut vs, &mut optimizer, &p.schedule, &data, &plan, device, &ctx.stop, sink)? {
+            match harness::train(
+                net.as_ref(),
+                &mut vs,
+                &mut optimizer,
+                &p.schedule,
+                &data,
+                &plan,
+                device,
+                &ctx.stop,
+                sink,
+            )? {
                 Outcome::Finished => Ok(()),
                 Outcome::Stopped { .. } => Err(TrialError::Interrupted),
             }
@@ -121,7 +143,11 @@ mod tests {
             workload: "double_descent".into(),
             command: None,
             params,
-            data: Some(DataRef { format: "cifar10".into(), path: Some(data.display().to_string()), options: Map::new() }),
+            data: Some(DataRef {
+                format: "cifar10".into(),
+                path: Some(data.display().to_string()),
+                options: Map::new(),
+            }),
             resources: Resources::default(),
             checkpoint_every_epochs: None,
         }
@@ -146,7 +172,11 @@ mod tests {
 
     /// The metrics that must not depend on an interruption (timings do).
     fn learned(r: &EpochRecord) -> Vec<(String, f64)> {
-        r.metrics.iter().filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str())).map(|(k, v)| (k.clone(), *v)).collect()
+        r.metrics
+            .iter()
+            .filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     #[test]
@@ -159,7 +189,12 @@ mod tests {
 
         // Stop at batch 2 of epoch 2 (3 batches per epoch, so the 6th check), as SIGTERM would.
         let ckpt = tempfile::tempdir().unwrap();
-        let ctx = |stop: StopFlag| TrialContext { device: Device::Cpu, checkpoint_dir: Some(ckpt.path().to_path_buf()), checkpoint_every: None, stop };
+        let ctx = |stop: StopFlag| TrialContext {
+            device: Device::Cpu,
+            checkpoint_dir: Some(ckpt.path().to_path_buf()),
+            checkpoint_every: None,
+            stop,
+        };
         let (first, before) = run(&spec, &ctx(StopFlag::after_checks(6)));
         assert!(matches!(first, Err(TrialError::Interrupted)), "{first:?}");
         assert_eq!(before.len(), 1, "epoch 1 was reported before the stop");
@@ -171,7 +206,11 @@ mod tests {
         for (a, b) in uninterrupted.iter().zip(resumed) {
             assert_eq!(a.step, b.step, "epoch {}", a.epoch);
             for ((name, x), (_, y)) in learned(a).into_iter().zip(learned(b)) {
-                assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "epoch {} {name}: {x} uninterrupted vs {y} resumed", a.epoch);
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                    "epoch {} {name}: {x} uninterrupted vs {y} resumed",
+                    a.epoch
+                );
             }
         }
         // The run learned something, so the comparison is not between two constant curves.
@@ -196,7 +235,12 @@ mod tests {
     #[test]
     fn bad_parameters_and_missing_data_are_configuration_errors() {
         let data = synthetic_cifar();
-        for (key, value) in [("model", json!("vgg")), ("width", json!(0)), ("label_noise", json!(1.0)), ("optimizer", json!({"name": "adam"}))] {
+        for (key, value) in [
+            ("model", json!("vgg")),
+            ("width", json!(0)),
+            ("label_noise", json!(1.0)),
+            ("optimizer", json!({"name": "adam"})),
+        ] {
             let mut s = spec(data.path(), 1);
             s.params.insert(key.into(), value.clone());
             let (result, _) = run(&s, &TrialContext::cpu());

@@ -53,7 +53,12 @@ impl Params {
         Ok(Params {
             model,
             width: at_least("width", int("width"), 1)? as i64,
-            label_noise: in_range("label_noise", label_noise, (0.0..1.0).contains(&label_noise), "a fraction in [0, 1)")?,
+            label_noise: in_range(
+                "label_noise",
+                label_noise,
+                (0.0..1.0).contains(&label_noise),
+                "a fraction in [0, 1)",
+            )?,
             weight_decay: in_range("weight_decay", weight_decay, weight_decay >= 0.0, "a number >= 0")?,
             dropout: in_range("dropout", dropout, (0.0..1.0).contains(&dropout), "a probability in [0, 1)")?,
             augment: params["augment"].as_bool().expect("checked bool"),

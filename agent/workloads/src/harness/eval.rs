@@ -22,7 +22,12 @@ pub fn evaluate(net: &dyn ModuleT, batches: impl Iterator<Item = Batch>, device:
             let x = b.inputs.to_device(device);
             let y = b.labels.to_device(device);
             let logits = net.forward_t(&x, false);
-            let _ = loss_sum.f_add_(&logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double));
+            let _ = loss_sum.f_add_(
+                &logits
+                    .to_kind(Kind::Float)
+                    .cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0)
+                    .to_kind(Kind::Double),
+            );
             let _ = wrong.f_add_(&logits.argmax(-1, false).ne_tensor(&y).sum(Kind::Int64));
             examples += y.size()[0];
         }

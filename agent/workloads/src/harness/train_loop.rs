@@ -36,7 +36,10 @@ pub struct Plan {
 pub enum Outcome {
     Finished,
     /// Stopped on request after saving a checkpoint at this position.
-    Stopped { epochs_done: u32, batches_done: u64 },
+    Stopped {
+        epochs_done: u32,
+        batches_done: u64,
+    },
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -70,9 +73,20 @@ pub fn train(
         None => (0, 0, 0),
     };
     let per_epoch = data.batches_per_epoch();
-    let save = |vs: &VarStore, optimizer: &Optimizer, epochs_done: u32, batches_done: u64, step: u64| -> Result<(), TrialError> {
+    let save = |vs: &VarStore,
+                optimizer: &Optimizer,
+                epochs_done: u32,
+                batches_done: u64,
+                step: u64|
+     -> Result<(), TrialError> {
         if let Some(dir) = &plan.checkpoint_dir {
-            let meta = Meta { epochs_done, batches_done, global_step: step, workload: plan.workload.clone(), extra: serde_json::Value::Null };
+            let meta = Meta {
+                epochs_done,
+                batches_done,
+                global_step: step,
+                workload: plan.workload.clone(),
+                extra: serde_json::Value::Null,
+            };
             checkpoint::save(dir, vs, optimizer, &meta)?;
         }
         Ok(())
@@ -119,7 +133,11 @@ pub fn train(
                 ("epoch_seconds", seconds),
                 ("samples_per_second", examples as f64 / seconds.max(1e-9)),
             ];
-            sink(EpochRecord { epoch, step: Some(step as i64), metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect() })?;
+            sink(EpochRecord {
+                epoch,
+                step: Some(step as i64),
+                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            })?;
         }
         if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
             save(vs, optimizer, epoch, 0, step)?;

@@ -51,34 +51,18 @@ impl Dataset {
         // Exactly round(label_noise * n) points, each moved to one of the other classes uniformly.
         let mut rng = Rng::new(seed, Stream::LabelNoise);
         let flips = ((p.label_noise * p.n as f64).round() as usize).min(p.n);
-        let mut noisy: Vec<usize> = rng.permutation(p.n)[..flips]
-            .iter()
-            .map(|&i| i as usize)
-            .collect();
+        let mut noisy: Vec<usize> = rng.permutation(p.n)[..flips].iter().map(|&i| i as usize).collect();
         noisy.sort_unstable();
         let mut train_y = train_y_clean.clone();
         for &i in &noisy {
             let shift = 1 + rng.below(p.classes as u64 - 1) as i64;
             train_y[i] = (train_y[i] + shift) % p.classes as i64;
         }
-        Dataset {
-            dim: p.dim,
-            classes: p.classes,
-            train_x,
-            train_y,
-            train_y_clean,
-            noisy,
-            test_x,
-            test_y,
-        }
+        Dataset { dim: p.dim, classes: p.classes, train_x, train_y, train_y_clean, noisy, test_x, test_y }
     }
 
     pub fn to_tensors(&self, device: Device) -> Tensors {
-        let rows = |x: &[f32]| {
-            Tensor::from_slice(x)
-                .view([-1, self.dim as i64])
-                .to_device(device)
-        };
+        let rows = |x: &[f32]| Tensor::from_slice(x).view([-1, self.dim as i64]).to_device(device);
         Tensors {
             train_x: rows(&self.train_x),
             train_y: Tensor::from_slice(&self.train_y).to_device(device),
@@ -94,20 +78,11 @@ fn teacher_labels(x: &[f32], teacher: &[f32], dim: usize, classes: usize) -> Vec
     x.chunks_exact(dim)
         .map(|row| {
             let score = |c: usize| -> f64 {
-                row.iter()
-                    .enumerate()
-                    .map(|(d, &v)| v as f64 * teacher[d * classes + c] as f64)
-                    .sum()
+                row.iter().enumerate().map(|(d, &v)| v as f64 * teacher[d * classes + c] as f64).sum()
             };
             (0..classes)
                 .map(|c| (c, score(c)))
-                .fold((0, f64::NEG_INFINITY), |best, cur| {
-                    if cur.1 > best.1 {
-                        cur
-                    } else {
-                        best
-                    }
-                })
+                .fold((0, f64::NEG_INFINITY), |best, cur| if cur.1 > best.1 { cur } else { best })
                 .0 as i64
         })
         .collect()
@@ -118,13 +93,7 @@ mod tests {
     use super::*;
 
     fn params(label_noise: f64) -> DataParams {
-        DataParams {
-            n: 500,
-            n_test: 300,
-            dim: 10,
-            classes: 4,
-            label_noise,
-        }
+        DataParams { n: 500, n_test: 300, dim: 10, classes: 4, label_noise }
     }
 
     #[test]
@@ -141,20 +110,15 @@ mod tests {
         for (noise, expected) in [(0.0, 0), (0.1, 50), (0.137, 69), (1.0, 500)] {
             let d = Dataset::generate(&params(noise), 3);
             assert_eq!(d.noisy.len(), expected, "label_noise {noise}");
-            let changed: Vec<usize> = (0..d.train_y.len())
-                .filter(|&i| d.train_y[i] != d.train_y_clean[i])
-                .collect();
+            let changed: Vec<usize> = (0..d.train_y.len()).filter(|&i| d.train_y[i] != d.train_y_clean[i]).collect();
             // Every chosen label moved to another class, and no other label moved.
             assert_eq!(changed, d.noisy, "label_noise {noise}");
             assert!(d.train_y.iter().all(|&y| (0..4).contains(&y)));
         }
         // The replacement class is spread over the other classes, not always the next one.
         let d = Dataset::generate(&params(1.0), 3);
-        let shifts: std::collections::BTreeSet<i64> = d
-            .noisy
-            .iter()
-            .map(|&i| (d.train_y[i] - d.train_y_clean[i]).rem_euclid(4))
-            .collect();
+        let shifts: std::collections::BTreeSet<i64> =
+            d.noisy.iter().map(|&i| (d.train_y[i] - d.train_y_clean[i]).rem_euclid(4)).collect();
         assert_eq!(shifts.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 

@@ -63,11 +63,7 @@ pub fn run(params: &Map<String, Value>, ctx: &TrialContext, sink: &mut Sink<'_>)
         data.noisy.len(),
         p.width,
         p.depth,
-        if p.hidden_trainable {
-            "trained"
-        } else {
-            "random features"
-        }
+        if p.hidden_trainable { "trained" } else { "random features" }
     );
     if p.hidden_trainable {
         trained::train(&p, &data, ctx, sink)
@@ -96,7 +92,9 @@ impl RawParams {
         let weight_decay = in_range("weight_decay", self.weight_decay, self.weight_decay >= 0.0, "a number >= 0")?;
         let optimizer = OptimizerConfig::from_params(&self.optimizer, weight_decay).map_err(TrialError::bad_config)?;
         if optimizer.name == OptimizerKind::AdamW {
-            return Err(TrialError::bad_config("params.optimizer.name: expected \"adam\" or \"sgd\" for workload `mlp`, got \"adamw\""));
+            return Err(TrialError::bad_config(
+                "params.optimizer.name: expected \"adam\" or \"sgd\" for workload `mlp`, got \"adamw\"",
+            ));
         }
         let label_noise = self.label_noise;
         Ok(MlpParams {
@@ -135,13 +133,9 @@ pub(crate) mod tests {
         for p in MLP.params {
             m.insert(p.name.to_string(), (p.default)());
         }
-        for (k, v) in [
-            ("n", json!(64)),
-            ("n_test", json!(64)),
-            ("dim", json!(8)),
-            ("width", json!(16)),
-            ("epochs", json!(2)),
-        ] {
+        for (k, v) in
+            [("n", json!(64)), ("n_test", json!(64)), ("dim", json!(8)), ("width", json!(16)), ("epochs", json!(2))]
+        {
             m.insert(k.into(), v);
         }
         m
@@ -173,10 +167,7 @@ pub(crate) mod tests {
         assert!(message(&m).starts_with("params.depth:"));
 
         let mut m = params_map();
-        m.insert(
-            "optimizer".into(),
-            json!({"name": "sgd", "lr": 0.1, "momentum": 1.0}),
-        );
+        m.insert("optimizer".into(), json!({"name": "sgd", "lr": 0.1, "momentum": 1.0}));
         assert!(message(&m).starts_with("params.optimizer.momentum:"));
 
         let mut m = params_map();

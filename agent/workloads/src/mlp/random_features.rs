@@ -15,33 +15,37 @@ pub fn fit(p: &MlpParams, data: &Dataset, device: Device, sink: &mut Sink<'_>) -
 
 pub fn fit_features(p: &MlpParams, data: &Dataset, device: Device) -> Fit {
     let t = data.to_tensors(Device::Cpu);
-    let problem = Problem { train_x: &t.train_x, train_y: &t.train_y, test_x: &t.test_x, test_y: &t.test_y, classes: data.classes as i64 };
+    let problem = Problem {
+        train_x: &t.train_x,
+        train_y: &t.train_y,
+        test_x: &t.test_x,
+        test_y: &t.test_y,
+        classes: data.classes as i64,
+    };
     random_features::fit(&problem, p.width, p.weight_decay, p.seed, device)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{Rng, Stream};
-    use tch::{Kind, Tensor};
     use crate::mlp::data::DataParams;
     use crate::optim::OptimizerConfig;
+    use crate::rng::{Rng, Stream};
+    use tch::{Kind, Tensor};
 
     fn params(width: usize, weight_decay: f64, seed: u64) -> MlpParams {
         MlpParams {
             width,
             depth: 1,
             hidden_trainable: false,
-            data: DataParams {
-                n: 160,
-                n_test: 1000,
-                dim: 10,
-                classes: 4,
-                label_noise: 0.15,
-            },
+            data: DataParams { n: 160, n_test: 1000, dim: 10, classes: 4, label_noise: 0.15 },
             epochs: 1,
             batch_size: 1,
-            optimizer: OptimizerConfig::from_params(&serde_json::json!({"name": "adam", "lr": 1e-3}).as_object().unwrap().clone(), weight_decay).unwrap(),
+            optimizer: OptimizerConfig::from_params(
+                &serde_json::json!({"name": "adam", "lr": 1e-3}).as_object().unwrap().clone(),
+                weight_decay,
+            )
+            .unwrap(),
             weight_decay,
             seed,
         }
@@ -62,16 +66,9 @@ mod tests {
     #[test]
     fn test_error_peaks_at_the_interpolation_threshold() {
         let n = 160;
-        let (narrow, at_n, wide) = (
-            mean_test_error(n / 8, 0.0),
-            mean_test_error(n, 0.0),
-            mean_test_error(8 * n, 0.0),
-        );
+        let (narrow, at_n, wide) = (mean_test_error(n / 8, 0.0), mean_test_error(n, 0.0), mean_test_error(8 * n, 0.0));
         eprintln!("test error: width n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}");
-        assert!(
-            at_n > narrow && at_n > wide,
-            "no peak: n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}"
-        );
+        assert!(at_n > narrow && at_n > wide, "no peak: n/8 {narrow:.3}, n {at_n:.3}, 8n {wide:.3}");
     }
 
     #[test]
@@ -79,10 +76,7 @@ mod tests {
         let n = 160;
         let (pinv, ridge) = (mean_test_error(n, 0.0), mean_test_error(n, 1.0));
         eprintln!("test error at width n: min-norm {pinv:.3}, ridge {ridge:.3}");
-        assert!(
-            ridge < pinv,
-            "ridge {ridge:.3} did not lower the peak {pinv:.3}"
-        );
+        assert!(ridge < pinv, "ridge {ridge:.3} did not lower the peak {pinv:.3}");
     }
 
     #[test]

@@ -23,7 +23,9 @@ impl Mlp {
     /// and biases, drawn from the seed so that a trial is reproducible.
     fn new(root: &nn::Path, sizes: &[usize], seed: u64) -> Mlp {
         let mut rng = Rng::new(seed, Stream::Init);
-        let mut uniform = |count: usize, bound: f64| -> Vec<f32> { (0..count).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect() };
+        let mut uniform = |count: usize, bound: f64| -> Vec<f32> {
+            (0..count).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect()
+        };
         let layers = sizes
             .windows(2)
             .enumerate()
@@ -97,7 +99,14 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
     sizes.push(data.classes);
     let model = Mlp::new(&vs.root(), &sizes, p.seed);
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
-    let vectors = VectorData { train_x: t.train_x, train_y: t.train_y, test_x: t.test_x, test_y: t.test_y, batch_size: p.batch_size as i64, seed: p.seed };
+    let vectors = VectorData {
+        train_x: t.train_x,
+        train_y: t.train_y,
+        test_x: t.test_x,
+        test_y: t.test_y,
+        batch_size: p.batch_size as i64,
+        seed: p.seed,
+    };
     let plan = Plan {
         workload: sweep_spec::workloads::MLP.name.to_string(),
         epochs: p.epochs as u32,
@@ -165,7 +174,9 @@ mod tests {
         let records = run(&p);
         assert_eq!(records.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(records.iter().map(|r| r.step.unwrap()).collect::<Vec<_>>(), vec![3, 6, 9]);
-        for name in ["train_loss", "train_error", "test_loss", "test_error", "lr", "epoch_seconds", "samples_per_second"] {
+        for name in
+            ["train_loss", "train_error", "test_loss", "test_error", "lr", "epoch_seconds", "samples_per_second"]
+        {
             assert!(records[0].metrics.contains_key(name), "missing {name}");
         }
         assert_eq!(records[0].metrics["lr"], 1e-3);
@@ -176,7 +187,12 @@ mod tests {
         let p = params(json!({"name": "sgd", "lr": 0.05, "momentum": 0.5}), 2);
         let strip = |rs: Vec<EpochRecord>| -> Vec<Vec<(String, f64)>> {
             rs.into_iter()
-                .map(|r| r.metrics.into_iter().filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str())).collect())
+                .map(|r| {
+                    r.metrics
+                        .into_iter()
+                        .filter(|(k, _)| !["epoch_seconds", "samples_per_second"].contains(&k.as_str()))
+                        .collect()
+                })
                 .collect()
         };
         assert_eq!(strip(run(&p)), strip(run(&p)));

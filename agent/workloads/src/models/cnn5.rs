@@ -29,10 +29,7 @@ impl Cnn5 {
                 (conv, bn)
             })
             .collect();
-        Cnn5 {
-            layers,
-            head: Head::new(path / "fc", c_in, spec.classes, spec.dropout),
-        }
+        Cnn5 { layers, head: Head::new(path / "fc", c_in, spec.classes, spec.dropout) }
     }
 }
 

@@ -51,13 +51,10 @@ impl FromStr for Arch {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Arch, String> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-                format!("arch: expected one of {}, got \"{s}\"", names.join(", "))
-            })
+        Arch::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            format!("arch: expected one of {}, got \"{s}\"", names.join(", "))
+        })
     }
 }
 
@@ -78,16 +75,10 @@ impl ModelSpec {
     /// Checks every field, naming the first bad one, so a bad trial fails before any allocation.
     pub fn validate(&self) -> Result<(), String> {
         if self.width < 1 {
-            return Err(format!(
-                "width: expected an integer >= 1, got {}",
-                self.width
-            ));
+            return Err(format!("width: expected an integer >= 1, got {}", self.width));
         }
         if self.in_channels < 1 {
-            return Err(format!(
-                "in_channels: expected an integer >= 1, got {}",
-                self.in_channels
-            ));
+            return Err(format!("in_channels: expected an integer >= 1, got {}", self.in_channels));
         }
         let min = self.arch.min_image_size();
         if self.image_size < min {
@@ -97,29 +88,15 @@ impl ModelSpec {
             ));
         }
         // The MLP's input layer has C*H*W columns; refuse sizes whose count overflows.
-        if self
-            .image_size
-            .checked_mul(self.image_size)
-            .and_then(|hw| hw.checked_mul(self.in_channels))
-            .is_none()
-        {
-            return Err(format!(
-                "image_size: {} px with {} channels is too large",
-                self.image_size, self.in_channels
-            ));
+        if self.image_size.checked_mul(self.image_size).and_then(|hw| hw.checked_mul(self.in_channels)).is_none() {
+            return Err(format!("image_size: {} px with {} channels is too large", self.image_size, self.in_channels));
         }
         if self.classes < 2 {
-            return Err(format!(
-                "classes: expected an integer >= 2, got {}",
-                self.classes
-            ));
+            return Err(format!("classes: expected an integer >= 2, got {}", self.classes));
         }
         // p = 1 would zero every feature and make the rescaling 1/(1-p) infinite.
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!(
-                "dropout: expected a probability in [0, 1), got {}",
-                self.dropout
-            ));
+            return Err(format!("dropout: expected a probability in [0, 1), got {}", self.dropout));
         }
         Ok(())
     }
@@ -140,10 +117,7 @@ pub fn build(path: &nn::Path, spec: &ModelSpec) -> Result<Box<dyn ModuleT + Send
 /// Trainable scalars in a var store, as `sum(p.numel() for p in model.parameters())` counts them:
 /// BatchNorm running statistics are buffers, not parameters.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum()
+    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
 }
 
 /// Re-lays every 4-d variable (conv weights) out channels-last, NHWC strides under NCHW sizes.
@@ -172,30 +146,12 @@ pub fn to_channels_last_tensor(t: &Tensor) -> Tensor {
 /// BatchNorm as PyTorch initialises it (weight 1, bias 0); tch's default draws the weight from
 /// U(0, 1), which would shrink every pre-activation by a random factor at the start.
 fn batch_norm2d(path: nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(
-        path,
-        channels,
-        nn::BatchNormConfig {
-            ws_init: nn::Init::Const(1.0),
-            ..Default::default()
-        },
-    )
+    nn::batch_norm2d(path, channels, nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() })
 }
 
 /// 3x3 convolution with padding 1, which keeps the side when `stride` is 1 and halves it at 2.
 fn conv3x3(path: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> nn::Conv2D {
-    nn::conv2d(
-        path,
-        c_in,
-        c_out,
-        3,
-        nn::ConvConfig {
-            stride,
-            padding: 1,
-            bias,
-            ..Default::default()
-        },
-    )
+    nn::conv2d(path, c_in, c_out, 3, nn::ConvConfig { stride, padding: 1, bias, ..Default::default() })
 }
 
 /// The last layer of every architecture: dropout on the features, then a linear map to logits.
@@ -207,10 +163,7 @@ struct Head {
 
 impl Head {
     fn new(path: nn::Path, features: i64, classes: i64, dropout: f64) -> Head {
-        Head {
-            dropout,
-            linear: nn::linear(path, features, classes, Default::default()),
-        }
+        Head { dropout, linear: nn::linear(path, features, classes, Default::default()) }
     }
 
     /// `features` is [B, F]; dropout acts only in training (and is skipped entirely at p = 0).

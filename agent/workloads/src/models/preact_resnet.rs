@@ -32,11 +32,7 @@ impl PreActBlock {
                 c_in,
                 c_out,
                 1,
-                nn::ConvConfig {
-                    stride,
-                    bias: false,
-                    ..Default::default()
-                },
+                nn::ConvConfig { stride, bias: false, ..Default::default() },
             )
         });
         PreActBlock {
@@ -56,11 +52,7 @@ impl ModuleT for PreActBlock {
             Some(conv) => pre.apply(conv),
             None => x.shallow_clone(),
         };
-        pre.apply(&self.conv1)
-            .apply_t(&self.bn2, train)
-            .relu()
-            .apply(&self.conv2)
-            + shortcut
+        pre.apply(&self.conv1).apply_t(&self.bn2, train).relu().apply(&self.conv2) + shortcut
     }
 }
 
@@ -78,11 +70,8 @@ impl PreActResNet18 {
         let conv1 = conv3x3(path / "conv1", spec.in_channels, k, 1, false);
         let mut blocks = Vec::new();
         let mut c_in = k;
-        for (stage, ((&count, &mult), &stride)) in BLOCKS_PER_STAGE
-            .iter()
-            .zip(&STAGE_WIDTHS)
-            .zip(&STAGE_STRIDES)
-            .enumerate()
+        for (stage, ((&count, &mult), &stride)) in
+            BLOCKS_PER_STAGE.iter().zip(&STAGE_WIDTHS).zip(&STAGE_STRIDES).enumerate()
         {
             let c_out = mult * k;
             for i in 0..count {
@@ -103,17 +92,10 @@ impl PreActResNet18 {
 
 impl ModuleT for PreActResNet18 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let h = self
-            .blocks
-            .iter()
-            .fold(x.apply(&self.conv1), |h, block| h.apply_t(block, train));
+        let h = self.blocks.iter().fold(x.apply(&self.conv1), |h, block| h.apply_t(block, train));
         // Adaptive pooling instead of the reference's avg_pool2d(4): identical at 32 px, and any
         // image size ends in one feature vector.
-        let features = h
-            .apply_t(&self.bn, train)
-            .relu()
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1);
+        let features = h.apply_t(&self.bn, train).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         self.head.forward_t(&features, train)
     }
 }

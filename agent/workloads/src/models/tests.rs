@@ -7,14 +7,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Device, Kind};
 
 fn spec(arch: Arch, width: i64, image_size: i64) -> ModelSpec {
-    ModelSpec {
-        arch,
-        width,
-        in_channels: 3,
-        image_size,
-        classes: 10,
-        dropout: 0.0,
-    }
+    ModelSpec { arch, width, in_channels: 3, image_size, classes: 10, dropout: 0.0 }
 }
 
 /// A fresh var store and the network built into it from `seed`.
@@ -29,10 +22,7 @@ fn seeded(spec: &ModelSpec, seed: i64) -> (nn::VarStore, Box<dyn ModuleT + Send>
 fn images(batch: i64, spec: &ModelSpec, seed: i64) -> Tensor {
     let _guard = rng_lock();
     tch::manual_seed(seed);
-    Tensor::randn(
-        [batch, spec.in_channels, spec.image_size, spec.image_size],
-        (Kind::Float, Device::Cpu),
-    )
+    Tensor::randn([batch, spec.in_channels, spec.image_size, spec.image_size], (Kind::Float, Device::Cpu))
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -82,52 +72,14 @@ fn invalid_specs_name_the_field() {
     let ok = spec(Arch::Cnn5, 2, 32);
     let cases: Vec<(&str, ModelSpec)> = vec![
         ("width", ModelSpec { width: 0, ..ok }),
-        (
-            "in_channels",
-            ModelSpec {
-                in_channels: 0,
-                ..ok
-            },
-        ),
-        (
-            "image_size",
-            ModelSpec {
-                image_size: 7,
-                ..ok
-            },
-        ),
-        (
-            "image_size",
-            ModelSpec {
-                arch: Arch::PreactResnet18,
-                image_size: 4,
-                ..ok
-            },
-        ),
-        (
-            "image_size",
-            ModelSpec {
-                arch: Arch::Mlp,
-                image_size: 1 << 40,
-                ..ok
-            },
-        ),
+        ("in_channels", ModelSpec { in_channels: 0, ..ok }),
+        ("image_size", ModelSpec { image_size: 7, ..ok }),
+        ("image_size", ModelSpec { arch: Arch::PreactResnet18, image_size: 4, ..ok }),
+        ("image_size", ModelSpec { arch: Arch::Mlp, image_size: 1 << 40, ..ok }),
         ("classes", ModelSpec { classes: 1, ..ok }),
         ("dropout", ModelSpec { dropout: 1.0, ..ok }),
-        (
-            "dropout",
-            ModelSpec {
-                dropout: -0.1,
-                ..ok
-            },
-        ),
-        (
-            "dropout",
-            ModelSpec {
-                dropout: f64::NAN,
-                ..ok
-            },
-        ),
+        ("dropout", ModelSpec { dropout: -0.1, ..ok }),
+        ("dropout", ModelSpec { dropout: f64::NAN, ..ok }),
     ];
     let vs = nn::VarStore::new(Device::Cpu);
     for (field, bad) in cases {
@@ -136,23 +88,8 @@ fn invalid_specs_name_the_field() {
     }
     // Nothing was allocated for the rejected specs, and the smallest valid sizes do build.
     assert_eq!(vs.len(), 0);
-    assert!(build(
-        &vs.root(),
-        &ModelSpec {
-            image_size: 8,
-            ..ok
-        }
-    )
-    .is_ok());
-    assert!(build(
-        &(vs.root() / "m"),
-        &ModelSpec {
-            arch: Arch::Mlp,
-            image_size: 1,
-            ..ok
-        }
-    )
-    .is_ok());
+    assert!(build(&vs.root(), &ModelSpec { image_size: 8, ..ok }).is_ok());
+    assert!(build(&(vs.root() / "m"), &ModelSpec { arch: Arch::Mlp, image_size: 1, ..ok }).is_ok());
 }
 
 #[test]
@@ -166,10 +103,7 @@ fn outputs_are_logits_for_every_arch_and_image_size() {
                 let y = net.forward_t(&x, train);
                 assert_eq!(y.size(), [3, 10], "{arch} at {size} px, train = {train}");
                 assert_eq!(y.kind(), Kind::Float);
-                assert!(
-                    y.isfinite().all().int64_value(&[]) == 1,
-                    "{arch} at {size} px"
-                );
+                assert!(y.isfinite().all().int64_value(&[]) == 1, "{arch} at {size} px");
             }
         }
     }
@@ -178,18 +112,9 @@ fn outputs_are_logits_for_every_arch_and_image_size() {
 #[test]
 fn other_channel_counts_and_odd_sizes_work() {
     for arch in Arch::ALL {
-        let s = ModelSpec {
-            in_channels: 1,
-            image_size: 28,
-            classes: 7,
-            ..spec(arch, 3, 28)
-        };
+        let s = ModelSpec { in_channels: 1, image_size: 28, classes: 7, ..spec(arch, 3, 28) };
         let (_vs, net) = seeded(&s, 0);
-        assert_eq!(
-            net.forward_t(&images(2, &s, 1), false).size(),
-            [2, 7],
-            "{arch}"
-        );
+        assert_eq!(net.forward_t(&images(2, &s, 1), false).size(), [2, 7], "{arch}");
     }
 }
 
@@ -205,27 +130,15 @@ fn resnet18_at_k64_has_the_standard_size() {
     assert!(((count as f64) / 11.17e6 - 1.0).abs() < 0.01, "{count}");
     // Running statistics are buffers, not parameters: 2 per BN channel, and the BNs have
     // 4k + 7k + 14k + 28k channels in the four stages plus 8k in the final one.
-    let buffers: i64 = running_stats(&vs)
-        .iter()
-        .map(|(_, t)| t.numel() as i64)
-        .sum();
+    let buffers: i64 = running_stats(&vs).iter().map(|(_, t)| t.numel() as i64).sum();
     assert_eq!(buffers, 2 * 61 * 64);
 }
 
 #[test]
 fn parameter_counts_match_the_closed_forms() {
     for arch in Arch::ALL {
-        for (k, size, c, n) in [
-            (1, 32, 3, 10),
-            (3, 32, 3, 10),
-            (5, 16, 1, 100),
-            (16, 64, 3, 10),
-        ] {
-            let s = ModelSpec {
-                in_channels: c,
-                classes: n,
-                ..spec(arch, k, size)
-            };
+        for (k, size, c, n) in [(1, 32, 3, 10), (3, 32, 3, 10), (5, 16, 1, 100), (16, 64, 3, 10)] {
+            let s = ModelSpec { in_channels: c, classes: n, ..spec(arch, k, size) };
             let vs = nn::VarStore::new(Device::Cpu);
             let _net = build(&vs.root(), &s).unwrap();
             assert_eq!(
@@ -247,10 +160,7 @@ fn conv_nets_grow_quadratically_in_width() {
         };
         let (c8, c16, c32) = (count(8), count(16), count(32));
         for (ratio, what) in [(c16 / c8, "16/8"), (c32 / c16, "32/16")] {
-            assert!(
-                (3.8..4.0).contains(&ratio),
-                "{arch} count ratio {what}: {ratio}"
-            );
+            assert!((3.8..4.0).contains(&ratio), "{arch} count ratio {what}: {ratio}");
         }
     }
 }
@@ -293,10 +203,7 @@ fn eval_mode_is_deterministic_and_uses_running_statistics() {
 fn dropout_acts_in_train_mode_only() {
     for arch in Arch::ALL {
         let plain = spec(arch, 4, 16);
-        let dropped = ModelSpec {
-            dropout: 0.5,
-            ..plain
-        };
+        let dropped = ModelSpec { dropout: 0.5, ..plain };
         // Dropout has no variables, so the same seed gives the same weights.
         let (_vs0, net0) = seeded(&plain, 7);
         let (_vs1, net1) = seeded(&dropped, 7);
@@ -304,10 +211,7 @@ fn dropout_acts_in_train_mode_only() {
         let eval_gap = max_abs_diff(&net0.forward_t(&x, false), &net1.forward_t(&x, false));
         assert_eq!(eval_gap, 0.0, "{arch}: dropout changed the eval output");
         let train_gap = max_abs_diff(&net0.forward_t(&x, true), &net1.forward_t(&x, true));
-        assert!(
-            train_gap > 1e-3,
-            "{arch}: dropout did nothing in train mode"
-        );
+        assert!(train_gap > 1e-3, "{arch}: dropout did nothing in train mode");
     }
 }
 
@@ -322,11 +226,7 @@ fn the_same_seed_gives_the_same_initial_parameters() {
         assert_eq!(va.len(), vb.len());
         let mut differs = false;
         for (name, t) in &va {
-            assert_eq!(
-                max_abs_diff(t, &vb[name]),
-                0.0,
-                "{arch}: {name} differs under one seed"
-            );
+            assert_eq!(max_abs_diff(t, &vb[name]), 0.0, "{arch}: {name} differs under one seed");
             differs |= max_abs_diff(t, &vc[name]) > 0.0;
         }
         assert!(differs, "{arch}: seeds 42 and 43 gave the same parameters");
@@ -334,19 +234,8 @@ fn the_same_seed_gives_the_same_initial_parameters() {
 }
 
 /// Trains on one fixed batch and returns the train-mode loss before and after.
-fn overfit(
-    net: &dyn ModuleT,
-    vs: &nn::VarStore,
-    x: &Tensor,
-    y: &Tensor,
-    steps: usize,
-) -> (f64, f64) {
-    let mut opt = nn::Sgd {
-        momentum: 0.9,
-        ..Default::default()
-    }
-    .build(vs, 0.05)
-    .unwrap();
+fn overfit(net: &dyn ModuleT, vs: &nn::VarStore, x: &Tensor, y: &Tensor, steps: usize) -> (f64, f64) {
+    let mut opt = nn::Sgd { momentum: 0.9, ..Default::default() }.build(vs, 0.05).unwrap();
     let loss = |net: &dyn ModuleT| net.forward_t(x, true).cross_entropy_for_logits(y);
     let first = tch::no_grad(|| loss(net).double_value(&[]));
     for _ in 0..steps {
@@ -359,19 +248,13 @@ fn overfit(
 #[test]
 fn sgd_overfits_sixteen_images_with_every_arch() {
     for arch in Arch::ALL {
-        let s = ModelSpec {
-            classes: 4,
-            ..spec(arch, 4, 16)
-        };
+        let s = ModelSpec { classes: 4, ..spec(arch, 4, 16) };
         let (vs, net) = seeded(&s, 0);
         let x = images(16, &s, 1);
         let y = Tensor::from_slice(&[0i64, 1, 2, 3]).repeat([4]);
         let (first, last) = overfit(net.as_ref(), &vs, &x, &y, 40);
         eprintln!("{arch}: loss {first:.3} -> {last:.3}");
-        assert!(
-            first.is_finite() && last.is_finite(),
-            "{arch}: {first} -> {last}"
-        );
+        assert!(first.is_finite() && last.is_finite(), "{arch}: {first} -> {last}");
         assert!(last < 0.3 * first, "{arch}: loss {first} -> {last}");
     }
 }

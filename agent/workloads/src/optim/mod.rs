@@ -8,8 +8,7 @@ mod schedule;
 mod update;
 
 pub use config::{
-    OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP,
-    DEFAULT_MOMENTUM, DEFAULT_NESTEROV,
+    OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_MOMENTUM, DEFAULT_NESTEROV,
 };
 pub use schedule::{LrSchedule, Schedule, DEFAULT_GAMMA, DEFAULT_MIN_LR, DEFAULT_WARMUP_EPOCHS};
 
@@ -56,20 +55,11 @@ impl Optimizer {
                     .map(|(name, _)| name.clone())
                     .expect("a trainable variable is also a named variable of its VarStore");
                 let slots = Slots::new(&cfg, &var);
-                Param {
-                    name,
-                    var,
-                    step: 0,
-                    slots,
-                }
+                Param { name, var, step: 0, slots }
             })
             .collect();
         params.sort_by(|a, b| a.name.cmp(&b.name));
-        Optimizer {
-            cfg,
-            params,
-            steps: 0,
-        }
+        Optimizer { cfg, params, steps: 0 }
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -88,13 +78,8 @@ impl Optimizer {
     /// gradient norm if configured. Parameters whose gradient was never created are skipped.
     pub fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
-            let mut live: Vec<(usize, Tensor)> = self
-                .params
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (i, p.var.grad()))
-                .filter(|(_, g)| g.defined())
-                .collect();
+            let mut live: Vec<(usize, Tensor)> =
+                self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).filter(|(_, g)| g.defined()).collect();
             if let Some(max_norm) = self.cfg.grad_clip {
                 let mut grads: Vec<Tensor> = live.iter().map(|(_, g)| g.shallow_clone()).collect();
                 clip::clip_grad_norm(&mut grads, max_norm);
@@ -134,9 +119,7 @@ impl Optimizer {
     pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> Result<(), String> {
         let expected = self.state();
         for (name, mine) in &expected {
-            let theirs = named
-                .get(name)
-                .ok_or_else(|| format!("optimizer state: missing tensor `{name}`"))?;
+            let theirs = named.get(name).ok_or_else(|| format!("optimizer state: missing tensor `{name}`"))?;
             if theirs.size() != mine.size() || theirs.kind() != mine.kind() {
                 return Err(format!(
                     "optimizer state: tensor `{name}` has shape {:?} and dtype {:?}, expected {:?} and {:?}",
@@ -147,21 +130,14 @@ impl Optimizer {
                 ));
             }
         }
-        if let Some(extra) = named
-            .keys()
-            .find(|k| !expected.iter().any(|(name, _)| name == *k))
-        {
+        if let Some(extra) = named.keys().find(|k| !expected.iter().any(|(name, _)| name == *k)) {
             return Err(format!(
                 "optimizer state: unexpected tensor `{extra}` (a checkpoint of another optimizer or model?)"
             ));
         }
         let count_of = |name: &str| named[name].int64_value(&[]);
         let counts: Vec<i64> = std::iter::once(count_of(STEP))
-            .chain(
-                self.params
-                    .iter()
-                    .map(|p| count_of(&format!("{STEP}/{}", p.name))),
-            )
+            .chain(self.params.iter().map(|p| count_of(&format!("{STEP}/{}", p.name))))
             .collect();
         if let Some(bad) = counts.iter().find(|&&c| c < 0) {
             return Err(format!("optimizer state: negative step count {bad}"));

@@ -46,27 +46,17 @@ impl LrSchedule {
             Some(Value::String(name)) => (name.as_str(), &empty),
             Some(Value::Object(table)) => match table.get("name") {
                 Some(Value::String(name)) => (name.as_str(), table),
-                Some(other) => {
-                    return Err(format!(
-                        "params.schedule.name: expected a string, got {other}"
-                    ))
+                Some(other) => return Err(format!("params.schedule.name: expected a string, got {other}")),
+                None => {
+                    return Err("params.schedule.name: missing; expected \"constant\", \"step\" or \"cosine\"".into())
                 }
-                None => return Err(
-                    "params.schedule.name: missing; expected \"constant\", \"step\" or \"cosine\""
-                        .into(),
-                ),
             },
             Some(other) => {
-                return Err(format!(
-                    "params.schedule: expected a name or a table {{ name = ..., ... }}, got {other}"
-                ))
+                return Err(format!("params.schedule: expected a name or a table {{ name = ..., ... }}, got {other}"))
             }
         };
         if let Some(key) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "params.schedule.{key}: not a schedule setting; expected one of {}",
-                KEYS.join(", ")
-            ));
+            return Err(format!("params.schedule.{key}: not a schedule setting; expected one of {}", KEYS.join(", ")));
         }
         let allowed: &[&str] = match name {
             "constant" => &[],
@@ -78,19 +68,12 @@ impl LrSchedule {
                 ))
             }
         };
-        if let Some(key) = ["every_epochs", "gamma", "min_lr"]
-            .into_iter()
-            .find(|k| table.contains_key(*k) && !allowed.contains(k))
+        if let Some(key) =
+            ["every_epochs", "gamma", "min_lr"].into_iter().find(|k| table.contains_key(*k) && !allowed.contains(k))
         {
-            return Err(format!(
-                "params.schedule.{key}: does not apply to name = \"{name}\""
-            ));
+            return Err(format!("params.schedule.{key}: does not apply to name = \"{name}\""));
         }
-        let number = |key: &str,
-                      default: f64,
-                      ok: &dyn Fn(f64) -> bool,
-                      expected: &str|
-         -> Result<f64, String> {
+        let number = |key: &str, default: f64, ok: &dyn Fn(f64) -> bool, expected: &str| -> Result<f64, String> {
             match table.get(key) {
                 None => Ok(default),
                 Some(v) => v
@@ -104,37 +87,22 @@ impl LrSchedule {
             "step" => {
                 let every_epochs = match table.get("every_epochs") {
                     None => {
-                        return Err(
-                            "params.schedule.every_epochs: missing; step decay is written \
+                        return Err("params.schedule.every_epochs: missing; step decay is written \
                                     { name = \"step\", every_epochs = N, gamma = G }"
-                                .into(),
-                        )
+                            .into())
                     }
                     Some(v) => v
                         .as_u64()
                         .filter(|&n| (1..=u32::MAX as u64).contains(&n))
-                        .ok_or_else(|| {
-                            format!(
-                                "params.schedule.every_epochs: expected an integer >= 1, got {v}"
-                            )
-                        })? as u32,
+                        .ok_or_else(|| format!("params.schedule.every_epochs: expected an integer >= 1, got {v}"))?
+                        as u32,
                 };
                 let gamma = number("gamma", DEFAULT_GAMMA, &|x| x > 0.0, "a number > 0")?;
-                Schedule::Step {
-                    every_epochs,
-                    gamma,
-                }
+                Schedule::Step { every_epochs, gamma }
             }
-            _ => Schedule::Cosine {
-                min_lr: number("min_lr", DEFAULT_MIN_LR, &|x| x >= 0.0, "a number >= 0")?,
-            },
+            _ => Schedule::Cosine { min_lr: number("min_lr", DEFAULT_MIN_LR, &|x| x >= 0.0, "a number >= 0")? },
         };
-        let warmup_epochs = number(
-            "warmup_epochs",
-            DEFAULT_WARMUP_EPOCHS,
-            &|x| x >= 0.0,
-            "a number >= 0",
-        )?;
+        let warmup_epochs = number("warmup_epochs", DEFAULT_WARMUP_EPOCHS, &|x| x >= 0.0, "a number >= 0")?;
         // Cosine decays over what is left after warmup; there must be something left.
         let fits = match schedule {
             Schedule::Cosine { .. } => warmup_epochs < total_epochs as f64,
@@ -145,11 +113,7 @@ impl LrSchedule {
                 "params.schedule.warmup_epochs: expected less than the {total_epochs} training epochs, got {warmup_epochs}"
             ));
         }
-        Ok(LrSchedule {
-            schedule,
-            warmup_epochs,
-            total_epochs,
-        })
+        Ok(LrSchedule { schedule, warmup_epochs, total_epochs })
     }
 
     /// The rate for the step taken at batch `step_in_epoch` of epoch `epoch` (0-based), with
@@ -163,10 +127,7 @@ impl LrSchedule {
         let position = global / per_epoch; // in epochs, fractional
         let value = match self.schedule {
             Schedule::Constant => base_lr,
-            Schedule::Step {
-                every_epochs,
-                gamma,
-            } => base_lr * gamma.powi((epoch / every_epochs.max(1)) as i32),
+            Schedule::Step { every_epochs, gamma } => base_lr * gamma.powi((epoch / every_epochs.max(1)) as i32),
             Schedule::Cosine { min_lr } => {
                 let span = (self.total_epochs as f64 - self.warmup_epochs).max(f64::MIN_POSITIVE);
                 let progress = ((position - self.warmup_epochs) / span).clamp(0.0, 1.0);
@@ -195,19 +156,11 @@ mod tests {
     fn parses_names_tables_and_absence() {
         assert_eq!(
             LrSchedule::from_params(None, 10).unwrap(),
-            LrSchedule {
-                schedule: Schedule::Constant,
-                warmup_epochs: 0.0,
-                total_epochs: 10
-            }
+            LrSchedule { schedule: Schedule::Constant, warmup_epochs: 0.0, total_epochs: 10 }
         );
         assert_eq!(
-            LrSchedule::from_params(Some(&json!("cosine")), 10)
-                .unwrap()
-                .schedule,
-            Schedule::Cosine {
-                min_lr: DEFAULT_MIN_LR
-            }
+            LrSchedule::from_params(Some(&json!("cosine")), 10).unwrap().schedule,
+            Schedule::Cosine { min_lr: DEFAULT_MIN_LR }
         );
         let s = LrSchedule::from_params(
             Some(&json!({"name": "step", "every_epochs": 30, "gamma": 0.5, "warmup_epochs": 2.5})),
@@ -217,10 +170,7 @@ mod tests {
         assert_eq!(
             s,
             LrSchedule {
-                schedule: Schedule::Step {
-                    every_epochs: 30,
-                    gamma: 0.5
-                },
+                schedule: Schedule::Step { every_epochs: 30, gamma: 0.5 },
                 warmup_epochs: 2.5,
                 total_epochs: 90
             }
@@ -234,34 +184,13 @@ mod tests {
             (json!("step"), "params.schedule.every_epochs: missing"),
             (json!(3), "params.schedule: expected"),
             (json!({"every_epochs": 3}), "params.schedule.name: missing"),
-            (
-                json!({"name": "step", "every_epochs": 0}),
-                "params.schedule.every_epochs",
-            ),
-            (
-                json!({"name": "step", "every_epochs": 2, "gamma": -1}),
-                "params.schedule.gamma",
-            ),
-            (
-                json!({"name": "cosine", "gamma": 0.1}),
-                "params.schedule.gamma: does not apply",
-            ),
-            (
-                json!({"name": "cosine", "min_lr": -1}),
-                "params.schedule.min_lr",
-            ),
-            (
-                json!({"name": "cosine", "warmup_epochs": 10}),
-                "params.schedule.warmup_epochs",
-            ),
-            (
-                json!({"name": "constant", "warmup_epochs": -1}),
-                "params.schedule.warmup_epochs",
-            ),
-            (
-                json!({"name": "constant", "decay": 1}),
-                "params.schedule.decay",
-            ),
+            (json!({"name": "step", "every_epochs": 0}), "params.schedule.every_epochs"),
+            (json!({"name": "step", "every_epochs": 2, "gamma": -1}), "params.schedule.gamma"),
+            (json!({"name": "cosine", "gamma": 0.1}), "params.schedule.gamma: does not apply"),
+            (json!({"name": "cosine", "min_lr": -1}), "params.schedule.min_lr"),
+            (json!({"name": "cosine", "warmup_epochs": 10}), "params.schedule.warmup_epochs"),
+            (json!({"name": "constant", "warmup_epochs": -1}), "params.schedule.warmup_epochs"),
+            (json!({"name": "constant", "decay": 1}), "params.schedule.decay"),
         ];
         for (value, want) in cases {
             let err = LrSchedule::from_params(Some(&value), 10).unwrap_err();
@@ -272,33 +201,21 @@ mod tests {
     #[test]
     fn warmup_ramps_linearly_per_step() {
         // 1.5 warmup epochs of 4 steps: 6 steps at 1/6, 2/6, ..., 6/6 of the rate.
-        let s = LrSchedule {
-            schedule: Schedule::Constant,
-            warmup_epochs: 1.5,
-            total_epochs: 10,
-        };
-        let lrs: Vec<f64> = (0..8)
-            .map(|i| s.lr(0.6, (i / 4) as u32, i % 4, 4))
-            .collect();
+        let s = LrSchedule { schedule: Schedule::Constant, warmup_epochs: 1.5, total_epochs: 10 };
+        let lrs: Vec<f64> = (0..8).map(|i| s.lr(0.6, (i / 4) as u32, i % 4, 4)).collect();
         for (i, lr) in lrs.iter().enumerate().take(6) {
             assert!(close(*lr, 0.1 * (i + 1) as f64), "step {i}: {lrs:?}");
         }
         assert_eq!(&lrs[6..], &[0.6, 0.6]);
         // Fewer warmup steps than one: no ramp at all.
-        let short = LrSchedule {
-            warmup_epochs: 0.1,
-            ..s
-        };
+        let short = LrSchedule { warmup_epochs: 0.1, ..s };
         assert_eq!(short.lr(0.6, 0, 0, 4), 0.6);
     }
 
     #[test]
     fn step_decays_exactly_at_the_boundaries() {
         let s = LrSchedule {
-            schedule: Schedule::Step {
-                every_epochs: 3,
-                gamma: 0.1,
-            },
+            schedule: Schedule::Step { every_epochs: 3, gamma: 0.1 },
             warmup_epochs: 0.0,
             total_epochs: 9,
         };
@@ -311,11 +228,7 @@ mod tests {
 
     #[test]
     fn cosine_starts_at_base_after_warmup_and_ends_at_min() {
-        let s = LrSchedule {
-            schedule: Schedule::Cosine { min_lr: 0.01 },
-            warmup_epochs: 2.0,
-            total_epochs: 12,
-        };
+        let s = LrSchedule { schedule: Schedule::Cosine { min_lr: 0.01 }, warmup_epochs: 2.0, total_epochs: 12 };
         // End of warmup: the full base rate; a warmup step before it: a fraction of it.
         assert_eq!(s.lr(1.0, 1, 9, 10), 1.0);
         assert!(close(s.lr(1.0, 1, 4, 10), 0.75));
@@ -324,14 +237,9 @@ mod tests {
         assert!(close(s.lr(1.0, 7, 0, 10), 0.505));
         assert!(close(s.lr(1.0, 12, 0, 10), 0.01));
         // Strictly decreasing over the decay.
-        let lrs: Vec<f64> = (20..120)
-            .map(|i| s.lr(1.0, i / 10, (i % 10) as u64, 10))
-            .collect();
+        let lrs: Vec<f64> = (20..120).map(|i| s.lr(1.0, i / 10, (i % 10) as u64, 10)).collect();
         assert!(lrs.windows(2).all(|w| w[1] < w[0]), "{lrs:?}");
-        let none = LrSchedule {
-            warmup_epochs: 0.0,
-            ..s.clone()
-        };
+        let none = LrSchedule { warmup_epochs: 0.0, ..s.clone() };
         assert_eq!(none.lr(1.0, 0, 0, 10), 1.0);
     }
 }

@@ -14,9 +14,7 @@ fn cfg(table: serde_json::Value, weight_decay: f64) -> OptimizerConfig {
 fn store(vars: &[(&str, &[f32], &[i64])]) -> VarStore {
     let vs = VarStore::new(Device::Cpu);
     for (name, values, shape) in vars {
-        let _ = vs
-            .root()
-            .var_copy(name, &Tensor::from_slice(values).view(*shape));
+        let _ = vs.root().var_copy(name, &Tensor::from_slice(values).view(*shape));
     }
     vs
 }
@@ -27,10 +25,7 @@ fn values(vs: &VarStore, name: &str) -> Vec<f32> {
 
 /// The 2x2 linear least-squares problem of the PyTorch cross-check.
 fn linear_problem() -> (VarStore, impl Fn(&VarStore) -> Tensor) {
-    let vs = store(&[
-        ("b", &[0.2, -0.4], &[2]),
-        ("w", &[0.5, -0.3, 0.8, 0.1], &[2, 2]),
-    ]);
+    let vs = store(&[("b", &[0.2, -0.4], &[2]), ("w", &[0.5, -0.3, 0.8, 0.1], &[2, 2])]);
     let x = Tensor::from_slice(&[1.0f32, 2.0, -1.0, 0.5, 0.3, -0.7]).view([3, 2]);
     let y = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.5, -0.5]).view([3, 2]);
     let loss = move |vs: &VarStore| {
@@ -41,13 +36,7 @@ fn linear_problem() -> (VarStore, impl Fn(&VarStore) -> Tensor) {
     (vs, loss)
 }
 
-fn train(
-    vs: &VarStore,
-    opt: &mut Optimizer,
-    loss: &impl Fn(&VarStore) -> Tensor,
-    steps: usize,
-    lr: f64,
-) {
+fn train(vs: &VarStore, opt: &mut Optimizer, loss: &impl Fn(&VarStore) -> Tensor, steps: usize, lr: f64) {
     for _ in 0..steps {
         opt.zero_grad();
         loss(vs).backward();
@@ -146,17 +135,11 @@ fn three_steps_match_pytorch() {
         let mut opt = Optimizer::new(c, &vs);
         train(&vs, &mut opt, &loss, 3, lr);
         let got: Vec<f32> = [values(&vs, "b"), values(&vs, "w")].concat();
-        let ulps: Vec<i64> = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g.to_bits() as i64 - w.to_bits() as i64).abs())
-            .collect();
+        let ulps: Vec<i64> =
+            got.iter().zip(&want).map(|(g, w)| (g.to_bits() as i64 - w.to_bits() as i64).abs()).collect();
         eprintln!("{name}: distance to PyTorch in float32 ulps {ulps:?}");
         for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (g - w).abs() <= 1e-6,
-                "{name}: got {got:?}, PyTorch {want:?}"
-            );
+            assert!((g - w).abs() <= 1e-6, "{name}: got {got:?}, PyTorch {want:?}");
         }
     }
 }
@@ -205,10 +188,7 @@ fn adam_first_step_moves_each_parameter_by_lr_times_sign_of_grad() {
     train(&vs, &mut opt, &linear_loss(&g), 1, 0.01);
     for ((b, a), g) in before.iter().zip(values(&vs, "x")).zip(g) {
         let moved = a - b;
-        assert!(
-            (moved + 0.01 * g.signum()).abs() < 1e-6,
-            "grad {g}: moved {moved}"
-        );
+        assert!((moved + 0.01 * g.signum()).abs() < 1e-6, "grad {g}: moved {moved}");
     }
 }
 
@@ -245,11 +225,7 @@ fn adamw_differs_from_adam_only_through_decoupled_decay() {
             *e = *e * (1.0 - lr * wd) as f32 + (adam[t][i] - adam[t - 1][i]);
         }
         for (e, got) in expected.iter().zip(&adamw[t]) {
-            assert!(
-                (e - got).abs() < 1e-6,
-                "step {t}: expected {expected:?}, got {:?}",
-                adamw[t]
-            );
+            assert!((e - got).abs() < 1e-6, "step {t}: expected {expected:?}, got {:?}", adamw[t]);
         }
     }
     assert_ne!(adamw, adam_l2);
@@ -280,16 +256,8 @@ fn nesterov_differs_from_plain_momentum_as_the_formulas_say() {
         values(&vs, "x")[0] as f64
     };
     let (plain, nesterov) = (run(false), run(true));
-    assert!(
-        (plain - by_hand(false)).abs() < 1e-6,
-        "{plain} vs {}",
-        by_hand(false)
-    );
-    assert!(
-        (nesterov - by_hand(true)).abs() < 1e-6,
-        "{nesterov} vs {}",
-        by_hand(true)
-    );
+    assert!((plain - by_hand(false)).abs() < 1e-6, "{plain} vs {}", by_hand(false));
+    assert!((nesterov - by_hand(true)).abs() < 1e-6, "{nesterov} vs {}", by_hand(true));
     assert!((plain - nesterov).abs() > 0.01, "{plain} vs {nesterov}");
 }
 
@@ -306,36 +274,17 @@ fn grad_clipping_bounds_the_global_norm() {
     let global_norm = |vs: &VarStore| {
         let v = vs.variables();
         let (a, b) = (v["u"].grad(), v["v"].grad());
-        ((&a * &a).sum(Kind::Double) + (&b * &b).sum(Kind::Double))
-            .double_value(&[])
-            .sqrt()
+        ((&a * &a).sum(Kind::Double) + (&b * &b).sum(Kind::Double)).double_value(&[]).sqrt()
     };
-    let mut opt = Optimizer::new(
-        cfg(json!({"name": "sgd", "lr": 1.0, "grad_clip": 1.3}), 0.0),
-        &vs,
-    );
+    let mut opt = Optimizer::new(cfg(json!({"name": "sgd", "lr": 1.0, "grad_clip": 1.3}), 0.0), &vs);
     train(&vs, &mut opt, &loss, 1, 1.0);
     let clipped = global_norm(&vs);
-    assert!(
-        clipped <= 1.3 + 1e-6 && clipped > 1.3 - 1e-4,
-        "clipped norm {clipped}"
-    );
+    assert!(clipped <= 1.3 + 1e-6 && clipped > 1.3 - 1e-4, "clipped norm {clipped}");
     // The update used the clipped gradients: with lr 1 it moved by exactly them.
-    let moved = values(&vs, "u")
-        .iter()
-        .chain(&values(&vs, "v"))
-        .map(|x| (*x as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    assert!(
-        (moved - clipped).abs() < 1e-6,
-        "moved {moved}, clipped norm {clipped}"
-    );
+    let moved = values(&vs, "u").iter().chain(&values(&vs, "v")).map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    assert!((moved - clipped).abs() < 1e-6, "moved {moved}, clipped norm {clipped}");
     // Under the limit the gradients are left exactly as they are.
-    let mut loose = Optimizer::new(
-        cfg(json!({"name": "sgd", "lr": 1.0, "grad_clip": 100.0}), 0.0),
-        &vs,
-    );
+    let mut loose = Optimizer::new(cfg(json!({"name": "sgd", "lr": 1.0, "grad_clip": 100.0}), 0.0), &vs);
     train(&vs, &mut loose, &loss, 1, 1.0);
     assert!(vs.variables()["u"].grad().equal(&gu) && vs.variables()["v"].grad().equal(&gv));
 }
@@ -361,63 +310,27 @@ fn state_has_stable_names_and_load_state_refuses_what_does_not_fit() {
     train(&vs, &mut opt, &loss, 2, 0.1);
     let state = opt.state();
     let names: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "step",
-            "step/b",
-            "exp_avg/b",
-            "exp_avg_sq/b",
-            "step/w",
-            "exp_avg/w",
-            "exp_avg_sq/w"
-        ]
-    );
-    assert_eq!(
-        (
-            state[0].1.dim(),
-            state[0].1.kind(),
-            state[0].1.int64_value(&[])
-        ),
-        (0, Kind::Int64, 2)
-    );
+    assert_eq!(names, ["step", "step/b", "exp_avg/b", "exp_avg_sq/b", "step/w", "exp_avg/w", "exp_avg_sq/w"]);
+    assert_eq!((state[0].1.dim(), state[0].1.kind(), state[0].1.int64_value(&[])), (0, Kind::Int64, 2));
     let saved: HashMap<String, Tensor> = state.iter().map(|(n, t)| (n.clone(), t.copy())).collect();
 
     let (fresh_vs, _) = linear_problem();
     let mut fresh = Optimizer::new(cfg(json!({"name": "adam", "lr": 0.1}), 0.0), &fresh_vs);
-    let mut missing = saved
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect::<HashMap<_, _>>();
+    let mut missing = saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<HashMap<_, _>>();
     missing.remove("exp_avg_sq/w");
     let err = fresh.load_state(&missing).unwrap_err();
     assert!(err.contains("missing tensor `exp_avg_sq/w`"), "{err}");
     let mut misshaped = missing;
-    misshaped.insert(
-        "exp_avg_sq/w".into(),
-        Tensor::zeros([4], (Kind::Float, Device::Cpu)),
-    );
+    misshaped.insert("exp_avg_sq/w".into(), Tensor::zeros([4], (Kind::Float, Device::Cpu)));
     let err = fresh.load_state(&misshaped).unwrap_err();
     assert!(err.contains("`exp_avg_sq/w` has shape [4]"), "{err}");
-    let mut extra = saved
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shallow_clone()))
-        .collect::<HashMap<_, _>>();
-    extra.insert(
-        "momentum_buffer/w".into(),
-        Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
-    );
+    let mut extra = saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<HashMap<_, _>>();
+    extra.insert("momentum_buffer/w".into(), Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)));
     let err = fresh.load_state(&extra).unwrap_err();
-    assert!(
-        err.contains("unexpected tensor `momentum_buffer/w`"),
-        "{err}"
-    );
+    assert!(err.contains("unexpected tensor `momentum_buffer/w`"), "{err}");
     // The refused loads changed nothing.
     assert_eq!(fresh.steps(), 0);
-    assert_eq!(
-        fresh.state()[2].1.abs().sum(Kind::Float).double_value(&[]),
-        0.0
-    );
+    assert_eq!(fresh.state()[2].1.abs().sum(Kind::Float).double_value(&[]), 0.0);
 
     fresh.load_state(&saved).unwrap();
     assert_eq!(fresh.steps(), 2);

@@ -25,13 +25,10 @@ impl Slots {
     pub(super) fn new(cfg: &OptimizerConfig, var: &Tensor) -> Slots {
         match cfg.name {
             OptimizerKind::Sgd if cfg.momentum == 0.0 => Slots::None,
-            OptimizerKind::Sgd => Slots::Momentum {
-                buf: var.zeros_like(),
-            },
-            OptimizerKind::Adam | OptimizerKind::AdamW => Slots::Adam {
-                exp_avg: var.zeros_like(),
-                exp_avg_sq: var.zeros_like(),
-            },
+            OptimizerKind::Sgd => Slots::Momentum { buf: var.zeros_like() },
+            OptimizerKind::Adam | OptimizerKind::AdamW => {
+                Slots::Adam { exp_avg: var.zeros_like(), exp_avg_sq: var.zeros_like() }
+            }
         }
     }
 
@@ -40,10 +37,7 @@ impl Slots {
         match self {
             Slots::None => vec![],
             Slots::Momentum { buf } => vec![("momentum_buffer", buf)],
-            Slots::Adam {
-                exp_avg,
-                exp_avg_sq,
-            } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
+            Slots::Adam { exp_avg, exp_avg_sq } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
         }
     }
 
@@ -51,10 +45,7 @@ impl Slots {
         match self {
             Slots::None => vec![],
             Slots::Momentum { buf } => vec![("momentum_buffer", buf)],
-            Slots::Adam {
-                exp_avg,
-                exp_avg_sq,
-            } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
+            Slots::Adam { exp_avg, exp_avg_sq } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
         }
     }
 }
@@ -65,38 +56,17 @@ impl Slots {
 /// PyTorch evaluates `a.add(b, alpha=s)` as one fused multiply-add, which tch cannot call (it has
 /// no `alpha` argument); here it is `a + b * s`, two roundings. SGD's update and the L2 decay term
 /// therefore agree with PyTorch to the last bit or so, the rest op for op.
-pub(super) fn apply(
-    cfg: &OptimizerConfig,
-    lr: f64,
-    param: &mut Tensor,
-    grad: &Tensor,
-    slots: &mut Slots,
-    step: u64,
-) {
+pub(super) fn apply(cfg: &OptimizerConfig, lr: f64, param: &mut Tensor, grad: &Tensor, slots: &mut Slots, step: u64) {
     match slots {
         Slots::None => sgd(cfg, lr, param, grad, None, step),
         Slots::Momentum { buf } => sgd(cfg, lr, param, grad, Some(buf), step),
-        Slots::Adam {
-            exp_avg,
-            exp_avg_sq,
-        } => adam(cfg, lr, param, grad, exp_avg, exp_avg_sq, step),
+        Slots::Adam { exp_avg, exp_avg_sq } => adam(cfg, lr, param, grad, exp_avg, exp_avg_sq, step),
     }
 }
 
-fn sgd(
-    cfg: &OptimizerConfig,
-    lr: f64,
-    param: &mut Tensor,
-    grad: &Tensor,
-    buf: Option<&mut Tensor>,
-    step: u64,
-) {
+fn sgd(cfg: &OptimizerConfig, lr: f64, param: &mut Tensor, grad: &Tensor, buf: Option<&mut Tensor>, step: u64) {
     // L2 decay: a new tensor, the stored gradient stays as backward left it (as in PyTorch).
-    let mut g = if cfg.weight_decay != 0.0 {
-        grad + &*param * cfg.weight_decay
-    } else {
-        grad.shallow_clone()
-    };
+    let mut g = if cfg.weight_decay != 0.0 { grad + &*param * cfg.weight_decay } else { grad.shallow_clone() };
     if let Some(buf) = buf {
         if step == 1 {
             buf.copy_(&g);
@@ -105,11 +75,7 @@ fn sgd(
             let _ = buf.g_mul_scalar_(cfg.momentum);
             let _ = buf.g_add_(&g);
         }
-        g = if cfg.nesterov {
-            &g + &*buf * cfg.momentum
-        } else {
-            buf.shallow_clone()
-        };
+        g = if cfg.nesterov { &g + &*buf * cfg.momentum } else { buf.shallow_clone() };
     }
     let _ = param.g_sub_(&(g * lr));
 }
