@@ -109,6 +109,7 @@ pub static DOUBLE_DESCENT: Workload = Workload {
         param!("schedule", StrOrTable, "constant", "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"),
         param!("n_train", Int, 0, "use the first n_train training images (0: all); n sets the interpolation threshold"),
         param!("eval_every", Int, 1, "evaluate and report every this many epochs"),
+        param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16"),
         param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise"),
     ],
 };

@@ -59,6 +59,12 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
             )
             .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
             eprintln!("{arch} width {}: {} parameters", p.width, models::parameter_count(&vs));
+            let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
+            // Channels-last helps convolutions on GPUs (tensor cores); on the CPU it only costs copies.
+            let channels_last = device.is_cuda() && arch != crate::models::Arch::Mlp;
+            if channels_last {
+                models::to_channels_last(&mut vs);
+            }
             let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
             let data = ImageData {
                 train,
@@ -78,6 +84,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 eval_every: p.eval_every,
                 checkpoint_dir: ctx.checkpoint_dir.clone(),
                 checkpoint_every: ctx.checkpoint_every,
+                precision,
+                channels_last,
             };
             match harness::train(
                 net.as_ref(),
@@ -215,6 +223,18 @@ mod tests {
         }
         // The run learned something, so the comparison is not between two constant curves.
         assert!(uninterrupted[2].metrics["train_loss"] < uninterrupted[0].metrics["train_loss"], "{uninterrupted:?}");
+    }
+
+    #[test]
+    fn bf16_autocast_training_learns() {
+        let data = synthetic_cifar();
+        let mut s = spec(data.path(), 3);
+        s.params.insert("precision".into(), json!("bf16"));
+        s.params.insert("dropout".into(), json!(0.0));
+        let (result, records) = run(&s, &TrialContext::cpu());
+        result.unwrap();
+        let losses: Vec<f64> = records.iter().map(|r| r.metrics["train_loss"]).collect();
+        assert!(losses.iter().all(|l| l.is_finite()) && losses[2] < losses[0], "{losses:?}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Params {
     /// 0: the whole training split.
     pub n_train: usize,
     pub eval_every: u32,
+    /// `auto`, `fp32` or `bf16`; resolved against the device when training starts.
+    pub precision: String,
     pub seed: u64,
 }
 
@@ -68,6 +70,11 @@ impl Params {
             schedule: LrSchedule::from_params(Some(&params["schedule"]), epochs).map_err(TrialError::bad_config)?,
             n_train: at_least("n_train", int("n_train"), 0)?,
             eval_every: at_least("eval_every", int("eval_every"), 1)? as u32,
+            precision: {
+                let value = params["precision"].as_str().expect("checked string");
+                crate::harness::Precision::parse(value, tch::Device::Cpu).map_err(TrialError::bad_config)?;
+                value.to_string()
+            },
             seed: at_least("seed", int("seed"), 0)? as u64,
         })
     }
@@ -84,6 +91,9 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(&studies).unwrap() {
             let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
             let file = sweep_spec::SweepFile::read(&path).unwrap();
             if file.workload != DOUBLE_DESCENT.name {
                 continue;

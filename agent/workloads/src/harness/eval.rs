@@ -1,7 +1,7 @@
 //! Evaluation passes: summed loss and error count stay on the device and are read once per pass,
 //! so evaluation never stalls the GPU batch by batch.
 
-use super::Batch;
+use super::{autocast, Batch, Precision};
 use tch::{nn::ModuleT, Device, Kind, Reduction, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,7 +13,12 @@ pub struct Evaluation {
     pub examples: i64,
 }
 
-pub fn evaluate(net: &dyn ModuleT, batches: impl Iterator<Item = Batch>, device: Device) -> Evaluation {
+pub fn evaluate(
+    net: &dyn ModuleT,
+    batches: impl Iterator<Item = Batch>,
+    device: Device,
+    precision: Precision,
+) -> Evaluation {
     tch::no_grad(|| {
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut wrong = Tensor::zeros([], (Kind::Int64, device));
@@ -21,7 +26,7 @@ pub fn evaluate(net: &dyn ModuleT, batches: impl Iterator<Item = Batch>, device:
         for b in batches {
             let x = b.inputs.to_device(device);
             let y = b.labels.to_device(device);
-            let logits = net.forward_t(&x, false);
+            let logits = autocast(precision, device, || net.forward_t(&x, false));
             let _ = loss_sum.f_add_(
                 &logits
                     .to_kind(Kind::Float)

@@ -4,11 +4,13 @@
 //! augmentation and dropout depend only on (seed, epoch, batch), never on history.
 
 mod eval;
+mod precision;
 mod source;
 mod stop;
 mod train_loop;
 
 pub use eval::{evaluate, Evaluation};
+pub use precision::{autocast, Precision};
 pub use source::{Batch, TrainData};
 pub use stop::StopFlag;
 pub use train_loop::{train, Outcome, Plan};

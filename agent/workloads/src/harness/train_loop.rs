@@ -4,7 +4,7 @@
 //! the optimizer state and the position, and resuming reproduces the uninterrupted run.
 
 use super::eval::evaluate;
-use super::{StopFlag, TrainData};
+use super::{autocast, Precision, StopFlag, TrainData};
 use crate::checkpoint::{self, Meta};
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
@@ -30,6 +30,9 @@ pub struct Plan {
     pub checkpoint_dir: Option<PathBuf>,
     /// Also checkpoint after every this many epochs (besides on SIGTERM).
     pub checkpoint_every: Option<u32>,
+    pub precision: Precision,
+    /// Feed inputs in channels-last layout (the model's weights must be converted too).
+    pub channels_last: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +108,9 @@ pub fn train(
             tch::manual_seed(batch_seed(plan.seed, epoch, b));
             lr = schedule.lr(plan.base_lr, epoch, b, per_epoch);
             let x = batch.inputs.to_device(device);
+            let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
             let y = batch.labels.to_device(device);
-            let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
+            let loss = autocast(plan.precision, device, || net.forward_t(&x, true).cross_entropy_for_logits(&y));
             optimizer.zero_grad();
             loss.backward();
             optimizer.step(lr);
@@ -121,8 +125,8 @@ pub fn train(
         epoch += 1;
 
         if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs {
-            let train = evaluate(net, data.eval_train(), device);
-            let test = evaluate(net, data.eval_test(), device);
+            let train = evaluate(net, data.eval_train(), device, plan.precision);
+            let test = evaluate(net, data.eval_test(), device, plan.precision);
             let metrics = [
                 ("train_loss", train.loss),
                 ("train_error", train.error),

@@ -30,8 +30,6 @@ mod tests {
     use super::*;
     use crate::mlp::data::DataParams;
     use crate::optim::OptimizerConfig;
-    use crate::rng::{Rng, Stream};
-    use tch::{Kind, Tensor};
 
     fn params(width: usize, weight_decay: f64, seed: u64) -> MlpParams {
         MlpParams {

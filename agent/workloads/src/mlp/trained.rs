@@ -115,6 +115,8 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
         eval_every: 1,
         checkpoint_dir: ctx.checkpoint_dir.clone(),
         checkpoint_every: ctx.checkpoint_every,
+        precision: harness::Precision::Fp32,
+        channels_last: false,
     };
     let constant = LrSchedule::from_params(None, p.epochs as u32).map_err(TrialError::bad_config)?;
     match harness::train(&model, &mut vs, &mut optimizer, &constant, &vectors, &plan, ctx.device, &ctx.stop, sink)? {

@@ -1,0 +1,21 @@
+//! Builds the small C++ shim over libtorch APIs that tch does not wrap (bf16 autocast), against
+//! the headers of the libtorch tch links, and sets the link arguments of `../link_torch.rs` for
+//! this crate's test binaries.
+
+include!("../link_torch.rs");
+
+fn main() {
+    emit_torch_link_args();
+    let lib = libtorch_lib().expect("torch-sys provides DEP_TCH_LIBTORCH_LIB");
+    let root = std::path::Path::new(&lib).parent().expect("libtorch's lib folder has a parent").to_path_buf();
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/autocast.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("sweep_torch_shim");
+}
