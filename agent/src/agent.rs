@@ -16,6 +16,10 @@ use sweep_proto::v1::{self as pb, LeaseAction};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+/// How long a stopping agent waits for the coordinator to take its last reports; past it,
+/// unreported leases simply expire.
+const REPORTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A lease this agent is running: how to reach its supervisor, and whether its process started.
 struct Active {
     control: mpsc::Sender<Control>,
@@ -25,8 +29,9 @@ struct Active {
 type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 
 /// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
-/// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period); their leases then
-/// expire and the coordinator hands them out again as new attempts, which resume.
+/// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period), hands their leases
+/// back, and returns once the coordinator has them (or the reporter gives up after a while); the
+/// coordinator then hands them out again as new attempts, which resume from the checkpoints.
 pub async fn run(
     config: AgentConfig,
     runner: TrialRunner,
@@ -142,12 +147,12 @@ pub async fn run(
     shutdown_trials(&active, &mut running).await;
     heartbeats.abort();
     drop(reporter);
-    let _ = tokio::time::timeout(Duration::from_secs(10), reporter_task).await;
+    // Hand-backs queued by the drained trials go out before the agent exits.
+    let _ = tokio::time::timeout(REPORTER_DRAIN_TIMEOUT, reporter_task).await;
     Ok(())
 }
 
-/// Drains every trial this agent runs, without reporting: their leases expire and the trials run
-/// again elsewhere, from their checkpoints.
+/// Drains every trial this agent runs; each hands its lease back through the reporter.
 async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>)>) {
     for a in active.lock().expect("active map").values() {
         let _ = a.control.try_send(Control::Drain);

@@ -17,20 +17,43 @@ pub struct AttemptDirs {
     pub run: PathBuf,
     /// Shared by every attempt of the trial, so a retry resumes.
     pub checkpoint: PathBuf,
+    /// Why the lease's names cannot become folders; `create` refuses with it, so the lease ends
+    /// with a launch error instead of writing outside the work and checkpoint roots.
+    refused: Option<String>,
 }
 
 impl AttemptDirs {
-    /// Absolute paths: the trial runs with its run folder as working directory.
+    /// Absolute paths: the trial runs with its run folder as working directory. The sweep name and
+    /// the trial id come from the coordinator and each becomes one folder; unless both are safe
+    /// single path components (`sweep_spec::file::is_safe_name`), the folders are left at the roots
+    /// and [`AttemptDirs::create`] fails.
     pub fn new(work_dir: &Path, checkpoint_root: &Path, spec: &TrialSpec, attempt: u32) -> AttemptDirs {
         let work_dir = std::path::absolute(work_dir).unwrap_or_else(|_| work_dir.to_path_buf());
         let checkpoint_root = std::path::absolute(checkpoint_root).unwrap_or_else(|_| checkpoint_root.to_path_buf());
+        let unsafe_name = [("sweep name", &spec.sweep), ("trial id", &spec.id.0)]
+            .into_iter()
+            .find(|(_, name)| !sweep_spec::file::is_safe_name(name));
+        if let Some((what, name)) = unsafe_name {
+            return AttemptDirs {
+                run: work_dir.join("trials"),
+                checkpoint: checkpoint_root,
+                refused: Some(format!(
+                    "{what} {name:?}: expected one folder name (letters, digits, '-', '_' or '.', not starting with '.')"
+                )),
+            };
+        }
         AttemptDirs {
             run: work_dir.join("trials").join(&spec.sweep).join(&spec.id.0).join(format!("attempt-{attempt}")),
             checkpoint: checkpoint_root.join(&spec.sweep).join(&spec.id.0),
+            refused: None,
         }
     }
 
+    /// Creates both folders, or refuses (`InvalidInput`) when the lease's names were unsafe.
     pub fn create(&self) -> std::io::Result<()> {
+        if let Some(why) = &self.refused {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why.clone()));
+        }
         std::fs::create_dir_all(&self.run)?;
         std::fs::create_dir_all(&self.checkpoint)
     }
@@ -106,6 +129,47 @@ pub fn build_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(sweep: &str, id: &str) -> TrialSpec {
+        TrialSpec {
+            id: sweep_spec::TrialId(id.to_string()),
+            sweep: sweep.to_string(),
+            index: 0,
+            workload: workloads::COMMAND.to_string(),
+            command: Some(vec!["true".to_string()]),
+            params: Default::default(),
+            data: None,
+            resources: Default::default(),
+            checkpoint_every_epochs: None,
+        }
+    }
+
+    #[test]
+    fn unsafe_sweep_names_and_trial_ids_are_refused_before_any_folder_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (work, ckpt) = (dir.path().join("work"), dir.path().join("ckpt"));
+        for (sweep, id) in [
+            ("..", "0123456789abcdef"),
+            ("/tmp/evil", "0123456789abcdef"),
+            ("a/b", "0123456789abcdef"),
+            ("", "0123456789abcdef"),
+            ("ok", ".."),
+            ("ok", "../../../etc"),
+            ("ok", "/etc"),
+        ] {
+            let dirs = AttemptDirs::new(&work, &ckpt, &spec(sweep, id), 1);
+            let err = dirs.create().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{sweep:?} {id:?}");
+            assert!(err.to_string().contains("expected one folder name"), "{err}");
+            assert!(dirs.run.starts_with(&work) && dirs.checkpoint.starts_with(&ckpt));
+        }
+        assert!(!work.exists() && !ckpt.exists(), "nothing was created");
+
+        let dirs = AttemptDirs::new(&work, &ckpt, &spec("sweep-1", "0123456789abcdef"), 2);
+        dirs.create().unwrap();
+        assert!(dirs.run.ends_with("trials/sweep-1/0123456789abcdef/attempt-2") && dirs.run.is_dir());
+        assert!(dirs.checkpoint.ends_with("sweep-1/0123456789abcdef") && dirs.checkpoint.is_dir());
+    }
 
     #[test]
     fn parameter_names_become_environment_names() {

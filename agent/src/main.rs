@@ -41,11 +41,15 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(sweep_agent::run(cli.config, TrialRunner::current_exe()?, shutdown_signal()))
 }
 
+/// SIGTERM (Kubernetes, preemption), SIGUSR1 (Slurm's warning before a time limit) and Ctrl-C all
+/// drain: trials checkpoint, leases go back, the agent exits 0.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut usr1 = signal(SignalKind::user_defined1()).expect("install SIGUSR1 handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
+        _ = usr1.recv() => {},
     }
 }

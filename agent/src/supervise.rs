@@ -25,8 +25,8 @@ pub enum Control {
     Stop,
     /// The lease is gone: kill at once and report nothing.
     Abandon,
-    /// The agent is shutting down: SIGTERM (the trial checkpoints), wait the grace period, and
-    /// report nothing. The lease expires and the next attempt resumes from the checkpoint.
+    /// The agent is shutting down: SIGTERM (the trial checkpoints), wait the grace period, then
+    /// hand the lease back so the next attempt starts at once and resumes from the checkpoint.
     Drain,
 }
 
@@ -75,6 +75,7 @@ pub async fn run(
 
     let pid = child.id().map(|p| p as i32);
     let mut stopped_by_request = false;
+    let mut released = false;
     let status = tokio::select! {
         status = child.wait() => status,
         cmd = control.recv() => {
@@ -86,9 +87,8 @@ pub async fn run(
                     return;
                 }
                 Some(Control::Drain) => {
-                    let status = terminate(&mut child, pid, stop_grace).await;
-                    tracing::info!(trial = %trial, attempt = a.attempt, ?status, "trial drained; it resumes from its checkpoint elsewhere");
-                    return;
+                    released = true;
+                    terminate(&mut child, pid, stop_grace).await
                 }
                 Some(Control::Stop) => {
                     stopped_by_request = true;
@@ -104,7 +104,11 @@ pub async fn run(
         Ok(s) => (s.code(), s.signal()),
         Err(_) => (None, None),
     };
-    tracing::info!(trial = %trial, attempt = a.attempt, ?exit_code, ?signal, "trial ended");
+    if released {
+        tracing::info!(trial = %trial, attempt = a.attempt, ?exit_code, "trial drained; handing its lease back");
+    } else {
+        tracing::info!(trial = %trial, attempt = a.attempt, ?exit_code, ?signal, "trial ended");
+    }
     reporter
         .complete(CompleteRequest {
             lease_id: a.lease_id,
@@ -113,6 +117,7 @@ pub async fn run(
             stderr_tail,
             launch_error: status.err().map(|e| e.to_string()).unwrap_or_default(),
             stopped_by_request,
+            released,
         })
         .await;
 }

@@ -36,7 +36,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
     let mut agents = Vec::new();
     for i in 0..args.agents {
         let config = AgentConfig {
-            coordinator: bench.url.clone(),
+            coordinator: sweep_agent::config::Remote::plain(bench.url.clone()),
             slots: Some(args.slots),
             gpus: Some(Vec::new()),
             work_dir: bench.dir.path().join(format!("agent-{i}")),

@@ -37,6 +37,7 @@ impl Bench {
             results: results.clone(),
             lease_ttl: Duration::from_secs(30),
             flush_interval,
+            security: Default::default(),
         };
         let coordinator = sweep_coordinator::start(&config).await.context("starting the coordinator")?;
         let url = format!("http://{}", coordinator.local_addr);
@@ -85,14 +86,7 @@ pub fn submit_request(name: &str, n: u32, base_dir: &Path) -> anyhow::Result<pb:
     let file = SweepFile::parse(&text, &path, base_dir)?;
     let trials = sweep_spec::expand(&file)?;
     anyhow::ensure!(trials.len() == n as usize, "expected {n} trials from the grid, got {}", trials.len());
-    Ok(pb::SubmitSweepRequest {
-        name: file.name.clone(),
-        source: text,
-        source_path: path.display().to_string(),
-        max_attempts: file.retry.max_attempts,
-        max_lost: file.retry.max_lost,
-        trials: trials.iter().map(pb::Trial::from).collect(),
-    })
+    Ok(pb::SubmitSweepRequest::from_file(&file, &trials, text, path.display().to_string()))
 }
 
 /// Submits the sweep of `n` tiny trials and returns its id.

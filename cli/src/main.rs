@@ -19,9 +19,9 @@ use std::path::PathBuf;
                   On a cluster: start `sweep-coordinator` once and `sweep-agent` on each node, then `sweep submit FILE`."
 )]
 struct Cli {
-    /// Coordinator address.
-    #[arg(long, global = true, env = "SWEEP_COORDINATOR", default_value = "http://127.0.0.1:50051")]
-    coordinator: String,
+    /// The coordinator and this user's token and TLS settings (global flags).
+    #[command(flatten)]
+    remote: client::Remote,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,15 +113,15 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let url = cli.coordinator;
+    let remote = cli.remote;
     match cli.command {
         Command::Validate { file, trials } => commands::validate::run(&file, trials),
-        Command::Submit { file } => commands::submit::run(&url, &file).await,
-        Command::Status { sweep, json } => commands::status::run(&url, sweep.as_deref(), json).await,
-        Command::Watch { sweep } => commands::watch::run(&url, &sweep).await,
-        Command::Cancel { sweep } => commands::cancel::run(&url, &sweep).await,
+        Command::Submit { file } => commands::submit::run(&remote, &file).await,
+        Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
+        Command::Watch { sweep } => commands::watch::run(&remote, &sweep).await,
+        Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
         Command::Results { sweep, format, results } => {
-            commands::results::run(&url, &sweep, format, results.as_deref()).await
+            commands::results::run(&remote, &sweep, format, results.as_deref()).await
         }
         Command::Plot { sweep, results, out, font } => commands::plot::run(&sweep, &results, out.as_deref(), &font),
         #[cfg(feature = "embedded-agent")]

@@ -23,6 +23,31 @@ pub struct CoordinatorConfig {
     /// How often new metric rows and trial changes are written to Parquet.
     #[arg(long, env = "SWEEP_FLUSH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub flush_interval: Duration,
+    #[command(flatten)]
+    pub security: SecurityConfig,
+}
+
+/// Who may call, and over what. All off by default so one machine needs no setup; a shared
+/// cluster should set both token files and a certificate.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// File of tokens for users (the `sweep` CLI), one per line; blank lines and `#` comments are
+    /// skipped. Needs --agent-tokens too. With neither file, every call is admitted.
+    #[arg(long, env = "SWEEP_USER_TOKENS")]
+    pub user_tokens: Option<PathBuf>,
+    /// File of tokens for agents, one per line. An agent token cannot submit or cancel sweeps, and
+    /// a user token cannot lease trials.
+    #[arg(long, env = "SWEEP_AGENT_TOKENS")]
+    pub agent_tokens: Option<PathBuf>,
+    /// PEM certificate (chain) to serve TLS with; clients then use an `https://` URL.
+    #[arg(long, env = "SWEEP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SWEEP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate for mutual TLS: every client must present a certificate it signed.
+    #[arg(long, env = "SWEEP_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl CoordinatorConfig {

@@ -1,6 +1,9 @@
-//! Wire types to domain types and back. Nothing past a handler sees a prost type.
+//! Wire types to domain types and back, and the checks of every request against [`crate::limits`].
+//! Nothing past a handler sees a prost type, and nothing unchecked: a bad field is an
+//! INVALID_ARGUMENT that names it, never a panic.
 
 use crate::lifecycle::{Policy, TrialState};
+use crate::limits::*;
 use crate::results::TrialRow;
 use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
@@ -8,7 +11,10 @@ use sweep_proto::v1 as pb;
 use sweep_spec::{EpochRecord, TrialSpec};
 use tonic::Status;
 
+/// The domain trial of sweep `sweep`, after checking every field's size and shape, and its id
+/// against its content. Errors name the field; [`sweep_from_wire`] adds the trial's position.
 pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
+    check_trial(&t)?;
     let spec = t.into_spec(sweep).map_err(Status::invalid_argument)?;
     let id = TrialSpec::content_id(&spec.workload, spec.command.as_deref(), &spec.params, spec.data.as_ref());
     if id != spec.id {
@@ -20,25 +26,49 @@ pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
     Ok(spec)
 }
 
+fn check_trial(t: &pb::Trial) -> Result<(), Status> {
+    check_trial_id("trial_id", &t.trial_id)?;
+    check_len("workload", &t.workload, 1, MAX_WORKLOAD_NAME)?;
+    let command_bytes = t.command.iter().map(String::len).fold(0usize, usize::saturating_add);
+    check_size("command", command_bytes, MAX_TRIAL_FIELD_BYTES, "bytes of arguments")?;
+    check_size("params_json", t.params_json.len(), MAX_TRIAL_FIELD_BYTES, "bytes")?;
+    check_size("data_json", t.data_json.len(), MAX_TRIAL_FIELD_BYTES, "bytes")?;
+    if t.gpus > MAX_GPUS_PER_TRIAL {
+        return Err(invalid("gpus", format!("at most {MAX_GPUS_PER_TRIAL}, got {}", t.gpus)));
+    }
+    if t.checkpoint_every_epochs > MAX_RETRY_COUNT {
+        return Err(invalid(
+            "checkpoint_every_epochs",
+            format!("at most {MAX_RETRY_COUNT}, got {}", t.checkpoint_every_epochs),
+        ));
+    }
+    Ok(())
+}
+
 pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {
-    if r.name.is_empty()
-        || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        || r.name.starts_with('.')
-    {
-        return Err(Status::invalid_argument(format!(
-            "sweep name `{}`: expected letters, digits, '-', '_' or '.'",
-            r.name
-        )));
+    check_sweep_name("name", &r.name)?;
+    check_size("source", r.source.len(), MAX_SOURCE_BYTES, "bytes")?;
+    check_size("source_path", r.source_path.len(), MAX_SOURCE_PATH, "bytes")?;
+    if r.max_attempts == 0 || r.max_attempts > MAX_RETRY_COUNT {
+        return Err(invalid("max_attempts", format!("1 to {MAX_RETRY_COUNT}, got {}", r.max_attempts)));
     }
-    if r.max_attempts == 0 {
-        return Err(Status::invalid_argument("max_attempts: expected at least 1"));
+    if r.max_lost > MAX_RETRY_COUNT {
+        return Err(invalid("max_lost", format!("at most {MAX_RETRY_COUNT}, got {}", r.max_lost)));
     }
-    let trials = r.trials.into_iter().map(|t| trial_from_wire(&r.name, t)).collect::<Result<Vec<_>, _>>()?;
+    check_size("trials", r.trials.len(), MAX_TRIALS_PER_SUBMIT, "trials")?;
+    let trials = r
+        .trials
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            trial_from_wire(&r.name, t).map_err(|s| Status::new(s.code(), format!("trials[{i}]: {}", s.message())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(NewSweep {
         name: r.name,
         source: r.source,
         source_path: r.source_path,
-        policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost },
+        policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost, retry_backoff_ms: r.retry_backoff_ms },
         trials,
     })
 }
@@ -82,6 +112,8 @@ pub fn agent_to_wire(a: AgentRecord) -> pb::AgentInfo {
         gpus: a.gpus,
         last_seen_ms: a.last_seen_ms,
         running: a.running,
+        quarantined: a.quarantined,
+        consecutive_failures: a.consecutive_failures,
     }
 }
 
@@ -100,10 +132,159 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
     }
 }
 
+/// One epoch of metrics. Values are taken as reported, NaN and ±Inf included (a diverged loss is a
+/// result): SQLite stores NaN as NULL, which the store reads back as NaN, and ±Inf as REAL, so all
+/// three reach the Parquet files unchanged. [`check_report`] has checked names and counts.
 pub fn epoch_from_wire(e: pb::EpochMetrics) -> EpochRecord {
     EpochRecord {
         epoch: e.epoch,
         step: Some(e.step),
         metrics: e.metrics.into_iter().map(|m| (m.name, m.value)).collect(),
     }
+}
+
+/// A sweep id in a user's request: a sweep name, so it can never name a folder outside the results.
+pub fn check_sweep_name(field: &str, name: &str) -> Result<(), Status> {
+    if sweep_spec::file::is_safe_name(name) {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!("1 to {MAX_SWEEP_NAME} letters, digits, '-', '_' or '.', not starting with '.', got {}", quoted(name)),
+    ))
+}
+
+/// A trial id: exactly [`TRIAL_ID_LEN`] lowercase hex digits, as `TrialSpec::content_id` makes them.
+pub fn check_trial_id(field: &str, id: &str) -> Result<(), Status> {
+    if id.len() == TRIAL_ID_LEN && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Ok(());
+    }
+    Err(invalid(field, format!("{TRIAL_ID_LEN} lowercase hex digits, got {}", quoted(id))))
+}
+
+pub fn check_register(r: &pb::RegisterRequest) -> Result<(), Status> {
+    check_text("name", &r.name, 1, MAX_AGENT_NAME)?;
+    check_text("hostname", &r.hostname, 0, MAX_HOSTNAME)?;
+    if r.slots > MAX_SLOTS {
+        return Err(invalid("slots", format!("at most {MAX_SLOTS}, got {}", r.slots)));
+    }
+    check_size("gpus", r.gpus.len(), MAX_GPUS as usize, "GPUs")?;
+    for (i, gpu) in r.gpus.iter().enumerate() {
+        let field = format!("gpus[{i}]");
+        check_text(&field, gpu, 1, MAX_GPU_ID)?;
+        // The store keeps the list comma-separated.
+        if gpu.contains(',') {
+            return Err(invalid(&field, format!("a GPU id without ',', got {}", quoted(gpu))));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_lease(r: &pb::LeaseRequest) -> Result<(), Status> {
+    check_text("agent_id", &r.agent_id, 1, MAX_AGENT_ID)?;
+    if r.free_slots > MAX_SLOTS {
+        return Err(invalid("free_slots", format!("at most {MAX_SLOTS}, got {}", r.free_slots)));
+    }
+    if r.free_gpus > MAX_GPUS {
+        return Err(invalid("free_gpus", format!("at most {MAX_GPUS}, got {}", r.free_gpus)));
+    }
+    Ok(())
+}
+
+pub fn check_heartbeat(r: &pb::HeartbeatRequest) -> Result<(), Status> {
+    check_text("agent_id", &r.agent_id, 1, MAX_AGENT_ID)?;
+    check_size("leases", r.leases.len(), MAX_LEASES_PER_HEARTBEAT, "leases")
+}
+
+/// Names and counts of a metrics report. Values are not checked: NaN and ±Inf are stored as such.
+pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
+    check_size("epochs", r.epochs.len(), MAX_EPOCHS_PER_REPORT, "epoch records")?;
+    for (i, e) in r.epochs.iter().enumerate() {
+        check_size(&format!("epochs[{i}].metrics"), e.metrics.len(), MAX_METRICS_PER_EPOCH, "metrics")?;
+        for (j, m) in e.metrics.iter().enumerate() {
+            check_len(&format!("epochs[{i}].metrics[{j}].name"), &m.name, 1, MAX_METRIC_NAME)?;
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the free text of a completion to its limits (the end of a stderr tail, the start of a
+/// launch error) and checks the signal number. Text is never a reason to refuse a completion.
+pub fn check_complete(r: &mut pb::CompleteRequest) -> Result<(), Status> {
+    if let Some(signal) = r.signal {
+        if !(1..=MAX_SIGNAL).contains(&signal) {
+            return Err(invalid("signal", format!("a signal number from 1 to {MAX_SIGNAL}, got {signal}")));
+        }
+    }
+    keep_tail(&mut r.stderr_tail, MAX_STDERR_TAIL);
+    keep_head(&mut r.launch_error, MAX_LAUNCH_ERROR);
+    Ok(())
+}
+
+/// Marks where truncated text was cut.
+const CUT: &str = "…";
+
+/// Keeps the end of `text`: at most `max` bytes with the mark, cut at a character boundary.
+pub fn keep_tail(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mark = if max >= CUT.len() { CUT } else { "" };
+    let mut start = text.len() - (max - mark.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    *text = format!("{mark}{}", &text[start..]);
+}
+
+/// Keeps the start of `text`: at most `max` bytes with the mark, cut at a character boundary.
+pub fn keep_head(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mark = if max >= CUT.len() { CUT } else { "" };
+    let mut end = max - mark.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(mark);
+}
+
+fn invalid(field: &str, expected: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: expected {expected}"))
+}
+
+/// Byte length within `min..=max`.
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Status> {
+    if (min..=max).contains(&value.len()) {
+        return Ok(());
+    }
+    Err(invalid(field, format!("{min} to {max} bytes, got {} bytes: {}", value.len(), quoted(value))))
+}
+
+/// A name shown to people: bounded, and without control characters that garble logs and listings.
+fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Status> {
+    check_len(field, value, min, max)?;
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, format!("text without control characters, got {}", quoted(value))));
+    }
+    Ok(())
+}
+
+fn check_size(field: &str, got: usize, max: usize, unit: &str) -> Result<(), Status> {
+    if got <= max {
+        return Ok(());
+    }
+    Err(invalid(field, format!("at most {max} {unit}, got {got}")))
+}
+
+/// `value` for an error message: debug-quoted (control characters escaped) and cut to
+/// [`QUOTED_CHARS`] characters, so a huge or hostile value cannot bloat the status.
+fn quoted(value: &str) -> String {
+    let mut shown: String = value.chars().take(QUOTED_CHARS).collect();
+    if shown.len() < value.len() {
+        shown.push_str(CUT);
+    }
+    format!("{shown:?}")
 }

@@ -1,10 +1,12 @@
 //! The sweep coordinator: stores sweeps, hands trials to agents under leases, and writes every
 //! metric to Parquet. It never links libtorch, so it runs on a login node or a small pod.
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod lifecycle;
+pub mod limits;
 pub mod results;
 pub mod scheduler;
 pub mod server;
@@ -12,7 +14,8 @@ pub mod service;
 pub mod shared;
 pub mod sink;
 pub mod store;
+pub mod tls;
 
-pub use config::CoordinatorConfig;
+pub use config::{CoordinatorConfig, SecurityConfig};
 pub use error::{Error, Result};
 pub use server::{start, RunningCoordinator};

@@ -86,6 +86,8 @@ pub struct Counters {
 pub struct Policy {
     pub max_attempts: u32,
     pub max_lost: u32,
+    /// Base of the exponential backoff before a failed trial may run again.
+    pub retry_backoff_ms: u32,
 }
 
 /// How an attempt ended, as the agent saw it.
@@ -94,6 +96,8 @@ pub enum Exit {
     Success,
     /// Non-zero exit, a signal, or a process that could not start.
     Failure,
+    /// CUDA ran out of memory: retried under the same policy, recorded apart so the cause shows.
+    OutOfMemory,
     /// The trial said its configuration is invalid: retrying cannot help.
     BadConfig,
     /// The agent stopped it because the coordinator asked (cancel or early stop).
@@ -105,6 +109,7 @@ pub enum Event {
     Leased,
     Started,
     Exited(Exit),
+    /// Expired, or handed back by a draining agent.
     LeaseLost,
     Cancel,
 }
@@ -137,7 +142,7 @@ pub fn transition(
                 Failed
             }
             Exit::StoppedOnRequest => Stopped,
-            Exit::Failure => {
+            Exit::Failure | Exit::OutOfMemory => {
                 counters.user_failures += 1;
                 if counters.user_failures >= policy.max_attempts {
                     Failed
@@ -165,7 +170,7 @@ mod tests {
     use super::*;
     use TrialState::*;
 
-    const POLICY: Policy = Policy { max_attempts: 2, max_lost: 1 };
+    const POLICY: Policy = Policy { max_attempts: 2, max_lost: 1, retry_backoff_ms: 0 };
 
     fn run(events: &[Event]) -> Result<(TrialState, Counters), InvalidTransition> {
         events.iter().try_fold((Pending, Counters::default()), |(s, c), e| transition(s, c, *e, POLICY))
@@ -186,6 +191,14 @@ mod tests {
         let (s, c) = run(&twice).unwrap();
         assert_eq!(s, Failed);
         assert_eq!(c.attempt, 2);
+    }
+
+    #[test]
+    fn out_of_memory_uses_the_retry_policy() {
+        let once = [Event::Leased, Event::Started, Event::Exited(Exit::OutOfMemory)];
+        assert_eq!(run(&once).unwrap().0, Pending);
+        let twice: Vec<Event> = once.iter().chain(once.iter()).copied().collect();
+        assert_eq!(run(&twice).unwrap().0, Failed);
     }
 
     #[test]

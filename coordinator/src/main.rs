@@ -17,6 +17,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    for warning in sweep_coordinator::server::security_warnings(&cli.config) {
+        tracing::warn!("{warning}");
+    }
     let running = sweep_coordinator::start(&cli.config).await?;
     // Scripts and tests read the bound address from this line (useful with port 0).
     println!("sweep-coordinator listening on {}", running.local_addr);

@@ -45,6 +45,27 @@ pub fn judge_lease(state: TrialState, current_lease: Option<i64>, lease_id: i64)
     }
 }
 
+/// When a failed trial may run again: exponential backoff with full jitter from the sweep's
+/// base, capped, so a broken trial does not spin and a flaky one retries soon.
+pub fn retry_not_before(now_ms: i64, user_failures: u32, base_ms: u32, unit: f64) -> i64 {
+    let delay = sweep_spec::backoff::full_jitter(
+        user_failures.saturating_sub(1),
+        std::time::Duration::from_millis(base_ms as u64),
+        RETRY_BACKOFF_CAP,
+        unit,
+    );
+    now_ms + delay.as_millis() as i64
+}
+
+/// Longest wait before a retry, however often the trial failed.
+pub const RETRY_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether an agent whose trials failed `consecutive` times in a row gets no more leases.
+/// `after = 0` turns quarantine off.
+pub fn is_quarantined(consecutive: u32, after: u32) -> bool {
+    after > 0 && consecutive >= after
+}
+
 /// A lease whose deadline has passed is lost. Heartbeats move deadlines; nothing else does.
 pub fn is_expired(deadline_ms: i64, now_ms: i64) -> bool {
     deadline_ms <= now_ms
@@ -72,6 +93,22 @@ mod tests {
         assert_eq!(judge_lease(Pending, None, 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Succeeded, Some(7), 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Cancelled, Some(7), 7), LeaseVerdict::Stop);
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let almost_one = 0.999_999;
+        assert_eq!(retry_not_before(1_000, 1, 0, almost_one), 1_000, "no backoff configured");
+        assert!(retry_not_before(0, 1, 1_000, almost_one) < 1_000);
+        assert!(retry_not_before(0, 3, 1_000, almost_one) > 3_900);
+        assert!(retry_not_before(0, 40, 1_000, almost_one) <= RETRY_BACKOFF_CAP.as_millis() as i64);
+    }
+
+    #[test]
+    fn quarantine_after_n_failures_in_a_row() {
+        assert!(!is_quarantined(4, 5));
+        assert!(is_quarantined(5, 5));
+        assert!(!is_quarantined(100, 0), "0 turns it off");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Assembles the coordinator: store, gRPC services (with health and reflection), the lease reaper
 //! and the Parquet sink. Used by the `sweep-coordinator` binary and embedded by `sweep local`.
 
+use crate::auth::{Role, Tokens};
 use crate::config::CoordinatorConfig;
 use crate::service::{agents::AgentApi, sweeps::SweepApi};
 use crate::shared::Shared;
@@ -11,6 +12,15 @@ use std::net::SocketAddr;
 use sweep_proto::v1::{agent_service_server::AgentServiceServer, sweep_service_server::SweepServiceServer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+
+/// Largest request SweepService decodes. Big sweeps are submitted in one `SubmitSweep` (every
+/// trial with its parameters), so this is far above tonic's 4 MiB default. tonic refuses a larger
+/// message before the handler runs (with OUT_OF_RANGE in 0.14).
+pub const MAX_SWEEP_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest request AgentService decodes. Agents send metric batches and completions with a stderr
+/// tail, which stay small; the limit only stops a broken or hostile agent from using up memory.
+pub const MAX_AGENT_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RunningCoordinator {
     pub local_addr: SocketAddr,
@@ -45,6 +55,19 @@ impl RunningCoordinator {
 }
 
 pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordinator> {
+    // Credentials and certificates are checked before anything is opened, so a typo in a path
+    // fails the start with the file's name.
+    let sec = &config.security;
+    let tokens = Tokens::load(sec.user_tokens.as_deref(), sec.agent_tokens.as_deref()).map_err(anyhow::Error::msg)?;
+    let tls = crate::tls::server_config(sec.tls_cert.as_deref(), sec.tls_key.as_deref(), sec.tls_client_ca.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let mut builder = tonic::transport::Server::builder();
+    if let (Some(tls), Some(cert), Some(key)) = (tls, &sec.tls_cert, &sec.tls_key) {
+        builder = builder.tls_config(tls).map_err(|e| {
+            anyhow::anyhow!("tls with certificate {} and key {}: {}", cert.display(), key.display(), error_chain(&e))
+        })?;
+    }
+
     let ttl_ms = config.lease_ttl.as_millis() as i64;
     let store = Store::open(&config.state, ttl_ms)
         .with_context(|| format!("opening the store in {}", config.state.display()))?;
@@ -70,14 +93,23 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
         lease_ttl: config.lease_ttl,
         heartbeat_interval: config.heartbeat_interval(),
     };
+    // Only the two sweep services are guarded; health and reflection stay open for probes.
+    let sweeps = InterceptedService::new(
+        SweepServiceServer::new(sweeps).max_decoding_message_size(MAX_SWEEP_MESSAGE_BYTES),
+        tokens.guard(Role::User),
+    );
+    let agents = InterceptedService::new(
+        AgentServiceServer::new(agents).max_decoding_message_size(MAX_AGENT_MESSAGE_BYTES),
+        tokens.guard(Role::Agent),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(SweepServiceServer::new(sweeps))
-            .add_service(AgentServiceServer::new(agents))
+            .add_service(sweeps)
+            .add_service(agents)
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
                 let _ = stopped.await;
             }),
@@ -85,8 +117,43 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
 
     let reaper = tokio::spawn(reap_forever(shared.clone(), config.reap_interval()));
     let (sink, sink_task) = sink::spawn(shared.clone(), config.results.clone(), config.flush_interval);
-    tracing::info!(addr = %local_addr, state = %config.state.display(), results = %config.results.display(), "coordinator serving");
+    tracing::info!(
+        addr = %local_addr,
+        state = %config.state.display(),
+        results = %config.results.display(),
+        auth = tokens.enabled(),
+        tls = config.security.tls_cert.is_some(),
+        mutual_tls = config.security.tls_client_ca.is_some(),
+        "coordinator serving"
+    );
     Ok(RunningCoordinator { local_addr, shared, sink, stop, server, reaper, sink_task })
+}
+
+/// What is unsafe about these settings on a shared network, as warnings for the log at start:
+/// no token files (anyone who reaches the port may submit, cancel and lease), or tokens sent in
+/// clear text without TLS. `sweep local` skips this: its coordinator is on loopback.
+pub fn security_warnings(config: &CoordinatorConfig) -> Vec<&'static str> {
+    let sec = &config.security;
+    let auth = sec.user_tokens.is_some() || sec.agent_tokens.is_some();
+    let mut warnings = Vec::new();
+    if !auth {
+        warnings.push("authentication is off: anyone who reaches this port can submit, cancel and lease trials; set --user-tokens and --agent-tokens");
+    } else if sec.tls_cert.is_none() {
+        warnings.push("tokens travel in clear text: set --tls-cert and --tls-key so they cannot be read on the network");
+    }
+    warnings
+}
+
+/// The error and its sources on one line (tonic's transport errors hide the cause in `source`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn reap_forever(shared: Shared, every: std::time::Duration) {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{action, assert_status, eventually, now_ms, sweep, Env, LONG_TTL, SHORT_TTL};
 use serde_json::Value;
-use sweep_proto::v1::LeaseAction;
+use sweep_proto::v1::{self as pb, LeaseAction};
 use tonic::Code;
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn a_retried_metric_report_is_stored_once_in_parquet() {
 async fn failures_retry_up_to_max_attempts_then_fail_with_the_stderr_tail() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
-    c.submit(sweep("retry", &[1], "[retry]\nmax_attempts = 2")).await.unwrap();
+    c.submit(sweep("retry", &[1], "[retry]\nmax_attempts = 2\nbackoff = \"0s\"")).await.unwrap();
     let mut agent = c.agent("a", 1).await;
 
     let first = agent.lease_one().await;
@@ -223,5 +223,8 @@ async fn a_huge_free_slots_value_leases_every_pending_trial() {
     let c = env.start().await;
     c.submit(sweep("many", &[1, 2], "")).await.unwrap();
     let mut agent = c.agent("a", 1).await;
-    assert_eq!(agent.lease(1 << 30, 0).await.len(), 2);
+    // The largest request the coordinator takes; beyond it the request is refused, not wrapped.
+    assert_eq!(agent.lease(sweep_coordinator::limits::MAX_SLOTS, 0).await.len(), 2);
+    let too_many = pb::LeaseRequest { agent_id: agent.id.clone(), free_slots: 1 << 30, free_gpus: 0 };
+    assert_status(agent.client.lease(too_many).await, Code::InvalidArgument, "free_slots");
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::large_enum_variant)]
 
+mod submit;
 mod trial;
 
 pub mod v1 {

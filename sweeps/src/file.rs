@@ -10,6 +10,27 @@ use std::path::{Path, PathBuf};
 const TOP_LEVEL_KEYS: &[&str] =
     &["name", "description", "workload", "command", "data", "params", "grid", "random", "resources", "retry"];
 
+/// Longest sweep name. The name becomes a folder under the results and checkpoint roots.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Most GPUs one trial may ask for (`resources.gpus`).
+pub const MAX_GPUS_PER_TRIAL: u32 = 64;
+
+/// Whether `name` is a safe sweep name (or trial id): 1 to [`MAX_NAME_LEN`] ASCII letters, digits,
+/// '-', '_' or '.', not starting with '.'. Such a name is exactly one normal path component, so
+/// joining it to a folder stays inside that folder: it is never empty, `.`, `..` or absolute and
+/// holds no separator. The coordinator, the results writer and the agent all check names with it.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && matches!(
+            Path::new(name).components().collect::<Vec<_>>()[..],
+            [std::path::Component::Normal(c)] if c == name
+        )
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepFile {
     /// Where it was read from; used in every error message.
@@ -65,11 +86,22 @@ pub struct RetryPolicy {
     /// Attempts lost to the infrastructure (agent gone, lease expired) before it is failed.
     pub max_lost: u32,
     pub checkpoint_every_epochs: Option<u32>,
+    /// Base of the exponential backoff (full jitter, capped at 5 minutes) before a failed trial
+    /// runs again; `retry.backoff = "30s"`.
+    pub backoff_ms: u32,
 }
+
+/// A failed trial waits up to 1 s, then 2 s, 4 s, … before its next attempt.
+pub const DEFAULT_RETRY_BACKOFF_MS: u32 = 1_000;
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 3, max_lost: 10, checkpoint_every_epochs: None }
+        RetryPolicy {
+            max_attempts: 3,
+            max_lost: 10,
+            checkpoint_every_epochs: None,
+            backoff_ms: DEFAULT_RETRY_BACKOFF_MS,
+        }
     }
 }
 
@@ -107,11 +139,7 @@ impl Reader<'_> {
             return Err(self.err(k, format!("one of {} (unknown key)", TOP_LEVEL_KEYS.join(", "))));
         }
         let name = self.required_string(&mut t, "name")?;
-        if name.is_empty()
-            || name.len() > 100
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || name.starts_with('.')
-        {
+        if !is_safe_name(&name) {
             return Err(self.err(
                 "name",
                 "1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names the results folder)",
@@ -227,6 +255,7 @@ impl Reader<'_> {
     }
 
     fn table(&self, key: &str, v: toml::Value) -> Result<Map<String, Value>, SpecError> {
+        self.check_finite(key, &v)?;
         match to_json(v) {
             Value::Object(m) => Ok(m),
             _ => Err(self.err(key, "a table")),
@@ -239,6 +268,7 @@ impl Reader<'_> {
         };
         let mut out = Vec::new();
         for (k, v) in t {
+            self.check_finite(&format!("grid.{k}"), &v)?;
             match to_json(v) {
                 Value::Array(a) if !a.is_empty() => out.push((k, a)),
                 _ => return Err(self.err(&format!("grid.{k}"), "a non-empty array of values")),
@@ -299,9 +329,16 @@ impl Reader<'_> {
                 .collect::<Option<_>>()
                 .ok_or_else(|| self.err(&key, "two numbers [lo, hi]"))?;
             match nums[..] {
-                [lo, hi] if lo < hi && (!need_positive || lo > 0.0) => Ok((lo, hi)),
-                [_, _] if need_positive => Err(self.err(&key, "0 < lo < hi")),
-                _ => Err(self.err(&key, "two numbers [lo, hi] with lo < hi")),
+                // A finite span keeps every sample finite: JSON has no NaN or infinity.
+                [lo, hi] if lo < hi && (hi - lo).is_finite() => {
+                    if need_positive && lo <= 0.0 {
+                        Err(self.err(&key, "0 < lo < hi"))
+                    } else {
+                        Ok((lo, hi))
+                    }
+                }
+                [_, _] if need_positive => Err(self.err(&key, "finite numbers with 0 < lo < hi")),
+                _ => Err(self.err(&key, "two finite numbers [lo, hi] with lo < hi")),
             }
         };
         match kind.as_str() {
@@ -309,12 +346,20 @@ impl Reader<'_> {
             "log_uniform" => pair(true).map(|(a, b)| Distribution::LogUniform(a, b)),
             "int_uniform" => {
                 let ints: Option<Vec<i64>> = arr.iter().map(|x| x.as_integer()).collect();
+                // The span hi - lo + 1 must fit an i64, or sampling would overflow.
                 match ints.as_deref() {
-                    Some(&[lo, hi]) if lo <= hi => Ok(Distribution::IntUniform(lo, hi)),
-                    _ => Err(self.err(&key, "two integers [lo, hi] with lo <= hi")),
+                    Some(&[lo, hi]) if lo <= hi && hi.checked_sub(lo).is_some_and(|d| d < i64::MAX) => {
+                        Ok(Distribution::IntUniform(lo, hi))
+                    }
+                    _ => Err(self.err(&key, "two integers [lo, hi] with lo <= hi and hi - lo < 2^63 - 1")),
                 }
             }
-            "choice" if !arr.is_empty() => Ok(Distribution::Choice(arr.into_iter().map(to_json).collect())),
+            "choice" if !arr.is_empty() => {
+                for (i, option) in arr.iter().enumerate() {
+                    self.check_finite(&format!("{key}[{i}]"), option)?;
+                }
+                Ok(Distribution::Choice(arr.into_iter().map(to_json).collect()))
+            }
             "choice" => Err(self.err(&key, "a non-empty array of options")),
             _ => Err(self.err(&key, EXPECTED)),
         }
@@ -328,8 +373,8 @@ impl Reader<'_> {
         for (k, v) in t {
             match k.as_str() {
                 "gpus" => match v.as_integer() {
-                    Some(n) if (0..=64).contains(&n) => r.gpus = n as u32,
-                    _ => return Err(self.err("resources.gpus", "an integer from 0 to 64")),
+                    Some(n) if (0..=MAX_GPUS_PER_TRIAL as i64).contains(&n) => r.gpus = n as u32,
+                    _ => return Err(self.err("resources.gpus", format!("an integer from 0 to {MAX_GPUS_PER_TRIAL}"))),
                 },
                 _ => return Err(self.err(&format!("resources.{k}"), "one of gpus (unknown key)")),
             }
@@ -344,6 +389,14 @@ impl Reader<'_> {
         let mut r = RetryPolicy::default();
         for (k, v) in t {
             let key = format!("retry.{k}");
+            if k == "backoff" {
+                let parsed = v.as_str().map(crate::duration::parse_duration);
+                match parsed {
+                    Some(Ok(d)) if d.as_millis() <= u32::MAX as u128 => r.backoff_ms = d.as_millis() as u32,
+                    _ => return Err(self.err(&key, "a duration such as \"0s\", \"500ms\" or \"30s\"")),
+                }
+                continue;
+            }
             let n = v.as_integer().filter(|n| (1..=1_000_000).contains(n));
             match (k.as_str(), n) {
                 ("max_attempts", Some(n)) => r.max_attempts = n as u32,
@@ -352,10 +405,29 @@ impl Reader<'_> {
                 ("max_attempts" | "max_lost" | "checkpoint_every_epochs", None) => {
                     return Err(self.err(&key, "a positive integer"))
                 }
-                _ => return Err(self.err(&key, "one of max_attempts, max_lost, checkpoint_every_epochs (unknown key)")),
+                _ => {
+                    return Err(
+                        self.err(&key, "one of max_attempts, max_lost, checkpoint_every_epochs, backoff (unknown key)")
+                    )
+                }
             }
         }
         Ok(r)
+    }
+
+    /// JSON, and so trial parameters, cannot hold nan or inf: refuse them instead of silently
+    /// turning them into `null`. `key` names the value; the error names the exact element.
+    fn check_finite(&self, key: &str, v: &toml::Value) -> Result<(), SpecError> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => {
+                Err(self.err(key, format!("a finite number, got {f} (nan and inf cannot be parameters)")))
+            }
+            toml::Value::Array(a) => {
+                a.iter().enumerate().try_for_each(|(i, x)| self.check_finite(&format!("{key}[{i}]"), x))
+            }
+            toml::Value::Table(t) => t.iter().try_for_each(|(k, x)| self.check_finite(&format!("{key}.{k}"), x)),
+            _ => Ok(()),
+        }
     }
 
     /// A parameter may be set in one place only, and a built-in workload only takes its own

@@ -54,11 +54,13 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         results: args.results.clone(),
         lease_ttl: args.lease_ttl,
         flush_interval: Duration::from_secs(1),
+        security: Default::default(),
     })
     .await?;
     let url = format!("http://{}", coordinator.local_addr);
 
-    let mut c = client::connect(&url).await?;
+    // Loopback only and started just now: no token or TLS.
+    let mut c = client::connect(&client::Remote::plain(url.clone())).await?;
     let submitted = c.submit_sweep(submit::request(&file, &trials)?).await.map_err(client::explain)?.into_inner();
     eprintln!(
         "sweep {}: {} trials ({} new), state in {}, results in {}",
@@ -76,7 +78,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         // GPUs are dealt out round-robin so no two agents share one.
         let share: Vec<String> = gpus.iter().skip(i as usize).step_by(n_agents as usize).cloned().collect();
         let config = AgentConfig {
-            coordinator: url.clone(),
+            coordinator: sweep_agent::config::Remote::plain(url.clone()),
             slots: Some(share.len().max(1) as u32),
             gpus: Some(share),
             work_dir: args.state.join("agents"),

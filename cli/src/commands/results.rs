@@ -18,8 +18,8 @@ pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
     Ok(results::read_trials_table(&path)?)
 }
 
-pub async fn from_coordinator(url: &str, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
-    let mut c = client::connect(url).await?;
+pub async fn from_coordinator(remote: &client::Remote, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
+    let mut c = client::connect(remote).await?;
     let resp = c.get_results(pb::GetResultsRequest { sweep_id: sweep.to_string() }).await.map_err(client::explain)?;
     resp.into_inner()
         .trials
@@ -47,10 +47,10 @@ pub async fn from_coordinator(url: &str, sweep: &str) -> anyhow::Result<Vec<Tria
         .collect()
 }
 
-pub async fn run(url: &str, sweep: &str, format: Format, dir: Option<&Path>) -> anyhow::Result<()> {
+pub async fn run(remote: &client::Remote, sweep: &str, format: Format, dir: Option<&Path>) -> anyhow::Result<()> {
     let rows = match dir {
         Some(dir) => from_files(dir, sweep)?,
-        None => from_coordinator(url, sweep).await?,
+        None => from_coordinator(remote, sweep).await?,
     };
     print!("{}", table::render(&rows, format));
     Ok(())

@@ -29,7 +29,7 @@ fn summary_json(s: &pb::SweepSummary) -> Value {
 fn agents_json(agents: &[pb::AgentInfo]) -> Value {
     agents
         .iter()
-        .map(|a| json!({"agent_id": a.agent_id, "hostname": a.hostname, "slots": a.slots, "gpus": a.gpus, "running": a.running, "last_seen_ms": a.last_seen_ms}))
+        .map(|a| json!({"agent_id": a.agent_id, "hostname": a.hostname, "slots": a.slots, "gpus": a.gpus, "running": a.running, "last_seen_ms": a.last_seen_ms, "quarantined": a.quarantined, "consecutive_failures": a.consecutive_failures}))
         .collect()
 }
 
@@ -51,8 +51,8 @@ pub fn counts_line(c: &pb::StateCounts) -> String {
     }
 }
 
-pub async fn run(url: &str, sweep: Option<&str>, as_json: bool) -> anyhow::Result<()> {
-    let mut c = client::connect(url).await?;
+pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+    let mut c = client::connect(remote).await?;
     match sweep {
         None => {
             let resp = c.list_sweeps(pb::ListSweepsRequest {}).await.map_err(client::explain)?.into_inner();
@@ -129,6 +129,11 @@ fn print_agents(agents: &[pb::AgentInfo]) {
     println!("agents:");
     for a in agents {
         let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", a.gpus.join(",")) };
-        println!("  {:<24} {:<16} {} of {} slots busy, {}", a.agent_id, a.hostname, a.running, a.slots, gpus);
+        let health = if a.quarantined {
+            format!(", QUARANTINED after {} failed attempts in a row (restart the agent once the node is fixed)", a.consecutive_failures)
+        } else {
+            String::new()
+        };
+        println!("  {:<24} {:<16} {} of {} slots busy, {}{health}", a.agent_id, a.hostname, a.running, a.slots, gpus);
     }
 }

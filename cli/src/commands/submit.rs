@@ -8,27 +8,21 @@ use sweep_spec::{SweepFile, TrialSpec};
 /// The submission for a parsed sweep file and its trials.
 pub fn request(file: &SweepFile, trials: &[TrialSpec]) -> anyhow::Result<pb::SubmitSweepRequest> {
     let source = std::fs::read_to_string(&file.path).unwrap_or_default();
-    Ok(pb::SubmitSweepRequest {
-        name: file.name.clone(),
-        source,
-        source_path: std::path::absolute(&file.path)?.display().to_string(),
-        max_attempts: file.retry.max_attempts,
-        max_lost: file.retry.max_lost,
-        trials: trials.iter().map(pb::Trial::from).collect(),
-    })
+    let source_path = std::path::absolute(&file.path)?.display().to_string();
+    Ok(pb::SubmitSweepRequest::from_file(file, trials, source, source_path))
 }
 
 /// Reads, expands and submits; returns the coordinator's answer.
-pub async fn submit(url: &str, path: &Path) -> anyhow::Result<pb::SubmitSweepResponse> {
+pub async fn submit(remote: &client::Remote, path: &Path) -> anyhow::Result<pb::SubmitSweepResponse> {
     let file = SweepFile::read(path)?;
     let trials = sweep_spec::expand(&file)?;
     let req = request(&file, &trials)?;
-    let mut c = client::connect(url).await?;
+    let mut c = client::connect(remote).await?;
     Ok(c.submit_sweep(req).await.map_err(client::explain)?.into_inner())
 }
 
-pub async fn run(url: &str, path: &Path) -> anyhow::Result<()> {
-    let resp = submit(url, path).await?;
+pub async fn run(remote: &client::Remote, path: &Path) -> anyhow::Result<()> {
+    let resp = submit(remote, path).await?;
     eprintln!("{} new trials, {} in all", resp.trials_added, resp.trials_total);
     println!("{}", resp.sweep_id);
     Ok(())

@@ -2,8 +2,8 @@
 
 use crate::{client, progress};
 
-pub async fn run(url: &str, sweep: &str) -> anyhow::Result<()> {
-    let mut c = client::connect(url).await?;
+pub async fn run(remote: &client::Remote, sweep: &str) -> anyhow::Result<()> {
+    let mut c = client::connect(remote).await?;
     let last = progress::follow(&mut c, sweep).await?;
     let counts = last.counts.unwrap_or_default();
     println!("{sweep}: done: {}", crate::commands::status::counts_line(&counts));

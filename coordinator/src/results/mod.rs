@@ -19,8 +19,26 @@ pub const TRIALS_FILE: &str = "trials.parquet";
 pub const METRICS_DIR: &str = "metrics";
 
 /// Folder of one sweep's results: `<root>/<sweep>`.
+///
+/// # Panics
+///
+/// If `sweep` is not a safe sweep name (`sweep_spec::file::is_safe_name`): joining `..`, an
+/// absolute path or a name with a separator would leave `root`. Every name that reaches the writer
+/// was checked at submission, so this is an invariant; callers holding a name typed by a user call
+/// [`checked_sweep_dir`] instead.
 pub fn sweep_dir(root: &Path, sweep: &str) -> PathBuf {
-    root.join(sweep)
+    match checked_sweep_dir(root, sweep) {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// [`sweep_dir`], refusing a name that would not stay one folder inside `root`.
+pub fn checked_sweep_dir(root: &Path, sweep: &str) -> Result<PathBuf, ResultsError> {
+    if !sweep_spec::file::is_safe_name(sweep) {
+        return Err(ResultsError::UnsafeSweepName { root: root.to_path_buf(), sweep: sweep.to_string() });
+    }
+    Ok(root.join(sweep))
 }
 
 /// Everything that can go wrong reading or writing results. Every variant names the file, because
@@ -59,6 +77,11 @@ pub enum ResultsError {
          with decimal sequence numbers"
     )]
     PartName { path: PathBuf },
+    #[error(
+        "sweep name {sweep:?} under {root}: expected one folder name (letters, digits, '-', '_' or '.', \
+         not starting with '.')"
+    )]
+    UnsafeSweepName { root: PathBuf, sweep: String },
 }
 
 impl ResultsError {
@@ -90,6 +113,17 @@ mod tests {
             sweep_dir(Path::new("results"), "double-descent-cifar10"),
             PathBuf::from("results/double-descent-cifar10")
         );
+    }
+
+    #[test]
+    fn unsafe_sweep_names_never_leave_the_root() {
+        for bad in ["..", ".", "", "/etc", "a/b", "../x", ".hidden", "a\\b", "a\0b"] {
+            let err = checked_sweep_dir(Path::new("results"), bad).unwrap_err();
+            assert!(matches!(err, ResultsError::UnsafeSweepName { .. }), "{bad:?}");
+            assert!(err.to_string().starts_with("sweep name"), "{err}");
+            assert!(std::panic::catch_unwind(|| sweep_dir(Path::new("results"), bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(checked_sweep_dir(Path::new("r"), "a..b").unwrap(), PathBuf::from("r/a..b"));
     }
 
     #[test]

@@ -9,9 +9,6 @@ use std::time::Duration;
 use sweep_proto::v1::{self as pb, agent_service_server::AgentService};
 use tonic::{Request, Response, Status};
 
-/// Longest metric name accepted; `class_acc/<class>` names stay far below it.
-const MAX_METRIC_NAME: usize = 256;
-
 pub struct AgentApi {
     pub shared: Shared,
     pub lease_ttl: Duration,
@@ -22,9 +19,7 @@ pub struct AgentApi {
 impl AgentService for AgentApi {
     async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = req.into_inner();
-        if r.name.is_empty() {
-            return Err(Status::invalid_argument("name: expected a non-empty agent name"));
-        }
+        convert::check_register(&r)?;
         let id = {
             let r = r.clone();
             self.shared.write(move |s, now| s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, now)).await?
@@ -39,6 +34,7 @@ impl AgentService for AgentApi {
 
     async fn lease(&self, req: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let r = req.into_inner();
+        convert::check_lease(&r)?;
         let agent = r.agent_id.clone();
         let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, r.free_gpus, now)).await?;
         for g in &grants {
@@ -60,6 +56,7 @@ impl AgentService for AgentApi {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let r = req.into_inner();
+        convert::check_heartbeat(&r)?;
         let leases: Vec<LeaseReport> =
             r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
         let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &leases, now)).await?;
@@ -82,14 +79,7 @@ impl AgentService for AgentApi {
         req: Request<pb::ReportMetricsRequest>,
     ) -> Result<Response<pb::ReportMetricsResponse>, Status> {
         let r = req.into_inner();
-        if let Some(bad) =
-            r.epochs.iter().flat_map(|e| &e.metrics).find(|m| m.name.is_empty() || m.name.len() > MAX_METRIC_NAME)
-        {
-            return Err(Status::invalid_argument(format!(
-                "metric name `{}`: expected 1 to {MAX_METRIC_NAME} characters",
-                bad.name
-            )));
-        }
+        convert::check_report(&r)?;
         let batch =
             MetricBatch { lease_id: r.lease_id, epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect() };
         let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
@@ -97,7 +87,8 @@ impl AgentService for AgentApi {
     }
 
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        convert::check_complete(&mut r)?;
         let lease_id = r.lease_id;
         let c = Completion {
             exit_code: r.exit_code,
@@ -105,6 +96,7 @@ impl AgentService for AgentApi {
             stderr_tail: r.stderr_tail,
             launch_error: r.launch_error,
             stopped_by_request: r.stopped_by_request,
+            released: r.released,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &c, now)).await?;
         tracing::info!(lease = lease_id, state = %state, "attempt completed");

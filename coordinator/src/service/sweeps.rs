@@ -30,6 +30,7 @@ impl SweepService for SweepApi {
 
     async fn get_sweep(&self, req: Request<pb::GetSweepRequest>) -> Result<Response<pb::GetSweepResponse>, Status> {
         let name = req.into_inner().sweep_id;
+        convert::check_sweep_name("sweep_id", &name)?;
         let (summary, trials, agents) = self
             .shared
             .read(move |s, now| Ok((s.summary(&name)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?)))
@@ -63,6 +64,7 @@ impl SweepService for SweepApi {
         req: Request<pb::CancelSweepRequest>,
     ) -> Result<Response<pb::CancelSweepResponse>, Status> {
         let name = req.into_inner().sweep_id;
+        convert::check_sweep_name("sweep_id", &name)?;
         let n = {
             let name = name.clone();
             self.shared.write(move |s, now| s.cancel(&name, now)).await?
@@ -78,6 +80,7 @@ impl SweepService for SweepApi {
         req: Request<pb::WatchSweepRequest>,
     ) -> Result<Response<Self::WatchSweepStream>, Status> {
         let name = req.into_inner().sweep_id;
+        convert::check_sweep_name("sweep_id", &name)?;
         let shared = self.shared.clone();
         // Subscribe before the first read so no change between the two is missed.
         let mut changes = shared.subscribe();
@@ -128,6 +131,7 @@ impl SweepService for SweepApi {
         req: Request<pb::GetResultsRequest>,
     ) -> Result<Response<pb::GetResultsResponse>, Status> {
         let name = req.into_inner().sweep_id;
+        convert::check_sweep_name("sweep_id", &name)?;
         let rows = self.shared.read(move |s, _| s.trial_rows(&name)).await?;
         Ok(Response::new(pb::GetResultsResponse {
             trials: rows.into_iter().enumerate().map(|(i, r)| convert::result_to_wire(i as u32, r)).collect(),

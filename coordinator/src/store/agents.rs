@@ -13,6 +13,10 @@ pub struct AgentRecord {
     pub last_seen_ms: i64,
     /// Trials it holds leases for now.
     pub running: u32,
+    /// Its attempts that failed in a row, most recent last.
+    pub consecutive_failures: u32,
+    /// It gets no new leases (see [`crate::scheduler::is_quarantined`]).
+    pub quarantined: bool,
 }
 
 impl Store {
@@ -40,7 +44,8 @@ impl Store {
     pub fn agents(&self, now_ms: i64, window_ms: i64) -> Result<Vec<AgentRecord>> {
         let mut q = self.conn.prepare(
             "SELECT a.id, a.hostname, a.slots, a.gpus, a.last_seen_ms,
-                    (SELECT COUNT(*) FROM trials t WHERE t.agent = a.id AND t.state IN ('leased', 'running'))
+                    (SELECT COUNT(*) FROM trials t WHERE t.agent = a.id AND t.state IN ('leased', 'running')),
+                    a.consecutive_failures
              FROM agents a WHERE a.last_seen_ms >= ?1 ORDER BY a.registered_at_ms, a.id",
         )?;
         let rows = q.query_map([now_ms - window_ms], |r| {
@@ -52,6 +57,8 @@ impl Store {
                 gpus: gpus.split(',').filter(|g| !g.is_empty()).map(str::to_string).collect(),
                 last_seen_ms: r.get(4)?,
                 running: r.get(5)?,
+                consecutive_failures: r.get(6)?,
+                quarantined: crate::scheduler::is_quarantined(r.get(6)?, self.quarantine_after),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

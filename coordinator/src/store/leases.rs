@@ -34,7 +34,12 @@ pub struct Completion {
     pub stderr_tail: String,
     pub launch_error: String,
     pub stopped_by_request: bool,
+    /// Handed back by a draining agent: not a failure of the trial.
+    pub released: bool,
 }
+
+/// What PyTorch and libtorch print when a GPU runs out of memory.
+const OUT_OF_MEMORY_MARKERS: &[&str] = &["CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory"];
 
 impl Completion {
     fn exit(&self) -> Exit {
@@ -43,6 +48,7 @@ impl Completion {
             _ if !self.launch_error.is_empty() => Exit::Failure,
             (Some(0), None) => Exit::Success,
             (Some(sweep_spec::trial::EXIT_BAD_CONFIG), None) => Exit::BadConfig,
+            _ if OUT_OF_MEMORY_MARKERS.iter().any(|m| self.stderr_tail.contains(m)) => Exit::OutOfMemory,
             _ => Exit::Failure,
         }
     }
@@ -79,8 +85,8 @@ impl Store {
     pub fn lease(&mut self, agent_id: &str, free_slots: u32, free_gpus: u32, now_ms: i64) -> Result<Vec<Grant>> {
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
-        touch_agent(&tx, agent_id, now_ms)?;
-        if free_slots == 0 {
+        let streak = touch_agent(&tx, agent_id, now_ms)?;
+        if free_slots == 0 || scheduler::is_quarantined(streak, self.quarantine_after) {
             tx.commit()?;
             return Ok(Vec::new());
         }
@@ -99,9 +105,9 @@ impl Store {
             }
             let mut q = tx.prepare_cached(
                 "SELECT sweep, trial_id, gpus, attempt, user_failures, lost, spec FROM trials
-                 WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 ORDER BY idx LIMIT ?3",
+                 WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 AND not_before_ms <= ?4 ORDER BY idx LIMIT ?3",
             )?;
-            let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64], |r| {
+            let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64, now_ms], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -193,12 +199,14 @@ impl Store {
         let policy = sweep_policy(&tx, &h.sweep)?;
         let exit = c.exit();
         let outcome = match exit {
+            _ if c.released => "released",
             Exit::Success => "succeeded",
             Exit::Failure => "failed",
+            Exit::OutOfMemory => "out_of_memory",
             Exit::BadConfig => "bad_config",
             Exit::StoppedOnRequest => "stopped",
         };
-        let error = c.error();
+        let error = if c.released { Some("handed back by a draining agent".to_string()) } else { c.error() };
         match scheduler::judge_lease(h.state, h.current_lease, lease_id) {
             LeaseVerdict::Abandon => return Err(Error::StaleLease(lease_id)),
             LeaseVerdict::Stop => {
@@ -213,17 +221,37 @@ impl Store {
             }
             LeaseVerdict::Extend => {}
         }
-        let (next, counters) = lifecycle::transition(h.state, h.counters, Event::Exited(exit), policy)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let event = if c.released { Event::LeaseLost } else { Event::Exited(exit) };
+        let (next, counters) =
+            lifecycle::transition(h.state, h.counters, event, policy).map_err(|e| Error::Corrupt(e.to_string()))?;
         close_attempt(&tx, lease_id, outcome, c, error.as_deref(), now_ms)?;
         let finished = next.is_terminal().then_some(now_ms);
+        let retried_after_failure = next == TrialState::Pending && counters.user_failures > h.counters.user_failures;
+        let not_before = if retried_after_failure {
+            scheduler::retry_not_before(now_ms, counters.user_failures, policy.retry_backoff_ms, sweep_spec::backoff::jitter_unit())
+        } else {
+            0
+        };
         tx.execute(
-            "UPDATE trials SET state = ?3, user_failures = ?4, lease_id = NULL, deadline_ms = NULL,
-                    finished_at_ms = ?5, last_error = COALESCE(?6, last_error),
-                    started_at_ms = COALESCE(started_at_ms, ?7)
+            "UPDATE trials SET state = ?3, user_failures = ?4, lost = ?5, lease_id = NULL, deadline_ms = NULL,
+                    finished_at_ms = ?6, last_error = COALESCE(?7, last_error),
+                    started_at_ms = COALESCE(started_at_ms, ?8), not_before_ms = ?9
              WHERE sweep = ?1 AND trial_id = ?2",
-            params![h.sweep, h.trial_id, next.as_str(), counters.user_failures, finished, error, now_ms],
+            params![
+                h.sweep,
+                h.trial_id,
+                next.as_str(),
+                counters.user_failures,
+                counters.lost,
+                finished,
+                error,
+                now_ms,
+                not_before
+            ],
         )?;
+        if !c.released {
+            record_streak(&tx, lease_id, exit)?;
+        }
         bump_trials_version(&tx, &h.sweep)?;
         tx.commit()?;
         Ok(next)
@@ -328,10 +356,28 @@ fn close_attempt(
     Ok(())
 }
 
-fn touch_agent(tx: &Transaction, agent_id: &str, now_ms: i64) -> Result<()> {
-    let n = tx.execute("UPDATE agents SET last_seen_ms = ?2 WHERE id = ?1", params![agent_id, now_ms])?;
-    if n == 0 {
-        return Err(Error::UnknownAgent(agent_id.to_string()));
-    }
+/// An agent's run of failed attempts: failures of the trial's code, OOM or a process that could
+/// not start lengthen it; a success ends it. Bad configurations and stops say nothing about the node.
+fn record_streak(tx: &Transaction, lease_id: i64, exit: Exit) -> Result<()> {
+    let update = match exit {
+        Exit::Failure | Exit::OutOfMemory => "consecutive_failures = consecutive_failures + 1",
+        Exit::Success => "consecutive_failures = 0",
+        Exit::BadConfig | Exit::StoppedOnRequest => return Ok(()),
+    };
+    tx.execute(
+        &format!("UPDATE agents SET {update} WHERE id = (SELECT agent FROM attempts WHERE lease_id = ?1)"),
+        [lease_id],
+    )?;
     Ok(())
+}
+
+/// Marks the agent as heard from now; returns its current run of failed attempts.
+fn touch_agent(tx: &Transaction, agent_id: &str, now_ms: i64) -> Result<u32> {
+    tx.query_row(
+        "UPDATE agents SET last_seen_ms = ?2 WHERE id = ?1 RETURNING consecutive_failures",
+        params![agent_id, now_ms],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| Error::UnknownAgent(agent_id.to_string()))
 }

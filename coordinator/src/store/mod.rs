@@ -22,7 +22,13 @@ use std::path::Path;
 pub struct Store {
     conn: Connection,
     lease_ttl_ms: i64,
+    /// Failed attempts in a row after which an agent gets no new leases; 0: never.
+    quarantine_after: u32,
 }
+
+/// One broken node must not burn a sweep: after this many failed attempts in a row an agent is
+/// quarantined (`sweep-coordinator --quarantine-after`).
+pub const DEFAULT_QUARANTINE_AFTER: u32 = 5;
 
 impl Store {
     /// Opens (creating if needed) `<dir>/state.db`.
@@ -34,7 +40,15 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&conn)?;
-        Ok(Store { conn, lease_ttl_ms })
+        Ok(Store { conn, lease_ttl_ms, quarantine_after: DEFAULT_QUARANTINE_AFTER })
+    }
+
+    pub fn set_quarantine_after(&mut self, failures: u32) {
+        self.quarantine_after = failures;
+    }
+
+    pub fn quarantine_after(&self) -> u32 {
+        self.quarantine_after
     }
 
     pub fn lease_ttl_ms(&self) -> i64 {

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -91,11 +91,42 @@ CREATE TABLE IF NOT EXISTS finals (
 );
 "#;
 
+/// Version 2: retry backoff per sweep, the earliest time a failed trial may run again, and
+/// agents' failure streaks (quarantine).
+const V2: &str = r#"
+ALTER TABLE sweeps ADD COLUMN retry_backoff_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trials ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agents ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < VERSION {
+    if version < 1 {
         conn.execute_batch(SCHEMA)?;
+    }
+    if version < 2 {
+        conn.execute_batch(V2)?;
+    }
+    if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_migrates_in_place() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms) VALUES ('a', 'a', 'h', 1, '', 0, 0)", []).unwrap();
+        migrate(&conn).unwrap();
+        let streak: i64 = conn.query_row("SELECT consecutive_failures FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+        assert_eq!(streak, 0);
+        assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
+        migrate(&conn).unwrap();
+    }
 }

@@ -70,14 +70,14 @@ impl Store {
             tx.query_row("SELECT 1 FROM sweeps WHERE name = ?1", [&sweep.name], |_| Ok(())).optional()?.is_some();
         if exists {
             tx.execute(
-                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5 WHERE name = ?1",
-                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost],
+                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6 WHERE name = ?1",
+                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms],
             )?;
         } else {
             let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
             tx.execute(
-                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
+                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms)
+                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8)",
                 params![
                     sweep.name,
                     seq,
@@ -85,7 +85,8 @@ impl Store {
                     sweep.source,
                     sweep.source_path,
                     sweep.policy.max_attempts,
-                    sweep.policy.max_lost
+                    sweep.policy.max_lost,
+                    sweep.policy.retry_backoff_ms
                 ],
             )?;
         }
@@ -268,8 +269,8 @@ impl Store {
 }
 
 pub(super) fn sweep_policy(tx: &Transaction, sweep: &str) -> Result<Policy> {
-    tx.query_row("SELECT max_attempts, max_lost FROM sweeps WHERE name = ?1", [sweep], |r| {
-        Ok(Policy { max_attempts: r.get(0)?, max_lost: r.get(1)? })
+    tx.query_row("SELECT max_attempts, max_lost, retry_backoff_ms FROM sweeps WHERE name = ?1", [sweep], |r| {
+        Ok(Policy { max_attempts: r.get(0)?, max_lost: r.get(1)?, retry_backoff_ms: r.get(2)? })
     })
     .optional()?
     .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))

@@ -38,6 +38,7 @@ impl Env {
             results: self.dir.path().join("results"),
             lease_ttl: self.lease_ttl,
             flush_interval: Duration::from_millis(100),
+            security: Default::default(),
         }
     }
 
@@ -193,14 +194,7 @@ pub fn sweep(name: &str, widths: &[u32], extra: &str) -> pb::SubmitSweepRequest 
     let path = Path::new("sweep.toml");
     let file = sweep_spec::SweepFile::parse(&text, path, Path::new(".")).expect("test sweep file parses");
     let trials = sweep_spec::expand(&file).expect("test sweep expands");
-    pb::SubmitSweepRequest {
-        name: file.name.clone(),
-        source: text,
-        source_path: path.display().to_string(),
-        max_attempts: file.retry.max_attempts,
-        max_lost: file.retry.max_lost,
-        trials: trials.iter().map(pb::Trial::from).collect(),
-    }
+    pb::SubmitSweepRequest::from_file(&file, &trials, text, path.display().to_string())
 }
 
 /// Asserts that `result` failed with `code` and a message containing `needle`.

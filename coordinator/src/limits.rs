@@ -1,0 +1,55 @@
+//! Every bound the coordinator puts on what a client sends, in one place. `convert.rs` checks them
+//! at the boundary, so a handler past it sees only input of bounded size and with the right shape.
+//!
+//! A request over a limit is refused with INVALID_ARGUMENT naming the field, not with
+//! RESOURCE_EXHAUSTED: agents retry RESOURCE_EXHAUSTED (it usually means a quota that frees up),
+//! while an oversized request stays oversized. Free text (stderr tails, launch errors) is truncated
+//! instead: losing the middle of a log must not lose the attempt's outcome.
+
+/// Sweep names: the sweep-spec rule, because the name becomes a results and checkpoint folder.
+pub const MAX_SWEEP_NAME: usize = sweep_spec::file::MAX_NAME_LEN;
+/// Trial ids are the first 16 hex digits of a SHA-256 (`TrialSpec::content_id`), in lower case.
+pub const TRIAL_ID_LEN: usize = 16;
+/// Agent names, as the agent registers them.
+pub const MAX_AGENT_NAME: usize = 256;
+/// Agent ids are `<name>-<n>`: the name, a dash and a decimal counter.
+pub const MAX_AGENT_ID: usize = MAX_AGENT_NAME + 21;
+/// Host names (a DNS name is at most 253 characters).
+pub const MAX_HOSTNAME: usize = 256;
+/// One GPU's id as the agent lists it (`0`, `GPU-<uuid>`, `MIG-<uuid>`).
+pub const MAX_GPU_ID: usize = 256;
+/// Slots an agent offers, GPUs it lists, and free slots or GPUs it asks leases for.
+pub const MAX_SLOTS: u32 = 4096;
+/// GPUs one agent lists or asks for.
+pub const MAX_GPUS: u32 = 4096;
+/// GPUs one trial needs: the sweep file's `resources.gpus` bound.
+pub const MAX_GPUS_PER_TRIAL: u32 = sweep_spec::file::MAX_GPUS_PER_TRIAL;
+/// Leases one heartbeat reports: an agent holds at most one per slot.
+pub const MAX_LEASES_PER_HEARTBEAT: usize = MAX_SLOTS as usize;
+/// Metric names; `class_acc/<class>` names stay far below it.
+pub const MAX_METRIC_NAME: usize = 256;
+/// Epoch records in one `ReportMetrics` call (the agent sends at most 256).
+pub const MAX_EPOCHS_PER_REPORT: usize = 10_000;
+/// Metrics in one epoch record (per-class accuracies of a 21k-class model still fit).
+pub const MAX_METRICS_PER_EPOCH: usize = 65_536;
+/// Trials in one `SubmitSweep`: as many as one sweep file may expand to.
+pub const MAX_TRIALS_PER_SUBMIT: usize = sweep_spec::expand::MAX_TRIALS;
+/// Bytes of one trial's command (all arguments together), of its `params_json` and of its
+/// `data_json`, each.
+pub const MAX_TRIAL_FIELD_BYTES: usize = 64 * 1024;
+/// Workload names (the catalogue's are a dozen characters).
+pub const MAX_WORKLOAD_NAME: usize = 256;
+/// `retry.max_attempts`, `retry.max_lost` and `retry.checkpoint_every_epochs`: the sweep file's bound.
+pub const MAX_RETRY_COUNT: u32 = 1_000_000;
+/// The sweep file's text, kept with the sweep for the record.
+pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+/// The sweep file's path (Linux's PATH_MAX).
+pub const MAX_SOURCE_PATH: usize = 4096;
+/// A stderr tail is cut to its last this many bytes: the end of a log says why a process died.
+pub const MAX_STDERR_TAIL: usize = 16 * 1024;
+/// A launch error is cut to its first this many bytes: its start names what could not be run.
+pub const MAX_LAUNCH_ERROR: usize = 4 * 1024;
+/// Signal numbers (Linux's real-time signals end at 64).
+pub const MAX_SIGNAL: i32 = 64;
+/// How much of an offending value an error message quotes.
+pub const QUOTED_CHARS: usize = 64;

@@ -1,0 +1,76 @@
+//! The coordinator's TLS settings: its certificate and key, and for mutual TLS the CA that client
+//! certificates must chain to. Files are read and checked once at start; errors name the file.
+
+use std::path::Path;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+/// Builds the rustls server configuration, or `None` when no certificate is given (plain HTTP/2).
+pub fn server_config(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    client_ca: Option<&Path>,
+) -> Result<Option<ServerTlsConfig>, String> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => {
+            if client_ca.is_some() {
+                return Err("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".into());
+            }
+            return Ok(None);
+        }
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => return Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (the certificate for that key)".into()),
+    };
+    let identity = Identity::from_pem(read_pem(cert, Pem::Certificate)?, read_pem(key, Pem::PrivateKey)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = client_ca {
+        // Client certificates become mandatory: tonic's default is `client_auth_optional(false)`.
+        config = config.client_ca_root(Certificate::from_pem(read_pem(ca, Pem::Certificate)?));
+    }
+    Ok(Some(config))
+}
+
+/// What a PEM file is expected to hold.
+#[derive(Clone, Copy)]
+pub enum Pem {
+    Certificate,
+    PrivateKey,
+}
+
+/// Reads a PEM file and checks that it holds the expected kind of block, so that a swapped or
+/// wrong file is reported by name instead of as a handshake failure later.
+pub fn read_pem(path: &Path, kind: Pem) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let ok = match kind {
+        Pem::Certificate => text.contains("-----BEGIN CERTIFICATE-----"),
+        Pem::PrivateKey => text.lines().any(|l| l.starts_with("-----BEGIN") && l.contains("PRIVATE KEY-----")),
+    };
+    if !ok {
+        let expected = match kind {
+            Pem::Certificate => "a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            Pem::PrivateKey => "a PEM private key (-----BEGIN PRIVATE KEY----- or an RSA/EC key)",
+        };
+        return Err(format!("{}: expected {expected}", path.display()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let err = server_config(Some(&junk), Some(&junk), None).unwrap_err();
+        assert!(err.contains("junk.pem") && err.contains("certificate"), "{err}");
+        let missing = dir.path().join("missing.pem");
+        let err = server_config(Some(&missing), Some(&junk), None).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+        assert!(server_config(None, None, Some(&junk)).unwrap_err().contains("--tls-client-ca"));
+        assert!(server_config(None, None, None).unwrap().is_none());
+    }
+}
