@@ -65,28 +65,20 @@ pub fn start_coordinator(root: &Path, lease_ttl: &str) -> Coordinator {
 
 /// Starts `sweep-agent` with its own work folder and a log file named after it.
 pub fn start_agent(root: &Path, url: &str, name: &str, slots: u32) -> Proc {
-    let child = Command::new(bin("sweep-agent"))
-        .args([
-            "--coordinator",
-            url,
-            "--name",
-            name,
-            "--slots",
-            &slots.to_string(),
-            "--poll-interval",
-            "200ms",
-            "--stop-grace",
-            "2s",
-        ])
+    Proc(agent_command(root, url, name, slots).spawn().expect("start sweep-agent"))
+}
+
+/// The `sweep-agent` command `start_agent` runs, for tests that add flags.
+pub fn agent_command(root: &Path, url: &str, name: &str, slots: u32) -> Command {
+    let mut cmd = Command::new(bin("sweep-agent"));
+    cmd.args(["--coordinator", url, "--name", name, "--slots", &slots.to_string(), "--poll-interval", "200ms", "--stop-grace", "2s"])
         .arg("--work-dir")
         .arg(root.join(name))
         .env("SWEEP_LOG", "info")
         .env("SWEEP_GPUS", "")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log file"))
-        .spawn()
-        .expect("start sweep-agent");
-    Proc(child)
+        .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log file"));
+    cmd
 }
 
 /// Runs the `sweep` CLI against `url` and returns its output.
