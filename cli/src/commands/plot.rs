@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sweep_coordinator::results;
 
 pub fn run(sweep: &str, results_root: &Path, out: Option<&Path>, font: &Path) -> anyhow::Result<()> {
-    let dir = results::sweep_dir(results_root, sweep);
+    let dir = results::checked_sweep_dir(results_root, sweep)?;
     let trials_file = dir.join(results::TRIALS_FILE);
     if !trials_file.exists() {
         anyhow::bail!(

@@ -8,7 +8,7 @@ use sweep_coordinator::results::{self, TrialRow};
 use sweep_proto::v1 as pb;
 
 pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
-    let path = results::sweep_dir(dir, sweep).join(results::TRIALS_FILE);
+    let path = results::checked_sweep_dir(dir, sweep)?.join(results::TRIALS_FILE);
     if !path.exists() {
         anyhow::bail!(
             "{}: no results for sweep `{sweep}` here (is --results the folder that holds <sweep>/trials.parquet?)",
