@@ -4,10 +4,12 @@
 //! only on its seed, not on which thread or test touched `tch::manual_seed` last, nor on the
 //! libtorch version.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for synthetic data.
+use sweep_spec::sample::SplitMix64;
+
+/// A seeded stream of the project's one generator, SplitMix64, with the draws workloads need.
 #[derive(Debug, Clone)]
 pub struct Rng {
-    state: u64,
+    inner: SplitMix64,
 }
 
 /// Independent uses of one seed draw from separate streams, so that, say, a wider model never
@@ -34,22 +36,18 @@ pub enum Stream {
 impl Rng {
     pub fn new(seed: u64, stream: Stream) -> Rng {
         // Mixing the stream into the seed through one SplitMix step decorrelates neighbouring seeds.
-        let mut rng = Rng { state: seed ^ (stream as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93) };
+        let mut rng = Rng { inner: SplitMix64::new(seed ^ (stream as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93)) };
         rng.next_u64();
         rng
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.inner.next_u64()
     }
 
     /// Uniform in [0, 1) with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.inner.next_f64()
     }
 
     /// Uniform integer in [0, bound); Lemire's multiply-shift, bias below 2^-64 * bound.
