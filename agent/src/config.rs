@@ -69,6 +69,17 @@ impl Remote {
     pub fn plain(url: impl Into<String>) -> Remote {
         Remote { url: url.into(), token: None, token_file: None, tls_ca: None, tls_cert: None, tls_key: None }
     }
+
+    pub fn credentials(&self) -> sweep_proto::remote::Credentials {
+        sweep_proto::remote::Credentials {
+            url: self.url.clone(),
+            token: self.token.clone(),
+            token_file: self.token_file.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+        }
+    }
 }
 
 /// Messages and logs name the coordinator by its URL.

@@ -65,11 +65,17 @@ impl Tokens {
     pub fn load(user_tokens: Option<&Path>, agent_tokens: Option<&Path>) -> Result<Tokens, String> {
         match (user_tokens, agent_tokens) {
             (None, None) => Ok(Tokens::off()),
-            (Some(user), Some(agent)) => {
-                Ok(Tokens { sets: Some(Arc::new(TokenSets { user: read_token_file(user)?, agent: read_token_file(agent)? })) })
-            }
-            (Some(_), None) => Err("--user-tokens needs --agent-tokens too: with only one, agents could not be told apart from strangers".into()),
-            (None, Some(_)) => Err("--agent-tokens needs --user-tokens too: with only one, users could not be told apart from strangers".into()),
+            (Some(user), Some(agent)) => Ok(Tokens {
+                sets: Some(Arc::new(TokenSets { user: read_token_file(user)?, agent: read_token_file(agent)? })),
+            }),
+            (Some(_), None) => Err(
+                "--user-tokens needs --agent-tokens too: with only one, agents could not be told apart from strangers"
+                    .into(),
+            ),
+            (None, Some(_)) => Err(
+                "--agent-tokens needs --user-tokens too: with only one, users could not be told apart from strangers"
+                    .into(),
+            ),
         }
     }
 

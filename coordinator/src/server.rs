@@ -64,7 +64,12 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let mut builder = tonic::transport::Server::builder();
     if let (Some(tls), Some(cert), Some(key)) = (tls, &sec.tls_cert, &sec.tls_key) {
         builder = builder.tls_config(tls).map_err(|e| {
-            anyhow::anyhow!("tls with certificate {} and key {}: {}", cert.display(), key.display(), error_chain(&e))
+            anyhow::anyhow!(
+                "tls with certificate {} and key {}: {}",
+                cert.display(),
+                key.display(),
+                sweep_proto::remote::error_chain(&e)
+            )
         })?;
     }
 
@@ -139,21 +144,10 @@ pub fn security_warnings(config: &CoordinatorConfig) -> Vec<&'static str> {
     if !auth {
         warnings.push("authentication is off: anyone who reaches this port can submit, cancel and lease trials; set --user-tokens and --agent-tokens");
     } else if sec.tls_cert.is_none() {
-        warnings.push("tokens travel in clear text: set --tls-cert and --tls-key so they cannot be read on the network");
+        warnings
+            .push("tokens travel in clear text: set --tls-cert and --tls-key so they cannot be read on the network");
     }
     warnings
-}
-
-/// The error and its sources on one line (tonic's transport errors hide the cause in `source`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 async fn reap_forever(shared: Shared, every: std::time::Duration) {

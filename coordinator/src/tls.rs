@@ -2,6 +2,7 @@
 //! certificates must chain to. Files are read and checked once at start; errors name the file.
 
 use std::path::Path;
+use sweep_proto::remote::{read_pem, Pem};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// Builds the rustls server configuration, or `None` when no certificate is given (plain HTTP/2).
@@ -28,32 +29,6 @@ pub fn server_config(
         config = config.client_ca_root(Certificate::from_pem(read_pem(ca, Pem::Certificate)?));
     }
     Ok(Some(config))
-}
-
-/// What a PEM file is expected to hold.
-#[derive(Clone, Copy)]
-pub enum Pem {
-    Certificate,
-    PrivateKey,
-}
-
-/// Reads a PEM file and checks that it holds the expected kind of block, so that a swapped or
-/// wrong file is reported by name instead of as a handshake failure later.
-pub fn read_pem(path: &Path, kind: Pem) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let ok = match kind {
-        Pem::Certificate => text.contains("-----BEGIN CERTIFICATE-----"),
-        Pem::PrivateKey => text.lines().any(|l| l.starts_with("-----BEGIN") && l.contains("PRIVATE KEY-----")),
-    };
-    if !ok {
-        let expected = match kind {
-            Pem::Certificate => "a PEM certificate (-----BEGIN CERTIFICATE-----)",
-            Pem::PrivateKey => "a PEM private key (-----BEGIN PRIVATE KEY----- or an RSA/EC key)",
-        };
-        return Err(format!("{}: expected {expected}", path.display()));
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 #![allow(clippy::large_enum_variant)]
 
+pub mod remote;
 mod submit;
 mod trial;
 

@@ -5,7 +5,12 @@ use sweep_spec::{SweepFile, TrialSpec};
 
 impl SubmitSweepRequest {
     /// `source` is the file's text and `source_path` where it was read, kept with the sweep.
-    pub fn from_file(file: &SweepFile, trials: &[TrialSpec], source: String, source_path: String) -> SubmitSweepRequest {
+    pub fn from_file(
+        file: &SweepFile,
+        trials: &[TrialSpec],
+        source: String,
+        source_path: String,
+    ) -> SubmitSweepRequest {
         SubmitSweepRequest {
             name: file.name.clone(),
             source,

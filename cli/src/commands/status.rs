@@ -130,7 +130,10 @@ fn print_agents(agents: &[pb::AgentInfo]) {
     for a in agents {
         let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", a.gpus.join(",")) };
         let health = if a.quarantined {
-            format!(", QUARANTINED after {} failed attempts in a row (restart the agent once the node is fixed)", a.consecutive_failures)
+            format!(
+                ", QUARANTINED after {} failed attempts in a row (restart the agent once the node is fixed)",
+                a.consecutive_failures
+            )
         } else {
             String::new()
         };

@@ -228,7 +228,12 @@ impl Store {
         let finished = next.is_terminal().then_some(now_ms);
         let retried_after_failure = next == TrialState::Pending && counters.user_failures > h.counters.user_failures;
         let not_before = if retried_after_failure {
-            scheduler::retry_not_before(now_ms, counters.user_failures, policy.retry_backoff_ms, sweep_spec::backoff::jitter_unit())
+            scheduler::retry_not_before(
+                now_ms,
+                counters.user_failures,
+                policy.retry_backoff_ms,
+                sweep_spec::backoff::jitter_unit(),
+            )
         } else {
             0
         };

@@ -124,7 +124,8 @@ mod tests {
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute("INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms) VALUES ('a', 'a', 'h', 1, '', 0, 0)", []).unwrap();
         migrate(&conn).unwrap();
-        let streak: i64 = conn.query_row("SELECT consecutive_failures FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+        let streak: i64 =
+            conn.query_row("SELECT consecutive_failures FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
         assert_eq!(streak, 0);
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
