@@ -1,5 +1,5 @@
 # The two commands a new machine needs: `make demo` and `make test`. Both install what is missing
-# (scripts/setup.sh) and are quick when nothing is.
+# (scripts/setup.sh; for `make test` as root also scripts/slurm-up.sh) and are quick when nothing is.
 
 CARGO ?= cargo
 BIN := target/debug
@@ -9,8 +9,15 @@ BIN := target/debug
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
 
+# As root (CI), a local Slurm comes up first (scripts/slurm-up.sh, idempotent) and the Slurm test
+# becomes required; elsewhere that test runs only if `sbatch` is on PATH.
 test: setup
 	$(CARGO) build --workspace --bins
+	@if [ "$$(id -u)" = 0 ]; then \
+	  scripts/slurm-up.sh || exit 1; export SWEEP_REQUIRE_SLURM=1; \
+	else \
+	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root); the Slurm test runs only if sbatch is on PATH"; \
+	fi; \
 	$(CARGO) test --workspace
 
 setup:

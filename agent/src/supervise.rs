@@ -4,6 +4,7 @@
 
 use crate::config::TrialRunner;
 use crate::launch::{self, AttemptDirs};
+use crate::recover;
 use crate::reporter::Reporter;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -41,6 +42,7 @@ pub struct Attempt {
 }
 
 /// Runs the attempt to its end. `started` flips to true once the process runs.
+#[tracing::instrument(name = "trial_attempt", skip_all, fields(sweep = %a.spec.sweep, trial = %a.spec.id, attempt = a.attempt, lease = a.lease_id))]
 pub async fn run(
     a: Attempt,
     runner: &TrialRunner,
@@ -53,6 +55,7 @@ pub async fn run(
     let launched = a
         .dirs
         .create()
+        .and_then(|_| std::fs::write(a.dirs.run.join(recover::LEASE_FILE), a.lease_id.to_string()))
         .and_then(|_| launch::build_command(&a.spec, a.attempt, &a.dirs, &a.gpus, runner, &a.device))
         .and_then(|mut c| c.spawn());
     let mut child = match launched {
@@ -70,7 +73,7 @@ pub async fn run(
 
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let relay = tokio::spawn(relay_stdout(stdout, a.dirs.run.join("stdout.log"), a.lease_id, reporter.clone()));
+    let relay = tokio::spawn(relay_stdout(stdout, a.dirs.run.join(recover::STDOUT_FILE), a.lease_id, reporter.clone()));
     let tail = tokio::spawn(keep_stderr(stderr, a.dirs.run.join("stderr.log")));
 
     let pid = child.id().map(|p| p as i32);
@@ -84,6 +87,10 @@ pub async fn run(
                     signal_group(pid, libc::SIGKILL);
                     let _ = child.wait().await;
                     tracing::warn!(trial = %trial, attempt = a.attempt, "lease lost; attempt abandoned");
+                    // What it printed is still recorded under its own attempt.
+                    let _ = relay.await;
+                    reporter.barrier().await;
+                    recover::mark_reported(&a.dirs.run);
                     return;
                 }
                 Some(Control::Drain) => {
@@ -120,6 +127,7 @@ pub async fn run(
             released,
         })
         .await;
+    recover::mark_reported(&a.dirs.run);
 }
 
 /// SIGTERM, then SIGKILL if the trial is still there after `grace`.

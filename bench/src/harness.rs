@@ -37,6 +37,8 @@ impl Bench {
             results: results.clone(),
             lease_ttl: Duration::from_secs(30),
             flush_interval,
+            http_listen: None,
+            quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
             security: Default::default(),
         };
         let coordinator = sweep_coordinator::start(&config).await.context("starting the coordinator")?;

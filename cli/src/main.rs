@@ -98,12 +98,14 @@ fn main() -> std::process::ExitCode {
     if let Command::RunTrial { spec } = &cli.command {
         return std::process::ExitCode::from(sweep_agent::run_trial(spec).clamp(0, 255) as u8);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
-    match runtime.block_on(dispatch(cli)) {
+    let outcome = runtime.block_on(async {
+        // Inside the runtime: the OTLP exporter (when configured) runs on it. Dropped when the
+        // command ends, it flushes the spans of this short call.
+        let _telemetry = sweep_telemetry::init("sweep", "warn");
+        dispatch(cli).await
+    });
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -23,6 +23,12 @@ pub struct CoordinatorConfig {
     /// How often new metric rows and trial changes are written to Parquet.
     #[arg(long, env = "SWEEP_FLUSH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub flush_interval: Duration,
+    /// Address for HTTP: Prometheus metrics on /metrics and a probe on /healthz [default: off].
+    #[arg(long, env = "SWEEP_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// An agent whose attempts fail this many times in a row gets no new leases; 0 turns it off.
+    #[arg(long, env = "SWEEP_QUARANTINE_AFTER", default_value_t = crate::store::DEFAULT_QUARANTINE_AFTER)]
+    pub quarantine_after: u32,
     #[command(flatten)]
     pub security: SecurityConfig,
 }

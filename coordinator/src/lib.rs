@@ -14,6 +14,7 @@ pub mod service;
 pub mod shared;
 pub mod sink;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 
 pub use config::{CoordinatorConfig, SecurityConfig};

@@ -12,10 +12,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWEEP_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // Inside the runtime: the OTLP exporter (when configured) runs on it. Dropped last, it
+    // flushes the spans of the drain below.
+    let _telemetry = sweep_telemetry::init("sweep-coordinator", "info");
     let cli = Cli::parse();
     for warning in sweep_coordinator::server::security_warnings(&cli.config) {
         tracing::warn!("{warning}");

@@ -7,8 +7,10 @@ use crate::service::{agents::AgentApi, sweeps::SweepApi};
 use crate::shared::Shared;
 use crate::sink::{self, SinkHandle};
 use crate::store::Store;
+use crate::telemetry::{RpcStats, RpcTimingLayer};
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use sweep_proto::v1::{agent_service_server::AgentServiceServer, sweep_service_server::SweepServiceServer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,6 +26,9 @@ pub const MAX_AGENT_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RunningCoordinator {
     pub local_addr: SocketAddr,
+    /// Where /metrics is served, with `--http-listen`.
+    pub http_addr: Option<SocketAddr>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
     shared: Shared,
     sink: SinkHandle,
     stop: oneshot::Sender<()>,
@@ -46,6 +51,9 @@ impl RunningCoordinator {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shared.begin_stopping();
         let _ = self.stop.send(());
+        if let Some(http) = self.http {
+            http.await?.context("http server")?;
+        }
         self.server.await?.context("grpc server")?;
         self.reaper.abort();
         drop(self.sink);
@@ -61,6 +69,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let tokens = Tokens::load(sec.user_tokens.as_deref(), sec.agent_tokens.as_deref()).map_err(anyhow::Error::msg)?;
     let tls = crate::tls::server_config(sec.tls_cert.as_deref(), sec.tls_key.as_deref(), sec.tls_client_ca.as_deref())
         .map_err(anyhow::Error::msg)?;
+    let rpc_stats = Arc::new(RpcStats::default());
     let mut builder = tonic::transport::Server::builder();
     if let (Some(tls), Some(cert), Some(key)) = (tls, &sec.tls_cert, &sec.tls_key) {
         builder = builder.tls_config(tls).map_err(|e| {
@@ -74,8 +83,9 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     }
 
     let ttl_ms = config.lease_ttl.as_millis() as i64;
-    let store = Store::open(&config.state, ttl_ms)
+    let mut store = Store::open(&config.state, ttl_ms)
         .with_context(|| format!("opening the store in {}", config.state.display()))?;
+    store.set_quarantine_after(config.quarantine_after);
     let shared = Shared::new(store);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -110,6 +120,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
         builder
+            .layer(RpcTimingLayer(rpc_stats.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -120,6 +131,20 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
             }),
     );
 
+    let (http_addr, http) = match &config.http_listen {
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("http listening on {addr}"))?;
+            let http_addr = listener.local_addr()?;
+            let mut stopping = shared.stopping();
+            let alive_window_ms = 2 * ttl_ms;
+            let serve = crate::telemetry::serve(listener, shared.clone(), rpc_stats, alive_window_ms, async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            });
+            (Some(http_addr), Some(tokio::spawn(serve)))
+        }
+        None => (None, None),
+    };
     let reaper = tokio::spawn(reap_forever(shared.clone(), config.reap_interval()));
     let (sink, sink_task) = sink::spawn(shared.clone(), config.results.clone(), config.flush_interval);
     tracing::info!(
@@ -131,7 +156,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
         mutual_tls = config.security.tls_client_ca.is_some(),
         "coordinator serving"
     );
-    Ok(RunningCoordinator { local_addr, shared, sink, stop, server, reaper, sink_task })
+    Ok(RunningCoordinator { local_addr, http_addr, shared, sink, stop, server, http, reaper, sink_task })
 }
 
 /// What is unsafe about these settings on a shared network, as warnings for the log at start:

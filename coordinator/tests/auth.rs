@@ -78,8 +78,10 @@ async fn a_call_without_a_token_is_unauthenticated_and_says_a_token_is_needed() 
 async fn a_wrong_token_is_unauthenticated() {
     let env = Env::new(LONG_TTL);
     let mut c = start(&secured(&env)).await;
-    let status =
-        expect_code(c.sweeps.submit_sweep(with_token(sweep("s", &[1], ""), "not-a-token")).await, Code::Unauthenticated);
+    let status = expect_code(
+        c.sweeps.submit_sweep(with_token(sweep("s", &[1], ""), "not-a-token")).await,
+        Code::Unauthenticated,
+    );
     assert!(status.message().contains("invalid token"), "{}", status.message());
     // A prefix of a valid token is not valid.
     expect_code(c.agents.register(with_token(register(), &AGENT_TOKEN[..5])).await, Code::Unauthenticated);

@@ -1,1 +1,10 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! Machinery for the end-to-end tests in `tests/`: the chaos suite's pausable proxy, a cluster of
+//! real binaries that can be SIGKILLed and restarted, seeded fault schedules, replayed reports,
+//! and the Parquet checks that every chaos run must pass.
+
+pub mod check;
+pub mod cluster;
+pub mod faults;
+pub mod proxy;
+pub mod replay;
+pub mod run;

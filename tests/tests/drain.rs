@@ -47,7 +47,9 @@ fn a_drained_trial_resumes_from_its_checkpoint_on_another_agent() {
 
     let sweep_dir = results::sweep_dir(&coordinator.results, "drain");
     let start = Instant::now();
-    while results::read_metrics(&sweep_dir).map(|r| r.iter().filter(|m| m.metric == "test_error").count()).unwrap_or(0) < 3 {
+    while results::read_metrics(&sweep_dir).map(|r| r.iter().filter(|m| m.metric == "test_error").count()).unwrap_or(0)
+        < 3
+    {
         assert!(start.elapsed() < Duration::from_secs(60), "no epochs before the drain");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -78,8 +80,15 @@ fn a_drained_trial_resumes_from_its_checkpoint_on_another_agent() {
     let all: BTreeSet<i32> = first.union(&second).copied().collect();
     assert_eq!(all, (1..=EPOCHS).collect(), "every epoch recorded");
     assert!(first.is_disjoint(&second), "no epoch trained twice: {first:?} then {second:?}");
-    assert_eq!(*second.first().unwrap(), *first.last().unwrap() + 1, "attempt 2 starts where attempt 1's checkpoint left off");
+    assert_eq!(
+        *second.first().unwrap(),
+        *first.last().unwrap() + 1,
+        "attempt 2 starts where attempt 1's checkpoint left off"
+    );
 
-    let resumed = std::fs::read_to_string(root.join("b/trials/drain").read_dir().unwrap().next().unwrap().unwrap().path().join("attempt-2/stderr.log")).unwrap();
+    let resumed = std::fs::read_to_string(
+        root.join("b/trials/drain").read_dir().unwrap().next().unwrap().unwrap().path().join("attempt-2/stderr.log"),
+    )
+    .unwrap();
     assert!(resumed.contains("resuming from"), "{resumed}");
 }

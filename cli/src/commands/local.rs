@@ -54,6 +54,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         results: args.results.clone(),
         lease_ttl: args.lease_ttl,
         flush_interval: Duration::from_secs(1),
+        http_listen: None,
+        quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
         security: Default::default(),
     })
     .await?;

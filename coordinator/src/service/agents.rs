@@ -32,6 +32,7 @@ impl AgentService for AgentApi {
         }))
     }
 
+    #[tracing::instrument(name = "lease", skip_all, fields(agent = %req.get_ref().agent_id, free_slots = req.get_ref().free_slots))]
     async fn lease(&self, req: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let r = req.into_inner();
         convert::check_lease(&r)?;
@@ -74,6 +75,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(pb::HeartbeatResponse { commands }))
     }
 
+    #[tracing::instrument(name = "report", skip_all, fields(lease = req.get_ref().lease_id, epochs = req.get_ref().epochs.len()))]
     async fn report_metrics(
         &self,
         req: Request<pb::ReportMetricsRequest>,
@@ -86,6 +88,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
     }
 
+    #[tracing::instrument(name = "complete", skip_all, fields(lease = req.get_ref().lease_id))]
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
         let mut r = req.into_inner();
         convert::check_complete(&mut r)?;

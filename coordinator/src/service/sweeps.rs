@@ -17,6 +17,7 @@ pub struct SweepApi {
 
 #[tonic::async_trait]
 impl SweepService for SweepApi {
+    #[tracing::instrument(name = "submit", skip_all, fields(sweep = %req.get_ref().name, trials = req.get_ref().trials.len()))]
     async fn submit_sweep(
         &self,
         req: Request<pb::SubmitSweepRequest>,
@@ -59,6 +60,7 @@ impl SweepService for SweepApi {
         }))
     }
 
+    #[tracing::instrument(name = "cancel", skip_all, fields(sweep = %req.get_ref().sweep_id))]
     async fn cancel_sweep(
         &self,
         req: Request<pb::CancelSweepRequest>,

@@ -309,16 +309,19 @@ impl Store {
         Ok(out)
     }
 
-    /// The (sweep, trial, attempt) a lease writes for, if it is still the trial's live lease.
-    pub(super) fn live_lease(tx: &Transaction, lease_id: i64) -> Result<(String, String, u32)> {
-        match holder(tx, lease_id)? {
-            Some(h) if scheduler::judge_lease(h.state, h.current_lease, lease_id) == LeaseVerdict::Extend => {
-                let attempt: u32 =
-                    tx.query_row("SELECT attempt FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?;
-                Ok((h.sweep, h.trial_id, attempt))
-            }
-            _ => Err(Error::StaleLease(lease_id)),
-        }
+    /// The (sweep, trial, attempt) a lease was granted for, live or not.
+    ///
+    /// Metric rows are recorded under any attempt that really ran, even after its lease expired:
+    /// the epochs it trained may be the very ones the next attempt resumed past (its checkpoint
+    /// moved on while the network was down), and refusing them would lose them for good. They land
+    /// under their own attempt number, so they can never collide with the retry's rows. Only state
+    /// changes (heartbeats, completion) are fenced by the lease.
+    pub(super) fn attempt_of_lease(tx: &Transaction, lease_id: i64) -> Result<(String, String, u32)> {
+        tx.query_row("SELECT sweep, trial_id, attempt FROM attempts WHERE lease_id = ?1", [lease_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?
+        .ok_or(Error::StaleLease(lease_id))
     }
 }
 

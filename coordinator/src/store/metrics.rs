@@ -21,11 +21,11 @@ pub struct StoredMetric {
 }
 
 impl Store {
-    /// Stores a report under a live lease. Rows already stored are skipped, so a retried report is
-    /// a no-op. Returns (rows added, rows that were duplicates).
+    /// Stores a report under the attempt its lease was granted for (see
+    /// [`Store::attempt_of_lease`]). Rows already stored are skipped, so a retried report is a no-op. Returns (rows added, rows that were duplicates).
     pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
         let tx = self.conn.transaction()?;
-        let (sweep, trial_id, attempt) = Store::live_lease(&tx, batch.lease_id)?;
+        let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
         let (mut added, mut duplicate) = (0u32, 0u32);
         let mut last_seq = None;
         {

@@ -5,12 +5,14 @@
 //! Each method is one short transaction; callers hold the store's lock only around a call.
 
 mod agents;
+mod gauges;
 mod leases;
 mod metrics;
 mod schema;
 mod sweeps;
 
 pub use agents::AgentRecord;
+pub use gauges::Gauges;
 pub use leases::{Completion, Grant, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};

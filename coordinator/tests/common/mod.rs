@@ -38,18 +38,14 @@ impl Env {
             results: self.dir.path().join("results"),
             lease_ttl: self.lease_ttl,
             flush_interval: Duration::from_millis(100),
+            http_listen: None,
+            quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
             security: Default::default(),
         }
     }
 
     pub async fn start(&self) -> Coordinator {
-        let running = sweep_coordinator::start(&self.config()).await.expect("coordinator starts");
-        let channel = Channel::from_shared(format!("http://{}", running.local_addr))
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect to the coordinator");
-        Coordinator { running, channel: channel.clone(), sweeps: SweepServiceClient::new(channel) }
+        Coordinator::connect(sweep_coordinator::start(&self.config()).await.expect("coordinator starts")).await
     }
 
     /// `results/<sweep>`.
@@ -74,6 +70,18 @@ pub struct Coordinator {
     pub running: RunningCoordinator,
     pub channel: Channel,
     pub sweeps: SweepServiceClient<Channel>,
+}
+
+impl Coordinator {
+    /// Clients for a coordinator started by the test.
+    pub async fn connect(running: RunningCoordinator) -> Coordinator {
+        let channel = Channel::from_shared(format!("http://{}", running.local_addr))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to the coordinator");
+        Coordinator { running, channel: channel.clone(), sweeps: SweepServiceClient::new(channel) }
+    }
 }
 
 impl Coordinator {

@@ -71,13 +71,24 @@ pub fn start_agent(root: &Path, url: &str, name: &str, slots: u32) -> Proc {
 /// The `sweep-agent` command `start_agent` runs, for tests that add flags.
 pub fn agent_command(root: &Path, url: &str, name: &str, slots: u32) -> Command {
     let mut cmd = Command::new(bin("sweep-agent"));
-    cmd.args(["--coordinator", url, "--name", name, "--slots", &slots.to_string(), "--poll-interval", "200ms", "--stop-grace", "2s"])
-        .arg("--work-dir")
-        .arg(root.join(name))
-        .env("SWEEP_LOG", "info")
-        .env("SWEEP_GPUS", "")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log file"));
+    cmd.args([
+        "--coordinator",
+        url,
+        "--name",
+        name,
+        "--slots",
+        &slots.to_string(),
+        "--poll-interval",
+        "200ms",
+        "--stop-grace",
+        "2s",
+    ])
+    .arg("--work-dir")
+    .arg(root.join(name))
+    .env("SWEEP_LOG", "info")
+    .env("SWEEP_GPUS", "")
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log file"));
     cmd
 }
 

@@ -1,0 +1,159 @@
+//! What a chaos run must leave behind, read from the Parquet files users read: every trial
+//! succeeded, no (trial, attempt, epoch, metric) row twice, every epoch 1..=E present under some
+//! attempt, and retried attempts resuming from their checkpoint instead of from epoch 1.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use sweep_coordinator::results::{self, MetricRow};
+
+/// Counts for the report; a clean run has zeros in every field named after a problem.
+#[derive(Debug, Default, Clone)]
+pub struct Findings {
+    pub trials: usize,
+    pub rows: usize,
+    pub duplicate_rows: usize,
+    /// (trial, epoch) pairs of 1..=E that no attempt recorded.
+    pub missing_epochs: usize,
+    /// Attempts (number ≥ 2) that recorded at least one row.
+    pub retried_attempts_with_rows: usize,
+    /// Retried attempts that recorded an epoch an earlier attempt had surely checkpointed.
+    pub rewound_attempts: usize,
+    /// The subset of `rewound_attempts` that started again at epoch 1.
+    pub restarted_from_zero: usize,
+    /// Rows whose `attempt` metric differs from the attempt column they are filed under.
+    pub misfiled_rows: usize,
+    pub failed_trials: usize,
+    /// Human-readable detail of every problem, for the failure message.
+    pub problems: Vec<String>,
+}
+
+impl Findings {
+    pub fn is_clean(&self) -> bool {
+        self.duplicate_rows == 0
+            && self.missing_epochs == 0
+            && self.rewound_attempts == 0
+            && self.misfiled_rows == 0
+            && self.failed_trials == 0
+    }
+}
+
+/// Reads `<results>/<sweep>/` and checks it against `trial_ids`, each with epochs 1..=`epochs`.
+pub fn check_results(results_root: &Path, sweep: &str, trial_ids: &[String], epochs: u32) -> Result<Findings, String> {
+    let dir = results::sweep_dir(results_root, sweep);
+    let rows = results::read_metrics(&dir).map_err(|e| e.to_string())?;
+    let table = results::read_trials_table(&dir.join(results::TRIALS_FILE)).map_err(|e| e.to_string())?;
+    let mut f = check_rows(&rows, trial_ids, epochs);
+    for id in trial_ids {
+        match table.iter().find(|t| &t.trial_id == id) {
+            Some(t) if t.status == "succeeded" => {}
+            Some(t) => {
+                f.failed_trials += 1;
+                f.problems.push(format!("trial {id}: trials.parquet says {}", t.status));
+            }
+            None => {
+                f.failed_trials += 1;
+                f.problems.push(format!("trial {id}: missing from trials.parquet"));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// The row-level checks, without files.
+pub fn check_rows(rows: &[MetricRow], trial_ids: &[String], epochs: u32) -> Findings {
+    let mut f = Findings { trials: trial_ids.len(), rows: rows.len(), ..Findings::default() };
+    let mut seen = HashSet::new();
+    for r in rows {
+        if !seen.insert((&r.trial_id, r.attempt, r.epoch, &r.metric)) {
+            f.duplicate_rows += 1;
+            f.problems
+                .push(format!("duplicate row {} attempt {} epoch {} {}", r.trial_id, r.attempt, r.epoch, r.metric));
+        }
+        if r.metric == "attempt" && r.value != r.attempt as f64 {
+            f.misfiled_rows += 1;
+            f.problems.push(format!(
+                "trial {} epoch {}: written by attempt {} but filed under {}",
+                r.trial_id, r.epoch, r.value, r.attempt
+            ));
+        }
+    }
+    // trial -> attempt -> epochs (of the `loss` metric, which every epoch carries).
+    let mut by_trial: BTreeMap<&str, BTreeMap<i32, BTreeSet<i32>>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.metric == "loss") {
+        by_trial.entry(&r.trial_id).or_default().entry(r.attempt).or_default().insert(r.epoch);
+    }
+    let empty = BTreeMap::new();
+    for id in trial_ids {
+        let attempts = by_trial.get(id.as_str()).unwrap_or(&empty);
+        let covered: BTreeSet<i32> = attempts.values().flatten().copied().collect();
+        let missing: Vec<i32> = (1..=epochs as i32).filter(|e| !covered.contains(e)).collect();
+        if !missing.is_empty() {
+            f.missing_epochs += missing.len();
+            f.problems.push(format!("trial {id}: epochs {missing:?} missing; recorded {attempts:?}"));
+        }
+        // The script prints epoch e+1 only after checkpointing e, and an attempt's rows are all
+        // stored while its lease is live, i.e. before the next attempt is leased. So an attempt
+        // with max epoch m had surely checkpointed m-1 before any later attempt began.
+        let mut surely_checkpointed = 0;
+        for (&attempt, eps) in attempts {
+            let first = *eps.iter().next().expect("non-empty");
+            if attempt >= 2 {
+                f.retried_attempts_with_rows += 1;
+                if first <= surely_checkpointed {
+                    f.rewound_attempts += 1;
+                    if first == 1 {
+                        f.restarted_from_zero += 1;
+                    }
+                    f.problems.push(format!(
+                        "trial {id}: attempt {attempt} recorded epoch {first}, but an earlier attempt had checkpointed epoch {surely_checkpointed}"
+                    ));
+                }
+            }
+            let last = *eps.iter().next_back().expect("non-empty");
+            surely_checkpointed = surely_checkpointed.max(last - 1);
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(trial: &str, attempt: i32, epoch: i32) -> Vec<MetricRow> {
+        ["loss", "attempt"]
+            .iter()
+            .map(|m| MetricRow {
+                sweep: "s".into(),
+                trial_id: trial.into(),
+                attempt,
+                epoch,
+                step: epoch as i64,
+                metric: m.to_string(),
+                value: if *m == "attempt" { attempt as f64 } else { 0.5 },
+                recorded_at_us: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_trial_is_clean() {
+        // Attempt 1 reached epoch 3 (so checkpointed 2); attempt 2 redoes 3 and goes on.
+        let rows: Vec<MetricRow> =
+            [(1, 1), (1, 2), (1, 3), (2, 3), (2, 4)].iter().flat_map(|&(a, e)| row("t", a, e)).collect();
+        let f = check_rows(&rows, &["t".into()], 4);
+        assert!(f.is_clean(), "{f:?}");
+        assert_eq!(f.retried_attempts_with_rows, 1);
+    }
+
+    #[test]
+    fn gaps_rewinds_and_duplicates_are_found() {
+        let mut rows: Vec<MetricRow> =
+            [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)].iter().flat_map(|&(a, e)| row("t", a, e)).collect();
+        rows.extend(row("t", 2, 2));
+        let f = check_rows(&rows, &["t".into()], 4);
+        assert_eq!(f.missing_epochs, 1);
+        assert_eq!(f.restarted_from_zero, 1);
+        assert_eq!(f.duplicate_rows, 2);
+    }
+}

@@ -1,0 +1,382 @@
+//! One chaos run from start to verdict: write the resumable trial script and the sweep file, start
+//! the cluster, inject the seeded faults while the sweep runs, wait for it to finish, and check the
+//! Parquet. Sizes come from [`ChaosConfig`], which the bounded test and the soak fill differently.
+
+use crate::check::{check_results, Findings};
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::faults::{schedule, Fault, FaultCounts, FaultLog, Rng};
+use crate::replay::{replay_burst, CHECKPOINT_FILE};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a run's size and pace depend on.
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    pub seed: u64,
+    pub trials: u32,
+    pub epochs: u32,
+    /// Sleep per epoch in the trial script.
+    pub epoch_ms: u64,
+    /// Sleep between printing an epoch and checkpointing it: the time a real trial spends on
+    /// evaluation and saving, during which the agent relays the line.
+    pub checkpoint_lag_ms: u64,
+    pub faults: FaultCounts,
+    pub cluster: ClusterConfig,
+    /// Pause between faults, drawn in this range.
+    pub gap_ms: (u64, u64),
+    /// How long a network cut lasts, as a multiple of the lease TTL.
+    pub cut_ttls: f64,
+    /// How long the coordinator stays dead, drawn in this range.
+    pub coordinator_down_ms: (u64, u64),
+    /// How long after the last fault the sweep may take to finish.
+    pub finish_within: Duration,
+}
+
+impl ChaosConfig {
+    /// The configuration CI runs: finishes in well under two minutes on two cores. No network cut:
+    /// a cut past the TTL loses epochs today (see RELIABILITY.md); [`ChaosConfig::with_cut`] adds one.
+    pub fn bounded() -> ChaosConfig {
+        ChaosConfig {
+            seed: 1,
+            trials: 36,
+            epochs: 8,
+            epoch_ms: 250,
+            checkpoint_lag_ms: 50,
+            faults: FaultCounts { agent_kills: 6, coordinator_kills: 2, network_cuts: 0, replays: 1 },
+            cluster: ClusterConfig {
+                agents: 3,
+                slots: 2,
+                lease_ttl_ms: 1500,
+                flush_interval_ms: 300,
+                poll_interval_ms: 200,
+            },
+            gap_ms: (250, 800),
+            cut_ttls: 2.5,
+            coordinator_down_ms: (200, 800),
+            finish_within: Duration::from_secs(60),
+        }
+    }
+
+    /// The bounded run plus one network cut of 2.5 × TTL.
+    pub fn with_cut(mut self) -> ChaosConfig {
+        self.faults.network_cuts = self.faults.network_cuts.max(1);
+        self
+    }
+
+    /// The soak: the same run, bigger (network cuts only with `SWEEP_CHAOS_CUTS`).
+    pub fn soak() -> ChaosConfig {
+        ChaosConfig {
+            trials: 200,
+            epochs: 8,
+            faults: FaultCounts { agent_kills: 50, coordinator_kills: 10, network_cuts: 0, replays: 8 },
+            gap_ms: (300, 1200),
+            finish_within: Duration::from_secs(180),
+            ..ChaosConfig::bounded()
+        }
+    }
+
+    /// Overrides from `SWEEP_CHAOS_*` variables (seed, sizes, fault counts).
+    pub fn with_env(mut self) -> ChaosConfig {
+        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(v) = num("SWEEP_CHAOS_SEED") {
+            self.seed = v;
+        }
+        let set32 = |name: &str, field: &mut u32| {
+            if let Some(v) = num(name) {
+                *field = v as u32;
+            }
+        };
+        set32("SWEEP_CHAOS_TRIALS", &mut self.trials);
+        set32("SWEEP_CHAOS_EPOCHS", &mut self.epochs);
+        set32("SWEEP_CHAOS_AGENTS", &mut self.cluster.agents);
+        set32("SWEEP_CHAOS_SLOTS", &mut self.cluster.slots);
+        set32("SWEEP_CHAOS_AGENT_KILLS", &mut self.faults.agent_kills);
+        set32("SWEEP_CHAOS_COORDINATOR_KILLS", &mut self.faults.coordinator_kills);
+        set32("SWEEP_CHAOS_CUTS", &mut self.faults.network_cuts);
+        set32("SWEEP_CHAOS_REPLAYS", &mut self.faults.replays);
+        // One knob for "more of everything": multiplies every fault count.
+        if let Some(k) = num("SWEEP_CHAOS_FAULTS") {
+            let f = &mut self.faults;
+            for c in [&mut f.agent_kills, &mut f.coordinator_kills, &mut f.network_cuts, &mut f.replays] {
+                *c = c.saturating_mul(k as u32);
+            }
+        }
+        self
+    }
+}
+
+/// The figures of one run, for the assertions and for RELIABILITY.md.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub seed: u64,
+    pub trials: u32,
+    pub epochs: u32,
+    pub agent_kills: u32,
+    pub coordinator_kills: u32,
+    pub network_cuts: u32,
+    pub replay_bursts: u32,
+    pub replayed_reports: u32,
+    pub replay_rows_duplicate: u32,
+    pub stale_reports_refused: u32,
+    pub faults_not_injected: u32,
+    pub agent_self_exits: u32,
+    /// Σ (attempts − 1) over trials, from `sweep status --json`.
+    pub retried_attempts: u64,
+    pub succeeded: u64,
+    pub findings: Findings,
+    pub replay_anomalies: Vec<String>,
+    pub seconds: f64,
+    /// Set when the sweep did not finish in time.
+    pub stuck: Option<String>,
+    pub fault_log: String,
+    pub log_tails: String,
+    pub root: String,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.stuck.is_none()
+            && self.findings.is_clean()
+            && self.replay_anomalies.is_empty()
+            && self.succeeded == self.trials as u64
+    }
+
+    /// One line of figures.
+    pub fn summary(&self) -> String {
+        let f = &self.findings;
+        format!(
+            "seed={} trials={} epochs={} rows={} agent_kills={} coordinator_kills={} network_cuts={} replay_bursts={} \
+             replayed_reports={} replay_dup_rows={} stale_refused={} retried_attempts={} retried_attempts_with_rows={} \
+             succeeded={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
+             agent_self_exits={} not_injected={} seconds={:.1}",
+            self.seed,
+            self.trials,
+            self.epochs,
+            f.rows,
+            self.agent_kills,
+            self.coordinator_kills,
+            self.network_cuts,
+            self.replay_bursts,
+            self.replayed_reports,
+            self.replay_rows_duplicate,
+            self.stale_reports_refused,
+            self.retried_attempts,
+            f.retried_attempts_with_rows,
+            self.succeeded,
+            f.failed_trials,
+            f.duplicate_rows,
+            f.missing_epochs,
+            f.rewound_attempts,
+            f.restarted_from_zero,
+            f.misfiled_rows,
+            self.agent_self_exits,
+            self.faults_not_injected,
+            self.seconds,
+        )
+    }
+
+    /// Everything needed to understand a failure: figures, problems, fault log, log tails.
+    pub fn failure_text(&self) -> String {
+        format!(
+            "chaos run failed (rerun with SWEEP_CHAOS_SEED={}); files kept in {}\n{}\nstuck: {:?}\nproblems:\n  {}\nreplay anomalies:\n  {}\n--- fault log\n{}\n{}",
+            self.seed,
+            self.root,
+            self.summary(),
+            self.stuck,
+            self.findings.problems.iter().take(40).cloned().collect::<Vec<_>>().join("\n  "),
+            self.replay_anomalies.join("\n  "),
+            self.fault_log,
+            self.log_tails
+        )
+    }
+}
+
+const SWEEP: &str = "chaos";
+
+/// The trial: resume after the last checkpointed epoch, print each next epoch, then checkpoint it.
+fn script(cfg: &ChaosConfig) -> String {
+    let sec = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    format!(
+        r#"#!/bin/sh
+# A chaos-suite trial: resumes after the epoch in $SWEEP_CHECKPOINT_DIR/{ck} (0 if none).
+ck="$SWEEP_CHECKPOINT_DIR/{ck}"
+last=0
+if [ -f "$ck" ]; then last=$(cat "$ck"); fi
+echo "attempt $SWEEP_ATTEMPT resumes after epoch $last" >&2
+e=$((last + 1))
+while [ "$e" -le {epochs} ]; do
+  sleep {epoch}
+  echo "{{\"epoch\": $e, \"metrics\": {{\"loss\": 0.$((100 - e)), \"attempt\": $SWEEP_ATTEMPT}}}}"
+  sleep {lag}
+  echo "$e" > "$ck.tmp.$$"
+  mv "$ck.tmp.$$" "$ck"
+  e=$((e + 1))
+done
+"#,
+        ck = CHECKPOINT_FILE,
+        epochs = cfg.epochs,
+        epoch = sec(cfg.epoch_ms),
+        lag = sec(cfg.checkpoint_lag_ms),
+    )
+}
+
+fn sweep_file(script: &Path, trials: u32) -> String {
+    let grid: Vec<String> = (0..trials).map(|i| i.to_string()).collect();
+    format!(
+        "name = \"{SWEEP}\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n[grid]\ni = [{}]\n[retry]\nmax_attempts = 3\nmax_lost = 100\n",
+        script.display(),
+        grid.join(", ")
+    )
+}
+
+/// Runs the whole scenario in `root` and reports; panics only on harness errors (a binary that
+/// cannot start, a file that cannot be written).
+pub fn run_chaos(cfg: &ChaosConfig, root: &Path) -> RunReport {
+    let started = Instant::now();
+    let log = Arc::new(FaultLog::new());
+    let mut rng = Rng::new(cfg.seed);
+    let mut report = RunReport {
+        seed: cfg.seed,
+        trials: cfg.trials,
+        epochs: cfg.epochs,
+        root: root.display().to_string(),
+        ..Default::default()
+    };
+    let script_path = root.join("train.sh");
+    std::fs::write(&script_path, script(cfg)).expect("write train.sh");
+    let sweep_path = root.join("chaos.toml");
+    std::fs::write(&sweep_path, sweep_file(&script_path, cfg.trials)).expect("write chaos.toml");
+
+    let mut cluster = Cluster::start(root, cfg.cluster.clone(), log.clone());
+    let out = cluster.sweep(&["submit", sweep_path.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "sweep submit failed: {}", String::from_utf8_lossy(&out.stderr));
+    log.note(format!("submitted {} trials", cfg.trials));
+
+    let plan = schedule(cfg.faults, &mut rng);
+    log.note(format!("fault plan: {plan:?}"));
+    let mut done = false;
+    for (k, fault) in plan.iter().enumerate() {
+        let gap = Duration::from_millis(rng.range(cfg.gap_ms.0, cfg.gap_ms.1));
+        done = pause_watching(&mut cluster, gap);
+        if done {
+            report.faults_not_injected = (plan.len() - k) as u32;
+            log.note(format!("sweep done; {} faults left uninjected", plan.len() - k));
+            break;
+        }
+        inject(*fault, cfg, &mut cluster, &mut rng, &log, &mut report);
+    }
+
+    // Let the sweep finish, keeping dead agents restarted.
+    let deadline = Instant::now() + cfg.finish_within;
+    let mut last = None;
+    while !done {
+        cluster.restart_exited_agents();
+        if let Some(s) = cluster.status(SWEEP) {
+            done = s["done"] == true;
+            last = Some(s);
+        }
+        if !done && Instant::now() > deadline {
+            report.stuck =
+                Some(format!("not done {:?} after the last fault; last status: {last:#?}", cfg.finish_within));
+            break;
+        }
+        if !done {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    log.note("sweep done");
+
+    let status = cluster.status(SWEEP).or(last).unwrap_or_default();
+    let trials = status["trials"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<String> = trials.iter().filter_map(|t| t["trial_id"].as_str().map(String::from)).collect();
+    report.succeeded = trials.iter().filter(|t| t["state"] == "succeeded").count() as u64;
+    report.retried_attempts = trials.iter().map(|t| t["attempts"].as_u64().unwrap_or(1).saturating_sub(1)).sum();
+    if ids.len() != cfg.trials as usize {
+        report.stuck.get_or_insert(format!("status lists {} trials, expected {}", ids.len(), cfg.trials));
+    }
+
+    // Parquet trails the store by a flush interval or so; give it a few seconds to catch up.
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        match check_results(&cluster.results_dir(), SWEEP, &ids, cfg.epochs) {
+            Ok(f) if f.is_clean() || Instant::now() > until => {
+                report.findings = f;
+                break;
+            }
+            Err(e) if Instant::now() > until => {
+                report.findings.problems.push(format!("reading results: {e}"));
+                report.findings.failed_trials = cfg.trials as usize;
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+    report.agent_self_exits = cluster.agent_self_exits;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.fault_log = log.render();
+    report.log_tails = cluster.log_tails(30);
+    report
+}
+
+/// Sleeps `d` in small steps, restarting agents that died by themselves; true once the sweep is done.
+fn pause_watching(cluster: &mut Cluster, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        cluster.restart_exited_agents();
+        std::thread::sleep(Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())));
+    }
+    cluster.status(SWEEP).is_some_and(|s| s["done"] == true)
+}
+
+fn inject(
+    fault: Fault,
+    cfg: &ChaosConfig,
+    cluster: &mut Cluster,
+    rng: &mut Rng,
+    log: &FaultLog,
+    report: &mut RunReport,
+) {
+    match fault {
+        Fault::KillAgent => {
+            let i = rng.range(0, cluster.agent_count() as u64) as usize;
+            cluster.kill_agent(i);
+            std::thread::sleep(Duration::from_millis(rng.range(0, 500)));
+            cluster.start_agent(i);
+            report.agent_kills += 1;
+        }
+        Fault::KillCoordinator => {
+            cluster.kill_coordinator();
+            let down = rng.range(cfg.coordinator_down_ms.0, cfg.coordinator_down_ms.1);
+            std::thread::sleep(Duration::from_millis(down));
+            cluster.start_coordinator();
+            log.note(format!("coordinator was down {down} ms"));
+            report.coordinator_kills += 1;
+        }
+        Fault::CutNetwork => {
+            let cut = Duration::from_millis((cfg.cluster.lease_ttl_ms as f64 * cfg.cut_ttls) as u64);
+            cluster.proxy.pause();
+            log.note(format!("network cut for {} ms", cut.as_millis()));
+            std::thread::sleep(cut);
+            cluster.proxy.resume();
+            log.note(format!("network restored ({} connections refused meanwhile)", cluster.proxy.refused()));
+            report.network_cuts += 1;
+        }
+        Fault::ReplayReports => {
+            match replay_burst(&cluster.coordinator_url(), &cluster.checkpoint_root(), cfg.epochs, 2, rng, log) {
+                Ok(stats) => {
+                    log.note(format!("replay burst: {stats:?}"));
+                    report.replay_bursts += 1;
+                    report.replayed_reports += stats.reports_replayed;
+                    report.replay_rows_duplicate += stats.rows_duplicate;
+                    report.stale_reports_refused += stats.stale_refused;
+                    report.replay_anomalies.extend(stats.anomalies);
+                }
+                Err(e) => {
+                    log.note(format!("replay burst could not run: {e}"));
+                    report.faults_not_injected += 1;
+                }
+            }
+        }
+    }
+}
