@@ -6,21 +6,17 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// SplitMix64: enough randomness for a fault schedule, and no dependency.
+/// The project's SplitMix64, with the draws a fault schedule needs.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(sweep_spec::sample::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(sweep_spec::sample::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `lo..hi` (`lo` when the range is empty).

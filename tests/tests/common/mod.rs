@@ -10,21 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .expect("test path")
-        .parent()
-        .and_then(Path::parent)
-        .expect("target folder")
-        .to_path_buf();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`; `make test` does)",
-        path.display()
-    );
-    path
-}
+/// Binaries come from the same target folder as the test.
+pub use sweep_e2e::cluster::bin;
 
 /// A child process killed when the test ends, pass or fail.
 pub struct Proc(pub Child);
