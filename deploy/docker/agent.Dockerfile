@@ -10,9 +10,10 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
-# tch 0.24 pairs with PyTorch 2.11.0 and checks the version when it builds.
+# tch 0.24 pairs with PyTorch 2.11.0 and checks the version when it builds; nvidia-cuda-crt has the
+# CUDA headers the workloads' libtorch shim compiles against.
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir torch==2.11.0
+ && /opt/venv/bin/pip install --no-cache-dir torch==2.11.0 "nvidia-cuda-crt==13.0.*"
 # The workspace's .cargo/config.toml points LIBTORCH at .venv/lib/python3.11/...; its [env] does
 # not use `force`, so these variables override it. The agent's build.rs writes an rpath to this
 # folder, which is the same path in the runtime stage.

@@ -4,6 +4,7 @@
 //! augmentation and dropout depend only on (seed, epoch, batch), never on history.
 
 mod eval;
+mod gpu_memory;
 mod precision;
 mod source;
 mod stop;

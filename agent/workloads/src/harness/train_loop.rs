@@ -97,6 +97,7 @@ pub fn train(
 
     while epoch < plan.epochs {
         let started = Instant::now();
+        super::gpu_memory::reset_peak(device);
         let mut examples = 0i64;
         let mut lr = plan.base_lr;
         for (i, batch) in data.train_batches(epoch as u64, start_batch).enumerate() {
@@ -137,11 +138,12 @@ pub fn train(
                 ("epoch_seconds", seconds),
                 ("samples_per_second", examples as f64 / seconds.max(1e-9)),
             ];
-            sink(EpochRecord {
-                epoch,
-                step: Some(step as i64),
-                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            })?;
+            let mut metrics: std::collections::BTreeMap<String, f64> =
+                metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            if let Some(peak) = super::gpu_memory::peak_bytes(device) {
+                metrics.insert("gpu_mem_peak_bytes".into(), peak);
+            }
+            sink(EpochRecord { epoch, step: Some(step as i64), metrics })?;
         }
         if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
             save(vs, optimizer, epoch, 0, step)?;
