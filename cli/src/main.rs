@@ -58,6 +58,10 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+    /// Slurm helpers: `sweep slurm agents --nodes 4 --gpus-per-node 8 --work-dir /shared/sweep`
+    /// prints a batch script that runs one agent per node (add --submit to sbatch it).
+    #[command(subcommand)]
+    Slurm(commands::slurm::SlurmCommand),
     /// Draw a sweep's figures as PNG and SVG from its Parquet results and print their paths.
     /// Double-descent sweeps (workload mlp or double_descent, width varying) get test error vs
     /// width and a width × epoch heat map; other sweeps get each final metric against the first
@@ -126,6 +130,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             commands::results::run(&remote, &sweep, format, results.as_deref()).await
         }
         Command::Plot { sweep, results, out, font } => commands::plot::run(&sweep, &results, out.as_deref(), &font),
+        Command::Slurm(cmd) => commands::slurm::run(cmd, &remote),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => commands::local::run(args).await,
         #[cfg(feature = "embedded-agent")]

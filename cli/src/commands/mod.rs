@@ -7,6 +7,7 @@ pub mod data;
 pub mod local;
 pub mod plot;
 pub mod results;
+pub mod slurm;
 pub mod status;
 pub mod submit;
 pub mod validate;

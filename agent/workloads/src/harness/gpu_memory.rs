@@ -21,7 +21,9 @@ pub fn reset_peak(device: Device) {
 pub fn peak_bytes(device: Device) -> Option<f64> {
     match device {
         // SAFETY: as above.
-        Device::Cuda(i) => Some(unsafe { sweep_cuda_peak_allocated_bytes(i as c_int) }).filter(|b| *b >= 0).map(|b| b as f64),
+        Device::Cuda(i) => {
+            Some(unsafe { sweep_cuda_peak_allocated_bytes(i as c_int) }).filter(|b| *b >= 0).map(|b| b as f64)
+        }
         _ => None,
     }
 }
