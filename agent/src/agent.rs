@@ -83,7 +83,7 @@ pub async fn run(
     ));
 
     let mut pool = GpuPool::new(&gpus);
-    let mut running: JoinSet<(i64, Vec<String>)> = JoinSet::new();
+    let mut running: JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)> = JoinSet::new();
     let checkpoint_root = config.checkpoint_root();
     let mut failures = 0u32;
     loop {
@@ -142,9 +142,17 @@ pub async fn run(
         let full = free == granted;
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok((lease_id, gpus)) = done {
+                if let Ok((lease_id, gpus, delivery)) = done {
+                    // The slot is free as soon as the process ended; the lease stays in the
+                    // heartbeats until the coordinator has the completion.
                     pool.give_back(gpus);
-                    active.lock().expect("active map").remove(&lease_id);
+                    let active = active.clone();
+                    tokio::spawn(async move {
+                        if let Some(d) = delivery {
+                            d.wait().await;
+                        }
+                        active.lock().expect("active map").remove(&lease_id);
+                    });
                 }
             }
             _ = tokio::time::sleep(wait), if !full || wait.is_zero() => {}
@@ -162,7 +170,7 @@ pub async fn run(
 }
 
 /// Drains every trial this agent runs; each hands its lease back through the reporter.
-async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>)>) {
+async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)>) {
     for a in active.lock().expect("active map").values() {
         let _ = a.control.try_send(Control::Drain);
     }
@@ -178,7 +186,7 @@ fn start_attempt(
     runner: &TrialRunner,
     reporter: &Reporter,
     active: &ActiveMap,
-    running: &mut JoinSet<(i64, Vec<String>)>,
+    running: &mut JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)>,
 ) {
     let lease_id = lease.lease_id;
     let reporter = reporter.clone();
@@ -192,7 +200,7 @@ fn start_attempt(
                     ..Default::default()
                 })
                 .await;
-            (lease_id, Vec::new())
+            (lease_id, Vec::new(), None)
         });
         return;
     };
@@ -206,8 +214,8 @@ fn start_attempt(
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {
-        supervise::run(attempt, &runner, &reporter, control_rx, started_tx, grace).await;
-        (lease_id, gpus)
+        let delivery = supervise::run(attempt, &runner, &reporter, control_rx, started_tx, grace).await;
+        (lease_id, gpus, delivery)
     });
 }
 

@@ -40,13 +40,19 @@ impl Reporter {
         let _ = self.tx.send(Outbound::Metrics { lease_id, record }).await;
     }
 
-    /// Queues the completion after the metrics before it, and returns once it was delivered, so
-    /// the caller keeps heartbeating the lease until the coordinator has the outcome.
+    /// Queues the completion after the metrics before it, and returns once it was delivered.
     pub async fn complete(&self, req: CompleteRequest) {
-        let (done, delivered) = oneshot::channel();
-        if self.tx.send(Outbound::Complete(req, done)).await.is_ok() {
+        if let Some(delivered) = self.complete_queued(req).await {
             let _ = delivered.await;
         }
+    }
+
+    /// Queues the completion and returns what answers once it was delivered (None if the sender
+    /// has stopped), so the caller can free the trial's slot at once and drop the lease from its
+    /// heartbeats only when the coordinator has the outcome.
+    pub async fn complete_queued(&self, req: CompleteRequest) -> Option<oneshot::Receiver<()>> {
+        let (done, delivered) = oneshot::channel();
+        self.tx.send(Outbound::Complete(req, done)).await.ok().map(|_| delivered)
     }
 
     /// Returns once every report queued so far was delivered (or refused for good).

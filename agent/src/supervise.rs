@@ -41,7 +41,24 @@ pub struct Attempt {
     pub device: String,
 }
 
-/// Runs the attempt to its end. `started` flips to true once the process runs.
+/// A finished attempt whose completion is on its way to the coordinator.
+pub struct Delivery {
+    delivered: tokio::sync::oneshot::Receiver<()>,
+    run_dir: std::path::PathBuf,
+}
+
+impl Delivery {
+    /// Returns once the coordinator has the completion (or refused it for good), and records that
+    /// everything the attempt printed was delivered.
+    pub async fn wait(self) {
+        let _ = self.delivered.await;
+        recover::mark_reported(&self.run_dir);
+    }
+}
+
+/// Runs the attempt until its process ends. `started` flips to true once the process runs. The
+/// returned delivery, if any, still has the completion in flight: the lease must be heartbeated
+/// until it resolves, or the coordinator would count a finished trial as lost.
 #[tracing::instrument(name = "trial_attempt", skip_all, fields(sweep = %a.spec.sweep, trial = %a.spec.id, attempt = a.attempt, lease = a.lease_id))]
 pub async fn run(
     a: Attempt,
@@ -50,7 +67,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     started: watch::Sender<bool>,
     stop_grace: Duration,
-) {
+) -> Option<Delivery> {
     let trial = a.spec.id.clone();
     let launched = a
         .dirs
@@ -65,7 +82,7 @@ pub async fn run(
             reporter
                 .complete(CompleteRequest { lease_id: a.lease_id, launch_error: e.to_string(), ..Default::default() })
                 .await;
-            return;
+            return None;
         }
     };
     let _ = started.send(true);
@@ -91,7 +108,7 @@ pub async fn run(
                     let _ = relay.await;
                     reporter.barrier().await;
                     recover::mark_reported(&a.dirs.run);
-                    return;
+                    return None;
                 }
                 Some(Control::Drain) => {
                     released = true;
@@ -116,8 +133,8 @@ pub async fn run(
     } else {
         tracing::info!(trial = %trial, attempt = a.attempt, ?exit_code, ?signal, "trial ended");
     }
-    reporter
-        .complete(CompleteRequest {
+    let delivered = reporter
+        .complete_queued(CompleteRequest {
             lease_id: a.lease_id,
             exit_code,
             signal,
@@ -126,8 +143,8 @@ pub async fn run(
             stopped_by_request,
             released,
         })
-        .await;
-    recover::mark_reported(&a.dirs.run);
+        .await?;
+    Some(Delivery { delivered, run_dir: a.dirs.run.clone() })
 }
 
 /// SIGTERM, then SIGKILL if the trial is still there after `grace`.
