@@ -3,7 +3,7 @@
 //! every write from an agent must carry.
 
 use super::sweeps::{bump_trials_version, parse_spec, sweep_policy};
-use super::Store;
+use super::{counters_at, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, Exit, TrialState};
 use crate::scheduler::{self, Candidate, LeaseVerdict};
@@ -108,13 +108,7 @@ impl Store {
                  WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 AND not_before_ms <= ?4 ORDER BY idx LIMIT ?3",
             )?;
             let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64, now_ms], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
-                    r.get(6)?,
-                ))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, counters_at(r, 3)?, r.get(6)?))
             })?;
             for row in rows {
                 pending.push(row?);
@@ -268,17 +262,10 @@ impl Store {
         let expired: Vec<(String, String, String, Counters, i64, i64)> = {
             let mut q = tx.prepare_cached(
                 "SELECT sweep, trial_id, state, attempt, user_failures, lost, lease_id, deadline_ms
-                 FROM trials WHERE state IN ('leased', 'running')",
+                 FROM trials WHERE state IN ('leased', 'running') AND deadline_ms <= ?1",
             )?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+            let rows = q.query_map([now_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, counters_at(r, 3)?, r.get(6)?, r.get(7)?))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
@@ -337,7 +324,7 @@ fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    Counters { attempt: r.get(3)?, user_failures: r.get(4)?, lost: r.get(5)? },
+                    counters_at(r, 3)?,
                     r.get::<_, Option<i64>>(6)?,
                 ))
             },

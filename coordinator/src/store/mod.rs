@@ -58,6 +58,11 @@ impl Store {
     }
 }
 
+/// A trial's counters from three consecutive columns (attempt, user_failures, lost) of a row.
+pub(crate) fn counters_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<crate::lifecycle::Counters> {
+    Ok(crate::lifecycle::Counters { attempt: r.get(first)?, user_failures: r.get(first + 1)?, lost: r.get(first + 2)? })
+}
+
 /// Milliseconds since the Unix epoch, the coordinator's one clock reading.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

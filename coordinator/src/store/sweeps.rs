@@ -125,9 +125,7 @@ impl Store {
                 "SELECT trial_id, state, attempt, user_failures, lost FROM trials
                  WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running')",
             )?;
-            let rows = q.query_map([sweep], |r| {
-                Ok((r.get(0)?, r.get(1)?, Counters { attempt: r.get(2)?, user_failures: r.get(3)?, lost: r.get(4)? }))
-            })?;
+            let rows = q.query_map([sweep], |r| Ok((r.get(0)?, r.get(1)?, super::counters_at(r, 2)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         for (trial_id, state, counters) in &open {
