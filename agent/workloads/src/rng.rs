@@ -33,6 +33,13 @@ pub enum Stream {
     Augment = 12,
 }
 
+/// Combines a seed with a counter (an epoch, a batch index) into a new seed; one SplitMix step
+/// keeps neighbouring epochs and batches uncorrelated. Everything keyed by (seed, epoch, batch)
+/// derives its seed here.
+pub fn mix(seed: u64, counter: u64) -> u64 {
+    Rng::new(seed ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15), Stream::Augment).next_u64()
+}
+
 impl Rng {
     pub fn new(seed: u64, stream: Stream) -> Rng {
         // Mixing the stream into the seed through one SplitMix step decorrelates neighbouring seeds.

@@ -3,7 +3,7 @@
 //! batch index), which is what lets a trial resume mid-epoch and see the batches it would have seen.
 
 use super::ImageSet;
-use crate::rng::{Rng, Stream};
+use crate::rng::{mix, Rng, Stream};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
@@ -143,12 +143,6 @@ pub fn eval_batches(set: &ImageSet, mean: &[f64], std: &[f64], batch_size: i64) 
 fn checked_batch_size(batch_size: i64) -> usize {
     assert!(batch_size >= 1, "batch size must be >= 1, got {batch_size}");
     batch_size as usize
-}
-
-/// Combines a seed with a counter into a new seed; one SplitMix step keeps neighbouring epochs (and
-/// batches) uncorrelated.
-fn mix(seed: u64, counter: u64) -> u64 {
-    Rng::new(seed ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15), Stream::Augment).next_u64()
 }
 
 /// Everything the worker needs, owned, so the thread borrows nothing from the caller.

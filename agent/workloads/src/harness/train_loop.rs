@@ -8,10 +8,10 @@ use super::{autocast, Precision, StopFlag, TrainData};
 use crate::checkpoint::{self, Meta};
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
+use crate::rng::mix;
 use crate::Sink;
 use std::path::PathBuf;
 use std::time::Instant;
-use sweep_spec::sample::SplitMix64;
 use sweep_spec::EpochRecord;
 use tch::nn::{ModuleT, VarStore};
 use tch::Device;
@@ -154,6 +154,5 @@ pub fn train(
 
 /// libtorch's generator state before batch `b` of `epoch`: dropout masks depend on nothing else.
 fn batch_seed(seed: u64, epoch: u32, b: u64) -> i64 {
-    let mut rng = SplitMix64::new(seed ^ ((epoch as u64) << 40) ^ b.wrapping_mul(0x9E37_79B9));
-    (rng.next_u64() >> 1) as i64
+    (mix(mix(seed, epoch as u64), b) >> 1) as i64
 }

@@ -69,7 +69,7 @@ struct VectorData {
 impl TrainData for VectorData {
     fn train_batches(&self, epoch: u64, start: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
         let n = self.train_y.size()[0];
-        let mut rng = Rng::new(self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15), Stream::Shuffle);
+        let mut rng = Rng::new(crate::rng::mix(self.seed, epoch), Stream::Shuffle);
         let order = Tensor::from_slice(&rng.permutation(n as usize));
         let bs = self.batch_size;
         Box::new((start as i64 * bs..n).step_by(bs as usize).map(move |first| {
