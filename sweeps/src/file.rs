@@ -50,6 +50,10 @@ pub struct SweepFile {
     pub retry: RetryPolicy,
 }
 
+/// Keys of `[data]`, besides `path`, that name files or folders. Like `path`, they resolve against
+/// the sweep file's folder, so a study runs from any working directory.
+pub const DATA_PATH_KEYS: &[&str] = &["root", "train", "test", "train_list", "test_list", "val_list"];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataRef {
     pub format: String,
@@ -245,13 +249,27 @@ impl Reader<'_> {
         };
         let path = match t.remove("path") {
             None => None,
-            Some(Value::String(s)) => {
-                let p = Path::new(&s);
-                Some(if p.is_absolute() { s } else { absolute(&self.base_dir.join(p)).to_string_lossy().into_owned() })
-            }
+            Some(Value::String(s)) => Some(self.data_path(s)),
             Some(_) => return Err(self.err("data.path", "a string")),
         };
+        for key in DATA_PATH_KEYS {
+            match t.get_mut(*key) {
+                None => {}
+                Some(Value::String(s)) => *s = self.data_path(std::mem::take(s)),
+                Some(_) => return Err(self.err(&format!("data.{key}"), "a string (a path)")),
+            }
+        }
         Ok(DataRef { format, path, options: t })
+    }
+
+    /// A data path as written in the sweep file, made absolute against the file's folder.
+    fn data_path(&self, s: String) -> String {
+        let p = Path::new(&s);
+        if p.is_absolute() {
+            s
+        } else {
+            absolute(&self.base_dir.join(p)).to_string_lossy().into_owned()
+        }
     }
 
     fn table(&self, key: &str, v: toml::Value) -> Result<Map<String, Value>, SpecError> {
