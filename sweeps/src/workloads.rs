@@ -114,7 +114,36 @@ pub static DOUBLE_DESCENT: Workload = Workload {
     ],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT];
+pub static LONG_TAIL: Workload = Workload {
+    name: "long_tail",
+    help: "long-tailed classification (CIFAR-LT, ImageNet-LT): re-weighted and margin losses, re-sampling and classifier retraining, scored on many/medium/few-shot classes",
+    params: &[
+        param!("model", Str, "resnet32", "resnet32 (CIFAR) | resnet10 | resnext50 (ImageNet-LT) | mlp | linear"),
+        param!("hidden", Int, 256, "hidden units of the mlp model"),
+        param!("loss", Str, "ce", "ce | focal | cb_ce | cb_focal | ldam_drw | balanced_softmax | logit_adjust"),
+        param!("focal_gamma", Float, 1.0, "gamma of focal and cb_focal"),
+        param!("cb_beta", Float, 0.9999, "beta of the effective number of samples: class-balanced weights of cb_ce, cb_focal and the DRW stage"),
+        param!("ldam_max_margin", Float, 0.5, "largest LDAM margin (the rarest class's)"),
+        param!("ldam_scale", Float, 30.0, "logit scale s of LDAM on its cosine classifier"),
+        param!("drw_epoch", Int, 160, "ldam_drw: epoch (from 0) from which the loss is re-weighted"),
+        param!("logit_adjust_tau", Float, 1.0, "tau of the logit-adjusted loss"),
+        param!("sampler", Str, "instance", "instance | class_balanced | sqrt"),
+        param!("posthoc_tau", Float, 0.0, "post-hoc logit adjustment at evaluation: logits - tau * log prior (0 = off)"),
+        param!("tau_norm", Float, 0.0, "tau-normalised classifier at evaluation: w_c / |w_c|^tau, no bias (0 = off)"),
+        param!("crt_epochs", Int, 0, "classifier re-training (cRT): epochs of a second stage on frozen features with class-balanced sampling (0 = off)"),
+        param!("weight_decay", Float, 2e-4, "L2 penalty (decoupled for adamw)"),
+        param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip"),
+        param!("epochs", Int, 200, "training epochs of the first stage"),
+        param!("batch_size", Int, 128, "mini-batch size"),
+        param!("optimizer", Table, {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"),
+        param!("schedule", StrOrTable, "cosine", "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"),
+        param!("eval_every", Int, 1, "evaluate and report every this many epochs"),
+        param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16"),
+        param!("seed", Int, 0, "seeds initialisation, sampling order and augmentation"),
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

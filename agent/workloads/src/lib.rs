@@ -11,6 +11,8 @@ mod device;
 mod double_descent;
 mod error;
 pub mod harness;
+mod image_data;
+mod long_tail;
 mod mlp;
 pub mod models;
 pub mod optim;
@@ -103,6 +105,7 @@ impl TrialContext {
 pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
     match spec.workload.as_str() {
         name if name == sweep_spec::workloads::DOUBLE_DESCENT.name => double_descent::run(spec, ctx, sink),
+        name if name == sweep_spec::workloads::LONG_TAIL.name => long_tail::run(spec, ctx, sink),
         name if name == sweep_spec::workloads::MLP.name => {
             if spec.data.is_some() {
                 return Err(TrialError::bad_config(

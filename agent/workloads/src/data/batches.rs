@@ -108,8 +108,26 @@ pub fn train_batches(
     augment: Augment,
     pin: bool,
 ) -> Batches {
-    assert!(augment.crop_padding >= 0, "crop padding must be >= 0, got {}", augment.crop_padding);
     let order = Rng::new(mix(seed, epoch), Stream::EpochOrder).permutation(set.len());
+    train_batches_in_order(set, mean, std, batch_size, order, mix(seed, epoch), start_batch, augment, pin)
+}
+
+/// Training batches over the images `order` names (indices into `set`, repeats allowed: a
+/// class-balanced sampler draws the same image more than once), augmented by draws keyed by
+/// (`augment_key`, batch index). The caller makes `order` a function of (seed, epoch).
+#[allow(clippy::too_many_arguments)]
+pub fn train_batches_in_order(
+    set: &ImageSet,
+    mean: &[f64],
+    std: &[f64],
+    batch_size: i64,
+    order: Vec<i64>,
+    augment_key: u64,
+    start_batch: u64,
+    augment: Augment,
+    pin: bool,
+) -> Batches {
+    assert!(augment.crop_padding >= 0, "crop padding must be >= 0, got {}", augment.crop_padding);
     spawn(
         set,
         Plan {
@@ -117,7 +135,7 @@ pub fn train_batches(
             batch_size: checked_batch_size(batch_size),
             start: start_batch.min(usize::MAX as u64) as usize,
             augment,
-            augment_key: Some(mix(seed, epoch)),
+            augment_key: Some(augment_key),
             normalise: Normalise::new(set, mean, std),
             pin: pin && tch::Cuda::is_available(),
         },
@@ -410,7 +428,14 @@ mod tests {
     #[test]
     fn normalised_train_set_has_zero_mean_and_unit_std() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = crate::data::SynthOptions { train: 200, test: 10, classes: 4, image_size: 12, seed: 8 };
+        let opts = crate::data::SynthOptions {
+            train: 200,
+            test: 10,
+            classes: 4,
+            image_size: 12,
+            seed: 8,
+            ..crate::data::SynthOptions::default()
+        };
         crate::data::write_synthetic("npy", dir.path(), &opts).unwrap();
         let s = crate::data::load("npy", dir.path(), &serde_json::Map::new()).unwrap();
         let all: Vec<Tensor> = eval_batches(&s.train, &s.mean, &s.std, 64).map(|b| b.images).collect();

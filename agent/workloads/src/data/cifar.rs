@@ -43,6 +43,11 @@ impl Layout {
 }
 
 /// Reads `data_batch_*.bin` (any that are present, in numeric order) and `test_batch.bin`.
+/// Whether `path` holds CIFAR-10 batches (rather than CIFAR-100's), as `load_cifar10` finds them.
+pub(crate) fn holds_cifar10(path: &Path) -> bool {
+    locate(path, "cifar-10-batches-bin", "test_batch.bin").join("test_batch.bin").is_file()
+}
+
 pub(crate) fn load_cifar10(path: &Path) -> Result<(RawSet, RawSet), DataError> {
     let dir = locate(path, "cifar-10-batches-bin", "test_batch.bin");
     let train_files = numbered_batches(&dir)?;
@@ -334,7 +339,7 @@ mod tests {
     }
 
     fn synth(classes: i64) -> SynthOptions {
-        SynthOptions { train: 23, test: 7, classes, image_size: 32, seed: 5 }
+        SynthOptions { train: 23, test: 7, classes, image_size: 32, seed: 5, ..SynthOptions::default() }
     }
 
     fn bytes(t: &Tensor) -> Vec<u8> {

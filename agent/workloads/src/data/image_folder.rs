@@ -153,7 +153,7 @@ fn list_images(dir: &Path, classes: &[String], index: &BTreeMap<&str, i64>) -> R
 
 /// Decodes the files on up to one thread per core, each taking a contiguous chunk, so the result is
 /// in file order whatever the thread count.
-fn decode_all(files: &[(PathBuf, i64)], opts: &Options, classes: i64) -> Result<RawSet, DataError> {
+pub(crate) fn decode_all(files: &[(PathBuf, i64)], opts: &Options, classes: i64) -> Result<RawSet, DataError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
     let chunk = files.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<u8>, DataError>> = std::thread::scope(|scope| {
@@ -234,7 +234,7 @@ mod tests {
     use image::{GrayImage, Rgb};
 
     fn synth() -> SynthOptions {
-        SynthOptions { train: 30, test: 12, classes: 11, image_size: 16, seed: 2 }
+        SynthOptions { train: 30, test: 12, classes: 11, image_size: 16, seed: 2, ..SynthOptions::default() }
     }
 
     fn size_option(size: i64) -> Map<String, Value> {

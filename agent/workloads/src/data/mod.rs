@@ -8,21 +8,29 @@
 mod batches;
 mod cifar;
 mod image_folder;
+mod imagenet_lt;
+mod long_tail;
 mod noise;
 mod npy;
 mod options;
 mod raw;
+mod sampler;
 mod synthetic;
 
-pub use batches::{eval_batches, train_batches, Augment, Batch, Batches};
+pub use batches::{eval_batches, train_batches, train_batches_in_order, Augment, Batch, Batches};
+pub use long_tail::exponential_counts;
 pub use noise::with_label_noise;
-pub use synthetic::{write_synthetic, SynthOptions};
+pub use sampler::{Sampler, SamplerKind};
+pub use synthetic::{write_synthetic, Generator, SynthOptions};
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The formats `load` reads and `write_synthetic` writes.
-pub const FORMATS: &[&str] = &["cifar10", "cifar100", "image_folder", "npy"];
+pub const FORMATS: &[&str] = &["cifar10", "cifar100", "cifar_lt", "image_folder", "imagenet_lt", "npy"];
+
+/// `imbalance_ratio` of `cifar_lt` when the [data] table names none: the most reported setting.
+pub const DEFAULT_IMBALANCE_RATIO: f64 = 100.0;
 
 /// An in-memory image set: images u8 [N, C, H, W] on the CPU, labels i64 [N].
 #[derive(Debug)]
@@ -85,20 +93,60 @@ impl DataError {
     }
 }
 
-/// Reads `format` ("cifar10" | "cifar100" | "image_folder" | "npy") at `path`. `options` is the rest
-/// of the sweep file's [data] table; keys a format does not use are left for other readers of the
-/// table and ignored here:
+/// Reads `format` at `path`. `options` is the rest of the sweep file's [data] table; keys a format
+/// does not use are left for other readers of the table and ignored here:
 /// - cifar100: `label = "fine" | "coarse"` (default "fine");
+/// - cifar_lt: CIFAR-10 or CIFAR-100 binary batches (whichever `path` holds), cut long-tailed with
+///   `imbalance_ratio` (default 100);
 /// - image_folder: `image_size` (default 32) and `resize = "center_crop" | "stretch"` (default
 ///   "center_crop": shorter side to `image_size`, then the central square);
+/// - imagenet_lt: `path` is the ImageNet root; `train_list`, `test_list` (default
+///   `ImageNet_LT_train.txt`, `ImageNet_LT_test.txt` under the root), `image_size`, `resize`;
 /// - npy: `classes` (default: the largest label of either split + 1).
+///
+/// Every format also takes `imbalance_ratio`, which cuts the training split to the exponential
+/// long-tail profile (`long_tail`); test splits are never cut.
 pub fn load(format: &str, path: &Path, options: &Map<String, Value>) -> Result<Splits, DataError> {
     let (train, test) = match format {
         "cifar10" => cifar::load_cifar10(path)?,
         "cifar100" => cifar::load_cifar100(path, cifar::LabelKind::from_options(options)?)?,
+        "cifar_lt" if cifar::holds_cifar10(path) => cifar::load_cifar10(path)?,
+        "cifar_lt" => cifar::load_cifar100(path, cifar::LabelKind::from_options(options)?)?,
         "image_folder" => image_folder::load(path, &image_folder::Options::from_options(options)?)?,
+        "imagenet_lt" => {
+            let list = |key: &str, default: &str| -> Result<PathBuf, DataError> {
+                match options.get(key) {
+                    None => Ok(path.join(default)),
+                    Some(Value::String(s)) => Ok(PathBuf::from(s)),
+                    Some(other) => {
+                        Err(DataError::BadOption { key: key.into(), expected: "a path".into(), got: other.to_string() })
+                    }
+                }
+            };
+            let train_list = list("train_list", imagenet_lt::DEFAULT_TRAIN_LIST)?;
+            let test_list = list("test_list", imagenet_lt::DEFAULT_TEST_LIST)?;
+            imagenet_lt::load(path, &train_list, &test_list, &image_folder::Options::from_options(options)?)?
+        }
         "npy" => npy::load(path, options::opt_positive_int(options, "classes")?)?,
         other => return Err(DataError::UnknownFormat { got: other.to_string() }),
+    };
+    let ratio = match (options.get("imbalance_ratio"), format) {
+        (None, "cifar_lt") => Some(DEFAULT_IMBALANCE_RATIO),
+        (None, _) => None,
+        (Some(v), _) => match v.as_f64() {
+            Some(r) if r >= 1.0 && r.is_finite() => Some(r),
+            _ => {
+                return Err(DataError::BadOption {
+                    key: "imbalance_ratio".into(),
+                    expected: "a number >= 1 (largest / smallest class)".into(),
+                    got: v.to_string(),
+                })
+            }
+        },
+    };
+    let train = match ratio {
+        Some(r) if r > 1.0 => long_tail::take_long_tail(train, r),
+        _ => train,
     };
     // One network sees both splits: their image shapes must agree.
     if train.chw() != test.chw() {

@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn round_trip_through_the_npy_layout() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SynthOptions { train: 12, test: 5, classes: 4, image_size: 8, seed: 11 };
+        let opts = SynthOptions { train: 12, test: 5, classes: 4, image_size: 8, seed: 11, ..SynthOptions::default() };
         write_synthetic("npy", dir.path(), &opts).unwrap();
         let bytes = std::fs::read(dir.path().join("x_train.npy")).unwrap();
         // Data starts on a 64-byte boundary with a newline-terminated header, as numpy writes it.

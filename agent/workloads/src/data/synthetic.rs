@@ -1,9 +1,12 @@
 //! Synthetic image sets, drawn from a seed and written in the real on-disk formats, so tests and the
 //! quickstart exercise the same readers as real downloads. Each class is a random low-frequency
-//! colour pattern; an image is its class pattern shifted, rescaled, brightened and noised.
+//! colour pattern; an image is its class pattern shifted, rescaled, brightened and noised. A second
+//! generator draws a Gaussian mixture, stored as one-row grey images of `image_size` features,
+//! the small long-tail problem. Either can be written long-tailed (`imbalance_ratio`).
 
+use super::long_tail::take_long_tail;
 use super::raw::RawSet;
-use super::{cifar, image_folder, npy, DataError};
+use super::{cifar, image_folder, imagenet_lt, npy, DataError};
 use crate::rng::{Rng, Stream};
 use std::f64::consts::TAU;
 use std::path::Path;
@@ -14,9 +17,49 @@ pub struct SynthOptions {
     pub train: usize,
     pub test: usize,
     pub classes: i64,
-    /// Side of the square images (CIFAR formats need 32).
+    /// Side of the square images (CIFAR formats need 32); features per point of a mixture.
     pub image_size: i64,
     pub seed: u64,
+    /// Cut the training split to the exponential long-tail profile with this ratio of the largest
+    /// to the smallest class (`long_tail`); 1 keeps it balanced.
+    pub imbalance_ratio: f64,
+    pub generator: Generator,
+}
+
+impl Default for SynthOptions {
+    fn default() -> SynthOptions {
+        SynthOptions {
+            train: 5000,
+            test: 1000,
+            classes: 10,
+            image_size: 32,
+            seed: 0,
+            imbalance_ratio: 1.0,
+            generator: Generator::Patterns,
+        }
+    }
+}
+
+/// What the classes of a synthetic set look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generator {
+    /// Shifted colour patterns that a CNN can learn: images of `image_size` squares.
+    Patterns,
+    /// Isotropic unit Gaussians around random class means, `image_size` features stored as a
+    /// [1, 1, image_size] grey image (one byte per 1/16 standard deviation around 128).
+    GaussianMixture,
+}
+
+impl Generator {
+    pub const NAMES: [&'static str; 2] = ["patterns", "gaussian_mixture"];
+
+    pub fn parse(s: &str) -> Result<Generator, String> {
+        match s {
+            "patterns" => Ok(Generator::Patterns),
+            "gaussian_mixture" => Ok(Generator::GaussianMixture),
+            other => Err(format!("expected \"patterns\" or \"gaussian_mixture\", got \"{other}\"")),
+        }
+    }
 }
 
 /// Cosine components per channel of a class pattern.
@@ -69,12 +112,24 @@ pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<
     if format.starts_with("cifar") && opts.image_size != 32 {
         return bad(format!("{format} images are 32x32, got image_size {}", opts.image_size));
     }
-    match format {
-        "cifar10" | "cifar100" | "image_folder" | "npy" => {}
-        other => return Err(DataError::UnknownFormat { got: other.to_string() }),
+    if !(opts.imbalance_ratio >= 1.0 && opts.imbalance_ratio.is_finite()) {
+        return bad(format!("imbalance_ratio: expected a number >= 1, got {}", opts.imbalance_ratio));
     }
-    let (train, test) = generate(opts);
+    match (format, opts.generator) {
+        ("cifar10" | "cifar100" | "image_folder" | "npy" | "imagenet_lt", Generator::Patterns) => {}
+        ("npy", Generator::GaussianMixture) => {}
+        ("cifar10" | "cifar100" | "image_folder" | "imagenet_lt", Generator::GaussianMixture) => {
+            return bad(format!("gaussian_mixture sets are feature rows, written as npy; {format} holds RGB images"))
+        }
+        (other, _) => return Err(DataError::UnknownFormat { got: other.to_string() }),
+    }
+    let (train, test) = match opts.generator {
+        Generator::Patterns => generate(opts),
+        Generator::GaussianMixture => gaussian_mixture(opts),
+    };
+    let train = if opts.imbalance_ratio > 1.0 { take_long_tail(train, opts.imbalance_ratio) } else { train };
     match format {
+        "imagenet_lt" => imagenet_lt::write(out, &train, &test),
         "cifar10" => cifar::write_cifar10(out, &train, &test),
         "cifar100" => {
             let coarse: Vec<i64> = (0..opts.classes).map(|f| coarse_of(f, opts.classes)).collect();
@@ -128,6 +183,31 @@ fn pattern(rng: &mut Rng, side: usize) -> Vec<f64> {
     values.iter().map(|v| (v - mean) / std.max(1e-9)).collect()
 }
 
+/// Spread of the class means of a mixture, per feature, in units of the within-class deviation.
+const MIXTURE_SEPARATION: f64 = 0.5;
+/// Bytes per unit of a mixture feature, around 128: keeps +-7.9 deviations unclipped.
+const MIXTURE_BYTE_SCALE: f64 = 16.0;
+
+/// A Gaussian mixture: class means drawn once, points = mean + unit noise; balanced classes in
+/// random order, like the image sets.
+fn gaussian_mixture(opts: &SynthOptions) -> (RawSet, RawSet) {
+    let dim = opts.image_size as usize;
+    let mut rng = Rng::new(opts.seed, Stream::ImageTemplates);
+    let means: Vec<Vec<f64>> =
+        (0..opts.classes).map(|_| (0..dim).map(|_| MIXTURE_SEPARATION * rng.normal()).collect()).collect();
+    let draw = |n: usize, stream: Stream| {
+        let mut rng = Rng::new(opts.seed, stream);
+        let labels: Vec<i64> = rng.permutation(n).into_iter().map(|i| i % opts.classes).collect();
+        let pixels = labels
+            .iter()
+            .flat_map(|&l| means[l as usize].iter().map(|m| m + rng.normal()).collect::<Vec<_>>())
+            .map(|v| (128.0 + MIXTURE_BYTE_SCALE * v).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        RawSet { pixels, labels, channels: 1, height: 1, width: dim, classes: opts.classes }
+    };
+    (draw(opts.train, Stream::ImageTrain), draw(opts.test, Stream::ImageTest))
+}
+
 fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream) -> RawSet {
     let side = opts.image_size as usize;
     let plane = side * side;
@@ -168,7 +248,7 @@ mod tests {
     use super::*;
 
     fn opts(seed: u64) -> SynthOptions {
-        SynthOptions { train: 300, test: 100, classes: 5, image_size: 16, seed }
+        SynthOptions { train: 300, test: 100, classes: 5, image_size: 16, seed, ..SynthOptions::default() }
     }
 
     #[test]

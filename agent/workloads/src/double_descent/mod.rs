@@ -2,17 +2,16 @@
 //! width k trained on data with a fixed fraction of noisy labels. Swept over k, test error rises
 //! to a peak where the model first fits the training set, then falls again.
 
-mod image_data;
 mod params;
 
 use crate::data;
 use crate::error::TrialError;
 use crate::harness::{self, Outcome, Plan};
+use crate::image_data::{self, ImageData};
 use crate::models::{self, ModelSpec};
 use crate::optim::Optimizer;
 use crate::random_features::{self, Problem};
 use crate::{Sink, TrialContext};
-use image_data::ImageData;
 use params::{Model, Params};
 use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
@@ -66,16 +65,16 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 models::to_channels_last(&mut vs);
             }
             let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
-            let data = ImageData {
+            let data = ImageData::new(
                 train,
-                test: splits.test,
-                mean: splits.mean,
-                std: splits.std,
-                batch_size: p.batch_size,
-                seed: p.seed,
-                augment: p.augment,
-                pin: device.is_cuda(),
-            };
+                splits.test,
+                (splits.mean, splits.std),
+                p.batch_size,
+                p.seed,
+                p.augment,
+                device.is_cuda(),
+                data::SamplerKind::Instance,
+            );
             let plan = Plan {
                 workload: spec.workload.clone(),
                 epochs: p.epochs,
@@ -86,6 +85,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 checkpoint_every: ctx.checkpoint_every,
                 precision,
                 channels_last,
+                checkpoint_at_end: false,
             };
             match harness::train(
                 net.as_ref(),
@@ -93,6 +93,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 &mut optimizer,
                 &p.schedule,
                 &data,
+                &harness::ErrorRates,
                 &plan,
                 device,
                 &ctx.stop,
@@ -163,7 +164,14 @@ mod tests {
 
     fn synthetic_cifar() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let opts = data::SynthOptions { train: TRAIN_IMAGES, test: 64, classes: 10, image_size: 32, seed: 3 };
+        let opts = data::SynthOptions {
+            train: TRAIN_IMAGES,
+            test: 64,
+            classes: 10,
+            image_size: 32,
+            seed: 3,
+            ..data::SynthOptions::default()
+        };
         data::write_synthetic("cifar10", dir.path(), &opts).unwrap();
         dir
     }

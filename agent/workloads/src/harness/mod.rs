@@ -5,12 +5,14 @@
 
 mod eval;
 mod gpu_memory;
+mod objective;
 mod precision;
 mod source;
 mod stop;
 mod train_loop;
 
 pub use eval::{evaluate, Evaluation};
+pub use objective::{ErrorRates, Objective};
 pub use precision::{autocast, Precision};
 pub use source::{Batch, TrainData};
 pub use stop::StopFlag;

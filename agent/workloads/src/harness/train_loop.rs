@@ -3,8 +3,7 @@
 //! libtorch's generator reseeded before each batch. A checkpoint therefore needs only the model,
 //! the optimizer state and the position, and resuming reproduces the uninterrupted run.
 
-use super::eval::evaluate;
-use super::{autocast, Precision, StopFlag, TrainData};
+use super::{autocast, Objective, Precision, StopFlag, TrainData};
 use crate::checkpoint::{self, Meta};
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
@@ -33,6 +32,8 @@ pub struct Plan {
     pub precision: Precision,
     /// Feed inputs in channels-last layout (the model's weights must be converted too).
     pub channels_last: bool,
+    /// Also checkpoint after the last epoch, for a later stage that starts from this one's model.
+    pub checkpoint_at_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,7 @@ pub fn train(
     optimizer: &mut Optimizer,
     schedule: &LrSchedule,
     data: &dyn TrainData,
+    objective: &dyn Objective,
     plan: &Plan,
     device: Device,
     stop: &StopFlag,
@@ -111,7 +113,7 @@ pub fn train(
             let x = batch.inputs.to_device(device);
             let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
             let y = batch.labels.to_device(device);
-            let loss = autocast(plan.precision, device, || net.forward_t(&x, true).cross_entropy_for_logits(&y));
+            let loss = autocast(plan.precision, device, || objective.loss(&net.forward_t(&x, true), &y, epoch));
             optimizer.zero_grad();
             loss.backward();
             optimizer.step(lr);
@@ -126,26 +128,17 @@ pub fn train(
         epoch += 1;
 
         if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs {
-            let train = evaluate(net, data.eval_train(), device, plan.precision);
-            let test = evaluate(net, data.eval_test(), device, plan.precision);
-            let metrics = [
-                ("train_loss", train.loss),
-                ("train_error", train.error),
-                ("test_loss", test.loss),
-                ("test_error", test.error),
-                ("interpolated", if train.error == 0.0 { 1.0 } else { 0.0 }),
-                ("lr", lr),
-                ("epoch_seconds", seconds),
-                ("samples_per_second", examples as f64 / seconds.max(1e-9)),
-            ];
-            let mut metrics: std::collections::BTreeMap<String, f64> =
-                metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            let mut metrics = objective.evaluate(net, data, device, plan.precision);
+            metrics.insert("lr".into(), lr);
+            metrics.insert("epoch_seconds".into(), seconds);
+            metrics.insert("samples_per_second".into(), examples as f64 / seconds.max(1e-9));
             if let Some(peak) = super::gpu_memory::peak_bytes(device) {
                 metrics.insert("gpu_mem_peak_bytes".into(), peak);
             }
             sink(EpochRecord { epoch, step: Some(step as i64), metrics })?;
         }
-        if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
+        let periodic = plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs;
+        if periodic || (plan.checkpoint_at_end && epoch == plan.epochs) {
             save(vs, optimizer, epoch, 0, step)?;
         }
     }

@@ -117,9 +117,21 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
         checkpoint_every: ctx.checkpoint_every,
         precision: harness::Precision::Fp32,
         channels_last: false,
+        checkpoint_at_end: false,
     };
     let constant = LrSchedule::from_params(None, p.epochs as u32).map_err(TrialError::bad_config)?;
-    match harness::train(&model, &mut vs, &mut optimizer, &constant, &vectors, &plan, ctx.device, &ctx.stop, sink)? {
+    match harness::train(
+        &model,
+        &mut vs,
+        &mut optimizer,
+        &constant,
+        &vectors,
+        &harness::ErrorRates,
+        &plan,
+        ctx.device,
+        &ctx.stop,
+        sink,
+    )? {
         Outcome::Finished => Ok(()),
         Outcome::Stopped { .. } => Err(TrialError::Interrupted),
     }

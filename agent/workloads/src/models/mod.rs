@@ -5,6 +5,8 @@
 mod cnn5;
 mod mlp;
 mod preact_resnet;
+pub(crate) mod resnet;
+pub(crate) mod resnet_cifar;
 
 use std::fmt;
 use std::str::FromStr;

@@ -2,9 +2,10 @@
 //! the same format first when the section asks for it and the files are absent), cut to `n_train`,
 //! with the trial's label noise, and served to the training loop.
 
-use crate::data::{self, Augment, ImageSet, Splits, SynthOptions};
+use crate::data::{self, Augment, ImageSet, Sampler, SamplerKind, Splits, SynthOptions};
 use crate::error::TrialError;
 use crate::harness::{Batch, TrainData};
+use crate::rng::mix;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use sweep_spec::DataRef;
@@ -14,26 +15,27 @@ const CROP_PADDING: i64 = 4;
 /// Evaluation needs no gradients, so it can use larger batches than training.
 const EVAL_BATCH_SIZE: i64 = 1024;
 
-/// Reads the trial's data. `[data] synthetic = { train, test, classes, image_size, seed }` first
-/// writes a synthetic set of that shape at `path` if nothing is there.
+/// Reads the trial's data. `[data] synthetic = { train, test, classes, image_size, seed,
+/// imbalance_ratio, generator }` first writes a synthetic set of that shape at `path` (`root` for
+/// imagenet_lt) if nothing is there.
 pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
-    let path = PathBuf::from(
-        data.path
-            .as_deref()
-            .ok_or_else(|| TrialError::bad_config("data.path: expected the folder of the data set (missing)"))?,
-    );
+    let location = if data.format == "imagenet_lt" { data.options.get("root").and_then(Value::as_str) } else { None };
+    let path = PathBuf::from(location.or(data.path.as_deref()).ok_or_else(|| {
+        let key = if data.format == "imagenet_lt" { "data.root" } else { "data.path" };
+        TrialError::bad_config(format!("{key}: expected the folder of the data set (missing)"))
+    })?);
     let mut options = data.options.clone();
     if let Some(synthetic) = options.remove("synthetic") {
         let opts = synth_options(&synthetic)?;
         if !path.exists() {
-            synthesize(&data.format, &path, &opts)?;
+            synthesize(synth_format(&data.format, opts.classes), &path, &opts)?;
         }
     }
     if !path.exists() {
         return Err(TrialError::bad_config(format!(
-            "data.path: {} does not exist; write a synthetic set there with `sweep data synth --format {} --out {}`",
+            "data: {} does not exist; write a synthetic set there with `sweep data synth --format {} --out {}`",
             path.display(),
-            data.format,
+            synth_format(&data.format, 10),
             path.display()
         )));
     }
@@ -45,10 +47,21 @@ pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
     })
 }
 
+/// The format a synthetic set is written in: CIFAR-LT is cut from plain CIFAR batches at load time.
+fn synth_format(format: &str, classes: i64) -> &str {
+    match format {
+        "cifar_lt" if classes > 10 => "cifar100",
+        "cifar_lt" => "cifar10",
+        other => other,
+    }
+}
+
+const SYNTH_KEYS: [&str; 7] = ["train", "test", "classes", "image_size", "seed", "imbalance_ratio", "generator"];
+
 fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
-    let t: &Map<String, Value> = v.as_object().ok_or_else(|| {
-        TrialError::bad_config("data.synthetic: expected a table { train, test, classes, image_size, seed }")
-    })?;
+    let expected = || format!("expected a table with keys among {}", SYNTH_KEYS.join(", "));
+    let t: &Map<String, Value> =
+        v.as_object().ok_or_else(|| TrialError::bad_config(format!("data.synthetic: {}", expected())))?;
     let get = |k: &str, default: u64| -> Result<u64, TrialError> {
         match t.get(k) {
             None => Ok(default),
@@ -57,17 +70,28 @@ fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
             }),
         }
     };
-    if let Some(k) = t.keys().find(|k| !["train", "test", "classes", "image_size", "seed"].contains(&k.as_str())) {
-        return Err(TrialError::bad_config(format!(
-            "data.synthetic.{k}: expected one of train, test, classes, image_size, seed"
-        )));
+    if let Some(k) = t.keys().find(|k| !SYNTH_KEYS.contains(&k.as_str())) {
+        return Err(TrialError::bad_config(format!("data.synthetic.{k}: {}", expected())));
     }
+    let imbalance_ratio = match t.get("imbalance_ratio") {
+        None => 1.0,
+        Some(v) => v.as_f64().filter(|r| *r >= 1.0).ok_or_else(|| {
+            TrialError::bad_config(format!("data.synthetic.imbalance_ratio: expected a number >= 1, got {v}"))
+        })?,
+    };
+    let generator = match t.get("generator") {
+        None => data::Generator::Patterns,
+        Some(v) => data::Generator::parse(v.as_str().unwrap_or_default())
+            .map_err(|e| TrialError::bad_config(format!("data.synthetic.generator: {e}")))?,
+    };
     Ok(SynthOptions {
         train: get("train", 5000)? as usize,
         test: get("test", 1000)? as usize,
         classes: get("classes", 10)? as i64,
         image_size: get("image_size", 32)? as i64,
         seed: get("seed", 0)?,
+        imbalance_ratio,
+        generator,
     })
 }
 
@@ -119,6 +143,27 @@ pub struct ImageData {
     pub seed: u64,
     pub augment: bool,
     pub pin: bool,
+    /// How an epoch visits the training images.
+    pub sampler: Sampler,
+}
+
+impl ImageData {
+    /// The loop's view of a training set and the test set and statistics of its split.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        train: ImageSet,
+        test: ImageSet,
+        (mean, std): (Vec<f64>, Vec<f64>),
+        batch_size: i64,
+        seed: u64,
+        augment: bool,
+        pin: bool,
+        sampler: SamplerKind,
+    ) -> ImageData {
+        let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
+        let sampler = Sampler::new(sampler, &labels, train.classes as usize);
+        ImageData { train, test, mean, std, batch_size, seed, augment, pin, sampler }
+    }
 }
 
 fn to_batch(b: data::Batch) -> Batch {
@@ -128,14 +173,15 @@ fn to_batch(b: data::Batch) -> Batch {
 impl TrainData for ImageData {
     fn train_batches(&self, epoch: u64, start: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
         let augment = if self.augment { Augment { crop_padding: CROP_PADDING, flip: true } } else { Augment::NONE };
+        let order = self.sampler.order(self.seed, epoch);
         Box::new(
-            data::train_batches(
+            data::train_batches_in_order(
                 &self.train,
                 &self.mean,
                 &self.std,
                 self.batch_size,
-                self.seed,
-                epoch,
+                order,
+                mix(self.seed, epoch),
                 start,
                 augment,
                 self.pin,

@@ -1,0 +1,53 @@
+//! What a study optimises and what it reports: the training loss of a batch, and the metrics of an
+//! evaluation point. The loop owns everything else (order, steps, checkpoints, timing).
+
+use super::eval::evaluate;
+use super::{Precision, TrainData};
+use std::collections::BTreeMap;
+use tch::nn::ModuleT;
+use tch::{Device, Tensor};
+
+pub trait Objective {
+    /// The loss of one training batch; `epoch` counts from 0 (schedules such as deferred
+    /// re-weighting switch on it).
+    fn loss(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor;
+
+    /// The metrics reported after an epoch, by name.
+    fn evaluate(
+        &self,
+        net: &dyn ModuleT,
+        data: &dyn TrainData,
+        device: Device,
+        precision: Precision,
+    ) -> BTreeMap<String, f64>;
+}
+
+/// Cross-entropy, reported as loss and error on both splits: the double-descent metrics.
+pub struct ErrorRates;
+
+impl Objective for ErrorRates {
+    fn loss(&self, logits: &Tensor, labels: &Tensor, _epoch: u32) -> Tensor {
+        logits.cross_entropy_for_logits(labels)
+    }
+
+    fn evaluate(
+        &self,
+        net: &dyn ModuleT,
+        data: &dyn TrainData,
+        device: Device,
+        precision: Precision,
+    ) -> BTreeMap<String, f64> {
+        let train = evaluate(net, data.eval_train(), device, precision);
+        let test = evaluate(net, data.eval_test(), device, precision);
+        [
+            ("train_loss", train.loss),
+            ("train_error", train.error),
+            ("test_loss", test.loss),
+            ("test_error", test.error),
+            ("interpolated", if train.error == 0.0 { 1.0 } else { 0.0 }),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}

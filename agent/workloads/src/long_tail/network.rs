@@ -1,0 +1,168 @@
+//! The long-tail classifier, split where decoupled training needs it: a backbone that maps inputs
+//! to features, and a linear (or cosine) classifier on top. The classifier can be retrained on
+//! frozen features (cRT) and tau-normalised at evaluation (Kang et al. 2020).
+
+use crate::models::resnet::ResNet;
+use crate::models::resnet_cifar::{self, ResNet32};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backbone {
+    Resnet32,
+    Resnet10,
+    Resnext50,
+    /// One hidden ReLU layer of `hidden` units on the flattened input.
+    Mlp,
+    /// The flattened input itself: the classifier is a linear model.
+    Linear,
+}
+
+impl Backbone {
+    const ALL: [(Backbone, &'static str); 5] = [
+        (Backbone::Resnet32, "resnet32"),
+        (Backbone::Resnet10, "resnet10"),
+        (Backbone::Resnext50, "resnext50"),
+        (Backbone::Mlp, "mlp"),
+        (Backbone::Linear, "linear"),
+    ];
+
+    pub fn parse(s: &str) -> Result<Backbone, String> {
+        Backbone::ALL.iter().find(|(_, n)| *n == s).map(|(b, _)| *b).ok_or_else(|| {
+            let names: Vec<String> = Backbone::ALL.iter().map(|(_, n)| format!("\"{n}\"")).collect();
+            format!("expected one of {}, got \"{s}\"", names.join(", "))
+        })
+    }
+
+    /// Builds the backbone under `path` for inputs [B, c, h, w]; returns it and its feature count.
+    pub fn build(self, path: &nn::Path, (c, h, w): (i64, i64, i64), hidden: i64) -> (Box<dyn ModuleT + Send>, i64) {
+        match self {
+            Backbone::Resnet32 => (Box::new(ResNet32::new(path, c)), resnet_cifar::FEATURES),
+            Backbone::Resnet10 => {
+                let net = ResNet::resnet10(path, c);
+                let features = net.features;
+                (Box::new(net), features)
+            }
+            Backbone::Resnext50 => {
+                let net = ResNet::resnext50(path, c);
+                let features = net.features;
+                (Box::new(net), features)
+            }
+            Backbone::Mlp => {
+                let fc = nn::linear(path / "fc1", c * h * w, hidden, Default::default());
+                (Box::new(nn::func_t(move |x, _| x.flatten(1, -1).apply(&fc).relu())), hidden)
+            }
+            Backbone::Linear => (Box::new(nn::func_t(|x, _| x.flatten(1, -1))), c * h * w),
+        }
+    }
+}
+
+/// Logits from features: `weight` [C, D] and `bias` [C] (none for a cosine classifier, whose
+/// logits are cosines between normalised features and normalised class weights).
+#[derive(Debug)]
+pub struct Classifier {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    cosine: bool,
+}
+
+impl Classifier {
+    pub fn new(path: &nn::Path, features: i64, classes: i64, cosine: bool) -> Classifier {
+        let linear = nn::linear(path, features, classes, nn::LinearConfig { bias: !cosine, ..Default::default() });
+        Classifier { weight: linear.ws, bias: linear.bs, cosine }
+    }
+
+    /// `tau_norm` > 0 rescales each class's weights to w_c / |w_c|^tau and drops the bias.
+    pub fn forward(&self, features: &Tensor, tau_norm: f64) -> Tensor {
+        if self.cosine {
+            let f = normalise(features);
+            return f.matmul(&normalise(&self.weight).tr());
+        }
+        if tau_norm > 0.0 {
+            let norms = self.weight.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+            return features.matmul(&(&self.weight / norms.pow_tensor_scalar(tau_norm)).tr());
+        }
+        let logits = features.matmul(&self.weight.tr());
+        match &self.bias {
+            Some(b) => logits + b,
+            None => logits,
+        }
+    }
+}
+
+/// Rows scaled to unit L2 norm.
+fn normalise(t: &Tensor) -> Tensor {
+    t / t.to_kind(Kind::Float).norm_scalaropt_dim(2, [1], true).clamp_min(1e-12).to_kind(t.kind())
+}
+
+/// Backbone and classifier as one module.
+#[derive(Debug)]
+pub struct Network {
+    pub backbone: Box<dyn ModuleT + Send>,
+    pub classifier: Classifier,
+    /// The backbone runs in evaluation mode without gradients (the cRT stage).
+    pub frozen_backbone: bool,
+    /// Tau-normalisation of the classifier at evaluation; 0 = off.
+    pub tau_norm: f64,
+}
+
+impl ModuleT for Network {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let features = if self.frozen_backbone {
+            tch::no_grad(|| self.backbone.forward_t(x, false))
+        } else {
+            self.backbone.forward_t(x, train)
+        };
+        self.classifier.forward(&features, if train { 0.0 } else { self.tau_norm })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn backbones_produce_their_feature_counts() {
+        let _guard = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        for (backbone, input, features) in [
+            (Backbone::Resnet32, [2, 3, 32, 32], 64),
+            (Backbone::Resnet10, [2, 3, 32, 32], 512),
+            (Backbone::Resnext50, [2, 3, 32, 32], 2048),
+            (Backbone::Mlp, [2, 1, 1, 8], 5),
+            (Backbone::Linear, [2, 1, 1, 8], 8),
+        ] {
+            let (net, d) = backbone.build(&(vs.root() / format!("{backbone:?}")), (input[1], input[2], input[3]), 5);
+            assert_eq!(d, features, "{backbone:?}");
+            let out = net.forward_t(&Tensor::randn(input, (Kind::Float, Device::Cpu)), true);
+            assert_eq!(out.size(), [2, features], "{backbone:?}");
+        }
+        // ResNet-32: 0.46 M parameters, as published (He et al. 2016, table 6).
+        let vs32 = nn::VarStore::new(Device::Cpu);
+        Backbone::Resnet32.build(&vs32.root(), (3, 32, 32), 1);
+        let count = crate::models::parameter_count(&vs32);
+        assert!((460_000..470_000).contains(&count), "{count}");
+        // ResNeXt-50 32x4d without its 1000-way classifier: 25.03 M - 2.05 M = 22.98 M.
+        let vsx = nn::VarStore::new(Device::Cpu);
+        Backbone::Resnext50.build(&vsx.root(), (3, 224, 224), 1);
+        assert_eq!(crate::models::parameter_count(&vsx), 22_979_904);
+    }
+
+    #[test]
+    fn tau_normalisation_divides_by_the_weight_norm() {
+        let _guard = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut c = Classifier::new(&vs.root(), 2, 2, false);
+        tch::no_grad(|| {
+            c.weight.copy_(&Tensor::from_slice2(&[[3.0f32, 4.0], [0.0, 2.0]]));
+            c.bias.as_mut().unwrap().copy_(&Tensor::from_slice(&[1.0f32, 1.0]));
+        });
+        let f = Tensor::from_slice2(&[[1.0f32, 1.0]]);
+        let plain = Vec::<f32>::try_from(c.forward(&f, 0.0).view([-1])).unwrap();
+        assert_eq!(plain, [8.0, 3.0]);
+        // tau = 1: unit-norm rows [0.6, 0.8] and [0, 1], no bias.
+        let normed = Vec::<f32>::try_from(c.forward(&f, 1.0).view([-1])).unwrap();
+        assert!((normed[0] - 1.4).abs() < 1e-6 && (normed[1] - 1.0).abs() < 1e-6, "{normed:?}");
+    }
+}

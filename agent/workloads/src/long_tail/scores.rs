@@ -1,0 +1,158 @@
+//! What the long-tail study reports after each epoch: top-1 accuracy overall, on the many-shot
+//! (more than 100 training images), medium-shot (20 to 100) and few-shot (fewer than 20) classes,
+//! balanced accuracy, and every class's accuracy as `class_acc/<class>` next to its training size
+//! `class_train_count/<class>`. Class sizes are those of the training split the trial used.
+//! Post-hoc logit adjustment subtracts tau * log prior from the logits before the argmax.
+
+use super::loss::Loss;
+use crate::harness::{autocast, Batch, Objective, Precision, TrainData};
+use std::collections::BTreeMap;
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Reduction, Tensor};
+
+/// Shot groups of Liu et al. 2019 (ImageNet-LT), by training images per class.
+pub const MANY_ABOVE: usize = 100;
+pub const FEW_BELOW: usize = 20;
+
+/// The training objective and the evaluation of the long-tail study.
+pub struct LongTail {
+    pub loss: Loss,
+    /// Training images per class.
+    pub class_sizes: Vec<usize>,
+    pub posthoc_tau: f64,
+}
+
+impl Objective for LongTail {
+    fn loss(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor {
+        self.loss.compute(logits, labels, epoch)
+    }
+
+    fn evaluate(
+        &self,
+        net: &dyn ModuleT,
+        data: &dyn TrainData,
+        device: Device,
+        precision: Precision,
+    ) -> BTreeMap<String, f64> {
+        let counts = self.count(net, data.eval_test(), device, precision);
+        counts.metrics(&self.class_sizes)
+    }
+}
+
+impl LongTail {
+    /// Correct predictions and examples per class, summed on the device and read once.
+    fn count(
+        &self,
+        net: &dyn ModuleT,
+        batches: Box<dyn Iterator<Item = Batch> + '_>,
+        device: Device,
+        precision: Precision,
+    ) -> ClassCounts {
+        let classes = self.class_sizes.len() as i64;
+        tch::no_grad(|| {
+            let mut correct = Tensor::zeros([classes], (Kind::Double, device));
+            let mut total = Tensor::zeros([classes], (Kind::Double, device));
+            let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+            let adjustment = &self.loss.log_prior * self.posthoc_tau;
+            for b in batches {
+                let x = b.inputs.to_device(device);
+                let y = b.labels.to_device(device);
+                let logits = autocast(precision, device, || net.forward_t(&x, false)).to_kind(Kind::Float);
+                let _ = loss_sum.f_add_(
+                    &logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double),
+                );
+                let hit = (logits - &adjustment).argmax(-1, false).eq_tensor(&y).to_kind(Kind::Double);
+                let _ = correct.f_add_(&y.bincount(Some(&hit), classes).to_kind(Kind::Double));
+                let _ = total.f_add_(&y.bincount::<Tensor>(None, classes).to_kind(Kind::Double));
+            }
+            let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
+            let examples: f64 = read(total.shallow_clone()).iter().sum();
+            ClassCounts {
+                correct: read(correct),
+                total: read(total),
+                mean_loss: loss_sum.double_value(&[]) / examples.max(1.0),
+            }
+        })
+    }
+}
+
+/// Per-class tallies of one evaluation pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassCounts {
+    pub correct: Vec<f64>,
+    pub total: Vec<f64>,
+    /// Mean cross-entropy of the unadjusted logits.
+    pub mean_loss: f64,
+}
+
+impl ClassCounts {
+    /// The reported metrics. A shot group with no test examples is left out rather than reported
+    /// as a made-up number (CIFAR-10-LT at rho = 10 has no few-shot class).
+    pub fn metrics(&self, class_sizes: &[usize]) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        let accuracy = |filter: &dyn Fn(usize) -> bool| -> Option<f64> {
+            let (c, t) = (0..class_sizes.len())
+                .filter(|&k| filter(class_sizes[k]))
+                .fold((0.0, 0.0), |(c, t), k| (c + self.correct[k], t + self.total[k]));
+            (t > 0.0).then(|| c / t)
+        };
+        let groups: [(&str, &dyn Fn(usize) -> bool); 4] = [
+            ("test_acc", &|_| true),
+            ("test_acc_many", &|n| n > MANY_ABOVE),
+            ("test_acc_medium", &|n| (FEW_BELOW..=MANY_ABOVE).contains(&n)),
+            ("test_acc_few", &|n| n < FEW_BELOW),
+        ];
+        for (name, filter) in groups {
+            if let Some(acc) = accuracy(filter) {
+                m.insert(name.to_string(), acc);
+            }
+        }
+        let per_class: Vec<f64> =
+            (0..class_sizes.len()).filter(|&k| self.total[k] > 0.0).map(|k| self.correct[k] / self.total[k]).collect();
+        if !per_class.is_empty() {
+            m.insert("test_acc_balanced".into(), per_class.iter().sum::<f64>() / per_class.len() as f64);
+        }
+        m.insert("test_loss".into(), self.mean_loss);
+        for (k, &n) in class_sizes.iter().enumerate() {
+            if self.total[k] > 0.0 {
+                m.insert(format!("class_acc/{k}"), self.correct[k] / self.total[k]);
+            }
+            m.insert(format!("class_train_count/{k}"), n as f64);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_follow_the_training_class_sizes() {
+        // Sizes: many (500, 101), medium (100, 20), few (19, 1).
+        let sizes = [500, 101, 100, 20, 19, 1];
+        let counts = ClassCounts {
+            correct: vec![9.0, 8.0, 6.0, 4.0, 1.0, 0.0],
+            total: vec![10.0, 10.0, 10.0, 10.0, 10.0, 10.0],
+            mean_loss: 1.5,
+        };
+        let m = counts.metrics(&sizes);
+        let close = |k: &str, v: f64| assert!((m[k] - v).abs() < 1e-12, "{k} = {}, want {v}", m[k]);
+        close("test_acc", 28.0 / 60.0);
+        close("test_acc_many", 17.0 / 20.0);
+        close("test_acc_medium", 10.0 / 20.0);
+        close("test_acc_few", 1.0 / 20.0);
+        close("test_acc_balanced", (0.9 + 0.8 + 0.6 + 0.4 + 0.1) / 6.0);
+        close("class_acc/2", 0.6);
+        close("class_train_count/5", 1.0);
+        close("test_loss", 1.5);
+    }
+
+    #[test]
+    fn an_empty_group_is_left_out() {
+        let counts = ClassCounts { correct: vec![5.0, 3.0], total: vec![10.0, 10.0], mean_loss: 0.0 };
+        let m = counts.metrics(&[5000, 500]);
+        assert!(m.contains_key("test_acc_many"));
+        assert!(!m.contains_key("test_acc_medium") && !m.contains_key("test_acc_few"));
+    }
+}
