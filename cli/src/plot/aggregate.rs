@@ -130,7 +130,8 @@ pub fn curve(trials: &[&TrialRow], x: &str, metric: &str) -> Vec<Point> {
     xy.chunk_by(|a, b| a.0 == b.0).map(|same_x| summarize(same_x[0].0, same_x.iter().map(|p| p.1))).collect()
 }
 
-fn summarize(x: f64, ys: impl Iterator<Item = f64>) -> Point {
+/// Mean, min and max of `ys` at `x`; `ys` must not be empty.
+pub fn summarize(x: f64, ys: impl Iterator<Item = f64>) -> Point {
     let (mut n, mut sum, mut min, mut max) = (0usize, 0.0, f64::INFINITY, f64::NEG_INFINITY);
     for y in ys {
         n += 1;

@@ -3,9 +3,11 @@
 //! number they show, `curves` and `heatmap` draw them, `font` supplies the text.
 
 pub mod aggregate;
+mod bars;
 mod curves;
 pub mod font;
 mod heatmap;
+mod long_tail;
 #[cfg(test)]
 mod testdata;
 
@@ -36,14 +38,18 @@ const TITLE_PX: i32 = 28;
 const SUBTITLE_PX: i32 = 17;
 const AXIS_DESC: (&str, u32) = (font::FAMILY, 20);
 const TICK_LABEL: (&str, u32) = (font::FAMILY, 16);
-/// Line colours, distinct in colour and in lightness (the first ones of matplotlib's tab10).
-const COLORS: [RGBColor; 6] = [
+/// Line colours, distinct in colour and in lightness (matplotlib's tab10, reordered).
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// What `sweep plot` produced: the files in order, and remarks for the reader.
@@ -89,6 +95,8 @@ pub fn plot_sweep(
         .map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
     if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
+    } else if long_tail::applies(&done) {
+        long_tail::plot(sweep, &done, out, &mut plotted)?;
     } else {
         final_metrics(sweep, &done, out, &mut plotted)?;
     }

@@ -184,7 +184,7 @@ fn pattern(rng: &mut Rng, side: usize) -> Vec<f64> {
 }
 
 /// Spread of the class means of a mixture, per feature, in units of the within-class deviation.
-const MIXTURE_SEPARATION: f64 = 0.5;
+const MIXTURE_SEPARATION: f64 = 0.6;
 /// Bytes per unit of a mixture feature, around 128: keeps +-7.9 deviations unclipped.
 const MIXTURE_BYTE_SCALE: f64 = 16.0;
 

@@ -12,6 +12,8 @@ mod loss;
 mod network;
 mod params;
 mod scores;
+#[cfg(test)]
+mod tests;
 
 use crate::data::SamplerKind;
 use crate::error::TrialError;
