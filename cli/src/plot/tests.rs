@@ -146,3 +146,53 @@ fn a_peak_at_the_edge_of_the_grid_is_pointed_out() {
         plotted.notes
     );
 }
+
+/// A long-tail sweep (2 losses x 2 samplers x 2 seeds over 3 classes of 500, 50 and 5 images):
+/// shot-group bars with one row per method, and one per-class figure per sampler.
+#[test]
+fn long_tail_sweeps_get_shot_group_bars_and_per_class_accuracy() {
+    let mut trials = Vec::new();
+    for (li, loss) in ["ce", "logit_adjust"].iter().enumerate() {
+        for sampler in ["instance", "class_balanced"] {
+            for seed in [0, 1] {
+                let mut t = testdata::trials().remove(0);
+                t.workload = "long_tail".into();
+                t.trial_id = format!("{loss}-{sampler}-{seed}");
+                t.params = serde_json::Map::new();
+                t.params.insert("loss".into(), serde_json::json!(loss));
+                t.params.insert("sampler".into(), serde_json::json!(sampler));
+                t.params.insert("seed".into(), serde_json::json!(seed));
+                let few = 0.2 + 0.4 * li as f64;
+                t.finals = [
+                    ("test_acc", 0.6),
+                    ("test_acc_many", 0.9),
+                    ("test_acc_medium", 0.6),
+                    ("test_acc_few", few),
+                    ("class_acc/0", 0.9),
+                    ("class_acc/1", 0.6),
+                    ("class_acc/2", few),
+                    ("class_train_count/0", 500.0),
+                    ("class_train_count/1", 50.0),
+                    ("class_train_count/2", 5.0),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect();
+                trials.push(t);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plotted = plot_sweep("lt", &trials, || panic!("finals suffice"), dir.path(), font()).expect("plot");
+    let names: Vec<String> =
+        plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for name in ["lt-shot-groups", "lt-class-accuracy-sampler-instance", "lt-class-accuracy-sampler-class-balanced"] {
+        assert!(names.contains(&format!("{name}.png")) && names.contains(&format!("{name}.svg")), "{names:?}");
+    }
+    let bars = svg_text(&dir.path().join("lt-shot-groups.svg"));
+    for label in ["ce / class_balanced", "logit_adjust / instance", "few-shot (&lt; 20)", "mean over 2 seeds"] {
+        assert!(bars.contains(label), "{label} missing from the bar chart");
+    }
+    let per_class = svg_text(&dir.path().join("lt-class-accuracy-sampler-instance.svg"));
+    assert!(per_class.contains("loss logit_adjust") && per_class.contains("log scale"), "per-class figure");
+}

@@ -56,6 +56,12 @@ impl Params {
         };
         let schedule = params["schedule"].clone();
         LrSchedule::from_params(Some(&schedule), epochs).map_err(TrialError::bad_config)?;
+        let crt_epochs = at_least("crt_epochs", int("crt_epochs"), 0)? as u32;
+        if crt_epochs > 0 {
+            // The cRT stage runs the same schedule over its own length.
+            LrSchedule::from_params(Some(&schedule), crt_epochs)
+                .map_err(|e| TrialError::bad_config(format!("{e} (the cRT stage has crt_epochs = {crt_epochs})")))?;
+        }
         Ok(Params {
             backbone: Backbone::parse(text("model")).map_err(|e| named("model", e))?,
             hidden: at_least("hidden", int("hidden"), 1)? as i64,
@@ -63,7 +69,7 @@ impl Params {
             sampler: SamplerKind::parse(text("sampler")).map_err(|e| named("sampler", e))?,
             posthoc_tau: non_negative("posthoc_tau")?,
             tau_norm: non_negative("tau_norm")?,
-            crt_epochs: at_least("crt_epochs", int("crt_epochs"), 0)? as u32,
+            crt_epochs,
             augment: params["augment"].as_bool().expect("checked bool"),
             epochs,
             batch_size: at_least("batch_size", int("batch_size"), 1)? as i64,
@@ -115,6 +121,12 @@ mod tests {
             assert!(err.starts_with(says), "{key}: {err}");
         }
         assert!(Params::parse(&defaults()).is_ok());
+        // A warm-up longer than the cRT stage is caught before training, not after the first stage.
+        let mut p = defaults();
+        p.insert("schedule".into(), json!({"name": "cosine", "warmup_epochs": 5}));
+        p.insert("crt_epochs".into(), json!(3));
+        let err = Params::parse(&p).unwrap_err().to_string();
+        assert!(err.contains("warmup_epochs") && err.contains("crt_epochs = 3"), "{err}");
     }
 
     /// Every shipped study of this workload must parse, trial by trial, before it reaches a cluster.
