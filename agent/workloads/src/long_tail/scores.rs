@@ -156,3 +156,39 @@ mod tests {
         assert!(!m.contains_key("test_acc_medium") && !m.contains_key("test_acc_few"));
     }
 }
+
+#[cfg(test)]
+mod posthoc_tests {
+    use super::*;
+    use crate::long_tail::loss::LossSettings;
+    use tch::nn;
+
+    /// Logits that favour the head class by a margin smaller than the log-prior gap: plain argmax
+    /// picks the head, post-hoc adjustment with tau = 1 picks the tail.
+    #[test]
+    fn posthoc_adjustment_moves_predictions_towards_the_tail() {
+        let sizes = vec![90, 10];
+        let logits = || Tensor::from_slice2(&[[1.0f32, 0.0], [1.0, 0.0]]);
+        let net = nn::func_t(move |_, _| logits());
+        let batches = || -> Box<dyn Iterator<Item = Batch>> {
+            Box::new(std::iter::once(Batch {
+                inputs: Tensor::zeros([2, 1], (Kind::Float, Device::Cpu)),
+                labels: Tensor::from_slice(&[0i64, 1]),
+            }))
+        };
+        let objective = |tau| LongTail {
+            loss: Loss::new(LossSettings::cross_entropy(), &sizes, Device::Cpu),
+            class_sizes: sizes.clone(),
+            posthoc_tau: tau,
+        };
+        // ln(90/100) - ln(10/100) = 2.2 > 1: with tau = 1 the adjusted logits are [1 - (-0.105), 0 - (-2.303)].
+        let plain = objective(0.0).count(&net, batches(), Device::Cpu, Precision::Fp32);
+        assert_eq!(plain.correct, [1.0, 0.0]);
+        let adjusted = objective(1.0).count(&net, batches(), Device::Cpu, Precision::Fp32);
+        assert_eq!(adjusted.correct, [0.0, 1.0]);
+        // A small tau keeps the head's prediction: 1 > 0.4 * 2.2 = 0.88.
+        assert_eq!(objective(0.4).count(&net, batches(), Device::Cpu, Precision::Fp32).correct, [1.0, 0.0]);
+        // The loss reported is that of the unadjusted logits either way.
+        assert_eq!(plain.mean_loss, adjusted.mean_loss);
+    }
+}
