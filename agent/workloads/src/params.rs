@@ -47,3 +47,22 @@ pub fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, 
         Err(TrialError::bad_config(format!("params.{key}: expected {expected}, got {value}")))
     }
 }
+
+/// The shipped studies (`sweeps/studies/*.toml`) of `workload`, each with its expanded trials, for
+/// tests that check every trial parses before it reaches a cluster.
+#[cfg(test)]
+pub fn shipped_studies(workload: &Workload) -> Vec<(std::path::PathBuf, Vec<sweep_spec::TrialSpec>)> {
+    let studies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&studies).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let file = sweep_spec::SweepFile::read(&path).unwrap();
+        if file.workload == workload.name {
+            out.push((path, sweep_spec::expand(&file).unwrap()));
+        }
+    }
+    out
+}

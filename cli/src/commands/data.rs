@@ -73,8 +73,12 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     };
     data::write_synthetic(&a.format, &a.out, &opts)?;
     println!("{}", a.out.display());
+    let cut = match a.imbalance_ratio > 1.0 {
+        true => format!(", training split cut long-tailed to ratio {}", a.imbalance_ratio),
+        false => String::new(),
+    };
     eprintln!(
-        "wrote {} train and {} test images ({classes} classes, {} px) in {} format",
+        "wrote {} train and {} test images before any cut ({classes} classes, {} px{cut}) in {} format",
         a.train, a.test, a.image_size, a.format
     );
     Ok(())

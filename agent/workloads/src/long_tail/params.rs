@@ -132,22 +132,12 @@ mod tests {
     /// Every shipped study of this workload must parse, trial by trial, before it reaches a cluster.
     #[test]
     fn every_shipped_study_parses() {
-        let studies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies");
-        let mut checked = 0;
-        for entry in std::fs::read_dir(&studies).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "toml") {
-                continue;
-            }
-            let file = sweep_spec::SweepFile::read(&path).unwrap();
-            if file.workload != LONG_TAIL.name {
-                continue;
-            }
-            for trial in sweep_spec::expand(&file).unwrap() {
+        let studies = crate::params::shipped_studies(&LONG_TAIL);
+        for (path, trials) in &studies {
+            for trial in trials {
                 Params::parse(&trial.params).unwrap_or_else(|e| panic!("{}: trial {}: {e}", path.display(), trial.id));
             }
-            checked += 1;
         }
-        assert!(checked >= 3, "expected the small, CIFAR-10-LT and ImageNet-LT studies");
+        assert!(studies.len() >= 3, "expected the small, CIFAR-10-LT and ImageNet-LT studies");
     }
 }
