@@ -19,7 +19,7 @@ name = "drain"
 workload = "mlp"
 [params]
 hidden_trainable = true
-n = 4000
+n = 2000
 n_test = 500
 dim = 32
 width = 128
