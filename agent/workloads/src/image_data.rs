@@ -2,13 +2,14 @@
 //! the same format first when the section asks for it and the files are absent), cut to `n_train`,
 //! with the trial's label noise, and served to the training loop.
 
-use crate::data::{self, Augment, ImageSet, Sampler, SamplerKind, Splits, SynthOptions};
+use crate::data::{self, Augment, ImageSet, ResidentImages, Sampler, SamplerKind, Splits, SynthOptions};
 use crate::error::TrialError;
 use crate::harness::{Batch, TrainData};
 use crate::rng::mix;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use sweep_spec::DataRef;
+use tch::Device;
 
 /// Padding of the standard CIFAR random crop.
 const CROP_PADDING: i64 = 4;
@@ -133,6 +134,10 @@ pub fn first(set: ImageSet, n: usize) -> ImageSet {
     }
 }
 
+/// Sets of at most this many bytes (train and test together) live on a CUDA device during
+/// training: CIFAR (180 MB), 32/64 px ImageNet, the synthetic sets.
+const RESIDENT_MAX_BYTES: u64 = 4 << 30;
+
 /// The training loop's view of an image set.
 pub struct ImageData {
     pub train: ImageSet,
@@ -145,6 +150,8 @@ pub struct ImageData {
     pub pin: bool,
     /// How an epoch visits the training images.
     pub sampler: Sampler,
+    /// Both splits on the training device, when they fit: batches are then built there.
+    resident: Option<(ResidentImages, ResidentImages)>,
 }
 
 impl ImageData {
@@ -157,13 +164,47 @@ impl ImageData {
         batch_size: i64,
         seed: u64,
         augment: bool,
-        pin: bool,
+        device: Device,
         sampler: SamplerKind,
     ) -> ImageData {
         let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
         let sampler = Sampler::new(sampler, &labels, train.classes as usize);
-        ImageData { train, test, mean, std, batch_size, seed, augment, pin, sampler }
+        let pin = device.is_cuda();
+        let data = ImageData { train, test, mean, std, batch_size, seed, augment, pin, sampler, resident: None };
+        let bytes = ResidentImages::bytes(&data.train) + ResidentImages::bytes(&data.test);
+        match device.is_cuda() && bytes <= RESIDENT_MAX_BYTES {
+            true => {
+                eprintln!("data on {device:?} ({:.1} MB): batches are built there", bytes as f64 / 1e6);
+                data.resident_on(device)
+            }
+            false => data,
+        }
     }
+
+    /// Uploads both splits to `device`; batches are gathered, augmented and normalised there,
+    /// identical to those the host path builds.
+    pub fn resident_on(mut self, device: Device) -> ImageData {
+        self.resident = Some((
+            ResidentImages::new(&self.train, &self.mean, &self.std, device),
+            ResidentImages::new(&self.test, &self.mean, &self.std, device),
+        ));
+        self
+    }
+
+    fn augmentation(&self) -> Augment {
+        if self.augment {
+            Augment { crop_padding: CROP_PADDING, flip: true }
+        } else {
+            Augment::NONE
+        }
+    }
+}
+
+/// Every batch of an in-order pass over a resident set, without augmentation.
+fn resident_pass(set: &ResidentImages, len: usize) -> Box<dyn Iterator<Item = Batch> + '_> {
+    let order: Vec<i64> = (0..len as i64).collect();
+    let size = EVAL_BATCH_SIZE as usize;
+    Box::new((0..len.div_ceil(size)).map(move |b| to_batch(set.batch(&order, size, b, Augment::NONE, None))))
 }
 
 fn to_batch(b: data::Batch) -> Batch {
@@ -172,8 +213,15 @@ fn to_batch(b: data::Batch) -> Batch {
 
 impl TrainData for ImageData {
     fn train_batches(&self, epoch: u64, start: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
-        let augment = if self.augment { Augment { crop_padding: CROP_PADDING, flip: true } } else { Augment::NONE };
+        let augment = self.augmentation();
         let order = self.sampler.order(self.seed, epoch);
+        if let Some((train, _)) = &self.resident {
+            let (size, key) = (self.batch_size as usize, mix(self.seed, epoch));
+            let batches = order.len().div_ceil(size);
+            return Box::new(
+                (start as usize..batches).map(move |b| to_batch(train.batch(&order, size, b, augment, Some(key)))),
+            );
+        }
         Box::new(
             data::train_batches_in_order(
                 &self.train,
@@ -195,10 +243,52 @@ impl TrainData for ImageData {
     }
 
     fn eval_train(&self) -> Box<dyn Iterator<Item = Batch> + '_> {
+        if let Some((train, _)) = &self.resident {
+            return resident_pass(train, self.train.len());
+        }
         Box::new(data::eval_batches(&self.train, &self.mean, &self.std, EVAL_BATCH_SIZE).map(to_batch))
     }
 
     fn eval_test(&self) -> Box<dyn Iterator<Item = Batch> + '_> {
+        if let Some((_, test)) = &self.resident {
+            return resident_pass(test, self.test.len());
+        }
         Box::new(data::eval_batches(&self.test, &self.mean, &self.std, EVAL_BATCH_SIZE).map(to_batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(sampler: SamplerKind) -> ImageData {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions { train: 90, test: 30, classes: 3, image_size: 8, seed: 1, ..SynthOptions::default() };
+        data::write_synthetic("npy", dir.path(), &opts).unwrap();
+        let splits = data::load("npy", dir.path(), &Map::new()).unwrap();
+        ImageData::new(splits.train, splits.test, (splits.mean, splits.std), 16, 5, true, Device::Cpu, sampler)
+    }
+
+    fn same(a: Box<dyn Iterator<Item = Batch> + '_>, b: Box<dyn Iterator<Item = Batch> + '_>) {
+        let (a, b): (Vec<Batch>, Vec<Batch>) = (a.collect(), b.collect());
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.inputs.equal(&y.inputs) && x.labels.equal(&y.labels));
+        }
+    }
+
+    /// Training on device-resident data sees exactly the batches of the host path: same order,
+    /// same crops and flips, same normalisation, also when a pass starts mid-epoch.
+    #[test]
+    fn resident_data_yields_the_host_batches() {
+        for sampler in [SamplerKind::Instance, SamplerKind::ClassBalanced] {
+            let host = data(sampler);
+            let resident = data(sampler).resident_on(Device::Cpu);
+            for (epoch, start) in [(0, 0), (3, 0), (3, 2)] {
+                same(host.train_batches(epoch, start), resident.train_batches(epoch, start));
+            }
+            same(host.eval_train(), resident.eval_train());
+            same(host.eval_test(), resident.eval_test());
+        }
     }
 }

@@ -14,12 +14,14 @@ mod noise;
 mod npy;
 mod options;
 mod raw;
+mod resident;
 mod sampler;
 mod synthetic;
 
 pub use batches::{eval_batches, train_batches, train_batches_in_order, Augment, Batch, Batches};
 pub use long_tail::exponential_counts;
 pub use noise::with_label_noise;
+pub use resident::ResidentImages;
 pub use sampler::{Sampler, SamplerKind};
 pub use synthetic::{write_synthetic, Generator, SynthOptions};
 

@@ -72,7 +72,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 p.batch_size,
                 p.seed,
                 p.augment,
-                device.is_cuda(),
+                device,
                 data::SamplerKind::Instance,
             );
             let plan = Plan {

@@ -64,7 +64,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         p.batch_size,
         p.seed,
         p.augment,
-        device.is_cuda(),
+        device,
         p.sampler,
     );
     let objective = LongTail { loss: Loss::new(p.loss, &class_sizes, device), class_sizes, posthoc_tau: p.posthoc_tau };
