@@ -44,6 +44,7 @@ pub async fn run(
         None => gpus::detect(),
     };
     let slots = config.slots.unwrap_or(gpus.len().max(1) as u32);
+    let runner = runner.sharing_cores(slots);
     let client = client::connect(&config.coordinator)?;
     let hostname = hostname();
     let register = pb::RegisterRequest {

@@ -120,6 +120,15 @@ pub fn build_command(
             Ok(())
         });
     }
+    if runner.cpu_threads > 0 {
+        let threads = runner.cpu_threads.to_string();
+        cmd.env("SWEEP_CPU_THREADS", &threads);
+        for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+            if std::env::var_os(var).is_none() {
+                cmd.env(var, &threads);
+            }
+        }
+    }
     if let Some(every) = spec.checkpoint_every_epochs {
         cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
     }
@@ -175,5 +184,28 @@ mod tests {
     fn parameter_names_become_environment_names() {
         assert_eq!(param_env_name("lr"), "SWEEP_PARAM_LR");
         assert_eq!(param_env_name("label-noise.x"), "SWEEP_PARAM_LABEL_NOISE_X");
+    }
+
+    /// Each trial gets its share of the cores, so trials side by side do not spin against each other.
+    #[test]
+    fn trials_get_their_share_of_the_cores() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
+        dirs.create().unwrap();
+        let env_of = |runner: &TrialRunner, name: &str| -> Option<String> {
+            let cmd = build_command(&spec("s", "0123456789abcdef"), 1, &dirs, &[], runner, "cpu").unwrap();
+            let found = cmd.as_std().get_envs().find(|(k, _)| *k == name).and_then(|(_, v)| v);
+            found.map(|v| v.to_string_lossy().into_owned())
+        };
+        let runner = TrialRunner { program: "true".into(), args: vec![], cpu_threads: 0 };
+        assert_eq!(env_of(&runner, "SWEEP_CPU_THREADS"), None);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let shared = runner.clone().sharing_cores(cores as u32 * 4);
+        assert_eq!(shared.cpu_threads, 1, "never fewer than one thread");
+        let shared = runner.sharing_cores(1);
+        assert_eq!(env_of(&shared, "SWEEP_CPU_THREADS"), Some(cores.to_string()));
+        if std::env::var_os("OMP_NUM_THREADS").is_none() {
+            assert_eq!(env_of(&shared, "OMP_NUM_THREADS"), Some(cores.to_string()));
+        }
     }
 }

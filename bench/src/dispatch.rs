@@ -47,7 +47,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
             stop_grace: Duration::from_secs(1),
         };
         // Only built-in workloads use the runner; these trials are all `command`.
-        let runner = TrialRunner { program: PathBuf::from("/bin/false"), args: Vec::new() };
+        let runner = TrialRunner { program: PathBuf::from("/bin/false"), args: Vec::new(), cpu_threads: 0 };
         let mut stopped = stopped.clone();
         agents.push(tokio::spawn(async move {
             sweep_agent::run(config, runner, async move {
