@@ -126,12 +126,15 @@ impl TrialRunner {
         Ok(TrialRunner { program: std::env::current_exe()?, args: vec!["run-trial".to_string()], cpu_threads: 0 })
     }
 
-    /// The machine's cores shared among `slots` trials. Without a share, every trial's thread
-    /// pool spans all cores, and trials running side by side spin against each other: on two
-    /// cores, six small libtorch trials ran 280x slower together than one alone.
+    /// The machine's cores shared among `slots` trials, unless a share is already set (by
+    /// `sweep local`, whose agents share one machine). Without a share, every trial's thread pool
+    /// spans all cores, and trials running side by side spin against each other: on two cores,
+    /// six small libtorch trials ran 280x slower together than one alone.
     pub fn sharing_cores(mut self, slots: u32) -> TrialRunner {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.cpu_threads = (cores / slots.max(1) as usize).max(1);
+        if self.cpu_threads == 0 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.cpu_threads = (cores / slots.max(1) as usize).max(1);
+        }
         self
     }
 }

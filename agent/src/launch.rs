@@ -204,6 +204,8 @@ mod tests {
         assert_eq!(shared.cpu_threads, 1, "never fewer than one thread");
         let shared = runner.sharing_cores(1);
         assert_eq!(env_of(&shared, "SWEEP_CPU_THREADS"), Some(cores.to_string()));
+        // A share set before (by `sweep local` for all its agents) is kept.
+        assert_eq!(shared.clone().sharing_cores(cores as u32 * 4).cpu_threads, cores);
         if std::env::var_os("OMP_NUM_THREADS").is_none() {
             assert_eq!(env_of(&shared, "OMP_NUM_THREADS"), Some(cores.to_string()));
         }

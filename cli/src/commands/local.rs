@@ -79,9 +79,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     for i in 0..n_agents {
         // GPUs are dealt out round-robin so no two agents share one.
         let share: Vec<String> = gpus.iter().skip(i as usize).step_by(n_agents as usize).cloned().collect();
+        let slots = share.len().max(1) as u32;
         let config = AgentConfig {
             coordinator: sweep_agent::config::Remote::plain(url.clone()),
-            slots: Some(share.len().max(1) as u32),
+            slots: Some(slots),
             gpus: Some(share),
             work_dir: args.state.join("agents"),
             checkpoint_root: None,
@@ -91,7 +92,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             stop_grace: Duration::from_secs(10),
         };
         let mut stopped = agents_stopped.clone();
-        let runner = TrialRunner::current_exe()?;
+        // The agents share this machine: each trial gets its part of the cores across all of them.
+        let runner = TrialRunner::current_exe()?.sharing_cores(n_agents * slots);
         agents.push(tokio::spawn(async move {
             let until_stopped = async move {
                 let _ = stopped.wait_for(|s| *s).await;
