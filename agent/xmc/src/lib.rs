@@ -1,0 +1,11 @@
+//! The label-tree study for extreme multi-label classification (workload `xmc_tree`): XC-format
+//! data, PIFA label embeddings, recursive label partitioners (k-means, random, METIS), a linear
+//! one-vs-rest classifier per tree node trained by dual coordinate descent, beam search, and the
+//! metrics of the extreme-classification literature.
+
+pub mod bow;
+pub mod partition;
+pub mod pifa;
+pub mod sparse;
+pub mod synth;
+pub mod tree;
