@@ -3,9 +3,13 @@
 //! one-vs-rest classifier per tree node trained by dual coordinate descent, beam search, and the
 //! metrics of the extreme-classification literature.
 
+pub mod beam;
 pub mod bow;
+pub mod metrics;
+pub mod model;
 pub mod partition;
 pub mod pifa;
+pub mod solver;
 pub mod sparse;
 pub mod synth;
 pub mod tree;
