@@ -111,6 +111,11 @@ pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink
             }
             mlp::run(&spec.params, ctx, sink)
         }
+        // The label-tree study is pure Rust on the CPU (crate sweep-xmc); no libtorch, device or checkpoint.
+        name if name == sweep_spec::workloads::XMC_TREE.name => sweep_xmc::run(spec, sink).map_err(|e| match e {
+            sweep_xmc::XmcError::BadConfig(message) => TrialError::BadConfig(message),
+            sweep_xmc::XmcError::Other(e) => TrialError::Other(e),
+        }),
         other => Err(TrialError::bad_config(format!(
             "workload: expected a built-in workload ({}), got \"{other}\"",
             sweep_spec::workloads::BUILT_IN.iter().map(|w| w.name).collect::<Vec<_>>().join(", ")

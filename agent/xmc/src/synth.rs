@@ -1,11 +1,14 @@
 //! Synthetic XC data sets: documents drawn from latent topics, labels with power-law frequencies
 //! correlated through the topics, written in the real BoW format so the real reader is what runs.
 //!
-//! Each label belongs to one topic and has a signature: a few words of its topic's vocabulary and a
-//! few words of its own. A document picks a first label by global popularity, more labels mostly
-//! from the same topic, and words from its labels' signatures, their topics' vocabularies, and (with
-//! probability `noise`) from a Zipf-distributed background. Labels of a topic share words, so a good
-//! label tree groups them; `noise` sets how hard the task is.
+//! Each label belongs to one topic and one facet, and has a signature of a few words of its own. A
+//! word of a label comes from its facet's vocabulary, its signature, or its topic's vocabulary. A
+//! document picks a first label by global popularity, more labels mostly from the same topic, and
+//! words from its labels and (with probability `noise`) from a Zipf-distributed background.
+//! Facets are shared across topics, so a label is mostly the conjunction (topic, facet): a tree
+//! that groups labels by topic or facet needs only linear decisions at every node, while a node
+//! holding a random half of the labels asks an XOR-like question no linear classifier answers.
+//! That is the structure that makes the choice of tree matter; `noise` sets how hard the task is.
 
 use crate::bow::Dataset;
 use crate::sparse::Csr;
@@ -31,10 +34,14 @@ pub struct SynthShape {
     pub zipf: f64,
     /// Words of each topic's vocabulary.
     pub topic_words: usize,
-    /// Signature words of a label drawn from its topic's vocabulary, and of its own.
-    pub topic_signature: usize,
+    /// Facets (vocabularies shared across topics), and words of each.
+    pub facets: usize,
+    pub facet_words: usize,
+    /// Words of a label's own signature.
     pub own_signature: usize,
-    /// Probability that a label's word comes from its signature rather than its topic's vocabulary.
+    /// Probability that a label's word comes from its facet; else from its signature with
+    /// probability `signature_share`; else from its topic.
+    pub facet_share: f64,
     pub signature_share: f64,
     pub seed: u64,
 }
@@ -54,9 +61,11 @@ impl Default for SynthShape {
             cross_topic: 0.2,
             zipf: 1.0,
             topic_words: 40,
-            topic_signature: 4,
+            facets: 20,
+            facet_words: 10,
             own_signature: 2,
-            signature_share: 0.7,
+            facet_share: 0.5,
+            signature_share: 0.1,
             seed: 0,
         }
     }
@@ -70,6 +79,8 @@ impl SynthShape {
             ("labels", self.labels),
             ("topics", self.topics),
             ("topic_words", self.topic_words),
+            ("facets", self.facets),
+            ("facet_words", self.facet_words),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name}: expected an integer >= 1, got 0"));
@@ -93,8 +104,8 @@ impl SynthShape {
         if self.labels_per_point < 1.0 || self.words_per_point < 1.0 || self.zipf < 0.0 {
             return Err("labels_per_point and words_per_point: expected >= 1; zipf: expected >= 0".into());
         }
-        if self.topic_signature + self.own_signature == 0 {
-            return Err("topic_signature + own_signature: expected at least one signature word".into());
+        if self.own_signature == 0 && self.signature_share > 0.0 {
+            return Err("own_signature: expected at least one word when signature_share > 0".into());
         }
         Ok(())
     }
@@ -144,9 +155,11 @@ fn poisson(rng: &mut SplitMix64, mean: f64) -> usize {
 struct World {
     label_cdf: Cdf,
     topic_of: Vec<u32>,
+    facet_of: Vec<u32>,
     topic_labels: Vec<Vec<u32>>,
     topic_cdfs: Vec<Cdf>,
     vocab: Vec<Vec<u32>>,
+    facet_vocab: Vec<Vec<u32>>,
     signature: Vec<Vec<u32>>,
     background: Cdf,
 }
@@ -167,24 +180,30 @@ impl World {
             topic_labels[t as usize].push(l as u32);
         }
         let topic_cdfs = topic_labels.iter().map(|ls| Cdf::new(ls.iter().map(|&l| weight[l as usize]))).collect();
-        let vocab: Vec<Vec<u32>> =
-            (0..s.topics).map(|_| (0..s.topic_words).map(|_| below(rng, s.features) as u32).collect()).collect();
-        let signature = (0..s.labels)
-            .map(|l| {
-                let v = &vocab[topic_of[l] as usize];
-                let mut sig: Vec<u32> = (0..s.topic_signature).map(|_| v[below(rng, v.len())]).collect();
-                sig.extend((0..s.own_signature).map(|_| below(rng, s.features) as u32));
-                sig
-            })
-            .collect();
+        let words =
+            |n: usize, rng: &mut SplitMix64| -> Vec<u32> { (0..n).map(|_| below(rng, s.features) as u32).collect() };
+        let vocab: Vec<Vec<u32>> = (0..s.topics).map(|_| words(s.topic_words, rng)).collect();
+        let facet_vocab: Vec<Vec<u32>> = (0..s.facets).map(|_| words(s.facet_words, rng)).collect();
+        // Within a topic, labels take facets in turn from a per-topic offset, so (topic, facet)
+        // pairs repeat only when a topic has more labels than there are facets.
+        let mut facet_of = vec![0u32; s.labels];
+        for (t, ls) in topic_labels.iter().enumerate() {
+            let offset = below(rng, s.facets);
+            for (j, &l) in ls.iter().enumerate() {
+                facet_of[l as usize] = ((offset + j + t) % s.facets) as u32;
+            }
+        }
+        let signature = (0..s.labels).map(|_| words(s.own_signature, rng)).collect();
         // Background words follow Zipf's law over a random ordering of the vocabulary.
         let background = Cdf::new((0..s.features).map(|r| 1.0 / (r as f64 + 1.0)));
         World {
             label_cdf: Cdf::new(weight.into_iter()),
             topic_of,
+            facet_of,
             topic_labels,
             topic_cdfs,
             vocab,
+            facet_vocab,
             signature,
             background,
         }
@@ -212,12 +231,15 @@ impl World {
                 word_ids[self.background.sample(rng)]
             } else {
                 let l = labels[below(rng, labels.len())] as usize;
-                if rng.next_f64() < s.signature_share {
-                    self.signature[l][below(rng, self.signature[l].len())]
+                let u = rng.next_f64();
+                let from = if u < s.facet_share {
+                    &self.facet_vocab[self.facet_of[l] as usize]
+                } else if u < s.facet_share + (1.0 - s.facet_share) * s.signature_share {
+                    &self.signature[l]
                 } else {
-                    let v = &self.vocab[self.topic_of[l] as usize];
-                    v[below(rng, v.len())]
-                }
+                    &self.vocab[self.topic_of[l] as usize]
+                };
+                from[below(rng, from.len())]
             };
             counts.push((word, 1.0));
         }
