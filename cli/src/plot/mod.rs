@@ -8,6 +8,7 @@ pub mod font;
 mod heatmap;
 #[cfg(test)]
 mod testdata;
+mod xmc;
 
 use aggregate::{Curve, Grid};
 use curves::CurveFigure;
@@ -87,7 +88,9 @@ pub fn plot_sweep(
     font::load(font_file)?;
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
-    if is_double_descent(&done) {
+    if xmc::applies(&done) {
+        xmc::figures(sweep, &done, out, &mut plotted)?;
+    } else if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else {
         final_metrics(sweep, &done, out, &mut plotted)?;
