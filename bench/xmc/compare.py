@@ -55,15 +55,18 @@ def ensure_ref_venv():
 
 
 def run_child(cmd, label):
-    """Runs cmd, returns (stdout, wall seconds, peak RSS bytes of that process)."""
+    """Runs cmd, returns (stdout, wall seconds, peak RSS bytes of that process). Its stderr (omikuji
+    draws progress bars there) is kept in a file and shown only if it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"compare: {label} failed with exit code {proc.returncode}")
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"compare: {label} failed:\n{err.read()[-4000:]}")
+    print(f"compare: {label}: {wall:.1f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB", file=sys.stderr)
     return out, wall, usage.ru_maxrss * 1024
 
 
@@ -196,7 +199,7 @@ def main():
     src.add_argument("--shape", choices=sorted(SHAPES), help="write a synthetic set of this shape first")
     ap.add_argument("--out", type=Path, help="where --shape writes its set [data/xmc-bench-SHAPE]")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--skip", default="", help="comma-separated methods to leave out: omikuji,omikuji3,pecos")
+    ap.add_argument("--skip", default="", help="comma-separated methods to leave out: xc,omikuji,omikuji3,pecos")
     args = ap.parse_args()
     if not SWEEP.exists():
         raise SystemExit(f"compare: {SWEEP} is missing; run `cargo build --release -p sweep-cli` first")
@@ -207,9 +210,19 @@ def main():
             subprocess.run([SWEEP, "data", "synth", "--format", "xc", "--out", data, *SHAPES[args.shape]], check=True)
     train, test = (data / "train.txt").resolve(), (data / "test.txt").resolve()
     skip = set(filter(None, args.skip.split(",")))
-    py = ensure_ref_venv() if skip != {"omikuji", "omikuji3", "pecos"} else None
+    py = ensure_ref_venv() if not {"omikuji", "omikuji3", "pecos"} <= skip else None
 
-    rows = [("sweep xmc_tree (balanced 2-means, 1 tree)", run_sweep(train, test, args.threads))]
+    rows = [("sweep xmc_tree via `sweep run-trial` (balanced 2-means, 1 tree)", run_sweep(train, test, args.threads))]
+    # The same code without the sweep binary, whose libtorch adds a few hundred MiB of resident
+    # pages to any trial process: the developer's tool `examples/xc` of crate sweep-xmc.
+    xc = ROOT / "target" / "release" / "examples" / "xc"
+    if xc.exists() and "xc" not in skip:
+        out, wall, rss = run_child([xc, "train", train, test, "branching=2", f"max_leaf={MAX_LEAF}", f"beam={BEAM}",
+                                    f"threads={args.threads}"], "examples/xc")
+        m = json.loads(out.strip().splitlines()[-1])
+        rows.append(("sweep-xmc alone (`examples/xc`, same code, no libtorch)", {
+            "p": [m["p_at_1"], m["p_at_3"], m["p_at_5"]], "train_s": m["build_seconds"] + m["train_seconds"],
+            "infer_ms": m["infer_ms_per_query"], "rss": rss, "wall": wall}))
     refs = [
         ("omikuji", "omikuji Parabel mode (1 tree)", [OMIKUJI_PY, train, test, args.threads, 1, MAX_LEAF, BEAM]),
         ("omikuji3", "omikuji Parabel mode (3 trees, its default)", [OMIKUJI_PY, train, test, args.threads, 3, MAX_LEAF, BEAM]),
