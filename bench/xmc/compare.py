@@ -17,6 +17,7 @@ project's numpy and pandas.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,15 @@ def run_sweep(train, test, threads, partitioner="kmeans_balanced"):
     }
 
 
+def repeat(n, run):
+    """n runs of one method, summarised: mean P@k (omikuji's clustering is not seeded, so its
+    precision varies run to run), median seconds (the machine may be shared), largest peak RSS."""
+    runs = [run() for _ in range(max(1, n))]
+    med = lambda key: statistics.median(r[key] for r in runs)
+    return {"p": [statistics.mean(r["p"][k] for r in runs) for k in range(3)], "train_s": med("train_s"),
+            "infer_ms": med("infer_ms"), "wall": med("wall"), "rss": max(r["rss"] for r in runs), "n": len(runs)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -199,6 +209,8 @@ def main():
     src.add_argument("--shape", choices=sorted(SHAPES), help="write a synthetic set of this shape first")
     ap.add_argument("--out", type=Path, help="where --shape writes its set [data/xmc-bench-SHAPE]")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per method; the table shows mean P@k, median seconds and the largest peak RSS")
     ap.add_argument("--skip", default="", help="comma-separated methods to leave out: xc,omikuji,omikuji3,pecos")
     args = ap.parse_args()
     if not SWEEP.exists():
@@ -212,17 +224,19 @@ def main():
     skip = set(filter(None, args.skip.split(",")))
     py = ensure_ref_venv() if not {"omikuji", "omikuji3", "pecos"} <= skip else None
 
-    rows = [("sweep xmc_tree via `sweep run-trial` (balanced 2-means, 1 tree)", run_sweep(train, test, args.threads))]
+    rows = [("sweep xmc_tree via `sweep run-trial` (balanced 2-means, 1 tree)",
+             repeat(args.repeat, lambda: run_sweep(train, test, args.threads)))]
     # The same code without the sweep binary, whose libtorch adds a few hundred MiB of resident
     # pages to any trial process: the developer's tool `examples/xc` of crate sweep-xmc.
     xc = ROOT / "target" / "release" / "examples" / "xc"
     if xc.exists() and "xc" not in skip:
-        out, wall, rss = run_child([xc, "train", train, test, "branching=2", f"max_leaf={MAX_LEAF}", f"beam={BEAM}",
-                                    f"threads={args.threads}"], "examples/xc")
-        m = json.loads(out.strip().splitlines()[-1])
-        rows.append(("sweep-xmc alone (`examples/xc`, same code, no libtorch)", {
-            "p": [m["p_at_1"], m["p_at_3"], m["p_at_5"]], "train_s": m["build_seconds"] + m["train_seconds"],
-            "infer_ms": m["infer_ms_per_query"], "rss": rss, "wall": wall}))
+        def run_xc():
+            out, wall, rss = run_child([xc, "train", train, test, "branching=2", f"max_leaf={MAX_LEAF}", f"beam={BEAM}",
+                                        f"threads={args.threads}"], "examples/xc")
+            m = json.loads(out.strip().splitlines()[-1])
+            return {"p": [m["p_at_1"], m["p_at_3"], m["p_at_5"]], "train_s": m["build_seconds"] + m["train_seconds"],
+                    "infer_ms": m["infer_ms_per_query"], "rss": rss, "wall": wall}
+        rows.append(("sweep-xmc alone (`examples/xc`, same code, no libtorch)", repeat(args.repeat, run_xc)))
     refs = [
         ("omikuji", "omikuji Parabel mode (1 tree)", [OMIKUJI_PY, train, test, args.threads, 1, MAX_LEAF, BEAM]),
         ("omikuji3", "omikuji Parabel mode (3 trees, its default)", [OMIKUJI_PY, train, test, args.threads, 3, MAX_LEAF, BEAM]),
@@ -231,13 +245,15 @@ def main():
     for key, label, script in refs:
         if key in skip:
             continue
-        out, wall, rss = run_child([py, "-c", *map(str, script)], label)
-        r = json.loads(out.strip().splitlines()[-1])
-        r["p"] = r["p"][0:1] + r["p"][2:3] + r["p"][4:5]
-        rows.append((label, {**r, "rss": rss, "wall": wall}))
+        def run_ref():
+            out, wall, rss = run_child([py, "-c", *map(str, script)], label)
+            r = json.loads(out.strip().splitlines()[-1])
+            r["p"] = r["p"][0:1] + r["p"][2:3] + r["p"][4:5]
+            return {**r, "rss": rss, "wall": wall}
+        rows.append((label, repeat(args.repeat, run_ref)))
 
     print(f"\ndata: {train.parent} ({open(train).readline().strip()} train, {open(test).readline().split()[0]} test); "
-          f"{args.threads} threads; max leaf {MAX_LEAF}, beam {BEAM}\n")
+          f"{args.threads} threads; max leaf {MAX_LEAF}, beam {BEAM}; {args.repeat} runs per method\n")
     print("| method | P@1 | P@3 | P@5 | train s | infer ms/query | peak RSS MiB | process wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, r in rows:
