@@ -16,18 +16,70 @@ pub struct Classifier {
     pub bias: f32,
 }
 
-impl Classifier {
-    /// Score for a query held densely in `query` (zero where the query has no feature).
-    pub fn score(&self, query: &[f32]) -> f32 {
-        crate::sparse::dot_dense(&self.indices, &self.weights, query) + self.bias
+/// The classifiers of one node's children stored feature-major: for each feature any child
+/// weighs, the (child, weight) pairs. A sparse query then scores every child in one pass over its
+/// own few nonzeros (a binary search each) instead of one pass per child over that child's weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeWeights {
+    /// Sorted feature ids; feature `features[f]` has pairs `offsets[f]..offsets[f + 1]`.
+    pub features: Vec<u32>,
+    pub offsets: Vec<u32>,
+    pub children: Vec<u32>,
+    pub weights: Vec<f32>,
+    pub biases: Vec<f32>,
+}
+
+impl NodeWeights {
+    pub fn from_classifiers(classifiers: &[Classifier]) -> NodeWeights {
+        let mut triples: Vec<(u32, u32, f32)> = classifiers
+            .iter()
+            .enumerate()
+            .flat_map(|(c, cl)| cl.indices.iter().zip(&cl.weights).map(move |(&j, &w)| (j, c as u32, w)))
+            .collect();
+        triples.sort_unstable_by_key(|&(j, c, _)| (j, c));
+        let mut out = NodeWeights { biases: classifiers.iter().map(|c| c.bias).collect(), ..NodeWeights::default() };
+        for (j, c, w) in triples {
+            if out.features.last() != Some(&j) {
+                out.features.push(j);
+                out.offsets.push(out.children.len() as u32);
+            }
+            out.children.push(c);
+            out.weights.push(w);
+        }
+        out.offsets.push(out.children.len() as u32);
+        out
+    }
+
+    /// Every child's score w·x + b for a query with sorted feature ids `indices`.
+    pub fn scores(&self, indices: &[u32], values: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(&self.biases);
+        let mut lo = 0;
+        for (&j, &v) in indices.iter().zip(values) {
+            // Both lists are sorted, so each search starts where the last one ended.
+            lo += self.features[lo..].partition_point(|&f| f < j);
+            if lo == self.features.len() {
+                break;
+            }
+            if self.features[lo] == j {
+                let (a, b) = (self.offsets[lo] as usize, self.offsets[lo + 1] as usize);
+                for (&c, &w) in self.children[a..b].iter().zip(&self.weights[a..b]) {
+                    out[c as usize] += v * w;
+                }
+            }
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        4 * (self.features.len() + self.offsets.len() + self.children.len() + self.weights.len() + self.biases.len())
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Model {
     pub tree: Tree,
-    /// `classifiers[node][child]`, children in the order the tree lists them.
-    pub classifiers: Vec<Vec<Classifier>>,
+    /// `nodes[node]` scores the node's children, in the order the tree lists them.
+    pub nodes: Vec<NodeWeights>,
     pub loss: Loss,
     pub n_features: usize,
 }
@@ -46,30 +98,22 @@ impl Model {
         // Biggest nodes first, so the long ones do not start last.
         let mut order: Vec<usize> = (0..tree.nodes.len()).collect();
         order.sort_by_key(|&n| std::cmp::Reverse(node_points[n].len()));
-        let mut trained: Vec<(usize, Vec<Classifier>)> =
-            order.into_par_iter().map(|n| (n, train_node(&tree, n, &node_points, x, y, p))).collect();
+        let mut trained: Vec<(usize, NodeWeights)> = order
+            .into_par_iter()
+            .map(|n| (n, NodeWeights::from_classifiers(&train_node(&tree, n, &node_points, x, y, p))))
+            .collect();
         trained.sort_by_key(|(n, _)| *n);
-        Model {
-            classifiers: trained.into_iter().map(|(_, c)| c).collect(),
-            tree,
-            loss: p.solver.loss,
-            n_features: x.n_cols,
-        }
+        Model { nodes: trained.into_iter().map(|(_, c)| c).collect(), tree, loss: p.solver.loss, n_features: x.n_cols }
     }
 
-    /// Bytes of the tree and the pruned weights (4-byte index and 4-byte value per weight).
+    /// Bytes of the tree and the weights as stored: per weighted feature of a node its id and
+    /// offset, per weight its child and value, per child its bias (4 bytes each).
     pub fn bytes(&self) -> usize {
-        self.tree.bytes()
-            + self
-                .classifiers
-                .iter()
-                .flatten()
-                .map(|c| std::mem::size_of::<Classifier>() + 8 * c.indices.len())
-                .sum::<usize>()
+        self.tree.bytes() + self.nodes.iter().map(NodeWeights::bytes).sum::<usize>()
     }
 
     pub fn weights(&self) -> usize {
-        self.classifiers.iter().flatten().map(|c| c.indices.len()).sum()
+        self.nodes.iter().map(|n| n.weights.len()).sum()
     }
 }
 
@@ -147,4 +191,34 @@ fn train_node(tree: &Tree, n: usize, node_points: &[Vec<u32>], x: &Csr, y: &Csr,
             },
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_major_scores_equal_per_classifier_dot_products() {
+        let a = Classifier { indices: vec![1, 4, 9], weights: vec![0.5, -1.0, 2.0], bias: 0.25 };
+        let b = Classifier { indices: vec![4, 7], weights: vec![3.0, 1.5], bias: -1.0 };
+        let node = NodeWeights::from_classifiers(&[a, b]);
+        assert_eq!(node.features, vec![1, 4, 7, 9]);
+        let mut out = Vec::new();
+        node.scores(&[0, 4, 9, 12], &[10.0, 2.0, 1.0, 5.0], &mut out);
+        // a: 0.25 + 2·(−1) + 1·2 = 0.25; b: −1 + 2·3 = 5.
+        assert_eq!(out, vec![0.25, 5.0]);
+        node.scores(&[], &[], &mut out);
+        assert_eq!(out, vec![0.25, -1.0]);
+    }
+
+    #[test]
+    fn each_node_sees_the_points_with_a_label_below_it() {
+        let tree = Tree { nodes: vec![Node::Inner(vec![1, 2]), Node::Leaf(vec![0, 1]), Node::Leaf(vec![2])] };
+        let mut y = Csr::empty(3);
+        y.push_row(&[0, 1], &[1.0, 1.0]);
+        y.push_row(&[2], &[1.0]);
+        y.push_row(&[], &[]);
+        y.push_row(&[1, 2], &[1.0, 1.0]);
+        assert_eq!(points_per_node(&tree, &y), vec![vec![0, 1, 2, 3], vec![0, 3], vec![1, 3]]);
+    }
 }

@@ -100,13 +100,10 @@ pub fn train_and_evaluate(
     let started = Instant::now();
     let rankings: Vec<Vec<u32>> = (0..test.points())
         .into_par_iter()
-        .map_init(
-            || vec![0f32; model.n_features],
-            |query, i| {
-                let (idx, val) = test.x.row(i);
-                crate::beam::predict(&model, idx, val, p.beam, TOP, query).into_iter().map(|(l, _)| l).collect()
-            },
-        )
+        .map(|i| {
+            let (idx, val) = test.x.row(i);
+            crate::beam::predict(&model, idx, val, p.beam, TOP).into_iter().map(|(l, _)| l).collect()
+        })
         .collect();
     let infer_seconds = started.elapsed().as_secs_f64();
 
