@@ -165,8 +165,8 @@ fn logistic(x: &Csr, positive: &[bool], p: &SolverParams, rng: &mut SplitMix64, 
     // alpha[2i] is α_i, alpha[2i + 1] is C − α_i.
     s.alpha.extend((0..n).flat_map(|_| [start, c - start]));
     let mut bias = 0f32;
-    for i in 0..n {
-        let y = if positive[i] { 1.0 } else { -1.0 };
+    for (i, &pos) in positive.iter().enumerate().take(n) {
+        let y = if pos { 1.0 } else { -1.0 };
         step(x, i, (y * start) as f32, w, &mut bias);
     }
     let mut inner_eps = 1e-2f64;
@@ -237,9 +237,9 @@ mod tests {
             let p = SolverParams { loss, c: 10.0, max_iter: 200, eps: 1e-3 };
             let mut w = vec![0f32; 3];
             let bias = train(&x, &y, &p, 1, &mut w, &mut Scratch::default());
-            for i in 0..x.rows() {
+            for (i, &pos) in y.iter().enumerate() {
                 let s = margin(&x, i, &w, bias);
-                assert_eq!(s > 0.0, y[i], "{loss:?}: point {i} scored {s}");
+                assert_eq!(s > 0.0, pos, "{loss:?}: point {i} scored {s}");
             }
             assert!(w[0] > 0.0 && w[1] < 0.0, "{loss:?}: {w:?}");
         }
