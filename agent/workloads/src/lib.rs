@@ -185,6 +185,15 @@ mod tests {
     }
 
     #[test]
+    fn xmc_tree_is_dispatched_and_its_bad_config_exits_78() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(sweep_xmc::params::defaults());
+        s.workload = "xmc_tree".into();
+        s.params.insert("branching".into(), json!(1));
+        assert_eq!(run_trial_main(&write_spec(&dir, &s)), 78);
+    }
+
+    #[test]
     fn a_valid_spec_runs_to_completion() {
         let mut params = mlp::tests::params_map();
         params.insert("hidden_trainable".into(), json!(false));
