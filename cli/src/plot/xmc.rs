@@ -57,7 +57,8 @@ pub(super) fn figures(sweep: &str, done: &[&TrialRow], out: &Path, plotted: &mut
                     .filter_map(|members| {
                         let xs: Vec<f64> = members.iter().filter_map(|t| seconds(t)).collect();
                         let ys: Vec<f64> = members.iter().filter_map(|t| t.finals.get(&metric).copied()).collect();
-                        (!xs.is_empty() && !ys.is_empty()).then(|| summarize(xs.iter().sum::<f64>() / xs.len() as f64, &ys))
+                        (!xs.is_empty() && !ys.is_empty())
+                            .then(|| summarize(xs.iter().sum::<f64>() / xs.len() as f64, &ys))
                     })
                     .collect();
                 points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -81,7 +82,8 @@ pub(super) fn figures(sweep: &str, done: &[&TrialRow], out: &Path, plotted: &mut
     }
 
     // Buckets are decades of training frequency: `1_9`, `10_99`, ...; unseen labels (`0`) have no x on a log axis.
-    let bucket_start = |name: &str| -> Option<f64> { name.strip_prefix(RECALL_PREFIX)?.split('_').next()?.parse().ok() };
+    let bucket_start =
+        |name: &str| -> Option<f64> { name.strip_prefix(RECALL_PREFIX)?.split('_').next()?.parse().ok() };
     let curves: Vec<Curve> = lines
         .iter()
         .map(|(label, configs)| {
@@ -164,7 +166,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let plotted =
-            plot_sweep("xmc", &trials, || Ok(Vec::new()), dir.path(), std::path::Path::new(font::DEFAULT_FONT)).unwrap();
+            plot_sweep("xmc", &trials, || Ok(Vec::new()), dir.path(), std::path::Path::new(font::DEFAULT_FONT))
+                .unwrap();
         let names: Vec<String> =
             plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(
