@@ -125,6 +125,7 @@ pub static XMC_TREE: Workload = Workload {
         param!("label_graph", Str, "cooccurrence", "metis only: cooccurrence (labels sharing training points) | knn (nearest labels by PIFA cosine)"),
         param!("knn", Int, 10, "metis with label_graph = knn: neighbours per label"),
         param!("cluster_iters", Int, 20, "k-means iterations at most per split"),
+        param!("cluster_eps", Float, 1e-4, "k-means stops when the mean similarity to the centroids improves by less than this"),
         param!("loss", Str, "squared_hinge", "squared_hinge | logistic: the loss of every node classifier"),
         param!("c", Float, 1.0, "inverse L2 strength of the node classifiers"),
         param!("max_iter", Int, 20, "dual coordinate descent passes at most per classifier"),

@@ -15,6 +15,7 @@ pub struct Params {
     pub label_graph: LabelGraphKind,
     pub knn: usize,
     pub cluster_iters: usize,
+    pub cluster_eps: f64,
     pub solver: SolverParams,
     pub prune_threshold: f32,
     pub beam: usize,
@@ -54,6 +55,12 @@ impl Params {
                 )))
             }
         };
+        let nonnegative = |key: &str| -> Result<f64, XmcError> {
+            match params[key].as_f64() {
+                Some(v) if v >= 0.0 && v.is_finite() => Ok(v),
+                _ => Err(XmcError::bad_config(format!("params.{key}: expected a number >= 0, got {}", params[key]))),
+            }
+        };
         let prune = params["prune_threshold"].as_f64().unwrap_or(-1.0);
         if !(prune >= 0.0 && prune.is_finite()) {
             return Err(XmcError::bad_config(format!(
@@ -71,6 +78,7 @@ impl Params {
             label_graph: LabelGraphKind::parse(&choice("label_graph", LabelGraphKind::NAMES)?).expect("checked"),
             knn: int("knn", 1)?,
             cluster_iters: int("cluster_iters", 1)?,
+            cluster_eps: nonnegative("cluster_eps")?,
             solver: SolverParams {
                 loss: Loss::parse(&choice("loss", Loss::NAMES)?).expect("checked"),
                 c: positive("c")?,

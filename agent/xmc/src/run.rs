@@ -74,7 +74,12 @@ pub fn train_and_evaluate(
         }),
         _ => None,
     };
-    let inputs = SplitInputs { embeddings: &z, graph: graph.as_ref(), cluster_iters: p.cluster_iters };
+    let inputs = SplitInputs {
+        embeddings: &z,
+        graph: graph.as_ref(),
+        cluster_iters: p.cluster_iters,
+        cluster_eps: p.cluster_eps,
+    };
     let tree = Tree::build(train.labels(), p.partitioner, &inputs, p.shape, p.seed)?;
     let build_seconds = started.elapsed().as_secs_f64();
     let (leaves, depth) =

@@ -174,7 +174,7 @@ mod tests {
             let shape = TreeShape { branching, max_leaf: 10, depth: 20 };
             for p in Partitioner::NAMES.iter().map(|n| Partitioner::parse(n).unwrap()) {
                 for g in &graphs {
-                    let inputs = SplitInputs { embeddings: &z, graph: Some(g), cluster_iters: 10 };
+                    let inputs = SplitInputs { embeddings: &z, graph: Some(g), cluster_iters: 10, cluster_eps: 1e-4 };
                     let tree = Tree::build(n, p, &inputs, shape, 3).unwrap();
                     check(&tree, n, shape);
                     if p == Partitioner::KMeansBalanced || p == Partitioner::Random {
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn depth_bound_makes_leaves() {
         let z = clustered_embeddings(64, 4);
-        let inputs = SplitInputs { embeddings: &z, graph: None, cluster_iters: 5 };
+        let inputs = SplitInputs { embeddings: &z, graph: None, cluster_iters: 5, cluster_eps: 1e-4 };
         let tree = Tree::build(64, Partitioner::Random, &inputs, TreeShape { branching: 2, max_leaf: 1, depth: 2 }, 0)
             .unwrap();
         assert_eq!(tree.leaves().count(), 4);

@@ -8,7 +8,17 @@ use rayon::prelude::*;
 use sweep_spec::sample::SplitMix64;
 
 /// Splits `labels` (rows of `z`) into `k` clusters; some may be empty in unbalanced mode.
-pub fn spherical(z: &Csr, labels: &[u32], k: usize, balanced: bool, iters: usize, seed: u64) -> Vec<Vec<u32>> {
+/// Stops after `iters` iterations, when no label moves, or when the mean similarity of labels to
+/// their centroids improves by less than `eps` (Parabel's criterion).
+pub fn spherical(
+    z: &Csr,
+    labels: &[u32],
+    k: usize,
+    balanced: bool,
+    iters: usize,
+    eps: f64,
+    seed: u64,
+) -> Vec<Vec<u32>> {
     let n = labels.len();
     let mut rng = SplitMix64::new(seed);
     // Feature-major centroids (c[j * k + c]) so one label's k similarities are one pass over its nonzeros.
@@ -25,6 +35,7 @@ pub fn spherical(z: &Csr, labels: &[u32], k: usize, balanced: bool, iters: usize
     }
     let mut assign = vec![usize::MAX; n];
     let mut sims = vec![0f32; n * k];
+    let mut objective = f64::NEG_INFINITY;
     for _ in 0..iters.max(1) {
         sims.par_chunks_mut(k).zip(labels.par_iter()).for_each(|(s, &l)| {
             s.iter_mut().for_each(|v| *v = 0.0);
@@ -37,7 +48,10 @@ pub fn spherical(z: &Csr, labels: &[u32], k: usize, balanced: bool, iters: usize
         let next = if balanced { assign_balanced(&sims, k) } else { assign_nearest(&sims, k) };
         let changed = next != assign;
         assign = next;
-        if !changed {
+        let mean_sim = assign.iter().enumerate().map(|(i, &c)| sims[i * k + c] as f64).sum::<f64>() / n as f64;
+        let improved = mean_sim - objective >= eps;
+        objective = mean_sim;
+        if !changed || !improved {
             break;
         }
         centroids.iter_mut().for_each(|c| *c = 0.0);
@@ -117,7 +131,7 @@ mod tests {
     fn balanced_two_means_halves_and_separates() {
         let z = clustered_embeddings(40, 2);
         let labels: Vec<u32> = (0..40).collect();
-        let groups = spherical(&z, &labels, 2, true, 20, 5);
+        let groups = spherical(&z, &labels, 2, true, 20, 1e-4, 5);
         assert_partition(&labels, &groups);
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), vec![20, 20]);
         for g in &groups {
@@ -135,10 +149,10 @@ mod tests {
         }
         z.normalize_rows();
         let labels: Vec<u32> = (0..60).collect();
-        let balanced = spherical(&z, &labels, 4, true, 20, 2);
+        let balanced = spherical(&z, &labels, 4, true, 20, 1e-4, 2);
         assert_partition(&labels, &balanced);
         assert!(balanced.iter().all(|g| g.len() == 15), "{:?}", balanced.iter().map(Vec::len).collect::<Vec<_>>());
-        let free = spherical(&z, &labels, 4, false, 20, 2);
+        let free = spherical(&z, &labels, 4, false, 20, 1e-4, 2);
         assert_partition(&labels, &free);
         assert!(free.iter().map(Vec::len).max().unwrap() > 15, "unbalanced k-means keeps the big cluster bigger");
     }

@@ -37,6 +37,7 @@ pub struct SplitInputs<'a> {
     pub embeddings: &'a Csr,
     pub graph: Option<&'a LabelGraph>,
     pub cluster_iters: usize,
+    pub cluster_eps: f64,
 }
 
 /// Splits `labels` into at most `k` non-empty groups (fewer only when there are fewer labels).
@@ -52,9 +53,11 @@ pub fn split(
     let k = k.min(labels.len());
     let groups = match partitioner {
         Partitioner::KMeansBalanced => {
-            kmeans::spherical(inputs.embeddings, labels, k, true, inputs.cluster_iters, seed)
+            kmeans::spherical(inputs.embeddings, labels, k, true, inputs.cluster_iters, inputs.cluster_eps, seed)
         }
-        Partitioner::KMeans => kmeans::spherical(inputs.embeddings, labels, k, false, inputs.cluster_iters, seed),
+        Partitioner::KMeans => {
+            kmeans::spherical(inputs.embeddings, labels, k, false, inputs.cluster_iters, inputs.cluster_eps, seed)
+        }
         Partitioner::Random => random::split(labels, k, seed),
         Partitioner::Metis => {
             let graph = inputs.graph.ok_or_else(|| anyhow::anyhow!("metis: no label graph was built"))?;
@@ -100,7 +103,7 @@ pub(crate) mod tests {
             z.push_row(&[0], &[1.0]);
         }
         let labels: Vec<u32> = (0..10).collect();
-        let inputs = SplitInputs { embeddings: &z, graph: None, cluster_iters: 10 };
+        let inputs = SplitInputs { embeddings: &z, graph: None, cluster_iters: 10, cluster_eps: 1e-4 };
         let groups = split(Partitioner::KMeans, &inputs, &labels, 2, 1).unwrap();
         assert_eq!(groups.len(), 2);
         assert_partition(&labels, &groups);
