@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build bench clean
+.PHONY: demo test setup build bench bench-xmc clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
@@ -29,6 +29,12 @@ build: setup
 # Coordinator throughput (BENCHMARKS.md).
 bench: setup
 	$(CARGO) run --release -p sweep-bench -- all
+
+# The label-tree study against omikuji and PECOS on a EURLex-4K-shaped synthetic set (BENCHMARKS.md);
+# the references go into their own venv (bench/xmc/compare.py says why).
+bench-xmc: setup
+	$(CARGO) build --release -p sweep-cli -p sweep-xmc --bins --examples
+	python3 bench/xmc/compare.py --shape eurlex
 
 clean:
 	rm -rf target .sweep results

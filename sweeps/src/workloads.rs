@@ -143,7 +143,32 @@ pub static LONG_TAIL: Workload = Workload {
     ],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL];
+pub static XMC_TREE: Workload = Workload {
+    name: "xmc_tree",
+    help: "a label tree for extreme multi-label classification (Parabel/PECOS style) on XC-format BoW files: PIFA label embeddings, a recursive partitioner, linear classifiers per node, beam search",
+    params: &[
+        param!("partitioner", Str, "kmeans_balanced", "kmeans_balanced | kmeans | random | metis: how each node's labels are split among its children"),
+        param!("branching", Int, 2, "children per internal node"),
+        param!("max_leaf", Int, 100, "a node with at most this many labels is a leaf"),
+        param!("depth", Int, 20, "deepest level of internal nodes; a node at this depth is a leaf whatever its size"),
+        param!("label_graph", Str, "cooccurrence", "metis only: cooccurrence (labels sharing training points) | knn (nearest labels by PIFA cosine)"),
+        param!("knn", Int, 10, "metis with label_graph = knn: neighbours per label"),
+        param!("cluster_iters", Int, 20, "k-means iterations at most per split"),
+        param!("cluster_eps", Float, 1e-4, "k-means stops when the mean similarity to the centroids improves by less than this"),
+        param!("loss", Str, "squared_hinge", "squared_hinge | logistic: the loss of every node classifier"),
+        param!("c", Float, 1.0, "inverse L2 strength of the node classifiers"),
+        param!("max_iter", Int, 20, "dual coordinate descent passes at most per classifier"),
+        param!("eps", Float, 0.1, "dual coordinate descent stops when the projected gradient's spread is below this"),
+        param!("prune_threshold", Float, 0.1, "weights with magnitude below this are dropped after training"),
+        param!("beam", Int, 10, "beam width of the tree search at inference"),
+        param!("psp_a", Float, 0.55, "A of the Jain et al. (2016) propensity model"),
+        param!("psp_b", Float, 1.5, "B of the Jain et al. (2016) propensity model"),
+        param!("threads", Int, 0, "worker threads for tree building, training and inference (0: the share of the cores the agent gives each trial, SWEEP_CPU_THREADS; all cores outside an agent)"),
+        param!("seed", Int, 0, "seeds the partitioners and the solver's coordinate order"),
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

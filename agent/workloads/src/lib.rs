@@ -114,6 +114,11 @@ pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink
             }
             mlp::run(&spec.params, ctx, sink)
         }
+        // The label-tree study is pure Rust on the CPU (crate sweep-xmc); no libtorch, device or checkpoint.
+        name if name == sweep_spec::workloads::XMC_TREE.name => sweep_xmc::run(spec, sink).map_err(|e| match e {
+            sweep_xmc::XmcError::BadConfig(message) => TrialError::BadConfig(message),
+            sweep_xmc::XmcError::Other(e) => TrialError::Other(e),
+        }),
         other => Err(TrialError::bad_config(format!(
             "workload: expected a built-in workload ({}), got \"{other}\"",
             sweep_spec::workloads::BUILT_IN.iter().map(|w| w.name).collect::<Vec<_>>().join(", ")
@@ -180,6 +185,15 @@ mod tests {
         std::fs::write(&path, "{ not json").unwrap();
         assert_eq!(run_trial_main(&path), 78);
         assert_eq!(run_trial_main(&dir.path().join("absent.json")), 1);
+    }
+
+    #[test]
+    fn xmc_tree_is_dispatched_and_its_bad_config_exits_78() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(sweep_xmc::params::defaults());
+        s.workload = "xmc_tree".into();
+        s.params.insert("branching".into(), json!(1));
+        assert_eq!(run_trial_main(&write_spec(&dir, &s)), 78);
     }
 
     #[test]

@@ -10,14 +10,16 @@ pub enum DataCommand {
     /// Write a synthetic set in a real format (cifar10, cifar100, image_folder, imagenet_lt, npy):
     /// classes are colour patterns that a CNN can learn, or Gaussian clusters of feature rows
     /// (--generator gaussian_mixture, npy only), drawn from the seed; --imbalance-ratio writes the
-    /// training split long-tailed.
+    /// training split long-tailed. With `--format xc`, an extreme-classification pair
+    /// `train.txt`/`test.txt` in the XC BoW format: topic documents with power-law labels
+    /// (`--features`, `--labels`, `--topics`, `--noise`).
     Synth(SynthArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// cifar10 | cifar100 | image_folder | imagenet_lt (JPEG files and ImageNet_LT_{train,test}.txt
-    /// split files) | npy
+    /// split files) | npy | xc
     #[arg(long)]
     format: String,
     /// Folder to create; must not exist yet.
@@ -44,6 +46,57 @@ pub struct SynthArgs {
     /// patterns (images a CNN can learn) | gaussian_mixture (feature rows, npy only)
     #[arg(long, default_value = "patterns")]
     generator: String,
+    #[command(flatten)]
+    xc: XcArgs,
+}
+
+/// The shape of a synthetic XC set (`--format xc` only); defaults: the xmc-small study's set.
+#[derive(Args, Debug)]
+pub struct XcArgs {
+    /// xc: vocabulary size.
+    #[arg(long)]
+    features: Option<usize>,
+    /// xc: number of labels.
+    #[arg(long)]
+    labels: Option<usize>,
+    /// xc: latent topics that group labels and words.
+    #[arg(long)]
+    topics: Option<usize>,
+    /// xc: probability that a word is background noise (sets the difficulty).
+    #[arg(long)]
+    noise: Option<f64>,
+    /// xc: mean labels per point.
+    #[arg(long)]
+    labels_per_point: Option<f64>,
+    /// xc: mean words per point.
+    #[arg(long)]
+    words_per_point: Option<f64>,
+}
+
+/// `--format xc`: train.txt and test.txt in the Extreme Classification Repository's BoW format.
+fn synth_xc(a: &SynthArgs) -> anyhow::Result<()> {
+    let d = sweep_xmc::synth::SynthShape::default();
+    let shape = sweep_xmc::synth::SynthShape {
+        train: a.train,
+        test: a.test,
+        features: a.xc.features.unwrap_or(d.features),
+        labels: a.xc.labels.unwrap_or(d.labels),
+        topics: a.xc.topics.unwrap_or(d.topics),
+        noise: a.xc.noise.unwrap_or(d.noise),
+        labels_per_point: a.xc.labels_per_point.unwrap_or(d.labels_per_point),
+        words_per_point: a.xc.words_per_point.unwrap_or(d.words_per_point),
+        seed: a.seed,
+        ..d
+    };
+    shape.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    std::fs::create_dir_all(&a.out).map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", a.out.display()))?;
+    sweep_xmc::synth::write(&shape, &a.out)?;
+    println!("{}", a.out.display());
+    eprintln!(
+        "wrote {} train and {} test points ({} features, {} labels, {} topics, noise {}) in xc format",
+        shape.train, shape.test, shape.features, shape.labels, shape.topics, shape.noise
+    );
+    Ok(())
 }
 
 pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
@@ -54,8 +107,14 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
              (or cifar100) here and set `imbalance_ratio` in the sweep file's [data]"
         );
     }
+    if a.format == sweep_xmc::FORMAT {
+        if a.out.exists() {
+            anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
+        }
+        return synth_xc(&a);
+    }
     if !data::FORMATS.contains(&a.format.as_str()) {
-        anyhow::bail!("--format: expected one of {}, got \"{}\"", data::FORMATS.join(", "), a.format);
+        anyhow::bail!("--format: expected one of {}, xc, got \"{}\"", data::FORMATS.join(", "), a.format);
     }
     if a.out.exists() {
         anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());

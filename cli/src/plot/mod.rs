@@ -10,6 +10,7 @@ mod heatmap;
 mod long_tail;
 #[cfg(test)]
 mod testdata;
+mod xmc;
 
 use aggregate::{Curve, Grid};
 use curves::CurveFigure;
@@ -93,7 +94,9 @@ pub fn plot_sweep(
     font::load(font_file)?;
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
-    if is_double_descent(&done) {
+    if xmc::applies(&done) {
+        xmc::figures(sweep, &done, out, &mut plotted)?;
+    } else if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {
         long_tail::plot(sweep, &done, out, &mut plotted)?;

@@ -1,0 +1,165 @@
+//! A trial's parameters, checked against the `xmc_tree` entry of the workload catalogue (which
+//! holds every default) and turned into typed settings; each message names the key.
+
+use crate::error::XmcError;
+use crate::partition::{LabelGraphKind, Partitioner};
+use crate::solver::{Loss, SolverParams};
+use crate::tree::TreeShape;
+use serde_json::{Map, Value};
+use sweep_spec::workloads::XMC_TREE;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub partitioner: Partitioner,
+    pub shape: TreeShape,
+    pub label_graph: LabelGraphKind,
+    pub knn: usize,
+    pub cluster_iters: usize,
+    pub cluster_eps: f64,
+    pub solver: SolverParams,
+    pub prune_threshold: f32,
+    pub beam: usize,
+    pub psp_a: f64,
+    pub psp_b: f64,
+    /// 0: all cores.
+    pub threads: usize,
+    pub seed: u64,
+}
+
+impl Params {
+    pub fn parse(params: &Map<String, Value>) -> Result<Params, XmcError> {
+        check_keys(params)?;
+        let int = |key: &str, min: i64| -> Result<usize, XmcError> {
+            let v = params[key].as_i64().unwrap_or(i64::MIN);
+            if v >= min {
+                Ok(v as usize)
+            } else {
+                Err(XmcError::bad_config(format!("params.{key}: expected an integer >= {min}, got {}", params[key])))
+            }
+        };
+        let positive = |key: &str| -> Result<f64, XmcError> {
+            match params[key].as_f64() {
+                Some(v) if v > 0.0 && v.is_finite() => Ok(v),
+                _ => Err(XmcError::bad_config(format!("params.{key}: expected a number > 0, got {}", params[key]))),
+            }
+        };
+        let choice = |key: &str, names: &[&str]| -> Result<String, XmcError> {
+            let s = params[key].as_str().unwrap_or_default();
+            if names.contains(&s) {
+                Ok(s.to_string())
+            } else {
+                Err(XmcError::bad_config(format!(
+                    "params.{key}: expected one of {}, got {}",
+                    names.join(", "),
+                    params[key]
+                )))
+            }
+        };
+        let nonnegative = |key: &str| -> Result<f64, XmcError> {
+            match params[key].as_f64() {
+                Some(v) if v >= 0.0 && v.is_finite() => Ok(v),
+                _ => Err(XmcError::bad_config(format!("params.{key}: expected a number >= 0, got {}", params[key]))),
+            }
+        };
+        let prune = params["prune_threshold"].as_f64().unwrap_or(-1.0);
+        if !(prune >= 0.0 && prune.is_finite()) {
+            return Err(XmcError::bad_config(format!(
+                "params.prune_threshold: expected a number >= 0, got {}",
+                params["prune_threshold"]
+            )));
+        }
+        Ok(Params {
+            partitioner: Partitioner::parse(&choice("partitioner", Partitioner::NAMES)?).expect("checked"),
+            shape: TreeShape {
+                branching: int("branching", 2)?,
+                max_leaf: int("max_leaf", 1)?,
+                depth: int("depth", 1)?,
+            },
+            label_graph: LabelGraphKind::parse(&choice("label_graph", LabelGraphKind::NAMES)?).expect("checked"),
+            knn: int("knn", 1)?,
+            cluster_iters: int("cluster_iters", 1)?,
+            cluster_eps: nonnegative("cluster_eps")?,
+            solver: SolverParams {
+                loss: Loss::parse(&choice("loss", Loss::NAMES)?).expect("checked"),
+                c: positive("c")?,
+                max_iter: int("max_iter", 1)?,
+                eps: positive("eps")?,
+            },
+            prune_threshold: prune as f32,
+            beam: int("beam", 1)?,
+            psp_a: positive("psp_a")?,
+            psp_b: positive("psp_b")?,
+            threads: int("threads", 0)?,
+            seed: int("seed", 0)? as u64,
+        })
+    }
+}
+
+/// Unknown, missing and mistyped keys, against the catalogue.
+fn check_keys(params: &Map<String, Value>) -> Result<(), XmcError> {
+    for (key, value) in params {
+        let Some(param) = XMC_TREE.param(key) else {
+            let known: Vec<_> = XMC_TREE.params.iter().map(|p| p.name).collect();
+            return Err(XmcError::bad_config(format!(
+                "params.{key}: not a parameter of workload `xmc_tree`; expected one of {}",
+                known.join(", ")
+            )));
+        };
+        if !param.kind.accepts(value) {
+            return Err(XmcError::bad_config(format!("params.{key}: expected {}, got {value}", param.kind.describe())));
+        }
+    }
+    if let Some(missing) = XMC_TREE.params.iter().find(|p| !params.contains_key(p.name)) {
+        return Err(XmcError::bad_config(format!(
+            "params.{}: missing; a trial must carry every parameter resolved",
+            missing.name
+        )));
+    }
+    Ok(())
+}
+
+/// The catalogue's defaults, as a resolved trial would carry them.
+pub fn defaults() -> Map<String, Value> {
+    XMC_TREE.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_parse() {
+        let p = Params::parse(&defaults()).unwrap();
+        assert_eq!(p.partitioner, Partitioner::KMeansBalanced);
+        assert_eq!(p.shape, TreeShape { branching: 2, max_leaf: 100, depth: 20 });
+        assert_eq!(p.solver.loss, Loss::SquaredHinge);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("branching", json!(1), "params.branching: expected an integer >= 2, got 1"),
+            (
+                "partitioner",
+                json!("spectral"),
+                "params.partitioner: expected one of kmeans_balanced, kmeans, random, metis, got \"spectral\"",
+            ),
+            ("label_graph", json!("full"), "params.label_graph: expected one of cooccurrence, knn, got \"full\""),
+            ("c", json!(0), "params.c: expected a number > 0, got 0"),
+            ("beam", json!("wide"), "params.beam: expected an integer, got \"wide\""),
+            ("nodes", json!(3), "params.nodes: not a parameter of workload `xmc_tree`"),
+        ];
+        for (key, value, want) in cases {
+            let mut m = defaults();
+            m.insert(key.into(), value);
+            match Params::parse(&m) {
+                Err(XmcError::BadConfig(msg)) => assert!(msg.starts_with(want), "{msg}"),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let mut m = defaults();
+        m.remove("seed");
+        assert!(matches!(Params::parse(&m), Err(XmcError::BadConfig(msg)) if msg.starts_with("params.seed: missing")));
+    }
+}
