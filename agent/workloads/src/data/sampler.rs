@@ -49,6 +49,11 @@ impl Sampler {
         for (i, &label) in labels.iter().enumerate() {
             by_class[label as usize].push(i as i64);
         }
+        Sampler::over_classes(kind, by_class, labels.len())
+    }
+
+    /// A sampler over the image indices of each class (`len` images in all).
+    fn over_classes(kind: SamplerKind, by_class: Vec<Vec<i64>>, len: usize) -> Sampler {
         let weight = |n: usize| -> f64 {
             match (n, kind) {
                 (0, _) => 0.0,
@@ -69,11 +74,21 @@ impl Sampler {
                 })
                 .collect()
         };
-        Sampler { kind, by_class, cumulative, len: labels.len() }
+        Sampler { kind, by_class, cumulative, len }
     }
 
     pub fn kind(&self) -> SamplerKind {
         self.kind
+    }
+
+    /// Images per class of the set the sampler draws from.
+    pub fn class_sizes(&self) -> Vec<usize> {
+        self.by_class.iter().map(Vec::len).collect()
+    }
+
+    /// The same set visited another way.
+    pub fn with_kind(&self, kind: SamplerKind) -> Sampler {
+        Sampler::over_classes(kind, self.by_class.clone(), self.len)
     }
 
     /// The image indices of one epoch. Instance sampling is the same permutation
@@ -155,6 +170,16 @@ mod tests {
         assert_eq!(a.order(1, 4), a.order(1, 4));
         assert_ne!(a.order(1, 4), a.order(1, 5));
         assert_ne!(a.order(1, 4), a.order(2, 4));
+    }
+
+    #[test]
+    fn another_kind_keeps_the_classes() {
+        let labels = labels();
+        let instance = Sampler::new(SamplerKind::Instance, &labels, 3);
+        assert_eq!(instance.class_sizes(), [400, 100, 25]);
+        let balanced = instance.with_kind(SamplerKind::ClassBalanced);
+        assert_eq!(balanced.kind(), SamplerKind::ClassBalanced);
+        assert_eq!(balanced.order(4, 1), Sampler::new(SamplerKind::ClassBalanced, &labels, 3).order(4, 1));
     }
 
     #[test]

@@ -42,21 +42,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     })?;
     let splits = image_data::load(data_ref)?;
     let classes = splits.train.classes;
-    let labels = Vec::<i64>::try_from(&splits.train.labels).map_err(anyhow::Error::from)?;
-    let mut class_sizes = vec![0usize; classes as usize];
-    labels.iter().for_each(|&l| class_sizes[l as usize] += 1);
-    describe(&class_sizes, splits.test.len());
     let size = splits.train.images.size();
     let shape = (size[1], size[2], size[3]);
-
-    tch::manual_seed(p.seed as i64);
-    let mut vs = VarStore::new(device);
-    let (backbone, features) = p.backbone.build(&(vs.root() / "backbone"), shape, p.hidden);
-    let cosine = p.loss.kind.wants_cosine_classifier();
-    let classifier = Classifier::new(&(vs.root() / "classifier"), features, classes, cosine);
-    let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
-    eprintln!("{:?} backbone, {} parameters", p.backbone, crate::models::parameter_count(&vs));
-    let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
     let mut data = ImageData::new(
         splits.train,
         splits.test,
@@ -67,6 +54,17 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         device,
         p.sampler,
     );
+    let class_sizes = data.sampler.class_sizes();
+    describe(&class_sizes, data.test.len());
+
+    tch::manual_seed(p.seed as i64);
+    let mut vs = VarStore::new(device);
+    let (backbone, features) = p.backbone.build(&(vs.root() / "backbone"), shape, p.hidden);
+    let cosine = p.loss.kind.wants_cosine_classifier();
+    let classifier = Classifier::new(&(vs.root() / "classifier"), features, classes, cosine);
+    let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
+    eprintln!("{:?} backbone, {} parameters", p.backbone, crate::models::parameter_count(&vs));
+    let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
     let objective = LongTail { loss: Loss::new(p.loss, &class_sizes, device), class_sizes, posthoc_tau: p.posthoc_tau };
     let plan = Plan {
         workload: spec.workload.clone(),
@@ -106,7 +104,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     let mut crt_vs = VarStore::new(device);
     let classifier = Classifier::new(&(crt_vs.root() / "classifier"), features, classes, false);
     let crt_net = Network { backbone: net.backbone, classifier, frozen_backbone: true, tau_norm: p.tau_norm };
-    data.sampler = crate::data::Sampler::new(SamplerKind::ClassBalanced, &labels, classes as usize);
+    data.sampler = data.sampler.with_kind(SamplerKind::ClassBalanced);
     let crt_objective = LongTail {
         loss: Loss::new(LossSettings::cross_entropy(), &objective.class_sizes, device),
         class_sizes: objective.class_sizes,

@@ -66,12 +66,9 @@ impl LongTail {
                 let _ = total.f_add_(&y.bincount::<Tensor>(None, classes).to_kind(Kind::Double));
             }
             let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
-            let examples: f64 = read(total.shallow_clone()).iter().sum();
-            ClassCounts {
-                correct: read(correct),
-                total: read(total),
-                mean_loss: loss_sum.double_value(&[]) / examples.max(1.0),
-            }
+            let total = read(total);
+            let examples: f64 = total.iter().sum();
+            ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) }
         })
     }
 }
