@@ -23,6 +23,19 @@ pub struct Augment {
 
 impl Augment {
     pub const NONE: Augment = Augment { crop_padding: 0, flip: false };
+
+    /// The draws of one image, in the order every batch builder makes them: crop offsets x then y
+    /// in 0..=2 * padding (when cropping), then the flip coin. Returns (x offset, y offset, flip)
+    /// into the zero-padded image.
+    pub(crate) fn draw(self, rng: &mut Rng) -> (usize, usize, bool) {
+        let pad = self.crop_padding as u64;
+        let (mut ox, mut oy) = (pad, pad);
+        if pad > 0 {
+            ox = rng.below(2 * pad + 1);
+            oy = rng.below(2 * pad + 1);
+        }
+        (ox as usize, oy as usize, self.flip && rng.below(2) == 1)
+    }
 }
 
 /// Images f32 [B, C, H, W] normalised by the train mean/std; labels i64 [B]; both on the CPU.
@@ -235,18 +248,14 @@ fn assemble(images: &Tensor, labels: &Tensor, plan: &Plan, b: usize) -> Batch {
         Vec::<u8>::try_from(&images.index_select(0, &index).flatten(0, -1)).expect("u8 images convert to bytes");
     let image_bytes = channels * height * width;
     let pad = plan.augment.crop_padding as usize;
-    // Draws happen per image in batch order: crop offsets (if cropping), then the flip coin.
+    // Draws happen per image in batch order.
     let mut rng = plan.augment_key.map(|key| Rng::new(mix(key, b as u64), Stream::Augment));
     let mut out = Vec::with_capacity(bytes.len());
     for src in bytes.chunks_exact(image_bytes) {
-        let (mut ox, mut oy, mut flip) = (pad, pad, false);
-        if let Some(rng) = rng.as_mut() {
-            if pad > 0 {
-                ox = rng.below(2 * pad as u64 + 1) as usize;
-                oy = rng.below(2 * pad as u64 + 1) as usize;
-            }
-            flip = plan.augment.flip && rng.below(2) == 1;
-        }
+        let (ox, oy, flip) = match rng.as_mut() {
+            Some(rng) => plan.augment.draw(rng),
+            None => (pad, pad, false),
+        };
         for (c, lut) in plan.normalise.lut.iter().enumerate() {
             let plane = &src[c * height * width..(c + 1) * height * width];
             // Padding is black before normalisation, as when torchvision pads a uint8 image.

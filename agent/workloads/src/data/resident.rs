@@ -60,8 +60,7 @@ impl ResidentImages {
         Batch { images, labels }
     }
 
-    /// Crop with zero padding, then flip, per image; draws in the host path's order: x offset,
-    /// y offset (when cropping), then the flip coin.
+    /// Crop with zero padding, then flip, per image, with the host path's draws (`Augment::draw`).
     fn augment(&self, images: &Tensor, augment: Augment, key: u64) -> Tensor {
         let size = images.size();
         let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
@@ -69,12 +68,8 @@ impl ResidentImages {
         let mut rng = Rng::new(key, Stream::Augment);
         let (mut rows, mut cols) = (Vec::with_capacity((n * h) as usize), Vec::with_capacity((n * w) as usize));
         for _ in 0..n {
-            let (mut ox, mut oy) = (pad, pad);
-            if pad > 0 {
-                ox = rng.below(2 * pad as u64 + 1) as i64;
-                oy = rng.below(2 * pad as u64 + 1) as i64;
-            }
-            let flip = augment.flip && rng.below(2) == 1;
+            let (ox, oy, flip) = augment.draw(&mut rng);
+            let (ox, oy) = (ox as i64, oy as i64);
             rows.extend((0..h).map(|y| y + oy));
             cols.extend((0..w).map(|x| if flip { w - 1 - x } else { x } + ox));
         }
