@@ -45,8 +45,20 @@ if [[ $py_minor != 3.11 ]]; then
   echo "setup: $VENV has Python $py_minor; this project expects Python 3.11 (see .cargo/config.toml)" >&2
   exit 1
 fi
-echo "setup: installing torch==$TORCH_VERSION and ${PY_PACKAGES[*]} into $VENV (about 5 GB, a few minutes the first time)"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" "${PY_PACKAGES[@]}"
+# The torch wheel and its CUDA libraries take about 6 GB once installed, and pip holds the
+# downloaded wheels (about 4 GB) beside them until it is done. pip's cache would keep a third copy;
+# it is skipped when the disk is short, and a disk that cannot take the install is named up front.
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+pip_cache=()
+if ((free_gb < 11)); then
+  pip_cache=(--no-cache-dir)
+fi
+if ((free_gb < 8)); then
+  echo "setup: only ${free_gb} GB free on the disk holding $(pwd); installing torch into $VENV needs about 10 GB, and building the workspace about 8 GB more. Free some space and run this again." >&2
+  exit 1
+fi
+echo "setup: installing torch==$TORCH_VERSION and ${PY_PACKAGES[*]} into $VENV (about 6 GB, a few minutes the first time; ${free_gb} GB free)"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "${pip_cache[@]}" "torch==$TORCH_VERSION" "${PY_PACKAGES[@]}"
 "$VENV/bin/python" - <<PY
 import torch
 assert torch.__version__.split("+")[0] == "$TORCH_VERSION", torch.__version__
