@@ -20,6 +20,12 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// Nearly uniform in `0..n` (bias below n / 2^64) by a multiply and a shift instead of a
+    /// division: for shuffles in hot loops.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
     /// Uniform in `[0, 1)` with 53 bits of precision.
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -76,6 +82,17 @@ mod tests {
         let seen: std::collections::BTreeSet<i64> =
             (0..200).map(|_| Distribution::IntUniform(0, 2).sample(&mut rng).as_i64().unwrap()).collect();
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn below_covers_its_range_evenly() {
+        let mut rng = SplitMix64::new(3);
+        let mut counts = [0u32; 5];
+        for _ in 0..50_000 {
+            counts[rng.below(5) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        assert_eq!(rng.below(1), 0);
     }
 
     #[test]

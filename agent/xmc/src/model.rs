@@ -6,6 +6,7 @@ use crate::solver::{self, Loss, SolverParams};
 use crate::sparse::Csr;
 use crate::tree::{Node, Tree};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use sweep_spec::sample::SplitMix64;
 
 /// A pruned sparse weight vector over global feature ids, and its bias.
@@ -135,12 +136,20 @@ impl Model {
     /// Trains every node's classifiers on `x` (points × features, unit rows) and `y` (points × labels).
     pub fn train(tree: Tree, x: &Csr, y: &Csr, p: &TrainParams) -> Model {
         let node_points = points_per_node(&tree, y);
-        // Biggest nodes first, so the long ones do not start last.
+        // Biggest nodes first, handed out one at a time from a shared queue, so that no long node
+        // starts last. A worker with nothing left to take helps with the classifiers of the nodes
+        // still in training (each node trains its children in parallel).
         let mut order: Vec<usize> = (0..tree.nodes.len()).collect();
         order.sort_by_key(|&n| std::cmp::Reverse(node_points[n].len()));
-        let mut trained: Vec<(usize, NodeWeights)> = order
+        let next = AtomicUsize::new(0);
+        let mut trained: Vec<(usize, NodeWeights)> = (0..rayon::current_num_threads())
             .into_par_iter()
-            .map(|n| (n, NodeWeights::from_classifiers(&train_node(&tree, n, &node_points, x, y, p))))
+            .flat_map_iter(|_| {
+                std::iter::from_fn(|| {
+                    let n = *order.get(next.fetch_add(1, Ordering::Relaxed))?;
+                    Some((n, NodeWeights::from_classifiers(&train_node(&tree, n, &node_points, x, y, p))))
+                })
+            })
             .collect();
         trained.sort_by_key(|(n, _)| *n);
         Model { nodes: trained.into_iter().map(|(_, c)| c).collect(), tree, loss: p.solver.loss, n_features: x.n_cols }
@@ -178,26 +187,9 @@ pub fn points_per_node(tree: &Tree, y: &Csr) -> Vec<Vec<u32>> {
     lists
 }
 
-/// The node's points as a local matrix over only the features they use, so each classifier's
-/// dense weight vector is as small as the node's vocabulary.
-fn local_matrix(points: &[u32], x: &Csr) -> (Csr, Vec<u32>) {
-    let mut used: Vec<u32> = points.iter().flat_map(|&i| x.row_indices(i as usize).iter().copied()).collect();
-    used.sort_unstable();
-    used.dedup();
-    let mut local = Csr::empty(used.len());
-    let mut idx = Vec::new();
-    for &i in points {
-        let (cols, vals) = x.row(i as usize);
-        idx.clear();
-        idx.extend(cols.iter().map(|j| used.binary_search(j).expect("feature collected above") as u32));
-        local.push_row(&idx, vals);
-    }
-    (local, used)
-}
-
 fn train_node(tree: &Tree, n: usize, node_points: &[Vec<u32>], x: &Csr, y: &Csr, p: &TrainParams) -> Vec<Classifier> {
     let points = &node_points[n];
-    let (local, features) = local_matrix(points, x);
+    let (local, features) = x.compact_rows(points);
     // positives[c][k]: does point points[k] belong to child c?
     let positives: Vec<Vec<bool>> = match &tree.nodes[n] {
         Node::Inner(children) => children
@@ -212,6 +204,7 @@ fn train_node(tree: &Tree, n: usize, node_points: &[Vec<u32>], x: &Csr, y: &Csr,
             .map(|&l| points.iter().map(|&i| y.row_indices(i as usize).binary_search(&l).is_ok()).collect())
             .collect(),
     };
+    let problem = solver::Problem::new(&local);
     let seed = SplitMix64::new(p.seed ^ (n as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64();
     positives
         .par_iter()
@@ -219,7 +212,7 @@ fn train_node(tree: &Tree, n: usize, node_points: &[Vec<u32>], x: &Csr, y: &Csr,
         .map_init(
             || (vec![0f32; features.len()], solver::Scratch::default()),
             |(w, scratch), (c, pos)| {
-                let bias = solver::train(&local, pos, &p.solver, seed.wrapping_add(c as u64), w, scratch);
+                let bias = problem.train(pos, &p.solver, seed.wrapping_add(c as u64), w, scratch);
                 let mut out = Classifier { bias, ..Classifier::default() };
                 for (j, &v) in w.iter().enumerate() {
                     if v.abs() >= p.prune_threshold {

@@ -21,6 +21,8 @@ pub fn spherical(
 ) -> Vec<Vec<u32>> {
     let n = labels.len();
     let mut rng = SplitMix64::new(seed);
+    // The node's labels over their own features: centroids as long as the node's vocabulary.
+    let (z, _) = z.compact_rows(labels);
     // Feature-major centroids (c[j * k + c]) so one label's k similarities are one pass over its nonzeros.
     let mut centroids = vec![0f32; z.n_cols * k];
     // Initial centroids: k distinct members, by a partial shuffle.
@@ -28,7 +30,7 @@ pub fn spherical(
     for c in 0..k {
         let pick = c + (rng.next_u64() % (n - c) as u64) as usize;
         order.swap(c, pick);
-        let (idx, val) = z.row(labels[order[c]] as usize);
+        let (idx, val) = z.row(order[c]);
         for (&j, &v) in idx.iter().zip(val) {
             centroids[j as usize * k + c] = v;
         }
@@ -37,9 +39,9 @@ pub fn spherical(
     let mut sims = vec![0f32; n * k];
     let mut objective = f64::NEG_INFINITY;
     for _ in 0..iters.max(1) {
-        sims.par_chunks_mut(k).zip(labels.par_iter()).for_each(|(s, &l)| {
+        sims.par_chunks_mut(k).enumerate().for_each(|(i, s)| {
             s.iter_mut().for_each(|v| *v = 0.0);
-            let (idx, val) = z.row(l as usize);
+            let (idx, val) = z.row(i);
             for (&j, &v) in idx.iter().zip(val) {
                 let row = &centroids[j as usize * k..(j as usize + 1) * k];
                 s.iter_mut().zip(row).for_each(|(a, &c)| *a += v * c);
@@ -55,10 +57,10 @@ pub fn spherical(
             break;
         }
         centroids.iter_mut().for_each(|c| *c = 0.0);
-        for (i, &l) in labels.iter().enumerate() {
-            let (idx, val) = z.row(l as usize);
+        for (i, &c) in assign.iter().enumerate() {
+            let (idx, val) = z.row(i);
             for (&j, &v) in idx.iter().zip(val) {
-                centroids[j as usize * k + assign[i]] += v;
+                centroids[j as usize * k + c] += v;
             }
         }
         let mut norms = vec![0f32; k];
