@@ -101,23 +101,21 @@ fn assign_nearest(sims: &[f32], k: usize) -> Vec<usize> {
 fn assign_balanced(sims: &[f32], k: usize) -> Vec<usize> {
     let n = sims.len() / k;
     let mut capacity: Vec<usize> = (0..k).map(|c| n / k + usize::from(c < n % k)).collect();
-    let prefs: Vec<Vec<usize>> = sims
+    // Each label's clusters from most to least similar, ties to the lower index.
+    let mut prefs: Vec<usize> = (0..n * k).map(|at| at % k).collect();
+    prefs.par_chunks_mut(k).zip(sims.par_chunks(k)).for_each(|(p, s)| {
+        p.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+    });
+    let margins: Vec<f32> = prefs
         .chunks(k)
-        .map(|s| {
-            let mut p: Vec<usize> = (0..k).collect();
-            p.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-            p
-        })
+        .zip(sims.chunks(k))
+        .map(|(p, s)| s[p[0]] - if k > 1 { s[p[1]] } else { 0.0 })
         .collect();
-    let margin = |i: usize| {
-        let s = &sims[i * k..(i + 1) * k];
-        s[prefs[i][0]] - if k > 1 { s[prefs[i][1]] } else { 0.0 }
-    };
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| margin(b).total_cmp(&margin(a)).then(a.cmp(&b)));
+    order.par_sort_unstable_by(|&a, &b| margins[b].total_cmp(&margins[a]).then(a.cmp(&b)));
     let mut assign = vec![0; n];
     for i in order {
-        let c = *prefs[i].iter().find(|&&c| capacity[c] > 0).expect("capacities sum to n");
+        let c = *prefs[i * k..(i + 1) * k].iter().find(|&&c| capacity[c] > 0).expect("capacities sum to n");
         capacity[c] -= 1;
         assign[i] = c;
     }
