@@ -202,6 +202,18 @@ def repeat(n, run):
             "infer_ms": med("infer_ms"), "wall": med("wall"), "rss": max(r["rss"] for r in runs), "n": len(runs)}
 
 
+def first_points(path, n, folder):
+    """A copy of XC file `path` holding only its first n points, in `folder`."""
+    out = folder / f"{path.stem}-first{n}.txt"
+    with open(path) as src, open(out, "w") as dst:
+        total, features, labels = src.readline().split()
+        n = min(n, int(total))
+        dst.write(f"{n} {features} {labels}\n")
+        for _ in range(n):
+            dst.write(src.readline())
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -211,6 +223,10 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per method; the table shows mean P@k, median seconds and the largest peak RSS")
+    ap.add_argument("--test-limit", type=int, metavar="N",
+                    help="rank only the first N test points (a copy of the test file with its header rewritten), "
+                         "for training-time comparisons at a scale where omikuji's one Python call per point "
+                         "would take longer than training")
     ap.add_argument("--skip", default="", help="comma-separated methods to leave out: xc,omikuji,omikuji3,pecos")
     args = ap.parse_args()
     if not SWEEP.exists():
@@ -221,6 +237,8 @@ def main():
         if not (data / "train.txt").exists():
             subprocess.run([SWEEP, "data", "synth", "--format", "xc", "--out", data, *SHAPES[args.shape]], check=True)
     train, test = (data / "train.txt").resolve(), (data / "test.txt").resolve()
+    if args.test_limit:
+        test = first_points(test, args.test_limit, Path(tempfile.mkdtemp(prefix="xmc-bench-")))
     skip = set(filter(None, args.skip.split(",")))
     py = ensure_ref_venv() if not {"omikuji", "omikuji3", "pecos"} <= skip else None
 
@@ -252,7 +270,7 @@ def main():
             return {**r, "rss": rss, "wall": wall}
         rows.append((label, repeat(args.repeat, run_ref)))
 
-    print(f"\ndata: {train.parent} ({open(train).readline().strip()} train, {open(test).readline().split()[0]} test); "
+    print(f"\ndata: {train.parent} ({open(train).readline().strip()} train, {open(test).readline().split()[0]} test points ranked); "
           f"{args.threads} threads; max leaf {MAX_LEAF}, beam {BEAM}; {args.repeat} runs per method\n")
     print("| method | P@1 | P@3 | P@5 | train s | infer ms/query | peak RSS MiB | process wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
