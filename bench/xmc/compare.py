@@ -15,8 +15,10 @@ project's numpy and pandas.
 """
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -238,7 +240,9 @@ def main():
             subprocess.run([SWEEP, "data", "synth", "--format", "xc", "--out", data, *SHAPES[args.shape]], check=True)
     train, test = (data / "train.txt").resolve(), (data / "test.txt").resolve()
     if args.test_limit:
-        test = first_points(test, args.test_limit, Path(tempfile.mkdtemp(prefix="xmc-bench-")))
+        folder = Path(tempfile.mkdtemp(prefix="xmc-bench-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        test = first_points(test, args.test_limit, folder)
     skip = set(filter(None, args.skip.split(",")))
     py = ensure_ref_venv() if not {"omikuji", "omikuji3", "pecos"} <= skip else None
 
