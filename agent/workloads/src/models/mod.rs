@@ -3,6 +3,7 @@
 //! Each architecture lives in its own file; the layers they share (BatchNorm, the head) live here.
 
 mod cnn5;
+pub mod fused;
 mod mlp;
 mod preact_resnet;
 pub(crate) mod resnet;
@@ -153,30 +154,67 @@ fn batch_norm2d(path: nn::Path, channels: i64) -> nn::BatchNorm {
 
 /// 3x3 convolution with padding 1, which keeps the side when `stride` is 1 and halves it at 2.
 fn conv3x3(path: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> nn::Conv2D {
-    nn::conv2d(path, c_in, c_out, 3, nn::ConvConfig { stride, padding: 1, bias, ..Default::default() })
+    grouped_conv(path, 1, c_in, c_out, 3, stride, bias)
+}
+
+/// `members` side-by-side convolutions of `c_in` to `c_out` channels, one per member of a fused
+/// group (`members` = 1: an ordinary convolution). Padding keeps the side at stride 1.
+fn grouped_conv(path: nn::Path, members: i64, c_in: i64, c_out: i64, k: i64, stride: i64, bias: bool) -> nn::Conv2D {
+    let config = nn::ConvConfig { stride, padding: k / 2, bias, groups: members, ..Default::default() };
+    nn::conv2d(path, members * c_in, members * c_out, k, config)
 }
 
 /// The last layer of every architecture: dropout on the features, then a linear map to logits.
+/// In a fused group, one linear map per member, as a batched matmul.
 #[derive(Debug)]
 struct Head {
     dropout: f64,
-    linear: nn::Linear,
+    map: HeadMap,
+}
+
+#[derive(Debug)]
+enum HeadMap {
+    Linear(nn::Linear),
+    /// `weight` [members, classes, features] and `bias` [members, classes]: member g's slice has
+    /// the shapes of an `nn::Linear`'s weight and bias.
+    Grouped {
+        weight: Tensor,
+        bias: Tensor,
+    },
 }
 
 impl Head {
     fn new(path: nn::Path, features: i64, classes: i64, dropout: f64) -> Head {
-        Head { dropout, linear: nn::linear(path, features, classes, Default::default()) }
+        Head { dropout, map: HeadMap::Linear(nn::linear(path, features, classes, Default::default())) }
     }
 
-    /// `features` is [B, F]; dropout acts only in training (and is skipped entirely at p = 0).
+    /// `members` heads, initialised like `nn::linear` (uniform in ±1/sqrt(features)).
+    fn grouped(path: nn::Path, members: i64, features: i64, classes: i64, dropout: f64) -> Head {
+        let bound = 1.0 / (features as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let weight = path.var("weight", &[members, classes, features], init);
+        let bias = path.var("bias", &[members, classes], init);
+        Head { dropout, map: HeadMap::Grouped { weight, bias } }
+    }
+
+    /// `features` is [B, F] ([B, members * F] when grouped); dropout acts only in training (and
+    /// is skipped entirely at p = 0). Logits are [B, classes] ([B, members, classes] when grouped).
     fn forward_t(&self, features: &Tensor, train: bool) -> Tensor {
-        if self.dropout > 0.0 && train {
-            features.dropout(self.dropout, true).apply(&self.linear)
-        } else {
-            features.apply(&self.linear)
+        let features =
+            if self.dropout > 0.0 && train { features.dropout(self.dropout, true) } else { features.shallow_clone() };
+        match &self.map {
+            HeadMap::Linear(linear) => features.apply(linear),
+            HeadMap::Grouped { weight, bias } => {
+                let (members, batch) = (weight.size()[0], features.size()[0]);
+                // [B, G*F] -> [G, B, F] x [G, F, classes] -> [G, B, classes] -> [B, G, classes].
+                let per_member = features.view([batch, members, -1]).transpose(0, 1);
+                per_member.bmm(&weight.transpose(1, 2)).transpose(0, 1) + bias
+            }
         }
     }
 }
 
+#[cfg(test)]
+mod fused_tests;
 #[cfg(test)]
 mod tests;

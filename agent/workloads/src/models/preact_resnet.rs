@@ -2,7 +2,7 @@
 //! PyTorch code of Nakkiran et al. 2019: 3x3 stem without max-pool, four stages of two PreActBlocks
 //! with [k, 2k, 4k, 8k] channels, final BN-ReLU, global average pool. Variable names follow PyTorch.
 
-use super::{batch_norm2d, conv3x3, Head, ModelSpec};
+use super::{batch_norm2d, grouped_conv, Head, ModelSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -24,22 +24,17 @@ struct PreActBlock {
 }
 
 impl PreActBlock {
-    fn new(path: nn::Path, c_in: i64, c_out: i64, stride: i64) -> PreActBlock {
+    /// `members` copies side by side (1 for one network): every layer is grouped by member.
+    fn new(path: nn::Path, members: i64, c_in: i64, c_out: i64, stride: i64) -> PreActBlock {
         let shortcut = (stride != 1 || c_in != c_out).then(|| {
-            nn::conv2d(
-                // "shortcut.0": the reference wraps the projection in an nn.Sequential.
-                &path / "shortcut" / 0,
-                c_in,
-                c_out,
-                1,
-                nn::ConvConfig { stride, bias: false, ..Default::default() },
-            )
+            // "shortcut.0": the reference wraps the projection in an nn.Sequential.
+            grouped_conv(&path / "shortcut" / 0, members, c_in, c_out, 1, stride, false)
         });
         PreActBlock {
-            bn1: batch_norm2d(&path / "bn1", c_in),
-            conv1: conv3x3(&path / "conv1", c_in, c_out, stride, false),
-            bn2: batch_norm2d(&path / "bn2", c_out),
-            conv2: conv3x3(&path / "conv2", c_out, c_out, 1, false),
+            bn1: batch_norm2d(&path / "bn1", members * c_in),
+            conv1: grouped_conv(&path / "conv1", members, c_in, c_out, 3, stride, false),
+            bn2: batch_norm2d(&path / "bn2", members * c_out),
+            conv2: grouped_conv(&path / "conv2", members, c_out, c_out, 3, 1, false),
             shortcut,
         }
     }
@@ -66,8 +61,17 @@ pub(super) struct PreActResNet18 {
 
 impl PreActResNet18 {
     pub(super) fn new(path: &nn::Path, spec: &ModelSpec) -> PreActResNet18 {
+        PreActResNet18::fused(path, spec, 1)
+    }
+
+    /// `members` networks of `spec` trained as one (horizontal fusion): convolutions grouped by
+    /// member, BatchNorm per channel (so per member), one head per member. The input is the
+    /// members' batches side by side on the channel axis, [B, members * C, H, W]; the logits are
+    /// [B, members, classes]. Variable names are those of one network, so member g's slice of each
+    /// variable lines up with a lone network's variable of the same name.
+    pub(super) fn fused(path: &nn::Path, spec: &ModelSpec, members: i64) -> PreActResNet18 {
         let k = spec.width;
-        let conv1 = conv3x3(path / "conv1", spec.in_channels, k, 1, false);
+        let conv1 = grouped_conv(path / "conv1", members, spec.in_channels, k, 3, 1, false);
         let mut blocks = Vec::new();
         let mut c_in = k;
         for (stage, ((&count, &mult), &stride)) in
@@ -77,16 +81,16 @@ impl PreActResNet18 {
             for i in 0..count {
                 let s = if i == 0 { stride } else { 1 };
                 let block_path = path / format!("layer{}", stage + 1) / i;
-                blocks.push(PreActBlock::new(block_path, c_in, c_out, s));
+                blocks.push(PreActBlock::new(block_path, members, c_in, c_out, s));
                 c_in = c_out;
             }
         }
-        PreActResNet18 {
-            conv1,
-            blocks,
-            bn: batch_norm2d(path / "bn", c_in),
-            head: Head::new(path / "linear", c_in, spec.classes, spec.dropout),
-        }
+        let head = if members == 1 {
+            Head::new(path / "linear", c_in, spec.classes, spec.dropout)
+        } else {
+            Head::grouped(path / "linear", members, c_in, spec.classes, spec.dropout)
+        };
+        PreActResNet18 { conv1, blocks, bn: batch_norm2d(path / "bn", members * c_in), head }
     }
 }
 
