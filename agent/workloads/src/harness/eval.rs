@@ -19,24 +19,38 @@ pub fn evaluate(
     device: Device,
     precision: Precision,
 ) -> Evaluation {
+    let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+    let mut wrong = Tensor::zeros([], (Kind::Int64, device));
+    let mut examples = 0i64;
+    for_each_batch(net, batches, device, precision, |logits, y| {
+        let _ = loss_sum.f_add_(&summed_cross_entropy(logits, y));
+        let _ = wrong.f_add_(&logits.argmax(-1, false).ne_tensor(y).sum(Kind::Int64));
+        examples += y.size()[0];
+    });
+    let n = examples.max(1) as f64;
+    Evaluation { loss: loss_sum.double_value(&[]) / n, error: wrong.int64_value(&[]) as f64 / n, examples }
+}
+
+/// One pass in evaluation mode without gradients: each batch's logits (f32) and labels, both on
+/// `device`, handed to `visit`, which keeps its tallies on the device too.
+pub fn for_each_batch(
+    net: &dyn ModuleT,
+    batches: impl Iterator<Item = Batch>,
+    device: Device,
+    precision: Precision,
+    mut visit: impl FnMut(&Tensor, &Tensor),
+) {
     tch::no_grad(|| {
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut wrong = Tensor::zeros([], (Kind::Int64, device));
-        let mut examples = 0i64;
         for b in batches {
             let x = b.inputs.to_device(device);
             let y = b.labels.to_device(device);
-            let logits = autocast(precision, device, || net.forward_t(&x, false));
-            let _ = loss_sum.f_add_(
-                &logits
-                    .to_kind(Kind::Float)
-                    .cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0)
-                    .to_kind(Kind::Double),
-            );
-            let _ = wrong.f_add_(&logits.argmax(-1, false).ne_tensor(&y).sum(Kind::Int64));
-            examples += y.size()[0];
+            let logits = autocast(precision, device, || net.forward_t(&x, false)).to_kind(Kind::Float);
+            visit(&logits, &y);
         }
-        let n = examples.max(1) as f64;
-        Evaluation { loss: loss_sum.double_value(&[]) / n, error: wrong.int64_value(&[]) as f64 / n, examples }
     })
+}
+
+/// The batch's cross-entropy summed over its examples, as a 0-d f64 tensor on the logits' device.
+pub fn summed_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double)
 }

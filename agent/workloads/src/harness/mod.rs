@@ -11,7 +11,7 @@ mod source;
 mod stop;
 mod train_loop;
 
-pub use eval::{evaluate, Evaluation};
+pub use eval::{evaluate, for_each_batch, summed_cross_entropy, Evaluation};
 pub use objective::{ErrorRates, Objective};
 pub use precision::{autocast, Precision};
 pub use source::{Batch, TrainData};

@@ -5,10 +5,10 @@
 //! Post-hoc logit adjustment subtracts tau * log prior from the logits before the argmax.
 
 use super::loss::Loss;
-use crate::harness::{autocast, Batch, Objective, Precision, TrainData};
+use crate::harness::{for_each_batch, summed_cross_entropy, Batch, Objective, Precision, TrainData};
 use std::collections::BTreeMap;
 use tch::nn::ModuleT;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Shot groups of Liu et al. 2019 (ImageNet-LT), by training images per class.
 pub const MANY_ABOVE: usize = 100;
@@ -49,27 +49,20 @@ impl LongTail {
         precision: Precision,
     ) -> ClassCounts {
         let classes = self.class_sizes.len() as i64;
-        tch::no_grad(|| {
-            let mut correct = Tensor::zeros([classes], (Kind::Double, device));
-            let mut total = Tensor::zeros([classes], (Kind::Double, device));
-            let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-            let adjustment = &self.loss.log_prior * self.posthoc_tau;
-            for b in batches {
-                let x = b.inputs.to_device(device);
-                let y = b.labels.to_device(device);
-                let logits = autocast(precision, device, || net.forward_t(&x, false)).to_kind(Kind::Float);
-                let _ = loss_sum.f_add_(
-                    &logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double),
-                );
-                let hit = (logits - &adjustment).argmax(-1, false).eq_tensor(&y).to_kind(Kind::Double);
-                let _ = correct.f_add_(&y.bincount(Some(&hit), classes).to_kind(Kind::Double));
-                let _ = total.f_add_(&y.bincount::<Tensor>(None, classes).to_kind(Kind::Double));
-            }
-            let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
-            let total = read(total);
-            let examples: f64 = total.iter().sum();
-            ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) }
-        })
+        let mut correct = Tensor::zeros([classes], (Kind::Double, device));
+        let mut total = Tensor::zeros([classes], (Kind::Double, device));
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let adjustment = &self.loss.log_prior * self.posthoc_tau;
+        for_each_batch(net, batches, device, precision, |logits, y| {
+            let _ = loss_sum.f_add_(&summed_cross_entropy(logits, y));
+            let hit = (logits - &adjustment).argmax(-1, false).eq_tensor(y).to_kind(Kind::Double);
+            let _ = correct.f_add_(&y.bincount(Some(&hit), classes).to_kind(Kind::Double));
+            let _ = total.f_add_(&y.bincount::<Tensor>(None, classes).to_kind(Kind::Double));
+        });
+        let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
+        let total = read(total);
+        let examples: f64 = total.iter().sum();
+        ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) }
     }
 }
 
