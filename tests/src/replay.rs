@@ -165,21 +165,21 @@ async fn burst(
         if done.trial_state != "succeeded" {
             stats.anomalies.push(format!("lease {}: completion left the trial {}", lease.lease_id, done.trial_state));
         }
-        // The lease is no longer the trial's: a late replay may still land under its own attempt,
-        // but it must add nothing new (every row is already stored).
-        stats.reports_sent += 1;
-        stats.reports_replayed += 1;
-        match client
-            .report_metrics(pb::ReportMetricsRequest {
-                lease_id: lease.lease_id,
-                epochs: vec![epoch_metrics(epochs, lease.attempt)],
-            })
-            .await
-        {
-            Err(s) if s.code() == tonic::Code::FailedPrecondition => stats.stale_refused += 1,
-            Ok(r) if r.get_ref().rows_added == 0 => stats.stale_refused += 1,
-            other => {
-                stats.anomalies.push(format!("lease {}: report after completion answered {other:?}", lease.lease_id))
+        // The lease is no longer the trial's: a late replay of an epoch it sent may still land under
+        // its own attempt, but it must add nothing new. A lease that resumed after the last epoch
+        // sent nothing, so it has nothing to replay.
+        if let Some(last) = records.last() {
+            stats.reports_sent += 1;
+            stats.reports_replayed += 1;
+            match client
+                .report_metrics(pb::ReportMetricsRequest { lease_id: lease.lease_id, epochs: vec![last.clone()] })
+                .await
+            {
+                Err(s) if s.code() == tonic::Code::FailedPrecondition => stats.stale_refused += 1,
+                Ok(r) if r.get_ref().rows_added == 0 => stats.stale_refused += 1,
+                other => stats
+                    .anomalies
+                    .push(format!("lease {}: report after completion answered {other:?}", lease.lease_id)),
             }
         }
         log.note(format!("replayer finished trial {trial_id}: {} epochs sent", records.len()));
