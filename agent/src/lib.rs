@@ -15,7 +15,11 @@ pub use agent::run;
 pub use config::{AgentConfig, TrialRunner};
 
 /// Entry point of the `run-trial` mode shared by `sweep-agent` and `sweep`: runs one built-in
-/// trial in this process and returns its exit code.
-pub fn run_trial(spec: &std::path::Path) -> i32 {
-    sweep_workloads::run_trial_main(spec)
+/// trial in this process, or with several specs one fused group (`sweep_spec::fusion`), and
+/// returns its exit code.
+pub fn run_trial(specs: &[std::path::PathBuf]) -> i32 {
+    match specs {
+        [one] => sweep_workloads::run_trial_main(one),
+        many => sweep_workloads::run_group_main(many),
+    }
 }

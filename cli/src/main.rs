@@ -87,12 +87,13 @@ enum Command {
     #[cfg(feature = "embedded-agent")]
     #[command(subcommand)]
     Data(commands::data::DataCommand),
-    /// Run one built-in trial in this process (started by an agent).
+    /// Run one built-in trial in this process (started by an agent); several `--spec` train as
+    /// one fused group.
     #[cfg(feature = "embedded-agent")]
     #[command(hide = true)]
     RunTrial {
-        #[arg(long)]
-        spec: PathBuf,
+        #[arg(long, required = true)]
+        spec: Vec<PathBuf>,
     },
 }
 

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod expand;
 pub mod file;
+pub mod fusion;
 pub mod report;
 pub mod sample;
 pub mod trial;

@@ -42,6 +42,14 @@ impl EpochRecord {
         serde_json::to_string(self).expect("a record of numbers serializes")
     }
 
+    /// One line of a fused group's output: the record of member `trial`, tagged with its id
+    /// (`{"trial": "…", "epoch": 3, …}`), without the newline.
+    pub fn to_member_line(&self, trial: &str) -> String {
+        let mut value = serde_json::to_value(self).expect("a record of numbers serializes");
+        value.as_object_mut().expect("a record is an object").insert("trial".into(), trial.into());
+        value.to_string()
+    }
+
     /// `None` for a line that is not a record (a log line); `Some(Err)` for a line that looks like a
     /// record but is malformed, so the agent can say which line was dropped.
     pub fn parse_line(line: &str) -> Option<Result<EpochRecord, String>> {
@@ -111,6 +119,15 @@ mod tests {
     fn malformed_records_are_errors() {
         assert!(EpochRecord::parse_line(r#"{"epoch": "x"}"#).unwrap().is_err());
         assert!(EpochRecord::parse_line(r#"{"epoch": 1, "metrics": {"a": "high"}}"#).unwrap().is_err());
+    }
+
+    #[test]
+    fn member_lines_carry_the_trial_and_read_back_as_the_record() {
+        let r = EpochRecord { epoch: 2, step: Some(10), metrics: [("train_loss".to_string(), 0.5)].into() };
+        let line = r.to_member_line("00000000000000ab");
+        let tagged: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(tagged["trial"], "00000000000000ab");
+        assert_eq!(EpochRecord::parse_line(&line).unwrap().unwrap(), r);
     }
 
     #[test]

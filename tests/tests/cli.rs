@@ -124,3 +124,69 @@ width = [2, 100]
         assert!(dir.path().join(p).exists() || std::path::Path::new(p).exists(), "{p}");
     }
 }
+
+/// `run-trial` with several specs trains them as one fused group in one process: every member's
+/// records, tagged with its trial id, on stdout.
+#[test]
+fn run_trial_with_several_specs_trains_a_fused_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "64", "--test", "32"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("fuse.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "fuse"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+model = "preact_resnet18"
+width = 2
+epochs = 2
+batch_size = 32
+[grid]
+seed = [0, 1]
+weight_decay = [0.0, 5e-4]
+"#,
+    )
+    .unwrap();
+    let trials = sweep_spec::expand(&sweep_spec::SweepFile::read(&file).unwrap()).unwrap();
+    let mut args = vec!["run-trial".to_string()];
+    for t in &trials {
+        let path = dir.path().join(format!("{}.json", t.id));
+        std::fs::write(&path, serde_json::to_vec(t).unwrap()).unwrap();
+        args.extend(["--spec".to_string(), path.display().to_string()]);
+    }
+    let out =
+        Command::new(bin("sweep")).args(&args).current_dir(dir.path()).env("SWEEP_DEVICE", "cpu").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("fused group of 4"), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        stdout_of(&out).lines().map(|l| serde_json::from_str(l).expect("only records on stdout")).collect();
+    for t in &trials {
+        let epochs: Vec<u64> =
+            lines.iter().filter(|l| l["trial"] == t.id.0).map(|l| l["epoch"].as_u64().unwrap()).collect();
+        assert_eq!(epochs, vec![1, 2], "trial {}", t.id);
+    }
+    assert!(lines.iter().all(|l| l["metrics"]["train_loss"].as_f64().unwrap().is_finite()));
+
+    // Trials that differ in the model's width cannot share a group: a configuration error (78).
+    let mut wide = trials[0].clone();
+    wide.params.insert("width".into(), serde_json::json!(4));
+    std::fs::write(dir.path().join("wide.json"), serde_json::to_vec(&wide).unwrap()).unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["run-trial", "--spec", &args[2], "--spec", "wide.json"])
+        .current_dir(dir.path())
+        .env("SWEEP_DEVICE", "cpu")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("params.width"));
+}

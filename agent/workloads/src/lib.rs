@@ -45,29 +45,69 @@ pub fn run_trial_main(spec_path: &Path) -> i32 {
     }
 }
 
-fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
+/// Entry point of a fused group (`run-trial --spec A --spec B ...`): trains the trials as one
+/// network (see `sweep_spec::fusion` for which trials may share a group) and prints each member's
+/// records as `EpochRecord::to_member_line`, tagged with its trial id. Exit code 0 when every
+/// member finished, 1 when one diverged and was dropped (the others still finished), 78 for a
+/// group that cannot be fused. Groups do not checkpoint yet.
+pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
+    match run_group(spec_paths) {
+        Ok(diverged) if diverged.is_empty() => 0,
+        Ok(diverged) => {
+            eprintln!("error: diverged and dropped from the group: {}", diverged.join(", "));
+            1
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The trials of the group that diverged.
+fn run_group(spec_paths: &[PathBuf]) -> Result<Vec<String>, TrialError> {
+    let specs: Vec<TrialSpec> = spec_paths.iter().map(|p| read_spec(p)).collect::<Result<_, _>>()?;
+    let ctx = TrialContext::from_env(None)?;
+    let stdout = std::io::stdout();
+    let sinks: Vec<harness::MemberSink<'_>> = specs
+        .iter()
+        .map(|spec| -> harness::MemberSink<'_> {
+            let stdout = &stdout;
+            Box::new(move |record: EpochRecord| print_line(stdout, &record.to_member_line(&spec.id.0)))
+        })
+        .collect();
+    let outcomes = double_descent::run_group(&specs, &ctx, sinks)?;
+    Ok(specs
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, harness::MemberOutcome::Diverged { .. }))
+        .map(|(s, _)| s.id.0.clone())
+        .collect())
+}
+
+fn read_spec(spec_path: &Path) -> Result<TrialSpec, TrialError> {
     let text = std::fs::read_to_string(spec_path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read the trial spec: {e}", spec_path.display()))?;
     // A spec that does not parse never will: failing fast beats retrying it.
-    let spec: TrialSpec = serde_json::from_str(&text)
-        .map_err(|e| TrialError::bad_config(format!("{}: not a trial spec: {e}", spec_path.display())))?;
-    let device = device::from_env()?;
-    eprintln!("trial {} of sweep {}: workload {} on {device:?}", spec.id, spec.sweep, spec.workload);
+    serde_json::from_str(&text)
+        .map_err(|e| TrialError::bad_config(format!("{}: not a trial spec: {e}", spec_path.display())))
+}
+
+/// One line on stdout, flushed: the agent relays records as they come, and a buffered record is a
+/// lost one if the trial dies.
+fn print_line(stdout: &std::io::Stdout, line: &str) -> anyhow::Result<()> {
+    let mut out = stdout.lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
+    let spec = read_spec(spec_path)?;
+    let ctx = TrialContext::from_env(spec.checkpoint_every_epochs)?;
+    eprintln!("trial {} of sweep {}: workload {} on {:?}", spec.id, spec.sweep, spec.workload, ctx.device);
     let stdout = std::io::stdout();
-    let mut emit = |record: EpochRecord| -> anyhow::Result<()> {
-        let mut out = stdout.lock();
-        writeln!(out, "{}", record.to_line())?;
-        // The agent relays records as they come; a buffered record is a lost one if the trial dies.
-        out.flush()?;
-        Ok(())
-    };
-    let ctx = TrialContext {
-        device,
-        checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
-        checkpoint_every: spec.checkpoint_every_epochs,
-        stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
-    };
-    run_workload(&spec, &ctx, &mut emit)
+    run_workload(&spec, &ctx, &mut |record: EpochRecord| print_line(&stdout, &record.to_line()))
 }
 
 /// Where and how a trial runs, apart from its parameters.
@@ -90,6 +130,17 @@ pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 impl TrialContext {
+    /// The device from `SWEEP_DEVICE`, the checkpoint folder from `SWEEP_CHECKPOINT_DIR`, and a
+    /// stop flag raised by SIGTERM/SIGUSR1.
+    fn from_env(checkpoint_every: Option<u32>) -> Result<TrialContext, TrialError> {
+        Ok(TrialContext {
+            device: device::from_env()?,
+            checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+            checkpoint_every,
+            stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
+        })
+    }
+
     #[cfg(test)]
     pub(crate) fn cpu() -> TrialContext {
         TrialContext {

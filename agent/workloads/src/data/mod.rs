@@ -49,6 +49,11 @@ impl ImageSet {
         self.labels.size()[0] as usize
     }
 
+    /// Another handle on the same images and labels (no copy).
+    pub fn shallow_clone(&self) -> ImageSet {
+        ImageSet { images: self.images.shallow_clone(), labels: self.labels.shallow_clone(), classes: self.classes }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

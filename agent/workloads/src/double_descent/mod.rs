@@ -2,7 +2,10 @@
 //! width k trained on data with a fixed fraction of noisy labels. Swept over k, test error rises
 //! to a peak where the model first fits the training set, then falls again.
 
+mod group;
 mod params;
+
+pub(crate) use group::run_group;
 
 use crate::data;
 use crate::error::TrialError;
@@ -24,10 +27,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         TrialError::bad_config("data: workload `double_descent` needs a [data] section with `format` and `path`")
     })?;
     let splits = image_data::load(data_ref)?;
-    let train = image_data::first(splits.train, p.n_train);
+    let train = noisy_training_set(&image_data::first(splits.train, p.n_train), &p);
     let classes = train.classes;
-    let noisy = data::with_label_noise(&train.labels, classes, p.label_noise, p.seed);
-    let train = data::ImageSet { images: train.images, labels: noisy, classes };
     let (c, h) = (train.images.size()[1], train.images.size()[2]);
     eprintln!(
         "{} training images ({} noisy labels), {} test images, {c}x{h}x{h}, {classes} classes",
@@ -52,11 +53,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         Model::Net(arch) => {
             tch::manual_seed(p.seed as i64);
             let mut vs = VarStore::new(device);
-            let net = models::build(
-                &vs.root(),
-                &ModelSpec { arch, width: p.width, in_channels: c, image_size: h, classes, dropout: p.dropout },
-            )
-            .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
+            let net = models::build(&vs.root(), &model_spec(arch, &p, &train))
+                .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
             eprintln!("{arch} width {}: {} parameters", p.width, models::parameter_count(&vs));
             let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
             // Channels-last helps convolutions on GPUs (tensor cores); on the CPU it only costs copies.
@@ -106,6 +104,24 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     }
 }
 
+/// The training split a trial learns from: the given images with the trial's own noisy labels.
+fn noisy_training_set(train: &data::ImageSet, p: &Params) -> data::ImageSet {
+    let labels = data::with_label_noise(&train.labels, train.classes, p.label_noise, p.seed);
+    data::ImageSet { images: train.images.shallow_clone(), labels, classes: train.classes }
+}
+
+fn model_spec(arch: models::Arch, p: &Params, train: &data::ImageSet) -> ModelSpec {
+    let size = train.images.size();
+    ModelSpec {
+        arch,
+        width: p.width,
+        in_channels: size[1],
+        image_size: size[2],
+        classes: train.classes,
+        dropout: p.dropout,
+    }
+}
+
 /// u8 [N, C, H, W] images as f64 in [0, 1], normalised per channel.
 fn normalised(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
     let c = mean.len() as i64;
@@ -128,7 +144,7 @@ mod tests {
 
     /// A small CNN with dropout and augmentation on a synthetic CIFAR-10 folder: every source of
     /// randomness the loop has is in play.
-    fn spec(data: &std::path::Path, epochs: i64) -> TrialSpec {
+    pub(super) fn spec(data: &std::path::Path, epochs: i64) -> TrialSpec {
         let mut params = Map::new();
         for p in sweep_spec::workloads::DOUBLE_DESCENT.params {
             params.insert(p.name.to_string(), (p.default)());
@@ -162,7 +178,7 @@ mod tests {
         }
     }
 
-    fn synthetic_cifar() -> tempfile::TempDir {
+    pub(super) fn synthetic_cifar() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let opts = data::SynthOptions {
             train: TRAIN_IMAGES,
@@ -176,7 +192,7 @@ mod tests {
         dir
     }
 
-    fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
+    pub(super) fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
         let mut records = Vec::new();
         let _guard = crate::torch_rng_lock();
         let result = super::run(spec, ctx, &mut |r| {

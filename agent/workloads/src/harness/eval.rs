@@ -54,3 +54,37 @@ pub fn for_each_batch(
 pub fn summed_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double)
 }
+
+/// Each member's evaluation of a fused group, from one pass of fused batches
+/// ([`super::fused_batches`]): logits [B, G, classes] against labels [B, G]. Sums stay on the
+/// device until the pass ends.
+pub fn evaluate_members(
+    net: &dyn ModuleT,
+    batches: impl Iterator<Item = Batch>,
+    members: i64,
+    device: Device,
+    precision: Precision,
+) -> Vec<Evaluation> {
+    let mut loss_sum = Tensor::zeros([members], (Kind::Double, device));
+    let mut wrong = Tensor::zeros([members], (Kind::Int64, device));
+    let mut examples = 0i64;
+    for_each_batch(net, batches, device, precision, |logits, y| {
+        let _ = loss_sum.f_add_(&member_cross_entropy(logits, y).to_kind(Kind::Double).sum_dim_intlist(0, false, None));
+        let _ = wrong.f_add_(&logits.argmax(-1, false).ne_tensor(y).sum_dim_intlist(0, false, Kind::Int64));
+        examples += y.size()[0];
+    });
+    let n = examples.max(1) as f64;
+    let (loss, wrong) =
+        (Vec::<f64>::try_from(&loss_sum).unwrap_or_default(), Vec::<i64>::try_from(&wrong).unwrap_or_default());
+    loss.iter().zip(&wrong).map(|(l, w)| Evaluation { loss: l / n, error: *w as f64 / n, examples }).collect()
+}
+
+/// Every example's cross-entropy for every member, [B, G], from logits [B, G, classes] and
+/// labels [B, G].
+pub fn member_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let (b, g, classes) = logits.size3().expect("fused logits are [batch, members, classes]");
+    logits
+        .reshape([b * g, classes])
+        .cross_entropy_loss::<Tensor>(&labels.reshape([b * g]), None, Reduction::None, -100, 0.0)
+        .view([b, g])
+}

@@ -4,6 +4,7 @@
 //! augmentation and dropout depend only on (seed, epoch, batch), never on history.
 
 mod eval;
+mod fused_loop;
 mod gpu_memory;
 mod objective;
 mod precision;
@@ -11,9 +12,10 @@ mod source;
 mod stop;
 mod train_loop;
 
-pub use eval::{evaluate, for_each_batch, summed_cross_entropy, Evaluation};
-pub use objective::{ErrorRates, Objective};
+pub use eval::{evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, Evaluation};
+pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberSink};
+pub use objective::{error_metrics, ErrorRates, Objective};
 pub use precision::{autocast, Precision};
-pub use source::{Batch, TrainData};
+pub use source::{fused_batches, Batch, TrainData};
 pub use stop::StopFlag;
 pub use train_loop::{train, Outcome, Plan};

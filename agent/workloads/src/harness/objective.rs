@@ -1,7 +1,7 @@
 //! What a study optimises and what it reports: the training loss of a batch, and the metrics of an
 //! evaluation point. The loop owns everything else (order, steps, checkpoints, timing).
 
-use super::eval::evaluate;
+use super::eval::{evaluate, Evaluation};
 use super::{Precision, TrainData};
 use std::collections::BTreeMap;
 use tch::nn::ModuleT;
@@ -37,17 +37,24 @@ impl Objective for ErrorRates {
         device: Device,
         precision: Precision,
     ) -> BTreeMap<String, f64> {
-        let train = evaluate(net, data.eval_train(), device, precision);
-        let test = evaluate(net, data.eval_test(), device, precision);
-        [
-            ("train_loss", train.loss),
-            ("train_error", train.error),
-            ("test_loss", test.loss),
-            ("test_error", test.error),
-            ("interpolated", if train.error == 0.0 { 1.0 } else { 0.0 }),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        error_metrics(
+            &evaluate(net, data.eval_train(), device, precision),
+            &evaluate(net, data.eval_test(), device, precision),
+        )
     }
+}
+
+/// The double-descent metrics of one evaluation point: loss and error on both splits, and whether
+/// the training set is fitted.
+pub fn error_metrics(train: &Evaluation, test: &Evaluation) -> BTreeMap<String, f64> {
+    [
+        ("train_loss", train.loss),
+        ("train_error", train.error),
+        ("test_loss", test.loss),
+        ("test_error", test.error),
+        ("interpolated", if train.error == 0.0 { 1.0 } else { 0.0 }),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }

@@ -18,3 +18,15 @@ pub trait TrainData {
     fn eval_train(&self) -> Box<dyn Iterator<Item = Batch> + '_>;
     fn eval_test(&self) -> Box<dyn Iterator<Item = Batch> + '_>;
 }
+
+/// Batch i of every member's pass, as one fused batch: inputs side by side on the channel axis
+/// ([`crate::models::fused::fuse_inputs`]) and labels [B, members]. Ends with the shortest pass;
+/// the members of a group share sizes, so their passes have the same length.
+pub fn fused_batches<'a>(mut passes: Vec<Box<dyn Iterator<Item = Batch> + 'a>>) -> impl Iterator<Item = Batch> + 'a {
+    std::iter::from_fn(move || {
+        let batches: Vec<Batch> = passes.iter_mut().map(|p| p.next()).collect::<Option<_>>()?;
+        let inputs: Vec<Tensor> = batches.iter().map(|b| b.inputs.shallow_clone()).collect();
+        let labels: Vec<Tensor> = batches.iter().map(|b| b.labels.shallow_clone()).collect();
+        Some(Batch { inputs: crate::models::fused::fuse_inputs(&inputs), labels: Tensor::stack(&labels, 1) })
+    })
+}

@@ -146,6 +146,6 @@ pub fn train(
 }
 
 /// libtorch's generator state before batch `b` of `epoch`: dropout masks depend on nothing else.
-fn batch_seed(seed: u64, epoch: u32, b: u64) -> i64 {
+pub(super) fn batch_seed(seed: u64, epoch: u32, b: u64) -> i64 {
     (mix(mix(seed, epoch as u64), b) >> 1) as i64
 }

@@ -14,7 +14,7 @@ pub use schedule::{LrSchedule, Schedule, DEFAULT_GAMMA, DEFAULT_MIN_LR, DEFAULT_
 
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
-use update::Slots;
+use update::{Rate, Slots};
 
 /// Name of the optimizer's own step count in `state()`.
 const STEP: &str = "step";
@@ -77,6 +77,30 @@ impl Optimizer {
     /// One update with learning rate `lr` (the schedule decides it), after clipping the global
     /// gradient norm if configured. Parameters whose gradient was never created are skipped.
     pub fn step(&mut self, lr: f64) {
+        let weight_decay = Rate::One(self.cfg.weight_decay);
+        self.update(&Rate::One(lr), &weight_decay);
+    }
+
+    /// One update of a fused group's variables (see `models::fused`), member g with learning rate
+    /// `lr[g]` and weight decay `weight_decay[g]`; the configured weight decay is not used. Global
+    /// gradient clipping would couple the members and is refused.
+    pub fn step_members(&mut self, lr: &[f64], weight_decay: &[f64]) -> Result<(), String> {
+        if self.cfg.grad_clip.is_some() {
+            return Err("optimizer.grad_clip: global clipping couples the members of a fused group".into());
+        }
+        if lr.len() != weight_decay.len() || lr.is_empty() {
+            return Err(format!("{} learning rates for {} weight decays", lr.len(), weight_decay.len()));
+        }
+        let Some(device) = self.params.first().map(|p| p.var.device()) else {
+            return Ok(());
+        };
+        let column = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1]).to_device(device);
+        let (lr, weight_decay) = (column(lr), column(weight_decay));
+        self.update(&Rate::Each(lr), &Rate::Each(weight_decay));
+        Ok(())
+    }
+
+    fn update(&mut self, lr: &Rate, weight_decay: &Rate) {
         tch::no_grad(|| {
             let mut live: Vec<(usize, Tensor)> =
                 self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).filter(|(_, g)| g.defined()).collect();
@@ -87,7 +111,7 @@ impl Optimizer {
             for (i, grad) in live.drain(..) {
                 let p = &mut self.params[i];
                 p.step += 1;
-                update::apply(&self.cfg, lr, &mut p.var, &grad, &mut p.slots, p.step);
+                update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, p.step);
             }
         });
         self.steps += 1;

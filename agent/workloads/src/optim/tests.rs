@@ -338,3 +338,52 @@ fn state_has_stable_names_and_load_state_refuses_what_does_not_fit() {
         assert!(a.equal(b), "{n}");
     }
 }
+
+/// A fused group's update (`step_members`) moves member g's rows exactly as a lone optimizer with
+/// that member's learning rate and weight decay moves the member alone, for every rule.
+#[test]
+fn per_member_rates_match_each_member_alone() {
+    let (lrs, decays) = ([0.1, 0.01, 0.05], [0.0, 0.01, 0.1]);
+    for table in [
+        json!({"name": "sgd", "lr": 1.0, "momentum": 0.9, "nesterov": true}),
+        json!({"name": "adam", "lr": 1.0}),
+        json!({"name": "adamw", "lr": 1.0}),
+    ] {
+        // Three members of a [2, 2] weight, stacked along the first axis as fused layers hold them.
+        let member = |g: usize| -> Vec<f32> { (0..4).map(|i| 0.3 * (g as f32 + 1.0) - 0.2 * i as f32).collect() };
+        let fused_values: Vec<f32> = (0..3).flat_map(member).collect();
+        let fused = store(&[("w", &fused_values, &[6, 2])]);
+        let lone: Vec<VarStore> = (0..3).map(|g| store(&[("w", &member(g), &[2, 2])])).collect();
+        let x = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.7]).view([2, 2]);
+        let loss = |w: &Tensor| (w.matmul(&x).sin() * 3.0).sum(Kind::Float);
+        let mut fused_opt = Optimizer::new(cfg(table.clone(), 0.0), &fused);
+        let mut lone_opts: Vec<Optimizer> =
+            lone.iter().zip(decays).map(|(vs, wd)| Optimizer::new(cfg(table.clone(), wd), vs)).collect();
+        for _ in 0..5 {
+            fused_opt.zero_grad();
+            let w = &fused.variables()["w"];
+            // Each member's own loss, summed: member g's gradient is its loss's gradient.
+            loss(&w.view([3, 2, 2]).narrow(0, 0, 1).squeeze_dim(0))
+                .g_add(&loss(&w.view([3, 2, 2]).narrow(0, 1, 1).squeeze_dim(0)))
+                .g_add(&loss(&w.view([3, 2, 2]).narrow(0, 2, 1).squeeze_dim(0)))
+                .backward();
+            fused_opt.step_members(&lrs, &decays).unwrap();
+            for ((vs, opt), lr) in lone.iter().zip(&mut lone_opts).zip(lrs) {
+                opt.zero_grad();
+                loss(&vs.variables()["w"]).backward();
+                opt.step(lr);
+            }
+        }
+        let after = values(&fused, "w");
+        for (g, vs) in lone.iter().enumerate() {
+            let alone = values(vs, "w");
+            for (a, f) in alone.iter().zip(&after[4 * g..4 * g + 4]) {
+                assert!((a - f).abs() <= 1e-6 * a.abs().max(1.0), "{table}: member {g}: {a} alone, {f} fused");
+            }
+            assert_ne!(alone, member(g), "{table}: member {g} moved");
+        }
+    }
+    let mut clipped =
+        Optimizer::new(cfg(json!({"name": "sgd", "lr": 0.1, "grad_clip": 1.0}), 0.0), &store(&[("w", &[1.0], &[1])]));
+    assert!(clipped.step_members(&[0.1], &[0.0]).unwrap_err().contains("grad_clip"));
+}

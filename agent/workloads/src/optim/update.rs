@@ -50,23 +50,84 @@ impl Slots {
     }
 }
 
+/// A learning rate or weight decay: one number, or one per member of a fused group as a [G, 1]
+/// tensor against parameters viewed as [G, n] (see [`apply`]).
+pub(super) enum Rate {
+    One(f64),
+    Each(Tensor),
+}
+
+impl Rate {
+    /// `t * rate`: for one number the very op the single-network rules use.
+    fn scale(&self, t: &Tensor) -> Tensor {
+        match self {
+            Rate::One(r) => t * *r,
+            Rate::Each(r) => t * r,
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        matches!(self, Rate::One(r) if *r == 0.0)
+    }
+}
+
 /// One update of `param` from `grad`; `step` counts this parameter's updates including this one.
-/// Must run under `no_grad`.
+/// Must run under `no_grad`. With per-member rates ([G, 1] tensors), the parameter, its gradient and
+/// its state are viewed as [G, n]: a fused variable holds its members one after another along the
+/// first axis, so row g is member g's slice.
 ///
 /// PyTorch evaluates `a.add(b, alpha=s)` as one fused multiply-add, which tch cannot call (it has
 /// no `alpha` argument); here it is `a + b * s`, two roundings. SGD's update and the L2 decay term
 /// therefore agree with PyTorch to the last bit or so, the rest op for op.
-pub(super) fn apply(cfg: &OptimizerConfig, lr: f64, param: &mut Tensor, grad: &Tensor, slots: &mut Slots, step: u64) {
+pub(super) fn apply(
+    cfg: &OptimizerConfig,
+    lr: &Rate,
+    weight_decay: &Rate,
+    param: &mut Tensor,
+    grad: &Tensor,
+    slots: &mut Slots,
+    step: u64,
+) {
+    if let Rate::Each(r) = lr {
+        let rows = |t: &Tensor| t.view([r.size()[0], -1]);
+        let (mut param, grad) = (rows(param), rows(grad));
+        let mut slots = match slots {
+            Slots::None => Slots::None,
+            Slots::Momentum { buf } => Slots::Momentum { buf: rows(buf) },
+            Slots::Adam { exp_avg, exp_avg_sq } => Slots::Adam { exp_avg: rows(exp_avg), exp_avg_sq: rows(exp_avg_sq) },
+        };
+        return update(cfg, lr, weight_decay, &mut param, &grad, &mut slots, step);
+    }
+    update(cfg, lr, weight_decay, param, grad, slots, step)
+}
+
+fn update(
+    cfg: &OptimizerConfig,
+    lr: &Rate,
+    wd: &Rate,
+    param: &mut Tensor,
+    grad: &Tensor,
+    slots: &mut Slots,
+    step: u64,
+) {
     match slots {
-        Slots::None => sgd(cfg, lr, param, grad, None, step),
-        Slots::Momentum { buf } => sgd(cfg, lr, param, grad, Some(buf), step),
-        Slots::Adam { exp_avg, exp_avg_sq } => adam(cfg, lr, param, grad, exp_avg, exp_avg_sq, step),
+        Slots::None => sgd(cfg, lr, wd, param, grad, None, step),
+        Slots::Momentum { buf } => sgd(cfg, lr, wd, param, grad, Some(buf), step),
+        Slots::Adam { exp_avg, exp_avg_sq } => adam(cfg, lr, wd, param, grad, exp_avg, exp_avg_sq, step),
     }
 }
 
-fn sgd(cfg: &OptimizerConfig, lr: f64, param: &mut Tensor, grad: &Tensor, buf: Option<&mut Tensor>, step: u64) {
+fn sgd(
+    cfg: &OptimizerConfig,
+    lr: &Rate,
+    wd: &Rate,
+    param: &mut Tensor,
+    grad: &Tensor,
+    buf: Option<&mut Tensor>,
+    step: u64,
+) {
     // L2 decay: a new tensor, the stored gradient stays as backward left it (as in PyTorch).
-    let mut g = if cfg.weight_decay != 0.0 { grad + &*param * cfg.weight_decay } else { grad.shallow_clone() };
+    let mut g = if !wd.is_zero() { grad + wd.scale(param) } else { grad.shallow_clone() };
     if let Some(buf) = buf {
         if step == 1 {
             buf.copy_(&g);
@@ -77,12 +138,14 @@ fn sgd(cfg: &OptimizerConfig, lr: f64, param: &mut Tensor, grad: &Tensor, buf: O
         }
         g = if cfg.nesterov { &g + &*buf * cfg.momentum } else { buf.shallow_clone() };
     }
-    let _ = param.g_sub_(&(g * lr));
+    let _ = param.g_sub_(&lr.scale(&g));
 }
 
+#[allow(clippy::too_many_arguments)]
 fn adam(
     cfg: &OptimizerConfig,
-    lr: f64,
+    lr: &Rate,
+    wd: &Rate,
     param: &mut Tensor,
     grad: &Tensor,
     exp_avg: &mut Tensor,
@@ -90,13 +153,16 @@ fn adam(
     step: u64,
 ) {
     let mut g = grad.shallow_clone();
-    if cfg.weight_decay != 0.0 {
-        match cfg.name {
+    if !wd.is_zero() {
+        match (cfg.name, lr, wd) {
             // Decoupled (Loshchilov & Hutter): shrink the weights, leave the moments alone.
-            OptimizerKind::AdamW => {
-                let _ = param.g_mul_scalar_(1.0 - lr * cfg.weight_decay);
+            (OptimizerKind::AdamW, Rate::One(lr), Rate::One(wd)) => {
+                let _ = param.g_mul_scalar_(1.0 - lr * wd);
             }
-            _ => g = grad + &*param * cfg.weight_decay,
+            (OptimizerKind::AdamW, _, _) => {
+                let _ = param.g_sub_(&wd.scale(&lr.scale(param)));
+            }
+            _ => g = grad + wd.scale(param),
         }
     }
     let _ = exp_avg.lerp_(&g, 1.0 - cfg.beta1);
@@ -107,9 +173,12 @@ fn adam(
     let t = step as f64;
     let bias_correction1 = 1.0 - cfg.beta1.powf(t);
     let bias_correction2 = 1.0 - cfg.beta2.powf(t);
-    let step_size = lr / bias_correction1;
     let mut denom = exp_avg_sq.sqrt() / bias_correction2.powf(0.5);
     let _ = denom.g_add_scalar_(cfg.eps);
     // `addcdiv_(exp_avg, denom, value=-step_size)` is value * exp_avg / denom, added.
-    let _ = param.g_add_(&(&*exp_avg * (-step_size) / &denom));
+    let update = match lr {
+        Rate::One(lr) => &*exp_avg * (-(lr / bias_correction1)),
+        Rate::Each(lr) => &*exp_avg * (lr / -bias_correction1),
+    };
+    let _ = param.g_add_(&(update / &denom));
 }

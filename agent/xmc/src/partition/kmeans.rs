@@ -106,11 +106,8 @@ fn assign_balanced(sims: &[f32], k: usize) -> Vec<usize> {
     prefs.par_chunks_mut(k).zip(sims.par_chunks(k)).for_each(|(p, s)| {
         p.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
     });
-    let margins: Vec<f32> = prefs
-        .chunks(k)
-        .zip(sims.chunks(k))
-        .map(|(p, s)| s[p[0]] - if k > 1 { s[p[1]] } else { 0.0 })
-        .collect();
+    let margins: Vec<f32> =
+        prefs.chunks(k).zip(sims.chunks(k)).map(|(p, s)| s[p[0]] - if k > 1 { s[p[1]] } else { 0.0 }).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.par_sort_unstable_by(|&a, &b| margins[b].total_cmp(&margins[a]).then(a.cmp(&b)));
     let mut assign = vec![0; n];

@@ -1,0 +1,138 @@
+//! The loop of a fused group (`models::fused`): G trials of one architecture and width trained as
+//! one network. Each member trains on its own batches (its own data order, augmentation and
+//! labels) with its own learning rate and weight decay, and is reported as its own trial. A member
+//! whose training loss turns non-finite is dropped: its last record is reported, it no longer
+//! shapes the loss, and the others go on.
+//!
+//! Groups do not checkpoint yet: a stopped group ends with `TrialError::Interrupted`, and its
+//! members start over.
+
+use super::eval::{evaluate_members, member_cross_entropy};
+use super::objective::error_metrics;
+use super::train_loop::batch_seed;
+use super::{autocast, fused_batches, Precision, StopFlag, TrainData};
+use crate::error::TrialError;
+use crate::optim::{LrSchedule, Optimizer};
+use std::time::Instant;
+use sweep_spec::EpochRecord;
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
+
+/// Where one member's records go.
+pub type MemberSink<'a> = Box<dyn FnMut(EpochRecord) -> anyhow::Result<()> + 'a>;
+
+/// One trial of the group.
+pub struct Member<'a> {
+    pub data: &'a dyn TrainData,
+    pub base_lr: f64,
+    pub weight_decay: f64,
+    pub sink: MemberSink<'a>,
+}
+
+/// What a fused run does; the members share all of it.
+#[derive(Debug, Clone)]
+pub struct FusedPlan {
+    pub epochs: u32,
+    /// Seeds libtorch's generator before each batch (dropout).
+    pub seed: u64,
+    /// Evaluate and report every this many epochs, and always after the last.
+    pub eval_every: u32,
+    pub precision: Precision,
+    pub channels_last: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberOutcome {
+    Finished,
+    /// The training loss of this epoch (counted from 1) was not finite.
+    Diverged {
+        epoch: u32,
+    },
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train_fused(
+    net: &dyn ModuleT,
+    optimizer: &mut Optimizer,
+    schedule: &LrSchedule,
+    members: &mut [Member<'_>],
+    plan: &FusedPlan,
+    device: Device,
+    stop: &StopFlag,
+) -> Result<Vec<MemberOutcome>, TrialError> {
+    let g = members.len();
+    let per_epoch = members.first().map_or(0, |m| m.data.batches_per_epoch());
+    if members.iter().any(|m| m.data.batches_per_epoch() != per_epoch) {
+        return Err(TrialError::bad_config("fused members must have the same training-set and batch sizes"));
+    }
+    let weight_decay: Vec<f64> = members.iter().map(|m| m.weight_decay).collect();
+    let mut outcome = vec![MemberOutcome::Finished; g];
+    let mut live: Vec<usize> = (0..g).collect();
+    for epoch in 0..plan.epochs {
+        let started = Instant::now();
+        super::gpu_memory::reset_peak(device);
+        let live_index = Tensor::from_slice(&live.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+        let mut loss_sum = Tensor::zeros([g as i64], (Kind::Double, device));
+        let (mut examples, mut lrs) = (0i64, vec![0.0; g]);
+        let passes = members.iter().map(|m| m.data.train_batches(epoch as u64, 0)).collect();
+        for (b, batch) in fused_batches(passes).enumerate() {
+            if stop.is_raised() {
+                return Err(TrialError::Interrupted);
+            }
+            tch::manual_seed(batch_seed(plan.seed, epoch, b as u64));
+            for (lr, m) in lrs.iter_mut().zip(members.iter()) {
+                *lr = schedule.lr(m.base_lr, epoch, b as u64, per_epoch);
+            }
+            let x = batch.inputs.to_device(device);
+            let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
+            let y = batch.labels.to_device(device);
+            // Each member's mean loss; their sum gives each member exactly its own gradient.
+            let losses = autocast(plan.precision, device, || {
+                member_cross_entropy(&net.forward_t(&x, true), &y).mean_dim(0, false, Kind::Float)
+            });
+            optimizer.zero_grad();
+            losses.index_select(0, &live_index).sum(Kind::Float).backward();
+            optimizer.step_members(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
+            let _ = loss_sum.f_add_(&losses.detach().to_kind(Kind::Double));
+            examples += y.size()[0];
+        }
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let epoch = epoch + 1;
+        // One read per epoch: a member whose losses summed to a non-finite number diverged.
+        let sums = Vec::<f64>::try_from(&loss_sum).unwrap_or_default();
+        let diverged: Vec<usize> = live.iter().copied().filter(|&i| !sums[i].is_finite()).collect();
+
+        if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs || !diverged.is_empty() {
+            let pass = |test: bool| {
+                let passes = members.iter().map(|m| if test { m.data.eval_test() } else { m.data.eval_train() });
+                evaluate_members(net, fused_batches(passes.collect()), g as i64, device, plan.precision)
+            };
+            let (train, test) = (pass(false), pass(true));
+            let peak = super::gpu_memory::peak_bytes(device);
+            for &i in &live {
+                let mut metrics = error_metrics(&train[i], &test[i]);
+                metrics.insert("lr".into(), lrs[i]);
+                metrics.insert("epoch_seconds".into(), seconds);
+                metrics.insert("samples_per_second".into(), examples as f64 / seconds.max(1e-9));
+                metrics.insert("fused_members".into(), live.len() as f64);
+                if let Some(peak) = peak {
+                    metrics.insert("gpu_mem_peak_bytes".into(), peak);
+                }
+                let step = Some(epoch as i64 * per_epoch as i64);
+                (members[i].sink)(EpochRecord { epoch, step, metrics })?;
+            }
+        }
+        for &i in &diverged {
+            eprintln!("fused member {i} diverged in epoch {epoch} (training loss {}); dropped from the group", sums[i]);
+            outcome[i] = MemberOutcome::Diverged { epoch };
+        }
+        live.retain(|i| !diverged.contains(i));
+        if live.is_empty() {
+            break;
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,143 @@
+//! Which trials may train as one fused group (horizontal fusion, HFTA): G trials of one workload,
+//! architecture and width whose parameters differ only in what each member keeps for itself (its
+//! seed, learning rate, weight decay and label noise). Trials with equal keys can share a group.
+
+use crate::trial::TrialSpec;
+use crate::workloads;
+use serde_json::Value;
+
+/// Parameters each member of a group keeps for itself; `optimizer.lr` is the `lr` key of the
+/// `optimizer` table.
+pub const MEMBER_PARAMS: &[&str] = &["seed", "label_noise", "weight_decay", "optimizer.lr"];
+
+/// The architectures that fuse, by the name sweep files give them.
+pub const MODELS: &[&str] = &["preact_resnet18"];
+
+/// The group key of a trial: what must be equal for trials to train as one. The error says why
+/// the trial cannot be fused at all, naming the workload or parameter.
+pub fn key(spec: &TrialSpec) -> Result<String, String> {
+    if spec.workload != workloads::DOUBLE_DESCENT.name {
+        return Err(format!(
+            "workload `{}` does not fuse (only `{}` does)",
+            spec.workload,
+            workloads::DOUBLE_DESCENT.name
+        ));
+    }
+    let model = spec.params.get("model").and_then(Value::as_str).unwrap_or_default();
+    if !MODELS.contains(&model) {
+        return Err(format!("params.model: `{model}` does not fuse (only {} does)", MODELS.join(", ")));
+    }
+    let mut shared = spec.params.clone();
+    for name in MEMBER_PARAMS {
+        match name.split_once('.') {
+            Some((table, key)) => {
+                if let Some(Value::Object(t)) = shared.get_mut(table) {
+                    t.remove(key);
+                }
+            }
+            None => {
+                shared.remove(*name);
+            }
+        }
+    }
+    // serde_json's Map keeps keys sorted, so this JSON is canonical.
+    Ok(serde_json::json!({
+        "workload": spec.workload,
+        "params": shared,
+        "data": spec.data,
+        "resources": spec.resources,
+    })
+    .to_string())
+}
+
+/// The first parameter in which two trials' shared parts differ, for an error that names it.
+pub fn first_difference(a: &TrialSpec, b: &TrialSpec) -> Option<String> {
+    if a.data != b.data {
+        return Some("data".into());
+    }
+    if a.resources != b.resources {
+        return Some("resources".into());
+    }
+    let member = |name: &str, table: Option<&str>| match table {
+        Some(t) => MEMBER_PARAMS.contains(&format!("{t}.{name}").as_str()),
+        None => MEMBER_PARAMS.contains(&name),
+    };
+    let names = a.params.keys().chain(b.params.keys());
+    for name in names {
+        let (x, y) = (a.params.get(name), b.params.get(name));
+        match (x, y) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                for k in x.keys().chain(y.keys()) {
+                    if !member(k, Some(name)) && x.get(k) != y.get(k) {
+                        return Some(format!("params.{name}.{k}"));
+                    }
+                }
+            }
+            _ if !member(name, None) && x != y => return Some(format!("params.{name}")),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::Resources;
+    use serde_json::{json, Map};
+
+    fn spec(params: Value) -> TrialSpec {
+        let Value::Object(params) = params else { unreachable!() };
+        TrialSpec {
+            id: crate::TrialId("0000000000000000".into()),
+            sweep: "s".into(),
+            index: 0,
+            workload: "double_descent".into(),
+            command: None,
+            params,
+            data: None,
+            resources: Resources::default(),
+            checkpoint_every_epochs: None,
+        }
+    }
+
+    fn base() -> Value {
+        json!({"model": "preact_resnet18", "width": 8, "seed": 0, "label_noise": 0.1, "weight_decay": 5e-4,
+               "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}})
+    }
+
+    #[test]
+    fn members_may_differ_only_in_their_own_parameters() {
+        let a = spec(base());
+        let mut other = base();
+        other["seed"] = json!(3);
+        other["label_noise"] = json!(0.2);
+        other["weight_decay"] = json!(0.0);
+        other["optimizer"]["lr"] = json!(0.01);
+        let b = spec(other);
+        assert_eq!(key(&a).unwrap(), key(&b).unwrap());
+        assert_eq!(first_difference(&a, &b), None);
+
+        for (path, value) in [("width", json!(16)), ("optimizer.momentum", json!(0.0))] {
+            let mut v = base();
+            match path.split_once('.') {
+                Some((t, k)) => v[t][k] = value,
+                None => v[path] = value,
+            }
+            let c = spec(v);
+            assert_ne!(key(&a).unwrap(), key(&c).unwrap(), "{path}");
+            assert_eq!(first_difference(&a, &c), Some(format!("params.{path}")));
+        }
+    }
+
+    #[test]
+    fn other_workloads_and_models_do_not_fuse() {
+        let mut v = base();
+        v["model"] = json!("cnn5");
+        assert!(key(&spec(v)).unwrap_err().contains("params.model"));
+        let mut s = spec(base());
+        s.workload = "mlp".into();
+        s.params = Map::new();
+        assert!(key(&s).unwrap_err().contains("workload `mlp`"));
+    }
+}
