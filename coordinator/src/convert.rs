@@ -36,6 +36,13 @@ fn check_trial(t: &pb::Trial) -> Result<(), Status> {
     if t.gpus > MAX_GPUS_PER_TRIAL {
         return Err(invalid("gpus", format!("at most {MAX_GPUS_PER_TRIAL}, got {}", t.gpus)));
     }
+    let group_size = t.fuse.parse::<u32>().ok().filter(|n| (2..=sweep_spec::Fuse::MAX_MEMBERS).contains(n));
+    if !(t.fuse.is_empty() || t.fuse == "auto" || group_size.is_some()) {
+        return Err(invalid(
+            "fuse",
+            format!("\"\", \"auto\" or a group size from 2 to {}, got {:?}", sweep_spec::Fuse::MAX_MEMBERS, t.fuse),
+        ));
+    }
     if t.checkpoint_every_epochs > MAX_RETRY_COUNT {
         return Err(invalid(
             "checkpoint_every_epochs",

@@ -224,3 +224,55 @@ async fn a_huge_free_slots_value_leases_every_pending_trial() {
     let too_many = pb::LeaseRequest { agent_id: agent.id.clone(), free_slots: 1 << 30, free_gpus: 0 };
     assert_status(agent.client.lease(too_many).await, Code::InvalidArgument, "free_slots");
 }
+
+/// A double-descent sweep over (width, seed, lr) with `fuse = 3`: the trials that differ only in
+/// seed and learning rate leave in groups of up to three, one slot per group; other widths never
+/// share a group; each member keeps its own lease.
+#[tokio::test]
+async fn fused_trials_are_leased_in_groups_of_the_same_model() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let text = r#"
+name = "fused"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+model = "preact_resnet18"
+[grid]
+width = [8, 16]
+seed = [0, 1]
+optimizer = [{ name = "sgd", lr = 0.1 }, { name = "sgd", lr = 0.05 }]
+[resources]
+fuse = 3
+"#;
+    let path = std::path::Path::new("sweep.toml");
+    let file = sweep_spec::SweepFile::parse(text, path, std::path::Path::new(".")).unwrap();
+    let trials = sweep_spec::expand(&file).unwrap();
+    c.submit(pb::SubmitSweepRequest::from_file(&file, &trials, text.into(), "sweep.toml".into())).await.unwrap();
+    let mut agent = c.agent("a", 8).await;
+
+    let width = |l: &pb::Lease| -> i64 {
+        let params: Value = serde_json::from_str(&l.trial.as_ref().unwrap().params_json).unwrap();
+        params["width"].as_i64().unwrap()
+    };
+    // In queue order (width slowest): three width-8 trials as a group, then the fourth alone (no
+    // width-8 partner is left); each group or lone trial takes one slot.
+    let first = agent.lease(2, 0).await;
+    let second = agent.lease(2, 0).await;
+    let third = agent.lease(2, 0).await;
+    assert_eq!((first.len(), second.len()), (4, 4), "{first:?}\n{second:?}");
+    assert!(third.is_empty());
+    for leases in [&first, &second] {
+        let (group, alone): (Vec<&pb::Lease>, Vec<&pb::Lease>) = leases.iter().partition(|l| l.group != 0);
+        assert_eq!((group.len(), alone.len()), (3, 1), "{leases:?}");
+        assert_eq!(group[0].lease_id, group[0].group, "a group is named by its first member's lease");
+        assert!(group.iter().all(|l| l.group == group[0].group && width(l) == width(group[0])));
+        let ids: std::collections::BTreeSet<i64> = group.iter().map(|l| l.lease_id).collect();
+        assert_eq!(ids.len(), 3, "each member has its own lease");
+        assert_eq!(group[0].trial.as_ref().unwrap().fuse, "3");
+        assert_eq!(width(alone[0]), width(group[0]));
+    }
+    assert_ne!(width(&first[0]), width(&second[0]));
+}

@@ -237,10 +237,27 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn wire_trial() -> impl Strategy<Value = pb::Trial> {
-    (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3), text(), text(), any::<u32>(), any::<u32>())
-        .prop_map(|(trial_id, index, workload, command, params_json, data_json, gpus, checkpoint_every_epochs)| {
-            pb::Trial { trial_id, index, workload, command, params_json, data_json, gpus, checkpoint_every_epochs }
-        })
+    let fuse =
+        prop_oneof![text(), prop::sample::select(vec!["", "auto", "0", "1", "2", "64", "65"]).prop_map(str::to_string)];
+    (
+        (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
+        (text(), text(), any::<u32>(), any::<u32>(), fuse),
+    )
+        .prop_map(
+            |((trial_id, index, workload, command), (params_json, data_json, gpus, checkpoint_every_epochs, fuse))| {
+                pb::Trial {
+                    trial_id,
+                    index,
+                    workload,
+                    command,
+                    params_json,
+                    data_json,
+                    gpus,
+                    checkpoint_every_epochs,
+                    fuse,
+                }
+            },
+        )
 }
 
 fn f64_any() -> impl Strategy<Value = f64> {

@@ -3,7 +3,7 @@
 
 use crate::v1::Trial;
 use serde_json::Value;
-use sweep_spec::{Resources, TrialId, TrialSpec};
+use sweep_spec::{Fuse, Resources, TrialId, TrialSpec};
 
 impl From<&TrialSpec> for Trial {
     fn from(t: &TrialSpec) -> Trial {
@@ -16,6 +16,11 @@ impl From<&TrialSpec> for Trial {
             data_json: t.data.as_ref().map(|d| serde_json::to_string(d).expect("data serializes")).unwrap_or_default(),
             gpus: t.resources.gpus,
             checkpoint_every_epochs: t.checkpoint_every_epochs.unwrap_or(0),
+            fuse: match t.resources.fuse {
+                Fuse::Off => String::new(),
+                Fuse::UpTo(n) => n.to_string(),
+                Fuse::Auto => "auto".into(),
+            },
         }
     }
 }
@@ -35,6 +40,14 @@ impl Trial {
                     .map_err(|e| format!("trial {}: data_json: {e}", self.trial_id))?,
             )
         };
+        let fuse = match self.fuse.as_str() {
+            "" => Fuse::Off,
+            "auto" => Fuse::Auto,
+            n => Fuse::UpTo(
+                n.parse()
+                    .map_err(|_| format!("trial {}: fuse: expected \"auto\" or a number, got {n:?}", self.trial_id))?,
+            ),
+        };
         Ok(TrialSpec {
             id: TrialId(self.trial_id),
             sweep: sweep.to_string(),
@@ -43,7 +56,7 @@ impl Trial {
             command: (!self.command.is_empty()).then_some(self.command),
             params,
             data,
-            resources: Resources { gpus: self.gpus },
+            resources: Resources { gpus: self.gpus, fuse },
             checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
         })
     }

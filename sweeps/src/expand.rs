@@ -63,6 +63,17 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
             });
         }
     }
+    if !file.resources.fuse.is_off() {
+        for trial in &trials {
+            crate::fusion::key(trial).map_err(|e| {
+                SpecError::invalid(
+                    &file.path,
+                    "resources.fuse",
+                    format!("trials that can fuse; trial {}: {e}", trial.id),
+                )
+            })?;
+        }
+    }
     Ok(trials)
 }
 

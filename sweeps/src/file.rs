@@ -71,15 +71,48 @@ pub struct RandomSearch {
     pub dists: Vec<(String, Distribution)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
     /// Whole GPUs per trial; 0 runs on the CPU.
     pub gpus: u32,
+    /// Horizontal fusion: how many trials the coordinator may hand out as one fused group.
+    #[serde(default, skip_serializing_if = "Fuse::is_off")]
+    pub fuse: Fuse,
 }
 
-impl Default for Resources {
-    fn default() -> Self {
-        Resources { gpus: 0 }
+/// `[resources] fuse`: trials that differ only in seed, learning rate, weight decay and label
+/// noise (`crate::fusion`) train as one network, G at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fuse {
+    /// Every trial alone (the default; `fuse = 1` too).
+    #[default]
+    Off,
+    /// Groups of up to this many trials.
+    UpTo(u32),
+    /// Groups of up to [`Fuse::AUTO_MEMBERS`] on GPUs; alone on the CPU, where a fused network
+    /// is no faster than its members one after another.
+    Auto,
+}
+
+impl Fuse {
+    /// Largest group `fuse = "auto"` forms on a GPU.
+    pub const AUTO_MEMBERS: u32 = 16;
+    /// Largest group a sweep file may ask for.
+    pub const MAX_MEMBERS: u32 = 64;
+
+    pub fn is_off(&self) -> bool {
+        matches!(self, Fuse::Off | Fuse::UpTo(0 | 1))
+    }
+
+    /// Most trials in one group, for trials that ask for `gpus` GPUs each.
+    pub fn members(&self, gpus: u32) -> u32 {
+        match *self {
+            Fuse::Off => 1,
+            Fuse::UpTo(n) => n.max(1),
+            Fuse::Auto if gpus > 0 => Fuse::AUTO_MEMBERS,
+            Fuse::Auto => 1,
+        }
     }
 }
 
@@ -394,7 +427,22 @@ impl Reader<'_> {
                     Some(n) if (0..=MAX_GPUS_PER_TRIAL as i64).contains(&n) => r.gpus = n as u32,
                     _ => return Err(self.err("resources.gpus", format!("an integer from 0 to {MAX_GPUS_PER_TRIAL}"))),
                 },
-                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus (unknown key)")),
+                "fuse" => {
+                    r.fuse = match &v {
+                        toml::Value::String(s) if s == "auto" => Fuse::Auto,
+                        toml::Value::Integer(n) if (1..=Fuse::MAX_MEMBERS as i64).contains(n) => match *n {
+                            1 => Fuse::Off,
+                            n => Fuse::UpTo(n as u32),
+                        },
+                        _ => {
+                            return Err(self.err(
+                                "resources.fuse",
+                                format!("\"auto\" or a group size from 1 to {}", Fuse::MAX_MEMBERS),
+                            ))
+                        }
+                    }
+                }
+                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus, fuse (unknown key)")),
             }
         }
         Ok(r)

@@ -130,6 +130,30 @@ mod tests {
         }
     }
 
+    fn file(resources: &str, model: &str) -> Result<Vec<TrialSpec>, crate::SpecError> {
+        let text = format!(
+            "name = \"s\"\nworkload = \"double_descent\"\n[params]\nmodel = \"{model}\"\n[grid]\nseed = [0, 1]\n[resources]\n{resources}\n"
+        );
+        let f = crate::SweepFile::parse(&text, std::path::Path::new("s.toml"), std::path::Path::new("."))?;
+        crate::expand(&f)
+    }
+
+    #[test]
+    fn sweep_files_ask_for_fusion_in_resources() {
+        use crate::file::Fuse;
+        assert_eq!(file("fuse = 8", "preact_resnet18").unwrap()[0].resources.fuse, Fuse::UpTo(8));
+        assert_eq!(file("fuse = \"auto\"", "preact_resnet18").unwrap()[0].resources.fuse, Fuse::Auto);
+        assert_eq!(file("fuse = 1", "preact_resnet18").unwrap()[0].resources.fuse, Fuse::Off);
+        for bad in ["fuse = 0", "fuse = 65", "fuse = \"all\""] {
+            let err = file(bad, "preact_resnet18").unwrap_err().to_string();
+            assert!(err.contains("s.toml") && err.contains("resources.fuse"), "{bad}: {err}");
+        }
+        let err = file("fuse = 4", "cnn5").unwrap_err().to_string();
+        assert!(err.contains("resources.fuse") && err.contains("params.model: `cnn5` does not fuse"), "{err}");
+        assert_eq!(Fuse::Auto.members(1), Fuse::AUTO_MEMBERS);
+        assert_eq!(Fuse::Auto.members(0), 1, "auto fuses on GPUs only");
+    }
+
     #[test]
     fn other_workloads_and_models_do_not_fuse() {
         let mut v = base();

@@ -16,6 +16,6 @@ pub mod workloads;
 
 pub use error::SpecError;
 pub use expand::expand;
-pub use file::{DataRef, Resources, RetryPolicy, SweepFile};
+pub use file::{DataRef, Fuse, Resources, RetryPolicy, SweepFile};
 pub use report::EpochRecord;
 pub use trial::{TrialId, TrialSpec};

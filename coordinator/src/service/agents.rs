@@ -39,7 +39,7 @@ impl AgentService for AgentApi {
         let agent = r.agent_id.clone();
         let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, r.free_gpus, now)).await?;
         for g in &grants {
-            tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, "leased");
+            tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, group = g.group, "leased");
         }
         Ok(Response::new(pb::LeaseResponse {
             leases: grants
@@ -50,6 +50,7 @@ impl AgentService for AgentApi {
                     attempt: g.attempt,
                     deadline_ms: g.deadline_ms,
                     trial: Some(pb::Trial::from(&g.spec)),
+                    group: g.group,
                 })
                 .collect(),
         }))

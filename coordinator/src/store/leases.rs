@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, Exit, TrialState};
 use crate::scheduler::{self, Candidate, LeaseVerdict};
 use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::HashSet;
 use sweep_spec::TrialSpec;
 
 /// A trial handed to an agent.
@@ -17,6 +18,8 @@ pub struct Grant {
     pub attempt: u32,
     pub deadline_ms: i64,
     pub spec: TrialSpec,
+    /// Grants of one fused group share the first member's lease id; 0 alone.
+    pub group: i64,
 }
 
 /// An agent's view of one of its leases, sent with each heartbeat.
@@ -114,26 +117,31 @@ impl Store {
                 pending.push(row?);
             }
         }
-        let candidates: Vec<Candidate> = pending.iter().map(|p| Candidate { gpus: p.2 }).collect();
+        // Fused sweeps lease in groups (`[resources] fuse`): a pending trial and the partners it can
+        // train with are one candidate, taking one slot.
+        let mut taken: HashSet<(String, String)> = HashSet::new();
+        let mut groups: Vec<Vec<(String, Counters, TrialSpec)>> = Vec::new();
+        for (sweep, trial_id, _, counters, spec) in &pending {
+            if !taken.insert((sweep.clone(), trial_id.clone())) {
+                continue;
+            }
+            let spec = parse_spec(spec)?;
+            let partners = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
+            groups.push(std::iter::once((trial_id.clone(), *counters, spec)).chain(partners).collect());
+        }
+        let candidates: Vec<Candidate> = groups.iter().map(|g| Candidate { gpus: g[0].2.resources.gpus }).collect();
         let deadline_ms = now_ms + ttl;
         let mut grants = Vec::new();
         for i in scheduler::choose(&candidates, free_slots, free_gpus) {
-            let (sweep, trial_id, _, counters, spec) = &pending[i];
-            let policy = sweep_policy(&tx, sweep)?;
-            let (state, counters) = lifecycle::transition(TrialState::Pending, *counters, Event::Leased, policy)
-                .map_err(|e| Error::Corrupt(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![sweep, trial_id, counters.attempt, agent_id, now_ms],
-            )?;
-            let lease_id = tx.last_insert_rowid();
-            tx.execute(
-                "UPDATE trials SET state = ?3, attempt = ?4, lease_id = ?5, agent = ?6, deadline_ms = ?7
-                 WHERE sweep = ?1 AND trial_id = ?2",
-                params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
-            )?;
-            bump_trials_version(&tx, sweep)?;
-            grants.push(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec: parse_spec(spec)? });
+            let mut members = std::mem::take(&mut groups[i]).into_iter();
+            let (trial_id, counters, spec) = members.next().expect("a group has a first member");
+            let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, 0)?;
+            // A fused group is named by its first member's lease; a trial without partners runs alone.
+            let group = if members.len() == 0 { 0 } else { first.lease_id };
+            grants.push(Grant { group, ..first });
+            for (trial_id, counters, spec) in members {
+                grants.push(grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, group)?);
+            }
         }
         tx.commit()?;
         Ok(grants)
@@ -311,6 +319,75 @@ impl Store {
         .ok_or(Error::StaleLease(lease_id))
     }
 }
+
+/// Leases `trial_id` of `spec.sweep` to `agent_id` as a new attempt.
+#[allow(clippy::too_many_arguments)]
+fn grant(
+    tx: &Transaction,
+    trial_id: &str,
+    counters: Counters,
+    spec: TrialSpec,
+    agent_id: &str,
+    now_ms: i64,
+    deadline_ms: i64,
+    group: i64,
+) -> Result<Grant> {
+    let sweep = &spec.sweep;
+    let policy = sweep_policy(tx, sweep)?;
+    let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![sweep, trial_id, counters.attempt, agent_id, now_ms],
+    )?;
+    let lease_id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE trials SET state = ?3, attempt = ?4, lease_id = ?5, agent = ?6, deadline_ms = ?7
+         WHERE sweep = ?1 AND trial_id = ?2",
+        params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
+    )?;
+    bump_trials_version(tx, sweep)?;
+    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group })
+}
+
+/// Pending trials of `first`'s sweep that can train fused with it (`sweep_spec::fusion`), up to
+/// the group size its `[resources] fuse` allows, in queue order; each is added to `taken`.
+fn fusion_partners(
+    tx: &Transaction,
+    first: &TrialSpec,
+    now_ms: i64,
+    taken: &mut HashSet<(String, String)>,
+) -> Result<Vec<(String, Counters, TrialSpec)>> {
+    let want = first.resources.fuse.members(first.resources.gpus).saturating_sub(1) as usize;
+    let Some(key) = (want > 0).then(|| sweep_spec::fusion::key(first).ok()).flatten() else {
+        return Ok(Vec::new());
+    };
+    let mut q = tx.prepare_cached(
+        "SELECT trial_id, attempt, user_failures, lost, spec FROM trials
+         WHERE state = 'pending' AND sweep = ?1 AND not_before_ms <= ?2 ORDER BY idx LIMIT ?3",
+    )?;
+    // Members usually sit next to each other in the queue (a seed or learning-rate axis); look
+    // a few groups ahead.
+    let rows = q.query_map(params![first.sweep, now_ms, (want as i64 + 1) * FUSION_LOOKAHEAD], |r| {
+        Ok((r.get::<_, String>(0)?, counters_at(r, 1)?, r.get::<_, String>(4)?))
+    })?;
+    let mut partners = Vec::new();
+    for row in rows {
+        let (trial_id, counters, spec) = row?;
+        if partners.len() == want || taken.contains(&(first.sweep.clone(), trial_id.clone())) {
+            continue;
+        }
+        let spec = parse_spec(&spec)?;
+        if sweep_spec::fusion::key(&spec).is_ok_and(|k| k == key) {
+            taken.insert((first.sweep.clone(), trial_id.clone()));
+            partners.push((trial_id, counters, spec));
+        }
+    }
+    Ok(partners)
+}
+
+/// How many group sizes ahead in a sweep's queue the coordinator looks for fusion partners.
+const FUSION_LOOKAHEAD: i64 = 8;
 
 fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
     let row = tx
