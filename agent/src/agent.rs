@@ -7,7 +7,7 @@ use crate::config::{AgentConfig, TrialRunner};
 use crate::gpus::{self, GpuPool};
 use crate::launch::AttemptDirs;
 use crate::reporter::Reporter;
-use crate::supervise::{self, Attempt, Control};
+use crate::supervise::{self, Attempt, Control, Launch};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,9 +22,13 @@ const REPORTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A lease this agent is running: how to reach its supervisor, and whether its process started.
 struct Active {
-    control: mpsc::Sender<Control>,
+    /// The launch's supervisor; the members of a fused group share it.
+    control: mpsc::Sender<(i64, Control)>,
     started: watch::Receiver<bool>,
 }
+
+/// A launch's result: the GPUs it held and how each of its leases ended.
+type Finished = (Vec<String>, supervise::Ended);
 
 type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 
@@ -84,7 +88,7 @@ pub async fn run(
     ));
 
     let mut pool = GpuPool::new(&gpus);
-    let mut running: JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)> = JoinSet::new();
+    let mut running: JoinSet<Finished> = JoinSet::new();
     let checkpoint_root = config.checkpoint_root();
     let mut failures = 0u32;
     loop {
@@ -95,10 +99,10 @@ pub async fn run(
             match client.clone().lease(req).await {
                 Ok(resp) => {
                     failures = 0;
-                    for lease in resp.into_inner().leases {
+                    for launch in by_group(resp.into_inner().leases) {
                         granted += 1;
-                        start_attempt(
-                            lease,
+                        start_launch(
+                            launch,
                             &mut pool,
                             &config,
                             &checkpoint_root,
@@ -143,17 +147,19 @@ pub async fn run(
         let full = free == granted;
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok((lease_id, gpus, delivery)) = done {
-                    // The slot is free as soon as the process ended; the lease stays in the
-                    // heartbeats until the coordinator has the completion.
+                if let Ok((gpus, ended)) = done {
+                    // The slot is free as soon as the process ended; each lease stays in the
+                    // heartbeats until the coordinator has its completion.
                     pool.give_back(gpus);
-                    let active = active.clone();
-                    tokio::spawn(async move {
-                        if let Some(d) = delivery {
-                            d.wait().await;
-                        }
-                        active.lock().expect("active map").remove(&lease_id);
-                    });
+                    for (lease_id, delivery) in ended {
+                        let active = active.clone();
+                        tokio::spawn(async move {
+                            if let Some(d) = delivery {
+                                d.wait().await;
+                            }
+                            active.lock().expect("active map").remove(&lease_id);
+                        });
+                    }
                 }
             }
             _ = tokio::time::sleep(wait), if !full || wait.is_zero() => {}
@@ -171,52 +177,81 @@ pub async fn run(
 }
 
 /// Drains every trial this agent runs; each hands its lease back through the reporter.
-async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)>) {
-    for a in active.lock().expect("active map").values() {
-        let _ = a.control.try_send(Control::Drain);
+async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<Finished>) {
+    for (lease_id, a) in active.lock().expect("active map").iter() {
+        let _ = a.control.try_send((*lease_id, Control::Drain));
     }
     while running.join_next().await.is_some() {}
 }
 
+/// The leases of one response as launches: the members of a fused group (same `group`) together,
+/// every other lease alone, in the order the coordinator granted them.
+fn by_group(leases: Vec<pb::Lease>) -> Vec<Vec<pb::Lease>> {
+    let mut launches: Vec<Vec<pb::Lease>> = Vec::new();
+    for lease in leases {
+        match launches.iter_mut().find(|l| lease.group != 0 && l[0].group == lease.group) {
+            Some(group) => group.push(lease),
+            None => launches.push(vec![lease]),
+        }
+    }
+    launches
+}
+
 #[allow(clippy::too_many_arguments)]
-fn start_attempt(
-    lease: pb::Lease,
+fn start_launch(
+    leases: Vec<pb::Lease>,
     pool: &mut GpuPool,
     config: &AgentConfig,
     checkpoint_root: &std::path::Path,
     runner: &TrialRunner,
     reporter: &Reporter,
     active: &ActiveMap,
-    running: &mut JoinSet<(i64, Vec<String>, Option<supervise::Delivery>)>,
+    running: &mut JoinSet<Finished>,
 ) {
-    let lease_id = lease.lease_id;
     let reporter = reporter.clone();
-    let Some(spec) = lease.trial.and_then(|t| t.into_spec(&lease.sweep_id).ok()) else {
-        tracing::error!(lease = lease_id, "lease without a readable trial");
+    let mut members = Vec::new();
+    let mut unreadable = Vec::new();
+    for lease in leases {
+        match lease.trial.and_then(|t| t.into_spec(&lease.sweep_id).ok()) {
+            Some(spec) => {
+                let dirs = AttemptDirs::new(&config.work_dir, checkpoint_root, &spec, lease.attempt);
+                members.push(Attempt { lease_id: lease.lease_id, attempt: lease.attempt, spec, dirs });
+            }
+            None => unreadable.push(lease.lease_id),
+        }
+    }
+    if !unreadable.is_empty() || members.is_empty() {
+        // One unreadable member spoils its group: every lease of it ends with the launch error.
+        let leases: Vec<i64> = unreadable.into_iter().chain(members.iter().map(|m| m.lease_id)).collect();
+        tracing::error!(leases = ?leases, "lease without a readable trial");
         running.spawn(async move {
-            reporter
-                .complete(pb::CompleteRequest {
+            for &lease_id in &leases {
+                let req = pb::CompleteRequest {
                     lease_id,
-                    launch_error: "the lease carried no readable trial".into(),
+                    launch_error: "the lease (or one of its fused group) carried no readable trial".into(),
                     ..Default::default()
-                })
-                .await;
-            (lease_id, Vec::new(), None)
+                };
+                reporter.complete(req).await;
+            }
+            (Vec::new(), leases.into_iter().map(|l| (l, None)).collect())
         });
         return;
-    };
-    let gpus = pool.take(spec.resources.gpus).unwrap_or_default();
-    let dirs = AttemptDirs::new(&config.work_dir, checkpoint_root, &spec, lease.attempt);
-    let (control_tx, control_rx) = mpsc::channel(4);
+    }
+    let gpus = pool.take(members[0].spec.resources.gpus).unwrap_or_default();
+    let (control_tx, control_rx) = mpsc::channel(4 * members.len());
     let (started_tx, started_rx) = watch::channel(false);
-    active.lock().expect("active map").insert(lease_id, Active { control: control_tx, started: started_rx });
-    let attempt =
-        Attempt { lease_id, attempt: lease.attempt, spec, dirs, gpus: gpus.clone(), device: config.device.clone() };
+    {
+        let mut map = active.lock().expect("active map");
+        for m in &members {
+            map.insert(m.lease_id, Active { control: control_tx.clone(), started: started_rx.clone() });
+        }
+    }
+    let launch = Launch { members, gpus: gpus.clone(), device: config.device.clone() };
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {
-        let delivery = supervise::run(attempt, &runner, &reporter, control_rx, started_tx, grace).await;
-        (lease_id, gpus, delivery)
+        let ended = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
+        (gpus, ended)
     });
 }
 
@@ -256,7 +291,7 @@ async fn heartbeat_forever(
                     };
                     if let Some(a) = map.get(&cmd.lease_id) {
                         tracing::info!(lease = cmd.lease_id, ?control, "coordinator command");
-                        let _ = a.control.try_send(control);
+                        let _ = a.control.try_send((cmd.lease_id, control));
                     }
                 }
             }

@@ -85,19 +85,52 @@ pub fn build_command(
         }
         cmd
     } else {
-        let spec_path = dirs.run.join("spec.json");
-        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).expect("trial specs serialize"))?;
         let mut cmd = Command::new(&runner.program);
-        cmd.args(&runner.args).arg("--spec").arg(&spec_path);
+        cmd.args(&runner.args).arg("--spec").arg(write_spec(spec, dirs)?);
         cmd
     };
     for (name, value) in &spec.params {
         cmd.env(param_env_name(name), TrialSpec::param_as_arg(value));
     }
-    cmd.env("SWEEP_SWEEP", &spec.sweep)
-        .env("SWEEP_TRIAL_ID", &spec.id.0)
+    cmd.env("SWEEP_TRIAL_ID", &spec.id.0)
         .env("SWEEP_ATTEMPT", attempt.to_string())
-        .env("SWEEP_CHECKPOINT_DIR", &dirs.checkpoint)
+        .env("SWEEP_CHECKPOINT_DIR", &dirs.checkpoint);
+    if let Some(every) = spec.checkpoint_every_epochs {
+        cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
+    }
+    set_up(&mut cmd, &spec.sweep, dirs, gpus, runner, device);
+    Ok(cmd)
+}
+
+/// One process for a fused group (`sweep_spec::fusion`): the trial runner with every member's
+/// spec, run in the first member's folder. Members are told apart by the trial tag of each output
+/// line, so there is no per-trial environment.
+pub fn build_group_command(
+    members: &[(&TrialSpec, &AttemptDirs)],
+    gpus: &[String],
+    runner: &TrialRunner,
+    device: &str,
+) -> std::io::Result<Command> {
+    let (first_spec, first_dirs) = members.first().ok_or_else(|| std::io::Error::other("an empty fused group"))?;
+    let mut cmd = Command::new(&runner.program);
+    cmd.args(&runner.args);
+    for (spec, dirs) in members {
+        cmd.arg("--spec").arg(write_spec(spec, dirs)?);
+    }
+    set_up(&mut cmd, &first_spec.sweep, first_dirs, gpus, runner, device);
+    Ok(cmd)
+}
+
+fn write_spec(spec: &TrialSpec, dirs: &AttemptDirs) -> std::io::Result<PathBuf> {
+    let spec_path = dirs.run.join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).expect("trial specs serialize"))?;
+    Ok(spec_path)
+}
+
+/// What every trial process gets: its sweep, its GPUs and device, its share of the cores, its
+/// run folder, piped output, its own process group, and death with the agent.
+fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner, device: &str) {
+    cmd.env("SWEEP_SWEEP", sweep)
         .env("CUDA_VISIBLE_DEVICES", gpus.join(","))
         .env("SWEEP_DEVICE", device)
         // Python buffers stdout when it is a pipe; metrics must arrive as each epoch ends.
@@ -129,10 +162,6 @@ pub fn build_command(
             }
         }
     }
-    if let Some(every) = spec.checkpoint_every_epochs {
-        cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
-    }
-    Ok(cmd)
 }
 
 #[cfg(test)]

@@ -42,14 +42,6 @@ impl EpochRecord {
         serde_json::to_string(self).expect("a record of numbers serializes")
     }
 
-    /// One line of a fused group's output: the record of member `trial`, tagged with its id
-    /// (`{"trial": "…", "epoch": 3, …}`), without the newline.
-    pub fn to_member_line(&self, trial: &str) -> String {
-        let mut value = serde_json::to_value(self).expect("a record of numbers serializes");
-        value.as_object_mut().expect("a record is an object").insert("trial".into(), trial.into());
-        value.to_string()
-    }
-
     /// `None` for a line that is not a record (a log line); `Some(Err)` for a line that looks like a
     /// record but is malformed, so the agent can say which line was dropped.
     pub fn parse_line(line: &str) -> Option<Result<EpochRecord, String>> {
@@ -83,6 +75,51 @@ impl EpochRecord {
             metrics.insert(name, v);
         }
         Some(Ok(EpochRecord { epoch: loose.epoch, step: loose.step, metrics }))
+    }
+}
+
+/// A line of a fused group's output (several trials in one process), tagged with the trial it is
+/// about: `{"trial": "…", "epoch": 3, "step": …, "metrics": {…}}`, or
+/// `{"trial": "…", "dropped": "why"}` once a member left the group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberLine {
+    Epoch(EpochRecord),
+    Dropped(String),
+}
+
+#[derive(Deserialize)]
+struct Tag {
+    trial: String,
+    #[serde(default)]
+    dropped: Option<String>,
+}
+
+impl MemberLine {
+    /// The line for member `trial`, without the newline.
+    pub fn to_line(&self, trial: &str) -> String {
+        let mut value = match self {
+            MemberLine::Epoch(record) => serde_json::to_value(record).expect("a record of numbers serializes"),
+            MemberLine::Dropped(why) => serde_json::json!({ "dropped": why }),
+        };
+        value.as_object_mut().expect("an object").insert("trial".into(), trial.into());
+        value.to_string()
+    }
+
+    /// `None` for a line without a trial tag (a log line, or an untagged record); `Some(Err)` for
+    /// a tagged line that is malformed.
+    pub fn parse(line: &str) -> Option<Result<(String, MemberLine), String>> {
+        let trimmed = line.trim();
+        if !trimmed.starts_with('{') {
+            return None;
+        }
+        let tag: Tag = serde_json::from_str(trimmed).ok()?;
+        Some(match tag.dropped {
+            Some(why) => Ok((tag.trial, MemberLine::Dropped(why))),
+            None => match EpochRecord::parse_line(trimmed)? {
+                Ok(record) => Ok((tag.trial, MemberLine::Epoch(record))),
+                Err(e) => Err(format!("trial {}: {e}", tag.trial)),
+            },
+        })
     }
 }
 
@@ -122,12 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn member_lines_carry_the_trial_and_read_back_as_the_record() {
-        let r = EpochRecord { epoch: 2, step: Some(10), metrics: [("train_loss".to_string(), 0.5)].into() };
-        let line = r.to_member_line("00000000000000ab");
-        let tagged: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(tagged["trial"], "00000000000000ab");
-        assert_eq!(EpochRecord::parse_line(&line).unwrap().unwrap(), r);
+    fn member_lines_carry_the_trial() {
+        let r = EpochRecord { epoch: 2, step: Some(10), metrics: [("train_loss".to_string(), f64::NAN)].into() };
+        let epoch = MemberLine::Epoch(r.clone());
+        let (trial, back) = MemberLine::parse(&epoch.to_line("00000000000000ab")).unwrap().unwrap();
+        assert_eq!(trial, "00000000000000ab");
+        let MemberLine::Epoch(back) = back else { panic!("{back:?}") };
+        assert!(back.metrics["train_loss"].is_nan() && back.epoch == 2);
+        let dropped = MemberLine::Dropped("diverged".into());
+        assert_eq!(MemberLine::parse(&dropped.to_line("cd")).unwrap().unwrap(), ("cd".to_string(), dropped));
+        assert!(MemberLine::parse(&r.to_line()).is_none(), "an untagged record is no member line");
+        assert!(MemberLine::parse("loading data").is_none());
+        assert!(MemberLine::parse(r#"{"trial": "x", "epoch": "one", "metrics": {}}"#).unwrap().is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use error::TrialError;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use sweep_spec::report::MemberLine;
 use sweep_spec::{EpochRecord, TrialSpec};
 use tch::Device;
 
@@ -47,16 +48,13 @@ pub fn run_trial_main(spec_path: &Path) -> i32 {
 
 /// Entry point of a fused group (`run-trial --spec A --spec B ...`): trains the trials as one
 /// network (see `sweep_spec::fusion` for which trials may share a group) and prints each member's
-/// records as `EpochRecord::to_member_line`, tagged with its trial id. Exit code 0 when every
-/// member finished, 1 when one diverged and was dropped (the others still finished), 78 for a
-/// group that cannot be fused. Groups do not checkpoint yet.
+/// records tagged with its trial id (`sweep_spec::report::MemberLine`), and a `dropped` line for
+/// a member that diverged and left the group. Exit code 0 when the group ran to its end (dropped
+/// members included), 78 for trials that cannot be fused, 1 for any other error. Groups do not
+/// checkpoint yet.
 pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
     match run_group(spec_paths) {
-        Ok(diverged) if diverged.is_empty() => 0,
-        Ok(diverged) => {
-            eprintln!("error: diverged and dropped from the group: {}", diverged.join(", "));
-            1
-        }
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
             e.exit_code()
@@ -64,8 +62,7 @@ pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
     }
 }
 
-/// The trials of the group that diverged.
-fn run_group(spec_paths: &[PathBuf]) -> Result<Vec<String>, TrialError> {
+fn run_group(spec_paths: &[PathBuf]) -> Result<(), TrialError> {
     let specs: Vec<TrialSpec> = spec_paths.iter().map(|p| read_spec(p)).collect::<Result<_, _>>()?;
     let ctx = TrialContext::from_env(None)?;
     let stdout = std::io::stdout();
@@ -73,16 +70,16 @@ fn run_group(spec_paths: &[PathBuf]) -> Result<Vec<String>, TrialError> {
         .iter()
         .map(|spec| -> harness::MemberSink<'_> {
             let stdout = &stdout;
-            Box::new(move |record: EpochRecord| print_line(stdout, &record.to_member_line(&spec.id.0)))
+            Box::new(move |report| {
+                let line = match report {
+                    harness::MemberReport::Epoch(record) => MemberLine::Epoch(record),
+                    harness::MemberReport::Dropped(why) => MemberLine::Dropped(why),
+                };
+                print_line(stdout, &line.to_line(&spec.id.0))
+            })
         })
         .collect();
-    let outcomes = double_descent::run_group(&specs, &ctx, sinks)?;
-    Ok(specs
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, o)| matches!(o, harness::MemberOutcome::Diverged { .. }))
-        .map(|(s, _)| s.id.0.clone())
-        .collect())
+    double_descent::run_group(&specs, &ctx, sinks).map(|_| ())
 }
 
 fn read_spec(spec_path: &Path) -> Result<TrialSpec, TrialError> {

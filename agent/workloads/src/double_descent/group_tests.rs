@@ -34,8 +34,10 @@ fn run_fused(specs: &[TrialSpec]) -> (Result<Vec<MemberOutcome>, TrialError>, Ve
         let sinks: Vec<MemberSink<'_>> = records
             .iter_mut()
             .map(|r| -> MemberSink<'_> {
-                Box::new(move |record| {
-                    r.push(record);
+                Box::new(move |report| {
+                    if let harness::MemberReport::Epoch(record) = report {
+                        r.push(record);
+                    }
                     Ok(())
                 })
             })

@@ -18,8 +18,17 @@ use sweep_spec::EpochRecord;
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
-/// Where one member's records go.
-pub type MemberSink<'a> = Box<dyn FnMut(EpochRecord) -> anyhow::Result<()> + 'a>;
+/// What the loop tells about one member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberReport {
+    /// An evaluated epoch.
+    Epoch(EpochRecord),
+    /// The member left the group, for this reason; nothing more follows.
+    Dropped(String),
+}
+
+/// Where one member's reports go.
+pub type MemberSink<'a> = Box<dyn FnMut(MemberReport) -> anyhow::Result<()> + 'a>;
 
 /// One trial of the group.
 pub struct Member<'a> {
@@ -122,11 +131,13 @@ pub fn train_fused(
                     metrics.insert("gpu_mem_peak_bytes".into(), peak);
                 }
                 let step = Some(epoch as i64 * per_epoch as i64);
-                (members[i].sink)(EpochRecord { epoch, step, metrics })?;
+                (members[i].sink)(MemberReport::Epoch(EpochRecord { epoch, step, metrics }))?;
             }
         }
         for &i in &diverged {
-            eprintln!("fused member {i} diverged in epoch {epoch} (training loss {}); dropped from the group", sums[i]);
+            let why = format!("diverged in epoch {epoch}: training loss {}; dropped from its fused group", sums[i]);
+            eprintln!("fused member {i} {why}");
+            (members[i].sink)(MemberReport::Dropped(why))?;
             outcome[i] = MemberOutcome::Diverged { epoch };
         }
         live.retain(|i| !diverged.contains(i));

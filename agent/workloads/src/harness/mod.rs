@@ -13,7 +13,7 @@ mod stop;
 mod train_loop;
 
 pub use eval::{evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, Evaluation};
-pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberSink};
+pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink};
 pub use objective::{error_metrics, ErrorRates, Objective};
 pub use precision::{autocast, Precision};
 pub use source::{fused_batches, Batch, TrainData};

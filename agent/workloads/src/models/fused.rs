@@ -16,8 +16,8 @@ use tch::Tensor;
 /// side on the channel axis ([`fuse_inputs`]); output: logits [B, members, classes].
 pub fn build(path: &nn::Path, spec: &ModelSpec, members: i64) -> Result<Box<dyn ModuleT + Send>, String> {
     spec.validate()?;
-    if members < 1 {
-        return Err(format!("fuse: expected at least 1 member, got {members}"));
+    if members < 2 {
+        return Err(format!("fuse: expected at least 2 members, got {members}"));
     }
     match spec.arch {
         Arch::PreactResnet18 => Ok(Box::new(PreActResNet18::fused(path, spec, members))),
