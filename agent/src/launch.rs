@@ -104,7 +104,7 @@ pub fn build_command(
 
 /// One process for a fused group (`sweep_spec::fusion`): the trial runner with every member's
 /// spec, run in the first member's folder. Members are told apart by the trial tag of each output
-/// line, so there is no per-trial environment.
+/// line; each keeps its own checkpoint folder (`SWEEP_GROUP_CHECKPOINT_DIRS`, trial id to folder).
 pub fn build_group_command(
     members: &[(&TrialSpec, &AttemptDirs)],
     gpus: &[String],
@@ -114,9 +114,12 @@ pub fn build_group_command(
     let (first_spec, first_dirs) = members.first().ok_or_else(|| std::io::Error::other("an empty fused group"))?;
     let mut cmd = Command::new(&runner.program);
     cmd.args(&runner.args);
+    let mut checkpoints = serde_json::Map::new();
     for (spec, dirs) in members {
         cmd.arg("--spec").arg(write_spec(spec, dirs)?);
+        checkpoints.insert(spec.id.0.clone(), dirs.checkpoint.display().to_string().into());
     }
+    cmd.env(sweep_workloads::GROUP_CHECKPOINT_DIRS, serde_json::Value::Object(checkpoints).to_string());
     set_up(&mut cmd, &first_spec.sweep, first_dirs, gpus, runner, device);
     Ok(cmd)
 }

@@ -120,3 +120,98 @@ optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = 
         assert_eq!(epochs(&t.trial_id), 2);
     }
 }
+
+/// A draining agent (SIGTERM) stops its fused group: every member checkpoints into its own
+/// folder and hands its lease back; the next agent trains the group again from there. Every
+/// epoch of every member is recorded once.
+#[test]
+fn a_drained_group_resumes_from_its_members_checkpoints() {
+    const EPOCHS: i32 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let out = Command::new(bin("sweep"))
+        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "256", "--test", "32"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(
+        root.join("drain.toml"),
+        format!(
+            r#"
+name = "drain"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+model = "preact_resnet18"
+width = 2
+epochs = {EPOCHS}
+batch_size = 32
+optimizer = {{ name = "sgd", lr = 0.01, momentum = 0.9 }}
+[grid]
+seed = [0, 1]
+[resources]
+fuse = 2
+"#
+        ),
+    )
+    .unwrap();
+    let coordinator = start_coordinator(root, "60s");
+    let checkpoints = root.join("shared-checkpoints");
+    let agent = |name: &str| {
+        let mut cmd = agent_command(root, &coordinator.url, name, 1);
+        cmd.arg("--checkpoint-root").arg(&checkpoints).env("SWEEP_DEVICE", "cpu");
+        Proc(cmd.spawn().unwrap())
+    };
+    let mut a = agent("a");
+    stdout_of(&sweep(&coordinator.url, &["submit", root.join("drain.toml").to_str().unwrap()]));
+    let sweep_dir = sweep_coordinator::results::sweep_dir(&coordinator.results, "drain");
+    let start = std::time::Instant::now();
+    let epochs_seen = || {
+        sweep_coordinator::results::read_metrics(&sweep_dir)
+            .map(|r| r.iter().filter(|m| m.metric == "test_error").count())
+            .unwrap_or(0)
+    };
+    while epochs_seen() < 4 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(90), "no epochs before the drain");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(a.0.id() as i32, libc::SIGTERM) };
+    assert!(a.0.wait().unwrap().success(), "a drained agent exits 0");
+    assert_eq!(count(&status_json(&coordinator.url, "drain"), "pending"), 2, "both members handed back");
+
+    let _b = agent("b");
+    let status = wait_for(&coordinator.url, "drain", root, std::time::Duration::from_secs(180), |s| s["done"] == true);
+    let rows = loop {
+        let rows = sweep_coordinator::results::read_metrics(&sweep_dir).unwrap();
+        if rows.iter().filter(|r| r.metric == "test_error" && r.epoch == EPOCHS).count() == 2 {
+            break rows;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(240), "last epochs not in parquet");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for trial in status["trials"].as_array().unwrap() {
+        let id = trial["trial_id"].as_str().unwrap();
+        assert_eq!((trial["state"].as_str(), trial["attempts"].as_u64()), (Some("succeeded"), Some(2)), "{status:#}");
+        let epochs_of = |attempt: i32| -> Vec<i32> {
+            let mut e: Vec<i32> = rows
+                .iter()
+                .filter(|r| r.trial_id == id && r.metric == "test_error" && r.attempt == attempt)
+                .map(|r| r.epoch)
+                .collect();
+            e.sort();
+            e
+        };
+        let (first, second) = (epochs_of(1), epochs_of(2));
+        assert!(!first.is_empty(), "trial {id} trained before the drain");
+        assert_eq!(second.first().copied(), first.last().map(|e| e + 1), "trial {id} resumed where it stopped");
+        let all: Vec<i32> = first.iter().chain(&second).copied().collect();
+        assert_eq!(all, (1..=EPOCHS).collect::<Vec<_>>(), "trial {id}: every epoch once");
+        let fused: Vec<f64> =
+            rows.iter().filter(|r| r.trial_id == id && r.metric == "fused_members").map(|r| r.value).collect();
+        assert!(fused.iter().all(|&m| m == 2.0) && fused.len() == EPOCHS as usize, "trained fused throughout");
+    }
+}

@@ -64,7 +64,8 @@ pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
 
 fn run_group(spec_paths: &[PathBuf]) -> Result<(), TrialError> {
     let specs: Vec<TrialSpec> = spec_paths.iter().map(|p| read_spec(p)).collect::<Result<_, _>>()?;
-    let ctx = TrialContext::from_env(None)?;
+    let ctx = TrialContext::from_env(specs.first().and_then(|s| s.checkpoint_every_epochs))?;
+    let checkpoint_dirs = group_checkpoint_dirs(&specs)?;
     let stdout = std::io::stdout();
     let sinks: Vec<harness::MemberSink<'_>> = specs
         .iter()
@@ -79,8 +80,23 @@ fn run_group(spec_paths: &[PathBuf]) -> Result<(), TrialError> {
             })
         })
         .collect();
-    double_descent::run_group(&specs, &ctx, sinks).map(|_| ())
+    double_descent::run_group(&specs, &ctx, checkpoint_dirs, sinks).map(|_| ())
 }
+
+/// Each member's checkpoint folder, from `SWEEP_GROUP_CHECKPOINT_DIRS` (a JSON object from trial
+/// id to folder, set by the agent); a member without one neither resumes nor checkpoints.
+fn group_checkpoint_dirs(specs: &[TrialSpec]) -> Result<Vec<Option<PathBuf>>, TrialError> {
+    let dirs: std::collections::HashMap<String, PathBuf> = match std::env::var(GROUP_CHECKPOINT_DIRS) {
+        Ok(json) => serde_json::from_str(&json).map_err(|e| {
+            TrialError::bad_config(format!("{GROUP_CHECKPOINT_DIRS}: expected a JSON object of folders: {e}"))
+        })?,
+        Err(_) => Default::default(),
+    };
+    Ok(specs.iter().map(|s| dirs.get(&s.id.0).cloned()).collect())
+}
+
+/// The environment variable that names a fused group's checkpoint folders, member by member.
+pub const GROUP_CHECKPOINT_DIRS: &str = "SWEEP_GROUP_CHECKPOINT_DIRS";
 
 fn read_spec(spec_path: &Path) -> Result<TrialSpec, TrialError> {
     let text = std::fs::read_to_string(spec_path)

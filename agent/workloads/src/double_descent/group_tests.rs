@@ -28,6 +28,15 @@ fn member(data: &std::path::Path, i: u64, lr: f64) -> TrialSpec {
 }
 
 fn run_fused(specs: &[TrialSpec]) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<EpochRecord>>) {
+    run_fused_in(specs, &TrialContext::cpu(), vec![None; specs.len()])
+}
+
+/// With each member's checkpoint folder and the context's stop flag.
+fn run_fused_in(
+    specs: &[TrialSpec],
+    ctx: &TrialContext,
+    dirs: Vec<Option<std::path::PathBuf>>,
+) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<EpochRecord>>) {
     let mut records: Vec<Vec<EpochRecord>> = vec![Vec::new(); specs.len()];
     let _guard = crate::torch_rng_lock();
     let result = {
@@ -42,7 +51,7 @@ fn run_fused(specs: &[TrialSpec]) -> (Result<Vec<MemberOutcome>, TrialError>, Ve
                 })
             })
             .collect();
-        run_group(specs, &TrialContext::cpu(), sinks)
+        run_group(specs, ctx, dirs, sinks)
     };
     (result, records)
 }
@@ -114,4 +123,83 @@ fn trials_that_differ_in_shared_parameters_are_refused() {
     cnn.params.insert("model".into(), json!("cnn5"));
     let err = run_fused(&[cnn]).0.unwrap_err();
     assert!(err.to_string().contains("params.model"), "{err}");
+}
+
+fn context(stop: crate::harness::StopFlag) -> TrialContext {
+    TrialContext { device: tch::Device::Cpu, checkpoint_dir: None, checkpoint_every: None, stop }
+}
+
+fn learned(r: &EpochRecord) -> Vec<(String, f64)> {
+    let timing = ["epoch_seconds", "samples_per_second", "fused_members"];
+    r.metrics.iter().filter(|(k, _)| !timing.contains(&k.as_str())).map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+fn assert_same_learning(what: &str, a: &[EpochRecord], b: &[EpochRecord]) {
+    assert_eq!(a.len(), b.len(), "{what}: epochs");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((x.epoch, x.step), (y.epoch, y.step), "{what}");
+        for ((name, u), (_, v)) in learned(x).into_iter().zip(learned(y)) {
+            assert!((u - v).abs() <= 1e-4 * u.abs().max(1.0), "{what}, epoch {} {name}: {u} vs {v}", x.epoch);
+        }
+    }
+}
+
+/// A group stopped mid-epoch (SIGTERM) checkpoints every member into its own folder; started
+/// again, it resumes and reports what the uninterrupted group reports. Each member's checkpoint
+/// is a lone trial's: a member resumed alone ends where it would have in the group.
+#[test]
+fn a_stopped_group_resumes_member_by_member() {
+    let data = synthetic_cifar();
+    let specs: Vec<TrialSpec> = (0..2).map(|i| member(data.path(), i, [0.05, 0.02][i as usize])).collect();
+    let (done, uninterrupted) = run_fused(&specs);
+    done.unwrap();
+
+    let ckpt = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..2).map(|i| Some(ckpt.path().join(format!("m{i}")))).collect();
+    // Three batches an epoch: the fifth check is batch 1 of epoch 2.
+    let (first, before) = run_fused_in(&specs, &context(crate::harness::StopFlag::after_checks(5)), dirs.clone());
+    assert!(matches!(first, Err(TrialError::Interrupted)), "{first:?}");
+    assert!(before.iter().all(|r| r.len() == 1), "epoch 1 was reported before the stop");
+    let (second, after) = run_fused_in(&specs, &context(Default::default()), dirs.clone());
+    second.unwrap();
+    for g in 0..2 {
+        let resumed: Vec<EpochRecord> = before[g].iter().chain(&after[g]).cloned().collect();
+        assert_same_learning(&format!("member {g}"), &uninterrupted[g], &resumed);
+    }
+
+    // Member 1 stopped in the group, resumed alone from its checkpoint.
+    let again_dir = ckpt.path().join("alone");
+    let (stopped, _) =
+        run_fused_in(&specs, &context(crate::harness::StopFlag::after_checks(5)), vec![None, Some(again_dir.clone())]);
+    assert!(matches!(stopped, Err(TrialError::Interrupted)));
+    let ctx = TrialContext { checkpoint_dir: Some(again_dir), ..context(Default::default()) };
+    let (alone, rest) = run_alone(&specs[1], &ctx);
+    alone.unwrap();
+    assert_same_learning("member 1 resumed alone", &uninterrupted[1][1..], &rest);
+}
+
+/// Members that stand at different points train in one group per point: here member 0 resumes
+/// alone from epoch 1 while members 1 and 2 train fused from the start; all end where they would
+/// have alone.
+#[test]
+fn members_at_different_points_train_apart() {
+    let data = synthetic_cifar();
+    let specs: Vec<TrialSpec> = (0..3).map(|i| member(data.path(), i, [0.05, 0.02, 0.1][i as usize])).collect();
+    let ckpt = tempfile::tempdir().unwrap();
+    let dir0 = ckpt.path().join("m0");
+    let ctx = TrialContext { checkpoint_dir: Some(dir0.clone()), ..context(crate::harness::StopFlag::after_checks(4)) };
+    let (stopped, _) = run_alone(&specs[0], &ctx);
+    assert!(matches!(stopped, Err(TrialError::Interrupted)), "{stopped:?}");
+
+    let (result, fused) = run_fused_in(&specs, &context(Default::default()), vec![Some(dir0), None, None]);
+    assert_eq!(result.unwrap(), vec![MemberOutcome::Finished; 3]);
+    assert_eq!(fused[0].iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![2], "member 0 resumed after epoch 1");
+    assert!(!fused[0][0].metrics.contains_key("fused_members"), "it trained alone");
+    assert_eq!(fused[1][0].metrics["fused_members"], 2.0);
+    for i in 0..3 {
+        let (r, alone) = run_alone(&specs[i], &TrialContext::cpu());
+        r.unwrap();
+        let skip = alone.len() - fused[i].len();
+        assert_same_learning(&format!("member {i}"), &alone[skip..], &fused[i]);
+    }
 }

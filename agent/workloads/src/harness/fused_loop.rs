@@ -4,18 +4,20 @@
 //! whose training loss turns non-finite is dropped: its last record is reported, it no longer
 //! shapes the loss, and the others go on.
 //!
-//! Groups do not checkpoint yet: a stopped group ends with `TrialError::Interrupted`, and its
-//! members start over.
+//! Each member checkpoints into its own folder in the format of a lone trial
+//! ([`super::MemberState`]): every `checkpoint_every` epochs and when stopped (SIGTERM), after
+//! which the loop ends with `TrialError::Interrupted`.
 
 use super::eval::{evaluate_members, member_cross_entropy};
 use super::objective::error_metrics;
 use super::train_loop::batch_seed;
-use super::{autocast, fused_batches, Precision, StopFlag, TrainData};
+use super::{autocast, fused_batches, MemberState, Precision, StopFlag, TrainData};
+use crate::checkpoint::Meta;
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
 use std::time::Instant;
 use sweep_spec::EpochRecord;
-use tch::nn::ModuleT;
+use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
 /// What the loop tells about one member.
@@ -36,11 +38,17 @@ pub struct Member<'a> {
     pub base_lr: f64,
     pub weight_decay: f64,
     pub sink: MemberSink<'a>,
+    /// Its checkpoint folder and lone copy; none: it cannot resume.
+    pub state: Option<MemberState>,
 }
 
 /// What a fused run does; the members share all of it.
 #[derive(Debug, Clone)]
 pub struct FusedPlan {
+    /// Recorded in the members' checkpoints.
+    pub workload: String,
+    /// Where every member stands (they share it): from a checkpoint, or the start.
+    pub start: Position,
     pub epochs: u32,
     /// Seeds libtorch's generator before each batch (dropout).
     pub seed: u64,
@@ -48,6 +56,22 @@ pub struct FusedPlan {
     pub eval_every: u32,
     pub precision: Precision,
     pub channels_last: bool,
+    /// Also checkpoint after every this many epochs (besides on SIGTERM).
+    pub checkpoint_every: Option<u32>,
+}
+
+/// A point in training: epochs done, batches done into the next epoch, optimizer steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub epoch: u32,
+    pub batch: u64,
+    pub step: u64,
+}
+
+impl Position {
+    pub fn of(meta: &Meta) -> Position {
+        Position { epoch: meta.epochs_done, batch: meta.batches_done, step: meta.global_step }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +86,7 @@ pub enum MemberOutcome {
 #[allow(clippy::too_many_arguments)]
 pub fn train_fused(
     net: &dyn ModuleT,
+    vars: &VarStore,
     optimizer: &mut Optimizer,
     schedule: &LrSchedule,
     members: &mut [Member<'_>],
@@ -77,20 +102,39 @@ pub fn train_fused(
     let weight_decay: Vec<f64> = members.iter().map(|m| m.weight_decay).collect();
     let mut outcome = vec![MemberOutcome::Finished; g];
     let mut live: Vec<usize> = (0..g).collect();
-    for epoch in 0..plan.epochs {
+    // Saves every live member's slice where the loop stands.
+    let save = |members: &mut [Member<'_>], live: &[usize], optimizer: &Optimizer, at: Position| {
+        let meta = Meta {
+            epochs_done: at.epoch,
+            batches_done: at.batch,
+            global_step: at.step,
+            workload: plan.workload.clone(),
+            extra: serde_json::Value::Null,
+        };
+        for &i in live {
+            if let Some(state) = members[i].state.as_mut() {
+                state.save(vars, optimizer, i as i64, &meta)?;
+            }
+        }
+        Ok::<(), TrialError>(())
+    };
+    let Position { epoch: first_epoch, batch: mut start_batch, mut step } = plan.start;
+    for epoch in first_epoch..plan.epochs {
         let started = Instant::now();
         super::gpu_memory::reset_peak(device);
         let live_index = Tensor::from_slice(&live.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
         let mut loss_sum = Tensor::zeros([g as i64], (Kind::Double, device));
         let (mut examples, mut lrs) = (0i64, vec![0.0; g]);
-        let passes = members.iter().map(|m| m.data.train_batches(epoch as u64, 0)).collect();
-        for (b, batch) in fused_batches(passes).enumerate() {
+        let passes = members.iter().map(|m| m.data.train_batches(epoch as u64, start_batch)).collect();
+        for (i, batch) in fused_batches(passes).enumerate() {
+            let b = start_batch + i as u64;
             if stop.is_raised() {
+                save(members, &live, optimizer, Position { epoch, batch: b, step })?;
                 return Err(TrialError::Interrupted);
             }
-            tch::manual_seed(batch_seed(plan.seed, epoch, b as u64));
+            tch::manual_seed(batch_seed(plan.seed, epoch, b));
             for (lr, m) in lrs.iter_mut().zip(members.iter()) {
-                *lr = schedule.lr(m.base_lr, epoch, b as u64, per_epoch);
+                *lr = schedule.lr(m.base_lr, epoch, b, per_epoch);
             }
             let x = batch.inputs.to_device(device);
             let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
@@ -104,7 +148,9 @@ pub fn train_fused(
             optimizer.step_members(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
             let _ = loss_sum.f_add_(&losses.detach().to_kind(Kind::Double));
             examples += y.size()[0];
+            step += 1;
         }
+        start_batch = 0;
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
@@ -130,8 +176,7 @@ pub fn train_fused(
                 if let Some(peak) = peak {
                     metrics.insert("gpu_mem_peak_bytes".into(), peak);
                 }
-                let step = Some(epoch as i64 * per_epoch as i64);
-                (members[i].sink)(MemberReport::Epoch(EpochRecord { epoch, step, metrics }))?;
+                (members[i].sink)(MemberReport::Epoch(EpochRecord { epoch, step: Some(step as i64), metrics }))?;
             }
         }
         for &i in &diverged {
@@ -143,6 +188,9 @@ pub fn train_fused(
         live.retain(|i| !diverged.contains(i));
         if live.is_empty() {
             break;
+        }
+        if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
+            save(members, &live, optimizer, Position { epoch, batch: 0, step })?;
         }
     }
     Ok(outcome)

@@ -4,6 +4,7 @@
 //! augmentation and dropout depend only on (seed, epoch, batch), never on history.
 
 mod eval;
+mod fused_checkpoint;
 mod fused_loop;
 mod gpu_memory;
 mod objective;
@@ -13,7 +14,8 @@ mod stop;
 mod train_loop;
 
 pub use eval::{evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, Evaluation};
-pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink};
+pub use fused_checkpoint::MemberState;
+pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink, Position};
 pub use objective::{error_metrics, ErrorRates, Objective};
 pub use precision::{autocast, Precision};
 pub use source::{fused_batches, Batch, TrainData};

@@ -30,9 +30,10 @@ pub fn fuse_inputs(batches: &[Tensor]) -> Tensor {
     Tensor::cat(batches, 1)
 }
 
-/// Member g's slice of a fused variable whose lone counterpart has shape `lone`: the grouped
-/// layers stack members along the first axis, the grouped head along a leading member axis.
-fn member_slice(fused: &Tensor, lone: &[i64], g: i64) -> Tensor {
+/// Member g's slice of a fused variable (or of optimizer state shaped like one) whose lone
+/// counterpart has shape `lone`: the grouped layers stack members along the first axis, the
+/// grouped head along a leading member axis. A view: copying into it writes the fused tensor.
+pub fn member_slice(fused: &Tensor, lone: &[i64], g: i64) -> Tensor {
     if fused.dim() == lone.len() + 1 {
         fused.select(0, g)
     } else {
