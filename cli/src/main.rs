@@ -87,6 +87,11 @@ enum Command {
     #[cfg(feature = "embedded-agent")]
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Measure training throughput on this machine's device: `sweep bench gpu` compares PyTorch
+    /// eager, tch eager and fused groups of preact-ResNet-18 side by side.
+    #[cfg(feature = "embedded-agent")]
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
     /// Run one built-in trial in this process (started by an agent); several `--spec` train as
     /// one fused group.
     #[cfg(feature = "embedded-agent")]
@@ -136,6 +141,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Local(args) => commands::local::run(args).await,
         #[cfg(feature = "embedded-agent")]
         Command::Data(cmd) => commands::data::run(cmd),
+        #[cfg(feature = "embedded-agent")]
+        Command::Bench(cmd) => commands::bench::run(cmd),
         #[cfg(feature = "embedded-agent")]
         Command::RunTrial { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -19,6 +19,7 @@ pub mod optim;
 mod params;
 pub mod random_features;
 mod rng;
+pub mod throughput;
 
 pub use error::TrialError;
 

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+#[cfg(feature = "embedded-agent")]
+pub mod bench;
 pub mod cancel;
 #[cfg(feature = "embedded-agent")]
 pub mod data;

@@ -1,0 +1,209 @@
+//! Training-step throughput of preact-ResNet-18 at CIFAR size, for `sweep bench gpu`: one network
+//! alone, or a fused group of G trained as one (`models::fused`). Static random inputs sit on the
+//! device, so only the step is timed: forward and loss under autocast, zero_grad, backward, and
+//! the double-descent study's SGD update, between two device synchronisations.
+
+use crate::harness::{autocast, member_cross_entropy, Precision};
+use crate::models::{self, fused, Arch, ModelSpec};
+use crate::optim::{
+    Optimizer, OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_NESTEROV,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Reduction, Tensor};
+
+pub use crate::device::DeviceChoice;
+
+/// CIFAR-sized inputs: 3x32x32 images, 10 classes.
+pub const IN_CHANNELS: i64 = 3;
+pub const IMAGE_SIZE: i64 = 32;
+pub const CLASSES: i64 = 10;
+/// The timed update: SGD with momentum 0.9 (not Nesterov), weight decay 5e-4, learning rate 0.1,
+/// the settings of the double-descent study's preact-ResNet-18 runs.
+pub const LR: f64 = 0.1;
+pub const MOMENTUM: f64 = 0.9;
+pub const WEIGHT_DECAY: f64 = 5e-4;
+
+/// One cell of the benchmark: which network, how big a batch, how many steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepBench {
+    /// The paper's k: stages of k, 2k, 4k, 8k channels.
+    pub width: i64,
+    /// 1: one network alone (`models::build`); G > 1: G networks fused (`models::fused`).
+    pub members: i64,
+    /// Examples per member per step.
+    pub batch: i64,
+    /// Steps run before the clock starts (cuDNN autotuning and allocator growth happen there).
+    pub warmup: u32,
+    /// Steps timed.
+    pub steps: u32,
+    pub device: Device,
+}
+
+/// What one cell measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Examples trained per second over all members: members * batch * steps / seconds.
+    pub samples_per_second: f64,
+    /// Wall time of the timed steps.
+    pub seconds: f64,
+    /// Trainable parameters of the whole (fused) network.
+    pub parameters: i64,
+    pub precision: Precision,
+}
+
+/// The precision the benchmark trains in: bf16 autocast on CUDA (tensor cores), f32 on the CPU.
+pub fn precision_for(device: Device) -> Precision {
+    if device.is_cuda() {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    }
+}
+
+/// The network of one cell.
+pub fn model_spec(width: i64) -> ModelSpec {
+    ModelSpec {
+        arch: Arch::PreactResnet18,
+        width,
+        in_channels: IN_CHANNELS,
+        image_size: IMAGE_SIZE,
+        classes: CLASSES,
+        dropout: 0.0,
+    }
+}
+
+fn sgd() -> OptimizerConfig {
+    OptimizerConfig {
+        name: OptimizerKind::Sgd,
+        lr: LR,
+        momentum: MOMENTUM,
+        nesterov: DEFAULT_NESTEROV,
+        beta1: DEFAULT_BETAS.0,
+        beta2: DEFAULT_BETAS.1,
+        eps: DEFAULT_EPS,
+        weight_decay: WEIGHT_DECAY,
+        grad_clip: DEFAULT_GRAD_CLIP,
+    }
+}
+
+/// Builds the cell's network, trains `warmup` then `steps` steps on one static random batch, and
+/// returns the throughput of the timed steps. Runs on the calling thread.
+///
+/// tch panics on libtorch errors, CUDA running out of memory among them (a wide network with many
+/// members may not fit); that panic is returned as an error, so one cell that does not fit does
+/// not end a whole table.
+pub fn measure(bench: &StepBench) -> Result<Throughput, String> {
+    if bench.members < 1 || bench.batch < 1 || bench.steps < 1 {
+        return Err(format!(
+            "expected members, batch and steps >= 1, got {}, {} and {}",
+            bench.members, bench.batch, bench.steps
+        ));
+    }
+    model_spec(bench.width).validate()?;
+    catch_unwind(AssertUnwindSafe(|| run(bench))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "libtorch failed".into());
+        // libtorch's messages carry a C++ backtrace after the first line.
+        Err(message.lines().next().unwrap_or_default().to_string())
+    })
+}
+
+fn run(bench: &StepBench) -> Result<Throughput, String> {
+    let StepBench { width, members, batch, warmup, steps, device } = *bench;
+    let spec = model_spec(width);
+    let precision = precision_for(device);
+    // The same layout choices as the study's CUDA runs: channels-last convolutions and cuDNN
+    // picking the fastest algorithm per shape (the PyTorch reference sets the same).
+    let channels_last = device.is_cuda();
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let mut vs = VarStore::new(device);
+    let net: Box<dyn ModuleT + Send> =
+        if members == 1 { models::build(&vs.root(), &spec)? } else { fused::build(&vs.root(), &spec, members)? };
+    if channels_last {
+        models::to_channels_last(&mut vs);
+    }
+    let parameters = models::parameter_count(&vs);
+    let mut optimizer = Optimizer::new(sgd(), &vs);
+
+    // Each member's batch, [B, C, H, W]; a fused group takes them side by side on the channel axis.
+    let images = || Tensor::randn([batch, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE], (Kind::Float, device));
+    let x =
+        if members == 1 { images() } else { fused::fuse_inputs(&(0..members).map(|_| images()).collect::<Vec<_>>()) };
+    let x = if channels_last { models::to_channels_last_tensor(&x) } else { x };
+    let labels_shape: Vec<i64> = if members == 1 { vec![batch] } else { vec![batch, members] };
+    let y = Tensor::randint(CLASSES, labels_shape, (Kind::Int64, device));
+    let (lrs, weight_decays) = (vec![LR; members as usize], vec![WEIGHT_DECAY; members as usize]);
+
+    let mut step = || -> Result<(), String> {
+        let loss = autocast(precision, device, || {
+            let logits = net.forward_t(&x, true);
+            if members == 1 {
+                logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)
+            } else {
+                // Each member's mean loss, summed: every member gets exactly its own gradient.
+                member_cross_entropy(&logits, &y).mean_dim(0, false, Kind::Float).sum(Kind::Float)
+            }
+        });
+        optimizer.zero_grad();
+        loss.backward();
+        if members == 1 {
+            optimizer.step(LR);
+            Ok(())
+        } else {
+            optimizer.step_members(&lrs, &weight_decays)
+        }
+    };
+    for _ in 0..warmup {
+        step()?;
+    }
+    synchronize(device);
+    let started = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    synchronize(device);
+    let seconds = started.elapsed().as_secs_f64();
+    let samples = (members * batch) as f64 * steps as f64;
+    Ok(Throughput { samples_per_second: samples / seconds.max(1e-9), seconds, parameters, precision })
+}
+
+/// Waits for the device's queued work; CPU ops have finished when they return.
+fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(members: i64) -> StepBench {
+        StepBench { width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu }
+    }
+
+    #[test]
+    fn lone_and_fused_cells_report_a_positive_rate_and_the_parameters_of_the_whole_network() {
+        // Building and the random batch draw from the global generator that seeded tests share.
+        let _rng = crate::torch_rng_lock();
+        let lone = measure(&cell(1)).unwrap();
+        assert!(lone.samples_per_second.is_finite() && lone.samples_per_second > 0.0, "{lone:?}");
+        assert_eq!(lone.precision, Precision::Fp32);
+        let pair = measure(&cell(2)).unwrap();
+        assert!(pair.samples_per_second.is_finite() && pair.samples_per_second > 0.0, "{pair:?}");
+        assert_eq!(pair.parameters, 2 * lone.parameters, "a fused pair holds two networks");
+    }
+
+    #[test]
+    fn bad_cells_are_refused_before_anything_is_built() {
+        assert!(measure(&StepBench { width: 0, ..cell(1) }).unwrap_err().contains("width"));
+        assert!(measure(&StepBench { steps: 0, ..cell(1) }).unwrap_err().contains("steps"));
+    }
+}

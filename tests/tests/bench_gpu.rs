@@ -1,0 +1,91 @@
+//! `sweep bench gpu` as a user runs it, on the CPU at a tiny size: every width gets a row with
+//! PyTorch eager (when the project's venv has torch), tch eager and each fused group measured,
+//! and a PyTorch that cannot start leaves its column empty without failing the bench.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TINY: [&str; 14] = [
+    "bench", "gpu", "--widths", "1,2", "--fuse", "2", "--batch", "8", "--steps", "2", "--warmup", "1", "--device",
+    "cpu",
+];
+
+/// The project's venv, which scripts/setup.sh fills with torch 2.11.0.
+fn venv_python() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    python.exists().then_some(python)
+}
+
+fn bench(extra: &[&str], python: &Path) -> Output {
+    let out = Command::new(bin("sweep"))
+        .args(TINY)
+        .args(extra)
+        .arg("--python")
+        .arg(python)
+        .output()
+        .expect("run sweep bench");
+    assert!(out.status.success(), "sweep bench gpu failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A positive, finite samples/s under `cell`.
+fn rate(cell: &Value, what: &str) -> f64 {
+    let x = cell["samples_per_second"].as_f64().unwrap_or_else(|| panic!("{what}: no samples_per_second in {cell}"));
+    assert!(x.is_finite() && x > 0.0, "{what}: samples/s {x}");
+    x
+}
+
+#[test]
+fn json_rows_hold_every_width_and_column_with_a_measured_rate() {
+    let python = venv_python();
+    let out = bench(&["--json"], python.as_deref().unwrap_or(Path::new("python3")));
+    let rows: Vec<Value> =
+        stdout_of(&out).lines().map(|l| serde_json::from_str(l).expect("each stdout line is a JSON row")).collect();
+    assert_eq!(rows.iter().map(|r| r["width"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    for row in &rows {
+        let w = &row["width"];
+        assert_eq!(
+            (row["device"].as_str(), row["batch"].as_i64(), row["steps"].as_i64()),
+            (Some("cpu"), Some(8), Some(2))
+        );
+        let tch = rate(&row["tch_eager"], &format!("width {w} tch eager"));
+        let fused = &row["fused"].as_array().expect("fused cells")[..];
+        assert_eq!(fused.len(), 1, "{row}");
+        assert_eq!(fused[0]["members"], 2);
+        rate(&fused[0], &format!("width {w} fused x2"));
+        // A fused pair holds two networks of the lone one's size.
+        assert_eq!(fused[0]["parameters"].as_i64(), row["tch_eager"]["parameters"].as_i64().map(|p| 2 * p), "{row}");
+        if python.is_some() {
+            let pytorch = rate(&row["pytorch_eager"], &format!("width {w} PyTorch eager"));
+            assert_eq!(row["pytorch_eager"]["parameters"], row["tch_eager"]["parameters"], "the same network: {row}");
+            let ratio = row["tch_eager_vs_pytorch"].as_f64().expect("a ratio when both ran");
+            assert!((ratio - tch / pytorch).abs() <= 1e-9 * ratio, "{row}");
+            assert!(fused[0]["vs_pytorch"].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{row}");
+        }
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not measured yet"), "the note on what is missing");
+}
+
+#[test]
+fn without_pytorch_the_table_still_shows_tch_and_says_why() {
+    let out = bench(&[], Path::new("/nonexistent/python3"));
+    let text = stdout_of(&out);
+    let table: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(['1', '2'])).collect();
+    assert_eq!(table.len(), 2, "{text}");
+    for line in table {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        // width, PyTorch eager, tch eager, tch/PyTorch, fused x2, x2/PyTorch
+        assert_eq!(cells.len(), 6, "{line}");
+        assert_eq!((cells[1], cells[3], cells[5]), ("-", "-", "-"), "{line}");
+        assert!(
+            cells[2].parse::<f64>().is_ok_and(|x| x > 0.0) && cells[4].parse::<f64>().is_ok_and(|x| x > 0.0),
+            "{line}"
+        );
+    }
+    assert!(text.contains("PyTorch eager is absent") && text.contains("/nonexistent/python3"), "{text}");
+    assert!(text.contains("CUDA graphs and packing") && text.contains("not measured yet"), "{text}");
+}
