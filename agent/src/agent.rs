@@ -28,7 +28,7 @@ struct Active {
 }
 
 /// A launch's result: the GPUs it held and how each of its leases ended.
-type Finished = (Vec<String>, supervise::Ended);
+type Finished = (gpus::Taken, supervise::Ended);
 
 type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 
@@ -95,7 +95,14 @@ pub async fn run(
         let free = slots.saturating_sub(running.len() as u32);
         let mut granted = 0;
         if free > 0 {
-            let req = pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: free, free_gpus: pool.free() };
+            let req = pb::LeaseRequest {
+                agent_id: agent_id.clone(),
+                free_slots: free,
+                free_gpus: pool.free(),
+                gpu_free_shares: pool.free_shares(),
+                // The driver's view counts memory other processes use too.
+                gpu_free_bytes: if gpus.is_empty() { Vec::new() } else { gpus::free_memory() },
+            };
             match client.clone().lease(req).await {
                 Ok(resp) => {
                     failures = 0;
@@ -233,11 +240,12 @@ fn start_launch(
                 };
                 reporter.complete(req).await;
             }
-            (Vec::new(), leases.into_iter().map(|l| (l, None)).collect())
+            (gpus::Taken::default(), leases.into_iter().map(|l| (l, None)).collect())
         });
         return;
     }
-    let gpus = pool.take(members[0].spec.resources.gpus).unwrap_or_default();
+    let resources = members[0].spec.resources;
+    let taken = pool.take(resources.gpus, resources.gpu_share).unwrap_or_default();
     let (control_tx, control_rx) = mpsc::channel(4 * members.len());
     let (started_tx, started_rx) = watch::channel(false);
     {
@@ -246,12 +254,12 @@ fn start_launch(
             map.insert(m.lease_id, Active { control: control_tx.clone(), started: started_rx.clone() });
         }
     }
-    let launch = Launch { members, gpus: gpus.clone(), device: config.device.clone() };
+    let launch = Launch { members, gpus: taken.gpus.clone(), device: config.device.clone() };
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {
         let ended = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
-        (gpus, ended)
+        (taken, ended)
     });
 }
 

@@ -1,50 +1,101 @@
-//! The agent's GPUs: which exist, and which are free. Trials get whole GPUs through
-//! CUDA_VISIBLE_DEVICES, so `Device::cuda_if_available()` inside a trial means its own share.
-
-use std::collections::BTreeSet;
+//! The agent's GPUs: which exist, and how much of each is given to trials. Trials get whole GPUs
+//! through CUDA_VISIBLE_DEVICES, so `Device::cuda_if_available()` inside a trial means its own
+//! share; trials that ask for a `gpu_share` below 1 share one GPU, each in its own process.
 
 /// GPU indices `nvidia-smi` lists, or none when there is no driver.
 pub fn detect() -> Vec<String> {
-    let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=index", "--format=csv,noheader"]).output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+    nvidia_smi("index").unwrap_or_default()
+}
+
+/// Free memory of each GPU in bytes, as the driver reports it, in `detect()` order; empty when
+/// there is no driver.
+pub fn free_memory() -> Vec<u64> {
+    nvidia_smi("memory.free")
+        .map(|lines| lines.iter().map(|mib| mib.parse::<u64>().map_or(0, |m| m << 20)).collect())
+        .unwrap_or_default()
+}
+
+fn nvidia_smi(query: &str) -> Option<Vec<String>> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args([&format!("--query-gpu={query}"), "--format=csv,noheader,nounits"])
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    }
+            .collect()
+    })
 }
+
+/// Shares are sums of fractions such as 0.1: a little slack keeps ten of them on one GPU.
+const SLACK: f64 = 1e-9;
 
 #[derive(Debug, Clone)]
 pub struct GpuPool {
-    free: BTreeSet<String>,
+    /// Each GPU and the share of it given to trials (0 free, 1 taken whole), in index order.
+    gpus: Vec<(String, f64)>,
+}
+
+/// GPUs handed to one launch, to give back when it ends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken {
+    pub gpus: Vec<String>,
+    /// The share of `gpus[0]` taken, for a shared trial; None: the GPUs whole.
+    pub share: Option<f64>,
 }
 
 impl GpuPool {
     pub fn new(gpus: &[String]) -> GpuPool {
-        GpuPool { free: gpus.iter().cloned().collect() }
+        GpuPool { gpus: gpus.iter().map(|g| (g.clone(), 0.0)).collect() }
     }
 
+    /// GPUs nothing runs on.
     pub fn free(&self) -> u32 {
-        self.free.len() as u32
+        self.gpus.iter().filter(|(_, used)| *used <= SLACK).count() as u32
     }
 
-    /// Takes `n` GPUs, lowest indices first, or none if fewer are free.
-    pub fn take(&mut self, n: u32) -> Option<Vec<String>> {
-        if (n as usize) > self.free.len() {
-            return None;
-        }
-        let taken: Vec<String> = self.free.iter().take(n as usize).cloned().collect();
-        for g in &taken {
-            self.free.remove(g);
-        }
-        Some(taken)
+    /// The share of each GPU not given to trials, in index order.
+    pub fn free_shares(&self) -> Vec<f64> {
+        self.gpus.iter().map(|(_, used)| (1.0 - used).clamp(0.0, 1.0)).collect()
     }
 
-    pub fn give_back(&mut self, gpus: Vec<String>) {
-        self.free.extend(gpus);
+    /// `n` free GPUs, lowest indices first; or with a `share`, one GPU with that much left, the
+    /// fullest that fits (as the coordinator chose). None if nothing fits.
+    pub fn take(&mut self, n: u32, share: Option<f64>) -> Option<Taken> {
+        match share {
+            None => {
+                let free: Vec<usize> =
+                    (0..self.gpus.len()).filter(|&i| self.gpus[i].1 <= SLACK).take(n as usize).collect();
+                if free.len() < n as usize {
+                    return None;
+                }
+                for &i in &free {
+                    self.gpus[i].1 = 1.0;
+                }
+                Some(Taken { gpus: free.iter().map(|&i| self.gpus[i].0.clone()).collect(), share: None })
+            }
+            Some(s) => {
+                let i = (0..self.gpus.len())
+                    .filter(|&i| 1.0 - self.gpus[i].1 + SLACK >= s)
+                    .max_by(|&a, &b| self.gpus[a].1.total_cmp(&self.gpus[b].1))?;
+                self.gpus[i].1 += s;
+                Some(Taken { gpus: vec![self.gpus[i].0.clone()], share: Some(s) })
+            }
+        }
+    }
+
+    pub fn give_back(&mut self, taken: Taken) {
+        for g in &taken.gpus {
+            if let Some((_, used)) = self.gpus.iter_mut().find(|(id, _)| id == g) {
+                *used = match taken.share {
+                    Some(s) => (*used - s).max(0.0),
+                    None => 0.0,
+                };
+            }
+        }
     }
 }
 
@@ -55,11 +106,31 @@ mod tests {
     #[test]
     fn takes_and_returns_whole_gpus() {
         let mut pool = GpuPool::new(&["0".into(), "1".into(), "2".into()]);
-        let a = pool.take(2).unwrap();
-        assert_eq!(a, vec!["0", "1"]);
-        assert!(pool.take(2).is_none());
-        assert_eq!(pool.take(0).unwrap(), Vec::<String>::new());
+        let a = pool.take(2, None).unwrap();
+        assert_eq!(a.gpus, vec!["0", "1"]);
+        assert!(pool.take(2, None).is_none());
+        assert_eq!(pool.take(0, None).unwrap().gpus, Vec::<String>::new());
         pool.give_back(a);
         assert_eq!(pool.free(), 3);
+    }
+
+    #[test]
+    fn shared_trials_pack_onto_one_gpu_and_leave_the_rest_whole() {
+        let mut pool = GpuPool::new(&["0".into(), "1".into()]);
+        let quarters: Vec<Taken> = (0..4).map(|_| pool.take(1, Some(0.25)).unwrap()).collect();
+        assert!(quarters.iter().all(|t| t.gpus == vec!["0"]), "{quarters:?}");
+        assert_eq!(pool.free(), 1);
+        assert_eq!(pool.free_shares(), vec![0.0, 1.0]);
+        assert!(pool.take(2, None).is_none(), "GPU 0 is full of shared trials");
+        let whole = pool.take(1, None).unwrap();
+        assert_eq!(whole.gpus, vec!["1"]);
+        assert!(pool.take(1, Some(0.25)).is_none());
+        for t in quarters {
+            pool.give_back(t);
+        }
+        pool.give_back(whole);
+        assert_eq!(pool.free_shares(), vec![1.0, 1.0]);
+        let tenths: Vec<Taken> = (0..10).filter_map(|_| pool.take(1, Some(0.1))).collect();
+        assert!(tenths.iter().all(|t| t.gpus == vec!["0"]), "ten tenths fit one GPU despite rounding");
     }
 }

@@ -54,6 +54,7 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
             agent_id: agent_id.clone(),
             free_slots: args.ingest_trials - leases.len() as u32,
             free_gpus: 0,
+            ..Default::default()
         };
         let got = agent.lease(req).await?.into_inner().leases;
         anyhow::ensure!(

@@ -103,7 +103,8 @@ async fn simulated_agent(
 ) -> anyhow::Result<u64> {
     let mut done = 0u64;
     loop {
-        let req = pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: batch, free_gpus: 0 };
+        let req =
+            pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: batch, free_gpus: 0, ..Default::default() };
         let leases = client.clone().lease(req).await?.into_inner().leases;
         calls.lease.fetch_add(1, Ordering::Relaxed);
         // Nothing pending: every trial is done or held by another agent that will finish it.

@@ -5,6 +5,7 @@
 use crate::lifecycle::{Policy, TrialState};
 use crate::limits::*;
 use crate::results::TrialRow;
+use crate::scheduler::GpuRoom;
 use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
 use sweep_proto::v1 as pb;
@@ -41,6 +42,12 @@ fn check_trial(t: &pb::Trial) -> Result<(), Status> {
         return Err(invalid(
             "fuse",
             format!("\"\", \"auto\" or a group size from 2 to {}, got {:?}", sweep_spec::Fuse::MAX_MEMBERS, t.fuse),
+        ));
+    }
+    if !(t.gpu_share == 0.0 || (t.gpu_share > 0.0 && t.gpu_share < 1.0 && t.gpus == 1)) {
+        return Err(invalid(
+            "gpu_share",
+            format!("0, or a share in (0, 1) of one GPU (gpus = 1), got {}", t.gpu_share),
         ));
     }
     if t.checkpoint_every_epochs > MAX_RETRY_COUNT {
@@ -195,7 +202,25 @@ pub fn check_lease(r: &pb::LeaseRequest) -> Result<(), Status> {
     if r.free_gpus > MAX_GPUS {
         return Err(invalid("free_gpus", format!("at most {MAX_GPUS}, got {}", r.free_gpus)));
     }
+    check_size("gpu_free_shares", r.gpu_free_shares.len(), MAX_GPUS as usize, "GPUs")?;
+    check_size("gpu_free_bytes", r.gpu_free_bytes.len(), MAX_GPUS as usize, "GPUs")?;
+    if let Some((i, s)) = r.gpu_free_shares.iter().enumerate().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
+        return Err(invalid(&format!("gpu_free_shares[{i}]"), format!("a share in [0, 1], got {s}")));
+    }
     Ok(())
+}
+
+/// What is left of each of the agent's GPUs: its shares and free memory, or `free_gpus` whole
+/// GPUs from an agent that does not report shares.
+pub fn gpu_rooms(r: &pb::LeaseRequest) -> Vec<GpuRoom> {
+    if r.gpu_free_shares.is_empty() {
+        return vec![GpuRoom::FREE; r.free_gpus as usize];
+    }
+    r.gpu_free_shares
+        .iter()
+        .enumerate()
+        .map(|(i, &share)| GpuRoom { share, free_bytes: r.gpu_free_bytes.get(i).copied().filter(|b| *b > 0) })
+        .collect()
 }
 
 pub fn check_heartbeat(r: &pb::HeartbeatRequest) -> Result<(), Status> {

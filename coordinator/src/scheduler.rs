@@ -3,24 +3,83 @@
 
 use crate::lifecycle::TrialState;
 
-/// A pending trial, in queue order (oldest sweep first, then expansion order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A pending trial (or fused group), in queue order (oldest sweep first, then expansion order).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
+    /// Whole GPUs it needs.
     pub gpus: u32,
+    /// Packing: the fraction of one GPU it needs instead of whole ones.
+    pub share: Option<f64>,
+    /// GPU memory it peaked at in earlier attempts, when known.
+    pub memory_bytes: Option<u64>,
 }
 
+impl Candidate {
+    pub fn whole(gpus: u32) -> Candidate {
+        Candidate { gpus, share: None, memory_bytes: None }
+    }
+}
+
+/// What is left of one of the agent's GPUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuRoom {
+    /// The share not given to trials yet: 1 when the GPU is free.
+    pub share: f64,
+    /// Free memory the driver reported, when known.
+    pub free_bytes: Option<u64>,
+}
+
+impl GpuRoom {
+    pub const FREE: GpuRoom = GpuRoom { share: 1.0, free_bytes: None };
+
+    fn is_free(&self) -> bool {
+        self.share >= 1.0 - SHARE_SLACK
+    }
+}
+
+/// Shares are sums of fractions such as 0.1: a little slack keeps ten of them on one GPU.
+const SHARE_SLACK: f64 = 1e-9;
+
 /// Indices of the candidates to lease, first come first served, within the agent's free slots and
-/// GPUs. A trial that needs more GPUs than are left is skipped, not waited for, so small trials
-/// behind it still start.
-pub fn choose(candidates: &[Candidate], free_slots: u32, mut free_gpus: u32) -> Vec<usize> {
+/// GPUs. A trial that needs more than is left is skipped, not waited for, so small trials behind it
+/// still start. Whole-GPU trials take free GPUs, lowest first; a shared trial takes the fullest GPU
+/// that still has its share and, when both are known, its memory (best fit, so shared trials pack
+/// onto few GPUs and leave whole ones free).
+pub fn choose(candidates: &[Candidate], free_slots: u32, gpus: &mut [GpuRoom]) -> Vec<usize> {
     let mut chosen = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
         if chosen.len() as u32 >= free_slots {
             break;
         }
-        if c.gpus <= free_gpus {
-            free_gpus -= c.gpus;
-            chosen.push(i);
+        match c.share {
+            None => {
+                let free: Vec<usize> = (0..gpus.len()).filter(|&g| gpus[g].is_free()).take(c.gpus as usize).collect();
+                if free.len() == c.gpus as usize {
+                    for g in free {
+                        gpus[g].share = 0.0;
+                    }
+                    chosen.push(i);
+                }
+            }
+            Some(share) => {
+                let fits = |room: &GpuRoom| {
+                    room.share + SHARE_SLACK >= share
+                        && match (room.free_bytes, c.memory_bytes) {
+                            (Some(free), Some(need)) => free >= need,
+                            _ => true,
+                        }
+                };
+                let best = (0..gpus.len())
+                    .filter(|&g| fits(&gpus[g]))
+                    .min_by(|&a, &b| gpus[a].share.total_cmp(&gpus[b].share));
+                if let Some(g) = best {
+                    gpus[g].share -= share;
+                    if let (Some(free), Some(need)) = (gpus[g].free_bytes.as_mut(), c.memory_bytes) {
+                        *free -= need;
+                    }
+                    chosen.push(i);
+                }
+            }
         }
     }
     chosen
@@ -75,13 +134,41 @@ pub fn is_expired(deadline_ms: i64, now_ms: i64) -> bool {
 mod tests {
     use super::*;
 
+    fn free(n: usize) -> Vec<GpuRoom> {
+        vec![GpuRoom::FREE; n]
+    }
+
     #[test]
     fn choose_respects_slots_and_gpus() {
-        let c = |gpus| Candidate { gpus };
-        assert_eq!(choose(&[c(0), c(0), c(0)], 2, 0), vec![0, 1]);
-        assert_eq!(choose(&[c(2), c(1), c(1), c(0)], 4, 2), vec![0, 3]);
-        assert_eq!(choose(&[c(4), c(1)], 4, 2), vec![1], "a big trial does not block small ones");
-        assert!(choose(&[c(0)], 0, 8).is_empty());
+        let c = Candidate::whole;
+        assert_eq!(choose(&[c(0), c(0), c(0)], 2, &mut free(0)), vec![0, 1]);
+        assert_eq!(choose(&[c(2), c(1), c(1), c(0)], 4, &mut free(2)), vec![0, 3]);
+        assert_eq!(choose(&[c(4), c(1)], 4, &mut free(2)), vec![1], "a big trial does not block small ones");
+        assert!(choose(&[c(0)], 0, &mut free(8)).is_empty());
+    }
+
+    #[test]
+    fn shared_trials_pack_onto_the_fullest_gpu_that_fits() {
+        let share = |s: f64| Candidate { gpus: 1, share: Some(s), memory_bytes: None };
+        let mut gpus = free(2);
+        let chosen = choose(&[share(0.25), share(0.25), Candidate::whole(1), share(0.5), share(0.25)], 8, &mut gpus);
+        assert_eq!(chosen, vec![0, 1, 2, 3], "four shares fill GPU 0; the whole trial takes GPU 1");
+        assert!(gpus.iter().all(|g| g.share.abs() < 1e-9), "{gpus:?}");
+        // Ten tenths fit on one GPU despite rounding.
+        let tenths: Vec<Candidate> = (0..11).map(|_| share(0.1)).collect();
+        assert_eq!(choose(&tenths, 16, &mut free(1)).len(), 10);
+        // A GPU with a shared trial is not free for a whole-GPU trial.
+        let mut gpus = vec![GpuRoom { share: 0.75, free_bytes: None }];
+        assert!(choose(&[Candidate::whole(1)], 1, &mut gpus).is_empty());
+    }
+
+    #[test]
+    fn shared_trials_fit_the_memory_they_needed_before() {
+        let need = |bytes: u64| Candidate { gpus: 1, share: Some(0.25), memory_bytes: Some(bytes) };
+        let mut gpus = vec![GpuRoom { share: 1.0, free_bytes: Some(10 << 30) }];
+        let chosen = choose(&[need(6 << 30), need(6 << 30), need(3 << 30)], 8, &mut gpus);
+        assert_eq!(chosen, vec![0, 2], "the second 6 GiB trial waits: 4 GiB are left");
+        assert_eq!(gpus[0].free_bytes, Some(1 << 30));
     }
 
     #[test]

@@ -103,7 +103,7 @@ async fn an_agent_token_cannot_submit_or_cancel_and_a_user_token_cannot_lease() 
     expect_code(c.sweeps.cancel_sweep(with_token(cancel, AGENT_TOKEN)).await, Code::PermissionDenied);
 
     let agent_id = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner().agent_id;
-    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0 };
+    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0, ..Default::default() };
     let status = expect_code(c.agents.lease(with_token(lease, USER_TOKEN)).await, Code::PermissionDenied);
     assert!(status.message().contains("user token"), "{}", status.message());
     expect_code(c.agents.register(with_token(register(), USER_TOKEN)).await, Code::PermissionDenied);
@@ -121,7 +121,7 @@ async fn the_right_tokens_work_for_both_roles() {
     assert_eq!(listed.into_inner().sweeps.len(), 1);
 
     let agent_id = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner().agent_id;
-    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0 };
+    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0, ..Default::default() };
     let leases = c.agents.lease(with_token(lease, AGENT_TOKEN)).await.unwrap().into_inner().leases;
     assert_eq!(leases.len(), 1, "an agent with a valid token leases a trial");
 

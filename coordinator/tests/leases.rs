@@ -221,7 +221,8 @@ async fn a_huge_free_slots_value_leases_every_pending_trial() {
     let mut agent = c.agent("a", 1).await;
     // The largest request the coordinator takes; beyond it the request is refused, not wrapped.
     assert_eq!(agent.lease(sweep_coordinator::limits::MAX_SLOTS, 0).await.len(), 2);
-    let too_many = pb::LeaseRequest { agent_id: agent.id.clone(), free_slots: 1 << 30, free_gpus: 0 };
+    let too_many =
+        pb::LeaseRequest { agent_id: agent.id.clone(), free_slots: 1 << 30, free_gpus: 0, ..Default::default() };
     assert_status(agent.client.lease(too_many).await, Code::InvalidArgument, "free_slots");
 }
 
@@ -275,4 +276,39 @@ fuse = 3
         assert_eq!(width(alone[0]), width(group[0]));
     }
     assert_ne!(width(&first[0]), width(&second[0]));
+}
+
+/// A shared trial (`gpu_share`) goes to a GPU with its share left and, once an earlier attempt
+/// reported its peak memory, only to a GPU with that much memory free.
+#[tokio::test]
+async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("packed", &[1], "[resources]\ngpu_share = 0.5\n[retry]\nbackoff = \"0s\"")).await.unwrap();
+    let mut agent = c.agent("a", 4).await;
+    let id = agent.id.clone();
+    let rooms = |shares: &[f64], free_bytes: &[u64]| pb::LeaseRequest {
+        agent_id: id.clone(),
+        free_slots: 4,
+        free_gpus: shares.iter().filter(|s| **s >= 1.0).count() as u32,
+        gpu_free_shares: shares.to_vec(),
+        gpu_free_bytes: free_bytes.to_vec(),
+    };
+    let client = agent.client.clone();
+    let lease = |req| {
+        let mut client = client.clone();
+        async move { client.lease(req).await.unwrap().into_inner().leases }
+    };
+    assert!(lease(rooms(&[0.25], &[])).await.is_empty(), "a quarter left is not half a GPU");
+    let first = lease(rooms(&[1.0], &[])).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].trial.as_ref().unwrap().gpu_share, 0.5);
+    // The attempt peaked at 6 GiB, then failed.
+    let peak = (6u64 << 30) as f64;
+    agent.report(first[0].lease_id, &[(1, &[("gpu_mem_peak_bytes", peak)])]).await.unwrap();
+    agent.exit(first[0].lease_id, 1, "crashed").await.unwrap();
+    assert!(lease(rooms(&[1.0], &[4 << 30])).await.is_empty(), "4 GiB free is too little for a 6 GiB trial");
+    let again = lease(rooms(&[0.5, 1.0], &[8 << 30, 2 << 30])).await;
+    assert_eq!(again.len(), 1, "8 GiB free on the half-used GPU is enough");
+    assert_eq!(again[0].attempt, 2);
 }

@@ -141,8 +141,12 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
         assert_status(cl.register(req).await, Code::InvalidArgument, needle);
     }
 
-    let lease =
-        |free_slots, free_gpus, agent_id: &str| pb::LeaseRequest { agent_id: agent_id.into(), free_slots, free_gpus };
+    let lease = |free_slots, free_gpus, agent_id: &str| pb::LeaseRequest {
+        agent_id: agent_id.into(),
+        free_slots,
+        free_gpus,
+        ..Default::default()
+    };
     assert_status(cl.lease(lease(MAX_SLOTS + 1, 0, &agent.id)).await, Code::InvalidArgument, "free_slots");
     assert_status(cl.lease(lease(1, MAX_GPUS + 1, &agent.id)).await, Code::InvalidArgument, "free_gpus");
     assert_status(cl.lease(lease(1, 0, "")).await, Code::InvalidArgument, "agent_id");
@@ -241,10 +245,13 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
         prop_oneof![text(), prop::sample::select(vec!["", "auto", "0", "1", "2", "64", "65"]).prop_map(str::to_string)];
     (
         (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
-        (text(), text(), any::<u32>(), any::<u32>(), fuse),
+        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any()),
     )
         .prop_map(
-            |((trial_id, index, workload, command), (params_json, data_json, gpus, checkpoint_every_epochs, fuse))| {
+            |(
+                (trial_id, index, workload, command),
+                (params_json, data_json, gpus, checkpoint_every_epochs, fuse, gpu_share),
+            )| {
                 pb::Trial {
                     trial_id,
                     index,
@@ -255,6 +262,7 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     gpus,
                     checkpoint_every_epochs,
                     fuse,
+                    gpu_share,
                 }
             },
         )
@@ -366,7 +374,7 @@ proptest! {
         free_gpus in any::<u32>(), leases in prop::collection::vec((any::<i64>(), any::<bool>()), 0..4),
     ) {
         assert_refusal(convert::check_register(&pb::RegisterRequest { name, hostname, slots, gpus }));
-        assert_refusal(convert::check_lease(&pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: slots, free_gpus }));
+        assert_refusal(convert::check_lease(&pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: slots, free_gpus, ..Default::default() }));
         let leases = leases.into_iter().map(|(lease_id, running)| pb::LeaseState { lease_id, running }).collect();
         assert_refusal(convert::check_heartbeat(&pb::HeartbeatRequest { agent_id, leases }));
     }

@@ -21,6 +21,7 @@ impl From<&TrialSpec> for Trial {
                 Fuse::UpTo(n) => n.to_string(),
                 Fuse::Auto => "auto".into(),
             },
+            gpu_share: t.resources.gpu_share.unwrap_or(0.0),
         }
     }
 }
@@ -56,7 +57,11 @@ impl Trial {
             command: (!self.command.is_empty()).then_some(self.command),
             params,
             data,
-            resources: Resources { gpus: self.gpus, fuse },
+            resources: Resources {
+                gpus: self.gpus,
+                fuse,
+                gpu_share: (self.gpu_share > 0.0 && self.gpu_share < 1.0).then_some(self.gpu_share),
+            },
             checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
         })
     }

@@ -78,6 +78,10 @@ pub struct Resources {
     /// Horizontal fusion: how many trials the coordinator may hand out as one fused group.
     #[serde(default, skip_serializing_if = "Fuse::is_off")]
     pub fuse: Fuse,
+    /// Packing: the fraction of one GPU a trial needs, in (0, 1); several such trials share a
+    /// GPU, each in its own process. None: whole GPUs (`gpus` of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_share: Option<f64>,
 }
 
 /// `[resources] fuse`: trials that differ only in seed, learning rate, weight decay and label
@@ -442,7 +446,23 @@ impl Reader<'_> {
                         }
                     }
                 }
-                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus, fuse (unknown key)")),
+                "gpu_share" => match v.as_float().or(v.as_integer().map(|n| n as f64)) {
+                    Some(f) if f > 0.0 && f < 1.0 => r.gpu_share = Some(f),
+                    Some(f) if f == 1.0 => r.gpu_share = None,
+                    _ => return Err(self.err("resources.gpu_share", "a fraction of one GPU in (0, 1]")),
+                },
+                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus, fuse, gpu_share (unknown key)")),
+            }
+        }
+        if r.gpu_share.is_some() {
+            match r.gpus {
+                // A share is of one GPU.
+                0 | 1 => r.gpus = 1,
+                _ => {
+                    return Err(
+                        self.err("resources.gpu_share", "no share with gpus > 1: a shared trial runs on one GPU")
+                    )
+                }
             }
         }
         Ok(r)

@@ -86,7 +86,12 @@ async fn burst(
     let mut leases = Vec::new();
     for _ in 0..50 {
         let resp = client
-            .lease(pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: max_trials, free_gpus: 0 })
+            .lease(pb::LeaseRequest {
+                agent_id: agent_id.clone(),
+                free_slots: max_trials,
+                free_gpus: 0,
+                ..Default::default()
+            })
             .await
             .map_err(|e| format!("lease: {e}"))?;
         leases = resp.into_inner().leases;

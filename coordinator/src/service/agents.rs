@@ -37,7 +37,8 @@ impl AgentService for AgentApi {
         let r = req.into_inner();
         convert::check_lease(&r)?;
         let agent = r.agent_id.clone();
-        let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, r.free_gpus, now)).await?;
+        let gpus = convert::gpu_rooms(&r);
+        let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, gpus, now)).await?;
         for g in &grants {
             tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, group = g.group, "leased");
         }

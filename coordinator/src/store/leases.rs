@@ -6,7 +6,7 @@ use super::sweeps::{bump_trials_version, parse_spec, sweep_policy};
 use super::{counters_at, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, Exit, TrialState};
-use crate::scheduler::{self, Candidate, LeaseVerdict};
+use crate::scheduler::{self, Candidate, GpuRoom, LeaseVerdict};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use sweep_spec::TrialSpec;
@@ -84,8 +84,17 @@ struct Holder {
 }
 
 impl Store {
-    /// Hands out up to `free_slots` pending trials of active sweeps, oldest sweep first.
-    pub fn lease(&mut self, agent_id: &str, free_slots: u32, free_gpus: u32, now_ms: i64) -> Result<Vec<Grant>> {
+    /// Hands out up to `free_slots` pending trials of active sweeps, oldest sweep first, within
+    /// what is left of the agent's GPUs (`gpus`, one room per GPU).
+    pub fn lease(
+        &mut self,
+        agent_id: &str,
+        free_slots: u32,
+        mut gpus: Vec<GpuRoom>,
+        now_ms: i64,
+    ) -> Result<Vec<Grant>> {
+        // GPUs with any room left: no pending trial needing more is worth reading.
+        let free_gpus = gpus.iter().filter(|g| g.share > 0.0).count() as u32;
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
         let streak = touch_agent(&tx, agent_id, now_ms)?;
@@ -129,10 +138,21 @@ impl Store {
             let partners = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
             groups.push(std::iter::once((trial_id.clone(), *counters, spec)).chain(partners).collect());
         }
-        let candidates: Vec<Candidate> = groups.iter().map(|g| Candidate { gpus: g[0].2.resources.gpus }).collect();
+        let candidates: Vec<Candidate> = groups
+            .iter()
+            .map(|g| {
+                let first = &g[0].2;
+                let share = first.resources.gpu_share;
+                let memory_bytes = match share {
+                    Some(_) => peak_gpu_memory(&tx, &first.sweep, &first.id.0)?,
+                    None => None,
+                };
+                Ok(Candidate { gpus: first.resources.gpus, share, memory_bytes })
+            })
+            .collect::<Result<_>>()?;
         let deadline_ms = now_ms + ttl;
         let mut grants = Vec::new();
-        for i in scheduler::choose(&candidates, free_slots, free_gpus) {
+        for i in scheduler::choose(&candidates, free_slots, &mut gpus) {
             let mut members = std::mem::take(&mut groups[i]).into_iter();
             let (trial_id, counters, spec) = members.next().expect("a group has a first member");
             let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, 0)?;
@@ -384,6 +404,16 @@ fn fusion_partners(
         }
     }
     Ok(partners)
+}
+
+/// The most GPU memory a trial's earlier attempts reported (`gpu_mem_peak_bytes`), if any did.
+fn peak_gpu_memory(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Option<u64>> {
+    let peak: Option<f64> = tx.query_row(
+        "SELECT MAX(value) FROM metrics WHERE sweep = ?1 AND trial_id = ?2 AND metric = 'gpu_mem_peak_bytes'",
+        params![sweep, trial_id],
+        |r| r.get(0),
+    )?;
+    Ok(peak.filter(|p| p.is_finite() && *p > 0.0).map(|p| p as u64))
 }
 
 /// How many group sizes ahead in a sweep's queue the coordinator looks for fusion partners.

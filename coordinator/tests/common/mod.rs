@@ -132,7 +132,7 @@ pub struct Agent {
 
 impl Agent {
     pub async fn lease(&mut self, free_slots: u32, free_gpus: u32) -> Vec<pb::Lease> {
-        let req = pb::LeaseRequest { agent_id: self.id.clone(), free_slots, free_gpus };
+        let req = pb::LeaseRequest { agent_id: self.id.clone(), free_slots, free_gpus, ..Default::default() };
         self.client.lease(req).await.expect("lease").into_inner().leases
     }
 

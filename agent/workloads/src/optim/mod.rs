@@ -35,6 +35,9 @@ pub struct Optimizer {
     /// Sorted by name: a stable order for the clipping norm and for `state()`.
     params: Vec<Param>,
     steps: u64,
+    /// A fused group's last learning rates and weight decays, and the same as [G, 1] tensors on
+    /// the device.
+    member_rates: Option<(Vec<f64>, Vec<f64>, Tensor, Tensor)>,
 }
 
 impl Optimizer {
@@ -59,7 +62,7 @@ impl Optimizer {
             })
             .collect();
         params.sort_by(|a, b| a.name.cmp(&b.name));
-        Optimizer { cfg, params, steps: 0 }
+        Optimizer { cfg, params, steps: 0, member_rates: None }
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -94,9 +97,16 @@ impl Optimizer {
         let Some(device) = self.params.first().map(|p| p.var.device()) else {
             return Ok(());
         };
-        let column = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1]).to_device(device);
-        let (lr, weight_decay) = (column(lr), column(weight_decay));
-        self.update(&Rate::Each(lr), &Rate::Each(weight_decay));
+        // A copy from the host waits for the GPU's queue: copy only when a rate changed (a
+        // schedule's step), never for a constant one.
+        let stale = self.member_rates.as_ref().is_none_or(|(l, w, _, _)| l != lr || w != weight_decay);
+        if stale {
+            let column = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1]).to_device(device);
+            self.member_rates = Some((lr.to_vec(), weight_decay.to_vec(), column(lr), column(weight_decay)));
+        }
+        let (_, _, lr, weight_decay) = self.member_rates.as_ref().expect("just set");
+        let (lr, weight_decay) = (Rate::Each(lr.shallow_clone()), Rate::Each(weight_decay.shallow_clone()));
+        self.update(&lr, &weight_decay);
         Ok(())
     }
 
