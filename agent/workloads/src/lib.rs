@@ -133,7 +133,13 @@ pub(crate) struct TrialContext {
     pub checkpoint_every: Option<u32>,
     /// Raised by SIGTERM/SIGUSR1: checkpoint and stop.
     pub stop: harness::StopFlag,
+    /// Capture training steps as CUDA graphs (`SWEEP_CUDA_GRAPHS=1`, off by default).
+    pub cuda_graphs: harness::GraphMode,
 }
+
+/// Turns CUDA-graph capture of the training step on for a trial (`1`) or off (`0`, the default):
+/// a speed setting, so not a parameter (it does not change what a trial computes, nor its id).
+pub const CUDA_GRAPHS_ENV: &str = "SWEEP_CUDA_GRAPHS";
 
 /// libtorch's generator is process-global: tests that seed it and then draw (initialisation,
 /// dropout) hold this lock so that no other test draws in between.
@@ -152,6 +158,13 @@ impl TrialContext {
             checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
             checkpoint_every,
             stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
+            cuda_graphs: match std::env::var(CUDA_GRAPHS_ENV).as_deref() {
+                Ok("1" | "on" | "true") => harness::GraphMode::On,
+                Ok("" | "0" | "off" | "false") | Err(_) => harness::GraphMode::Off,
+                Ok(other) => {
+                    return Err(TrialError::bad_config(format!("{CUDA_GRAPHS_ENV}: expected 1 or 0, got {other:?}")))
+                }
+            },
         })
     }
 
@@ -162,6 +175,7 @@ impl TrialContext {
             checkpoint_dir: None,
             checkpoint_every: None,
             stop: harness::StopFlag::default(),
+            cuda_graphs: harness::GraphMode::Off,
         }
     }
 }

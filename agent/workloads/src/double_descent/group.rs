@@ -94,6 +94,7 @@ pub fn run_group(
                 checkpoint_dir: dir,
                 checkpoint_every: ctx.checkpoint_every,
                 stop: ctx.stop.clone(),
+                cuda_graphs: ctx.cuda_graphs,
             };
             super::run(&specs[i], &alone, &mut |record| {
                 sink(harness::MemberReport::Epoch(record)).map_err(Into::into)
@@ -184,6 +185,7 @@ fn train_group(
         precision,
         channels_last,
         checkpoint_every: ctx.checkpoint_every,
+        cuda_graphs: ctx.cuda_graphs,
     };
     harness::train_fused(net.as_ref(), &fused_vs, &mut optimizer, &p.schedule, &mut group, &plan, device, &ctx.stop)
 }

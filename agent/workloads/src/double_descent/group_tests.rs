@@ -126,7 +126,7 @@ fn trials_that_differ_in_shared_parameters_are_refused() {
 }
 
 fn context(stop: crate::harness::StopFlag) -> TrialContext {
-    TrialContext { device: tch::Device::Cpu, checkpoint_dir: None, checkpoint_every: None, stop }
+    TrialContext { stop, ..TrialContext::cpu() }
 }
 
 fn learned(r: &EpochRecord) -> Vec<(String, f64)> {
@@ -201,5 +201,27 @@ fn members_at_different_points_train_apart() {
         r.unwrap();
         let skip = alone.len() - fused[i].len();
         assert_same_learning(&format!("member {i}"), &alone[skip..], &fused[i]);
+    }
+}
+
+/// The steps a CUDA graph would replay (static inputs, rates and counts on the device), rehearsed
+/// eagerly on the CPU, train the group as the ordinary steps do; a short last batch runs eagerly.
+#[test]
+fn graph_steps_train_the_group_as_eager_steps_do() {
+    let data = synthetic_cifar();
+    let specs: Vec<TrialSpec> = (0..2)
+        .map(|i| {
+            let mut s = member(data.path(), i, [0.05, 0.02][i as usize]);
+            s.params.insert("n_train".into(), json!(80));
+            s
+        })
+        .collect();
+    let (eager, eager_records) = run_fused(&specs);
+    eager.unwrap();
+    let ctx = TrialContext { cuda_graphs: crate::harness::GraphMode::Rehearse, ..TrialContext::cpu() };
+    let (graphed, graphed_records) = run_fused_in(&specs, &ctx, vec![None, None]);
+    graphed.unwrap();
+    for g in 0..2 {
+        assert_same_learning(&format!("member {g}"), &eager_records[g], &graphed_records[g]);
     }
 }

@@ -84,6 +84,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 precision,
                 channels_last,
                 checkpoint_at_end: false,
+                cuda_graphs: ctx.cuda_graphs,
             };
             match harness::train(
                 net.as_ref(),
@@ -226,6 +227,7 @@ mod tests {
             checkpoint_dir: Some(ckpt.path().to_path_buf()),
             checkpoint_every: None,
             stop,
+            cuda_graphs: crate::harness::GraphMode::Off,
         };
         let (first, before) = run(&spec, &ctx(StopFlag::after_checks(6)));
         assert!(matches!(first, Err(TrialError::Interrupted)), "{first:?}");
@@ -247,6 +249,32 @@ mod tests {
         }
         // The run learned something, so the comparison is not between two constant curves.
         assert!(uninterrupted[2].metrics["train_loss"] < uninterrupted[0].metrics["train_loss"], "{uninterrupted:?}");
+    }
+
+    /// The step a CUDA graph would replay, rehearsed eagerly on the CPU: the same records as the
+    /// ordinary loop, with Adam (its bias corrections counted on the device) and with SGD, and a
+    /// short last batch (80 images, batches of 32) run eagerly.
+    #[test]
+    fn graph_steps_train_as_eager_steps_do() {
+        let data = synthetic_cifar();
+        for optimizer in [json!({"name": "adam", "lr": 3e-3}), json!({"name": "sgd", "lr": 0.05, "momentum": 0.9})] {
+            let mut s = spec(data.path(), 2);
+            s.params.insert("optimizer".into(), optimizer.clone());
+            s.params.insert("n_train".into(), json!(80));
+            s.params.insert("dropout".into(), json!(0.0));
+            let (eager, a) = run(&s, &TrialContext::cpu());
+            eager.unwrap();
+            let ctx = TrialContext { cuda_graphs: crate::harness::GraphMode::Rehearse, ..TrialContext::cpu() };
+            let (graphed, b) = run(&s, &ctx);
+            graphed.unwrap();
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x.step, y.step);
+                for ((name, u), (_, v)) in learned(x).into_iter().zip(learned(y)) {
+                    assert!((u - v).abs() <= 1e-4 * u.abs().max(1.0), "{optimizer} epoch {} {name}: {u} vs {v}", x.epoch);
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use super::eval::{evaluate_members, member_cross_entropy};
 use super::objective::error_metrics;
-use super::train_loop::batch_seed;
-use super::{autocast, fused_batches, MemberState, Precision, StopFlag, TrainData};
+use super::train_loop::{batch_seed, graph_error};
+use super::{autocast, fused_batches, GraphMode, MemberState, Precision, StepGraph, StopFlag, TrainData};
 use crate::checkpoint::Meta;
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
@@ -58,6 +58,8 @@ pub struct FusedPlan {
     pub channels_last: bool,
     /// Also checkpoint after every this many epochs (besides on SIGTERM).
     pub checkpoint_every: Option<u32>,
+    /// Capture the group's training step as a CUDA graph (on CUDA devices).
+    pub cuda_graphs: GraphMode,
 }
 
 /// A point in training: epochs done, batches done into the next epoch, optimizer steps.
@@ -119,11 +121,14 @@ pub fn train_fused(
         Ok::<(), TrialError>(())
     };
     let Position { epoch: first_epoch, batch: mut start_batch, mut step } = plan.start;
+    let mut graph = StepGraph::new(plan.cuda_graphs, device);
     for epoch in first_epoch..plan.epochs {
+        // A new capture each epoch: the loss sums and the live members are the epoch's own.
+        graph.new_epoch();
         let started = Instant::now();
         super::gpu_memory::reset_peak(device);
         let live_index = Tensor::from_slice(&live.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
-        let mut loss_sum = Tensor::zeros([g as i64], (Kind::Double, device));
+        let loss_sum = Tensor::zeros([g as i64], (Kind::Double, device));
         let (mut examples, mut lrs) = (0i64, vec![0.0; g]);
         let passes = members.iter().map(|m| m.data.train_batches(epoch as u64, start_batch)).collect();
         for (i, batch) in fused_batches(passes).enumerate() {
@@ -140,13 +145,32 @@ pub fn train_fused(
             let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
             let y = batch.labels.to_device(device);
             // Each member's mean loss; their sum gives each member exactly its own gradient.
-            let losses = autocast(plan.precision, device, || {
-                member_cross_entropy(&net.forward_t(&x, true), &y).mean_dim(0, false, Kind::Float)
-            });
-            optimizer.zero_grad();
-            losses.index_select(0, &live_index).sum(Kind::Float).backward();
-            optimizer.step_members(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
-            let _ = loss_sum.f_add_(&losses.detach().to_kind(Kind::Double));
+            let forward = |x: &Tensor, y: &Tensor| {
+                let losses = autocast(plan.precision, device, || {
+                    member_cross_entropy(&net.forward_t(x, true), y).mean_dim(0, false, Kind::Float)
+                });
+                let _ = loss_sum.shallow_clone().f_add_(&losses.detach().to_kind(Kind::Double));
+                losses.index_select(0, &live_index).sum(Kind::Float)
+            };
+            let graph_step = |optimizer: &mut Optimizer, x: &Tensor, y: &Tensor| {
+                let loss = forward(x, y);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.graph_step()
+            };
+            let replayed = graph.eager_because().is_none() && {
+                optimizer.set_graph_rates(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
+                graph.replay(&x, &y, |x, y| graph_step(optimizer, x, y)).map_err(graph_error)?
+            };
+            if replayed {
+                optimizer.count_step();
+            } else {
+                let loss = forward(&x, &y);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step_members(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
+                graph.capture_after(&x, &y, |x, y| graph_step(optimizer, x, y));
+            }
             examples += y.size()[0];
             step += 1;
         }

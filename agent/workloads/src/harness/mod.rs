@@ -3,6 +3,7 @@
 //! on SIGTERM. A trial resumed from its checkpoint continues exactly where it stopped: data order,
 //! augmentation and dropout depend only on (seed, epoch, batch), never on history.
 
+mod cuda_graph;
 mod eval;
 mod fused_checkpoint;
 mod fused_loop;
@@ -13,6 +14,7 @@ mod source;
 mod stop;
 mod train_loop;
 
+pub use cuda_graph::{cuda_devices, GraphMode, StepGraph};
 pub use eval::{evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, Evaluation};
 pub use fused_checkpoint::MemberState;
 pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink, Position};

@@ -3,7 +3,7 @@
 //! libtorch's generator reseeded before each batch. A checkpoint therefore needs only the model,
 //! the optimizer state and the position, and resuming reproduces the uninterrupted run.
 
-use super::{autocast, Objective, Precision, StopFlag, TrainData};
+use super::{autocast, GraphMode, Objective, Precision, StepGraph, StopFlag, TrainData};
 use crate::checkpoint::{self, Meta};
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use sweep_spec::EpochRecord;
 use tch::nn::{ModuleT, VarStore};
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// What one run of the loop does.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Plan {
     pub channels_last: bool,
     /// Also checkpoint after the last epoch, for a later stage that starts from this one's model.
     pub checkpoint_at_end: bool,
+    /// Capture the training step as a CUDA graph (on CUDA devices).
+    pub cuda_graphs: GraphMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +99,16 @@ pub fn train(
         Ok(())
     };
 
+    let mut graph = StepGraph::new(plan.cuda_graphs, device);
+    // The step a graph captures: static inputs in, the update with rates and count on the device.
+    let graph_step = |optimizer: &mut Optimizer, x: &Tensor, y: &Tensor, epoch: u32| -> Result<(), String> {
+        let loss = autocast(plan.precision, device, || objective.loss(&net.forward_t(x, true), y, epoch));
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.graph_step()
+    };
     while epoch < plan.epochs {
+        graph.new_epoch();
         let started = Instant::now();
         super::gpu_memory::reset_peak(device);
         let mut examples = 0i64;
@@ -113,10 +124,20 @@ pub fn train(
             let x = batch.inputs.to_device(device);
             let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
             let y = batch.labels.to_device(device);
-            let loss = autocast(plan.precision, device, || objective.loss(&net.forward_t(&x, true), &y, epoch));
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.step(lr);
+            let replayed = graph.eager_because().is_none() && {
+                let weight_decay = optimizer.config().weight_decay;
+                optimizer.set_graph_rates(&[lr], &[weight_decay]).map_err(graph_error)?;
+                graph.replay(&x, &y, |x, y| graph_step(optimizer, x, y, epoch)).map_err(graph_error)?
+            };
+            if replayed {
+                optimizer.count_step();
+            } else {
+                let loss = autocast(plan.precision, device, || objective.loss(&net.forward_t(&x, true), &y, epoch));
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step(lr);
+                graph.capture_after(&x, &y, |x, y| graph_step(optimizer, x, y, epoch));
+            }
             step += 1;
             examples += y.size()[0];
         }
@@ -143,6 +164,10 @@ pub fn train(
         }
     }
     Ok(Outcome::Finished)
+}
+
+pub(super) fn graph_error(why: String) -> TrialError {
+    TrialError::Other(anyhow::anyhow!("CUDA graph: {why}"))
 }
 
 /// libtorch's generator state before batch `b` of `epoch`: dropout masks depend on nothing else.

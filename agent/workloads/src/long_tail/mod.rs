@@ -78,6 +78,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         channels_last: false,
         // The cRT stage starts from the trained backbone, also after a restart.
         checkpoint_at_end: p.crt_epochs > 0,
+        cuda_graphs: ctx.cuda_graphs,
     };
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
     let outcome = harness::train(

@@ -102,6 +102,7 @@ fn cifar10_lt_study_trial_runs_both_stages_and_resumes_between_them() {
         checkpoint_dir: Some(ckpt.path().to_path_buf()),
         checkpoint_every: None,
         stop: StopFlag::default(),
+        cuda_graphs: crate::harness::GraphMode::Off,
     };
     let (result, records) = run(&spec, &ctx());
     result.unwrap();

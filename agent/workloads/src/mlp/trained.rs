@@ -118,6 +118,7 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
         precision: harness::Precision::Fp32,
         channels_last: false,
         checkpoint_at_end: false,
+        cuda_graphs: ctx.cuda_graphs,
     };
     let constant = LrSchedule::from_params(None, p.epochs as u32).map_err(TrialError::bad_config)?;
     match harness::train(

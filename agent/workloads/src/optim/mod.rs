@@ -14,7 +14,7 @@ pub use schedule::{LrSchedule, Schedule, DEFAULT_GAMMA, DEFAULT_MIN_LR, DEFAULT_
 
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
-use update::{Rate, Slots};
+use update::{Count, Rate, Slots};
 
 /// Name of the optimizer's own step count in `state()`.
 const STEP: &str = "step";
@@ -35,9 +35,17 @@ pub struct Optimizer {
     /// Sorted by name: a stable order for the clipping norm and for `state()`.
     params: Vec<Param>,
     steps: u64,
-    /// A fused group's last learning rates and weight decays, and the same as [G, 1] tensors on
-    /// the device.
-    member_rates: Option<(Vec<f64>, Vec<f64>, Tensor, Tensor)>,
+    /// Per-member rates on the device (fused groups, captured steps), and a captured step's count.
+    graph: Option<GraphState>,
+}
+
+struct GraphState {
+    /// The step count, as a 0-d float32 tensor; the captured step advances it.
+    count: Tensor,
+    lr: Vec<f64>,
+    weight_decay: Vec<f64>,
+    lr_t: Tensor,
+    weight_decay_t: Tensor,
 }
 
 impl Optimizer {
@@ -62,7 +70,7 @@ impl Optimizer {
             })
             .collect();
         params.sort_by(|a, b| a.name.cmp(&b.name));
-        Optimizer { cfg, params, steps: 0, member_rates: None }
+        Optimizer { cfg, params, steps: 0, graph: None }
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -91,21 +99,11 @@ impl Optimizer {
         if self.cfg.grad_clip.is_some() {
             return Err("optimizer.grad_clip: global clipping couples the members of a fused group".into());
         }
-        if lr.len() != weight_decay.len() || lr.is_empty() {
-            return Err(format!("{} learning rates for {} weight decays", lr.len(), weight_decay.len()));
-        }
-        let Some(device) = self.params.first().map(|p| p.var.device()) else {
+        self.set_graph_rates(lr, weight_decay)?;
+        let Some(g) = &self.graph else {
             return Ok(());
         };
-        // A copy from the host waits for the GPU's queue: copy only when a rate changed (a
-        // schedule's step), never for a constant one.
-        let stale = self.member_rates.as_ref().is_none_or(|(l, w, _, _)| l != lr || w != weight_decay);
-        if stale {
-            let column = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1]).to_device(device);
-            self.member_rates = Some((lr.to_vec(), weight_decay.to_vec(), column(lr), column(weight_decay)));
-        }
-        let (_, _, lr, weight_decay) = self.member_rates.as_ref().expect("just set");
-        let (lr, weight_decay) = (Rate::Each(lr.shallow_clone()), Rate::Each(weight_decay.shallow_clone()));
+        let (lr, weight_decay) = (Rate::Each(g.lr_t.shallow_clone()), Rate::Each(g.weight_decay_t.shallow_clone()));
         self.update(&lr, &weight_decay);
         Ok(())
     }
@@ -121,9 +119,87 @@ impl Optimizer {
             for (i, grad) in live.drain(..) {
                 let p = &mut self.params[i];
                 p.step += 1;
-                update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, p.step);
+                update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, &Count::Host(p.step));
             }
         });
+        self.steps += 1;
+        if let Some(g) = &self.graph {
+            // A later captured step counts on from here.
+            let _ = g.count.shallow_clone().fill_(self.steps as f64);
+        }
+    }
+
+    /// Sets the learning rates and weight decays [`Optimizer::graph_step`] and
+    /// [`Optimizer::step_members`] use, one per member (one for a lone network). They live on the
+    /// device and change in place, so a captured graph sees new values without reading the host,
+    /// and a constant rate costs nothing per step (a copy from the host would wait for the GPU).
+    pub fn set_graph_rates(&mut self, lr: &[f64], weight_decay: &[f64]) -> Result<(), String> {
+        if lr.len() != weight_decay.len() || lr.is_empty() {
+            return Err(format!("{} learning rates for {} weight decays", lr.len(), weight_decay.len()));
+        }
+        let Some(device) = self.params.first().map(|p| p.var.device()) else {
+            return Ok(());
+        };
+        match &mut self.graph {
+            Some(g) if g.lr.len() == lr.len() => {
+                for (host, (values, device_values)) in
+                    [(&mut g.lr, (lr, &g.lr_t)), (&mut g.weight_decay, (weight_decay, &g.weight_decay_t))]
+                {
+                    for (i, (old, new)) in host.iter_mut().zip(values).enumerate() {
+                        if old != new {
+                            // fill_ takes the value as a kernel argument: no copy from the host.
+                            let _ = device_values.narrow(0, i as i64, 1).fill_(*new);
+                            *old = *new;
+                        }
+                    }
+                }
+            }
+            _ => {
+                let column = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1]).to_device(device);
+                self.graph = Some(GraphState {
+                    count: Tensor::from(self.steps as f32).to_device(device),
+                    lr_t: column(lr),
+                    weight_decay_t: column(weight_decay),
+                    lr: lr.to_vec(),
+                    weight_decay: weight_decay.to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The update a CUDA graph captures: the rates of [`Optimizer::set_graph_rates`], the step
+    /// count kept and advanced on the device, nothing read back to the host. The host's counts do
+    /// not move here (recording runs no kernel): call [`Optimizer::count_step`] after each step
+    /// that ran. Every parameter is assumed to have a gradient (true after one eager step, which a
+    /// capture needs anyway: SGD's first momentum step differs from the rest).
+    pub fn graph_step(&mut self) -> Result<(), String> {
+        let g = self.graph.as_ref().ok_or("graph_step before set_graph_rates")?;
+        if self.steps == 0 {
+            return Err("a graph step needs one eager step before it".into());
+        }
+        let (lr, weight_decay) = (Rate::Each(g.lr_t.shallow_clone()), Rate::Each(g.weight_decay_t.shallow_clone()));
+        let count = g.count.shallow_clone();
+        tch::no_grad(|| {
+            let _ = count.shallow_clone().g_add_scalar_(1.0);
+            let mut grads: Vec<(usize, Tensor)> = self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).collect();
+            if let Some(max_norm) = self.cfg.grad_clip {
+                let mut only: Vec<Tensor> = grads.iter().map(|(_, g)| g.shallow_clone()).collect();
+                clip::clip_grad_norm(&mut only, max_norm);
+            }
+            for (i, grad) in grads.drain(..) {
+                let p = &mut self.params[i];
+                update::apply(&self.cfg, &lr, &weight_decay, &mut p.var, &grad, &mut p.slots, &Count::Device(&count));
+            }
+        });
+        Ok(())
+    }
+
+    /// Counts one step that ran outside `step` (a graph replay) on the host.
+    pub fn count_step(&mut self) {
+        for p in &mut self.params {
+            p.step += 1;
+        }
         self.steps += 1;
     }
 

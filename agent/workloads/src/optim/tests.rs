@@ -387,3 +387,40 @@ fn per_member_rates_match_each_member_alone() {
         Optimizer::new(cfg(json!({"name": "sgd", "lr": 0.1, "grad_clip": 1.0}), 0.0), &store(&[("w", &[1.0], &[1])]));
     assert!(clipped.step_members(&[0.1], &[0.0]).unwrap_err().contains("grad_clip"));
 }
+
+/// The step a CUDA graph captures (rates and step count on the device, host counts moved after)
+/// follows the ordinary step for every rule, through a learning-rate change.
+#[test]
+fn graph_steps_follow_ordinary_steps() {
+    for table in [
+        json!({"name": "sgd", "lr": 0.1, "momentum": 0.9}),
+        json!({"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": true, "grad_clip": 0.5}),
+        json!({"name": "adam", "lr": 0.05}),
+        json!({"name": "adamw", "lr": 0.05}),
+    ] {
+        let (plain_vs, loss) = linear_problem();
+        let (graph_vs, _) = linear_problem();
+        let mut plain = Optimizer::new(cfg(table.clone(), 0.01), &plain_vs);
+        let mut graphed = Optimizer::new(cfg(table.clone(), 0.01), &graph_vs);
+        assert!(graphed.graph_step().is_err(), "{table}: rates first");
+        train(&plain_vs, &mut plain, &loss, 1, 0.1);
+        train(&graph_vs, &mut graphed, &loss, 1, 0.1);
+        for step in 0..6 {
+            let lr = if step < 3 { 0.1 } else { 0.03 };
+            train(&plain_vs, &mut plain, &loss, 1, lr);
+            graphed.set_graph_rates(&[lr], &[0.01]).unwrap();
+            graphed.zero_grad();
+            loss(&graph_vs).backward();
+            graphed.graph_step().unwrap();
+            graphed.count_step();
+        }
+        assert_eq!(plain.steps(), graphed.steps());
+        for name in ["w", "b"] {
+            for (a, b) in values(&plain_vs, name).iter().zip(values(&graph_vs, name)) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{table} {name}: {a} vs {b}");
+            }
+        }
+        let (a, b) = (plain.state(), graphed.state());
+        assert_eq!(a.iter().map(|(n, _)| n).collect::<Vec<_>>(), b.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    }
+}

@@ -71,6 +71,14 @@ impl Rate {
     }
 }
 
+/// A parameter's update count including the update being made: on the host, or (for a step a
+/// CUDA graph captures) a 0-d float tensor on the device that the graph advances itself. A
+/// device count is never the first update: graphs are captured after an eager step.
+pub(super) enum Count<'a> {
+    Host(u64),
+    Device(&'a Tensor),
+}
+
 /// One update of `param` from `grad`; `step` counts this parameter's updates including this one.
 /// Must run under `no_grad`. With per-member rates ([G, 1] tensors), the parameter, its gradient and
 /// its state are viewed as [G, n]: a fused variable holds its members one after another along the
@@ -86,7 +94,7 @@ pub(super) fn apply(
     param: &mut Tensor,
     grad: &Tensor,
     slots: &mut Slots,
-    step: u64,
+    step: &Count,
 ) {
     if let Rate::Each(r) = lr {
         let rows = |t: &Tensor| t.view([r.size()[0], -1]);
@@ -108,7 +116,7 @@ fn update(
     param: &mut Tensor,
     grad: &Tensor,
     slots: &mut Slots,
-    step: u64,
+    step: &Count,
 ) {
     match slots {
         Slots::None => sgd(cfg, lr, wd, param, grad, None, step),
@@ -124,12 +132,12 @@ fn sgd(
     param: &mut Tensor,
     grad: &Tensor,
     buf: Option<&mut Tensor>,
-    step: u64,
+    step: &Count,
 ) {
     // L2 decay: a new tensor, the stored gradient stays as backward left it (as in PyTorch).
     let mut g = if !wd.is_zero() { grad + wd.scale(param) } else { grad.shallow_clone() };
     if let Some(buf) = buf {
-        if step == 1 {
+        if matches!(step, Count::Host(1)) {
             buf.copy_(&g);
         } else {
             // Dampening is 0, so PyTorch's `add_(g, alpha=1)` is an exact add.
@@ -150,7 +158,7 @@ fn adam(
     grad: &Tensor,
     exp_avg: &mut Tensor,
     exp_avg_sq: &mut Tensor,
-    step: u64,
+    step: &Count,
 ) {
     let mut g = grad.shallow_clone();
     if !wd.is_zero() {
@@ -169,16 +177,28 @@ fn adam(
     // PyTorch's `addcmul_(g, g, value=1-beta2)` computes value * g * g from the left.
     let _ = exp_avg_sq.g_mul_scalar_(cfg.beta2);
     let _ = exp_avg_sq.g_add_(&(&g * (1.0 - cfg.beta2) * &g));
-    // Python's `beta ** step` and `x ** 0.5` are libm's pow: powf, not powi or sqrt, gives its bits.
-    let t = step as f64;
-    let bias_correction1 = 1.0 - cfg.beta1.powf(t);
-    let bias_correction2 = 1.0 - cfg.beta2.powf(t);
-    let mut denom = exp_avg_sq.sqrt() / bias_correction2.powf(0.5);
-    let _ = denom.g_add_scalar_(cfg.eps);
-    // `addcdiv_(exp_avg, denom, value=-step_size)` is value * exp_avg / denom, added.
-    let update = match lr {
-        Rate::One(lr) => &*exp_avg * (-(lr / bias_correction1)),
-        Rate::Each(lr) => &*exp_avg * (lr / -bias_correction1),
+    let update = match step {
+        Count::Host(step) => {
+            // Python's `beta ** step` and `x ** 0.5` are libm's pow: powf, not powi or sqrt, gives its bits.
+            let t = *step as f64;
+            let bias_correction1 = 1.0 - cfg.beta1.powf(t);
+            let bias_correction2 = 1.0 - cfg.beta2.powf(t);
+            let mut denom = exp_avg_sq.sqrt() / bias_correction2.powf(0.5);
+            let _ = denom.g_add_scalar_(cfg.eps);
+            // `addcdiv_(exp_avg, denom, value=-step_size)` is value * exp_avg / denom, added.
+            let scaled = match lr {
+                Rate::One(lr) => &*exp_avg * (-(lr / bias_correction1)),
+                Rate::Each(lr) => &*exp_avg * (lr / -bias_correction1),
+            };
+            scaled / &denom
+        }
+        Count::Device(t) => {
+            // beta^t as exp(t ln beta): tensor ops, nothing read back to the host.
+            let correction = |beta: f64| (*t * beta.ln()).exp().neg() + 1.0;
+            let mut denom = exp_avg_sq.sqrt() / correction(cfg.beta2).sqrt();
+            let _ = denom.g_add_scalar_(cfg.eps);
+            lr.scale(&(&*exp_avg / correction(cfg.beta1))).neg() / &denom
+        }
     };
-    let _ = param.g_add_(&(update / &denom));
+    let _ = param.g_add_(&update);
 }
