@@ -1,6 +1,7 @@
 //! `sweep bench gpu` as a user runs it, on the CPU at a tiny size: every width gets a row with
 //! PyTorch eager (when the project's venv has torch), tch eager and each fused group measured,
-//! and a PyTorch that cannot start leaves its column empty without failing the bench.
+//! the CUDA-graph cells present but empty because the CPU cannot capture (said once, not per
+//! cell), and a PyTorch that cannot start leaves its column empty without failing the bench.
 
 mod common;
 
@@ -30,6 +31,15 @@ fn bench(extra: &[&str], python: &Path) -> Output {
         .expect("run sweep bench");
     assert!(out.status.success(), "sweep bench gpu failed: {}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// The reason every graph cell gives on the CPU.
+const NO_CUDA: &str = "not a CUDA device";
+
+/// A graph cell that was not measured on the CPU: the reason, and no figure at all.
+fn unmeasured(cell: &Value, what: &str) {
+    assert_eq!(cell["error"].as_str(), Some(NO_CUDA), "{what}: {cell}");
+    assert!(cell.get("samples_per_second").is_none() && cell.get("seconds").is_none(), "{what}: a figure in {cell}");
 }
 
 /// A positive, finite samples/s under `cell`.
@@ -66,8 +76,34 @@ fn json_rows_hold_every_width_and_column_with_a_measured_rate() {
             assert!((ratio - tch / pytorch).abs() <= 1e-9 * ratio, "{row}");
             assert!(fused[0]["vs_pytorch"].as_f64().is_some_and(|r| r.is_finite() && r > 0.0), "{row}");
         }
+        // The graph cells are there, with the reason the CPU cannot capture and no figure.
+        assert_eq!(row["graphs"], true, "{row}");
+        unmeasured(&row["tch_graph"], &format!("width {w} tch graph"));
+        assert!(row["tch_graph_vs_pytorch"].is_null(), "{row}");
+        let fused_graph = &row["fused_graph"].as_array().expect("fused graph cells")[..];
+        assert_eq!(fused_graph.len(), 1, "{row}");
+        assert_eq!(fused_graph[0]["members"], 2);
+        unmeasured(&fused_graph[0], &format!("width {w} fused x2 graph"));
+        assert!(fused_graph[0]["vs_pytorch"].is_null(), "{row}");
     }
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not measured yet"), "the note on what is missing");
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(notes.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {notes}");
+    assert!(notes.contains("packing") && notes.contains("not measured"), "the note on what is missing: {notes}");
+    assert!(!notes.contains("CUDA graphs and packing"), "graphs are measured now: {notes}");
+}
+
+#[test]
+fn without_graphs_the_rows_have_no_graph_cells() {
+    let out = bench(&["--json", "--graphs", "false"], Path::new("/nonexistent/python3"));
+    let rows: Vec<Value> = stdout_of(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON row")).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["graphs"], false, "{row}");
+        assert!(row.get("tch_graph").is_none() && row.get("fused_graph").is_none(), "{row}");
+        rate(&row["tch_eager"], "tch eager");
+    }
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(notes.contains("--graphs false") && !notes.contains(NO_CUDA), "{notes}");
 }
 
 #[test]
@@ -78,14 +114,18 @@ fn without_pytorch_the_table_still_shows_tch_and_says_why() {
     assert_eq!(table.len(), 2, "{text}");
     for line in table {
         let cells: Vec<&str> = line.split_whitespace().collect();
-        // width, PyTorch eager, tch eager, tch/PyTorch, fused x2, x2/PyTorch
-        assert_eq!(cells.len(), 6, "{line}");
-        assert_eq!((cells[1], cells[3], cells[5]), ("-", "-", "-"), "{line}");
+        // width, PyTorch eager, tch eager, tch/PyTorch, tch graph, graph/PyTorch, fused x2,
+        // x2/PyTorch, fused x2 graph, x2 graph/PyTorch
+        assert_eq!(cells.len(), 10, "{line}");
+        assert_eq!((cells[1], cells[3], cells[7]), ("-", "-", "-"), "{line}");
         assert!(
-            cells[2].parse::<f64>().is_ok_and(|x| x > 0.0) && cells[4].parse::<f64>().is_ok_and(|x| x > 0.0),
+            cells[2].parse::<f64>().is_ok_and(|x| x > 0.0) && cells[6].parse::<f64>().is_ok_and(|x| x > 0.0),
             "{line}"
         );
+        assert_eq!((cells[4], cells[5], cells[8], cells[9]), ("failed", "-", "failed", "-"), "graph cells: {line}");
     }
+    assert!(text.contains("tch graph") && text.contains("fused x2 graph"), "graph headings: {text}");
     assert!(text.contains("PyTorch eager is absent") && text.contains("/nonexistent/python3"), "{text}");
-    assert!(text.contains("CUDA graphs and packing") && text.contains("not measured yet"), "{text}");
+    assert_eq!(text.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {text}");
+    assert!(text.contains("packing") && text.contains("not measured"), "{text}");
 }

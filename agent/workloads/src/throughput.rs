@@ -1,9 +1,11 @@
 //! Training-step throughput of preact-ResNet-18 at CIFAR size, for `sweep bench gpu`: one network
 //! alone, or a fused group of G trained as one (`models::fused`). Static random inputs sit on the
 //! device, so only the step is timed: forward and loss under autocast, zero_grad, backward, and
-//! the double-descent study's SGD update, between two device synchronisations.
+//! the double-descent study's SGD update, between two device synchronisations. The step runs
+//! eagerly, or captured once as a CUDA graph and replayed (`harness::cuda_graph`), as the training
+//! loops do with `cuda_graphs` on.
 
-use crate::harness::{autocast, member_cross_entropy, Precision};
+use crate::harness::{autocast, member_cross_entropy, GraphMode, Precision, StepGraph};
 use crate::models::{self, fused, Arch, ModelSpec};
 use crate::optim::{
     Optimizer, OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_NESTEROV,
@@ -39,6 +41,11 @@ pub struct StepBench {
     /// Steps timed.
     pub steps: u32,
     pub device: Device,
+    /// Time replays of the step captured as a CUDA graph instead of eager steps. The warmup steps
+    /// still run eagerly (at least one: a capture needs one before it). A step that cannot be
+    /// captured (not a CUDA device, a capture libtorch refuses) fails the cell: eager steps are
+    /// never timed in its place.
+    pub graphs: bool,
 }
 
 /// What one cell measured.
@@ -102,7 +109,18 @@ pub fn measure(bench: &StepBench) -> Result<Throughput, String> {
         ));
     }
     model_spec(bench.width).validate()?;
-    catch_unwind(AssertUnwindSafe(|| run(bench))).unwrap_or_else(|panic| {
+    measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off })
+}
+
+/// `measure` with the graph mode chosen by the caller (tests rehearse the graph path on the CPU).
+fn measure_in(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> {
+    if mode == GraphMode::On {
+        // Known before anything is built: on the CPU, say so without training a network first.
+        if let Some(why) = StepGraph::new(mode, bench.device).eager_because() {
+            return Err(why.to_string());
+        }
+    }
+    catch_unwind(AssertUnwindSafe(|| run(bench, mode))).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .cloned()
@@ -113,8 +131,9 @@ pub fn measure(bench: &StepBench) -> Result<Throughput, String> {
     })
 }
 
-fn run(bench: &StepBench) -> Result<Throughput, String> {
-    let StepBench { width, members, batch, warmup, steps, device } = *bench;
+fn run(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> {
+    let StepBench { width, members, batch, warmup, steps, device, graphs: _ } = *bench;
+    let graphs = mode != GraphMode::Off;
     let spec = model_spec(width);
     let precision = precision_for(device);
     // The same layout choices as the study's CUDA runs: channels-last convolutions and cuDNN
@@ -139,18 +158,22 @@ fn run(bench: &StepBench) -> Result<Throughput, String> {
     let x = if channels_last { models::to_channels_last_tensor(&x) } else { x };
     let labels_shape: Vec<i64> = if members == 1 { vec![batch] } else { vec![batch, members] };
     let y = Tensor::randint(CLASSES, labels_shape, (Kind::Int64, device));
+    // One rate per member, one for a lone network.
     let (lrs, weight_decays) = (vec![LR; members as usize], vec![WEIGHT_DECAY; members as usize]);
 
-    let mut step = || -> Result<(), String> {
-        let loss = autocast(precision, device, || {
-            let logits = net.forward_t(&x, true);
+    let loss_of = |x: &Tensor, y: &Tensor| {
+        autocast(precision, device, || {
+            let logits = net.forward_t(x, true);
             if members == 1 {
-                logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)
+                logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
             } else {
                 // Each member's mean loss, summed: every member gets exactly its own gradient.
-                member_cross_entropy(&logits, &y).mean_dim(0, false, Kind::Float).sum(Kind::Float)
+                member_cross_entropy(&logits, y).mean_dim(0, false, Kind::Float).sum(Kind::Float)
             }
-        });
+        })
+    };
+    let eager_step = |optimizer: &mut Optimizer| -> Result<(), String> {
+        let loss = loss_of(&x, &y);
         optimizer.zero_grad();
         loss.backward();
         if members == 1 {
@@ -160,13 +183,44 @@ fn run(bench: &StepBench) -> Result<Throughput, String> {
             optimizer.step_members(&lrs, &weight_decays)
         }
     };
-    for _ in 0..warmup {
-        step()?;
+    // The captured step, as the training loops capture it: rates and step count on the device.
+    let graph_step = |optimizer: &mut Optimizer, x: &Tensor, y: &Tensor| -> Result<(), String> {
+        let loss = loss_of(x, y);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.graph_step()
+    };
+
+    // A capture needs an eager step before it.
+    for _ in 0..if graphs { warmup.max(1) } else { warmup } {
+        eager_step(&mut optimizer)?;
+    }
+    let mut graph = StepGraph::new(mode, device);
+    if graphs {
+        optimizer.set_graph_rates(&lrs, &weight_decays)?;
+        graph.capture_after(&x, &y, |x, y| graph_step(&mut optimizer, x, y));
+        if let Some(why) = graph.eager_because() {
+            return Err(why.to_string());
+        }
+    }
+    let mut step = |optimizer: &mut Optimizer| -> Result<(), String> {
+        if !graphs {
+            return eager_step(optimizer);
+        }
+        if !graph.replay(&x, &y, |x, y| graph_step(optimizer, x, y))? {
+            return Err("the captured step was not replayed".into());
+        }
+        optimizer.count_step();
+        Ok(())
+    };
+    if graphs {
+        // Untimed: the first launch of a graph also uploads it to the device.
+        step(&mut optimizer)?;
     }
     synchronize(device);
     let started = Instant::now();
     for _ in 0..steps {
-        step()?;
+        step(&mut optimizer)?;
     }
     synchronize(device);
     let seconds = started.elapsed().as_secs_f64();
@@ -186,7 +240,7 @@ mod tests {
     use super::*;
 
     fn cell(members: i64) -> StepBench {
-        StepBench { width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu }
+        StepBench { width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu, graphs: false }
     }
 
     #[test]
@@ -205,5 +259,26 @@ mod tests {
     fn bad_cells_are_refused_before_anything_is_built() {
         assert!(measure(&StepBench { width: 0, ..cell(1) }).unwrap_err().contains("width"));
         assert!(measure(&StepBench { steps: 0, ..cell(1) }).unwrap_err().contains("steps"));
+    }
+
+    #[test]
+    fn graph_cells_on_the_cpu_fail_with_the_reason_instead_of_timing_eager_steps() {
+        for members in [1, 2] {
+            let graph = StepBench { graphs: true, ..cell(members) };
+            assert_eq!(measure(&graph), Err("not a CUDA device".to_string()), "members {members}");
+        }
+    }
+
+    #[test]
+    fn the_graph_path_runs_end_to_end_in_rehearsal() {
+        // Rehearsal replays the captured body eagerly on the static inputs: everything the graph
+        // cell does but the capture itself, including a warmup of 0 raised to the one eager step
+        // a capture needs.
+        let _rng = crate::torch_rng_lock();
+        for members in [1, 2] {
+            let bench = StepBench { graphs: true, warmup: 0, steps: 2, ..cell(members) };
+            let t = measure_in(&bench, GraphMode::Rehearse).unwrap();
+            assert!(t.samples_per_second.is_finite() && t.samples_per_second > 0.0, "{t:?}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `sweep bench gpu`: for each width, the training step of preact-ResNet-18 timed as PyTorch eager
-//! (the reference), tch eager, and tch fused groups, on one device in one run, so every ratio
-//! compares the same step, batch and device. Rows print as each width finishes.
+//! (the reference), tch eager, and tch fused groups, each tch cell also captured as a CUDA graph
+//! and replayed, on one device in one run, so every ratio compares the same step, batch and
+//! device. Rows print as each width finishes.
 
 use super::pytorch::{self, Column, Reference};
 use anyhow::anyhow;
@@ -8,7 +9,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use sweep_workloads::harness::Precision;
+use sweep_workloads::harness::{GraphMode, Precision, StepGraph};
 use sweep_workloads::tch::{self, Device};
 use sweep_workloads::throughput::{self, DeviceChoice, StepBench, Throughput};
 
@@ -16,8 +17,8 @@ const DEFAULT_WIDTHS: [i64; 7] = [1, 2, 4, 8, 16, 32, 64];
 const DEFAULT_FUSE: [i64; 3] = [4, 8, 16];
 
 /// Said on every run, so that the missing rows are not read as results.
-const NOT_MEASURED: &str =
-    "CUDA graphs and packing several trials onto one GPU are not measured yet, so there are no rows for them";
+const NOT_MEASURED: &str = "packing several trials onto one GPU (one process each) is not measured by this command, \
+     so there are no rows for it";
 
 #[derive(Args, Debug)]
 pub struct GpuArgs {
@@ -46,6 +47,13 @@ pub struct GpuArgs {
     /// else python3]. Without torch the column is left empty and the rest still runs.
     #[arg(long, env = "SWEEP_BENCH_PYTHON")]
     python: Option<PathBuf>,
+    /// Also time each tch cell's step captured once as a CUDA graph and replayed ("tch graph",
+    /// "fused xG graph"); `--graphs false` leaves those columns out. Off a CUDA device the graph
+    /// cells are empty, with the reason.
+    #[arg(long, env = "SWEEP_BENCH_GRAPHS", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    graphs: bool,
     /// Print one JSON object per width on stdout instead of the table (notes go to stderr).
     #[arg(long)]
     json: bool,
@@ -68,15 +76,22 @@ struct Setup {
     steps: u32,
     warmup: u32,
     fuse: Vec<i64>,
+    /// Whether the CUDA-graph columns are in the table.
+    graphs: bool,
 }
 
-/// One width: the reference, tch alone, and tch fused for each G. A cell that failed (CUDA out
-/// of memory, say) holds why.
+/// One width: the reference, tch alone, and tch fused for each G, each tch cell eager and (with
+/// `--graphs`) as a CUDA graph. A cell that failed (CUDA out of memory, not a CUDA device) holds
+/// why.
 struct Row {
     width: i64,
     pytorch: Result<Reference, String>,
     tch: Result<Throughput, String>,
     fused: Vec<(i64, Result<Throughput, String>)>,
+    /// tch alone, replaying its captured step; None without `--graphs`.
+    tch_graph: Option<Result<Throughput, String>>,
+    /// Each fused group's captured step, in the order of `fused`; empty without `--graphs`.
+    fused_graph: Vec<(i64, Result<Throughput, String>)>,
 }
 
 impl Row {
@@ -89,8 +104,9 @@ impl Row {
     }
 
     /// Notes for the end of the table: failed cells, and a PyTorch network that is not the same.
-    /// `pytorch_absent`: the whole column is missing and already has its note.
-    fn problems(&self, pytorch_absent: bool) -> Vec<String> {
+    /// `pytorch_absent`: the whole column is missing and already has its note; `graphs_absent`:
+    /// so are the graph cells (not a CUDA device), said once for the whole table.
+    fn problems(&self, pytorch_absent: bool, graphs_absent: bool) -> Vec<String> {
         let w = self.width;
         let mut out = Vec::new();
         match (&self.pytorch, &self.tch) {
@@ -101,11 +117,15 @@ impl Row {
             )),
             _ => {}
         }
-        let cells = std::iter::once((1, &self.tch)).chain(self.fused.iter().map(|(g, c)| (*g, c)));
-        for (g, cell) in cells {
+        let eager = std::iter::once((1, &self.tch)).chain(self.fused.iter().map(|(g, c)| (*g, c)));
+        let graph = self.tch_graph.iter().map(|c| (1, c)).chain(self.fused_graph.iter().map(|(g, c)| (*g, c)));
+        let cells = eager.map(|(g, c)| (g, false, c)).chain(graph.map(|(g, c)| (g, true, c)));
+        for (g, captured, cell) in cells {
             if let Err(why) = cell {
-                let name = if g == 1 { "tch eager".to_string() } else { format!("fused x{g}") };
-                out.push(format!("width {w}, {name}: {why}"));
+                if captured && graphs_absent {
+                    continue;
+                }
+                out.push(format!("width {w}, {}: {why}", cell_name(g, captured)));
             }
         }
         out
@@ -118,17 +138,18 @@ impl Row {
             }
             Err(why) => json!({"error": why}),
         };
-        let fused: Vec<Value> = self
-            .fused
-            .iter()
-            .map(|(g, c)| {
-                let mut v = cell(c);
-                v["members"] = json!(g);
-                v["vs_pytorch"] = json!(self.vs_pytorch(c));
-                v
-            })
-            .collect();
-        json!({
+        let groups = |cells: &[(i64, Result<Throughput, String>)]| -> Vec<Value> {
+            cells
+                .iter()
+                .map(|(g, c)| {
+                    let mut v = cell(c);
+                    v["members"] = json!(g);
+                    v["vs_pytorch"] = json!(self.vs_pytorch(c));
+                    v
+                })
+                .collect()
+        };
+        let mut row = json!({
             "width": self.width,
             "batch": setup.batch,
             "steps": setup.steps,
@@ -142,8 +163,25 @@ impl Row {
             },
             "tch_eager": cell(&self.tch),
             "tch_eager_vs_pytorch": self.vs_pytorch(&self.tch),
-            "fused": fused,
-        })
+            "fused": groups(&self.fused),
+            "graphs": setup.graphs,
+        });
+        if let Some(tch_graph) = &self.tch_graph {
+            row["tch_graph"] = cell(tch_graph);
+            row["tch_graph_vs_pytorch"] = json!(self.vs_pytorch(tch_graph));
+            row["fused_graph"] = json!(groups(&self.fused_graph));
+        }
+        row
+    }
+}
+
+/// A cell's name in progress lines and notes.
+fn cell_name(members: i64, graph: bool) -> String {
+    let eager = if members == 1 { "tch eager".to_string() } else { format!("fused x{members}") };
+    match (members, graph) {
+        (_, false) => eager,
+        (1, true) => "tch graph".into(),
+        (g, true) => format!("fused x{g} graph"),
     }
 }
 
@@ -159,12 +197,23 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         steps: args.steps,
         warmup: args.warmup,
         fuse: args.fuse.clone(),
+        graphs: args.graphs,
     };
     let mut notes = Vec::new();
     if let Err(why) = &column {
         notes.push(format!(
             "PyTorch eager is absent ({why}): its column and the ratios are empty; pass --python with torch installed"
         ));
+    }
+    // Known for the whole table before any cell runs (the CPU): said once here, not per cell.
+    let graphs_off = StepGraph::new(GraphMode::On, device).eager_because().map(str::to_string);
+    let graphs_absent = args.graphs && graphs_off.is_some();
+    match (&graphs_off, args.graphs) {
+        (_, false) => {
+            notes.push("CUDA graphs are not measured (--graphs false), so there are no columns for them".into())
+        }
+        (Some(why), true) => notes.push(format!("the CUDA graph cells and their ratios are empty: {why}")),
+        (None, true) => {}
     }
     if !args.json {
         print!("{}", header(&setup, &column, &python));
@@ -174,18 +223,23 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
             Ok(c) => c.get(&width).cloned().unwrap_or_else(|| Err("the PyTorch script gave no row".into())),
             Err(why) => Err(why.clone()),
         };
-        let cell = |members: i64| {
-            eprintln!(
-                "bench gpu: width {width}, {}",
-                if members == 1 { "tch eager".into() } else { format!("fused x{members}") }
-            );
+        let cell = |members: i64, graphs: bool| {
+            eprintln!("bench gpu: width {width}, {}", cell_name(members, graphs));
             let (batch, steps, warmup) = (args.batch, args.steps, args.warmup);
-            throughput::measure(&StepBench { width, members, batch, warmup, steps, device })
+            throughput::measure(&StepBench { width, members, batch, warmup, steps, device, graphs })
         };
-        let tch = cell(1);
-        let fused = args.fuse.iter().map(|&g| (g, cell(g))).collect();
-        let row = Row { width, pytorch, tch, fused };
-        notes.extend(row.problems(column.is_err()));
+        let tch = cell(1, false);
+        let tch_graph = args.graphs.then(|| cell(1, true));
+        let mut fused = Vec::new();
+        let mut fused_graph = Vec::new();
+        for &g in &args.fuse {
+            fused.push((g, cell(g, false)));
+            if args.graphs {
+                fused_graph.push((g, cell(g, true)));
+            }
+        }
+        let row = Row { width, pytorch, tch, fused, tch_graph, fused_graph };
+        notes.extend(row.problems(column.is_err(), graphs_absent));
         if args.json {
             println!("{}", row.to_json(&setup));
         } else {
@@ -250,11 +304,18 @@ fn device_name(device: Device, column: Option<&Column>) -> String {
 /// Every column of the table is this wide at least.
 const CELL: usize = 11;
 
-fn headings(fuse: &[i64]) -> Vec<String> {
+fn headings(fuse: &[i64], graphs: bool) -> Vec<String> {
     let mut h: Vec<String> = ["width", "PyTorch eager", "tch eager", "tch/PyTorch"].map(String::from).into();
+    if graphs {
+        h.extend(["tch graph", "graph/PyTorch"].map(String::from));
+    }
     for g in fuse {
         h.push(format!("fused x{g}"));
         h.push(format!("x{g}/PyTorch"));
+        if graphs {
+            h.push(format!("fused x{g} graph"));
+            h.push(format!("x{g} graph/PyTorch"));
+        }
     }
     h
 }
@@ -281,11 +342,14 @@ fn header(setup: &Setup, column: &Result<Column, String>, python: &Path) -> Stri
         precision_name(precision),
     );
     out += &format!(
-        "device: {} ({}{threads}); {reference}\nsamples/s per cell (fused: summed over the members); ratios are to PyTorch eager\n\n",
+        "device: {} ({}{threads}); {reference}\nsamples/s per cell (fused: summed over the members{}); ratios are to \
+         PyTorch eager\n\n",
         device_kind(setup.device),
-        setup.device_name
+        setup.device_name,
+        if setup.graphs { "; graph: the step captured once as a CUDA graph, then replayed" } else { "" },
     );
-    let cells: Vec<String> = headings(&setup.fuse).iter().map(|h| format!("{h:>w$}", w = CELL.max(h.len()))).collect();
+    let cells: Vec<String> =
+        headings(&setup.fuse, setup.graphs).iter().map(|h| format!("{h:>w$}", w = CELL.max(h.len()))).collect();
     out + &cells.join("  ") + "\n"
 }
 
@@ -303,12 +367,20 @@ fn table_line(row: &Row) -> String {
         cell(&row.tch),
         ratio(row.vs_pytorch(&row.tch)),
     ];
-    for (_, c) in &row.fused {
+    if let Some(c) = &row.tch_graph {
         cells.push(cell(c));
         cells.push(ratio(row.vs_pytorch(c)));
     }
+    for (i, (_, c)) in row.fused.iter().enumerate() {
+        cells.push(cell(c));
+        cells.push(ratio(row.vs_pytorch(c)));
+        if let Some((_, c)) = row.fused_graph.get(i) {
+            cells.push(cell(c));
+            cells.push(ratio(row.vs_pytorch(c)));
+        }
+    }
     let fuse: Vec<i64> = row.fused.iter().map(|(g, _)| *g).collect();
-    let widths = headings(&fuse).into_iter().map(|h| CELL.max(h.len()));
+    let widths = headings(&fuse, row.tch_graph.is_some()).into_iter().map(|h| CELL.max(h.len()));
     cells.iter().zip(widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  ")
 }
 
@@ -320,6 +392,7 @@ mod tests {
         Ok(Throughput { samples_per_second, seconds: 1.0, parameters, precision: Precision::Fp32 })
     }
 
+    /// Without graph cells (`--graphs false`).
     fn row() -> Row {
         Row {
             width: 8,
@@ -331,6 +404,29 @@ mod tests {
             }),
             tch: measured(1250.0, 10),
             fused: vec![(4, measured(4000.0, 40)), (16, Err("CUDA out of memory".into()))],
+            tch_graph: None,
+            fused_graph: vec![],
+        }
+    }
+
+    /// With graph cells, one of which failed.
+    fn graph_row() -> Row {
+        Row {
+            tch_graph: Some(measured(2500.0, 10)),
+            fused_graph: vec![(4, measured(6000.0, 40)), (16, Err("capture refused".into()))],
+            ..row()
+        }
+    }
+
+    fn setup(graphs: bool) -> Setup {
+        Setup {
+            device: Device::Cpu,
+            device_name: "cpu".into(),
+            batch: 8,
+            steps: 2,
+            warmup: 1,
+            fuse: vec![4, 16],
+            graphs,
         }
     }
 
@@ -339,27 +435,72 @@ mod tests {
         let line = table_line(&row());
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cells, ["8", "1000", "1250", "1.25x", "4000", "4.00x", "failed", "-"]);
-        assert_eq!(row().problems(false), ["width 8, fused x16: CUDA out of memory"]);
+        assert_eq!(row().problems(false, false), ["width 8, fused x16: CUDA out of memory"]);
+    }
+
+    #[test]
+    fn graph_cells_sit_beside_their_eager_cells_under_their_own_headings() {
+        let line = table_line(&graph_row());
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "8", "1000", "1250", "1.25x", "2500", "2.50x", "4000", "4.00x", "6000", "6.00x", "failed", "-",
+                "failed", "-"
+            ]
+        );
+        let heads = headings(&[4, 16], true);
+        assert_eq!(heads.len(), cells.len());
+        assert_eq!(
+            (heads[4].as_str(), heads[8].as_str(), heads[9].as_str()),
+            ("tch graph", "fused x4 graph", "x4 graph/PyTorch")
+        );
+        // Each heading is as wide as its cells, so the columns line up.
+        let header_line = header(&setup(true), &Err("absent".into()), Path::new("python3"));
+        let last = header_line.lines().last().unwrap();
+        assert_eq!(last.len(), line.len(), "{last}\n{line}");
+        assert_eq!(
+            graph_row().problems(false, false),
+            ["width 8, fused x16: CUDA out of memory", "width 8, fused x16 graph: capture refused"]
+        );
+        // Off a CUDA device the reason is one note for the table, not one per cell.
+        assert_eq!(graph_row().problems(false, true), ["width 8, fused x16: CUDA out of memory"]);
     }
 
     #[test]
     fn json_rows_hold_every_cell_and_null_ratios_without_a_reference() {
-        let setup =
-            Setup { device: Device::Cpu, device_name: "cpu".into(), batch: 8, steps: 2, warmup: 1, fuse: vec![4, 16] };
-        let v = row().to_json(&setup);
+        let v = row().to_json(&setup(false));
         assert_eq!(v["tch_eager_vs_pytorch"], json!(1.25));
         assert_eq!(v["fused"][0]["members"], json!(4));
         assert_eq!(v["fused"][1]["error"], json!("CUDA out of memory"));
+        assert_eq!(v["graphs"], json!(false));
+        assert!(v.get("tch_graph").is_none() && v.get("fused_graph").is_none(), "{v}");
         let absent = Row { pytorch: Err("no torch".into()), ..row() };
-        let v = absent.to_json(&setup);
+        let v = absent.to_json(&setup(false));
         assert_eq!(v["pytorch_eager"]["error"], json!("no torch"));
         assert!(v["tch_eager_vs_pytorch"].is_null() && v["fused"][0]["vs_pytorch"].is_null());
-        assert_eq!(absent.problems(true), ["width 8, fused x16: CUDA out of memory"], "the column's note is enough");
+        assert_eq!(
+            absent.problems(true, false),
+            ["width 8, fused x16: CUDA out of memory"],
+            "the column's note is enough"
+        );
+    }
+
+    #[test]
+    fn json_rows_hold_the_graph_cells_with_their_ratios() {
+        let v = graph_row().to_json(&setup(true));
+        assert_eq!(v["graphs"], json!(true));
+        assert_eq!(v["tch_graph"]["samples_per_second"], json!(2500.0));
+        assert_eq!(v["tch_graph_vs_pytorch"], json!(2.5));
+        assert_eq!(v["fused_graph"][0]["members"], json!(4));
+        assert_eq!(v["fused_graph"][0]["vs_pytorch"], json!(6.0));
+        assert_eq!(v["fused_graph"][1]["error"], json!("capture refused"));
+        assert!(v["fused_graph"][1]["vs_pytorch"].is_null() && v["fused_graph"][1]["samples_per_second"].is_null());
     }
 
     #[test]
     fn a_different_parameter_count_is_reported() {
         let other = Row { tch: measured(1250.0, 11), fused: vec![], ..row() };
-        assert!(other.problems(false)[0].contains("not the same model"));
+        assert!(other.problems(false, false)[0].contains("not the same model"));
     }
 }
