@@ -80,7 +80,8 @@ impl GpuPool {
             Some(s) => {
                 let i = (0..self.gpus.len())
                     .filter(|&i| 1.0 - self.gpus[i].1 + SLACK >= s)
-                    .max_by(|&a, &b| self.gpus[a].1.total_cmp(&self.gpus[b].1))?;
+                    // The least share left; the lowest index among equals.
+                    .min_by(|&a, &b| (1.0 - self.gpus[a].1).total_cmp(&(1.0 - self.gpus[b].1)))?;
                 self.gpus[i].1 += s;
                 Some(Taken { gpus: vec![self.gpus[i].0.clone()], share: Some(s) })
             }

@@ -142,14 +142,7 @@ pub async fn run(
         let whole = tokio::select! {
             status = child.wait() => break status,
             Some((lease_id, why)) = dropped.recv() => {
-                if live.contains(&lease_id) {
-                    tracing::warn!(lease = lease_id, reason = %why, "fused member dropped; the group goes on");
-                    let d = complete_one(reporter, &mut live, &muted, members, lease_id, |req| {
-                        req.exit_code = Some(1);
-                        req.stderr_tail = why;
-                    }).await;
-                    ended.push((lease_id, d));
-                }
+                ended.extend(fail_dropped(reporter, &mut live, &muted, members, lease_id, why).await);
                 None
             }
             cmd = control.recv() => match cmd {
@@ -202,6 +195,10 @@ pub async fn run(
     };
     // Every metric line is queued before the completion, so the report order is the output order.
     let _ = relay.await;
+    // A member dropped just before the process ended: the relay saw it, the loop had no time to.
+    while let Ok((lease_id, why)) = dropped.try_recv() {
+        ended.extend(fail_dropped(reporter, &mut live, &muted, members, lease_id, why).await);
+    }
     let stderr_tail = tail.await.unwrap_or_default();
     let (exit_code, signal) = match &status {
         Ok(s) => (s.code(), s.signal()),
@@ -235,6 +232,27 @@ type Muted = Arc<Mutex<HashSet<i64>>>;
 
 fn run_dir(members: &[Attempt], lease_id: i64) -> std::path::PathBuf {
     members.iter().find(|m| m.lease_id == lease_id).map(|m| m.dirs.run.clone()).expect("a member's lease")
+}
+
+/// Fails a member the runner dropped from its group (it diverged), unless it already left.
+async fn fail_dropped(
+    reporter: &Reporter,
+    live: &mut Vec<i64>,
+    muted: &Muted,
+    members: &[Attempt],
+    lease_id: i64,
+    why: String,
+) -> Option<(i64, Option<Delivery>)> {
+    if !live.contains(&lease_id) {
+        return None;
+    }
+    tracing::warn!(lease = lease_id, reason = %why, "fused member dropped; the group goes on");
+    let d = complete_one(reporter, live, muted, members, lease_id, |req| {
+        req.exit_code = Some(1);
+        req.stderr_tail = why;
+    })
+    .await;
+    Some((lease_id, d))
 }
 
 /// Completes one member of a fused group while the others go on: it leaves `live`, its later

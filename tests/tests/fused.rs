@@ -119,6 +119,15 @@ optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = 
     for t in trials.iter().filter(|t| lr(t) < 1.0) {
         assert_eq!(epochs(&t.trial_id), 2);
     }
+
+    // Diverging in the last epoch: the group process ends right after saying so, and the member
+    // still fails (its drop is not taken for a clean exit).
+    let grid = format!("{grid}\nepochs = [1]");
+    let (trials, _) = run(dir.path(), "diverge-last", &grid, "[resources]\nfuse = 3");
+    for t in &trials {
+        let expected = if lr(t) > 1.0 { "failed" } else { "succeeded" };
+        assert_eq!(t.status, expected, "{t:?}");
+    }
 }
 
 /// A draining agent (SIGTERM) stops its fused group: every member checkpoints into its own
