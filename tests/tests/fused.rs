@@ -25,6 +25,7 @@ fn run(
     name: &str,
     grid: &str,
     resources: &str,
+    epochs: u32,
 ) -> (Vec<sweep_coordinator::results::TrialRow>, Vec<sweep_coordinator::results::MetricRow>) {
     let text = format!(
         r#"
@@ -36,7 +37,7 @@ path = "cifar"
 [params]
 model = "preact_resnet18"
 width = 2
-epochs = 2
+epochs = {epochs}
 batch_size = 32
 [grid]
 {grid}
@@ -64,8 +65,8 @@ fn a_fused_sweep_records_what_the_unfused_sweep_records() {
     synth_cifar(dir.path());
     let grid = r#"seed = [0, 1, 2]
 optimizer = [{ name = "sgd", lr = 0.02, momentum = 0.9 }, { name = "sgd", lr = 0.01, momentum = 0.9 }]"#;
-    let (fused, fused_rows) = run(dir.path(), "fused", grid, "[resources]\nfuse = 3");
-    let (alone, _) = run(dir.path(), "alone", grid, "");
+    let (fused, fused_rows) = run(dir.path(), "fused", grid, "[resources]\nfuse = 3", 2);
+    let (alone, _) = run(dir.path(), "alone", grid, "", 2);
     assert_eq!(fused.len(), 6);
     for t in &fused {
         assert_eq!(t.status, "succeeded", "{t:?}");
@@ -107,7 +108,7 @@ fn a_diverging_member_fails_alone_and_its_group_succeeds() {
     synth_cifar(dir.path());
     let grid = r#"seed = [0]
 optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = "sgd", lr = 0.02 }]"#;
-    let (trials, rows) = run(dir.path(), "diverge", grid, "[resources]\nfuse = 3");
+    let (trials, rows) = run(dir.path(), "diverge", grid, "[resources]\nfuse = 3", 2);
     let lr = |t: &sweep_coordinator::results::TrialRow| t.params["optimizer"]["lr"].as_f64().unwrap();
     for t in &trials {
         let expected = if lr(t) > 1.0 { "failed" } else { "succeeded" };
@@ -122,8 +123,7 @@ optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = 
 
     // Diverging in the last epoch: the group process ends right after saying so, and the member
     // still fails (its drop is not taken for a clean exit).
-    let grid = format!("{grid}\nepochs = [1]");
-    let (trials, _) = run(dir.path(), "diverge-last", &grid, "[resources]\nfuse = 3");
+    let (trials, _) = run(dir.path(), "diverge-last", grid, "[resources]\nfuse = 3", 1);
     for t in &trials {
         let expected = if lr(t) > 1.0 { "failed" } else { "succeeded" };
         assert_eq!(t.status, expected, "{t:?}");
