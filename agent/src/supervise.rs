@@ -298,6 +298,30 @@ fn signal_group(pid: Option<i32>, sig: i32) {
     }
 }
 
+/// A child's output, line by line; longer lines are cut at [`MAX_LINE_BYTES`].
+struct Lines<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
+    fn new(out: R) -> Lines<R> {
+        Lines { reader: BufReader::new(out), buf: Vec::new() }
+    }
+
+    /// The next line with its newline, or None at the end of the output (or a read error).
+    async fn next(&mut self) -> Option<&[u8]> {
+        self.buf.clear();
+        match self.reader.read_until(b'\n', &mut self.buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                self.buf.truncate(MAX_LINE_BYTES);
+                Some(&self.buf)
+            }
+        }
+    }
+}
+
 async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
     tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.ok()
 }
@@ -310,19 +334,12 @@ async fn relay_stdout(
     reporter: Reporter,
 ) {
     let mut log = open_log(&log_path).await;
-    let mut lines = BufReader::new(out);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        buf.truncate(MAX_LINE_BYTES);
+    let mut lines = Lines::new(out);
+    while let Some(buf) = lines.next().await {
         if let Some(f) = log.as_mut() {
-            let _ = f.write_all(&buf).await;
+            let _ = f.write_all(buf).await;
         }
-        let line = String::from_utf8_lossy(&buf);
+        let line = String::from_utf8_lossy(buf);
         match EpochRecord::parse_line(&line) {
             Some(Ok(record)) => reporter.metrics(lease_id, record).await,
             Some(Err(e)) => {
@@ -347,23 +364,16 @@ async fn relay_group(
     for (_, _, path) in &members {
         logs.push(open_log(path).await);
     }
-    let mut lines = BufReader::new(out);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        buf.truncate(MAX_LINE_BYTES);
-        let line = String::from_utf8_lossy(&buf);
+    let mut lines = Lines::new(out);
+    while let Some(buf) = lines.next().await {
+        let line = String::from_utf8_lossy(buf);
         let parsed = MemberLine::parse(&line);
         let Some(Ok((trial, member_line))) = parsed else {
             if let Some(Err(e)) = parsed {
                 tracing::warn!(error = %e, line = %line.trim(), "ignored a malformed metric line");
             }
             if let Some(f) = logs[0].as_mut() {
-                let _ = f.write_all(&buf).await;
+                let _ = f.write_all(buf).await;
             }
             continue;
         };
@@ -392,23 +402,16 @@ async fn relay_group(
 /// Copies stderr to the log file and returns its last lines.
 async fn keep_stderr(err: tokio::process::ChildStderr, log_path: std::path::PathBuf) -> String {
     let mut log = open_log(&log_path).await;
-    let mut reader = BufReader::new(err);
+    let mut lines = Lines::new(err);
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        buf.truncate(MAX_LINE_BYTES);
+    while let Some(buf) = lines.next().await {
         if let Some(f) = log.as_mut() {
-            let _ = f.write_all(&buf).await;
+            let _ = f.write_all(buf).await;
         }
         if tail.len() == STDERR_TAIL_LINES {
             tail.pop_front();
         }
-        tail.push_back(String::from_utf8_lossy(&buf).trim_end().to_string());
+        tail.push_back(String::from_utf8_lossy(buf).trim_end().to_string());
     }
     tail.into_iter().collect::<Vec<_>>().join("\n")
 }

@@ -83,12 +83,7 @@ fn errors_name_the_file_the_key_and_the_sweep() {
 #[test]
 fn synth_data_train_double_descent_and_plot() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("sweep"))
-        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "64", "--test", "32"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(stdout_of(&out).trim(), "cifar");
+    synth_cifar(dir.path(), 64, 32);
     assert!(dir.path().join("cifar/data_batch_1.bin").exists() && dir.path().join("cifar/test_batch.bin").exists());
 
     std::fs::write(
@@ -130,12 +125,7 @@ width = [2, 100]
 #[test]
 fn run_trial_with_several_specs_trains_a_fused_group() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("sweep"))
-        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "64", "--test", "32"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    synth_cifar(dir.path(), 64, 32);
     let file = dir.path().join("fuse.toml");
     std::fs::write(
         &file,

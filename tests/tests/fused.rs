@@ -10,15 +10,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-fn synth_cifar(dir: &Path) {
-    let out = Command::new(bin("sweep"))
-        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "64", "--test", "32"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// Runs a preact_resnet18 sweep with `sweep local` and returns its trials table and metrics.
 fn run(
     dir: &Path,
@@ -62,7 +53,7 @@ max_attempts = 1
 #[test]
 fn a_fused_sweep_records_what_the_unfused_sweep_records() {
     let dir = tempfile::tempdir().unwrap();
-    synth_cifar(dir.path());
+    synth_cifar(dir.path(), 64, 32);
     let grid = r#"seed = [0, 1, 2]
 optimizer = [{ name = "sgd", lr = 0.02, momentum = 0.9 }, { name = "sgd", lr = 0.01, momentum = 0.9 }]"#;
     let (fused, fused_rows) = run(dir.path(), "fused", grid, "[resources]\nfuse = 3", 2);
@@ -105,7 +96,7 @@ optimizer = [{ name = "sgd", lr = 0.02, momentum = 0.9 }, { name = "sgd", lr = 0
 #[test]
 fn a_diverging_member_fails_alone_and_its_group_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    synth_cifar(dir.path());
+    synth_cifar(dir.path(), 64, 32);
     let grid = r#"seed = [0]
 optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = "sgd", lr = 0.02 }]"#;
     let (trials, rows) = run(dir.path(), "diverge", grid, "[resources]\nfuse = 3", 2);
@@ -138,12 +129,7 @@ fn a_drained_group_resumes_from_its_members_checkpoints() {
     const EPOCHS: i32 = 30;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let out = Command::new(bin("sweep"))
-        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", "256", "--test", "32"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    synth_cifar(root, 256, 32);
     std::fs::write(
         root.join("drain.toml"),
         format!(
@@ -170,7 +156,9 @@ fuse = 2
     let coordinator = start_coordinator(root, "60s");
     let checkpoints = root.join("shared-checkpoints");
     let agent = |name: &str| {
-        let mut cmd = agent_command(root, &coordinator.url, name, 1);
+        // Checkpointing a group takes longer than a lone trial on two busy cores: a generous grace,
+        // so the drain is never cut short by SIGKILL.
+        let mut cmd = agent_command_with_grace(root, &coordinator.url, name, 1, "60s");
         cmd.arg("--checkpoint-root").arg(&checkpoints).env("SWEEP_DEVICE", "cpu");
         Proc(cmd.spawn().unwrap())
     };

@@ -57,6 +57,11 @@ pub fn start_agent(root: &Path, url: &str, name: &str, slots: u32) -> Proc {
 
 /// The `sweep-agent` command `start_agent` runs, for tests that add flags.
 pub fn agent_command(root: &Path, url: &str, name: &str, slots: u32) -> Command {
+    agent_command_with_grace(root, url, name, slots, "2s")
+}
+
+/// The same, with the time a drained trial gets to checkpoint before SIGKILL.
+pub fn agent_command_with_grace(root: &Path, url: &str, name: &str, slots: u32, stop_grace: &str) -> Command {
     let mut cmd = Command::new(bin("sweep-agent"));
     cmd.args([
         "--coordinator",
@@ -68,7 +73,7 @@ pub fn agent_command(root: &Path, url: &str, name: &str, slots: u32) -> Command 
         "--poll-interval",
         "200ms",
         "--stop-grace",
-        "2s",
+        stop_grace,
     ])
     .arg("--work-dir")
     .arg(root.join(name))
@@ -120,4 +125,15 @@ pub fn wait_for(url: &str, sweep_id: &str, root: &Path, limit: Duration, pred: i
 
 pub fn count(status: &Value, state: &str) -> u64 {
     status["counts"][state].as_u64().unwrap_or(0)
+}
+
+/// Synthetic CIFAR-10 binaries (`sweep data synth`) in `dir/cifar`, the real on-disk format.
+pub fn synth_cifar(dir: &Path, train: u32, test: u32) {
+    let out = Command::new(bin("sweep"))
+        .args(["data", "synth", "--format", "cifar10", "--out", "cifar", "--train", &train.to_string()])
+        .args(["--test", &test.to_string()])
+        .current_dir(dir)
+        .output()
+        .expect("run sweep data synth");
+    assert_eq!(stdout_of(&out).trim(), "cifar");
 }
