@@ -129,3 +129,34 @@ fn without_pytorch_the_table_still_shows_tch_and_says_why() {
     assert_eq!(text.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {text}");
     assert!(text.contains("packing") && text.contains("not measured"), "{text}");
 }
+
+/// `bench/gpu/check.sh`, the fused and CUDA-graph checks a GPU node runs, small on the CPU: the
+/// same sweep trained four ways through `sweep local`, every trial succeeding, and the fused ways
+/// ending within the tolerance of the trials trained alone.
+#[test]
+fn the_gpu_check_script_runs_its_four_sweeps() {
+    let Some(python) = venv_python() else {
+        eprintln!("skipped: no .venv with pyarrow (scripts/setup.sh makes it)");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/gpu/check.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .env("SWEEP", bin("sweep"))
+        .env("PYTHON", python)
+        .env("WORK", work.path())
+        .envs([("WIDTH", "2"), ("TRAIN", "128"), ("TEST", "32"), ("EPOCHS", "1"), ("SEEDS", "0, 1")])
+        .envs([("GPUS", "0"), ("FUSE", "2"), ("BENCH", "0")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for way in ["alone", "alone-graphs", "fused", "fused-graphs"] {
+        let row = text.lines().find(|l| l.starts_with(&format!("{way} "))).unwrap_or_else(|| panic!("{way}: {text}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[1], "2/2", "{row}");
+        let worst: f64 = cells[2].parse().unwrap();
+        assert!(worst < 1e-2, "{row}");
+    }
+}
