@@ -312,3 +312,48 @@ async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
     assert_eq!(again.len(), 1, "8 GiB free on the half-used GPU is enough");
     assert_eq!(again[0].attempt, 2);
 }
+
+/// A fused group that runs out of GPU memory comes back in halves: a group of four, then pairs,
+/// then each trial alone.
+#[tokio::test]
+async fn a_group_out_of_gpu_memory_is_retried_in_halves() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let text = r#"
+name = "oom"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+model = "preact_resnet18"
+[grid]
+seed = [0, 1, 2, 3]
+[resources]
+gpus = 1
+fuse = 4
+[retry]
+max_attempts = 4
+backoff = "0s"
+"#;
+    let path = std::path::Path::new("sweep.toml");
+    let file = sweep_spec::SweepFile::parse(text, path, std::path::Path::new(".")).unwrap();
+    let trials = sweep_spec::expand(&file).unwrap();
+    c.submit(pb::SubmitSweepRequest::from_file(&file, &trials, text.into(), "sweep.toml".into())).await.unwrap();
+    for (round, expected) in [vec![4], vec![2, 2], vec![1, 1, 1, 1]].into_iter().enumerate() {
+        // A new agent each round: six failures in a row would quarantine one.
+        let mut agent = c.agent(&format!("a{round}"), 4).await;
+        let leases = agent.lease(4, 4).await;
+        let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
+        for l in &leases {
+            *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
+        }
+        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "{leases:?}");
+        for l in &leases {
+            agent
+                .exit(l.lease_id, 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -448,7 +448,7 @@ impl Reader<'_> {
                 }
                 "gpu_share" => match v.as_float().or(v.as_integer().map(|n| n as f64)) {
                     Some(f) if f > 0.0 && f < 1.0 => r.gpu_share = Some(f),
-                    Some(f) if f == 1.0 => r.gpu_share = None,
+                    Some(1.0) => r.gpu_share = None,
                     _ => return Err(self.err("resources.gpu_share", "a fraction of one GPU in (0, 1]")),
                 },
                 _ => return Err(self.err(&format!("resources.{k}"), "one of gpus, fuse, gpu_share (unknown key)")),

@@ -371,14 +371,25 @@ fn grant(
 }
 
 /// Pending trials of `first`'s sweep that can train fused with it (`sweep_spec::fusion`), up to
-/// the group size its `[resources] fuse` allows, in queue order; each is added to `taken`.
+/// the group size its `[resources] fuse` allows, in queue order; each is added to `taken`. A
+/// group that ran out of GPU memory comes back in halves: every out-of-memory attempt of a trial
+/// halves the groups it joins, down to the trial alone.
 fn fusion_partners(
     tx: &Transaction,
     first: &TrialSpec,
     now_ms: i64,
     taken: &mut HashSet<(String, String)>,
 ) -> Result<Vec<(String, Counters, TrialSpec)>> {
-    let want = first.resources.fuse.members(first.resources.gpus).saturating_sub(1) as usize;
+    let members = first.resources.fuse.members(first.resources.gpus);
+    let group_size = |trial_id: &str| -> Result<usize> {
+        let halvings: u32 = tx.query_row(
+            "SELECT COUNT(*) FROM attempts WHERE sweep = ?1 AND trial_id = ?2 AND outcome = 'out_of_memory'",
+            params![first.sweep, trial_id],
+            |r| r.get(0),
+        )?;
+        Ok(members.checked_shr(halvings).unwrap_or(0).max(1) as usize)
+    };
+    let want = group_size(&first.id.0)? - 1;
     let Some(key) = (want > 0).then(|| sweep_spec::fusion::key(first).ok()).flatten() else {
         return Ok(Vec::new());
     };
@@ -398,7 +409,7 @@ fn fusion_partners(
             continue;
         }
         let spec = parse_spec(&spec)?;
-        if sweep_spec::fusion::key(&spec).is_ok_and(|k| k == key) {
+        if sweep_spec::fusion::key(&spec).is_ok_and(|k| k == key) && group_size(&trial_id)? > want {
             taken.insert((first.sweep.clone(), trial_id.clone()));
             partners.push((trial_id, counters, spec));
         }

@@ -96,9 +96,7 @@ pub fn run_group(
                 stop: ctx.stop.clone(),
                 cuda_graphs: ctx.cuda_graphs,
             };
-            super::run(&specs[i], &alone, &mut |record| {
-                sink(harness::MemberReport::Epoch(record)).map_err(Into::into)
-            })?;
+            super::run(&specs[i], &alone, &mut |record| sink(harness::MemberReport::Epoch(record)))?;
             continue;
         }
         let group: Vec<(&Params, MemberState, MemberSink<'_>)> = at
