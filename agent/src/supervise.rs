@@ -209,20 +209,21 @@ pub async fn run(
     } else {
         tracing::info!(trial = %trial, attempt = members[0].attempt, ?exit_code, ?signal, "trial ended");
     }
-    for lease_id in live {
-        let delivered = reporter
-            .complete_queued(CompleteRequest {
+    let launch_error = status.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    for lease_id in live.clone() {
+        let d = complete_one(reporter, &mut live, &muted, members, lease_id, |req| {
+            *req = CompleteRequest {
                 lease_id,
                 exit_code,
                 signal,
                 stderr_tail: stderr_tail.clone(),
-                launch_error: status.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+                launch_error: launch_error.clone(),
                 stopped_by_request,
                 released,
-            })
-            .await;
-        let run_dir = run_dir(members, lease_id);
-        ended.push((lease_id, delivered.map(|delivered| Delivery { delivered, run_dir })));
+            }
+        })
+        .await;
+        ended.push((lease_id, d));
     }
     ended
 }
@@ -255,8 +256,9 @@ async fn fail_dropped(
     Some((lease_id, d))
 }
 
-/// Completes one member of a fused group while the others go on: it leaves `live`, its later
-/// output is no longer relayed, and its completion is queued after everything it printed.
+/// Completes one lease of the launch (a fused member while the others go on, or each lease once
+/// the process ended): it leaves `live`, its later output is no longer relayed, and its
+/// completion is queued after everything it printed.
 async fn complete_one(
     reporter: &Reporter,
     live: &mut Vec<i64>,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{action, assert_status, eventually, now_ms, sweep, Env, LONG_TTL, SHORT_TTL};
+use common::{action, assert_status, eventually, now_ms, submission, sweep, Env, LONG_TTL, SHORT_TTL};
 use serde_json::Value;
 use sweep_proto::v1::{self as pb, LeaseAction};
 use tonic::Code;
@@ -233,25 +233,8 @@ async fn a_huge_free_slots_value_leases_every_pending_trial() {
 async fn fused_trials_are_leased_in_groups_of_the_same_model() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
-    let text = r#"
-name = "fused"
-workload = "double_descent"
-[data]
-format = "cifar10"
-path = "cifar"
-[params]
-model = "preact_resnet18"
-[grid]
-width = [8, 16]
-seed = [0, 1]
-optimizer = [{ name = "sgd", lr = 0.1 }, { name = "sgd", lr = 0.05 }]
-[resources]
-fuse = 3
-"#;
-    let path = std::path::Path::new("sweep.toml");
-    let file = sweep_spec::SweepFile::parse(text, path, std::path::Path::new(".")).unwrap();
-    let trials = sweep_spec::expand(&file).unwrap();
-    c.submit(pb::SubmitSweepRequest::from_file(&file, &trials, text.into(), "sweep.toml".into())).await.unwrap();
+    let grid = "[grid]\nwidth = [8, 16]\nseed = [0, 1]\noptimizer = [{ name = \"sgd\", lr = 0.1 }, { name = \"sgd\", lr = 0.05 }]";
+    c.submit(preact_sweep("fused", &format!("{grid}\n[resources]\nfuse = 3"))).await.unwrap();
     let mut agent = c.agent("a", 8).await;
 
     let width = |l: &pb::Lease| -> i64 {
@@ -319,27 +302,9 @@ async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
 async fn a_group_out_of_gpu_memory_is_retried_in_halves() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
-    let text = r#"
-name = "oom"
-workload = "double_descent"
-[data]
-format = "cifar10"
-path = "cifar"
-[params]
-model = "preact_resnet18"
-[grid]
-seed = [0, 1, 2, 3]
-[resources]
-gpus = 1
-fuse = 4
-[retry]
-max_attempts = 4
-backoff = "0s"
-"#;
-    let path = std::path::Path::new("sweep.toml");
-    let file = sweep_spec::SweepFile::parse(text, path, std::path::Path::new(".")).unwrap();
-    let trials = sweep_spec::expand(&file).unwrap();
-    c.submit(pb::SubmitSweepRequest::from_file(&file, &trials, text.into(), "sweep.toml".into())).await.unwrap();
+    let tables =
+        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 4\nbackoff = \"0s\"";
+    c.submit(preact_sweep("oom", tables)).await.unwrap();
     for (round, expected) in [vec![4], vec![2, 2], vec![1, 1, 1, 1]].into_iter().enumerate() {
         // A new agent each round: six failures in a row would quarantine one.
         let mut agent = c.agent(&format!("a{round}"), 4).await;
@@ -356,4 +321,12 @@ backoff = "0s"
                 .unwrap();
         }
     }
+}
+
+/// A double-descent sweep of preact-ResNet-18, the model that fuses; `tables` follow `[params]`.
+fn preact_sweep(name: &str, tables: &str) -> pb::SubmitSweepRequest {
+    submission(format!(
+        "name = \"{name}\"\nworkload = \"double_descent\"\n[data]\nformat = \"cifar10\"\npath = \"cifar\"\n\
+         [params]\nmodel = \"preact_resnet18\"\n{tables}\n"
+    ))
 }

@@ -127,25 +127,7 @@ fn run_trial_with_several_specs_trains_a_fused_group() {
     let dir = tempfile::tempdir().unwrap();
     synth_cifar(dir.path(), 64, 32);
     let file = dir.path().join("fuse.toml");
-    std::fs::write(
-        &file,
-        r#"
-name = "fuse"
-workload = "double_descent"
-[data]
-format = "cifar10"
-path = "cifar"
-[params]
-model = "preact_resnet18"
-width = 2
-epochs = 2
-batch_size = 32
-[grid]
-seed = [0, 1]
-weight_decay = [0.0, 5e-4]
-"#,
-    )
-    .unwrap();
+    std::fs::write(&file, preact_sweep("fuse", 2, "[grid]\nseed = [0, 1]\nweight_decay = [0.0, 5e-4]")).unwrap();
     let trials = sweep_spec::expand(&sweep_spec::SweepFile::read(&file).unwrap()).unwrap();
     let mut args = vec!["run-trial".to_string()];
     for t in &trials {

@@ -18,25 +18,7 @@ fn run(
     resources: &str,
     epochs: u32,
 ) -> (Vec<sweep_coordinator::results::TrialRow>, Vec<sweep_coordinator::results::MetricRow>) {
-    let text = format!(
-        r#"
-name = "{name}"
-workload = "double_descent"
-[data]
-format = "cifar10"
-path = "cifar"
-[params]
-model = "preact_resnet18"
-width = 2
-epochs = {epochs}
-batch_size = 32
-[grid]
-{grid}
-[retry]
-max_attempts = 1
-{resources}
-"#
-    );
+    let text = preact_sweep(name, epochs, &format!("[grid]\n{grid}\n[retry]\nmax_attempts = 1\n{resources}"));
     std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
     let out = Command::new(bin("sweep"))
         .args(["local", &format!("{name}.toml"), "--agents", "1"])
@@ -130,29 +112,9 @@ fn a_drained_group_resumes_from_its_members_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     synth_cifar(root, 256, 32);
-    std::fs::write(
-        root.join("drain.toml"),
-        format!(
-            r#"
-name = "drain"
-workload = "double_descent"
-[data]
-format = "cifar10"
-path = "cifar"
-[params]
-model = "preact_resnet18"
-width = 2
-epochs = {EPOCHS}
-batch_size = 32
-optimizer = {{ name = "sgd", lr = 0.01, momentum = 0.9 }}
-[grid]
-seed = [0, 1]
-[resources]
-fuse = 2
-"#
-        ),
-    )
-    .unwrap();
+    let rest =
+        "optimizer = { name = \"sgd\", lr = 0.01, momentum = 0.9 }\n[grid]\nseed = [0, 1]\n[resources]\nfuse = 2";
+    std::fs::write(root.join("drain.toml"), preact_sweep("drain", EPOCHS as u32, rest)).unwrap();
     let coordinator = start_coordinator(root, "60s");
     let checkpoints = root.join("shared-checkpoints");
     let agent = |name: &str| {

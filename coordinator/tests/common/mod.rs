@@ -196,9 +196,13 @@ pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetr
 
 /// A `command` sweep over `width = widths`; `extra` adds tables such as `[retry]` or `[resources]`.
 pub fn sweep(name: &str, widths: &[u32], extra: &str) -> pb::SubmitSweepRequest {
-    let text = format!(
+    submission(format!(
         "name = \"{name}\"\nworkload = \"command\"\ncommand = [\"train\"]\n[grid]\nwidth = {widths:?}\n{extra}\n"
-    );
+    ))
+}
+
+/// The submission of a sweep file's text, as `sweep submit` makes it.
+pub fn submission(text: String) -> pb::SubmitSweepRequest {
     let path = Path::new("sweep.toml");
     let file = sweep_spec::SweepFile::parse(&text, path, Path::new(".")).expect("test sweep file parses");
     let trials = sweep_spec::expand(&file).expect("test sweep expands");

@@ -137,3 +137,24 @@ pub fn synth_cifar(dir: &Path, train: u32, test: u32) {
         .expect("run sweep data synth");
     assert_eq!(stdout_of(&out).trim(), "cifar");
 }
+
+/// A double-descent sweep of width-2 preact-ResNet-18 on the synthetic `cifar` folder
+/// ([`synth_cifar`]), batches of 32, `epochs` epochs; `rest` follows the `[params]` keys (more of
+/// them first, then the other tables).
+pub fn preact_sweep(name: &str, epochs: u32, rest: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+workload = "double_descent"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+model = "preact_resnet18"
+width = 2
+epochs = {epochs}
+batch_size = 32
+{rest}
+"#
+    )
+}

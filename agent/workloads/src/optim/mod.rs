@@ -109,6 +109,17 @@ impl Optimizer {
     }
 
     fn update(&mut self, lr: &Rate, weight_decay: &Rate) {
+        self.apply_all(lr, weight_decay, None);
+        self.steps += 1;
+        if let Some(g) = &self.graph {
+            // A later captured step counts on from here.
+            let _ = g.count.shallow_clone().fill_(self.steps as f64);
+        }
+    }
+
+    /// Clips the gradients if configured, then updates every parameter that has one. Counts on the
+    /// host (each parameter's own count moves) or, for a captured step, with `device_count`.
+    fn apply_all(&mut self, lr: &Rate, weight_decay: &Rate, device_count: Option<&Tensor>) {
         tch::no_grad(|| {
             let mut live: Vec<(usize, Tensor)> =
                 self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).filter(|(_, g)| g.defined()).collect();
@@ -118,15 +129,16 @@ impl Optimizer {
             }
             for (i, grad) in live.drain(..) {
                 let p = &mut self.params[i];
-                p.step += 1;
-                update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, &Count::Host(p.step));
+                let count = match device_count {
+                    Some(t) => Count::Device(t),
+                    None => {
+                        p.step += 1;
+                        Count::Host(p.step)
+                    }
+                };
+                update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, &count);
             }
         });
-        self.steps += 1;
-        if let Some(g) = &self.graph {
-            // A later captured step counts on from here.
-            let _ = g.count.shallow_clone().fill_(self.steps as f64);
-        }
     }
 
     /// Sets the learning rates and weight decays [`Optimizer::graph_step`] and
@@ -172,7 +184,8 @@ impl Optimizer {
     /// count kept and advanced on the device, nothing read back to the host. The host's counts do
     /// not move here (recording runs no kernel): call [`Optimizer::count_step`] after each step
     /// that ran. Every parameter is assumed to have a gradient (true after one eager step, which a
-    /// capture needs anyway: SGD's first momentum step differs from the rest).
+    /// capture needs anyway: SGD's first momentum step differs from the rest): `count_step`
+    /// advances every parameter's count.
     pub fn graph_step(&mut self) -> Result<(), String> {
         let g = self.graph.as_ref().ok_or("graph_step before set_graph_rates")?;
         if self.steps == 0 {
@@ -182,16 +195,8 @@ impl Optimizer {
         let count = g.count.shallow_clone();
         tch::no_grad(|| {
             let _ = count.shallow_clone().g_add_scalar_(1.0);
-            let mut grads: Vec<(usize, Tensor)> = self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).collect();
-            if let Some(max_norm) = self.cfg.grad_clip {
-                let mut only: Vec<Tensor> = grads.iter().map(|(_, g)| g.shallow_clone()).collect();
-                clip::clip_grad_norm(&mut only, max_norm);
-            }
-            for (i, grad) in grads.drain(..) {
-                let p = &mut self.params[i];
-                update::apply(&self.cfg, &lr, &weight_decay, &mut p.var, &grad, &mut p.slots, &Count::Device(&count));
-            }
         });
+        self.apply_all(&lr, &weight_decay, Some(&count));
         Ok(())
     }
 
