@@ -245,12 +245,12 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
         prop_oneof![text(), prop::sample::select(vec!["", "auto", "0", "1", "2", "64", "65"]).prop_map(str::to_string)];
     (
         (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
-        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any()),
+        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>()),
     )
         .prop_map(
             |(
                 (trial_id, index, workload, command),
-                (params_json, data_json, gpus, checkpoint_every_epochs, fuse, gpu_share),
+                (params_json, data_json, gpus, checkpoint_every_epochs, fuse, gpu_share, cuda_graphs_off),
             )| {
                 pb::Trial {
                     trial_id,
@@ -263,6 +263,7 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     checkpoint_every_epochs,
                     fuse,
                     gpu_share,
+                    cuda_graphs_off,
                 }
             },
         )

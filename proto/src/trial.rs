@@ -22,6 +22,7 @@ impl From<&TrialSpec> for Trial {
                 Fuse::Auto => "auto".into(),
             },
             gpu_share: t.resources.gpu_share.unwrap_or(0.0),
+            cuda_graphs_off: !t.resources.cuda_graphs,
         }
     }
 }
@@ -61,6 +62,7 @@ impl Trial {
                 gpus: self.gpus,
                 fuse,
                 gpu_share: (self.gpu_share > 0.0 && self.gpu_share < 1.0).then_some(self.gpu_share),
+                cuda_graphs: !self.cuda_graphs_off,
             },
             checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
         })

@@ -71,7 +71,7 @@ pub struct RandomSearch {
     pub dists: Vec<(String, Distribution)>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
     /// Whole GPUs per trial; 0 runs on the CPU.
     pub gpus: u32,
@@ -82,6 +82,24 @@ pub struct Resources {
     /// GPU, each in its own process. None: whole GPUs (`gpus` of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_share: Option<f64>,
+    /// Capture each training and evaluation step as a CUDA graph on CUDA devices (the default);
+    /// `cuda_graphs = false` trains eagerly. A speed setting: not part of the trial's id.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cuda_graphs: bool,
+}
+
+impl Default for Resources {
+    fn default() -> Resources {
+        Resources { gpus: 0, fuse: Fuse::Off, gpu_share: None, cuda_graphs: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `[resources] fuse`: trials that differ only in seed, learning rate, weight decay and label
@@ -451,7 +469,15 @@ impl Reader<'_> {
                     Some(1.0) => r.gpu_share = None,
                     _ => return Err(self.err("resources.gpu_share", "a fraction of one GPU in (0, 1]")),
                 },
-                _ => return Err(self.err(&format!("resources.{k}"), "one of gpus, fuse, gpu_share (unknown key)")),
+                "cuda_graphs" => match v.as_bool() {
+                    Some(b) => r.cuda_graphs = b,
+                    None => return Err(self.err("resources.cuda_graphs", "true or false")),
+                },
+                _ => {
+                    return Err(
+                        self.err(&format!("resources.{k}"), "one of gpus, fuse, gpu_share, cuda_graphs (unknown key)")
+                    )
+                }
             }
         }
         if r.gpu_share.is_some() {

@@ -65,7 +65,8 @@ pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
 
 fn run_group(spec_paths: &[PathBuf]) -> Result<(), TrialError> {
     let specs: Vec<TrialSpec> = spec_paths.iter().map(|p| read_spec(p)).collect::<Result<_, _>>()?;
-    let ctx = TrialContext::from_env(specs.first().and_then(|s| s.checkpoint_every_epochs))?;
+    let first = specs.first().ok_or_else(|| TrialError::bad_config("a group needs at least one trial spec"))?;
+    let ctx = TrialContext::from_env(first)?;
     let checkpoint_dirs = group_checkpoint_dirs(&specs)?;
     let stdout = std::io::stdout();
     let sinks: Vec<harness::MemberSink<'_>> = specs
@@ -118,7 +119,7 @@ fn print_line(stdout: &std::io::Stdout, line: &str) -> anyhow::Result<()> {
 
 fn run_trial(spec_path: &Path) -> Result<(), TrialError> {
     let spec = read_spec(spec_path)?;
-    let ctx = TrialContext::from_env(spec.checkpoint_every_epochs)?;
+    let ctx = TrialContext::from_env(&spec)?;
     eprintln!("trial {} of sweep {}: workload {} on {:?}", spec.id, spec.sweep, spec.workload, ctx.device);
     let stdout = std::io::stdout();
     run_workload(&spec, &ctx, &mut |record: EpochRecord| print_line(&stdout, &record.to_line()))
@@ -133,13 +134,9 @@ pub(crate) struct TrialContext {
     pub checkpoint_every: Option<u32>,
     /// Raised by SIGTERM/SIGUSR1: checkpoint and stop.
     pub stop: harness::StopFlag,
-    /// Capture training steps as CUDA graphs (`SWEEP_CUDA_GRAPHS=1`, off by default).
+    /// Capture steps as CUDA graphs on CUDA devices (`[resources] cuda_graphs`, on by default).
     pub cuda_graphs: harness::GraphMode,
 }
-
-/// Turns CUDA-graph capture of the training step on for a trial (`1`) or off (`0`, the default):
-/// a speed setting, so not a parameter (it does not change what a trial computes, nor its id).
-pub const CUDA_GRAPHS_ENV: &str = "SWEEP_CUDA_GRAPHS";
 
 /// libtorch's generator is process-global: tests that seed it and then draw (initialisation,
 /// dropout) hold this lock so that no other test draws in between.
@@ -150,20 +147,17 @@ pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 impl TrialContext {
-    /// The device from `SWEEP_DEVICE`, the checkpoint folder from `SWEEP_CHECKPOINT_DIR`, and a
-    /// stop flag raised by SIGTERM/SIGUSR1.
-    fn from_env(checkpoint_every: Option<u32>) -> Result<TrialContext, TrialError> {
+    /// The device from `SWEEP_DEVICE`, the checkpoint folder from `SWEEP_CHECKPOINT_DIR`, a stop
+    /// flag raised by SIGTERM/SIGUSR1, and the checkpoint cadence and CUDA graphs `spec` asks for.
+    fn from_env(spec: &TrialSpec) -> Result<TrialContext, TrialError> {
         Ok(TrialContext {
             device: device::from_env()?,
             checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
-            checkpoint_every,
+            checkpoint_every: spec.checkpoint_every_epochs,
             stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
-            cuda_graphs: match std::env::var(CUDA_GRAPHS_ENV).as_deref() {
-                Ok("1" | "on" | "true") => harness::GraphMode::On,
-                Ok("" | "0" | "off" | "false") | Err(_) => harness::GraphMode::Off,
-                Ok(other) => {
-                    return Err(TrialError::bad_config(format!("{CUDA_GRAPHS_ENV}: expected 1 or 0, got {other:?}")))
-                }
+            cuda_graphs: match spec.resources.cuda_graphs {
+                true => harness::GraphMode::On,
+                false => harness::GraphMode::Off,
             },
         })
     }

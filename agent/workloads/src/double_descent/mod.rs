@@ -271,7 +271,11 @@ mod tests {
             for (x, y) in a.iter().zip(&b) {
                 assert_eq!(x.step, y.step);
                 for ((name, u), (_, v)) in learned(x).into_iter().zip(learned(y)) {
-                    assert!((u - v).abs() <= 1e-4 * u.abs().max(1.0), "{optimizer} epoch {} {name}: {u} vs {v}", x.epoch);
+                    assert!(
+                        (u - v).abs() <= 1e-4 * u.abs().max(1.0),
+                        "{optimizer} epoch {} {name}: {u} vs {v}",
+                        x.epoch
+                    );
                 }
             }
         }

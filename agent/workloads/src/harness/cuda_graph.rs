@@ -168,7 +168,7 @@ impl StepGraph {
             _ => match Graph::capture(self.device, || body(&inputs, &labels)) {
                 Ok(graph) => Some(graph),
                 Err(why) => {
-                    eprintln!("CUDA graph capture failed ({why}); training eagerly");
+                    eprintln!("CUDA graph capture failed ({why}); running eagerly");
                     self.off = Some(why);
                     return;
                 }
@@ -218,11 +218,12 @@ mod tests {
         assert!(!g.replay(&batch(1.0), &batch(1.0), |_, _| Ok(())).unwrap(), "nothing captured yet");
         g.capture_after(&batch(1.0), &batch(1.0), |_, _| panic!("rehearsal records nothing"));
         let mut seen = 0.0;
-        assert!(g.replay(&batch(5.0), &batch(5.0), |x, _| {
-            seen = x.double_value(&[0, 0]);
-            Ok(())
-        })
-        .unwrap());
+        assert!(g
+            .replay(&batch(5.0), &batch(5.0), |x, _| {
+                seen = x.double_value(&[0, 0]);
+                Ok(())
+            })
+            .unwrap());
         assert_eq!(seen, 5.0, "the batch was copied into the static inputs");
         let short = Tensor::zeros([1, 3], (tch::Kind::Float, Device::Cpu));
         assert!(!g.replay(&short, &short, |_, _| Ok(())).unwrap(), "another shape runs eagerly");

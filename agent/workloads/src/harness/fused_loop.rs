@@ -185,11 +185,12 @@ pub fn train_fused(
         let diverged: Vec<usize> = live.iter().copied().filter(|&i| !sums[i].is_finite()).collect();
 
         if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs || !diverged.is_empty() {
+            let on = super::EvalOn { device, precision: plan.precision, graphs: plan.cuda_graphs };
             let pass = |test: bool| {
                 let passes = members.iter().map(|m| if test { m.data.eval_test() } else { m.data.eval_train() });
-                evaluate_members(net, fused_batches(passes.collect()), g as i64, device, plan.precision)
+                evaluate_members(net, fused_batches(passes.collect()), g as i64, on).map_err(graph_error)
             };
-            let (train, test) = (pass(false), pass(true));
+            let (train, test) = (pass(false)?, pass(true)?);
             let peak = super::gpu_memory::peak_bytes(device);
             for &i in &live {
                 let mut metrics = error_metrics(&train[i], &test[i]);

@@ -15,7 +15,9 @@ mod stop;
 mod train_loop;
 
 pub use cuda_graph::{cuda_devices, GraphMode, StepGraph};
-pub use eval::{evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, Evaluation};
+pub use eval::{
+    evaluate, evaluate_members, for_each_batch, member_cross_entropy, summed_cross_entropy, EvalOn, Evaluation,
+};
 pub use fused_checkpoint::MemberState;
 pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink, Position};
 pub use objective::{error_metrics, ErrorRates, Objective};

@@ -1,25 +1,19 @@
 //! What a study optimises and what it reports: the training loss of a batch, and the metrics of an
 //! evaluation point. The loop owns everything else (order, steps, checkpoints, timing).
 
-use super::eval::{evaluate, Evaluation};
-use super::{Precision, TrainData};
+use super::eval::{evaluate, EvalOn, Evaluation};
+use super::TrainData;
 use std::collections::BTreeMap;
 use tch::nn::ModuleT;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 pub trait Objective {
     /// The loss of one training batch; `epoch` counts from 0 (schedules such as deferred
     /// re-weighting switch on it).
     fn loss(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor;
 
-    /// The metrics reported after an epoch, by name.
-    fn evaluate(
-        &self,
-        net: &dyn ModuleT,
-        data: &dyn TrainData,
-        device: Device,
-        precision: Precision,
-    ) -> BTreeMap<String, f64>;
+    /// The metrics reported after an epoch, by name; the error says why a pass failed.
+    fn evaluate(&self, net: &dyn ModuleT, data: &dyn TrainData, on: EvalOn) -> Result<BTreeMap<String, f64>, String>;
 }
 
 /// Cross-entropy, reported as loss and error on both splits: the double-descent metrics.
@@ -30,17 +24,8 @@ impl Objective for ErrorRates {
         logits.cross_entropy_for_logits(labels)
     }
 
-    fn evaluate(
-        &self,
-        net: &dyn ModuleT,
-        data: &dyn TrainData,
-        device: Device,
-        precision: Precision,
-    ) -> BTreeMap<String, f64> {
-        error_metrics(
-            &evaluate(net, data.eval_train(), device, precision),
-            &evaluate(net, data.eval_test(), device, precision),
-        )
+    fn evaluate(&self, net: &dyn ModuleT, data: &dyn TrainData, on: EvalOn) -> Result<BTreeMap<String, f64>, String> {
+        Ok(error_metrics(&evaluate(net, data.eval_train(), on)?, &evaluate(net, data.eval_test(), on)?))
     }
 }
 

@@ -149,7 +149,8 @@ pub fn train(
         epoch += 1;
 
         if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs {
-            let mut metrics = objective.evaluate(net, data, device, plan.precision);
+            let on = super::EvalOn { device, precision: plan.precision, graphs: plan.cuda_graphs };
+            let mut metrics = objective.evaluate(net, data, on).map_err(graph_error)?;
             metrics.insert("lr".into(), lr);
             metrics.insert("epoch_seconds".into(), seconds);
             metrics.insert("samples_per_second".into(), examples as f64 / seconds.max(1e-9));

@@ -5,7 +5,7 @@
 //! Post-hoc logit adjustment subtracts tau * log prior from the logits before the argmax.
 
 use super::loss::Loss;
-use crate::harness::{for_each_batch, summed_cross_entropy, Batch, Objective, Precision, TrainData};
+use crate::harness::{for_each_batch, summed_cross_entropy, Batch, EvalOn, Objective, TrainData};
 use std::collections::BTreeMap;
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
@@ -27,15 +27,8 @@ impl Objective for LongTail {
         self.loss.compute(logits, labels, epoch)
     }
 
-    fn evaluate(
-        &self,
-        net: &dyn ModuleT,
-        data: &dyn TrainData,
-        device: Device,
-        precision: Precision,
-    ) -> BTreeMap<String, f64> {
-        let counts = self.count(net, data.eval_test(), device, precision);
-        counts.metrics(&self.class_sizes)
+    fn evaluate(&self, net: &dyn ModuleT, data: &dyn TrainData, on: EvalOn) -> Result<BTreeMap<String, f64>, String> {
+        Ok(self.count(net, data.eval_test(), on)?.metrics(&self.class_sizes))
     }
 }
 
@@ -45,24 +38,24 @@ impl LongTail {
         &self,
         net: &dyn ModuleT,
         batches: Box<dyn Iterator<Item = Batch> + '_>,
-        device: Device,
-        precision: Precision,
-    ) -> ClassCounts {
+        on: EvalOn,
+    ) -> Result<ClassCounts, String> {
         let classes = self.class_sizes.len() as i64;
-        let mut correct = Tensor::zeros([classes], (Kind::Double, device));
-        let mut total = Tensor::zeros([classes], (Kind::Double, device));
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut correct = Tensor::zeros([classes], (Kind::Double, on.device));
+        let mut total = Tensor::zeros([classes], (Kind::Double, on.device));
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, on.device));
         let adjustment = &self.loss.log_prior * self.posthoc_tau;
-        for_each_batch(net, batches, device, precision, |logits, y| {
+        for_each_batch(net, batches, on, |logits, y| {
             let _ = loss_sum.f_add_(&summed_cross_entropy(logits, y));
+            // index_add_ rather than bincount, whose output size is read back to the host.
             let hit = (logits - &adjustment).argmax(-1, false).eq_tensor(y).to_kind(Kind::Double);
-            let _ = correct.f_add_(&y.bincount(Some(&hit), classes).to_kind(Kind::Double));
-            let _ = total.f_add_(&y.bincount::<Tensor>(None, classes).to_kind(Kind::Double));
-        });
+            let _ = correct.f_index_add_(0, y, &hit);
+            let _ = total.f_index_add_(0, y, &hit.ones_like());
+        })?;
         let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
         let total = read(total);
         let examples: f64 = total.iter().sum();
-        ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) }
+        Ok(ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) })
     }
 }
 
@@ -160,8 +153,9 @@ mod posthoc_tests {
         let sizes = vec![90, 10];
         let logits = || Tensor::from_slice2(&[[1.0f32, 0.0], [1.0, 0.0]]);
         let net = nn::func_t(move |_, _| logits());
+        // Three batches of one shape: under rehearsed graphs the second and third replay the first.
         let batches = || -> Box<dyn Iterator<Item = Batch>> {
-            Box::new(std::iter::once(Batch {
+            Box::new((0..3).map(|_| Batch {
                 inputs: Tensor::zeros([2, 1], (Kind::Float, Device::Cpu)),
                 labels: Tensor::from_slice(&[0i64, 1]),
             }))
@@ -171,14 +165,20 @@ mod posthoc_tests {
             class_sizes: sizes.clone(),
             posthoc_tau: tau,
         };
-        // ln(90/100) - ln(10/100) = 2.2 > 1: with tau = 1 the adjusted logits are [1 - (-0.105), 0 - (-2.303)].
-        let plain = objective(0.0).count(&net, batches(), Device::Cpu, Precision::Fp32);
-        assert_eq!(plain.correct, [1.0, 0.0]);
-        let adjusted = objective(1.0).count(&net, batches(), Device::Cpu, Precision::Fp32);
-        assert_eq!(adjusted.correct, [0.0, 1.0]);
-        // A small tau keeps the head's prediction: 1 > 0.4 * 2.2 = 0.88.
-        assert_eq!(objective(0.4).count(&net, batches(), Device::Cpu, Precision::Fp32).correct, [1.0, 0.0]);
-        // The loss reported is that of the unadjusted logits either way.
-        assert_eq!(plain.mean_loss, adjusted.mean_loss);
+        for on in [EvalOn::cpu(), EvalOn { graphs: crate::harness::GraphMode::Rehearse, ..EvalOn::cpu() }] {
+            let count = |tau| objective(tau).count(&net, batches(), on).unwrap();
+            // ln(90/100) - ln(10/100) = 2.2 > 1: with tau = 1 the adjusted logits are [1 - (-0.105), 0 - (-2.303)].
+            let plain = count(0.0);
+            assert_eq!(
+                (plain.correct.as_slice(), plain.total.as_slice()),
+                ([3.0, 0.0].as_slice(), [3.0, 3.0].as_slice())
+            );
+            let adjusted = count(1.0);
+            assert_eq!(adjusted.correct, [0.0, 3.0]);
+            // A small tau keeps the head's prediction: 1 > 0.4 * 2.2 = 0.88.
+            assert_eq!(count(0.4).correct, [3.0, 0.0]);
+            // The loss reported is that of the unadjusted logits either way.
+            assert_eq!(plain.mean_loss, adjusted.mean_loss);
+        }
     }
 }
