@@ -6,6 +6,8 @@ use crate::client::{self, Client};
 use crate::config::{AgentConfig, TrialRunner};
 use crate::gpus::{self, GpuPool};
 use crate::launch::AttemptDirs;
+use crate::launch::Placement;
+use crate::mps::Mps;
 use crate::reporter::Reporter;
 use crate::supervise::{self, Attempt, Control, Launch};
 use anyhow::Context;
@@ -51,12 +53,13 @@ pub async fn run(
     let runner = runner.sharing_cores(slots);
     let client = client::connect(&config.coordinator)?;
     let hostname = hostname();
-    let register = pb::RegisterRequest {
-        name: config.name.clone().unwrap_or_else(|| hostname.clone()),
-        hostname,
-        slots,
-        gpus: gpus.clone(),
+    let name = config.name.clone().unwrap_or_else(|| hostname.clone());
+    // Held until the agent returns: dropping it stops a daemon this agent started.
+    let mps = match gpus.is_empty() {
+        true => None,
+        false => Mps::start(config.mps, &config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?,
     };
+    let register = pb::RegisterRequest { name, hostname, slots, gpus: gpus.clone() };
     let registered = tokio::select! {
         r = client::with_retry("register", || { let mut c = client.clone(); let r = register.clone(); async move { c.register(r).await } }) => {
             r.with_context(|| format!("registering with {}", config.coordinator))?.into_inner()
@@ -114,6 +117,7 @@ pub async fn run(
                             &config,
                             &checkpoint_root,
                             &runner,
+                            mps.as_ref(),
                             &reporter,
                             &active,
                             &mut running,
@@ -211,6 +215,7 @@ fn start_launch(
     config: &AgentConfig,
     checkpoint_root: &std::path::Path,
     runner: &TrialRunner,
+    mps: Option<&Mps>,
     reporter: &Reporter,
     active: &ActiveMap,
     running: &mut JoinSet<Finished>,
@@ -254,7 +259,13 @@ fn start_launch(
             map.insert(m.lease_id, Active { control: control_tx.clone(), started: started_rx.clone() });
         }
     }
-    let launch = Launch { members, gpus: taken.gpus.clone(), device: config.device.clone() };
+    // Only trials packed onto a shared GPU run under MPS.
+    let env = match (taken.share, mps) {
+        (Some(_), Some(mps)) => mps.env().to_vec(),
+        _ => Vec::new(),
+    };
+    let placement = Placement { gpus: taken.gpus.clone(), device: config.device.clone(), env };
+    let launch = Launch { members, placement };
     let runner = runner.clone();
     let grace = config.stop_grace;
     running.spawn(async move {

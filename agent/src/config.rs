@@ -37,6 +37,11 @@ pub struct AgentConfig {
     /// How long a stopped trial gets between SIGTERM and SIGKILL (it checkpoints meanwhile).
     #[arg(long, env = "SWEEP_STOP_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub stop_grace: Duration,
+    /// CUDA MPS for trials packed onto a shared GPU (`gpu_share`): `auto` uses the node's daemon
+    /// or starts one with nvidia-cuda-mps-control where it is installed, `on` refuses to start
+    /// without it, `off` lets packed trials time-share the GPU.
+    #[arg(long, env = "SWEEP_MPS", value_enum, default_value = "auto")]
+    pub mps: crate::mps::MpsMode,
 }
 
 /// Where the coordinator is and how the agent proves who it is: an agent token, and under TLS the

@@ -66,13 +66,22 @@ pub fn param_env_name(name: &str) -> String {
     format!("SWEEP_PARAM_{cleaned}")
 }
 
+/// Where a launch runs: its GPUs, the device built-in workloads pick, and what else its
+/// environment needs (the CUDA MPS daemon, for a trial packed onto a shared GPU).
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    pub gpus: Vec<String>,
+    /// `SWEEP_DEVICE` for built-in workloads: auto, cpu or cuda.
+    pub device: String,
+    pub env: Vec<(&'static str, PathBuf)>,
+}
+
 pub fn build_command(
     spec: &TrialSpec,
     attempt: u32,
     dirs: &AttemptDirs,
-    gpus: &[String],
+    placement: &Placement,
     runner: &TrialRunner,
-    device: &str,
 ) -> std::io::Result<Command> {
     let mut cmd = if spec.workload == workloads::COMMAND {
         let argv = spec.command.as_deref().unwrap_or_default();
@@ -98,7 +107,7 @@ pub fn build_command(
     if let Some(every) = spec.checkpoint_every_epochs {
         cmd.env("SWEEP_CHECKPOINT_EVERY_EPOCHS", every.to_string());
     }
-    set_up(&mut cmd, &spec.sweep, dirs, gpus, runner, device);
+    set_up(&mut cmd, &spec.sweep, dirs, placement, runner);
     Ok(cmd)
 }
 
@@ -107,9 +116,8 @@ pub fn build_command(
 /// line; each keeps its own checkpoint folder (`SWEEP_GROUP_CHECKPOINT_DIRS`, trial id to folder).
 pub fn build_group_command(
     members: &[(&TrialSpec, &AttemptDirs)],
-    gpus: &[String],
+    placement: &Placement,
     runner: &TrialRunner,
-    device: &str,
 ) -> std::io::Result<Command> {
     let (first_spec, first_dirs) = members.first().ok_or_else(|| std::io::Error::other("an empty fused group"))?;
     let mut cmd = Command::new(&runner.program);
@@ -120,7 +128,7 @@ pub fn build_group_command(
         checkpoints.insert(spec.id.0.clone(), dirs.checkpoint.display().to_string().into());
     }
     cmd.env(sweep_workloads::GROUP_CHECKPOINT_DIRS, serde_json::Value::Object(checkpoints).to_string());
-    set_up(&mut cmd, &first_spec.sweep, first_dirs, gpus, runner, device);
+    set_up(&mut cmd, &first_spec.sweep, first_dirs, placement, runner);
     Ok(cmd)
 }
 
@@ -130,12 +138,13 @@ fn write_spec(spec: &TrialSpec, dirs: &AttemptDirs) -> std::io::Result<PathBuf> 
     Ok(spec_path)
 }
 
-/// What every trial process gets: its sweep, its GPUs and device, its share of the cores, its
-/// run folder, piped output, its own process group, and death with the agent.
-fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, gpus: &[String], runner: &TrialRunner, device: &str) {
+/// What every trial process gets: its sweep, its placement, its share of the cores, its run
+/// folder, piped output, its own process group, and death with the agent.
+fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, placement: &Placement, runner: &TrialRunner) {
     cmd.env("SWEEP_SWEEP", sweep)
-        .env("CUDA_VISIBLE_DEVICES", gpus.join(","))
-        .env("SWEEP_DEVICE", device)
+        .env("CUDA_VISIBLE_DEVICES", placement.gpus.join(","))
+        .env("SWEEP_DEVICE", &placement.device)
+        .envs(placement.env.iter().map(|(k, v)| (k, v)))
         // Python buffers stdout when it is a pipe; metrics must arrive as each epoch ends.
         .env("PYTHONUNBUFFERED", "1")
         .current_dir(&dirs.run)
@@ -225,7 +234,7 @@ mod tests {
         let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
         dirs.create().unwrap();
         let env_of = |runner: &TrialRunner, name: &str| -> Option<String> {
-            let cmd = build_command(&spec("s", "0123456789abcdef"), 1, &dirs, &[], runner, "cpu").unwrap();
+            let cmd = build_command(&spec("s", "0123456789abcdef"), 1, &dirs, &Placement::default(), runner).unwrap();
             let found = cmd.as_std().get_envs().find(|(k, _)| *k == name).and_then(|(_, v)| v);
             found.map(|v| v.to_string_lossy().into_owned())
         };

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod gpus;
 pub mod launch;
+pub mod mps;
 pub mod recover;
 pub mod reporter;
 pub mod supervise;

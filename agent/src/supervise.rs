@@ -46,9 +46,7 @@ pub struct Attempt {
 /// which share the process, its GPUs and its stderr but report and complete lease by lease.
 pub struct Launch {
     pub members: Vec<Attempt>,
-    pub gpus: Vec<String>,
-    /// `SWEEP_DEVICE` for built-in workloads: auto, cpu or cuda.
-    pub device: String,
+    pub placement: launch::Placement,
 }
 
 /// A finished attempt whose completion is on its way to the coordinator.
@@ -97,10 +95,10 @@ pub async fn run(
             std::fs::write(m.dirs.run.join(recover::LEASE_FILE), m.lease_id.to_string())
         })
         .and_then(|_| match members.as_slice() {
-            [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.gpus, runner, &launch.device),
+            [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner),
             group => {
                 let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
-                launch::build_group_command(&pairs, &launch.gpus, runner, &launch.device)
+                launch::build_group_command(&pairs, &launch.placement, runner)
             }
         })
         .and_then(|mut c| c.spawn());

@@ -45,6 +45,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
             poll_interval: Duration::from_millis(args.poll_ms),
             device: "auto".into(),
             stop_grace: Duration::from_secs(1),
+            mps: sweep_agent::mps::MpsMode::Off,
         };
         // Only built-in workloads use the runner; these trials are all `command`.
         let runner = TrialRunner { program: PathBuf::from("/bin/false"), args: Vec::new(), cpu_threads: 0 };

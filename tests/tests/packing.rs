@@ -77,3 +77,109 @@ fn shared_trials_pack_four_to_a_gpu_and_whole_ones_wait_for_a_free_gpu() {
     assert_eq!(most, 4, "four quarter trials ran side by side on one GPU: {shared:?}");
     assert!(shared.iter().all(|(g, _, _)| *g == 0.0 || *g == 1.0));
 }
+
+/// Stands in for `nvidia-cuda-mps-control`, which needs a GPU: `-d` records the pipe folder it was
+/// given and creates the control pipe there (a plain file here); a command on stdin (`quit`) is
+/// recorded and removes it.
+const FAKE_MPS_CONTROL: &str = r#"#!/bin/sh
+if [ "$1" = "-d" ]; then
+  echo "start $CUDA_MPS_PIPE_DIRECTORY" >> "$MPS_RECORD"
+  touch "$CUDA_MPS_PIPE_DIRECTORY/control"
+  exit 0
+fi
+read cmd
+echo "$cmd $CUDA_MPS_PIPE_DIRECTORY" >> "$MPS_RECORD"
+[ "$cmd" = quit ] && rm -f "$CUDA_MPS_PIPE_DIRECTORY/control"
+exit 0
+"#;
+
+/// Reports whether its environment points at a running MPS daemon.
+const MPS_TRIAL: &str = r#"
+import json, os
+pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "")
+mps = 1.0 if pipe and os.path.isabs(pipe) and os.path.exists(os.path.join(pipe, "control")) else 0.0
+print(json.dumps({"epoch": 1, "metrics": {"mps": mps}}), flush=True)
+"#;
+
+/// An agent with GPUs starts its own MPS daemon where the node runs none, points only its packed
+/// trials at it, and stops it when it exits.
+#[test]
+fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let bin_dir = root.join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let control = bin_dir.join("nvidia-cuda-mps-control");
+    std::fs::write(&control, FAKE_MPS_CONTROL).unwrap();
+    std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("trial.py"), MPS_TRIAL).unwrap();
+    std::fs::create_dir(root.join("no-node-daemon")).unwrap();
+    let sweep_file = |name: &str, resources: &str| {
+        let path = root.join(format!("{name}.toml"));
+        let text = format!(
+            "name = \"{name}\"\nworkload = \"command\"\ncommand = [\"python3\", \"trial.py\"]\n[grid]\nid = [0, 1]\n[resources]\n{resources}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let coordinator = start_coordinator(root, "30s");
+    for (name, resources) in [("packed", "gpu_share = 0.5"), ("whole", "gpus = 1")] {
+        stdout_of(&sweep(&coordinator.url, &["submit", sweep_file(name, resources).to_str().unwrap()]));
+    }
+    let record = root.join("mps-record");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut agent = Proc(
+        agent_command(root, &coordinator.url, "a", 4)
+            .env("SWEEP_GPUS", "0,1")
+            .env("PATH", path)
+            .env("MPS_RECORD", &record)
+            // No daemon of the node's: the agent must start its own.
+            .env("CUDA_MPS_PIPE_DIRECTORY", root.join("no-node-daemon"))
+            .spawn()
+            .unwrap(),
+    );
+    for name in ["packed", "whole"] {
+        wait_for(&coordinator.url, name, root, Duration::from_secs(60), |s| s["done"] == true);
+    }
+    let mps_of = |sweep: &str| -> Vec<f64> {
+        let dir = sweep_coordinator::results::sweep_dir(&coordinator.results, sweep);
+        loop {
+            let rows = sweep_coordinator::results::read_metrics(&dir).unwrap_or_default();
+            let values: Vec<f64> = rows.iter().filter(|r| r.metric == "mps").map(|r| r.value).collect();
+            if values.len() == 2 {
+                return values;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(mps_of("packed"), [1.0, 1.0], "packed trials reach the agent's daemon");
+    assert_eq!(mps_of("whole"), [0.0, 0.0], "whole-GPU trials run outside MPS");
+
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    assert!(agent.0.wait().unwrap().success());
+    let pipe = root.join("a/mps/a/pipe");
+    let lines = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(lines, format!("start {0}\nquit {0}\n", pipe.display()), "started once, stopped on exit");
+    assert!(!pipe.join("control").exists());
+}
+
+/// `--mps on` refuses to start an agent where MPS cannot be had, and says why.
+#[test]
+fn an_agent_that_must_have_mps_refuses_to_start_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("no-node-daemon")).unwrap();
+    let coordinator = start_coordinator(root, "30s");
+    let out = agent_command(root, &coordinator.url, "a", 1)
+        .args(["--mps", "on"])
+        .env("SWEEP_GPUS", "0")
+        .env("PATH", root.join("nothing-here"))
+        .env("CUDA_MPS_PIPE_DIRECTORY", root.join("no-node-daemon"))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--mps on") && stderr.contains("nvidia-cuda-mps-control"), "{stderr}");
+}

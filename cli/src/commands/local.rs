@@ -90,6 +90,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(250),
             device: "auto".into(),
             stop_grace: Duration::from_secs(10),
+            mps: sweep_agent::mps::MpsMode::Auto,
         };
         let mut stopped = agents_stopped.clone();
         // The agents share this machine: each trial gets its part of the cores across all of them.

@@ -1,0 +1,142 @@
+//! CUDA MPS for packed trials (`[resources] gpu_share`): without it, the processes sharing a GPU
+//! take turns on it; under MPS their kernels run side by side. On an H100, eight packed k=8
+//! preact-ResNet-18 trials trained 66.4k samples/s in all without MPS and 97.9k with it.
+//!
+//! An agent with GPUs uses the node's MPS daemon if one runs (its control pipe in
+//! `CUDA_MPS_PIPE_DIRECTORY`, default `/tmp/nvidia-mps`), else starts its own with
+//! `nvidia-cuda-mps-control -d`, its pipe and log folders under the agent's work folder (one per
+//! agent name, so the agents of `sweep local` keep apart) so it needs no root and touches no other
+//! user's processes, and stops it when the agent exits. Only shared
+//! trials are pointed at the daemon; a whole-GPU trial runs as a plain CUDA process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The control program, looked up on PATH.
+pub const CONTROL: &str = "nvidia-cuda-mps-control";
+const PIPE_ENV: &str = "CUDA_MPS_PIPE_DIRECTORY";
+const LOG_ENV: &str = "CUDA_MPS_LOG_DIRECTORY";
+/// Where the driver's tools look for the pipe when `CUDA_MPS_PIPE_DIRECTORY` is unset.
+const DEFAULT_PIPE_DIR: &str = "/tmp/nvidia-mps";
+
+/// `--mps`: whether packed trials run under CUDA MPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MpsMode {
+    /// Use MPS where the node has it (a running daemon, or `nvidia-cuda-mps-control` to start
+    /// one); otherwise packed trials time-share their GPU.
+    Auto,
+    /// Refuse to start the agent without MPS.
+    On,
+    /// Never: packed trials time-share their GPU.
+    Off,
+}
+
+/// The MPS daemon packed trials use.
+#[derive(Debug)]
+pub struct Mps {
+    /// The environment that points a process at the daemon (empty: the agent's own environment
+    /// already does).
+    env: Vec<(&'static str, PathBuf)>,
+    /// Started by this agent, so stopped by it; None: the node's daemon.
+    started: Option<PathBuf>,
+}
+
+impl Mps {
+    /// The daemon for this agent's packed trials under `mode`, started with its folders in `dir`
+    /// if the node runs none. Ok(None): packed trials run without MPS (`off`, or `auto` where MPS
+    /// is unavailable, which is logged with the reason). Err: `on`, and MPS is unavailable.
+    pub fn start(mode: MpsMode, dir: &Path) -> Result<Option<Mps>, String> {
+        if mode == MpsMode::Off {
+            return Ok(None);
+        }
+        let node_pipe = std::env::var_os(PIPE_ENV).map_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR), PathBuf::from);
+        if node_pipe.join("control").exists() {
+            tracing::info!(pipe = %node_pipe.display(), "packed trials use the node's CUDA MPS daemon");
+            return Ok(Some(Mps { env: Vec::new(), started: None }));
+        }
+        match start_daemon(dir) {
+            Ok(mps) => {
+                tracing::info!(pipe = %mps.env[0].1.display(), "started a CUDA MPS daemon for packed trials");
+                Ok(Some(mps))
+            }
+            Err(why) if mode == MpsMode::On => Err(format!("--mps on: {why}")),
+            Err(why) => {
+                tracing::info!("packed trials time-share their GPU without CUDA MPS: {why}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The environment a packed trial needs to reach the daemon.
+    pub fn env(&self) -> &[(&'static str, PathBuf)] {
+        &self.env
+    }
+}
+
+fn start_daemon(dir: &Path) -> Result<Mps, String> {
+    // Trials run in their own folders: the daemon's must be absolute. Its sockets live in the pipe
+    // folder, and a Unix socket's path has at most 107 bytes.
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (pipe, log) = (dir.join("pipe"), dir.join("log"));
+    if pipe.as_os_str().len() > 80 {
+        return Err(format!("{}: too long a path for MPS's sockets; use a shorter --work-dir", pipe.display()));
+    }
+    for d in [&pipe, &log] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let env = vec![(PIPE_ENV, pipe.clone()), (LOG_ENV, log)];
+    // A daemon of an earlier run of this agent that was killed before it could stop it.
+    if pipe.join("control").exists() {
+        stop(&env);
+    }
+    let status = Command::new(CONTROL)
+        .arg("-d")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {CONTROL}: {e}"))?;
+    if !status.status.success() {
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        return Err(format!("{CONTROL} -d failed ({}): {}", status.status, stderr.trim()));
+    }
+    // `-d` returns once it has forked; the daemon creates its control pipe a moment later.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pipe.join("control").exists() {
+        if Instant::now() > deadline {
+            stop(&env);
+            return Err(format!("{CONTROL} -d made no control pipe in {} within 5 s", pipe.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Mps { started: Some(pipe), env })
+}
+
+/// Asks the daemon `env` points at to quit (it stops its server once its clients have exited).
+fn stop(env: &[(&'static str, PathBuf)]) {
+    let quit = Command::new(CONTROL)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("piped stdin").write_all(b"quit\n")?;
+            child.wait()
+        });
+    if let Err(e) = quit {
+        tracing::warn!(error = %e, "could not stop the CUDA MPS daemon");
+    }
+}
+
+impl Drop for Mps {
+    fn drop(&mut self) {
+        if let Some(pipe) = &self.started {
+            tracing::info!(pipe = %pipe.display(), "stopping the CUDA MPS daemon");
+            stop(&self.env);
+        }
+    }
+}
