@@ -57,7 +57,7 @@ pub async fn run(
     // Held until the agent returns: dropping it stops a daemon this agent started.
     let mps = match gpus.is_empty() {
         true => None,
-        false => Mps::start(config.mps, &config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?,
+        false => Mps::for_mode(config.mps, &config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?,
     };
     let register = pb::RegisterRequest { name, hostname, slots, gpus: gpus.clone() };
     let registered = tokio::select! {

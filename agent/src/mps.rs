@@ -43,29 +43,39 @@ pub struct Mps {
 }
 
 impl Mps {
-    /// The daemon for this agent's packed trials under `mode`, started with its folders in `dir`
-    /// if the node runs none. Ok(None): packed trials run without MPS (`off`, or `auto` where MPS
-    /// is unavailable, which is logged with the reason). Err: `on`, and MPS is unavailable.
-    pub fn start(mode: MpsMode, dir: &Path) -> Result<Option<Mps>, String> {
+    /// The daemon for this agent's packed trials under `mode`. Ok(None): packed trials run
+    /// without MPS (`off`, or `auto` where MPS is unavailable, which is logged with the reason).
+    /// Err: `on`, and MPS is unavailable.
+    pub fn for_mode(mode: MpsMode, dir: &Path) -> Result<Option<Mps>, String> {
         if mode == MpsMode::Off {
             return Ok(None);
         }
-        let node_pipe = std::env::var_os(PIPE_ENV).map_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR), PathBuf::from);
-        if node_pipe.join("control").exists() {
-            tracing::info!(pipe = %node_pipe.display(), "packed trials use the node's CUDA MPS daemon");
-            return Ok(Some(Mps { env: Vec::new(), started: None }));
-        }
-        match start_daemon(dir) {
-            Ok(mps) => {
-                tracing::info!(pipe = %mps.env[0].1.display(), "started a CUDA MPS daemon for packed trials");
-                Ok(Some(mps))
-            }
+        match Mps::start(dir) {
+            Ok(mps) => Ok(Some(mps)),
             Err(why) if mode == MpsMode::On => Err(format!("--mps on: {why}")),
             Err(why) => {
                 tracing::info!("packed trials time-share their GPU without CUDA MPS: {why}");
                 Ok(None)
             }
         }
+    }
+
+    /// The node's running daemon, else one started with its folders in `dir`; Err says why
+    /// neither can be had.
+    pub fn start(dir: &Path) -> Result<Mps, String> {
+        let node_pipe = std::env::var_os(PIPE_ENV).map_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR), PathBuf::from);
+        if node_pipe.join("control").exists() {
+            tracing::info!(pipe = %node_pipe.display(), "using the node's CUDA MPS daemon");
+            return Ok(Mps { env: Vec::new(), started: None });
+        }
+        let mps = start_daemon(dir)?;
+        tracing::info!(pipe = %mps.env[0].1.display(), "started a CUDA MPS daemon");
+        Ok(mps)
+    }
+
+    /// Whether this process started the daemon (and so stops it), rather than using the node's.
+    pub fn is_own(&self) -> bool {
+        self.started.is_some()
     }
 
     /// The environment a packed trial needs to reach the daemon.

@@ -4,7 +4,8 @@
 #      alone with CUDA graphs, in fused groups, and in fused groups with CUDA graphs;
 #   2. every way's final losses against the trials trained alone (bf16 tolerance), and its whole
 #      sweep's examples per second of wall time against theirs;
-#   3. `sweep bench gpu` for the step throughput table.
+#   3. `sweep bench gpu` for the step throughput table (packed cells under CUDA MPS where the
+#      node has it), and its packed cells again without MPS.
 # Sizes come from the environment; the defaults fit an H100 in a few minutes. On a CPU machine,
 #   WIDTH=2 TRAIN=256 TEST=64 EPOCHS=2 GPUS=0 BENCH=0 bench/gpu/check.sh
 # runs the same path small (graphs then fall back to eager, and say so).
@@ -103,5 +104,7 @@ print("make relative differences up to ~1e-2 expected on a GPU.")
 PY
 
 if [ "$BENCH" = 1 ]; then
-  "$SWEEP" bench gpu --widths 1,2,4,8,16,32,64 --fuse 4,8,16
+  # Every way, packed processes under CUDA MPS where the node has it; then packing without MPS.
+  "$SWEEP" bench gpu --widths 1,2,4,8,16,32,64 --fuse 4,8,16 --packed 4,8
+  "$SWEEP" bench gpu --widths 8,16 --fuse '' --packed 4,8 --mps off
 fi

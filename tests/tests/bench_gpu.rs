@@ -1,5 +1,6 @@
 //! `sweep bench gpu` as a user runs it, on the CPU at a tiny size: every width gets a row with
-//! PyTorch eager (when the project's venv has torch), tch eager and each fused group measured,
+//! PyTorch eager (when the project's venv has torch), tch eager, a pack of processes started
+//! together (real child processes of the bench) and each fused group measured,
 //! the CUDA-graph cells present but empty because the CPU cannot capture (said once, not per
 //! cell), and a PyTorch that cannot start leaves its column empty without failing the bench.
 
@@ -10,9 +11,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const TINY: [&str; 14] = [
-    "bench", "gpu", "--widths", "1,2", "--fuse", "2", "--batch", "8", "--steps", "2", "--warmup", "1", "--device",
-    "cpu",
+const TINY: [&str; 16] = [
+    "bench", "gpu", "--widths", "1,2", "--fuse", "2", "--packed", "2", "--batch", "8", "--steps", "2", "--warmup", "1",
+    "--device", "cpu",
 ];
 
 /// The project's venv, which scripts/setup.sh fills with torch 2.11.0.
@@ -67,6 +68,12 @@ fn json_rows_hold_every_width_and_column_with_a_measured_rate() {
         assert_eq!(fused.len(), 1, "{row}");
         assert_eq!(fused[0]["members"], 2);
         rate(&fused[0], &format!("width {w} fused x2"));
+        let packed = &row["packed"].as_array().expect("packed cells")[..];
+        assert_eq!(packed.len(), 1, "{row}");
+        assert_eq!(packed[0]["processes"], 2);
+        rate(&packed[0], &format!("width {w} packed x2"));
+        assert_eq!(packed[0]["parameters"].as_i64(), row["tch_eager"]["parameters"].as_i64().map(|p| 2 * p), "{row}");
+        assert_eq!(row["packing"], "processes sharing the CPU's cores", "{row}");
         // A fused pair holds two networks of the lone one's size.
         assert_eq!(fused[0]["parameters"].as_i64(), row["tch_eager"]["parameters"].as_i64().map(|p| 2 * p), "{row}");
         if python.is_some() {
@@ -85,11 +92,11 @@ fn json_rows_hold_every_width_and_column_with_a_measured_rate() {
         assert_eq!(fused_graph[0]["members"], 2);
         unmeasured(&fused_graph[0], &format!("width {w} fused x2 graph"));
         assert!(fused_graph[0]["vs_pytorch"].is_null(), "{row}");
+        unmeasured(&row["packed_graph"][0], &format!("width {w} packed x2 graph"));
     }
     let notes = String::from_utf8_lossy(&out.stderr);
     assert_eq!(notes.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {notes}");
-    assert!(notes.contains("packing") && notes.contains("not measured"), "the note on what is missing: {notes}");
-    assert!(!notes.contains("CUDA graphs and packing"), "graphs are measured now: {notes}");
+    assert!(!notes.contains("not measured"), "every way is measured: {notes}");
 }
 
 #[test]
@@ -100,6 +107,7 @@ fn without_graphs_the_rows_have_no_graph_cells() {
     for row in &rows {
         assert_eq!(row["graphs"], false, "{row}");
         assert!(row.get("tch_graph").is_none() && row.get("fused_graph").is_none(), "{row}");
+        assert!(row.get("packed_graph").is_none(), "{row}");
         rate(&row["tch_eager"], "tch eager");
     }
     let notes = String::from_utf8_lossy(&out.stderr);
@@ -114,20 +122,23 @@ fn without_pytorch_the_table_still_shows_tch_and_says_why() {
     assert_eq!(table.len(), 2, "{text}");
     for line in table {
         let cells: Vec<&str> = line.split_whitespace().collect();
-        // width, PyTorch eager, tch eager, tch/PyTorch, tch graph, graph/PyTorch, fused x2,
-        // x2/PyTorch, fused x2 graph, x2 graph/PyTorch
-        assert_eq!(cells.len(), 10, "{line}");
-        assert_eq!((cells[1], cells[3], cells[7]), ("-", "-", "-"), "{line}");
-        assert!(
-            cells[2].parse::<f64>().is_ok_and(|x| x > 0.0) && cells[6].parse::<f64>().is_ok_and(|x| x > 0.0),
-            "{line}"
-        );
-        assert_eq!((cells[4], cells[5], cells[8], cells[9]), ("failed", "-", "failed", "-"), "graph cells: {line}");
+        // width, PyTorch eager, then a figure and its ratio for: tch eager, tch graph, packed x2,
+        // packed x2 graph, fused x2, fused x2 graph
+        assert_eq!(cells.len(), 14, "{line}");
+        for (figure, ratio) in [(2, 3), (6, 7), (10, 11)] {
+            assert!(cells[figure].parse::<f64>().is_ok_and(|x| x > 0.0), "{line}");
+            assert_eq!(cells[ratio], "-", "no ratio without PyTorch: {line}");
+        }
+        for graph in [4, 8, 12] {
+            assert_eq!((cells[graph], cells[graph + 1]), ("failed", "-"), "graph cells: {line}");
+        }
+        assert_eq!(cells[1], "-", "{line}");
     }
-    assert!(text.contains("tch graph") && text.contains("fused x2 graph"), "graph headings: {text}");
+    for heading in ["tch graph", "packed x2", "packed x2 graph", "fused x2 graph"] {
+        assert!(text.contains(heading), "{heading}: {text}");
+    }
     assert!(text.contains("PyTorch eager is absent") && text.contains("/nonexistent/python3"), "{text}");
     assert_eq!(text.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {text}");
-    assert!(text.contains("packing") && text.contains("not measured"), "{text}");
 }
 
 /// `bench/gpu/check.sh`, the fused and CUDA-graph checks a GPU node runs, small on the CPU: the

@@ -102,6 +102,12 @@ fn sgd() -> OptimizerConfig {
 /// members may not fit); that panic is returned as an error, so one cell that does not fit does
 /// not end a whole table.
 pub fn measure(bench: &StepBench) -> Result<Throughput, String> {
+    measure_when(bench, || Ok(()))
+}
+
+/// `measure`, calling `ready` between the warmup and the timed steps: processes packed onto one
+/// GPU warm up apart and wait there to time their steps together.
+pub fn measure_when(bench: &StepBench, ready: impl FnOnce() -> Result<(), String>) -> Result<Throughput, String> {
     if bench.members < 1 || bench.batch < 1 || bench.steps < 1 {
         return Err(format!(
             "expected members, batch and steps >= 1, got {}, {} and {}",
@@ -109,18 +115,22 @@ pub fn measure(bench: &StepBench) -> Result<Throughput, String> {
         ));
     }
     model_spec(bench.width).validate()?;
-    measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off })
+    measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off }, ready)
 }
 
 /// `measure` with the graph mode chosen by the caller (tests rehearse the graph path on the CPU).
-fn measure_in(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> {
+fn measure_in(
+    bench: &StepBench,
+    mode: GraphMode,
+    ready: impl FnOnce() -> Result<(), String>,
+) -> Result<Throughput, String> {
     if mode == GraphMode::On {
         // Known before anything is built: on the CPU, say so without training a network first.
         if let Some(why) = StepGraph::new(mode, bench.device).eager_because() {
             return Err(why.to_string());
         }
     }
-    catch_unwind(AssertUnwindSafe(|| run(bench, mode))).unwrap_or_else(|panic| {
+    catch_unwind(AssertUnwindSafe(|| run(bench, mode, ready))).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .cloned()
@@ -131,7 +141,7 @@ fn measure_in(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> 
     })
 }
 
-fn run(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> {
+fn run(bench: &StepBench, mode: GraphMode, ready: impl FnOnce() -> Result<(), String>) -> Result<Throughput, String> {
     let StepBench { width, members, batch, warmup, steps, device, graphs: _ } = *bench;
     let graphs = mode != GraphMode::Off;
     let spec = model_spec(width);
@@ -218,6 +228,7 @@ fn run(bench: &StepBench, mode: GraphMode) -> Result<Throughput, String> {
         step(&mut optimizer)?;
     }
     synchronize(device);
+    ready()?;
     let started = Instant::now();
     for _ in 0..steps {
         step(&mut optimizer)?;
@@ -277,7 +288,7 @@ mod tests {
         let _rng = crate::torch_rng_lock();
         for members in [1, 2] {
             let bench = StepBench { graphs: true, warmup: 0, steps: 2, ..cell(members) };
-            let t = measure_in(&bench, GraphMode::Rehearse).unwrap();
+            let t = measure_in(&bench, GraphMode::Rehearse, || Ok(())).unwrap();
             assert!(t.samples_per_second.is_finite() && t.samples_per_second > 0.0, "{t:?}");
         }
     }

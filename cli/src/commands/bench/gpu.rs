@@ -1,24 +1,22 @@
 //! `sweep bench gpu`: for each width, the training step of preact-ResNet-18 timed as PyTorch eager
-//! (the reference), tch eager, and tch fused groups, each tch cell also captured as a CUDA graph
-//! and replayed, on one device in one run, so every ratio compares the same step, batch and
-//! device. Rows print as each width finishes.
+//! (the reference), tch eager, tch packed (N processes sharing the device, as `gpu_share` packs
+//! trials) and tch fused groups, each tch cell also captured as a CUDA graph and replayed, on one
+//! device in one run, so every ratio compares the same step, batch and device. Rows print as each
+//! width finishes.
 
+use super::packed::{self, Packer};
 use super::pytorch::{self, Column, Reference};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use sweep_agent::mps::{Mps, MpsMode};
 use sweep_workloads::harness::{GraphMode, Precision, StepGraph};
 use sweep_workloads::tch::{self, Device};
 use sweep_workloads::throughput::{self, DeviceChoice, StepBench, Throughput};
 
 const DEFAULT_WIDTHS: [i64; 7] = [1, 2, 4, 8, 16, 32, 64];
-const DEFAULT_FUSE: [i64; 3] = [4, 8, 16];
-
-/// Said on every run, so that the missing rows are not read as results.
-const NOT_MEASURED: &str = "packing several trials onto one GPU (one process each) is not measured by this command, \
-     so there are no rows for it";
 
 #[derive(Args, Debug)]
 pub struct GpuArgs {
@@ -27,10 +25,23 @@ pub struct GpuArgs {
           value_parser = clap::value_parser!(i64).range(1..))]
     widths: Vec<i64>,
     /// Fused group sizes G, comma-separated: G networks trained as one; the column reports
-    /// samples/s summed over the G members.
-    #[arg(long, env = "SWEEP_BENCH_FUSE", value_delimiter = ',', default_values_t = DEFAULT_FUSE,
-          value_parser = clap::value_parser!(i64).range(2..))]
-    fuse: Vec<i64>,
+    /// samples/s summed over the G members. `--fuse ''` leaves the fused columns out.
+    #[arg(long, env = "SWEEP_BENCH_FUSE", default_value = "4,8,16", value_parser = sizes)]
+    fuse: Sizes,
+    /// Packed process counts N, comma-separated: N processes each training one network on the
+    /// same device at once, as `[resources] gpu_share` packs trials; the column reports samples/s
+    /// summed over the N, over the wall time from their joint start to the last one's finish.
+    /// `--packed ''` leaves the packed columns out.
+    #[arg(long, env = "SWEEP_BENCH_PACKED", default_value = "4,8", value_parser = sizes)]
+    packed: Sizes,
+    /// CUDA MPS for the packed processes: `auto` uses the node's daemon or starts one where
+    /// nvidia-cuda-mps-control is installed (stopped afterwards), `on` fails without it, `off`
+    /// measures the processes time-sharing the GPU.
+    #[arg(long, env = "SWEEP_BENCH_MPS", value_enum, default_value = "auto")]
+    mps: MpsMode,
+    /// Internal: one process of a packed cell (see `packed.rs`).
+    #[arg(long, hide = true)]
+    packed_worker: bool,
     /// Examples per network per step.
     #[arg(long, env = "SWEEP_BENCH_BATCH", default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..))]
     batch: i64,
@@ -59,6 +70,21 @@ pub struct GpuArgs {
     json: bool,
 }
 
+/// Group sizes or process counts of `--fuse` and `--packed`: each at least 2; none when empty.
+#[derive(Debug, Clone)]
+struct Sizes(Vec<i64>);
+
+fn sizes(s: &str) -> Result<Sizes, String> {
+    if s.trim().is_empty() {
+        return Ok(Sizes(Vec::new()));
+    }
+    let each = s.split(',').map(|n| match n.trim().parse::<i64>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!("expected comma-separated numbers of at least 2, got {n:?}")),
+    });
+    each.collect::<Result<_, _>>().map(Sizes)
+}
+
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     match s {
         "auto" => Ok(DeviceChoice::Auto),
@@ -76,22 +102,61 @@ struct Setup {
     steps: u32,
     warmup: u32,
     fuse: Vec<i64>,
+    packed: Vec<i64>,
     /// Whether the CUDA-graph columns are in the table.
     graphs: bool,
+    /// How the packed processes share the GPU, for the header.
+    packing: String,
 }
 
-/// One width: the reference, tch alone, and tch fused for each G, each tch cell eager and (with
-/// `--graphs`) as a CUDA graph. A cell that failed (CUDA out of memory, not a CUDA device) holds
-/// why.
+/// How a cell trains: one network in this process, N in N processes, or G fused as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Alone,
+    Packed(i64),
+    Fused(i64),
+}
+
+impl Way {
+    /// The cell's name in headings, progress lines and notes.
+    fn name(self, graph: bool) -> String {
+        let eager = match self {
+            Way::Alone => return if graph { "tch graph".into() } else { "tch eager".into() },
+            Way::Packed(n) => format!("packed x{n}"),
+            Way::Fused(g) => format!("fused x{g}"),
+        };
+        if graph {
+            eager + " graph"
+        } else {
+            eager
+        }
+    }
+
+    /// The heading of the cell's ratio to PyTorch.
+    fn ratio_name(self, graph: bool) -> String {
+        let short = match self {
+            Way::Alone => return if graph { "graph/PyTorch".into() } else { "tch/PyTorch".into() },
+            Way::Packed(n) => format!("p{n}"),
+            Way::Fused(g) => format!("x{g}"),
+        };
+        format!("{short}{}/PyTorch", if graph { " graph" } else { "" })
+    }
+}
+
+/// One tch cell: how it trains, whether it replays a captured step, and its figure or why it has
+/// none (CUDA out of memory, not a CUDA device).
+struct Cell {
+    way: Way,
+    graph: bool,
+    result: Result<Throughput, String>,
+}
+
+/// One width: the reference, then the tch cells in table order (alone, each packed N, each fused
+/// G; each eager and, with `--graphs`, as a CUDA graph).
 struct Row {
     width: i64,
     pytorch: Result<Reference, String>,
-    tch: Result<Throughput, String>,
-    fused: Vec<(i64, Result<Throughput, String>)>,
-    /// tch alone, replaying its captured step; None without `--graphs`.
-    tch_graph: Option<Result<Throughput, String>>,
-    /// Each fused group's captured step, in the order of `fused`; empty without `--graphs`.
-    fused_graph: Vec<(i64, Result<Throughput, String>)>,
+    cells: Vec<Cell>,
 }
 
 impl Row {
@@ -103,29 +168,29 @@ impl Row {
         }
     }
 
+    fn cell(&self, way: Way, graph: bool) -> Option<&Result<Throughput, String>> {
+        self.cells.iter().find(|c| c.way == way && c.graph == graph).map(|c| &c.result)
+    }
+
     /// Notes for the end of the table: failed cells, and a PyTorch network that is not the same.
     /// `pytorch_absent`: the whole column is missing and already has its note; `graphs_absent`:
     /// so are the graph cells (not a CUDA device), said once for the whole table.
     fn problems(&self, pytorch_absent: bool, graphs_absent: bool) -> Vec<String> {
         let w = self.width;
         let mut out = Vec::new();
-        match (&self.pytorch, &self.tch) {
+        match (&self.pytorch, self.cell(Way::Alone, false)) {
             (Err(why), _) if !pytorch_absent => out.push(format!("width {w}, PyTorch eager: {why}")),
-            (Ok(p), Ok(t)) if p.parameters != t.parameters => out.push(format!(
+            (Ok(p), Some(Ok(t))) if p.parameters != t.parameters => out.push(format!(
                 "width {w}: PyTorch's network has {} parameters and tch's {}, so they are not the same model",
                 p.parameters, t.parameters
             )),
             _ => {}
         }
-        let eager = std::iter::once((1, &self.tch)).chain(self.fused.iter().map(|(g, c)| (*g, c)));
-        let graph = self.tch_graph.iter().map(|c| (1, c)).chain(self.fused_graph.iter().map(|(g, c)| (*g, c)));
-        let cells = eager.map(|(g, c)| (g, false, c)).chain(graph.map(|(g, c)| (g, true, c)));
-        for (g, captured, cell) in cells {
-            if let Err(why) = cell {
-                if captured && graphs_absent {
-                    continue;
-                }
-                out.push(format!("width {w}, {}: {why}", cell_name(g, captured)));
+        for c in &self.cells {
+            match &c.result {
+                Err(_) if c.graph && graphs_absent => {}
+                Err(why) => out.push(format!("width {w}, {}: {why}", c.way.name(c.graph))),
+                Ok(_) => {}
             }
         }
         out
@@ -138,17 +203,23 @@ impl Row {
             }
             Err(why) => json!({"error": why}),
         };
-        let groups = |cells: &[(i64, Result<Throughput, String>)]| -> Vec<Value> {
-            cells
+        // The packed or fused cells of one kind, each with its size and ratio.
+        let group = |graph: bool, size_key: &str, of: fn(Way) -> Option<i64>| -> Vec<Value> {
+            self.cells
                 .iter()
-                .map(|(g, c)| {
+                .filter(|c| c.graph == graph)
+                .filter_map(|c| of(c.way).map(|n| (n, &c.result)))
+                .map(|(n, c)| {
                     let mut v = cell(c);
-                    v["members"] = json!(g);
+                    v[size_key] = json!(n);
                     v["vs_pytorch"] = json!(self.vs_pytorch(c));
                     v
                 })
                 .collect()
         };
+        let packed_of = |w: Way| if let Way::Packed(n) = w { Some(n) } else { None };
+        let fused_of = |w: Way| if let Way::Fused(g) = w { Some(g) } else { None };
+        let alone = self.cell(Way::Alone, false).cloned().unwrap_or_else(|| Err("not measured".into()));
         let mut row = json!({
             "width": self.width,
             "batch": setup.batch,
@@ -161,32 +232,35 @@ impl Row {
                 Ok(p) => json!({"samples_per_second": p.samples_per_second, "parameters": p.parameters, "torch": p.torch}),
                 Err(why) => json!({"error": why}),
             },
-            "tch_eager": cell(&self.tch),
-            "tch_eager_vs_pytorch": self.vs_pytorch(&self.tch),
-            "fused": groups(&self.fused),
+            "tch_eager": cell(&alone),
+            "tch_eager_vs_pytorch": self.vs_pytorch(&alone),
+            "packed": group(false, "processes", packed_of),
+            "packing": setup.packing,
+            "fused": group(false, "members", fused_of),
             "graphs": setup.graphs,
         });
-        if let Some(tch_graph) = &self.tch_graph {
+        if let Some(tch_graph) = self.cell(Way::Alone, true) {
             row["tch_graph"] = cell(tch_graph);
             row["tch_graph_vs_pytorch"] = json!(self.vs_pytorch(tch_graph));
-            row["fused_graph"] = json!(groups(&self.fused_graph));
+            row["packed_graph"] = json!(group(true, "processes", packed_of));
+            row["fused_graph"] = json!(group(true, "members", fused_of));
         }
         row
     }
 }
 
-/// A cell's name in progress lines and notes.
-fn cell_name(members: i64, graph: bool) -> String {
-    let eager = if members == 1 { "tch eager".to_string() } else { format!("fused x{members}") };
-    match (members, graph) {
-        (_, false) => eager,
-        (1, true) => "tch graph".into(),
-        (g, true) => format!("fused x{g} graph"),
-    }
-}
-
 pub fn run(args: GpuArgs) -> anyhow::Result<()> {
     let device = args.device.resolve().map_err(|e| anyhow!("--device: {e}"))?;
+    if args.packed_worker {
+        let width = *args.widths.first().ok_or_else(|| anyhow!("--packed-worker needs a width"))?;
+        let (batch, steps, warmup, graphs) = (args.batch, args.steps, args.warmup, args.graphs);
+        return packed::work(&StepBench { width, members: 1, batch, warmup, steps, device, graphs });
+    }
+    let mut notes = Vec::new();
+    // Held until the table is done: dropping it stops a daemon the bench started.
+    let (mps, packing) = packing(&args, device)?;
+    let packer =
+        Packer { exe: std::env::current_exe()?, env: mps.as_ref().map(|m| m.env().to_vec()).unwrap_or_default() };
     let python = pytorch::interpreter(args.python.as_deref());
     eprintln!("bench gpu: PyTorch eager under {}, widths {:?}", python.display(), args.widths);
     let column = pytorch::measure(&python, &args.widths, args.batch, args.steps, args.warmup, device_kind(device));
@@ -196,10 +270,11 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         batch: args.batch,
         steps: args.steps,
         warmup: args.warmup,
-        fuse: args.fuse.clone(),
+        fuse: args.fuse.0.clone(),
+        packed: args.packed.0.clone(),
         graphs: args.graphs,
+        packing,
     };
-    let mut notes = Vec::new();
     if let Err(why) = &column {
         notes.push(format!(
             "PyTorch eager is absent ({why}): its column and the ratios are empty; pass --python with torch installed"
@@ -223,22 +298,19 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
             Ok(c) => c.get(&width).cloned().unwrap_or_else(|| Err("the PyTorch script gave no row".into())),
             Err(why) => Err(why.clone()),
         };
-        let cell = |members: i64, graphs: bool| {
-            eprintln!("bench gpu: width {width}, {}", cell_name(members, graphs));
+        let measure = |way: Way, graph: bool| -> Cell {
+            eprintln!("bench gpu: width {width}, {}", way.name(graph));
             let (batch, steps, warmup) = (args.batch, args.steps, args.warmup);
-            throughput::measure(&StepBench { width, members, batch, warmup, steps, device, graphs })
+            let bench = StepBench { width, members: 1, batch, warmup, steps, device, graphs: graph };
+            let result = match (way, &graphs_off) {
+                (_, Some(why)) if graph => Err(why.clone()),
+                (Way::Alone, _) => throughput::measure(&bench),
+                (Way::Packed(n), _) => packer.measure(&bench, n as usize),
+                (Way::Fused(g), _) => throughput::measure(&StepBench { members: g, ..bench }),
+            };
+            Cell { way, graph, result }
         };
-        let tch = cell(1, false);
-        let tch_graph = args.graphs.then(|| cell(1, true));
-        let mut fused = Vec::new();
-        let mut fused_graph = Vec::new();
-        for &g in &args.fuse {
-            fused.push((g, cell(g, false)));
-            if args.graphs {
-                fused_graph.push((g, cell(g, true)));
-            }
-        }
-        let row = Row { width, pytorch, tch, fused, tch_graph, fused_graph };
+        let row = Row { width, pytorch, cells: layout(&setup).into_iter().map(|(way, g)| measure(way, g)).collect() };
         notes.extend(row.problems(column.is_err(), graphs_absent));
         if args.json {
             println!("{}", row.to_json(&setup));
@@ -246,7 +318,6 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
             println!("{}", table_line(&row));
         }
     }
-    notes.push(NOT_MEASURED.into());
     for note in notes {
         if args.json {
             eprintln!("note: {note}");
@@ -255,6 +326,33 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The tch cells of a row in table order: alone, each packed N, each fused G; each eager, then
+/// (with `--graphs`) as a graph.
+fn layout(setup: &Setup) -> Vec<(Way, bool)> {
+    let packed = setup.packed.iter().map(|&n| Way::Packed(n));
+    let ways = std::iter::once(Way::Alone).chain(packed).chain(setup.fuse.iter().map(|&g| Way::Fused(g)));
+    ways.flat_map(|way| [(way, false), (way, true)]).filter(|&(_, graph)| !graph || setup.graphs).collect()
+}
+
+/// The MPS daemon the packed cells run under, if any, and how they share the device, in words.
+fn packing(args: &GpuArgs, device: Device) -> anyhow::Result<(Option<Mps>, String)> {
+    if args.packed.0.is_empty() {
+        return Ok((None, "not measured (--packed '')".into()));
+    }
+    if !device.is_cuda() {
+        return Ok((None, "processes sharing the CPU's cores".into()));
+    }
+    if args.mps == MpsMode::Off {
+        return Ok((None, "processes time-sharing the GPU without CUDA MPS (--mps off)".into()));
+    }
+    match Mps::start(&packed::mps_dir()) {
+        Ok(mps) if mps.is_own() => Ok((Some(mps), "processes under a CUDA MPS daemon this bench started".into())),
+        Ok(mps) => Ok((Some(mps), "processes under the node's CUDA MPS daemon".into())),
+        Err(why) if args.mps == MpsMode::On => Err(anyhow!("--mps on: {why}")),
+        Err(why) => Ok((None, format!("processes time-sharing the GPU without CUDA MPS ({why})"))),
+    }
 }
 
 fn device_kind(device: Device) -> &'static str {
@@ -304,18 +402,11 @@ fn device_name(device: Device, column: Option<&Column>) -> String {
 /// Every column of the table is this wide at least.
 const CELL: usize = 11;
 
-fn headings(fuse: &[i64], graphs: bool) -> Vec<String> {
-    let mut h: Vec<String> = ["width", "PyTorch eager", "tch eager", "tch/PyTorch"].map(String::from).into();
-    if graphs {
-        h.extend(["tch graph", "graph/PyTorch"].map(String::from));
-    }
-    for g in fuse {
-        h.push(format!("fused x{g}"));
-        h.push(format!("x{g}/PyTorch"));
-        if graphs {
-            h.push(format!("fused x{g} graph"));
-            h.push(format!("x{g} graph/PyTorch"));
-        }
+fn headings(cells: &[(Way, bool)]) -> Vec<String> {
+    let mut h: Vec<String> = vec!["width".into(), "PyTorch eager".into()];
+    for &(way, graph) in cells {
+        h.push(way.name(graph));
+        h.push(way.ratio_name(graph));
     }
     h
 }
@@ -342,45 +433,34 @@ fn header(setup: &Setup, column: &Result<Column, String>, python: &Path) -> Stri
         precision_name(precision),
     );
     out += &format!(
-        "device: {} ({}{threads}); {reference}\nsamples/s per cell (fused: summed over the members{}); ratios are to \
-         PyTorch eager\n\n",
+        "device: {} ({}{threads}); {reference}\nsamples/s per cell (packed: summed over the processes, {}; fused: \
+         summed over the members{}); ratios are to PyTorch eager\n\n",
         device_kind(setup.device),
         setup.device_name,
+        setup.packing,
         if setup.graphs { "; graph: the step captured once as a CUDA graph, then replayed" } else { "" },
     );
     let cells: Vec<String> =
-        headings(&setup.fuse, setup.graphs).iter().map(|h| format!("{h:>w$}", w = CELL.max(h.len()))).collect();
+        headings(&layout(setup)).iter().map(|h| format!("{h:>w$}", w = CELL.max(h.len()))).collect();
     out + &cells.join("  ") + "\n"
 }
 
 fn table_line(row: &Row) -> String {
     let rate = |x: f64| if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.1}") };
     let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
-    let cell =
-        |c: &Result<Throughput, String>| c.as_ref().map_or_else(|_| "failed".into(), |t| rate(t.samples_per_second));
     let mut cells = vec![
         row.width.to_string(),
         match &row.pytorch {
             Ok(p) => rate(p.samples_per_second),
             Err(_) => "-".into(),
         },
-        cell(&row.tch),
-        ratio(row.vs_pytorch(&row.tch)),
     ];
-    if let Some(c) = &row.tch_graph {
-        cells.push(cell(c));
-        cells.push(ratio(row.vs_pytorch(c)));
+    for c in &row.cells {
+        cells.push(c.result.as_ref().map_or_else(|_| "failed".into(), |t| rate(t.samples_per_second)));
+        cells.push(ratio(row.vs_pytorch(&c.result)));
     }
-    for (i, (_, c)) in row.fused.iter().enumerate() {
-        cells.push(cell(c));
-        cells.push(ratio(row.vs_pytorch(c)));
-        if let Some((_, c)) = row.fused_graph.get(i) {
-            cells.push(cell(c));
-            cells.push(ratio(row.vs_pytorch(c)));
-        }
-    }
-    let fuse: Vec<i64> = row.fused.iter().map(|(g, _)| *g).collect();
-    let widths = headings(&fuse, row.tch_graph.is_some()).into_iter().map(|h| CELL.max(h.len()));
+    let layout: Vec<(Way, bool)> = row.cells.iter().map(|c| (c.way, c.graph)).collect();
+    let widths = headings(&layout).into_iter().map(|h| CELL.max(h.len()));
     cells.iter().zip(widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  ")
 }
 
@@ -392,7 +472,11 @@ mod tests {
         Ok(Throughput { samples_per_second, seconds: 1.0, parameters, precision: Precision::Fp32 })
     }
 
-    /// Without graph cells (`--graphs false`).
+    fn cell(way: Way, graph: bool, result: Result<Throughput, String>) -> Cell {
+        Cell { way, graph, result }
+    }
+
+    /// Without graph cells (`--graphs false`): alone, packed x4, fused x4 and x16.
     fn row() -> Row {
         Row {
             width: 8,
@@ -402,20 +486,24 @@ mod tests {
                 device_name: "cpu".into(),
                 torch: "2.11.0".into(),
             }),
-            tch: measured(1250.0, 10),
-            fused: vec![(4, measured(4000.0, 40)), (16, Err("CUDA out of memory".into()))],
-            tch_graph: None,
-            fused_graph: vec![],
+            cells: vec![
+                cell(Way::Alone, false, measured(1250.0, 10)),
+                cell(Way::Packed(4), false, measured(3000.0, 40)),
+                cell(Way::Fused(4), false, measured(4000.0, 40)),
+                cell(Way::Fused(16), false, Err("CUDA out of memory".into())),
+            ],
         }
     }
 
-    /// With graph cells, one of which failed.
+    /// The same with each cell's graph beside it, one of which failed.
     fn graph_row() -> Row {
-        Row {
-            tch_graph: Some(measured(2500.0, 10)),
-            fused_graph: vec![(4, measured(6000.0, 40)), (16, Err("capture refused".into()))],
-            ..row()
-        }
+        let graph =
+            [measured(2500.0, 10), measured(5000.0, 40), measured(6000.0, 40), Err("capture refused".to_string())];
+        let cells = row().cells.into_iter().zip(graph).flat_map(|(c, g)| {
+            let way = c.way;
+            [c, cell(way, true, g)]
+        });
+        Row { cells: cells.collect(), ..row() }
     }
 
     fn setup(graphs: bool) -> Setup {
@@ -426,7 +514,9 @@ mod tests {
             steps: 2,
             warmup: 1,
             fuse: vec![4, 16],
+            packed: vec![4],
             graphs,
+            packing: "processes sharing the CPU's cores".into(),
         }
     }
 
@@ -434,7 +524,7 @@ mod tests {
     fn ratios_are_to_pytorch_eager_and_failed_cells_say_so() {
         let line = table_line(&row());
         let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cells, ["8", "1000", "1250", "1.25x", "4000", "4.00x", "failed", "-"]);
+        assert_eq!(cells, ["8", "1000", "1250", "1.25x", "3000", "3.00x", "4000", "4.00x", "failed", "-"]);
         assert_eq!(row().problems(false, false), ["width 8, fused x16: CUDA out of memory"]);
     }
 
@@ -445,18 +535,19 @@ mod tests {
         assert_eq!(
             cells,
             [
-                "8", "1000", "1250", "1.25x", "2500", "2.50x", "4000", "4.00x", "6000", "6.00x", "failed", "-",
-                "failed", "-"
+                "8", "1000", "1250", "1.25x", "2500", "2.50x", "3000", "3.00x", "5000", "5.00x", "4000", "4.00x",
+                "6000", "6.00x", "failed", "-", "failed", "-"
             ]
         );
-        let heads = headings(&[4, 16], true);
+        let heads = headings(&layout(&setup(true)));
         assert_eq!(heads.len(), cells.len());
         assert_eq!(
-            (heads[4].as_str(), heads[8].as_str(), heads[9].as_str()),
-            ("tch graph", "fused x4 graph", "x4 graph/PyTorch")
+            (heads[4].as_str(), heads[6].as_str(), heads[8].as_str(), heads[9].as_str(), heads[12].as_str()),
+            ("tch graph", "packed x4", "packed x4 graph", "p4 graph/PyTorch", "fused x4 graph")
         );
         // Each heading is as wide as its cells, so the columns line up.
         let header_line = header(&setup(true), &Err("absent".into()), Path::new("python3"));
+        assert!(header_line.contains("processes sharing the CPU's cores"), "{header_line}");
         let last = header_line.lines().last().unwrap();
         assert_eq!(last.len(), line.len(), "{last}\n{line}");
         assert_eq!(
@@ -471,10 +562,12 @@ mod tests {
     fn json_rows_hold_every_cell_and_null_ratios_without_a_reference() {
         let v = row().to_json(&setup(false));
         assert_eq!(v["tch_eager_vs_pytorch"], json!(1.25));
+        assert_eq!((&v["packed"][0]["processes"], &v["packed"][0]["vs_pytorch"]), (&json!(4), &json!(3.0)));
+        assert_eq!(v["packing"], json!("processes sharing the CPU's cores"));
         assert_eq!(v["fused"][0]["members"], json!(4));
         assert_eq!(v["fused"][1]["error"], json!("CUDA out of memory"));
         assert_eq!(v["graphs"], json!(false));
-        assert!(v.get("tch_graph").is_none() && v.get("fused_graph").is_none(), "{v}");
+        assert!(v.get("tch_graph").is_none() && v.get("fused_graph").is_none() && v.get("packed_graph").is_none());
         let absent = Row { pytorch: Err("no torch".into()), ..row() };
         let v = absent.to_json(&setup(false));
         assert_eq!(v["pytorch_eager"]["error"], json!("no torch"));
@@ -492,6 +585,8 @@ mod tests {
         assert_eq!(v["graphs"], json!(true));
         assert_eq!(v["tch_graph"]["samples_per_second"], json!(2500.0));
         assert_eq!(v["tch_graph_vs_pytorch"], json!(2.5));
+        assert_eq!(v["packed_graph"][0]["processes"], json!(4));
+        assert_eq!(v["packed_graph"][0]["vs_pytorch"], json!(5.0));
         assert_eq!(v["fused_graph"][0]["members"], json!(4));
         assert_eq!(v["fused_graph"][0]["vs_pytorch"], json!(6.0));
         assert_eq!(v["fused_graph"][1]["error"], json!("capture refused"));
@@ -500,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_different_parameter_count_is_reported() {
-        let other = Row { tch: measured(1250.0, 11), fused: vec![], ..row() };
+        let other = Row { cells: vec![cell(Way::Alone, false, measured(1250.0, 11))], ..row() };
         assert!(other.problems(false, false)[0].contains("not the same model"));
     }
 }

@@ -3,6 +3,7 @@
 //! PyTorch on the same device.
 
 mod gpu;
+mod packed;
 mod pytorch;
 
 use clap::Subcommand;
@@ -10,9 +11,10 @@ use clap::Subcommand;
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Training-step throughput of preact-ResNet-18 (3x32x32 inputs, 10 classes) for each width k
-    /// on one device: PyTorch eager, tch eager, and fused groups of G networks trained as one
-    /// (samples/s summed over the G members), each with its ratio to PyTorch eager. Run it on the
-    /// GPU node with LD_LIBRARY_PATH pointing at its torch `lib/` folder.
+    /// on one device: PyTorch eager, tch eager, N packed processes (samples/s summed over them,
+    /// under CUDA MPS where available), and fused groups of G networks trained as one (summed
+    /// over the G members), each also as a CUDA graph, each with its ratio to PyTorch eager. Run
+    /// it on the GPU node with LD_LIBRARY_PATH pointing at its torch `lib/` folder.
     Gpu(gpu::GpuArgs),
 }
 
