@@ -73,7 +73,7 @@ fn json_rows_hold_every_width_and_column_with_a_measured_rate() {
         assert_eq!(packed[0]["processes"], 2);
         rate(&packed[0], &format!("width {w} packed x2"));
         assert_eq!(packed[0]["parameters"].as_i64(), row["tch_eager"]["parameters"].as_i64().map(|p| 2 * p), "{row}");
-        assert_eq!(row["packing"], "processes sharing the CPU's cores", "{row}");
+        assert_eq!(row["packing"], "processes sharing the CPU's cores evenly", "{row}");
         // A fused pair holds two networks of the lone one's size.
         assert_eq!(fused[0]["parameters"].as_i64(), row["tch_eager"]["parameters"].as_i64().map(|p| 2 * p), "{row}");
         if python.is_some() {

@@ -101,8 +101,9 @@ mps = 1.0 if pipe and os.path.isabs(pipe) and os.path.exists(os.path.join(pipe, 
 print(json.dumps({"epoch": 1, "metrics": {"mps": mps}}), flush=True)
 "#;
 
-/// An agent with GPUs starts its own MPS daemon where the node runs none, points only its packed
-/// trials at it, and stops it when it exits.
+/// An agent with GPUs starts its own MPS daemon where the node runs none (first stopping one an
+/// earlier, killed run of it left behind), points only its packed trials at it, and stops it when
+/// it exits.
 #[test]
 fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
     use std::os::unix::fs::PermissionsExt;
@@ -128,6 +129,10 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
         stdout_of(&sweep(&coordinator.url, &["submit", sweep_file(name, resources).to_str().unwrap()]));
     }
     let record = root.join("mps-record");
+    // What an agent killed by SIGKILL leaves: its daemon's control pipe.
+    let pipe = root.join("a/mps/a/pipe");
+    std::fs::create_dir_all(&pipe).unwrap();
+    std::fs::write(pipe.join("control"), "").unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut agent = Proc(
         agent_command(root, &coordinator.url, "a", 4)
@@ -158,9 +163,9 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
 
     unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
     assert!(agent.0.wait().unwrap().success());
-    let pipe = root.join("a/mps/a/pipe");
     let lines = std::fs::read_to_string(&record).unwrap();
-    assert_eq!(lines, format!("start {0}\nquit {0}\n", pipe.display()), "started once, stopped on exit");
+    let expected = format!("quit {0}\nstart {0}\nquit {0}\n", pipe.display());
+    assert_eq!(lines, expected, "the stale daemon stopped, a new one started once and stopped on exit");
     assert!(!pipe.join("control").exists());
 }
 

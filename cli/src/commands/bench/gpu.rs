@@ -342,7 +342,7 @@ fn packing(args: &GpuArgs, device: Device) -> anyhow::Result<(Option<Mps>, Strin
         return Ok((None, "not measured (--packed '')".into()));
     }
     if !device.is_cuda() {
-        return Ok((None, "processes sharing the CPU's cores".into()));
+        return Ok((None, "processes sharing the CPU's cores evenly".into()));
     }
     if args.mps == MpsMode::Off {
         return Ok((None, "processes time-sharing the GPU without CUDA MPS (--mps off)".into()));
@@ -516,7 +516,7 @@ mod tests {
             fuse: vec![4, 16],
             packed: vec![4],
             graphs,
-            packing: "processes sharing the CPU's cores".into(),
+            packing: "processes sharing the CPU's cores evenly".into(),
         }
     }
 
@@ -547,7 +547,7 @@ mod tests {
         );
         // Each heading is as wide as its cells, so the columns line up.
         let header_line = header(&setup(true), &Err("absent".into()), Path::new("python3"));
-        assert!(header_line.contains("processes sharing the CPU's cores"), "{header_line}");
+        assert!(header_line.contains("processes sharing the CPU's cores evenly"), "{header_line}");
         let last = header_line.lines().last().unwrap();
         assert_eq!(last.len(), line.len(), "{last}\n{line}");
         assert_eq!(
@@ -563,7 +563,7 @@ mod tests {
         let v = row().to_json(&setup(false));
         assert_eq!(v["tch_eager_vs_pytorch"], json!(1.25));
         assert_eq!((&v["packed"][0]["processes"], &v["packed"][0]["vs_pytorch"]), (&json!(4), &json!(3.0)));
-        assert_eq!(v["packing"], json!("processes sharing the CPU's cores"));
+        assert_eq!(v["packing"], json!("processes sharing the CPU's cores evenly"));
         assert_eq!(v["fused"][0]["members"], json!(4));
         assert_eq!(v["fused"][1]["error"], json!("CUDA out of memory"));
         assert_eq!(v["graphs"], json!(false));

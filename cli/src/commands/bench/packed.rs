@@ -61,7 +61,7 @@ impl Packer {
     pub fn measure(&self, bench: &StepBench, processes: usize) -> Result<Throughput, String> {
         let mut workers = Vec::with_capacity(processes);
         for _ in 0..processes {
-            workers.push(self.spawn(bench)?);
+            workers.push(self.spawn(bench, processes)?);
         }
         for (i, w) in workers.iter_mut().enumerate() {
             match w.next_line(i)? {
@@ -90,9 +90,16 @@ impl Packer {
         })
     }
 
-    fn spawn(&self, bench: &StepBench) -> Result<Worker, String> {
+    /// One of `processes` workers. On the CPU each gets its share of the cores, as the agent gives
+    /// trials that run side by side; unshared, their thread pools would spin against each other.
+    fn spawn(&self, bench: &StepBench, processes: usize) -> Result<Worker, String> {
         let device = if bench.device.is_cuda() { "cuda" } else { "cpu" };
-        let mut child = Command::new(&self.exe)
+        let mut cmd = Command::new(&self.exe);
+        if !bench.device.is_cuda() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cmd.env("OMP_NUM_THREADS", (cores / processes).max(1).to_string());
+        }
+        let mut child = cmd
             .args(["bench", "gpu", "--packed-worker", "--widths", &bench.width.to_string()])
             .args(["--batch", &bench.batch.to_string(), "--steps", &bench.steps.to_string()])
             .args(["--warmup", &bench.warmup.to_string(), "--device", device])
