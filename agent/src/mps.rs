@@ -20,15 +20,15 @@ const LOG_ENV: &str = "CUDA_MPS_LOG_DIRECTORY";
 /// Where the driver's tools look for the pipe when `CUDA_MPS_PIPE_DIRECTORY` is unset.
 const DEFAULT_PIPE_DIR: &str = "/tmp/nvidia-mps";
 
-/// `--mps`: whether packed trials run under CUDA MPS.
+/// `--mps`: whether packed processes run under CUDA MPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MpsMode {
     /// Use MPS where the node has it (a running daemon, or `nvidia-cuda-mps-control` to start
-    /// one); otherwise packed trials time-share their GPU.
+    /// one); otherwise go without, and say why.
     Auto,
-    /// Refuse to start the agent without MPS.
+    /// Fail without MPS.
     On,
-    /// Never: packed trials time-share their GPU.
+    /// Never: packed processes time-share their GPU.
     Off,
 }
 
