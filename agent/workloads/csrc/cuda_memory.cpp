@@ -1,5 +1,6 @@
 // Peak GPU memory of this process, from libtorch's caching allocator (what
-// torch.cuda.max_memory_allocated reports). tch does not expose the allocator's statistics.
+// torch.cuda.max_memory_allocated reports), and handing its unused blocks back to the driver
+// (torch.cuda.empty_cache). tch exposes neither.
 #include <c10/cuda/CUDACachingAllocator.h>
 
 extern "C" {
@@ -18,6 +19,16 @@ long long sweep_cuda_peak_allocated_bytes(int device) {
 int sweep_cuda_reset_peak(int device) {
   try {
     c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Returns the allocator's cached, unused blocks to the driver; 0, or -1 if libtorch refused.
+int sweep_cuda_empty_cache() {
+  try {
+    c10::cuda::CUDACachingAllocator::emptyCache();
     return 0;
   } catch (...) {
     return -1;

@@ -115,7 +115,11 @@ pub fn measure_when(bench: &StepBench, ready: impl FnOnce() -> Result<(), String
         ));
     }
     model_spec(bench.width).validate()?;
-    measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off }, ready)
+    let measured = measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off }, ready);
+    // The cell's network is gone: the next cell, or processes packed beside this one, find the GPU
+    // as free as this cell did.
+    crate::harness::gpu_memory::release_cached(bench.device);
+    measured
 }
 
 /// `measure` with the graph mode chosen by the caller (tests rehearse the graph path on the CPU).

@@ -20,7 +20,7 @@ extern "C" {
     fn sweep_graph_free(graph: *mut c_void);
 }
 
-/// `cuda_graphs` of the study parameters: whether a CUDA trial captures its step.
+/// `[resources] cuda_graphs`: whether a trial on a CUDA device captures its steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphMode {
     Off,

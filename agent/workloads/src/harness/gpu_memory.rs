@@ -1,5 +1,6 @@
 //! Peak GPU memory per epoch, from libtorch's caching allocator through the C++ shim
-//! (`csrc/cuda_memory.cpp`): the figure PyTorch users know as `torch.cuda.max_memory_allocated`.
+//! (`csrc/cuda_memory.cpp`): the figure PyTorch users know as `torch.cuda.max_memory_allocated`;
+//! and the allocator's cache handed back, for other processes on the same GPU.
 
 use std::os::raw::{c_int, c_longlong};
 use tch::Device;
@@ -7,6 +8,7 @@ use tch::Device;
 extern "C" {
     fn sweep_cuda_peak_allocated_bytes(device: c_int) -> c_longlong;
     fn sweep_cuda_reset_peak(device: c_int) -> c_int;
+    fn sweep_cuda_empty_cache() -> c_int;
 }
 
 /// Starts measuring a new peak on `device`; nothing on the CPU.
@@ -28,6 +30,15 @@ pub fn peak_bytes(device: Device) -> Option<f64> {
     }
 }
 
+/// Hands the blocks libtorch's allocator keeps cached but unused back to the driver, so that other
+/// processes on the GPU can have them (`torch.cuda.empty_cache`); nothing on the CPU.
+pub fn release_cached(device: Device) {
+    if device.is_cuda() {
+        // SAFETY: as above.
+        unsafe { sweep_cuda_empty_cache() };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +46,7 @@ mod tests {
     #[test]
     fn the_cpu_has_no_gpu_memory_figure() {
         reset_peak(Device::Cpu);
+        release_cached(Device::Cpu);
         assert_eq!(peak_bytes(Device::Cpu), None);
     }
 }

@@ -7,7 +7,7 @@ mod cuda_graph;
 mod eval;
 mod fused_checkpoint;
 mod fused_loop;
-mod gpu_memory;
+pub(crate) mod gpu_memory;
 mod objective;
 mod precision;
 mod source;
