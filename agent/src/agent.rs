@@ -7,7 +7,7 @@ use crate::config::{AgentConfig, TrialRunner};
 use crate::gpus::{self, GpuPool};
 use crate::launch::AttemptDirs;
 use crate::launch::Placement;
-use crate::mps::Mps;
+use crate::mps::AgentMps;
 use crate::reporter::Reporter;
 use crate::supervise::{self, Attempt, Control, Launch};
 use anyhow::Context;
@@ -55,9 +55,9 @@ pub async fn run(
     let hostname = hostname();
     let name = config.name.clone().unwrap_or_else(|| hostname.clone());
     // Held until the agent returns: dropping it stops a daemon this agent started.
-    let mps = match gpus.is_empty() {
+    let mut mps = match gpus.is_empty() {
         true => None,
-        false => Mps::for_mode(config.mps, &config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?,
+        false => Some(AgentMps::new(config.mps, config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?),
     };
     let register = pb::RegisterRequest { name, hostname, slots, gpus: gpus.clone() };
     let registered = tokio::select! {
@@ -117,7 +117,7 @@ pub async fn run(
                             &config,
                             &checkpoint_root,
                             &runner,
-                            mps.as_ref(),
+                            mps.as_mut(),
                             &reporter,
                             &active,
                             &mut running,
@@ -215,7 +215,7 @@ fn start_launch(
     config: &AgentConfig,
     checkpoint_root: &std::path::Path,
     runner: &TrialRunner,
-    mps: Option<&Mps>,
+    mps: Option<&mut AgentMps>,
     reporter: &Reporter,
     active: &ActiveMap,
     running: &mut JoinSet<Finished>,
@@ -261,7 +261,7 @@ fn start_launch(
     }
     // Only trials packed onto a shared GPU run under MPS.
     let env = match (taken.share, mps) {
-        (Some(_), Some(mps)) => mps.env().to_vec(),
+        (Some(_), Some(mps)) => mps.packed_env(),
         _ => Vec::new(),
     };
     let placement = Placement { gpus: taken.gpus.clone(), device: config.device.clone(), env };

@@ -2,7 +2,7 @@
 //! take turns on it; under MPS their kernels run side by side. On an H100, eight packed k=8
 //! preact-ResNet-18 trials trained 66.4k samples/s in all without MPS and 97.9k with it.
 //!
-//! An agent with GPUs uses the node's MPS daemon if one runs (its control pipe in
+//! At its first packed trial, an agent uses the node's MPS daemon if one runs (its control pipe in
 //! `CUDA_MPS_PIPE_DIRECTORY`, default `/tmp/nvidia-mps`), else starts its own with
 //! `nvidia-cuda-mps-control -d`, its pipe and log folders under the agent's work folder (one per
 //! agent name, so the agents of `sweep local` keep apart) so it needs no root and touches no other
@@ -32,7 +32,36 @@ pub enum MpsMode {
     Off,
 }
 
-/// The MPS daemon packed trials use.
+/// An agent's MPS daemon: none until its first packed trial, so sweeps that pack nothing never
+/// meet one; `--mps on` starts it at once, so an agent that must have MPS fails when it starts.
+#[derive(Debug)]
+pub struct AgentMps {
+    mode: MpsMode,
+    dir: PathBuf,
+    /// None until asked for; then the daemon, or None when packed trials go without.
+    daemon: Option<Option<Mps>>,
+}
+
+impl AgentMps {
+    pub fn new(mode: MpsMode, dir: PathBuf) -> Result<AgentMps, String> {
+        let mut mps = AgentMps { mode, dir, daemon: None };
+        if mode == MpsMode::On {
+            mps.daemon = Some(Mps::for_mode(mode, &mps.dir)?);
+        }
+        Ok(mps)
+    }
+
+    /// The environment of a trial packed onto a shared GPU: the daemon's, started on first use
+    /// (empty without MPS, or where the agent's own environment already reaches the node's).
+    pub fn packed_env(&mut self) -> Vec<(&'static str, PathBuf)> {
+        let (mode, dir) = (self.mode, &self.dir);
+        // `auto` never fails (it goes without), and `on` started in `new`.
+        let daemon = self.daemon.get_or_insert_with(|| Mps::for_mode(mode, dir).unwrap_or(None));
+        daemon.as_ref().map(|m| m.env().to_vec()).unwrap_or_default()
+    }
+}
+
+/// The MPS daemon packed processes use.
 #[derive(Debug)]
 pub struct Mps {
     /// The environment that points a process at the daemon (empty: the agent's own environment

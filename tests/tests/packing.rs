@@ -101,9 +101,9 @@ mps = 1.0 if pipe and os.path.isabs(pipe) and os.path.exists(os.path.join(pipe, 
 print(json.dumps({"epoch": 1, "metrics": {"mps": mps}}), flush=True)
 "#;
 
-/// An agent with GPUs starts its own MPS daemon where the node runs none (first stopping one an
-/// earlier, killed run of it left behind), points only its packed trials at it, and stops it when
-/// it exits.
+/// An agent with GPUs starts its own MPS daemon at its first packed trial where the node runs none
+/// (first stopping one an earlier, killed run of it left behind), points only its packed trials at
+/// it, and stops it when it exits. Whole-GPU trials before it never meet a daemon.
 #[test]
 fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
     use std::os::unix::fs::PermissionsExt;
@@ -125,9 +125,7 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
         path
     };
     let coordinator = start_coordinator(root, "30s");
-    for (name, resources) in [("packed", "gpu_share = 0.5"), ("whole", "gpus = 1")] {
-        stdout_of(&sweep(&coordinator.url, &["submit", sweep_file(name, resources).to_str().unwrap()]));
-    }
+    stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("whole", "gpus = 1").to_str().unwrap()]));
     let record = root.join("mps-record");
     // What an agent killed by SIGKILL leaves: its daemon's control pipe.
     let pipe = root.join("a/mps/a/pipe");
@@ -144,9 +142,10 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
             .spawn()
             .unwrap(),
     );
-    for name in ["packed", "whole"] {
-        wait_for(&coordinator.url, name, root, Duration::from_secs(60), |s| s["done"] == true);
-    }
+    wait_for(&coordinator.url, "whole", root, Duration::from_secs(60), |s| s["done"] == true);
+    assert!(!record.exists(), "no daemon before the first packed trial");
+    stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("packed", "gpu_share = 0.5").to_str().unwrap()]));
+    wait_for(&coordinator.url, "packed", root, Duration::from_secs(60), |s| s["done"] == true);
     let mps_of = |sweep: &str| -> Vec<f64> {
         let dir = sweep_coordinator::results::sweep_dir(&coordinator.results, sweep);
         loop {
