@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build bench bench-xmc clean
+.PHONY: demo test setup build bench bench-xmc gpu-bundle clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
@@ -35,6 +35,12 @@ bench: setup
 bench-xmc: setup
 	$(CARGO) build --release -p sweep-cli -p sweep-xmc --bins --examples
 	python3 bench/xmc/compare.py --shape eurlex
+
+# A stripped release `sweep` in .device/ for a GPU node without a Rust toolchain, which links the
+# node's own libtorch (bench/gpu/on-node.sh runs every GPU check with it).
+gpu-bundle: setup
+	$(CARGO) build --release -p sweep-cli
+	mkdir -p .device && strip -o .device/sweep target/release/sweep
 
 clean:
 	rm -rf target .sweep results

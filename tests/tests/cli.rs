@@ -26,6 +26,41 @@ fn local(dir: &std::path::Path) -> std::process::Output {
         .expect("run sweep local")
 }
 
+/// An agent that cannot start ends `sweep local` with its reason instead of leaving the sweep
+/// waiting. Here a stand-in `nvidia-smi` lists a GPU id the coordinator refuses.
+#[test]
+fn sweep_local_stops_with_the_reason_when_an_agent_cannot_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.toml"), SMALL).unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let smi = bin_dir.join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\necho 'not, an id'\n").unwrap();
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut child = Command::new(bin("sweep"))
+        .args(["local", "small.toml"])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("sweep local still waits a minute after its agent failed to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("an agent stopped before the sweep ended") && stderr.contains("gpus[0]"), "{stderr}");
+}
+
 #[test]
 fn sweep_local_runs_everything_and_prints_the_results() {
     let dir = tempfile::tempdir().unwrap();

@@ -75,7 +75,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 
     let n_agents = args.agents.unwrap_or(if gpus.is_empty() { 2 } else { gpus.len() as u32 }).max(1);
     let (stop_agents, agents_stopped) = tokio::sync::watch::channel(false);
-    let mut agents = Vec::new();
+    let mut agents = tokio::task::JoinSet::new();
     for i in 0..n_agents {
         // GPUs are dealt out round-robin so no two agents share one.
         let share: Vec<String> = gpus.iter().skip(i as usize).step_by(n_agents as usize).cloned().collect();
@@ -95,21 +95,27 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         let mut stopped = agents_stopped.clone();
         // The agents share this machine: each trial gets its part of the cores across all of them.
         let runner = TrialRunner::current_exe()?.sharing_cores(n_agents * slots);
-        agents.push(tokio::spawn(async move {
+        agents.spawn(async move {
             let until_stopped = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
             sweep_agent::run(config, runner, until_stopped).await
-        }));
+        });
     }
 
+    // An agent that stops on its own (it could not start, say) ends the run with its reason
+    // rather than leaving the sweep waiting for it.
     let outcome = tokio::select! {
         r = progress::follow(&mut c, &submitted.sweep_id) => r.map(Some),
         _ = tokio::signal::ctrl_c() => Ok(None),
+        Some(ended) = agents.join_next() => Err(match ended.context("agent task") {
+            Ok(Ok(())) => anyhow::anyhow!("an agent stopped before the sweep ended"),
+            Ok(Err(e)) | Err(e) => e.context("an agent stopped before the sweep ended"),
+        }),
     };
     let _ = stop_agents.send(true);
-    for a in agents {
-        a.await.context("agent task")??;
+    while let Some(ended) = agents.join_next().await {
+        ended.context("agent task")??;
     }
     coordinator.flush().await?;
     coordinator.shutdown().await?;
