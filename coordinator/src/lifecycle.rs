@@ -98,6 +98,11 @@ pub enum Exit {
     Failure,
     /// CUDA ran out of memory: retried under the same policy, recorded apart so the cause shows.
     OutOfMemory,
+    /// CUDA ran out of memory in a fused group of several trials: the group's size was the
+    /// coordinator's choice, not the trial's fault. Retried at once, in a group half as large,
+    /// without counting against `max_attempts`; the halving ends with the trial alone, where an
+    /// out-of-memory is `OutOfMemory`.
+    GroupOutOfMemory,
     /// The trial said its configuration is invalid: retrying cannot help.
     BadConfig,
     /// The agent stopped it because the coordinator asked (cancel or early stop).
@@ -142,6 +147,7 @@ pub fn transition(
                 Failed
             }
             Exit::StoppedOnRequest => Stopped,
+            Exit::GroupOutOfMemory => Pending,
             Exit::Failure | Exit::OutOfMemory => {
                 counters.user_failures += 1;
                 if counters.user_failures >= policy.max_attempts {
@@ -199,6 +205,13 @@ mod tests {
         assert_eq!(run(&once).unwrap().0, Pending);
         let twice: Vec<Event> = once.iter().chain(once.iter()).copied().collect();
         assert_eq!(run(&twice).unwrap().0, Failed);
+    }
+
+    #[test]
+    fn a_group_out_of_memory_uses_no_attempt() {
+        let group = [Event::Leased, Event::Started, Event::Exited(Exit::GroupOutOfMemory)];
+        let (state, counters) = run(&[group.as_slice(), &group, &group].concat()).unwrap();
+        assert_eq!((state, counters.user_failures, counters.attempt), (Pending, 0, 3));
     }
 
     #[test]

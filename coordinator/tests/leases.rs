@@ -297,30 +297,36 @@ async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
 }
 
 /// A fused group that runs out of GPU memory comes back in halves: a group of four, then pairs,
-/// then each trial alone.
+/// then each trial alone. The group's size was the coordinator's choice, so only the out-of-memory
+/// alone counts against `max_attempts` (1 here), and none of them counts against the agent.
 #[tokio::test]
 async fn a_group_out_of_gpu_memory_is_retried_in_halves() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
     let tables =
-        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 4\nbackoff = \"0s\"";
+        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 1\nbackoff = \"0s\"";
     c.submit(preact_sweep("oom", tables)).await.unwrap();
+    // One agent throughout: eight group failures in a row do not quarantine it.
+    let mut agent = c.agent("a", 4).await;
     for (round, expected) in [vec![4], vec![2, 2], vec![1, 1, 1, 1]].into_iter().enumerate() {
-        // A new agent each round: six failures in a row would quarantine one.
-        let mut agent = c.agent(&format!("a{round}"), 4).await;
         let leases = agent.lease(4, 4).await;
         let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
         for l in &leases {
             *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
         }
-        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "{leases:?}");
+        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "round {round}: {leases:?}");
         for l in &leases {
             agent
                 .exit(l.lease_id, 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
                 .await
                 .unwrap();
         }
+        let counts = c.counts("oom").await;
+        let alone = expected[0] == 1;
+        assert_eq!((counts.pending, counts.failed), if alone { (0, 4) } else { (4, 0) }, "round {round}");
     }
+    let trials = c.get("oom").await.trials;
+    assert!(trials.iter().all(|t| t.attempt == 3), "{trials:?}");
 }
 
 /// A double-descent sweep of preact-ResNet-18, the model that fuses; `tables` follow `[params]`.

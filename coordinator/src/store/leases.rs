@@ -154,13 +154,14 @@ impl Store {
         let mut grants = Vec::new();
         for i in scheduler::choose(&candidates, free_slots, &mut gpus) {
             let mut members = std::mem::take(&mut groups[i]).into_iter();
+            let size = members.len();
             let (trial_id, counters, spec) = members.next().expect("a group has a first member");
-            let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, 0)?;
+            let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, (0, size))?;
             // A fused group is named by its first member's lease; a trial without partners runs alone.
-            let group = if members.len() == 0 { 0 } else { first.lease_id };
+            let group = if size == 1 { 0 } else { first.lease_id };
             grants.push(Grant { group, ..first });
             for (trial_id, counters, spec) in members {
-                grants.push(grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, group)?);
+                grants.push(grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, (group, size))?);
             }
         }
         tx.commit()?;
@@ -219,12 +220,16 @@ impl Store {
         let tx = self.conn.transaction()?;
         let h = holder(&tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
         let policy = sweep_policy(&tx, &h.sweep)?;
-        let exit = c.exit();
+        let exit = match c.exit() {
+            Exit::OutOfMemory if attempt_group_size(&tx, lease_id)? > 1 => Exit::GroupOutOfMemory,
+            exit => exit,
+        };
         let outcome = match exit {
             _ if c.released => "released",
             Exit::Success => "succeeded",
             Exit::Failure => "failed",
-            Exit::OutOfMemory => "out_of_memory",
+            // Both halve the groups the trial joins next (`fusion_partners`).
+            Exit::OutOfMemory | Exit::GroupOutOfMemory => "out_of_memory",
             Exit::BadConfig => "bad_config",
             Exit::StoppedOnRequest => "stopped",
         };
@@ -350,15 +355,15 @@ fn grant(
     agent_id: &str,
     now_ms: i64,
     deadline_ms: i64,
-    group: i64,
+    (group, group_size): (i64, usize),
 ) -> Result<Grant> {
     let sweep = &spec.sweep;
     let policy = sweep_policy(tx, sweep)?;
     let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
     tx.execute(
-        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![sweep, trial_id, counters.attempt, agent_id, now_ms],
+        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![sweep, trial_id, counters.attempt, agent_id, now_ms, group_size as i64],
     )?;
     let lease_id = tx.last_insert_rowid();
     tx.execute(
@@ -417,6 +422,11 @@ fn fusion_partners(
     Ok(partners)
 }
 
+/// How many trials the attempt under `lease_id` trained with in one group (1: alone).
+fn attempt_group_size(tx: &Transaction, lease_id: i64) -> Result<i64> {
+    Ok(tx.query_row("SELECT group_size FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?)
+}
+
 /// The most GPU memory a trial's earlier attempts reported (`gpu_mem_peak_bytes`), if any did.
 fn peak_gpu_memory(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Option<u64>> {
     let peak: Option<f64> = tx.query_row(
@@ -470,12 +480,14 @@ fn close_attempt(
 }
 
 /// An agent's run of failed attempts: failures of the trial's code, OOM or a process that could
-/// not start lengthen it; a success ends it. Bad configurations and stops say nothing about the node.
+/// not start lengthen it; a success ends it. Bad configurations, stops and groups out of memory say
+/// nothing about the node.
 fn record_streak(tx: &Transaction, lease_id: i64, exit: Exit) -> Result<()> {
     let update = match exit {
         Exit::Failure | Exit::OutOfMemory => "consecutive_failures = consecutive_failures + 1",
         Exit::Success => "consecutive_failures = 0",
-        Exit::BadConfig | Exit::StoppedOnRequest => return Ok(()),
+        // A fused group too large for the GPU says nothing about the node either.
+        Exit::BadConfig | Exit::StoppedOnRequest | Exit::GroupOutOfMemory => return Ok(()),
     };
     tx.execute(
         &format!("UPDATE agents SET {update} WHERE id = (SELECT agent FROM attempts WHERE lease_id = ?1)"),

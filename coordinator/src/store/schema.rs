@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -99,6 +99,11 @@ ALTER TABLE trials ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agents ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Version 3: how many trials each attempt trained with in one fused group (1: alone).
+const V3: &str = r#"
+ALTER TABLE attempts ADD COLUMN group_size INTEGER NOT NULL DEFAULT 1;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -106,6 +111,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 2 {
         conn.execute_batch(V2)?;
+    }
+    if version < 3 {
+        conn.execute_batch(V3)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -127,6 +135,13 @@ mod tests {
         let streak: i64 =
             conn.query_row("SELECT consecutive_failures FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
         assert_eq!(streak, 0);
+        conn.execute(
+            "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms) VALUES ('s', 't', 1, 'a', 0)",
+            [],
+        )
+        .unwrap();
+        let group: i64 = conn.query_row("SELECT group_size FROM attempts", [], |r| r.get(0)).unwrap();
+        assert_eq!(group, 1, "attempts before fusion ran alone");
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
     }
