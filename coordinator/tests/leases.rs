@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{action, assert_status, eventually, now_ms, submission, sweep, Env, LONG_TTL, SHORT_TTL};
+use common::{action, assert_status, eventually, now_ms, submission, sweep, Agent, Env, LONG_TTL, SHORT_TTL};
 use serde_json::Value;
 use sweep_proto::v1::{self as pb, LeaseAction};
 use tonic::Code;
@@ -327,6 +327,43 @@ async fn a_group_out_of_gpu_memory_is_retried_in_halves() {
     }
     let trials = c.get("oom").await.trials;
     assert!(trials.iter().all(|t| t.attempt == 3), "{trials:?}");
+}
+
+/// Once a group of some size ran out of memory, later groups of the same model and width start
+/// at half that size instead of finding out again; trials of another width are not held back.
+#[tokio::test]
+async fn later_groups_start_at_the_size_that_fit() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let tables = "[grid]\nwidth = [8, 16]\nseed = [0, 1, 2, 3, 4, 5, 6, 7]\n[resources]\ngpus = 1\nfuse = 4\n\
+                  [retry]\nmax_attempts = 1\nbackoff = \"0s\"";
+    c.submit(preact_sweep("learn", tables)).await.unwrap();
+    let mut a = c.agent("a", 1).await;
+    // Width 8 (the grid's first axis): four do not fit, two do.
+    assert_eq!(next_group(&mut a, 4, false).await, ["8"]);
+    assert_eq!(next_group(&mut a, 2, true).await, ["8"]);
+    assert_eq!(next_group(&mut a, 2, true).await, ["8"]);
+    // Seeds 4-7 never ran out of memory, yet go in pairs.
+    assert_eq!(next_group(&mut a, 2, true).await, ["8"]);
+    assert_eq!(next_group(&mut a, 2, true).await, ["8"]);
+    // Width 16 is another key: it starts at the full size again.
+    assert_eq!(next_group(&mut a, 4, true).await, ["16"]);
+    assert_eq!(c.counts("learn").await.failed, 0, "no trial used its one attempt on a group's size");
+}
+
+/// Leases one candidate, checks its size, ends every member (succeeding, or out of GPU memory) and
+/// returns the widths it held.
+async fn next_group(agent: &mut Agent, expected: usize, ok: bool) -> Vec<String> {
+    let leases = agent.lease(1, 1).await;
+    assert_eq!(leases.len(), expected, "{leases:?}");
+    let mut widths = std::collections::BTreeSet::new();
+    for l in &leases {
+        let params: serde_json::Value = serde_json::from_str(&l.trial.as_ref().unwrap().params_json).unwrap();
+        widths.insert(params["width"].to_string());
+        let (code, stderr) = if ok { (0, "") } else { (1, "torch.OutOfMemoryError: CUDA out of memory.") };
+        agent.exit(l.lease_id, code, stderr).await.unwrap();
+    }
+    widths.into_iter().collect()
 }
 
 /// A double-descent sweep of preact-ResNet-18, the model that fuses; `tables` follow `[params]`.

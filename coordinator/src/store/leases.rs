@@ -361,9 +361,11 @@ fn grant(
     let policy = sweep_policy(tx, sweep)?;
     let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let fusion_key = if group_size > 1 { sweep_spec::fusion::key(&spec).ok() } else { None };
     tx.execute(
-        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![sweep, trial_id, counters.attempt, agent_id, now_ms, group_size as i64],
+        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size, fusion_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![sweep, trial_id, counters.attempt, agent_id, now_ms, group_size as i64, fusion_key],
     )?;
     let lease_id = tx.last_insert_rowid();
     tx.execute(
@@ -378,7 +380,8 @@ fn grant(
 /// Pending trials of `first`'s sweep that can train fused with it (`sweep_spec::fusion`), up to
 /// the group size its `[resources] fuse` allows, in queue order; each is added to `taken`. A
 /// group that ran out of GPU memory comes back in halves: every out-of-memory attempt of a trial
-/// halves the groups it joins, down to the trial alone.
+/// halves the groups it joins, down to the trial alone; and no group of the same key is formed
+/// again at a size that ran out of memory before, so later trials start at the size that fits.
 fn fusion_partners(
     tx: &Transaction,
     first: &TrialSpec,
@@ -394,10 +397,19 @@ fn fusion_partners(
         )?;
         Ok(members.checked_shr(halvings).unwrap_or(0).max(1) as usize)
     };
-    let want = group_size(&first.id.0)? - 1;
-    let Some(key) = (want > 0).then(|| sweep_spec::fusion::key(first).ok()).flatten() else {
+    let Some(key) = (members > 1).then(|| sweep_spec::fusion::key(first).ok()).flatten() else {
         return Ok(Vec::new());
     };
+    let smallest_oom: Option<i64> = tx.query_row(
+        "SELECT MIN(group_size) FROM attempts WHERE sweep = ?1 AND fusion_key = ?2 AND outcome = 'out_of_memory'",
+        params![first.sweep, key],
+        |r| r.get(0),
+    )?;
+    let fits = smallest_oom.map_or(usize::MAX, |n| (n as usize / 2).max(1));
+    let want = group_size(&first.id.0)?.min(fits) - 1;
+    if want == 0 {
+        return Ok(Vec::new());
+    }
     let mut q = tx.prepare_cached(
         "SELECT trial_id, attempt, user_failures, lost, spec FROM trials
          WHERE state = 'pending' AND sweep = ?1 AND not_before_ms <= ?2 ORDER BY idx LIMIT ?3",

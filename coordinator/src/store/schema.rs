@@ -99,9 +99,13 @@ ALTER TABLE trials ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agents ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
 "#;
 
-/// Version 3: how many trials each attempt trained with in one fused group (1: alone).
+/// Version 3: how many trials each attempt trained with in one fused group (1: alone), and the
+/// group's fusion key (`sweep_spec::fusion::key`), so that a group size that ran out of GPU memory
+/// is not tried again for trials of the same key.
 const V3: &str = r#"
 ALTER TABLE attempts ADD COLUMN group_size INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE attempts ADD COLUMN fusion_key TEXT;
+CREATE INDEX IF NOT EXISTS attempts_by_fusion_key ON attempts(sweep, fusion_key) WHERE fusion_key IS NOT NULL;
 "#;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
