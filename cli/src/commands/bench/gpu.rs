@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use sweep_agent::mps::{Mps, MpsMode};
+use sweep_spec::duration::parse_duration;
 use sweep_workloads::harness::{GraphMode, Precision, StepGraph};
 use sweep_workloads::tch::{self, Device};
 use sweep_workloads::throughput::{self, DeviceChoice, StepBench, Throughput};
@@ -39,6 +40,10 @@ pub struct GpuArgs {
     /// measures the processes time-sharing the GPU.
     #[arg(long, env = "SWEEP_BENCH_MPS", value_enum, default_value = "auto")]
     mps: MpsMode,
+    /// How long a packed cell may take, from starting its processes to the last one's figure; a
+    /// cell whose processes do not answer in time fails with that reason.
+    #[arg(long, env = "SWEEP_BENCH_PACKED_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    packed_timeout: std::time::Duration,
     /// Internal: one process of a packed cell (see `packed.rs`).
     #[arg(long, hide = true)]
     packed_worker: bool,
@@ -259,8 +264,11 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
     let mut notes = Vec::new();
     // Held until the table is done: dropping it stops a daemon the bench started.
     let (mps, packing) = packing(&args, device)?;
-    let packer =
-        Packer { exe: std::env::current_exe()?, env: mps.as_ref().map(|m| m.env().to_vec()).unwrap_or_default() };
+    let packer = Packer {
+        exe: std::env::current_exe()?,
+        env: mps.as_ref().map(|m| m.env().to_vec()).unwrap_or_default(),
+        timeout: args.packed_timeout,
+    };
     let python = pytorch::interpreter(args.python.as_deref());
     eprintln!("bench gpu: PyTorch eager under {}, widths {:?}", python.display(), args.widths);
     let column = pytorch::measure(&python, &args.widths, args.batch, args.steps, args.warmup, device_kind(device));

@@ -4,13 +4,17 @@
 //! every process's examples over the wall time from the release to the last one's finish.
 //!
 //! A worker is this binary again, `sweep bench gpu --packed-worker`, which prints `ready`, waits
-//! for a line on stdin, times its steps and prints its `Throughput` as JSON.
+//! for a line on stdin, times its steps and prints its `Throughput` as JSON. Its output is read on
+//! threads, so a chatty worker never blocks on a full pipe, and a worker that stops answering
+//! fails the cell after `--packed-timeout` instead of hanging the bench.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use sweep_workloads::throughput::{self, StepBench, Throughput};
 
 const READY: &str = "ready";
@@ -20,12 +24,15 @@ const READY: &str = "ready";
 pub struct Packer {
     pub exe: PathBuf,
     pub env: Vec<(&'static str, PathBuf)>,
+    /// How long a cell may take from its first process's start to its last figure.
+    pub timeout: Duration,
 }
 
-/// A started worker and its output, read line by line.
+/// A started worker: its stdout line by line, and its stderr gathered whole, each by a thread.
 struct Worker {
     child: Child,
-    out: BufReader<ChildStdout>,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
 }
 
 impl Drop for Worker {
@@ -36,21 +43,22 @@ impl Drop for Worker {
 }
 
 impl Worker {
-    fn next_line(&mut self, i: usize) -> Result<String, String> {
-        let mut line = String::new();
-        match self.out.read_line(&mut line) {
-            Ok(n) if n > 0 => Ok(line.trim().to_string()),
-            Ok(_) | Err(_) => Err(self.failure(i)),
+    /// Worker `i`'s next line, waiting until `deadline` at most.
+    fn next_line(&mut self, i: usize, deadline: Instant) -> Result<String, String> {
+        match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => Ok(line.trim().to_string()),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                Err(format!("process {} of the pack: no answer within --packed-timeout", i + 1))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.failure(i)),
         }
     }
 
-    /// Why worker `i` stopped early: the first line of its error, from its stderr.
+    /// Why worker `i` stopped early: the last `error:` line of its stderr.
     fn failure(&mut self, i: usize) -> String {
         let _ = self.child.wait();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-        }
+        let stderr = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
         let why = stderr.lines().rev().find(|l| l.starts_with("error: ")).map(|l| l.trim_start_matches("error: "));
         format!("process {} of the pack: {}", i + 1, why.unwrap_or("exited without a figure"))
     }
@@ -59,12 +67,13 @@ impl Worker {
 impl Packer {
     /// `bench` run in `processes` processes at once; the rate is summed over all of them.
     pub fn measure(&self, bench: &StepBench, processes: usize) -> Result<Throughput, String> {
+        let deadline = Instant::now() + self.timeout;
         let mut workers = Vec::with_capacity(processes);
         for _ in 0..processes {
             workers.push(self.spawn(bench, processes)?);
         }
         for (i, w) in workers.iter_mut().enumerate() {
-            match w.next_line(i)? {
+            match w.next_line(i, deadline)? {
                 line if line == READY => {}
                 other => return Err(format!("process {} of the pack said {other:?} instead of {READY:?}", i + 1)),
             }
@@ -76,7 +85,7 @@ impl Packer {
         }
         let mut each = Vec::with_capacity(processes);
         for (i, w) in workers.iter_mut().enumerate() {
-            let line = w.next_line(i)?;
+            let line = w.next_line(i, deadline)?;
             each.push(from_json(&line).ok_or_else(|| format!("process {} printed {line:?}", i + 1))?);
         }
         let seconds = released.elapsed().as_secs_f64();
@@ -110,8 +119,22 @@ impl Packer {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let (tx, lines) = mpsc::channel();
         let out = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Ok(Worker { child, out })
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Ok(Worker { child, lines, stderr: Some(stderr) })
     }
 }
 
@@ -160,6 +183,52 @@ pub fn mps_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A packer whose "workers" are the shell script `body` (it ignores the bench's arguments).
+    fn packer(dir: &Path, body: &str, timeout: Duration) -> Packer {
+        use std::os::unix::fs::PermissionsExt;
+        let exe = dir.join("worker.sh");
+        std::fs::write(&exe, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Packer { exe, env: Vec::new(), timeout }
+    }
+
+    fn bench() -> StepBench {
+        StepBench {
+            width: 1,
+            members: 1,
+            batch: 4,
+            warmup: 0,
+            steps: 2,
+            device: sweep_workloads::tch::Device::Cpu,
+            graphs: false,
+        }
+    }
+
+    const FIGURE: &str = r#"{"samples_per_second": 10, "seconds": 0.8, "parameters": 7, "bf16": false}"#;
+
+    #[test]
+    fn workers_released_together_give_one_figure_for_the_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        // Much more stderr than a pipe holds before `ready`: read on a thread, it blocks nothing.
+        let body = format!("head -c 200000 /dev/zero | tr '\\0' x >&2\necho ready\nread go\necho '{FIGURE}'");
+        let t = packer(dir.path(), &body, Duration::from_secs(30)).measure(&bench(), 3).unwrap();
+        assert_eq!(t.parameters, 21, "three networks of 7");
+        assert!((t.samples_per_second - 3.0 * 4.0 * 2.0 / t.seconds).abs() < 1e-6, "{t:?}");
+    }
+
+    #[test]
+    fn a_worker_that_fails_or_hangs_fails_the_cell_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = packer(dir.path(), "echo 'error: CUDA out of memory' >&2\nexit 1", Duration::from_secs(30));
+        let err = failing.measure(&bench(), 2).unwrap_err();
+        assert_eq!(err, "process 1 of the pack: CUDA out of memory");
+        let started = Instant::now();
+        let hanging = packer(dir.path(), "echo ready\nsleep 30", Duration::from_millis(500));
+        let err = hanging.measure(&bench(), 2).unwrap_err();
+        assert!(err.contains("no answer within --packed-timeout"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "the cell gave up in time");
+    }
 
     #[test]
     fn a_worker_figure_survives_its_json_line() {
