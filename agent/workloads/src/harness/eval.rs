@@ -63,11 +63,11 @@ pub fn for_each_batch(
             let x = b.inputs.to_device(on.device);
             let y = b.labels.to_device(on.device);
             examples += y.size()[0];
-            let replayed = graph.eager_because().is_none()
-                && graph.replay(&x, &y, |x, y| {
-                    pass(x, y);
-                    Ok(())
-                })?;
+            // Nothing is captured while graphs are off, so this replays only what was captured.
+            let replayed = graph.replay(&x, &y, |x, y| {
+                pass(x, y);
+                Ok(())
+            })?;
             if !replayed {
                 pass(&x, &y);
                 graph.capture_after(&x, &y, |x, y| {
