@@ -363,7 +363,8 @@ fn packing(args: &GpuArgs, device: Device) -> anyhow::Result<(Option<Mps>, Strin
     }
 }
 
-fn device_kind(device: Device) -> &'static str {
+/// The `--device` value that names `device`.
+pub(super) fn device_kind(device: Device) -> &'static str {
     if device.is_cuda() {
         "cuda"
     } else {
