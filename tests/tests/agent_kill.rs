@@ -22,9 +22,7 @@ done
 fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let script = root.join("train.sh");
-    std::fs::write(&script, TRAIN).unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    write_script(&root.join("train.sh"), TRAIN);
     std::fs::write(
         root.join("kill.toml"),
         "name = \"kill\"\nworkload = \"command\"\ncommand = [\"./train.sh\"]\n[params]\nx = 1\n",

@@ -30,15 +30,9 @@ fn local(dir: &std::path::Path) -> std::process::Output {
 /// waiting. Here a stand-in `nvidia-smi` lists a GPU id the coordinator refuses.
 #[test]
 fn sweep_local_stops_with_the_reason_when_an_agent_cannot_start() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.toml"), SMALL).unwrap();
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let smi = bin_dir.join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\necho 'not, an id'\n").unwrap();
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = path_with_stand_in(dir.path(), "nvidia-smi", "#!/bin/sh\necho 'not, an id'\n");
     let mut child = Command::new(bin("sweep"))
         .args(["local", "small.toml"])
         .current_dir(dir.path())

@@ -106,14 +106,9 @@ print(json.dumps({"epoch": 1, "metrics": {"mps": mps}}), flush=True)
 /// it, and stops it when it exits. Whole-GPU trials before it never meet a daemon.
 #[test]
 fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let bin_dir = root.join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let control = bin_dir.join("nvidia-cuda-mps-control");
-    std::fs::write(&control, FAKE_MPS_CONTROL).unwrap();
-    std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = path_with_stand_in(root, "nvidia-cuda-mps-control", FAKE_MPS_CONTROL);
     std::fs::write(root.join("trial.py"), MPS_TRIAL).unwrap();
     std::fs::create_dir(root.join("no-node-daemon")).unwrap();
     let sweep_file = |name: &str, resources: &str| {
@@ -131,7 +126,6 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
     let pipe = root.join("a/mps/a/pipe");
     std::fs::create_dir_all(&pipe).unwrap();
     std::fs::write(pipe.join("control"), "").unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut agent = Proc(
         agent_command(root, &coordinator.url, "a", 4)
             .env("SWEEP_GPUS", "0,1")

@@ -158,3 +158,20 @@ batch_size = 32
 "#
     )
 }
+
+/// Writes `text` to `path` as an executable script.
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write the script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("make the script executable");
+}
+
+/// Puts a stand-in program `name` (the script `text`) in `root/bin` and returns a PATH that finds
+/// it before the real one: for programs that need hardware this machine lacks (`nvidia-smi`,
+/// `nvidia-cuda-mps-control`).
+pub fn path_with_stand_in(root: &Path, name: &str, text: &str) -> String {
+    let bin_dir = root.join("bin");
+    std::fs::create_dir_all(&bin_dir).expect("create the stand-ins' folder");
+    write_script(&bin_dir.join(name), text);
+    format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default())
+}
