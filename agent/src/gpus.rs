@@ -2,6 +2,8 @@
 //! through CUDA_VISIBLE_DEVICES, so `Device::cuda_if_available()` inside a trial means its own
 //! share; trials that ask for a `gpu_share` below 1 share one GPU, each in its own process.
 
+use sweep_spec::packing;
+
 /// GPU indices `nvidia-smi` lists, or none when there is no driver.
 pub fn detect() -> Vec<String> {
     nvidia_smi("index").unwrap_or_default()
@@ -30,12 +32,9 @@ fn nvidia_smi(query: &str) -> Option<Vec<String>> {
     })
 }
 
-/// Shares are sums of fractions such as 0.1: a little slack keeps ten of them on one GPU.
-const SLACK: f64 = 1e-9;
-
 #[derive(Debug, Clone)]
 pub struct GpuPool {
-    /// Each GPU and the share of it given to trials (0 free, 1 taken whole), in index order.
+    /// Each GPU and the share of it not given to trials (1 free, 0 taken whole), in index order.
     gpus: Vec<(String, f64)>,
 }
 
@@ -49,40 +48,37 @@ pub struct Taken {
 
 impl GpuPool {
     pub fn new(gpus: &[String]) -> GpuPool {
-        GpuPool { gpus: gpus.iter().map(|g| (g.clone(), 0.0)).collect() }
+        GpuPool { gpus: gpus.iter().map(|g| (g.clone(), 1.0)).collect() }
     }
 
     /// GPUs nothing runs on.
     pub fn free(&self) -> u32 {
-        self.gpus.iter().filter(|(_, used)| *used <= SLACK).count() as u32
+        self.gpus.iter().filter(|(_, left)| packing::is_free(*left)).count() as u32
     }
 
     /// The share of each GPU not given to trials, in index order.
     pub fn free_shares(&self) -> Vec<f64> {
-        self.gpus.iter().map(|(_, used)| (1.0 - used).clamp(0.0, 1.0)).collect()
+        self.gpus.iter().map(|(_, left)| left.clamp(0.0, 1.0)).collect()
     }
 
     /// `n` free GPUs, lowest indices first; or with a `share`, one GPU with that much left, the
-    /// fullest that fits (as the coordinator chose). None if nothing fits.
+    /// fullest that fits (`sweep_spec::packing`, as the coordinator chose). None if nothing fits.
     pub fn take(&mut self, n: u32, share: Option<f64>) -> Option<Taken> {
         match share {
             None => {
                 let free: Vec<usize> =
-                    (0..self.gpus.len()).filter(|&i| self.gpus[i].1 <= SLACK).take(n as usize).collect();
+                    (0..self.gpus.len()).filter(|&i| packing::is_free(self.gpus[i].1)).take(n as usize).collect();
                 if free.len() < n as usize {
                     return None;
                 }
                 for &i in &free {
-                    self.gpus[i].1 = 1.0;
+                    self.gpus[i].1 = 0.0;
                 }
                 Some(Taken { gpus: free.iter().map(|&i| self.gpus[i].0.clone()).collect(), share: None })
             }
             Some(s) => {
-                let i = (0..self.gpus.len())
-                    .filter(|&i| 1.0 - self.gpus[i].1 + SLACK >= s)
-                    // The least share left; the lowest index among equals.
-                    .min_by(|&a, &b| (1.0 - self.gpus[a].1).total_cmp(&(1.0 - self.gpus[b].1)))?;
-                self.gpus[i].1 += s;
+                let i = packing::fullest_fitting(self.gpus.iter().map(|(_, left)| *left), s, |_| true)?;
+                self.gpus[i].1 -= s;
                 Some(Taken { gpus: vec![self.gpus[i].0.clone()], share: Some(s) })
             }
         }
@@ -90,10 +86,10 @@ impl GpuPool {
 
     pub fn give_back(&mut self, taken: Taken) {
         for g in &taken.gpus {
-            if let Some((_, used)) = self.gpus.iter_mut().find(|(id, _)| id == g) {
-                *used = match taken.share {
-                    Some(s) => (*used - s).max(0.0),
-                    None => 0.0,
+            if let Some((_, left)) = self.gpus.iter_mut().find(|(id, _)| id == g) {
+                *left = match taken.share {
+                    Some(s) => (*left + s).min(1.0),
+                    None => 1.0,
                 };
             }
         }

@@ -2,6 +2,7 @@
 //! gets, and what a heartbeat tells an agent about each of its leases.
 
 use crate::lifecycle::TrialState;
+use sweep_spec::packing;
 
 /// A pending trial (or fused group), in queue order (oldest sweep first, then expansion order).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,12 +34,9 @@ impl GpuRoom {
     pub const FREE: GpuRoom = GpuRoom { share: 1.0, free_bytes: None };
 
     fn is_free(&self) -> bool {
-        self.share >= 1.0 - SHARE_SLACK
+        packing::is_free(self.share)
     }
 }
-
-/// Shares are sums of fractions such as 0.1: a little slack keeps ten of them on one GPU.
-const SHARE_SLACK: f64 = 1e-9;
 
 /// Indices of the candidates to lease, first come first served, within the agent's free slots and
 /// GPUs. A trial that needs more than is left is skipped, not waited for, so small trials behind it
@@ -62,17 +60,11 @@ pub fn choose(candidates: &[Candidate], free_slots: u32, gpus: &mut [GpuRoom]) -
                 }
             }
             Some(share) => {
-                let fits = |room: &GpuRoom| {
-                    room.share + SHARE_SLACK >= share
-                        && match (room.free_bytes, c.memory_bytes) {
-                            (Some(free), Some(need)) => free >= need,
-                            _ => true,
-                        }
+                let memory_fits = |g: usize| match (gpus[g].free_bytes, c.memory_bytes) {
+                    (Some(free), Some(need)) => free >= need,
+                    _ => true,
                 };
-                let best = (0..gpus.len())
-                    .filter(|&g| fits(&gpus[g]))
-                    .min_by(|&a, &b| gpus[a].share.total_cmp(&gpus[b].share));
-                if let Some(g) = best {
+                if let Some(g) = packing::fullest_fitting(gpus.iter().map(|r| r.share), share, memory_fits) {
                     gpus[g].share -= share;
                     if let (Some(free), Some(need)) = (gpus[g].free_bytes.as_mut(), c.memory_bytes) {
                         *free -= need;

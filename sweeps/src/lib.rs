@@ -9,6 +9,7 @@ pub mod error;
 pub mod expand;
 pub mod file;
 pub mod fusion;
+pub mod packing;
 pub mod report;
 pub mod sample;
 pub mod trial;
