@@ -129,18 +129,18 @@ impl Store {
         // Fused sweeps lease in groups (`[resources] fuse`): a pending trial and the partners it can
         // train with are one candidate, taking one slot.
         let mut taken: HashSet<(String, String)> = HashSet::new();
-        let mut groups: Vec<Vec<(String, Counters, TrialSpec)>> = Vec::new();
+        let mut groups: Vec<(Option<String>, Vec<(String, Counters, TrialSpec)>)> = Vec::new();
         for (sweep, trial_id, _, counters, spec) in &pending {
             if !taken.insert((sweep.clone(), trial_id.clone())) {
                 continue;
             }
             let spec = parse_spec(spec)?;
-            let partners = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
-            groups.push(std::iter::once((trial_id.clone(), *counters, spec)).chain(partners).collect());
+            let (key, partners) = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
+            groups.push((key, std::iter::once((trial_id.clone(), *counters, spec)).chain(partners).collect()));
         }
         let candidates: Vec<Candidate> = groups
             .iter()
-            .map(|g| {
+            .map(|(_, g)| {
                 let first = &g[0].2;
                 let share = first.resources.gpu_share;
                 let memory_bytes = match share {
@@ -153,15 +153,16 @@ impl Store {
         let deadline_ms = now_ms + ttl;
         let mut grants = Vec::new();
         for i in scheduler::choose(&candidates, free_slots, &mut gpus) {
-            let mut members = std::mem::take(&mut groups[i]).into_iter();
-            let size = members.len();
+            let (key, members) = std::mem::take(&mut groups[i]);
+            let mut membership = Membership { group: 0, size: members.len(), key: key.as_deref() };
+            let mut members = members.into_iter();
             let (trial_id, counters, spec) = members.next().expect("a group has a first member");
-            let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, (0, size))?;
+            let first = grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, membership)?;
             // A fused group is named by its first member's lease; a trial without partners runs alone.
-            let group = if size == 1 { 0 } else { first.lease_id };
-            grants.push(Grant { group, ..first });
+            membership.group = if membership.size == 1 { 0 } else { first.lease_id };
+            grants.push(Grant { group: membership.group, ..first });
             for (trial_id, counters, spec) in members {
-                grants.push(grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, (group, size))?);
+                grants.push(grant(&tx, &trial_id, counters, spec, agent_id, now_ms, deadline_ms, membership)?);
             }
         }
         tx.commit()?;
@@ -345,6 +346,15 @@ impl Store {
     }
 }
 
+/// The fused group a grant belongs to: its first member's lease id (0 for that first member and
+/// for a trial alone), its size (1 alone) and its fusion key (none alone).
+#[derive(Debug, Clone, Copy)]
+struct Membership<'a> {
+    group: i64,
+    size: usize,
+    key: Option<&'a str>,
+}
+
 /// Leases `trial_id` of `spec.sweep` to `agent_id` as a new attempt.
 #[allow(clippy::too_many_arguments)]
 fn grant(
@@ -355,17 +365,17 @@ fn grant(
     agent_id: &str,
     now_ms: i64,
     deadline_ms: i64,
-    (group, group_size): (i64, usize),
+    membership: Membership<'_>,
 ) -> Result<Grant> {
     let sweep = &spec.sweep;
     let policy = sweep_policy(tx, sweep)?;
     let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
-    let fusion_key = if group_size > 1 { sweep_spec::fusion::key(&spec).ok() } else { None };
+    let fusion_key = if membership.size > 1 { membership.key } else { None };
     tx.execute(
         "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size, fusion_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![sweep, trial_id, counters.attempt, agent_id, now_ms, group_size as i64, fusion_key],
+        params![sweep, trial_id, counters.attempt, agent_id, now_ms, membership.size as i64, fusion_key],
     )?;
     let lease_id = tx.last_insert_rowid();
     tx.execute(
@@ -374,20 +384,21 @@ fn grant(
         params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
     )?;
     bump_trials_version(tx, sweep)?;
-    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group })
+    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group: membership.group })
 }
 
-/// Pending trials of `first`'s sweep that can train fused with it (`sweep_spec::fusion`), up to
-/// the group size its `[resources] fuse` allows, in queue order; each is added to `taken`. A
-/// group that ran out of GPU memory comes back in halves: every out-of-memory attempt of a trial
-/// halves the groups it joins, down to the trial alone; and no group of the same key is formed
-/// again at a size that ran out of memory before, so later trials start at the size that fits.
+/// The fusion key of `first` and the pending trials of its sweep that can train fused with it
+/// (`sweep_spec::fusion`), up to the group size its `[resources] fuse` allows, in queue order;
+/// each is added to `taken`. A group that ran out of GPU memory comes back in halves: every
+/// out-of-memory attempt of a trial halves the groups it joins, down to the trial alone; and no
+/// group of the same key is formed again at a size that ran out of memory before, so later trials
+/// start at the size that fits.
 fn fusion_partners(
     tx: &Transaction,
     first: &TrialSpec,
     now_ms: i64,
     taken: &mut HashSet<(String, String)>,
-) -> Result<Vec<(String, Counters, TrialSpec)>> {
+) -> Result<(Option<String>, Vec<(String, Counters, TrialSpec)>)> {
     let members = first.resources.fuse.members(first.resources.gpus);
     let group_size = |trial_id: &str| -> Result<usize> {
         let halvings: u32 = tx.query_row(
@@ -398,7 +409,7 @@ fn fusion_partners(
         Ok(members.checked_shr(halvings).unwrap_or(0).max(1) as usize)
     };
     let Some(key) = (members > 1).then(|| sweep_spec::fusion::key(first).ok()).flatten() else {
-        return Ok(Vec::new());
+        return Ok((None, Vec::new()));
     };
     let smallest_oom: Option<i64> = tx.query_row(
         "SELECT MIN(group_size) FROM attempts WHERE sweep = ?1 AND fusion_key = ?2 AND outcome = 'out_of_memory'",
@@ -408,7 +419,7 @@ fn fusion_partners(
     let fits = smallest_oom.map_or(usize::MAX, |n| (n as usize / 2).max(1));
     let want = group_size(&first.id.0)?.min(fits) - 1;
     if want == 0 {
-        return Ok(Vec::new());
+        return Ok((None, Vec::new()));
     }
     let mut q = tx.prepare_cached(
         "SELECT trial_id, attempt, user_failures, lost, spec FROM trials
@@ -421,8 +432,11 @@ fn fusion_partners(
     })?;
     let mut partners = Vec::new();
     for row in rows {
+        if partners.len() == want {
+            break;
+        }
         let (trial_id, counters, spec) = row?;
-        if partners.len() == want || taken.contains(&(first.sweep.clone(), trial_id.clone())) {
+        if taken.contains(&(first.sweep.clone(), trial_id.clone())) {
             continue;
         }
         let spec = parse_spec(&spec)?;
@@ -431,7 +445,7 @@ fn fusion_partners(
             partners.push((trial_id, counters, spec));
         }
     }
-    Ok(partners)
+    Ok((Some(key), partners))
 }
 
 /// How many trials the attempt under `lease_id` trained with in one group (1: alone).
