@@ -129,7 +129,7 @@ impl Store {
         // Fused sweeps lease in groups (`[resources] fuse`): a pending trial and the partners it can
         // train with are one candidate, taking one slot.
         let mut taken: HashSet<(String, String)> = HashSet::new();
-        let mut groups: Vec<(Option<String>, Vec<(String, Counters, TrialSpec)>)> = Vec::new();
+        let mut groups: Vec<(Option<String>, Vec<Pending>)> = Vec::new();
         for (sweep, trial_id, _, counters, spec) in &pending {
             if !taken.insert((sweep.clone(), trial_id.clone())) {
                 continue;
@@ -346,6 +346,9 @@ impl Store {
     }
 }
 
+/// A pending trial of the sweep being leased from: its id, counters and spec.
+type Pending = (String, Counters, TrialSpec);
+
 /// The fused group a grant belongs to: its first member's lease id (0 for that first member and
 /// for a trial alone), its size (1 alone) and its fusion key (none alone).
 #[derive(Debug, Clone, Copy)]
@@ -398,7 +401,7 @@ fn fusion_partners(
     first: &TrialSpec,
     now_ms: i64,
     taken: &mut HashSet<(String, String)>,
-) -> Result<(Option<String>, Vec<(String, Counters, TrialSpec)>)> {
+) -> Result<(Option<String>, Vec<Pending>)> {
     let members = first.resources.fuse.members(first.resources.gpus);
     let group_size = |trial_id: &str| -> Result<usize> {
         let halvings: u32 = tx.query_row(
