@@ -38,3 +38,14 @@ impl From<tch::TchError> for TrialError {
         TrialError::Other(e.into())
     }
 }
+
+/// What a caught libtorch panic (tch panics on libtorch errors) says: its first line, since
+/// libtorch's messages carry a C++ backtrace after it.
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "libtorch failed".into());
+    text.lines().next().unwrap_or_default().to_string()
+}

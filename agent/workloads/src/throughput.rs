@@ -134,15 +134,8 @@ fn measure_in(
             return Err(why.to_string());
         }
     }
-    catch_unwind(AssertUnwindSafe(|| run(bench, mode, ready))).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "libtorch failed".into());
-        // libtorch's messages carry a C++ backtrace after the first line.
-        Err(message.lines().next().unwrap_or_default().to_string())
-    })
+    catch_unwind(AssertUnwindSafe(|| run(bench, mode, ready)))
+        .unwrap_or_else(|panic| Err(crate::error::panic_message(panic)))
 }
 
 fn run(bench: &StepBench, mode: GraphMode, ready: impl FnOnce() -> Result<(), String>) -> Result<Throughput, String> {

@@ -51,7 +51,7 @@ impl Graph {
         match recorded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
-            Err(panic) => return Err(panic_message(panic)),
+            Err(panic) => return Err(crate::error::panic_message(panic)),
         }
         if ended != 0 {
             return Err(message(&err));
@@ -80,15 +80,6 @@ fn message(err: &[c_char]) -> String {
     // SAFETY: the shim NUL-terminates within the buffer (and the buffer starts zeroed).
     let text = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
     text.lines().next().unwrap_or("libtorch refused").to_string()
-}
-
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "libtorch failed".into());
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// A loop's captured step: its static inputs and how to run it.
