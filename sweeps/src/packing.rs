@@ -37,7 +37,7 @@ mod tests {
         // A rounding error below the share still fits; a real shortfall does not.
         assert!(fits(0.1 - 1e-12, 0.1) && !fits(0.09, 0.1));
         // Ten tenths fit one GPU, taken one after another.
-        let left = (0..10).try_fold(1.0, |l: f64, _| fits(l, 0.1).then(|| l - 0.1));
+        let left = (0..10).try_fold(1.0, |l: f64, _| fits(l, 0.1).then_some(l - 0.1));
         assert!(left.is_some_and(|l| !fits(l, 0.1)), "{left:?}");
         assert!(is_free(1.0) && !is_free(0.75));
     }
