@@ -11,7 +11,7 @@ use serde_json::Value;
 pub const MEMBER_PARAMS: &[&str] = &["seed", "label_noise", "weight_decay", "optimizer.lr"];
 
 /// The architectures that fuse, by the name sweep files give them.
-pub const MODELS: &[&str] = &["preact_resnet18"];
+pub const MODELS: &[&str] = &["preact_resnet18", "cnn5", "mlp"];
 
 /// The group key of a trial: what must be equal for trials to train as one. The error says why
 /// the trial cannot be fused at all, naming the workload or parameter.
@@ -148,8 +148,12 @@ mod tests {
             let err = file(bad, "preact_resnet18").unwrap_err().to_string();
             assert!(err.contains("s.toml") && err.contains("resources.fuse"), "{bad}: {err}");
         }
-        let err = file("fuse = 4", "cnn5").unwrap_err().to_string();
-        assert!(err.contains("resources.fuse") && err.contains("params.model: `cnn5` does not fuse"), "{err}");
+        assert_eq!(file("fuse = 4", "cnn5").unwrap()[0].resources.fuse, Fuse::UpTo(4));
+        let err = file("fuse = 4", "random_features").unwrap_err().to_string();
+        assert!(
+            err.contains("resources.fuse") && err.contains("params.model: `random_features` does not fuse"),
+            "{err}"
+        );
         assert_eq!(Fuse::Auto.members(1), Fuse::AUTO_MEMBERS);
         assert_eq!(Fuse::Auto.members(0), 1, "auto fuses on GPUs only");
     }
@@ -157,8 +161,12 @@ mod tests {
     #[test]
     fn other_workloads_and_models_do_not_fuse() {
         let mut v = base();
-        v["model"] = json!("cnn5");
-        assert!(key(&spec(v)).unwrap_err().contains("params.model"));
+        v["model"] = json!("random_features");
+        assert!(key(&spec(v.clone())).unwrap_err().contains("params.model"));
+        for model in ["cnn5", "mlp"] {
+            v["model"] = json!(model);
+            assert!(key(&spec(v.clone())).is_ok(), "{model} fuses");
+        }
         let mut s = spec(base());
         s.workload = "mlp".into();
         s.params = Map::new();

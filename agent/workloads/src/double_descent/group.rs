@@ -4,7 +4,7 @@
 //! its own noisy labels and batches, and reports its own records.
 
 use super::params::{Model, Params};
-use super::{model_spec, noisy_training_set};
+use super::{channels_last, model_spec, noisy_training_set};
 use crate::error::TrialError;
 use crate::harness::{self, FusedPlan, Member, MemberOutcome, MemberSink, MemberState, Position};
 use crate::image_data::{self, ImageData};
@@ -132,7 +132,7 @@ fn train_group(
     let count = members.len() as i64;
     let mut fused_vs = VarStore::new(device);
     let net = fused::build(&fused_vs.root(), spec, count).map_err(TrialError::bad_config)?;
-    let channels_last = device.is_cuda();
+    let channels_last = channels_last(spec.arch, device);
     if channels_last {
         models::to_channels_last(&mut fused_vs);
     }

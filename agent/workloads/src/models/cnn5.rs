@@ -1,7 +1,7 @@
 //! The 5-layer CNN of Nakkiran et al. 2019 (`make_cnn` in their code): four [conv3x3 -> BN -> ReLU]
 //! layers of [k, 2k, 4k, 8k] channels, max-pooling by 1, 2, 2, 8 after them, and one linear layer.
 
-use super::{batch_norm2d, conv3x3, Head, ModelSpec};
+use super::{batch_norm2d, grouped_conv, Head, ModelSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -16,6 +16,12 @@ pub(super) struct Cnn5 {
 
 impl Cnn5 {
     pub(super) fn new(path: &nn::Path, spec: &ModelSpec) -> Cnn5 {
+        Cnn5::fused(path, spec, 1)
+    }
+
+    /// `members` networks of `spec` as one (horizontal fusion, `models::fused`): convolutions
+    /// grouped by member, BatchNorm per channel, one head per member; `members` = 1 is one network.
+    pub(super) fn fused(path: &nn::Path, spec: &ModelSpec, members: i64) -> Cnn5 {
         let mut c_in = spec.in_channels;
         let layers = LAYER_WIDTHS
             .iter()
@@ -23,13 +29,13 @@ impl Cnn5 {
             .map(|(i, &mult)| {
                 let c_out = mult * spec.width;
                 // The reference keeps the conv bias even though BN follows; so do we.
-                let conv = conv3x3(path / format!("conv{i}"), c_in, c_out, 1, true);
-                let bn = batch_norm2d(path / format!("bn{i}"), c_out);
+                let conv = grouped_conv(path / format!("conv{i}"), members, c_in, c_out, 3, 1, true);
+                let bn = batch_norm2d(path / format!("bn{i}"), members * c_out);
                 c_in = c_out;
                 (conv, bn)
             })
             .collect();
-        Cnn5 { layers, head: Head::new(path / "fc", c_in, spec.classes, spec.dropout) }
+        Cnn5 { layers, head: Head::new(path / "fc", members, c_in, spec.classes, spec.dropout) }
     }
 }
 

@@ -8,7 +8,7 @@
 //! same trajectory as the lone network under the same data; global gradient clipping, which would
 //! couple the members, is not for fused groups.
 
-use super::{preact_resnet::PreActResNet18, Arch, ModelSpec};
+use super::{cnn5::Cnn5, mlp::Mlp, preact_resnet::PreActResNet18, Arch, ModelSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -21,7 +21,8 @@ pub fn build(path: &nn::Path, spec: &ModelSpec, members: i64) -> Result<Box<dyn 
     }
     match spec.arch {
         Arch::PreactResnet18 => Ok(Box::new(PreActResNet18::fused(path, spec, members))),
-        other => Err(format!("fuse: arch {other} cannot be fused yet (preact_resnet18 can)")),
+        Arch::Cnn5 => Ok(Box::new(Cnn5::fused(path, spec, members))),
+        Arch::Mlp => Ok(Box::new(Mlp::fused(path, spec, members))),
     }
 }
 

@@ -12,23 +12,23 @@ const MEMBERS: i64 = 3;
 /// A network and the var store holding its variables.
 type Net = (nn::VarStore, Box<dyn ModuleT + Send>);
 
-fn spec() -> ModelSpec {
-    ModelSpec { arch: Arch::PreactResnet18, width: 2, in_channels: 3, image_size: 8, classes: 5, dropout: 0.0 }
+fn spec(arch: Arch) -> ModelSpec {
+    ModelSpec { arch, width: 2, in_channels: 3, image_size: 8, classes: 5, dropout: 0.0 }
 }
 
 /// Member g alone, from seed 10 + g, and the fused group holding copies of every member.
-fn lone_and_fused() -> (Vec<Net>, nn::VarStore, Box<dyn ModuleT + Send>) {
+fn lone_and_fused(spec: &ModelSpec) -> (Vec<Net>, nn::VarStore, Box<dyn ModuleT + Send>) {
     let _guard = rng_lock();
     let lone: Vec<_> = (0..MEMBERS)
         .map(|g| {
             tch::manual_seed(10 + g);
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = build(&vs.root(), &spec()).unwrap();
+            let net = build(&vs.root(), spec).unwrap();
             (vs, net)
         })
         .collect();
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = fused::build(&vs.root(), &spec(), MEMBERS).unwrap();
+    let net = fused::build(&vs.root(), spec, MEMBERS).unwrap();
     for (g, (lone_vs, _)) in lone.iter().enumerate() {
         fused::load_member(&vs, g as i64, lone_vs).unwrap();
     }
@@ -64,7 +64,13 @@ fn sgd() -> OptimizerConfig {
 
 #[test]
 fn fused_logits_are_each_members_logits() {
-    let (lone, _vs, fused_net) = lone_and_fused();
+    for arch in Arch::ALL {
+        fused_logits_match(arch);
+    }
+}
+
+fn fused_logits_match(arch: Arch) {
+    let (lone, _vs, fused_net) = lone_and_fused(&spec(arch));
     let data = batches(0);
     let xs: Vec<Tensor> = data.iter().map(|(x, _)| x.shallow_clone()).collect();
     for train in [false, true] {
@@ -73,14 +79,20 @@ fn fused_logits_are_each_members_logits() {
         for (g, (_, net)) in lone.iter().enumerate() {
             let alone = net.forward_t(&xs[g], train);
             let diff = (logits.select(1, g as i64) - alone).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "member {g} (train = {train}): logits differ by {diff}");
+            assert!(diff < 1e-5, "{arch} member {g} (train = {train}): logits differ by {diff}");
         }
     }
 }
 
 #[test]
 fn fused_members_follow_their_lone_trajectories() {
-    let (lone, fused_vs, fused_net) = lone_and_fused();
+    for arch in Arch::ALL {
+        fused_trajectories_match(arch);
+    }
+}
+
+fn fused_trajectories_match(arch: Arch) {
+    let (lone, fused_vs, fused_net) = lone_and_fused(&spec(arch));
     let mut lone_opts: Vec<Optimizer> = lone.iter().map(|(vs, _)| Optimizer::new(sgd(), vs)).collect();
     let mut fused_opt = Optimizer::new(sgd(), &fused_vs);
     for step in 0..5 {
@@ -102,7 +114,7 @@ fn fused_members_follow_their_lone_trajectories() {
             let (alone, fused) = (loss.double_value(&[]), member_losses[g].double_value(&[]));
             assert!(
                 (alone - fused).abs() < 1e-4 * alone.abs().max(1.0),
-                "step {step}, member {g}: {alone} alone, {fused} fused"
+                "{arch} step {step}, member {g}: {alone} alone, {fused} fused"
             );
         }
     }
@@ -111,16 +123,16 @@ fn fused_members_follow_their_lone_trajectories() {
         let named = vs.variables();
         for (name, value) in fused::member_variables(&fused_vs, g as i64, vs) {
             let diff = (&value - &named[&name]).abs().max().double_value(&[]);
-            assert!(diff < 1e-4, "member {g}, {name}: differs by {diff}");
+            assert!(diff < 1e-4, "{arch} member {g}, {name}: differs by {diff}");
         }
     }
 }
 
 #[test]
-fn only_preact_resnet18_fuses_for_now() {
+fn a_group_needs_two_members() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let cnn = ModelSpec { arch: Arch::Cnn5, ..spec() };
-    let err = fused::build(&vs.root(), &cnn, 4).err().unwrap();
-    assert!(err.contains("cnn5"), "{err}");
-    assert!(fused::build(&vs.root(), &spec(), 0).is_err());
+    for members in [0, 1] {
+        let err = fused::build(&vs.root(), &spec(Arch::Cnn5), members).err().unwrap();
+        assert!(err.contains("at least 2 members"), "{err}");
+    }
 }

@@ -1,30 +1,53 @@
 //! The 2-layer MLP baseline on flattened images: C*H*W -> k (ReLU) -> classes. No BatchNorm, so
 //! `train` only switches the dropout before the output layer.
 
-use super::{Head, ModelSpec};
+use super::{GroupedLinear, Head, ModelSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 #[derive(Debug)]
 pub(super) struct Mlp {
-    fc1: nn::Linear,
+    hidden: Hidden,
     head: Head,
 }
 
+/// The first layer: one linear map, or one per member of a fused group.
+#[derive(Debug)]
+enum Hidden {
+    Linear(nn::Linear),
+    Grouped(GroupedLinear),
+}
+
 impl Mlp {
-    /// `spec` has been validated, so the input size does not overflow.
     pub(super) fn new(path: &nn::Path, spec: &ModelSpec) -> Mlp {
+        Mlp::fused(path, spec, 1)
+    }
+
+    /// `members` MLPs of `spec` as one (horizontal fusion, `models::fused`): both layers are
+    /// batched matmuls over the members. Member g's input is channels g*C..(g+1)*C of the fused
+    /// input. `spec` has been validated, so the input size does not overflow.
+    pub(super) fn fused(path: &nn::Path, spec: &ModelSpec, members: i64) -> Mlp {
         let inputs = spec.in_channels * spec.image_size * spec.image_size;
-        Mlp {
-            fc1: nn::linear(path / "fc1", inputs, spec.width, Default::default()),
-            head: Head::new(path / "fc2", spec.width, spec.classes, spec.dropout),
-        }
+        let hidden = if members == 1 {
+            Hidden::Linear(nn::linear(path / "fc1", inputs, spec.width, Default::default()))
+        } else {
+            Hidden::Grouped(GroupedLinear::new(path / "fc1", members, inputs, spec.width))
+        };
+        Mlp { hidden, head: Head::new(path / "fc2", members, spec.width, spec.classes, spec.dropout) }
     }
 }
 
 impl ModuleT for Mlp {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let hidden = x.flatten(1, -1).apply(&self.fc1).relu();
-        self.head.forward_t(&hidden, train)
+        let hidden = match &self.hidden {
+            Hidden::Linear(linear) => x.flatten(1, -1).apply(linear),
+            Hidden::Grouped(map) => {
+                // [B, G*C, H, W] -> [B, G, C*H*W] -> [B, G, k] -> [B, G*k], member-major as the
+                // grouped head reads it.
+                let (batch, members) = (x.size()[0], map.weight.size()[0]);
+                map.forward(&x.reshape([batch, members, -1])).flatten(1, -1)
+            }
+        };
+        self.head.forward_t(&hidden.relu(), train)
     }
 }

@@ -164,6 +164,32 @@ fn grouped_conv(path: nn::Path, members: i64, c_in: i64, c_out: i64, k: i64, str
     nn::conv2d(path, members * c_in, members * c_out, k, config)
 }
 
+/// `members` linear maps side by side, one per member of a fused group, as one batched matmul:
+/// `weight` [members, out, in] and `bias` [members, out], so member g's slice has the shapes of an
+/// `nn::Linear`'s weight and bias.
+#[derive(Debug)]
+struct GroupedLinear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl GroupedLinear {
+    /// Initialised like `nn::linear` (uniform in ±1/sqrt(inputs)).
+    fn new(path: nn::Path, members: i64, inputs: i64, outputs: i64) -> GroupedLinear {
+        let bound = 1.0 / (inputs as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let weight = path.var("weight", &[members, outputs, inputs], init);
+        let bias = path.var("bias", &[members, outputs], init);
+        GroupedLinear { weight, bias }
+    }
+
+    /// [B, members, in] -> [B, members, out]: member g's inputs through member g's map.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        // [B, G, in] -> [G, B, in] x [G, in, out] -> [G, B, out] -> [B, G, out].
+        x.transpose(0, 1).bmm(&self.weight.transpose(1, 2)).transpose(0, 1) + &self.bias
+    }
+}
+
 /// The last layer of every architecture: dropout on the features, then a linear map to logits.
 /// In a fused group, one linear map per member, as a batched matmul.
 #[derive(Debug)]
@@ -175,26 +201,18 @@ struct Head {
 #[derive(Debug)]
 enum HeadMap {
     Linear(nn::Linear),
-    /// `weight` [members, classes, features] and `bias` [members, classes]: member g's slice has
-    /// the shapes of an `nn::Linear`'s weight and bias.
-    Grouped {
-        weight: Tensor,
-        bias: Tensor,
-    },
+    Grouped(GroupedLinear),
 }
 
 impl Head {
-    fn new(path: nn::Path, features: i64, classes: i64, dropout: f64) -> Head {
-        Head { dropout, map: HeadMap::Linear(nn::linear(path, features, classes, Default::default())) }
-    }
-
-    /// `members` heads, initialised like `nn::linear` (uniform in ±1/sqrt(features)).
-    fn grouped(path: nn::Path, members: i64, features: i64, classes: i64, dropout: f64) -> Head {
-        let bound = 1.0 / (features as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        let weight = path.var("weight", &[members, classes, features], init);
-        let bias = path.var("bias", &[members, classes], init);
-        Head { dropout, map: HeadMap::Grouped { weight, bias } }
+    /// One head (`members` = 1) or one per member of a fused group.
+    fn new(path: nn::Path, members: i64, features: i64, classes: i64, dropout: f64) -> Head {
+        let map = if members == 1 {
+            HeadMap::Linear(nn::linear(path, features, classes, Default::default()))
+        } else {
+            HeadMap::Grouped(GroupedLinear::new(path, members, features, classes))
+        };
+        Head { dropout, map }
     }
 
     /// `features` is [B, F] ([B, members * F] when grouped); dropout acts only in training (and
@@ -204,11 +222,9 @@ impl Head {
             if self.dropout > 0.0 && train { features.dropout(self.dropout, true) } else { features.shallow_clone() };
         match &self.map {
             HeadMap::Linear(linear) => features.apply(linear),
-            HeadMap::Grouped { weight, bias } => {
-                let (members, batch) = (weight.size()[0], features.size()[0]);
-                // [B, G*F] -> [G, B, F] x [G, F, classes] -> [G, B, classes] -> [B, G, classes].
-                let per_member = features.view([batch, members, -1]).transpose(0, 1);
-                per_member.bmm(&weight.transpose(1, 2)).transpose(0, 1) + bias
+            HeadMap::Grouped(map) => {
+                let (members, batch) = (map.weight.size()[0], features.size()[0]);
+                map.forward(&features.view([batch, members, -1]))
             }
         }
     }

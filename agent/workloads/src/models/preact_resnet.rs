@@ -85,11 +85,7 @@ impl PreActResNet18 {
                 c_in = c_out;
             }
         }
-        let head = if members == 1 {
-            Head::new(path / "linear", c_in, spec.classes, spec.dropout)
-        } else {
-            Head::grouped(path / "linear", members, c_in, spec.classes, spec.dropout)
-        };
+        let head = Head::new(path / "linear", members, c_in, spec.classes, spec.dropout);
         PreActResNet18 { conv1, blocks, bn: batch_norm2d(path / "bn", members * c_in), head }
     }
 }
