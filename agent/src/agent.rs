@@ -98,13 +98,21 @@ pub async fn run(
         let free = slots.saturating_sub(running.len() as u32);
         let mut granted = 0;
         if free > 0 {
+            let shares = pool.free_shares();
+            // The driver's view counts memory other processes use too. Asked only when some GPU
+            // has room (otherwise no GPU trial can be granted), and off the async workers:
+            // nvidia-smi can take a second on a busy node.
+            let gpu_free_bytes = if shares.iter().any(|&s| s > 0.0) {
+                tokio::task::spawn_blocking(gpus::free_memory).await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let req = pb::LeaseRequest {
                 agent_id: agent_id.clone(),
                 free_slots: free,
                 free_gpus: pool.free(),
-                gpu_free_shares: pool.free_shares(),
-                // The driver's view counts memory other processes use too.
-                gpu_free_bytes: if gpus.is_empty() { Vec::new() } else { gpus::free_memory() },
+                gpu_free_shares: shares,
+                gpu_free_bytes,
             };
             match client.clone().lease(req).await {
                 Ok(resp) => {
