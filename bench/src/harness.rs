@@ -81,9 +81,20 @@ pub fn tiny_sweep_text(name: &str, n: u32) -> String {
     )
 }
 
-/// Parses, expands and wraps the sweep as `SubmitSweep` would receive it from `sweep submit`.
-pub fn submit_request(name: &str, n: u32, base_dir: &Path) -> anyhow::Result<pb::SubmitSweepRequest> {
-    let text = tiny_sweep_text(name, n);
+/// The sweep file text of `n` double-descent trials (a grid over `seed`) that the coordinator
+/// hands out in fused groups of up to `fuse`. Simulated agents never train them.
+pub fn fused_sweep_text(name: &str, n: u32, fuse: u32) -> String {
+    let grid: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        "name = \"{name}\"\nworkload = \"double_descent\"\n[params]\nmodel = \"cnn5\"\n[grid]\nseed = [{}]\n\
+         [resources]\ngpus = 0\nfuse = {fuse}\n[retry]\nmax_attempts = 1\n",
+        grid.join(", ")
+    )
+}
+
+/// Parses, expands and wraps the sweep `text` of `n` trials as `SubmitSweep` would receive it from
+/// `sweep submit`.
+pub fn submit_request(name: &str, text: String, n: u32, base_dir: &Path) -> anyhow::Result<pb::SubmitSweepRequest> {
     let path = base_dir.join(format!("{name}.toml"));
     let file = SweepFile::parse(&text, &path, base_dir)?;
     let trials = sweep_spec::expand(&file)?;
@@ -98,7 +109,18 @@ pub async fn submit(
     n: u32,
     base_dir: &Path,
 ) -> anyhow::Result<String> {
-    let resp = client.submit_sweep(submit_request(name, n, base_dir)?).await?.into_inner();
+    submit_text(client, name, tiny_sweep_text(name, n), n, base_dir).await
+}
+
+/// Submits the sweep `text` of `n` trials and returns its id.
+pub async fn submit_text(
+    client: &mut SweepServiceClient<Channel>,
+    name: &str,
+    text: String,
+    n: u32,
+    base_dir: &Path,
+) -> anyhow::Result<String> {
+    let resp = client.submit_sweep(submit_request(name, text, n, base_dir)?).await?.into_inner();
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     Ok(resp.sweep_id)
 }

@@ -1,6 +1,7 @@
 //! `lease-rate`: the coordinator's dispatch capacity with no processes. M simulated agents each
 //! loop Lease(free_slots = B) -> per lease one ReportMetrics (one epoch) and Complete(exit 0),
-//! concurrently, until all N trials are done; what remains is the store and the gRPC path.
+//! concurrently, until all N trials are done; what remains is the store and the gRPC path. With
+//! `--lease-fuse G` the trials lease in fused groups of up to G, as a `fuse = G` sweep's do.
 
 use crate::harness::{self, per_second, Bench};
 use crate::report::Table;
@@ -22,6 +23,12 @@ pub struct LeaseRateArgs {
     /// Free slots each simulated agent asks for per Lease call.
     #[arg(long = "lease-batch", env = "SWEEP_BENCH_LEASE_BATCH", default_value_t = 4)]
     pub batch: u32,
+    /// Fused group size of the lease-rate sweep (`[resources] fuse`): above 1, its trials are
+    /// double-descent trials that the coordinator hands out in groups of up to this many, each
+    /// group taking one slot.
+    #[arg(long = "lease-fuse", env = "SWEEP_BENCH_LEASE_FUSE", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub fuse: u32,
 }
 
 pub struct LeaseRateResult {
@@ -41,7 +48,10 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     let bench = Bench::start(tmp_root, Duration::from_secs(1)).await?;
     let mut sweeps = bench.sweeps().await?;
     let submit_started = Instant::now();
-    let sweep = harness::submit(&mut sweeps, "bench-lease-rate", args.lease_trials, bench.dir.path()).await?;
+    let (name, n) = ("bench-lease-rate", args.lease_trials);
+    let text =
+        if args.fuse > 1 { harness::fused_sweep_text(name, n, args.fuse) } else { harness::tiny_sweep_text(name, n) };
+    let sweep = harness::submit_text(&mut sweeps, name, text, n, bench.dir.path()).await?;
     let submit = submit_started.elapsed();
 
     let mut clients = Vec::new();
@@ -85,6 +95,9 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     let mut table = Table::new("lease-rate: simulated agents, no processes (Lease -> ReportMetrics -> Complete)");
     table.row("trials (N)", args.lease_trials.to_string());
     table.row("simulated agents x lease batch (M x B)", format!("{} x {}", args.sim_agents, args.batch));
+    if args.fuse > 1 {
+        table.row("fused groups of up to (one slot each)", args.fuse.to_string());
+    }
     table.row("SubmitSweep of N trials", format!("{:.1} ms", submit.as_secs_f64() * 1e3));
     table.row("wall time (first Lease -> last Complete)", format!("{:.3} s", elapsed.as_secs_f64()));
     table.row("trials/s", format!("{trials_per_s:.1}"));

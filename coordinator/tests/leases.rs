@@ -261,6 +261,25 @@ async fn fused_trials_are_leased_in_groups_of_the_same_model() {
     assert_ne!(width(&first[0]), width(&second[0]));
 }
 
+/// A multi-GPU agent asking for four groups of sixteen gets four, though each group's partners
+/// come from further down the queue than the rows first read.
+#[tokio::test]
+async fn one_lease_fills_every_free_slot_with_a_whole_group() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let seeds: Vec<String> = (0..100).map(|s| s.to_string()).collect();
+    let tables = format!("[grid]\nseed = [{}]\n[resources]\ngpus = 1\nfuse = 16", seeds.join(", "));
+    c.submit(preact_sweep("wide", &tables)).await.unwrap();
+    let mut agent = c.agent("a", 4).await;
+    let leases = agent.lease(4, 4).await;
+    let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
+    for l in &leases {
+        *sizes.entry(l.group).or_default() += 1;
+    }
+    assert_eq!(sizes.values().copied().collect::<Vec<_>>(), vec![16; 4], "{sizes:?}");
+    assert_eq!(c.counts("wide").await.pending, 36);
+}
+
 /// A shared trial (`gpu_share`) goes to a GPU with its share left and, once an earlier attempt
 /// reported its peak memory, only to a GPU with that much memory free.
 #[tokio::test]

@@ -102,41 +102,45 @@ impl Store {
             tx.commit()?;
             return Ok(Vec::new());
         }
-        // Sweep by sweep, oldest first: each query walks the (state, sweep, idx) index in order and
-        // stops at the limit, instead of sorting every pending trial of every sweep.
+        // Candidates, sweep by sweep, oldest first: each query walks the (state, sweep, idx) index
+        // in order and stops at the limit, instead of sorting every pending trial of every sweep.
+        // Fused sweeps (`[resources] fuse`) lease in groups: a pending trial and the partners it
+        // can train with are one candidate, taking one slot. Partners come from further down the
+        // queue, so a sweep is read page by page until there are enough candidates.
         let want = free_slots.saturating_mul(4) as usize;
-        let mut pending: Vec<(String, String, u32, Counters, String)> = Vec::new();
         let active: Vec<String> = {
             let mut q = tx.prepare_cached("SELECT name FROM sweeps WHERE state = 'active' ORDER BY seq")?;
             let rows = q.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        for sweep in active {
-            if pending.len() >= want {
-                break;
-            }
-            let mut q = tx.prepare_cached(
-                "SELECT sweep, trial_id, gpus, attempt, user_failures, lost, spec FROM trials
-                 WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 AND not_before_ms <= ?4 ORDER BY idx LIMIT ?3",
-            )?;
-            let rows = q.query_map(params![sweep, free_gpus, (want - pending.len()) as i64, now_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, counters_at(r, 3)?, r.get(6)?))
-            })?;
-            for row in rows {
-                pending.push(row?);
-            }
-        }
-        // Fused sweeps lease in groups (`[resources] fuse`): a pending trial and the partners it can
-        // train with are one candidate, taking one slot.
         let mut taken: HashSet<(String, String)> = HashSet::new();
         let mut groups: Vec<(Option<String>, Vec<Pending>)> = Vec::new();
-        for (sweep, trial_id, _, counters, spec) in &pending {
-            if !taken.insert((sweep.clone(), trial_id.clone())) {
-                continue;
+        for sweep in active {
+            let mut after_idx = -1i64;
+            while groups.len() < want {
+                let page: Vec<(i64, String, Counters, String)> = {
+                    let mut q = tx.prepare_cached(
+                        "SELECT idx, trial_id, attempt, user_failures, lost, spec FROM trials
+                         WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 AND not_before_ms <= ?4 AND idx > ?5
+                         ORDER BY idx LIMIT ?3",
+                    )?;
+                    let limit = (want - groups.len()) as i64;
+                    let rows = q.query_map(params![sweep, free_gpus, limit, now_ms, after_idx], |r| {
+                        Ok((r.get(0)?, r.get(1)?, counters_at(r, 2)?, r.get(5)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                let Some(last) = page.last() else { break };
+                after_idx = last.0;
+                for (_, trial_id, counters, spec) in page {
+                    if !taken.insert((sweep.clone(), trial_id.clone())) {
+                        continue;
+                    }
+                    let spec = parse_spec(&spec)?;
+                    let (key, partners) = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
+                    groups.push((key, std::iter::once((trial_id, counters, spec)).chain(partners).collect()));
+                }
             }
-            let spec = parse_spec(spec)?;
-            let (key, partners) = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
-            groups.push((key, std::iter::once((trial_id.clone(), *counters, spec)).chain(partners).collect()));
         }
         let candidates: Vec<Candidate> = groups
             .iter()
