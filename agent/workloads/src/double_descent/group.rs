@@ -185,7 +185,18 @@ fn train_group(
         checkpoint_every: ctx.checkpoint_every,
         cuda_graphs: ctx.cuda_graphs,
     };
-    harness::train_fused(net.as_ref(), &fused_vs, &mut optimizer, &p.schedule, &mut group, &plan, device, &ctx.stop)
+    let objective = harness::ErrorRates;
+    harness::train_fused(
+        net.as_ref(),
+        &fused_vs,
+        &mut optimizer,
+        &p.schedule,
+        &mut group,
+        &objective,
+        &plan,
+        device,
+        &ctx.stop,
+    )
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! ([`super::MemberState`]): every `checkpoint_every` epochs and when stopped (SIGTERM), after
 //! which the loop ends with `TrialError::Interrupted`.
 
-use super::eval::{evaluate_members, member_cross_entropy};
-use super::objective::error_metrics;
 use super::train_loop::{batch_seed, graph_error};
-use super::{autocast, fused_batches, GraphMode, MemberState, Precision, StepGraph, StopFlag, TrainData};
+use super::{
+    autocast, fused_batches, GraphMode, GroupObjective, MemberState, Precision, StepGraph, StopFlag, TrainData,
+};
 use crate::checkpoint::Meta;
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
@@ -92,6 +92,7 @@ pub fn train_fused(
     optimizer: &mut Optimizer,
     schedule: &LrSchedule,
     members: &mut [Member<'_>],
+    objective: &dyn GroupObjective,
     plan: &FusedPlan,
     device: Device,
     stop: &StopFlag,
@@ -146,9 +147,8 @@ pub fn train_fused(
             let y = batch.labels.to_device(device);
             // Each member's mean loss; their sum gives each member exactly its own gradient.
             let forward = |x: &Tensor, y: &Tensor| {
-                let losses = autocast(plan.precision, device, || {
-                    member_cross_entropy(&net.forward_t(x, true), y).mean_dim(0, false, Kind::Float)
-                });
+                let losses =
+                    autocast(plan.precision, device, || objective.member_losses(&net.forward_t(x, true), y, epoch));
                 let _ = loss_sum.shallow_clone().f_add_(&losses.detach().to_kind(Kind::Double));
                 losses.index_select(0, &live_index).sum(Kind::Float)
             };
@@ -186,14 +186,11 @@ pub fn train_fused(
 
         if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs || !diverged.is_empty() {
             let on = super::EvalOn { device, precision: plan.precision, graphs: plan.cuda_graphs };
-            let pass = |test: bool| {
-                let passes = members.iter().map(|m| if test { m.data.eval_test() } else { m.data.eval_train() });
-                evaluate_members(net, fused_batches(passes.collect()), g as i64, on).map_err(graph_error)
-            };
-            let (train, test) = (pass(false)?, pass(true)?);
+            let datas: Vec<&dyn TrainData> = members.iter().map(|m| m.data).collect();
+            let mut evaluated = objective.evaluate_members(net, &datas, on).map_err(graph_error)?;
             let peak = super::gpu_memory::peak_bytes(device);
             for &i in &live {
-                let mut metrics = error_metrics(&train[i], &test[i]);
+                let mut metrics = std::mem::take(&mut evaluated[i]);
                 metrics.insert("lr".into(), lrs[i]);
                 metrics.insert("epoch_seconds".into(), seconds);
                 metrics.insert("samples_per_second".into(), examples as f64 / seconds.max(1e-9));

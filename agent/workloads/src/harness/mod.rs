@@ -20,7 +20,7 @@ pub use eval::{
 };
 pub use fused_checkpoint::MemberState;
 pub use fused_loop::{train_fused, FusedPlan, Member, MemberOutcome, MemberReport, MemberSink, Position};
-pub use objective::{error_metrics, ErrorRates, Objective};
+pub use objective::{error_metrics, ErrorRates, GroupObjective, Objective};
 pub use precision::{autocast, Precision};
 pub use source::{fused_batches, Batch, TrainData};
 pub use stop::StopFlag;
