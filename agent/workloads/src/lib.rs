@@ -10,6 +10,7 @@ pub mod data;
 mod device;
 mod double_descent;
 mod error;
+mod fused_group;
 pub mod harness;
 mod image_data;
 mod long_tail;
