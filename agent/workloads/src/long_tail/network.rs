@@ -4,6 +4,7 @@
 
 use crate::models::resnet::ResNet;
 use crate::models::resnet_cifar::{self, ResNet32};
+use crate::models::GroupedLinear;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -26,6 +27,10 @@ impl Backbone {
         (Backbone::Mlp, "mlp"),
         (Backbone::Linear, "linear"),
     ];
+
+    fn name(self) -> &'static str {
+        Backbone::ALL.iter().find(|(b, _)| *b == self).map(|(_, n)| *n).expect("every backbone is named")
+    }
 
     pub fn parse(s: &str) -> Result<Backbone, String> {
         Backbone::ALL.iter().find(|(_, n)| *n == s).map(|(b, _)| *b).ok_or_else(|| {
@@ -55,10 +60,39 @@ impl Backbone {
             Backbone::Linear => (Box::new(nn::func_t(|x, _| x.flatten(1, -1))), c * h * w),
         }
     }
+
+    /// `members` backbones side by side (horizontal fusion, `models::fused`) for inputs
+    /// [B, members * c, h, w]: the members' features one after another, [B, members * features],
+    /// with each member's variables a slice of the fused ones of the same name. Returns the
+    /// feature count of one member. The ImageNet-LT backbones do not fuse.
+    pub fn build_fused(
+        self,
+        path: &nn::Path,
+        (c, h, w): (i64, i64, i64),
+        hidden: i64,
+        members: i64,
+    ) -> Result<(Box<dyn ModuleT + Send>, i64), String> {
+        Ok(match self {
+            Backbone::Resnet32 => (Box::new(ResNet32::fused(path, c, members)), resnet_cifar::FEATURES),
+            Backbone::Mlp => {
+                let fc = GroupedLinear::new(path / "fc1", members, c * h * w, hidden);
+                let forward =
+                    move |x: &Tensor, _| fc.forward(&x.reshape([x.size()[0], members, -1])).relu().flatten(1, -1);
+                (Box::new(nn::func_t(forward)), hidden)
+            }
+            // Member-major channels flatten to member-major features.
+            Backbone::Linear => (Box::new(nn::func_t(|x, _| x.flatten(1, -1))), c * h * w),
+            Backbone::Resnet10 | Backbone::Resnext50 => {
+                return Err(format!("model `{}` does not fuse", self.name()));
+            }
+        })
+    }
 }
 
 /// Logits from features: `weight` [C, D] and `bias` [C] (none for a cosine classifier, whose
-/// logits are cosines between normalised features and normalised class weights).
+/// logits are cosines between normalised features and normalised class weights). In a fused group
+/// (`fused`), one classifier per member: `weight` [G, C, D] and `bias` [G, C], so member g's slice
+/// has a lone classifier's shapes.
 #[derive(Debug)]
 pub struct Classifier {
     weight: Tensor,
@@ -72,17 +106,41 @@ impl Classifier {
         Classifier { weight: linear.ws, bias: linear.bs, cosine }
     }
 
+    /// `members` classifiers, initialised uniformly in ±1/sqrt(features) (each member's is then
+    /// set from its lone network).
+    pub fn fused(path: &nn::Path, members: i64, features: i64, classes: i64, cosine: bool) -> Classifier {
+        let bound = 1.0 / (features as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let weight = path.var("weight", &[members, classes, features], init);
+        let bias = (!cosine).then(|| path.var("bias", &[members, classes], init));
+        Classifier { weight, bias, cosine }
+    }
+
     /// `tau_norm` > 0 rescales each class's weights to w_c / |w_c|^tau and drops the bias.
+    /// Features are [B, D], or [B, G * D] for a fused group, whose logits are [B, G, C].
     pub fn forward(&self, features: &Tensor, tau_norm: f64) -> Tensor {
+        let grouped = self.weight.dim() == 3;
+        let features = if grouped {
+            features.reshape([features.size()[0], self.weight.size()[0], -1])
+        } else {
+            features.shallow_clone()
+        };
+        // [B, D] x [C, D]^T, or per member [G, B, D] x [G, D, C] -> [B, G, C].
+        let map = |f: &Tensor, w: &Tensor| {
+            if grouped {
+                f.transpose(0, 1).bmm(&w.transpose(1, 2)).transpose(0, 1)
+            } else {
+                f.matmul(&w.tr())
+            }
+        };
         if self.cosine {
-            let f = normalise(features);
-            return f.matmul(&normalise(&self.weight).tr());
+            return map(&normalise(&features), &normalise(&self.weight));
         }
         if tau_norm > 0.0 {
-            let norms = self.weight.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
-            return features.matmul(&(&self.weight / norms.pow_tensor_scalar(tau_norm)).tr());
+            let norms = self.weight.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12);
+            return map(&features, &(&self.weight / norms.pow_tensor_scalar(tau_norm)));
         }
-        let logits = features.matmul(&self.weight.tr());
+        let logits = map(&features, &self.weight);
         match &self.bias {
             Some(b) => logits + b,
             None => logits,
@@ -90,9 +148,9 @@ impl Classifier {
     }
 }
 
-/// Rows scaled to unit L2 norm.
+/// Rows (the last axis) scaled to unit L2 norm.
 fn normalise(t: &Tensor) -> Tensor {
-    t / t.to_kind(Kind::Float).norm_scalaropt_dim(2, [1], true).clamp_min(1e-12).to_kind(t.kind())
+    t / t.to_kind(Kind::Float).norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12).to_kind(t.kind())
 }
 
 /// Backbone and classifier as one module.
@@ -147,6 +205,62 @@ mod tests {
         let vsx = nn::VarStore::new(Device::Cpu);
         Backbone::Resnext50.build(&vsx.root(), (3, 224, 224), 1);
         assert_eq!(crate::models::parameter_count(&vsx), 22_979_904);
+    }
+
+    /// Three members alone (from seeds 20, 21, 22) and fused, for every backbone that fuses and
+    /// both classifiers: the same logits member by member, in training and at evaluation, with
+    /// and without tau-normalisation; and the ImageNet-LT backbones refused.
+    #[test]
+    fn fused_networks_give_each_members_logits() {
+        const G: i64 = 3;
+        let _guard = crate::torch_rng_lock();
+        let shape = (3, 8, 8);
+        for backbone in [Backbone::Resnet32, Backbone::Mlp, Backbone::Linear] {
+            for cosine in [false, true] {
+                let network = |vs: &nn::VarStore, members: i64| {
+                    let (net, d) = if members == 1 {
+                        backbone.build(&(vs.root() / "backbone"), shape, 6)
+                    } else {
+                        backbone.build_fused(&(vs.root() / "backbone"), shape, 6, members).unwrap()
+                    };
+                    let classifier = if members == 1 {
+                        Classifier::new(&(vs.root() / "classifier"), d, 5, cosine)
+                    } else {
+                        Classifier::fused(&(vs.root() / "classifier"), members, d, 5, cosine)
+                    };
+                    Network { backbone: net, classifier, frozen_backbone: false, tau_norm: 0.7 }
+                };
+                let lone: Vec<_> = (0..G)
+                    .map(|g| {
+                        tch::manual_seed(20 + g);
+                        let vs = nn::VarStore::new(Device::Cpu);
+                        let net = network(&vs, 1);
+                        (vs, net)
+                    })
+                    .collect();
+                let fused_vs = nn::VarStore::new(Device::Cpu);
+                let fused_net = network(&fused_vs, G);
+                for (g, (vs, _)) in lone.iter().enumerate() {
+                    crate::models::fused::load_member(&fused_vs, g as i64, vs).unwrap();
+                }
+                let xs: Vec<Tensor> = (0..G).map(|_| Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu))).collect();
+                for train in [true, false] {
+                    let logits = fused_net.forward_t(&crate::models::fused::fuse_inputs(&xs), train);
+                    assert_eq!(logits.size(), [4, G, 5]);
+                    for (g, (_, net)) in lone.iter().enumerate() {
+                        let alone = net.forward_t(&xs[g], train);
+                        let scale = alone.abs().max().double_value(&[]).max(1.0);
+                        let diff = (logits.select(1, g as i64) - alone).abs().max().double_value(&[]) / scale;
+                        assert!(diff < 1e-5, "{backbone:?} cosine {cosine} train {train} member {g}: {diff}");
+                    }
+                }
+            }
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        for backbone in [Backbone::Resnet10, Backbone::Resnext50] {
+            let err = backbone.build_fused(&vs.root(), (3, 32, 32), 1, 2).err().unwrap();
+            assert!(err.contains("does not fuse"), "{err}");
+        }
     }
 
     #[test]

@@ -44,8 +44,7 @@ impl ModuleT for Mlp {
             Hidden::Grouped(map) => {
                 // [B, G*C, H, W] -> [B, G, C*H*W] -> [B, G, k] -> [B, G*k], member-major as the
                 // grouped head reads it.
-                let (batch, members) = (x.size()[0], map.weight.size()[0]);
-                map.forward(&x.reshape([batch, members, -1])).flatten(1, -1)
+                map.forward(&x.reshape([x.size()[0], map.members(), -1])).flatten(1, -1)
             }
         };
         self.head.forward_t(&hidden.relu(), train)

@@ -152,11 +152,6 @@ fn batch_norm2d(path: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(path, channels, nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() })
 }
 
-/// 3x3 convolution with padding 1, which keeps the side when `stride` is 1 and halves it at 2.
-fn conv3x3(path: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> nn::Conv2D {
-    grouped_conv(path, 1, c_in, c_out, 3, stride, bias)
-}
-
 /// `members` side-by-side convolutions of `c_in` to `c_out` channels, one per member of a fused
 /// group (`members` = 1: an ordinary convolution). Padding keeps the side at stride 1.
 fn grouped_conv(path: nn::Path, members: i64, c_in: i64, c_out: i64, k: i64, stride: i64, bias: bool) -> nn::Conv2D {
@@ -168,14 +163,14 @@ fn grouped_conv(path: nn::Path, members: i64, c_in: i64, c_out: i64, k: i64, str
 /// `weight` [members, out, in] and `bias` [members, out], so member g's slice has the shapes of an
 /// `nn::Linear`'s weight and bias.
 #[derive(Debug)]
-struct GroupedLinear {
+pub(crate) struct GroupedLinear {
     weight: Tensor,
     bias: Tensor,
 }
 
 impl GroupedLinear {
     /// Initialised like `nn::linear` (uniform in ±1/sqrt(inputs)).
-    fn new(path: nn::Path, members: i64, inputs: i64, outputs: i64) -> GroupedLinear {
+    pub(crate) fn new(path: nn::Path, members: i64, inputs: i64, outputs: i64) -> GroupedLinear {
         let bound = 1.0 / (inputs as f64).sqrt();
         let init = nn::Init::Uniform { lo: -bound, up: bound };
         let weight = path.var("weight", &[members, outputs, inputs], init);
@@ -183,8 +178,12 @@ impl GroupedLinear {
         GroupedLinear { weight, bias }
     }
 
+    pub(crate) fn members(&self) -> i64 {
+        self.weight.size()[0]
+    }
+
     /// [B, members, in] -> [B, members, out]: member g's inputs through member g's map.
-    fn forward(&self, x: &Tensor) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         // [B, G, in] -> [G, B, in] x [G, in, out] -> [G, B, out] -> [B, G, out].
         x.transpose(0, 1).bmm(&self.weight.transpose(1, 2)).transpose(0, 1) + &self.bias
     }
@@ -222,10 +221,7 @@ impl Head {
             if self.dropout > 0.0 && train { features.dropout(self.dropout, true) } else { features.shallow_clone() };
         match &self.map {
             HeadMap::Linear(linear) => features.apply(linear),
-            HeadMap::Grouped(map) => {
-                let (members, batch) = (map.weight.size()[0], features.size()[0]);
-                map.forward(&features.view([batch, members, -1]))
-            }
+            HeadMap::Grouped(map) => map.forward(&features.view([features.size()[0], map.members(), -1])),
         }
     }
 }
