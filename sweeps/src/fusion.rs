@@ -10,22 +10,25 @@ use serde_json::Value;
 /// `optimizer` table.
 pub const MEMBER_PARAMS: &[&str] = &["seed", "label_noise", "weight_decay", "optimizer.lr"];
 
-/// The architectures that fuse, by the name sweep files give them.
-pub const MODELS: &[&str] = &["preact_resnet18", "cnn5", "mlp"];
+/// The workloads that fuse, each with the models (`params.model`) that do.
+pub const MODELS: &[(&str, &[&str])] =
+    &[("double_descent", &["preact_resnet18", "cnn5", "mlp"]), ("long_tail", &["resnet32", "mlp", "linear"])];
 
 /// The group key of a trial: what must be equal for trials to train as one. The error says why
 /// the trial cannot be fused at all, naming the workload or parameter.
 pub fn key(spec: &TrialSpec) -> Result<String, String> {
-    if spec.workload != workloads::DOUBLE_DESCENT.name {
-        return Err(format!(
-            "workload `{}` does not fuse (only `{}` does)",
-            spec.workload,
-            workloads::DOUBLE_DESCENT.name
-        ));
-    }
+    let Some((_, models)) = MODELS.iter().find(|(w, _)| *w == spec.workload) else {
+        let names: Vec<String> = MODELS.iter().map(|(w, _)| format!("`{w}`")).collect();
+        return Err(format!("workload `{}` does not fuse (only {} do)", spec.workload, names.join(" and ")));
+    };
     let model = spec.params.get("model").and_then(Value::as_str).unwrap_or_default();
-    if !MODELS.contains(&model) {
-        return Err(format!("params.model: `{model}` does not fuse (only {} does)", MODELS.join(", ")));
+    if !models.contains(&model) {
+        return Err(format!("params.model: `{model}` does not fuse (only {} do)", models.join(", ")));
+    }
+    if spec.workload == workloads::LONG_TAIL.name
+        && spec.params.get("crt_epochs").and_then(Value::as_i64).unwrap_or(0) != 0
+    {
+        return Err("params.crt_epochs: a trial with a classifier re-training stage does not fuse".into());
     }
     let mut shared = spec.params.clone();
     for name in MEMBER_PARAMS {
@@ -171,5 +174,38 @@ mod tests {
         s.workload = "mlp".into();
         s.params = Map::new();
         assert!(key(&s).unwrap_err().contains("workload `mlp`"));
+    }
+
+    #[test]
+    fn the_fusing_workloads_and_models_exist() {
+        for (workload, models) in MODELS {
+            let w = workloads::BUILT_IN.iter().find(|w| w.name == *workload).expect("a built-in workload");
+            let model = w.params.iter().find(|p| p.name == "model").expect("a model parameter");
+            for m in *models {
+                assert!(model.help.contains(m), "{workload}: {m} is not among {}", model.help);
+            }
+        }
+    }
+
+    #[test]
+    fn long_tail_trials_fuse_across_seeds_and_rates_but_not_losses_or_a_crt_stage() {
+        let lt = |v: Value| TrialSpec { workload: "long_tail".into(), ..spec(v) };
+        let base = || {
+            json!({"model": "resnet32", "loss": "ldam_drw", "sampler": "instance", "crt_epochs": 0,
+                             "seed": 0, "weight_decay": 2e-4, "optimizer": {"name": "sgd", "lr": 0.1}})
+        };
+        let mut other = base();
+        other["seed"] = json!(1);
+        other["optimizer"]["lr"] = json!(0.05);
+        assert_eq!(key(&lt(base())).unwrap(), key(&lt(other)).unwrap());
+        let mut loss = base();
+        loss["loss"] = json!("ce");
+        assert_ne!(key(&lt(base())).unwrap(), key(&lt(loss)).unwrap());
+        let mut crt = base();
+        crt["crt_epochs"] = json!(10);
+        assert!(key(&lt(crt)).unwrap_err().contains("params.crt_epochs"));
+        let mut imagenet = base();
+        imagenet["model"] = json!("resnext50");
+        assert!(key(&lt(imagenet)).unwrap_err().contains("`resnext50` does not fuse"));
     }
 }

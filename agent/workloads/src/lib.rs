@@ -83,7 +83,12 @@ fn run_group(spec_paths: &[PathBuf]) -> Result<(), TrialError> {
             })
         })
         .collect();
-    double_descent::run_group(&specs, &ctx, checkpoint_dirs, sinks).map(|_| ())
+    // Any other workload is refused, with the reason, by the double-descent group's checks.
+    if first.workload == sweep_spec::workloads::LONG_TAIL.name {
+        long_tail::run_group(&specs, &ctx, checkpoint_dirs, sinks).map(|_| ())
+    } else {
+        double_descent::run_group(&specs, &ctx, checkpoint_dirs, sinks).map(|_| ())
+    }
 }
 
 /// Each member's checkpoint folder, from `SWEEP_GROUP_CHECKPOINT_DIRS` (a JSON object from trial

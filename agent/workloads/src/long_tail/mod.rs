@@ -8,6 +8,9 @@
 //! backbone is frozen, the classifier re-initialised and trained with class-balanced sampling and
 //! cross-entropy. Its epochs are reported after the first stage's, numbered on.
 
+mod group;
+#[cfg(test)]
+mod group_tests;
 mod loss;
 mod network;
 mod params;
@@ -22,6 +25,7 @@ use crate::image_data::{self, ImageData};
 use crate::optim::Optimizer;
 use crate::rng::mix;
 use crate::{Sink, TrialContext};
+pub use group::run_group;
 use loss::{Loss, LossSettings};
 use network::{Classifier, Network};
 use params::Params;

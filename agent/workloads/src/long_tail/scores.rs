@@ -5,7 +5,9 @@
 //! Post-hoc logit adjustment subtracts tau * log prior from the logits before the argmax.
 
 use super::loss::Loss;
-use crate::harness::{for_each_batch, summed_cross_entropy, Batch, EvalOn, Objective, TrainData};
+use crate::harness::{
+    for_each_batch, fused_batches, member_cross_entropy, Batch, EvalOn, GroupObjective, Objective, TrainData,
+};
 use std::collections::BTreeMap;
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
@@ -28,34 +30,78 @@ impl Objective for LongTail {
     }
 
     fn evaluate(&self, net: &dyn ModuleT, data: &dyn TrainData, on: EvalOn) -> Result<BTreeMap<String, f64>, String> {
-        Ok(self.count(net, data.eval_test(), on)?.metrics(&self.class_sizes))
+        let counts = self.count(net, data.eval_test(), None, on)?;
+        Ok(counts[0].metrics(&self.class_sizes))
+    }
+}
+
+/// A fused group of long-tail trials: the members share the data, so the class sizes, the loss's
+/// priors and margins, and the post-hoc adjustment are the same for each.
+impl GroupObjective for LongTail {
+    fn member_losses(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor {
+        let members = logits.size()[1];
+        let losses: Vec<Tensor> =
+            (0..members).map(|g| self.loss.compute(&logits.select(1, g), &labels.select(1, g), epoch)).collect();
+        Tensor::stack(&losses, 0)
+    }
+
+    fn evaluate_members(
+        &self,
+        net: &dyn ModuleT,
+        members: &[&dyn TrainData],
+        on: EvalOn,
+    ) -> Result<Vec<BTreeMap<String, f64>>, String> {
+        let passes = fused_batches(members.iter().map(|m| m.eval_test()).collect());
+        let counts = self.count(net, Box::new(passes), Some(members.len() as i64), on)?;
+        Ok(counts.iter().map(|c| c.metrics(&self.class_sizes)).collect())
     }
 }
 
 impl LongTail {
-    /// Correct predictions and examples per class, summed on the device and read once.
+    /// Correct predictions and examples per class, summed on the device and read once: of one
+    /// network (`members` None: logits [B, classes]), or of each member of a fused group (logits
+    /// [B, members, classes] against labels [B, members]).
     fn count(
         &self,
         net: &dyn ModuleT,
         batches: Box<dyn Iterator<Item = Batch> + '_>,
+        members: Option<i64>,
         on: EvalOn,
-    ) -> Result<ClassCounts, String> {
-        let classes = self.class_sizes.len() as i64;
-        let mut correct = Tensor::zeros([classes], (Kind::Double, on.device));
-        let mut total = Tensor::zeros([classes], (Kind::Double, on.device));
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, on.device));
+    ) -> Result<Vec<ClassCounts>, String> {
+        let (g, classes) = (members.unwrap_or(1), self.class_sizes.len() as i64);
+        let mut correct = Tensor::zeros([g * classes], (Kind::Double, on.device));
+        let mut total = Tensor::zeros([g * classes], (Kind::Double, on.device));
+        let mut loss_sum = Tensor::zeros([g], (Kind::Double, on.device));
         let adjustment = &self.loss.log_prior * self.posthoc_tau;
+        // Member g's class c is tallied at g * classes + c.
+        let offsets = Tensor::arange(g, (Kind::Int64, on.device)) * classes;
         for_each_batch(net, batches, on, |logits, y| {
-            let _ = loss_sum.f_add_(&summed_cross_entropy(logits, y));
+            let (logits, y) = match members {
+                Some(_) => (logits.shallow_clone(), y.shallow_clone()),
+                None => (logits.unsqueeze(1), y.unsqueeze(1)),
+            };
+            let _ = loss_sum
+                .f_add_(&member_cross_entropy(&logits, &y).to_kind(Kind::Double).sum_dim_intlist(0, false, None));
             // index_add_ rather than bincount, whose output size is read back to the host.
-            let hit = (logits - &adjustment).argmax(-1, false).eq_tensor(y).to_kind(Kind::Double);
-            let _ = correct.f_index_add_(0, y, &hit);
-            let _ = total.f_index_add_(0, y, &hit.ones_like());
+            let hit = (&logits - &adjustment).argmax(-1, false).eq_tensor(&y).to_kind(Kind::Double).flatten(0, -1);
+            let slot = (&y + &offsets).flatten(0, -1);
+            let _ = correct.f_index_add_(0, &slot, &hit);
+            let _ = total.f_index_add_(0, &slot, &hit.ones_like());
         })?;
         let read = |t: Tensor| Vec::<f64>::try_from(t.to_device(Device::Cpu)).expect("f64 counts");
-        let total = read(total);
-        let examples: f64 = total.iter().sum();
-        Ok(ClassCounts { correct: read(correct), total, mean_loss: loss_sum.double_value(&[]) / examples.max(1.0) })
+        let (correct, total, loss_sum) = (read(correct), read(total), read(loss_sum));
+        Ok((0..g as usize)
+            .map(|m| {
+                let k = classes as usize;
+                let total = total[m * k..(m + 1) * k].to_vec();
+                let examples: f64 = total.iter().sum();
+                ClassCounts {
+                    correct: correct[m * k..(m + 1) * k].to_vec(),
+                    total,
+                    mean_loss: loss_sum[m] / examples.max(1.0),
+                }
+            })
+            .collect())
     }
 }
 
@@ -166,7 +212,7 @@ mod posthoc_tests {
             posthoc_tau: tau,
         };
         for on in [EvalOn::cpu(), EvalOn { graphs: crate::harness::GraphMode::Rehearse, ..EvalOn::cpu() }] {
-            let count = |tau| objective(tau).count(&net, batches(), on).unwrap();
+            let count = |tau| objective(tau).count(&net, batches(), None, on).unwrap().remove(0);
             // ln(90/100) - ln(10/100) = 2.2 > 1: with tau = 1 the adjusted logits are [1 - (-0.105), 0 - (-2.303)].
             let plain = count(0.0);
             assert_eq!(
@@ -179,6 +225,40 @@ mod posthoc_tests {
             assert_eq!(count(0.4).correct, [3.0, 0.0]);
             // The loss reported is that of the unadjusted logits either way.
             assert_eq!(plain.mean_loss, adjusted.mean_loss);
+        }
+    }
+
+    /// A fused group's pass tallies each member on its own: member 0 predicts the head class,
+    /// member 1 the tail, and member 1's labels are all the tail; each gets its own counts and
+    /// loss, which are those of the member's logits alone.
+    #[test]
+    fn each_member_of_a_group_is_counted_on_its_own() {
+        let sizes = vec![90, 10];
+        let net = nn::func_t(|_, _| Tensor::from_slice(&[1.0f32, 0.0, 0.0, 2.0, 1.0, 0.0, 0.0, 2.0]).view([2, 2, 2]));
+        let batches = || -> Box<dyn Iterator<Item = Batch>> {
+            Box::new((0..3).map(|_| Batch {
+                inputs: Tensor::zeros([2, 1], (Kind::Float, Device::Cpu)),
+                labels: Tensor::from_slice(&[0i64, 1, 1, 1]).view([2, 2]),
+            }))
+        };
+        let objective = LongTail {
+            loss: Loss::new(LossSettings::cross_entropy(), &sizes, Device::Cpu),
+            class_sizes: sizes.clone(),
+            posthoc_tau: 0.0,
+        };
+        for on in [EvalOn::cpu(), EvalOn { graphs: crate::harness::GraphMode::Rehearse, ..EvalOn::cpu() }] {
+            let counts = objective.count(&net, batches(), Some(2), on).unwrap();
+            assert_eq!(
+                (counts[0].correct.as_slice(), counts[0].total.as_slice()),
+                ([3.0, 0.0].as_slice(), [3.0, 3.0].as_slice())
+            );
+            assert_eq!(
+                (counts[1].correct.as_slice(), counts[1].total.as_slice()),
+                ([0.0, 6.0].as_slice(), [0.0, 6.0].as_slice())
+            );
+            // Member 1: logits [0, 2] against class 1 throughout.
+            let expected = (1.0f64 + (-2.0f64).exp()).ln();
+            assert!((counts[1].mean_loss - expected).abs() < 1e-6, "{}", counts[1].mean_loss);
         }
     }
 }

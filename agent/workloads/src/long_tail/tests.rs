@@ -8,7 +8,7 @@ use std::path::Path;
 use sweep_spec::{DataRef, EpochRecord, TrialSpec};
 use tch::Device;
 
-fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
+pub(super) fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
     let mut records = Vec::new();
     let result = run_workload(spec, ctx, &mut |r| {
         records.push(r);
@@ -54,7 +54,7 @@ fn small_study_shows_logit_adjustment_helping_the_tail() {
     }
 }
 
-fn cifar_lt_spec(path: &Path) -> TrialSpec {
+pub(super) fn cifar_lt_spec(path: &Path) -> TrialSpec {
     let mut trial = sweep_spec::expand(&study("cifar10-lt.toml"))
         .unwrap()
         .into_iter()
@@ -80,11 +80,8 @@ fn cifar_lt_spec(path: &Path) -> TrialSpec {
     trial
 }
 
-/// The CIFAR-10-LT study's trial (ResNet-32, LDAM-DRW) on synthetic CIFAR-10 binary batches, with
-/// a cRT stage: the class sizes follow the profile, the stages number their epochs on, and a trial
-/// restarted after the first stage resumes from its checkpoint and reproduces the second stage.
-#[test]
-fn cifar10_lt_study_trial_runs_both_stages_and_resumes_between_them() {
+/// 1,000 training and 200 test images of 10 classes in the CIFAR-10 binary format.
+pub(super) fn synthetic_cifar() -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
     let opts = crate::data::SynthOptions {
         train: 1000,
@@ -95,6 +92,15 @@ fn cifar10_lt_study_trial_runs_both_stages_and_resumes_between_them() {
         ..Default::default()
     };
     crate::data::write_synthetic("cifar10", data.path(), &opts).unwrap();
+    data
+}
+
+/// The CIFAR-10-LT study's trial (ResNet-32, LDAM-DRW) on synthetic CIFAR-10 binary batches, with
+/// a cRT stage: the class sizes follow the profile, the stages number their epochs on, and a trial
+/// restarted after the first stage resumes from its checkpoint and reproduces the second stage.
+#[test]
+fn cifar10_lt_study_trial_runs_both_stages_and_resumes_between_them() {
+    let data = synthetic_cifar();
     let spec = cifar_lt_spec(data.path());
     let ckpt = tempfile::tempdir().unwrap();
     let ctx = || TrialContext {
