@@ -23,8 +23,8 @@ enum Command {
     /// Run one built-in trial in this process (the agent starts this itself).
     RunTrial {
         /// The trial's spec.json, written by the agent. Several: train them as one fused group
-        /// (same double_descent model and data; seed, learning rate, weight decay and label
-        /// noise may differ), each record tagged with its trial id.
+        /// (same double_descent or long_tail model and data; seed, learning rate, weight decay and
+        /// label noise may differ), each record tagged with its trial id.
         #[arg(long, required = true)]
         spec: Vec<PathBuf>,
     },

@@ -97,6 +97,9 @@ enum Command {
     #[cfg(feature = "embedded-agent")]
     #[command(hide = true)]
     RunTrial {
+        /// The trial's spec.json, written by the agent. Several: train them as one fused group
+        /// (same double_descent or long_tail model and data; seed, learning rate, weight decay and
+        /// label noise may differ), each record tagged with its trial id.
         #[arg(long, required = true)]
         spec: Vec<PathBuf>,
     },

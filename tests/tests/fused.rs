@@ -19,6 +19,15 @@ fn run(
     epochs: u32,
 ) -> (Vec<sweep_coordinator::results::TrialRow>, Vec<sweep_coordinator::results::MetricRow>) {
     let text = preact_sweep(name, epochs, &format!("[grid]\n{grid}\n[retry]\nmax_attempts = 1\n{resources}"));
+    run_text(dir, name, &text)
+}
+
+/// Runs the sweep `text` with `sweep local` and one agent; its trials table and metrics.
+fn run_text(
+    dir: &Path,
+    name: &str,
+    text: &str,
+) -> (Vec<sweep_coordinator::results::TrialRow>, Vec<sweep_coordinator::results::MetricRow>) {
     std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
     let out = Command::new(bin("sweep"))
         .args(["local", &format!("{name}.toml"), "--agents", "1"])
@@ -83,6 +92,57 @@ optimizer = [{ name = "sgd", lr = 0.02, momentum = 0.9 }, { name = "sgd", lr = 0
         }
     }
     eprintln!("largest relative difference of a loss at any epoch, fused vs alone: {worst:.2e}");
+}
+
+/// A long-tail sweep over losses and seeds: the seeds of each loss train as one group, and every
+/// member's per-class metrics land under its own trial, as the sweep trained without fusion has
+/// them.
+#[test]
+fn long_tail_seeds_train_as_one_group_per_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_cifar(dir.path(), 200, 50);
+    let sweep = |name: &str, fuse: u32| {
+        format!(
+            r#"name = "{name}"
+workload = "long_tail"
+[data]
+format = "cifar_lt"
+path = "cifar"
+imbalance_ratio = 5
+[params]
+model = "mlp"
+hidden = 16
+epochs = 2
+batch_size = 16
+optimizer = {{ name = "sgd", lr = 0.01, momentum = 0.9 }}
+[grid]
+loss = ["ce", "balanced_softmax"]
+seed = [0, 1, 2]
+[resources]
+fuse = {fuse}
+[retry]
+max_attempts = 1
+"#
+        )
+    };
+    let (fused, fused_rows) = run_text(dir.path(), "lt-fused", &sweep("lt-fused", 3));
+    let (alone, alone_rows) = run_text(dir.path(), "lt-alone", &sweep("lt-alone", 1));
+    assert_eq!((fused.len(), alone.len()), (6, 6));
+    assert!(fused.iter().chain(&alone).all(|t| t.status == "succeeded"), "{fused:?}\n{alone:?}");
+    let groups: Vec<f64> = fused_rows.iter().filter(|r| r.metric == "fused_members").map(|r| r.value).collect();
+    assert_eq!(groups, vec![3.0; 12], "every trial in a group of three, both epochs");
+    let of = |rows: &[sweep_coordinator::results::MetricRow]| -> BTreeMap<(String, i32, String), f64> {
+        rows.iter()
+            .filter(|r| r.metric == "test_loss" || r.metric == "test_acc" || r.metric.starts_with("class_acc/"))
+            .map(|r| ((r.trial_id.clone(), r.epoch, r.metric.clone()), r.value))
+            .collect()
+    };
+    let (f, a) = (of(&fused_rows), of(&alone_rows));
+    assert_eq!(f.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>());
+    for (key, &x) in &f {
+        let y = a[key];
+        assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{key:?}: {x} fused, {y} alone");
+    }
 }
 
 #[test]

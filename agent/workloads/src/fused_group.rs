@@ -5,12 +5,13 @@
 //! point trains alone. The workload supplies the networks and the training.
 
 use crate::error::TrialError;
-use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
-use crate::optim::OptimizerConfig;
+use crate::harness::{self, FusedPlan, GroupObjective, Member, MemberOutcome, MemberSink, MemberState, Position};
+use crate::optim::{LrSchedule, Optimizer, OptimizerConfig};
 use crate::TrialContext;
+use serde_json::{Map, Value};
 use std::path::PathBuf;
 use sweep_spec::TrialSpec;
-use tch::nn::VarStore;
+use tch::nn::{ModuleT, VarStore};
 
 /// What a workload does for its fused groups.
 pub(crate) trait GroupWorkload {
@@ -31,8 +32,87 @@ pub(crate) trait GroupWorkload {
     ) -> Result<Vec<MemberOutcome>, TrialError>;
 }
 
-/// Refuses trials that may not share a group, naming the trial and the parameter that keeps it out.
-pub(crate) fn check(specs: &[TrialSpec]) -> Result<&TrialSpec, TrialError> {
+/// A workload's fused network, ready for [`train`].
+pub(crate) struct Fused<'a> {
+    pub net: &'a dyn ModuleT,
+    pub vars: &'a VarStore,
+    /// The members' shared optimizer settings (each member's rates come with it).
+    pub optimizer: OptimizerConfig,
+    pub schedule: LrSchedule,
+    pub objective: &'a dyn GroupObjective,
+    pub epochs: u32,
+    /// Seeds libtorch's generator before each batch (dropout).
+    pub seed: u64,
+    pub eval_every: u32,
+    pub precision: harness::Precision,
+    pub channels_last: bool,
+}
+
+/// Refuses trials that may not share a group, naming the trial and the parameter that keeps it out;
+/// otherwise each trial's parameters, parsed by `parse` (an error names the trial).
+pub(crate) fn check<P>(
+    specs: &[TrialSpec],
+    parse: impl Fn(&Map<String, Value>) -> Result<P, TrialError>,
+) -> Result<Vec<P>, TrialError> {
+    check_keys(specs)?;
+    specs.iter().map(|s| parse(&s.params).map_err(|e| TrialError::bad_config(format!("trial {}: {e}", s.id)))).collect()
+}
+
+/// Trains `members` `(i, state, sink)`, all standing at `start`, as the fused network, member g
+/// on `data[g]` with the learning rate and weight decay `rates(i)`; each member's lone copy is
+/// installed in its slice first.
+pub(crate) fn train<D: harness::TrainData>(
+    fused: Fused<'_>,
+    members: Vec<(usize, MemberState, MemberSink<'_>)>,
+    data: &[D],
+    rates: impl Fn(usize) -> (f64, f64),
+    workload: &str,
+    start: Position,
+    ctx: &TrialContext,
+) -> Result<Vec<MemberOutcome>, TrialError> {
+    let mut optimizer = Optimizer::new(fused.optimizer, fused.vars);
+    for (g, (_, state, _)) in members.iter().enumerate() {
+        state.install(fused.vars, &mut optimizer, g as i64).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
+    }
+    let mut members: Vec<Member<'_>> = members
+        .into_iter()
+        .zip(data)
+        .map(|((i, state, sink), data)| {
+            let (base_lr, weight_decay) = rates(i);
+            Member { data, base_lr, weight_decay, sink, state: Some(state) }
+        })
+        .collect();
+    eprintln!(
+        "fused group of {}: {} parameters, from epoch {}",
+        members.len(),
+        crate::models::parameter_count(fused.vars),
+        start.epoch
+    );
+    let plan = FusedPlan {
+        workload: workload.to_string(),
+        start,
+        epochs: fused.epochs,
+        seed: fused.seed,
+        eval_every: fused.eval_every,
+        precision: fused.precision,
+        channels_last: fused.channels_last,
+        checkpoint_every: ctx.checkpoint_every,
+        cuda_graphs: ctx.cuda_graphs,
+    };
+    harness::train_fused(
+        fused.net,
+        fused.vars,
+        &mut optimizer,
+        &fused.schedule,
+        &mut members,
+        fused.objective,
+        &plan,
+        ctx.device,
+        &ctx.stop,
+    )
+}
+
+fn check_keys(specs: &[TrialSpec]) -> Result<(), TrialError> {
     let first = specs.first().ok_or_else(|| TrialError::bad_config("a fused group needs at least one trial"))?;
     sweep_spec::fusion::key(first).map_err(|e| TrialError::bad_config(format!("trial {}: {e}", first.id)))?;
     for spec in &specs[1..] {
@@ -45,7 +125,39 @@ pub(crate) fn check(specs: &[TrialSpec]) -> Result<&TrialSpec, TrialError> {
             )));
         }
     }
-    Ok(first)
+    Ok(())
+}
+
+/// Runs `run_group` (a workload's) on `specs` from the start, collecting each member's records.
+#[cfg(test)]
+pub(crate) fn run_recorded(
+    specs: &[TrialSpec],
+    ctx: &TrialContext,
+    dirs: Vec<Option<PathBuf>>,
+    run_group: impl FnOnce(
+        &[TrialSpec],
+        &TrialContext,
+        Vec<Option<PathBuf>>,
+        Vec<MemberSink<'_>>,
+    ) -> Result<Vec<MemberOutcome>, TrialError>,
+) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<sweep_spec::EpochRecord>>) {
+    let mut records: Vec<Vec<sweep_spec::EpochRecord>> = vec![Vec::new(); specs.len()];
+    let _guard = crate::torch_rng_lock();
+    let result = {
+        let sinks: Vec<MemberSink<'_>> = records
+            .iter_mut()
+            .map(|r| -> MemberSink<'_> {
+                Box::new(move |report| {
+                    if let harness::MemberReport::Epoch(record) = report {
+                        r.push(record);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        run_group(specs, ctx, dirs, sinks)
+    };
+    (result, records)
 }
 
 /// Trains `specs` (checked by [`check`]) as fused groups, member i reporting to `sinks[i]` and

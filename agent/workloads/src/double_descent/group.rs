@@ -7,10 +7,10 @@ use super::params::{Model, Params};
 use super::{channels_last, model_spec, noisy_training_set};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
-use crate::harness::{self, FusedPlan, Member, MemberOutcome, MemberSink, MemberState, Position};
+use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
 use crate::image_data::{self, ImageData};
 use crate::models::{self, fused};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
 use std::path::PathBuf;
 use sweep_spec::TrialSpec;
@@ -25,11 +25,8 @@ pub fn run_group(
     checkpoint_dirs: Vec<Option<PathBuf>>,
     sinks: Vec<MemberSink<'_>>,
 ) -> Result<Vec<MemberOutcome>, TrialError> {
-    let first = fused_group::check(specs)?;
-    let params: Vec<Params> = specs
-        .iter()
-        .map(|s| Params::parse(&s.params).map_err(|e| TrialError::bad_config(format!("trial {}: {e}", s.id))))
-        .collect::<Result<_, _>>()?;
+    let params = fused_group::check(specs, Params::parse)?;
+    let first = &specs[0];
     let Model::Net(arch) = params[0].model else { unreachable!("fusion::key admits networks only") };
     let data_ref = first.data.as_ref().ok_or_else(|| TrialError::bad_config("data: a [data] section is needed"))?;
     let splits = image_data::load(data_ref)?;
@@ -70,24 +67,13 @@ impl GroupWorkload for Group<'_> {
     ) -> Result<Vec<MemberOutcome>, TrialError> {
         let device = ctx.device;
         let p = &self.params[members[0].0];
-        let count = members.len() as i64;
         let mut fused_vs = VarStore::new(device);
-        let net = fused::build(&fused_vs.root(), &self.spec, count).map_err(TrialError::bad_config)?;
+        let net = fused::build(&fused_vs.root(), &self.spec, members.len() as i64).map_err(TrialError::bad_config)?;
         let channels_last = channels_last(self.spec.arch, device);
         if channels_last {
             models::to_channels_last(&mut fused_vs);
         }
-        let mut optimizer = Optimizer::new(p.optimizer.clone(), &fused_vs);
-        for (g, (_, state, _)) in members.iter().enumerate() {
-            state.install(&fused_vs, &mut optimizer, g as i64).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
-        }
-        eprintln!(
-            "fused group of {count} {} width {}: {} parameters, from epoch {}",
-            self.spec.arch,
-            p.width,
-            models::parameter_count(&fused_vs),
-            start.epoch
-        );
+        eprintln!("{} width {}, fused", self.spec.arch, p.width);
         let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
         let member_data: Vec<ImageData> = members
             .iter()
@@ -105,39 +91,20 @@ impl GroupWorkload for Group<'_> {
                 )
             })
             .collect();
-        let mut group: Vec<Member<'_>> = members
-            .into_iter()
-            .zip(&member_data)
-            .map(|((i, state, sink), data)| Member {
-                data,
-                base_lr: self.params[i].optimizer.lr,
-                weight_decay: self.params[i].weight_decay,
-                sink,
-                state: Some(state),
-            })
-            .collect();
-        let plan = FusedPlan {
-            workload: self.specs[0].workload.clone(),
-            start,
+        let fused = fused_group::Fused {
+            net: net.as_ref(),
+            vars: &fused_vs,
+            optimizer: p.optimizer.clone(),
+            schedule: p.schedule.clone(),
+            objective: &harness::ErrorRates,
             epochs: p.epochs,
             seed: p.seed,
             eval_every: p.eval_every,
             precision,
             channels_last,
-            checkpoint_every: ctx.checkpoint_every,
-            cuda_graphs: ctx.cuda_graphs,
         };
-        harness::train_fused(
-            net.as_ref(),
-            &fused_vs,
-            &mut optimizer,
-            &p.schedule,
-            &mut group,
-            &harness::ErrorRates,
-            &plan,
-            device,
-            &ctx.stop,
-        )
+        let rates = |i: usize| (self.params[i].optimizer.lr, self.params[i].weight_decay);
+        fused_group::train(fused, members, &member_data, rates, &self.specs[0].workload, start, ctx)
     }
 }
 

@@ -37,23 +37,7 @@ fn run_fused_in(
     ctx: &TrialContext,
     dirs: Vec<Option<std::path::PathBuf>>,
 ) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<EpochRecord>>) {
-    let mut records: Vec<Vec<EpochRecord>> = vec![Vec::new(); specs.len()];
-    let _guard = crate::torch_rng_lock();
-    let result = {
-        let sinks: Vec<MemberSink<'_>> = records
-            .iter_mut()
-            .map(|r| -> MemberSink<'_> {
-                Box::new(move |report| {
-                    if let harness::MemberReport::Epoch(record) = report {
-                        r.push(record);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        run_group(specs, ctx, dirs, sinks)
-    };
-    (result, records)
+    crate::fused_group::run_recorded(specs, ctx, dirs, run_group)
 }
 
 fn assert_same_records(member: usize, fused: &[EpochRecord], alone: &[EpochRecord]) {

@@ -8,9 +8,9 @@ use super::params::Params;
 use super::{describe, LongTail, Loss};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
-use crate::harness::{self, FusedPlan, Member, MemberOutcome, MemberSink, MemberState, Position};
+use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
 use crate::image_data::{self, ImageData};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
 use std::path::PathBuf;
 use sweep_spec::TrialSpec;
@@ -25,11 +25,8 @@ pub fn run_group(
     checkpoint_dirs: Vec<Option<PathBuf>>,
     sinks: Vec<MemberSink<'_>>,
 ) -> Result<Vec<MemberOutcome>, TrialError> {
-    let first = fused_group::check(specs)?;
-    let params: Vec<Params> = specs
-        .iter()
-        .map(|s| Params::parse(&s.params).map_err(|e| TrialError::bad_config(format!("trial {}: {e}", s.id))))
-        .collect::<Result<_, _>>()?;
+    let params = fused_group::check(specs, Params::parse)?;
+    let first = &specs[0];
     let data_ref = first.data.as_ref().ok_or_else(|| TrialError::bad_config("data: a [data] section is needed"))?;
     let splits = image_data::load(data_ref)?;
     let size = splits.train.images.size();
@@ -97,54 +94,27 @@ impl GroupWorkload for Group<'_> {
         let classes = self.splits.train.classes;
         let classifier = Classifier::fused(&(fused_vs.root() / "classifier"), count, features, classes, cosine);
         let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
-        let mut optimizer = Optimizer::new(p.optimizer.clone(), &fused_vs);
-        for (g, (_, state, _)) in members.iter().enumerate() {
-            state.install(&fused_vs, &mut optimizer, g as i64).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
-        }
         let member_data: Vec<ImageData> = members.iter().map(|&(i, _, _)| self.data(i)).collect();
         let class_sizes = member_data[0].sampler.class_sizes();
         describe(&class_sizes, member_data[0].test.len());
-        eprintln!(
-            "fused group of {count} {:?} backbones: {} parameters, from epoch {}",
-            p.backbone,
-            crate::models::parameter_count(&fused_vs),
-            start.epoch
-        );
+        eprintln!("{:?} backbone, fused", p.backbone);
         let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
         let objective =
             LongTail { loss: Loss::new(p.loss, &class_sizes, device), class_sizes, posthoc_tau: p.posthoc_tau };
-        let mut group: Vec<Member<'_>> = members
-            .into_iter()
-            .zip(&member_data)
-            .map(|((i, state, sink), data)| Member {
-                data,
-                base_lr: self.params[i].optimizer.lr,
-                weight_decay: self.params[i].optimizer.weight_decay,
-                sink,
-                state: Some(state),
-            })
-            .collect();
-        let plan = FusedPlan {
-            workload: self.specs[0].workload.clone(),
-            start,
+        let fused = fused_group::Fused {
+            net: &net,
+            vars: &fused_vs,
+            optimizer: p.optimizer.clone(),
+            schedule: p.schedule(p.epochs),
+            objective: &objective,
             epochs: p.epochs,
             seed: p.seed,
             eval_every: p.eval_every,
-            precision,
+            // The lone loop's layout: the long-tail backbones keep NCHW.
             channels_last: false,
-            checkpoint_every: ctx.checkpoint_every,
-            cuda_graphs: ctx.cuda_graphs,
+            precision,
         };
-        harness::train_fused(
-            &net,
-            &fused_vs,
-            &mut optimizer,
-            &p.schedule(p.epochs),
-            &mut group,
-            &objective,
-            &plan,
-            device,
-            &ctx.stop,
-        )
+        let rates = |i: usize| (self.params[i].optimizer.lr, self.params[i].optimizer.weight_decay);
+        fused_group::train(fused, members, &member_data, rates, &self.specs[0].workload, start, ctx)
     }
 }

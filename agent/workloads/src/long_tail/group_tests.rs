@@ -4,7 +4,7 @@
 
 use super::tests::{cifar_lt_spec, run as run_alone, synthetic_cifar};
 use super::*;
-use crate::harness::{GraphMode, MemberOutcome, MemberReport, MemberSink};
+use crate::harness::{GraphMode, MemberOutcome};
 use serde_json::json;
 use sweep_spec::EpochRecord;
 
@@ -39,23 +39,7 @@ fn run_fused(
     specs: &[TrialSpec],
     ctx: &TrialContext,
 ) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<EpochRecord>>) {
-    let mut records: Vec<Vec<EpochRecord>> = vec![Vec::new(); specs.len()];
-    let _guard = crate::torch_rng_lock();
-    let result = {
-        let sinks: Vec<MemberSink<'_>> = records
-            .iter_mut()
-            .map(|r| -> MemberSink<'_> {
-                Box::new(move |report| {
-                    if let MemberReport::Epoch(record) = report {
-                        r.push(record);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        run_group(specs, ctx, vec![None; specs.len()], sinks)
-    };
-    (result, records)
+    crate::fused_group::run_recorded(specs, ctx, vec![None; specs.len()], run_group)
 }
 
 /// Losses to 1e-3, accuracies to two of the 200 test images, class sizes exactly.

@@ -207,6 +207,48 @@ mod tests {
         assert_eq!(crate::models::parameter_count(&vsx), 22_979_904);
     }
 
+    /// A network of 8x8 RGB images and 5 classes (`members` = 1: alone, else fused), with a cosine
+    /// or a linear classifier.
+    fn network(vs: &nn::VarStore, backbone: Backbone, members: i64, cosine: bool) -> Network {
+        let (shape, path) = ((3, 8, 8), vs.root() / "backbone");
+        let (net, d) = if members == 1 {
+            backbone.build(&path, shape, 6)
+        } else {
+            backbone.build_fused(&path, shape, 6, members).unwrap()
+        };
+        let path = vs.root() / "classifier";
+        let classifier = if members == 1 {
+            Classifier::new(&path, d, 5, cosine)
+        } else {
+            Classifier::fused(&path, members, d, 5, cosine)
+        };
+        Network { backbone: net, classifier, frozen_backbone: false, tau_norm: 0.7 }
+    }
+
+    /// `members` networks alone (from seeds `seed`, `seed` + 1, ...) and fused, each member's
+    /// slice holding its lone twin's variables.
+    fn lone_and_fused(
+        backbone: Backbone,
+        cosine: bool,
+        members: i64,
+        seed: i64,
+    ) -> (Vec<(nn::VarStore, Network)>, nn::VarStore, Network) {
+        let lone: Vec<_> = (0..members)
+            .map(|g| {
+                tch::manual_seed(seed + g);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = network(&vs, backbone, 1, cosine);
+                (vs, net)
+            })
+            .collect();
+        let fused_vs = nn::VarStore::new(Device::Cpu);
+        let fused_net = network(&fused_vs, backbone, members, cosine);
+        for (g, (vs, _)) in lone.iter().enumerate() {
+            crate::models::fused::load_member(&fused_vs, g as i64, vs).unwrap();
+        }
+        (lone, fused_vs, fused_net)
+    }
+
     /// Three members alone (from seeds 20, 21, 22) and fused, for every backbone that fuses and
     /// both classifiers: the same logits member by member, in training and at evaluation, with
     /// and without tau-normalisation; and the ImageNet-LT backbones refused.
@@ -214,35 +256,9 @@ mod tests {
     fn fused_networks_give_each_members_logits() {
         const G: i64 = 3;
         let _guard = crate::torch_rng_lock();
-        let shape = (3, 8, 8);
         for backbone in [Backbone::Resnet32, Backbone::Mlp, Backbone::Linear] {
             for cosine in [false, true] {
-                let network = |vs: &nn::VarStore, members: i64| {
-                    let (net, d) = if members == 1 {
-                        backbone.build(&(vs.root() / "backbone"), shape, 6)
-                    } else {
-                        backbone.build_fused(&(vs.root() / "backbone"), shape, 6, members).unwrap()
-                    };
-                    let classifier = if members == 1 {
-                        Classifier::new(&(vs.root() / "classifier"), d, 5, cosine)
-                    } else {
-                        Classifier::fused(&(vs.root() / "classifier"), members, d, 5, cosine)
-                    };
-                    Network { backbone: net, classifier, frozen_backbone: false, tau_norm: 0.7 }
-                };
-                let lone: Vec<_> = (0..G)
-                    .map(|g| {
-                        tch::manual_seed(20 + g);
-                        let vs = nn::VarStore::new(Device::Cpu);
-                        let net = network(&vs, 1);
-                        (vs, net)
-                    })
-                    .collect();
-                let fused_vs = nn::VarStore::new(Device::Cpu);
-                let fused_net = network(&fused_vs, G);
-                for (g, (vs, _)) in lone.iter().enumerate() {
-                    crate::models::fused::load_member(&fused_vs, g as i64, vs).unwrap();
-                }
+                let (lone, _vs, fused_net) = lone_and_fused(backbone, cosine, G, 20);
                 let xs: Vec<Tensor> = (0..G).map(|_| Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu))).collect();
                 for train in [true, false] {
                     let logits = fused_net.forward_t(&crate::models::fused::fuse_inputs(&xs), train);
@@ -267,46 +283,13 @@ mod tests {
     /// member's loss and variables follow its lone twin's.
     #[test]
     fn fused_resnet32_members_follow_their_lone_trajectories() {
-        use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+        use crate::optim::{Optimizer, OptimizerConfig};
         const G: i64 = 2;
         let _guard = crate::torch_rng_lock();
-        let cfg = OptimizerConfig {
-            name: OptimizerKind::Sgd,
-            lr: 0.1,
-            momentum: 0.9,
-            nesterov: false,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 5e-4,
-            grad_clip: None,
-        };
-        let network = |vs: &nn::VarStore, members: i64| {
-            let (net, d) = if members == 1 {
-                Backbone::Resnet32.build(&(vs.root() / "backbone"), (3, 8, 8), 1)
-            } else {
-                Backbone::Resnet32.build_fused(&(vs.root() / "backbone"), (3, 8, 8), 1, members).unwrap()
-            };
-            let classifier = if members == 1 {
-                Classifier::new(&(vs.root() / "classifier"), d, 5, true)
-            } else {
-                Classifier::fused(&(vs.root() / "classifier"), members, d, 5, true)
-            };
-            Network { backbone: net, classifier, frozen_backbone: false, tau_norm: 0.0 }
-        };
-        let lone: Vec<_> = (0..G)
-            .map(|g| {
-                tch::manual_seed(30 + g);
-                let vs = nn::VarStore::new(Device::Cpu);
-                let net = network(&vs, 1);
-                (vs, net)
-            })
-            .collect();
-        let fused_vs = nn::VarStore::new(Device::Cpu);
-        let fused_net = network(&fused_vs, G);
-        for (g, (vs, _)) in lone.iter().enumerate() {
-            crate::models::fused::load_member(&fused_vs, g as i64, vs).unwrap();
-        }
+        let sgd = serde_json::json!({"name": "sgd", "lr": 0.1, "momentum": 0.9});
+        let cfg = OptimizerConfig::from_params(sgd.as_object().unwrap(), 5e-4).unwrap();
+        // ResNet-32 with the cosine classifier (tau-normalisation acts at evaluation only).
+        let (lone, fused_vs, fused_net) = lone_and_fused(Backbone::Resnet32, true, G, 30);
         let mut lone_opts: Vec<Optimizer> = lone.iter().map(|(vs, _)| Optimizer::new(cfg.clone(), vs)).collect();
         let mut fused_opt = Optimizer::new(cfg.clone(), &fused_vs);
         for step in 0..5 {

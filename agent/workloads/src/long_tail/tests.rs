@@ -8,7 +8,9 @@ use std::path::Path;
 use sweep_spec::{DataRef, EpochRecord, TrialSpec};
 use tch::Device;
 
+/// Runs the trial holding the generator lock: it seeds libtorch's global generator and draws.
 pub(super) fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
+    let _guard = crate::torch_rng_lock();
     let mut records = Vec::new();
     let result = run_workload(spec, ctx, &mut |r| {
         records.push(r);
