@@ -9,7 +9,8 @@
 #   bench.txt           `sweep bench gpu` at widths 1-16: PyTorch eager, tch eager, graphs, packed
 #                       (under MPS where the node has it) and fused, with their ratios
 #   check.txt           bench/gpu/check.sh: the same sweep alone, with graphs, fused, fused with
-#                       graphs; loss trajectories against the eager lone trials
+#                       graphs, and a long-tail sweep alone and fused; trajectories against the
+#                       eager lone trials
 #   bench-wide.txt      widths 32 and 64, without packing
 #   bench-no-mps.txt    packing without MPS
 #   bench.log, stages.txt   progress, and each stage's exit status and seconds

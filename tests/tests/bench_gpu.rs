@@ -142,10 +142,10 @@ fn without_pytorch_the_table_still_shows_tch_and_says_why() {
 }
 
 /// `bench/gpu/check.sh`, the fused and CUDA-graph checks a GPU node runs, small on the CPU: the
-/// same sweep trained four ways through `sweep local`, every trial succeeding, and the fused ways
-/// ending within the tolerance of the trials trained alone.
+/// same sweep trained four ways through `sweep local`, and a long-tail sweep alone and fused, every
+/// trial succeeding, and the fused ways ending within the tolerance of the trials trained alone.
 #[test]
-fn the_gpu_check_script_runs_its_four_sweeps() {
+fn the_gpu_check_script_runs_its_four_sweeps_and_the_long_tail_pair() {
     let Some(python) = venv_python() else {
         eprintln!("skipped: no .venv with pyarrow (scripts/setup.sh makes it)");
         return;
@@ -158,12 +158,12 @@ fn the_gpu_check_script_runs_its_four_sweeps() {
         .env("PYTHON", python)
         .env("WORK", work.path())
         .envs([("WIDTH", "2"), ("TRAIN", "128"), ("TEST", "32"), ("EPOCHS", "1"), ("SEEDS", "0, 1")])
-        .envs([("GPUS", "0"), ("FUSE", "2"), ("BENCH", "0")])
+        .envs([("GPUS", "0"), ("FUSE", "2"), ("BENCH", "0"), ("LT_SEEDS", "0, 1")])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for way in ["alone", "alone-graphs", "fused", "fused-graphs"] {
+    for way in ["alone", "alone-graphs", "fused", "fused-graphs", "lt-alone", "lt-fused-graphs"] {
         let row = text.lines().find(|l| l.starts_with(&format!("{way} "))).unwrap_or_else(|| panic!("{way}: {text}"));
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells[1], "2/2", "{row}");
