@@ -52,8 +52,8 @@ pub fn run_trial_main(spec_path: &Path) -> i32 {
 /// network (see `sweep_spec::fusion` for which trials may share a group) and prints each member's
 /// records tagged with its trial id (`sweep_spec::report::MemberLine`), and a `dropped` line for
 /// a member that diverged and left the group. Exit code 0 when the group ran to its end (dropped
-/// members included), 78 for trials that cannot be fused, 1 for any other error. Groups do not
-/// checkpoint yet.
+/// members included), 78 for trials that cannot be fused, 1 for any other error. Each member
+/// checkpoints into its own folder (`SWEEP_GROUP_CHECKPOINT_DIRS`) in the format of a lone trial.
 pub fn run_group_main(spec_paths: &[PathBuf]) -> i32 {
     match run_group(spec_paths) {
         Ok(()) => 0,
