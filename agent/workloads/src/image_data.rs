@@ -181,6 +181,36 @@ impl ImageData {
         }
     }
 
+    /// The data of another member of `first`'s fused group: `train` holds `first`'s training
+    /// images with this member's labels, the test split and statistics are `first`'s. Where
+    /// `first`'s images live on the device, this member shares them (one upload for the group;
+    /// only its labels are its own), so a group of G costs the device one copy of the set, not G.
+    pub fn member_of(
+        first: &ImageData,
+        train: ImageSet,
+        batch_size: i64,
+        seed: u64,
+        augment: bool,
+        sampler: SamplerKind,
+    ) -> ImageData {
+        assert_eq!(train.images.data_ptr(), first.train.images.data_ptr(), "a member trains on the group's images");
+        let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
+        let sampler = Sampler::new(sampler, &labels, train.classes as usize);
+        let resident = first.resident.as_ref().map(|(t, test)| (t.with_labels(&train.labels), test.shallow_clone()));
+        ImageData {
+            test: first.test.shallow_clone(),
+            mean: first.mean.clone(),
+            std: first.std.clone(),
+            train,
+            batch_size,
+            seed,
+            augment,
+            pin: first.pin,
+            sampler,
+            resident,
+        }
+    }
+
     /// Uploads both splits to `device`; batches are gathered, augmented and normalised there,
     /// identical to those the host path builds.
     pub fn resident_on(mut self, device: Device) -> ImageData {
@@ -289,6 +319,36 @@ mod tests {
             }
             same(host.eval_train(), resident.eval_train());
             same(host.eval_test(), resident.eval_test());
+        }
+    }
+
+    /// A fused group's second member, built from the first's upload with labels and a seed of
+    /// its own, sees the batches it would see with data of its own.
+    #[test]
+    fn a_member_shares_the_first_members_upload_and_sees_its_own_batches() {
+        let first = data(SamplerKind::Instance).resident_on(Device::Cpu);
+        let labels = (first.train.labels.shallow_clone() + 1).remainder(3);
+        let relabelled =
+            || ImageSet { images: first.train.images.shallow_clone(), labels: labels.shallow_clone(), classes: 3 };
+        for sampler in [SamplerKind::Instance, SamplerKind::ClassBalanced] {
+            let member = ImageData::member_of(&first, relabelled(), 8, 9, true, sampler);
+            let own = ImageData::new(
+                relabelled(),
+                first.test.shallow_clone(),
+                (first.mean.clone(), first.std.clone()),
+                8,
+                9,
+                true,
+                Device::Cpu,
+                sampler,
+            )
+            .resident_on(Device::Cpu);
+            same(member.train_batches(2, 0), own.train_batches(2, 0));
+            same(member.eval_train(), own.eval_train());
+            same(member.eval_test(), own.eval_test());
+            // Built from the first member's device copy (`ResidentImages::with_labels`), not a
+            // new upload: on a GPU a group of G holds the set once.
+            assert!(member.resident.is_some(), "the member's batches are built on the device too");
         }
     }
 }

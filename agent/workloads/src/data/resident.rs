@@ -33,6 +33,23 @@ impl ResidentImages {
         }
     }
 
+    /// The same images (one upload, shared) with `labels` instead: a fused group's members train
+    /// on one image set with labels of their own (label noise).
+    pub fn with_labels(&self, labels: &Tensor) -> ResidentImages {
+        ResidentImages {
+            images: self.images.shallow_clone(),
+            labels: labels.to_device(self.device),
+            mean: self.mean.shallow_clone(),
+            inv_std: self.inv_std.shallow_clone(),
+            device: self.device,
+        }
+    }
+
+    /// The same upload, shared.
+    pub fn shallow_clone(&self) -> ResidentImages {
+        self.with_labels(&self.labels)
+    }
+
     /// Bytes the set occupies on the device.
     pub fn bytes(set: &ImageSet) -> u64 {
         set.images.numel() as u64 + 8 * set.labels.numel() as u64

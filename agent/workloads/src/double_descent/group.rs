@@ -75,22 +75,25 @@ impl GroupWorkload for Group<'_> {
         }
         eprintln!("{} width {}, fused", self.spec.arch, p.width);
         let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
-        let member_data: Vec<ImageData> = members
-            .iter()
-            .map(|&(i, _, _)| {
-                let q = &self.params[i];
-                ImageData::new(
-                    noisy_training_set(&self.train, q),
+        // The first member's data is built as a lone trial's; the others share its upload.
+        let mut member_data: Vec<ImageData> = Vec::with_capacity(members.len());
+        for &(i, _, _) in &members {
+            let q = &self.params[i];
+            let (train, sampler) = (noisy_training_set(&self.train, q), data::SamplerKind::Instance);
+            member_data.push(match member_data.first() {
+                Some(first) => ImageData::member_of(first, train, q.batch_size, q.seed, q.augment, sampler),
+                None => ImageData::new(
+                    train,
                     self.splits.test.shallow_clone(),
                     (self.splits.mean.clone(), self.splits.std.clone()),
                     q.batch_size,
                     q.seed,
                     q.augment,
                     device,
-                    data::SamplerKind::Instance,
-                )
-            })
-            .collect();
+                    sampler,
+                ),
+            });
+        }
         let fused = fused_group::Fused {
             net: net.as_ref(),
             vars: &fused_vs,

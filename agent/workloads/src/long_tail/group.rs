@@ -45,19 +45,23 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
-    /// Member `i`'s training data, drawn in its own order by its own sampler.
-    fn data(&self, i: usize) -> ImageData {
-        let q = &self.params[i];
-        ImageData::new(
-            self.splits.train.shallow_clone(),
-            self.splits.test.shallow_clone(),
-            (self.splits.mean.clone(), self.splits.std.clone()),
-            q.batch_size,
-            q.seed,
-            q.augment,
-            self.device,
-            q.sampler,
-        )
+    /// Member `i`'s training data, drawn in its own order by its own sampler; it shares the
+    /// upload of the group's `first` member, when given.
+    fn data(&self, i: usize, first: Option<&ImageData>) -> ImageData {
+        let (q, train) = (&self.params[i], self.splits.train.shallow_clone());
+        match first {
+            Some(first) => ImageData::member_of(first, train, q.batch_size, q.seed, q.augment, q.sampler),
+            None => ImageData::new(
+                train,
+                self.splits.test.shallow_clone(),
+                (self.splits.mean.clone(), self.splits.std.clone()),
+                q.batch_size,
+                q.seed,
+                q.augment,
+                self.device,
+                q.sampler,
+            ),
+        }
     }
 }
 
@@ -94,7 +98,10 @@ impl GroupWorkload for Group<'_> {
         let classes = self.splits.train.classes;
         let classifier = Classifier::fused(&(fused_vs.root() / "classifier"), count, features, classes, cosine);
         let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
-        let member_data: Vec<ImageData> = members.iter().map(|&(i, _, _)| self.data(i)).collect();
+        let mut member_data: Vec<ImageData> = Vec::with_capacity(members.len());
+        for &(i, _, _) in &members {
+            member_data.push(self.data(i, member_data.first()));
+        }
         let class_sizes = member_data[0].sampler.class_sizes();
         describe(&class_sizes, member_data[0].test.len());
         eprintln!("{:?} backbone, fused", p.backbone);
