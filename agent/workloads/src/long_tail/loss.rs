@@ -118,7 +118,9 @@ impl Loss {
         Loss { settings, log_prior: on(&prior), class_weights: on(&weights), margins: on(&margins) }
     }
 
-    /// The mean loss of a batch: logits [B, C] (any float kind), labels i64 [B].
+    /// The mean loss of a batch: logits [B, C] (any float kind) against labels i64 [B], a 0-d
+    /// tensor; or, for a fused group, logits [B, G, C] against labels [B, G], each member's mean
+    /// loss as [G], computed by the same kernels for every group size.
     pub fn compute(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor {
         let s = &self.settings;
         let z = logits.to_kind(Kind::Float);
@@ -130,8 +132,8 @@ impl Loss {
             LossKind::BalancedSoftmax => mean(&nll(&(z + &self.log_prior), labels), None, labels),
             LossKind::LogitAdjust => mean(&nll(&(z + &self.log_prior * s.logit_adjust_tau), labels), None, labels),
             LossKind::LdamDrw => {
-                let margin = self.margins.index_select(0, labels).unsqueeze(1);
-                let onehot = z.zeros_like().scatter_value(1, &labels.unsqueeze(1), 1.0);
+                let margin = per_label(&self.margins, labels).unsqueeze(-1);
+                let onehot = z.zeros_like().scatter_value(-1, &labels.unsqueeze(-1), 1.0);
                 let shifted = (z - onehot * margin) * s.ldam_scale;
                 let weights = (epoch >= s.drw_epoch).then_some(&self.class_weights);
                 mean(&nll(&shifted, labels), weights, labels)
@@ -140,12 +142,17 @@ impl Loss {
     }
 }
 
-/// -log softmax(z)_y per example, [B].
-fn nll(z: &Tensor, labels: &Tensor) -> Tensor {
-    -z.log_softmax(1, Kind::Float).gather(1, &labels.unsqueeze(1), false).squeeze_dim(1)
+/// `per_class[label]` for every label, shaped like `labels`.
+fn per_label(per_class: &Tensor, labels: &Tensor) -> Tensor {
+    per_class.index_select(0, &labels.reshape([-1])).view(labels.size().as_slice())
 }
 
-/// (1 - p_y)^gamma * -log p_y per example, [B].
+/// -log softmax(z)_y per example, shaped like the labels.
+fn nll(z: &Tensor, labels: &Tensor) -> Tensor {
+    -z.log_softmax(-1, Kind::Float).gather(-1, &labels.unsqueeze(-1), false).squeeze_dim(-1)
+}
+
+/// (1 - p_y)^gamma * -log p_y per example, shaped like the labels.
 fn focal(z: &Tensor, labels: &Tensor, gamma: f64) -> Tensor {
     let nll = nll(z, labels);
     let p: Tensor = (-&nll).exp();
@@ -153,12 +160,14 @@ fn focal(z: &Tensor, labels: &Tensor, gamma: f64) -> Tensor {
     modulator * nll
 }
 
-/// The batch mean of per-example losses, each scaled by its class weight when given.
+/// The mean over the batch (axis 0) of per-example losses, each scaled by its class weight when
+/// given: a 0-d tensor for one network, [G] for a group.
 fn mean(per_example: &Tensor, weights: Option<&Tensor>, labels: &Tensor) -> Tensor {
-    match weights {
-        Some(w) => (per_example * w.index_select(0, labels)).mean(Kind::Float),
-        None => per_example.mean(Kind::Float),
-    }
+    let weighted = match weights {
+        Some(w) => per_example * per_label(w, labels),
+        None => per_example.shallow_clone(),
+    };
+    weighted.mean_dim(0, false, Kind::Float)
 }
 
 #[cfg(test)]
@@ -308,5 +317,29 @@ mod tests {
         let w = cb_weights();
         let weighted = [want[0].map(|v| w[0] * v), want[1].map(|v| w[2] * v)];
         close_rows(grad(LossKind::LdamDrw, 5), weighted.map(|r| r.map(|v| 2.0 * v / 2.0)));
+    }
+
+    /// A fused group's losses in one call: logits [B, G, C] and labels [B, G] give each member's
+    /// mean loss, equal to the member's own batch computed alone, for every loss, before and
+    /// after LDAM's deferred re-weighting.
+    #[test]
+    fn a_groups_losses_are_each_members_loss() {
+        let loss = |kind| Loss::new(settings(kind), &SIZES, Device::Cpu);
+        let logits = Tensor::randn([4, 3, 3], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 2, 1, 1, 0, 2, 2, 2, 0, 1, 1, 0]).view([4, 3]);
+        for kind in LossKind::ALL {
+            for epoch in [0, 5] {
+                let group = Vec::<f64>::try_from(loss(kind).compute(&logits, &labels, epoch)).unwrap();
+                assert_eq!(group.len(), 3);
+                for (g, &together) in group.iter().enumerate() {
+                    let alone = loss(kind).compute(&logits.select(1, g as i64), &labels.select(1, g as i64), epoch);
+                    let alone = alone.double_value(&[]);
+                    assert!(
+                        (together - alone).abs() < 1e-6,
+                        "{kind:?} epoch {epoch} member {g}: {together} vs {alone}"
+                    );
+                }
+            }
+        }
     }
 }

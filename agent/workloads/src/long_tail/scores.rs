@@ -39,10 +39,7 @@ impl Objective for LongTail {
 /// priors and margins, and the post-hoc adjustment are the same for each.
 impl GroupObjective for LongTail {
     fn member_losses(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor {
-        let members = logits.size()[1];
-        let losses: Vec<Tensor> =
-            (0..members).map(|g| self.loss.compute(&logits.select(1, g), &labels.select(1, g), epoch)).collect();
-        Tensor::stack(&losses, 0)
+        self.loss.compute(logits, labels, epoch)
     }
 
     fn evaluate_members(
