@@ -208,6 +208,8 @@ pub async fn run(
         tracing::info!(trial = %trial, attempt = members[0].attempt, ?exit_code, ?signal, "trial ended");
     }
     let launch_error = status.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    // A group's exit is every remaining member's alike: which one caused a failure is unknown.
+    let whole_group = members.len() > 1;
     for lease_id in live.clone() {
         let d = complete_one(reporter, &mut live, &muted, members, lease_id, |req| {
             *req = CompleteRequest {
@@ -218,6 +220,7 @@ pub async fn run(
                 launch_error: launch_error.clone(),
                 stopped_by_request,
                 released,
+                whole_group,
             }
         })
         .await;

@@ -103,6 +103,11 @@ pub enum Exit {
     /// without counting against `max_attempts`; the halving ends with the trial alone, where an
     /// out-of-memory is `OutOfMemory`.
     GroupOutOfMemory,
+    /// A fused group's process failed as a whole (a crash, an error, a bad configuration of some
+    /// member): which member caused it is unknown, and the group was the coordinator's choice.
+    /// Retried at once in a group half as large, without counting against `max_attempts`; the
+    /// halving ends with each trial alone, where a failure is its own.
+    GroupFailure,
     /// The trial said its configuration is invalid: retrying cannot help.
     BadConfig,
     /// The agent stopped it because the coordinator asked (cancel or early stop).
@@ -147,7 +152,7 @@ pub fn transition(
                 Failed
             }
             Exit::StoppedOnRequest => Stopped,
-            Exit::GroupOutOfMemory => Pending,
+            Exit::GroupOutOfMemory | Exit::GroupFailure => Pending,
             Exit::Failure | Exit::OutOfMemory => {
                 counters.user_failures += 1;
                 if counters.user_failures >= policy.max_attempts {
@@ -208,10 +213,12 @@ mod tests {
     }
 
     #[test]
-    fn a_group_out_of_memory_uses_no_attempt() {
-        let group = [Event::Leased, Event::Started, Event::Exited(Exit::GroupOutOfMemory)];
-        let (state, counters) = run(&[group.as_slice(), &group, &group].concat()).unwrap();
-        assert_eq!((state, counters.user_failures, counters.attempt), (Pending, 0, 3));
+    fn a_group_out_of_memory_or_failed_as_a_whole_uses_no_attempt() {
+        for exit in [Exit::GroupOutOfMemory, Exit::GroupFailure] {
+            let group = [Event::Leased, Event::Started, Event::Exited(exit)];
+            let (state, counters) = run(&[group.as_slice(), &group, &group].concat()).unwrap();
+            assert_eq!((state, counters.user_failures, counters.attempt), (Pending, 0, 3), "{exit:?}");
+        }
     }
 
     #[test]

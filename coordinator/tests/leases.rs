@@ -280,6 +280,55 @@ async fn one_lease_fills_every_free_slot_with_a_whole_group() {
     assert_eq!(c.counts("wide").await.pending, 36);
 }
 
+/// A fused group whose process fails as a whole (say one member's checkpoint is unreadable) comes
+/// back in halves without using an attempt, down to each trial alone, where a failure is the
+/// trial's own: the faulty trial fails and the others are free to succeed. A member failing for
+/// its own reason inside a group (dropped) uses its attempt as any failure does.
+#[tokio::test]
+async fn a_failed_group_is_retried_in_halves_until_the_faulty_trial_is_alone() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let tables =
+        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 1\nbackoff = \"0s\"";
+    c.submit(preact_sweep("broken", tables)).await.unwrap();
+    let mut agent = c.agent("a", 4).await;
+    let group_exit = |lease_id| pb::CompleteRequest {
+        lease_id,
+        exit_code: Some(1),
+        stderr_tail: "error: checkpoint/latest/model.safetensors: cannot read".into(),
+        whole_group: true,
+        ..Default::default()
+    };
+    for (round, expected) in [vec![4], vec![2, 2]].into_iter().enumerate() {
+        let leases = agent.lease(4, 4).await;
+        let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
+        for l in &leases {
+            *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
+        }
+        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "round {round}: {leases:?}");
+        for l in &leases {
+            assert_eq!(agent.complete(group_exit(l.lease_id)).await.unwrap(), "pending", "round {round}");
+        }
+    }
+    // Alone: the faulty trial fails on its own attempt; the others succeed.
+    let alone = agent.lease(4, 4).await;
+    assert_eq!(alone.len(), 4);
+    assert!(alone.iter().all(|l| l.group == 0), "{alone:?}");
+    assert_eq!(agent.exit(alone[0].lease_id, 1, "cannot read its checkpoint").await.unwrap(), "failed");
+    for l in &alone[1..] {
+        assert_eq!(agent.exit(l.lease_id, 0, "").await.unwrap(), "succeeded");
+    }
+    let counts = c.counts("broken").await;
+    assert_eq!((counts.succeeded, counts.failed), (3, 1));
+    // The agent was not quarantined by the group failures: it leased every round above.
+
+    // In a group, a member failing on its own (not `whole_group`) uses its attempt.
+    c.submit(preact_sweep("dropped", tables)).await.unwrap();
+    let group = agent.lease(4, 4).await;
+    assert_eq!(group.len(), 4);
+    assert_eq!(agent.exit(group[0].lease_id, 1, "diverged in epoch 1").await.unwrap(), "failed");
+}
+
 /// A shared trial (`gpu_share`) goes to a GPU with its share left and, once an earlier attempt
 /// reported its peak memory, only to a GPU with that much memory free.
 #[tokio::test]

@@ -173,6 +173,37 @@ optimizer = [{ name = "sgd", lr = 0.05 }, { name = "sgd", lr = 1e30 }, { name = 
     }
 }
 
+/// One member's checkpoint is unreadable, so its group's process fails before training. The
+/// group comes back in halves, here at once to each trial alone; the faulty trial fails on its own
+/// and the other two succeed, though the sweep allows one attempt.
+#[test]
+fn a_group_failed_by_one_member_leaves_the_others_to_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_cifar(dir.path(), 64, 32);
+    let tables = "[grid]\nseed = [0, 1, 2]\n[retry]\nmax_attempts = 1\n[resources]\nfuse = 3";
+    let text = preact_sweep("broken", 1, tables);
+    let file = sweep_spec::SweepFile::parse(&text, &dir.path().join("broken.toml"), dir.path()).unwrap();
+    let trials = sweep_spec::expand(&file).unwrap();
+    let faulty = &trials[1].id.0;
+    // `sweep local` keeps its agents' checkpoints under .sweep/agents/checkpoints/<sweep>/<trial>.
+    let latest = dir.path().join(".sweep/agents/checkpoints/broken").join(faulty).join("latest");
+    std::fs::create_dir_all(&latest).unwrap();
+    let meta =
+        r#"{"epochs_done": 1, "batches_done": 0, "global_step": 2, "workload": "double_descent", "extra": null}"#;
+    std::fs::write(latest.join("meta.json"), meta).unwrap();
+    std::fs::write(latest.join("model.safetensors"), b"not a safetensors file").unwrap();
+    std::fs::write(latest.join("optimizer.safetensors"), b"not a safetensors file").unwrap();
+
+    let (rows, metrics) = run_text(dir.path(), "broken", &text);
+    for t in &rows {
+        let expected = if &t.trial_id == faulty { "failed" } else { "succeeded" };
+        assert_eq!(t.status, expected, "{t:?}");
+    }
+    // One attempt in the group that failed, which used none of the budget, then one alone.
+    assert!(rows.iter().all(|t| t.attempts == 2), "{rows:?}");
+    assert!(metrics.iter().all(|r| r.metric != "fused_members"), "the others trained alone");
+}
+
 /// A draining agent (SIGTERM) stops its fused group: every member checkpoints into its own
 /// folder and hands its lease back; the next agent trains the group again from there. Every
 /// epoch of every member is recorded once.

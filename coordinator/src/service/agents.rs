@@ -102,6 +102,7 @@ impl AgentService for AgentApi {
             launch_error: r.launch_error,
             stopped_by_request: r.stopped_by_request,
             released: r.released,
+            whole_group: r.whole_group,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &c, now)).await?;
         tracing::info!(lease = lease_id, state = %state, "attempt completed");

@@ -39,6 +39,8 @@ pub struct Completion {
     pub stopped_by_request: bool,
     /// Handed back by a draining agent: not a failure of the trial.
     pub released: bool,
+    /// The exit of a fused group's process, not known to be this member's own.
+    pub whole_group: bool,
 }
 
 /// What PyTorch and libtorch print when a GPU runs out of memory.
@@ -225,8 +227,10 @@ impl Store {
         let tx = self.conn.transaction()?;
         let h = holder(&tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
         let policy = sweep_policy(&tx, &h.sweep)?;
+        let grouped = attempt_group_size(&tx, lease_id)? > 1;
         let exit = match c.exit() {
-            Exit::OutOfMemory if attempt_group_size(&tx, lease_id)? > 1 => Exit::GroupOutOfMemory,
+            Exit::OutOfMemory if grouped => Exit::GroupOutOfMemory,
+            Exit::Failure | Exit::BadConfig if grouped && c.whole_group => Exit::GroupFailure,
             exit => exit,
         };
         let outcome = match exit {
@@ -235,6 +239,8 @@ impl Store {
             Exit::Failure => "failed",
             // Both halve the groups the trial joins next (`fusion_partners`).
             Exit::OutOfMemory | Exit::GroupOutOfMemory => "out_of_memory",
+            // Halves the groups the trial joins next, as running out of memory does.
+            Exit::GroupFailure => "group_failed",
             Exit::BadConfig => "bad_config",
             Exit::StoppedOnRequest => "stopped",
         };
@@ -396,8 +402,9 @@ fn grant(
 
 /// The fusion key of `first` and the pending trials of its sweep that can train fused with it
 /// (`sweep_spec::fusion`), up to the group size its `[resources] fuse` allows, in queue order;
-/// each is added to `taken`. A group that ran out of GPU memory comes back in halves: every
-/// out-of-memory attempt of a trial halves the groups it joins, down to the trial alone; and no
+/// each is added to `taken`. A group that ran out of GPU memory, or whose process failed as a
+/// whole, comes back in halves: every such attempt of a trial halves the groups it joins, down to
+/// the trial alone (where a failure is its own); and no
 /// group of the same key is formed again at a size that ran out of memory before, so later trials
 /// start at the size that fits.
 fn fusion_partners(
@@ -409,7 +416,8 @@ fn fusion_partners(
     let members = first.resources.fuse.members(first.resources.gpus);
     let group_size = |trial_id: &str| -> Result<usize> {
         let halvings: u32 = tx.query_row(
-            "SELECT COUNT(*) FROM attempts WHERE sweep = ?1 AND trial_id = ?2 AND outcome = 'out_of_memory'",
+            "SELECT COUNT(*) FROM attempts WHERE sweep = ?1 AND trial_id = ?2
+             AND outcome IN ('out_of_memory', 'group_failed')",
             params![first.sweep, trial_id],
             |r| r.get(0),
         )?;
@@ -520,7 +528,7 @@ fn record_streak(tx: &Transaction, lease_id: i64, exit: Exit) -> Result<()> {
         Exit::Failure | Exit::OutOfMemory => "consecutive_failures = consecutive_failures + 1",
         Exit::Success => "consecutive_failures = 0",
         // A fused group too large for the GPU says nothing about the node either.
-        Exit::BadConfig | Exit::StoppedOnRequest | Exit::GroupOutOfMemory => return Ok(()),
+        Exit::BadConfig | Exit::StoppedOnRequest | Exit::GroupOutOfMemory | Exit::GroupFailure => return Ok(()),
     };
     tx.execute(
         &format!("UPDATE agents SET {update} WHERE id = (SELECT agent FROM attempts WHERE lease_id = ?1)"),
