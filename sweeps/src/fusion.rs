@@ -25,6 +25,10 @@ pub fn key(spec: &TrialSpec) -> Result<String, String> {
     if !models.contains(&model) {
         return Err(format!("params.model: `{model}` does not fuse (only {} do)", models.join(", ")));
     }
+    let clipped = spec.params.get("optimizer").and_then(|o| o.get("grad_clip")).is_some_and(|v| !v.is_null());
+    if clipped {
+        return Err("params.optimizer.grad_clip: global gradient clipping couples the members of a group".into());
+    }
     if spec.workload == workloads::LONG_TAIL.name
         && spec.params.get("crt_epochs").and_then(Value::as_i64).unwrap_or(0) != 0
     {
@@ -207,5 +211,8 @@ mod tests {
         let mut imagenet = base();
         imagenet["model"] = json!("resnext50");
         assert!(key(&lt(imagenet)).unwrap_err().contains("`resnext50` does not fuse"));
+        let mut clipped = base();
+        clipped["optimizer"]["grad_clip"] = json!(1.0);
+        assert!(key(&lt(clipped)).unwrap_err().contains("params.optimizer.grad_clip"));
     }
 }
