@@ -329,6 +329,41 @@ async fn a_failed_group_is_retried_in_halves_until_the_faulty_trial_is_alone() {
     assert_eq!(agent.exit(group[0].lease_id, 1, "diverged in epoch 1").await.unwrap(), "failed");
 }
 
+/// `fuse = "auto"` starts at 16 members; once a group has reported its peak GPU memory, later
+/// groups are sized to the memory free on the agent's GPU at that much per member (with 10% left
+/// over), up to 16.
+#[tokio::test]
+async fn auto_groups_are_sized_to_the_free_gpu_memory_once_a_group_reported_its_peak() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    let seeds: Vec<String> = (0..40).map(|s| s.to_string()).collect();
+    let tables = format!("[grid]\nseed = [{}]\n[resources]\ngpus = 1\nfuse = \"auto\"", seeds.join(", "));
+    c.submit(preact_sweep("sized", &tables)).await.unwrap();
+    let mut agent = c.agent("a", 1).await;
+    let (id, client) = (agent.id.clone(), agent.client.clone());
+    let gib = |n: u64| n << 30;
+    let lease_with = |free: u64| {
+        let req = pb::LeaseRequest {
+            agent_id: id.clone(),
+            free_slots: 1,
+            free_gpus: 1,
+            gpu_free_shares: vec![1.0],
+            gpu_free_bytes: vec![free],
+        };
+        let mut client = client.clone();
+        async move { client.lease(req).await.unwrap().into_inner().leases }
+    };
+    let first = lease_with(gib(80)).await;
+    assert_eq!(first.len(), 16, "no group has reported yet: auto's 16");
+    for l in &first {
+        // The group of 16 peaked at 16 GiB: 1 GiB a member.
+        agent.report(l.lease_id, &[(1, &[("gpu_mem_peak_bytes", gib(16) as f64)])]).await.unwrap();
+        assert_eq!(agent.exit(l.lease_id, 0, "").await.unwrap(), "succeeded");
+    }
+    assert_eq!(lease_with(gib(10)).await.len(), 9, "10 GiB free, 90% of it at 1 GiB a member");
+    assert_eq!(lease_with(gib(80)).await.len(), 15, "the 15 left, under auto's 16");
+}
+
 /// A shared trial (`gpu_share`) goes to a GPU with its share left and, once an earlier attempt
 /// reported its peak memory, only to a GPU with that much memory free.
 #[tokio::test]

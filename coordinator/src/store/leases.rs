@@ -117,6 +117,8 @@ impl Store {
         };
         let mut taken: HashSet<(String, String)> = HashSet::new();
         let mut groups: Vec<(Option<String>, Vec<Pending>)> = Vec::new();
+        // The most memory free on one of the agent's GPUs, where the driver said.
+        let most_free = gpus.iter().filter(|g| g.share > 0.0).filter_map(|g| g.free_bytes).max();
         for sweep in active {
             let mut after_idx = -1i64;
             while groups.len() < want {
@@ -139,7 +141,7 @@ impl Store {
                         continue;
                     }
                     let spec = parse_spec(&spec)?;
-                    let (key, partners) = fusion_partners(&tx, &spec, now_ms, &mut taken)?;
+                    let (key, partners) = fusion_partners(&tx, &spec, now_ms, most_free, &mut taken)?;
                     groups.push((key, std::iter::once((trial_id, counters, spec)).chain(partners).collect()));
                 }
             }
@@ -406,11 +408,14 @@ fn grant(
 /// whole, comes back in halves: every such attempt of a trial halves the groups it joins, down to
 /// the trial alone (where a failure is its own); and no
 /// group of the same key is formed again at a size that ran out of memory before, so later trials
-/// start at the size that fits.
+/// start at the size that fits. Once a group of the key has reported its peak GPU memory, a group
+/// is also no larger than `most_free` bytes (the agent's emptiest GPU) hold at that much per
+/// member, so on GPUs of different sizes each gets the group it fits.
 fn fusion_partners(
     tx: &Transaction,
     first: &TrialSpec,
     now_ms: i64,
+    most_free: Option<u64>,
     taken: &mut HashSet<(String, String)>,
 ) -> Result<(Option<String>, Vec<Pending>)> {
     let members = first.resources.fuse.members(first.resources.gpus);
@@ -432,7 +437,12 @@ fn fusion_partners(
         |r| r.get(0),
     )?;
     let fits = smallest_oom.map_or(usize::MAX, |n| (n as usize / 2).max(1));
-    let want = group_size(&first.id.0)?.min(fits) - 1;
+    let fits_memory = match most_free {
+        Some(free) => member_gpu_memory(tx, &first.sweep, &key)?
+            .map_or(usize::MAX, |per_member| ((free as f64 * MEMORY_HEADROOM / per_member) as usize).max(1)),
+        None => usize::MAX,
+    };
+    let want = group_size(&first.id.0)?.min(fits).min(fits_memory) - 1;
     if want == 0 {
         return Ok((None, Vec::new()));
     }
@@ -461,6 +471,24 @@ fn fusion_partners(
         }
     }
     Ok((Some(key), partners))
+}
+
+/// The share of GPU memory a fused group may plan to use: the rest is left for the CUDA context,
+/// cuDNN's workspace and the allocator's slack.
+const MEMORY_HEADROOM: f64 = 0.9;
+
+/// The most GPU memory one member of a group of `key` needed: the peak its groups reported
+/// (`gpu_mem_peak_bytes` of their last epochs) over their size. None before any group reported.
+fn member_gpu_memory(tx: &Transaction, sweep: &str, key: &str) -> Result<Option<f64>> {
+    let bytes: Option<f64> = tx.query_row(
+        "SELECT MAX(f.value / a.group_size) FROM attempts a JOIN finals f
+           ON f.sweep = a.sweep AND f.trial_id = a.trial_id AND f.metric = 'gpu_mem_peak_bytes'
+          AND f.attempt = a.attempt
+         WHERE a.sweep = ?1 AND a.fusion_key = ?2",
+        params![sweep, key],
+        |r| r.get(0),
+    )?;
+    Ok(bytes.filter(|b| b.is_finite() && *b > 0.0))
 }
 
 /// How many trials the attempt under `lease_id` trained with in one group (1: alone).
