@@ -27,6 +27,16 @@ impl DeviceChoice {
         }
     }
 
+    /// The value that names a resolved `device` (`cuda` or `cpu`), for a child process that must
+    /// run on the same one.
+    pub fn name_of(device: Device) -> &'static str {
+        if device.is_cuda() {
+            "cuda"
+        } else {
+            "cpu"
+        }
+    }
+
     pub fn resolve(self) -> Result<Device, TrialError> {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
@@ -59,5 +69,9 @@ mod tests {
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().contains("SWEEP_DEVICE"));
         assert_eq!(DeviceChoice::Cpu.resolve().unwrap(), Device::Cpu);
+        for device in [Device::Cpu, Device::Cuda(0)] {
+            let named = DeviceChoice::parse(Some(DeviceChoice::name_of(device))).unwrap();
+            assert_eq!(named, if device.is_cuda() { DeviceChoice::Cuda } else { DeviceChoice::Cpu });
+        }
     }
 }

@@ -230,7 +230,7 @@ impl Row {
             "batch": setup.batch,
             "steps": setup.steps,
             "warmup": setup.warmup,
-            "device": device_kind(setup.device),
+            "device": DeviceChoice::name_of(setup.device),
             "device_name": setup.device_name,
             "precision": precision_name(throughput::precision_for(setup.device)),
             "pytorch_eager": match &self.pytorch {
@@ -271,7 +271,8 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
     };
     let python = pytorch::interpreter(args.python.as_deref());
     eprintln!("bench gpu: PyTorch eager under {}, widths {:?}", python.display(), args.widths);
-    let column = pytorch::measure(&python, &args.widths, args.batch, args.steps, args.warmup, device_kind(device));
+    let column =
+        pytorch::measure(&python, &args.widths, args.batch, args.steps, args.warmup, DeviceChoice::name_of(device));
     let setup = Setup {
         device,
         device_name: device_name(device, column.as_ref().ok()),
@@ -363,15 +364,6 @@ fn packing(args: &GpuArgs, device: Device) -> anyhow::Result<(Option<Mps>, Strin
     }
 }
 
-/// The `--device` value that names `device`.
-pub(super) fn device_kind(device: Device) -> &'static str {
-    if device.is_cuda() {
-        "cuda"
-    } else {
-        "cpu"
-    }
-}
-
 fn precision_name(precision: Precision) -> &'static str {
     match precision {
         Precision::Bf16 => "bf16",
@@ -444,7 +436,7 @@ fn header(setup: &Setup, column: &Result<Column, String>, python: &Path) -> Stri
     out += &format!(
         "device: {} ({}{threads}); {reference}\nsamples/s per cell (packed: summed over the processes, {}; fused: \
          summed over the members{}); ratios are to PyTorch eager\n\n",
-        device_kind(setup.device),
+        DeviceChoice::name_of(setup.device),
         setup.device_name,
         setup.packing,
         if setup.graphs { "; graph: the step captured once as a CUDA graph, then replayed" } else { "" },

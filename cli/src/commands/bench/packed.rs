@@ -102,7 +102,7 @@ impl Packer {
     /// One of `processes` workers. On the CPU each gets its share of the cores, as the agent gives
     /// trials that run side by side; unshared, their thread pools would spin against each other.
     fn spawn(&self, bench: &StepBench, processes: usize) -> Result<Worker, String> {
-        let device = super::gpu::device_kind(bench.device);
+        let device = throughput::DeviceChoice::name_of(bench.device);
         let mut cmd = Command::new(&self.exe);
         if !bench.device.is_cuda() {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
