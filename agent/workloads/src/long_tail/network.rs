@@ -4,7 +4,7 @@
 
 use crate::models::resnet::ResNet;
 use crate::models::resnet_cifar::{self, ResNet32};
-use crate::models::GroupedLinear;
+use crate::models::{grouped_linear_vars, grouped_matmul, GroupedLinear};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -76,9 +76,7 @@ impl Backbone {
             Backbone::Resnet32 => (Box::new(ResNet32::fused(path, c, members)), resnet_cifar::FEATURES),
             Backbone::Mlp => {
                 let fc = GroupedLinear::new(path / "fc1", members, c * h * w, hidden);
-                let forward =
-                    move |x: &Tensor, _| fc.forward(&x.reshape([x.size()[0], members, -1])).relu().flatten(1, -1);
-                (Box::new(nn::func_t(forward)), hidden)
+                (Box::new(nn::func_t(move |x, _| fc.forward_side_by_side(x).relu())), hidden)
             }
             // Member-major channels flatten to member-major features.
             Backbone::Linear => (Box::new(nn::func_t(|x, _| x.flatten(1, -1))), c * h * w),
@@ -109,10 +107,7 @@ impl Classifier {
     /// `members` classifiers, initialised uniformly in ±1/sqrt(features) (each member's is then
     /// set from its lone network).
     pub fn fused(path: &nn::Path, members: i64, features: i64, classes: i64, cosine: bool) -> Classifier {
-        let bound = 1.0 / (features as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        let weight = path.var("weight", &[members, classes, features], init);
-        let bias = (!cosine).then(|| path.var("bias", &[members, classes], init));
+        let (weight, bias) = grouped_linear_vars(path, members, features, classes, !cosine);
         Classifier { weight, bias, cosine }
     }
 
@@ -125,14 +120,8 @@ impl Classifier {
         } else {
             features.shallow_clone()
         };
-        // [B, D] x [C, D]^T, or per member [G, B, D] x [G, D, C] -> [B, G, C].
-        let map = |f: &Tensor, w: &Tensor| {
-            if grouped {
-                f.transpose(0, 1).bmm(&w.transpose(1, 2)).transpose(0, 1)
-            } else {
-                f.matmul(&w.tr())
-            }
-        };
+        // [B, D] x [C, D]^T, or member by member [B, G, D] x [G, C, D]^T -> [B, G, C].
+        let map = |f: &Tensor, w: &Tensor| if grouped { grouped_matmul(f, w) } else { f.matmul(&w.tr()) };
         if self.cosine {
             return map(&normalise(&features), &normalise(&self.weight));
         }

@@ -41,11 +41,8 @@ impl ModuleT for Mlp {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let hidden = match &self.hidden {
             Hidden::Linear(linear) => x.flatten(1, -1).apply(linear),
-            Hidden::Grouped(map) => {
-                // [B, G*C, H, W] -> [B, G, C*H*W] -> [B, G, k] -> [B, G*k], member-major as the
-                // grouped head reads it.
-                map.forward(&x.reshape([x.size()[0], map.members(), -1])).flatten(1, -1)
-            }
+            // [B, G*C, H, W] -> [B, G*k], member-major as the grouped head reads it.
+            Hidden::Grouped(map) => map.forward_side_by_side(x),
         };
         self.head.forward_t(&hidden.relu(), train)
     }

@@ -169,13 +169,9 @@ pub(crate) struct GroupedLinear {
 }
 
 impl GroupedLinear {
-    /// Initialised like `nn::linear` (uniform in ±1/sqrt(inputs)).
     pub(crate) fn new(path: nn::Path, members: i64, inputs: i64, outputs: i64) -> GroupedLinear {
-        let bound = 1.0 / (inputs as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        let weight = path.var("weight", &[members, outputs, inputs], init);
-        let bias = path.var("bias", &[members, outputs], init);
-        GroupedLinear { weight, bias }
+        let (weight, bias) = grouped_linear_vars(&path, members, inputs, outputs, true);
+        GroupedLinear { weight, bias: bias.expect("a bias was asked for") }
     }
 
     pub(crate) fn members(&self) -> i64 {
@@ -184,9 +180,36 @@ impl GroupedLinear {
 
     /// [B, members, in] -> [B, members, out]: member g's inputs through member g's map.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
-        // [B, G, in] -> [G, B, in] x [G, in, out] -> [G, B, out] -> [B, G, out].
-        x.transpose(0, 1).bmm(&self.weight.transpose(1, 2)).transpose(0, 1) + &self.bias
+        grouped_matmul(x, &self.weight) + &self.bias
     }
+
+    /// The members' inputs side by side, [B, members * in, ...] (member-major), to their outputs
+    /// side by side, [B, members * out].
+    pub(crate) fn forward_side_by_side(&self, x: &Tensor) -> Tensor {
+        self.forward(&x.reshape([x.size()[0], self.members(), -1])).flatten(1, -1)
+    }
+}
+
+/// The variables of `members` linear maps of `inputs` to `outputs`, weight [members, outputs,
+/// inputs] and (with `bias`) bias [members, outputs] under `path`, initialised like `nn::linear`
+/// (uniform in ±1/sqrt(inputs)): member g's slices have the shapes of an `nn::Linear`'s.
+pub(crate) fn grouped_linear_vars(
+    path: &nn::Path,
+    members: i64,
+    inputs: i64,
+    outputs: i64,
+    bias: bool,
+) -> (Tensor, Option<Tensor>) {
+    let bound = 1.0 / (inputs as f64).sqrt();
+    let init = nn::Init::Uniform { lo: -bound, up: bound };
+    let weight = path.var("weight", &[members, outputs, inputs], init);
+    (weight, bias.then(|| path.var("bias", &[members, outputs], init)))
+}
+
+/// Member by member `x W^T`: x [B, G, in] against weights [G, out, in] gives [B, G, out].
+pub(crate) fn grouped_matmul(x: &Tensor, weight: &Tensor) -> Tensor {
+    // [B, G, in] -> [G, B, in] x [G, in, out] -> [G, B, out] -> [B, G, out].
+    x.transpose(0, 1).bmm(&weight.transpose(1, 2)).transpose(0, 1)
 }
 
 /// The last layer of every architecture: dropout on the features, then a linear map to logits.
