@@ -19,9 +19,6 @@ pub(crate) trait GroupWorkload {
     /// optimizer's configuration.
     fn lone(&self, i: usize) -> Result<(VarStore, OptimizerConfig), TrialError>;
 
-    /// Trains member `i` alone, as a lone trial under `ctx` (which names its checkpoint folder).
-    fn alone(&self, i: usize, ctx: &TrialContext, sink: &mut crate::Sink<'_>) -> Result<(), TrialError>;
-
     /// Trains the members `(i, state, sink)`, all standing at `start`, as one fused network; the
     /// outcomes are in the members' order.
     fn together(
@@ -211,7 +208,7 @@ pub(crate) fn run(
                 stop: ctx.stop.clone(),
                 cuda_graphs: ctx.cuda_graphs,
             };
-            workload.alone(i, &alone, &mut |record| sink(harness::MemberReport::Epoch(record)))?;
+            crate::run_workload(&specs[i], &alone, &mut |record| sink(harness::MemberReport::Epoch(record)))?;
             continue;
         }
         let group = at

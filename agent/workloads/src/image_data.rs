@@ -138,6 +138,16 @@ pub fn first(set: ImageSet, n: usize) -> ImageSet {
 /// training: CIFAR (180 MB), 32/64 px ImageNet, the synthetic sets.
 const RESIDENT_MAX_BYTES: u64 = 4 << 30;
 
+/// How one member of a fused group draws its batches (`ImageData::for_group`).
+pub struct MemberDraws {
+    /// The group's training images, with this member's labels.
+    pub train: ImageSet,
+    pub batch_size: i64,
+    pub seed: u64,
+    pub augment: bool,
+    pub sampler: SamplerKind,
+}
+
 /// The training loop's view of an image set.
 pub struct ImageData {
     pub train: ImageSet,
@@ -181,30 +191,50 @@ impl ImageData {
         }
     }
 
-    /// The data of another member of `first`'s fused group: `train` holds `first`'s training
-    /// images with this member's labels, the test split and statistics are `first`'s. Where
-    /// `first`'s images live on the device, this member shares them (one upload for the group;
-    /// only its labels are its own), so a group of G costs the device one copy of the set, not G.
-    pub fn member_of(
-        first: &ImageData,
-        train: ImageSet,
-        batch_size: i64,
-        seed: u64,
-        augment: bool,
-        sampler: SamplerKind,
-    ) -> ImageData {
+    /// The data of each member of a fused group, in member order, all with the group's test
+    /// split and statistics: the first member's is built as a lone trial's, and where it lives on
+    /// the device the others share that upload (only their labels are their own), so a group of G
+    /// holds the set there once, not G times.
+    pub fn for_group(
+        members: Vec<MemberDraws>,
+        test: &ImageSet,
+        stats: (&[f64], &[f64]),
+        device: Device,
+    ) -> Vec<ImageData> {
+        let mut data: Vec<ImageData> = Vec::with_capacity(members.len());
+        for m in members {
+            data.push(match data.first() {
+                Some(first) => ImageData::member_of(first, m),
+                None => ImageData::new(
+                    m.train,
+                    test.shallow_clone(),
+                    (stats.0.to_vec(), stats.1.to_vec()),
+                    m.batch_size,
+                    m.seed,
+                    m.augment,
+                    device,
+                    m.sampler,
+                ),
+            });
+        }
+        data
+    }
+
+    /// Another member of `first`'s group: its training images are `first`'s, its device copy too.
+    fn member_of(first: &ImageData, m: MemberDraws) -> ImageData {
+        let train = m.train;
         assert_eq!(train.images.data_ptr(), first.train.images.data_ptr(), "a member trains on the group's images");
         let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
-        let sampler = Sampler::new(sampler, &labels, train.classes as usize);
+        let sampler = Sampler::new(m.sampler, &labels, train.classes as usize);
         let resident = first.resident.as_ref().map(|(t, test)| (t.with_labels(&train.labels), test.shallow_clone()));
         ImageData {
             test: first.test.shallow_clone(),
             mean: first.mean.clone(),
             std: first.std.clone(),
             train,
-            batch_size,
-            seed,
-            augment,
+            batch_size: m.batch_size,
+            seed: m.seed,
+            augment: m.augment,
             pin: first.pin,
             sampler,
             resident,
@@ -331,7 +361,8 @@ mod tests {
         let relabelled =
             || ImageSet { images: first.train.images.shallow_clone(), labels: labels.shallow_clone(), classes: 3 };
         for sampler in [SamplerKind::Instance, SamplerKind::ClassBalanced] {
-            let member = ImageData::member_of(&first, relabelled(), 8, 9, true, sampler);
+            let draws = MemberDraws { train: relabelled(), batch_size: 8, seed: 9, augment: true, sampler };
+            let member = ImageData::member_of(&first, draws);
             let own = ImageData::new(
                 relabelled(),
                 first.test.shallow_clone(),

@@ -8,7 +8,7 @@ use super::{channels_last, model_spec, noisy_training_set};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
 use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
-use crate::image_data::{self, ImageData};
+use crate::image_data::{self, ImageData, MemberDraws};
 use crate::models::{self, fused};
 use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
@@ -55,10 +55,6 @@ impl GroupWorkload for Group<'_> {
         Ok((lone, q.optimizer.clone()))
     }
 
-    fn alone(&self, i: usize, ctx: &TrialContext, sink: &mut crate::Sink<'_>) -> Result<(), TrialError> {
-        super::run(&self.specs[i], ctx, sink)
-    }
-
     fn together(
         &self,
         members: Vec<(usize, MemberState, MemberSink<'_>)>,
@@ -75,25 +71,17 @@ impl GroupWorkload for Group<'_> {
         }
         eprintln!("{} width {}, fused", self.spec.arch, p.width);
         let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
-        // The first member's data is built as a lone trial's; the others share its upload.
-        let mut member_data: Vec<ImageData> = Vec::with_capacity(members.len());
-        for &(i, _, _) in &members {
-            let q = &self.params[i];
-            let (train, sampler) = (noisy_training_set(&self.train, q), data::SamplerKind::Instance);
-            member_data.push(match member_data.first() {
-                Some(first) => ImageData::member_of(first, train, q.batch_size, q.seed, q.augment, sampler),
-                None => ImageData::new(
-                    train,
-                    self.splits.test.shallow_clone(),
-                    (self.splits.mean.clone(), self.splits.std.clone()),
-                    q.batch_size,
-                    q.seed,
-                    q.augment,
-                    device,
-                    sampler,
-                ),
-            });
-        }
+        let draws = members
+            .iter()
+            .map(|&(i, _, _)| {
+                let q = &self.params[i];
+                let train = noisy_training_set(&self.train, q);
+                let sampler = data::SamplerKind::Instance;
+                MemberDraws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler }
+            })
+            .collect();
+        let stats = (self.splits.mean.as_slice(), self.splits.std.as_slice());
+        let member_data = ImageData::for_group(draws, &self.splits.test, stats, device);
         let fused = fused_group::Fused {
             net: net.as_ref(),
             vars: &fused_vs,

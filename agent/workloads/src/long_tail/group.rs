@@ -9,7 +9,7 @@ use super::{describe, LongTail, Loss};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
 use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
-use crate::image_data::{self, ImageData};
+use crate::image_data::{self, ImageData, MemberDraws};
 use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
 use std::path::PathBuf;
@@ -44,27 +44,6 @@ struct Group<'a> {
     device: tch::Device,
 }
 
-impl Group<'_> {
-    /// Member `i`'s training data, drawn in its own order by its own sampler; it shares the
-    /// upload of the group's `first` member, when given.
-    fn data(&self, i: usize, first: Option<&ImageData>) -> ImageData {
-        let (q, train) = (&self.params[i], self.splits.train.shallow_clone());
-        match first {
-            Some(first) => ImageData::member_of(first, train, q.batch_size, q.seed, q.augment, q.sampler),
-            None => ImageData::new(
-                train,
-                self.splits.test.shallow_clone(),
-                (self.splits.mean.clone(), self.splits.std.clone()),
-                q.batch_size,
-                q.seed,
-                q.augment,
-                self.device,
-                q.sampler,
-            ),
-        }
-    }
-}
-
 impl GroupWorkload for Group<'_> {
     fn lone(&self, i: usize) -> Result<(VarStore, OptimizerConfig), TrialError> {
         let q = &self.params[i];
@@ -74,10 +53,6 @@ impl GroupWorkload for Group<'_> {
         let cosine = q.loss.kind.wants_cosine_classifier();
         Classifier::new(&(vs.root() / "classifier"), features, self.splits.train.classes, cosine);
         Ok((vs, q.optimizer.clone()))
-    }
-
-    fn alone(&self, i: usize, ctx: &TrialContext, sink: &mut crate::Sink<'_>) -> Result<(), TrialError> {
-        super::run(&self.specs[i], ctx, sink)
     }
 
     fn together(
@@ -98,10 +73,17 @@ impl GroupWorkload for Group<'_> {
         let classes = self.splits.train.classes;
         let classifier = Classifier::fused(&(fused_vs.root() / "classifier"), count, features, classes, cosine);
         let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
-        let mut member_data: Vec<ImageData> = Vec::with_capacity(members.len());
-        for &(i, _, _) in &members {
-            member_data.push(self.data(i, member_data.first()));
-        }
+        // Each member draws its own batches with its own sampler from the one training split.
+        let draws = members
+            .iter()
+            .map(|&(i, _, _)| {
+                let q = &self.params[i];
+                let train = self.splits.train.shallow_clone();
+                MemberDraws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler: q.sampler }
+            })
+            .collect();
+        let stats = (self.splits.mean.as_slice(), self.splits.std.as_slice());
+        let member_data = ImageData::for_group(draws, &self.splits.test, stats, device);
         let class_sizes = member_data[0].sampler.class_sizes();
         describe(&class_sizes, member_data[0].test.len());
         eprintln!("{:?} backbone, fused", p.backbone);
