@@ -8,6 +8,11 @@
 //! agent name, so the agents of `sweep local` keep apart) so it needs no root and touches no other
 //! user's processes, and stops it when the agent exits. Only shared
 //! trials are pointed at the daemon; a whole-GPU trial runs as a plain CUDA process.
+//!
+//! A daemon is alive when its control socket (`control` in the pipe folder) accepts a connection:
+//! one killed leaves its socket file behind, and CUDA would then quietly run the next packed trials
+//! without MPS. So before each packed trial the agent checks its daemon, and starts another (or
+//! finds the node's again) when it has died, logging that it did.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,12 +57,24 @@ impl AgentMps {
     }
 
     /// The environment of a trial packed onto a shared GPU: the daemon's, started on first use
-    /// (empty without MPS, or where the agent's own environment already reaches the node's).
+    /// and again when it has died (empty without MPS, or where the agent's own environment already
+    /// reaches the node's).
     pub fn packed_env(&mut self) -> Vec<(&'static str, PathBuf)> {
-        let (mode, dir) = (self.mode, &self.dir);
-        // `auto` never fails (it goes without), and `on` started in `new`.
-        let daemon = self.daemon.get_or_insert_with(|| Mps::for_mode(mode, dir).unwrap_or(None));
-        daemon.as_ref().map(|m| m.env().to_vec()).unwrap_or_default()
+        if let Some(Some(mut dead)) = self.daemon.take_if(|d| d.as_ref().is_some_and(|m| !m.alive())) {
+            tracing::warn!(pipe = %dead.pipe.display(), "the CUDA MPS daemon stopped answering; finding another");
+            // Nothing is left to stop: a new daemon of this agent's replaces its socket file.
+            dead.own = false;
+        }
+        if self.daemon.is_none() {
+            match Mps::for_mode(self.mode, &self.dir) {
+                Ok(daemon) => self.daemon = Some(daemon),
+                // `on` started one in `new`, so this replaces one that died: the next packed trial
+                // tries again.
+                Err(why) => tracing::error!("a packed trial runs without CUDA MPS: {why}"),
+            }
+        }
+        let daemon = self.daemon.as_ref().and_then(Option::as_ref);
+        daemon.map(|m| m.env().to_vec()).unwrap_or_default()
     }
 }
 
@@ -67,8 +84,10 @@ pub struct Mps {
     /// The environment that points a process at the daemon (empty: the agent's own environment
     /// already does).
     env: Vec<(&'static str, PathBuf)>,
-    /// Started by this agent, so stopped by it; None: the node's daemon.
-    started: Option<PathBuf>,
+    /// The folder of the daemon's control socket.
+    pipe: PathBuf,
+    /// Started by this agent, so stopped by it; false: the node's daemon.
+    own: bool,
 }
 
 impl Mps {
@@ -93,18 +112,23 @@ impl Mps {
     /// neither can be had.
     pub fn start(dir: &Path) -> Result<Mps, String> {
         let node_pipe = std::env::var_os(PIPE_ENV).map_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR), PathBuf::from);
-        if node_pipe.join("control").exists() {
+        if answers(&node_pipe) {
             tracing::info!(pipe = %node_pipe.display(), "using the node's CUDA MPS daemon");
-            return Ok(Mps { env: Vec::new(), started: None });
+            return Ok(Mps { env: Vec::new(), pipe: node_pipe, own: false });
         }
         let mps = start_daemon(dir)?;
-        tracing::info!(pipe = %mps.env[0].1.display(), "started a CUDA MPS daemon");
+        tracing::info!(pipe = %mps.pipe.display(), "started a CUDA MPS daemon");
         Ok(mps)
     }
 
     /// Whether this process started the daemon (and so stops it), rather than using the node's.
     pub fn is_own(&self) -> bool {
-        self.started.is_some()
+        self.own
+    }
+
+    /// Whether the daemon still accepts connections on its control socket.
+    pub fn alive(&self) -> bool {
+        answers(&self.pipe)
     }
 
     /// The environment a packed trial needs to reach the daemon.
@@ -125,10 +149,12 @@ fn start_daemon(dir: &Path) -> Result<Mps, String> {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let env = vec![(PIPE_ENV, pipe.clone()), (LOG_ENV, log)];
-    // A daemon of an earlier run of this agent that was killed before it could stop it.
-    if pipe.join("control").exists() {
+    // A daemon of an earlier run of this agent that was killed before it could stop it, or the
+    // socket file of one that died.
+    if answers(&pipe) {
         stop(&env);
     }
+    let _ = std::fs::remove_file(pipe.join("control"));
     let status = Command::new(CONTROL)
         .arg("-d")
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -141,16 +167,21 @@ fn start_daemon(dir: &Path) -> Result<Mps, String> {
         let stderr = String::from_utf8_lossy(&status.stderr);
         return Err(format!("{CONTROL} -d failed ({}): {}", status.status, stderr.trim()));
     }
-    // `-d` returns once it has forked; the daemon creates its control pipe a moment later.
+    // `-d` returns once it has forked; the daemon listens on its control socket a moment later.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !pipe.join("control").exists() {
+    while !answers(&pipe) {
         if Instant::now() > deadline {
             stop(&env);
-            return Err(format!("{CONTROL} -d made no control pipe in {} within 5 s", pipe.display()));
+            return Err(format!("{CONTROL} -d made no control socket in {} within 5 s", pipe.display()));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Mps { started: Some(pipe), env })
+    Ok(Mps { pipe, own: true, env })
+}
+
+/// Whether a daemon listens on the control socket in `pipe`.
+fn answers(pipe: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(pipe.join("control")).is_ok()
 }
 
 /// Asks the daemon `env` points at to quit (it stops its server once its clients have exited).
@@ -173,8 +204,8 @@ fn stop(env: &[(&'static str, PathBuf)]) {
 
 impl Drop for Mps {
     fn drop(&mut self) {
-        if let Some(pipe) = &self.started {
-            tracing::info!(pipe = %pipe.display(), "stopping the CUDA MPS daemon");
+        if self.own {
+            tracing::info!(pipe = %self.pipe.display(), "stopping the CUDA MPS daemon");
             stop(&self.env);
         }
     }

@@ -78,34 +78,70 @@ fn shared_trials_pack_four_to_a_gpu_and_whole_ones_wait_for_a_free_gpu() {
     assert!(shared.iter().all(|(g, _, _)| *g == 0.0 || *g == 1.0));
 }
 
-/// Stands in for `nvidia-cuda-mps-control`, which needs a GPU: `-d` records the pipe folder it was
-/// given and creates the control pipe there (a plain file here); a command on stdin (`quit`) is
-/// recorded and removes it.
-const FAKE_MPS_CONTROL: &str = r#"#!/bin/sh
-if [ "$1" = "-d" ]; then
-  echo "start $CUDA_MPS_PIPE_DIRECTORY" >> "$MPS_RECORD"
-  touch "$CUDA_MPS_PIPE_DIRECTORY/control"
-  exit 0
-fi
-read cmd
-echo "$cmd $CUDA_MPS_PIPE_DIRECTORY" >> "$MPS_RECORD"
-[ "$cmd" = quit ] && rm -f "$CUDA_MPS_PIPE_DIRECTORY/control"
-exit 0
+/// Stands in for `nvidia-cuda-mps-control`, which needs a GPU. `-d` forks a daemon that listens
+/// on the control socket in `$CUDA_MPS_PIPE_DIRECTORY`, as the real one does. Otherwise a command
+/// read from stdin is sent to it: `quit` stops it and removes its socket; `die` ends it and leaves
+/// the socket file behind, as a daemon killed by a signal does. Each start and command is recorded
+/// in `$MPS_RECORD` with its pipe folder.
+const FAKE_MPS_CONTROL: &str = r#"#!/usr/bin/env python3
+import os, socket, sys
+pipe = os.environ["CUDA_MPS_PIPE_DIRECTORY"]
+control = os.path.join(pipe, "control")
+
+def record(what):
+    with open(os.environ["MPS_RECORD"], "a") as f:
+        f.write(f"{what} {pipe}\n")
+
+if sys.argv[1:] == ["-d"]:
+    record("start")
+    if os.fork() > 0:
+        sys.exit(0)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(control)
+    server.listen(16)
+    while True:
+        conn, _ = server.accept()
+        command = conn.recv(64).decode().strip()
+        if command == "quit":
+            os.unlink(control)
+        if command in ("quit", "die"):
+            os._exit(0)
+        conn.close()
+command = sys.stdin.readline().strip()
+record(command)
+client = socket.socket(socket.AF_UNIX)
+try:
+    client.connect(control)
+except OSError as e:
+    sys.exit(f"cannot reach the MPS control daemon: {e}")
+client.sendall(command.encode() + b"\n")
+client.recv(1)
 "#;
 
 /// Reports whether its environment points at a running MPS daemon.
 const MPS_TRIAL: &str = r#"
-import json, os
+import json, os, socket
 pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "")
-mps = 1.0 if pipe and os.path.isabs(pipe) and os.path.exists(os.path.join(pipe, "control")) else 0.0
+mps = 0.0
+if pipe and os.path.isabs(pipe):
+    try:
+        socket.socket(socket.AF_UNIX).connect(os.path.join(pipe, "control"))
+        mps = 1.0
+    except OSError:
+        pass
 print(json.dumps({"epoch": 1, "metrics": {"mps": mps}}), flush=True)
 "#;
 
 /// An agent with GPUs starts its own MPS daemon at its first packed trial where the node runs none
 /// (first stopping one an earlier, killed run of it left behind), points only its packed trials at
-/// it, and stops it when it exits. Whole-GPU trials before it never meet a daemon.
+/// it, starts another when it dies, and stops it when it exits. Whole-GPU trials before it never
+/// meet a daemon.
 #[test]
-fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
+fn packed_trials_run_under_an_mps_daemon_the_agent_starts_restarts_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let path = path_with_stand_in(root, "nvidia-cuda-mps-control", FAKE_MPS_CONTROL);
@@ -122,14 +158,33 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
     let coordinator = start_coordinator(root, "30s");
     stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("whole", "gpus = 1").to_str().unwrap()]));
     let record = root.join("mps-record");
-    // What an agent killed by SIGKILL leaves: its daemon's control pipe.
+    // What an agent killed by SIGKILL leaves: its daemon, still running.
     let pipe = root.join("a/mps/a/pipe");
     std::fs::create_dir_all(&pipe).unwrap();
-    std::fs::write(pipe.join("control"), "").unwrap();
+    let control = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new("nvidia-cuda-mps-control")
+            .args(args)
+            .env("PATH", &path)
+            .env("MPS_RECORD", &record)
+            .env("CUDA_MPS_PIPE_DIRECTORY", &pipe)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "nvidia-cuda-mps-control {args:?} <<< {stdin:?}");
+    };
+    control(&["-d"], "");
+    let answers = || std::os::unix::net::UnixStream::connect(pipe.join("control")).is_ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !answers() {
+        assert!(std::time::Instant::now() < deadline, "the stand-in daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut agent = Proc(
         agent_command(root, &coordinator.url, "a", 4)
             .env("SWEEP_GPUS", "0,1")
-            .env("PATH", path)
+            .env("PATH", &path)
             .env("MPS_RECORD", &record)
             // No daemon of the node's: the agent must start its own.
             .env("CUDA_MPS_PIPE_DIRECTORY", root.join("no-node-daemon"))
@@ -137,9 +192,8 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
             .unwrap(),
     );
     wait_for(&coordinator.url, "whole", root, Duration::from_secs(60), |s| s["done"] == true);
-    assert!(!record.exists(), "no daemon before the first packed trial");
-    stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("packed", "gpu_share = 0.5").to_str().unwrap()]));
-    wait_for(&coordinator.url, "packed", root, Duration::from_secs(60), |s| s["done"] == true);
+    let recorded = || std::fs::read_to_string(&record).unwrap();
+    assert_eq!(recorded(), format!("start {}\n", pipe.display()), "no daemon before the first packed trial");
     let mps_of = |sweep: &str| -> Vec<f64> {
         let dir = sweep_coordinator::results::sweep_dir(&coordinator.results, sweep);
         loop {
@@ -151,14 +205,28 @@ fn packed_trials_run_under_an_mps_daemon_the_agent_starts_and_stops() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    assert_eq!(mps_of("packed"), [1.0, 1.0], "packed trials reach the agent's daemon");
     assert_eq!(mps_of("whole"), [0.0, 0.0], "whole-GPU trials run outside MPS");
+    stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("packed", "gpu_share = 0.5").to_str().unwrap()]));
+    wait_for(&coordinator.url, "packed", root, Duration::from_secs(60), |s| s["done"] == true);
+    assert_eq!(mps_of("packed"), [1.0, 1.0], "packed trials reach the agent's daemon");
+
+    // The daemon dies between trials, its socket file left behind: the next packed trials find
+    // a new one rather than running without MPS.
+    control(&[], "die\n");
+    assert!(pipe.join("control").exists() && !answers());
+    stdout_of(&sweep(&coordinator.url, &["submit", sweep_file("after", "gpu_share = 0.5").to_str().unwrap()]));
+    wait_for(&coordinator.url, "after", root, Duration::from_secs(60), |s| s["done"] == true);
+    assert_eq!(mps_of("after"), [1.0, 1.0], "packed trials after the daemon died reach a new one");
 
     unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
     assert!(agent.0.wait().unwrap().success());
-    let lines = std::fs::read_to_string(&record).unwrap();
-    let expected = format!("quit {0}\nstart {0}\nquit {0}\n", pipe.display());
-    assert_eq!(lines, expected, "the stale daemon stopped, a new one started once and stopped on exit");
+    let p = pipe.display();
+    let expected = format!("start {p}\nquit {p}\nstart {p}\ndie {p}\nstart {p}\nquit {p}\n");
+    assert_eq!(
+        recorded(),
+        expected,
+        "the stale daemon stopped, one started, died and was replaced, and the last stopped on exit"
+    );
     assert!(!pipe.join("control").exists());
 }
 
