@@ -2,7 +2,7 @@
 # Every GPU figure BENCHMARKS.md owes, in one run on a GPU node that has PyTorch 2.11 (CUDA 13) but
 # no Rust toolchain. Build on a CPU machine with `make gpu-bundle` (a stripped release `sweep` in
 # .device/, about 26 MB), take the repository with .device/ to the node, then:
-#   bash bench/gpu/on-node.sh [OUT]          # about 8 minutes on an H100
+#   bash bench/gpu/on-node.sh [OUT]          # about 9 minutes on an H100 (an estimate)
 # It writes to OUT (default gpu-figures/, or $OUT), most important first, so that a run cut short
 # still leaves the figures it reached:
 #   gpu.csv             the GPU
@@ -13,6 +13,7 @@
 #                       eager lone trials
 #   bench-wide.txt      widths 32 and 64, without packing
 #   bench-no-mps.txt    packing without MPS
+#   bench-cnn5.txt, bench-mlp.txt   the double-descent 5-layer CNN and MLP, alone and fused
 #   bench.log, stages.txt   progress, and each stage's exit status and seconds
 # A stage that fails is recorded in stages.txt and the next one still runs. check.sh's sizes
 # (WIDTH, TRAIN, EPOCHS, SEEDS, FUSE) pass through from the environment.
@@ -43,4 +44,6 @@ stage check check.txt env SWEEP="$SWEEP" PYTHON="$PYTHON" BENCH=0 bash bench/gpu
 stage bench-wide bench-wide.txt "$SWEEP" bench gpu --python "$PYTHON" --widths 32,64 --packed '' --fuse 4,8,16
 stage bench-no-mps bench-no-mps.txt \
   "$SWEEP" bench gpu --python "$PYTHON" --widths 8,16 --fuse '' --packed 4,8 --mps off
+stage bench-cnn5 bench-cnn5.txt "$SWEEP" bench gpu --python "$PYTHON" --arch cnn5 --widths 4,16,64 --packed '' --fuse 8,16
+stage bench-mlp bench-mlp.txt "$SWEEP" bench gpu --python "$PYTHON" --arch mlp --widths 64,512,4096 --packed '' --fuse 8,16
 cat "$OUT/stages.txt"

@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""PyTorch eager reference for `sweep bench gpu`: the training step of preact-ResNet-18 at CIFAR
-size, timed the way the Rust side times it, so the two columns of the table compare one step.
+"""PyTorch eager reference for `sweep bench gpu`: the training step of a double-descent network at
+CIFAR size, timed the way the Rust side times it, so the two columns of the table compare one step.
 
-The network is the one of agent/workloads/src/models/preact_resnet.rs (PreAct blocks [2, 2, 2, 2]
-with k, 2k, 4k, 8k channels, 3x3 stem without max-pool, BN-ReLU, global average pool, linear head;
-PyTorch's default initialisation). The step: forward and cross-entropy under bf16 autocast on CUDA
-(f32 on the CPU), zero_grad, backward, SGD with momentum 0.9 (not Nesterov), weight decay 5e-4,
-lr 0.1. Inputs are one static random batch on the device, channels-last on CUDA, with
+The networks are those of agent/workloads/src/models/ (PyTorch's default initialisation):
+- preact_resnet18 (preact_resnet.rs): PreAct blocks [2, 2, 2, 2] with k, 2k, 4k, 8k channels, 3x3
+  stem without max-pool, BN-ReLU, global average pool, linear head;
+- cnn5 (cnn5.rs): four 3x3 convolutions with biases of k, 2k, 4k, 8k channels, each followed by
+  BatchNorm and ReLU, 2x2 max pooling after the second and third, global max pooling after the
+  fourth, linear head;
+- mlp (mlp.rs): one hidden layer of k units with ReLU, linear head.
+The step: forward and cross-entropy under bf16 autocast on CUDA (f32 on the CPU), zero_grad,
+backward, SGD with momentum 0.9 (not Nesterov), weight decay 5e-4, lr 0.1. Inputs are one static
+random batch on the device, channels-last on CUDA for the convolutional networks, with
 cudnn.benchmark on. Warmup steps run first; the timed steps sit between two synchronisations.
 
 Prints one JSON object per width on stdout and nothing else; errors go to stderr. `sweep bench gpu`
 pipes this file to the interpreter on stdin, so a shipped binary carries it; it also runs alone:
 
-    python3 bench/gpu/pytorch_eager.py --widths 1,2,4 --batch 128 --steps 50 --warmup 10 --device cuda
+    python3 bench/gpu/pytorch_eager.py --arch preact_resnet18 --widths 1,2,4 --batch 128 --steps 50 \
+        --warmup 10 --device cuda
 """
 
 import argparse
@@ -25,6 +31,7 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 STAGE_WIDTHS = (1, 2, 4, 8)
 STAGE_STRIDES = (1, 2, 2, 2)
+ARCHS = ("preact_resnet18", "cnn5", "mlp")
 
 
 def widths(text):
@@ -36,6 +43,7 @@ def widths(text):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=ARCHS, default="preact_resnet18")
     p.add_argument("--widths", type=widths, default=[1, 2, 4, 8, 16, 32, 64])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=50)
@@ -47,7 +55,29 @@ def parse_args():
     return args
 
 
-def build_model(torch, width):
+def build_model(torch, arch, width):
+    return {"preact_resnet18": preact_resnet18, "cnn5": cnn5, "mlp": mlp}[arch](torch, width)
+
+
+def cnn5(torch, k):
+    nn = torch.nn
+    layers, c_in = [], IN_CHANNELS
+    for i, mult in enumerate(STAGE_WIDTHS):
+        layers += [nn.Conv2d(c_in, mult * k, 3, padding=1), nn.BatchNorm2d(mult * k), nn.ReLU()]
+        if i in (1, 2):
+            layers.append(nn.MaxPool2d(2))
+        c_in = mult * k
+    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, CLASSES)]
+    return nn.Sequential(*layers)
+
+
+def mlp(torch, k):
+    nn = torch.nn
+    inputs = IN_CHANNELS * IMAGE_SIZE * IMAGE_SIZE
+    return nn.Sequential(nn.Flatten(), nn.Linear(inputs, k), nn.ReLU(), nn.Linear(k, CLASSES))
+
+
+def preact_resnet18(torch, width):
     nn, F = torch.nn, torch.nn.functional
 
     class PreActBlock(nn.Module):
@@ -94,10 +124,10 @@ def build_model(torch, width):
 
 def measure(torch, width, args, device):
     cuda = device.type == "cuda"
-    model = build_model(torch, width).to(device)
+    model = build_model(torch, args.arch, width).to(device)
     x = torch.randn(args.batch, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE, device=device)
     y = torch.randint(0, CLASSES, (args.batch,), device=device)
-    if cuda:
+    if cuda and args.arch != "mlp":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
@@ -125,6 +155,7 @@ def measure(torch, width, args, device):
     synchronize()
     seconds = time.perf_counter() - started
     return {
+        "arch": args.arch,
         "width": width,
         "samples_per_second": args.batch * args.steps / max(seconds, 1e-9),
         "seconds": seconds,

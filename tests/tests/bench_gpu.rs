@@ -141,6 +141,37 @@ fn without_pytorch_the_table_still_shows_tch_and_says_why() {
     assert_eq!(text.matches(NO_CUDA).count(), 1, "the CPU's reason once, not per cell: {text}");
 }
 
+/// `--arch` times the study's other networks the same way: PyTorch builds the network tch does (the
+/// same parameter count), the packed processes train it too, and a fused pair holds two of it.
+#[test]
+fn the_other_double_descent_networks_are_benched_against_the_same_pytorch_network() {
+    let python = venv_python();
+    for arch in ["cnn5", "mlp"] {
+        let out = Command::new(bin("sweep"))
+            .args([
+                "bench", "gpu", "--arch", arch, "--widths", "3", "--fuse", "2", "--packed", "2", "--graphs", "false",
+            ])
+            .args(["--batch", "8", "--steps", "2", "--warmup", "1", "--device", "cpu", "--json", "--python"])
+            .arg(python.as_deref().unwrap_or(Path::new("python3")))
+            .output()
+            .expect("run sweep bench");
+        assert!(out.status.success(), "{arch}: {}", String::from_utf8_lossy(&out.stderr));
+        let row: Value = serde_json::from_str(stdout_of(&out).trim()).expect("one JSON row");
+        assert_eq!(row["arch"], arch, "{row}");
+        rate(&row["tch_eager"], arch);
+        let lone = row["tch_eager"]["parameters"].as_i64().expect("tch's parameter count");
+        for cells in ["fused", "packed"] {
+            let cell = &row[cells][0];
+            rate(cell, &format!("{arch} {cells}"));
+            assert_eq!(cell["parameters"].as_i64(), Some(2 * lone), "{arch} {cells}: two of the network: {row}");
+        }
+        if python.is_some() {
+            rate(&row["pytorch_eager"], &format!("{arch} PyTorch eager"));
+            assert_eq!(row["pytorch_eager"]["parameters"].as_i64(), Some(lone), "{arch}: the same network: {row}");
+        }
+    }
+}
+
 /// `bench/gpu/check.sh`, the fused and CUDA-graph checks a GPU node runs, small on the CPU: the
 /// same sweep trained four ways through `sweep local`, and a long-tail sweep alone and fused, every
 /// trial succeeding, and the fused ways ending within the tolerance of the trials trained alone.

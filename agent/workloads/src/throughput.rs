@@ -1,5 +1,6 @@
-//! Training-step throughput of preact-ResNet-18 at CIFAR size, for `sweep bench gpu`: one network
-//! alone, or a fused group of G trained as one (`models::fused`). Static random inputs sit on the
+//! Training-step throughput of a double-descent network (preact-ResNet-18, the 5-layer CNN or the
+//! MLP) at CIFAR size, for `sweep bench gpu`: one network alone, or a fused group of G trained as
+//! one (`models::fused`). Static random inputs sit on the
 //! device, so only the step is timed: forward and loss under autocast, zero_grad, backward, and
 //! the double-descent study's SGD update, between two device synchronisations. The step runs
 //! eagerly, or captured once as a CUDA graph and replayed (`harness::cuda_graph`), as the training
@@ -22,7 +23,8 @@ pub const IN_CHANNELS: i64 = 3;
 pub const IMAGE_SIZE: i64 = 32;
 pub const CLASSES: i64 = 10;
 /// The timed update: SGD with momentum 0.9 (not Nesterov), weight decay 5e-4, learning rate 0.1,
-/// the settings of the double-descent study's preact-ResNet-18 runs.
+/// the settings of the double-descent study's preact-ResNet-18 runs (the same for every network,
+/// so the cells differ only in the network).
 pub const LR: f64 = 0.1;
 pub const MOMENTUM: f64 = 0.9;
 pub const WEIGHT_DECAY: f64 = 5e-4;
@@ -30,7 +32,8 @@ pub const WEIGHT_DECAY: f64 = 5e-4;
 /// One cell of the benchmark: which network, how big a batch, how many steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepBench {
-    /// The paper's k: stages of k, 2k, 4k, 8k channels.
+    pub arch: Arch,
+    /// The paper's k: stages of k, 2k, 4k, 8k channels (the MLP: k hidden units).
     pub width: i64,
     /// 1: one network alone (`models::build`); G > 1: G networks fused (`models::fused`).
     pub members: i64,
@@ -70,15 +73,8 @@ pub fn precision_for(device: Device) -> Precision {
 }
 
 /// The network of one cell.
-pub fn model_spec(width: i64) -> ModelSpec {
-    ModelSpec {
-        arch: Arch::PreactResnet18,
-        width,
-        in_channels: IN_CHANNELS,
-        image_size: IMAGE_SIZE,
-        classes: CLASSES,
-        dropout: 0.0,
-    }
+pub fn model_spec(arch: Arch, width: i64) -> ModelSpec {
+    ModelSpec { arch, width, in_channels: IN_CHANNELS, image_size: IMAGE_SIZE, classes: CLASSES, dropout: 0.0 }
 }
 
 fn sgd() -> OptimizerConfig {
@@ -114,7 +110,7 @@ pub fn measure_when(bench: &StepBench, ready: impl FnOnce() -> Result<(), String
             bench.members, bench.batch, bench.steps
         ));
     }
-    model_spec(bench.width).validate()?;
+    model_spec(bench.arch, bench.width).validate()?;
     let measured = measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off }, ready);
     // The cell's network is gone: the next cell, or processes packed beside this one, find the GPU
     // as free as this cell did.
@@ -139,13 +135,13 @@ fn measure_in(
 }
 
 fn run(bench: &StepBench, mode: GraphMode, ready: impl FnOnce() -> Result<(), String>) -> Result<Throughput, String> {
-    let StepBench { width, members, batch, warmup, steps, device, graphs: _ } = *bench;
+    let StepBench { arch, width, members, batch, warmup, steps, device, graphs: _ } = *bench;
     let graphs = mode != GraphMode::Off;
-    let spec = model_spec(width);
+    let spec = model_spec(arch, width);
     let precision = precision_for(device);
     // The same layout choices as the study's CUDA runs: channels-last convolutions and cuDNN
     // picking the fastest algorithm per shape (the PyTorch reference sets the same).
-    let channels_last = device.is_cuda();
+    let channels_last = arch.channels_last_on(device);
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
@@ -248,19 +244,22 @@ mod tests {
     use super::*;
 
     fn cell(members: i64) -> StepBench {
-        StepBench { width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu, graphs: false }
+        let arch = Arch::PreactResnet18;
+        StepBench { arch, width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu, graphs: false }
     }
 
     #[test]
     fn lone_and_fused_cells_report_a_positive_rate_and_the_parameters_of_the_whole_network() {
         // Building and the random batch draw from the global generator that seeded tests share.
         let _rng = crate::torch_rng_lock();
-        let lone = measure(&cell(1)).unwrap();
-        assert!(lone.samples_per_second.is_finite() && lone.samples_per_second > 0.0, "{lone:?}");
-        assert_eq!(lone.precision, Precision::Fp32);
-        let pair = measure(&cell(2)).unwrap();
-        assert!(pair.samples_per_second.is_finite() && pair.samples_per_second > 0.0, "{pair:?}");
-        assert_eq!(pair.parameters, 2 * lone.parameters, "a fused pair holds two networks");
+        for arch in Arch::ALL {
+            let lone = measure(&StepBench { arch, ..cell(1) }).unwrap();
+            assert!(lone.samples_per_second.is_finite() && lone.samples_per_second > 0.0, "{arch}: {lone:?}");
+            assert_eq!(lone.precision, Precision::Fp32);
+            let pair = measure(&StepBench { arch, ..cell(2) }).unwrap();
+            assert!(pair.samples_per_second.is_finite() && pair.samples_per_second > 0.0, "{arch}: {pair:?}");
+            assert_eq!(pair.parameters, 2 * lone.parameters, "{arch}: a fused pair holds two networks");
+        }
     }
 
     #[test]

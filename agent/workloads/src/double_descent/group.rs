@@ -4,7 +4,7 @@
 //! its own noisy labels and batches, and reports its own records.
 
 use super::params::{Model, Params};
-use super::{channels_last, model_spec, noisy_training_set};
+use super::{model_spec, noisy_training_set};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
 use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
@@ -65,7 +65,7 @@ impl GroupWorkload for Group<'_> {
         let p = &self.params[members[0].0];
         let mut fused_vs = VarStore::new(device);
         let net = fused::build(&fused_vs.root(), &self.spec, members.len() as i64).map_err(TrialError::bad_config)?;
-        let channels_last = channels_last(self.spec.arch, device);
+        let channels_last = self.spec.arch.channels_last_on(device);
         if channels_last {
             models::to_channels_last(&mut fused_vs);
         }

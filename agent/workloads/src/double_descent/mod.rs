@@ -57,7 +57,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 .map_err(|e| TrialError::bad_config(format!("params: {e}")))?;
             eprintln!("{arch} width {}: {} parameters", p.width, models::parameter_count(&vs));
             let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
-            let channels_last = channels_last(arch, device);
+            let channels_last = arch.channels_last_on(device);
             if channels_last {
                 models::to_channels_last(&mut vs);
             }
@@ -108,12 +108,6 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
 fn noisy_training_set(train: &data::ImageSet, p: &Params) -> data::ImageSet {
     let labels = data::with_label_noise(&train.labels, train.classes, p.label_noise, p.seed);
     data::ImageSet { images: train.images.shallow_clone(), labels, classes: train.classes }
-}
-
-/// Whether the network trains channels-last: it helps convolutions on GPUs (tensor cores); on the
-/// CPU, and for the MLP, it only costs copies.
-fn channels_last(arch: models::Arch, device: tch::Device) -> bool {
-    device.is_cuda() && arch != models::Arch::Mlp
 }
 
 fn model_spec(arch: models::Arch, p: &Params, train: &data::ImageSet) -> ModelSpec {

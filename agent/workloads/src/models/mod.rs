@@ -42,6 +42,12 @@ impl Arch {
             Arch::Mlp => 1,
         }
     }
+
+    /// Whether the network trains channels-last on `device`: it helps convolutions on GPUs
+    /// (tensor cores); on the CPU, and for the MLP, it only costs copies.
+    pub fn channels_last_on(self, device: tch::Device) -> bool {
+        device.is_cuda() && self != Arch::Mlp
+    }
 }
 
 impl fmt::Display for Arch {

@@ -1,4 +1,5 @@
-//! `sweep bench gpu`: for each width, the training step of preact-ResNet-18 timed as PyTorch eager
+//! `sweep bench gpu`: for each width, the training step of a double-descent network (preact-ResNet-18
+//! by default, or the 5-layer CNN or the MLP with `--arch`) timed as PyTorch eager
 //! (the reference), tch eager, tch packed (N processes sharing the device, as `gpu_share` packs
 //! trials) and tch fused groups, each tch cell also captured as a CUDA graph and replayed, on one
 //! device in one run, so every ratio compares the same step, batch and device. Rows print as each
@@ -14,6 +15,7 @@ use std::process::Command;
 use sweep_agent::mps::{Mps, MpsMode};
 use sweep_spec::duration::parse_duration;
 use sweep_workloads::harness::{GraphMode, Precision, StepGraph};
+use sweep_workloads::models::Arch;
 use sweep_workloads::tch::{self, Device};
 use sweep_workloads::throughput::{self, DeviceChoice, StepBench, Throughput};
 
@@ -21,6 +23,10 @@ const DEFAULT_WIDTHS: [i64; 7] = [1, 2, 4, 8, 16, 32, 64];
 
 #[derive(Args, Debug)]
 pub struct GpuArgs {
+    /// The network: preact_resnet18, cnn5 (the 5-layer CNN) or mlp (one hidden layer of k
+    /// units), as a double-descent sweep file names them.
+    #[arg(long, env = "SWEEP_BENCH_ARCH", default_value = "preact_resnet18", value_parser = parse_arch)]
+    arch: Arch,
     /// Widths k to measure (stages of k, 2k, 4k, 8k channels), comma-separated.
     #[arg(long, env = "SWEEP_BENCH_WIDTHS", value_delimiter = ',', default_values_t = DEFAULT_WIDTHS,
           value_parser = clap::value_parser!(i64).range(1..))]
@@ -90,6 +96,10 @@ fn sizes(s: &str) -> Result<Sizes, String> {
     each.collect::<Result<_, _>>().map(Sizes)
 }
 
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    s.parse()
+}
+
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     match s {
         "auto" => Ok(DeviceChoice::Auto),
@@ -101,6 +111,7 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 
 /// What every row shares.
 struct Setup {
+    arch: Arch,
     device: Device,
     device_name: String,
     batch: i64,
@@ -226,6 +237,7 @@ impl Row {
         let fused_of = |w: Way| if let Way::Fused(g) = w { Some(g) } else { None };
         let alone = self.cell(Way::Alone, false).cloned().unwrap_or_else(|| Err("not measured".into()));
         let mut row = json!({
+            "arch": setup.arch.name(),
             "width": self.width,
             "batch": setup.batch,
             "steps": setup.steps,
@@ -258,8 +270,8 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
     let device = args.device.resolve().map_err(|e| anyhow!("--device: {e}"))?;
     if args.packed_worker {
         let width = *args.widths.first().ok_or_else(|| anyhow!("--packed-worker needs a width"))?;
-        let (batch, steps, warmup, graphs) = (args.batch, args.steps, args.warmup, args.graphs);
-        return packed::work(&StepBench { width, members: 1, batch, warmup, steps, device, graphs });
+        let (arch, batch, steps, warmup, graphs) = (args.arch, args.batch, args.steps, args.warmup, args.graphs);
+        return packed::work(&StepBench { arch, width, members: 1, batch, warmup, steps, device, graphs });
     }
     let mut notes = Vec::new();
     // Held until the table is done: dropping it stops a daemon the bench started.
@@ -270,10 +282,11 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         timeout: args.packed_timeout,
     };
     let python = pytorch::interpreter(args.python.as_deref());
-    eprintln!("bench gpu: PyTorch eager under {}, widths {:?}", python.display(), args.widths);
-    let column =
-        pytorch::measure(&python, &args.widths, args.batch, args.steps, args.warmup, DeviceChoice::name_of(device));
+    eprintln!("bench gpu: {}, PyTorch eager under {}, widths {:?}", args.arch, python.display(), args.widths);
+    let cell = pytorch::Cells { arch: args.arch, batch: args.batch, steps: args.steps, warmup: args.warmup };
+    let column = pytorch::measure(&python, &args.widths, &cell, DeviceChoice::name_of(device));
     let setup = Setup {
+        arch: args.arch,
         device,
         device_name: device_name(device, column.as_ref().ok()),
         batch: args.batch,
@@ -309,8 +322,8 @@ pub fn run(args: GpuArgs) -> anyhow::Result<()> {
         };
         let measure = |way: Way, graph: bool| -> Cell {
             eprintln!("bench gpu: width {width}, {}", way.name(graph));
-            let (batch, steps, warmup) = (args.batch, args.steps, args.warmup);
-            let bench = StepBench { width, members: 1, batch, warmup, steps, device, graphs: graph };
+            let (arch, batch, steps, warmup) = (args.arch, args.batch, args.steps, args.warmup);
+            let bench = StepBench { arch, width, members: 1, batch, warmup, steps, device, graphs: graph };
             let result = match (way, &graphs_off) {
                 (_, Some(why)) if graph => Err(why.clone()),
                 (Way::Alone, _) => throughput::measure(&bench),
@@ -423,8 +436,9 @@ fn header(setup: &Setup, column: &Result<Column, String>, python: &Path) -> Stri
     };
     let threads = if setup.device.is_cuda() { String::new() } else { format!(", {} threads", tch::get_num_threads()) };
     let mut out = format!(
-        "preact-ResNet-18, 3x32x32 inputs, 10 classes; batch {} per network; {} steps timed after {} warmup; \
+        "{}, 3x32x32 inputs, 10 classes; batch {} per network; {} steps timed after {} warmup; \
          SGD lr {} momentum {} weight decay {}; {}\n",
+        network_title(setup.arch),
         setup.batch,
         setup.steps,
         setup.warmup,
@@ -444,6 +458,15 @@ fn header(setup: &Setup, column: &Result<Column, String>, python: &Path) -> Stri
     let cells: Vec<String> =
         headings(&layout(setup)).iter().map(|h| format!("{h:>w$}", w = CELL.max(h.len()))).collect();
     out + &cells.join("  ") + "\n"
+}
+
+/// The network in the table's first line.
+fn network_title(arch: Arch) -> &'static str {
+    match arch {
+        Arch::PreactResnet18 => "preact-ResNet-18 (--arch preact_resnet18)",
+        Arch::Cnn5 => "5-layer CNN (--arch cnn5)",
+        Arch::Mlp => "MLP with one hidden layer (--arch mlp)",
+    }
 }
 
 fn table_line(row: &Row) -> String {

@@ -109,7 +109,8 @@ impl Packer {
             cmd.env("OMP_NUM_THREADS", (cores / processes).max(1).to_string());
         }
         let mut child = cmd
-            .args(["bench", "gpu", "--packed-worker", "--widths", &bench.width.to_string()])
+            .args(["bench", "gpu", "--packed-worker", "--arch", bench.arch.name()])
+            .args(["--widths", &bench.width.to_string()])
             .args(["--batch", &bench.batch.to_string(), "--steps", &bench.steps.to_string()])
             .args(["--warmup", &bench.warmup.to_string(), "--device", device])
             .args(["--graphs", &bench.graphs.to_string()])
@@ -195,6 +196,7 @@ mod tests {
 
     fn bench() -> StepBench {
         StepBench {
+            arch: sweep_workloads::models::Arch::PreactResnet18,
             width: 1,
             members: 1,
             batch: 4,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use sweep_workloads::models::Arch;
 
 /// The reference script; `sweep bench gpu` runs this text, not the file on disk.
 pub const SCRIPT: &str = include_str!("../../../../bench/gpu/pytorch_eager.py");
@@ -36,21 +37,23 @@ pub fn interpreter(named: Option<&Path>) -> PathBuf {
     }
 }
 
+/// What every width's cell trains: the network, and its batch and steps.
+pub struct Cells {
+    pub arch: Arch,
+    pub batch: i64,
+    pub steps: u32,
+    pub warmup: u32,
+}
+
 /// Runs the script under `python` for `widths` on `device` ("cpu" or "cuda"). Err: the whole
 /// column is absent, with the reason (no interpreter, no torch, no CUDA for torch).
-pub fn measure(
-    python: &Path,
-    widths: &[i64],
-    batch: i64,
-    steps: u32,
-    warmup: u32,
-    device: &str,
-) -> Result<Column, String> {
+pub fn measure(python: &Path, widths: &[i64], cells: &Cells, device: &str) -> Result<Column, String> {
     let list = widths.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let Cells { arch, batch, steps, warmup } = cells;
     let mut child = Command::new(python)
         .arg("-")
-        .args(["--widths", &list, "--batch", &batch.to_string(), "--steps", &steps.to_string()])
-        .args(["--warmup", &warmup.to_string(), "--device", device])
+        .args(["--arch", arch.name(), "--widths", &list, "--batch", &batch.to_string()])
+        .args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string(), "--device", device])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
