@@ -532,6 +532,7 @@ mod tests {
 
     fn setup(graphs: bool) -> Setup {
         Setup {
+            arch: Arch::PreactResnet18,
             device: Device::Cpu,
             device_name: "cpu".into(),
             batch: 8,

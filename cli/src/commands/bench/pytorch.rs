@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn a_missing_interpreter_is_an_absent_column() {
-        let err = measure(Path::new("/nonexistent/python"), &[1], 2, 1, 0, "cpu").unwrap_err();
+        let cells = Cells { arch: Arch::Mlp, batch: 2, steps: 1, warmup: 0 };
+        let err = measure(Path::new("/nonexistent/python"), &[1], &cells, "cpu").unwrap_err();
         assert!(err.contains("/nonexistent/python"), "{err}");
     }
 }
