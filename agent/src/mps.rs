@@ -10,9 +10,10 @@
 //! trials are pointed at the daemon; a whole-GPU trial runs as a plain CUDA process.
 //!
 //! A daemon is alive when its control socket (`control` in the pipe folder) accepts a connection:
-//! one killed leaves its socket file behind, and CUDA would then quietly run the next packed trials
-//! without MPS. So before each packed trial the agent checks its daemon, and starts another (or
-//! finds the node's again) when it has died, logging that it did.
+//! one killed leaves its socket file behind, and CUDA, failing to connect, would then quietly run
+//! the next packed trials without MPS (nvidia-cuda-mps-control(1)). So before each packed trial
+//! the agent checks its daemon, and starts another (or finds the node's again) when it has died,
+//! logging that it did.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
