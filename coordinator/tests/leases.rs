@@ -272,11 +272,7 @@ async fn one_lease_fills_every_free_slot_with_a_whole_group() {
     c.submit(preact_sweep("wide", &tables)).await.unwrap();
     let mut agent = c.agent("a", 4).await;
     let leases = agent.lease(4, 4).await;
-    let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
-    for l in &leases {
-        *sizes.entry(l.group).or_default() += 1;
-    }
-    assert_eq!(sizes.values().copied().collect::<Vec<_>>(), vec![16; 4], "{sizes:?}");
+    assert_eq!(group_sizes(&leases), vec![16; 4], "{leases:?}");
     assert_eq!(c.counts("wide").await.pending, 36);
 }
 
@@ -288,9 +284,7 @@ async fn one_lease_fills_every_free_slot_with_a_whole_group() {
 async fn a_failed_group_is_retried_in_halves_until_the_faulty_trial_is_alone() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
-    let tables =
-        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 1\nbackoff = \"0s\"";
-    c.submit(preact_sweep("broken", tables)).await.unwrap();
+    c.submit(preact_sweep("broken", FOUR_FUSED_ONE_ATTEMPT)).await.unwrap();
     let mut agent = c.agent("a", 4).await;
     let group_exit = |lease_id| pb::CompleteRequest {
         lease_id,
@@ -301,11 +295,7 @@ async fn a_failed_group_is_retried_in_halves_until_the_faulty_trial_is_alone() {
     };
     for (round, expected) in [vec![4], vec![2, 2]].into_iter().enumerate() {
         let leases = agent.lease(4, 4).await;
-        let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
-        for l in &leases {
-            *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
-        }
-        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "round {round}: {leases:?}");
+        assert_eq!(group_sizes(&leases), expected, "round {round}: {leases:?}");
         for l in &leases {
             assert_eq!(agent.complete(group_exit(l.lease_id)).await.unwrap(), "pending", "round {round}");
         }
@@ -323,7 +313,7 @@ async fn a_failed_group_is_retried_in_halves_until_the_faulty_trial_is_alone() {
     // The agent was not quarantined by the group failures: it leased every round above.
 
     // In a group, a member failing on its own (not `whole_group`) uses its attempt.
-    c.submit(preact_sweep("dropped", tables)).await.unwrap();
+    c.submit(preact_sweep("dropped", FOUR_FUSED_ONE_ATTEMPT)).await.unwrap();
     let group = agent.lease(4, 4).await;
     assert_eq!(group.len(), 4);
     assert_eq!(agent.exit(group[0].lease_id, 1, "diverged in epoch 1").await.unwrap(), "failed");
@@ -406,18 +396,12 @@ async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
 async fn a_group_out_of_gpu_memory_is_retried_in_halves() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
-    let tables =
-        "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 1\nbackoff = \"0s\"";
-    c.submit(preact_sweep("oom", tables)).await.unwrap();
+    c.submit(preact_sweep("oom", FOUR_FUSED_ONE_ATTEMPT)).await.unwrap();
     // One agent throughout: eight group failures in a row do not quarantine it.
     let mut agent = c.agent("a", 4).await;
     for (round, expected) in [vec![4], vec![2, 2], vec![1, 1, 1, 1]].into_iter().enumerate() {
         let leases = agent.lease(4, 4).await;
-        let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
-        for l in &leases {
-            *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
-        }
-        assert_eq!(sizes.values().copied().collect::<Vec<_>>(), expected, "round {round}: {leases:?}");
+        assert_eq!(group_sizes(&leases), expected, "round {round}: {leases:?}");
         for l in &leases {
             agent
                 .exit(l.lease_id, 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -456,6 +440,20 @@ async fn later_groups_start_at_the_size_that_fit() {
 
 /// Leases one candidate, checks its size, ends every member (succeeding, or out of GPU memory) and
 /// returns the widths it held.
+/// Four seeds fused as one group, each with a single attempt and no backoff between retries.
+const FOUR_FUSED_ONE_ATTEMPT: &str =
+    "[grid]\nseed = [0, 1, 2, 3]\n[resources]\ngpus = 1\nfuse = 4\n[retry]\nmax_attempts = 1\nbackoff = \"0s\"";
+
+/// The sizes of the groups among `leases`, in group order; a lease outside any group (group 0) is
+/// a group of one.
+fn group_sizes(leases: &[pb::Lease]) -> Vec<usize> {
+    let mut sizes: std::collections::BTreeMap<i64, usize> = Default::default();
+    for l in leases {
+        *sizes.entry(if l.group == 0 { l.lease_id } else { l.group }).or_default() += 1;
+    }
+    sizes.into_values().collect()
+}
+
 async fn next_group(agent: &mut Agent, expected: usize, ok: bool) -> Vec<String> {
     let leases = agent.lease(1, 1).await;
     assert_eq!(leases.len(), expected, "{leases:?}");
