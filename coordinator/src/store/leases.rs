@@ -407,9 +407,10 @@ fn grant(
 /// each is added to `taken`. A group that ran out of GPU memory, or whose process failed as a
 /// whole, comes back in halves: every such attempt of a trial halves the groups it joins, down to
 /// the trial alone (where a failure is its own); and no group of the same key is formed again at a
-/// size that ran out of memory before, so later trials start at the size that fits. Once a group of the key has reported its peak GPU memory, a group
-/// is also no larger than `most_free` bytes (the agent's emptiest GPU) hold at that much per
-/// member, so on GPUs of different sizes each gets the group it fits.
+/// size that ran out of memory before, so later trials start at the size that fits. Once a group
+/// of the key has reported its peak GPU memory, a group is also no larger than `most_free` bytes
+/// (the agent's emptiest GPU) hold at that much per member, so on GPUs of different sizes each
+/// gets the group it fits.
 fn fusion_partners(
     tx: &Transaction,
     first: &TrialSpec,

@@ -1,9 +1,9 @@
-//! `sweep bench gpu`: for each width, the training step of a double-descent network (preact-ResNet-18
-//! by default, or the 5-layer CNN or the MLP with `--arch`) timed as PyTorch eager
-//! (the reference), tch eager, tch packed (N processes sharing the device, as `gpu_share` packs
-//! trials) and tch fused groups, each tch cell also captured as a CUDA graph and replayed, on one
-//! device in one run, so every ratio compares the same step, batch and device. Rows print as each
-//! width finishes.
+//! `sweep bench gpu`: for each width, the training step of a double-descent network
+//! (preact-ResNet-18 by default, or the 5-layer CNN or the MLP with `--arch`) timed as PyTorch
+//! eager (the reference), tch eager, tch packed (N processes sharing the device, as `gpu_share`
+//! packs trials) and tch fused groups, each tch cell also captured as a CUDA graph and replayed, on
+//! one device in one run, so every ratio compares the same step, batch and device. Rows print as
+//! each width finishes.
 
 use super::packed::{self, Packer};
 use super::pytorch::{self, Column, Reference};
