@@ -10,7 +10,9 @@ demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
 
 # As root (CI), a local Slurm comes up first (scripts/slurm-up.sh, idempotent) and the Slurm test
-# becomes required; elsewhere that test runs only if `sbatch` is on PATH.
+# becomes required; elsewhere that test runs only if `sbatch` is on PATH. The training tests then
+# run a second time on libtorch's portable kernels with one thread: their tolerances must hold on
+# any CPU, not only on this one's instruction set and core count.
 test: setup
 	$(CARGO) build --workspace --bins
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -19,6 +21,8 @@ test: setup
 	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root); the Slurm test runs only if sbatch is on PATH"; \
 	fi; \
 	$(CARGO) test --workspace
+	@echo "make test: the numeric tests of sweep-workloads again on libtorch's portable kernels with one thread, as a CPU unlike this one would run them"
+	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(CARGO) test -p sweep-workloads --lib
 
 setup:
 	@scripts/setup.sh

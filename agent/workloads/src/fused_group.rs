@@ -5,7 +5,7 @@
 //! point trains alone. The workload supplies the networks and the training.
 
 use crate::error::TrialError;
-use crate::harness::{self, FusedPlan, GroupObjective, Member, MemberOutcome, MemberSink, MemberState, Position};
+use crate::harness::{self, GroupObjective, Member, MemberOutcome, MemberSink, MemberState, Position};
 use crate::optim::{LrSchedule, Optimizer, OptimizerConfig};
 use crate::TrialContext;
 use serde_json::{Map, Value};
@@ -37,12 +37,8 @@ pub(crate) struct Fused<'a> {
     pub optimizer: OptimizerConfig,
     pub schedule: LrSchedule,
     pub objective: &'a dyn GroupObjective,
-    pub epochs: u32,
-    /// Seeds libtorch's generator before each batch (dropout).
-    pub seed: u64,
-    pub eval_every: u32,
-    pub precision: harness::Precision,
-    pub channels_last: bool,
+    /// The members' shared plan: the one a member alone would train by.
+    pub plan: harness::Plan,
 }
 
 /// Refuses trials that may not share a group, naming the trial and the parameter that keeps it out;
@@ -63,15 +59,13 @@ pub(crate) fn train<D: harness::TrainData>(
     members: Vec<(usize, MemberState, MemberSink<'_>)>,
     data: &[D],
     rates: impl Fn(usize) -> (f64, f64),
-    workload: &str,
     start: Position,
-    ctx: &TrialContext,
 ) -> Result<Vec<MemberOutcome>, TrialError> {
     let mut optimizer = Optimizer::new(fused.optimizer, fused.vars);
     for (g, (_, state, _)) in members.iter().enumerate() {
         state.install(fused.vars, &mut optimizer, g as i64).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
     }
-    let mut members: Vec<Member<'_>> = members
+    let members: Vec<Member<'_>> = members
         .into_iter()
         .zip(data)
         .map(|((i, state, sink), data)| {
@@ -85,28 +79,16 @@ pub(crate) fn train<D: harness::TrainData>(
         crate::models::parameter_count(fused.vars),
         start.epoch
     );
-    let plan = FusedPlan {
-        workload: workload.to_string(),
+    let group = harness::Group {
+        net: fused.net,
+        vars: fused.vars,
+        optimizer: &mut optimizer,
+        schedule: &fused.schedule,
+        members,
+        objective: fused.objective,
         start,
-        epochs: fused.epochs,
-        seed: fused.seed,
-        eval_every: fused.eval_every,
-        precision: fused.precision,
-        channels_last: fused.channels_last,
-        checkpoint_every: ctx.checkpoint_every,
-        cuda_graphs: ctx.cuda_graphs,
     };
-    harness::train_fused(
-        fused.net,
-        fused.vars,
-        &mut optimizer,
-        &fused.schedule,
-        &mut members,
-        fused.objective,
-        &plan,
-        ctx.device,
-        &ctx.stop,
-    )
+    harness::train_fused(group, &fused.plan)
 }
 
 fn check_keys(specs: &[TrialSpec]) -> Result<(), TrialError> {

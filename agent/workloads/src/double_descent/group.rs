@@ -65,12 +65,11 @@ impl GroupWorkload for Group<'_> {
         let p = &self.params[members[0].0];
         let mut fused_vs = VarStore::new(device);
         let net = fused::build(&fused_vs.root(), &self.spec, members.len() as i64).map_err(TrialError::bad_config)?;
-        let channels_last = self.spec.arch.channels_last_on(device);
-        if channels_last {
+        let plan = super::plan(&self.specs[0].workload, p, self.spec.arch, ctx)?;
+        if plan.channels_last {
             models::to_channels_last(&mut fused_vs);
         }
         eprintln!("{} width {}, fused", self.spec.arch, p.width);
-        let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
         let draws = members
             .iter()
             .map(|&(i, _, _)| {
@@ -88,14 +87,10 @@ impl GroupWorkload for Group<'_> {
             optimizer: p.optimizer.clone(),
             schedule: p.schedule.clone(),
             objective: &harness::ErrorRates,
-            epochs: p.epochs,
-            seed: p.seed,
-            eval_every: p.eval_every,
-            precision,
-            channels_last,
+            plan,
         };
         let rates = |i: usize| (self.params[i].optimizer.lr, self.params[i].weight_decay);
-        fused_group::train(fused, members, &member_data, rates, &self.specs[0].workload, start, ctx)
+        fused_group::train(fused, members, &member_data, rates, start)
     }
 }
 

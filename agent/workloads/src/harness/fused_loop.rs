@@ -1,24 +1,20 @@
-//! The loop of a fused group (`models::fused`): G trials of one architecture and width trained as
-//! one network. Each member trains on its own batches (its own data order, augmentation and
-//! labels) with its own learning rate and weight decay, and is reported as its own trial. A member
-//! whose training loss turns non-finite is dropped: its last record is reported, it no longer
-//! shapes the loss, and the others go on.
+//! A fused group (`models::fused`) in the epoch driver: G trials of one architecture and width
+//! trained as one network. Each member trains on its own batches (its own data order,
+//! augmentation and labels) with its own learning rate and weight decay, and is reported as its
+//! own trial. A member whose training loss turns non-finite is dropped: its last record is
+//! reported, it no longer shapes the loss, and the others go on.
 //!
 //! Each member checkpoints into its own folder in the format of a lone trial
 //! ([`super::MemberState`]): every `checkpoint_every` epochs and when stopped (SIGTERM), after
 //! which the loop ends with `TrialError::Interrupted`.
 
-use super::train_loop::{batch_seed, graph_error};
-use super::{
-    autocast, fused_batches, GraphMode, GroupObjective, MemberState, Precision, StepGraph, StopFlag, TrainData,
-};
-use crate::checkpoint::Meta;
+use super::epochs::{self, EpochDone, Flow, Trainee};
+use super::{autocast, fused_batches, Batch, GroupObjective, MemberState, Plan, Position, TrainData};
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
-use std::time::Instant;
 use sweep_spec::EpochRecord;
 use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// What the loop tells about one member.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,40 +38,6 @@ pub struct Member<'a> {
     pub state: Option<MemberState>,
 }
 
-/// What a fused run does; the members share all of it.
-#[derive(Debug, Clone)]
-pub struct FusedPlan {
-    /// Recorded in the members' checkpoints.
-    pub workload: String,
-    /// Where every member stands (they share it): from a checkpoint, or the start.
-    pub start: Position,
-    pub epochs: u32,
-    /// Seeds libtorch's generator before each batch (dropout).
-    pub seed: u64,
-    /// Evaluate and report every this many epochs, and always after the last.
-    pub eval_every: u32,
-    pub precision: Precision,
-    pub channels_last: bool,
-    /// Also checkpoint after every this many epochs (besides on SIGTERM).
-    pub checkpoint_every: Option<u32>,
-    /// Capture the group's training step as a CUDA graph (on CUDA devices).
-    pub cuda_graphs: GraphMode,
-}
-
-/// A point in training: epochs done, batches done into the next epoch, optimizer steps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Position {
-    pub epoch: u32,
-    pub batch: u64,
-    pub step: u64,
-}
-
-impl Position {
-    pub fn of(meta: &Meta) -> Position {
-        Position { epoch: meta.epochs_done, batch: meta.batches_done, step: meta.global_step }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberOutcome {
     Finished,
@@ -85,135 +47,142 @@ pub enum MemberOutcome {
     },
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn train_fused(
-    net: &dyn ModuleT,
-    vars: &VarStore,
-    optimizer: &mut Optimizer,
-    schedule: &LrSchedule,
-    members: &mut [Member<'_>],
-    objective: &dyn GroupObjective,
-    plan: &FusedPlan,
-    device: Device,
-    stop: &StopFlag,
-) -> Result<Vec<MemberOutcome>, TrialError> {
-    let g = members.len();
-    let per_epoch = members.first().map_or(0, |m| m.data.batches_per_epoch());
-    if members.iter().any(|m| m.data.batches_per_epoch() != per_epoch) {
+/// A fused group as the loop trains it: the members stand at `start` and their lone copies are
+/// installed in the network.
+pub struct Group<'a> {
+    pub net: &'a dyn ModuleT,
+    pub vars: &'a VarStore,
+    pub optimizer: &'a mut Optimizer,
+    pub schedule: &'a LrSchedule,
+    pub members: Vec<Member<'a>>,
+    pub objective: &'a dyn GroupObjective,
+    pub start: Position,
+}
+
+/// Trains `group` to the plan's last epoch; each member's outcome, in the members' order. A stop
+/// (SIGTERM) checkpoints every member still in the group and ends with [`TrialError::Interrupted`].
+pub fn train_fused(group: Group<'_>, plan: &Plan) -> Result<Vec<MemberOutcome>, TrialError> {
+    let per_epoch = group.members.first().map_or(0, |m| m.data.batches_per_epoch());
+    if group.members.iter().any(|m| m.data.batches_per_epoch() != per_epoch) {
         return Err(TrialError::bad_config("fused members must have the same training-set and batch sizes"));
     }
-    let weight_decay: Vec<f64> = members.iter().map(|m| m.weight_decay).collect();
-    let mut outcome = vec![MemberOutcome::Finished; g];
-    let mut live: Vec<usize> = (0..g).collect();
-    // Saves every live member's slice where the loop stands.
-    let save = |members: &mut [Member<'_>], live: &[usize], optimizer: &Optimizer, at: Position| {
-        let meta = Meta {
-            epochs_done: at.epoch,
-            batches_done: at.batch,
-            global_step: at.step,
-            workload: plan.workload.clone(),
-            extra: serde_json::Value::Null,
-        };
-        for &i in live {
-            if let Some(state) = members[i].state.as_mut() {
-                state.save(vars, optimizer, i as i64, &meta)?;
-            }
-        }
-        Ok::<(), TrialError>(())
+    let g = group.members.len();
+    let start = group.start;
+    let mut fused = Fused {
+        weight_decay: group.members.iter().map(|m| m.weight_decay).collect(),
+        lrs: vec![0.0; g],
+        outcome: vec![MemberOutcome::Finished; g],
+        live: (0..g).collect(),
+        live_index: Tensor::zeros([0], (Kind::Int64, plan.device)),
+        loss_sum: Tensor::zeros([g as i64], (Kind::Double, plan.device)),
+        group,
     };
-    let Position { epoch: first_epoch, batch: mut start_batch, mut step } = plan.start;
-    let mut graph = StepGraph::new(plan.cuda_graphs, device);
-    for epoch in first_epoch..plan.epochs {
-        // A new capture each epoch: the loss sums and the live members are the epoch's own.
-        graph.new_epoch();
-        let started = Instant::now();
-        super::gpu_memory::reset_peak(device);
-        let live_index = Tensor::from_slice(&live.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
-        let loss_sum = Tensor::zeros([g as i64], (Kind::Double, device));
-        let (mut examples, mut lrs) = (0i64, vec![0.0; g]);
-        let passes = members.iter().map(|m| m.data.train_batches(epoch as u64, start_batch)).collect();
-        for (i, batch) in fused_batches(passes).enumerate() {
-            let b = start_batch + i as u64;
-            if stop.is_raised() {
-                save(members, &live, optimizer, Position { epoch, batch: b, step })?;
-                return Err(TrialError::Interrupted);
-            }
-            tch::manual_seed(batch_seed(plan.seed, epoch, b));
-            for (lr, m) in lrs.iter_mut().zip(members.iter()) {
-                *lr = schedule.lr(m.base_lr, epoch, b, per_epoch);
-            }
-            let x = batch.inputs.to_device(device);
-            let x = if plan.channels_last { crate::models::to_channels_last_tensor(&x) } else { x };
-            let y = batch.labels.to_device(device);
-            // Each member's mean loss; their sum gives each member exactly its own gradient.
-            let forward = |x: &Tensor, y: &Tensor| {
-                let losses =
-                    autocast(plan.precision, device, || objective.member_losses(&net.forward_t(x, true), y, epoch));
-                let _ = loss_sum.shallow_clone().f_add_(&losses.detach().to_kind(Kind::Double));
-                losses.index_select(0, &live_index).sum(Kind::Float)
-            };
-            let graph_step = |optimizer: &mut Optimizer, x: &Tensor, y: &Tensor| {
-                let loss = forward(x, y);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.graph_step()
-            };
-            let replayed = graph.eager_because().is_none() && {
-                optimizer.set_graph_rates(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
-                graph.replay(&x, &y, |x, y| graph_step(optimizer, x, y)).map_err(graph_error)?
-            };
-            if replayed {
-                optimizer.count_step();
-            } else {
-                let loss = forward(&x, &y);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step_members(&lrs, &weight_decay).map_err(TrialError::bad_config)?;
-                graph.capture_after(&x, &y, |x, y| graph_step(optimizer, x, y));
-            }
-            examples += y.size()[0];
-            step += 1;
-        }
-        start_batch = 0;
-        if let Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let epoch = epoch + 1;
-        // One read per epoch: a member whose losses summed to a non-finite number diverged.
-        let sums = Vec::<f64>::try_from(&loss_sum).unwrap_or_default();
-        let diverged: Vec<usize> = live.iter().copied().filter(|&i| !sums[i].is_finite()).collect();
+    epochs::drive(&mut fused, plan, start)?;
+    Ok(fused.outcome)
+}
 
-        if epoch % plan.eval_every.max(1) == 0 || epoch == plan.epochs || !diverged.is_empty() {
-            let on = super::EvalOn { device, precision: plan.precision, graphs: plan.cuda_graphs };
+struct Fused<'a> {
+    group: Group<'a>,
+    weight_decay: Vec<f64>,
+    /// Each member's rate at the batch at hand.
+    lrs: Vec<f64>,
+    outcome: Vec<MemberOutcome>,
+    /// The members still in the group, and the same on the device.
+    live: Vec<usize>,
+    live_index: Tensor,
+    /// Each member's training losses summed over the epoch, on the device: read once an epoch.
+    loss_sum: Tensor,
+}
+
+impl<'a> Trainee<'a> for Fused<'a> {
+    fn batches(&self, epoch: u32, start: u64) -> Box<dyn Iterator<Item = Batch> + 'a> {
+        let passes = self
+            .group
+            .members
+            .iter()
+            .map(|m| {
+                let data: &'a dyn TrainData = m.data;
+                data.train_batches(epoch as u64, start)
+            })
+            .collect();
+        Box::new(fused_batches(passes))
+    }
+
+    fn batches_per_epoch(&self) -> u64 {
+        self.group.members.first().map_or(0, |m| m.data.batches_per_epoch())
+    }
+
+    fn begin_epoch(&mut self, plan: &Plan) {
+        let live: Vec<i64> = self.live.iter().map(|&i| i as i64).collect();
+        self.live_index = Tensor::from_slice(&live).to_device(plan.device);
+        self.loss_sum = Tensor::zeros([self.group.members.len() as i64], (Kind::Double, plan.device));
+        self.lrs.iter_mut().for_each(|lr| *lr = 0.0);
+    }
+
+    fn set_rates(&mut self, epoch: u32, b: u64, per_epoch: u64, graphs: bool) -> Result<(), TrialError> {
+        for (lr, m) in self.lrs.iter_mut().zip(&self.group.members) {
+            *lr = self.group.schedule.lr(m.base_lr, epoch, b, per_epoch);
+        }
+        if graphs {
+            self.group.optimizer.set_graph_rates(&self.lrs, &self.weight_decay).map_err(epochs::graph_error)?;
+        }
+        Ok(())
+    }
+
+    /// Each member's mean loss; their sum gives each member exactly its own gradient.
+    fn loss(&self, x: &Tensor, y: &Tensor, epoch: u32, plan: &Plan) -> Tensor {
+        let losses = autocast(plan.precision, plan.device, || {
+            self.group.objective.member_losses(&self.group.net.forward_t(x, true), y, epoch)
+        });
+        let _ = self.loss_sum.shallow_clone().f_add_(&losses.detach().to_kind(Kind::Double));
+        losses.index_select(0, &self.live_index).sum(Kind::Float)
+    }
+
+    fn optimizer(&mut self) -> &mut Optimizer {
+        self.group.optimizer
+    }
+
+    fn step(&mut self) -> Result<(), TrialError> {
+        self.group.optimizer.step_members(&self.lrs, &self.weight_decay).map_err(TrialError::bad_config)
+    }
+
+    fn end_epoch(&mut self, done: &EpochDone, due: bool, plan: &Plan) -> Result<Flow, TrialError> {
+        // One read per epoch: a member whose losses summed to a non-finite number diverged.
+        let sums = Vec::<f64>::try_from(&self.loss_sum).unwrap_or_default();
+        let diverged: Vec<usize> = self.live.iter().copied().filter(|&i| !sums[i].is_finite()).collect();
+        let members = &mut self.group.members;
+        if due || !diverged.is_empty() {
+            let on = super::EvalOn { device: plan.device, precision: plan.precision, graphs: plan.cuda_graphs };
             let datas: Vec<&dyn TrainData> = members.iter().map(|m| m.data).collect();
-            let mut evaluated = objective.evaluate_members(net, &datas, on).map_err(graph_error)?;
-            let peak = super::gpu_memory::peak_bytes(device);
-            for &i in &live {
+            let mut evaluated =
+                self.group.objective.evaluate_members(self.group.net, &datas, on).map_err(epochs::graph_error)?;
+            for &i in &self.live {
                 let mut metrics = std::mem::take(&mut evaluated[i]);
-                metrics.insert("lr".into(), lrs[i]);
-                metrics.insert("epoch_seconds".into(), seconds);
-                metrics.insert("samples_per_second".into(), examples as f64 / seconds.max(1e-9));
-                metrics.insert("fused_members".into(), live.len() as f64);
-                if let Some(peak) = peak {
-                    metrics.insert("gpu_mem_peak_bytes".into(), peak);
-                }
-                (members[i].sink)(MemberReport::Epoch(EpochRecord { epoch, step: Some(step as i64), metrics }))?;
+                done.annotate(&mut metrics, self.lrs[i]);
+                metrics.insert("fused_members".into(), self.live.len() as f64);
+                let record = EpochRecord { epoch: done.epoch, step: Some(done.step as i64), metrics };
+                (members[i].sink)(MemberReport::Epoch(record))?;
             }
         }
         for &i in &diverged {
-            let why = format!("diverged in epoch {epoch}: training loss {}; dropped from its fused group", sums[i]);
+            let why =
+                format!("diverged in epoch {}: training loss {}; dropped from its fused group", done.epoch, sums[i]);
             eprintln!("fused member {i} {why}");
             (members[i].sink)(MemberReport::Dropped(why))?;
-            outcome[i] = MemberOutcome::Diverged { epoch };
+            self.outcome[i] = MemberOutcome::Diverged { epoch: done.epoch };
         }
-        live.retain(|i| !diverged.contains(i));
-        if live.is_empty() {
-            break;
-        }
-        if plan.checkpoint_every.is_some_and(|n| epoch % n.max(1) == 0) && epoch < plan.epochs {
-            save(members, &live, optimizer, Position { epoch, batch: 0, step })?;
-        }
+        self.live.retain(|i| !diverged.contains(i));
+        Ok(if self.live.is_empty() { Flow::Done } else { Flow::Continue })
     }
-    Ok(outcome)
+
+    /// Saves every live member's slice where the loop stands.
+    fn save(&mut self, at: Position, plan: &Plan) -> Result<(), TrialError> {
+        let meta = at.meta(&plan.workload);
+        for &i in &self.live {
+            if let Some(state) = self.group.members[i].state.as_mut() {
+                state.save(self.group.vars, self.group.optimizer, i as i64, &meta)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@ use super::params::Params;
 use super::{describe, LongTail, Loss};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
-use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
+use crate::harness::{MemberOutcome, MemberSink, MemberState, Position};
 use crate::image_data::{self, ImageData, MemberDraws};
 use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
@@ -87,7 +87,6 @@ impl GroupWorkload for Group<'_> {
         let class_sizes = member_data[0].sampler.class_sizes();
         describe(&class_sizes, member_data[0].test.len());
         eprintln!("{:?} backbone, fused", p.backbone);
-        let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
         let objective =
             LongTail { loss: Loss::new(p.loss, &class_sizes, device), class_sizes, posthoc_tau: p.posthoc_tau };
         let fused = fused_group::Fused {
@@ -96,14 +95,9 @@ impl GroupWorkload for Group<'_> {
             optimizer: p.optimizer.clone(),
             schedule: p.schedule(p.epochs),
             objective: &objective,
-            epochs: p.epochs,
-            seed: p.seed,
-            eval_every: p.eval_every,
-            // The lone loop's layout: the long-tail backbones keep NCHW.
-            channels_last: false,
-            precision,
+            plan: super::plan(&self.specs[0].workload, p, ctx)?,
         };
         let rates = |i: usize| (self.params[i].optimizer.lr, self.params[i].optimizer.weight_decay);
-        fused_group::train(fused, members, &member_data, rates, &self.specs[0].workload, start, ctx)
+        fused_group::train(fused, members, &member_data, rates, start)
     }
 }

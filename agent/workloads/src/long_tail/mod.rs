@@ -20,7 +20,7 @@ mod tests;
 
 use crate::data::SamplerKind;
 use crate::error::TrialError;
-use crate::harness::{self, Outcome, Plan, TrainData};
+use crate::harness::{self, Plan, TrainData};
 use crate::image_data::{self, ImageData};
 use crate::optim::Optimizer;
 use crate::rng::mix;
@@ -68,38 +68,22 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     let classifier = Classifier::new(&(vs.root() / "classifier"), features, classes, cosine);
     let net = Network { backbone, classifier, frozen_backbone: false, tau_norm: p.tau_norm };
     eprintln!("{:?} backbone, {} parameters", p.backbone, crate::models::parameter_count(&vs));
-    let precision = harness::Precision::parse(&p.precision, device).map_err(TrialError::bad_config)?;
     let objective = LongTail { loss: Loss::new(p.loss, &class_sizes, device), class_sizes, posthoc_tau: p.posthoc_tau };
-    let plan = Plan {
-        workload: spec.workload.clone(),
-        epochs: p.epochs,
-        seed: p.seed,
-        base_lr: p.optimizer.lr,
-        eval_every: p.eval_every,
-        checkpoint_dir: ctx.checkpoint_dir.clone(),
-        checkpoint_every: ctx.checkpoint_every,
-        precision,
-        channels_last: false,
-        // The cRT stage starts from the trained backbone, also after a restart.
-        checkpoint_at_end: p.crt_epochs > 0,
-        cuda_graphs: ctx.cuda_graphs,
-    };
+    let mut plan = plan(&spec.workload, &p, ctx)?;
+    // The cRT stage starts from the trained backbone, also after a restart.
+    plan.checkpoint_at_end = p.crt_epochs > 0;
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
-    let outcome = harness::train(
-        &net,
-        &mut vs,
-        &mut optimizer,
-        &p.schedule(p.epochs),
-        &data,
-        &objective,
-        &plan,
-        device,
-        &ctx.stop,
-        sink,
-    )?;
-    if let Outcome::Stopped { .. } = outcome {
-        return Err(TrialError::Interrupted);
-    }
+    let trial = harness::Trial {
+        net: &net,
+        vars: &mut vs,
+        optimizer: &mut optimizer,
+        schedule: &p.schedule(p.epochs),
+        base_lr: p.optimizer.lr,
+        data: &data,
+        objective: &objective,
+        checkpoint_dir: ctx.checkpoint_dir.clone(),
+    };
+    harness::train(trial, &plan, sink)?;
     if p.crt_epochs == 0 {
         return Ok(());
     }
@@ -115,13 +99,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         class_sizes: objective.class_sizes,
         posthoc_tau: p.posthoc_tau,
     };
-    let crt_plan = Plan {
-        epochs: p.crt_epochs,
-        checkpoint_dir: ctx.checkpoint_dir.as_ref().map(|d| d.join(CRT_CHECKPOINTS)),
-        checkpoint_at_end: false,
-        seed: mix(p.seed, 2),
-        ..plan
-    };
+    let crt_plan = Plan { epochs: p.crt_epochs, checkpoint_at_end: false, seed: mix(p.seed, 2), ..plan };
     let (epoch_offset, step_offset) = (p.epochs, p.epochs as i64 * data.batches_per_epoch() as i64);
     let mut numbered_on = |mut record: sweep_spec::EpochRecord| {
         record.epoch += epoch_offset;
@@ -130,21 +108,26 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         sink(record)
     };
     let mut crt_optimizer = Optimizer::new(p.optimizer.clone(), &crt_vs);
-    match harness::train(
-        &crt_net,
-        &mut crt_vs,
-        &mut crt_optimizer,
-        &p.schedule(p.crt_epochs),
-        &data,
-        &crt_objective,
-        &crt_plan,
-        device,
-        &ctx.stop,
-        &mut numbered_on,
-    )? {
-        Outcome::Finished => Ok(()),
-        Outcome::Stopped { .. } => Err(TrialError::Interrupted),
-    }
+    let crt = harness::Trial {
+        net: &crt_net,
+        vars: &mut crt_vs,
+        optimizer: &mut crt_optimizer,
+        schedule: &p.schedule(p.crt_epochs),
+        base_lr: p.optimizer.lr,
+        data: &data,
+        objective: &crt_objective,
+        checkpoint_dir: ctx.checkpoint_dir.as_ref().map(|d| d.join(CRT_CHECKPOINTS)),
+    };
+    harness::train(crt, &crt_plan, &mut numbered_on)
+}
+
+/// The plan a trial of these parameters trains by, alone or as a member of a fused group: the
+/// long-tail backbones keep the default layout.
+fn plan(workload: &str, p: &Params, ctx: &TrialContext) -> Result<Plan, TrialError> {
+    let mut plan = Plan::new(workload, ctx, p.epochs, p.seed);
+    plan.eval_every = p.eval_every;
+    plan.precision = harness::Precision::parse(&p.precision, ctx.device).map_err(TrialError::bad_config)?;
+    Ok(plan)
 }
 
 /// One line on stderr: how long the tail is, and how the classes fall into shot groups.

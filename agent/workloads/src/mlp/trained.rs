@@ -5,7 +5,7 @@
 use super::data::Dataset;
 use super::MlpParams;
 use crate::error::TrialError;
-use crate::harness::{self, Batch, Outcome, Plan, TrainData};
+use crate::harness::{self, Batch, Plan, TrainData};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::rng::{Rng, Stream};
 use crate::{Sink, TrialContext};
@@ -107,35 +107,19 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
         batch_size: p.batch_size as i64,
         seed: p.seed,
     };
-    let plan = Plan {
-        workload: sweep_spec::workloads::MLP.name.to_string(),
-        epochs: p.epochs as u32,
-        seed: p.seed,
-        base_lr: p.optimizer.lr,
-        eval_every: 1,
-        checkpoint_dir: ctx.checkpoint_dir.clone(),
-        checkpoint_every: ctx.checkpoint_every,
-        precision: harness::Precision::Fp32,
-        channels_last: false,
-        checkpoint_at_end: false,
-        cuda_graphs: ctx.cuda_graphs,
-    };
+    let plan = Plan::new(sweep_spec::workloads::MLP.name, ctx, p.epochs as u32, p.seed);
     let constant = LrSchedule::from_params(None, p.epochs as u32).map_err(TrialError::bad_config)?;
-    match harness::train(
-        &model,
-        &mut vs,
-        &mut optimizer,
-        &constant,
-        &vectors,
-        &harness::ErrorRates,
-        &plan,
-        ctx.device,
-        &ctx.stop,
-        sink,
-    )? {
-        Outcome::Finished => Ok(()),
-        Outcome::Stopped { .. } => Err(TrialError::Interrupted),
-    }
+    let trial = harness::Trial {
+        net: &model,
+        vars: &mut vs,
+        optimizer: &mut optimizer,
+        schedule: &constant,
+        base_lr: p.optimizer.lr,
+        data: &vectors,
+        objective: &harness::ErrorRates,
+        checkpoint_dir: ctx.checkpoint_dir.clone(),
+    };
+    harness::train(trial, &plan, sink)
 }
 
 #[cfg(test)]

@@ -1,0 +1,107 @@
+//! Which code runs a trial or a fused group: the one place a workload's name is matched, so an
+//! unknown workload, or one that does not fuse, is refused here with the names that would do.
+
+use crate::harness::{MemberOutcome, MemberSink};
+use crate::{double_descent, long_tail, mlp, Sink, TrialContext, TrialError};
+use std::path::PathBuf;
+use sweep_spec::workloads::{DOUBLE_DESCENT, LONG_TAIL, MLP, XMC_TREE};
+use sweep_spec::TrialSpec;
+
+/// Runs the workload a spec names, handing each record to `sink`.
+pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
+    match spec.workload.as_str() {
+        name if name == DOUBLE_DESCENT.name => double_descent::run(spec, ctx, sink),
+        name if name == LONG_TAIL.name => long_tail::run(spec, ctx, sink),
+        name if name == MLP.name => {
+            if spec.data.is_some() {
+                return Err(TrialError::bad_config(
+                    "data: workload `mlp` generates its own synthetic data and takes no [data] section",
+                ));
+            }
+            mlp::run(&spec.params, ctx, sink)
+        }
+        // The label-tree study is pure Rust on the CPU (crate sweep-xmc); no libtorch, device or checkpoint.
+        name if name == XMC_TREE.name => sweep_xmc::run(spec, sink).map_err(|e| match e {
+            sweep_xmc::XmcError::BadConfig(message) => TrialError::BadConfig(message),
+            sweep_xmc::XmcError::Other(e) => TrialError::Other(e),
+        }),
+        other => Err(TrialError::bad_config(format!(
+            "workload: expected a built-in workload ({}), got \"{other}\"",
+            sweep_spec::workloads::BUILT_IN.iter().map(|w| w.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Trains `specs` as fused groups of their workload, member i reporting to `sinks[i]` and
+/// checkpointing into `checkpoint_dirs[i]`.
+pub(crate) fn run_group(
+    specs: &[TrialSpec],
+    ctx: &TrialContext,
+    checkpoint_dirs: Vec<Option<PathBuf>>,
+    sinks: Vec<MemberSink<'_>>,
+) -> Result<Vec<MemberOutcome>, TrialError> {
+    let first = specs.first().ok_or_else(|| TrialError::bad_config("a group needs at least one trial spec"))?;
+    match first.workload.as_str() {
+        name if name == DOUBLE_DESCENT.name => double_descent::run_group(specs, ctx, checkpoint_dirs, sinks),
+        name if name == LONG_TAIL.name => long_tail::run_group(specs, ctx, checkpoint_dirs, sinks),
+        other => Err(TrialError::bad_config(format!(
+            "trial {}: workload `{other}` does not fuse; fused groups are of {} or {} trials",
+            first.id, DOUBLE_DESCENT.name, LONG_TAIL.name
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The shipped quickstart study must show what its header promises: averaged over seeds, test
+    /// error peaks near width == n at 1.5x or more the error at both ends of the grid.
+    #[test]
+    fn quickstart_study_shows_double_descent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/quickstart.toml");
+        let file = sweep_spec::SweepFile::read(&path).unwrap();
+        let n = file.params["n"].as_u64().unwrap();
+        let mut by_width: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for trial in sweep_spec::expand(&file).unwrap() {
+            let mut last = None;
+            run_workload(&trial, &TrialContext::cpu(), &mut |r| {
+                last = Some(r);
+                Ok(())
+            })
+            .unwrap();
+            let width = trial.params["width"].as_u64().unwrap();
+            by_width.entry(width).or_default().push(last.unwrap().metrics["test_error"]);
+        }
+        let curve: Vec<(u64, f64)> =
+            by_width.iter().map(|(&w, errs)| (w, errs.iter().sum::<f64>() / errs.len() as f64)).collect();
+        eprintln!("quickstart mean test_error by width: {curve:?}");
+        let &(peak_width, peak) = curve.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        let (first, last) = (curve[0].1, curve[curve.len() - 1].1);
+        assert!((n / 2..=2 * n).contains(&peak_width), "peak at width {peak_width}, n = {n}: {curve:?}");
+        assert!(peak >= 1.5 * first && peak >= 1.5 * last, "peak too low: {curve:?}");
+    }
+
+    #[test]
+    fn a_group_of_a_workload_that_does_not_fuse_is_refused_by_name() {
+        let mut spec = TrialSpec {
+            id: sweep_spec::TrialId("0123456789abcdef".into()),
+            sweep: "s".into(),
+            index: 0,
+            workload: "mlp".into(),
+            command: None,
+            params: Default::default(),
+            data: None,
+            resources: Default::default(),
+            checkpoint_every_epochs: None,
+        };
+        let err = run_group(&[spec.clone()], &TrialContext::cpu(), vec![None], vec![Box::new(|_| Ok(()))]).unwrap_err();
+        assert!(matches!(err, TrialError::BadConfig(_)), "{err}");
+        assert!(err.to_string().contains("workload `mlp` does not fuse"), "{err}");
+        spec.workload = "<script>".into();
+        let err = run_group(&[spec], &TrialContext::cpu(), vec![None], vec![Box::new(|_| Ok(()))]).unwrap_err();
+        assert!(err.to_string().contains("does not fuse"), "{err}");
+        assert!(run_group(&[], &TrialContext::cpu(), vec![], vec![]).is_err());
+    }
+}
