@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use sweep_coordinator::results::TrialRow;
+use sweep_results::TrialRow;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {

@@ -7,7 +7,6 @@ pub mod convert;
 pub mod error;
 pub mod lifecycle;
 pub mod limits;
-pub mod results;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -16,6 +15,9 @@ pub mod sink;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+
+/// The Parquet results the sink writes (crate `sweep-results`, which the CLI reads them with).
+pub use sweep_results as results;
 
 pub use config::{CoordinatorConfig, SecurityConfig};
 pub use error::{Error, Result};

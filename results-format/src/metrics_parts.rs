@@ -198,7 +198,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::atomic::temp_path;
+    use crate::atomic::temp_path;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Compression;
     use std::fs::File;

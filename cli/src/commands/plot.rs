@@ -5,7 +5,7 @@ use crate::plot;
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use sweep_coordinator::results;
+use sweep_results as results;
 
 pub fn run(sweep: &str, results_root: &Path, out: Option<&Path>, font: &Path) -> anyhow::Result<()> {
     let dir = results::checked_sweep_dir(results_root, sweep)?;

@@ -4,8 +4,8 @@
 use crate::client;
 use crate::table::{self, Format};
 use std::path::Path;
-use sweep_coordinator::results::{self, TrialRow};
 use sweep_proto::v1 as pb;
+use sweep_results::{self as results, TrialRow};
 
 pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
     let path = results::checked_sweep_dir(dir, sweep)?.join(results::TRIALS_FILE);

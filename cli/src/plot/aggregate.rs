@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
-use sweep_coordinator::results::{MetricRow, TrialRow};
+use sweep_results::{MetricRow, TrialRow};
 
 /// The parameter that names a replicate rather than a configuration; never an x axis.
 pub const SEED: &str = "seed";

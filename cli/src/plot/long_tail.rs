@@ -8,7 +8,7 @@ use super::curves::CurveFigure;
 use super::{averaged_over, render, slug, Plotted, COLORS};
 use std::collections::BTreeMap;
 use std::path::Path;
-use sweep_coordinator::results::TrialRow;
+use sweep_results::TrialRow;
 
 pub const WORKLOAD: &str = "long_tail";
 const SAMPLER: &str = "sampler";

@@ -19,7 +19,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
-use sweep_coordinator::results::{MetricRow, TrialRow};
+use sweep_results::{MetricRow, TrialRow};
 
 /// Workloads whose sweeps get the double-descent figures when `width` varies.
 const DOUBLE_DESCENT_WORKLOADS: [&str; 2] = ["mlp", "double_descent"];

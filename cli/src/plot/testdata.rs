@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
-use sweep_coordinator::results::{MetricRow, TrialRow};
+use sweep_results::{MetricRow, TrialRow};
 
 pub const WIDTHS: [i32; 5] = [10, 20, 40, 80, 160];
 /// Test error without noise at each of [`WIDTHS`]: the peak is at 40.

@@ -8,7 +8,7 @@ use super::curves::CurveFigure;
 use super::{render, Plotted};
 use std::collections::BTreeMap;
 use std::path::Path;
-use sweep_coordinator::results::TrialRow;
+use sweep_results::TrialRow;
 
 const WORKLOAD: &str = "xmc_tree";
 const RECALL_PREFIX: &str = "recall_at_5_freq_";
@@ -120,7 +120,7 @@ mod tests {
     use super::super::{font, plot_sweep};
     use serde_json::{json, Map};
     use std::collections::BTreeMap;
-    use sweep_coordinator::results::TrialRow;
+    use sweep_results::TrialRow;
 
     fn trial(partitioner: &str, branching: i64, seed: i64, p1: f64, secs: f64) -> TrialRow {
         let mut params = Map::new();
