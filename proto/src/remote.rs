@@ -7,15 +7,42 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
-/// Where the coordinator is and the credentials to present.
+/// Where the coordinator is and the credentials to present. With the `clap` feature these are
+/// the connection flags of `sweep` and `sweep-agent`, defined once: the same names, environment
+/// variables and checks in both.
 #[derive(Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Credentials {
+    /// Coordinator address; `https://` connects with TLS.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "coordinator", global = true, env = "SWEEP_COORDINATOR", default_value = "http://127.0.0.1:50051")
+    )]
     pub url: String,
+    /// Token sent as `authorization: Bearer <token>`: a user token for `sweep`, an agent token for
+    /// `sweep-agent`. Prefer the environment variable or --token-file: a flag's value is visible
+    /// to other users in `ps`.
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TOKEN", hide_env_values = true))]
     pub token: Option<String>,
+    /// File holding the token (a trailing newline is trimmed).
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TOKEN_FILE"))]
     pub token_file: Option<PathBuf>,
+    /// PEM CA certificate to trust for an `https://` coordinator [default: the system's roots].
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TLS_CA"))]
     pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for a coordinator that requires mutual TLS.
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TLS_CERT", requires = "tls_key"))]
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TLS_KEY", requires = "tls_cert"))]
     pub tls_key: Option<PathBuf>,
+}
+
+/// Messages and logs name the coordinator by its URL.
+impl std::fmt::Display for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -27,11 +54,17 @@ impl std::fmt::Debug for Credentials {
             .field("token_file", &self.token_file)
             .field("tls_ca", &self.tls_ca)
             .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
 
 impl Credentials {
+    /// A coordinator reached without token or TLS (the embedded one of `sweep local`, tests).
+    pub fn plain(url: impl Into<String>) -> Credentials {
+        Credentials { url: url.into(), ..Default::default() }
+    }
+
     /// The endpoint (TLS configured for `https://`) and the interceptor that adds the token.
     /// Token and certificate files are read here, once, so a wrong path fails at start.
     pub fn endpoint(&self) -> Result<(Endpoint, BearerToken), String> {
