@@ -68,6 +68,38 @@ macro_rules! param {
     };
 }
 
+/// The optimizer table; its default differs per workload, its keys do not.
+macro_rules! optimizer {
+    ($default:tt) => {
+        param!(
+            "optimizer",
+            Table,
+            $default,
+            "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"
+        )
+    };
+}
+
+/// The learning-rate schedule; its default differs per workload.
+macro_rules! schedule {
+    ($default:tt) => {
+        param!(
+            "schedule",
+            StrOrTable,
+            $default,
+            "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"
+        )
+    };
+}
+
+/// Parameters that mean the same, with the same default, in every workload that trains on batches
+/// of images.
+const BATCH_SIZE: Param = param!("batch_size", Int, 128, "mini-batch size");
+const AUGMENT: Param = param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip");
+const EVAL_EVERY: Param = param!("eval_every", Int, 1, "evaluate and report every this many epochs");
+const PRECISION: Param =
+    param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16");
+
 pub static MLP: Workload = Workload {
     name: "mlp",
     help: "an MLP classifier trained with libtorch on a seeded synthetic noisy classification set",
@@ -86,7 +118,7 @@ pub static MLP: Workload = Workload {
         param!("classes", Int, 4, "number of classes"),
         param!("label_noise", Float, 0.1, "fraction of training labels replaced by a different class"),
         param!("epochs", Int, 20, "training epochs (random features: one closed-form fit)"),
-        param!("batch_size", Int, 128, "mini-batch size"),
+        BATCH_SIZE,
         param!("optimizer", Table, {"name": "adam", "lr": 1e-3}, "{ name = \"adam\" | \"sgd\", lr, momentum }"),
         param!("weight_decay", Float, 0.0, "L2 penalty; the ridge coefficient for random features"),
         param!("seed", Int, 0, "seeds the data, the label noise and the initialisation"),
@@ -102,14 +134,14 @@ pub static DOUBLE_DESCENT: Workload = Workload {
         param!("label_noise", Float, 0.15, "fraction of training labels replaced by a different class, fixed per seed"),
         param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw); the ridge coefficient for random_features"),
         param!("dropout", Float, 0.0, "dropout before the classifier"),
-        param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip"),
+        AUGMENT,
         param!("epochs", Int, 200, "training epochs"),
-        param!("batch_size", Int, 128, "mini-batch size"),
-        param!("optimizer", Table, {"name": "adam", "lr": 1e-4}, "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"),
-        param!("schedule", StrOrTable, "constant", "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"),
+        BATCH_SIZE,
+        optimizer!({"name": "adam", "lr": 1e-4}),
+        schedule!("constant"),
         param!("n_train", Int, 0, "use the first n_train training images (0: all); n sets the interpolation threshold"),
-        param!("eval_every", Int, 1, "evaluate and report every this many epochs"),
-        param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16"),
+        EVAL_EVERY,
+        PRECISION,
         param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise"),
     ],
 };
@@ -132,13 +164,13 @@ pub static LONG_TAIL: Workload = Workload {
         param!("tau_norm", Float, 0.0, "tau-normalised classifier at evaluation: w_c / |w_c|^tau, no bias (0 = off)"),
         param!("crt_epochs", Int, 0, "classifier re-training (cRT): epochs of a second stage on frozen features with class-balanced sampling (0 = off)"),
         param!("weight_decay", Float, 2e-4, "L2 penalty (decoupled for adamw)"),
-        param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip"),
+        AUGMENT,
         param!("epochs", Int, 200, "training epochs of the first stage"),
-        param!("batch_size", Int, 128, "mini-batch size"),
-        param!("optimizer", Table, {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"),
-        param!("schedule", StrOrTable, "cosine", "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"),
-        param!("eval_every", Int, 1, "evaluate and report every this many epochs"),
-        param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16"),
+        BATCH_SIZE,
+        optimizer!({"name": "sgd", "lr": 0.1, "momentum": 0.9}),
+        schedule!("cosine"),
+        EVAL_EVERY,
+        PRECISION,
         param!("seed", Int, 0, "seeds initialisation, sampling order and augmentation"),
     ],
 };
