@@ -253,6 +253,7 @@ pub fn transition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use TrialState::*;
 
     const POLICY: Policy = Policy { max_attempts: 2, max_lost: 1, retry_backoff_ms: 0 };
@@ -328,7 +329,7 @@ mod tests {
         assert!(run(&[Event::Started]).is_err(), "a pending trial cannot start without a lease");
     }
 
-    /// A member of a group of four whose process exited as `c` says.
+    /// The size of the group an attempt trained in.
     const IN_A_GROUP: u32 = 4;
     const ALONE: u32 = 1;
 
@@ -413,15 +414,15 @@ mod tests {
         assert_eq!(Completion::default().error().as_deref(), Some("ended without an exit status"));
     }
 
-    proptest::proptest! {
+    proptest! {
         #[test]
         fn group_exits_come_only_from_groups_and_never_from_a_success_or_a_stop(
             code in proptest::option::of(-1i32..256),
             signal in proptest::option::of(1i32..32),
-            oom in proptest::bool::ANY,
-            launch_failed in proptest::bool::ANY,
-            stopped_by_request in proptest::bool::ANY,
-            whole in proptest::bool::ANY,
+            oom in any::<bool>(),
+            launch_failed in any::<bool>(),
+            stopped_by_request in any::<bool>(),
+            whole in any::<bool>(),
             group_size in 0u32..16,
         ) {
             let c = Completion {
@@ -434,15 +435,16 @@ mod tests {
                 whole_group: whole,
             };
             let (alone, grouped) = (c.exit(ALONE), c.exit(group_size));
-            proptest::prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));
-            if group_size <= 1 {
-                proptest::prop_assert_eq!(grouped, alone);
-            }
-            match alone {
-                Exit::Success | Exit::StoppedOnRequest => proptest::prop_assert_eq!(grouped, alone),
-                Exit::OutOfMemory if group_size > 1 => proptest::prop_assert_eq!(grouped, Exit::GroupOutOfMemory),
-                _ if !whole => proptest::prop_assert_eq!(grouped, alone),
-                _ => {}
+            prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));
+            let expected = match alone {
+                _ if group_size <= 1 => alone,
+                Exit::OutOfMemory => Exit::GroupOutOfMemory,
+                Exit::Failure | Exit::BadConfig if whole => Exit::GroupFailure,
+                _ => alone,
+            };
+            prop_assert_eq!(grouped, expected);
+            if matches!(alone, Exit::Success | Exit::StoppedOnRequest) {
+                prop_assert_eq!(grouped, alone);
             }
         }
     }
