@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod fused_sizing;
 pub mod lifecycle;
 pub mod limits;
 pub mod scheduler;

@@ -12,7 +12,8 @@
 //!   pending | leased | running ──── cancel ────▶ cancelled
 //! ```
 //! The attempt number grows by one at every lease, so a retry after a lost lease runs as
-//! attempt + 1 and anything still reported under the old lease is refused.
+//! attempt + 1 and anything still reported under the old lease is refused. What an agent reports at
+//! the end of an attempt (`Completion`) is judged here too: which `Exit` it was.
 
 use std::fmt;
 use std::str::FromStr;
@@ -114,6 +115,79 @@ pub enum Exit {
     StoppedOnRequest,
 }
 
+/// What PyTorch and libtorch print when a GPU runs out of memory.
+pub const OUT_OF_MEMORY_MARKERS: &[&str] = &["CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory"];
+
+/// How an attempt ended, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Completion {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stderr_tail: String,
+    pub launch_error: String,
+    pub stopped_by_request: bool,
+    /// Handed back by a draining agent: not a failure of the trial.
+    pub released: bool,
+    /// The exit of a fused group's process, not known to be this member's own.
+    pub whole_group: bool,
+}
+
+impl Completion {
+    /// The exit of an attempt that trained in a group of `group_size` trials (1: alone). In a
+    /// group, running out of memory and a failure of the group's process are the group's, not the
+    /// trial's: its size was the coordinator's choice.
+    pub fn exit(&self, group_size: u32) -> Exit {
+        let grouped = group_size > 1;
+        match self.process_exit() {
+            Exit::OutOfMemory if grouped => Exit::GroupOutOfMemory,
+            Exit::Failure | Exit::BadConfig if grouped && self.whole_group => Exit::GroupFailure,
+            exit => exit,
+        }
+    }
+
+    /// What the trial's process said, regardless of any group. A stop the coordinator asked for
+    /// explains whatever status followed it.
+    fn process_exit(&self) -> Exit {
+        match (self.exit_code, self.signal) {
+            _ if self.stopped_by_request => Exit::StoppedOnRequest,
+            _ if !self.launch_error.is_empty() => Exit::Failure,
+            (Some(0), None) => Exit::Success,
+            (Some(sweep_spec::trial::EXIT_BAD_CONFIG), None) => Exit::BadConfig,
+            _ if OUT_OF_MEMORY_MARKERS.iter().any(|m| self.stderr_tail.contains(m)) => Exit::OutOfMemory,
+            _ => Exit::Failure,
+        }
+    }
+
+    /// The event the attempt's end is for its trial: a lease handed back is lost, not failed.
+    pub fn event(&self, group_size: u32) -> Event {
+        if self.released {
+            Event::LeaseLost
+        } else {
+            Event::Exited(self.exit(group_size))
+        }
+    }
+
+    /// The error recorded with the attempt, or None for a success.
+    pub fn error(&self) -> Option<String> {
+        if self.released {
+            return Some("handed back by a draining agent".to_string());
+        }
+        let cause = if !self.launch_error.is_empty() {
+            format!("could not start: {}", self.launch_error)
+        } else if let Some(sig) = self.signal {
+            format!("killed by signal {sig}")
+        } else {
+            match self.exit_code {
+                Some(0) => return None,
+                Some(code) => format!("exit code {code}"),
+                None => "ended without an exit status".to_string(),
+            }
+        };
+        let tail = self.stderr_tail.trim();
+        Some(if tail.is_empty() { cause } else { format!("{cause}: {tail}") })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Leased,
@@ -179,6 +253,7 @@ pub fn transition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use TrialState::*;
 
     const POLICY: Policy = Policy { max_attempts: 2, max_lost: 1, retry_backoff_ms: 0 };
@@ -252,6 +327,126 @@ mod tests {
             assert!(run(&events).is_err(), "{e:?} after success");
         }
         assert!(run(&[Event::Started]).is_err(), "a pending trial cannot start without a lease");
+    }
+
+    /// The size of the group an attempt trained in.
+    const IN_A_GROUP: u32 = 4;
+    const ALONE: u32 = 1;
+
+    fn exited(code: i32) -> Completion {
+        Completion { exit_code: Some(code), ..Completion::default() }
+    }
+
+    fn out_of_memory(marker: &str) -> Completion {
+        Completion { stderr_tail: format!("RuntimeError: {marker}. Tried to allocate 2.00 GiB"), ..exited(1) }
+    }
+
+    fn whole_group(c: Completion) -> Completion {
+        Completion { whole_group: true, ..c }
+    }
+
+    #[test]
+    fn a_process_exit_is_judged_by_its_status_and_stderr() {
+        assert_eq!(exited(0).exit(ALONE), Exit::Success);
+        assert_eq!(exited(1).exit(ALONE), Exit::Failure);
+        assert_eq!(exited(sweep_spec::trial::EXIT_BAD_CONFIG).exit(ALONE), Exit::BadConfig);
+        for marker in OUT_OF_MEMORY_MARKERS {
+            assert_eq!(out_of_memory(marker).exit(ALONE), Exit::OutOfMemory, "{marker}");
+        }
+        let killed = Completion { signal: Some(9), ..Completion::default() };
+        assert_eq!(killed.exit(ALONE), Exit::Failure);
+        assert_eq!(
+            Completion { signal: Some(6), ..out_of_memory("CUDA out of memory") }.exit(ALONE),
+            Exit::OutOfMemory
+        );
+        assert_eq!(
+            Completion { signal: Some(9), ..exited(0) }.exit(ALONE),
+            Exit::Failure,
+            "0 and a signal is no success"
+        );
+        assert_eq!(Completion::default().exit(ALONE), Exit::Failure, "no status at all");
+        assert_eq!(
+            Completion { stderr_tail: "CUDA out of memory".into(), ..exited(0) }.exit(ALONE),
+            Exit::Success,
+            "a success that logged an OOM it recovered from"
+        );
+    }
+
+    #[test]
+    fn a_stop_or_a_launch_error_outweighs_the_status() {
+        let stopped = Completion { stopped_by_request: true, launch_error: "no such file".into(), ..exited(137) };
+        assert_eq!(stopped.exit(ALONE), Exit::StoppedOnRequest);
+        assert_eq!(whole_group(stopped).exit(IN_A_GROUP), Exit::StoppedOnRequest);
+        let not_started = Completion { launch_error: "no such file".into(), ..exited(0) };
+        assert_eq!(not_started.exit(ALONE), Exit::Failure);
+        assert_eq!(whole_group(not_started).exit(IN_A_GROUP), Exit::GroupFailure);
+    }
+
+    #[test]
+    fn in_a_group_out_of_memory_and_a_whole_group_failure_are_the_groups() {
+        assert_eq!(out_of_memory("OutOfMemoryError").exit(IN_A_GROUP), Exit::GroupOutOfMemory);
+        assert_eq!(whole_group(out_of_memory("OutOfMemoryError")).exit(IN_A_GROUP), Exit::GroupOutOfMemory);
+        assert_eq!(whole_group(exited(1)).exit(IN_A_GROUP), Exit::GroupFailure);
+        assert_eq!(whole_group(exited(sweep_spec::trial::EXIT_BAD_CONFIG)).exit(IN_A_GROUP), Exit::GroupFailure);
+        assert_eq!(exited(1).exit(IN_A_GROUP), Exit::Failure, "a member that failed on its own");
+        assert_eq!(whole_group(exited(0)).exit(IN_A_GROUP), Exit::Success);
+        assert_eq!(whole_group(exited(1)).exit(ALONE), Exit::Failure, "alone, the group's exit is the trial's");
+    }
+
+    #[test]
+    fn a_lease_handed_back_is_lost_not_failed() {
+        let released = Completion { released: true, ..exited(143) };
+        assert_eq!(released.event(ALONE), Event::LeaseLost);
+        assert_eq!(released.error().as_deref(), Some("handed back by a draining agent"));
+        assert_eq!(whole_group(exited(1)).event(IN_A_GROUP), Event::Exited(Exit::GroupFailure));
+    }
+
+    #[test]
+    fn the_recorded_error_names_the_cause_and_the_stderr_tail() {
+        assert_eq!(exited(0).error(), None);
+        assert_eq!(exited(2).error().as_deref(), Some("exit code 2"));
+        let tail = Completion { stderr_tail: "  boom\n".into(), ..exited(2) };
+        assert_eq!(tail.error().as_deref(), Some("exit code 2: boom"));
+        let killed = Completion { signal: Some(9), ..Completion::default() };
+        assert_eq!(killed.error().as_deref(), Some("killed by signal 9"));
+        let not_started = Completion { launch_error: "no such file".into(), signal: Some(9), ..exited(1) };
+        assert_eq!(not_started.error().as_deref(), Some("could not start: no such file"));
+        assert_eq!(Completion::default().error().as_deref(), Some("ended without an exit status"));
+    }
+
+    proptest! {
+        #[test]
+        fn group_exits_come_only_from_groups_and_never_from_a_success_or_a_stop(
+            code in proptest::option::of(-1i32..256),
+            signal in proptest::option::of(1i32..32),
+            oom in any::<bool>(),
+            launch_failed in any::<bool>(),
+            stopped_by_request in any::<bool>(),
+            whole in any::<bool>(),
+            group_size in 0u32..16,
+        ) {
+            let c = Completion {
+                exit_code: code,
+                signal,
+                stderr_tail: if oom { OUT_OF_MEMORY_MARKERS[0].into() } else { String::new() },
+                launch_error: if launch_failed { "no such file".into() } else { String::new() },
+                stopped_by_request,
+                released: false,
+                whole_group: whole,
+            };
+            let (alone, grouped) = (c.exit(ALONE), c.exit(group_size));
+            prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));
+            let expected = match alone {
+                _ if group_size <= 1 => alone,
+                Exit::OutOfMemory => Exit::GroupOutOfMemory,
+                Exit::Failure | Exit::BadConfig if whole => Exit::GroupFailure,
+                _ => alone,
+            };
+            prop_assert_eq!(grouped, expected);
+            if matches!(alone, Exit::Success | Exit::StoppedOnRequest) {
+                prop_assert_eq!(grouped, alone);
+            }
+        }
     }
 
     #[test]

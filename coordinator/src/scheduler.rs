@@ -1,7 +1,8 @@
 //! Scheduling decisions as plain functions of the state and `now`: which pending trials an agent
-//! gets, and what a heartbeat tells an agent about each of its leases.
+//! gets, what a heartbeat tells an agent about each of its leases, and when an agent is quarantined.
+//! How large a fused group may be is decided in `fused_sizing`.
 
-use crate::lifecycle::TrialState;
+use crate::lifecycle::{Exit, TrialState};
 use sweep_spec::packing;
 
 /// A pending trial (or fused group), in queue order (oldest sweep first, then expansion order).
@@ -36,6 +37,31 @@ impl GpuRoom {
     fn is_free(&self) -> bool {
         packing::is_free(self.share)
     }
+
+    fn has_room(&self) -> bool {
+        self.share > 0.0
+    }
+}
+
+/// How many of the agent's GPUs have any room left: a pending trial that needs more whole GPUs is
+/// not worth reading.
+pub fn gpus_with_room(gpus: &[GpuRoom]) -> u32 {
+    gpus.iter().filter(|g| g.has_room()).count() as u32
+}
+
+/// The most memory free on one of the agent's GPUs with room left, where the driver said: the
+/// largest fused group the agent could hold (`fused_sizing::group_size`).
+pub fn most_free_bytes(gpus: &[GpuRoom]) -> Option<u64> {
+    gpus.iter().filter(|g| g.has_room()).filter_map(|g| g.free_bytes).max()
+}
+
+/// Pending trials (or fused groups) read per free slot. `choose` skips a candidate that does not fit
+/// what is left of the agent's GPUs, so it is offered more candidates than slots to fill them.
+pub const CANDIDATES_PER_SLOT: u32 = 4;
+
+/// How many candidates to read for an agent with `free_slots`.
+pub fn candidates_to_read(free_slots: u32) -> usize {
+    free_slots.saturating_mul(CANDIDATES_PER_SLOT) as usize
 }
 
 /// Indices of the candidates to lease, first come first served, within the agent's free slots and
@@ -117,6 +143,28 @@ pub fn is_quarantined(consecutive: u32, after: u32) -> bool {
     after > 0 && consecutive >= after
 }
 
+/// What an attempt's end does to its agent's run of failed attempts (`is_quarantined`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streak {
+    /// One more failure in a row.
+    Lengthen,
+    /// A success ends the run.
+    Reset,
+    /// The exit says nothing about the node.
+    Keep,
+}
+
+/// Failures of the trial's code, OOM and processes that could not start lengthen an agent's run of
+/// failures; a success ends it. Bad configurations, stops and fused groups that ran out of memory or
+/// failed as a whole say nothing about the node: the group's size was the coordinator's choice.
+pub fn streak_after(exit: Exit) -> Streak {
+    match exit {
+        Exit::Failure | Exit::OutOfMemory => Streak::Lengthen,
+        Exit::Success => Streak::Reset,
+        Exit::BadConfig | Exit::StoppedOnRequest | Exit::GroupOutOfMemory | Exit::GroupFailure => Streak::Keep,
+    }
+}
+
 /// A lease whose deadline has passed is lost. Heartbeats move deadlines; nothing else does.
 pub fn is_expired(deadline_ms: i64, now_ms: i64) -> bool {
     deadline_ms <= now_ms
@@ -181,6 +229,34 @@ mod tests {
         assert!(retry_not_before(0, 1, 1_000, almost_one) < 1_000);
         assert!(retry_not_before(0, 3, 1_000, almost_one) > 3_900);
         assert!(retry_not_before(0, 40, 1_000, almost_one) <= RETRY_BACKOFF_CAP.as_millis() as i64);
+    }
+
+    #[test]
+    fn only_gpus_with_room_count_and_offer_their_memory() {
+        let room = |share, free_bytes| GpuRoom { share, free_bytes };
+        let gpus = [room(0.0, Some(40 << 30)), room(0.5, Some(8 << 30)), room(1.0, Some(6 << 30)), room(1.0, None)];
+        assert_eq!(gpus_with_room(&gpus), 3);
+        assert_eq!(most_free_bytes(&gpus), Some(8 << 30), "a full GPU's free memory is not on offer");
+        assert_eq!(most_free_bytes(&[GpuRoom::FREE]), None, "the driver did not say");
+        assert_eq!(gpus_with_room(&[]), 0);
+        assert_eq!(most_free_bytes(&[]), None);
+    }
+
+    #[test]
+    fn more_candidates_are_read_than_there_are_slots() {
+        assert_eq!(candidates_to_read(0), 0);
+        assert_eq!(candidates_to_read(2), 2 * CANDIDATES_PER_SLOT as usize);
+        assert_eq!(candidates_to_read(u32::MAX), u32::MAX as usize, "saturates");
+    }
+
+    #[test]
+    fn only_failures_the_node_may_cause_lengthen_its_streak() {
+        assert_eq!(streak_after(Exit::Failure), Streak::Lengthen);
+        assert_eq!(streak_after(Exit::OutOfMemory), Streak::Lengthen);
+        assert_eq!(streak_after(Exit::Success), Streak::Reset);
+        for exit in [Exit::BadConfig, Exit::StoppedOnRequest, Exit::GroupOutOfMemory, Exit::GroupFailure] {
+            assert_eq!(streak_after(exit), Streak::Keep, "{exit:?}");
+        }
     }
 
     #[test]

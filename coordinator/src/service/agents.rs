@@ -2,9 +2,10 @@
 //! writes under a lease that is no longer current.
 
 use crate::convert;
+use crate::lifecycle::Completion;
 use crate::scheduler::LeaseVerdict;
 use crate::shared::Shared;
-use crate::store::{Completion, LeaseReport, MetricBatch};
+use crate::store::{LeaseReport, MetricBatch};
 use std::time::Duration;
 use sweep_proto::v1::{self as pb, agent_service_server::AgentService};
 use tonic::{Request, Response, Status};

@@ -8,12 +8,13 @@ mod agents;
 mod gauges;
 mod leases;
 mod metrics;
+mod queue;
 mod schema;
 mod sweeps;
 
 pub use agents::AgentRecord;
 pub use gauges::Gauges;
-pub use leases::{Completion, Grant, LeaseReport};
+pub use leases::{Grant, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 
