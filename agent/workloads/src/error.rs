@@ -41,7 +41,7 @@ impl From<tch::TchError> for TrialError {
 
 /// What a caught libtorch panic (tch panics on libtorch errors) says: its first line, since
 /// libtorch's messages carry a C++ backtrace after it.
-pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     let text = panic
         .downcast_ref::<String>()
         .cloned()

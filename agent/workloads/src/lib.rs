@@ -25,9 +25,9 @@ mod params;
 mod process;
 pub mod random_features;
 mod rng;
-pub mod throughput;
 
-pub use error::TrialError;
+pub use device::DeviceChoice;
+pub use error::{panic_message, TrialError};
 pub use process::{run_group_main, run_trial_main, GROUP_CHECKPOINT_DIRS};
 
 #[cfg(test)]

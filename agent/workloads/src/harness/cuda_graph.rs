@@ -26,9 +26,9 @@ pub enum GraphMode {
     Off,
     /// Capture on CUDA devices; train eagerly elsewhere.
     On,
-    /// Tests: "capture" records nothing and "replay" runs the step eagerly on the static buffers,
-    /// so everything but the capture itself runs on the CPU.
-    #[cfg(test)]
+    /// For tests, here and in the benches: "capture" records nothing and "replay" runs the step
+    /// eagerly on the static buffers, so everything but the capture itself runs on the CPU. Trials
+    /// never ask for it (`[resources] cuda_graphs` is on or off).
     Rehearse,
 }
 
@@ -154,7 +154,6 @@ impl StepGraph {
         }
         let (inputs, labels) = (inputs.copy(), labels.copy());
         let graph = match self.mode {
-            #[cfg(test)]
             GraphMode::Rehearse => None,
             _ => match Graph::capture(self.device, || body(&inputs, &labels)) {
                 Ok(graph) => Some(graph),

@@ -9,7 +9,7 @@ mod epochs;
 mod eval;
 mod fused_checkpoint;
 mod fused_loop;
-pub(crate) mod gpu_memory;
+pub mod gpu_memory;
 mod objective;
 mod plan;
 mod precision;

@@ -1,10 +1,6 @@
 //! `sweep bench`: measurements a user runs on their own hardware. `sweep bench gpu` times the
 //! training step of the double-descent network in every way sweep can run it, side by side with
-//! PyTorch on the same device.
-
-mod gpu;
-mod packed;
-mod pytorch;
+//! PyTorch on the same device; the bench itself lives in crate `sweep-bench` (`bench/src/gpu/`).
 
 use clap::Subcommand;
 
@@ -15,11 +11,11 @@ pub enum BenchCommand {
     /// under CUDA MPS where available), and fused groups of G networks trained as one (summed
     /// over the G members), each also as a CUDA graph, each with its ratio to PyTorch eager. Run
     /// it on the GPU node with LD_LIBRARY_PATH pointing at its torch `lib/` folder.
-    Gpu(gpu::GpuArgs),
+    Gpu(sweep_bench::gpu::GpuArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Gpu(args) => gpu::run(args),
+        BenchCommand::Gpu(args) => sweep_bench::gpu::run(args),
     }
 }

@@ -5,8 +5,13 @@
 //! one device in one run, so every ratio compares the same step, batch and device. Rows print as
 //! each width finishes.
 
-use super::packed::{self, Packer};
-use super::pytorch::{self, Column, Reference};
+mod packed;
+mod pytorch;
+pub mod throughput;
+
+use packed::Packer;
+use pytorch::{Column, Reference};
+
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::{json, Value};
@@ -17,7 +22,7 @@ use sweep_spec::duration::parse_duration;
 use sweep_workloads::harness::{GraphMode, Precision, StepGraph};
 use sweep_workloads::models::Arch;
 use sweep_workloads::tch::{self, Device};
-use sweep_workloads::throughput::{self, DeviceChoice, StepBench, Throughput};
+use throughput::{DeviceChoice, StepBench, Throughput};
 
 const DEFAULT_WIDTHS: [i64; 7] = [1, 2, 4, 8, 16, 32, 64];
 

@@ -8,6 +8,7 @@
 //! threads, so a chatty worker never blocks on a full pipe, and a worker that stops answering
 //! fails the cell after `--packed-timeout` instead of hanging the bench.
 
+use super::throughput::{self, StepBench, Throughput};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use sweep_workloads::throughput::{self, StepBench, Throughput};
 
 const READY: &str = "ready";
 

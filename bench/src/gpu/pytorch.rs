@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use sweep_workloads::models::Arch;
 
 /// The reference script; `sweep bench gpu` runs this text, not the file on disk.
-pub const SCRIPT: &str = include_str!("../../../../bench/gpu/pytorch_eager.py");
+pub const SCRIPT: &str = include_str!("../../gpu/pytorch_eager.py");
 
 /// The project's virtual environment (scripts/setup.sh installs torch there).
 const VENV_PYTHON: &str = ".venv/bin/python";

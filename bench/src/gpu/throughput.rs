@@ -6,17 +6,18 @@
 //! eagerly, or captured once as a CUDA graph and replayed (`harness::cuda_graph`), as the training
 //! loops do with `cuda_graphs` on.
 
-use crate::harness::{autocast, member_cross_entropy, GraphMode, Precision, StepGraph};
-use crate::models::{self, fused, Arch, ModelSpec};
-use crate::optim::{
-    Optimizer, OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_NESTEROV,
-};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
-use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Kind, Reduction, Tensor};
+use sweep_workloads::harness::{autocast, member_cross_entropy, GraphMode, Precision, StepGraph};
+use sweep_workloads::models::{self, fused, Arch, ModelSpec};
+use sweep_workloads::optim::{
+    Optimizer, OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_NESTEROV,
+};
+use sweep_workloads::tch;
+use sweep_workloads::tch::nn::{ModuleT, VarStore};
+use sweep_workloads::tch::{Device, Kind, Reduction, Tensor};
 
-pub use crate::device::DeviceChoice;
+pub use sweep_workloads::DeviceChoice;
 
 /// CIFAR-sized inputs: 3x32x32 images, 10 classes.
 pub const IN_CHANNELS: i64 = 3;
@@ -114,7 +115,7 @@ pub fn measure_when(bench: &StepBench, ready: impl FnOnce() -> Result<(), String
     let measured = measure_in(bench, if bench.graphs { GraphMode::On } else { GraphMode::Off }, ready);
     // The cell's network is gone: the next cell, or processes packed beside this one, find the GPU
     // as free as this cell did.
-    crate::harness::gpu_memory::release_cached(bench.device);
+    sweep_workloads::harness::gpu_memory::release_cached(bench.device);
     measured
 }
 
@@ -131,7 +132,7 @@ fn measure_in(
         }
     }
     catch_unwind(AssertUnwindSafe(|| run(bench, mode, ready)))
-        .unwrap_or_else(|panic| Err(crate::error::panic_message(panic)))
+        .unwrap_or_else(|panic| Err(sweep_workloads::panic_message(panic)))
 }
 
 fn run(bench: &StepBench, mode: GraphMode, ready: impl FnOnce() -> Result<(), String>) -> Result<Throughput, String> {
@@ -243,6 +244,12 @@ fn synchronize(device: Device) {
 mod tests {
     use super::*;
 
+    /// libtorch's generator is process-global: the tests that seed it and draw take turns.
+    fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn cell(members: i64) -> StepBench {
         let arch = Arch::PreactResnet18;
         StepBench { arch, width: 1, members, batch: 2, warmup: 1, steps: 1, device: Device::Cpu, graphs: false }
@@ -251,7 +258,7 @@ mod tests {
     #[test]
     fn lone_and_fused_cells_report_a_positive_rate_and_the_parameters_of_the_whole_network() {
         // Building and the random batch draw from the global generator that seeded tests share.
-        let _rng = crate::torch_rng_lock();
+        let _rng = torch_rng_lock();
         for arch in Arch::ALL {
             let lone = measure(&StepBench { arch, ..cell(1) }).unwrap();
             assert!(lone.samples_per_second.is_finite() && lone.samples_per_second > 0.0, "{arch}: {lone:?}");
@@ -281,7 +288,7 @@ mod tests {
         // Rehearsal replays the captured body eagerly on the static inputs: everything the graph
         // cell does but the capture itself, including a warmup of 0 raised to the one eager step
         // a capture needs.
-        let _rng = crate::torch_rng_lock();
+        let _rng = torch_rng_lock();
         for members in [1, 2] {
             let bench = StepBench { graphs: true, warmup: 0, steps: 2, ..cell(members) };
             let t = measure_in(&bench, GraphMode::Rehearse, || Ok(())).unwrap();
