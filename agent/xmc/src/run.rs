@@ -233,17 +233,18 @@ mod tests {
         records.remove(0).metrics
     }
 
+    /// `[data]` options of a synthetic set of `shape`, written into `dir` on first use.
+    fn synthetic(dir: &std::path::Path, shape: Value) -> Map<String, Value> {
+        crate::data::options(&dir.join("train.txt"), &dir.join("test.txt"), Some(shape.as_object().unwrap().clone()))
+    }
+
     /// The whole path, through the real reader: a synthetic set written on first use, each
     /// partitioner trained and measured. Clustered trees must beat the random one on P@1.
     #[test]
     fn clustered_trees_beat_random_end_to_end() {
         let dir = tempfile::tempdir().unwrap();
-        let synthetic = json!({"train": 3000, "test": 1000, "labels": 400, "topics": 20, "features": 2000, "seed": 1});
-        let options = crate::data::options(
-            &dir.path().join("xc/train.txt"),
-            &dir.path().join("xc/test.txt"),
-            Some(synthetic.as_object().unwrap().clone()),
-        );
+        let shape = json!({"train": 3000, "test": 1000, "labels": 400, "topics": 20, "features": 2000, "seed": 1});
+        let options = synthetic(&dir.path().join("xc"), shape);
         let balanced = run_one("kmeans_balanced", &options);
         assert!(dir.path().join("xc/train.txt").exists() && dir.path().join("xc/test.txt").exists());
         let random = run_one("random", &options);
@@ -282,17 +283,13 @@ mod tests {
     #[test]
     fn an_ensemble_is_its_trees_and_ranks_better_than_they_do_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let synthetic = json!({"train": 2000, "test": 600, "labels": 300, "topics": 15, "features": 1500, "seed": 2});
-        let options = crate::data::options(
-            &dir.path().join("train.txt"),
-            &dir.path().join("test.txt"),
-            Some(synthetic.as_object().unwrap().clone()),
-        );
-        let base = [("max_leaf", json!(20)), ("seed", json!(5))];
-        let three = run_with(&[base[0].clone(), base[1].clone(), ("n_trees", json!(3))], &options);
-        let alone: Vec<_> = (0..3)
-            .map(|t| run_with(&[base[0].clone(), ("seed", json!(tree_seed(5, t))), ("n_trees", json!(1))], &options))
-            .collect();
+        let shape = json!({"train": 2000, "test": 600, "labels": 300, "topics": 15, "features": 1500, "seed": 2});
+        let options = synthetic(dir.path(), shape);
+        let trial = |seed: u64, n_trees: usize| {
+            run_with(&[("max_leaf", json!(20)), ("seed", json!(seed)), ("n_trees", json!(n_trees))], &options)
+        };
+        let three = trial(5, 3);
+        let alone: Vec<_> = (0..3).map(|t| trial(tree_seed(5, t), 1)).collect();
         let sum = |key: &str| alone.iter().map(|m| m[key]).sum::<f64>();
         let mean = |key: &str| sum(key) / alone.len() as f64;
         for key in ["model_weights", "model_bytes", "tree_nodes", "tree_leaves"] {
