@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of the label-tree study against its references, on the same XC files and
-the same cores: sweep's `xmc_tree` (balanced 2-means tree, run as a real trial through
-`sweep run-trial`), omikuji in Parabel mode (balanced 2-means, one tree and three), and PECOS
+the same cores: sweep's `xmc_tree` with its catalogue defaults (balanced 2-means trees, run as a
+real trial through `sweep run-trial`, and through `examples/xc` of crate sweep-xmc, also with one
+tree), omikuji in Parabel mode (balanced 2-means, one tree and its default three), and PECOS
 XR-Linear (PIFA + hierarchical 2-means). Each method runs in its own child process; its peak
 memory is that child's maximum resident set (wait4), its time what it spent building and training.
 
     bench/xmc/compare.py --shape eurlex            # writes a EURLex-4K-shaped synthetic set first
     bench/xmc/compare.py --data data/Eurlex-4K     # train.txt and test.txt of a real set
+    bench/xmc/compare.py --generate issue,headheavy,flat --skip sweep
+                                                   # sets of bench/xmc/generate.py, one table each
+
+`--shape` sets come from sweep's own generator (`sweep data synth --format xc`, or `examples/xc
+synth` when the `sweep` binary is not built); `--generate` sets from bench/xmc/generate.py, a
+generator with a different model, run with the references' Python (it needs numpy).
 
 omikuji and libpecos are not needed by the build or the tests. They go into a separate virtual
 environment (default ~/.cache/sweep-bench-xmc/venv) that sees the project's .venv (torch, for
@@ -28,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ROOT / "target" / "release" / "sweep"
+XC = ROOT / "target" / "release" / "examples" / "xc"
+GENERATE = ROOT / "bench" / "xmc" / "generate.py"
+GENERATED = ("issue", "headheavy", "flat")
 REF_VENV = Path(os.environ.get("XMC_REF_VENV", Path.home() / ".cache" / "sweep-bench-xmc" / "venv"))
 
 # Shapes for `sweep data synth --format xc`: the xmc-small study's set, EURLex-4K and Amazon-670K.
@@ -46,14 +56,15 @@ BEAM = 10
 
 def ensure_ref_venv():
     py = REF_VENV / "bin" / "python"
-    if py.exists() and subprocess.run([py, "-c", "import omikuji, pecos"], capture_output=True).returncode == 0:
+    if py.exists() and subprocess.run([py, "-c", "import numpy, omikuji, pecos"], capture_output=True).returncode == 0:
         return py
-    print(f"compare: installing omikuji and libpecos into {REF_VENV}", file=sys.stderr)
+    print(f"compare: installing numpy, omikuji and libpecos into {REF_VENV}", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", REF_VENV], check=True)
     ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     project = ROOT / ".venv" / "lib" / ver / "site-packages"
     (REF_VENV / "lib" / ver / "site-packages" / "zz-project-venv.pth").write_text(f"{project}\n")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "omikuji", "libpecos"], check=True)
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "numpy", "omikuji", "libpecos"],
+                   check=True)
     return py
 
 
@@ -165,13 +176,14 @@ print(json.dumps({"p": precision(rankings, truth), "train_s": train_s, "infer_ms
 '''
 
 
-def run_sweep(train, test, threads, partitioner="kmeans_balanced"):
+def run_sweep(train, test, threads, seed, partitioner="kmeans_balanced"):
     """One `xmc_tree` trial through the real trial entry point, `sweep run-trial --spec`."""
     with tempfile.TemporaryDirectory() as tmp:
         sweep_file = Path(tmp) / "bench.toml"
         sweep_file.write_text(
             f'name = "xmc-bench"\nworkload = "xmc_tree"\n[data]\nformat = "xc"\ntrain = "{train}"\ntest = "{test}"\n'
             f'[params]\npartitioner = "{partitioner}"\nbranching = 2\nmax_leaf = {MAX_LEAF}\nbeam = {BEAM}\nthreads = {threads}\n'
+            f'seed = {seed}\n'
         )
         # `sweep validate --trials` prints each trial as `  <id>  <resolved params as JSON>`.
         listed = subprocess.run([SWEEP, "validate", sweep_file, "--trials"], capture_output=True, text=True)
@@ -197,8 +209,9 @@ def run_sweep(train, test, threads, partitioner="kmeans_balanced"):
 
 def repeat(n, run):
     """n runs of one method, summarised: mean P@k (omikuji's clustering is not seeded, so its
-    precision varies run to run), median seconds (the machine may be shared), largest peak RSS."""
-    runs = [run() for _ in range(max(1, n))]
+    precision varies run to run; sweep's run r takes seed r for the same reason), median seconds
+    (the machine may be shared), largest peak RSS. `run` takes the run's index."""
+    runs = [run(r) for r in range(max(1, n))]
     med = lambda key: statistics.median(r[key] for r in runs)
     return {"p": [statistics.mean(r["p"][k] for r in runs) for k in range(3)], "train_s": med("train_s"),
             "infer_ms": med("infer_ms"), "wall": med("wall"), "rss": max(r["rss"] for r in runs), "n": len(runs)}
@@ -216,49 +229,53 @@ def first_points(path, n, folder):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="folder with train.txt and test.txt (XC BoW format)")
-    src.add_argument("--shape", choices=sorted(SHAPES), help="write a synthetic set of this shape first")
-    ap.add_argument("--out", type=Path, help="where --shape writes its set [data/xmc-bench-SHAPE]")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="runs per method; the table shows mean P@k, median seconds and the largest peak RSS")
-    ap.add_argument("--test-limit", type=int, metavar="N",
-                    help="rank only the first N test points (a copy of the test file with its header rewritten), "
-                         "for training-time comparisons at a scale where omikuji's one Python call per point "
-                         "would take longer than training")
-    ap.add_argument("--skip", default="", help="comma-separated methods to leave out: xc,omikuji,omikuji3,pecos")
-    args = ap.parse_args()
-    if not SWEEP.exists():
-        raise SystemExit(f"compare: {SWEEP} is missing; run `cargo build --release -p sweep-cli` first")
-    data = args.data
-    if args.shape:
-        data = args.out or ROOT / "data" / f"xmc-bench-{args.shape}"
-        if not (data / "train.txt").exists():
-            subprocess.run([SWEEP, "data", "synth", "--format", "xc", "--out", data, *SHAPES[args.shape]], check=True)
+def synth(shape, data, ref_py):
+    """Writes the set of `--shape` (sweep's generator) or `--generate` (bench/xmc/generate.py) into
+    `data` unless it is there already."""
+    if (data / "train.txt").exists():
+        return
+    if shape in SHAPES:
+        if SWEEP.exists():
+            subprocess.run([SWEEP, "data", "synth", "--format", "xc", "--out", data, *SHAPES[shape]], check=True)
+        elif XC.exists():
+            # The same writer, through the developer's tool: its knobs are the flags' names.
+            flags = SHAPES[shape]
+            knobs = [f"{flags[i][2:].replace('-', '_')}={flags[i + 1]}" for i in range(0, len(flags), 2)]
+            subprocess.run([XC, "synth", data, *knobs], check=True)
+        else:
+            raise SystemExit(f"compare: --shape {shape}: neither {SWEEP} nor {XC} is built")
+    else:
+        subprocess.run([ref_py, GENERATE, "--shape", shape, "--out", data], check=True)
+
+
+def compare(data, args, skip, py):
+    """Every method on one set; returns the table's rows as (key, label, summary)."""
     train, test = (data / "train.txt").resolve(), (data / "test.txt").resolve()
     if args.test_limit:
         folder = Path(tempfile.mkdtemp(prefix="xmc-bench-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         test = first_points(test, args.test_limit, folder)
-    skip = set(filter(None, args.skip.split(",")))
-    py = ensure_ref_venv() if not {"omikuji", "omikuji3", "pecos"} <= skip else None
 
-    rows = [("sweep xmc_tree via `sweep run-trial` (balanced 2-means, 1 tree)",
-             repeat(args.repeat, lambda: run_sweep(train, test, args.threads)))]
+    rows = []
+    if "sweep" not in skip:
+        rows.append(("sweep", "sweep xmc_tree via `sweep run-trial` (its defaults)",
+                     repeat(args.repeat, lambda r: run_sweep(train, test, args.threads, r))))
     # The same code without the sweep binary, whose libtorch adds a few hundred MiB of resident
-    # pages to any trial process: the developer's tool `examples/xc` of crate sweep-xmc.
-    xc = ROOT / "target" / "release" / "examples" / "xc"
-    if xc.exists() and "xc" not in skip:
-        def run_xc():
-            out, wall, rss = run_child([xc, "train", train, test, "branching=2", f"max_leaf={MAX_LEAF}", f"beam={BEAM}",
-                                        f"threads={args.threads}"], "examples/xc")
-            m = json.loads(out.strip().splitlines()[-1])
-            return {"p": [m["p_at_1"], m["p_at_3"], m["p_at_5"]], "train_s": m["build_seconds"] + m["train_seconds"],
-                    "infer_ms": m["infer_ms_per_query"], "rss": rss, "wall": wall}
-        rows.append(("sweep-xmc alone (`examples/xc`, same code, no libtorch)", repeat(args.repeat, run_xc)))
+    # pages to any trial process: the developer's tool `examples/xc` of crate sweep-xmc, with the
+    # catalogue's defaults and with one tree.
+    def run_xc(r, *extra):
+        out, wall, rss = run_child([XC, "train", train, test, "branching=2", f"max_leaf={MAX_LEAF}", f"beam={BEAM}",
+                                    f"threads={args.threads}", f"seed={r}", *extra], "examples/xc")
+        m = json.loads(out.strip().splitlines()[-1])
+        return {"p": [m["p_at_1"], m["p_at_3"], m["p_at_5"]], "train_s": m["build_seconds"] + m["train_seconds"],
+                "infer_ms": m["infer_ms_per_query"], "rss": rss, "wall": wall}
+    if XC.exists():
+        if "xc" not in skip:
+            rows.append(("xc", "sweep-xmc alone (`examples/xc`, same code, no libtorch; its defaults)",
+                         repeat(args.repeat, run_xc)))
+        if "xc1" not in skip:
+            rows.append(("xc1", "sweep-xmc alone, 1 tree (`n_trees=1`)",
+                         repeat(args.repeat, lambda r: run_xc(r, "n_trees=1"))))
     refs = [
         ("omikuji", "omikuji Parabel mode (1 tree)", [OMIKUJI_PY, train, test, args.threads, 1, MAX_LEAF, BEAM]),
         ("omikuji3", "omikuji Parabel mode (3 trees, its default)", [OMIKUJI_PY, train, test, args.threads, 3, MAX_LEAF, BEAM]),
@@ -267,21 +284,77 @@ def main():
     for key, label, script in refs:
         if key in skip:
             continue
-        def run_ref():
+        def run_ref(_r):
             out, wall, rss = run_child([py, "-c", *map(str, script)], label)
             r = json.loads(out.strip().splitlines()[-1])
             r["p"] = r["p"][0:1] + r["p"][2:3] + r["p"][4:5]
             return {**r, "rss": rss, "wall": wall}
-        rows.append((label, repeat(args.repeat, run_ref)))
+        rows.append((key, label, repeat(args.repeat, run_ref)))
 
     print(f"\ndata: {train.parent} ({open(train).readline().strip()} train, {open(test).readline().split()[0]} test points ranked); "
           f"{args.threads} threads; max leaf {MAX_LEAF}, beam {BEAM}; {args.repeat} runs per method\n")
     print("| method | P@1 | P@3 | P@5 | train s | infer ms/query | peak RSS MiB | process wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for label, r in rows:
+    for _, label, r in rows:
         p = r["p"]
         print(f"| {label} | {p[0]:.4f} | {p[1]:.4f} | {p[2]:.4f} | {r['train_s']:.2f} | {r['infer_ms']:.3f} | "
-              f"{r['rss'] / 2**20:.0f} | {r['wall']:.1f} |")
+              f"{r['rss'] / 2**20:.0f} | {r['wall']:.1f} |", flush=True)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="folder with train.txt and test.txt (XC BoW format)")
+    src.add_argument("--shape", choices=sorted(SHAPES), help="write a synthetic set of this shape first")
+    src.add_argument("--generate", metavar="SHAPE[,SHAPE...]",
+                     help=f"write sets of bench/xmc/generate.py first ({', '.join(GENERATED)}); one table each, "
+                          "then P@1 and P@5 of every set side by side")
+    ap.add_argument("--out", type=Path, help="where --shape writes its set [data/xmc-bench-SHAPE]; "
+                                             "--generate writes under data/xmc-gen-SHAPE")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per method; the table shows mean P@k, median seconds and the largest peak RSS")
+    ap.add_argument("--test-limit", type=int, metavar="N",
+                    help="rank only the first N test points (a copy of the test file with its header rewritten), "
+                         "for training-time comparisons at a scale where omikuji's one Python call per point "
+                         "would take longer than training")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated methods to leave out: sweep,xc,xc1,omikuji,omikuji3,pecos "
+                         "(sweep: the `sweep run-trial` row, which needs `cargo build --release -p sweep-cli`)")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    if "sweep" not in skip and not SWEEP.exists():
+        raise SystemExit(f"compare: {SWEEP} is missing; run `cargo build --release -p sweep-cli` first, "
+                         "or pass --skip sweep to measure sweep-xmc through examples/xc alone")
+    generated = []
+    if args.generate:
+        generated = [g.strip() for g in args.generate.split(",") if g.strip()]
+        unknown = [g for g in generated if g not in GENERATED]
+        if unknown or not generated:
+            raise SystemExit(f"compare: --generate: expected shapes among {', '.join(GENERATED)}, got {args.generate}")
+    needs_py = bool(generated) or not {"omikuji", "omikuji3", "pecos"} <= skip
+    py = ensure_ref_venv() if needs_py else None
+
+    if args.data:
+        compare(args.data, args, skip, py)
+        return
+    if args.shape:
+        data = args.out or ROOT / "data" / f"xmc-bench-{args.shape}"
+        synth(args.shape, data, py)
+        compare(data, args, skip, py)
+        return
+    results = []
+    for shape in generated:
+        data = ROOT / "data" / f"xmc-gen-{shape}"
+        synth(shape, data, py)
+        results.append((shape, {key: r for key, _, r in compare(data, args, skip, py)}))
+    keys = [k for k in ("sweep", "xc", "xc1", "omikuji", "omikuji3", "pecos") if k in results[0][1]]
+    print("\nP@1 / P@5 per set (mean over the runs):\n")
+    print("| set | " + " | ".join(keys) + " |")
+    print("| --- |" + " --- |" * len(keys))
+    for shape, rows in results:
+        print(f"| {shape} | " + " | ".join(f"{rows[k]['p'][0]:.4f} / {rows[k]['p'][2]:.4f}" for k in keys) + " |")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ pub static XMC_TREE: Workload = Workload {
         param!("eps", Float, 0.1, "dual coordinate descent stops when the projected gradient's spread is below this"),
         param!("prune_threshold", Float, 0.1, "weights with magnitude below this are dropped after training"),
         param!("beam", Int, 10, "beam width of the tree search at inference"),
+        param!("n_trees", Int, 3, "trees in the ensemble, each built and trained from its own seed; a label scores the mean over the trees of its path probability (0 in a tree whose beam missed it), as omikuji ranks"),
         param!("psp_a", Float, 0.55, "A of the Jain et al. (2016) propensity model"),
         param!("psp_b", Float, 1.5, "B of the Jain et al. (2016) propensity model"),
         param!("threads", Int, 0, "worker threads for tree building, training and inference (0: the share of the cores the agent gives each trial, SWEEP_CPU_THREADS; all cores outside an agent)"),

@@ -19,6 +19,8 @@ pub struct Params {
     pub solver: SolverParams,
     pub prune_threshold: f32,
     pub beam: usize,
+    /// Trees of the ensemble, each from its own seed.
+    pub n_trees: usize,
     pub psp_a: f64,
     pub psp_b: f64,
     /// 0: all cores.
@@ -87,6 +89,7 @@ impl Params {
             },
             prune_threshold: prune as f32,
             beam: int("beam", 1)?,
+            n_trees: int("n_trees", 1)?,
             psp_a: positive("psp_a")?,
             psp_b: positive("psp_b")?,
             threads: int("threads", 0)?,
@@ -134,6 +137,7 @@ mod tests {
         assert_eq!(p.partitioner, Partitioner::KMeansBalanced);
         assert_eq!(p.shape, TreeShape { branching: 2, max_leaf: 100, depth: 20 });
         assert_eq!(p.solver.loss, Loss::SquaredHinge);
+        assert_eq!(p.n_trees, 3);
     }
 
     #[test]
@@ -147,6 +151,7 @@ mod tests {
             ),
             ("label_graph", json!("full"), "params.label_graph: expected one of cooccurrence, knn, got \"full\""),
             ("c", json!(0), "params.c: expected a number > 0, got 0"),
+            ("n_trees", json!(0), "params.n_trees: expected an integer >= 1, got 0"),
             ("beam", json!("wide"), "params.beam: expected an integer, got \"wide\""),
             ("nodes", json!(3), "params.nodes: not a parameter of workload `xmc_tree`"),
         ];

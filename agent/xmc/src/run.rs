@@ -13,6 +13,7 @@ use crate::tree::{Node, Tree};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Instant;
+use sweep_spec::sample::SplitMix64;
 use sweep_spec::{EpochRecord, TrialSpec};
 
 /// Labels ranked per test point: enough for every @k measure (k ≤ 5).
@@ -90,34 +91,48 @@ pub fn train_and_evaluate(
         cluster_iters: p.cluster_iters,
         cluster_eps: p.cluster_eps,
     };
-    let tree = Tree::build(train.labels(), p.partitioner, &inputs, p.shape, p.seed)?;
+    // Every tree is built before any is trained, so that the embeddings and the label graph can
+    // be freed before the weights take their memory.
+    let trees: Vec<Tree> = (0..p.n_trees)
+        .map(|t| Tree::build(train.labels(), p.partitioner, &inputs, p.shape, tree_seed(p.seed, t)))
+        .collect::<anyhow::Result<_>>()?;
     let build_seconds = started.elapsed().as_secs_f64();
-    let (leaves, depth) =
-        (tree.leaves().count(), tree.paths(train.labels()).iter().map(Vec::len).max().unwrap_or(1) - 1);
+    let depth_of = |tree: &Tree| tree.paths(train.labels()).iter().map(Vec::len).max().unwrap_or(1) - 1;
+    let (nodes, leaves, depth) = (
+        trees.iter().map(|t| t.nodes.len()).sum::<usize>(),
+        trees.iter().map(|t| t.leaves().count()).sum::<usize>(),
+        trees.iter().map(depth_of).max().unwrap_or(0),
+    );
     eprintln!(
-        "xmc_tree: {:?} tree with {} nodes, {leaves} leaves, depth {depth}{} in {build_seconds:.2} s",
+        "xmc_tree: {} {:?} tree(s) with {nodes} nodes, {leaves} leaves, depth {depth}{} in {build_seconds:.2} s",
+        p.n_trees,
         p.partitioner,
-        tree.nodes.len(),
         graph.as_ref().map(|g| format!(" (label graph: {} edges)", g.edges())).unwrap_or_default()
     );
     drop((z, graph));
 
+    // One tree after another, each over every worker: the nodes of one tree already keep the
+    // workers busy, and one tree's training buffers at a time bound the memory.
     let started = Instant::now();
-    let model = Model::train(
-        tree,
-        &train.x,
-        &train.y,
-        &TrainParams { solver: p.solver, prune_threshold: p.prune_threshold, seed: p.seed },
-    );
+    let models: Vec<Model> = trees
+        .into_iter()
+        .enumerate()
+        .map(|(t, tree)| {
+            let seed = tree_seed(p.seed, t);
+            let params = TrainParams { solver: p.solver, prune_threshold: p.prune_threshold, seed };
+            Model::train(tree, &train.x, &train.y, &params)
+        })
+        .collect();
     let train_seconds = started.elapsed().as_secs_f64();
-    eprintln!("xmc_tree: trained {} weights in {train_seconds:.2} s", model.weights());
+    let weights: usize = models.iter().map(Model::weights).sum();
+    eprintln!("xmc_tree: trained {weights} weights in {train_seconds:.2} s");
 
     let started = Instant::now();
     let rankings: Vec<Vec<u32>> = (0..test.points())
         .into_par_iter()
         .map(|i| {
             let (idx, val) = test.x.row(i);
-            crate::beam::predict(&model, idx, val, p.beam, TOP).into_iter().map(|(l, _)| l).collect()
+            crate::beam::predict_ensemble(&models, idx, val, p.beam, TOP).into_iter().map(|(l, _)| l).collect()
         })
         .collect();
     let infer_seconds = started.elapsed().as_secs_f64();
@@ -136,20 +151,33 @@ pub fn train_and_evaluate(
     m.insert("build_seconds".into(), build_seconds);
     m.insert("train_seconds".into(), train_seconds);
     m.insert("infer_ms_per_query".into(), 1e3 * infer_seconds / test.points().max(1) as f64);
-    m.insert("model_bytes".into(), model.bytes() as f64);
-    m.insert("model_weights".into(), model.weights() as f64);
-    m.insert("tree_nodes".into(), model.tree.nodes.len() as f64);
+    // Sizes are totals over the trees; depth and leaf size the largest of any tree.
+    m.insert("model_bytes".into(), models.iter().map(Model::bytes).sum::<usize>() as f64);
+    m.insert("model_weights".into(), weights as f64);
+    m.insert("tree_nodes".into(), nodes as f64);
     m.insert("tree_leaves".into(), leaves as f64);
     m.insert("tree_depth".into(), depth as f64);
-    m.insert("max_leaf_labels".into(), model.tree.nodes.iter().map(leaf_size).max().unwrap_or(0) as f64);
+    let max_leaf = models.iter().flat_map(|m| m.tree.nodes.iter().map(leaf_size)).max().unwrap_or(0);
+    m.insert("max_leaf_labels".into(), max_leaf as f64);
     if let Some(rss) = peak_rss_bytes() {
         m.insert("peak_rss_bytes".into(), rss as f64);
     }
     eprintln!(
-        "xmc_tree: P@1/3/5 {:.4}/{:.4}/{:.4}, {:.3} ms per query (beam {})",
-        r.p[0], r.p[2], r.p[4], m["infer_ms_per_query"], p.beam
+        "xmc_tree: P@1/3/5 {:.4}/{:.4}/{:.4}, {:.3} ms per query (beam {}, {} tree(s))",
+        r.p[0], r.p[2], r.p[4], m["infer_ms_per_query"], p.beam, p.n_trees
     );
     Ok(m)
+}
+
+/// The seed of tree `t` of an ensemble: tree 0 takes the trial's seed itself, so that a one-tree
+/// trial builds and trains the tree it always did; the others take well-mixed seeds of their own,
+/// below 2^63 so that any tree of an ensemble can be rebuilt alone as a trial (`params.seed` is a
+/// signed 64-bit integer).
+fn tree_seed(seed: u64, t: usize) -> u64 {
+    match t {
+        0 => seed,
+        t => SplitMix64::new(seed ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64() >> 1,
+    }
 }
 
 fn leaf_size(n: &Node) -> usize {
@@ -188,9 +216,13 @@ mod tests {
     }
 
     fn run_one(partitioner: &str, options: &Map<String, Value>) -> BTreeMap<String, f64> {
+        run_with(&[("partitioner", json!(partitioner)), ("max_leaf", json!(20))], options)
+    }
+
+    /// One trial with the catalogue's defaults but for `changes`; returns its metrics.
+    fn run_with(changes: &[(&str, Value)], options: &Map<String, Value>) -> BTreeMap<String, f64> {
         let mut params = crate::params::defaults();
-        params.insert("partitioner".into(), json!(partitioner));
-        params.insert("max_leaf".into(), json!(20));
+        params.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let mut records = Vec::new();
         run(&spec(params, options.clone()), &mut |r| {
             records.push(r);
@@ -201,17 +233,18 @@ mod tests {
         records.remove(0).metrics
     }
 
+    /// `[data]` options of a synthetic set of `shape`, written into `dir` on first use.
+    fn synthetic(dir: &std::path::Path, shape: Value) -> Map<String, Value> {
+        crate::data::options(&dir.join("train.txt"), &dir.join("test.txt"), Some(shape.as_object().unwrap().clone()))
+    }
+
     /// The whole path, through the real reader: a synthetic set written on first use, each
     /// partitioner trained and measured. Clustered trees must beat the random one on P@1.
     #[test]
     fn clustered_trees_beat_random_end_to_end() {
         let dir = tempfile::tempdir().unwrap();
-        let synthetic = json!({"train": 3000, "test": 1000, "labels": 400, "topics": 20, "features": 2000, "seed": 1});
-        let options = crate::data::options(
-            &dir.path().join("xc/train.txt"),
-            &dir.path().join("xc/test.txt"),
-            Some(synthetic.as_object().unwrap().clone()),
-        );
+        let shape = json!({"train": 3000, "test": 1000, "labels": 400, "topics": 20, "features": 2000, "seed": 1});
+        let options = synthetic(&dir.path().join("xc"), shape);
         let balanced = run_one("kmeans_balanced", &options);
         assert!(dir.path().join("xc/train.txt").exists() && dir.path().join("xc/test.txt").exists());
         let random = run_one("random", &options);
@@ -242,6 +275,37 @@ mod tests {
             random["p_at_1"]
         );
         assert!(metis["p_at_1"] > random["p_at_1"], "metis {} vs random {}", metis["p_at_1"], random["p_at_1"]);
+    }
+
+    /// An ensemble is its trees: tree t is the tree a one-tree trial with seed `tree_seed(seed, t)`
+    /// builds and trains, so sizes add up exactly; and averaging their probabilities ranks better
+    /// than its trees do on average.
+    #[test]
+    fn an_ensemble_is_its_trees_and_ranks_better_than_they_do_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = json!({"train": 2000, "test": 600, "labels": 300, "topics": 15, "features": 1500, "seed": 2});
+        let options = synthetic(dir.path(), shape);
+        let trial = |seed: u64, n_trees: usize| {
+            run_with(&[("max_leaf", json!(20)), ("seed", json!(seed)), ("n_trees", json!(n_trees))], &options)
+        };
+        let three = trial(5, 3);
+        let alone: Vec<_> = (0..3).map(|t| trial(tree_seed(5, t), 1)).collect();
+        let sum = |key: &str| alone.iter().map(|m| m[key]).sum::<f64>();
+        let mean = |key: &str| sum(key) / alone.len() as f64;
+        for key in ["model_weights", "model_bytes", "tree_nodes", "tree_leaves"] {
+            assert_eq!(three[key], sum(key), "{key}");
+        }
+        for key in ["p_at_1", "p_at_5"] {
+            assert!(three[key] > mean(key), "{key}: 3 trees {} vs their mean alone {}", three[key], mean(key));
+        }
+    }
+
+    #[test]
+    fn tree_zero_keeps_the_trial_seed_and_the_others_differ() {
+        assert_eq!(tree_seed(7, 0), 7);
+        let seeds: std::collections::BTreeSet<u64> =
+            (0..4).flat_map(|s| (0..5).map(move |t| tree_seed(s, t))).collect();
+        assert_eq!(seeds.len(), 20, "every (seed, tree) pair gets its own seed");
     }
 
     #[test]
