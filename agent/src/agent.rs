@@ -44,15 +44,15 @@ pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl Future
         }
         _ = &mut shutdown => return Ok(()),
     };
-    let (slots, gpus) = (node.slots, &node.gpus);
-    tracing::info!(agent = %registered.agent_id, slots, gpus = ?gpus, coordinator = %config.coordinator, "agent registered");
+    tracing::info!(agent = %registered.agent_id, slots = node.slots, gpus = ?node.gpus, coordinator = %config.coordinator, "agent registered");
     let mut agent = Agent::new(config, runner, client, node, registered);
     agent.lease_until(&mut shutdown).await?;
     agent.stop().await;
     Ok(())
 }
 
-/// What the agent tells the coordinator of its node when it registers.
+/// The node as the agent found it: what it tells the coordinator when it registers, and the MPS
+/// daemon of its packed trials.
 struct Node {
     gpus: Vec<String>,
     slots: u32,
