@@ -5,326 +5,318 @@
 use crate::client::{self, Client};
 use crate::config::{AgentConfig, TrialRunner};
 use crate::gpus::{self, GpuPool};
-use crate::launch::AttemptDirs;
+use crate::heartbeat::{self, ActiveLeases};
 use crate::launch::Placement;
+use crate::leases;
 use crate::mps::AgentMps;
 use crate::reporter::Reporter;
-use crate::supervise::{self, Attempt, Control, Launch};
+use crate::supervise::{self, Launch};
 use anyhow::Context;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use sweep_proto::v1::{self as pb, LeaseAction};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use sweep_proto::v1 as pb;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 /// How long a stopping agent waits for the coordinator to take its last reports; past it,
 /// unreported leases simply expire.
 const REPORTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A lease this agent is running: how to reach its supervisor, and whether its process started.
-struct Active {
-    /// The launch's supervisor; the members of a fused group share it.
-    control: mpsc::Sender<(i64, Control)>,
-    started: watch::Receiver<bool>,
-}
+/// Backoff between failed lease requests: from this base, doubling up to the cap.
+const LEASE_RETRY_BASE: Duration = Duration::from_millis(200);
+const LEASE_RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// A launch's result: the GPUs it held and how each of its leases ended.
 type Finished = (gpus::Taken, supervise::Ended);
-
-type ActiveMap = Arc<Mutex<HashMap<i64, Active>>>;
 
 /// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
 /// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period), hands their leases
 /// back, and returns once the coordinator has them (or the reporter gives up after a while); the
 /// coordinator then hands them out again as new attempts, which resume from the checkpoints.
-pub async fn run(
-    config: AgentConfig,
-    runner: TrialRunner,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run(config: AgentConfig, runner: TrialRunner, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
-    // `--gpus ''` (or an empty SWEEP_GPUS) means no GPUs.
-    let gpus: Vec<String> = match &config.gpus {
-        Some(list) => list.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect(),
-        None => gpus::detect(),
-    };
-    let slots = config.slots.unwrap_or(gpus.len().max(1) as u32);
-    let runner = runner.sharing_cores(slots);
     let client = client::connect(&config.coordinator)?;
-    let hostname = hostname();
-    let name = config.name.clone().unwrap_or_else(|| hostname.clone());
-    // Held until the agent returns: dropping it stops a daemon this agent started.
-    let mut mps = match gpus.is_empty() {
-        true => None,
-        false => Some(AgentMps::new(config.mps, config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?),
-    };
-    let register = pb::RegisterRequest { name, hostname, slots, gpus: gpus.clone() };
+    let node = Node::detect(&config)?;
     let registered = tokio::select! {
-        r = client::with_retry("register", || { let mut c = client.clone(); let r = register.clone(); async move { c.register(r).await } }) => {
-            r.with_context(|| format!("registering with {}", config.coordinator))?.into_inner()
+        r = register(&client, node.register_request()) => {
+            r.with_context(|| format!("registering with {}", config.coordinator))?
         }
         _ = &mut shutdown => return Ok(()),
     };
-    let agent_id = registered.agent_id;
-    tracing::info!(agent = %agent_id, slots, gpus = ?gpus, coordinator = %config.coordinator, "agent registered");
+    tracing::info!(agent = %registered.agent_id, slots = node.slots, gpus = ?node.gpus, coordinator = %config.coordinator, "agent registered");
+    let mut agent = Agent::new(config, runner, client, node, registered);
+    agent.lease_until(&mut shutdown).await?;
+    agent.stop().await;
+    Ok(())
+}
 
-    let (reporter, reporter_task) = Reporter::spawn(client.clone());
-    {
-        let (reporter, work_dir) = (reporter.clone(), config.work_dir.clone());
+/// The node as the agent found it: what it tells the coordinator when it registers, and the MPS
+/// daemon of its packed trials.
+struct Node {
+    gpus: Vec<String>,
+    slots: u32,
+    hostname: String,
+    name: String,
+    /// Held until the agent returns: dropping it stops a daemon this agent started.
+    mps: Option<AgentMps>,
+}
+
+impl Node {
+    /// Fails only when `--mps on` finds no CUDA MPS.
+    fn detect(config: &AgentConfig) -> anyhow::Result<Node> {
+        let gpus = match &config.gpus {
+            Some(list) => listed_gpus(list),
+            None => gpus::detect(),
+        };
+        let slots = config.slots.unwrap_or(gpus.len().max(1) as u32);
+        let hostname = hostname();
+        let name = config.name.clone().unwrap_or_else(|| hostname.clone());
+        let mps = match gpus.is_empty() {
+            true => None,
+            false => {
+                Some(AgentMps::new(config.mps, config.work_dir.join("mps").join(&name)).map_err(anyhow::Error::msg)?)
+            }
+        };
+        Ok(Node { gpus, slots, hostname, name, mps })
+    }
+
+    fn register_request(&self) -> pb::RegisterRequest {
+        let (name, hostname) = (self.name.clone(), self.hostname.clone());
+        pb::RegisterRequest { name, hostname, slots: self.slots, gpus: self.gpus.clone() }
+    }
+}
+
+/// `--gpus` as given; `--gpus ''` (or an empty SWEEP_GPUS) means no GPUs.
+fn listed_gpus(list: &[String]) -> Vec<String> {
+    list.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect()
+}
+
+async fn register(client: &Client, req: pb::RegisterRequest) -> Result<pb::RegisterResponse, tonic::Status> {
+    let registered = client::with_retry("register", || {
+        let (mut c, r) = (client.clone(), req.clone());
+        async move { c.register(r).await }
+    });
+    registered.await.map(tonic::Response::into_inner)
+}
+
+/// A registered agent and everything it owns: its slots and GPUs, the launches running on them,
+/// the leases the heartbeats keep, and the queue of reports to the coordinator.
+struct Agent {
+    config: AgentConfig,
+    runner: TrialRunner,
+    client: Client,
+    agent_id: String,
+    slots: u32,
+    pool: GpuPool,
+    /// Held until the agent returns: dropping it stops a daemon this agent started.
+    mps: Option<AgentMps>,
+    checkpoint_root: PathBuf,
+    reporter: Reporter,
+    reporter_task: JoinHandle<()>,
+    active: ActiveLeases,
+    wake_heartbeat: Arc<Notify>,
+    heartbeats: JoinHandle<()>,
+    running: JoinSet<Finished>,
+    /// Lease requests failed in a row; the wait before the next one grows with it.
+    failures: u32,
+}
+
+impl Agent {
+    /// Starts the reporter (re-sending what an earlier run of this agent left unreported) and the
+    /// heartbeats.
+    fn new(
+        config: AgentConfig,
+        runner: TrialRunner,
+        client: Client,
+        node: Node,
+        registered: pb::RegisterResponse,
+    ) -> Agent {
+        let (reporter, reporter_task) = Reporter::spawn(client.clone());
+        let (replaying, work_dir) = (reporter.clone(), config.work_dir.clone());
         tokio::spawn(async move {
-            let sent = crate::recover::replay_unreported(&work_dir, &reporter).await;
+            let sent = crate::recover::replay_unreported(&work_dir, &replaying).await;
             if sent > 0 {
                 tracing::info!(records = sent, "re-sent metrics from before a restart");
             }
         });
+        let active = ActiveLeases::default();
+        let wake_heartbeat = Arc::new(Notify::new());
+        let every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
+        let agent_id = registered.agent_id;
+        let beats =
+            heartbeat::beat_forever(client.clone(), agent_id.clone(), active.clone(), every, wake_heartbeat.clone());
+        Agent {
+            checkpoint_root: config.checkpoint_root(),
+            runner: runner.sharing_cores(node.slots),
+            config,
+            client,
+            agent_id,
+            slots: node.slots,
+            pool: GpuPool::new(&node.gpus),
+            mps: node.mps,
+            reporter,
+            reporter_task,
+            active,
+            wake_heartbeat,
+            heartbeats: tokio::spawn(beats),
+            running: JoinSet::new(),
+            failures: 0,
+        }
     }
-    let active: ActiveMap = Arc::default();
-    let wake_heartbeat = Arc::new(tokio::sync::Notify::new());
-    let heartbeat_every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
-    let heartbeats = tokio::spawn(heartbeat_forever(
-        client.clone(),
-        agent_id.clone(),
-        active.clone(),
-        heartbeat_every,
-        wake_heartbeat.clone(),
-    ));
 
-    let mut pool = GpuPool::new(&gpus);
-    let mut running: JoinSet<Finished> = JoinSet::new();
-    let checkpoint_root = config.checkpoint_root();
-    let mut failures = 0u32;
-    loop {
-        let free = slots.saturating_sub(running.len() as u32);
-        let mut granted = 0;
-        if free > 0 {
-            let shares = pool.free_shares();
-            // The driver's view counts memory other processes use too. Asked only when some GPU
-            // has room (otherwise no GPU trial can be granted), and off the async workers:
-            // nvidia-smi can take a second on a busy node.
-            let gpu_free_bytes = if shares.iter().any(|&s| s > 0.0) {
-                tokio::task::spawn_blocking(gpus::free_memory).await.unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            let req = pb::LeaseRequest {
-                agent_id: agent_id.clone(),
-                free_slots: free,
-                free_gpus: pool.free(),
-                gpu_free_shares: shares,
-                gpu_free_bytes,
-            };
-            match client.clone().lease(req).await {
-                Ok(resp) => {
-                    failures = 0;
-                    for launch in by_group(resp.into_inner().leases) {
-                        granted += 1;
-                        start_launch(
-                            launch,
-                            &mut pool,
-                            &config,
-                            &checkpoint_root,
-                            &runner,
-                            mps.as_mut(),
-                            &reporter,
-                            &active,
-                            &mut running,
-                        );
-                        wake_heartbeat.notify_one();
-                    }
-                }
-                Err(status) if status.code() == tonic::Code::NotFound => {
-                    // The coordinator's store no longer has this agent (it was reset): nothing this
-                    // agent holds is valid there. Exit so the supervisor (Slurm, Kubernetes) restarts it.
-                    tracing::error!(error = status.message(), "the coordinator does not know this agent; stopping");
-                    shutdown_trials(&active, &mut running).await;
-                    anyhow::bail!(
-                        "the coordinator at {} does not know agent {agent_id}: {}",
-                        config.coordinator,
-                        status.message()
-                    );
-                }
-                Err(status) => {
-                    failures += 1;
-                    tracing::warn!(code = ?status.code(), error = status.message(), "lease request failed");
-                }
+    /// Leases and starts trials while slots are free, until `shutdown` resolves. Err: the
+    /// coordinator no longer knows this agent; its trials were drained first.
+    async fn lease_until(&mut self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<()> {
+        loop {
+            let free = self.slots.saturating_sub(self.running.len() as u32);
+            let granted = if free > 0 { self.lease(free).await? } else { 0 };
+            let jitter = sweep_spec::backoff::jitter_unit();
+            let wait = next_wait(free, granted, self.failures, self.config.poll_interval, jitter);
+            tokio::select! {
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => self.launch_ended(done),
+                _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+                _ = &mut *shutdown => return Ok(()),
             }
         }
-        // Ask again at once while trials keep coming; otherwise wait for a free slot or the poll.
-        let wait = if failures > 0 {
-            sweep_spec::backoff::full_jitter(
-                failures,
-                Duration::from_millis(200),
-                Duration::from_secs(10),
-                sweep_spec::backoff::jitter_unit(),
-            )
-        } else if granted > 0 && granted < free {
-            Duration::ZERO
-        } else {
-            config.poll_interval
+    }
+
+    /// Asks for work for `free` slots and starts what the coordinator grants; returns how many
+    /// launches started.
+    async fn lease(&mut self, free: u32) -> anyhow::Result<u32> {
+        let req = self.lease_request(free).await;
+        let granted = match self.client.clone().lease(req).await {
+            Ok(resp) => resp.into_inner().leases,
+            Err(status) if status.code() == tonic::Code::NotFound => return Err(self.forgotten(status).await),
+            Err(status) => {
+                self.failures += 1;
+                tracing::warn!(code = ?status.code(), error = status.message(), "lease request failed");
+                return Ok(0);
+            }
         };
-        let full = free == granted;
-        tokio::select! {
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok((gpus, ended)) = done {
-                    // The slot is free as soon as the process ended; each lease stays in the
-                    // heartbeats until the coordinator has its completion.
-                    pool.give_back(gpus);
-                    for (lease_id, delivery) in ended {
-                        let active = active.clone();
-                        tokio::spawn(async move {
-                            if let Some(d) = delivery {
-                                d.wait().await;
-                            }
-                            active.lock().expect("active map").remove(&lease_id);
-                        });
-                    }
-                }
-            }
-            _ = tokio::time::sleep(wait), if !full || wait.is_zero() => {}
-            _ = &mut shutdown => break,
+        self.failures = 0;
+        let launches = leases::by_group(granted);
+        let started = launches.len() as u32;
+        for launch in launches {
+            self.start_launch(launch);
+            self.wake_heartbeat.notify_one();
+        }
+        Ok(started)
+    }
+
+    async fn lease_request(&self, free: u32) -> pb::LeaseRequest {
+        let shares = self.pool.free_shares();
+        // The driver's view counts memory other processes use too. Asked only when some GPU has
+        // room (otherwise no GPU trial can be granted), and off the async workers: nvidia-smi can
+        // take a second on a busy node.
+        let gpu_free_bytes = if shares.iter().any(|&s| s > 0.0) {
+            tokio::task::spawn_blocking(gpus::free_memory).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        pb::LeaseRequest {
+            agent_id: self.agent_id.clone(),
+            free_slots: free,
+            free_gpus: self.pool.free(),
+            gpu_free_shares: shares,
+            gpu_free_bytes,
         }
     }
 
-    tracing::info!(agent = %agent_id, trials = running.len(), "agent stopping; its leases will be retried elsewhere");
-    shutdown_trials(&active, &mut running).await;
-    heartbeats.abort();
-    drop(reporter);
-    // Hand-backs queued by the drained trials go out before the agent exits.
-    let _ = tokio::time::timeout(REPORTER_DRAIN_TIMEOUT, reporter_task).await;
-    Ok(())
-}
-
-/// Drains every trial this agent runs; each hands its lease back through the reporter.
-async fn shutdown_trials(active: &ActiveMap, running: &mut JoinSet<Finished>) {
-    for (lease_id, a) in active.lock().expect("active map").iter() {
-        let _ = a.control.try_send((*lease_id, Control::Drain));
+    /// The coordinator's store no longer has this agent (it was reset): nothing this agent holds
+    /// is valid there. The agent drains and fails, so its supervisor (Slurm, Kubernetes) restarts it.
+    async fn forgotten(&mut self, status: tonic::Status) -> anyhow::Error {
+        tracing::error!(error = status.message(), "the coordinator does not know this agent; stopping");
+        self.drain().await;
+        let (coordinator, agent_id) = (&self.config.coordinator, &self.agent_id);
+        anyhow::anyhow!("the coordinator at {coordinator} does not know agent {agent_id}: {}", status.message())
     }
-    while running.join_next().await.is_some() {}
-}
 
-/// The leases of one response as launches: the members of a fused group (same `group`) together,
-/// every other lease alone, in the order the coordinator granted them.
-fn by_group(leases: Vec<pb::Lease>) -> Vec<Vec<pb::Lease>> {
-    let mut launches: Vec<Vec<pb::Lease>> = Vec::new();
-    for lease in leases {
-        match launches.iter_mut().find(|l| lease.group != 0 && l[0].group == lease.group) {
-            Some(group) => group.push(lease),
-            None => launches.push(vec![lease]),
-        }
-    }
-    launches
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_launch(
-    leases: Vec<pb::Lease>,
-    pool: &mut GpuPool,
-    config: &AgentConfig,
-    checkpoint_root: &std::path::Path,
-    runner: &TrialRunner,
-    mps: Option<&mut AgentMps>,
-    reporter: &Reporter,
-    active: &ActiveMap,
-    running: &mut JoinSet<Finished>,
-) {
-    let reporter = reporter.clone();
-    let mut members = Vec::new();
-    let mut unreadable = Vec::new();
-    for lease in leases {
-        match lease.trial.and_then(|t| t.into_spec(&lease.sweep_id).ok()) {
-            Some(spec) => {
-                let dirs = AttemptDirs::new(&config.work_dir, checkpoint_root, &spec, lease.attempt);
-                members.push(Attempt { lease_id: lease.lease_id, attempt: lease.attempt, spec, dirs });
-            }
-            None => unreadable.push(lease.lease_id),
-        }
-    }
-    if !unreadable.is_empty() || members.is_empty() {
-        // One unreadable member spoils its group: every lease of it ends with the launch error.
-        let leases: Vec<i64> = unreadable.into_iter().chain(members.iter().map(|m| m.lease_id)).collect();
-        tracing::error!(leases = ?leases, "lease without a readable trial");
-        running.spawn(async move {
-            for &lease_id in &leases {
-                let req = pb::CompleteRequest {
-                    lease_id,
-                    launch_error: "the lease (or one of its fused group) carried no readable trial".into(),
-                    ..Default::default()
-                };
-                reporter.complete(req).await;
-            }
-            (gpus::Taken::default(), leases.into_iter().map(|l| (l, None)).collect())
+    /// Starts one launch (a trial alone or a fused group) on the GPUs it asked for, under its own
+    /// supervisor, and adds its leases to the heartbeats.
+    fn start_launch(&mut self, granted: Vec<pb::Lease>) {
+        let members = match leases::attempts(granted, &self.config.work_dir, &self.checkpoint_root) {
+            Ok(members) => members,
+            Err(leases) => return self.refuse(leases),
+        };
+        let resources = members[0].spec.resources;
+        let taken = self.pool.take(resources.gpus, resources.gpu_share).unwrap_or_default();
+        let (control_tx, control_rx) = mpsc::channel(4 * members.len());
+        let (started_tx, started_rx) = watch::channel(false);
+        let lease_ids: Vec<i64> = members.iter().map(|m| m.lease_id).collect();
+        self.active.insert(&lease_ids, &control_tx, &started_rx);
+        // Only trials packed onto a shared GPU run under MPS.
+        let env = match (taken.share, self.mps.as_mut()) {
+            (Some(_), Some(mps)) => mps.packed_env(),
+            _ => Vec::new(),
+        };
+        let placement = Placement { gpus: taken.gpus.clone(), device: self.config.device.clone(), env };
+        let launch = Launch { members, placement };
+        let (runner, reporter, grace) = (self.runner.clone(), self.reporter.clone(), self.config.stop_grace);
+        self.running.spawn(async move {
+            let ended = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
+            (taken, ended)
         });
-        return;
     }
-    let resources = members[0].spec.resources;
-    let taken = pool.take(resources.gpus, resources.gpu_share).unwrap_or_default();
-    let (control_tx, control_rx) = mpsc::channel(4 * members.len());
-    let (started_tx, started_rx) = watch::channel(false);
-    {
-        let mut map = active.lock().expect("active map");
-        for m in &members {
-            map.insert(m.lease_id, Active { control: control_tx.clone(), started: started_rx.clone() });
+
+    /// Ends, as a launch that could not start, the leases of one that carries no readable trial.
+    fn refuse(&mut self, leases: Vec<i64>) {
+        tracing::error!(leases = ?leases, "lease without a readable trial");
+        let reporter = self.reporter.clone();
+        self.running.spawn(async move {
+            let why = "the lease (or one of its fused group) carried no readable trial";
+            (gpus::Taken::default(), supervise::launch_failed(&reporter, leases, why).await)
+        });
+    }
+
+    /// A launch's process ended: its slot and GPUs are free at once, and each lease stays in the
+    /// heartbeats until the coordinator has its completion.
+    fn launch_ended(&mut self, done: Result<Finished, JoinError>) {
+        let Ok((gpus, ended)) = done else { return };
+        self.pool.give_back(gpus);
+        for (lease_id, delivery) in ended {
+            let active = self.active.clone();
+            tokio::spawn(async move {
+                if let Some(d) = delivery {
+                    d.wait().await;
+                }
+                active.remove(lease_id);
+            });
         }
     }
-    // Only trials packed onto a shared GPU run under MPS.
-    let env = match (taken.share, mps) {
-        (Some(_), Some(mps)) => mps.packed_env(),
-        _ => Vec::new(),
-    };
-    let placement = Placement { gpus: taken.gpus.clone(), device: config.device.clone(), env };
-    let launch = Launch { members, placement };
-    let runner = runner.clone();
-    let grace = config.stop_grace;
-    running.spawn(async move {
-        let ended = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
-        (taken, ended)
-    });
+
+    /// Drains every trial this agent runs; each hands its lease back through the reporter.
+    async fn drain(&mut self) {
+        self.active.drain_all();
+        while self.running.join_next().await.is_some() {}
+    }
+
+    /// Drains the trials, then waits (a while at most) until the coordinator has their leases back.
+    async fn stop(mut self) {
+        let trials = self.running.len();
+        tracing::info!(agent = %self.agent_id, trials, "agent stopping; its leases will be retried elsewhere");
+        self.drain().await;
+        self.heartbeats.abort();
+        let Agent { reporter, reporter_task, mps, .. } = self;
+        drop(reporter);
+        // Hand-backs queued by the drained trials go out before the agent exits.
+        let _ = tokio::time::timeout(REPORTER_DRAIN_TIMEOUT, reporter_task).await;
+        // An MPS daemon this agent started stops only once its trials and reports are done.
+        drop(mps);
+    }
 }
 
-/// Heartbeats every `every`, and soon after a trial starts so `sweep status` shows it running.
-async fn heartbeat_forever(
-    client: Client,
-    agent_id: String,
-    active: ActiveMap,
-    every: Duration,
-    wake: Arc<tokio::sync::Notify>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = wake.notified() => {
-                // Give the process a moment to start, so the beat can say it runs.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let leases: Vec<pb::LeaseState> = active
-            .lock()
-            .expect("active map")
-            .iter()
-            .map(|(id, a)| pb::LeaseState { lease_id: *id, running: *a.started.borrow() })
-            .collect();
-        let req = pb::HeartbeatRequest { agent_id: agent_id.clone(), leases };
-        match client.clone().heartbeat(req).await {
-            Ok(resp) => {
-                let map = active.lock().expect("active map");
-                for cmd in resp.into_inner().commands {
-                    let control = match LeaseAction::try_from(cmd.action) {
-                        Ok(LeaseAction::Stop) => Control::Stop,
-                        Ok(LeaseAction::Abandon) => Control::Abandon,
-                        _ => continue,
-                    };
-                    if let Some(a) = map.get(&cmd.lease_id) {
-                        tracing::info!(lease = cmd.lease_id, ?control, "coordinator command");
-                        let _ = a.control.try_send((cmd.lease_id, control));
-                    }
-                }
-            }
-            Err(status) => tracing::warn!(code = ?status.code(), error = status.message(), "heartbeat failed"),
-        }
-    }
+/// How long to wait before asking for work again; None: until a trial ends, since every slot is
+/// taken. Ask again at once while trials keep coming, back off while requests fail.
+fn next_wait(free: u32, granted: u32, failures: u32, poll: Duration, jitter: f64) -> Option<Duration> {
+    let wait = if failures > 0 {
+        sweep_spec::backoff::full_jitter(failures, LEASE_RETRY_BASE, LEASE_RETRY_CAP, jitter)
+    } else if granted > 0 && granted < free {
+        Duration::ZERO
+    } else {
+        poll
+    };
+    (free != granted || wait.is_zero()).then_some(wait)
 }
 
 fn hostname() -> String {
@@ -333,4 +325,43 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLL: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_partial_grant_asks_again_at_once() {
+        assert_eq!(next_wait(4, 1, 0, POLL, 0.5), Some(Duration::ZERO));
+        assert_eq!(next_wait(4, 3, 0, POLL, 0.5), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn nothing_granted_waits_for_the_poll_interval() {
+        assert_eq!(next_wait(4, 0, 0, POLL, 0.5), Some(POLL));
+    }
+
+    #[test]
+    fn full_slots_wait_only_for_a_trial_to_end() {
+        assert_eq!(next_wait(2, 2, 0, POLL, 0.5), None, "every free slot was just filled");
+        assert_eq!(next_wait(0, 0, 0, POLL, 0.5), None, "no slot was free");
+    }
+
+    #[test]
+    fn failed_requests_back_off_with_jitter_up_to_the_cap() {
+        let almost_one = 0.999_999;
+        let first = next_wait(4, 0, 1, POLL, almost_one).unwrap();
+        assert!(first > Duration::from_millis(390) && first < Duration::from_millis(400), "{first:?}");
+        assert_eq!(next_wait(4, 0, 30, POLL, almost_one).unwrap(), LEASE_RETRY_CAP.mul_f64(almost_one));
+        assert_eq!(next_wait(4, 0, 3, POLL, 0.0), Some(Duration::ZERO), "a draw of zero asks at once");
+    }
+
+    #[test]
+    fn an_empty_gpu_list_means_no_gpus() {
+        assert_eq!(listed_gpus(&[" 0".into(), "1 ".into(), "".into()]), vec!["0", "1"]);
+        assert!(listed_gpus(&["".into()]).is_empty());
+    }
 }

@@ -6,9 +6,13 @@ pub mod agent;
 pub mod client;
 pub mod config;
 pub mod gpus;
+mod heartbeat;
 pub mod launch;
+pub mod launch_state;
+mod leases;
 pub mod mps;
 pub mod recover;
+mod relay;
 pub mod reporter;
 pub mod supervise;
 

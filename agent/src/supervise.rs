@@ -1,38 +1,20 @@
-//! Runs one attempt: starts the process, relays its metric lines, keeps the tail of its stderr,
-//! obeys stop and abandon commands, and reports how it ended. A crash, an OOM or a segfault ends
-//! the child, never the agent.
+//! Runs one launch: starts its process, relays its output (`relay.rs`), carries out what
+//! `launch_state` decides about each command, and reports how each lease ended. A crash, an OOM or
+//! a segfault ends the child, never the agent.
 
 use crate::config::TrialRunner;
 use crate::launch::{self, AttemptDirs};
+use crate::launch_state::{self, Action, Control, Ending, LaunchState};
 use crate::recover;
+use crate::relay::{self, Muted};
 use crate::reporter::Reporter;
-use std::collections::HashSet;
-use std::collections::VecDeque;
-use std::os::unix::process::ExitStatusExt;
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::Duration;
 use sweep_proto::v1::CompleteRequest;
-use sweep_spec::report::MemberLine;
-use sweep_spec::{EpochRecord, TrialSpec};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use sweep_spec::TrialSpec;
+use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
-
-/// Lines of stderr kept for the failure message.
-const STDERR_TAIL_LINES: usize = 30;
-/// Longest line of output relayed; longer ones are cut so one bad print cannot exhaust memory.
-const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// What the coordinator asks of a running attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Cancelled or early-stopped: terminate gracefully, then report.
-    Stop,
-    /// The lease is gone: kill at once and report nothing.
-    Abandon,
-    /// The agent is shutting down: SIGTERM (the trial checkpoints), wait the grace period, then
-    /// hand the lease back so the next attempt starts at once and resumes from the checkpoint.
-    Drain,
-}
+use tokio::task::JoinHandle;
 
 /// One lease of a launch: a trial alone, or one member of a fused group.
 pub struct Attempt {
@@ -82,198 +64,189 @@ pub async fn run(
     launch: Launch,
     runner: &TrialRunner,
     reporter: &Reporter,
-    mut control: mpsc::Receiver<(i64, Control)>,
+    control: mpsc::Receiver<(i64, Control)>,
     started: watch::Sender<bool>,
     stop_grace: Duration,
 ) -> Ended {
     let members = &launch.members;
-    let trial = members[0].spec.id.clone();
-    let launched = members
-        .iter()
-        .try_for_each(|m| {
-            m.dirs.create()?;
-            std::fs::write(m.dirs.run.join(recover::LEASE_FILE), m.lease_id.to_string())
-        })
-        .and_then(|_| match members.as_slice() {
-            [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner),
-            group => {
-                let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
-                launch::build_group_command(&pairs, &launch.placement, runner)
-            }
-        })
-        .and_then(|mut c| c.spawn());
-    let mut child = match launched {
+    let child = match spawn(&launch, runner) {
         Ok(child) => child,
         Err(e) => {
-            tracing::error!(trial = %trial, error = %e, "could not start the trial");
-            for m in members {
-                let req = CompleteRequest { lease_id: m.lease_id, launch_error: e.to_string(), ..Default::default() };
-                reporter.complete(req).await;
-            }
-            return members.iter().map(|m| (m.lease_id, None)).collect();
+            tracing::error!(trial = %members[0].spec.id, error = %e, "could not start the trial");
+            let leases = members.iter().map(|m| m.lease_id).collect();
+            return launch_failed(reporter, leases, &e.to_string()).await;
         }
     };
     let _ = started.send(true);
-    tracing::info!(trial = %trial, attempt = members[0].attempt, members = members.len(), pid = child.id(), "trial started");
+    tracing::info!(trial = %members[0].spec.id, attempt = members[0].attempt, members = members.len(), pid = child.id(), "trial started");
+    let mut supervisor = Supervisor::attach(members, reporter, child);
+    match supervisor.watch(control, stop_grace).await {
+        Some((status, ending)) => supervisor.finish(status, ending).await,
+        None => supervisor.abandon().await,
+    }
+}
 
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (dropped_tx, mut dropped) = mpsc::channel::<(i64, String)>(members.len());
-    let muted: Muted = Arc::default();
-    let relay = match members.as_slice() {
-        [a] => tokio::spawn(relay_stdout(stdout, a.dirs.run.join(recover::STDOUT_FILE), a.lease_id, reporter.clone())),
+/// Completes each of `leases` with `error` as its launch error, once the coordinator has each:
+/// the launch never ran.
+pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &str) -> Ended {
+    for &lease_id in &leases {
+        let req = CompleteRequest { lease_id, launch_error: error.to_string(), ..Default::default() };
+        reporter.complete(req).await;
+    }
+    leases.into_iter().map(|l| (l, None)).collect()
+}
+
+/// Creates the members' folders, records each one's lease there (for a restarted agent), and
+/// starts the process.
+fn spawn(launch: &Launch, runner: &TrialRunner) -> std::io::Result<Child> {
+    for m in &launch.members {
+        m.dirs.create()?;
+        std::fs::write(m.dirs.run.join(recover::LEASE_FILE), m.lease_id.to_string())?;
+    }
+    let mut command = match launch.members.as_slice() {
+        [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner)?,
         group => {
-            let outputs =
-                group.iter().map(|m| (m.spec.id.0.clone(), m.lease_id, m.dirs.run.join(recover::STDOUT_FILE)));
-            tokio::spawn(relay_group(stdout, outputs.collect(), reporter.clone(), dropped_tx, muted.clone()))
+            let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
+            launch::build_group_command(&pairs, &launch.placement, runner)?
         }
     };
-    let tail = tokio::spawn(keep_stderr(stderr, members[0].dirs.run.join("stderr.log")));
+    command.spawn()
+}
 
-    let pid = child.id().map(|p| p as i32);
-    let mut ended: Ended = Vec::new();
-    // Leases still training in the process; completed or abandoned ones leave.
-    let mut live: Vec<i64> = members.iter().map(|m| m.lease_id).collect();
-    let mut stopped_by_request = false;
-    let mut released = false;
-    let status = loop {
-        let whole = tokio::select! {
-            status = child.wait() => break status,
-            Some((lease_id, why)) = dropped.recv() => {
-                ended.extend(fail_dropped(reporter, &mut live, &muted, members, lease_id, why).await);
-                None
-            }
-            cmd = control.recv() => match cmd {
-                None => Some(Control::Abandon),
-                Some((_, Control::Drain)) => Some(Control::Drain),
-                Some((lease_id, cmd)) if live.len() > 1 && live.contains(&lease_id) => {
-                    match cmd {
-                        Control::Stop => {
-                            tracing::info!(lease = lease_id, "fused member stopped on request; the group goes on");
-                            let d = complete_one(reporter, &mut live, &muted, members, lease_id, |req| req.stopped_by_request = true).await;
-                            ended.push((lease_id, d));
-                        }
-                        _ => {
-                            tracing::warn!(lease = lease_id, "fused member's lease lost; the group goes on");
-                            live.retain(|l| *l != lease_id);
-                            ended.push((lease_id, None));
-                        }
-                    }
-                    None
+/// A started launch: its process, the tasks reading its output, and what became of its leases.
+struct Supervisor<'a> {
+    members: &'a [Attempt],
+    reporter: &'a Reporter,
+    child: Child,
+    /// The process group to signal: the child leads its own.
+    pid: Option<i32>,
+    relay: JoinHandle<()>,
+    /// Answers with the last lines of stderr once the process closed it.
+    stderr_tail: JoinHandle<String>,
+    /// Fused members the runner dropped (they diverged), with its reason.
+    dropped: mpsc::Receiver<(i64, String)>,
+    muted: Muted,
+    state: LaunchState,
+    ended: Ended,
+}
+
+impl<'a> Supervisor<'a> {
+    fn attach(members: &'a [Attempt], reporter: &'a Reporter, mut child: Child) -> Supervisor<'a> {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (dropped_tx, dropped) = mpsc::channel(members.len());
+        let muted = Muted::default();
+        let relay = relay::spawn_stdout(stdout, members, reporter.clone(), dropped_tx, muted.clone());
+        let stderr_tail = tokio::spawn(relay::keep_stderr(stderr, members[0].dirs.run.join("stderr.log")));
+        Supervisor {
+            members,
+            reporter,
+            pid: child.id().map(|p| p as i32),
+            child,
+            relay,
+            stderr_tail,
+            dropped,
+            muted,
+            state: LaunchState::new(members.iter().map(|m| m.lease_id).collect()),
+            ended: Vec::new(),
+        }
+    }
+
+    /// Runs until the process ends or a command ends it: how it ended and why, or None when the
+    /// launch is to be abandoned.
+    async fn watch(
+        &mut self,
+        mut control: mpsc::Receiver<(i64, Control)>,
+        grace: Duration,
+    ) -> Option<(std::io::Result<ExitStatus>, Ending)> {
+        loop {
+            let action = tokio::select! {
+                status = self.child.wait() => return Some((status, Ending::Exited)),
+                Some((lease_id, why)) = self.dropped.recv() => {
+                    self.member_dropped(lease_id, why).await;
+                    continue;
                 }
-                Some((lease_id, cmd)) if live.contains(&lease_id) => Some(cmd),
-                // A command for a lease that already left the group.
-                Some(_) => None,
-            },
-        };
-        match whole {
-            None => continue,
-            Some(Control::Abandon) => {
-                signal_group(pid, libc::SIGKILL);
-                let _ = child.wait().await;
-                tracing::warn!(trial = %trial, attempt = members[0].attempt, "lease lost; attempt abandoned");
-                // What it printed is still recorded under its own attempt.
-                let _ = relay.await;
-                reporter.barrier().await;
-                for m in members {
-                    recover::mark_reported(&m.dirs.run);
+                cmd = control.recv() => self.state.on_control(cmd),
+            };
+            match action {
+                Action::Ignore => {}
+                Action::StopMember(lease_id) => {
+                    tracing::info!(lease = lease_id, "fused member stopped on request; the group goes on");
+                    self.complete(launch_state::member_stopped(lease_id)).await;
                 }
-                ended.extend(live.iter().map(|l| (*l, None)));
-                return ended;
-            }
-            Some(Control::Drain) => {
-                released = true;
-                break terminate(&mut child, pid, stop_grace).await;
-            }
-            Some(Control::Stop) => {
-                stopped_by_request = true;
-                break terminate(&mut child, pid, stop_grace).await;
+                Action::LoseMember(lease_id) => {
+                    tracing::warn!(lease = lease_id, "fused member's lease lost; the group goes on");
+                    self.state.leave(lease_id);
+                    self.ended.push((lease_id, None));
+                }
+                Action::Abandon => return None,
+                Action::Terminate(ending) => return Some((terminate(&mut self.child, self.pid, grace).await, ending)),
             }
         }
-    };
-    // Every metric line is queued before the completion, so the report order is the output order.
-    let _ = relay.await;
-    // A member dropped just before the process ended: the relay saw it, the loop had no time to.
-    while let Ok((lease_id, why)) = dropped.try_recv() {
-        ended.extend(fail_dropped(reporter, &mut live, &muted, members, lease_id, why).await);
     }
-    let stderr_tail = tail.await.unwrap_or_default();
-    let (exit_code, signal) = match &status {
-        Ok(s) => (s.code(), s.signal()),
-        Err(_) => (None, None),
-    };
-    if released {
-        tracing::info!(trial = %trial, attempt = members[0].attempt, ?exit_code, "trial drained; handing its lease back");
-    } else {
-        tracing::info!(trial = %trial, attempt = members[0].attempt, ?exit_code, ?signal, "trial ended");
+
+    /// The launch's lease is gone: the process is killed and no lease is completed. What it
+    /// printed is still recorded under its own attempt.
+    async fn abandon(mut self) -> Ended {
+        signal_group(self.pid, libc::SIGKILL);
+        let _ = self.child.wait().await;
+        let first = &self.members[0];
+        tracing::warn!(trial = %first.spec.id, attempt = first.attempt, "lease lost; attempt abandoned");
+        let _ = self.relay.await;
+        self.reporter.barrier().await;
+        for m in self.members {
+            recover::mark_reported(&m.dirs.run);
+        }
+        self.ended.extend(self.state.live().iter().map(|l| (*l, None)));
+        self.ended
     }
-    let launch_error = status.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
-    // A group's exit is every remaining member's alike: which one caused a failure is unknown.
-    let whole_group = members.len() > 1;
-    for lease_id in live.clone() {
-        let d = complete_one(reporter, &mut live, &muted, members, lease_id, |req| {
-            *req = CompleteRequest {
-                lease_id,
-                exit_code,
-                signal,
-                stderr_tail: stderr_tail.clone(),
-                launch_error: launch_error.clone(),
-                stopped_by_request,
-                released,
-                whole_group,
-            }
-        })
-        .await;
-        ended.push((lease_id, d));
+
+    /// The process ended: each lease still in it is completed with its exit.
+    async fn finish(mut self, status: std::io::Result<ExitStatus>, ending: Ending) -> Ended {
+        // Every metric line is queued before the completion, so the report order is the output order.
+        let _ = (&mut self.relay).await;
+        // A member dropped just before the process ended: the relay saw it, the loop had no time to.
+        while let Ok((lease_id, why)) = self.dropped.try_recv() {
+            self.member_dropped(lease_id, why).await;
+        }
+        let stderr_tail = (&mut self.stderr_tail).await.unwrap_or_default();
+        let (exit_code, signal) = launch_state::exit_of(&status);
+        let first = &self.members[0];
+        if ending == Ending::Drained {
+            tracing::info!(trial = %first.spec.id, attempt = first.attempt, ?exit_code, "trial drained; handing its lease back");
+        } else {
+            tracing::info!(trial = %first.spec.id, attempt = first.attempt, ?exit_code, ?signal, "trial ended");
+        }
+        for req in self.state.completions(&status, &stderr_tail, ending) {
+            self.complete(req).await;
+        }
+        self.ended
     }
-    ended
-}
 
-/// Leases of a fused group whose output is no longer relayed (stopped members).
-type Muted = Arc<Mutex<HashSet<i64>>>;
-
-fn run_dir(members: &[Attempt], lease_id: i64) -> std::path::PathBuf {
-    members.iter().find(|m| m.lease_id == lease_id).map(|m| m.dirs.run.clone()).expect("a member's lease")
-}
-
-/// Fails a member the runner dropped from its group (it diverged), unless it already left.
-async fn fail_dropped(
-    reporter: &Reporter,
-    live: &mut Vec<i64>,
-    muted: &Muted,
-    members: &[Attempt],
-    lease_id: i64,
-    why: String,
-) -> Option<(i64, Option<Delivery>)> {
-    if !live.contains(&lease_id) {
-        return None;
+    /// Fails a member the runner dropped from its group (it diverged), unless it already left.
+    async fn member_dropped(&mut self, lease_id: i64, why: String) {
+        if !self.state.contains(lease_id) {
+            return;
+        }
+        tracing::warn!(lease = lease_id, reason = %why, "fused member dropped; the group goes on");
+        self.complete(launch_state::member_dropped(lease_id, why)).await;
     }
-    tracing::warn!(lease = lease_id, reason = %why, "fused member dropped; the group goes on");
-    let d = complete_one(reporter, live, muted, members, lease_id, |req| {
-        req.exit_code = Some(1);
-        req.stderr_tail = why;
-    })
-    .await;
-    Some((lease_id, d))
-}
 
-/// Completes one lease of the launch (a fused member while the others go on, or each lease once
-/// the process ended): it leaves `live`, its later output is no longer relayed, and its
-/// completion is queued after everything it printed.
-async fn complete_one(
-    reporter: &Reporter,
-    live: &mut Vec<i64>,
-    muted: &Muted,
-    members: &[Attempt],
-    lease_id: i64,
-    outcome: impl FnOnce(&mut CompleteRequest),
-) -> Option<Delivery> {
-    live.retain(|l| *l != lease_id);
-    muted.lock().expect("muted set").insert(lease_id);
-    let mut req = CompleteRequest { lease_id, ..Default::default() };
-    outcome(&mut req);
-    let delivered = reporter.complete_queued(req).await?;
-    Some(Delivery { delivered, run_dir: run_dir(members, lease_id) })
+    /// Completes one lease (a fused member while the others go on, or each lease once the process
+    /// ended): it leaves the launch, its later output is no longer relayed, and its completion is
+    /// queued after everything it printed.
+    async fn complete(&mut self, req: CompleteRequest) {
+        let lease_id = req.lease_id;
+        self.state.leave(lease_id);
+        self.muted.lock().expect("muted set").insert(lease_id);
+        let queued = self.reporter.complete_queued(req).await;
+        let delivery = queued.map(|delivered| Delivery { delivered, run_dir: self.run_dir(lease_id) });
+        self.ended.push((lease_id, delivery));
+    }
+
+    fn run_dir(&self, lease_id: i64) -> std::path::PathBuf {
+        self.members.iter().find(|m| m.lease_id == lease_id).map(|m| m.dirs.run.clone()).expect("a member's lease")
+    }
 }
 
 /// SIGTERM, then SIGKILL if the trial is still there after `grace`.
@@ -299,122 +272,4 @@ fn signal_group(pid: Option<i32>, sig: i32) {
             libc::kill(-pid, sig);
         }
     }
-}
-
-/// A child's output, line by line; longer lines are cut at [`MAX_LINE_BYTES`].
-struct Lines<R> {
-    reader: BufReader<R>,
-    buf: Vec<u8>,
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
-    fn new(out: R) -> Lines<R> {
-        Lines { reader: BufReader::new(out), buf: Vec::new() }
-    }
-
-    /// The next line with its newline, or None at the end of the output (or a read error).
-    async fn next(&mut self) -> Option<&[u8]> {
-        self.buf.clear();
-        match self.reader.read_until(b'\n', &mut self.buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                self.buf.truncate(MAX_LINE_BYTES);
-                Some(&self.buf)
-            }
-        }
-    }
-}
-
-async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
-    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.ok()
-}
-
-/// Metric records go to the reporter; every line also goes to the log file.
-async fn relay_stdout(
-    out: tokio::process::ChildStdout,
-    log_path: std::path::PathBuf,
-    lease_id: i64,
-    reporter: Reporter,
-) {
-    let mut log = open_log(&log_path).await;
-    let mut lines = Lines::new(out);
-    while let Some(buf) = lines.next().await {
-        if let Some(f) = log.as_mut() {
-            let _ = f.write_all(buf).await;
-        }
-        let line = String::from_utf8_lossy(buf);
-        match EpochRecord::parse_line(&line) {
-            Some(Ok(record)) => reporter.metrics(lease_id, record).await,
-            Some(Err(e)) => {
-                tracing::warn!(lease = lease_id, error = %e, line = %line.trim(), "ignored a malformed metric line")
-            }
-            None => {}
-        }
-    }
-}
-
-/// A fused group's output: each tagged line goes to its member's lease and log (untagged, so a
-/// restarted agent can re-send it like any attempt's); a `dropped` line is passed to the
-/// supervisor after the member's records; anything else goes to the first member's log.
-async fn relay_group(
-    out: tokio::process::ChildStdout,
-    members: Vec<(String, i64, std::path::PathBuf)>,
-    reporter: Reporter,
-    dropped: mpsc::Sender<(i64, String)>,
-    muted: Muted,
-) {
-    let mut logs = Vec::with_capacity(members.len());
-    for (_, _, path) in &members {
-        logs.push(open_log(path).await);
-    }
-    let mut lines = Lines::new(out);
-    while let Some(buf) = lines.next().await {
-        let line = String::from_utf8_lossy(buf);
-        let parsed = MemberLine::parse(&line);
-        let Some(Ok((trial, member_line))) = parsed else {
-            if let Some(Err(e)) = parsed {
-                tracing::warn!(error = %e, line = %line.trim(), "ignored a malformed metric line");
-            }
-            if let Some(f) = logs[0].as_mut() {
-                let _ = f.write_all(buf).await;
-            }
-            continue;
-        };
-        let Some(i) = members.iter().position(|(id, _, _)| *id == trial) else {
-            tracing::warn!(trial = %trial, "ignored a line for a trial outside the group");
-            continue;
-        };
-        let lease_id = members[i].1;
-        if muted.lock().expect("muted set").contains(&lease_id) {
-            continue;
-        }
-        match member_line {
-            MemberLine::Epoch(record) => {
-                if let Some(f) = logs[i].as_mut() {
-                    let _ = f.write_all(format!("{}\n", record.to_line()).as_bytes()).await;
-                }
-                reporter.metrics(lease_id, record).await;
-            }
-            MemberLine::Dropped(why) => {
-                let _ = dropped.send((lease_id, why)).await;
-            }
-        }
-    }
-}
-
-/// Copies stderr to the log file and returns its last lines.
-async fn keep_stderr(err: tokio::process::ChildStderr, log_path: std::path::PathBuf) -> String {
-    let mut log = open_log(&log_path).await;
-    let mut lines = Lines::new(err);
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
-    while let Some(buf) = lines.next().await {
-        if let Some(f) = log.as_mut() {
-            let _ = f.write_all(buf).await;
-        }
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(String::from_utf8_lossy(buf).trim_end().to_string());
-    }
-    tail.into_iter().collect::<Vec<_>>().join("\n")
 }
