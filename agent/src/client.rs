@@ -17,7 +17,7 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// A lazily connected client: the channel reconnects by itself after the coordinator restarts.
 /// The token and certificates are read here, once, so a wrong path fails the start.
 pub fn connect(remote: &Remote) -> anyhow::Result<Client> {
-    let (endpoint, token) = remote.credentials().endpoint().map_err(anyhow::Error::msg)?;
+    let (endpoint, token) = remote.endpoint().map_err(anyhow::Error::msg)?;
     let channel = endpoint
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))

@@ -45,68 +45,8 @@ pub struct AgentConfig {
 }
 
 /// Where the coordinator is and how the agent proves who it is: an agent token, and under TLS the
-/// CA to trust and (for mutual TLS) the agent's own certificate.
-#[derive(Args, Clone)]
-pub struct Remote {
-    /// Coordinator to pull trials from; `https://` connects with TLS.
-    #[arg(long = "coordinator", env = "SWEEP_COORDINATOR", default_value = "http://127.0.0.1:50051")]
-    pub url: String,
-    /// Agent token, sent as `authorization: Bearer <token>`. Prefer the environment variable or
-    /// --token-file: a flag's value is visible to other users in `ps`.
-    #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// File holding the agent token (a trailing newline is trimmed).
-    #[arg(long, env = "SWEEP_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// PEM CA certificate to trust for an `https://` coordinator [default: the system's roots].
-    #[arg(long, env = "SWEEP_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-    /// PEM client certificate, for a coordinator that requires mutual TLS.
-    #[arg(long, env = "SWEEP_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "SWEEP_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-}
-
-impl Remote {
-    /// A coordinator reached without token or TLS (`sweep local`, tests).
-    pub fn plain(url: impl Into<String>) -> Remote {
-        Remote { url: url.into(), token: None, token_file: None, tls_ca: None, tls_cert: None, tls_key: None }
-    }
-
-    pub fn credentials(&self) -> sweep_proto::remote::Credentials {
-        sweep_proto::remote::Credentials {
-            url: self.url.clone(),
-            token: self.token.clone(),
-            token_file: self.token_file.clone(),
-            tls_ca: self.tls_ca.clone(),
-            tls_cert: self.tls_cert.clone(),
-            tls_key: self.tls_key.clone(),
-        }
-    }
-}
-
-/// Messages and logs name the coordinator by its URL.
-impl std::fmt::Display for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.url)
-    }
-}
-
-/// Written by hand so that the token never reaches a log.
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("url", &self.url)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("token_file", &self.token_file)
-            .field("tls_ca", &self.tls_ca)
-            .field("tls_cert", &self.tls_cert)
-            .field("tls_key", &self.tls_key)
-            .finish()
-    }
-}
+/// CA to trust and (for mutual TLS) the agent's own certificate. The same flags as `sweep`'s.
+pub type Remote = sweep_proto::remote::Credentials;
 
 impl AgentConfig {
     pub fn checkpoint_root(&self) -> PathBuf {
