@@ -36,7 +36,7 @@ pub struct IngestResult {
 pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyhow::Result<IngestResult> {
     let per_call = (args.epochs * args.metrics) as u64;
     anyhow::ensure!(
-        per_call > 0 && args.rows % per_call == 0,
+        per_call > 0 && args.rows.is_multiple_of(per_call),
         "--rows {} must be a multiple of {per_call} (epochs-per-call x metrics-per-epoch)",
         args.rows
     );

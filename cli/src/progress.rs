@@ -21,7 +21,7 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str) -> anyhow::
     let mut last = pb::SweepSummary::default();
     while let Some(update) = stream.message().await.map_err(crate::client::explain)? {
         let Some(s) = update.summary else { continue };
-        let c = s.counts.clone().unwrap_or_default();
+        let c = s.counts.unwrap_or_default();
         bar.set_length(s.total as u64);
         bar.set_position((c.succeeded + c.failed + c.cancelled + c.stopped) as u64);
         bar.set_message(counts_line(&c));

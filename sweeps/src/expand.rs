@@ -135,7 +135,7 @@ mod tests {
         let old: HashSet<_> = a.iter().map(|t| t.id.clone()).collect();
         let new: Vec<_> = wider.iter().filter(|t| !old.contains(&t.id)).collect();
         assert_eq!(new.len(), 2);
-        assert!(new.iter().all(|t| t.params["width"] == Value::from(80)));
+        assert!(new.iter().all(|t| t.params["width"] == 80));
     }
 
     #[test]

@@ -68,6 +68,10 @@ impl TrialSpec {
     }
 }
 
+/// Exit status of a trial process whose configuration is invalid (sysexits' EX_CONFIG). The
+/// coordinator fails such a trial at once instead of retrying it.
+pub const EXIT_BAD_CONFIG: i32 = 78;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +90,3 @@ mod tests {
         assert_eq!(TrialSpec::content_id("mlp", None, &a, None).0.len(), 16);
     }
 }
-
-/// Exit status of a trial process whose configuration is invalid (sysexits' EX_CONFIG). The
-/// coordinator fails such a trial at once instead of retrying it.
-pub const EXIT_BAD_CONFIG: i32 = 78;

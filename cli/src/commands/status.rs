@@ -20,7 +20,7 @@ fn summary_json(s: &pb::SweepSummary) -> Value {
     json!({
         "sweep": s.sweep_id,
         "state": s.state,
-        "counts": counts_json(&s.counts.clone().unwrap_or_default()),
+        "counts": counts_json(&s.counts.unwrap_or_default()),
         "total": s.total,
         "done": s.done,
     })
@@ -71,7 +71,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                     s.sweep_id,
                     s.total,
                     done,
-                    counts_line(&s.counts.clone().unwrap_or_default())
+                    counts_line(&s.counts.unwrap_or_default())
                 );
             }
             print_agents(&resp.agents);
@@ -109,7 +109,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 summary.sweep_id,
                 summary.state,
                 summary.total,
-                counts_line(&summary.counts.clone().unwrap_or_default())
+                counts_line(&summary.counts.unwrap_or_default())
             );
             for t in &resp.trials {
                 let error = t.last_error.lines().next().unwrap_or("");

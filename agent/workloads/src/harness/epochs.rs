@@ -120,11 +120,12 @@ pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Posit
             tch::Cuda::synchronize(i as i64);
         }
         let done = EpochDone { epoch: epoch + 1, step, seconds: started.elapsed().as_secs_f64(), examples, device };
-        let due = done.epoch % plan.eval_every.max(1) == 0 || done.epoch == plan.epochs;
+        let due = done.epoch.is_multiple_of(plan.eval_every.max(1)) || done.epoch == plan.epochs;
         if trainee.end_epoch(&done, due, plan)? == Flow::Done {
             break;
         }
-        let periodic = plan.checkpoint_every.is_some_and(|n| done.epoch % n.max(1) == 0) && done.epoch < plan.epochs;
+        let periodic =
+            plan.checkpoint_every.is_some_and(|n| done.epoch.is_multiple_of(n.max(1))) && done.epoch < plan.epochs;
         if periodic || (plan.checkpoint_at_end && done.epoch == plan.epochs) {
             trainee.save(Position { epoch: done.epoch, batch: 0, step }, plan)?;
         }
