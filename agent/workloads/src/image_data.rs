@@ -138,9 +138,11 @@ pub fn first(set: ImageSet, n: usize) -> ImageSet {
 /// training: CIFAR (180 MB), 32/64 px ImageNet, the synthetic sets.
 const RESIDENT_MAX_BYTES: u64 = 4 << 30;
 
-/// How one member of a fused group draws its batches (`ImageData::for_group`).
-pub struct MemberDraws {
-    /// The group's training images, with this member's labels.
+/// How a trial draws its batches: its training images (with its own labels), batch size, seed,
+/// augmentation and sampler. A lone trial's (`ImageData::new`) or a fused member's
+/// (`ImageData::for_group`).
+pub struct Draws {
+    /// The training images, with this trial's labels.
     pub train: ImageSet,
     pub batch_size: i64,
     pub seed: u64,
@@ -165,18 +167,9 @@ pub struct ImageData {
 }
 
 impl ImageData {
-    /// The loop's view of a training set and the test set and statistics of its split.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        train: ImageSet,
-        test: ImageSet,
-        (mean, std): (Vec<f64>, Vec<f64>),
-        batch_size: i64,
-        seed: u64,
-        augment: bool,
-        device: Device,
-        sampler: SamplerKind,
-    ) -> ImageData {
+    /// The loop's view of a trial's training draws and the test set and statistics of its split.
+    pub fn new(draws: Draws, test: ImageSet, (mean, std): (Vec<f64>, Vec<f64>), device: Device) -> ImageData {
+        let Draws { train, batch_size, seed, augment, sampler } = draws;
         let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
         let sampler = Sampler::new(sampler, &labels, train.classes as usize);
         let pin = device.is_cuda();
@@ -195,33 +188,19 @@ impl ImageData {
     /// split and statistics: the first member's is built as a lone trial's, and where it lives on
     /// the device the others share that upload (only their labels are their own), so a group of G
     /// holds the set there once, not G times.
-    pub fn for_group(
-        members: Vec<MemberDraws>,
-        test: &ImageSet,
-        stats: (&[f64], &[f64]),
-        device: Device,
-    ) -> Vec<ImageData> {
+    pub fn for_group(members: Vec<Draws>, test: &ImageSet, stats: (&[f64], &[f64]), device: Device) -> Vec<ImageData> {
         let mut data: Vec<ImageData> = Vec::with_capacity(members.len());
         for m in members {
             data.push(match data.first() {
                 Some(first) => ImageData::member_of(first, m),
-                None => ImageData::new(
-                    m.train,
-                    test.shallow_clone(),
-                    (stats.0.to_vec(), stats.1.to_vec()),
-                    m.batch_size,
-                    m.seed,
-                    m.augment,
-                    device,
-                    m.sampler,
-                ),
+                None => ImageData::new(m, test.shallow_clone(), (stats.0.to_vec(), stats.1.to_vec()), device),
             });
         }
         data
     }
 
     /// Another member of `first`'s group: its training images are `first`'s, its device copy too.
-    fn member_of(first: &ImageData, m: MemberDraws) -> ImageData {
+    fn member_of(first: &ImageData, m: Draws) -> ImageData {
         let train = m.train;
         assert_eq!(train.images.data_ptr(), first.train.images.data_ptr(), "a member trains on the group's images");
         let labels = Vec::<i64>::try_from(&train.labels).expect("labels are i64");
@@ -326,7 +305,8 @@ mod tests {
         let opts = SynthOptions { train: 90, test: 30, classes: 3, image_size: 8, seed: 1, ..SynthOptions::default() };
         data::write_synthetic("npy", dir.path(), &opts).unwrap();
         let splits = data::load("npy", dir.path(), &Map::new()).unwrap();
-        ImageData::new(splits.train, splits.test, (splits.mean, splits.std), 16, 5, true, Device::Cpu, sampler)
+        let draws = Draws { train: splits.train, batch_size: 16, seed: 5, augment: true, sampler };
+        ImageData::new(draws, splits.test, (splits.mean, splits.std), Device::Cpu)
     }
 
     fn same(a: Box<dyn Iterator<Item = Batch> + '_>, b: Box<dyn Iterator<Item = Batch> + '_>) {
@@ -361,17 +341,14 @@ mod tests {
         let relabelled =
             || ImageSet { images: first.train.images.shallow_clone(), labels: labels.shallow_clone(), classes: 3 };
         for sampler in [SamplerKind::Instance, SamplerKind::ClassBalanced] {
-            let draws = MemberDraws { train: relabelled(), batch_size: 8, seed: 9, augment: true, sampler };
+            let draws = Draws { train: relabelled(), batch_size: 8, seed: 9, augment: true, sampler };
             let member = ImageData::member_of(&first, draws);
+            let own_draws = Draws { train: relabelled(), batch_size: 8, seed: 9, augment: true, sampler };
             let own = ImageData::new(
-                relabelled(),
+                own_draws,
                 first.test.shallow_clone(),
                 (first.mean.clone(), first.std.clone()),
-                8,
-                9,
-                true,
                 Device::Cpu,
-                sampler,
             )
             .resident_on(Device::Cpu);
             same(member.train_batches(2, 0), own.train_batches(2, 0));

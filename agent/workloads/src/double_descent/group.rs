@@ -8,7 +8,7 @@ use super::{model_spec, noisy_training_set};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
 use crate::harness::{self, MemberOutcome, MemberSink, MemberState, Position};
-use crate::image_data::{self, ImageData, MemberDraws};
+use crate::image_data::{self, Draws, ImageData};
 use crate::models::{self, fused};
 use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
@@ -76,7 +76,7 @@ impl GroupWorkload for Group<'_> {
                 let q = &self.params[i];
                 let train = noisy_training_set(&self.train, q);
                 let sampler = data::SamplerKind::Instance;
-                MemberDraws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler }
+                Draws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler }
             })
             .collect();
         let stats = (self.splits.mean.as_slice(), self.splits.std.as_slice());

@@ -10,7 +10,7 @@ pub(crate) use group::run_group;
 use crate::data;
 use crate::error::TrialError;
 use crate::harness::{self, Plan};
-use crate::image_data::{self, ImageData};
+use crate::image_data::{self, Draws, ImageData};
 use crate::models::{self, ModelSpec};
 use crate::optim::Optimizer;
 use crate::random_features::{self, Problem};
@@ -61,16 +61,9 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 models::to_channels_last(&mut vs);
             }
             let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
-            let data = ImageData::new(
-                train,
-                splits.test,
-                (splits.mean, splits.std),
-                p.batch_size,
-                p.seed,
-                p.augment,
-                device,
-                data::SamplerKind::Instance,
-            );
+            let sampler = data::SamplerKind::Instance;
+            let draws = Draws { train, batch_size: p.batch_size, seed: p.seed, augment: p.augment, sampler };
+            let data = ImageData::new(draws, splits.test, (splits.mean, splits.std), device);
             let trial = harness::Trial {
                 net: net.as_ref(),
                 vars: &mut vs,

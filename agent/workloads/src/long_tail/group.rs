@@ -9,7 +9,7 @@ use super::{describe, LongTail, Loss};
 use crate::error::TrialError;
 use crate::fused_group::{self, GroupWorkload};
 use crate::harness::{MemberOutcome, MemberSink, MemberState, Position};
-use crate::image_data::{self, ImageData, MemberDraws};
+use crate::image_data::{self, Draws, ImageData};
 use crate::optim::OptimizerConfig;
 use crate::{data, TrialContext};
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ impl GroupWorkload for Group<'_> {
             .map(|&(i, _, _)| {
                 let q = &self.params[i];
                 let train = self.splits.train.shallow_clone();
-                MemberDraws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler: q.sampler }
+                Draws { train, batch_size: q.batch_size, seed: q.seed, augment: q.augment, sampler: q.sampler }
             })
             .collect();
         let stats = (self.splits.mean.as_slice(), self.splits.std.as_slice());

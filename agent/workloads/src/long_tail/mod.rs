@@ -21,7 +21,7 @@ mod tests;
 use crate::data::SamplerKind;
 use crate::error::TrialError;
 use crate::harness::{self, Plan, TrainData};
-use crate::image_data::{self, ImageData};
+use crate::image_data::{self, Draws, ImageData};
 use crate::optim::Optimizer;
 use crate::rng::mix;
 use crate::{Sink, TrialContext};
@@ -48,16 +48,9 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     let classes = splits.train.classes;
     let size = splits.train.images.size();
     let shape = (size[1], size[2], size[3]);
-    let mut data = ImageData::new(
-        splits.train,
-        splits.test,
-        (splits.mean, splits.std),
-        p.batch_size,
-        p.seed,
-        p.augment,
-        device,
-        p.sampler,
-    );
+    let draws =
+        Draws { train: splits.train, batch_size: p.batch_size, seed: p.seed, augment: p.augment, sampler: p.sampler };
+    let mut data = ImageData::new(draws, splits.test, (splits.mean, splits.std), device);
     let class_sizes = data.sampler.class_sizes();
     describe(&class_sizes, data.test.len());
 
