@@ -8,7 +8,7 @@ memory is that child's maximum resident set (wait4), its time what it spent buil
 
     bench/xmc/compare.py --shape eurlex            # writes a EURLex-4K-shaped synthetic set first
     bench/xmc/compare.py --data data/Eurlex-4K     # train.txt and test.txt of a real set
-    bench/xmc/compare.py --generate issue,headheavy,flat --skip sweep
+    bench/xmc/compare.py --generate standard,headheavy,flat --skip sweep
                                                    # sets of bench/xmc/generate.py, one table each
 
 `--shape` sets come from sweep's own generator (`sweep data synth --format xc`, or `examples/xc
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ROOT / "target" / "release" / "sweep"
 XC = ROOT / "target" / "release" / "examples" / "xc"
 GENERATE = ROOT / "bench" / "xmc" / "generate.py"
-GENERATED = ("issue", "headheavy", "flat")
+GENERATED = ("standard", "headheavy", "flat")
 REF_VENV = Path(os.environ.get("XMC_REF_VENV", Path.home() / ".cache" / "sweep-bench-xmc" / "venv"))
 
 # Shapes for `sweep data synth --format xc`: the xmc-small study's set, EURLex-4K and Amazon-670K.

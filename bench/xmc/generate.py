@@ -25,8 +25,8 @@ The two generators differ on purpose in every part of the model:
 Each point's latent is the mean of its labels' latents plus Gaussian noise, so points of one label
 scatter around it; a share of each point's words is drawn from the general word frequencies alone.
 
-    python3 bench/xmc/generate.py --shape issue --out data/xmc-gen-issue
-    python3 bench/xmc/generate.py --shape issue --out DIR --seed 7 --zipf 1.2   # any knob overridden
+    python3 bench/xmc/generate.py --shape standard --out data/xmc-gen-standard
+    python3 bench/xmc/generate.py --shape standard --out DIR --seed 7 --zipf 1.2   # any knob overridden
 
 Only numpy is needed. Writes DIR/train.txt and DIR/test.txt, and prints a one-line summary.
 """
@@ -73,10 +73,10 @@ DEFAULTS = {
     "seed": 0,
 }
 
-# Differently shaped sets: the issue's size, a head-heavy short-text set and a flat, many-label set.
+# Differently shaped sets: 8,000 / 2,000 points of 1,000 labels, a head-heavy short-text set and a flat, many-label set.
 SHAPES = {
     # The size of the report that showed the gap: 8,000 train / 2,000 test points, 1,000 labels.
-    "issue": {},
+    "standard": {},
     # Steep popularity, about 1.5 labels per point, short documents over a larger vocabulary,
     # tighter but more numerous clusters.
     "headheavy": {
@@ -213,7 +213,7 @@ def generate(knobs, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="issue")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="standard")
     ap.add_argument("--out", type=Path, required=True, help="folder for train.txt and test.txt")
     for key, value in DEFAULTS.items():
         ap.add_argument(f"--{key.replace('_', '-')}", type=type(value), help=f"default {value} (before the shape)")
