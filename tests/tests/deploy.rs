@@ -52,9 +52,15 @@ fn text(out: &Output) -> String {
 /// exist: no current kustomize can be installed from the registries such a machine reaches
 /// (Debian bookworm's kubectl 1.20 bundles kustomize 2.0, older than these kustomizations; PyPI
 /// has none; kustomize itself is released on GitHub only).
+/// Probed once per test process: every render asks.
 fn kubectl_kustomize() -> Option<PathBuf> {
-    let kubectl = find_on_path("kubectl")?;
-    run(Command::new(&kubectl).args(["kustomize", "--help"])).status.success().then_some(kubectl)
+    static KUBECTL: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    KUBECTL
+        .get_or_init(|| {
+            let kubectl = find_on_path("kubectl")?;
+            run(Command::new(&kubectl).args(["kustomize", "--help"])).status.success().then_some(kubectl)
+        })
+        .clone()
 }
 
 fn render_yaml(dir: &str) -> String {

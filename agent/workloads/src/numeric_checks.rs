@@ -98,6 +98,24 @@ pub fn assert_same_runs(what: &str, got: &[EpochRecord], want: &[EpochRecord], c
     }
 }
 
+/// `check`, leaving out `fused_members`, which only a member of a fused group reports.
+pub fn without_group_size(check: impl Fn(&str, f64) -> Check) -> impl Fn(&str, f64) -> Check {
+    move |name, want| if name == "fused_members" { Check::Skip } else { check(name, want) }
+}
+
+/// A fused member's records against the same trial's alone, each epoch one optimizer step (a
+/// training set of one batch): the first evaluation follows one step through different kernels
+/// and agrees to rounding, rates within one of `examples`; later epochs went through more such
+/// steps and must report the same metrics at the same learning rate only.
+pub fn assert_member_trains_as_alone(what: &str, fused: &[EpochRecord], alone: &[EpochRecord], examples: usize) {
+    let epochs = |r: &[EpochRecord]| r.iter().map(|r| r.epoch).collect::<Vec<_>>();
+    assert_eq!(epochs(fused), epochs(alone), "{what}: epochs reported");
+    assert_same_metrics(what, &fused[0], &alone[0], without_group_size(rounding(ONE_STEP, examples)));
+    for (f, a) in fused.iter().zip(alone).skip(1) {
+        assert_same_metrics(what, f, a, without_group_size(same_schedule));
+    }
+}
+
 /// Asserts that two checkpoints (`crate::checkpoint`) hold the same variables and optimizer state,
 /// tensor by tensor within `tolerance` relative distance, at the same position.
 pub fn assert_checkpoints_agree(what: &str, got: &std::path::Path, want: &std::path::Path, tolerance: f64) {

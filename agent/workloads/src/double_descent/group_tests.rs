@@ -5,7 +5,7 @@
 use super::super::tests::{run as run_alone, spec, synthetic_cifar};
 use super::*;
 use crate::numeric_checks::{
-    assert_same_metrics, assert_same_runs, relative, rounding, same_schedule, Check, ONE_STEP, SAME_KERNELS,
+    assert_member_trains_as_alone, assert_same_runs, relative, rounding, without_group_size, ONE_STEP, SAME_KERNELS,
 };
 use serde_json::json;
 use sweep_spec::EpochRecord;
@@ -41,28 +41,6 @@ fn run_fused_in(
     dirs: Vec<Option<std::path::PathBuf>>,
 ) -> (Result<Vec<MemberOutcome>, TrialError>, Vec<Vec<EpochRecord>>) {
     crate::fused_group::run_recorded(specs, ctx, dirs, run_group)
-}
-
-/// Member records against the lone trial's: one batch per epoch (`one_batch`), so the first
-/// evaluation follows one optimizer step, which the group and the lone network take through
-/// different kernels; it agrees to rounding. Later epochs went through more such steps and drift
-/// apart by CPU-dependent amounts, so they must report the same metrics at the same rates only.
-fn assert_same_records(member: usize, fused: &[EpochRecord], alone: &[EpochRecord]) {
-    let what = format!("member {member}");
-    let epochs = |r: &[EpochRecord]| r.iter().map(|r| r.epoch).collect::<Vec<_>>();
-    assert_eq!(epochs(fused), epochs(alone), "{what}: epochs reported");
-    let skip_size = |check: &dyn Fn(&str, f64) -> Check, name: &str, want: f64| {
-        if name == "fused_members" {
-            Check::Skip
-        } else {
-            check(name, want)
-        }
-    };
-    let first_step = rounding(ONE_STEP, ONE_BATCH as usize);
-    assert_same_metrics(&what, &fused[0], &alone[0], |n, w| skip_size(&first_step, n, w));
-    for (f, a) in fused.iter().zip(alone).skip(1) {
-        assert_same_metrics(&what, f, a, |n, w| skip_size(&same_schedule, n, w));
-    }
 }
 
 /// A training set of one batch.
@@ -113,7 +91,7 @@ fn assert_members_train_as_alone(specs: &[TrialSpec]) {
     for (i, s) in specs.iter().enumerate() {
         let (alone_result, alone) = run_alone(s, &TrialContext::cpu());
         alone_result.unwrap();
-        assert_same_records(i, &fused[i], &alone);
+        assert_member_trains_as_alone(&format!("member {i}"), &fused[i], &alone, ONE_BATCH as usize);
         assert_eq!(fused[i][0].metrics["fused_members"], 3.0);
     }
     // The members really differ (their own data, labels and rates), so matching is not trivial.
@@ -141,7 +119,7 @@ fn a_diverging_member_is_dropped_and_the_others_go_on() {
         assert_eq!(outcome[i], MemberOutcome::Finished);
         let (alone_result, alone) = run_alone(&specs[i], &TrialContext::cpu());
         alone_result.unwrap();
-        assert_same_records(i, &fused[i], &alone);
+        assert_member_trains_as_alone(&format!("member {i}"), &fused[i], &alone, ONE_BATCH as usize);
         assert!(fused[i].iter().all(|r| r.metrics["train_loss"].is_finite()), "member {i} went on: {:?}", fused[i]);
     }
     assert_eq!(fused[0][1].metrics["fused_members"], 3.0);
@@ -199,14 +177,8 @@ fn a_stopped_group_resumes_member_by_member() {
     let ctx = TrialContext { checkpoint_dir: Some(again_dir), ..context(Default::default()) };
     let (alone, rest) = run_alone(&specs[1], &ctx);
     alone.unwrap();
-    let last_step = rounding(ONE_STEP, 64);
-    assert_same_runs("member 1 resumed alone", &rest, &uninterrupted[1][1..], |n, w| {
-        if n == "fused_members" {
-            Check::Skip
-        } else {
-            last_step(n, w)
-        }
-    });
+    let last_step = without_group_size(rounding(ONE_STEP, 64));
+    assert_same_runs("member 1 resumed alone", &rest, &uninterrupted[1][1..], last_step);
 }
 
 /// Members that stand at different points train in one group per point: here member 0 resumes

@@ -69,12 +69,14 @@ pub fn train_fused(group: Group<'_>, plan: &Plan) -> Result<Vec<MemberOutcome>, 
     let g = group.members.len();
     let start = group.start;
     let mut fused = Fused {
+        per_epoch,
         weight_decay: group.members.iter().map(|m| m.weight_decay).collect(),
         lrs: vec![0.0; g],
         outcome: vec![MemberOutcome::Finished; g],
         live: (0..g).collect(),
-        live_index: Tensor::zeros([0], (Kind::Int64, plan.device)),
-        loss_sum: Tensor::zeros([g as i64], (Kind::Double, plan.device)),
+        // Both are set at the start of each epoch (`begin_epoch`).
+        live_index: Tensor::new(),
+        loss_sum: Tensor::new(),
         group,
     };
     epochs::drive(&mut fused, plan, start)?;
@@ -83,6 +85,8 @@ pub fn train_fused(group: Group<'_>, plan: &Plan) -> Result<Vec<MemberOutcome>, 
 
 struct Fused<'a> {
     group: Group<'a>,
+    /// Batches per epoch, the same for every member.
+    per_epoch: u64,
     weight_decay: Vec<f64>,
     /// Each member's rate at the batch at hand.
     lrs: Vec<f64>,
@@ -109,7 +113,7 @@ impl<'a> Trainee<'a> for Fused<'a> {
     }
 
     fn batches_per_epoch(&self) -> u64 {
-        self.group.members.first().map_or(0, |m| m.data.batches_per_epoch())
+        self.per_epoch
     }
 
     fn begin_epoch(&mut self, plan: &Plan) {

@@ -7,7 +7,7 @@
 use super::tests::{cifar_lt_spec, run as run_alone, synthetic_cifar};
 use super::*;
 use crate::harness::{GraphMode, MemberOutcome};
-use crate::numeric_checks::{assert_checkpoints_agree, assert_same_metrics, rounding, same_schedule, Check, ONE_STEP};
+use crate::numeric_checks::{assert_checkpoints_agree, assert_member_trains_as_alone, ONE_STEP};
 use serde_json::json;
 use sweep_spec::EpochRecord;
 
@@ -49,24 +49,6 @@ fn run_fused(
 /// rounding flips a near-tie.
 const TEST_PER_CLASS: usize = 20;
 
-/// The first epoch (one step: see `one_batch`) to rounding, later ones by names and rates.
-fn assert_same_records(what: &str, fused: &[EpochRecord], alone: &[EpochRecord]) {
-    let epochs = |r: &[EpochRecord]| r.iter().map(|r| r.epoch).collect::<Vec<_>>();
-    assert_eq!(epochs(fused), epochs(alone), "{what}: epochs reported");
-    let first_step = rounding(ONE_STEP, TEST_PER_CLASS);
-    let without_size = |check: &dyn Fn(&str, f64) -> Check, name: &str, want: f64| {
-        if name == "fused_members" {
-            Check::Skip
-        } else {
-            check(name, want)
-        }
-    };
-    assert_same_metrics(what, &fused[0], &alone[0], |n, w| without_size(&first_step, n, w));
-    for (f, a) in fused.iter().zip(alone).skip(1) {
-        assert_same_metrics(what, f, a, |n, w| without_size(&same_schedule, n, w));
-    }
-}
-
 /// `s` with batches larger than its training set: each epoch is one optimizer step.
 fn one_batch(mut s: TrialSpec) -> TrialSpec {
     s.params.insert("batch_size".into(), json!(1024));
@@ -86,7 +68,8 @@ fn each_member_reports_its_per_class_records_as_alone() {
         for (i, s) in specs.iter().enumerate() {
             let (alone_result, alone) = run_alone(s, &TrialContext::cpu());
             alone_result.unwrap();
-            assert_same_records(&format!("{loss}/{sampler} member {i}"), &fused[i], &alone);
+            let what = format!("{loss}/{sampler} member {i}");
+            assert_member_trains_as_alone(&what, &fused[i], &alone, TEST_PER_CLASS);
             assert_eq!(fused[i][0].metrics["fused_members"], 3.0);
         }
         // The members really differ (their own initialisation, batches and rates).
