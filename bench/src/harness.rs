@@ -31,16 +31,7 @@ impl Bench {
             None => tempfile::Builder::new().prefix("sweep-bench-").tempdir()?,
         };
         let results = dir.path().join("results");
-        let config = CoordinatorConfig {
-            listen: "127.0.0.1:0".into(),
-            state: dir.path().join("state"),
-            results: results.clone(),
-            lease_ttl: Duration::from_secs(30),
-            flush_interval,
-            http_listen: None,
-            quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
-            security: Default::default(),
-        };
+        let config = CoordinatorConfig { flush_interval, ..CoordinatorConfig::loopback(dir.path().join("state"), results.clone()) };
         let coordinator = sweep_coordinator::start(&config).await.context("starting the coordinator")?;
         let url = format!("http://{}", coordinator.local_addr);
         Ok(Bench { coordinator, url, results, dir })

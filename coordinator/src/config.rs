@@ -29,8 +29,41 @@ pub struct CoordinatorConfig {
     /// An agent whose attempts fail this many times in a row gets no new leases; 0 turns it off.
     #[arg(long, env = "SWEEP_QUARANTINE_AFTER", default_value_t = crate::store::DEFAULT_QUARANTINE_AFTER)]
     pub quarantine_after: u32,
+    /// Distinct metric names one sweep may report. A trial that reports a name beyond it fails,
+    /// naming the limit: every name costs memory in the coordinator and a `final_<name>` column in
+    /// trials.parquet. Per-class accuracies of a 1,000-class model fit in the default.
+    #[arg(long, env = "SWEEP_MAX_METRIC_NAMES", default_value_t = crate::limits::DEFAULT_MAX_METRIC_NAMES)]
+    pub max_metric_names: u32,
+    #[command(flatten)]
+    pub connections: ConnectionConfig,
     #[command(flatten)]
     pub security: SecurityConfig,
+}
+
+/// Bounds on connections, checked before any token is: see `connections.rs`.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Connections open at once; more are closed at accept, with a log line. Agents hold one
+    /// each, and every `sweep` command one while it runs.
+    #[arg(long, env = "SWEEP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A new connection that sends nothing (no TLS or HTTP/2 handshake) for this long is closed.
+    #[arg(long, env = "SWEEP_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed. The server pings every connection
+    /// four times per period, and a client's answer counts, so only dead or silent peers hit it.
+    #[arg(long, env = "SWEEP_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> ConnectionConfig {
+        ConnectionConfig {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Who may call, and over what. All off by default so one machine needs no setup; a shared
@@ -57,6 +90,24 @@ pub struct SecurityConfig {
 }
 
 impl CoordinatorConfig {
+    /// A coordinator on a free loopback port, every other setting at its default, keeping its
+    /// state in `state` and writing results to `results`: what `sweep local`, the benchmarks and
+    /// the tests start. Callers change fields with struct update syntax.
+    pub fn loopback(state: PathBuf, results: PathBuf) -> CoordinatorConfig {
+        CoordinatorConfig {
+            listen: "127.0.0.1:0".into(),
+            state,
+            results,
+            lease_ttl: Duration::from_secs(30),
+            flush_interval: Duration::from_secs(2),
+            http_listen: None,
+            quarantine_after: crate::store::DEFAULT_QUARANTINE_AFTER,
+            max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
+            connections: ConnectionConfig::default(),
+            security: SecurityConfig::default(),
+        }
+    }
+
     /// Agents heartbeat three times per lease lifetime, so one lost heartbeat never loses a lease.
     pub fn heartbeat_interval(&self) -> Duration {
         self.lease_ttl / 3
@@ -65,5 +116,28 @@ impl CoordinatorConfig {
     /// How often expired leases are looked for.
     pub fn reap_interval(&self) -> Duration {
         (self.lease_ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: CoordinatorConfig,
+    }
+
+    /// The defaults written out for embedded coordinators are the flags' defaults.
+    #[test]
+    fn loopback_defaults_are_the_flags_defaults() {
+        let matches = <Flags as clap::CommandFactory>::command()
+            .try_get_matches_from(["sweep-coordinator", "--listen", "127.0.0.1:0", "--state", "s", "--results", "r"])
+            .unwrap();
+        let parsed = Flags::from_arg_matches(&matches).unwrap().config;
+        let built = CoordinatorConfig::loopback("s".into(), "r".into());
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
     }
 }

@@ -313,7 +313,7 @@ fn check_size(field: &str, got: usize, max: usize, unit: &str) -> Result<(), Sta
 
 /// `value` for an error message: debug-quoted (control characters escaped) and cut to
 /// [`QUOTED_CHARS`] characters, so a huge or hostile value cannot bloat the status.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     let mut shown: String = value.chars().take(QUOTED_CHARS).collect();
     if shown.len() < value.len() {
         shown.push_str(CUT);

@@ -12,6 +12,9 @@ pub enum Error {
     StaleLease(i64),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The coordinator ended the trial for a reason retrying cannot change.
+    #[error("{0}")]
+    Refused(String),
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
     #[error("results: {0}")]
@@ -29,7 +32,7 @@ impl From<Error> for tonic::Status {
         let message = e.to_string();
         match e {
             Error::UnknownSweep(_) | Error::UnknownAgent(_) => tonic::Status::not_found(message),
-            Error::StaleLease(_) => tonic::Status::failed_precondition(message),
+            Error::StaleLease(_) | Error::Refused(_) => tonic::Status::failed_precondition(message),
             Error::InvalidArgument(_) => tonic::Status::invalid_argument(message),
             Error::Store(_) | Error::Results(_) | Error::Io(_) | Error::Corrupt(_) => {
                 tracing::error!(error = %message, "internal error");

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod convert;
 pub mod error;
 pub mod fused_sizing;
@@ -20,6 +21,6 @@ pub mod tls;
 /// The Parquet results the sink writes (crate `sweep-results`, which the CLI reads them with).
 pub use sweep_results as results;
 
-pub use config::{CoordinatorConfig, SecurityConfig};
+pub use config::{ConnectionConfig, CoordinatorConfig, SecurityConfig};
 pub use error::{Error, Result};
 pub use server::{start, RunningCoordinator};

@@ -130,6 +130,9 @@ pub struct Completion {
     pub released: bool,
     /// The exit of a fused group's process, not known to be this member's own.
     pub whole_group: bool,
+    /// The coordinator ended the attempt itself, for this reason: the trial broke a bound that it
+    /// would break again (`--max-metric-names`), so it fails without a retry.
+    pub refused: Option<String>,
 }
 
 impl Completion {
@@ -149,6 +152,7 @@ impl Completion {
     /// explains whatever status followed it.
     fn process_exit(&self) -> Exit {
         match (self.exit_code, self.signal) {
+            _ if self.refused.is_some() => Exit::BadConfig,
             _ if self.stopped_by_request => Exit::StoppedOnRequest,
             _ if !self.launch_error.is_empty() => Exit::Failure,
             (Some(0), None) => Exit::Success,
@@ -171,6 +175,9 @@ impl Completion {
     pub fn error(&self) -> Option<String> {
         if self.released {
             return Some("handed back by a draining agent".to_string());
+        }
+        if let Some(reason) = &self.refused {
+            return Some(reason.clone());
         }
         let cause = if !self.launch_error.is_empty() {
             format!("could not start: {}", self.launch_error)
@@ -433,6 +440,7 @@ mod tests {
                 stopped_by_request,
                 released: false,
                 whole_group: whole,
+                refused: None,
             };
             let (alone, grouped) = (c.exit(ALONE), c.exit(group_size));
             prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));

@@ -26,7 +26,10 @@ pub const MAX_GPUS: u32 = 4096;
 pub const MAX_GPUS_PER_TRIAL: u32 = sweep_spec::file::MAX_GPUS_PER_TRIAL;
 /// Leases one heartbeat reports: an agent holds at most one per slot.
 pub const MAX_LEASES_PER_HEARTBEAT: usize = MAX_SLOTS as usize;
-/// Metric names; `class_acc/<class>` names stay far below it.
+/// Distinct metric names per sweep unless `--max-metric-names` says otherwise: room for the
+/// per-class accuracies (`class_acc/<class>`) of a 1,000-class model and the usual metrics beside.
+pub const DEFAULT_MAX_METRIC_NAMES: u32 = 2048;
+/// Characters of one metric name; `class_acc/<class>` names stay far below it.
 pub const MAX_METRIC_NAME: usize = 256;
 /// Epoch records in one `ReportMetrics` call (the agent sends at most 256).
 pub const MAX_EPOCHS_PER_REPORT: usize = 10_000;

@@ -70,7 +70,9 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let tls = crate::tls::server_config(sec.tls_cert.as_deref(), sec.tls_key.as_deref(), sec.tls_client_ca.as_deref())
         .map_err(anyhow::Error::msg)?;
     let rpc_stats = Arc::new(RpcStats::default());
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(crate::connections::keepalive_interval(&config.connections)))
+        .http2_keepalive_timeout(Some(config.connections.handshake_timeout));
     if let (Some(tls), Some(cert), Some(key)) = (tls, &sec.tls_cert, &sec.tls_key) {
         builder = builder.tls_config(tls).map_err(|e| {
             anyhow::anyhow!(
@@ -86,6 +88,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let mut store = Store::open(&config.state, ttl_ms)
         .with_context(|| format!("opening the store in {}", config.state.display()))?;
     store.set_quarantine_after(config.quarantine_after);
+    store.set_max_metric_names(config.max_metric_names);
     let shared = Shared::new(store);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -126,7 +129,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
             .add_service(reflection_v1alpha)
             .add_service(sweeps)
             .add_service(agents)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(crate::connections::accept(listener, config.connections.clone()), async {
                 let _ = stopped.await;
             }),
     );

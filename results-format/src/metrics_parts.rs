@@ -73,7 +73,7 @@ pub fn write_metrics_part(
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.recorded_at_us)).with_timezone(UTC)),
     ];
     let batch = RecordBatch::try_new(metrics_schema(), columns).map_err(ResultsError::arrow(&path))?;
-    write_batch(&path, &batch)?;
+    write_batch(&path, &batch, None)?;
     Ok(path)
 }
 

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::atomic::write_atomically;
 use super::ResultsError;
@@ -29,10 +30,23 @@ pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC)))
 }
 
-/// Writes `batch` as a single zstd-compressed Parquet file at `path`, atomically.
-pub(crate) fn write_batch(path: &Path, batch: &RecordBatch) -> Result<(), ResultsError> {
+/// Writes `batch` as a single zstd-compressed Parquet file at `path`, atomically. Columns whose
+/// names start with `plain_prefix` are written without a dictionary and uncompressed: each column
+/// of a writer holds its own dictionary and zstd context while the file is written, and a table
+/// with a column per metric name (trials.parquet's `final_*`) has thousands of columns, where that
+/// costs hundreds of megabytes per write for a few kilobytes saved.
+pub(crate) fn write_batch(path: &Path, batch: &RecordBatch, plain_prefix: Option<&str>) -> Result<(), ResultsError> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(ResultsError::parquet(path))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level));
+    if let Some(prefix) = plain_prefix {
+        for field in batch.schema().fields().iter().filter(|f| f.name().starts_with(prefix)) {
+            let column = ColumnPath::from(field.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_compression(column, Compression::UNCOMPRESSED);
+        }
+    }
+    let props = props.build();
     write_atomically(path, |file| {
         let mut writer =
             ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(ResultsError::parquet(path))?;

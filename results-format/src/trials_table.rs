@@ -90,7 +90,7 @@ pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf
     );
 
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ResultsError::arrow(&path))?;
-    write_batch(&path, &batch)?;
+    write_batch(&path, &batch, Some(FINAL_PREFIX))?;
     Ok(path)
 }
 

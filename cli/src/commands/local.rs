@@ -49,14 +49,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     }
 
     let coordinator = sweep_coordinator::start(&CoordinatorConfig {
-        listen: "127.0.0.1:0".into(),
-        state: args.state.clone(),
-        results: args.results.clone(),
         lease_ttl: args.lease_ttl,
         flush_interval: Duration::from_secs(1),
-        http_listen: None,
-        quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
-        security: Default::default(),
+        ..CoordinatorConfig::loopback(args.state.clone(), args.results.clone())
     })
     .await?;
     let url = format!("http://{}", coordinator.local_addr);

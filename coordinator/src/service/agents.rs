@@ -104,6 +104,7 @@ impl AgentService for AgentApi {
             stopped_by_request: r.stopped_by_request,
             released: r.released,
             whole_group: r.whole_group,
+            refused: None,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &c, now)).await?;
         tracing::info!(lease = lease_id, state = %state, "attempt completed");

@@ -143,72 +143,7 @@ impl Store {
     /// on the trial's current attempt). Returns the trial's state afterwards.
     pub fn complete(&mut self, lease_id: i64, c: &Completion, now_ms: i64) -> Result<TrialState> {
         let tx = self.conn.transaction()?;
-        let h = holder(&tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
-        let policy = sweep_policy(&tx, &h.sweep)?;
-        let group_size = attempt_group_size(&tx, lease_id)?;
-        let exit = c.exit(group_size);
-        let outcome = match exit {
-            _ if c.released => "released",
-            Exit::Success => "succeeded",
-            Exit::Failure => "failed",
-            // Both halve the groups the trial joins next (`fused_sizing::trial_limit`).
-            Exit::OutOfMemory | Exit::GroupOutOfMemory => "out_of_memory",
-            // Halves the groups the trial joins next, as running out of memory does.
-            Exit::GroupFailure => "group_failed",
-            Exit::BadConfig => "bad_config",
-            Exit::StoppedOnRequest => "stopped",
-        };
-        let error = c.error();
-        match scheduler::judge_lease(h.state, h.current_lease, lease_id) {
-            LeaseVerdict::Abandon => return Err(Error::StaleLease(lease_id)),
-            LeaseVerdict::Stop => {
-                // Cancelled while running: the trial stays cancelled; close the attempt for the record.
-                close_attempt(&tx, lease_id, "cancelled", c, error.as_deref(), now_ms)?;
-                tx.execute(
-                    "UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2",
-                    params![h.sweep, h.trial_id],
-                )?;
-                tx.commit()?;
-                return Ok(TrialState::Cancelled);
-            }
-            LeaseVerdict::Extend => {}
-        }
-        let (next, counters) = lifecycle::transition(h.state, h.counters, c.event(group_size), policy)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        close_attempt(&tx, lease_id, outcome, c, error.as_deref(), now_ms)?;
-        let finished = next.is_terminal().then_some(now_ms);
-        let retried_after_failure = next == TrialState::Pending && counters.user_failures > h.counters.user_failures;
-        let not_before = if retried_after_failure {
-            scheduler::retry_not_before(
-                now_ms,
-                counters.user_failures,
-                policy.retry_backoff_ms,
-                sweep_spec::backoff::jitter_unit(),
-            )
-        } else {
-            0
-        };
-        tx.execute(
-            "UPDATE trials SET state = ?3, user_failures = ?4, lost = ?5, lease_id = NULL, deadline_ms = NULL,
-                    finished_at_ms = ?6, last_error = COALESCE(?7, last_error),
-                    started_at_ms = COALESCE(started_at_ms, ?8), not_before_ms = ?9
-             WHERE sweep = ?1 AND trial_id = ?2",
-            params![
-                h.sweep,
-                h.trial_id,
-                next.as_str(),
-                counters.user_failures,
-                counters.lost,
-                finished,
-                error,
-                now_ms,
-                not_before
-            ],
-        )?;
-        if !c.released {
-            record_streak(&tx, lease_id, scheduler::streak_after(exit))?;
-        }
-        bump_trials_version(&tx, &h.sweep)?;
+        let next = complete_in(&tx, lease_id, c, now_ms)?;
         tx.commit()?;
         Ok(next)
     }
@@ -323,6 +258,77 @@ fn peak_gpu_memory(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Opti
         |r| r.get(0),
     )?;
     Ok(peak.filter(|p| p.is_finite() && *p > 0.0).map(|p| p as u64))
+}
+
+/// Closes the attempt under `lease_id` within `tx`: [`Store::complete`], and the end of an attempt
+/// the coordinator refuses while storing its metrics.
+pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_ms: i64) -> Result<TrialState> {
+    let h = holder(tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
+    let policy = sweep_policy(tx, &h.sweep)?;
+    let group_size = attempt_group_size(tx, lease_id)?;
+    let exit = c.exit(group_size);
+    let outcome = match exit {
+        _ if c.released => "released",
+        Exit::Success => "succeeded",
+        Exit::Failure => "failed",
+        // Both halve the groups the trial joins next (`fused_sizing::trial_limit`).
+        Exit::OutOfMemory | Exit::GroupOutOfMemory => "out_of_memory",
+        // Halves the groups the trial joins next, as running out of memory does.
+        Exit::GroupFailure => "group_failed",
+        Exit::BadConfig => "bad_config",
+        Exit::StoppedOnRequest => "stopped",
+    };
+    let error = c.error();
+    match scheduler::judge_lease(h.state, h.current_lease, lease_id) {
+        LeaseVerdict::Abandon => return Err(Error::StaleLease(lease_id)),
+        LeaseVerdict::Stop => {
+            // Cancelled while running: the trial stays cancelled; close the attempt for the record.
+            close_attempt(tx, lease_id, "cancelled", c, error.as_deref(), now_ms)?;
+            tx.execute(
+                "UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2",
+                params![h.sweep, h.trial_id],
+            )?;
+            return Ok(TrialState::Cancelled);
+        }
+        LeaseVerdict::Extend => {}
+    }
+    let (next, counters) = lifecycle::transition(h.state, h.counters, c.event(group_size), policy)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    close_attempt(tx, lease_id, outcome, c, error.as_deref(), now_ms)?;
+    let finished = next.is_terminal().then_some(now_ms);
+    let retried_after_failure = next == TrialState::Pending && counters.user_failures > h.counters.user_failures;
+    let not_before = if retried_after_failure {
+        scheduler::retry_not_before(
+            now_ms,
+            counters.user_failures,
+            policy.retry_backoff_ms,
+            sweep_spec::backoff::jitter_unit(),
+        )
+    } else {
+        0
+    };
+    tx.execute(
+        "UPDATE trials SET state = ?3, user_failures = ?4, lost = ?5, lease_id = NULL, deadline_ms = NULL,
+                finished_at_ms = ?6, last_error = COALESCE(?7, last_error),
+                started_at_ms = COALESCE(started_at_ms, ?8), not_before_ms = ?9
+         WHERE sweep = ?1 AND trial_id = ?2",
+        params![
+            h.sweep,
+            h.trial_id,
+            next.as_str(),
+            counters.user_failures,
+            counters.lost,
+            finished,
+            error,
+            now_ms,
+            not_before
+        ],
+    )?;
+    if !c.released {
+        record_streak(tx, lease_id, scheduler::streak_after(exit))?;
+    }
+    bump_trials_version(tx, &h.sweep)?;
+    Ok(next)
 }
 
 fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {

@@ -1,10 +1,13 @@
 //! Metric rows: stored once per (sweep, trial, attempt, epoch, metric), numbered in arrival order
 //! so the Parquet sink can write each row exactly once.
 
+use super::leases::complete_in;
 use super::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::lifecycle::Completion;
 use crate::results::MetricRow;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::BTreeSet;
 use sweep_spec::EpochRecord;
 
 /// The epochs one report carries, under one lease.
@@ -26,6 +29,18 @@ impl Store {
     pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
         let tx = self.conn.transaction()?;
         let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
+        if let Some(refusal) = admit_names(&tx, &sweep, batch, self.max_metric_names)? {
+            // The trial would report these names again on any retry: it fails, and the rows of
+            // this report are not stored.
+            let reason = format!("trial {trial_id}: {refusal}");
+            let c = Completion { refused: Some(reason.clone()), ..Completion::default() };
+            match complete_in(&tx, batch.lease_id, &c, recorded_at_us / 1000) {
+                Ok(_) | Err(Error::StaleLease(_)) => {}
+                Err(e) => return Err(e),
+            }
+            tx.commit()?;
+            return Err(Error::Refused(reason));
+        }
         let (mut added, mut duplicate) = (0u32, 0u32);
         let mut last_seq = None;
         {
@@ -91,4 +106,35 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Records the names of `batch` that `sweep` has not reported before, if they fit in `limit`
+/// distinct names per sweep; otherwise records nothing and says why.
+fn admit_names(tx: &Transaction, sweep: &str, batch: &MetricBatch, limit: u32) -> Result<Option<String>> {
+    let names: BTreeSet<&str> =
+        batch.epochs.iter().flat_map(|r| r.metrics.iter().map(|(name, _)| name.as_str())).collect();
+    let mut known = tx.prepare_cached("SELECT 1 FROM metric_names WHERE sweep = ?1 AND metric = ?2")?;
+    let mut new = Vec::new();
+    for name in names {
+        if known.query_row(params![sweep, name], |_| Ok(())).optional()?.is_none() {
+            new.push(name);
+        }
+    }
+    if new.is_empty() {
+        return Ok(None);
+    }
+    let count: i64 = tx.query_row("SELECT COUNT(*) FROM metric_names WHERE sweep = ?1", [sweep], |r| r.get(0))?;
+    if count + new.len() as i64 > i64::from(limit) {
+        return Ok(Some(format!(
+            "reported {} new metric names (first {}) beyond the limit of {limit} distinct names per sweep \
+             (sweep `{sweep}` has {count}); report fewer names, or raise the coordinator's --max-metric-names",
+            new.len(),
+            crate::convert::quoted(new[0]),
+        )));
+    }
+    let mut insert = tx.prepare_cached("INSERT INTO metric_names (sweep, metric) VALUES (?1, ?2)")?;
+    for name in new {
+        insert.execute(params![sweep, name])?;
+    }
+    Ok(None)
 }

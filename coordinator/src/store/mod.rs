@@ -27,6 +27,8 @@ pub struct Store {
     lease_ttl_ms: i64,
     /// Failed attempts in a row after which an agent gets no new leases; 0: never.
     quarantine_after: u32,
+    /// Distinct metric names one sweep may report (`--max-metric-names`).
+    max_metric_names: u32,
 }
 
 /// One broken node must not burn a sweep: after this many failed attempts in a row an agent is
@@ -43,11 +45,20 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&conn)?;
-        Ok(Store { conn, lease_ttl_ms, quarantine_after: DEFAULT_QUARANTINE_AFTER })
+        Ok(Store {
+            conn,
+            lease_ttl_ms,
+            quarantine_after: DEFAULT_QUARANTINE_AFTER,
+            max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
+        })
     }
 
     pub fn set_quarantine_after(&mut self, failures: u32) {
         self.quarantine_after = failures;
+    }
+
+    pub fn set_max_metric_names(&mut self, names: u32) {
+        self.max_metric_names = names;
     }
 
     pub fn quarantine_after(&self) -> u32 {

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -108,6 +108,18 @@ ALTER TABLE attempts ADD COLUMN fusion_key TEXT;
 CREATE INDEX IF NOT EXISTS attempts_by_fusion_key ON attempts(sweep, fusion_key) WHERE fusion_key IS NOT NULL;
 "#;
 
+/// Version 4: the distinct metric names each sweep has reported, so the per-sweep bound
+/// (`--max-metric-names`) costs one lookup per name in a report. Filled from the finals of a store
+/// written before.
+const V4: &str = r#"
+CREATE TABLE IF NOT EXISTS metric_names (
+    sweep  TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    PRIMARY KEY (sweep, metric)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO metric_names (sweep, metric) SELECT DISTINCT sweep, metric FROM finals;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -118,6 +130,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 3 {
         conn.execute_batch(V3)?;
+    }
+    if version < 4 {
+        conn.execute_batch(V4)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

@@ -33,14 +33,9 @@ impl Env {
 
     pub fn config(&self) -> CoordinatorConfig {
         CoordinatorConfig {
-            listen: "127.0.0.1:0".to_string(),
-            state: self.dir.path().join("state"),
-            results: self.dir.path().join("results"),
             lease_ttl: self.lease_ttl,
             flush_interval: Duration::from_millis(100),
-            http_listen: None,
-            quarantine_after: sweep_coordinator::store::DEFAULT_QUARANTINE_AFTER,
-            security: Default::default(),
+            ..CoordinatorConfig::loopback(self.dir.path().join("state"), self.dir.path().join("results"))
         }
     }
 
@@ -68,23 +63,49 @@ impl Env {
 
 pub struct Coordinator {
     pub running: RunningCoordinator,
+    pub clients: Clients,
+}
+
+/// gRPC clients of a coordinator, whether started by the test in-process or as a child process.
+pub struct Clients {
     pub channel: Channel,
     pub sweeps: SweepServiceClient<Channel>,
+}
+
+impl std::ops::Deref for Coordinator {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.clients
+    }
+}
+
+impl std::ops::DerefMut for Coordinator {
+    fn deref_mut(&mut self) -> &mut Clients {
+        &mut self.clients
+    }
 }
 
 impl Coordinator {
     /// Clients for a coordinator started by the test.
     pub async fn connect(running: RunningCoordinator) -> Coordinator {
-        let channel = Channel::from_shared(format!("http://{}", running.local_addr))
+        let clients = Clients::connect(&running.local_addr.to_string()).await;
+        Coordinator { running, clients }
+    }
+}
+
+impl Clients {
+    /// Clients of the coordinator at `addr` (`host:port`).
+    pub async fn connect(addr: &str) -> Clients {
+        let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("url")
             .connect()
             .await
             .expect("connect to the coordinator");
-        Coordinator { running, channel: channel.clone(), sweeps: SweepServiceClient::new(channel) }
+        Clients { channel: channel.clone(), sweeps: SweepServiceClient::new(channel) }
     }
 }
 
-impl Coordinator {
+impl Clients {
     /// Registers an agent with `slots` slots and no GPUs listed.
     pub async fn agent(&self, name: &str, slots: u32) -> Agent {
         let mut client = AgentServiceClient::new(self.channel.clone());
