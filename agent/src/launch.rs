@@ -147,8 +147,11 @@ fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, placement: &Placem
         .envs(placement.env.iter().map(|(k, v)| (k, v)))
         // Python buffers stdout when it is a pipe; metrics must arrive as each epoch ends.
         .env("PYTHONUNBUFFERED", "1")
-        .current_dir(&dirs.run)
-        .stdin(std::process::Stdio::null())
+        .current_dir(&dirs.run);
+    for secret in sweep_proto::remote::SECRET_VARIABLES {
+        cmd.env_remove(secret);
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         // Its own process group, so stopping a trial also stops what it started.
@@ -219,6 +222,20 @@ mod tests {
         dirs.create().unwrap();
         assert!(dirs.run.ends_with("trials/sweep-1/0123456789abcdef/attempt-2") && dirs.run.is_dir());
         assert!(dirs.checkpoint.ends_with("sweep-1/0123456789abcdef") && dirs.checkpoint.is_dir());
+    }
+
+    /// The agent's own credentials never reach a trial, whatever the agent's environment holds.
+    #[test]
+    fn trials_do_not_inherit_the_agents_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
+        dirs.create().unwrap();
+        let runner = TrialRunner { program: "true".into(), args: vec![], cpu_threads: 0 };
+        let cmd = build_command(&spec("s", "0123456789abcdef"), 1, &dirs, &Placement::default(), &runner).unwrap();
+        for secret in sweep_proto::remote::SECRET_VARIABLES {
+            let set = cmd.as_std().get_envs().find(|(k, _)| *k == secret);
+            assert_eq!(set, Some((std::ffi::OsStr::new(secret), None)), "{secret} is removed from the trial's environment");
+        }
     }
 
     #[test]

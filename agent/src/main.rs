@@ -40,6 +40,13 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         // Inside the runtime: the OTLP exporter (when configured) runs on it.
         let _telemetry = sweep_telemetry::init("sweep-agent", "info");
+        // Trials run as this user, and a process may read the environment and memory of another
+        // process of its user through /proc unless that one is marked undumpable (as ssh-agent is).
+        // The agent's token must stay out of the trials' reach.
+        // SAFETY: prctl with these arguments only sets a flag of this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "could not mark the agent undumpable: trials may read its environment through /proc");
+        }
         sweep_agent::run(cli.config, runner, shutdown_signal()).await
     })
 }

@@ -38,6 +38,10 @@ pub struct Credentials {
     pub tls_key: Option<PathBuf>,
 }
 
+/// The environment variables that carry a client's secrets. An agent takes them out of the
+/// environment of every trial it starts: a user's program must never hold the agent's token.
+pub const SECRET_VARIABLES: [&str; 3] = ["SWEEP_TOKEN", "SWEEP_TOKEN_FILE", "SWEEP_TLS_KEY"];
+
 /// Messages and logs name the coordinator by its URL.
 impl std::fmt::Display for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

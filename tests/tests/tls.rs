@@ -17,13 +17,21 @@ use std::time::{Duration, Instant};
 const USER_TOKEN: &str = "user-token-2c81";
 const AGENT_TOKEN: &str = "agent-token-9d4e";
 
-const SWEEP: &str = r#"
-name = "secure"
-workload = "command"
-command = ["/bin/sh", "-c", "echo '{\"epoch\": 1, \"metrics\": {\"x\": 1}}'"]
-[grid]
-seed = [0, 1]
+/// Each trial checks that none of the agent's secrets reached it, in its environment or (unless
+/// it runs as root, who may read any process) in the agent's through /proc, then reports a metric.
+const TRIAL: &str = r#"#!/bin/sh
+if env | grep -q -e 'agent-token-9d4e' -e '^SWEEP_TOKEN' -e '^SWEEP_TLS_KEY'; then
+  echo "the agent's credentials reached the trial" >&2; exit 1
+fi
+if [ "$(id -u)" != 0 ] && tr '\0' '\n' < /proc/$PPID/environ 2>/dev/null | grep -q 'agent-token-9d4e'; then
+  echo "the agent's environment is readable from the trial" >&2; exit 1
+fi
+echo '{"epoch": 1, "metrics": {"x": 1}}'
 "#;
+
+fn sweep_file(trial: &Path) -> String {
+    format!("name = \"secure\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", {:?}]\n[grid]\nseed = [0, 1]\n", trial.display().to_string())
+}
 
 /// PEM files of a test CA, a server certificate for 127.0.0.1/localhost and a client certificate,
 /// both signed by the CA.
@@ -149,6 +157,7 @@ fn a_sweep_runs_over_mutual_tls_with_tokens_and_insecure_clients_are_refused() {
             .arg(&pki.client_key)
             .arg("--work-dir")
             .arg(root.join("agent"))
+            // The agent reads its token from the environment; its trials must not see it.
             .env("SWEEP_TOKEN", AGENT_TOKEN)
             .env("SWEEP_GPUS", "")
             .env("SWEEP_LOG", "info")
@@ -170,7 +179,9 @@ fn a_sweep_runs_over_mutual_tls_with_tokens_and_insecure_clients_are_refused() {
         ("SWEEP_TOKEN_FILE", token_file.as_path()),
     ];
     let file = root.join("secure.toml");
-    std::fs::write(&file, SWEEP).unwrap();
+    let trial = root.join("trial.sh");
+    std::fs::write(&trial, TRIAL).unwrap();
+    std::fs::write(&file, sweep_file(&trial)).unwrap();
     let out = sweep_cli(&["submit", file.to_str().unwrap()], &secure_env, None);
     assert!(out.status.success(), "submit over https failed: {}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "secure");
