@@ -26,8 +26,11 @@ pub const MAX_GPUS: u32 = 4096;
 pub const MAX_GPUS_PER_TRIAL: u32 = sweep_spec::file::MAX_GPUS_PER_TRIAL;
 /// Leases one heartbeat reports: an agent holds at most one per slot.
 pub const MAX_LEASES_PER_HEARTBEAT: usize = MAX_SLOTS as usize;
-/// Metric names; `class_acc/<class>` names stay far below it.
-pub const MAX_METRIC_NAME: usize = 256;
+/// Metric names: the metric protocol's bound, so an agent drops a record with a longer name
+/// instead of sending it.
+pub const MAX_METRIC_NAME: usize = sweep_spec::report::MAX_METRIC_NAME;
+/// Parameter names, in a trial's `params_json`: the sweep file's bound.
+pub const MAX_PARAM_NAME: usize = sweep_spec::param_names::MAX_LEN;
 /// Epoch records in one `ReportMetrics` call (the agent sends at most 256).
 pub const MAX_EPOCHS_PER_REPORT: usize = 10_000;
 /// Metrics in one epoch record (per-class accuracies of a 21k-class model still fit).
