@@ -8,7 +8,7 @@
 //! (`sweep_safe_fs`).
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sweep_safe_fs as safe_fs;
 
@@ -153,7 +153,7 @@ mod tests {
         fs::create_dir(tmp.path().join("results")).unwrap();
         let dir = tmp.path().join("results/s");
         symlink(&elsewhere, &dir).unwrap();
-        let err = write_atomically(&dir.join("trials.parquet"), |f| Ok(f)).unwrap_err();
+        let err = write_atomically(&dir.join("trials.parquet"), Ok).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(&dir.display().to_string()) && text.contains("symbolic link"), "{text}");
         assert!(names_in(&elsewhere).is_empty());

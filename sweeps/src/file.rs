@@ -568,13 +568,13 @@ impl Reader<'_> {
                 return Err(self
                     .err(&key, format!("each parameter set in one place only; `{name}` is already set by `{first}`")));
             }
-            match names.add(name) {
-                Ok(()) => {}
-                Err(problem @ param_names::Problem::Invalid { .. }) => return Err(self.err(&key, problem.to_string())),
-                Err(problem @ param_names::Problem::SameVariable { ref first, .. }) => {
-                    let first_key = seen.iter().find(|(n, _)| n == first).map(|(_, k)| k.as_str()).unwrap_or_default();
-                    return Err(self.err(&key, format!("{problem} (the other is set by `{first_key}`)")));
-                }
+            if let Err(problem) = names.add(name) {
+                let other = match &problem {
+                    param_names::Problem::SameVariable { first, .. } => seen.iter().find(|(n, _)| n == first),
+                    param_names::Problem::Invalid { .. } => None,
+                };
+                let other = other.map(|(_, k)| format!(" (the other is set by `{k}`)")).unwrap_or_default();
+                return Err(self.err(&key, format!("{problem}{other}")));
             }
             seen.push((name, key.clone()));
             if let Some(w) = catalogue {
