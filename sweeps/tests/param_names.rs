@@ -24,7 +24,7 @@ fn names_that_become_one_variable_are_refused_naming_both_keys() {
     for (tables, second, first) in [
         ("[params]\na-b = 1\na_b = 2\n", "params.a_b", "params.a-b"),
         ("[params]\n\"a.b\" = 1\n[grid]\na_b = [1, 2]\n", "grid.a_b", "params.a.b"),
-        ("[grid]\nLR = [1]\n[random]\ntrials = 2\nlr = { uniform = [0.1, 0.2] }\n", "random.lr", "grid.LR"),
+        ("[grid]\nLR = [1]\n[random]\nsamples = 2\nlr = { uniform = [0.1, 0.2] }\n", "random.lr", "grid.LR"),
     ] {
         let err = parse(tables).unwrap_err();
         assert!(err.starts_with(&format!("p.toml: key `{second}`: expected parameter names that differ")), "{err}");
