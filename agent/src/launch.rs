@@ -7,7 +7,7 @@
 
 use crate::config::TrialRunner;
 use std::path::{Path, PathBuf};
-use sweep_spec::{workloads, TrialSpec};
+use sweep_spec::{param_names, workloads, TrialSpec};
 use tokio::process::Command;
 
 /// The folders of one attempt.
@@ -49,21 +49,25 @@ impl AttemptDirs {
         }
     }
 
-    /// Creates both folders, or refuses (`InvalidInput`) when the lease's names were unsafe.
+    /// Creates both folders, or refuses (`InvalidInput`) when the lease's names were unsafe or
+    /// when a folder below the roots (the sweep's, the trial's, the attempt's) is a symbolic link:
+    /// a planted link must not send a trial's files or checkpoints elsewhere.
     pub fn create(&self) -> std::io::Result<()> {
         if let Some(why) = &self.refused {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why.clone()));
         }
-        std::fs::create_dir_all(&self.run)?;
-        std::fs::create_dir_all(&self.checkpoint)
+        // `trials/<sweep>/<trial>/attempt-<n>` below the work folder, `<sweep>/<trial>` below the
+        // checkpoint root: see `new`.
+        real_levels(&self.run, 3)?;
+        real_levels(&self.checkpoint, 2)
     }
 }
 
-/// `SWEEP_PARAM_` + the name in upper case, with anything but letters and digits as `_`.
-pub fn param_env_name(name: &str) -> String {
-    let cleaned: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    format!("SWEEP_PARAM_{cleaned}")
+/// Creates `dir` so that it and the `levels - 1` folders above it are real folders, not links.
+fn real_levels(dir: &Path, levels: usize) -> std::io::Result<()> {
+    let root = dir.ancestors().nth(levels).expect("attempt folders lie below their roots");
+    let below = dir.strip_prefix(root).expect("a path lies below its ancestors");
+    sweep_safe_fs::real_dirs_below(root, below.components()).map(drop)
 }
 
 /// Where a launch runs: its GPUs, the device built-in workloads pick, and what else its
@@ -83,6 +87,10 @@ pub fn build_command(
     placement: &Placement,
     runner: &TrialRunner,
 ) -> std::io::Result<Command> {
+    // The coordinator checked the names; a lease from one that did not must not become a bare `--`
+    // or two parameters in one variable.
+    param_names::check(spec.params.keys().map(String::as_str))
+        .map_err(|problem| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("params: {problem}")))?;
     let mut cmd = if spec.workload == workloads::COMMAND {
         let argv = spec.command.as_deref().unwrap_or_default();
         let (program, fixed) =
@@ -99,7 +107,7 @@ pub fn build_command(
         cmd
     };
     for (name, value) in &spec.params {
-        cmd.env(param_env_name(name), TrialSpec::param_as_arg(value));
+        cmd.env(param_names::env_name(name), TrialSpec::param_as_arg(value));
     }
     cmd.env("SWEEP_TRIAL_ID", &spec.id.0)
         .env("SWEEP_ATTEMPT", attempt.to_string())
@@ -133,8 +141,11 @@ pub fn build_group_command(
 }
 
 fn write_spec(spec: &TrialSpec, dirs: &AttemptDirs) -> std::io::Result<PathBuf> {
+    use std::io::Write;
     let spec_path = dirs.run.join("spec.json");
-    std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).expect("trial specs serialize"))?;
+    sweep_safe_fs::create_or_truncate(&spec_path)
+        .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(spec).expect("trial specs serialize")))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", spec_path.display())))?;
     Ok(spec_path)
 }
 
@@ -239,9 +250,77 @@ mod tests {
     }
 
     #[test]
-    fn parameter_names_become_environment_names() {
-        assert_eq!(param_env_name("lr"), "SWEEP_PARAM_LR");
-        assert_eq!(param_env_name("label-noise.x"), "SWEEP_PARAM_LABEL_NOISE_X");
+    fn linked_sweep_and_trial_folders_are_refused_and_named() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (work, ckpt) = (dir.path().join("work"), dir.path().join("ckpt"));
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::create_dir_all(&ckpt).unwrap();
+        std::fs::create_dir_all(work.join("trials")).unwrap();
+        let id = "0123456789abcdef";
+
+        // The checkpoint folder of the sweep is a link.
+        symlink(&elsewhere, ckpt.join("s1")).unwrap();
+        let err = AttemptDirs::new(&work, &ckpt, &spec("s1", id), 1).create().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(&ckpt.join("s1").display().to_string()), "{err}");
+
+        // The trial's checkpoint folder is a link.
+        std::fs::create_dir_all(ckpt.join("s2")).unwrap();
+        symlink(&elsewhere, ckpt.join("s2").join(id)).unwrap();
+        let err = AttemptDirs::new(&work, &ckpt, &spec("s2", id), 1).create().unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        // The sweep's run folder is a link.
+        symlink(&elsewhere, work.join("trials").join("s3")).unwrap();
+        let err = AttemptDirs::new(&work, &ckpt, &spec("s3", id), 1).create().unwrap_err();
+        assert!(err.to_string().contains(&work.join("trials/s3").display().to_string()), "{err}");
+
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing was created through a link");
+    }
+
+    #[test]
+    fn a_spec_file_planted_as_a_link_is_refused() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
+        dirs.create().unwrap();
+        symlink(&victim, dirs.run.join("spec.json")).unwrap();
+        let mut s = spec("s", "0123456789abcdef");
+        s.workload = "mlp".into();
+        let runner = TrialRunner { program: "true".into(), args: vec![], cpu_threads: 0 };
+        let err = build_command(&s, 1, &dirs, &Placement::default(), &runner).unwrap_err();
+        assert!(err.to_string().contains("spec.json"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn parameters_become_flags_and_variables_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
+        dirs.create().unwrap();
+        let runner = TrialRunner { program: "true".into(), args: vec![], cpu_threads: 0 };
+        let with = |names: &[&str]| {
+            let mut s = spec("s", "0123456789abcdef");
+            s.params = names.iter().map(|n| (n.to_string(), serde_json::json!(1))).collect();
+            build_command(&s, 1, &dirs, &Placement::default(), &runner)
+        };
+        let cmd = with(&["lr", "label-noise.x"]).unwrap();
+        let args: Vec<_> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args.len(), 4, "{args:?}");
+        for flag in ["--lr", "--label-noise.x"] {
+            assert!(args.windows(2).any(|w| w[0] == flag && w[1] == "1"), "{args:?}");
+        }
+        let envs: Vec<_> = cmd.as_std().get_envs().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        assert!(envs.contains(&"SWEEP_PARAM_LR".into()) && envs.contains(&"SWEEP_PARAM_LABEL_NOISE_X".into()));
+        for bad in [&[""][..], &["-x"], &["a-b", "a_b"]] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(err.to_string().starts_with("params: "), "{err}");
+        }
     }
 
     /// Each trial gets its share of the cores, so trials side by side do not spin against each other.

@@ -15,9 +15,18 @@ pub const REPORTED_FILE: &str = "reported";
 /// The attempt's standard output, every line, as relayed.
 pub const STDOUT_FILE: &str = "stdout.log";
 
+/// Records the lease an attempt's output belongs to, before its process starts.
+pub fn write_lease_file(run_dir: &Path, lease_id: i64) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = run_dir.join(LEASE_FILE);
+    sweep_safe_fs::create_or_truncate(&path)
+        .and_then(|mut f| f.write_all(lease_id.to_string().as_bytes()))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
 /// Marks an attempt's output as delivered.
 pub fn mark_reported(run_dir: &Path) {
-    if let Err(e) = std::fs::write(run_dir.join(REPORTED_FILE), b"") {
+    if let Err(e) = sweep_safe_fs::create_or_truncate(&run_dir.join(REPORTED_FILE)) {
         tracing::warn!(dir = %run_dir.display(), error = %e, "could not mark the attempt's output as reported");
     }
 }

@@ -65,8 +65,10 @@ impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
     }
 }
 
+/// A trial's log, appended to; never through a symbolic link planted at its name.
 async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
-    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.ok()
+    let mut options = tokio::fs::OpenOptions::from(sweep_safe_fs::no_follow());
+    options.create(true).append(true).open(path).await.ok()
 }
 
 /// Metric records go to the reporter; every line also goes to the log file.

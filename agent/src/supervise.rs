@@ -101,7 +101,7 @@ pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &str) -
 fn spawn(launch: &Launch, runner: &TrialRunner) -> std::io::Result<Child> {
     for m in &launch.members {
         m.dirs.create()?;
-        std::fs::write(m.dirs.run.join(recover::LEASE_FILE), m.lease_id.to_string())?;
+        recover::write_lease_file(&m.dirs.run, m.lease_id)?;
     }
     let mut command = match launch.members.as_slice() {
         [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner)?,

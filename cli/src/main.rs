@@ -121,7 +121,8 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote files, servers and trial output; show their control characters.
+            eprintln!("error: {}", sweep_spec::text::escape_keeping_lines(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -17,7 +17,7 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str) -> anyhow::
             .expect("valid template")
             .progress_chars("=> "),
     );
-    bar.set_prefix(sweep.to_string());
+    bar.set_prefix(sweep_spec::text::escape(sweep).into_owned());
     let mut last = pb::SweepSummary::default();
     while let Some(update) = stream.message().await.map_err(crate::client::explain)? {
         let Some(s) = update.summary else { continue };

@@ -1,10 +1,14 @@
 //! Results as a table, CSV or JSON. The table shows the parameters that vary across trials and
 //! every final metric; when trials differ by `seed`, a second table averages over seeds.
+//! Table and CSV cells show control and bidirectional formatting characters escaped
+//! (`sweep_spec::text::escape`), so a name or value cannot drive the terminal; JSON escapes them
+//! as JSON does (`\u001b`, `sweep_spec::text::escape_json`).
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use sweep_results::TrialRow;
+use sweep_spec::text::escape;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -29,7 +33,7 @@ pub fn render(rows: &[TrialRow], format: Format) -> String {
                     })
                 })
                 .collect();
-            serde_json::to_string_pretty(&out).expect("json renders") + "\n"
+            sweep_spec::text::escape_json(&serde_json::to_string_pretty(&out).expect("json renders")).into_owned() + "\n"
         }
         Format::Csv => {
             let params = param_names(rows, false);
@@ -62,7 +66,7 @@ fn table(rows: &[TrialRow]) -> String {
         let _ = writeln!(
             out,
             "fixed: {}",
-            fixed.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect::<Vec<_>>().join(" ")
+            fixed.iter().map(|(k, v)| format!("{}={}", escape(k), escape(&plain(v)))).collect::<Vec<_>>().join(" ")
         );
     }
     let mut head = vec!["trial".to_string(), "status".into(), "att".into()];
@@ -180,12 +184,15 @@ fn json_number(v: f64) -> Value {
 fn csv_line(cells: &[String]) -> String {
     let quoted: Vec<String> = cells
         .iter()
-        .map(|c| if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
+        .map(|c| escape(c))
+        .map(|c| if c.contains([',', '"']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.into_owned() })
         .collect();
     quoted.join(",") + "\n"
 }
 
 fn aligned(head: &[String], body: &[Vec<String>]) -> String {
+    let shown = |row: &[String]| row.iter().map(|c| escape(c).into_owned()).collect::<Vec<_>>();
+    let (head, body) = (shown(head), body.iter().map(|r| shown(r)).collect::<Vec<_>>());
     let widths: Vec<usize> = (0..head.len())
         .map(|i| body.iter().map(|r| r[i].chars().count()).chain([head[i].chars().count()]).max().unwrap_or(0))
         .collect();
@@ -193,9 +200,9 @@ fn aligned(head: &[String], body: &[Vec<String>]) -> String {
         cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
             + "\n"
     };
-    let mut out = line(head);
+    let mut out = line(&head);
     out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));
-    for r in body {
+    for r in &body {
         out.push_str(&line(r));
     }
     out
@@ -249,5 +256,26 @@ mod tests {
         let v: Value = serde_json::from_str(&render(&[row(10, 0, 0.25)], Format::Json)).unwrap();
         assert_eq!(v[0]["finals"]["test_error"], json!(0.25));
         assert_eq!(v[0]["params"]["width"], json!(10));
+    }
+
+    #[test]
+    fn terminal_sequences_in_names_and_values_are_escaped_in_table_and_csv() {
+        let mut r = row(10, 0, 0.25);
+        r.trial_id = "t\x1b]0;title\x07".into();
+        r.params.insert("n".into(), json!("\x1b[2J\nx"));
+        r.finals.insert("acc\x1b[2J\u{202e}".into(), 0.5);
+        let mut other = row(20, 0, 0.5);
+        other.params.insert("n".into(), json!("\x1b[2J\nx"));
+        for format in [Format::Table, Format::Csv] {
+            let out = render(&[r.clone(), other.clone()], format);
+            assert!(!out.contains('\x1b') && !out.contains('\x07') && !out.contains('\u{202e}'), "{out}");
+            assert!(out.contains("acc\\u{1b}[2J\\u{202e}"), "{out}");
+            assert!(out.contains("t\\u{1b}]0;title\\u{7}"), "{out}");
+            assert!(out.contains("\\u{1b}[2J\\nx"), "{out}");
+            // One line per trial plus the header (and the rule and fixed line of the table).
+            assert!(out.lines().count() <= 6, "{out}");
+        }
+        let json = render(&[r], Format::Json);
+        assert!(!json.contains(['\x1b', '\u{202e}']) && json.contains("\\u001b[2J") && json.contains("\\u202e"), "{json}");
     }
 }

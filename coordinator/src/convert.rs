@@ -17,6 +17,9 @@ use tonic::Status;
 pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
     check_trial(&t)?;
     let spec = t.into_spec(sweep).map_err(Status::invalid_argument)?;
+    // Names become an agent's `--name` flags and `SWEEP_PARAM_*` variables.
+    sweep_spec::param_names::check(spec.params.keys().map(String::as_str))
+        .map_err(|problem| invalid("params_json", problem))?;
     let id = TrialSpec::content_id(&spec.workload, spec.command.as_deref(), &spec.params, spec.data.as_ref());
     if id != spec.id {
         return Err(Status::invalid_argument(format!(
@@ -234,7 +237,7 @@ pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
     for (i, e) in r.epochs.iter().enumerate() {
         check_size(&format!("epochs[{i}].metrics"), e.metrics.len(), MAX_METRICS_PER_EPOCH, "metrics")?;
         for (j, m) in e.metrics.iter().enumerate() {
-            check_len(&format!("epochs[{i}].metrics[{j}].name"), &m.name, 1, MAX_METRIC_NAME)?;
+            check_text(&format!("epochs[{i}].metrics[{j}].name"), &m.name, 1, MAX_METRIC_NAME)?;
         }
     }
     Ok(())
@@ -295,11 +298,15 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Sta
     Err(invalid(field, format!("{min} to {max} bytes, got {} bytes: {}", value.len(), quoted(value))))
 }
 
-/// A name shown to people: bounded, and without control characters that garble logs and listings.
+/// A name shown to people: bounded, and without control characters that drive terminals or
+/// bidirectional formatting that makes one name read as another (`sweep_spec::text::is_hidden`).
 fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Status> {
     check_len(field, value, min, max)?;
-    if value.chars().any(char::is_control) {
-        return Err(invalid(field, format!("text without control characters, got {}", quoted(value))));
+    if value.chars().any(sweep_spec::text::is_hidden) {
+        return Err(invalid(
+            field,
+            format!("text without control or bidirectional formatting characters, got {}", quoted(value)),
+        ));
     }
     Ok(())
 }
@@ -311,12 +318,13 @@ fn check_size(field: &str, got: usize, max: usize, unit: &str) -> Result<(), Sta
     Err(invalid(field, format!("at most {max} {unit}, got {got}")))
 }
 
-/// `value` for an error message: debug-quoted (control characters escaped) and cut to
-/// [`QUOTED_CHARS`] characters, so a huge or hostile value cannot bloat the status.
+/// `value` for an error message: debug-quoted (control characters escaped, and bidirectional
+/// formatting too) and cut to [`QUOTED_CHARS`] characters, so a huge or hostile value cannot bloat
+/// the status.
 pub(crate) fn quoted(value: &str) -> String {
     let mut shown: String = value.chars().take(QUOTED_CHARS).collect();
     if shown.len() < value.len() {
         shown.push_str(CUT);
     }
-    format!("{shown:?}")
+    sweep_spec::text::escape(&format!("{shown:?}")).into_owned()
 }

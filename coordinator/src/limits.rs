@@ -29,8 +29,11 @@ pub const MAX_LEASES_PER_HEARTBEAT: usize = MAX_SLOTS as usize;
 /// Distinct metric names per sweep unless `--max-metric-names` says otherwise: room for the
 /// per-class accuracies (`class_acc/<class>`) of a 1,000-class model and the usual metrics beside.
 pub const DEFAULT_MAX_METRIC_NAMES: u32 = 2048;
-/// Characters of one metric name; `class_acc/<class>` names stay far below it.
-pub const MAX_METRIC_NAME: usize = 256;
+/// Metric names: the metric protocol's bound, so an agent drops a record with a longer name
+/// instead of sending it.
+pub const MAX_METRIC_NAME: usize = sweep_spec::report::MAX_METRIC_NAME;
+/// Parameter names, in a trial's `params_json`: the sweep file's bound.
+pub const MAX_PARAM_NAME: usize = sweep_spec::param_names::MAX_LEN;
 /// Epoch records in one `ReportMetrics` call (the agent sends at most 256).
 pub const MAX_EPOCHS_PER_REPORT: usize = 10_000;
 /// Metrics in one epoch record (per-class accuracies of a 21k-class model still fit).

@@ -93,6 +93,10 @@ async fn bad_trials_are_refused_with_their_position_and_field() {
         (|t| t.gpus = 5000, "trials[1]: gpus: expected at most 64"),
         (|t| t.workload = String::new(), "trials[1]: workload"),
         (|t| t.params_json = "[1]".into(), "trials[1]: trial"),
+        (|t| t.params_json = r#"{"": 1}"#.into(), "trials[1]: params_json: expected a parameter name"),
+        (|t| t.params_json = r#"{"-x": 1}"#.into(), "trials[1]: params_json: expected a parameter name"),
+        (|t| t.params_json = format!(r#"{{"{}": 1}}"#, "p".repeat(MAX_PARAM_NAME + 1)), "trials[1]: params_json"),
+        (|t| t.params_json = r#"{"a-b": 1, "a_b": 2}"#.into(), "both become SWEEP_PARAM_A_B"),
     ];
     for (spoil, needle) in cases {
         let mut req = base.clone();
@@ -132,7 +136,11 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
     for (req, needle) in [
         (reg(|r| r.name = String::new()), "name: expected 1 to 256 bytes"),
         (reg(|r| r.name = "n".repeat(MAX_AGENT_NAME + 1)), "name"),
-        (reg(|r| r.name = "bad\nname".into()), "name: expected text without control characters"),
+        (reg(|r| r.name = "bad\nname".into()), "name: expected text without control or bidirectional"),
+        (reg(|r| r.name = "gpu\u{202E}exe.sh".into()), "name: expected text without control or bidirectional"),
+        (reg(|r| r.name = "clear\x1b[2J".into()), "name: expected text without control"),
+        (reg(|r| r.hostname = "host\u{2066}x\u{2069}".into()), "hostname: expected text without control"),
+        (reg(|r| r.gpus = vec!["0\x1b]0;title\x07".into()]), "gpus[0]: expected text without control"),
         (reg(|r| r.hostname = "h".repeat(MAX_HOSTNAME + 1)), "hostname"),
         (reg(|r| r.slots = MAX_SLOTS + 1), "slots: expected at most 4096"),
         (reg(|r| r.gpus = vec!["0,1".into()]), "gpus[0]: expected a GPU id without ','"),
@@ -171,6 +179,12 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
     );
     let too_many = (0..=MAX_EPOCHS_PER_REPORT as u32).map(|e| (e, &[("m", 1.0)][..])).collect::<Vec<_>>();
     assert_status(agent.report(l.lease_id, &too_many).await, Code::InvalidArgument, "epochs: expected at most 10000");
+    for hostile in ["acc\x1b[2J", "acc\x1b]0;title\x07", "acc\u{202E}", "a\nb"] {
+        let status = agent.report(l.lease_id, &[(1, &[("ok", 1.0), (hostile, 1.0)])]).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{hostile:?}");
+        assert!(status.message().starts_with("epochs[0].metrics[1].name: expected text without control"), "{status:?}");
+        assert!(!status.message().contains(['\x1b', '\x07', '\u{202E}', '\n']), "the refusal quotes it escaped: {status:?}");
+    }
     assert_status(agent.report(987_654, &[(1, &[("m", 1.0)])]).await, Code::FailedPrecondition, "987654");
 
     let bad_signal = pb::CompleteRequest { lease_id: l.lease_id, signal: Some(-3), ..Default::default() };

@@ -1,74 +1,71 @@
 //! Crash-safe file replacement: write to a hidden temporary name in the same folder, fsync it,
 //! rename it over the target, fsync the folder. Readers (DuckDB globs, pandas, our own readers)
 //! therefore see either the old file or the complete new one, never a torn one.
+//!
+//! Results folders may be writable by others (a shared filesystem). The temporary gets a random
+//! name and is created with `O_EXCL | O_NOFOLLOW`, the rename replaces a link at the target rather
+//! than following it, and the folder written into must be a real folder, not a link
+//! (`sweep_safe_fs`).
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use sweep_safe_fs as safe_fs;
 
 use super::ResultsError;
 
 /// Creates or replaces `path` with whatever `write` puts into the file it is handed; `write`
 /// returns the file so that it can be synced after any buffering writer on top has finished.
 /// On error the temporary file is removed and the previous `path` (if any) is left untouched.
+/// The folder of `path` must be a real folder or missing (it is created); a writer into a
+/// subfolder of a sweep's folder first checks the sweep's folder with [`ensure_dir`].
 pub(crate) fn write_atomically<F>(path: &Path, write: F) -> Result<(), ResultsError>
 where
     F: FnOnce(File) -> Result<File, ResultsError>,
 {
-    let dir = parent_dir(path);
+    let dir = safe_fs::parent_dir(path);
     ensure_dir(dir)?;
-    let tmp = temp_path(path);
-    let result = write_then_rename(path, &tmp, dir, write);
+    let (tmp, file) = safe_fs::create_temp_beside(path).map_err(ResultsError::io(path))?;
+    let result = write_then_rename(path, file, &tmp, dir, write);
     if result.is_err() {
-        // Best effort: the file may never have been created, and a stale one is also removed
-        // by `last_written_seq` on the next start.
+        // Best effort: a stale one is also removed by `last_written_seq` on the next start.
         let _ = fs::remove_file(&tmp);
     }
     result
 }
 
-fn write_then_rename<F>(path: &Path, tmp: &Path, dir: &Path, write: F) -> Result<(), ResultsError>
+fn write_then_rename<F>(path: &Path, file: File, tmp: &Path, dir: &Path, write: F) -> Result<(), ResultsError>
 where
     F: FnOnce(File) -> Result<File, ResultsError>,
 {
-    let file = File::create(tmp).map_err(ResultsError::io(tmp))?;
     let file = write(file)?;
     // The data must be on disk before the rename is, or a crash could leave a complete-looking
     // name pointing at an empty or partial file.
     file.sync_all().map_err(ResultsError::io(tmp))?;
     drop(file);
+    // rename(2) replaces whatever entry `path` is, a symbolic link included, and never follows it.
     fs::rename(tmp, path).map_err(ResultsError::io(path))?;
     sync_dir(dir)
 }
 
-/// The temporary name for `path`: `.<name>.<pid>.tmp` in the same folder. The leading dot and the
-/// `.tmp` suffix keep it out of `*.parquet` globs; the same folder keeps the rename atomic (no
-/// cross-filesystem copy); the pid keeps two processes rewriting one file from clobbering each
-/// other's half-written temporary.
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    parent_dir(path).join(format!(".{name}.{}.tmp", std::process::id()))
-}
-
-/// Whether a file name is one of our temporaries (see [`temp_path`]).
+/// Whether a file name is one of our temporaries.
 pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
+    safe_fs::is_temp_name(name)
 }
 
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Creates `dir` (and its parents) if missing, and refuses it if it is a symbolic link or not a
+/// folder, naming it. A new folder's entry lives in its parent, so the parent is synced too;
+/// otherwise a crash could lose the folder along with the files inside it.
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), ResultsError> {
+    if safe_fs::real_dir(dir).map_err(ResultsError::io(dir))? {
+        sync_dir(safe_fs::parent_dir(dir))?;
     }
+    Ok(())
 }
 
-/// Creates `dir` (and its parents) if missing. A new folder's entry lives in its parent, so the
-/// parent is synced too; otherwise a crash could lose the folder along with the files inside it.
-fn ensure_dir(dir: &Path) -> Result<(), ResultsError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).map_err(ResultsError::io(dir))?;
-    sync_dir(parent_dir(dir))
+/// Refuses `dir` if it is a symbolic link or not a folder; a missing `dir` is fine.
+pub(crate) fn refuse_link(dir: &Path) -> Result<(), ResultsError> {
+    safe_fs::refuse_link(dir).map_err(ResultsError::io(dir))
 }
 
 /// Makes a rename or a creation inside `dir` durable.
@@ -126,12 +123,39 @@ mod tests {
     }
 
     #[test]
-    fn temporary_names_are_hidden_from_parquet_globs() {
-        let t = temp_path(Path::new("r/s/metrics/part-1-2.parquet"));
-        let name = t.file_name().unwrap().to_str().unwrap();
-        assert_eq!(t.parent().unwrap(), Path::new("r/s/metrics"));
-        assert!(is_temp_name(name));
-        assert!(!name.ends_with(".parquet"));
-        assert!(!is_temp_name("part-1-2.parquet"));
+    fn a_link_planted_at_the_target_or_an_old_temporary_name_is_replaced_not_followed() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        let dir = tmp.path().join("results/s");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trials.parquet");
+        // The name a temporary had before names were random, and the target itself.
+        symlink(&victim, dir.join(format!(".trials.parquet.{}.tmp", std::process::id()))).unwrap();
+        symlink(&victim, &path).unwrap();
+        write_atomically(&path, |mut f| {
+            f.write_all(b"new").unwrap();
+            Ok(f)
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_linked_folder_is_refused_and_named() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::create_dir(tmp.path().join("results")).unwrap();
+        let dir = tmp.path().join("results/s");
+        symlink(&elsewhere, &dir).unwrap();
+        let err = write_atomically(&dir.join("trials.parquet"), Ok).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()) && text.contains("symbolic link"), "{text}");
+        assert!(names_in(&elsewhere).is_empty());
     }
 }

@@ -11,7 +11,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::atomic::is_temp_name;
+use super::atomic::{ensure_dir, is_temp_name, refuse_link};
 use super::parquet_io::{column, read_batches, timestamp_type, write_batch, UTC};
 use super::{ResultsError, METRICS_DIR};
 
@@ -45,7 +45,8 @@ fn metrics_schema() -> SchemaRef {
 
 /// Writes rows with sequence numbers first_seq..=last_seq (global, increasing ids assigned by the
 /// coordinator's store) as `<sweep_dir>/metrics/part-{first_seq:016}-{last_seq:016}.parquet`;
-/// creates folders as needed.
+/// creates folders as needed. The sweep's folder and its `metrics/` must be real folders, not
+/// symbolic links: the error names the one that is a link.
 ///
 /// The caller must not write a range overlapping an earlier part (start after
 /// [`last_written_seq`]): parts are never merged or deduplicated, so an overlap would show up as
@@ -73,6 +74,7 @@ pub fn write_metrics_part(
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.recorded_at_us)).with_timezone(UTC)),
     ];
     let batch = RecordBatch::try_new(metrics_schema(), columns).map_err(ResultsError::arrow(&path))?;
+    ensure_dir(sweep_dir)?;
     write_batch(&path, &batch, None)?;
     Ok(path)
 }
@@ -81,8 +83,13 @@ pub fn write_metrics_part(
 /// None. After a crash the coordinator resumes writing after it, so no row is written twice and
 /// none is skipped. Ignores temporary files and removes them: they are leftovers of a write that
 /// never got renamed, so call this at startup, before this process writes any part.
+///
+/// Refuses a sweep folder or `metrics/` that is a symbolic link: cleaning up through it would
+/// remove files elsewhere.
 pub fn last_written_seq(sweep_dir: &Path) -> Result<Option<i64>, ResultsError> {
     let dir = sweep_dir.join(METRICS_DIR);
+    refuse_link(sweep_dir)?;
+    refuse_link(&dir)?;
     remove_stale_temporaries(&dir)?;
     Ok(list_parts(&dir)?.iter().map(|p| p.last_seq).max())
 }
@@ -198,7 +205,6 @@ fn file_names(dir: &Path) -> Result<Vec<String>, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::atomic::temp_path;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Compression;
     use std::fs::File;
@@ -295,8 +301,7 @@ mod tests {
         write_metrics_part(tmp.path(), 42, 42, &[row("t0", 2, "m", 1.0)]).unwrap();
         let dir = tmp.path().join(METRICS_DIR);
         // A crash mid-write leaves a temporary whose name claims a higher range than any part.
-        let stray = temp_path(&dir.join(part_name(43, 99)));
-        fs::write(&stray, b"torn").unwrap();
+        fs::write(dir.join(format!(".{}.0123456789abcdef.tmp", part_name(43, 99))), b"torn").unwrap();
         fs::write(dir.join(".part-0000000000000100-0000000000000200.parquet.1.tmp"), b"x").unwrap();
         assert_eq!(read_metrics(tmp.path()).unwrap().len(), 3);
         assert_eq!(last_written_seq(tmp.path()).unwrap(), Some(42));
@@ -347,5 +352,32 @@ mod tests {
         assert_eq!(parse_part_name("part-3-2.parquet"), None);
         assert_eq!(parse_part_name("part-1.parquet"), None);
         assert_eq!(parse_part_name("part-1-2.parquet.tmp"), None);
+    }
+
+    #[test]
+    fn a_linked_sweep_or_metrics_folder_is_refused_and_its_target_untouched() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let stranger = elsewhere.join(".someone.else.tmp");
+        fs::write(&stranger, b"theirs").unwrap();
+
+        let linked_sweep = tmp.path().join("linked-sweep");
+        symlink(&elsewhere, &linked_sweep).unwrap();
+        let err = write_metrics_part(&linked_sweep, 0, 0, &[row("t0", 0, "m", 1.0)]).unwrap_err();
+        assert!(err.to_string().contains(&linked_sweep.display().to_string()), "{err}");
+        assert!(last_written_seq(&linked_sweep).is_err());
+
+        let sweep = tmp.path().join("sweep");
+        fs::create_dir(&sweep).unwrap();
+        symlink(&elsewhere, sweep.join(METRICS_DIR)).unwrap();
+        let err = write_metrics_part(&sweep, 0, 0, &[row("t0", 0, "m", 1.0)]).unwrap_err();
+        assert!(err.to_string().contains(&sweep.join(METRICS_DIR).display().to_string()), "{err}");
+        let err = last_written_seq(&sweep).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        assert_eq!(names_in(&elsewhere), vec![".someone.else.tmp"]);
+        assert_eq!(fs::read(&stranger).unwrap(), b"theirs");
     }
 }

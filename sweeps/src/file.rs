@@ -1,6 +1,7 @@
 //! The sweep file: TOML read into typed sections, with errors that name the file and the key.
 
 use crate::error::SpecError;
+use crate::param_names;
 use crate::sample::Distribution;
 use crate::workloads;
 use serde::{Deserialize, Serialize};
@@ -189,8 +190,10 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// An error naming `key`, which is shown escaped: a key is the user's text and may hold
+    /// anything TOML can quote.
     fn err(&self, key: &str, expected: impl Into<String>) -> SpecError {
-        SpecError::invalid(self.path, key, expected)
+        SpecError::invalid(self.path, &crate::text::escape(key), expected)
     }
 
     fn sweep(&self, mut t: toml::Table) -> Result<SweepFile, SpecError> {
@@ -542,10 +545,12 @@ impl Reader<'_> {
         }
     }
 
-    /// A parameter may be set in one place only, and a built-in workload only takes its own
+    /// A parameter may be set in one place only, its name must make a clean flag and an
+    /// environment variable of its own (`param_names`), and a built-in workload only takes its own
     /// parameters, with the right types.
     fn check_param_names(&self, f: &SweepFile, catalogue: Option<&workloads::Workload>) -> Result<(), SpecError> {
         let mut seen: Vec<(&str, String)> = Vec::new();
+        let mut names = param_names::Names::default();
         let fixed = f.params.iter().map(|(k, v)| (k.as_str(), format!("params.{k}"), vec![v.clone()]));
         let grid = f.grid.iter().map(|(k, vs)| (k.as_str(), format!("grid.{k}"), vs.clone()));
         let random = f.random.iter().flat_map(|r| {
@@ -562,6 +567,14 @@ impl Reader<'_> {
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
                 return Err(self
                     .err(&key, format!("each parameter set in one place only; `{name}` is already set by `{first}`")));
+            }
+            if let Err(problem) = names.add(name) {
+                let other = match &problem {
+                    param_names::Problem::SameVariable { first, .. } => seen.iter().find(|(n, _)| n == first),
+                    param_names::Problem::Invalid { .. } => None,
+                };
+                let other = other.map(|(_, k)| format!(" (the other is set by `{k}`)")).unwrap_or_default();
+                return Err(self.err(&key, format!("{problem}{other}")));
             }
             seen.push((name, key.clone()));
             if let Some(w) = catalogue {

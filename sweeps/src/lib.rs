@@ -10,8 +10,10 @@ pub mod expand;
 pub mod file;
 pub mod fusion;
 pub mod packing;
+pub mod param_names;
 pub mod report;
 pub mod sample;
+pub mod text;
 pub mod trial;
 pub mod workloads;
 

@@ -4,6 +4,16 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Longest metric name, in bytes; `class_acc/<class>` names stay far below it.
+pub const MAX_METRIC_NAME: usize = 256;
+
+/// Whether `name` can be a metric's name: 1 to [`MAX_METRIC_NAME`] bytes, nothing that drives a
+/// terminal or reorders text (`text::is_hidden`). The coordinator refuses a report with any other,
+/// so the agent drops such a record when it reads it.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    (1..=MAX_METRIC_NAME).contains(&name.len()) && !name.chars().any(crate::text::is_hidden)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: u32,
@@ -62,6 +72,13 @@ impl EpochRecord {
         };
         let mut metrics = BTreeMap::new();
         for (name, value) in loose.metrics {
+            if !is_valid_metric_name(&name) {
+                let shown = crate::text::escape(&name.chars().take(64).collect::<String>()).into_owned();
+                return Some(Err(format!(
+                    "metric name \"{shown}\": expected 1 to {MAX_METRIC_NAME} bytes without control or \
+                     bidirectional formatting characters"
+                )));
+            }
             let v = match value {
                 LooseNumber::Number(v) => v,
                 LooseNumber::Null(()) => f64::NAN,
@@ -156,6 +173,22 @@ mod tests {
     fn malformed_records_are_errors() {
         assert!(EpochRecord::parse_line(r#"{"epoch": "x"}"#).unwrap().is_err());
         assert!(EpochRecord::parse_line(r#"{"epoch": 1, "metrics": {"a": "high"}}"#).unwrap().is_err());
+    }
+
+    #[test]
+    fn records_with_names_the_coordinator_refuses_are_errors_that_escape_the_name() {
+        for name in ["", "acc\\u001b[2J", "a\\u001b]0;title\\u0007", "x\\u202egpj", "line\\nbreak"] {
+            let line = format!(r#"{{"epoch": 1, "metrics": {{"ok": 1.0, "{name}": 0.5}}}}"#);
+            let err = EpochRecord::parse_line(&line).unwrap().unwrap_err();
+            assert!(err.starts_with("metric name \""), "{err}");
+            assert!(!err.contains('\x1b') && !err.contains('\u{202e}') && !err.contains('\n'), "{err}");
+        }
+        let long = "m".repeat(MAX_METRIC_NAME + 1);
+        let line = format!(r#"{{"epoch": 1, "metrics": {{"{long}": 0.5}}}}"#);
+        assert!(EpochRecord::parse_line(&line).unwrap().is_err());
+        let longest = "m".repeat(MAX_METRIC_NAME);
+        let line = format!(r#"{{"epoch": 1, "metrics": {{"{longest}": 0.5, "class_acc/3": 1}}}}"#);
+        assert_eq!(EpochRecord::parse_line(&line).unwrap().unwrap().metrics.len(), 2);
     }
 
     #[test]

@@ -41,6 +41,8 @@ const UNSAFE: &[&str] = &[
     "a\0b",
     "a\nb",
     "café",
+    "a\u{202e}b",
+    "a\x1b[2J",
     "~",
     "$HOME",
 ];

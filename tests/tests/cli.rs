@@ -191,3 +191,108 @@ fn run_trial_with_several_specs_trains_a_fused_group() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("params.width"));
 }
+
+/// `sweep validate` refuses parameter names that make no clean `--name` flag or share a
+/// `SWEEP_PARAM_*` variable, naming the keys.
+#[test]
+fn validate_refuses_parameter_names_that_make_no_clean_flag_or_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"p\"\nworkload = \"command\"\ncommand = [\"run\"]\n";
+    for (tables, needles) in [
+        ("[params]\n\"\" = 1\n", &["p.toml", "key `params.`", "expected a parameter name"][..]),
+        ("[params]\n\"-lr\" = 1\n", &["key `params.-lr`", "not starting with '-'"]),
+        (
+            "[params]\na-b = 1\n[grid]\na_b = [1, 2]\n",
+            &["key `grid.a_b`", "`a-b` and `a_b` both become SWEEP_PARAM_A_B", "set by `params.a-b`"],
+        ),
+        (&format!("[params]\n{} = 1\n", "p".repeat(129)), &["expected a parameter name of 1 to 128 bytes"]),
+    ] {
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, format!("{head}{tables}")).unwrap();
+        let out = Command::new(bin("sweep")).arg("validate").arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{tables}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{tables}: expected {needle:?} in {err}");
+        }
+    }
+}
+
+/// Trial output and values that carry terminal escapes (clear screen, window title) are shown,
+/// not obeyed, by `sweep status`, `sweep results` and `sweep watch`: no ESC or BEL byte reaches
+/// the terminal, and the escaped text is there to read.
+#[test]
+fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_script(
+        &dir.path().join("hostile.sh"),
+        "#!/bin/sh\n\
+         printf '{\"epoch\": 1, \"metrics\": {\"ok\": 1}}\\n'\n\
+         printf '{\"epoch\": 2, \"metrics\": {\"acc\\\\u001b[2J\": 0.5}}\\n'\n\
+         printf 'boom \\033[2J \\033]0;title\\007 end\\n' >&2\n\
+         exit 1\n",
+    );
+    let file = dir.path().join("hostile.toml");
+    std::fs::write(
+        &file,
+        "name = \"hostile\"\nworkload = \"command\"\ncommand = [\"./hostile.sh\"]\n\
+         [grid]\ntag = [\"\\u001b[2J\", \"\\u001b]0;title\\u0007\"]\n[retry]\nmax_attempts = 1\n",
+    )
+    .unwrap();
+    let coordinator = start_coordinator(dir.path(), "5s");
+    let _agent = start_agent(dir.path(), &coordinator.url, "a", 2);
+    stdout_of(&sweep(&coordinator.url, &["submit", file.to_str().unwrap()]));
+    wait_for(&coordinator.url, "hostile", dir.path(), std::time::Duration::from_secs(60), |s| {
+        count(s, "failed") == 2
+    });
+
+    let no_escapes = |what: &str, out: &str| {
+        assert!(!out.contains(['\x1b', '\x07', '\u{9b}']), "{what} sent a terminal escape: {out:?}");
+    };
+    let status = stdout_of(&sweep(&coordinator.url, &["status", "hostile"]));
+    no_escapes("status", &status);
+    assert!(status.contains("exit code 1: boom \\u{1b}[2J \\u{1b}]0;title\\u{7} end"), "{status}");
+    no_escapes("status of all sweeps", &stdout_of(&sweep(&coordinator.url, &["status"])));
+    let watch = sweep(&coordinator.url, &["watch", "hostile"]);
+    no_escapes("watch", &stdout_of(&watch));
+    no_escapes("watch's progress", &String::from_utf8_lossy(&watch.stderr));
+
+    for format in ["table", "csv"] {
+        let results = stdout_of(&sweep(&coordinator.url, &["results", "hostile", "--format", format]));
+        no_escapes("results", &results);
+        assert!(results.contains("\\u{1b}[2J") && results.contains("\\u{1b}]0;title\\u{7}"), "{results}");
+        assert!(results.contains("ok"), "the record with the refused metric name was dropped, not the trial: {results}");
+    }
+    // JSON escapes control characters by its own rules.
+    let json = stdout_of(&sweep(&coordinator.url, &["results", "hostile", "--format", "json"]));
+    no_escapes("results --format json", &json);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(rows.as_array().unwrap().iter().any(|r| r["params"]["tag"] == "\x1b[2J"), "{json}");
+
+    // Results files written by anyone (an older coordinator took any metric name) are shown safely.
+    let old = dir.path().join("old");
+    let row = sweep_coordinator::results::TrialRow {
+        sweep: "hostile".into(),
+        trial_id: "0123456789abcdef".into(),
+        workload: "command".into(),
+        status: "succeeded".into(),
+        attempts: 1,
+        agent: Some("a\u{202e}b".into()),
+        started_at_us: None,
+        finished_at_us: None,
+        duration_s: None,
+        params: serde_json::Map::new(),
+        finals: [("acc\x1b[2J\x1b]0;title\x07".to_string(), 0.5)].into(),
+    };
+    sweep_coordinator::results::write_trials_table(&old.join("hostile"), &[row]).unwrap();
+    for format in ["table", "csv"] {
+        let out = sweep(&coordinator.url, &["results", "hostile", "--format", format, "--results", old.to_str().unwrap()]);
+        let results = stdout_of(&out);
+        no_escapes("results from files", &results);
+        assert!(results.contains("acc\\u{1b}[2J\\u{1b}]0;title\\u{7}"), "{results}");
+    }
+    let out = sweep(&coordinator.url, &["results", "hostile", "--format", "json", "--results", old.to_str().unwrap()]);
+    let json = stdout_of(&out);
+    no_escapes("json results from files", &json);
+    assert!(!json.contains('\u{202e}') && json.contains("a\\u202eb"), "{json}");
+}

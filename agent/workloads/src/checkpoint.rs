@@ -37,9 +37,11 @@ pub struct Meta {
 /// `dir/ckpt.tmp-<pid>/` and are fsynced; the old `latest` is renamed aside, the new one renamed
 /// in, and only then is the old one removed. `dir` may be on a shared filesystem: only renames
 /// within `dir` are relied on. One writer per `dir` is assumed (a trial has one live attempt);
-/// leftovers of crashed writers are removed after a successful save.
+/// leftovers of crashed writers are removed after a successful save. A `dir` that is a symbolic
+/// link is refused: checkpoint folders may sit where others can write, and a planted link must
+/// not send a trial's checkpoints (or the removal of its leftovers) elsewhere.
 pub fn save(dir: &Path, vars: &tch::nn::VarStore, optimizer: &Optimizer, meta: &Meta) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the checkpoint folder", dir.display()))?;
+    sweep_safe_fs::real_dir(dir).with_context(|| format!("{}: cannot use as the checkpoint folder", dir.display()))?;
     let pid = std::process::id();
     let tmp = dir.join(format!("{TMP_PREFIX}{pid}"));
     remove_if_present(&tmp)?;
@@ -183,7 +185,7 @@ fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut file = sweep_safe_fs::create_new(path).with_context(|| format!("{}: cannot create", path.display()))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("{}: cannot write", path.display()))
 }
 
@@ -302,6 +304,22 @@ mod tests {
             train(&resumed_vs, &mut resumed, 5, 10);
             assert_same((&straight_vs, &straight), (&resumed_vs, &resumed), &table.to_string());
         }
+    }
+
+    #[test]
+    fn a_linked_checkpoint_folder_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("ckpt.aside-1"), b"not ours").unwrap();
+        let dir = tmp.path().join("trial");
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        let vs = model(0.3);
+        let opt = optimizer(&json!({"name": "adam", "lr": 0.01}), &vs);
+        let err = format!("{:#}", save(&dir, &vs, &opt, &meta(1)).unwrap_err());
+        assert!(err.contains(&dir.display().to_string()) && err.contains("symbolic link"), "{err}");
+        let names: Vec<_> = fs::read_dir(&elsewhere).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ckpt.aside-1")]);
     }
 
     #[test]

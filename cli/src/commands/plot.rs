@@ -28,7 +28,8 @@ pub fn run(sweep: &str, results_root: &Path, out: Option<&Path>, font: &Path) ->
     };
     let plotted = plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?;
     for note in &plotted.notes {
-        eprintln!("note: {note}");
+        // Notes name metrics and parameters, which come from the results files.
+        eprintln!("note: {}", sweep_spec::text::escape(note));
     }
     // A reader that stops early (`| head -1`) is not an error: the figures are written already.
     let mut stdout = std::io::stdout().lock();

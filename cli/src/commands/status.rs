@@ -1,8 +1,10 @@
-//! `sweep status [SWEEP] [--json]`.
+//! `sweep status [SWEEP] [--json]`. Names and error text come from other machines; the text
+//! output shows them through `escape`, so they cannot drive the terminal.
 
 use crate::client;
 use serde_json::{json, Value};
 use sweep_proto::v1 as pb;
+use sweep_spec::text::{escape, escape_json};
 
 pub fn counts_json(c: &pb::StateCounts) -> Value {
     json!({
@@ -58,7 +60,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
             let resp = c.list_sweeps(pb::ListSweepsRequest {}).await.map_err(client::explain)?.into_inner();
             if as_json {
                 let out = json!({"sweeps": resp.sweeps.iter().map(summary_json).collect::<Vec<_>>(), "agents": agents_json(&resp.agents)});
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{}", escape_json(&serde_json::to_string_pretty(&out)?));
                 return Ok(());
             }
             if resp.sweeps.is_empty() {
@@ -68,9 +70,9 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 let done = if s.done { "done" } else { &s.state };
                 println!(
                     "{:<32} {:>6} trials  {:<9} {}",
-                    s.sweep_id,
+                    escape(&s.sweep_id),
                     s.total,
-                    done,
+                    escape(done),
                     counts_line(&s.counts.unwrap_or_default())
                 );
             }
@@ -101,19 +103,26 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                     })
                     .collect();
                 out["agents"] = agents_json(&resp.agents);
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{}", escape_json(&serde_json::to_string_pretty(&out)?));
                 return Ok(());
             }
             println!(
                 "{} ({}): {} trials, {}",
-                summary.sweep_id,
-                summary.state,
+                escape(&summary.sweep_id),
+                escape(&summary.state),
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
             for t in &resp.trials {
                 let error = t.last_error.lines().next().unwrap_or("");
-                println!("  {}  {:<10} attempt {:<2} {:<20} {}", t.trial_id, t.state, t.attempt, t.agent, error);
+                println!(
+                    "  {}  {:<10} attempt {:<2} {:<20} {}",
+                    escape(&t.trial_id),
+                    escape(&t.state),
+                    t.attempt,
+                    escape(&t.agent),
+                    escape(error)
+                );
             }
             print_agents(&resp.agents);
         }
@@ -128,7 +137,7 @@ fn print_agents(agents: &[pb::AgentInfo]) {
     }
     println!("agents:");
     for a in agents {
-        let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", a.gpus.join(",")) };
+        let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", escape(&a.gpus.join(","))) };
         let health = if a.quarantined {
             format!(
                 ", QUARANTINED after {} failed attempts in a row (restart the agent once the node is fixed)",
@@ -137,6 +146,13 @@ fn print_agents(agents: &[pb::AgentInfo]) {
         } else {
             String::new()
         };
-        println!("  {:<24} {:<16} {} of {} slots busy, {}{health}", a.agent_id, a.hostname, a.running, a.slots, gpus);
+        println!(
+            "  {:<24} {:<16} {} of {} slots busy, {}{health}",
+            escape(&a.agent_id),
+            escape(&a.hostname),
+            a.running,
+            a.slots,
+            gpus
+        );
     }
 }

@@ -24,6 +24,6 @@ pub async fn submit(remote: &client::Remote, path: &Path) -> anyhow::Result<pb::
 pub async fn run(remote: &client::Remote, path: &Path) -> anyhow::Result<()> {
     let resp = submit(remote, path).await?;
     eprintln!("{} new trials, {} in all", resp.trials_added, resp.trials_total);
-    println!("{}", resp.sweep_id);
+    println!("{}", sweep_spec::text::escape(&resp.sweep_id));
     Ok(())
 }
