@@ -5,6 +5,7 @@
 //! undelivered epochs would leave a gap no one could fill.
 
 use crate::reporter::Reporter;
+use crate::session::Session;
 use std::path::{Path, PathBuf};
 use sweep_spec::EpochRecord;
 
@@ -43,7 +44,9 @@ fn unreported(work_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Sends again what earlier runs of this agent relayed; returns the number of records sent.
+/// Sends again what earlier runs of this agent relayed, each attempt's under the session of the
+/// run that leased it (`Session::of_attempt`; the current one where none was kept, which the
+/// coordinator refuses unless it is the same); returns the number of records sent.
 pub async fn replay_unreported(work_dir: &Path, reporter: &Reporter) -> usize {
     let mut sent = 0;
     for dir in unreported(work_dir) {
@@ -57,6 +60,10 @@ pub async fn replay_unreported(work_dir: &Path, reporter: &Reporter) -> usize {
             text.lines().filter_map(EpochRecord::parse_line).filter_map(Result::ok).collect();
         tracing::info!(dir = %dir.display(), lease = lease_id, records = records.len(), "re-sending the output of an attempt from before a restart");
         sent += records.len();
+        let reporter = match Session::of_attempt(work_dir, &dir) {
+            Some(session) => reporter.under(session),
+            None => reporter.clone(),
+        };
         for record in records {
             reporter.metrics(lease_id, record).await;
         }

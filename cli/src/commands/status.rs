@@ -20,6 +20,7 @@ fn summary_json(s: &pb::SweepSummary) -> Value {
     json!({
         "sweep": s.sweep_id,
         "state": s.state,
+        "owner": s.owner,
         "counts": counts_json(&s.counts.unwrap_or_default()),
         "total": s.total,
         "done": s.done,
@@ -67,8 +68,9 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
             for s in &resp.sweeps {
                 let done = if s.done { "done" } else { &s.state };
                 println!(
-                    "{:<32} {:>6} trials  {:<9} {}",
+                    "{:<32} {:<16} {:>6} trials  {:<9} {}",
                     s.sweep_id,
+                    owner_shown(&s.owner),
                     s.total,
                     done,
                     counts_line(&s.counts.unwrap_or_default())
@@ -105,9 +107,10 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 return Ok(());
             }
             println!(
-                "{} ({}): {} trials, {}",
+                "{} ({}, by {}): {} trials, {}",
                 summary.sweep_id,
                 summary.state,
+                owner_shown(&summary.owner),
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
@@ -119,6 +122,15 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
         }
     }
     Ok(())
+}
+
+/// The owner column: the submitting token's name, `-` where none was recorded.
+fn owner_shown(owner: &str) -> &str {
+    if owner.is_empty() {
+        "-"
+    } else {
+        owner
+    }
 }
 
 fn print_agents(agents: &[pb::AgentInfo]) {

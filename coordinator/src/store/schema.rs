@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -108,6 +108,16 @@ ALTER TABLE attempts ADD COLUMN fusion_key TEXT;
 CREATE INDEX IF NOT EXISTS attempts_by_fusion_key ON attempts(sweep, fusion_key) WHERE fusion_key IS NOT NULL;
 "#;
 
+/// Version 4: the SHA-256 of each agent registration's session secret (`crate::session`; NULL for
+/// agents registered before sessions, which must register again), and who submitted each sweep
+/// with the trial definition it was submitted with (NULL before owners were recorded, or without
+/// token files).
+const V4: &str = r#"
+ALTER TABLE agents ADD COLUMN session_hash BLOB;
+ALTER TABLE sweeps ADD COLUMN owner TEXT;
+ALTER TABLE sweeps ADD COLUMN definition TEXT;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -118,6 +128,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 3 {
         conn.execute_batch(V3)?;
+    }
+    if version < 4 {
+        conn.execute_batch(V4)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -146,6 +159,9 @@ mod tests {
         .unwrap();
         let group: i64 = conn.query_row("SELECT group_size FROM attempts", [], |r| r.get(0)).unwrap();
         assert_eq!(group, 1, "attempts before fusion ran alone");
+        let session: Option<Vec<u8>> =
+            conn.query_row("SELECT session_hash FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+        assert_eq!(session, None, "an agent from before sessions has none: it must register again");
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
     }
