@@ -24,8 +24,9 @@ pub fn server_config(
         (Some(_), None) => return Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
         (None, Some(_)) => return Err("--tls-key needs --tls-cert (the certificate for that key)".into()),
     };
+    let cert = read_pem(cert, Pem::Certificate)?;
     sweep_proto::secret_file::check_secret_file(key, strict_perms)?;
-    let identity = Identity::from_pem(read_pem(cert, Pem::Certificate)?, read_pem(key, Pem::PrivateKey)?);
+    let identity = Identity::from_pem(cert, read_pem(key, Pem::PrivateKey)?);
     let mut config = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = client_ca {
         // Client certificates become mandatory: tonic's default is `client_auth_optional(false)`.
