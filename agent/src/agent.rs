@@ -10,6 +10,7 @@ use crate::launch::Placement;
 use crate::leases;
 use crate::mps::AgentMps;
 use crate::reporter::Reporter;
+use crate::session::Session;
 use crate::supervise::{self, Launch};
 use anyhow::Context;
 use std::future::Future;
@@ -106,7 +107,8 @@ struct Agent {
     config: AgentConfig,
     runner: TrialRunner,
     client: Client,
-    agent_id: String,
+    /// This registration: the agent id and the secret every call carries.
+    session: Session,
     slots: u32,
     pool: GpuPool,
     /// Held until the agent returns: dropping it stops a daemon this agent started.
@@ -132,7 +134,11 @@ impl Agent {
         node: Node,
         registered: pb::RegisterResponse,
     ) -> Agent {
-        let (reporter, reporter_task) = Reporter::spawn(client.clone());
+        let session = Session::new(registered.agent_id, registered.session_secret);
+        if let Err(e) = session.save(&config.work_dir) {
+            tracing::warn!(error = %e, "could not keep the session secret: output left unreported by this run cannot be re-sent after a restart");
+        }
+        let (reporter, reporter_task) = Reporter::spawn(client.clone(), session.clone());
         let (replaying, work_dir) = (reporter.clone(), config.work_dir.clone());
         tokio::spawn(async move {
             let sent = crate::recover::replay_unreported(&work_dir, &replaying).await;
@@ -143,15 +149,14 @@ impl Agent {
         let active = ActiveLeases::default();
         let wake_heartbeat = Arc::new(Notify::new());
         let every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
-        let agent_id = registered.agent_id;
         let beats =
-            heartbeat::beat_forever(client.clone(), agent_id.clone(), active.clone(), every, wake_heartbeat.clone());
+            heartbeat::beat_forever(client.clone(), session.clone(), active.clone(), every, wake_heartbeat.clone());
         Agent {
             checkpoint_root: config.checkpoint_root(),
             runner: runner.sharing_cores(node.slots),
             config,
             client,
-            agent_id,
+            session,
             slots: node.slots,
             pool: GpuPool::new(&node.gpus),
             mps: node.mps,
@@ -187,7 +192,11 @@ impl Agent {
         let req = self.lease_request(free).await;
         let granted = match self.client.clone().lease(req).await {
             Ok(resp) => resp.into_inner().leases,
-            Err(status) if status.code() == tonic::Code::NotFound => return Err(self.forgotten(status).await),
+            // NOT_FOUND: the store no longer has this agent. PERMISSION_DENIED: its id now belongs
+            // to another registration (the store was replaced). Either way this registration is over.
+            Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied) => {
+                return Err(self.forgotten(status).await)
+            }
             Err(status) => {
                 self.failures += 1;
                 tracing::warn!(code = ?status.code(), error = status.message(), "lease request failed");
@@ -215,7 +224,8 @@ impl Agent {
             Vec::new()
         };
         pb::LeaseRequest {
-            agent_id: self.agent_id.clone(),
+            agent_id: self.session.agent_id.clone(),
+            session_secret: self.session.secret(),
             free_slots: free,
             free_gpus: self.pool.free(),
             gpu_free_shares: shares,
@@ -228,7 +238,7 @@ impl Agent {
     async fn forgotten(&mut self, status: tonic::Status) -> anyhow::Error {
         tracing::error!(error = status.message(), "the coordinator does not know this agent; stopping");
         self.drain().await;
-        let (coordinator, agent_id) = (&self.config.coordinator, &self.agent_id);
+        let (coordinator, agent_id) = (&self.config.coordinator, &self.session.agent_id);
         anyhow::anyhow!("the coordinator at {coordinator} does not know agent {agent_id}: {}", status.message())
     }
 
@@ -294,7 +304,7 @@ impl Agent {
     /// Drains the trials, then waits (a while at most) until the coordinator has their leases back.
     async fn stop(mut self) {
         let trials = self.running.len();
-        tracing::info!(agent = %self.agent_id, trials, "agent stopping; its leases will be retried elsewhere");
+        tracing::info!(agent = %self.session.agent_id, trials, "agent stopping; its leases will be retried elsewhere");
         self.drain().await;
         self.heartbeats.abort();
         let Agent { reporter, reporter_task, mps, .. } = self;

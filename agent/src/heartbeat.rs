@@ -4,6 +4,7 @@
 
 use crate::client::Client;
 use crate::launch_state::Control;
+use crate::session::Session;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -76,7 +77,7 @@ fn control_for(action: i32) -> Option<Control> {
 
 /// Heartbeats every `every`, and soon after `wake` (a trial started) so `sweep status` shows it
 /// running.
-pub async fn beat_forever(client: Client, agent_id: String, active: ActiveLeases, every: Duration, wake: Arc<Notify>) {
+pub async fn beat_forever(client: Client, session: Session, active: ActiveLeases, every: Duration, wake: Arc<Notify>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,7 +88,11 @@ pub async fn beat_forever(client: Client, agent_id: String, active: ActiveLeases
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        let req = pb::HeartbeatRequest { agent_id: agent_id.clone(), leases: active.states() };
+        let req = pb::HeartbeatRequest {
+            agent_id: session.agent_id.clone(),
+            leases: active.states(),
+            session_secret: session.secret(),
+        };
         match client.clone().heartbeat(req).await {
             Ok(resp) => active.obey(resp.into_inner().commands),
             Err(status) => tracing::warn!(code = ?status.code(), error = status.message(), "heartbeat failed"),

@@ -104,6 +104,8 @@ impl LaunchState {
             stopped_by_request: ending == Ending::Stopped,
             released: ending == Ending::Drained,
             whole_group: self.group,
+            // The reporter signs it with the session that holds the lease.
+            session_secret: String::new(),
         };
         self.live.iter().copied().map(completion).collect()
     }

@@ -14,6 +14,7 @@ pub mod mps;
 pub mod recover;
 mod relay;
 pub mod reporter;
+pub mod session;
 pub mod supervise;
 
 pub use agent::run;

@@ -5,6 +5,7 @@
 //! undelivered epochs would leave a gap no one could fill.
 
 use crate::reporter::Reporter;
+use crate::session::Session;
 use std::path::{Path, PathBuf};
 use sweep_spec::EpochRecord;
 
@@ -17,10 +18,19 @@ pub const STDOUT_FILE: &str = "stdout.log";
 
 /// Records the lease an attempt's output belongs to, before its process starts.
 pub fn write_lease_file(run_dir: &Path, lease_id: i64) -> std::io::Result<()> {
+    write_record(&run_dir.join(LEASE_FILE), &lease_id.to_string())
+}
+
+/// Records the agent registration the attempt's lease was granted to (`crate::session`), before
+/// its process starts.
+pub fn write_agent_file(run_dir: &Path, agent_id: &str) -> std::io::Result<()> {
+    write_record(&run_dir.join(crate::session::AGENT_FILE), agent_id)
+}
+
+fn write_record(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let path = run_dir.join(LEASE_FILE);
-    sweep_safe_fs::create_or_truncate(&path)
-        .and_then(|mut f| f.write_all(lease_id.to_string().as_bytes()))
+    sweep_safe_fs::create_or_truncate(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
@@ -52,7 +62,9 @@ fn unreported(work_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Sends again what earlier runs of this agent relayed; returns the number of records sent.
+/// Sends again what earlier runs of this agent relayed, each attempt's under the session of the
+/// run that leased it (`Session::of_attempt`; the current one where none was kept, which the
+/// coordinator refuses unless it is the same); returns the number of records sent.
 pub async fn replay_unreported(work_dir: &Path, reporter: &Reporter) -> usize {
     let mut sent = 0;
     for dir in unreported(work_dir) {
@@ -66,6 +78,10 @@ pub async fn replay_unreported(work_dir: &Path, reporter: &Reporter) -> usize {
             text.lines().filter_map(EpochRecord::parse_line).filter_map(Result::ok).collect();
         tracing::info!(dir = %dir.display(), lease = lease_id, records = records.len(), "re-sending the output of an attempt from before a restart");
         sent += records.len();
+        let reporter = match Session::of_attempt(work_dir, &dir) {
+            Some(session) => reporter.under(session),
+            None => reporter.clone(),
+        };
         for record in records {
             reporter.metrics(lease_id, record).await;
         }

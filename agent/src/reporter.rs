@@ -1,8 +1,10 @@
 //! The agent's outbound queue to the coordinator: metric reports and completions, sent in the
 //! order they happened and retried until the coordinator takes them. Consecutive records of one
-//! lease travel in one call. A refusal (stale lease) drops the item: that attempt is over.
+//! lease travel in one call. A refusal (stale lease) drops the item: that attempt is over. Each
+//! item goes out under the session of the registration that holds its lease.
 
 use crate::client::{self, Client};
+use crate::session::Session;
 use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, ReportMetricsRequest};
 use sweep_spec::EpochRecord;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +19,7 @@ enum Outbound {
     Metrics {
         lease_id: i64,
         record: EpochRecord,
+        session: Session,
     },
     /// Answered once the coordinator took the completion (or refused it for good).
     Complete(CompleteRequest, oneshot::Sender<()>),
@@ -24,20 +27,33 @@ enum Outbound {
     Barrier(oneshot::Sender<()>),
 }
 
+/// A handle on the queue that sends under one session: the agent's, or (for output an earlier
+/// run left unreported) that run's.
 #[derive(Clone)]
 pub struct Reporter {
     tx: mpsc::Sender<Outbound>,
+    session: Session,
 }
 
 impl Reporter {
     /// Starts the sender. It ends once every `Reporter` clone is dropped and the queue is empty.
-    pub fn spawn(client: Client) -> (Reporter, tokio::task::JoinHandle<()>) {
+    pub fn spawn(client: Client, session: Session) -> (Reporter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (Reporter { tx }, tokio::spawn(send_forever(client, rx)))
+        (Reporter { tx, session }, tokio::spawn(send_forever(client, rx)))
+    }
+
+    /// The registration this handle reports for.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// A handle on the same queue that sends under `session`.
+    pub fn under(&self, session: Session) -> Reporter {
+        Reporter { tx: self.tx.clone(), session }
     }
 
     pub async fn metrics(&self, lease_id: i64, record: EpochRecord) {
-        let _ = self.tx.send(Outbound::Metrics { lease_id, record }).await;
+        let _ = self.tx.send(Outbound::Metrics { lease_id, record, session: self.session.clone() }).await;
     }
 
     /// Queues the completion after the metrics before it, and returns once it was delivered.
@@ -50,7 +66,8 @@ impl Reporter {
     /// Queues the completion and returns what answers once it was delivered (None if the sender
     /// has stopped), so the caller can free the trial's slot at once and drop the lease from its
     /// heartbeats only when the coordinator has the outcome.
-    pub async fn complete_queued(&self, req: CompleteRequest) -> Option<oneshot::Receiver<()>> {
+    pub async fn complete_queued(&self, mut req: CompleteRequest) -> Option<oneshot::Receiver<()>> {
+        req.session_secret = self.session.secret();
         let (done, delivered) = oneshot::channel();
         self.tx.send(Outbound::Complete(req, done)).await.ok().map(|_| delivered)
     }
@@ -75,11 +92,13 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
             },
         };
         match item {
-            Outbound::Metrics { lease_id, record } => {
+            Outbound::Metrics { lease_id, record, session } => {
                 let mut epochs = vec![to_wire(record)];
                 while epochs.len() < MAX_EPOCHS_PER_CALL {
                     match rx.try_recv() {
-                        Ok(Outbound::Metrics { lease_id: l, record }) if l == lease_id => epochs.push(to_wire(record)),
+                        Ok(Outbound::Metrics { lease_id: l, record, session: s }) if l == lease_id && s == session => {
+                            epochs.push(to_wire(record))
+                        }
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -87,7 +106,7 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                         Err(_) => break,
                     }
                 }
-                let req = ReportMetricsRequest { lease_id, epochs };
+                let req = ReportMetricsRequest { lease_id, epochs, session_secret: session.secret() };
                 let sent = client::with_retry("report_metrics", || {
                     let mut c = client.clone();
                     let req = req.clone();

@@ -69,7 +69,7 @@ pub async fn run(
     stop_grace: Duration,
 ) -> Ended {
     let members = &launch.members;
-    let child = match spawn(&launch, runner) {
+    let child = match spawn(&launch, runner, &reporter.session().agent_id) {
         Ok(child) => child,
         Err(e) => {
             tracing::error!(trial = %members[0].spec.id, error = %e, "could not start the trial");
@@ -96,11 +96,12 @@ pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &str) -
     leases.into_iter().map(|l| (l, None)).collect()
 }
 
-/// Creates the members' folders, records each one's lease there (for a restarted agent), and
-/// starts the process.
-fn spawn(launch: &Launch, runner: &TrialRunner) -> std::io::Result<Child> {
+/// Creates the members' folders, records each one's lease and agent there (for a restarted
+/// agent), and starts the process.
+fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> std::io::Result<Child> {
     for m in &launch.members {
         m.dirs.create()?;
+        recover::write_agent_file(&m.dirs.run, agent_id)?;
         recover::write_lease_file(&m.dirs.run, m.lease_id)?;
     }
     let mut command = match launch.members.as_slice() {

@@ -129,10 +129,15 @@ pub async fn wait_done(client: &mut SweepServiceClient<Channel>, sweep: &str) ->
     anyhow::bail!("the watch of sweep {sweep} ended before the sweep was done")
 }
 
-/// Registers a simulated agent and returns its id.
-pub async fn register(client: &mut AgentServiceClient<Channel>, name: &str, slots: u32) -> anyhow::Result<String> {
+/// Registers a simulated agent and returns its id and session secret.
+pub async fn register(
+    client: &mut AgentServiceClient<Channel>,
+    name: &str,
+    slots: u32,
+) -> anyhow::Result<(String, String)> {
     let req = pb::RegisterRequest { name: name.to_string(), hostname: "bench".into(), slots, gpus: Vec::new() };
-    Ok(client.register(req).await?.into_inner().agent_id)
+    let r = client.register(req).await?.into_inner();
+    Ok((r.agent_id, r.session_secret))
 }
 
 /// One `ReportMetrics` payload: epochs `first_epoch..first_epoch + epochs`, `metrics` values each.

@@ -47,13 +47,14 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
     let sweep = harness::submit(&mut sweeps, "bench-ingest", args.ingest_trials, bench.dir.path()).await?;
 
     let mut agent = bench.agents().await?;
-    let agent_id = harness::register(&mut agent, "sim-ingest", args.ingest_trials).await?;
+    let (agent_id, secret) = harness::register(&mut agent, "sim-ingest", args.ingest_trials).await?;
     let mut leases = Vec::new();
     while leases.len() < args.ingest_trials as usize {
         let req = pb::LeaseRequest {
             agent_id: agent_id.clone(),
             free_slots: args.ingest_trials - leases.len() as u32,
             free_gpus: 0,
+            session_secret: secret.clone(),
             ..Default::default()
         };
         let got = agent.lease(req).await?.into_inner().leases;
@@ -72,6 +73,7 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
     for lease in leases {
         let mut c = agent.clone();
         let next_call = next_call.clone();
+        let secret = secret.clone();
         let (epochs, metrics) = (args.epochs, args.metrics);
         senders.spawn(async move {
             let (mut added, mut calls, mut epoch) = (0u64, 0u64, 0u32);
@@ -79,6 +81,7 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
                 let req = pb::ReportMetricsRequest {
                     lease_id: lease.lease_id,
                     epochs: harness::epochs(epoch, epochs, metrics),
+                    session_secret: secret.clone(),
                 };
                 added += c.report_metrics(req).await?.into_inner().rows_added as u64;
                 calls += 1;

@@ -57,14 +57,14 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     let mut clients = Vec::new();
     for i in 0..args.sim_agents {
         let mut client = bench.agents().await?;
-        let id = harness::register(&mut client, &format!("sim-{i}"), args.batch).await?;
-        clients.push((client, id));
+        let (id, secret) = harness::register(&mut client, &format!("sim-{i}"), args.batch).await?;
+        clients.push((client, id, secret));
     }
     let calls = Arc::new(Calls::default());
     let started = Instant::now();
     let mut agents = JoinSet::new();
-    for (client, id) in clients {
-        agents.spawn(simulated_agent(client, id, args.batch, calls.clone()));
+    for (client, id, secret) in clients {
+        agents.spawn(simulated_agent(client, id, secret, args.batch, calls.clone()));
     }
     let mut done = 0u64;
     while let Some(r) = agents.join_next().await {
@@ -111,13 +111,19 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
 async fn simulated_agent(
     client: pb::agent_service_client::AgentServiceClient<tonic::transport::Channel>,
     agent_id: String,
+    secret: String,
     batch: u32,
     calls: Arc<Calls>,
 ) -> anyhow::Result<u64> {
     let mut done = 0u64;
     loop {
-        let req =
-            pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: batch, free_gpus: 0, ..Default::default() };
+        let req = pb::LeaseRequest {
+            agent_id: agent_id.clone(),
+            free_slots: batch,
+            free_gpus: 0,
+            session_secret: secret.clone(),
+            ..Default::default()
+        };
         let leases = client.clone().lease(req).await?.into_inner().leases;
         calls.lease.fetch_add(1, Ordering::Relaxed);
         // Nothing pending: every trial is done or held by another agent that will finish it.
@@ -128,13 +134,22 @@ async fn simulated_agent(
         for lease in leases {
             let mut c = client.clone();
             let calls = calls.clone();
+            let secret = secret.clone();
             attempts.spawn(async move {
-                let report = pb::ReportMetricsRequest { lease_id: lease.lease_id, epochs: harness::epochs(1, 1, 1) };
+                let report = pb::ReportMetricsRequest {
+                    lease_id: lease.lease_id,
+                    epochs: harness::epochs(1, 1, 1),
+                    session_secret: secret.clone(),
+                };
                 let added = c.report_metrics(report).await?.into_inner().rows_added;
                 calls.report.fetch_add(1, Ordering::Relaxed);
                 anyhow::ensure!(added == 1, "lease {}: expected 1 metric row added, got {added}", lease.lease_id);
-                let complete =
-                    pb::CompleteRequest { lease_id: lease.lease_id, exit_code: Some(0), ..Default::default() };
+                let complete = pb::CompleteRequest {
+                    lease_id: lease.lease_id,
+                    exit_code: Some(0),
+                    session_secret: secret,
+                    ..Default::default()
+                };
                 let state = c.complete(complete).await?.into_inner().trial_state;
                 calls.complete.fetch_add(1, Ordering::Relaxed);
                 anyhow::ensure!(

@@ -36,8 +36,15 @@ enum Command {
         trials: bool,
     },
     /// Submit a sweep file to the coordinator and print the sweep id. Submitting again adds only
-    /// trials that are new.
-    Submit { file: PathBuf },
+    /// trials that are new; a changed retry policy or trial definition is refused without --force.
+    Submit {
+        file: PathBuf,
+        /// Replace the retry policy and trial definition of an existing sweep of this name. Trials
+        /// already stored keep their state, results and definition; trials the new definition
+        /// makes (a changed workload, command or data gives new trial ids) are added beside them.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show sweeps, or one sweep's trials and the agents.
     Status {
         sweep: Option<String>,
@@ -132,7 +139,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let remote = cli.remote;
     match cli.command {
         Command::Validate { file, trials } => commands::validate::run(&file, trials),
-        Command::Submit { file } => commands::submit::run(&remote, &file).await,
+        Command::Submit { file, force } => commands::submit::run(&remote, &file, force).await,
         Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
         Command::Watch { sweep } => commands::watch::run(&remote, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,

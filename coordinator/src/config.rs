@@ -70,8 +70,10 @@ impl Default for ConnectionConfig {
 /// cluster should set both token files and a certificate.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SecurityConfig {
-    /// File of tokens for users (the `sweep` CLI), one per line; blank lines and `#` comments are
-    /// skipped. Needs --agent-tokens too. With neither file, every call is admitted.
+    /// File of tokens for users (the `sweep` CLI), one per line as `NAME:TOKEN` (or a bare `TOKEN`,
+    /// named `token-<hash prefix>`); blank lines and `#` comments are skipped. Sweeps record the
+    /// name of the token that submitted them, and only that name or `admin` may cancel or change
+    /// them. Needs --agent-tokens too. With neither file, every call is admitted.
     #[arg(long, env = "SWEEP_USER_TOKENS")]
     pub user_tokens: Option<PathBuf>,
     /// File of tokens for agents, one per line. An agent token cannot submit or cancel sweeps, and
@@ -87,6 +89,10 @@ pub struct SecurityConfig {
     /// PEM CA certificate for mutual TLS: every client must present a certificate it signed.
     #[arg(long, env = "SWEEP_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Refuse to start when a token file or --tls-key can be read by group or others, instead of
+    /// only warning (as ssh does with private keys).
+    #[arg(long, env = "SWEEP_STRICT_PERMS")]
+    pub strict_perms: bool,
 }
 
 impl CoordinatorConfig {

@@ -6,6 +6,7 @@ use crate::lifecycle::{Policy, TrialState};
 use crate::limits::*;
 use crate::results::TrialRow;
 use crate::scheduler::GpuRoom;
+use crate::session::SessionHash;
 use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
 use sweep_proto::v1 as pb;
@@ -106,6 +107,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         total: s.total,
         done: s.is_done(),
         created_at_ms: s.created_at_ms,
+        owner: s.owner.clone().unwrap_or_default(),
     }
 }
 
@@ -195,6 +197,18 @@ pub fn check_register(r: &pb::RegisterRequest) -> Result<(), Status> {
         }
     }
     Ok(())
+}
+
+/// What the store checks of the session secret a call presents: its hash. The secret itself is
+/// never echoed in an error. An empty one comes from an agent that predates sessions.
+pub fn session(secret: &str) -> Result<SessionHash, Status> {
+    if secret.is_empty() {
+        return Err(Status::permission_denied(
+            "session_secret: missing; every call after Register carries the secret Register answered with (is this sweep-agent older than the coordinator?)",
+        ));
+    }
+    check_size("session_secret", secret.len(), MAX_SESSION_SECRET, "bytes")?;
+    Ok(SessionHash::of(secret))
 }
 
 pub fn check_lease(r: &pb::LeaseRequest) -> Result<(), Status> {

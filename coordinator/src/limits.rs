@@ -14,6 +14,8 @@ pub const TRIAL_ID_LEN: usize = 16;
 pub const MAX_AGENT_NAME: usize = 256;
 /// Agent ids are `<name>-<n>`: the name, a dash and a decimal counter.
 pub const MAX_AGENT_ID: usize = MAX_AGENT_NAME + 21;
+/// An agent's session secret: the hex of [`crate::session::SECRET_BYTES`] random bytes.
+pub const MAX_SESSION_SECRET: usize = 2 * crate::session::SECRET_BYTES;
 /// Host names (a DNS name is at most 253 characters).
 pub const MAX_HOSTNAME: usize = 256;
 /// One GPU's id as the agent lists it (`0`, `GPU-<uuid>`, `MIG-<uuid>`).

@@ -122,6 +122,14 @@ pub fn judge_lease(state: TrialState, current_lease: Option<i64>, lease_id: i64)
     }
 }
 
+/// Whether a metrics report under `lease_id` may still add rows to its trial. Until the trial has
+/// finished, yes, under any of its attempts: late rows of an expired attempt are kept. Once it has
+/// finished its outcome is final, except that a cancelled trial's attempt that is still being
+/// stopped (its lease still current) records the epochs it completes before it stops.
+pub fn records_rows(state: TrialState, current_lease: Option<i64>, lease_id: i64) -> bool {
+    !state.is_terminal() || judge_lease(state, current_lease, lease_id) == LeaseVerdict::Stop
+}
+
 /// When a failed trial may run again: exponential backoff with full jitter from the sweep's
 /// base, capped, so a broken trial does not spin and a flaky one retries soon.
 pub fn retry_not_before(now_ms: i64, user_failures: u32, base_ms: u32, unit: f64) -> i64 {
@@ -220,6 +228,19 @@ mod tests {
         assert_eq!(judge_lease(Pending, None, 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Succeeded, Some(7), 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Cancelled, Some(7), 7), LeaseVerdict::Stop);
+    }
+
+    #[test]
+    fn finished_trials_take_no_more_rows() {
+        use TrialState::*;
+        assert!(records_rows(Running, Some(7), 7));
+        assert!(records_rows(Running, Some(8), 7), "an expired attempt's late rows are kept");
+        assert!(records_rows(Pending, None, 7), "so are they while the trial waits for its retry");
+        assert!(records_rows(Cancelled, Some(7), 7), "an attempt being stopped records what it finishes");
+        for finished in [Succeeded, Failed, Stopped, Cancelled] {
+            assert!(!records_rows(finished, None, 7), "{finished:?}");
+            assert!(!records_rows(finished, Some(8), 7), "{finished:?} under another lease");
+        }
     }
 
     #[test]

@@ -66,9 +66,15 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     // Credentials and certificates are checked before anything is opened, so a typo in a path
     // fails the start with the file's name.
     let sec = &config.security;
-    let tokens = Tokens::load(sec.user_tokens.as_deref(), sec.agent_tokens.as_deref()).map_err(anyhow::Error::msg)?;
-    let tls = crate::tls::server_config(sec.tls_cert.as_deref(), sec.tls_key.as_deref(), sec.tls_client_ca.as_deref())
+    let tokens = Tokens::load(sec.user_tokens.as_deref(), sec.agent_tokens.as_deref(), sec.strict_perms)
         .map_err(anyhow::Error::msg)?;
+    let tls = crate::tls::server_config(
+        sec.tls_cert.as_deref(),
+        sec.tls_key.as_deref(),
+        sec.tls_client_ca.as_deref(),
+        sec.strict_perms,
+    )
+    .map_err(anyhow::Error::msg)?;
     let rpc_stats = Arc::new(RpcStats::default());
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(crate::connections::keepalive_interval(&config.connections)))

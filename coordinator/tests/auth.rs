@@ -102,8 +102,13 @@ async fn an_agent_token_cannot_submit_or_cancel_and_a_user_token_cannot_lease() 
     let cancel = pb::CancelSweepRequest { sweep_id: "s".into() };
     expect_code(c.sweeps.cancel_sweep(with_token(cancel, AGENT_TOKEN)).await, Code::PermissionDenied);
 
-    let agent_id = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner().agent_id;
-    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0, ..Default::default() };
+    let reg = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner();
+    let lease = pb::LeaseRequest {
+        agent_id: reg.agent_id,
+        free_slots: 1,
+        session_secret: reg.session_secret,
+        ..Default::default()
+    };
     let status = expect_code(c.agents.lease(with_token(lease, USER_TOKEN)).await, Code::PermissionDenied);
     assert!(status.message().contains("user token"), "{}", status.message());
     expect_code(c.agents.register(with_token(register(), USER_TOKEN)).await, Code::PermissionDenied);
@@ -120,8 +125,13 @@ async fn the_right_tokens_work_for_both_roles() {
     let listed = c.sweeps.list_sweeps(with_token(pb::ListSweepsRequest::default(), "second-user-token")).await.unwrap();
     assert_eq!(listed.into_inner().sweeps.len(), 1);
 
-    let agent_id = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner().agent_id;
-    let lease = pb::LeaseRequest { agent_id, free_slots: 1, free_gpus: 0, ..Default::default() };
+    let reg = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner();
+    let lease = pb::LeaseRequest {
+        agent_id: reg.agent_id,
+        free_slots: 1,
+        session_secret: reg.session_secret,
+        ..Default::default()
+    };
     let leases = c.agents.lease(with_token(lease, AGENT_TOKEN)).await.unwrap().into_inner().leases;
     assert_eq!(leases.len(), 1, "an agent with a valid token leases a trial");
 
@@ -222,5 +232,28 @@ async fn submissions_above_tonics_default_are_decoded_and_oversized_messages_are
         ..Default::default()
     };
     expect_code(c.agents.complete(complete).await, Code::OutOfRange);
+    c.running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn token_files_others_can_read_are_warned_about_or_refused_under_strict_perms() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(LONG_TTL);
+    let mut config = secured(&env);
+    let users = config.security.user_tokens.clone().unwrap();
+    for file in [&users, config.security.agent_tokens.as_ref().unwrap()] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Without the flag: a warning in the log, and the coordinator serves.
+    let c = start(&config).await;
+    c.running.shutdown().await.unwrap();
+    // With it, the start fails and names the file and its mode.
+    config.security.strict_perms = true;
+    let err = sweep_coordinator::start(&config).await.err().expect("refused under --strict-perms");
+    let text = format!("{err:#}");
+    assert!(text.contains(&users.display().to_string()) && text.contains("0644"), "{text}");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = start(&config).await;
     c.running.shutdown().await.unwrap();
 }

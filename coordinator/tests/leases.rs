@@ -133,8 +133,7 @@ async fn an_expired_lease_is_fenced_off_and_the_trial_is_retried_as_attempt_2() 
     let rows = env.parquet_metrics("fence");
     let keys: Vec<_> = rows.iter().map(|r| (r.attempt, r.epoch)).collect();
     assert_eq!(keys, [(1, 0), (1, 1)], "the first attempt's rows, each once, under attempt 1");
-    let unknown = sweep_proto::v1::ReportMetricsRequest { lease_id: 999_999, epochs: vec![] };
-    assert_status(zombie.client.report_metrics(unknown).await, Code::FailedPrecondition, "999999");
+    assert_status(zombie.report(999_999, &[]).await, Code::FailedPrecondition, "999999");
 }
 
 #[tokio::test]
@@ -221,8 +220,7 @@ async fn a_huge_free_slots_value_leases_every_pending_trial() {
     let mut agent = c.agent("a", 1).await;
     // The largest request the coordinator takes; beyond it the request is refused, not wrapped.
     assert_eq!(agent.lease(sweep_coordinator::limits::MAX_SLOTS, 0).await.len(), 2);
-    let too_many =
-        pb::LeaseRequest { agent_id: agent.id.clone(), free_slots: 1 << 30, free_gpus: 0, ..Default::default() };
+    let too_many = pb::LeaseRequest { free_slots: 1 << 30, ..agent.lease_request() };
     assert_status(agent.client.lease(too_many).await, Code::InvalidArgument, "free_slots");
 }
 
@@ -330,15 +328,15 @@ async fn auto_groups_are_sized_to_the_free_gpu_memory_once_a_group_reported_its_
     let tables = format!("[grid]\nseed = [{}]\n[resources]\ngpus = 1\nfuse = \"auto\"", seeds.join(", "));
     c.submit(preact_sweep("sized", &tables)).await.unwrap();
     let mut agent = c.agent("a", 1).await;
-    let (id, client) = (agent.id.clone(), agent.client.clone());
+    let (base, client) = (agent.lease_request(), agent.client.clone());
     let gib = |n: u64| n << 30;
     let lease_with = |free: u64| {
         let req = pb::LeaseRequest {
-            agent_id: id.clone(),
             free_slots: 1,
             free_gpus: 1,
             gpu_free_shares: vec![1.0],
             gpu_free_bytes: vec![free],
+            ..base.clone()
         };
         let mut client = client.clone();
         async move { client.lease(req).await.unwrap().into_inner().leases }
@@ -362,13 +360,13 @@ async fn shared_trials_need_their_share_and_the_memory_they_used_before() {
     let c = env.start().await;
     c.submit(sweep("packed", &[1], "[resources]\ngpu_share = 0.5\n[retry]\nbackoff = \"0s\"")).await.unwrap();
     let mut agent = c.agent("a", 4).await;
-    let id = agent.id.clone();
+    let base = agent.lease_request();
     let rooms = |shares: &[f64], free_bytes: &[u64]| pb::LeaseRequest {
-        agent_id: id.clone(),
         free_slots: 4,
         free_gpus: shares.iter().filter(|s| **s >= 1.0).count() as u32,
         gpu_free_shares: shares.to_vec(),
         gpu_free_bytes: free_bytes.to_vec(),
+        ..base.clone()
     };
     let client = agent.client.clone();
     let lease = |req| {

@@ -29,7 +29,7 @@ async fn a_restarted_coordinator_keeps_states_leases_and_writes_each_metric_once
 
     let after = env.start().await;
     assert_eq!(after.trial_states("durable").await, states, "same trials, states and attempts");
-    let mut agent = after.agent_as(&agent.id);
+    let mut agent = after.agent_as(&agent);
     let hb = agent.heartbeat(lease.lease_id, true).await;
     assert_eq!(action(&hb), LeaseAction::Continue, "the lease outlives the restart");
     assert!(hb.deadline_ms >= lease.deadline_ms);

@@ -153,15 +153,23 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
         agent_id: agent_id.into(),
         free_slots,
         free_gpus,
-        ..Default::default()
+        ..agent.lease_request()
     };
     assert_status(cl.lease(lease(MAX_SLOTS + 1, 0, &agent.id)).await, Code::InvalidArgument, "free_slots");
     assert_status(cl.lease(lease(1, MAX_GPUS + 1, &agent.id)).await, Code::InvalidArgument, "free_gpus");
     assert_status(cl.lease(lease(1, 0, "")).await, Code::InvalidArgument, "agent_id");
     assert_status(cl.lease(lease(1, 0, "ghost-7")).await, Code::NotFound, "ghost-7");
+    // A session secret longer than any the coordinator hands out is refused before it is hashed,
+    // and the message does not echo it.
+    let long_secret = pb::LeaseRequest { session_secret: "s".repeat(MAX_SESSION_SECRET + 1), ..lease(1, 0, &agent.id) };
+    let status = cl.lease(long_secret).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("session_secret") && !status.message().contains("sss"), "{}", status.message());
+    let no_secret = pb::LeaseRequest { session_secret: String::new(), ..lease(1, 0, &agent.id) };
+    assert_status(cl.lease(no_secret).await, Code::PermissionDenied, "session_secret");
 
     let many = vec![pb::LeaseState { lease_id: 1, running: false }; MAX_LEASES_PER_HEARTBEAT + 1];
-    let hb = pb::HeartbeatRequest { agent_id: agent.id.clone(), leases: many };
+    let hb = agent.heartbeat_request(many);
     assert_status(cl.heartbeat(hb).await, Code::InvalidArgument, "leases: expected at most 4096");
 
     c.submit(sweep("agentcalls", &[1], "")).await.unwrap();
@@ -291,8 +299,11 @@ fn report_request() -> impl Strategy<Value = pb::ReportMetricsRequest> {
     let metric = (text(), f64_any()).prop_map(|(name, value)| pb::Metric { name, value });
     let epoch = (any::<u32>(), any::<i64>(), prop::collection::vec(metric, 0..4))
         .prop_map(|(epoch, step, metrics)| pb::EpochMetrics { epoch, step, metrics });
-    (any::<i64>(), prop::collection::vec(epoch, 0..4))
-        .prop_map(|(lease_id, epochs)| pb::ReportMetricsRequest { lease_id, epochs })
+    (any::<i64>(), prop::collection::vec(epoch, 0..4)).prop_map(|(lease_id, epochs)| pb::ReportMetricsRequest {
+        lease_id,
+        epochs,
+        ..Default::default()
+    })
 }
 
 fn complete_request() -> impl Strategy<Value = pb::CompleteRequest> {
@@ -391,7 +402,7 @@ proptest! {
         assert_refusal(convert::check_register(&pb::RegisterRequest { name, hostname, slots, gpus }));
         assert_refusal(convert::check_lease(&pb::LeaseRequest { agent_id: agent_id.clone(), free_slots: slots, free_gpus, ..Default::default() }));
         let leases = leases.into_iter().map(|(lease_id, running)| pb::LeaseState { lease_id, running }).collect();
-        assert_refusal(convert::check_heartbeat(&pb::HeartbeatRequest { agent_id, leases }));
+        assert_refusal(convert::check_heartbeat(&pb::HeartbeatRequest { agent_id, leases, ..Default::default() }));
     }
 
     /// Arbitrary bytes decoded as each request message, then validated as its handler would.

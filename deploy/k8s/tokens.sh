@@ -2,14 +2,16 @@
 # Creates the Secret `sweep-tokens` (namespace sweep) with fresh random tokens, once per cluster.
 # It is not part of the kustomizations: tokens must not live in git, and `kubectl apply -k` must
 # not replace them. Keys:
-#   users.tokens, agents.tokens   the coordinator's --user-tokens and --agent-tokens files
+#   users.tokens, agents.tokens   the coordinator's --user-tokens and --agent-tokens files; the
+#                                 user token is named `admin` (it may cancel any sweep)
 #   user.token, agent.token       the one token the submit Job and the agents present
 #
 #   deploy/k8s/tokens.sh            create the namespace (if needed) and the Secret with kubectl
 #   deploy/k8s/tokens.sh --print    print the Secret as YAML instead (for a secrets manager)
 #
-# More users: add lines to users.tokens (`kubectl -n sweep edit secret sweep-tokens`, values are
-# base64) and restart the coordinator, which reads the files once at start.
+# More users: add `NAME:TOKEN` lines to users.tokens (`kubectl -n sweep edit secret sweep-tokens`,
+# values are base64) and restart the coordinator, which reads the files once at start. Each sweep
+# belongs to the name of the token that submitted it.
 set -euo pipefail
 
 NAMESPACE=sweep
@@ -35,7 +37,7 @@ metadata:
     app.kubernetes.io/part-of: sweep
 type: Opaque
 data:
-  users.tokens: $(b64 "$user")
+  users.tokens: $(b64 "admin:$user")
   agents.tokens: $(b64 "$agent")
   user.token: $(b64 "$user")
   agent.token: $(b64 "$agent")

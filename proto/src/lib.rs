@@ -4,6 +4,7 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod remote;
+pub mod secret_file;
 mod submit;
 mod trial;
 

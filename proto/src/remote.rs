@@ -2,6 +2,7 @@
 //! `https://` URLs, the bearer token sent with every call, and PEM files checked by name before any
 //! handshake. The coordinator reads its own certificates with the same [`read_pem`].
 
+use crate::secret_file::check_secret_file;
 use std::path::{Path, PathBuf};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -36,6 +37,10 @@ pub struct Credentials {
     /// PEM private key of --tls-cert.
     #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_TLS_KEY", requires = "tls_cert"))]
     pub tls_key: Option<PathBuf>,
+    /// Refuse to start when --token-file or --tls-key can be read by group or others, instead of
+    /// only warning (as ssh does with private keys).
+    #[cfg_attr(feature = "clap", arg(long, global = true, env = "SWEEP_STRICT_PERMS"))]
+    pub strict_perms: bool,
 }
 
 /// The environment variables that carry a client's secrets. An agent takes them out of the
@@ -59,6 +64,7 @@ impl std::fmt::Debug for Credentials {
             .field("tls_ca", &self.tls_ca)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("strict_perms", &self.strict_perms)
             .finish()
     }
 }
@@ -70,8 +76,12 @@ impl Credentials {
     }
 
     /// The endpoint (TLS configured for `https://`) and the interceptor that adds the token.
-    /// Token and certificate files are read here, once, so a wrong path fails at start.
+    /// Token and certificate files are read here, once, so a wrong path fails at start, and a
+    /// token file or key that others can read is warned about (refused with --strict-perms).
     pub fn endpoint(&self) -> Result<(Endpoint, BearerToken), String> {
+        for secret in [&self.token_file, &self.tls_key].into_iter().flatten() {
+            check_secret_file(secret, self.strict_perms)?;
+        }
         let token = BearerToken::new(read_token(self.token.as_deref(), self.token_file.as_deref())?)?;
         let url = &self.url;
         let mut endpoint =
@@ -214,6 +224,22 @@ mod tests {
         assert!(read_token(Some("abc"), Some(&file)).is_err());
         assert!(read_token(None, Some(&dir.join("missing"))).unwrap_err().contains("missing"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused_only_under_strict_perms() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let lax = Credentials { token_file: Some(file.clone()), ..Credentials::plain("http://127.0.0.1:1") };
+        lax.endpoint().expect("a warning only");
+        let strict = Credentials { strict_perms: true, ..lax.clone() };
+        let err = strict.endpoint().err().expect("refused");
+        assert!(err.contains(&file.display().to_string()) && err.contains("0644"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        strict.endpoint().expect("the owner alone may read it");
     }
 
     #[test]

@@ -19,6 +19,7 @@ impl SubmitSweepRequest {
             max_lost: file.retry.max_lost,
             retry_backoff_ms: file.retry.backoff_ms,
             trials: trials.iter().map(Trial::from).collect(),
+            force: false,
         }
     }
 }

@@ -81,6 +81,7 @@ async fn burst(
         .map_err(|e| format!("register: {e}"))?
         .into_inner();
     let agent_id = reg.agent_id;
+    let secret = reg.session_secret;
 
     // Trials are pending only between waves and after faults: ask for a few seconds.
     let mut leases = Vec::new();
@@ -90,6 +91,7 @@ async fn burst(
                 agent_id: agent_id.clone(),
                 free_slots: max_trials,
                 free_gpus: 0,
+                session_secret: secret.clone(),
                 ..Default::default()
             })
             .await
@@ -131,7 +133,7 @@ async fn burst(
         for chunk in &chunks {
             let sends = 1 + rng.range(0, 2);
             for k in 0..sends {
-                let (added, dup) = report(&mut client, lease.lease_id, chunk.clone(), &mut stats).await?;
+                let (added, dup) = report(&mut client, &secret, lease.lease_id, chunk.clone(), &mut stats).await?;
                 let expected = chunk.iter().map(|r| r.metrics.len() as u32).sum::<u32>();
                 if k == 0 && (added, dup) != (expected, 0) {
                     stats.anomalies.push(format!(
@@ -146,13 +148,13 @@ async fn burst(
                     }
                 }
             }
-            heartbeat(&mut client, &agent_id, lease.lease_id, &mut stats).await?;
+            heartbeat(&mut client, &agent_id, &secret, lease.lease_id, &mut stats).await?;
         }
         // Everything again, in reverse order: all duplicates.
         if !records.is_empty() {
             let mut all = records.clone();
             all.reverse();
-            let (added, dup) = report(&mut client, lease.lease_id, all, &mut stats).await?;
+            let (added, dup) = report(&mut client, &secret, lease.lease_id, all, &mut stats).await?;
             stats.reports_replayed += 1;
             if (added, dup) != (0, rows) {
                 stats.anomalies.push(format!("lease {}: full replay added {added}, dup {dup}", lease.lease_id));
@@ -163,21 +165,30 @@ async fn burst(
         std::fs::write(&tmp, format!("{epochs}\n")).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE)).map_err(|e| e.to_string())?;
         let done = client
-            .complete(pb::CompleteRequest { lease_id: lease.lease_id, exit_code: Some(0), ..Default::default() })
+            .complete(pb::CompleteRequest {
+                lease_id: lease.lease_id,
+                exit_code: Some(0),
+                session_secret: secret.clone(),
+                ..Default::default()
+            })
             .await
             .map_err(|e| format!("complete lease {}: {e}", lease.lease_id))?
             .into_inner();
         if done.trial_state != "succeeded" {
             stats.anomalies.push(format!("lease {}: completion left the trial {}", lease.lease_id, done.trial_state));
         }
-        // The lease is no longer the trial's: a late replay of an epoch it sent may still land under
-        // its own attempt, but it must add nothing new. A lease that resumed after the last epoch
-        // sent nothing, so it has nothing to replay.
+        // The lease is no longer the trial's and the trial has finished: a late replay of an epoch
+        // it sent must add nothing (the coordinator refuses it: the results are final). A lease
+        // that resumed after the last epoch sent nothing, so it has nothing to replay.
         if let Some(last) = records.last() {
             stats.reports_sent += 1;
             stats.reports_replayed += 1;
             match client
-                .report_metrics(pb::ReportMetricsRequest { lease_id: lease.lease_id, epochs: vec![last.clone()] })
+                .report_metrics(pb::ReportMetricsRequest {
+                    lease_id: lease.lease_id,
+                    epochs: vec![last.clone()],
+                    session_secret: secret.clone(),
+                })
                 .await
             {
                 Err(s) if s.code() == tonic::Code::FailedPrecondition => stats.stale_refused += 1,
@@ -194,13 +205,14 @@ async fn burst(
 
 async fn report(
     client: &mut AgentServiceClient<Channel>,
+    secret: &str,
     lease_id: i64,
     epochs: Vec<pb::EpochMetrics>,
     stats: &mut ReplayStats,
 ) -> Result<(u32, u32), String> {
     stats.reports_sent += 1;
     let r = client
-        .report_metrics(pb::ReportMetricsRequest { lease_id, epochs })
+        .report_metrics(pb::ReportMetricsRequest { lease_id, epochs, session_secret: secret.to_string() })
         .await
         .map_err(|e| format!("report under lease {lease_id}: {e}"))?
         .into_inner();
@@ -212,6 +224,7 @@ async fn report(
 async fn heartbeat(
     client: &mut AgentServiceClient<Channel>,
     agent_id: &str,
+    secret: &str,
     lease_id: i64,
     stats: &mut ReplayStats,
 ) -> Result<(), String> {
@@ -219,6 +232,7 @@ async fn heartbeat(
         .heartbeat(pb::HeartbeatRequest {
             agent_id: agent_id.to_string(),
             leases: vec![pb::LeaseState { lease_id, running: true }],
+            session_secret: secret.to_string(),
         })
         .await
         .map_err(|e| format!("heartbeat: {e}"))?

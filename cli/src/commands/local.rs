@@ -32,6 +32,10 @@ pub struct LocalArgs {
     /// Output format of the final results.
     #[arg(long, value_enum, default_value = "table")]
     format: table::Format,
+    /// Run again with a changed retry policy or trial definition: replace the stored sweep's (its
+    /// trials keep their state and results; see `sweep submit --force`).
+    #[arg(long)]
+    force: bool,
 }
 
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
@@ -58,7 +62,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 
     // Loopback only and started just now: no token or TLS.
     let mut c = client::connect(&client::Remote::plain(url.clone())).await?;
-    let submitted = c.submit_sweep(submit::request(&file, &trials)?).await.map_err(client::explain)?.into_inner();
+    let req = sweep_proto::v1::SubmitSweepRequest { force: args.force, ..submit::request(&file, &trials)? };
+    let submitted = c.submit_sweep(req).await.map_err(client::explain)?.into_inner();
     eprintln!(
         "sweep {}: {} trials ({} new), state in {}, results in {}",
         submitted.sweep_id,

@@ -22,6 +22,7 @@ fn summary_json(s: &pb::SweepSummary) -> Value {
     json!({
         "sweep": s.sweep_id,
         "state": s.state,
+        "owner": s.owner,
         "counts": counts_json(&s.counts.unwrap_or_default()),
         "total": s.total,
         "done": s.done,
@@ -69,8 +70,9 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
             for s in &resp.sweeps {
                 let done = if s.done { "done" } else { &s.state };
                 println!(
-                    "{:<32} {:>6} trials  {:<9} {}",
+                    "{:<32} {:<16} {:>6} trials  {:<9} {}",
                     escape(&s.sweep_id),
+                    escape(&owner_shown(&s.owner)),
                     s.total,
                     escape(done),
                     counts_line(&s.counts.unwrap_or_default())
@@ -107,9 +109,10 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 return Ok(());
             }
             println!(
-                "{} ({}): {} trials, {}",
+                "{} ({}, by {}): {} trials, {}",
                 escape(&summary.sweep_id),
                 escape(&summary.state),
+                escape(&owner_shown(&summary.owner)),
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
@@ -128,6 +131,15 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
         }
     }
     Ok(())
+}
+
+/// The owner column: the submitting token's name, `-` where none was recorded.
+fn owner_shown(owner: &str) -> &str {
+    if owner.is_empty() {
+        "-"
+    } else {
+        owner
+    }
 }
 
 fn print_agents(agents: &[pb::AgentInfo]) {

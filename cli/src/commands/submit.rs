@@ -12,17 +12,18 @@ pub fn request(file: &SweepFile, trials: &[TrialSpec]) -> anyhow::Result<pb::Sub
     Ok(pb::SubmitSweepRequest::from_file(file, trials, source, source_path))
 }
 
-/// Reads, expands and submits; returns the coordinator's answer.
-pub async fn submit(remote: &client::Remote, path: &Path) -> anyhow::Result<pb::SubmitSweepResponse> {
+/// Reads, expands and submits; returns the coordinator's answer. `force` replaces the policy and
+/// definition of an existing sweep of the same name instead of being refused.
+pub async fn submit(remote: &client::Remote, path: &Path, force: bool) -> anyhow::Result<pb::SubmitSweepResponse> {
     let file = SweepFile::read(path)?;
     let trials = sweep_spec::expand(&file)?;
-    let req = request(&file, &trials)?;
+    let req = pb::SubmitSweepRequest { force, ..request(&file, &trials)? };
     let mut c = client::connect(remote).await?;
     Ok(c.submit_sweep(req).await.map_err(client::explain)?.into_inner())
 }
 
-pub async fn run(remote: &client::Remote, path: &Path) -> anyhow::Result<()> {
-    let resp = submit(remote, path).await?;
+pub async fn run(remote: &client::Remote, path: &Path, force: bool) -> anyhow::Result<()> {
+    let resp = submit(remote, path, force).await?;
     eprintln!("{} new trials, {} in all", resp.trials_added, resp.trials_total);
     println!("{}", sweep_spec::text::escape(&resp.sweep_id));
     Ok(())

@@ -1,5 +1,6 @@
 //! `sweep.v1.AgentService`: what agents call. Every write names its lease; the store refuses
-//! writes under a lease that is no longer current.
+//! writes under a lease that is no longer current, and every call after `Register` presents the
+//! registration's session secret (`crate::session`), so one agent cannot act on another's leases.
 
 use crate::convert;
 use crate::lifecycle::Completion;
@@ -21,15 +22,19 @@ impl AgentService for AgentApi {
     async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = req.into_inner();
         convert::check_register(&r)?;
+        let (secret, session) = crate::session::new_secret()?;
         let id = {
             let r = r.clone();
-            self.shared.write(move |s, now| s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, now)).await?
+            self.shared
+                .write(move |s, now| s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, &session, now))
+                .await?
         };
         tracing::info!(agent = %id, host = %r.hostname, slots = r.slots, gpus = ?r.gpus, "agent registered");
         Ok(Response::new(pb::RegisterResponse {
             agent_id: id,
             lease_ttl_ms: self.lease_ttl.as_millis() as i64,
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as i64,
+            session_secret: secret,
         }))
     }
 
@@ -37,9 +42,10 @@ impl AgentService for AgentApi {
     async fn lease(&self, req: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let r = req.into_inner();
         convert::check_lease(&r)?;
+        let session = convert::session(&r.session_secret)?;
         let agent = r.agent_id.clone();
         let gpus = convert::gpu_rooms(&r);
-        let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, r.free_slots, gpus, now)).await?;
+        let grants = self.shared.write(move |s, now| s.lease(&r.agent_id, &session, r.free_slots, gpus, now)).await?;
         for g in &grants {
             tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, group = g.group, "leased");
         }
@@ -61,9 +67,10 @@ impl AgentService for AgentApi {
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let r = req.into_inner();
         convert::check_heartbeat(&r)?;
+        let session = convert::session(&r.session_secret)?;
         let leases: Vec<LeaseReport> =
             r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
-        let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &leases, now)).await?;
+        let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &session, &leases, now)).await?;
         let commands = verdicts
             .into_iter()
             .map(|(lease_id, verdict, deadline_ms)| {
@@ -85,8 +92,11 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::ReportMetricsResponse>, Status> {
         let r = req.into_inner();
         convert::check_report(&r)?;
-        let batch =
-            MetricBatch { lease_id: r.lease_id, epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect() };
+        let batch = MetricBatch {
+            lease_id: r.lease_id,
+            session: convert::session(&r.session_secret)?,
+            epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect(),
+        };
         let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
         Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
     }
@@ -95,6 +105,7 @@ impl AgentService for AgentApi {
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Result<Response<pb::CompleteResponse>, Status> {
         let mut r = req.into_inner();
         convert::check_complete(&mut r)?;
+        let session = convert::session(&r.session_secret)?;
         let lease_id = r.lease_id;
         let c = Completion {
             exit_code: r.exit_code,
@@ -106,7 +117,7 @@ impl AgentService for AgentApi {
             whole_group: r.whole_group,
             refused: None,
         };
-        let state = self.shared.write(move |s, now| s.complete(lease_id, &c, now)).await?;
+        let state = self.shared.write(move |s, now| s.complete(lease_id, &session, &c, now)).await?;
         tracing::info!(lease = lease_id, state = %state, "attempt completed");
         Ok(Response::new(pb::CompleteResponse { trial_state: state.as_str().to_string() }))
     }

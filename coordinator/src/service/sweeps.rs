@@ -1,5 +1,6 @@
 //! `sweep.v1.SweepService`: what users call from the CLI.
 
+use crate::auth;
 use crate::convert;
 use crate::shared::Shared;
 use std::pin::Pin;
@@ -22,10 +23,14 @@ impl SweepService for SweepApi {
         &self,
         req: Request<pb::SubmitSweepRequest>,
     ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
-        let sweep = convert::sweep_from_wire(req.into_inner())?;
+        let caller = auth::caller(&req);
+        let r = req.into_inner();
+        let force = r.force;
+        let sweep = convert::sweep_from_wire(r)?;
         let name = sweep.name.clone();
-        let out = self.shared.write(move |s, now| s.submit(&sweep, now)).await?;
-        tracing::info!(sweep = %name, added = out.added, total = out.total, "sweep submitted");
+        let by = caller.name().unwrap_or_default().to_string();
+        let out = self.shared.write(move |s, now| s.submit(&sweep, &caller, force, now)).await?;
+        tracing::info!(sweep = %name, by = %by, force, added = out.added, total = out.total, "sweep submitted");
         Ok(Response::new(pb::SubmitSweepResponse { sweep_id: name, trials_added: out.added, trials_total: out.total }))
     }
 
@@ -65,13 +70,15 @@ impl SweepService for SweepApi {
         &self,
         req: Request<pb::CancelSweepRequest>,
     ) -> Result<Response<pb::CancelSweepResponse>, Status> {
+        let caller = auth::caller(&req);
         let name = req.into_inner().sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
+        let by = caller.name().unwrap_or_default().to_string();
         let n = {
             let name = name.clone();
-            self.shared.write(move |s, now| s.cancel(&name, now)).await?
+            self.shared.write(move |s, now| s.cancel(&name, &caller, now)).await?
         };
-        tracing::info!(sweep = %name, trials = n, "sweep cancelled");
+        tracing::info!(sweep = %name, by = %by, trials = n, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { trials_cancelled: n }))
     }
 

@@ -20,21 +20,24 @@ pub struct AgentRecord {
 }
 
 impl Store {
-    /// Registers an agent and returns its id: its name, made unique with a number.
+    /// Registers an agent and returns its id: its name, made unique with a number. Only the hash
+    /// of the registration's session secret is kept; every later call must present the secret.
     pub fn register_agent(
         &mut self,
         name: &str,
         hostname: &str,
         slots: u32,
         gpus: &[String],
+        session: &crate::session::SessionHash,
         now_ms: i64,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
         let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
         let id = format!("{name}-{n}");
         tx.execute(
-            "INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![id, name, hostname, slots, gpus.join(","), now_ms],
+            "INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms, session_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![id, name, hostname, slots, gpus.join(","), now_ms, &session.0[..]],
         )?;
         tx.commit()?;
         Ok(id)

@@ -3,11 +3,13 @@
 //! every write from an agent must carry.
 
 use super::queue::{self, Group, Pending, Room};
+use super::sessions::{admit_agent, admit_lease_holder};
 use super::sweeps::{bump_trials_version, sweep_policy};
 use super::{counters_at, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Completion, Counters, Event, Exit, TrialState};
 use crate::scheduler::{self, Candidate, GpuRoom, LeaseVerdict, Streak};
+use crate::session::SessionHash;
 use rusqlite::{params, OptionalExtension, Transaction};
 use sweep_spec::TrialSpec;
 
@@ -29,21 +31,24 @@ pub struct LeaseReport {
     pub running: bool,
 }
 
-/// The trial a lease belongs to, and whether it is still that trial's lease.
-struct Holder {
-    sweep: String,
-    trial_id: String,
-    state: TrialState,
-    counters: Counters,
-    current_lease: Option<i64>,
+/// The trial a lease belongs to, whether it is still that trial's lease, and the agent it was
+/// granted to.
+pub(super) struct Holder {
+    pub sweep: String,
+    pub trial_id: String,
+    pub state: TrialState,
+    pub counters: Counters,
+    pub current_lease: Option<i64>,
+    pub agent: String,
 }
 
 impl Store {
     /// Hands out up to `free_slots` pending trials of active sweeps, oldest sweep first, within
-    /// what is left of the agent's GPUs (`gpus`, one room per GPU).
+    /// what is left of the agent's GPUs (`gpus`, one room per GPU). `session` must be the agent's.
     pub fn lease(
         &mut self,
         agent_id: &str,
+        session: &SessionHash,
         free_slots: u32,
         mut gpus: Vec<GpuRoom>,
         now_ms: i64,
@@ -55,7 +60,7 @@ impl Store {
         };
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
-        let streak = touch_agent(&tx, agent_id, now_ms)?;
+        let streak = admit_agent(&tx, agent_id, session, now_ms)?;
         if free_slots == 0 || scheduler::is_quarantined(streak, self.quarantine_after) {
             tx.commit()?;
             return Ok(Vec::new());
@@ -94,22 +99,30 @@ impl Store {
     }
 
     /// Extends the agent's current leases and marks started trials running. Returns, per lease,
-    /// what the agent must do and the new deadline.
+    /// what the agent must do and the new deadline. Refused as a whole, changing nothing, unless
+    /// `session` is the agent's and every lease named was granted to this agent.
     pub fn heartbeat(
         &mut self,
         agent_id: &str,
+        session: &SessionHash,
         leases: &[LeaseReport],
         now_ms: i64,
     ) -> Result<Vec<(i64, LeaseVerdict, i64)>> {
         let deadline = now_ms + self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
-        touch_agent(&tx, agent_id, now_ms)?;
+        admit_agent(&tx, agent_id, session, now_ms)?;
         let mut verdicts = Vec::with_capacity(leases.len());
         for lease in leases {
             let Some(h) = holder(&tx, lease.lease_id)? else {
                 verdicts.push((lease.lease_id, LeaseVerdict::Abandon, 0));
                 continue;
             };
+            if h.agent != agent_id {
+                return Err(Error::PermissionDenied(format!(
+                    "lease {} was granted to another agent, not `{agent_id}`",
+                    lease.lease_id
+                )));
+            }
             let verdict = scheduler::judge_lease(h.state, h.current_lease, lease.lease_id);
             if verdict == LeaseVerdict::Extend {
                 let mut state = h.state;
@@ -139,10 +152,18 @@ impl Store {
         Ok(verdicts)
     }
 
-    /// Closes an attempt. Refused unless `lease_id` is still the trial's lease (a compare-and-set
-    /// on the trial's current attempt). Returns the trial's state afterwards.
-    pub fn complete(&mut self, lease_id: i64, c: &Completion, now_ms: i64) -> Result<TrialState> {
+    /// Closes an attempt. Refused unless `session` is the registration that was granted `lease_id`
+    /// and the lease is still the trial's (a compare-and-set on the trial's current attempt).
+    /// Returns the trial's state afterwards.
+    pub fn complete(
+        &mut self,
+        lease_id: i64,
+        session: &SessionHash,
+        c: &Completion,
+        now_ms: i64,
+    ) -> Result<TrialState> {
         let tx = self.conn.transaction()?;
+        admit_lease_holder(&tx, lease_id, session)?;
         let next = complete_in(&tx, lease_id, c, now_ms)?;
         tx.commit()?;
         Ok(next)
@@ -331,10 +352,10 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     Ok(next)
 }
 
-fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
+pub(super) fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
     let row = tx
         .query_row(
-            "SELECT t.sweep, t.trial_id, t.state, t.attempt, t.user_failures, t.lost, t.lease_id
+            "SELECT t.sweep, t.trial_id, t.state, t.attempt, t.user_failures, t.lost, t.lease_id, a.agent
              FROM attempts a JOIN trials t ON t.sweep = a.sweep AND t.trial_id = a.trial_id
              WHERE a.lease_id = ?1",
             [lease_id],
@@ -345,12 +366,13 @@ fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {
                     r.get::<_, String>(2)?,
                     counters_at(r, 3)?,
                     r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, String>(7)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(sweep, trial_id, state, counters, current_lease)| {
-        Ok(Holder { sweep, trial_id, state: state.parse().map_err(Error::Corrupt)?, counters, current_lease })
+    row.map(|(sweep, trial_id, state, counters, current_lease, agent)| {
+        Ok(Holder { sweep, trial_id, state: state.parse().map_err(Error::Corrupt)?, counters, current_lease, agent })
     })
     .transpose()
 }
@@ -382,15 +404,4 @@ fn record_streak(tx: &Transaction, lease_id: i64, streak: Streak) -> Result<()> 
         [lease_id],
     )?;
     Ok(())
-}
-
-/// Marks the agent as heard from now; returns its current run of failed attempts.
-fn touch_agent(tx: &Transaction, agent_id: &str, now_ms: i64) -> Result<u32> {
-    tx.query_row(
-        "UPDATE agents SET last_seen_ms = ?2 WHERE id = ?1 RETURNING consecutive_failures",
-        params![agent_id, now_ms],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| Error::UnknownAgent(agent_id.to_string()))
 }

@@ -10,9 +10,10 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeSet;
 use sweep_spec::EpochRecord;
 
-/// The epochs one report carries, under one lease.
+/// The epochs one report carries, under one lease, from the registration holding `session`.
 pub struct MetricBatch {
     pub lease_id: i64,
+    pub session: crate::session::SessionHash,
     pub epochs: Vec<EpochRecord>,
 }
 
@@ -26,8 +27,11 @@ pub struct StoredMetric {
 impl Store {
     /// Stores a report under the attempt its lease was granted for (see
     /// [`Store::attempt_of_lease`]). Rows already stored are skipped, so a retried report is a no-op. Returns (rows added, rows that were duplicates).
+    /// Refused unless the report comes from the lease's holder and its trial has not finished
+    /// (`sessions::admit_report`).
     pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
         let tx = self.conn.transaction()?;
+        super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
         let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
         if let Some(refusal) = admit_names(&tx, &sweep, batch, self.max_metric_names)? {
             // The trial would report these names again on any retry: it fails, and the rows of

@@ -8,8 +8,10 @@ mod agents;
 mod gauges;
 mod leases;
 mod metrics;
+mod owners;
 mod queue;
 mod schema;
+mod sessions;
 mod sweeps;
 
 pub use agents::AgentRecord;

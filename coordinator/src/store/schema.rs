@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -108,10 +108,20 @@ ALTER TABLE attempts ADD COLUMN fusion_key TEXT;
 CREATE INDEX IF NOT EXISTS attempts_by_fusion_key ON attempts(sweep, fusion_key) WHERE fusion_key IS NOT NULL;
 "#;
 
-/// Version 4: the distinct metric names each sweep has reported, so the per-sweep bound
+/// Version 4: the SHA-256 of each agent registration's session secret (`crate::session`; NULL for
+/// agents registered before sessions, which must register again), and who submitted each sweep
+/// with the trial definition it was submitted with (NULL before owners were recorded, or without
+/// token files).
+const V4: &str = r#"
+ALTER TABLE agents ADD COLUMN session_hash BLOB;
+ALTER TABLE sweeps ADD COLUMN owner TEXT;
+ALTER TABLE sweeps ADD COLUMN definition TEXT;
+"#;
+
+/// Version 5: the distinct metric names each sweep has reported, so the per-sweep bound
 /// (`--max-metric-names`) costs one lookup per name in a report. Filled from the finals of a store
 /// written before.
-const V4: &str = r#"
+const V5: &str = r#"
 CREATE TABLE IF NOT EXISTS metric_names (
     sweep  TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -133,6 +143,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 4 {
         conn.execute_batch(V4)?;
+    }
+    if version < 5 {
+        conn.execute_batch(V5)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -161,6 +174,9 @@ mod tests {
         .unwrap();
         let group: i64 = conn.query_row("SELECT group_size FROM attempts", [], |r| r.get(0)).unwrap();
         assert_eq!(group, 1, "attempts before fusion ran alone");
+        let session: Option<Vec<u8>> =
+            conn.query_row("SELECT session_hash FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+        assert_eq!(session, None, "an agent from before sessions has none: it must register again");
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
     }

@@ -3,6 +3,7 @@
 use super::Store;
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, Policy, TrialState};
+use crate::ownership::{self, Caller, Terms};
 use crate::results::TrialRow;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
@@ -26,6 +27,9 @@ pub struct SubmitOutcome {
 pub struct SweepSummary {
     pub name: String,
     pub state: String,
+    /// The name of the user token that submitted it; None without token files or from before
+    /// owners were recorded.
+    pub owner: Option<String>,
     pub created_at_ms: i64,
     pub counts: BTreeMap<TrialState, u32>,
     pub total: u32,
@@ -63,21 +67,35 @@ pub struct SweepCursor {
 
 impl Store {
     /// Stores the sweep and whatever trials it does not have yet. Trials already stored keep their
-    /// state and history, so submitting the same file twice adds nothing.
-    pub fn submit(&mut self, sweep: &NewSweep, now_ms: i64) -> Result<SubmitOutcome> {
+    /// state and history, so submitting the same file twice adds nothing. A sweep of the same name
+    /// is resubmitted only by its owner or an admin, and only with its terms unchanged unless
+    /// `force` (see [`ownership::check_resubmission`]); a new sweep belongs to `caller`.
+    pub fn submit(&mut self, sweep: &NewSweep, caller: &Caller, force: bool, now_ms: i64) -> Result<SubmitOutcome> {
         let tx = self.conn.transaction()?;
-        let exists: bool =
-            tx.query_row("SELECT 1 FROM sweeps WHERE name = ?1", [&sweep.name], |_| Ok(())).optional()?.is_some();
-        if exists {
+        let submitted = Terms { policy: sweep.policy, definitions: ownership::definitions(&sweep.trials) };
+        // A submission without trials leaves the stored definition as it is.
+        let definition = (!submitted.definitions.is_empty())
+            .then(|| serde_json::to_string(&submitted.definitions).expect("definitions serialize"));
+        let stored = super::owners::stored(&tx, &sweep.name)?;
+        if let Some(stored) = &stored {
+            ownership::check_resubmission(
+                &sweep.name,
+                stored.owner.as_deref(),
+                &stored.terms,
+                &submitted,
+                caller,
+                force,
+            )?;
             tx.execute(
-                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6 WHERE name = ?1",
-                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms],
+                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
+                        definition = COALESCE(?7, definition) WHERE name = ?1",
+                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition],
             )?;
         } else {
             let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
             tx.execute(
-                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition)
+                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     sweep.name,
                     seq,
@@ -86,7 +104,9 @@ impl Store {
                     sweep.source_path,
                     sweep.policy.max_attempts,
                     sweep.policy.max_lost,
-                    sweep.policy.retry_backoff_ms
+                    sweep.policy.retry_backoff_ms,
+                    caller.name(),
+                    definition
                 ],
             )?;
         }
@@ -116,8 +136,10 @@ impl Store {
     }
 
     /// Cancels every trial not yet finished. Running ones are told to stop at their next heartbeat.
-    pub fn cancel(&mut self, sweep: &str, now_ms: i64) -> Result<u32> {
+    /// Only the sweep's owner or an admin may (see [`Caller::may_manage`]).
+    pub fn cancel(&mut self, sweep: &str, caller: &Caller, now_ms: i64) -> Result<u32> {
         let tx = self.conn.transaction()?;
+        caller.check_may("cancel", sweep, super::owners::owner(&tx, sweep)?.as_deref())?;
         let policy = sweep_policy(&tx, sweep)?;
         tx.execute("UPDATE sweeps SET state = 'cancelled' WHERE name = ?1", [sweep])?;
         let open: Vec<(String, String, Counters)> = {
@@ -146,10 +168,10 @@ impl Store {
     }
 
     pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
-        let (state, created_at_ms): (String, i64) = self
+        let (state, created_at_ms, owner): (String, i64, Option<String>) = self
             .conn
-            .query_row("SELECT state, created_at_ms FROM sweeps WHERE name = ?1", [sweep], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_row("SELECT state, created_at_ms, owner FROM sweeps WHERE name = ?1", [sweep], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
@@ -161,7 +183,7 @@ impl Store {
             counts.insert(s.parse().map_err(Error::Corrupt)?, n);
             total += n;
         }
-        Ok(SweepSummary { name: sweep.to_string(), state, created_at_ms, counts, total })
+        Ok(SweepSummary { name: sweep.to_string(), state, owner, created_at_ms, counts, total })
     }
 
     pub fn sweep_names(&self) -> Result<Vec<String>> {

@@ -114,12 +114,17 @@ impl Clients {
             .await
             .expect("register")
             .into_inner();
-        Agent { client, id: r.agent_id }
+        Agent { client, id: r.agent_id, secret: r.session_secret }
     }
 
-    /// An agent registered earlier (with this or a previous coordinator on the same store).
-    pub fn agent_as(&self, id: &str) -> Agent {
-        Agent { client: AgentServiceClient::new(self.channel.clone()), id: id.to_string() }
+    /// An agent registered earlier (with this or a previous coordinator on the same store), with
+    /// the session secret its registration was answered with.
+    pub fn agent_as(&self, earlier: &Agent) -> Agent {
+        Agent {
+            client: AgentServiceClient::new(self.channel.clone()),
+            id: earlier.id.clone(),
+            secret: earlier.secret.clone(),
+        }
     }
 
     pub async fn submit(&self, req: pb::SubmitSweepRequest) -> Result<pb::SubmitSweepResponse, Status> {
@@ -145,16 +150,27 @@ impl Clients {
     }
 }
 
-/// One registered agent and its client.
+/// One registered agent, its client and its session secret, which every call of it carries.
 pub struct Agent {
     pub client: AgentServiceClient<Channel>,
     pub id: String,
+    pub secret: String,
 }
 
 impl Agent {
     pub async fn lease(&mut self, free_slots: u32, free_gpus: u32) -> Vec<pb::Lease> {
-        let req = pb::LeaseRequest { agent_id: self.id.clone(), free_slots, free_gpus, ..Default::default() };
+        let req = pb::LeaseRequest { free_slots, free_gpus, ..self.lease_request() };
         self.client.lease(req).await.expect("lease").into_inner().leases
+    }
+
+    /// A lease request of this agent, for nothing yet.
+    pub fn lease_request(&self) -> pb::LeaseRequest {
+        pb::LeaseRequest { agent_id: self.id.clone(), session_secret: self.secret.clone(), ..Default::default() }
+    }
+
+    /// A heartbeat of this agent for `leases`.
+    pub fn heartbeat_request(&self, leases: Vec<pb::LeaseState>) -> pb::HeartbeatRequest {
+        pb::HeartbeatRequest { agent_id: self.id.clone(), leases, session_secret: self.secret.clone() }
     }
 
     /// Leases exactly one CPU trial.
@@ -166,8 +182,7 @@ impl Agent {
 
     /// Heartbeats one lease; returns the coordinator's command for it.
     pub async fn heartbeat(&mut self, lease_id: i64, running: bool) -> pb::LeaseCommand {
-        let req =
-            pb::HeartbeatRequest { agent_id: self.id.clone(), leases: vec![pb::LeaseState { lease_id, running }] };
+        let req = self.heartbeat_request(vec![pb::LeaseState { lease_id, running }]);
         let mut commands = self.client.heartbeat(req).await.expect("heartbeat").into_inner().commands;
         assert_eq!(commands.len(), 1, "one command per lease: {commands:?}");
         commands.remove(0)
@@ -178,7 +193,8 @@ impl Agent {
         lease_id: i64,
         epochs: &[(u32, &[(&str, f64)])],
     ) -> Result<pb::ReportMetricsResponse, Status> {
-        self.client.report_metrics(report(lease_id, epochs)).await.map(|r| r.into_inner())
+        let req = pb::ReportMetricsRequest { session_secret: self.secret.clone(), ..report(lease_id, epochs) };
+        self.client.report_metrics(req).await.map(|r| r.into_inner())
     }
 
     /// Completes an attempt that exited on its own with `exit_code`.
@@ -192,12 +208,15 @@ impl Agent {
         self.complete(req).await
     }
 
+    /// Sends `req` under this agent's session.
     pub async fn complete(&mut self, req: pb::CompleteRequest) -> Result<String, Status> {
+        let req = pb::CompleteRequest { session_secret: self.secret.clone(), ..req };
         self.client.complete(req).await.map(|r| r.into_inner().trial_state)
     }
 }
 
-/// A report of `(epoch, [(metric, value)])` records; the step is ten times the epoch.
+/// A report of `(epoch, [(metric, value)])` records without a session; the step is ten times the
+/// epoch.
 pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetricsRequest {
     pb::ReportMetricsRequest {
         lease_id,
@@ -212,6 +231,7 @@ pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetr
                     .collect(),
             })
             .collect(),
+        session_secret: String::new(),
     }
 }
 
