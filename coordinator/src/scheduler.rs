@@ -122,12 +122,32 @@ pub fn judge_lease(state: TrialState, current_lease: Option<i64>, lease_id: i64)
     }
 }
 
-/// Whether a metrics report under `lease_id` may still add rows to its trial. Until the trial has
-/// finished, yes, under any of its attempts: late rows of an expired attempt are kept. Once it has
-/// finished its outcome is final, except that a cancelled trial's attempt that is still being
-/// stopped (its lease still current) records the epochs it completes before it stops.
-pub fn records_rows(state: TrialState, current_lease: Option<i64>, lease_id: i64) -> bool {
-    !state.is_terminal() || judge_lease(state, current_lease, lease_id) == LeaseVerdict::Stop
+/// What a metrics report under a lease may still do to its trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowAdmission {
+    /// Add its rows, and move the trial's final values.
+    Rows,
+    /// Add its rows for the record, leaving the final values as they are.
+    RowsOnly,
+    /// Nothing: the trial's results are final.
+    Refused,
+}
+
+/// What a metrics report under `lease_id` may do. Until the trial has finished, everything, under
+/// any of its attempts: late rows of an expired attempt are kept. A cancelled trial's attempt that
+/// is still being stopped (its lease still current) records the epochs it completes before it
+/// stops. Once the trial has finished, its outcome and final values are fixed: the attempt that
+/// finished it may send nothing more, while the late rows of an attempt it superseded
+/// (`superseded`: a later attempt was leased) are still kept, since the retry may have resumed
+/// past them from a checkpoint and they exist nowhere else.
+pub fn admit_rows(state: TrialState, current_lease: Option<i64>, lease_id: i64, superseded: bool) -> RowAdmission {
+    if !state.is_terminal() || judge_lease(state, current_lease, lease_id) == LeaseVerdict::Stop {
+        RowAdmission::Rows
+    } else if superseded {
+        RowAdmission::RowsOnly
+    } else {
+        RowAdmission::Refused
+    }
 }
 
 /// When a failed trial may run again: exponential backoff with full jitter from the sweep's
@@ -231,15 +251,16 @@ mod tests {
     }
 
     #[test]
-    fn finished_trials_take_no_more_rows() {
+    fn finished_trials_take_no_more_rows_from_the_attempt_that_finished_them() {
+        use RowAdmission::*;
         use TrialState::*;
-        assert!(records_rows(Running, Some(7), 7));
-        assert!(records_rows(Running, Some(8), 7), "an expired attempt's late rows are kept");
-        assert!(records_rows(Pending, None, 7), "so are they while the trial waits for its retry");
-        assert!(records_rows(Cancelled, Some(7), 7), "an attempt being stopped records what it finishes");
+        assert_eq!(admit_rows(Running, Some(7), 7, false), Rows);
+        assert_eq!(admit_rows(Running, Some(8), 7, true), Rows, "an expired attempt's late rows are kept");
+        assert_eq!(admit_rows(Pending, None, 7, false), Rows, "so are they while the trial waits for its retry");
+        assert_eq!(admit_rows(Cancelled, Some(7), 7, false), Rows, "an attempt being stopped records what it finishes");
         for finished in [Succeeded, Failed, Stopped, Cancelled] {
-            assert!(!records_rows(finished, None, 7), "{finished:?}");
-            assert!(!records_rows(finished, Some(8), 7), "{finished:?} under another lease");
+            assert_eq!(admit_rows(finished, None, 7, false), Refused, "{finished:?}");
+            assert_eq!(admit_rows(finished, None, 7, true), RowsOnly, "{finished:?}: a superseded attempt's rows");
         }
     }
 

@@ -1,7 +1,8 @@
 //! Leases belong to the agent registration that was granted them, over real gRPC with a real
 //! SQLite store: another agent (a forger who knows or guesses lease ids and agent ids) is refused
 //! on every call and changes nothing, and once a trial has finished no report under any of its
-//! leases adds a row or moves a final value.
+//! leases moves a final value: the attempt that finished it adds nothing more, and an attempt it
+//! superseded adds only its late rows, which the retry may have resumed past.
 
 mod common;
 
@@ -99,7 +100,7 @@ async fn a_report_after_the_trial_finished_adds_nothing_and_moves_no_final() {
 }
 
 #[tokio::test]
-async fn an_expired_attempt_keeps_its_late_rows_until_the_trial_finishes() {
+async fn an_expired_attempt_keeps_its_late_rows_and_after_the_trial_finishes_they_move_no_final() {
     let env = Env::new(SHORT_TTL);
     let c = env.start().await;
     c.submit(sweep("late", &[1], "")).await.unwrap();
@@ -114,12 +115,17 @@ async fn an_expired_attempt_keeps_its_late_rows_until_the_trial_finishes() {
     assert_eq!(action(&next.heartbeat(second.lease_id, true).await), LeaseAction::Continue);
     assert_eq!(next.report(second.lease_id, &[(1, &[("loss", 0.9)])]).await.unwrap().rows_added, 1);
     assert_eq!(next.exit(second.lease_id, 0, "").await.unwrap(), "succeeded");
-    // ...and never once it is.
-    assert_status(old.report(first.lease_id, &[(4, &[("loss", 0.1)])]).await, Code::FailedPrecondition, "final");
+    let finished = finals(&c, "late").await;
+    // ...and once it is, they are still kept (the retry may have resumed past them), but the
+    // trial's outcome and final values stay as its last attempt left them.
+    assert_eq!(old.report(first.lease_id, &[(4, &[("loss", 0.1)])]).await.unwrap().rows_added, 1);
+    assert_eq!(finals(&c, "late").await, finished);
+    // The attempt that finished the trial may add nothing more.
+    assert_status(next.report(second.lease_id, &[(9, &[("loss", 0.0)])]).await, Code::FailedPrecondition, "final");
     c.running.flush().await.unwrap();
     let mut keys: Vec<_> = env.parquet_metrics("late").iter().map(|r| (r.attempt, r.epoch)).collect();
     keys.sort();
-    assert_eq!(keys, [(1, 3), (2, 1)]);
+    assert_eq!(keys, [(1, 3), (1, 4), (2, 1)]);
 }
 
 #[tokio::test]

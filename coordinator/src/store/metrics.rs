@@ -27,11 +27,12 @@ pub struct StoredMetric {
 impl Store {
     /// Stores a report under the attempt its lease was granted for (see
     /// [`Store::attempt_of_lease`]). Rows already stored are skipped, so a retried report is a no-op. Returns (rows added, rows that were duplicates).
-    /// Refused unless the report comes from the lease's holder and its trial has not finished
+    /// Refused unless the report comes from the lease's holder and may still add rows: once the
+    /// trial has finished, only late rows of an attempt it superseded, which move no final value
     /// (`sessions::admit_report`).
     pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
         let tx = self.conn.transaction()?;
-        super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
+        let moves_finals = super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
         let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
         if let Some(refusal) = admit_names(&tx, &sweep, batch, self.max_metric_names)? {
             // The trial would report these names again on any retry: it fails, and the rows of
@@ -73,7 +74,9 @@ impl Store {
                     if n == 1 {
                         added += 1;
                         last_seq = Some(tx.last_insert_rowid());
-                        final_value.execute(params![sweep, trial_id, metric, record.epoch, attempt, value])?;
+                        if moves_finals {
+                            final_value.execute(params![sweep, trial_id, metric, record.epoch, attempt, value])?;
+                        }
                     } else {
                         duplicate += 1;
                     }

@@ -46,17 +46,19 @@ pub(super) fn admit_lease_holder(tx: &Transaction, lease_id: i64, session: &Sess
     }
 }
 
-/// Admits a metrics report under `lease_id`: from its holder, and only while the rows can still
-/// matter. Once the trial has finished, its outcome is final: no late report adds a row or moves
-/// a final value, whichever attempt it comes from. A cancelled trial's attempt that is still being
-/// stopped records the epochs it finishes meanwhile. Rows of an expired attempt of a trial that
-/// has not finished are kept (see `Store::attempt_of_lease`).
-pub(super) fn admit_report(tx: &Transaction, lease_id: i64, session: &SessionHash) -> Result<()> {
+/// Admits a metrics report under `lease_id` from its holder, and says whether its rows may move
+/// the trial's final values (`scheduler::admit_rows`): once the trial has finished, the attempt
+/// that finished it may add nothing, and late rows of an attempt it superseded are kept without
+/// moving a final value.
+pub(super) fn admit_report(tx: &Transaction, lease_id: i64, session: &SessionHash) -> Result<bool> {
     admit_lease_holder(tx, lease_id, session)?;
     let h = holder(tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
-    if scheduler::records_rows(h.state, h.current_lease, lease_id) {
-        Ok(())
-    } else {
-        Err(Error::TrialFinished { lease_id, trial: h.trial_id, state: h.state.as_str() })
+    let (_, _, attempt) = super::Store::attempt_of_lease(tx, lease_id)?;
+    match scheduler::admit_rows(h.state, h.current_lease, lease_id, attempt < h.counters.attempt) {
+        scheduler::RowAdmission::Rows => Ok(true),
+        scheduler::RowAdmission::RowsOnly => Ok(false),
+        scheduler::RowAdmission::Refused => {
+            Err(Error::TrialFinished { lease_id, trial: h.trial_id, state: h.state.as_str() })
+        }
     }
 }
