@@ -119,7 +119,7 @@ impl Store {
 /// distinct names per sweep; otherwise records nothing and says why.
 fn admit_names(tx: &Transaction, sweep: &str, batch: &MetricBatch, limit: u32) -> Result<Option<String>> {
     let names: BTreeSet<&str> =
-        batch.epochs.iter().flat_map(|r| r.metrics.iter().map(|(name, _)| name.as_str())).collect();
+        batch.epochs.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
     let mut known = tx.prepare_cached("SELECT 1 FROM metric_names WHERE sweep = ?1 AND metric = ?2")?;
     let mut new = Vec::new();
     for name in names {
