@@ -21,6 +21,12 @@ pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
     // Names become an agent's `--name` flags and `SWEEP_PARAM_*` variables.
     sweep_spec::param_names::check(spec.params.keys().map(String::as_str))
         .map_err(|problem| invalid("params_json", problem))?;
+    // A built-in workload's values are checked here as well as by the CLI, for every client.
+    if let Some(workload) = sweep_spec::workloads::find(&spec.workload) {
+        workload
+            .check_resolved(&spec.params)
+            .map_err(|problem| Status::invalid_argument(format!("params_json: {problem}")))?;
+    }
     let id = TrialSpec::content_id(&spec.workload, spec.command.as_deref(), &spec.params, spec.data.as_ref());
     if id != spec.id {
         return Err(Status::invalid_argument(format!(

@@ -97,6 +97,15 @@ async fn bad_trials_are_refused_with_their_position_and_field() {
         (|t| t.params_json = r#"{"-x": 1}"#.into(), "trials[1]: params_json: expected a parameter name"),
         (|t| t.params_json = format!(r#"{{"{}": 1}}"#, "p".repeat(MAX_PARAM_NAME + 1)), "trials[1]: params_json"),
         (|t| t.params_json = r#"{"a-b": 1, "a_b": 2}"#.into(), "both become SWEEP_PARAM_A_B"),
+        // A built-in workload's values are checked against its catalogue, whoever submits.
+        (
+            |t| {
+                t.workload = "xmc_tree".into();
+                t.params_json = r#"{"loss": "hinge"}"#.into();
+            },
+            r#"trials[1]: params_json: params.loss: expected one of "squared_hinge", "logistic", got "hinge""#,
+        ),
+        (|t| t.workload = "mlp".into(), "trials[1]: params_json: params.depth: missing"),
     ];
     for (spoil, needle) in cases {
         let mut req = base.clone();
@@ -191,7 +200,10 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
         let status = agent.report(l.lease_id, &[(1, &[("ok", 1.0), (hostile, 1.0)])]).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{hostile:?}");
         assert!(status.message().starts_with("epochs[0].metrics[1].name: expected text without control"), "{status:?}");
-        assert!(!status.message().contains(['\x1b', '\x07', '\u{202E}', '\n']), "the refusal quotes it escaped: {status:?}");
+        assert!(
+            !status.message().contains(['\x1b', '\x07', '\u{202E}', '\n']),
+            "the refusal quotes it escaped: {status:?}"
+        );
     }
     assert_status(agent.report(987_654, &[(1, &[("m", 1.0)])]).await, Code::FailedPrecondition, "987654");
 
