@@ -45,9 +45,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Show sweeps, or one sweep's trials and the agents.
+    /// Show sweeps, or one sweep's trials and the agents, or one trial's attempts: where each
+    /// ran, how it ended, its epochs, and whether it resumed from a checkpoint.
     Status {
+        /// The sweep's name [default: list every sweep].
         sweep: Option<String>,
+        /// A trial id of that sweep (from `sweep status SWEEP`): show its attempts.
+        trial: Option<String>,
         /// Print JSON: counts per state, trials with state and attempts, agents.
         #[arg(long)]
         json: bool,
@@ -140,7 +144,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { file, trials } => commands::validate::run(&file, trials),
         Command::Submit { file, force } => commands::submit::run(&remote, &file, force).await,
-        Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
+        Command::Status { sweep: Some(sweep), trial: Some(trial), json } => {
+            commands::trial::run(&remote, &sweep, &trial, json).await
+        }
+        Command::Status { sweep, json, .. } => commands::status::run(&remote, sweep.as_deref(), json).await,
         Command::Watch { sweep } => commands::watch::run(&remote, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
         Command::Results { sweep, format, results } => {

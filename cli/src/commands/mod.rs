@@ -12,5 +12,6 @@ pub mod results;
 pub mod slurm;
 pub mod status;
 pub mod submit;
+pub mod trial;
 pub mod validate;
 pub mod watch;

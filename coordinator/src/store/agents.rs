@@ -43,6 +43,16 @@ impl Store {
         Ok(id)
     }
 
+    /// Hosts other than `hostname` with an agent heard from within `window_ms`.
+    pub fn hosts_alive_besides(&self, hostname: &str, now_ms: i64, window_ms: i64) -> Result<u32> {
+        let n: u32 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT hostname) FROM agents WHERE hostname != ?1 AND last_seen_ms >= ?2",
+            params![hostname, now_ms - window_ms],
+            |r| r.get(0),
+        )?;
+        Ok(n)
+    }
+
     /// Agents heard from within `window_ms`, with the number of leases each holds.
     pub fn agents(&self, now_ms: i64, window_ms: i64) -> Result<Vec<AgentRecord>> {
         let mut q = self.conn.prepare(
