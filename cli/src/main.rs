@@ -117,6 +117,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`sweep status | head`) would panic;
+    // like other command-line tools, end quietly instead.
+    // SAFETY: at the start of main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     #[cfg(feature = "embedded-agent")]
     if let Command::RunTrial { spec } = &cli.command {
