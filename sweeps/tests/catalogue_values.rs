@@ -42,7 +42,7 @@ fn outside_and_inside(p: &Param) -> Option<(String, String)> {
         Domain::AtLeast(min) => (number(p, min - 1.0), number(p, min)),
         Domain::Above(min) => (number(p, min), number(p, min + 1.0)),
         Domain::HalfOpen(lo, hi) => (number(p, hi), number(p, lo)),
-        Domain::Closed(lo, hi) => (number(p, hi + 0.5), number(p, hi)),
+        Domain::Closed(_, hi) => (number(p, hi + 0.5), number(p, hi)),
     })
 }
 
