@@ -38,6 +38,10 @@ pub struct CoordinatorConfig {
     pub connections: ConnectionConfig,
     #[command(flatten)]
     pub security: SecurityConfig,
+    /// Write Parquet for this sweep only (None: every sweep). `sweep local` runs one sweep and
+    /// writes only it into its results folder, whatever else the state folder holds.
+    #[arg(skip)]
+    pub results_only_for: Option<String>,
 }
 
 /// Bounds on connections, checked before any token is: see `connections.rs`.
@@ -111,6 +115,7 @@ impl CoordinatorConfig {
             max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
             connections: ConnectionConfig::default(),
             security: SecurityConfig::default(),
+            results_only_for: None,
         }
     }
 

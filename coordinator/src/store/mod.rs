@@ -10,6 +10,7 @@ mod leases;
 mod metrics;
 mod owners;
 mod queue;
+mod retry;
 mod schema;
 mod sessions;
 mod sweeps;
@@ -18,6 +19,7 @@ pub use agents::AgentRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};
+pub use retry::RetryWhich;
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 
 use crate::error::Result;
