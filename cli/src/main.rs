@@ -35,6 +35,7 @@ struct Cli {
 enum Command {
     /// Check a sweep file and show the trials it expands to.
     Validate {
+        /// The sweep file (TOML; README: Sweep files).
         file: PathBuf,
         /// List every trial with its parameters.
         #[arg(long)]
@@ -43,6 +44,7 @@ enum Command {
     /// Submit a sweep file to the coordinator and print the sweep id. Submitting again adds only
     /// trials that are new; a changed retry policy or trial definition is refused without --force.
     Submit {
+        /// The sweep file (TOML); relative paths in it resolve against its folder, on this machine.
         file: PathBuf,
         /// Replace the retry policy and trial definition of an existing sweep of this name. Trials
         /// already stored keep their state, results and definition; trials the new definition
@@ -52,6 +54,7 @@ enum Command {
     },
     /// Show sweeps, or one sweep's trials and the agents.
     Status {
+        /// A sweep's name: list its trials with their parameters [default: list every sweep].
         sweep: Option<String>,
         /// Print JSON: counts per state, trials with state and attempts, agents.
         #[arg(long)]
@@ -59,14 +62,24 @@ enum Command {
     },
     /// Show live progress until the sweep is done.
     #[command(after_help = exit::HELP)]
-    Watch { sweep: String },
+    Watch {
+        /// The sweep's name, as `sweep submit` printed it.
+        sweep: String,
+        /// Print one JSON object per change (as in `sweep status --json`: state, counts, total,
+        /// done, retries), one per line, instead of the progress bar.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel every unfinished trial of a sweep; running ones stop at their next heartbeat.
-    Cancel { sweep: String },
+    Cancel {
+        /// The sweep's name, as `sweep status` lists it.
+        sweep: String,
+    },
     /// Queue a sweep's failed and cancelled trials again, each with a fresh attempt budget
     /// (retry.max_attempts and retry.max_lost count from zero). Their earlier attempts and metric
     /// rows stay in the record; a cancelled sweep becomes active again. Only the sweep's owner or
     /// an admin may.
-    #[command(after_help = "Without --failed or --cancelled, both kinds are queued.
+    #[command(after_help = "Without --failed or --cancelled, both kinds are queued.\n\
                   Example: fix the training script, then `sweep retry my-sweep --failed && sweep watch my-sweep`.")]
     Retry {
         /// The sweep's name, as `sweep status` lists it.
@@ -103,7 +116,8 @@ enum Command {
     /// Draw a sweep's figures as PNG and SVG from its Parquet results and print their paths.
     /// Double-descent sweeps (workload mlp or double_descent, width varying) get test error vs
     /// width and a width × epoch heat map; other sweeps get each final metric against the first
-    /// numeric parameter that varies, averaged over seeds and the rest.
+    /// numeric parameter that varies, averaged over seeds and the rest. `--x PARAM --y METRIC`
+    /// picks the axes of one figure instead; `--curves` draws the metric per epoch.
     Plot {
         /// The sweep's name, as in `<results>/<SWEEP>/trials.parquet`.
         sweep: String,
@@ -116,6 +130,17 @@ enum Command {
         /// TrueType font for the text; on Debian it comes with the fonts-dejavu-core package.
         #[arg(long, env = "SWEEP_PLOT_FONT", default_value = plot::font::DEFAULT_FONT)]
         font: PathBuf,
+        /// Draw one figure with this parameter on the x axis (with --curves: one line per value)
+        /// instead of the figures chosen from the workload.
+        #[arg(long, value_name = "PARAM")]
+        x: Option<String>,
+        /// The metric on the y axis of that figure [default: the first by name].
+        #[arg(long, value_name = "METRIC")]
+        y: Option<String>,
+        /// Learning curves: the metric per epoch, from the metrics files, averaged over the trials
+        /// of each line (one line per value of --x, or one over all trials).
+        #[arg(long)]
+        curves: bool,
     },
     /// Run a sweep on this machine: coordinator and agents in this process, state in `.sweep/`,
     /// results in `./results`. Shows progress and ends with the results table.
@@ -183,14 +208,17 @@ async fn dispatch(cli: Cli, coordinator_given: bool) -> anyhow::Result<exit::End
         Command::Validate { file, trials } => commands::validate::run(&file, trials),
         Command::Submit { file, force } => commands::submit::run(&remote, &file, force).await,
         Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
-        Command::Watch { sweep } => return commands::watch::run(&remote, &sweep).await,
+        Command::Watch { sweep, json } => return commands::watch::run(&remote, &sweep, json).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
         Command::Retry { sweep, failed, cancelled } => commands::retry::run(&remote, &sweep, failed, cancelled).await,
         Command::Results { sweep, format, json, results } => {
             let format = if json { table::Format::Json } else { format };
             commands::results::run(&remote, coordinator_given, &sweep, format, results.as_deref()).await
         }
-        Command::Plot { sweep, results, out, font } => commands::plot::run(&sweep, &results, out.as_deref(), &font),
+        Command::Plot { sweep, results, out, font, x, y, curves } => {
+            let axes = plot::chosen::Axes { x, y, curves };
+            commands::plot::run(&sweep, &results, out.as_deref(), &font, &axes)
+        }
         Command::Slurm(cmd) => commands::slurm::run(cmd, &remote),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => return commands::local::run(args).await,

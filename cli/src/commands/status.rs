@@ -28,7 +28,7 @@ fn state_shown(s: &pb::SweepSummary) -> &str {
     }
 }
 
-fn summary_json(s: &pb::SweepSummary) -> Value {
+pub fn summary_json(s: &pb::SweepSummary) -> Value {
     json!({
         "sweep": s.sweep_id,
         "state": state_shown(s),

@@ -32,8 +32,15 @@ impl Store {
         now_ms: i64,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
-        let id = format!("{name}-{n}");
+        // The name as given, unless an earlier registration holds it (this agent before a restart,
+        // or another agent of the same name): then a number keeps every registration apart.
+        let taken: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)", [name], |r| r.get(0))?;
+        let id = if taken {
+            let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
+            format!("{name}-{n}")
+        } else {
+            name.to_string()
+        };
         tx.execute(
             "INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms, session_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",

@@ -160,6 +160,7 @@ mod tests {
             }),
             resources: Resources::default(),
             checkpoint_every_epochs: None,
+            command_bool: Default::default(),
         }
     }
 
