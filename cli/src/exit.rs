@@ -15,7 +15,11 @@ pub const HELP: &str = "Exit status: 0 when the command worked and every trial i
 pub enum Ended {
     Ok,
     /// The sweep finished with `failed` of its `total` trials failed.
-    TrialsFailed { sweep: String, failed: u32, total: u32 },
+    TrialsFailed {
+        sweep: String,
+        failed: u32,
+        total: u32,
+    },
     /// Ctrl-C (SIGINT) stopped it.
     Interrupted,
 }

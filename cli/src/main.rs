@@ -92,10 +92,12 @@ enum Command {
         cancelled: bool,
     },
     /// One row per trial with its parameters and final metrics.
-    #[command(after_help = "Where the rows come from: --results DIR (or SWEEP_RESULTS) reads DIR/<sweep>/trials.parquet;\n\
+    #[command(
+        after_help = "Where the rows come from: --results DIR (or SWEEP_RESULTS) reads DIR/<sweep>/trials.parquet;\n\
                   else a coordinator named with --coordinator (or SWEEP_COORDINATOR) is asked;\n\
                   else ./results/<sweep>/trials.parquet is read when it exists (what `sweep local` wrote here);\n\
-                  else the coordinator at the default address.")]
+                  else the coordinator at the default address."
+    )]
     Results {
         /// The sweep's name, as `sweep status` lists it.
         sweep: String,

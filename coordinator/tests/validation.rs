@@ -191,7 +191,10 @@ async fn agent_calls_with_bad_fields_are_invalid_arguments_naming_the_field() {
         let status = agent.report(l.lease_id, &[(1, &[("ok", 1.0), (hostile, 1.0)])]).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{hostile:?}");
         assert!(status.message().starts_with("epochs[0].metrics[1].name: expected text without control"), "{status:?}");
-        assert!(!status.message().contains(['\x1b', '\x07', '\u{202E}', '\n']), "the refusal quotes it escaped: {status:?}");
+        assert!(
+            !status.message().contains(['\x1b', '\x07', '\u{202E}', '\n']),
+            "the refusal quotes it escaped: {status:?}"
+        );
     }
     assert_status(agent.report(987_654, &[(1, &[("m", 1.0)])]).await, Code::FailedPrecondition, "987654");
 
@@ -267,12 +270,21 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
         prop_oneof![text(), prop::sample::select(vec!["", "auto", "0", "1", "2", "64", "65"]).prop_map(str::to_string)];
     (
         (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
-        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>()),
+        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
                 (trial_id, index, workload, command),
-                (params_json, data_json, gpus, checkpoint_every_epochs, fuse, gpu_share, cuda_graphs_off),
+                (
+                    params_json,
+                    data_json,
+                    gpus,
+                    checkpoint_every_epochs,
+                    fuse,
+                    gpu_share,
+                    cuda_graphs_off,
+                    command_bool_flag,
+                ),
             )| {
                 pb::Trial {
                     trial_id,
@@ -286,6 +298,7 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     fuse,
                     gpu_share,
                     cuda_graphs_off,
+                    command_bool_flag,
                 }
             },
         )

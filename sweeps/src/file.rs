@@ -8,8 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["name", "description", "workload", "command", "command_bool", "data", "params", "grid", "random", "resources", "retry"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "workload",
+    "command",
+    "command_bool",
+    "data",
+    "params",
+    "grid",
+    "random",
+    "resources",
+    "retry",
+];
 
 /// Longest sweep name. The name becomes a folder under the results and checkpoint roots.
 pub const MAX_NAME_LEN: usize = 100;
@@ -294,7 +305,9 @@ impl Reader<'_> {
         }
         let expected = || format!("one of \"{}\"", CommandBool::NAMES.join("\", \""));
         match v {
-            toml::Value::String(s) => CommandBool::parse(&s).ok_or_else(|| self.err("command_bool", format!("{}, got \"{s}\"", expected()))),
+            toml::Value::String(s) => {
+                CommandBool::parse(&s).ok_or_else(|| self.err("command_bool", format!("{}, got \"{s}\"", expected())))
+            }
             other => Err(self.err("command_bool", format!("{}, got {}", expected(), other.type_str()))),
         }
     }

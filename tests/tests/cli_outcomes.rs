@@ -89,7 +89,9 @@ fn sweep_local_exits_1_naming_the_failed_count_and_results_finds_its_files() {
     if !err.contains("unknown sweep") {
         // (Unless a coordinator happens to listen on the default address.)
         assert!(
-            err.contains("./results/nothing/trials.parquet") && err.contains("--results") && err.contains("--coordinator"),
+            err.contains("./results/nothing/trials.parquet")
+                && err.contains("--results")
+                && err.contains("--coordinator"),
             "{err}"
         );
     }

@@ -43,9 +43,9 @@ pub fn figure(
     let y = match &axes.y {
         Some(y) => y.clone(),
         None => {
-            let first = finals
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("sweep `{sweep}`: its trials report no metrics, so there is nothing to plot"))?;
+            let first = finals.first().ok_or_else(|| {
+                anyhow::anyhow!("sweep `{sweep}`: its trials report no metrics, so there is nothing to plot")
+            })?;
             plotted.notes.push(format!("y axis: {first} (the first metric by name; choose one with --y)"));
             first.to_string()
         }
@@ -111,10 +111,7 @@ fn learning_curves(
     let per_epoch = aggregate::latest_per_epoch(&metrics, y);
     if per_epoch.is_empty() {
         let reported: BTreeSet<&String> = metrics.iter().map(|m| &m.metric).collect();
-        anyhow::bail!(
-            "sweep `{sweep}`: no per-epoch `{y}` in its metrics files; they hold {}",
-            listed(&reported)
-        );
+        anyhow::bail!("sweep `{sweep}`: no per-epoch `{y}` in its metrics files; they hold {}", listed(&reported));
     }
     let group_by: Vec<String> = by.map(|p| vec![p.to_string()]).unwrap_or_default();
     let mut groups = aggregate::groups(done, &group_by);

@@ -49,7 +49,8 @@ impl Store {
                  WHERE sweep = ?1 AND state IN (?2, ?3) ORDER BY idx",
             )?;
             let (a, b) = (states[0].as_str(), states.last().expect("one state at least").as_str());
-            let rows = q.query_map(params![sweep, a, b], |r| Ok((r.get(0)?, r.get(1)?, counters_at(r, 2)?, r.get(5)?)))?;
+            let rows =
+                q.query_map(params![sweep, a, b], |r| Ok((r.get(0)?, r.get(1)?, counters_at(r, 2)?, r.get(5)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         for (trial_id, state, counters, lease_id) in &chosen {
