@@ -134,6 +134,7 @@ impl Agent {
         node: Node,
         registered: pb::RegisterResponse,
     ) -> Agent {
+        let checkpoint_root = crate::checkpoint_root::choose(&config, &registered);
         let session = Session::new(registered.agent_id, registered.session_secret);
         if let Err(e) = session.save(&config.work_dir) {
             tracing::warn!(error = %e, "could not keep the session secret: output left unreported by this run cannot be re-sent after a restart");
@@ -152,7 +153,7 @@ impl Agent {
         let beats =
             heartbeat::beat_forever(client.clone(), session.clone(), active.clone(), every, wake_heartbeat.clone());
         Agent {
-            checkpoint_root: config.checkpoint_root(),
+            checkpoint_root,
             runner: runner.sharing_cores(node.slots),
             config,
             client,

@@ -3,6 +3,7 @@
 //! It knows nothing of SQLite or Parquet; trials' libtorch code lives in `sweep-workloads`.
 
 pub mod agent;
+mod checkpoint_root;
 pub mod client;
 pub mod config;
 pub mod gpus;

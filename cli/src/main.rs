@@ -52,10 +52,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Show sweeps, or one sweep's trials and the agents.
+    /// Show sweeps, or one sweep's trials and the agents, or one trial's attempts: where each
+    /// ran, how it ended, its epochs, and whether it resumed from a checkpoint.
     Status {
         /// A sweep's name: list its trials with their parameters [default: list every sweep].
         sweep: Option<String>,
+        /// A trial id of that sweep (from `sweep status SWEEP`): show its attempts.
+        trial: Option<String>,
         /// Print JSON: counts per state, trials with state and attempts, agents.
         #[arg(long)]
         json: bool,
@@ -179,6 +182,10 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
 }
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`sweep status | head`) would panic;
+    // like other command-line tools, end quietly instead.
+    // SAFETY: at the start of main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let matches = Cli::command().get_matches();
     // `sweep results` reads ./results/ unless a coordinator was named (README: Results).
     let coordinator_given = given(&matches, "url");
@@ -209,7 +216,10 @@ async fn dispatch(cli: Cli, coordinator_given: bool) -> anyhow::Result<exit::End
     let done = match cli.command {
         Command::Validate { file, trials } => commands::validate::run(&file, trials),
         Command::Submit { file, force } => commands::submit::run(&remote, &file, force).await,
-        Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
+        Command::Status { sweep: Some(sweep), trial: Some(trial), json } => {
+            commands::trial::run(&remote, &sweep, &trial, json).await
+        }
+        Command::Status { sweep, json, .. } => commands::status::run(&remote, sweep.as_deref(), json).await,
         Command::Watch { sweep, json } => return commands::watch::run(&remote, &sweep, json).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
         Command::Retry { sweep, failed, cancelled } => commands::retry::run(&remote, &sweep, failed, cancelled).await,

@@ -33,7 +33,8 @@ pub fn render(rows: &[TrialRow], format: Format) -> String {
                     })
                 })
                 .collect();
-            sweep_spec::text::escape_json(&serde_json::to_string_pretty(&out).expect("json renders")).into_owned() + "\n"
+            sweep_spec::text::escape_json(&serde_json::to_string_pretty(&out).expect("json renders")).into_owned()
+                + "\n"
         }
         Format::Csv => {
             let params = param_names(rows, false);
@@ -276,6 +277,9 @@ mod tests {
             assert!(out.lines().count() <= 6, "{out}");
         }
         let json = render(&[r], Format::Json);
-        assert!(!json.contains(['\x1b', '\u{202e}']) && json.contains("\\u001b[2J") && json.contains("\\u202e"), "{json}");
+        assert!(
+            !json.contains(['\x1b', '\u{202e}']) && json.contains("\\u001b[2J") && json.contains("\\u202e"),
+            "{json}"
+        );
     }
 }

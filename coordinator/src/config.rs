@@ -34,6 +34,11 @@ pub struct CoordinatorConfig {
     /// trials.parquet. Per-class accuracies of a 1,000-class model fit in the default.
     #[arg(long, env = "SWEEP_MAX_METRIC_NAMES", default_value_t = crate::limits::DEFAULT_MAX_METRIC_NAMES)]
     pub max_metric_names: u32,
+    /// The cluster's checkpoint folder, on a filesystem every agent mounts at this path. Agents
+    /// started without `--checkpoint-root` use it, so a retry on another node resumes instead of
+    /// starting over [default: none; each agent keeps checkpoints under its own work dir].
+    #[arg(long, env = "SWEEP_CHECKPOINT_ROOT")]
+    pub checkpoint_root: Option<PathBuf>,
     #[command(flatten)]
     pub connections: ConnectionConfig,
     #[command(flatten)]
@@ -113,6 +118,7 @@ impl CoordinatorConfig {
             http_listen: None,
             quarantine_after: crate::store::DEFAULT_QUARANTINE_AFTER,
             max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
+            checkpoint_root: None,
             connections: ConnectionConfig::default(),
             security: SecurityConfig::default(),
             results_only_for: None,

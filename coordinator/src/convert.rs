@@ -7,7 +7,7 @@ use crate::limits::*;
 use crate::results::TrialRow;
 use crate::scheduler::GpuRoom;
 use crate::session::SessionHash;
-use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
+use crate::store::{AgentRecord, AttemptRecord, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
 use sweep_proto::v1 as pb;
 use sweep_spec::{EpochRecord, TrialSpec};
@@ -21,6 +21,12 @@ pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
     // Names become an agent's `--name` flags and `SWEEP_PARAM_*` variables.
     sweep_spec::param_names::check(spec.params.keys().map(String::as_str))
         .map_err(|problem| invalid("params_json", problem))?;
+    // A built-in workload's values are checked here as well as by the CLI, for every client.
+    if let Some(workload) = sweep_spec::workloads::find(&spec.workload) {
+        workload
+            .check_resolved(&spec.params)
+            .map_err(|problem| Status::invalid_argument(format!("params_json: {problem}")))?;
+    }
     let id = TrialSpec::content_id(&spec.workload, spec.command.as_deref(), &spec.params, spec.data.as_ref());
     if id != spec.id {
         return Err(Status::invalid_argument(format!(
@@ -121,6 +127,23 @@ pub fn trial_status_to_wire(t: TrialRecord) -> pb::TrialStatus {
         agent: t.agent.unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
         params_json: t.params_json,
+    }
+}
+
+pub fn attempt_to_wire(a: AttemptRecord) -> pb::AttemptInfo {
+    pb::AttemptInfo {
+        attempt: a.attempt,
+        agent: a.agent,
+        outcome: a.outcome.unwrap_or_default(),
+        exit_code: a.exit_code,
+        signal: a.signal,
+        error: a.error.unwrap_or_default(),
+        leased_at_ms: a.leased_at_ms,
+        started_at_ms: a.started_at_ms.unwrap_or_default(),
+        finished_at_ms: a.finished_at_ms.unwrap_or_default(),
+        first_epoch: a.epochs.map(|(first, _)| first),
+        last_epoch: a.epochs.map(|(_, last)| last),
+        resumed_after_epoch: a.resumed_after_epoch,
     }
 }
 

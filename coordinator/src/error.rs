@@ -6,6 +6,8 @@ use crate::results::ResultsError;
 pub enum Error {
     #[error("unknown sweep `{0}`")]
     UnknownSweep(String),
+    #[error("unknown {0}")]
+    NotFound(String),
     #[error("unknown agent `{0}`: register again")]
     UnknownAgent(String),
     #[error("lease {0} is no longer current (expired, superseded or finished)")]
@@ -39,7 +41,7 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::UnknownSweep(_) | Error::UnknownAgent(_) => tonic::Status::not_found(message),
+            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NotFound(_) => tonic::Status::not_found(message),
             Error::StaleLease(_) | Error::Refused(_) | Error::TrialFinished { .. } | Error::Conflict(_) => {
                 tonic::Status::failed_precondition(message)
             }

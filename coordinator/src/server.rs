@@ -116,6 +116,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
         shared: shared.clone(),
         lease_ttl: config.lease_ttl,
         heartbeat_interval: config.heartbeat_interval(),
+        checkpoint_root: config.checkpoint_root.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
     };
     // Only the two sweep services are guarded; health and reflection stay open for probes.
     let sweeps = InterceptedService::new(

@@ -97,6 +97,15 @@ async fn bad_trials_are_refused_with_their_position_and_field() {
         (|t| t.params_json = r#"{"-x": 1}"#.into(), "trials[1]: params_json: expected a parameter name"),
         (|t| t.params_json = format!(r#"{{"{}": 1}}"#, "p".repeat(MAX_PARAM_NAME + 1)), "trials[1]: params_json"),
         (|t| t.params_json = r#"{"a-b": 1, "a_b": 2}"#.into(), "both become SWEEP_PARAM_A_B"),
+        // A built-in workload's values are checked against its catalogue, whoever submits.
+        (
+            |t| {
+                t.workload = "xmc_tree".into();
+                t.params_json = r#"{"loss": "hinge"}"#.into();
+            },
+            r#"trials[1]: params_json: params.loss: expected one of "squared_hinge", "logistic", got "hinge""#,
+        ),
+        (|t| t.workload = "mlp".into(), "trials[1]: params_json: params.depth: missing"),
     ];
     for (spoil, needle) in cases {
         let mut req = base.clone();

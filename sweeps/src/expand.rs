@@ -64,6 +64,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
             });
         }
     }
+    check_draws(file, &trials)?;
     if !file.resources.fuse.is_off() {
         for trial in &trials {
             crate::fusion::key(trial).map_err(|e| {
@@ -76,6 +77,33 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
         }
     }
     Ok(trials)
+}
+
+/// A random draw is checked against the workload catalogue like any other value (the sweep file
+/// checks the bounds it can, `file::check_param_names`): a draw outside a parameter's domain
+/// would fail its trial at run time.
+fn check_draws(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> {
+    let (Some(random), Some(workload)) = (&file.random, workloads::find(&file.workload)) else {
+        return Ok(());
+    };
+    for (key, _) in &random.dists {
+        let Some(param) = workload.param(key) else { continue };
+        for trial in trials {
+            let drawn = &trial.params[key.as_str()];
+            if param.check(drawn).is_err() {
+                return Err(SpecError::invalid(
+                    &file.path,
+                    &format!("random.{key}"),
+                    format!(
+                        "a range inside {}, but trial {} drew {drawn}",
+                        param.domain.describe(param.kind),
+                        trial.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The grid values of point `index`, decoded as a mixed-radix number with the last key fastest.

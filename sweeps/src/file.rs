@@ -587,7 +587,7 @@ impl Reader<'_> {
             r.dists.iter().map(|(k, d)| {
                 let samples = match d {
                     Distribution::Choice(options) => options.clone(),
-                    Distribution::IntUniform(lo, _) => vec![Value::from(*lo)],
+                    Distribution::IntUniform(lo, hi) => vec![Value::from(*lo), Value::from(*hi)],
                     Distribution::Uniform(lo, _) | Distribution::LogUniform(lo, _) => vec![Value::from(*lo)],
                 };
                 (k.as_str(), format!("random.{k}"), samples)
@@ -614,8 +614,8 @@ impl Reader<'_> {
                         self.err(&key, format!("a parameter of workload `{}`: one of {}", w.name, known.join(", ")))
                     );
                 };
-                if let Some(bad) = values.iter().find(|v| !p.kind.accepts(v)) {
-                    return Err(self.err(&key, format!("{} ({}), got {bad}", p.kind.describe(), p.help)));
+                if let Some(problem) = values.iter().find_map(|v| p.check(v).err()) {
+                    return Err(self.err(&key, problem));
                 }
             }
         }

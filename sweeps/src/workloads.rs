@@ -43,11 +43,83 @@ impl Kind {
     }
 }
 
+/// The values a parameter takes beyond its type: what `sweep validate` checks for every value of
+/// every grid, random draw and fixed parameter, and what a trial checks again before it trains, so
+/// a trial never fails for a value the sweep file already showed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Domain {
+    /// Any value of the parameter's kind.
+    Any,
+    /// One of these names; for a table (`optimizer`, `schedule`), its `name`.
+    OneOf(&'static [&'static str]),
+    /// A number >= this.
+    AtLeast(f64),
+    /// A number > this.
+    Above(f64),
+    /// A number in [lo, hi).
+    HalfOpen(f64, f64),
+    /// A number in [lo, hi].
+    Closed(f64, f64),
+}
+
+impl Domain {
+    /// What a value must be, for messages: `one of "ce", "focal"`, `a number in [0, 1)`.
+    pub fn describe(self, kind: Kind) -> String {
+        let number = if kind == Kind::Int { "an integer" } else { "a number" };
+        match self {
+            Domain::Any => kind.describe().to_string(),
+            Domain::OneOf(names) => {
+                let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                let what = if kind == Kind::Str { "one of" } else { "name = one of" };
+                format!("{what} {}", names.join(", "))
+            }
+            Domain::AtLeast(min) => format!("{number} >= {min}"),
+            Domain::Above(min) => format!("{number} > {min}"),
+            Domain::HalfOpen(lo, hi) => format!("{number} in [{lo}, {hi})"),
+            Domain::Closed(lo, hi) => format!("{number} in [{lo}, {hi}]"),
+        }
+    }
+
+    /// Whether a value of the right kind is in the domain. A table without a `name` key, or a
+    /// name that is not a string, is left to the workload's own parsing, which names the key.
+    pub fn contains(self, v: &Value) -> bool {
+        let number = || v.as_f64().filter(|x| x.is_finite());
+        match self {
+            Domain::Any => true,
+            Domain::OneOf(names) => match v {
+                Value::String(s) => names.contains(&s.as_str()),
+                Value::Object(table) => {
+                    table.get("name").and_then(Value::as_str).is_none_or(|name| names.contains(&name))
+                }
+                _ => false,
+            },
+            Domain::AtLeast(min) => number().is_some_and(|x| x >= min),
+            Domain::Above(min) => number().is_some_and(|x| x > min),
+            Domain::HalfOpen(lo, hi) => number().is_some_and(|x| lo <= x && x < hi),
+            Domain::Closed(lo, hi) => number().is_some_and(|x| lo <= x && x <= hi),
+        }
+    }
+}
+
 pub struct Param {
     pub name: &'static str,
     pub kind: Kind,
     pub default: fn() -> Value,
     pub help: &'static str,
+    pub domain: Domain,
+}
+
+impl Param {
+    /// The value's type and domain; the error reads after "expected": `an integer >= 1, got 0`.
+    pub fn check(&self, v: &Value) -> Result<(), String> {
+        if !self.kind.accepts(v) {
+            return Err(format!("{} ({}), got {v}", self.kind.describe(), self.help));
+        }
+        if !self.domain.contains(v) {
+            return Err(format!("{}, got {v}", self.domain.describe(self.kind)));
+        }
+        Ok(())
+    }
 }
 
 pub struct Workload {
@@ -60,11 +132,36 @@ impl Workload {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// A trial's resolved parameters against the catalogue: no unknown key, none missing, each
+    /// value of its kind and domain. The message names the key: `params.width: expected an
+    /// integer >= 1, got 0`. The coordinator runs it on every submitted trial, the workload again
+    /// before training.
+    pub fn check_resolved(&self, params: &serde_json::Map<String, Value>) -> Result<(), String> {
+        for (key, value) in params {
+            let Some(param) = self.param(key) else {
+                let known: Vec<_> = self.params.iter().map(|p| p.name).collect();
+                return Err(format!(
+                    "params.{key}: not a parameter of workload `{}`; expected one of {}",
+                    self.name,
+                    known.join(", ")
+                ));
+            };
+            param.check(value).map_err(|problem| format!("params.{key}: expected {problem}"))?;
+        }
+        if let Some(missing) = self.params.iter().find(|p| !params.contains_key(p.name)) {
+            return Err(format!("params.{}: missing; a trial must carry every parameter resolved", missing.name));
+        }
+        Ok(())
+    }
 }
 
 macro_rules! param {
     ($name:literal, $kind:ident, $default:tt, $help:literal) => {
-        Param { name: $name, kind: Kind::$kind, default: || json!($default), help: $help }
+        param!($name, $kind, $default, $help, Any)
+    };
+    ($name:literal, $kind:ident, $default:tt, $help:literal, $domain:ident $(($($arg:expr),*))?) => {
+        Param { name: $name, kind: Kind::$kind, default: || json!($default), help: $help, domain: Domain::$domain $(($($arg),*))? }
     };
 }
 
@@ -75,7 +172,8 @@ macro_rules! optimizer {
             "optimizer",
             Table,
             $default,
-            "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }"
+            "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }",
+            OneOf(&["sgd", "adam", "adamw"])
         )
     };
 }
@@ -87,41 +185,53 @@ macro_rules! schedule {
             "schedule",
             StrOrTable,
             $default,
-            "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }"
+            "\"constant\" | \"cosine\" | { name = \"step\", every_epochs, gamma, warmup_epochs }",
+            OneOf(&["constant", "cosine", "step"])
         )
     };
 }
 
 /// Parameters that mean the same, with the same default, in every workload that trains on batches
 /// of images.
-const BATCH_SIZE: Param = param!("batch_size", Int, 128, "mini-batch size");
+const BATCH_SIZE: Param = param!("batch_size", Int, 128, "mini-batch size", AtLeast(1.0));
 const AUGMENT: Param = param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip");
-const EVAL_EVERY: Param = param!("eval_every", Int, 1, "evaluate and report every this many epochs");
-const PRECISION: Param =
-    param!("precision", Str, "auto", "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16");
+const EVAL_EVERY: Param = param!("eval_every", Int, 1, "evaluate and report every this many epochs", AtLeast(1.0));
+const PRECISION: Param = param!(
+    "precision",
+    Str,
+    "auto",
+    "auto (bf16 autocast on CUDA, fp32 on the CPU) | fp32 | bf16",
+    OneOf(&["auto", "fp32", "bf16"])
+);
 
 pub static MLP: Workload = Workload {
     name: "mlp",
     help: "an MLP classifier trained with libtorch on a seeded synthetic noisy classification set",
     params: &[
-        param!("width", Int, 64, "hidden units per layer"),
-        param!("depth", Int, 1, "hidden layers"),
+        param!("width", Int, 64, "hidden units per layer", AtLeast(1.0)),
+        param!("depth", Int, 1, "hidden layers", AtLeast(1.0)),
         param!(
             "hidden_trainable",
             Bool,
             true,
             "false: random features, only the output layer is fitted by minimum-norm least squares"
         ),
-        param!("n", Int, 1000, "training points"),
-        param!("n_test", Int, 2000, "test points (labels never noisy)"),
-        param!("dim", Int, 32, "input dimension"),
-        param!("classes", Int, 4, "number of classes"),
-        param!("label_noise", Float, 0.1, "fraction of training labels replaced by a different class"),
-        param!("epochs", Int, 20, "training epochs (random features: one closed-form fit)"),
+        param!("n", Int, 1000, "training points", AtLeast(1.0)),
+        param!("n_test", Int, 2000, "test points (labels never noisy)", AtLeast(1.0)),
+        param!("dim", Int, 32, "input dimension", AtLeast(1.0)),
+        param!("classes", Int, 4, "number of classes", AtLeast(2.0)),
+        param!(
+            "label_noise",
+            Float,
+            0.1,
+            "fraction of training labels replaced by a different class",
+            Closed(0.0, 1.0)
+        ),
+        param!("epochs", Int, 20, "training epochs (random features: one closed-form fit)", AtLeast(1.0)),
         BATCH_SIZE,
-        param!("optimizer", Table, {"name": "adam", "lr": 1e-3}, "{ name = \"adam\" | \"sgd\", lr, momentum }"),
-        param!("weight_decay", Float, 0.0, "L2 penalty; the ridge coefficient for random features"),
-        param!("seed", Int, 0, "seeds the data, the label noise and the initialisation"),
+        param!("optimizer", Table, {"name": "adam", "lr": 1e-3}, "{ name = \"adam\" | \"sgd\", lr, momentum }", OneOf(&["adam", "sgd"])),
+        param!("weight_decay", Float, 0.0, "L2 penalty; the ridge coefficient for random features", AtLeast(0.0)),
+        param!("seed", Int, 0, "seeds the data, the label noise and the initialisation", AtLeast(0.0)),
     ],
 };
 
@@ -129,20 +239,20 @@ pub static DOUBLE_DESCENT: Workload = Workload {
     name: "double_descent",
     help: "image classifiers of a given width trained with label noise (Nakkiran et al. 2019), on CIFAR-10/100, image folders or .npy arrays",
     params: &[
-        param!("model", Str, "preact_resnet18", "preact_resnet18 | cnn5 | mlp | random_features"),
-        param!("width", Int, 64, "k: the network's widths are [k, 2k, 4k, 8k]; hidden units for mlp; features for random_features"),
-        param!("label_noise", Float, 0.15, "fraction of training labels replaced by a different class, fixed per seed"),
-        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw); the ridge coefficient for random_features"),
-        param!("dropout", Float, 0.0, "dropout before the classifier"),
+        param!("model", Str, "preact_resnet18", "preact_resnet18 | cnn5 | mlp | random_features", OneOf(&["preact_resnet18", "cnn5", "mlp", "random_features"])),
+        param!("width", Int, 64, "k: the network's widths are [k, 2k, 4k, 8k]; hidden units for mlp; features for random_features", AtLeast(1.0)),
+        param!("label_noise", Float, 0.15, "fraction of training labels replaced by a different class, fixed per seed", HalfOpen(0.0, 1.0)),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw); the ridge coefficient for random_features", AtLeast(0.0)),
+        param!("dropout", Float, 0.0, "dropout before the classifier", HalfOpen(0.0, 1.0)),
         AUGMENT,
-        param!("epochs", Int, 200, "training epochs"),
+        param!("epochs", Int, 200, "training epochs", AtLeast(1.0)),
         BATCH_SIZE,
         optimizer!({"name": "adam", "lr": 1e-4}),
         schedule!("constant"),
-        param!("n_train", Int, 0, "use the first n_train training images (0: all); n sets the interpolation threshold"),
+        param!("n_train", Int, 0, "use the first n_train training images (0: all); n sets the interpolation threshold", AtLeast(0.0)),
         EVAL_EVERY,
         PRECISION,
-        param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise"),
+        param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise", AtLeast(0.0)),
     ],
 };
 
@@ -150,28 +260,28 @@ pub static LONG_TAIL: Workload = Workload {
     name: "long_tail",
     help: "long-tailed classification (CIFAR-LT, ImageNet-LT): re-weighted and margin losses, re-sampling and classifier retraining, scored on many/medium/few-shot classes",
     params: &[
-        param!("model", Str, "resnet32", "resnet32 (CIFAR) | resnet10 | resnext50 (ImageNet-LT) | mlp | linear"),
-        param!("hidden", Int, 256, "hidden units of the mlp model"),
-        param!("loss", Str, "ce", "ce | focal | cb_ce | cb_focal | ldam_drw | balanced_softmax | logit_adjust"),
-        param!("focal_gamma", Float, 1.0, "gamma of focal and cb_focal"),
-        param!("cb_beta", Float, 0.9999, "beta of the effective number of samples: class-balanced weights of cb_ce, cb_focal and the DRW stage"),
-        param!("ldam_max_margin", Float, 0.5, "largest LDAM margin (the rarest class's)"),
-        param!("ldam_scale", Float, 30.0, "logit scale s of LDAM on its cosine classifier"),
-        param!("drw_epoch", Int, 160, "ldam_drw: epoch (from 0) from which the loss is re-weighted"),
-        param!("logit_adjust_tau", Float, 1.0, "tau of the logit-adjusted loss"),
-        param!("sampler", Str, "instance", "instance | class_balanced | sqrt"),
-        param!("posthoc_tau", Float, 0.0, "post-hoc logit adjustment at evaluation: logits - tau * log prior (0 = off)"),
-        param!("tau_norm", Float, 0.0, "tau-normalised classifier at evaluation: w_c / |w_c|^tau, no bias (0 = off)"),
-        param!("crt_epochs", Int, 0, "classifier re-training (cRT): epochs of a second stage on frozen features with class-balanced sampling (0 = off)"),
-        param!("weight_decay", Float, 2e-4, "L2 penalty (decoupled for adamw)"),
+        param!("model", Str, "resnet32", "resnet32 (CIFAR) | resnet10 | resnext50 (ImageNet-LT) | mlp | linear", OneOf(&["resnet32", "resnet10", "resnext50", "mlp", "linear"])),
+        param!("hidden", Int, 256, "hidden units of the mlp model", AtLeast(1.0)),
+        param!("loss", Str, "ce", "ce | focal | cb_ce | cb_focal | ldam_drw | balanced_softmax | logit_adjust", OneOf(&["ce", "focal", "cb_ce", "cb_focal", "ldam_drw", "balanced_softmax", "logit_adjust"])),
+        param!("focal_gamma", Float, 1.0, "gamma of focal and cb_focal", AtLeast(0.0)),
+        param!("cb_beta", Float, 0.9999, "beta of the effective number of samples: class-balanced weights of cb_ce, cb_focal and the DRW stage", HalfOpen(0.0, 1.0)),
+        param!("ldam_max_margin", Float, 0.5, "largest LDAM margin (the rarest class's)", AtLeast(0.0)),
+        param!("ldam_scale", Float, 30.0, "logit scale s of LDAM on its cosine classifier", Above(0.0)),
+        param!("drw_epoch", Int, 160, "ldam_drw: epoch (from 0) from which the loss is re-weighted", AtLeast(0.0)),
+        param!("logit_adjust_tau", Float, 1.0, "tau of the logit-adjusted loss", AtLeast(0.0)),
+        param!("sampler", Str, "instance", "instance | class_balanced | sqrt", OneOf(&["instance", "class_balanced", "sqrt"])),
+        param!("posthoc_tau", Float, 0.0, "post-hoc logit adjustment at evaluation: logits - tau * log prior (0 = off)", AtLeast(0.0)),
+        param!("tau_norm", Float, 0.0, "tau-normalised classifier at evaluation: w_c / |w_c|^tau, no bias (0 = off)", AtLeast(0.0)),
+        param!("crt_epochs", Int, 0, "classifier re-training (cRT): epochs of a second stage on frozen features with class-balanced sampling (0 = off)", AtLeast(0.0)),
+        param!("weight_decay", Float, 2e-4, "L2 penalty (decoupled for adamw)", AtLeast(0.0)),
         AUGMENT,
-        param!("epochs", Int, 200, "training epochs of the first stage"),
+        param!("epochs", Int, 200, "training epochs of the first stage", AtLeast(1.0)),
         BATCH_SIZE,
         optimizer!({"name": "sgd", "lr": 0.1, "momentum": 0.9}),
         schedule!("cosine"),
         EVAL_EVERY,
         PRECISION,
-        param!("seed", Int, 0, "seeds initialisation, sampling order and augmentation"),
+        param!("seed", Int, 0, "seeds initialisation, sampling order and augmentation", AtLeast(0.0)),
     ],
 };
 
@@ -179,25 +289,25 @@ pub static XMC_TREE: Workload = Workload {
     name: "xmc_tree",
     help: "a label tree for extreme multi-label classification (Parabel/PECOS style) on XC-format BoW files: PIFA label embeddings, a recursive partitioner, linear classifiers per node, beam search",
     params: &[
-        param!("partitioner", Str, "kmeans_balanced", "kmeans_balanced | kmeans | random | metis: how each node's labels are split among its children"),
-        param!("branching", Int, 2, "children per internal node"),
-        param!("max_leaf", Int, 100, "a node with at most this many labels is a leaf"),
-        param!("depth", Int, 20, "deepest level of internal nodes; a node at this depth is a leaf whatever its size"),
-        param!("label_graph", Str, "cooccurrence", "metis only: cooccurrence (labels sharing training points) | knn (nearest labels by PIFA cosine)"),
-        param!("knn", Int, 10, "metis with label_graph = knn: neighbours per label"),
-        param!("cluster_iters", Int, 20, "k-means iterations at most per split"),
-        param!("cluster_eps", Float, 1e-4, "k-means stops when the mean similarity to the centroids improves by less than this"),
-        param!("loss", Str, "squared_hinge", "squared_hinge | logistic: the loss of every node classifier"),
-        param!("c", Float, 1.0, "inverse L2 strength of the node classifiers"),
-        param!("max_iter", Int, 20, "dual coordinate descent passes at most per classifier"),
-        param!("eps", Float, 0.1, "dual coordinate descent stops when the projected gradient's spread is below this"),
-        param!("prune_threshold", Float, 0.1, "weights with magnitude below this are dropped after training"),
-        param!("beam", Int, 10, "beam width of the tree search at inference"),
-        param!("n_trees", Int, 3, "trees in the ensemble, each built and trained from its own seed; a label scores the mean over the trees of its path probability (0 in a tree whose beam missed it), as omikuji ranks"),
-        param!("psp_a", Float, 0.55, "A of the Jain et al. (2016) propensity model"),
-        param!("psp_b", Float, 1.5, "B of the Jain et al. (2016) propensity model"),
-        param!("threads", Int, 0, "worker threads for tree building, training and inference (0: the share of the cores the agent gives each trial, SWEEP_CPU_THREADS; all cores outside an agent)"),
-        param!("seed", Int, 0, "seeds the partitioners and the solver's coordinate order"),
+        param!("partitioner", Str, "kmeans_balanced", "kmeans_balanced | kmeans | random | metis: how each node's labels are split among its children", OneOf(&["kmeans_balanced", "kmeans", "random", "metis"])),
+        param!("branching", Int, 2, "children per internal node", AtLeast(2.0)),
+        param!("max_leaf", Int, 100, "a node with at most this many labels is a leaf", AtLeast(1.0)),
+        param!("depth", Int, 20, "deepest level of internal nodes; a node at this depth is a leaf whatever its size", AtLeast(1.0)),
+        param!("label_graph", Str, "cooccurrence", "metis only: cooccurrence (labels sharing training points) | knn (nearest labels by PIFA cosine)", OneOf(&["cooccurrence", "knn"])),
+        param!("knn", Int, 10, "metis with label_graph = knn: neighbours per label", AtLeast(1.0)),
+        param!("cluster_iters", Int, 20, "k-means iterations at most per split", AtLeast(1.0)),
+        param!("cluster_eps", Float, 1e-4, "k-means stops when the mean similarity to the centroids improves by less than this", AtLeast(0.0)),
+        param!("loss", Str, "squared_hinge", "squared_hinge | logistic: the loss of every node classifier", OneOf(&["squared_hinge", "logistic"])),
+        param!("c", Float, 1.0, "inverse L2 strength of the node classifiers", Above(0.0)),
+        param!("max_iter", Int, 20, "dual coordinate descent passes at most per classifier", AtLeast(1.0)),
+        param!("eps", Float, 0.1, "dual coordinate descent stops when the projected gradient's spread is below this", Above(0.0)),
+        param!("prune_threshold", Float, 0.1, "weights with magnitude below this are dropped after training", AtLeast(0.0)),
+        param!("beam", Int, 10, "beam width of the tree search at inference", AtLeast(1.0)),
+        param!("n_trees", Int, 3, "trees in the ensemble, each built and trained from its own seed; a label scores the mean over the trees of its path probability (0 in a tree whose beam missed it), as omikuji ranks", AtLeast(1.0)),
+        param!("psp_a", Float, 0.55, "A of the Jain et al. (2016) propensity model", Above(0.0)),
+        param!("psp_b", Float, 1.5, "B of the Jain et al. (2016) propensity model", Above(0.0)),
+        param!("threads", Int, 0, "worker threads for tree building, training and inference (0: the share of the cores the agent gives each trial, SWEEP_CPU_THREADS; all cores outside an agent)", AtLeast(0.0)),
+        param!("seed", Int, 0, "seeds the partitioners and the solver's coordinate order", AtLeast(0.0)),
     ],
 };
 

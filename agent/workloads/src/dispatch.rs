@@ -32,6 +32,21 @@ pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink
     }
 }
 
+/// Checks a trial's parameters the way its workload will before training, without data or a
+/// device: what `sweep validate`, `submit` and `local` run over every trial, so a trial never
+/// fails for a parameter the sweep file already showed. A user's command is not checked here.
+pub fn check_params(spec: &TrialSpec) -> Result<(), TrialError> {
+    match spec.workload.as_str() {
+        name if name == DOUBLE_DESCENT.name => double_descent::Params::parse(&spec.params).map(drop),
+        name if name == LONG_TAIL.name => long_tail::Params::parse(&spec.params).map(drop),
+        name if name == MLP.name => mlp::MlpParams::parse(&spec.params).map(drop),
+        name if name == XMC_TREE.name => {
+            sweep_xmc::params::Params::parse(&spec.params).map(drop).map_err(|e| TrialError::bad_config(e.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Trains `specs` as fused groups of their workload, member i reporting to `sinks[i]` and
 /// checkpointing into `checkpoint_dirs[i]`.
 pub(crate) fn run_group(
@@ -104,5 +119,84 @@ mod tests {
         let err = run_group(&[spec], &TrialContext::cpu(), vec![None], vec![Box::new(|_| Ok(()))]).unwrap_err();
         assert!(err.to_string().contains("does not fuse"), "{err}");
         assert!(run_group(&[], &TrialContext::cpu(), vec![], vec![]).is_err());
+    }
+
+    /// The workload catalogue (`sweep_spec::workloads`) is what `sweep validate` checks values
+    /// against. Every value it lets through for a parameter on its own (each named choice, each
+    /// bound) must be one the workload trains with, or a trial could fail for a value validate
+    /// passed.
+    #[test]
+    fn every_value_the_catalogue_allows_the_workload_accepts() {
+        use serde_json::{json, Value};
+        use sweep_spec::workloads::{Domain, Kind, BUILT_IN};
+        let mut checked = 0;
+        for w in BUILT_IN {
+            let defaults: serde_json::Map<String, Value> =
+                w.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect();
+            for p in w.params {
+                let int = |x: f64| if p.kind == Kind::Int { json!(x as i64) } else { json!(x) };
+                let values: Vec<Value> = match p.domain {
+                    Domain::Any => continue,
+                    Domain::OneOf(names) => names
+                        .iter()
+                        .map(|&name| match (p.kind, name) {
+                            // Step decay is written as a table: it needs its period.
+                            (_, "step") => json!({ "name": "step", "every_epochs": 1 }),
+                            (Kind::Table, _) => json!({ "name": name, "lr": 0.01 }),
+                            _ => json!(name),
+                        })
+                        .collect(),
+                    Domain::AtLeast(min) => vec![int(min)],
+                    Domain::Above(min) => vec![int(min + 1e-3)],
+                    Domain::HalfOpen(lo, hi) => vec![int(lo), int(hi - 1e-3)],
+                    Domain::Closed(lo, hi) => vec![int(lo), int(hi)],
+                };
+                for value in values {
+                    let mut spec = sweep_spec::TrialSpec {
+                        id: sweep_spec::TrialId("0123456789abcdef".into()),
+                        sweep: "s".into(),
+                        index: 0,
+                        workload: w.name.into(),
+                        command: None,
+                        params: defaults.clone(),
+                        data: None,
+                        resources: Default::default(),
+                        checkpoint_every_epochs: None,
+                    };
+                    spec.params.insert(p.name.into(), value.clone());
+                    if let Err(e) = check_params(&spec) {
+                        panic!(
+                            "{} {} = {value}: allowed by the catalogue, refused by the workload: {e}",
+                            w.name, p.name
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 60, "{checked}");
+    }
+
+    #[test]
+    fn a_value_the_catalogue_cannot_see_is_still_checked_before_training() {
+        let mut spec = sweep_spec::TrialSpec {
+            id: sweep_spec::TrialId("0123456789abcdef".into()),
+            sweep: "s".into(),
+            index: 0,
+            workload: "long_tail".into(),
+            command: None,
+            params: sweep_spec::workloads::LONG_TAIL
+                .params
+                .iter()
+                .map(|p| (p.name.to_string(), (p.default)()))
+                .collect(),
+            data: None,
+            resources: Default::default(),
+            checkpoint_every_epochs: None,
+        };
+        assert!(check_params(&spec).is_ok());
+        spec.params.insert("schedule".into(), serde_json::json!("step"));
+        let err = check_params(&spec).unwrap_err().to_string();
+        assert!(err.starts_with("params.schedule.every_epochs: missing"), "{err}");
     }
 }

@@ -27,6 +27,7 @@ pub mod random_features;
 mod rng;
 
 pub use device::DeviceChoice;
+pub use dispatch::check_params;
 pub use error::{panic_message, TrialError};
 pub use process::{run_group_main, run_trial_main, GROUP_CHECKPOINT_DIRS};
 

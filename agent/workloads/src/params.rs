@@ -7,29 +7,7 @@ use sweep_spec::workloads::Workload;
 
 /// Unknown, missing and mistyped keys, reported against the catalogue so the message names the key.
 pub fn check(params: &Map<String, Value>, workload: &Workload) -> Result<(), TrialError> {
-    for (key, value) in params {
-        let Some(param) = workload.param(key) else {
-            let known: Vec<_> = workload.params.iter().map(|p| p.name).collect();
-            return Err(TrialError::bad_config(format!(
-                "params.{key}: not a parameter of workload `{}`; expected one of {}",
-                workload.name,
-                known.join(", ")
-            )));
-        };
-        if !param.kind.accepts(value) {
-            return Err(TrialError::bad_config(format!(
-                "params.{key}: expected {}, got {value}",
-                param.kind.describe()
-            )));
-        }
-    }
-    if let Some(missing) = workload.params.iter().find(|p| !params.contains_key(p.name)) {
-        return Err(TrialError::bad_config(format!(
-            "params.{}: missing; a trial must carry every parameter resolved",
-            missing.name
-        )));
-    }
-    Ok(())
+    workload.check_resolved(params).map_err(TrialError::bad_config)
 }
 
 pub fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {

@@ -100,25 +100,7 @@ impl Params {
 
 /// Unknown, missing and mistyped keys, against the catalogue.
 fn check_keys(params: &Map<String, Value>) -> Result<(), XmcError> {
-    for (key, value) in params {
-        let Some(param) = XMC_TREE.param(key) else {
-            let known: Vec<_> = XMC_TREE.params.iter().map(|p| p.name).collect();
-            return Err(XmcError::bad_config(format!(
-                "params.{key}: not a parameter of workload `xmc_tree`; expected one of {}",
-                known.join(", ")
-            )));
-        };
-        if !param.kind.accepts(value) {
-            return Err(XmcError::bad_config(format!("params.{key}: expected {}, got {value}", param.kind.describe())));
-        }
-    }
-    if let Some(missing) = XMC_TREE.params.iter().find(|p| !params.contains_key(p.name)) {
-        return Err(XmcError::bad_config(format!(
-            "params.{}: missing; a trial must carry every parameter resolved",
-            missing.name
-        )));
-    }
-    Ok(())
+    XMC_TREE.check_resolved(params).map_err(XmcError::bad_config)
 }
 
 /// The catalogue's defaults, as a resolved trial would carry them.
@@ -147,12 +129,12 @@ mod tests {
             (
                 "partitioner",
                 json!("spectral"),
-                "params.partitioner: expected one of kmeans_balanced, kmeans, random, metis, got \"spectral\"",
+                "params.partitioner: expected one of \"kmeans_balanced\", \"kmeans\", \"random\", \"metis\", got \"spectral\"",
             ),
-            ("label_graph", json!("full"), "params.label_graph: expected one of cooccurrence, knn, got \"full\""),
+            ("label_graph", json!("full"), "params.label_graph: expected one of \"cooccurrence\", \"knn\", got \"full\""),
             ("c", json!(0), "params.c: expected a number > 0, got 0"),
             ("n_trees", json!(0), "params.n_trees: expected an integer >= 1, got 0"),
-            ("beam", json!("wide"), "params.beam: expected an integer, got \"wide\""),
+            ("beam", json!("wide"), "params.beam: expected an integer (beam width of the tree search at inference), got \"wide\""),
             ("nodes", json!(3), "params.nodes: not a parameter of workload `xmc_tree`"),
         ];
         for (key, value, want) in cases {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use sweep_agent::{AgentConfig, TrialRunner};
 use sweep_coordinator::CoordinatorConfig;
 use sweep_spec::duration::parse_duration;
-use sweep_spec::SweepFile;
 
 #[derive(Args, Debug)]
 pub struct LocalArgs {
@@ -41,8 +40,7 @@ pub struct LocalArgs {
 }
 
 pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
-    let file = SweepFile::read(&args.file)?;
-    let trials = sweep_spec::expand(&file)?;
+    let (file, trials) = super::validate::load(&args.file)?;
     let gpus = sweep_agent::gpus::detect();
     if let Some(t) = trials.iter().find(|t| t.resources.gpus as usize > gpus.len()) {
         anyhow::bail!(

@@ -13,5 +13,6 @@ pub mod retry;
 pub mod slurm;
 pub mod status;
 pub mod submit;
+pub mod trial;
 pub mod validate;
 pub mod watch;

@@ -15,8 +15,7 @@ pub fn request(file: &SweepFile, trials: &[TrialSpec]) -> anyhow::Result<pb::Sub
 /// Reads, expands and submits; returns the coordinator's answer. `force` replaces the policy and
 /// definition of an existing sweep of the same name instead of being refused.
 pub async fn submit(remote: &client::Remote, path: &Path, force: bool) -> anyhow::Result<pb::SubmitSweepResponse> {
-    let file = SweepFile::read(path)?;
-    let trials = sweep_spec::expand(&file)?;
+    let (file, trials) = super::validate::load(path)?;
     let req = pb::SubmitSweepRequest { force, ..request(&file, &trials)? };
     let mut c = client::connect(remote).await?;
     Ok(c.submit_sweep(req).await.map_err(client::explain)?.into_inner())

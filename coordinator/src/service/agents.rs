@@ -15,6 +15,8 @@ pub struct AgentApi {
     pub shared: Shared,
     pub lease_ttl: Duration,
     pub heartbeat_interval: Duration,
+    /// The cluster's checkpoint root handed to agents; empty: none.
+    pub checkpoint_root: String,
 }
 
 #[tonic::async_trait]
@@ -23,10 +25,15 @@ impl AgentService for AgentApi {
         let r = req.into_inner();
         convert::check_register(&r)?;
         let (secret, session) = crate::session::new_secret()?;
-        let id = {
+        // Live: heard from within two lease lifetimes, as the /metrics gauge counts them.
+        let alive_window_ms = 2 * self.lease_ttl.as_millis() as i64;
+        let (id, other_hosts_alive) = {
             let r = r.clone();
             self.shared
-                .write(move |s, now| s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, &session, now))
+                .write(move |s, now| {
+                    let id = s.register_agent(&r.name, &r.hostname, r.slots, &r.gpus, &session, now)?;
+                    Ok((id, s.hosts_alive_besides(&r.hostname, now, alive_window_ms)?))
+                })
                 .await?
         };
         tracing::info!(agent = %id, host = %r.hostname, slots = r.slots, gpus = ?r.gpus, "agent registered");
@@ -35,6 +42,8 @@ impl AgentService for AgentApi {
             lease_ttl_ms: self.lease_ttl.as_millis() as i64,
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as i64,
             session_secret: secret,
+            checkpoint_root: self.checkpoint_root.clone(),
+            other_hosts_alive,
         }))
     }
 

@@ -49,6 +49,20 @@ impl SweepService for SweepApi {
         }))
     }
 
+    async fn get_trial(&self, req: Request<pb::GetTrialRequest>) -> Result<Response<pb::GetTrialResponse>, Status> {
+        let r = req.into_inner();
+        convert::check_sweep_name("sweep_id", &r.sweep_id)?;
+        convert::check_trial_id("trial_id", &r.trial_id)?;
+        let (trial, attempts) = self
+            .shared
+            .read(move |s, _| Ok((s.trial(&r.sweep_id, &r.trial_id)?, s.attempts(&r.sweep_id, &r.trial_id)?)))
+            .await?;
+        Ok(Response::new(pb::GetTrialResponse {
+            trial: Some(convert::trial_status_to_wire(trial)),
+            attempts: attempts.into_iter().map(convert::attempt_to_wire).collect(),
+        }))
+    }
+
     async fn list_sweeps(
         &self,
         _req: Request<pb::ListSweepsRequest>,

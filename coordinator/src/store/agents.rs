@@ -20,8 +20,9 @@ pub struct AgentRecord {
 }
 
 impl Store {
-    /// Registers an agent and returns its id: its name, made unique with a number. Only the hash
-    /// of the registration's session secret is kept; every later call must present the secret.
+    /// Registers an agent and returns its id: its name, or the name and a number when an earlier
+    /// registration holds it. Only the hash of the registration's session secret is kept; every
+    /// later call must present the secret.
     pub fn register_agent(
         &mut self,
         name: &str,
@@ -48,6 +49,16 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Hosts other than `hostname` with an agent heard from within `window_ms`.
+    pub fn hosts_alive_besides(&self, hostname: &str, now_ms: i64, window_ms: i64) -> Result<u32> {
+        let n: u32 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT hostname) FROM agents WHERE hostname != ?1 AND last_seen_ms >= ?2",
+            params![hostname, now_ms - window_ms],
+            |r| r.get(0),
+        )?;
+        Ok(n)
     }
 
     /// Agents heard from within `window_ms`, with the number of leases each holds.

@@ -5,6 +5,7 @@
 //! Each method is one short transaction; callers hold the store's lock only around a call.
 
 mod agents;
+mod attempts;
 mod gauges;
 mod leases;
 mod metrics;
@@ -16,6 +17,7 @@ mod sessions;
 mod sweeps;
 
 pub use agents::AgentRecord;
+pub use attempts::AttemptRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};

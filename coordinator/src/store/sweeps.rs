@@ -210,10 +210,21 @@ impl Store {
 
     pub fn trials(&self, sweep: &str) -> Result<Vec<TrialRecord>> {
         self.summary(sweep)?;
-        let mut q = self.conn.prepare(
-            "SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials WHERE sweep = ?1 ORDER BY idx",
-        )?;
-        let rows = q.query_map([sweep], |r| {
+        self.trial_records("WHERE sweep = ?1 ORDER BY idx", rusqlite::params![sweep])
+    }
+
+    /// One trial of a sweep; NotFound names the sweep when the trial is not in it.
+    pub fn trial(&self, sweep: &str, trial_id: &str) -> Result<TrialRecord> {
+        self.summary(sweep)?;
+        let found = self.trial_records("WHERE sweep = ?1 AND trial_id = ?2", rusqlite::params![sweep, trial_id])?;
+        found.into_iter().next().ok_or_else(|| Error::NotFound(format!("trial {trial_id} in sweep {sweep}")))
+    }
+
+    fn trial_records(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<TrialRecord>> {
+        let mut q = self
+            .conn
+            .prepare(&format!("SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials {filter}"))?;
+        let rows = q.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,

@@ -28,7 +28,7 @@ use crate::{Sink, TrialContext};
 pub use group::run_group;
 use loss::{Loss, LossSettings};
 use network::{Classifier, Network};
-use params::Params;
+pub(crate) use params::Params;
 use scores::LongTail;
 use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
