@@ -83,7 +83,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 println!(
                     "{:<32} {:<16} {:>6} trials  {:<9} {}",
                     escape(&s.sweep_id),
-                    escape(&owner_shown(&s.owner)),
+                    escape(owner_shown(&s.owner)),
                     s.total,
                     escape(done),
                     counts_line(&s.counts.unwrap_or_default())
@@ -123,7 +123,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 "{} ({}, by {}): {} trials, {}",
                 escape(&summary.sweep_id),
                 escape(state_shown(&summary)),
-                escape(&owner_shown(&summary.owner)),
+                escape(owner_shown(&summary.owner)),
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
