@@ -34,9 +34,11 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str) -> anyhow::
     while let Some(update) = stream.message().await.map_err(crate::client::explain)? {
         let Some(s) = update.summary else { continue };
         let c = s.counts.unwrap_or_default();
+        // The message first: a redraw between the calls then shows the new counts with the old
+        // position, never a full bar beside trials still running.
+        bar.set_message(progress_message(&s));
         bar.set_length(s.total as u64);
         bar.set_position((c.succeeded + c.failed + c.cancelled + c.stopped) as u64);
-        bar.set_message(progress_message(&s));
         if !shown {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             shown = true;
