@@ -24,7 +24,9 @@ pub struct AgentConfig {
     /// retry on another node resumes [default: <work-dir>/checkpoints].
     #[arg(long, env = "SWEEP_CHECKPOINT_ROOT")]
     pub checkpoint_root: Option<PathBuf>,
-    /// Name shown in `sweep status` [default: the host name].
+    /// Name the agent registers under, shown in `sweep status` [default: the host name]. When an
+    /// earlier registration holds the name (this agent before a restart, or another agent given
+    /// the same name), the coordinator adds a number: `gpu-node-3`.
     #[arg(long, env = "SWEEP_AGENT_NAME")]
     pub name: Option<String>,
     /// How long to wait before asking again when no trial is pending.

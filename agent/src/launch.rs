@@ -98,7 +98,7 @@ pub fn build_command(
         let mut cmd = Command::new(program);
         cmd.args(fixed);
         for (name, value) in &spec.params {
-            cmd.arg(format!("--{name}")).arg(TrialSpec::param_as_arg(value));
+            cmd.args(spec.command_bool.args(name, value));
         }
         cmd
     } else {
@@ -205,6 +205,7 @@ mod tests {
             data: None,
             resources: Default::default(),
             checkpoint_every_epochs: None,
+            command_bool: Default::default(),
         }
     }
 
@@ -233,6 +234,26 @@ mod tests {
         dirs.create().unwrap();
         assert!(dirs.run.ends_with("trials/sweep-1/0123456789abcdef/attempt-2") && dirs.run.is_dir());
         assert!(dirs.checkpoint.ends_with("sweep-1/0123456789abcdef") && dirs.checkpoint.is_dir());
+    }
+
+    /// `command_bool = "flag"` passes true booleans as bare flags and leaves false ones out, as
+    /// argparse's `store_true` expects; the default passes every value after its flag.
+    #[test]
+    fn boolean_parameters_follow_command_bool() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = AttemptDirs::new(&dir.path().join("w"), &dir.path().join("c"), &spec("s", "0123456789abcdef"), 1);
+        dirs.create().unwrap();
+        let runner = TrialRunner { program: "true".into(), args: vec![], cpu_threads: 0 };
+        let mut trial = spec("s", "0123456789abcdef");
+        let params = serde_json::json!({"amp": true, "lr": 0.1, "no_bias": false});
+        trial.params = params.as_object().unwrap().clone();
+        let args = |t: &TrialSpec| -> Vec<String> {
+            let cmd = build_command(t, 1, &dirs, &Placement::default(), &runner).unwrap();
+            cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(args(&trial), ["--amp", "true", "--lr", "0.1", "--no_bias", "false"]);
+        trial.command_bool = sweep_spec::CommandBool::Flag;
+        assert_eq!(args(&trial), ["--amp", "--lr", "0.1"]);
     }
 
     /// The agent's own credentials never reach a trial, whatever the agent's environment holds.

@@ -43,6 +43,10 @@ pub struct CoordinatorConfig {
     pub connections: ConnectionConfig,
     #[command(flatten)]
     pub security: SecurityConfig,
+    /// Write Parquet for this sweep only (None: every sweep). `sweep local` runs one sweep and
+    /// writes only it into its results folder, whatever else the state folder holds.
+    #[arg(skip)]
+    pub results_only_for: Option<String>,
 }
 
 /// Bounds on connections, checked before any token is: see `connections.rs`.
@@ -117,6 +121,7 @@ impl CoordinatorConfig {
             checkpoint_root: None,
             connections: ConnectionConfig::default(),
             security: SecurityConfig::default(),
+            results_only_for: None,
         }
     }
 

@@ -100,7 +100,7 @@ pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {
 pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
     pb::SweepSummary {
         sweep_id: s.name.clone(),
-        state: s.state.clone(),
+        state: s.shown_state().to_string(),
         counts: Some(pb::StateCounts {
             pending: s.count(TrialState::Pending),
             leased: s.count(TrialState::Leased),
@@ -114,6 +114,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         done: s.is_done(),
         created_at_ms: s.created_at_ms,
         owner: s.owner.clone().unwrap_or_default(),
+        retries: s.retries,
     }
 }
 

@@ -10,6 +10,7 @@
 //!                                            ├── failure, none left, or bad config ──▶ failed
 //!                                            └── stopped on request ───────────────▶ stopped
 //!   pending | leased | running ──── cancel ────▶ cancelled
+//!   failed | cancelled ──── retry (`sweep retry`) ────▶ pending, with a fresh attempt budget
 //! ```
 //! The attempt number grows by one at every lease, so a retry after a lost lease runs as
 //! attempt + 1 and anything still reported under the old lease is refused. What an agent reports at
@@ -203,6 +204,9 @@ pub enum Event {
     /// Expired, or handed back by a draining agent.
     LeaseLost,
     Cancel,
+    /// The user queues a finished trial again (`sweep retry`): its failures and lost leases no
+    /// longer count, while the attempt number keeps growing so old attempts stay apart.
+    Retry,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,6 +256,11 @@ pub fn transition(
             }
         }
         (Pending | Leased | Running, Event::Cancel) => Cancelled,
+        (Failed | Cancelled, Event::Retry) => {
+            counters.user_failures = 0;
+            counters.lost = 0;
+            Pending
+        }
         (state, event) => return Err(InvalidTransition { state, event }),
     };
     Ok((next, counters))
@@ -334,6 +343,23 @@ mod tests {
             assert!(run(&events).is_err(), "{e:?} after success");
         }
         assert!(run(&[Event::Started]).is_err(), "a pending trial cannot start without a lease");
+    }
+
+    #[test]
+    fn a_retry_gives_failed_and_cancelled_trials_a_fresh_budget() {
+        let fail = [Event::Leased, Event::Started, Event::Exited(Exit::Failure)];
+        let failed: Vec<Event> = fail.iter().chain(fail.iter()).copied().collect();
+        let (s, c) = run(&failed).unwrap();
+        assert_eq!(s, Failed);
+        let (s, c) = transition(s, c, Event::Retry, POLICY).unwrap();
+        assert_eq!((s, c), (Pending, Counters { attempt: 2, user_failures: 0, lost: 0 }));
+        // The whole budget again: one failure leaves it pending, as for a new trial.
+        let (s, c) = fail.iter().try_fold((s, c), |(s, c), e| transition(s, c, *e, POLICY)).unwrap();
+        assert_eq!((s, c.attempt), (Pending, 3));
+
+        assert_eq!(run(&[Event::Cancel, Event::Retry]).unwrap().0, Pending);
+        assert!(run(&[Event::Retry]).is_err(), "a pending trial is not retried");
+        assert!(run(&[Event::Leased, Event::Exited(Exit::Success), Event::Retry]).is_err(), "nor a succeeded one");
     }
 
     /// The size of the group an attempt trained in.

@@ -156,7 +156,8 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
         None => (None, None),
     };
     let reaper = tokio::spawn(reap_forever(shared.clone(), config.reap_interval()));
-    let (sink, sink_task) = sink::spawn(shared.clone(), config.results.clone(), config.flush_interval);
+    let (sink, sink_task) =
+        sink::spawn(shared.clone(), config.results.clone(), config.results_only_for.clone(), config.flush_interval);
     tracing::info!(
         addr = %local_addr,
         state = %config.state.display(),

@@ -18,6 +18,8 @@ const MAX_ROWS_PER_PART: u32 = 100_000;
 /// Where the files stand, per sweep. Owned by the sink task alone.
 struct Written {
     root: PathBuf,
+    /// The one sweep to write, when not all of them.
+    only: Option<String>,
     metric_seq: HashMap<String, i64>,
     trials_version: HashMap<String, i64>,
 }
@@ -27,6 +29,9 @@ impl Written {
     fn catch_up(&mut self, shared: &Shared) -> Result<()> {
         let cursors = shared.blocking_store().cursors()?;
         for c in cursors {
+            if self.only.as_ref().is_some_and(|only| *only != c.name) {
+                continue;
+            }
             let dir = sweep_dir(&self.root, &c.name);
             let written = match self.metric_seq.get(&c.name) {
                 Some(seq) => *seq,
@@ -83,11 +88,16 @@ impl SinkHandle {
 }
 
 /// Starts the sink: it writes every `interval`, on request, and once more when all handles are
-/// dropped (shutdown).
-pub fn spawn(shared: Shared, root: PathBuf, interval: Duration) -> (SinkHandle, tokio::task::JoinHandle<()>) {
+/// dropped (shutdown). With `only`, it writes that sweep alone.
+pub fn spawn(
+    shared: Shared,
+    root: PathBuf,
+    only: Option<String>,
+    interval: Duration,
+) -> (SinkHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<oneshot::Sender<Result<()>>>(16);
     let task = tokio::spawn(async move {
-        let mut written = Some(Written { root, metric_seq: HashMap::new(), trials_version: HashMap::new() });
+        let mut written = Some(Written { root, only, metric_seq: HashMap::new(), trials_version: HashMap::new() });
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

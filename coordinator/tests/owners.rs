@@ -52,6 +52,11 @@ impl Users {
         self.client.clone().cancel_sweep(req).await.map(|r| r.into_inner().trials_cancelled)
     }
 
+    async fn retry(&self, token: &str, sweep: &str) -> Result<u32, Status> {
+        let req = as_user(pb::RetrySweepRequest { sweep_id: sweep.into(), failed: true, cancelled: true }, token);
+        self.client.clone().retry_sweep(req).await.map(|r| r.into_inner().trials_retried)
+    }
+
     async fn owners(&self, token: &str) -> Vec<(String, String)> {
         let listed = self.client.clone().list_sweeps(as_user(pb::ListSweepsRequest {}, token)).await.unwrap();
         listed.into_inner().sweeps.into_iter().map(|s| (s.sweep_id, s.owner)).collect()
@@ -89,6 +94,12 @@ async fn only_the_submitter_or_an_admin_cancels_or_resubmits_a_sweep() {
     assert_eq!(u.owners(ROOT).await[0].1, "alice", "an admin's resubmission leaves the owner");
     assert_eq!(u.cancel(ROOT, "alices").await.unwrap(), 4, "an admin cancels anyone's sweep");
     assert_eq!(u.cancel(BARE, "bares").await.unwrap(), 1, "a bare token cancels its own");
+
+    // Retrying follows the same rule as cancelling.
+    assert_status(u.retry(BOB, "alices").await, Code::PermissionDenied, "may retry it");
+    assert_eq!(u.retry(ALICE, "alices").await.unwrap(), 4, "the owner queues her cancelled trials again");
+    assert_eq!(u.cancel(ALICE, "alices").await.unwrap(), 4);
+    assert_eq!(u.retry(ROOT, "alices").await.unwrap(), 4, "so may an admin");
     u.running.shutdown().await.unwrap();
 }
 

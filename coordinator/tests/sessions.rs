@@ -69,14 +69,19 @@ async fn leasing_under_another_agents_id_is_refused() {
     c.submit(sweep("ids", &[1], "")).await.unwrap();
     let a = c.agent("a", 1).await;
     let mut b = c.agent("b", 1).await;
-    assert_eq!(a.id, "a-1", "agent ids are guessable: a name and a counter");
+    assert_eq!(a.id, "a", "agent ids are guessable: the name given");
     let as_a = pb::LeaseRequest { agent_id: a.id.clone(), free_slots: 1, ..b.lease_request() };
-    assert_status(b.client.lease(as_a.clone()).await, Code::PermissionDenied, "a-1");
+    assert_status(b.client.lease(as_a.clone()).await, Code::PermissionDenied, "agent `a`");
     let no_secret = pb::LeaseRequest { session_secret: String::new(), ..as_a };
     assert_status(b.client.lease(no_secret).await, Code::PermissionDenied, "session_secret");
     assert_eq!(c.trial_states("ids").await[0].1, "pending", "nothing was leased");
     let mut a = c.agent_as(&a);
     assert_eq!(a.lease_one().await.attempt, 1, "A itself still leases");
+    // A second registration under a name in use (a restart, or another agent of that name) gets
+    // a number added, so every registration has its own id.
+    let again = c.agent("a", 1).await;
+    assert_eq!(again.id, "a-3");
+    assert_ne!(c.agent("a", 1).await.id, again.id);
 }
 
 #[tokio::test]

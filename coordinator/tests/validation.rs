@@ -279,12 +279,21 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
         prop_oneof![text(), prop::sample::select(vec!["", "auto", "0", "1", "2", "64", "65"]).prop_map(str::to_string)];
     (
         (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
-        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>()),
+        (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
                 (trial_id, index, workload, command),
-                (params_json, data_json, gpus, checkpoint_every_epochs, fuse, gpu_share, cuda_graphs_off),
+                (
+                    params_json,
+                    data_json,
+                    gpus,
+                    checkpoint_every_epochs,
+                    fuse,
+                    gpu_share,
+                    cuda_graphs_off,
+                    command_bool_flag,
+                ),
             )| {
                 pb::Trial {
                     trial_id,
@@ -298,6 +307,7 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     fuse,
                     gpu_share,
                     cuda_graphs_off,
+                    command_bool_flag,
                 }
             },
         )

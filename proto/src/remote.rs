@@ -13,6 +13,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 /// variables and checks in both.
 #[derive(Clone, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", command(next_help_heading = "Connection"))]
 pub struct Credentials {
     /// Coordinator address; `https://` connects with TLS.
     #[cfg_attr(

@@ -3,7 +3,7 @@
 
 use crate::v1::Trial;
 use serde_json::Value;
-use sweep_spec::{Fuse, Resources, TrialId, TrialSpec};
+use sweep_spec::{CommandBool, Fuse, Resources, TrialId, TrialSpec};
 
 impl From<&TrialSpec> for Trial {
     fn from(t: &TrialSpec) -> Trial {
@@ -23,6 +23,7 @@ impl From<&TrialSpec> for Trial {
             },
             gpu_share: t.resources.gpu_share.unwrap_or(0.0),
             cuda_graphs_off: !t.resources.cuda_graphs,
+            command_bool_flag: t.command_bool == CommandBool::Flag,
         }
     }
 }
@@ -65,6 +66,7 @@ impl Trial {
                 cuda_graphs: !self.cuda_graphs_off,
             },
             checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
+            command_bool: if self.command_bool_flag { CommandBool::Flag } else { CommandBool::Value },
         })
     }
 }

@@ -60,6 +60,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
                 data: file.data.clone(),
                 resources: file.resources,
                 checkpoint_every_epochs: file.retry.checkpoint_every_epochs,
+                command_bool: file.command_bool,
             });
         }
     }
@@ -222,6 +223,24 @@ mod tests {
             .contains("key `random.lr.log_uniform`: expected 0 < lo < hi"));
         assert!(err("name = \"a\"\nworkload = \"mlp\"\nepochs = 3").contains("key `epochs`: expected one of name"));
         assert!(err("name = [").starts_with("sweeps/t.toml: not valid TOML"));
+    }
+
+    #[test]
+    fn command_bool_is_checked_and_reaches_every_trial() {
+        let base = "name = \"b\"\nworkload = \"command\"\ncommand = [\"train\"]\n[grid]\namp = [true, false]\n";
+        let file = |extra: &str| SweepFile::parse(&format!("{extra}\n{base}"), Path::new("b.toml"), Path::new("."));
+        let flagged = expand(&file("command_bool = \"flag\"").unwrap()).unwrap();
+        assert!(flagged.iter().all(|t| t.command_bool == crate::CommandBool::Flag));
+        let plain = expand(&file("").unwrap()).unwrap();
+        assert!(plain.iter().all(|t| t.command_bool == crate::CommandBool::Value));
+        assert_eq!(flagged[0].id, plain[0].id, "how booleans are passed is not part of the trial id");
+        let err = file("command_bool = \"switch\"").unwrap_err().to_string();
+        assert!(err.contains("b.toml") && err.contains("key `command_bool`") && err.contains("\"flag\""), "{err}");
+        let err = file("command_bool = true").unwrap_err().to_string();
+        assert!(err.contains("key `command_bool`"), "{err}");
+        let builtin = "name = \"m\"\nworkload = \"mlp\"\ncommand_bool = \"flag\"\n";
+        let err = SweepFile::parse(builtin, Path::new("m.toml"), Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("key `command_bool`") && err.contains("workload = \"command\""), "{err}");
     }
 
     #[test]

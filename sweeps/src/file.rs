@@ -8,8 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["name", "description", "workload", "command", "data", "params", "grid", "random", "resources", "retry"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "workload",
+    "command",
+    "command_bool",
+    "data",
+    "params",
+    "grid",
+    "random",
+    "resources",
+    "retry",
+];
 
 /// Longest sweep name. The name becomes a folder under the results and checkpoint roots.
 pub const MAX_NAME_LEN: usize = 100;
@@ -42,6 +53,8 @@ pub struct SweepFile {
     /// For the `command` workload: the program and its fixed arguments, relative paths resolved
     /// against the sweep file's folder.
     pub command: Option<Vec<String>>,
+    /// For the `command` workload: how boolean parameters are passed (`command_bool`).
+    pub command_bool: crate::trial::CommandBool,
     pub data: Option<DataRef>,
     pub params: Map<String, Value>,
     /// In file order; the last key varies fastest.
@@ -218,6 +231,7 @@ impl Reader<'_> {
             return Err(self.err("workload", format!("one of {}, got \"{workload}\"", workloads::names().join(", "))));
         }
         let command = self.command(t.remove("command"), &workload)?;
+        let command_bool = self.command_bool(t.remove("command_bool"), &workload)?;
         let data = t.remove("data").map(|v| self.data(v)).transpose()?;
         let params = match t.remove("params") {
             None => Map::new(),
@@ -237,6 +251,7 @@ impl Reader<'_> {
             description,
             workload,
             command,
+            command_bool,
             data,
             params,
             grid,
@@ -280,6 +295,21 @@ impl Reader<'_> {
             out.push(self.resolve_command_word(i, s));
         }
         Ok(Some(out))
+    }
+
+    fn command_bool(&self, v: Option<toml::Value>, workload: &str) -> Result<crate::trial::CommandBool, SpecError> {
+        use crate::trial::CommandBool;
+        let Some(v) = v else { return Ok(CommandBool::default()) };
+        if workload != workloads::COMMAND {
+            return Err(self.err("command_bool", "no `command_bool` unless workload = \"command\""));
+        }
+        let expected = || format!("one of \"{}\"", CommandBool::NAMES.join("\", \""));
+        match v {
+            toml::Value::String(s) => {
+                CommandBool::parse(&s).ok_or_else(|| self.err("command_bool", format!("{}, got \"{s}\"", expected())))
+            }
+            other => Err(self.err("command_bool", format!("{}, got {}", expected(), other.type_str()))),
+        }
     }
 
     /// The program resolves against the sweep file's folder when it is a relative path (it has a

@@ -21,4 +21,4 @@ pub use error::SpecError;
 pub use expand::expand;
 pub use file::{DataRef, Fuse, Resources, RetryPolicy, SweepFile};
 pub use report::EpochRecord;
-pub use trial::{TrialId, TrialSpec};
+pub use trial::{CommandBool, TrialId, TrialSpec};

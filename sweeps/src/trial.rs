@@ -37,6 +37,46 @@ pub struct TrialSpec {
     /// Checkpoint cadence from `[retry]`, handed to the trial process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every_epochs: Option<u32>,
+    /// How a `command` trial gets its boolean parameters (`command_bool` in the sweep file). Not
+    /// part of the trial id: it changes how the values are passed, not the values.
+    #[serde(default, skip_serializing_if = "CommandBool::is_value")]
+    pub command_bool: CommandBool,
+}
+
+/// How a `command` trial receives a boolean parameter `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandBool {
+    /// `--name true` / `--name false`, like every other parameter.
+    #[default]
+    Value,
+    /// `--name` when true and nothing when false, as argparse's `store_true` expects.
+    Flag,
+}
+
+impl CommandBool {
+    pub const NAMES: [&'static str; 2] = ["value", "flag"];
+
+    pub fn is_value(&self) -> bool {
+        *self == CommandBool::Value
+    }
+
+    pub fn parse(text: &str) -> Option<CommandBool> {
+        match text {
+            "value" => Some(CommandBool::Value),
+            "flag" => Some(CommandBool::Flag),
+            _ => None,
+        }
+    }
+
+    /// The arguments that pass parameter `name` = `value` to a `command` trial.
+    pub fn args(self, name: &str, value: &Value) -> Vec<String> {
+        match (self, value) {
+            (CommandBool::Flag, Value::Bool(true)) => vec![format!("--{name}")],
+            (CommandBool::Flag, Value::Bool(false)) => Vec::new(),
+            _ => vec![format!("--{name}"), TrialSpec::param_as_arg(value)],
+        }
+    }
 }
 
 impl TrialSpec {

@@ -29,7 +29,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// that runtime. Keep the guard alive until the binary ends; dropping it flushes the last spans.
 pub fn init(service_name: &'static str, default_filter: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour_logs());
 
     let endpoint = otlp_endpoint(std::env::var(ENDPOINT_ENV).ok());
     let (provider, export_error) = match &endpoint {
@@ -53,6 +53,13 @@ pub fn init(service_name: &'static str, default_filter: &str) -> TelemetryGuard 
         (None, _) => {}
     }
     TelemetryGuard { provider }
+}
+
+/// Colours only for a person at a terminal: logs sent to a file or a pipe stay plain text, and
+/// `NO_COLOR` (no-color.org) turns them off everywhere.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Flushes the spans still batched and shuts the exporter down when dropped, so a short CLI

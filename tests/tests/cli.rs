@@ -254,7 +254,8 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
     assert!(status.contains("exit code 1: boom \\u{1b}[2J \\u{1b}]0;title\\u{7} end"), "{status}");
     no_escapes("status of all sweeps", &stdout_of(&sweep(&coordinator.url, &["status"])));
     let watch = sweep(&coordinator.url, &["watch", "hostile"]);
-    no_escapes("watch", &stdout_of(&watch));
+    assert_eq!(watch.status.code(), Some(1), "both trials failed: {}", String::from_utf8_lossy(&watch.stderr));
+    no_escapes("watch", &String::from_utf8_lossy(&watch.stdout));
     no_escapes("watch's progress", &String::from_utf8_lossy(&watch.stderr));
 
     for format in ["table", "csv"] {

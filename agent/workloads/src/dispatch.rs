@@ -110,6 +110,7 @@ mod tests {
             data: None,
             resources: Default::default(),
             checkpoint_every_epochs: None,
+            command_bool: Default::default(),
         };
         let err = run_group(&[spec.clone()], &TrialContext::cpu(), vec![None], vec![Box::new(|_| Ok(()))]).unwrap_err();
         assert!(matches!(err, TrialError::BadConfig(_)), "{err}");

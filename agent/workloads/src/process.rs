@@ -119,6 +119,7 @@ mod tests {
             data: None,
             resources: Resources::default(),
             checkpoint_every_epochs: None,
+            command_bool: Default::default(),
         }
     }
 

@@ -212,6 +212,7 @@ mod tests {
             data: Some(DataRef { format: "xc".into(), path: None, options }),
             resources: Resources::default(),
             checkpoint_every_epochs: None,
+            command_bool: Default::default(),
         }
     }
 

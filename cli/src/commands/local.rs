@@ -3,6 +3,7 @@
 //! run and writes the same files.
 
 use crate::commands::{results, submit};
+use crate::exit::Ended;
 use crate::{client, progress, table};
 use anyhow::Context;
 use clap::Args;
@@ -19,7 +20,8 @@ pub struct LocalArgs {
     /// Agents to run [default: 2 on the CPU, one per GPU when there are GPUs].
     #[arg(long, env = "SWEEP_LOCAL_AGENTS")]
     agents: Option<u32>,
-    /// Folder for results.
+    /// Folder for results: this sweep's files go to `<DIR>/<sweep>/` (trials.parquet, metrics/).
+    /// Only the sweep being run is written, whatever other sweeps the state folder holds.
     #[arg(long, env = "SWEEP_RESULTS", default_value = "results")]
     results: PathBuf,
     /// Folder for the store, agent work folders and checkpoints.
@@ -37,7 +39,7 @@ pub struct LocalArgs {
     force: bool,
 }
 
-pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
     let (file, trials) = super::validate::load(&args.file)?;
     let gpus = sweep_agent::gpus::detect();
     if let Some(t) = trials.iter().find(|t| t.resources.gpus as usize > gpus.len()) {
@@ -53,6 +55,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let coordinator = sweep_coordinator::start(&CoordinatorConfig {
         lease_ttl: args.lease_ttl,
         flush_interval: Duration::from_secs(1),
+        results_only_for: Some(file.name.clone()),
         ..CoordinatorConfig::loopback(args.state.clone(), args.results.clone())
     })
     .await?;
@@ -119,7 +122,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     coordinator.shutdown().await?;
     let Some(last) = outcome? else {
         eprintln!("interrupted: progress is kept in {}; run the same command again to go on", args.state.display());
-        return Ok(());
+        return Ok(Ended::Interrupted);
     };
 
     let rows = results::from_files(&args.results, &submitted.sweep_id)?;
@@ -140,5 +143,5 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             args.state.display()
         );
     }
-    Ok(())
+    Ok(Ended::of_sweep(&last))
 }

@@ -9,6 +9,7 @@ pub mod data;
 pub mod local;
 pub mod plot;
 pub mod results;
+pub mod retry;
 pub mod slurm;
 pub mod status;
 pub mod submit;

@@ -7,7 +7,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use sweep_results as results;
 
-pub fn run(sweep: &str, results_root: &Path, out: Option<&Path>, font: &Path) -> anyhow::Result<()> {
+pub fn run(
+    sweep: &str,
+    results_root: &Path,
+    out: Option<&Path>,
+    font: &Path,
+    axes: &plot::chosen::Axes,
+) -> anyhow::Result<()> {
     let dir = results::checked_sweep_dir(results_root, sweep)?;
     let trials_file = dir.join(results::TRIALS_FILE);
     if !trials_file.exists() {
@@ -26,7 +32,11 @@ pub fn run(sweep: &str, results_root: &Path, out: Option<&Path>, font: &Path) ->
         }
         results::read_metrics(&dir).with_context(|| format!("reading the metrics of sweep `{sweep}`"))
     };
-    let plotted = plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?;
+    let plotted = if axes.any() {
+        plot::plot_chosen(sweep, &trials, axes, load_metrics, &out, font)?
+    } else {
+        plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?
+    };
     for note in &plotted.notes {
         // Notes name metrics and parameters, which come from the results files.
         eprintln!("note: {}", sweep_spec::text::escape(note));

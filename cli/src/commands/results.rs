@@ -1,5 +1,7 @@
-//! `sweep results SWEEP`: from the Parquet files when `--results DIR` is given, else from the
-//! coordinator. Both give the same rows.
+//! `sweep results SWEEP`: from the Parquet files or from the coordinator; both give the same rows.
+//! Where to look, in order: `--results DIR` (or `SWEEP_RESULTS`) reads `DIR/SWEEP/`; a coordinator
+//! given with `--coordinator` (or `SWEEP_COORDINATOR`) is asked; `./results/SWEEP/`, where
+//! `sweep local` writes, is read when it exists; else the coordinator at the default address.
 
 use crate::client;
 use crate::table::{self, Format};
@@ -47,10 +49,54 @@ pub async fn from_coordinator(remote: &client::Remote, sweep: &str) -> anyhow::R
         .collect()
 }
 
-pub async fn run(remote: &client::Remote, sweep: &str, format: Format, dir: Option<&Path>) -> anyhow::Result<()> {
-    let rows = match dir {
-        Some(dir) => from_files(dir, sweep)?,
-        None => from_coordinator(remote, sweep).await?,
+/// The folder `sweep local` writes results to by default.
+pub const LOCAL_RESULTS: &str = "results";
+
+/// Where `sweep results` reads a sweep's rows from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Files(std::path::PathBuf),
+    Coordinator,
+    /// Nothing says where: the default coordinator, with an error naming both options if it does
+    /// not answer.
+    DefaultCoordinator,
+}
+
+/// The lookup rule: an explicit folder, an explicit coordinator, then `./results/<sweep>/`.
+pub fn source(dir: Option<&Path>, coordinator_given: bool, sweep: &str) -> Source {
+    if let Some(dir) = dir {
+        return Source::Files(dir.to_path_buf());
+    }
+    if coordinator_given {
+        return Source::Coordinator;
+    }
+    let local = Path::new(LOCAL_RESULTS);
+    match results::checked_sweep_dir(local, sweep) {
+        Ok(d) if d.join(results::TRIALS_FILE).exists() => Source::Files(local.to_path_buf()),
+        _ => Source::DefaultCoordinator,
+    }
+}
+
+pub async fn run(
+    remote: &client::Remote,
+    coordinator_given: bool,
+    sweep: &str,
+    format: Format,
+    dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let rows = match source(dir, coordinator_given, sweep) {
+        Source::Files(dir) => from_files(&dir, sweep)?,
+        Source::Coordinator => from_coordinator(remote, sweep).await?,
+        Source::DefaultCoordinator => {
+            if let Err(e) = client::connect(remote).await {
+                anyhow::bail!(
+                    "no results for sweep `{sweep}`: ./{LOCAL_RESULTS}/{sweep}/{} does not exist, and {e:#}\n  \
+                     pass --results DIR (the folder `sweep local --results` wrote) or --coordinator URL",
+                    results::TRIALS_FILE
+                );
+            }
+            from_coordinator(remote, sweep).await?
+        }
     };
     print!("{}", table::render(&rows, format));
     Ok(())

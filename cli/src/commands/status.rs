@@ -18,14 +18,25 @@ pub fn counts_json(c: &pb::StateCounts) -> Value {
     })
 }
 
-fn summary_json(s: &pb::SweepSummary) -> Value {
+/// The sweep's state as shown: `done` once nothing is waiting or running, whatever an older
+/// coordinator that still says `active` sends.
+fn state_shown(s: &pb::SweepSummary) -> &str {
+    if s.done && s.state == "active" {
+        "done"
+    } else {
+        &s.state
+    }
+}
+
+pub fn summary_json(s: &pb::SweepSummary) -> Value {
     json!({
         "sweep": s.sweep_id,
-        "state": s.state,
+        "state": state_shown(s),
         "owner": s.owner,
         "counts": counts_json(&s.counts.unwrap_or_default()),
         "total": s.total,
         "done": s.done,
+        "retries": s.retries,
     })
 }
 
@@ -68,11 +79,11 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 println!("no sweeps yet: submit one with `sweep submit FILE`");
             }
             for s in &resp.sweeps {
-                let done = if s.done { "done" } else { &s.state };
+                let done = state_shown(s);
                 println!(
                     "{:<32} {:<16} {:>6} trials  {:<9} {}",
                     escape(&s.sweep_id),
-                    escape(&owner_shown(&s.owner)),
+                    escape(owner_shown(&s.owner)),
                     s.total,
                     escape(done),
                     counts_line(&s.counts.unwrap_or_default())
@@ -111,15 +122,17 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
             println!(
                 "{} ({}, by {}): {} trials, {}",
                 escape(&summary.sweep_id),
-                escape(&summary.state),
-                escape(&owner_shown(&summary.owner)),
+                escape(state_shown(&summary)),
+                escape(owner_shown(&summary.owner)),
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
-            for t in &resp.trials {
+            let params: Vec<String> = resp.trials.iter().map(|t| params_cell(&t.params_json)).collect();
+            let width = params.iter().map(|p| p.chars().count()).max().unwrap_or(0);
+            for (t, params) in resp.trials.iter().zip(&params) {
                 let error = t.last_error.lines().next().unwrap_or("");
                 println!(
-                    "  {}  {:<10} attempt {:<2} {:<20} {}",
+                    "  {}  {params:<width$}  {:<10} attempt {:<2} {:<20} {}",
                     escape(&t.trial_id),
                     escape(&t.state),
                     t.attempt,
@@ -131,6 +144,28 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
         }
     }
     Ok(())
+}
+
+/// Widest parameters cell of `sweep status SWEEP`; longer ones end in `…`.
+const PARAMS_CELL_CHARS: usize = 48;
+
+/// A trial's parameters as `width=40 seed=0`, escaped, at most [`PARAMS_CELL_CHARS`] wide.
+fn params_cell(params_json: &str) -> String {
+    let Ok(Value::Object(params)) = serde_json::from_str::<Value>(params_json) else { return String::new() };
+    let text = params
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            v => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = escape(&text);
+    if text.chars().count() <= PARAMS_CELL_CHARS {
+        return text.into_owned();
+    }
+    let cut: String = text.chars().take(PARAMS_CELL_CHARS - 1).collect();
+    format!("{cut}…")
 }
 
 /// The owner column: the submitting token's name, `-` where none was recorded.
@@ -166,5 +201,31 @@ fn print_agents(agents: &[pb::AgentInfo]) {
             a.slots,
             gpus
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_params_cell_is_escaped_and_bounded() {
+        assert_eq!(params_cell(r#"{"seed":0,"width":40,"opt":"adam"}"#), "opt=adam seed=0 width=40");
+        let hostile = params_cell(r#"{"name":"a\u001b[31mb"}"#);
+        assert!(hostile.starts_with("name=a") && !hostile.contains('\u{1b}'), "{hostile}");
+        let long = params_cell(&serde_json::json!({ "path": "x".repeat(500) }).to_string());
+        assert_eq!(long.chars().count(), PARAMS_CELL_CHARS);
+        assert!(long.ends_with('…'));
+        assert_eq!(params_cell("not json"), "");
+    }
+
+    #[test]
+    fn a_finished_active_sweep_is_shown_as_done() {
+        let s = pb::SweepSummary { state: "active".into(), done: true, ..Default::default() };
+        assert_eq!(summary_json(&s)["state"], "done");
+        let s = pb::SweepSummary { state: "cancelled".into(), done: true, ..Default::default() };
+        assert_eq!(summary_json(&s)["state"], "cancelled");
+        let s = pb::SweepSummary { state: "active".into(), done: false, ..Default::default() };
+        assert_eq!(summary_json(&s)["state"], "active");
     }
 }

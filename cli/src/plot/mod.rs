@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 mod bars;
+pub mod chosen;
 mod curves;
 pub mod font;
 mod heatmap;
@@ -75,8 +76,44 @@ pub fn plot_sweep(
     out: &Path,
     font_file: &Path,
 ) -> anyhow::Result<Plotted> {
-    let done: Vec<&TrialRow> = trials.iter().filter(|t| t.status == SUCCEEDED).collect();
     let mut plotted = Plotted::default();
+    let done = prepare(sweep, trials, out, font_file, &mut plotted)?;
+    if xmc::applies(&done) {
+        xmc::figures(sweep, &done, out, &mut plotted)?;
+    } else if is_double_descent(&done) {
+        double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
+    } else if long_tail::applies(&done) {
+        long_tail::plot(sweep, &done, out, &mut plotted)?;
+    } else {
+        final_metrics(sweep, &done, out, &mut plotted)?;
+    }
+    Ok(plotted)
+}
+
+/// Draws the one figure `axes` picks (`sweep plot --x --y --curves`) instead of the usual ones.
+pub fn plot_chosen(
+    sweep: &str,
+    trials: &[TrialRow],
+    axes: &chosen::Axes,
+    load_metrics: impl FnOnce() -> anyhow::Result<Vec<MetricRow>>,
+    out: &Path,
+    font_file: &Path,
+) -> anyhow::Result<Plotted> {
+    let mut plotted = Plotted::default();
+    let done = prepare(sweep, trials, out, font_file, &mut plotted)?;
+    chosen::figure(sweep, &done, axes, load_metrics, out, &mut plotted)?;
+    Ok(plotted)
+}
+
+/// The succeeded trials (a note counts the others), with the font loaded and `out` created.
+fn prepare<'a>(
+    sweep: &str,
+    trials: &'a [TrialRow],
+    out: &Path,
+    font_file: &Path,
+    plotted: &mut Plotted,
+) -> anyhow::Result<Vec<&'a TrialRow>> {
+    let done: Vec<&TrialRow> = trials.iter().filter(|t| t.status == SUCCEEDED).collect();
     if done.len() < trials.len() {
         let mut counts: Vec<(String, usize)> = Vec::new();
         for t in trials.iter().filter(|t| t.status != SUCCEEDED) {
@@ -94,16 +131,7 @@ pub fn plot_sweep(
     font::load(font_file)?;
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the plots folder: {e}", out.display()))?;
-    if xmc::applies(&done) {
-        xmc::figures(sweep, &done, out, &mut plotted)?;
-    } else if is_double_descent(&done) {
-        double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
-    } else if long_tail::applies(&done) {
-        long_tail::plot(sweep, &done, out, &mut plotted)?;
-    } else {
-        final_metrics(sweep, &done, out, &mut plotted)?;
-    }
-    Ok(plotted)
+    Ok(done)
 }
 
 /// A width sweep of a double-descent workload that reports test error.

@@ -196,3 +196,30 @@ fn long_tail_sweeps_get_shot_group_bars_and_per_class_accuracy() {
     let per_class = svg_text(&dir.path().join("lt-class-accuracy-sampler-instance.svg"));
     assert!(per_class.contains("loss logit_adjust") && per_class.contains("log scale"), "per-class figure");
 }
+
+#[test]
+fn chosen_axes_draw_the_final_metric_or_learning_curves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trials = testdata::trials();
+    let axes = chosen::Axes { x: Some("label_noise".into()), y: Some("test_error".into()), curves: false };
+    let plotted =
+        plot_chosen("pick", &trials, &axes, || panic!("finals need no metrics"), dir.path(), font()).expect("plot");
+    assert!(plotted.files[0].ends_with("pick-test-error-vs-label-noise.png"), "{:?}", plotted.files);
+    assert!(svg_text(&plotted.files[1]).contains("label_noise"));
+
+    let curves = chosen::Axes { x: Some("width".into()), y: Some("test_error".into()), curves: true };
+    let metrics = testdata::metrics(&trials);
+    let plotted = plot_chosen("pick", &trials, &curves, || Ok(metrics), dir.path(), font()).expect("plot");
+    assert!(plotted.files[0].ends_with("pick-test-error-per-epoch-by-width.png"), "{:?}", plotted.files);
+    let svg = svg_text(&plotted.files[1]);
+    for text in ["epoch", "width 10", "width 160"] {
+        assert!(svg.contains(text), "learning-curve SVG lacks {text:?}");
+    }
+
+    let wrong = chosen::Axes { x: Some("widht".into()), y: Some("test_error".into()), curves: false };
+    let err = plot_chosen("pick", &trials, &wrong, || Ok(Vec::new()), dir.path(), font()).unwrap_err().to_string();
+    assert!(err.contains("--x `widht`") && err.contains("width"), "{err}");
+    let wrong = chosen::Axes { x: Some("width".into()), y: Some("accuracy".into()), curves: false };
+    let err = plot_chosen("pick", &trials, &wrong, || Ok(Vec::new()), dir.path(), font()).unwrap_err().to_string();
+    assert!(err.contains("--y `accuracy`") && err.contains("test_error"), "{err}");
+}

@@ -3,6 +3,7 @@
 use crate::auth;
 use crate::convert;
 use crate::shared::Shared;
+use crate::store::RetryWhich;
 use std::pin::Pin;
 use std::time::Duration;
 use sweep_proto::v1::{self as pb, sweep_service_server::SweepService};
@@ -159,5 +160,25 @@ impl SweepService for SweepApi {
         Ok(Response::new(pb::GetResultsResponse {
             trials: rows.into_iter().enumerate().map(|(i, r)| convert::result_to_wire(i as u32, r)).collect(),
         }))
+    }
+
+    #[tracing::instrument(name = "retry", skip_all, fields(sweep = %req.get_ref().sweep_id))]
+    async fn retry_sweep(
+        &self,
+        req: Request<pb::RetrySweepRequest>,
+    ) -> Result<Response<pb::RetrySweepResponse>, Status> {
+        let caller = auth::caller(&req);
+        let r = req.into_inner();
+        convert::check_sweep_name("sweep_id", &r.sweep_id)?;
+        let which = RetryWhich { failed: r.failed, cancelled: r.cancelled };
+        let by = caller.name().unwrap_or_default().to_string();
+        let name = r.sweep_id;
+        let n = {
+            let name = name.clone();
+            // Queued trials are work for agents waiting on a lease.
+            self.shared.write_then_wake_if(move |s, now| s.retry(&name, which, &caller, now), |n| *n > 0).await?
+        };
+        tracing::info!(sweep = %name, by = %by, failed = which.failed, cancelled = which.cancelled, trials = n, "sweep retried");
+        Ok(Response::new(pb::RetrySweepResponse { trials_retried: n }))
     }
 }

@@ -20,8 +20,9 @@ pub struct AgentRecord {
 }
 
 impl Store {
-    /// Registers an agent and returns its id: its name, made unique with a number. Only the hash
-    /// of the registration's session secret is kept; every later call must present the secret.
+    /// Registers an agent and returns its id: its name, or the name and a number when an earlier
+    /// registration holds it. Only the hash of the registration's session secret is kept; every
+    /// later call must present the secret.
     pub fn register_agent(
         &mut self,
         name: &str,
@@ -32,8 +33,15 @@ impl Store {
         now_ms: i64,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
-        let id = format!("{name}-{n}");
+        // The name as given, unless an earlier registration holds it (this agent before a restart,
+        // or another agent of the same name): then a number keeps every registration apart.
+        let taken: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)", [name], |r| r.get(0))?;
+        let id = if taken {
+            let n: i64 = tx.query_row("SELECT COUNT(*) + 1 FROM agents", [], |r| r.get(0))?;
+            format!("{name}-{n}")
+        } else {
+            name.to_string()
+        };
         tx.execute(
             "INSERT INTO agents (id, name, hostname, slots, gpus, registered_at_ms, last_seen_ms, session_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",

@@ -11,6 +11,7 @@ mod leases;
 mod metrics;
 mod owners;
 mod queue;
+mod retry;
 mod schema;
 mod sessions;
 mod sweeps;
@@ -20,6 +21,7 @@ pub use attempts::AttemptRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};
+pub use retry::RetryWhich;
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 
 use crate::error::Result;

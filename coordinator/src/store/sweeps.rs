@@ -33,6 +33,8 @@ pub struct SweepSummary {
     pub created_at_ms: i64,
     pub counts: BTreeMap<TrialState, u32>,
     pub total: u32,
+    /// Attempts beyond each trial's first, summed.
+    pub retries: u32,
 }
 
 impl SweepSummary {
@@ -43,6 +45,17 @@ impl SweepSummary {
     /// No trial is waiting or running.
     pub fn is_done(&self) -> bool {
         TrialState::ALL.iter().filter(|s| !s.is_terminal()).all(|s| self.count(*s) == 0)
+    }
+
+    /// The state users see: an active sweep with nothing left to run is `done`, so a listing never
+    /// says `active` of a sweep whose trials have all finished. The stored state stays `active`
+    /// (trials added by a resubmission or a retry run without further ado).
+    pub fn shown_state(&self) -> &str {
+        if self.state == "active" && self.is_done() {
+            "done"
+        } else {
+            &self.state
+        }
     }
 }
 
@@ -176,14 +189,17 @@ impl Store {
             .optional()?
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
         let mut counts = BTreeMap::new();
-        let mut q = self.conn.prepare_cached("SELECT state, COUNT(*) FROM trials WHERE sweep = ?1 GROUP BY state")?;
-        let mut total = 0;
-        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
-            let (s, n) = row?;
+        let mut q = self.conn.prepare_cached(
+            "SELECT state, COUNT(*), SUM(MAX(attempt - 1, 0)) FROM trials WHERE sweep = ?1 GROUP BY state",
+        )?;
+        let (mut total, mut retries) = (0, 0);
+        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?)))? {
+            let (s, n, again) = row?;
             counts.insert(s.parse().map_err(Error::Corrupt)?, n);
             total += n;
+            retries += again;
         }
-        Ok(SweepSummary { name: sweep.to_string(), state, owner, created_at_ms, counts, total })
+        Ok(SweepSummary { name: sweep.to_string(), state, owner, created_at_ms, counts, total, retries })
     }
 
     pub fn sweep_names(&self) -> Result<Vec<String>> {
