@@ -56,6 +56,23 @@ enum Command {
     Watch { sweep: String },
     /// Cancel every unfinished trial of a sweep; running ones stop at their next heartbeat.
     Cancel { sweep: String },
+    /// Lease a paused sweep's pending trials again, once the cause is fixed (data, packages).
+    /// A sweep is paused when its trials fail on every agent and none succeeds; `sweep status
+    /// SWEEP` shows the reason and the error. If the sweep file itself was wrong, fix it and
+    /// `sweep submit --force` it instead: that resumes the sweep too.
+    Resume { sweep: String },
+    /// List agents: state (ok, quarantined, silent), slots, GPUs, failures in a row and, for a
+    /// quarantined agent, the evidence. `--unquarantine NAME` lets an agent out of quarantine.
+    Agents {
+        /// Let this agent (an id as listed, or the name agents registered with: all of them) out
+        /// of quarantine once its node is fixed; it leases again at once, without a restart.
+        /// Needs an `admin` token when the coordinator uses token files.
+        #[arg(long, value_name = "NAME")]
+        unquarantine: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One row per trial with its parameters and final metrics.
     Results {
         sweep: String,
@@ -143,6 +160,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status { sweep, json } => commands::status::run(&remote, sweep.as_deref(), json).await,
         Command::Watch { sweep } => commands::watch::run(&remote, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
+        Command::Resume { sweep } => commands::resume::run(&remote, &sweep).await,
+        Command::Agents { unquarantine, json } => {
+            commands::agents::run(&remote, unquarantine.as_deref(), json).await
+        }
         Command::Results { sweep, format, results } => {
             commands::results::run(&remote, &sweep, format, results.as_deref()).await
         }

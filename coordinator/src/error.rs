@@ -8,6 +8,9 @@ pub enum Error {
     UnknownSweep(String),
     #[error("unknown agent `{0}`: register again")]
     UnknownAgent(String),
+    /// `sweep agents --unquarantine NAME` named no agent.
+    #[error("no agent has the id or name `{0}`: see `sweep agents`")]
+    NoSuchAgent(String),
     #[error("lease {0} is no longer current (expired, superseded or finished)")]
     StaleLease(i64),
     #[error("lease {lease_id} is of trial {trial}, which is {state}: its results are final")]
@@ -39,7 +42,7 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::UnknownSweep(_) | Error::UnknownAgent(_) => tonic::Status::not_found(message),
+            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NoSuchAgent(_) => tonic::Status::not_found(message),
             Error::StaleLease(_) | Error::Refused(_) | Error::TrialFinished { .. } | Error::Conflict(_) => {
                 tonic::Status::failed_precondition(message)
             }
