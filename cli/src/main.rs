@@ -61,8 +61,9 @@ enum Command {
     /// SWEEP` shows the reason and the error. If the sweep file itself was wrong, fix it and
     /// `sweep submit --force` it instead: that resumes the sweep too.
     Resume { sweep: String },
-    /// List agents: state (ok, quarantined, silent), slots, GPUs, failures in a row and, for a
-    /// quarantined agent, the evidence. `--unquarantine NAME` lets an agent out of quarantine.
+    /// List agents heard from in the last 5 minutes: state (ok or quarantined), slots, GPUs,
+    /// failures in a row and, for a quarantined agent, the evidence. `--unquarantine NAME` lets an
+    /// agent out of quarantine.
     Agents {
         /// Let this agent (an id as listed, or the name agents registered with: all of them) out
         /// of quarantine once its node is fixed; it leases again at once, without a restart.
@@ -161,9 +162,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { sweep } => commands::watch::run(&remote, &sweep).await,
         Command::Cancel { sweep } => commands::cancel::run(&remote, &sweep).await,
         Command::Resume { sweep } => commands::resume::run(&remote, &sweep).await,
-        Command::Agents { unquarantine, json } => {
-            commands::agents::run(&remote, unquarantine.as_deref(), json).await
-        }
+        Command::Agents { unquarantine, json } => commands::agents::run(&remote, unquarantine.as_deref(), json).await,
         Command::Results { sweep, format, results } => {
             commands::results::run(&remote, &sweep, format, results.as_deref()).await
         }

@@ -95,8 +95,14 @@ fn plain_line(sweep: &str, s: &pb::SweepSummary, elapsed: Duration) -> String {
     let c = s.counts.unwrap_or_default();
     let finished = c.succeeded + c.failed + c.cancelled + c.stopped;
     let secs = elapsed.as_secs();
-    let mut line =
-        format!("{}: {finished}/{} finished · {} ({}m{:02}s)", escape(sweep), s.total, counts_line(&c), secs / 60, secs % 60);
+    let mut line = format!(
+        "{}: {finished}/{} finished · {} ({}m{:02}s)",
+        escape(sweep),
+        s.total,
+        counts_line(&c),
+        secs / 60,
+        secs % 60
+    );
     if !s.waiting.is_empty() {
         line.push_str(" · waiting: no agent can run the pending trials");
     }

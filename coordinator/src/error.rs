@@ -42,7 +42,9 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NoSuchAgent(_) => tonic::Status::not_found(message),
+            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NoSuchAgent(_) => {
+                tonic::Status::not_found(message)
+            }
             Error::StaleLease(_) | Error::Refused(_) | Error::TrialFinished { .. } | Error::Conflict(_) => {
                 tonic::Status::failed_precondition(message)
             }

@@ -59,8 +59,11 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
     // `--lr` is rejected by the script on every node.
     let typo = root.join("typo.toml");
     let retry = "[retry]\nmax_attempts = 3\nbackoff = \"0s\"";
-    std::fs::write(&typo, command_sweep("typo", &script, "[1, 2, 3, 4, 5, 6, 7, 8]", &format!("[params]\nlr = 0.1\n{retry}")))
-        .unwrap();
+    std::fs::write(
+        &typo,
+        command_sweep("typo", &script, "[1, 2, 3, 4, 5, 6, 7, 8]", &format!("[params]\nlr = 0.1\n{retry}")),
+    )
+    .unwrap();
     let fine = root.join("fine.toml");
     // Backoff spreads the broken node's failures over the trials, so none runs out of attempts.
     std::fs::write(
@@ -73,8 +76,7 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
 
     let status = wait_for(&coordinator.url, "fine", root, Duration::from_secs(120), |s| s["done"] == true);
     assert_eq!(count(&status, "succeeded"), 6, "{status:#}");
-    let typo_status =
-        wait_for(&coordinator.url, "typo", root, Duration::from_secs(30), |s| s["state"] == "paused");
+    let typo_status = wait_for(&coordinator.url, "typo", root, Duration::from_secs(30), |s| s["state"] == "paused");
     assert!(typo_status["pause_error"].as_str().unwrap().contains("unrecognized arguments: --lr"), "{typo_status:#}");
     let agents = agents_json(&coordinator.url);
     let bad = agent(&agents, "bad");
@@ -85,7 +87,10 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
 
     // Both ends say so in their logs, and the user's listings show it.
     let coordinator_log = std::fs::read_to_string(root.join("coordinator.log")).unwrap();
-    assert!(coordinator_log.contains("agent quarantined") && coordinator_log.contains("sweep paused"), "{coordinator_log}");
+    assert!(
+        coordinator_log.contains("agent quarantined") && coordinator_log.contains("sweep paused"),
+        "{coordinator_log}"
+    );
     let status_text = stdout_of(&sweep(&coordinator.url, &["status", "typo"]));
     assert!(status_text.contains("paused:") && status_text.contains("unrecognized arguments"), "{status_text}");
     let bad_id = bad["agent_id"].as_str().unwrap().to_string();

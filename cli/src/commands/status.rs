@@ -44,10 +44,17 @@ pub fn print_attention(s: &pb::SweepSummary) {
         if !s.pause_error.is_empty() {
             println!("  last error: {}", escape(s.pause_error.trim()));
         }
-        println!("  fix the cause, then `sweep resume {}` (or `sweep submit --force` the fixed file)", escape(&s.sweep_id));
+        println!(
+            "  fix the cause, then `sweep resume {}` (or `sweep submit --force` the fixed file)",
+            escape(&s.sweep_id)
+        );
     }
     if !s.waiting.is_empty() {
-        println!("  warning: {} pending trials have no agent to run them: {}", s.counts.unwrap_or_default().pending, escape(&s.waiting));
+        println!(
+            "  warning: {} pending trials have no agent to run them: {}",
+            s.counts.unwrap_or_default().pending,
+            escape(&s.waiting)
+        );
     }
 }
 

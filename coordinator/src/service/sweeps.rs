@@ -50,7 +50,9 @@ impl SweepService for SweepApi {
         convert::check_sweep_name("sweep_id", &name)?;
         let (summary, trials, agents) = self
             .shared
-            .read(move |s, now| Ok((summary_now(s, &name, now)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?)))
+            .read(move |s, now| {
+                Ok((summary_now(s, &name, now)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
+            })
             .await?;
         Ok(Response::new(pb::GetSweepResponse {
             summary: Some(convert::summary_to_wire(&summary)),
