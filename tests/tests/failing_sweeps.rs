@@ -77,7 +77,11 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
     let status = wait_for(&coordinator.url, "fine", root, Duration::from_secs(120), |s| s["done"] == true);
     assert_eq!(count(&status, "succeeded"), 6, "{status:#}");
     let typo_status = wait_for(&coordinator.url, "typo", root, Duration::from_secs(30), |s| s["state"] == "paused");
-    assert!(typo_status["pause_error"].as_str().unwrap().contains("unrecognized arguments: --lr"), "{typo_status:#}");
+    // The common error is the broken node's bare exit code or the script's complaint, whichever
+    // came more often; the trials show the complaint.
+    assert!(!typo_status["pause_error"].as_str().unwrap().is_empty(), "{typo_status:#}");
+    let complaint = |t: &Value| t["last_error"].as_str().is_some_and(|e| e.contains("unrecognized arguments: --lr"));
+    assert!(typo_status["trials"].as_array().unwrap().iter().any(complaint), "{typo_status:#}");
     let agents = agents_json(&coordinator.url);
     let bad = agent(&agents, "bad");
     let good = agent(&agents, "good");
@@ -92,7 +96,7 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
         "{coordinator_log}"
     );
     let status_text = stdout_of(&sweep(&coordinator.url, &["status", "typo"]));
-    assert!(status_text.contains("paused:") && status_text.contains("unrecognized arguments"), "{status_text}");
+    assert!(status_text.contains("paused:") && status_text.contains("last error:"), "{status_text}");
     let bad_id = bad["agent_id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -128,11 +128,12 @@ pub(super) fn pause_if_failing(tx: &Transaction, sweep: &str, after: u32, alive_
     if !scheduler::should_pause(failures, distinct, eligible, after) {
         return Ok(());
     }
+    // The common error: the most frequent among the failures counted, the latest of equals.
     let error: Option<String> = tx
         .query_row(
             &format!(
                 "SELECT error FROM attempts WHERE sweep = ?1 AND lease_id > ?2 AND outcome IN {SWEEP_FAILURES}
-                 ORDER BY lease_id DESC LIMIT 1"
+                 GROUP BY error ORDER BY COUNT(*) DESC, MAX(lease_id) DESC LIMIT 1"
             ),
             params![sweep, from_lease],
             |r| r.get(0),

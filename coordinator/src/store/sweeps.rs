@@ -33,7 +33,8 @@ pub struct SweepSummary {
     pub created_at_ms: i64,
     pub counts: BTreeMap<TrialState, u32>,
     pub total: u32,
-    /// Why it is paused (`state` is `paused`), and the last error of its failing trials.
+    /// Why it is paused (`state` is `paused`), and the common error of its failing attempts (the
+    /// most frequent, the latest of equals).
     pub pause_reason: Option<String>,
     pub pause_error: Option<String>,
     /// Why its pending trials have nobody to run them ([`Store::stall`]); filled in by callers
