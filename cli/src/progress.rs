@@ -62,7 +62,9 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str, lines: Line
         let update = tokio::select! {
             update = stream.message() => update.map_err(crate::client::explain)?,
             _ = ticks.tick(), if plain => {
-                lines.print(&plain_line(sweep, &last, started.elapsed()));
+                if !last.sweep_id.is_empty() {
+                    lines.print(&plain_line(sweep, &last, started.elapsed()));
+                }
                 continue;
             }
         };

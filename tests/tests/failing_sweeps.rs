@@ -95,6 +95,9 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
         coordinator_log.contains("agent quarantined") && coordinator_log.contains("sweep paused"),
         "{coordinator_log}"
     );
+    let watched = sweep(&coordinator.url, &["watch", "typo"]);
+    let watch_err = String::from_utf8_lossy(&watched.stderr);
+    assert!(!watched.status.success() && watch_err.contains("typo is paused"), "{watch_err}");
     let status_text = stdout_of(&sweep(&coordinator.url, &["status", "typo"]));
     assert!(status_text.contains("paused:") && status_text.contains("last error:"), "{status_text}");
     let bad_id = bad["agent_id"].as_str().unwrap().to_string();
@@ -142,4 +145,37 @@ fn sweep_local_of_a_broken_sweep_ends_with_the_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("typo is paused") && stderr.contains("unrecognized arguments: --lr"), "{stderr}");
+}
+
+/// With no agent connected, `sweep watch` into a pipe still prints a progress line every 10 s,
+/// and warns that the pending trials have nobody to run them.
+#[test]
+fn sweep_watch_into_a_pipe_shows_progress_and_why_trials_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let coordinator = start_coordinator(root, "5s");
+    let file = root.join("lonely.toml");
+    std::fs::write(&file, command_sweep("lonely", &root.join("train.py"), "[1, 2]", "")).unwrap();
+    stdout_of(&sweep(&coordinator.url, &["submit", file.to_str().unwrap()]));
+    let mut watch = Proc(
+        Command::new(bin("sweep"))
+            .args(["watch", "lonely"])
+            .env("SWEEP_COORDINATOR", &coordinator.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    let _ = watch.0.kill();
+    let _ = watch.0.wait();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    watch.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    watch.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("lonely: 0/2 finished")).collect();
+    assert!(lines.len() >= 2, "a first line and one 10 s later: {stdout}");
+    assert!(lines.iter().all(|l| l.contains("pending 2") && l.contains("waiting")), "{stdout}");
+    assert!(stderr.contains("2 pending trials have no agent to run them: no agent is connected"), "{stderr}");
 }
