@@ -198,6 +198,12 @@ mod tests {
         let session: Option<Vec<u8>> =
             conn.query_row("SELECT session_hash FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
         assert_eq!(session, None, "an agent from before sessions has none: it must register again");
+        let (quarantined, from): (Option<i64>, i64) = conn
+            .query_row("SELECT quarantined_at_ms, streak_from_lease FROM agents WHERE id = 'a'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((quarantined, from), (None, 0), "no agent is quarantined by the migration");
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
     }
