@@ -61,7 +61,12 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
     let retry = "[retry]\nmax_attempts = 3\nbackoff = \"0s\"";
     std::fs::write(
         &typo,
-        command_sweep("typo", &script, "[1, 2, 3, 4, 5, 6, 7, 8]", &format!("[params]\nlr = 0.1\n{retry}")),
+        command_sweep(
+            "typo",
+            &script,
+            "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]",
+            &format!("[params]\nlr = 0.1\n{retry}"),
+        ),
     )
     .unwrap();
     let fine = root.join("fine.toml");
@@ -115,8 +120,12 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
     let out = stdout_of(&sweep(&coordinator.url, &["agents", "--unquarantine", &bad_id]));
     assert!(out.contains("out of quarantine"), "{out}");
     assert_eq!(agent(&agents_json(&coordinator.url), "bad")["state"], "ok");
-    stdout_of(&sweep(&coordinator.url, &["resume", "typo"]));
-    assert_eq!(status_json(&coordinator.url, "typo")["state"], "active");
+    let resumed = stdout_of(&sweep(&coordinator.url, &["resume", "typo"]));
+    assert!(resumed.contains("resumed typo"), "{resumed}");
+    // Nothing was fixed: new failures pause it again, and only new ones count.
+    wait_for(&coordinator.url, "typo", root, Duration::from_secs(30), |s| s["state"] == "paused");
+    let log = std::fs::read_to_string(root.join("coordinator.log")).unwrap();
+    assert!(log.contains("sweep resumed") && log.matches("sweep paused").count() >= 2, "{log}");
 }
 
 #[test]
