@@ -175,13 +175,29 @@ fn sweep_watch_into_a_pipe_shows_progress_and_why_trials_wait() {
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_secs(12));
+    // Read as it comes: a first line at once, the next 10 s later, however slowly the CLI starts.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = watch.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stdout = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stdout.lines().filter(|l| l.starts_with("lonely: 0/2 finished")).count() < 2 && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+    }
     let _ = watch.0.kill();
     let _ = watch.0.wait();
-    let mut stdout = String::new();
     let mut stderr = String::new();
     use std::io::Read;
-    watch.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     watch.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("lonely: 0/2 finished")).collect();
     assert!(lines.len() >= 2, "a first line and one 10 s later: {stdout}");
