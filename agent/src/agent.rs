@@ -122,6 +122,8 @@ struct Agent {
     running: JoinSet<Finished>,
     /// Lease requests failed in a row; the wait before the next one grows with it.
     failures: u32,
+    /// Why the coordinator quarantined this agent, as it last said; logged when it changes.
+    quarantine: Option<String>,
 }
 
 impl Agent {
@@ -168,6 +170,7 @@ impl Agent {
             heartbeats: tokio::spawn(beats),
             running: JoinSet::new(),
             failures: 0,
+            quarantine: None,
         }
     }
 
@@ -192,7 +195,11 @@ impl Agent {
     async fn lease(&mut self, free: u32) -> anyhow::Result<u32> {
         let req = self.lease_request(free).await;
         let granted = match self.client.clone().lease(req).await {
-            Ok(resp) => resp.into_inner().leases,
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                self.note_quarantine(resp.quarantine);
+                resp.leases
+            }
             // NOT_FOUND: the store no longer has this agent. PERMISSION_DENIED: its id now belongs
             // to another registration (the store was replaced). Either way this registration is over.
             Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied) => {
@@ -212,6 +219,23 @@ impl Agent {
             self.wake_heartbeat.notify_one();
         }
         Ok(started)
+    }
+
+    /// Logs when the coordinator quarantines this agent or lets it out: a quarantined agent stays
+    /// connected but gets no trials, and its operator should see why in its own log.
+    fn note_quarantine(&mut self, reason: String) {
+        let now = (!reason.is_empty()).then_some(reason);
+        if now == self.quarantine {
+            return;
+        }
+        match &now {
+            Some(reason) => tracing::error!(
+                evidence = %sweep_spec::text::escape(reason),
+                "quarantined by the coordinator: no trials until the node is fixed and `sweep agents --unquarantine` is run"
+            ),
+            None => tracing::info!("out of quarantine: leasing trials again"),
+        }
+        self.quarantine = now;
     }
 
     async fn lease_request(&self, free: u32) -> pb::LeaseRequest {

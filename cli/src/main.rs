@@ -94,6 +94,27 @@ enum Command {
         #[arg(long)]
         cancelled: bool,
     },
+    /// Lease a paused sweep's pending trials again, once the cause is fixed (data, packages).
+    /// A sweep is paused when its trials fail on every agent and none succeeds; `sweep status
+    /// SWEEP` shows the reason and the error. If the sweep file itself was wrong, fix it and
+    /// `sweep submit --force` it instead: that resumes the sweep too.
+    Resume {
+        /// The sweep's name, as `sweep status` lists it.
+        sweep: String,
+    },
+    /// List agents heard from in the last 5 minutes: state (ok or quarantined), slots, GPUs,
+    /// failures in a row and, for a quarantined agent, the evidence. `--unquarantine NAME` lets an
+    /// agent out of quarantine.
+    Agents {
+        /// Let this agent (an id as listed, or the name agents registered with: all of them) out
+        /// of quarantine once its node is fixed; it leases again at once, without a restart.
+        /// Needs an `admin` token when the coordinator uses token files.
+        #[arg(long, value_name = "NAME")]
+        unquarantine: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One row per trial with its parameters and final metrics.
     #[command(
         after_help = "Where the rows come from: --results DIR (or SWEEP_RESULTS) reads DIR/<sweep>/trials.parquet;\n\
@@ -231,6 +252,8 @@ async fn dispatch(cli: Cli, coordinator_given: bool) -> anyhow::Result<exit::End
             let axes = plot::chosen::Axes { x, y, curves };
             commands::plot::run(&sweep, &results, out.as_deref(), &font, &axes)
         }
+        Command::Resume { sweep } => commands::resume::run(&remote, &sweep).await,
+        Command::Agents { unquarantine, json } => commands::agents::run(&remote, unquarantine.as_deref(), json).await,
         Command::Slurm(cmd) => commands::slurm::run(cmd, &remote),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => return commands::local::run(args).await,

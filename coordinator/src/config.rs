@@ -26,9 +26,17 @@ pub struct CoordinatorConfig {
     /// Address for HTTP: Prometheus metrics on /metrics and a probe on /healthz [default: off].
     #[arg(long, env = "SWEEP_HTTP_LISTEN")]
     pub http_listen: Option<String>,
-    /// An agent whose attempts fail this many times in a row gets no new leases; 0 turns it off.
+    /// Quarantine an agent (no new leases until `sweep agents --unquarantine`) after this many
+    /// failed attempts since its last success that blame the node: their trial succeeded on
+    /// another agent, or their sweep succeeds on other agents and the trial failed nowhere else.
+    /// Failures of a sweep that fails everywhere never count. 0 turns quarantine off.
     #[arg(long, env = "SWEEP_QUARANTINE_AFTER", default_value_t = crate::store::DEFAULT_QUARANTINE_AFTER)]
     pub quarantine_after: u32,
+    /// Pause a sweep (no new leases until `sweep resume`) after this many failed attempts with
+    /// none succeeding since it was submitted or resumed, on two agents (or the only one not
+    /// quarantined). 0 turns pausing off.
+    #[arg(long, env = "SWEEP_PAUSE_AFTER", default_value_t = crate::store::DEFAULT_PAUSE_AFTER)]
+    pub pause_after: u32,
     /// Distinct metric names one sweep may report. A trial that reports a name beyond it fails,
     /// naming the limit: every name costs memory in the coordinator and a `final_<name>` column in
     /// trials.parquet. Per-class accuracies of a 1,000-class model fit in the default.
@@ -117,6 +125,7 @@ impl CoordinatorConfig {
             flush_interval: Duration::from_secs(2),
             http_listen: None,
             quarantine_after: crate::store::DEFAULT_QUARANTINE_AFTER,
+            pause_after: crate::store::DEFAULT_PAUSE_AFTER,
             max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
             checkpoint_root: None,
             connections: ConnectionConfig::default(),

@@ -115,6 +115,9 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         created_at_ms: s.created_at_ms,
         owner: s.owner.clone().unwrap_or_default(),
         retries: s.retries,
+        pause_reason: s.pause_reason.clone().unwrap_or_default(),
+        pause_error: s.pause_error.clone().unwrap_or_default(),
+        waiting: s.waiting.clone().unwrap_or_default(),
     }
 }
 
@@ -157,6 +160,7 @@ pub fn agent_to_wire(a: AgentRecord) -> pb::AgentInfo {
         running: a.running,
         quarantined: a.quarantined,
         consecutive_failures: a.consecutive_failures,
+        quarantine_reason: a.quarantine_reason.unwrap_or_default(),
     }
 }
 
@@ -203,6 +207,11 @@ pub fn check_trial_id(field: &str, id: &str) -> Result<(), Status> {
         return Ok(());
     }
     Err(invalid(field, format!("{TRIAL_ID_LEN} lowercase hex digits, got {}", quoted(id))))
+}
+
+/// An agent id or registration name, as `sweep agents --unquarantine` sends it.
+pub fn check_agent_name(field: &str, name: &str) -> Result<(), Status> {
+    check_text(field, name, 1, crate::limits::MAX_AGENT_ID)
 }
 
 pub fn check_register(r: &pb::RegisterRequest) -> Result<(), Status> {

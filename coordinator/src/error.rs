@@ -10,6 +10,9 @@ pub enum Error {
     NotFound(String),
     #[error("unknown agent `{0}`: register again")]
     UnknownAgent(String),
+    /// `sweep agents --unquarantine NAME` named no agent.
+    #[error("no agent has the id or name `{0}`: see `sweep agents`")]
+    NoSuchAgent(String),
     #[error("lease {0} is no longer current (expired, superseded or finished)")]
     StaleLease(i64),
     #[error("lease {lease_id} is of trial {trial}, which is {state}: its results are final")]
@@ -41,7 +44,9 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NotFound(_) => tonic::Status::not_found(message),
+            Error::UnknownSweep(_) | Error::UnknownAgent(_) | Error::NotFound(_) | Error::NoSuchAgent(_) => {
+                tonic::Status::not_found(message)
+            }
             Error::StaleLease(_) | Error::Refused(_) | Error::TrialFinished { .. } | Error::Conflict(_) => {
                 tonic::Status::failed_precondition(message)
             }

@@ -1,5 +1,6 @@
 //! Scheduling decisions as plain functions of the state and `now`: which pending trials an agent
-//! gets, what a heartbeat tells an agent about each of its leases, and when an agent is quarantined.
+//! gets, what a heartbeat tells an agent about each of its leases, whose fault failed trials are (an
+//! agent is quarantined, a sweep is paused), and why pending trials may have nobody to run them.
 //! How large a fused group may be is decided in `fused_sizing`.
 
 use crate::lifecycle::{Exit, TrialState};
@@ -165,10 +166,89 @@ pub fn retry_not_before(now_ms: i64, user_failures: u32, base_ms: u32, unit: f64
 /// Longest wait before a retry, however often the trial failed.
 pub const RETRY_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Whether an agent whose trials failed `consecutive` times in a row gets no more leases.
-/// `after = 0` turns quarantine off.
-pub fn is_quarantined(consecutive: u32, after: u32) -> bool {
-    after > 0 && consecutive >= after
+/// What is known about one failed attempt of an agent's current run of failures (since its last
+/// success): whether the trial, or at least its sweep, succeeded on another agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureEvidence {
+    /// Another attempt of the same trial succeeded on another agent.
+    pub trial_succeeded_elsewhere: bool,
+    /// Another attempt of the same trial failed on another agent as well.
+    pub trial_failed_elsewhere: bool,
+    /// Some trial of the same sweep succeeded on another agent.
+    pub sweep_succeeded_elsewhere: bool,
+}
+
+/// Whether a failed attempt is evidence against its node rather than against the user's code: the
+/// very trial succeeded on another agent, or its sweep succeeds on other agents and this trial did
+/// not fail there too. A sweep that fails everywhere blames no node (see [`should_pause`]), so a
+/// user's broken script cannot quarantine the cluster.
+pub fn blames_node(e: FailureEvidence) -> bool {
+    e.trial_succeeded_elsewhere || (e.sweep_succeeded_elsewhere && !e.trial_failed_elsewhere)
+}
+
+/// How many of an agent's most recent failed attempts (since its last success) are weighed per
+/// quarantine decision, as a multiple of `--quarantine-after`: bounds the work of a lease request
+/// from an agent that ran a long series of broken sweeps.
+pub const QUARANTINE_WINDOW_FACTOR: u32 = 4;
+
+/// Whether an agent with `blamed` failed attempts that blame its node ([`blames_node`]) since its
+/// last success gets no more leases. `after = 0` turns quarantine off.
+pub fn is_quarantined(blamed: u32, after: u32) -> bool {
+    after > 0 && blamed >= after
+}
+
+/// Whether a sweep is the cause of its own failures and stops being leased (`paused`): since it
+/// was submitted or last resumed none of its attempts succeeded, `failures` failed (exit codes,
+/// bad configurations), and they failed on `distinct_agents` different agents: two, or one where
+/// only one agent can run trials (`eligible_agents`: alive and not quarantined, as under
+/// `sweep local --agents 1`). Failures on quarantined agents are left out by the caller.
+/// `after = 0` turns pausing off.
+pub fn should_pause(failures: u32, distinct_agents: u32, eligible_agents: u32, after: u32) -> bool {
+    after > 0 && failures >= after && distinct_agents >= eligible_agents.clamp(1, 2)
+}
+
+/// Why pending trials wait with nobody to run them, or None when some agent could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// No agent was heard from recently.
+    NoAgents,
+    /// Every agent heard from is quarantined.
+    AllQuarantined { quarantined: u32 },
+    /// The pending trials need more GPUs than any agent that may run them has.
+    TooFewGpus { needed: u32, most: u32 },
+}
+
+/// Whether pending trials needing up to `max_gpus_needed` GPUs (the fewest any of them needs:
+/// `min_gpus_needed`) can be run by the agents alive, given as (GPUs, quarantined) per agent.
+pub fn stall(pending: u32, min_gpus_needed: u32, agents: &[(u32, bool)]) -> Option<Stall> {
+    if pending == 0 {
+        return None;
+    }
+    if agents.is_empty() {
+        return Some(Stall::NoAgents);
+    }
+    let eligible: Vec<u32> = agents.iter().filter(|(_, q)| !q).map(|(g, _)| *g).collect();
+    if eligible.is_empty() {
+        return Some(Stall::AllQuarantined { quarantined: agents.len() as u32 });
+    }
+    let most = eligible.iter().copied().max().unwrap_or(0);
+    (most < min_gpus_needed).then_some(Stall::TooFewGpus { needed: min_gpus_needed, most })
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stall::NoAgents => write!(f, "no agent is connected: start `sweep-agent --coordinator URL` on a node"),
+            Stall::AllQuarantined { quarantined } => write!(
+                f,
+                "all {quarantined} agents are quarantined: see `sweep agents`, fix the nodes, then `sweep agents --unquarantine NAME`"
+            ),
+            Stall::TooFewGpus { needed, most } => write!(
+                f,
+                "pending trials need {needed} GPUs but the agents that may run them have at most {most}"
+            ),
+        }
+    }
 }
 
 /// What an attempt's end does to its agent's run of failed attempts (`is_quarantined`).
@@ -302,10 +382,47 @@ mod tests {
     }
 
     #[test]
-    fn quarantine_after_n_failures_in_a_row() {
+    fn quarantine_after_n_failures_that_blame_the_node() {
         assert!(!is_quarantined(4, 5));
         assert!(is_quarantined(5, 5));
         assert!(!is_quarantined(100, 0), "0 turns it off");
+    }
+
+    #[test]
+    fn only_failures_of_trials_that_run_elsewhere_blame_the_node() {
+        let e = |trial_ok, trial_failed, sweep_ok| FailureEvidence {
+            trial_succeeded_elsewhere: trial_ok,
+            trial_failed_elsewhere: trial_failed,
+            sweep_succeeded_elsewhere: sweep_ok,
+        };
+        assert!(!blames_node(e(false, false, false)), "a sweep that succeeded nowhere blames nobody");
+        assert!(!blames_node(e(false, true, false)), "a trial that fails everywhere is the trial's fault");
+        assert!(blames_node(e(true, false, true)), "the same trial succeeded on another node");
+        assert!(blames_node(e(true, true, true)), "a flaky trial that succeeded elsewhere still counts");
+        assert!(blames_node(e(false, false, true)), "its sweep runs elsewhere and this trial failed only here");
+        assert!(!blames_node(e(false, true, true)), "this trial failed on another node too: its parameters");
+    }
+
+    #[test]
+    fn a_sweep_pauses_after_failures_on_distinct_agents_or_its_only_one() {
+        assert!(!should_pause(4, 2, 2, 5), "too few failures");
+        assert!(should_pause(5, 2, 2, 5));
+        assert!(!should_pause(5, 1, 2, 5), "one agent failing everything may be the broken node");
+        assert!(should_pause(5, 1, 1, 5), "with one agent, distinct agents cannot be asked for");
+        assert!(should_pause(5, 1, 0, 5), "the only agent is gone: its failures still count");
+        assert!(should_pause(5, 2, 10, 5), "two agents suffice however many there are");
+        assert!(!should_pause(50, 5, 5, 0), "0 turns it off");
+    }
+
+    #[test]
+    fn stalls_name_why_nobody_runs_the_pending_trials() {
+        assert_eq!(stall(0, 0, &[]), None, "nothing pending");
+        assert_eq!(stall(3, 0, &[]), Some(Stall::NoAgents));
+        assert_eq!(stall(3, 0, &[(0, true), (1, true)]), Some(Stall::AllQuarantined { quarantined: 2 }));
+        assert_eq!(stall(3, 0, &[(0, true), (0, false)]), None);
+        assert_eq!(stall(3, 4, &[(8, true), (2, false)]), Some(Stall::TooFewGpus { needed: 4, most: 2 }));
+        assert_eq!(stall(3, 2, &[(2, false)]), None);
+        assert!(Stall::AllQuarantined { quarantined: 2 }.to_string().contains("--unquarantine"));
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let mut store = Store::open(&config.state, ttl_ms)
         .with_context(|| format!("opening the store in {}", config.state.display()))?;
     store.set_quarantine_after(config.quarantine_after);
+    store.set_pause_after(config.pause_after);
     store.set_max_metric_names(config.max_metric_names);
     let shared = Shared::new(store);
     let listener = tokio::net::TcpListener::bind(&config.listen)

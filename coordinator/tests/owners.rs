@@ -163,3 +163,28 @@ async fn without_token_files_every_user_may_do_everything_and_no_owner_is_record
     assert_status(c.submit(changed.clone()).await, Code::FailedPrecondition, "retry.max_attempts");
     c.submit(pb::SubmitSweepRequest { force: true, ..changed }).await.unwrap();
 }
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_resumes_a_sweep_and_only_an_admin_lets_agents_out() {
+    let env = Env::new(LONG_TTL);
+    let users = Users::start(&secured(&env)).await;
+    users.submit(ALICE, sweep("mine", &[1], "")).await.unwrap();
+    let resume = |token: &str| {
+        let mut client = users.client.clone();
+        let req = as_user(pb::ResumeSweepRequest { sweep_id: "mine".into() }, token);
+        async move { client.resume_sweep(req).await }
+    };
+    assert_status(resume(BOB).await, Code::PermissionDenied, "`alice`");
+    // The owner and an admin get past the check; the sweep is not paused.
+    assert_status(resume(ALICE).await, Code::FailedPrecondition, "not paused");
+    assert_status(resume(ROOT).await, Code::FailedPrecondition, "not paused");
+
+    let unquarantine = |token: &str| {
+        let mut client = users.client.clone();
+        let req = as_user(pb::UnquarantineAgentRequest { agent: "node-1".into() }, token);
+        async move { client.unquarantine_agent(req).await }
+    };
+    assert_status(unquarantine(ALICE).await, Code::PermissionDenied, "`admin`");
+    assert_status(unquarantine(ROOT).await, Code::NotFound, "node-1");
+    users.running.shutdown().await.unwrap();
+}

@@ -107,7 +107,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
     // An agent that stops on its own (it could not start, say) ends the run with its reason
     // rather than leaving the sweep waiting for it.
     let outcome = tokio::select! {
-        r = progress::follow(&mut c, &submitted.sweep_id) => r.map(Some),
+        r = progress::follow(&mut c, &submitted.sweep_id, progress::Lines::Stderr) => r.map(Some),
         _ = tokio::signal::ctrl_c() => Ok(None),
         Some(ended) = agents.join_next() => Err(match ended.context("agent task") {
             Ok(Ok(())) => anyhow::anyhow!("an agent stopped before the sweep ended"),
@@ -125,6 +125,15 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
         return Ok(Ended::Interrupted);
     };
 
+    if last.state == "paused" {
+        anyhow::bail!(
+            "sweep {} is paused: {}; last error: {}. Fix the sweep file and run `sweep local --force` with it (state in {})",
+            submitted.sweep_id,
+            last.pause_reason,
+            last.pause_error.trim(),
+            args.state.display()
+        );
+    }
     let rows = results::from_files(&args.results, &submitted.sweep_id)?;
     print!("{}", table::render(&rows, args.format));
     let counts = last.counts.unwrap_or_default();

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agents;
 #[cfg(feature = "embedded-agent")]
 pub mod bench;
 pub mod cancel;
@@ -9,6 +10,7 @@ pub mod data;
 pub mod local;
 pub mod plot;
 pub mod results;
+pub mod resume;
 pub mod retry;
 pub mod slurm;
 pub mod status;

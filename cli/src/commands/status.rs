@@ -37,14 +37,36 @@ pub fn summary_json(s: &pb::SweepSummary) -> Value {
         "total": s.total,
         "done": s.done,
         "retries": s.retries,
+        "pause_reason": s.pause_reason,
+        "pause_error": s.pause_error,
+        "waiting": s.waiting,
     })
 }
 
 fn agents_json(agents: &[pb::AgentInfo]) -> Value {
-    agents
-        .iter()
-        .map(|a| json!({"agent_id": a.agent_id, "hostname": a.hostname, "slots": a.slots, "gpus": a.gpus, "running": a.running, "last_seen_ms": a.last_seen_ms, "quarantined": a.quarantined, "consecutive_failures": a.consecutive_failures}))
-        .collect()
+    agents.iter().map(super::agents::agent_json).collect()
+}
+
+/// Why a sweep is paused and its common error, and why its pending trials wait: printed under
+/// its line by `status` and by `watch`. Both texts come from the coordinator and trial output.
+pub fn print_attention(s: &pb::SweepSummary) {
+    if s.state == "paused" {
+        println!("  paused: {}", escape(&s.pause_reason));
+        if !s.pause_error.is_empty() {
+            println!("  last error: {}", escape(s.pause_error.trim()));
+        }
+        println!(
+            "  fix the cause, then `sweep resume {}` (or `sweep submit --force` the fixed file)",
+            escape(&s.sweep_id)
+        );
+    }
+    if !s.waiting.is_empty() {
+        println!(
+            "  warning: {} pending trials have no agent to run them: {}",
+            s.counts.unwrap_or_default().pending,
+            escape(&s.waiting)
+        );
+    }
 }
 
 /// `running 2 · pending 5 · succeeded 10 …`, leaving out zero counts.
@@ -88,8 +110,9 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                     escape(done),
                     counts_line(&s.counts.unwrap_or_default())
                 );
+                print_attention(s);
             }
-            print_agents(&resp.agents);
+            super::agents::print_agents(&resp.agents);
         }
         Some(name) => {
             let resp = c
@@ -127,6 +150,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 summary.total,
                 counts_line(&summary.counts.unwrap_or_default())
             );
+            print_attention(&summary);
             let params: Vec<String> = resp.trials.iter().map(|t| params_cell(&t.params_json)).collect();
             let width = params.iter().map(|p| p.chars().count()).max().unwrap_or(0);
             for (t, params) in resp.trials.iter().zip(&params) {
@@ -140,7 +164,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                     escape(error)
                 );
             }
-            print_agents(&resp.agents);
+            super::agents::print_agents(&resp.agents);
         }
     }
     Ok(())
@@ -174,33 +198,6 @@ fn owner_shown(owner: &str) -> &str {
         "-"
     } else {
         owner
-    }
-}
-
-fn print_agents(agents: &[pb::AgentInfo]) {
-    if agents.is_empty() {
-        println!("no agents connected: start `sweep-agent --coordinator URL` on a node");
-        return;
-    }
-    println!("agents:");
-    for a in agents {
-        let gpus = if a.gpus.is_empty() { "cpu".to_string() } else { format!("gpus {}", escape(&a.gpus.join(","))) };
-        let health = if a.quarantined {
-            format!(
-                ", QUARANTINED after {} failed attempts in a row (restart the agent once the node is fixed)",
-                a.consecutive_failures
-            )
-        } else {
-            String::new()
-        };
-        println!(
-            "  {:<24} {:<16} {} of {} slots busy, {}{health}",
-            escape(&a.agent_id),
-            escape(&a.hostname),
-            a.running,
-            a.slots,
-            gpus
-        );
     }
 }
 

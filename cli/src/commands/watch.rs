@@ -1,5 +1,5 @@
 //! `sweep watch SWEEP [--json]`: progress until done, as a bar or as one JSON object per change;
-//! the exit status says whether any trial failed.
+//! the exit status says whether any trial failed. A paused sweep ends it with an error.
 
 use crate::exit::Ended;
 use crate::{client, progress};
@@ -16,6 +16,14 @@ pub async fn run(remote: &client::Remote, sweep: &str, json: bool) -> anyhow::Re
             return Ok(Ended::Interrupted);
         }
     };
+    if last.state == "paused" {
+        crate::commands::status::print_attention(&last);
+        anyhow::bail!(
+            "sweep {} is paused: {}",
+            sweep_spec::text::escape(sweep),
+            sweep_spec::text::escape(&last.pause_reason)
+        );
+    }
     if !json {
         let counts = last.counts.unwrap_or_default();
         println!("{}: done: {}", sweep_spec::text::escape(sweep), crate::commands::status::counts_line(&counts));
@@ -23,9 +31,10 @@ pub async fn run(remote: &client::Remote, sweep: &str, json: bool) -> anyhow::Re
     Ok(Ended::of_sweep(&last))
 }
 
+/// Follows until the sweep is done or paused; returns its last summary.
 async fn follow(c: &mut client::Client, sweep: &str, json: bool) -> anyhow::Result<pb::SweepSummary> {
     if !json {
-        return progress::follow(c, sweep).await;
+        return progress::follow(c, sweep, progress::Lines::Stdout).await;
     }
     let mut stream = c
         .watch_sweep(pb::WatchSweepRequest { sweep_id: sweep.to_string() })
@@ -41,7 +50,7 @@ async fn follow(c: &mut client::Client, sweep: &str, json: bool) -> anyhow::Resu
         writeln!(out, "{}", sweep_spec::text::escape_json(&line))?;
         out.flush()?;
         last = s;
-        if last.done {
+        if last.done || last.state == "paused" {
             break;
         }
     }

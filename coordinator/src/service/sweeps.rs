@@ -13,6 +13,17 @@ use tonic::{Request, Response, Status};
 /// Agents silent for longer than this are left out of listings.
 const AGENT_LISTING_WINDOW_MS: i64 = 5 * 60 * 1000;
 
+/// How often a watch looks at a sweep that did not change, for agents that went silent.
+const WATCH_RECHECK: Duration = Duration::from_secs(5);
+
+/// The sweep's summary with why its pending trials wait, if nobody can run them (agents alive
+/// within `Store::alive_window_ms`).
+fn summary_now(s: &crate::store::Store, name: &str, now: i64) -> crate::error::Result<crate::store::SweepSummary> {
+    let mut summary = s.summary(name)?;
+    summary.waiting = s.stall(name, now, s.alive_window_ms())?.map(|w| w.to_string());
+    Ok(summary)
+}
+
 pub struct SweepApi {
     pub shared: Shared,
 }
@@ -40,7 +51,9 @@ impl SweepService for SweepApi {
         convert::check_sweep_name("sweep_id", &name)?;
         let (summary, trials, agents) = self
             .shared
-            .read(move |s, now| Ok((s.summary(&name)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?)))
+            .read(move |s, now| {
+                Ok((summary_now(s, &name, now)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
+            })
             .await?;
         Ok(Response::new(pb::GetSweepResponse {
             summary: Some(convert::summary_to_wire(&summary)),
@@ -70,7 +83,8 @@ impl SweepService for SweepApi {
         let (summaries, agents) = self
             .shared
             .read(|s, now| {
-                let summaries = s.sweep_names()?.iter().map(|n| s.summary(n)).collect::<Result<Vec<_>, _>>()?;
+                let summaries =
+                    s.sweep_names()?.iter().map(|n| summary_now(s, n, now)).collect::<Result<Vec<_>, _>>()?;
                 Ok((summaries, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
             })
             .await?;
@@ -112,7 +126,7 @@ impl SweepService for SweepApi {
         // Fail now, not in the stream, for an unknown sweep.
         let first = {
             let name = name.clone();
-            shared.read(move |s, _| s.summary(&name)).await?
+            shared.read(move |s, now| summary_now(s, &name, now)).await?
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -130,15 +144,18 @@ impl SweepService for SweepApi {
                     return;
                 }
                 // Ends when the watcher hangs up or the server stops, not only when the sweep is done.
+                // Looks again now and then without a change: agents going silent changes nothing
+                // in the store, but leaves pending trials with nobody to run them (`waiting`).
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(WATCH_RECHECK) => {}
                     _ = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
                 }
                 // Changes arrive in bursts; a short pause batches them into one update.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let name = name.clone();
-                summary = match shared.read(move |s, _| s.summary(&name)).await {
+                summary = match shared.read(move |s, now| summary_now(s, &name, now)).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e.into())).await;
@@ -180,5 +197,47 @@ impl SweepService for SweepApi {
         };
         tracing::info!(sweep = %name, by = %by, failed = which.failed, cancelled = which.cancelled, trials = n, "sweep retried");
         Ok(Response::new(pb::RetrySweepResponse { trials_retried: n }))
+    }
+
+    async fn list_agents(
+        &self,
+        _req: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let agents = self.shared.read(|s, now| s.agents(now, AGENT_LISTING_WINDOW_MS)).await?;
+        Ok(Response::new(pb::ListAgentsResponse { agents: agents.into_iter().map(convert::agent_to_wire).collect() }))
+    }
+
+    /// Admin only when token files are in use: quarantine protects every user's sweeps.
+    #[tracing::instrument(name = "unquarantine", skip_all, fields(agent = %req.get_ref().agent))]
+    async fn unquarantine_agent(
+        &self,
+        req: Request<pb::UnquarantineAgentRequest>,
+    ) -> Result<Response<pb::UnquarantineAgentResponse>, Status> {
+        let caller = auth::caller(&req);
+        let agent = req.into_inner().agent;
+        convert::check_agent_name("agent", &agent)?;
+        if !caller.is_admin() {
+            return Err(Status::permission_denied(format!(
+                "only an `{}` token may let agents out of quarantine, not `{}`",
+                crate::ownership::ADMIN,
+                caller.name().unwrap_or_default()
+            )));
+        }
+        let by = caller.name().unwrap_or_default().to_string();
+        let freed = self.shared.write(move |s, _| s.unquarantine(&agent)).await?;
+        tracing::info!(agents = ?freed, by = %by, "unquarantine requested");
+        Ok(Response::new(pb::UnquarantineAgentResponse { agent_ids: freed }))
+    }
+
+    #[tracing::instrument(name = "resume", skip_all, fields(sweep = %req.get_ref().sweep_id))]
+    async fn resume_sweep(
+        &self,
+        req: Request<pb::ResumeSweepRequest>,
+    ) -> Result<Response<pb::ResumeSweepResponse>, Status> {
+        let caller = auth::caller(&req);
+        let name = req.into_inner().sweep_id;
+        convert::check_sweep_name("sweep_id", &name)?;
+        self.shared.write(move |s, _| s.resume(&name, &caller)).await?;
+        Ok(Response::new(pb::ResumeSweepResponse {}))
     }
 }

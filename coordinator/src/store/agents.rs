@@ -15,8 +15,10 @@ pub struct AgentRecord {
     pub running: u32,
     /// Its attempts that failed in a row, most recent last.
     pub consecutive_failures: u32,
-    /// It gets no new leases (see [`crate::scheduler::is_quarantined`]).
+    /// It gets no new leases (see [`crate::scheduler::blames_node`]).
     pub quarantined: bool,
+    /// The evidence it was quarantined on.
+    pub quarantine_reason: Option<String>,
 }
 
 impl Store {
@@ -66,7 +68,7 @@ impl Store {
         let mut q = self.conn.prepare(
             "SELECT a.id, a.hostname, a.slots, a.gpus, a.last_seen_ms,
                     (SELECT COUNT(*) FROM trials t WHERE t.agent = a.id AND t.state IN ('leased', 'running')),
-                    a.consecutive_failures
+                    a.consecutive_failures, a.quarantined_at_ms IS NOT NULL, a.quarantine_reason
              FROM agents a WHERE a.last_seen_ms >= ?1 ORDER BY a.registered_at_ms, a.id",
         )?;
         let rows = q.query_map([now_ms - window_ms], |r| {
@@ -79,7 +81,8 @@ impl Store {
                 last_seen_ms: r.get(4)?,
                 running: r.get(5)?,
                 consecutive_failures: r.get(6)?,
-                quarantined: crate::scheduler::is_quarantined(r.get(6)?, self.quarantine_after),
+                quarantined: r.get(7)?,
+                quarantine_reason: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -29,8 +29,8 @@ impl Store {
             g.trials.insert((sweep, state), n);
         }
         let (alive, quarantined): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(consecutive_failures >= ?2 AND ?2 > 0), 0) FROM agents WHERE last_seen_ms >= ?1",
-            rusqlite::params![now_ms - alive_window_ms, self.quarantine_after],
+            "SELECT COUNT(*), COALESCE(SUM(quarantined_at_ms IS NOT NULL), 0) FROM agents WHERE last_seen_ms >= ?1",
+            rusqlite::params![now_ms - alive_window_ms],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         g.agents_alive = alive as u64;

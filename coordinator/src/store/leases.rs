@@ -24,6 +24,14 @@ pub struct Grant {
     pub group: i64,
 }
 
+/// What a lease request gets: its grants, and why there are none when the agent is quarantined.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LeaseAnswer {
+    pub grants: Vec<Grant>,
+    /// The agent is quarantined, for this reason (`scheduler::blames_node`): it gets no leases.
+    pub quarantine: Option<String>,
+}
+
 /// An agent's view of one of its leases, sent with each heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseReport {
@@ -45,6 +53,8 @@ pub(super) struct Holder {
 impl Store {
     /// Hands out up to `free_slots` pending trials of active sweeps, oldest sweep first, within
     /// what is left of the agent's GPUs (`gpus`, one room per GPU). `session` must be the agent's.
+    /// A quarantined agent gets none; whether it is is decided here, from its failures
+    /// (`blame::quarantine`).
     pub fn lease(
         &mut self,
         agent_id: &str,
@@ -52,7 +62,7 @@ impl Store {
         free_slots: u32,
         mut gpus: Vec<GpuRoom>,
         now_ms: i64,
-    ) -> Result<Vec<Grant>> {
+    ) -> Result<LeaseAnswer> {
         let room = Room {
             candidates: scheduler::candidates_to_read(free_slots),
             gpus: scheduler::gpus_with_room(&gpus),
@@ -61,9 +71,10 @@ impl Store {
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
         let streak = admit_agent(&tx, agent_id, session, now_ms)?;
-        if free_slots == 0 || scheduler::is_quarantined(streak, self.quarantine_after) {
+        let quarantine = super::blame::quarantine(&tx, agent_id, streak, self.quarantine_after, now_ms)?;
+        if free_slots == 0 || quarantine.is_some() {
             tx.commit()?;
-            return Ok(Vec::new());
+            return Ok(LeaseAnswer { grants: Vec::new(), quarantine });
         }
         // Fused sweeps (`[resources] fuse`) lease in groups: a pending trial and the partners it
         // can train with are one candidate, taking one slot.
@@ -95,7 +106,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(grants)
+        Ok(LeaseAnswer { grants, quarantine: None })
     }
 
     /// Extends the agent's current leases and marks started trials running. Returns, per lease,
@@ -162,9 +173,14 @@ impl Store {
         c: &Completion,
         now_ms: i64,
     ) -> Result<TrialState> {
+        let (pause_after, alive_since_ms) = (self.pause_after, now_ms - self.alive_window_ms());
         let tx = self.conn.transaction()?;
         admit_lease_holder(&tx, lease_id, session)?;
         let next = complete_in(&tx, lease_id, c, now_ms)?;
+        if !c.released {
+            let (sweep, _, _) = Self::attempt_of_lease(&tx, lease_id)?;
+            super::blame::pause_if_failing(&tx, &sweep, pause_after, alive_since_ms)?;
+        }
         tx.commit()?;
         Ok(next)
     }
@@ -392,11 +408,12 @@ fn close_attempt(
     Ok(())
 }
 
-/// Records what an attempt's end did to its agent's run of failed attempts.
+/// Records what an attempt's end did to its agent's run of failed attempts; a success starts the
+/// run anew after its lease (`blame::quarantine` weighs only failures after it).
 fn record_streak(tx: &Transaction, lease_id: i64, streak: Streak) -> Result<()> {
     let update = match streak {
         Streak::Lengthen => "consecutive_failures = consecutive_failures + 1",
-        Streak::Reset => "consecutive_failures = 0",
+        Streak::Reset => "consecutive_failures = 0, streak_from_lease = ?1",
         Streak::Keep => return Ok(()),
     };
     tx.execute(

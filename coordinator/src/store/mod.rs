@@ -6,6 +6,7 @@
 
 mod agents;
 mod attempts;
+mod blame;
 mod gauges;
 mod leases;
 mod metrics;
@@ -19,7 +20,7 @@ mod sweeps;
 pub use agents::AgentRecord;
 pub use attempts::AttemptRecord;
 pub use gauges::Gauges;
-pub use leases::{Grant, LeaseReport};
+pub use leases::{Grant, LeaseAnswer, LeaseReport};
 pub use metrics::{MetricBatch, StoredMetric};
 pub use retry::RetryWhich;
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
@@ -31,15 +32,25 @@ use std::path::Path;
 pub struct Store {
     conn: Connection,
     lease_ttl_ms: i64,
-    /// Failed attempts in a row after which an agent gets no new leases; 0: never.
+    /// Failed attempts that blame an agent's node (`scheduler::blames_node`) after which it gets
+    /// no new leases; 0: never.
     quarantine_after: u32,
+    /// Failed attempts of a sweep, none succeeding, after which it is paused; 0: never.
+    pause_after: u32,
     /// Distinct metric names one sweep may report (`--max-metric-names`).
     max_metric_names: u32,
 }
 
-/// One broken node must not burn a sweep: after this many failed attempts in a row an agent is
-/// quarantined (`sweep-coordinator --quarantine-after`).
+/// One broken node must not burn a sweep: after this many failed attempts since its last success
+/// that blame the node (their trials succeed on other agents) an agent is quarantined
+/// (`sweep-coordinator --quarantine-after`).
 pub const DEFAULT_QUARANTINE_AFTER: u32 = 5;
+
+/// One broken sweep must not burn the cluster's time: after this many failed attempts on two
+/// agents (or the only one) with none succeeding, a sweep is paused (`sweep-coordinator
+/// --pause-after`). As many as quarantine takes, so a sweep with a healthy node to run on
+/// usually succeeds somewhere before it could be paused for a broken node's failures.
+pub const DEFAULT_PAUSE_AFTER: u32 = 5;
 
 impl Store {
     /// Opens (creating if needed) `<dir>/state.db`.
@@ -55,12 +66,22 @@ impl Store {
             conn,
             lease_ttl_ms,
             quarantine_after: DEFAULT_QUARANTINE_AFTER,
+            pause_after: DEFAULT_PAUSE_AFTER,
             max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
         })
     }
 
     pub fn set_quarantine_after(&mut self, failures: u32) {
         self.quarantine_after = failures;
+    }
+
+    pub fn set_pause_after(&mut self, failures: u32) {
+        self.pause_after = failures;
+    }
+
+    /// Agents heard from within this long count as alive: two lease lifetimes, as in the gauges.
+    pub fn alive_window_ms(&self) -> i64 {
+        2 * self.lease_ttl_ms
     }
 
     pub fn set_max_metric_names(&mut self, names: u32) {

@@ -2,14 +2,14 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 5;
+const VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
     name            TEXT PRIMARY KEY,
     seq             INTEGER NOT NULL,          -- submission order: older sweeps are served first
     created_at_ms   INTEGER NOT NULL,
-    state           TEXT NOT NULL,             -- active | cancelled
+    state           TEXT NOT NULL,             -- active | paused | cancelled
     source          TEXT NOT NULL,
     source_path     TEXT NOT NULL,
     max_attempts    INTEGER NOT NULL,
@@ -130,6 +130,24 @@ CREATE TABLE IF NOT EXISTS metric_names (
 INSERT OR IGNORE INTO metric_names (sweep, metric) SELECT DISTINCT sweep, metric FROM finals;
 "#;
 
+/// Version 6: who is at fault when trials fail (`scheduler::blames_node`, `scheduler::should_pause`).
+/// An agent's quarantine is a recorded decision with its evidence, cleared by an operator
+/// (`quarantined_at_ms`, `quarantine_reason`); its run of failures starts after `streak_from_lease`
+/// (its last success, or the moment it was let out of quarantine). A sweep is `paused` with a
+/// reason and the common error of its failing trials; only failures after `failures_from_lease`
+/// (its last resume) count towards pausing it.
+const V6: &str = r#"
+ALTER TABLE agents ADD COLUMN quarantined_at_ms INTEGER;
+ALTER TABLE agents ADD COLUMN quarantine_reason TEXT;
+ALTER TABLE agents ADD COLUMN streak_from_lease INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sweeps ADD COLUMN pause_reason TEXT;
+ALTER TABLE sweeps ADD COLUMN pause_error TEXT;
+ALTER TABLE sweeps ADD COLUMN failures_from_lease INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS attempts_by_agent ON attempts(agent, lease_id);
+CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts(sweep, trial_id, outcome);
+CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts(sweep, outcome, lease_id);
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -146,6 +164,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 5 {
         conn.execute_batch(V5)?;
+    }
+    if version < 6 {
+        conn.execute_batch(V6)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -177,6 +198,12 @@ mod tests {
         let session: Option<Vec<u8>> =
             conn.query_row("SELECT session_hash FROM agents WHERE id = 'a'", [], |r| r.get(0)).unwrap();
         assert_eq!(session, None, "an agent from before sessions has none: it must register again");
+        let (quarantined, from): (Option<i64>, i64) = conn
+            .query_row("SELECT quarantined_at_ms, streak_from_lease FROM agents WHERE id = 'a'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((quarantined, from), (None, 0), "no agent is quarantined by the migration");
         assert_eq!(conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).unwrap(), VERSION);
         migrate(&conn).unwrap();
     }

@@ -35,6 +35,13 @@ pub struct SweepSummary {
     pub total: u32,
     /// Attempts beyond each trial's first, summed.
     pub retries: u32,
+    /// Why it is paused (`state` is `paused`), and the common error of its failing attempts (the
+    /// most frequent, the latest of equals).
+    pub pause_reason: Option<String>,
+    pub pause_error: Option<String>,
+    /// Why its pending trials have nobody to run them ([`Store::stall`]); filled in by callers
+    /// that know the time.
+    pub waiting: Option<String>,
 }
 
 impl SweepSummary {
@@ -100,8 +107,13 @@ impl Store {
                 force,
             )?;
             tx.execute(
+                // Resubmitting resumes a paused sweep: only failures from now on count towards
+                // pausing it again (SQLite evaluates every expression on the row as it was).
                 "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
-                        definition = COALESCE(?7, definition) WHERE name = ?1",
+                        definition = COALESCE(?7, definition), pause_reason = NULL, pause_error = NULL,
+                        failures_from_lease = CASE WHEN state = 'paused' THEN (SELECT COALESCE(MAX(lease_id), 0) FROM attempts)
+                                                   ELSE failures_from_lease END
+                 WHERE name = ?1",
                 params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition],
             )?;
         } else {
@@ -181,11 +193,20 @@ impl Store {
     }
 
     pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
-        let (state, created_at_ms, owner): (String, i64, Option<String>) = self
+        #[allow(clippy::type_complexity)]
+        let (state, created_at_ms, owner, pause_reason, pause_error): (
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = self
             .conn
-            .query_row("SELECT state, created_at_ms, owner FROM sweeps WHERE name = ?1", [sweep], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT state, created_at_ms, owner, pause_reason, pause_error FROM sweeps WHERE name = ?1",
+                [sweep],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
             .optional()?
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
         let mut counts = BTreeMap::new();
@@ -199,7 +220,18 @@ impl Store {
             total += n;
             retries += again;
         }
-        Ok(SweepSummary { name: sweep.to_string(), state, owner, created_at_ms, counts, total, retries })
+        Ok(SweepSummary {
+            name: sweep.to_string(),
+            state,
+            owner,
+            created_at_ms,
+            counts,
+            total,
+            retries,
+            pause_reason,
+            pause_error,
+            waiting: None,
+        })
     }
 
     pub fn sweep_names(&self) -> Result<Vec<String>> {

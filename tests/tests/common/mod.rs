@@ -31,9 +31,15 @@ pub struct Coordinator {
 
 /// Starts `sweep-coordinator` on a free port and waits for its address line.
 pub fn start_coordinator(root: &Path, lease_ttl: &str) -> Coordinator {
+    start_coordinator_with(root, lease_ttl, &[])
+}
+
+/// The same, with more flags.
+pub fn start_coordinator_with(root: &Path, lease_ttl: &str, flags: &[&str]) -> Coordinator {
     let results = root.join("results");
     let mut child = Command::new(bin("sweep-coordinator"))
         .args(["--listen", "127.0.0.1:0", "--lease-ttl", lease_ttl, "--flush-interval", "300ms"])
+        .args(flags)
         .arg("--state")
         .arg(root.join("state"))
         .arg("--results")
