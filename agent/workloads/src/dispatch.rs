@@ -158,6 +158,7 @@ mod tests {
                         index: 0,
                         workload: w.name.into(),
                         command: None,
+                        command_bool: Default::default(),
                         params: defaults.clone(),
                         data: None,
                         resources: Default::default(),
@@ -185,6 +186,7 @@ mod tests {
             index: 0,
             workload: "long_tail".into(),
             command: None,
+            command_bool: Default::default(),
             params: sweep_spec::workloads::LONG_TAIL
                 .params
                 .iter()
