@@ -31,10 +31,11 @@ fn agents_json(url: &str) -> Vec<Value> {
     serde_json::from_str::<Value>(&out).expect("sweep agents --json is JSON").as_array().expect("a list").clone()
 }
 
+/// The agent registered as `name` (`name-N` when a registration already held the name).
 fn agent<'a>(agents: &'a [Value], name: &str) -> &'a Value {
     agents
         .iter()
-        .find(|a| a["agent_id"].as_str().is_some_and(|id| id.starts_with(&format!("{name}-"))))
+        .find(|a| a["agent_id"].as_str().is_some_and(|id| id == name || id.starts_with(&format!("{name}-"))))
         .unwrap_or_else(|| panic!("agent {name} in {agents:?}"))
 }
 
