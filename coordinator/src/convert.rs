@@ -148,6 +148,8 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         params_json: Value::Object(r.params).to_string(),
         finals: r.finals.into_iter().collect(),
         index,
+        last_error: r.last_error.as_deref().map(crate::results::last_error_cell).unwrap_or_default(),
+        exit_code: r.exit_code,
     }
 }
 
@@ -270,35 +272,8 @@ pub fn check_complete(r: &mut pb::CompleteRequest) -> Result<(), Status> {
     Ok(())
 }
 
-/// Marks where truncated text was cut.
-const CUT: &str = "…";
-
-/// Keeps the end of `text`: at most `max` bytes with the mark, cut at a character boundary.
-pub fn keep_tail(text: &mut String, max: usize) {
-    if text.len() <= max {
-        return;
-    }
-    let mark = if max >= CUT.len() { CUT } else { "" };
-    let mut start = text.len() - (max - mark.len());
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    *text = format!("{mark}{}", &text[start..]);
-}
-
-/// Keeps the start of `text`: at most `max` bytes with the mark, cut at a character boundary.
-pub fn keep_head(text: &mut String, max: usize) {
-    if text.len() <= max {
-        return;
-    }
-    let mark = if max >= CUT.len() { CUT } else { "" };
-    let mut end = max - mark.len();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(mark);
-}
+/// Cutting free text to a bound lives with the rules for text shown to people.
+pub use sweep_spec::text::{keep_head, keep_tail};
 
 fn invalid(field: &str, expected: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: expected {expected}"))

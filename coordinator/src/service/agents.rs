@@ -112,6 +112,7 @@ impl AgentService for AgentApi {
             signal: r.signal,
             stderr_tail: r.stderr_tail,
             launch_error: r.launch_error,
+            launch_error_permanent: r.launch_error_permanent,
             stopped_by_request: r.stopped_by_request,
             released: r.released,
             whole_group: r.whole_group,

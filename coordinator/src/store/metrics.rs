@@ -90,13 +90,26 @@ impl Store {
         Ok((added, duplicate))
     }
 
-    /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order.
+    /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order, each marked
+    /// superseded when a later attempt of its trial reported the same epoch and metric.
     pub fn metrics_after(&self, sweep: &str, after: i64, limit: u32) -> Result<Vec<StoredMetric>> {
+        self.metric_rows(sweep, after, i64::MAX, limit)
+    }
+
+    /// The rows of `sweep` numbered `first..=last`: one part file's, to write it again.
+    pub fn metrics_between(&self, sweep: &str, first: i64, last: i64) -> Result<Vec<StoredMetric>> {
+        self.metric_rows(sweep, first - 1, last, u32::MAX)
+    }
+
+    fn metric_rows(&self, sweep: &str, after: i64, upto: i64, limit: u32) -> Result<Vec<StoredMetric>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT seq, trial_id, attempt, epoch, step, metric, value, recorded_at_us
-             FROM metrics WHERE sweep = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT m.seq, m.trial_id, m.attempt, m.epoch, m.step, m.metric, m.value, m.recorded_at_us,
+                    EXISTS (SELECT 1 FROM metrics later
+                            WHERE later.sweep = m.sweep AND later.trial_id = m.trial_id AND later.epoch = m.epoch
+                              AND later.metric = m.metric AND later.attempt > m.attempt)
+             FROM metrics m WHERE m.sweep = ?1 AND m.seq > ?2 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?4",
         )?;
-        let rows = q.query_map(params![sweep, after, limit], |r| {
+        let rows = q.query_map(params![sweep, after, upto, limit], |r| {
             Ok(StoredMetric {
                 seq: r.get(0)?,
                 row: MetricRow {
@@ -108,10 +121,39 @@ impl Store {
                     metric: r.get(5)?,
                     value: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
                     recorded_at_us: r.get(7)?,
+                    superseded: r.get(8)?,
                 },
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sequence numbers, at most `written`, of the rows of `sweep` that rows numbered
+    /// `written + 1..=upto` superseded (same trial, epoch and metric, an earlier attempt): the
+    /// rows whose part files must be written again with the mark.
+    pub fn newly_superseded(&self, sweep: &str, written: i64, upto: i64) -> Result<Vec<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT DISTINCT earlier.seq FROM metrics m JOIN metrics earlier
+               ON earlier.sweep = m.sweep AND earlier.trial_id = m.trial_id AND earlier.epoch = m.epoch
+              AND earlier.metric = m.metric AND earlier.attempt < m.attempt
+             WHERE m.sweep = ?1 AND m.seq > ?2 AND m.seq <= ?3 AND earlier.seq <= ?2 ORDER BY earlier.seq",
+        )?;
+        let seqs = q.query_map(params![sweep, written, upto], |r| r.get(0))?;
+        Ok(seqs.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sequence numbers, at most `upto`, of every superseded row of `sweep`: what the part files
+    /// must mark, checked when the coordinator starts.
+    pub fn superseded_upto(&self, sweep: &str, upto: i64) -> Result<Vec<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT m.seq FROM metrics m WHERE m.sweep = ?1 AND m.seq <= ?2
+               AND EXISTS (SELECT 1 FROM metrics later
+                           WHERE later.sweep = m.sweep AND later.trial_id = m.trial_id AND later.epoch = m.epoch
+                             AND later.metric = m.metric AND later.attempt > m.attempt)
+             ORDER BY m.seq",
+        )?;
+        let seqs = q.query_map(params![sweep, upto], |r| r.get(0))?;
+        Ok(seqs.collect::<rusqlite::Result<_>>()?)
     }
 }
 

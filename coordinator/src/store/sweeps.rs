@@ -238,8 +238,11 @@ impl Store {
             finals.entry(trial).or_default().insert(metric, value.unwrap_or(f64::NAN));
         }
         let mut q = self.conn.prepare(
-            "SELECT trial_id, workload, state, attempt, agent, started_at_ms, finished_at_ms, spec
-             FROM trials WHERE sweep = ?1 ORDER BY idx",
+            "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
+                    t.last_error,
+                    (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
+                     ORDER BY a.lease_id DESC LIMIT 1)
+             FROM trials t WHERE t.sweep = ?1 ORDER BY t.idx",
         )?;
         let rows = q.query_map([sweep], |r| {
             Ok((
@@ -251,11 +254,13 @@ impl Store {
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<i32>>(9)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (trial_id, workload, status, attempts, agent, started, finished, spec) = row?;
+            let (trial_id, workload, status, attempts, agent, started, finished, spec, last_error, exit_code) = row?;
             let params = parse_spec(&spec)?.params;
             let duration_s = match (started, finished) {
                 (Some(s), Some(f)) if f >= s => Some((f - s) as f64 / 1000.0),
@@ -273,6 +278,8 @@ impl Store {
                 finished_at_us: finished.map(|ms| ms * 1000),
                 duration_s,
                 params,
+                last_error,
+                exit_code,
             });
         }
         Ok(out)
