@@ -7,7 +7,7 @@ use crate::limits::*;
 use crate::results::TrialRow;
 use crate::scheduler::GpuRoom;
 use crate::session::SessionHash;
-use crate::store::{AgentRecord, NewSweep, SweepSummary, TrialRecord};
+use crate::store::{AgentRecord, MetricWarning, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
 use sweep_proto::v1 as pb;
 use sweep_spec::{EpochRecord, TrialSpec};
@@ -120,6 +120,7 @@ pub fn trial_status_to_wire(t: TrialRecord) -> pb::TrialStatus {
         agent: t.agent.unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
         params_json: t.params_json,
+        warnings: t.warnings,
     }
 }
 
@@ -250,6 +251,7 @@ pub fn check_heartbeat(r: &pb::HeartbeatRequest) -> Result<(), Status> {
 /// Names and counts of a metrics report. Values are not checked: NaN and ±Inf are stored as such.
 pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
     check_size("epochs", r.epochs.len(), MAX_EPOCHS_PER_REPORT, "epoch records")?;
+    check_size("warnings", r.warnings.len(), MAX_WARNINGS_PER_REPORT, "warnings")?;
     for (i, e) in r.epochs.iter().enumerate() {
         check_size(&format!("epochs[{i}].metrics"), e.metrics.len(), MAX_METRICS_PER_EPOCH, "metrics")?;
         for (j, m) in e.metrics.iter().enumerate() {
@@ -257,6 +259,18 @@ pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
         }
     }
     Ok(())
+}
+
+/// A report's warnings, their free text cut to its bounds (text is never a reason to refuse).
+pub fn warnings_from_wire(warnings: Vec<pb::MetricWarning>) -> Vec<MetricWarning> {
+    warnings
+        .into_iter()
+        .map(|mut w| {
+            keep_head(&mut w.field, MAX_WARNING_FIELD);
+            keep_head(&mut w.message, MAX_WARNING_MESSAGE);
+            MetricWarning { field: w.field, message: w.message }
+        })
+        .collect()
 }
 
 /// Cuts the free text of a completion to its limits (the end of a stderr tail, the start of a
@@ -273,7 +287,7 @@ pub fn check_complete(r: &mut pb::CompleteRequest) -> Result<(), Status> {
 }
 
 /// Cutting free text to a bound lives with the rules for text shown to people.
-pub use sweep_spec::text::{keep_head, keep_tail};
+pub use sweep_spec::text::{keep_head, keep_tail, CUT};
 
 fn invalid(field: &str, expected: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: expected {expected}"))

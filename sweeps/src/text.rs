@@ -71,7 +71,7 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 }
 
 /// Marks where truncated text was cut.
-const CUT: &str = "…";
+pub const CUT: &str = "…";
 
 /// Keeps the end of `text`: at most `max` bytes with the mark, cut at a character boundary.
 pub fn keep_tail(text: &mut String, max: usize) {

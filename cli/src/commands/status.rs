@@ -100,6 +100,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                             "attempts": t.attempt,
                             "agent": t.agent,
                             "last_error": t.last_error,
+                            "warnings": t.warnings,
                             "params": serde_json::from_str::<Value>(&t.params_json).unwrap_or(Value::Null),
                         })
                     })
@@ -126,6 +127,9 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                     escape(&t.agent),
                     escape(error)
                 );
+                for warning in &t.warnings {
+                    println!("      warning: {}", escape(warning));
+                }
             }
             print_agents(&resp.agents);
         }

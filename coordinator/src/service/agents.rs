@@ -96,6 +96,7 @@ impl AgentService for AgentApi {
             lease_id: r.lease_id,
             session: convert::session(&r.session_secret)?,
             epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect(),
+            warnings: convert::warnings_from_wire(r.warnings),
         };
         let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
         Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))

@@ -15,6 +15,17 @@ pub struct MetricBatch {
     pub lease_id: i64,
     pub session: crate::session::SessionHash,
     pub epochs: Vec<EpochRecord>,
+    /// What the agent could not record of the trial's output.
+    pub warnings: Vec<MetricWarning>,
+}
+
+/// A metric of a trial's output that its agent could not record, and why (`sweep status` shows
+/// it). Kept once per trial and field, at most [`crate::limits::MAX_WARNINGS_PER_TRIAL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricWarning {
+    /// The metric's name as the trial wrote it (escaped by the agent); "" for a whole line.
+    pub field: String,
+    pub message: String,
 }
 
 /// A stored row and its sequence number.
@@ -86,6 +97,7 @@ impl Store {
         if let Some(seq) = last_seq {
             tx.execute("UPDATE sweeps SET last_metric_seq = ?2 WHERE name = ?1", params![sweep, seq])?;
         }
+        record_warnings(&tx, &sweep, &trial_id, attempt, &batch.warnings, recorded_at_us / 1000)?;
         tx.commit()?;
         Ok((added, duplicate))
     }
@@ -155,6 +167,34 @@ impl Store {
         let seqs = q.query_map(params![sweep, upto], |r| r.get(0))?;
         Ok(seqs.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Keeps each warning whose field the trial has none for yet, up to the per-trial bound.
+fn record_warnings(
+    tx: &Transaction,
+    sweep: &str,
+    trial_id: &str,
+    attempt: u32,
+    warnings: &[MetricWarning],
+    now_ms: i64,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO trial_warnings (sweep, trial_id, field, message, attempt, recorded_at_ms)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6
+         WHERE (SELECT COUNT(*) FROM trial_warnings WHERE sweep = ?1 AND trial_id = ?2) < ?7",
+    )?;
+    for w in warnings {
+        insert.execute(params![
+            sweep,
+            trial_id,
+            w.field,
+            w.message,
+            attempt,
+            now_ms,
+            crate::limits::MAX_WARNINGS_PER_TRIAL
+        ])?;
+    }
+    Ok(())
 }
 
 /// Records the names of `batch` that `sweep` has not reported before, if they fit in `limit`

@@ -17,7 +17,7 @@ mod sweeps;
 pub use agents::AgentRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseReport};
-pub use metrics::{MetricBatch, StoredMetric};
+pub use metrics::{MetricBatch, MetricWarning, StoredMetric};
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 
 use crate::error::Result;

@@ -55,6 +55,8 @@ pub struct TrialRecord {
     pub agent: Option<String>,
     pub last_error: Option<String>,
     pub params_json: String,
+    /// Metrics of its output its agents could not record: `` `name`: why ``, oldest first.
+    pub warnings: Vec<String>,
 }
 
 /// Where the Parquet sink stands for one sweep.
@@ -208,10 +210,20 @@ impl Store {
                 r.get::<_, String>(6)?,
             ))
         })?;
+        let mut warnings: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut q = self.conn.prepare(
+            "SELECT trial_id, field, message FROM trial_warnings WHERE sweep = ?1 ORDER BY trial_id, recorded_at_ms, field",
+        )?;
+        for w in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+            let (trial, field, message) = w?;
+            let line = if field.is_empty() { message } else { format!("metric `{field}` skipped: {message}") };
+            warnings.entry(trial).or_default().push(line);
+        }
         let mut out = Vec::new();
         for row in rows {
             let (trial_id, index, state, attempt, agent, last_error, spec) = row?;
             let spec = parse_spec(&spec)?;
+            let warnings = warnings.remove(&trial_id).unwrap_or_default();
             out.push(TrialRecord {
                 trial_id,
                 index,
@@ -220,6 +232,7 @@ impl Store {
                 agent,
                 last_error,
                 params_json: serde_json::Value::Object(spec.params).to_string(),
+                warnings,
             });
         }
         Ok(out)
