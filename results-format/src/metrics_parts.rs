@@ -1,6 +1,8 @@
-//! Append-only metrics: each flush of the coordinator's store becomes one immutable
+//! Append-only metrics: each flush of the coordinator's store becomes one
 //! `metrics/part-<first_seq>-<last_seq>.parquet`. The sequence range in the file name is the
-//! resume point after a crash, so no row is written twice and none is skipped.
+//! resume point after a crash, so no row is written twice and none is skipped. A part's rows never
+//! change, only their `superseded` mark: the coordinator rewrites the part (same name, same rows)
+//! when a retry re-reports an epoch of it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
