@@ -143,8 +143,8 @@ fn a_retried_trials_epochs_count_once_in_duckdb_and_pandas() {
     let script = r#"
 import sys, duckdb, pandas
 metrics = sys.argv[1] + "/metrics"
-naive = duckdb.sql(f"select avg(value) from '{metrics}/*.parquet' where metric = 'loss'").fetchone()[0]
-right = duckdb.sql(f"select avg(value) from '{metrics}/*.parquet' where metric = 'loss' and not superseded").fetchone()[0]
+naive = duckdb.sql(f"select avg(value) from '{metrics}/*.parquet' where metric = 'loss'").fetchall()[0][0]
+right = duckdb.sql(f"select avg(value) from '{metrics}/*.parquet' where metric = 'loss' and not superseded").fetchall()[0][0]
 frame = pandas.read_parquet(metrics)
 latest = frame[~frame["superseded"]]
 print(naive, right, latest.loc[latest["metric"] == "loss", "value"].mean(), len(latest))
