@@ -459,6 +459,7 @@ mod tests {
                 signal,
                 stderr_tail: if oom { OUT_OF_MEMORY_MARKERS[0].into() } else { String::new() },
                 launch_error: if launch_failed { "no such file".into() } else { String::new() },
+                launch_error_permanent: false,
                 stopped_by_request,
                 released: false,
                 whole_group: whole,
