@@ -259,7 +259,10 @@ mod tests {
         std::fs::write(&no_shebang, [0u8, 1, 2, 3]).unwrap();
         std::fs::set_permissions(&no_shebang, std::fs::Permissions::from_mode(0o755)).unwrap();
         let cases = [
-            (std::ffi::OsString::from("pyhton3-no-such-program"), "could not start `pyhton3-no-such-program`: not found on PATH"),
+            (
+                std::ffi::OsString::from("pyhton3-no-such-program"),
+                "could not start `pyhton3-no-such-program`: not found on PATH",
+            ),
             (dir.path().join("missing.py").into_os_string(), "no such file"),
             (not_executable.clone().into_os_string(), "permission denied"),
             (no_shebang.clone().into_os_string(), "not an executable"),
@@ -269,10 +272,16 @@ mod tests {
             let e = tokio::process::Command::new(&program).spawn().unwrap_err();
             let error = LaunchError::of_spawn(&program, &e);
             assert!(error.permanent, "{error}");
-            assert!(error.message.starts_with(&format!("could not start `{}`: ", program.to_string_lossy())), "{error}");
+            assert!(
+                error.message.starts_with(&format!("could not start `{}`: ", program.to_string_lossy())),
+                "{error}"
+            );
             assert!(error.message.contains(expected), "{error}");
         }
-        let odd = LaunchError::of_spawn(std::ffi::OsStr::new("a\u{1b}[2Jb"), &std::io::Error::from(std::io::ErrorKind::NotFound));
+        let odd = LaunchError::of_spawn(
+            std::ffi::OsStr::new("a\u{1b}[2Jb"),
+            &std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
         assert_eq!(odd.message, "could not start `a\\u{1b}[2Jb`: not found on PATH");
         assert!(!LaunchError::of_spawn(std::ffi::OsStr::new("x"), &std::io::Error::other("fork failed")).permanent);
     }

@@ -126,7 +126,8 @@ impl Warnings {
         }
         let text = if field.is_empty() { message.clone() } else { format!("metric `{field}` skipped: {message}") };
         if let Some(f) = log.as_mut() {
-            let line = format!("sweep-agent: warning: {text} (said once per name; the line's other metrics are kept)\n");
+            let line =
+                format!("sweep-agent: warning: {text} (said once per name; the line's other metrics are kept)\n");
             let _ = f.write_all(line.as_bytes()).await;
         }
         tracing::warn!(lease = lease_id, "{text}");

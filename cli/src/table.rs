@@ -274,7 +274,10 @@ mod tests {
         let v: Value = serde_json::from_str(&render(&[r], Format::Json)).unwrap();
         assert_eq!(v[0]["exit_code"], json!(2));
         let error = v[0]["last_error"].as_str().unwrap();
-        assert!(error.len() <= sweep_results::MAX_LAST_ERROR && error.ends_with("\nKeyError: 'lr'\\u{1b}[0m"), "{error:.80}");
+        assert!(
+            error.len() <= sweep_results::MAX_LAST_ERROR && error.ends_with("\nKeyError: 'lr'\\u{1b}[0m"),
+            "{error:.80}"
+        );
     }
 
     #[test]

@@ -218,7 +218,8 @@ mod tests {
     /// the caller learns which name was left out and why, quoted escaped and bounded.
     #[test]
     fn a_value_that_is_not_a_number_is_skipped_and_the_rest_kept() {
-        let line = r#"{"epoch": 1, "metrics": {"loss": 0.5, "note": "hi", "flag": true, "acc": NaN, "cfg": {"a": [1]}}}"#;
+        let line =
+            r#"{"epoch": 1, "metrics": {"loss": 0.5, "note": "hi", "flag": true, "acc": NaN, "cfg": {"a": [1]}}}"#;
         let (r, skipped) = EpochRecord::parse_line_keeping(line).unwrap().unwrap();
         assert_eq!(r.metrics.keys().collect::<Vec<_>>(), ["acc", "loss"]);
         assert!(r.metrics["acc"].is_nan() && r.metrics["loss"] == 0.5);
@@ -234,7 +235,11 @@ mod tests {
         assert_eq!(EpochRecord::parse_line(line).unwrap().unwrap().metrics.len(), 2);
         let long = format!(r#"{{"epoch": 1, "metrics": {{"note": "{}\\u001b[2J"}}}}"#, "x".repeat(10_000));
         let (_, skipped) = EpochRecord::parse_line_keeping(&long).unwrap().unwrap();
-        assert!(skipped[0].reason.len() < 2 * SHOWN_CHARS && skipped[0].reason.ends_with("…\""), "{}", skipped[0].reason);
+        assert!(
+            skipped[0].reason.len() < 2 * SHOWN_CHARS && skipped[0].reason.ends_with("…\""),
+            "{}",
+            skipped[0].reason
+        );
     }
 
     #[test]

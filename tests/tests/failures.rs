@@ -199,11 +199,18 @@ fn validate_warns_about_a_misspelled_program_and_a_missing_script() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "a warning, not a refusal: {stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok: sweep `typo`"));
-    assert!(stderr.contains("warning: ") && stderr.contains("command[0] `pyhton3-not-installed`: not found on PATH"), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("command[0] `pyhton3-not-installed`: not found on PATH"),
+        "{stderr}"
+    );
     assert!(stderr.contains("command[1] `trian.py`: no such file"), "{stderr}");
 
     std::fs::write(dir.path().join("train.py"), "print(1)\n").unwrap();
-    std::fs::write(&file, "name = \"ok\"\nworkload = \"command\"\ncommand = [\"sh\", \"train.py\"]\n[grid]\nlr = [1]\n").unwrap();
+    std::fs::write(
+        &file,
+        "name = \"ok\"\nworkload = \"command\"\ncommand = [\"sh\", \"train.py\"]\n[grid]\nlr = [1]\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(bin("sweep")).arg("validate").arg(&file).output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

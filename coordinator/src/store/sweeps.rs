@@ -214,7 +214,9 @@ impl Store {
         let mut q = self.conn.prepare(
             "SELECT trial_id, field, message FROM trial_warnings WHERE sweep = ?1 ORDER BY trial_id, recorded_at_ms, field",
         )?;
-        for w in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+        for w in
+            q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+        {
             let (trial, field, message) = w?;
             let line = if field.is_empty() { message } else { format!("metric `{field}` skipped: {message}") };
             warnings.entry(trial).or_default().push(line);
