@@ -94,6 +94,9 @@ fn failures_explain_themselves_and_a_bad_field_keeps_the_rest() {
 
     // `sweep status` names the skipped field once for the trial, not once per line.
     let status = stdout_of(&sweep(url, &["status", "explain"]));
+    // ... and shows the failure's first and last lines: the exit and the exception.
+    let failed_line = "exit code 3: Traceback (most recent call last): … ValueError: lr must be positive";
+    assert!(status.lines().any(|l| l.contains(" failed ") && l.ends_with(failed_line)), "{status}");
     let warnings: Vec<_> = status.lines().filter(|l| l.trim_start().starts_with("warning:")).collect();
     assert_eq!(warnings, ["      warning: metric `note` skipped: expected a number, got \"hi\""], "{status}");
     let json = status_json(url, "explain");

@@ -118,14 +118,14 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                 counts_line(&summary.counts.unwrap_or_default())
             );
             for t in &resp.trials {
-                let error = t.last_error.lines().next().unwrap_or("");
+                let error = error_summary(&t.last_error);
                 println!(
                     "  {}  {:<10} attempt {:<2} {:<20} {}",
                     escape(&t.trial_id),
                     escape(&t.state),
                     t.attempt,
                     escape(&t.agent),
-                    escape(error)
+                    escape(&error)
                 );
                 for warning in &t.warnings {
                     println!("      warning: {}", escape(warning));
@@ -135,6 +135,17 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
         }
     }
     Ok(())
+}
+
+/// One line for a trial's error: its first line (the exit, or why it could not start) and, when
+/// stderr followed, its last (where a traceback names the exception).
+fn error_summary(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (lines.next(), lines.last()) {
+        (Some(first), Some(last)) => format!("{first} … {last}"),
+        (Some(first), None) => first.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The owner column: the submitting token's name, `-` where none was recorded.
