@@ -141,7 +141,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
 /// stderr followed, its last (where a traceback names the exception).
 fn error_summary(error: &str) -> String {
     let mut lines = error.lines().map(str::trim).filter(|l| !l.is_empty());
-    match (lines.next(), lines.last()) {
+    match (lines.next(), lines.next_back()) {
         (Some(first), Some(last)) => format!("{first} … {last}"),
         (Some(first), None) => first.to_string(),
         _ => String::new(),
