@@ -299,8 +299,11 @@ impl Agent {
         tracing::error!(leases = ?leases, "lease without a readable trial");
         let reporter = self.reporter.clone();
         self.running.spawn(async move {
-            let why = "the lease (or one of its fused group) carried no readable trial";
-            (gpus::Taken::default(), supervise::launch_failed(&reporter, leases, why).await)
+            let why = crate::launch::LaunchError {
+                message: "the lease (or one of its fused group) carried no readable trial".into(),
+                permanent: false,
+            };
+            (gpus::Taken::default(), supervise::launch_failed(&reporter, leases, &why).await)
         });
     }
 

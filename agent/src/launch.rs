@@ -70,6 +70,44 @@ fn real_levels(dir: &Path, levels: usize) -> std::io::Result<()> {
     sweep_safe_fs::real_dirs_below(root, below.components()).map(drop)
 }
 
+/// Why a launch could not start, naming what could not be run, and whether a retry could start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchError {
+    pub message: String,
+    /// The program is missing or may not be executed: every retry would fail alike, so the trial
+    /// fails at once (as with exit code 78) instead of using up its attempts.
+    pub permanent: bool,
+}
+
+impl LaunchError {
+    /// A failure that may not repeat (a full disk, a folder refused): retried as usual.
+    pub fn transient(e: std::io::Error) -> LaunchError {
+        LaunchError { message: e.to_string(), permanent: false }
+    }
+
+    /// `spawn` of `program` failed: "could not start `pyhton3`: not found on PATH".
+    pub fn of_spawn(program: &std::ffi::OsStr, e: &std::io::Error) -> LaunchError {
+        let name = program.to_string_lossy();
+        let shown = sweep_spec::text::escape(&name);
+        let on_path = !name.contains('/');
+        let (why, permanent) = match (e.kind(), e.raw_os_error()) {
+            (std::io::ErrorKind::NotFound, _) if on_path => ("not found on PATH".to_string(), true),
+            (std::io::ErrorKind::NotFound, _) => ("no such file".to_string(), true),
+            (std::io::ErrorKind::PermissionDenied, _) => ("permission denied (is it executable?)".to_string(), true),
+            (_, Some(libc::ENOEXEC)) => ("not an executable (a script needs a `#!` line)".to_string(), true),
+            (_, Some(libc::EISDIR)) => ("it is a folder".to_string(), true),
+            _ => (e.to_string(), false),
+        };
+        LaunchError { message: format!("could not start `{shown}`: {why}"), permanent }
+    }
+}
+
+impl std::fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Where a launch runs: its GPUs, the device built-in workloads pick, and what else its
 /// environment needs (the CUDA MPS daemon, for a trial packed onto a shared GPU).
 #[derive(Debug, Clone, Default)]
@@ -207,6 +245,46 @@ mod tests {
             checkpoint_every_epochs: None,
             command_bool: Default::default(),
         }
+    }
+
+    /// What a user sees when the program cannot run: its name, and why; and whether retrying
+    /// could help. Real spawns, so the kinds are the ones the OS gives.
+    #[tokio::test]
+    async fn a_program_that_cannot_start_is_named_and_fails_for_good() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let not_executable = dir.path().join("train.sh");
+        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let no_shebang = dir.path().join("plain");
+        std::fs::write(&no_shebang, [0u8, 1, 2, 3]).unwrap();
+        std::fs::set_permissions(&no_shebang, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cases = [
+            (
+                std::ffi::OsString::from("pyhton3-no-such-program"),
+                "could not start `pyhton3-no-such-program`: not found on PATH",
+            ),
+            (dir.path().join("missing.py").into_os_string(), "no such file"),
+            (not_executable.clone().into_os_string(), "permission denied"),
+            (no_shebang.clone().into_os_string(), "not an executable"),
+            (dir.path().as_os_str().to_owned(), ""),
+        ];
+        for (program, expected) in cases {
+            let e = tokio::process::Command::new(&program).spawn().unwrap_err();
+            let error = LaunchError::of_spawn(&program, &e);
+            assert!(error.permanent, "{error}");
+            assert!(
+                error.message.starts_with(&format!("could not start `{}`: ", program.to_string_lossy())),
+                "{error}"
+            );
+            assert!(error.message.contains(expected), "{error}");
+        }
+        let odd = LaunchError::of_spawn(
+            std::ffi::OsStr::new("a\u{1b}[2Jb"),
+            &std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(odd.message, "could not start `a\\u{1b}[2Jb`: not found on PATH");
+        assert!(!LaunchError::of_spawn(std::ffi::OsStr::new("x"), &std::io::Error::other("fork failed")).permanent);
     }
 
     #[test]

@@ -106,6 +106,8 @@ impl LaunchState {
             whole_group: self.group,
             // The reporter signs it with the session that holds the lease.
             session_secret: String::new(),
+            // Waiting for a started process failed: nothing says a retry would.
+            launch_error_permanent: false,
         };
         self.live.iter().copied().map(completion).collect()
     }

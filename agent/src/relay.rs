@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 const STDERR_TAIL_LINES: usize = 30;
 /// Longest line of output relayed; longer ones are cut so one bad print cannot exhaust memory.
 const MAX_LINE_BYTES: usize = 1 << 20;
+/// Distinct warnings per attempt about output that could not be recorded (the coordinator keeps
+/// as many per trial): enough to name every bad field, bounded whatever the trial prints.
+const MAX_WARNINGS: usize = 16;
 
 /// Leases of a fused group whose output is no longer relayed (completed members).
 pub type Muted = Arc<Mutex<HashSet<i64>>>;
@@ -71,7 +74,9 @@ async fn open_log(path: &std::path::Path) -> Option<tokio::fs::File> {
     options.create(true).append(true).open(path).await.ok()
 }
 
-/// Metric records go to the reporter; every line also goes to the log file.
+/// Metric records go to the reporter; every line also goes to the log file. A metric that cannot
+/// be recorded (a string where a number belongs) is left out of its record, the rest kept, and
+/// said once per name ([`Warnings`]).
 async fn relay_stdout(
     out: tokio::process::ChildStdout,
     log_path: std::path::PathBuf,
@@ -80,18 +85,53 @@ async fn relay_stdout(
 ) {
     let mut log = open_log(&log_path).await;
     let mut lines = Lines::new(out);
+    let mut warnings = Warnings::default();
     while let Some(buf) = lines.next().await {
         if let Some(f) = log.as_mut() {
             let _ = f.write_all(buf).await;
         }
         let line = String::from_utf8_lossy(buf);
-        match EpochRecord::parse_line(&line) {
-            Some(Ok(record)) => reporter.metrics(lease_id, record).await,
-            Some(Err(e)) => {
-                tracing::warn!(lease = lease_id, error = %e, line = %line.trim(), "ignored a malformed metric line")
+        match EpochRecord::parse_line_keeping(&line) {
+            Some(Ok((record, skipped))) => {
+                for s in skipped {
+                    warnings.say(&s.name, s.reason, lease_id, &reporter, &mut log).await;
+                }
+                reporter.metrics(lease_id, record).await
             }
+            Some(Err(e)) => warnings.say("", format!("a line was ignored: {e}"), lease_id, &reporter, &mut log).await,
             None => {}
         }
+    }
+}
+
+/// What of one attempt's output could not be recorded, said once per metric name (and once for
+/// lines that are no record, under the name ""): in the attempt's `stdout.log`, right after the
+/// line, in the agent's log, and to the coordinator, which shows it in `sweep status`.
+#[derive(Default)]
+struct Warnings {
+    said: HashSet<String>,
+}
+
+impl Warnings {
+    async fn say(
+        &mut self,
+        field: &str,
+        message: String,
+        lease_id: i64,
+        reporter: &Reporter,
+        log: &mut Option<tokio::fs::File>,
+    ) {
+        if self.said.len() >= MAX_WARNINGS || !self.said.insert(field.to_string()) {
+            return;
+        }
+        let text = if field.is_empty() { message.clone() } else { format!("metric `{field}` skipped: {message}") };
+        if let Some(f) = log.as_mut() {
+            let line =
+                format!("sweep-agent: warning: {text} (said once per name; the line's other metrics are kept)\n");
+            let _ = f.write_all(line.as_bytes()).await;
+        }
+        tracing::warn!(lease = lease_id, "{text}");
+        reporter.warning(lease_id, field.to_string(), message).await;
     }
 }
 

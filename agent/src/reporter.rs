@@ -5,7 +5,7 @@
 
 use crate::client::{self, Client};
 use crate::session::Session;
-use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, ReportMetricsRequest};
+use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, MetricWarning, ReportMetricsRequest};
 use sweep_spec::EpochRecord;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,11 +14,20 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE_DEPTH: usize = 4096;
 /// Epoch records per call at most.
 const MAX_EPOCHS_PER_CALL: usize = 256;
+/// Warnings per call at most: the coordinator's bound (`limits::MAX_WARNINGS_PER_REPORT`).
+const MAX_WARNINGS_PER_CALL: usize = 16;
+
+/// What a report call carries for one lease.
+enum Report {
+    Epoch(EpochRecord),
+    /// A metric of the trial's output that could not be recorded, for `sweep status`.
+    Warning(MetricWarning),
+}
 
 enum Outbound {
     Metrics {
         lease_id: i64,
-        record: EpochRecord,
+        item: Report,
         session: Session,
     },
     /// Answered once the coordinator took the completion (or refused it for good).
@@ -53,7 +62,15 @@ impl Reporter {
     }
 
     pub async fn metrics(&self, lease_id: i64, record: EpochRecord) {
-        let _ = self.tx.send(Outbound::Metrics { lease_id, record, session: self.session.clone() }).await;
+        let item = Report::Epoch(record);
+        let _ = self.tx.send(Outbound::Metrics { lease_id, item, session: self.session.clone() }).await;
+    }
+
+    /// Tells the coordinator, in order with the metrics, that `field` of the trial's output could
+    /// not be recorded (`field` "" for a whole line).
+    pub async fn warning(&self, lease_id: i64, field: String, message: String) {
+        let item = Report::Warning(MetricWarning { field, message });
+        let _ = self.tx.send(Outbound::Metrics { lease_id, item, session: self.session.clone() }).await;
     }
 
     /// Queues the completion after the metrics before it, and returns once it was delivered.
@@ -92,12 +109,13 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
             },
         };
         match item {
-            Outbound::Metrics { lease_id, record, session } => {
-                let mut epochs = vec![to_wire(record)];
-                while epochs.len() < MAX_EPOCHS_PER_CALL {
+            Outbound::Metrics { lease_id, item, session } => {
+                let (mut epochs, mut warnings) = (Vec::new(), Vec::new());
+                item.add_to(&mut epochs, &mut warnings);
+                loop {
                     match rx.try_recv() {
-                        Ok(Outbound::Metrics { lease_id: l, record, session: s }) if l == lease_id && s == session => {
-                            epochs.push(to_wire(record))
+                        Ok(Outbound::Metrics { lease_id: l, item, session: s }) if l == lease_id && s == session => {
+                            item.add_to(&mut epochs, &mut warnings)
                         }
                         Ok(other) => {
                             next = Some(other);
@@ -105,8 +123,11 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                         }
                         Err(_) => break,
                     }
+                    if epochs.len() >= MAX_EPOCHS_PER_CALL || warnings.len() >= MAX_WARNINGS_PER_CALL {
+                        break;
+                    }
                 }
-                let req = ReportMetricsRequest { lease_id, epochs, session_secret: session.secret() };
+                let req = ReportMetricsRequest { lease_id, epochs, session_secret: session.secret(), warnings };
                 let sent = client::with_retry("report_metrics", || {
                     let mut c = client.clone();
                     let req = req.clone();
@@ -136,6 +157,15 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                 }
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+impl Report {
+    fn add_to(self, epochs: &mut Vec<EpochMetrics>, warnings: &mut Vec<MetricWarning>) {
+        match self {
+            Report::Epoch(record) => epochs.push(to_wire(record)),
+            Report::Warning(w) => warnings.push(w),
         }
     }
 }

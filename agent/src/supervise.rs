@@ -72,9 +72,9 @@ pub async fn run(
     let child = match spawn(&launch, runner, &reporter.session().agent_id) {
         Ok(child) => child,
         Err(e) => {
-            tracing::error!(trial = %members[0].spec.id, error = %e, "could not start the trial");
+            tracing::error!(trial = %members[0].spec.id, error = %e, permanent = e.permanent, "could not start the trial");
             let leases = members.iter().map(|m| m.lease_id).collect();
-            return launch_failed(reporter, leases, &e.to_string()).await;
+            return launch_failed(reporter, leases, &e).await;
         }
     };
     let _ = started.send(true);
@@ -88,9 +88,14 @@ pub async fn run(
 
 /// Completes each of `leases` with `error` as its launch error, once the coordinator has each:
 /// the launch never ran.
-pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &str) -> Ended {
+pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &launch::LaunchError) -> Ended {
     for &lease_id in &leases {
-        let req = CompleteRequest { lease_id, launch_error: error.to_string(), ..Default::default() };
+        let req = CompleteRequest {
+            lease_id,
+            launch_error: error.message.clone(),
+            launch_error_permanent: error.permanent,
+            ..Default::default()
+        };
         reporter.complete(req).await;
     }
     leases.into_iter().map(|l| (l, None)).collect()
@@ -98,20 +103,22 @@ pub async fn launch_failed(reporter: &Reporter, leases: Vec<i64>, error: &str) -
 
 /// Creates the members' folders, records each one's lease and agent there (for a restarted
 /// agent), and starts the process.
-fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> std::io::Result<Child> {
+fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> Result<Child, launch::LaunchError> {
+    let transient = launch::LaunchError::transient;
     for m in &launch.members {
-        m.dirs.create()?;
-        recover::write_agent_file(&m.dirs.run, agent_id)?;
-        recover::write_lease_file(&m.dirs.run, m.lease_id)?;
+        m.dirs.create().map_err(transient)?;
+        recover::write_agent_file(&m.dirs.run, agent_id).map_err(transient)?;
+        recover::write_lease_file(&m.dirs.run, m.lease_id).map_err(transient)?;
     }
     let mut command = match launch.members.as_slice() {
-        [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner)?,
+        [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner),
         group => {
             let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
-            launch::build_group_command(&pairs, &launch.placement, runner)?
+            launch::build_group_command(&pairs, &launch.placement, runner)
         }
-    };
-    command.spawn()
+    }
+    .map_err(transient)?;
+    command.spawn().map_err(|e| launch::LaunchError::of_spawn(command.as_std().get_program(), &e))
 }
 
 /// A started launch: its process, the tasks reading its output, and what became of its leases.

@@ -82,6 +82,7 @@ pub async fn run(args: &IngestArgs, tmp_root: Option<&std::path::Path>) -> anyho
                     lease_id: lease.lease_id,
                     epochs: harness::epochs(epoch, epochs, metrics),
                     session_secret: secret.clone(),
+                    warnings: Vec::new(),
                 };
                 added += c.report_metrics(req).await?.into_inner().rows_added as u64;
                 calls += 1;

@@ -140,6 +140,7 @@ async fn simulated_agent(
                     lease_id: lease.lease_id,
                     epochs: harness::epochs(1, 1, 1),
                     session_secret: secret.clone(),
+                    warnings: Vec::new(),
                 };
                 let added = c.report_metrics(report).await?.into_inner().rows_added;
                 calls.report.fetch_add(1, Ordering::Relaxed);

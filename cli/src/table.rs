@@ -30,6 +30,8 @@ pub fn render(rows: &[TrialRow], format: Format) -> String {
                         "trial_id": r.trial_id, "status": r.status, "attempts": r.attempts, "agent": r.agent,
                         "duration_s": r.duration_s, "params": r.params,
                         "finals": r.finals.iter().map(|(k, v)| (k.clone(), json_number(*v))).collect::<Map<_, _>>(),
+                        "last_error": r.last_error.as_deref().map(sweep_results::last_error_cell),
+                        "exit_code": r.exit_code,
                     })
                 })
                 .collect();
@@ -230,6 +232,8 @@ mod tests {
             duration_s: None,
             params,
             finals: [("test_error".to_string(), err)].into(),
+            last_error: None,
+            exit_code: Some(0),
         }
     }
 
@@ -257,6 +261,24 @@ mod tests {
         let v: Value = serde_json::from_str(&render(&[row(10, 0, 0.25)], Format::Json)).unwrap();
         assert_eq!(v[0]["finals"]["test_error"], json!(0.25));
         assert_eq!(v[0]["params"]["width"], json!(10));
+        assert_eq!((&v[0]["exit_code"], &v[0]["last_error"]), (&json!(0), &Value::Null));
+    }
+
+    /// A failed trial says why in JSON: its exit code and the end of its stderr, escaped and
+    /// bounded whether it came from the files or from the coordinator.
+    #[test]
+    fn json_carries_the_failure_bounded_and_escaped() {
+        let mut r = row(10, 0, 0.25);
+        r.status = "failed".into();
+        r.exit_code = Some(2);
+        r.last_error = Some(format!("exit code 2: {}\nKeyError: 'lr'\u{1b}[0m", "x".repeat(10_000)));
+        let v: Value = serde_json::from_str(&render(&[r], Format::Json)).unwrap();
+        assert_eq!(v[0]["exit_code"], json!(2));
+        let error = v[0]["last_error"].as_str().unwrap();
+        assert!(
+            error.len() <= sweep_results::MAX_LAST_ERROR && error.ends_with("\nKeyError: 'lr'\\u{1b}[0m"),
+            "{error:.80}"
+        );
     }
 
     #[test]

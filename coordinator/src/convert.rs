@@ -7,7 +7,7 @@ use crate::limits::*;
 use crate::results::TrialRow;
 use crate::scheduler::GpuRoom;
 use crate::session::SessionHash;
-use crate::store::{AgentRecord, AttemptRecord, NewSweep, SweepSummary, TrialRecord};
+use crate::store::{AgentRecord, AttemptRecord, MetricWarning, NewSweep, SweepSummary, TrialRecord};
 use serde_json::Value;
 use sweep_proto::v1 as pb;
 use sweep_spec::{EpochRecord, TrialSpec};
@@ -130,6 +130,7 @@ pub fn trial_status_to_wire(t: TrialRecord) -> pb::TrialStatus {
         agent: t.agent.unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
         params_json: t.params_json,
+        warnings: t.warnings,
     }
 }
 
@@ -176,6 +177,8 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         params_json: Value::Object(r.params).to_string(),
         finals: r.finals.into_iter().collect(),
         index,
+        last_error: r.last_error.as_deref().map(crate::results::last_error_cell).unwrap_or_default(),
+        exit_code: r.exit_code,
     }
 }
 
@@ -281,6 +284,7 @@ pub fn check_heartbeat(r: &pb::HeartbeatRequest) -> Result<(), Status> {
 /// Names and counts of a metrics report. Values are not checked: NaN and ±Inf are stored as such.
 pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
     check_size("epochs", r.epochs.len(), MAX_EPOCHS_PER_REPORT, "epoch records")?;
+    check_size("warnings", r.warnings.len(), MAX_WARNINGS_PER_REPORT, "warnings")?;
     for (i, e) in r.epochs.iter().enumerate() {
         check_size(&format!("epochs[{i}].metrics"), e.metrics.len(), MAX_METRICS_PER_EPOCH, "metrics")?;
         for (j, m) in e.metrics.iter().enumerate() {
@@ -288,6 +292,18 @@ pub fn check_report(r: &pb::ReportMetricsRequest) -> Result<(), Status> {
         }
     }
     Ok(())
+}
+
+/// A report's warnings, their free text cut to its bounds (text is never a reason to refuse).
+pub fn warnings_from_wire(warnings: Vec<pb::MetricWarning>) -> Vec<MetricWarning> {
+    warnings
+        .into_iter()
+        .map(|mut w| {
+            keep_head(&mut w.field, MAX_WARNING_FIELD);
+            keep_head(&mut w.message, MAX_WARNING_MESSAGE);
+            MetricWarning { field: w.field, message: w.message }
+        })
+        .collect()
 }
 
 /// Cuts the free text of a completion to its limits (the end of a stderr tail, the start of a
@@ -303,35 +319,8 @@ pub fn check_complete(r: &mut pb::CompleteRequest) -> Result<(), Status> {
     Ok(())
 }
 
-/// Marks where truncated text was cut.
-const CUT: &str = "…";
-
-/// Keeps the end of `text`: at most `max` bytes with the mark, cut at a character boundary.
-pub fn keep_tail(text: &mut String, max: usize) {
-    if text.len() <= max {
-        return;
-    }
-    let mark = if max >= CUT.len() { CUT } else { "" };
-    let mut start = text.len() - (max - mark.len());
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    *text = format!("{mark}{}", &text[start..]);
-}
-
-/// Keeps the start of `text`: at most `max` bytes with the mark, cut at a character boundary.
-pub fn keep_head(text: &mut String, max: usize) {
-    if text.len() <= max {
-        return;
-    }
-    let mark = if max >= CUT.len() { CUT } else { "" };
-    let mut end = max - mark.len();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(mark);
-}
+/// Cutting free text to a bound lives with the rules for text shown to people.
+pub use sweep_spec::text::{keep_head, keep_tail, CUT};
 
 fn invalid(field: &str, expected: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: expected {expected}"))

@@ -126,6 +126,8 @@ pub struct Completion {
     pub signal: Option<i32>,
     pub stderr_tail: String,
     pub launch_error: String,
+    /// The program is missing or not executable: no retry can start it, so the trial fails at once.
+    pub launch_error_permanent: bool,
     pub stopped_by_request: bool,
     /// Handed back by a draining agent: not a failure of the trial.
     pub released: bool,
@@ -155,6 +157,7 @@ impl Completion {
         match (self.exit_code, self.signal) {
             _ if self.refused.is_some() => Exit::BadConfig,
             _ if self.stopped_by_request => Exit::StoppedOnRequest,
+            _ if !self.launch_error.is_empty() && self.launch_error_permanent => Exit::BadConfig,
             _ if !self.launch_error.is_empty() => Exit::Failure,
             (Some(0), None) => Exit::Success,
             (Some(sweep_spec::trial::EXIT_BAD_CONFIG), None) => Exit::BadConfig,
@@ -180,7 +183,10 @@ impl Completion {
         if let Some(reason) = &self.refused {
             return Some(reason.clone());
         }
-        let cause = if !self.launch_error.is_empty() {
+        let cause = if self.launch_error.starts_with("could not start") {
+            // Agents name the program themselves: "could not start `python3`: not found on PATH".
+            self.launch_error.clone()
+        } else if !self.launch_error.is_empty() {
             format!("could not start: {}", self.launch_error)
         } else if let Some(sig) = self.signal {
             format!("killed by signal {sig}")
@@ -405,6 +411,22 @@ mod tests {
         );
     }
 
+    /// A program that is missing or not executable cannot start on any retry: the trial fails at
+    /// once, and its error is the agent's, which names the program.
+    #[test]
+    fn a_permanent_launch_error_fails_at_once_naming_the_program() {
+        let missing = Completion {
+            launch_error: "could not start `pyhton3`: not found on PATH".into(),
+            launch_error_permanent: true,
+            ..Completion::default()
+        };
+        assert_eq!(missing.exit(ALONE), Exit::BadConfig);
+        assert_eq!(missing.error().as_deref(), Some("could not start `pyhton3`: not found on PATH"));
+        let flaky = Completion { launch_error: "no space left on device".into(), ..Completion::default() };
+        assert_eq!(flaky.exit(ALONE), Exit::Failure);
+        assert_eq!(flaky.error().as_deref(), Some("could not start: no space left on device"));
+    }
+
     #[test]
     fn a_stop_or_a_launch_error_outweighs_the_status() {
         let stopped = Completion { stopped_by_request: true, launch_error: "no such file".into(), ..exited(137) };
@@ -463,6 +485,7 @@ mod tests {
                 signal,
                 stderr_tail: if oom { OUT_OF_MEMORY_MARKERS[0].into() } else { String::new() },
                 launch_error: if launch_failed { "no such file".into() } else { String::new() },
+                launch_error_permanent: false,
                 stopped_by_request,
                 released: false,
                 whole_group: whole,

@@ -57,6 +57,14 @@ pub const MAX_SOURCE_PATH: usize = 4096;
 pub const MAX_STDERR_TAIL: usize = 16 * 1024;
 /// A launch error is cut to its first this many bytes: its start names what could not be run.
 pub const MAX_LAUNCH_ERROR: usize = 4 * 1024;
+/// Warnings about metrics an agent could not record, per report call.
+pub const MAX_WARNINGS_PER_REPORT: usize = 16;
+/// Warnings kept per trial (one per metric name): enough to name every bad field of a script,
+/// bounded whatever it prints.
+pub const MAX_WARNINGS_PER_TRIAL: i64 = 16;
+/// A warning's field name is cut to its first this many bytes, its message to [`MAX_WARNING_MESSAGE`].
+pub const MAX_WARNING_FIELD: usize = 256;
+pub const MAX_WARNING_MESSAGE: usize = 512;
 /// Signal numbers (Linux's real-time signals end at 64).
 pub const MAX_SIGNAL: i32 = 64;
 /// How much of an offending value an error message quotes.

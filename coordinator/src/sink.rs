@@ -1,7 +1,9 @@
 //! The Parquet sink: copies new metric rows and changed trial tables from the store to
 //! `results/<sweep>/`. Rows are written in store order and part files are named by their sequence
 //! range, so after a crash the files themselves say where to resume: nothing is written twice and
-//! nothing is skipped.
+//! nothing is skipped. Parts are append-only but for one change: when a retry re-reports an epoch,
+//! the part holding the earlier attempt's rows is written again with them marked `superseded`, so
+//! `WHERE NOT superseded` counts every (trial, epoch, metric) once.
 
 use crate::error::Result;
 use crate::results::{self, sweep_dir};
@@ -35,8 +37,9 @@ impl Written {
             let dir = sweep_dir(&self.root, &c.name);
             let written = match self.metric_seq.get(&c.name) {
                 Some(seq) => *seq,
-                None => self.resume_point(&dir, &c.name, c.last_metric_seq)?,
+                None => self.resume_point(&dir, &c.name, c.last_metric_seq, shared)?,
             };
+            let before = written;
             let mut written = written;
             while c.last_metric_seq > written {
                 let rows = shared.blocking_store().metrics_after(&c.name, written, MAX_ROWS_PER_PART)?;
@@ -48,6 +51,10 @@ impl Written {
                 written = last;
             }
             self.metric_seq.insert(c.name.clone(), written);
+            if written > before {
+                let seqs = shared.blocking_store().newly_superseded(&c.name, before, written)?;
+                mark_superseded(shared, &dir, &c.name, &seqs, false)?;
+            }
             if self.trials_version.get(&c.name) != Some(&c.trials_version) {
                 let rows = shared.blocking_store().trial_rows(&c.name)?;
                 results::write_trials_table(&dir, &rows)?;
@@ -59,9 +66,15 @@ impl Written {
 
     /// The last row already in this sweep's part files. Files written from a different store (its
     /// state folder was deleted, the results kept) would hide new rows, so they are moved aside.
-    fn resume_point(&self, dir: &std::path::Path, sweep: &str, store_seq: i64) -> Result<i64> {
+    ///
+    /// Rows a retry superseded while the coordinator was down (or before a crash let it mark them)
+    /// are marked here: parts whose count of marked rows differs from the store's are written
+    /// again, and so are parts from before the `superseded` column, so that every part has it.
+    fn resume_point(&self, dir: &std::path::Path, sweep: &str, store_seq: i64, shared: &Shared) -> Result<i64> {
         let on_disk = results::last_written_seq(dir)?.unwrap_or(0);
         if on_disk <= store_seq {
+            let seqs = shared.blocking_store().superseded_upto(sweep, on_disk)?;
+            mark_superseded(shared, dir, sweep, &seqs, true)?;
             return Ok(on_disk);
         }
         let metrics = dir.join("metrics");
@@ -70,6 +83,27 @@ impl Written {
         std::fs::rename(&metrics, &aside)?;
         Ok(0)
     }
+}
+
+/// Writes again, from the store, each part of `sweep` that holds one of the rows numbered `seqs`
+/// (sorted): the store marks them superseded. With `check`, a part is written only if the number
+/// of rows it marks differs from the store's, or it predates the column.
+fn mark_superseded(shared: &Shared, dir: &std::path::Path, sweep: &str, seqs: &[i64], check: bool) -> Result<()> {
+    if seqs.is_empty() && !check {
+        return Ok(());
+    }
+    for part in results::metric_parts(dir, check)? {
+        let start = seqs.partition_point(|s| *s < part.first_seq);
+        let inside = seqs[start..].partition_point(|s| *s <= part.last_seq);
+        let stale = if check { part.superseded_rows != Some(inside) } else { inside > 0 };
+        if stale {
+            let rows = shared.blocking_store().metrics_between(sweep, part.first_seq, part.last_seq)?;
+            let rows: Vec<_> = rows.into_iter().map(|r| r.row).collect();
+            results::write_metrics_part(dir, part.first_seq, part.last_seq, &rows)?;
+            tracing::debug!(sweep, first = part.first_seq, last = part.last_seq, superseded = inside, "part rewritten");
+        }
+    }
+    Ok(())
 }
 
 /// Asks the sink to write now; the answer comes when the files are on disk.

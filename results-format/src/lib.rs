@@ -10,8 +10,8 @@ mod trials_table;
 
 use std::path::{Path, PathBuf};
 
-pub use metrics_parts::{last_written_seq, read_metrics, write_metrics_part, MetricRow};
-pub use trials_table::{read_trials_table, write_trials_table, TrialRow};
+pub use metrics_parts::{last_written_seq, metric_parts, read_metrics, write_metrics_part, MetricRow, PartSummary};
+pub use trials_table::{last_error_cell, read_trials_table, write_trials_table, TrialRow, MAX_LAST_ERROR};
 
 /// File name of the per-sweep trials table, inside [`sweep_dir`].
 pub const TRIALS_FILE: &str = "trials.parquet";

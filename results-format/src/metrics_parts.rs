@@ -1,13 +1,15 @@
-//! Append-only metrics: each flush of the coordinator's store becomes one immutable
+//! Append-only metrics: each flush of the coordinator's store becomes one
 //! `metrics/part-<first_seq>-<last_seq>.parquet`. The sequence range in the file name is the
-//! resume point after a crash, so no row is written twice and none is skipped.
+//! resume point after a crash, so no row is written twice and none is skipped. A part's rows never
+//! change, only their `superseded` mark: the coordinator rewrites the part (same name, same rows)
+//! when a retry re-reports an epoch of it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -27,6 +29,9 @@ pub struct MetricRow {
     pub value: f64,
     /// Microseconds since the Unix epoch, UTC.
     pub recorded_at_us: i64,
+    /// A later attempt of the same trial reported the same epoch and metric: the row is history,
+    /// and queries that average or count values skip it (`WHERE NOT superseded`).
+    pub superseded: bool,
 }
 
 /// The metrics schema; the order and the names are part of the users' contract.
@@ -40,8 +45,13 @@ fn metrics_schema() -> SchemaRef {
         Field::new("metric", DataType::Utf8, false),
         Field::new("value", DataType::Float64, false),
         Field::new("recorded_at", timestamp_type(), false),
+        Field::new(SUPERSEDED, DataType::Boolean, false),
     ]))
 }
+
+/// The column that marks rows a later attempt re-reported. Parts written before it existed lack
+/// it; the coordinator rewrites them at its next start ([`metric_parts`] says which).
+const SUPERSEDED: &str = "superseded";
 
 /// Writes rows with sequence numbers first_seq..=last_seq (global, increasing ids assigned by the
 /// coordinator's store) as `<sweep_dir>/metrics/part-{first_seq:016}-{last_seq:016}.parquet`;
@@ -50,7 +60,8 @@ fn metrics_schema() -> SchemaRef {
 ///
 /// The caller must not write a range overlapping an earlier part (start after
 /// [`last_written_seq`]): parts are never merged or deduplicated, so an overlap would show up as
-/// duplicate rows in every query.
+/// duplicate rows in every query. Writing the exact range of an existing part replaces it
+/// atomically: that is how rows that became superseded are marked in parts already written.
 pub fn write_metrics_part(
     sweep_dir: &Path,
     first_seq: i64,
@@ -72,6 +83,7 @@ pub fn write_metrics_part(
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.metric))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.recorded_at_us)).with_timezone(UTC)),
+        Arc::new(rows.iter().map(|r| Some(r.superseded)).collect::<BooleanArray>()),
     ];
     let batch = RecordBatch::try_new(metrics_schema(), columns).map_err(ResultsError::arrow(&path))?;
     ensure_dir(sweep_dir)?;
@@ -115,6 +127,11 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<MetricRow>) -> Re
     let metric = column::<StringArray>(batch, "metric", &DataType::Utf8, true, path)?;
     let value = column::<Float64Array>(batch, "value", &DataType::Float64, true, path)?;
     let recorded_at = column::<TimestampMicrosecondArray>(batch, "recorded_at", &timestamp_type(), true, path)?;
+    // Absent from parts written before the column existed: nothing was marked there.
+    let superseded = match batch.column_by_name(SUPERSEDED) {
+        Some(_) => Some(column::<BooleanArray>(batch, SUPERSEDED, &DataType::Boolean, true, path)?),
+        None => None,
+    };
     out.extend((0..batch.num_rows()).map(|i| MetricRow {
         sweep: sweep.value(i).to_owned(),
         trial_id: trial_id.value(i).to_owned(),
@@ -124,6 +141,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<MetricRow>) -> Re
         metric: metric.value(i).to_owned(),
         value: value.value(i),
         recorded_at_us: recorded_at.value(i),
+        superseded: superseded.is_some_and(|s| s.value(i)),
     }));
     Ok(())
 }
@@ -139,6 +157,45 @@ struct Part {
     first_seq: i64,
     last_seq: i64,
     path: PathBuf,
+}
+
+/// A finished part of a sweep as the coordinator checks it against its store: the sequence range
+/// its name declares and how many of its rows are marked superseded (`None`: written before the
+/// column existed, or not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSummary {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub superseded_rows: Option<usize>,
+}
+
+/// Every finished part of the sweep, in sequence order; with `count`, each with its count of
+/// superseded rows (only that column is read), else only the ranges of their names.
+pub fn metric_parts(sweep_dir: &Path, count: bool) -> Result<Vec<PartSummary>, ResultsError> {
+    let mut out = Vec::new();
+    for part in list_parts(&sweep_dir.join(METRICS_DIR))? {
+        let superseded_rows = if count { count_superseded(&part.path)? } else { None };
+        out.push(PartSummary { first_seq: part.first_seq, last_seq: part.last_seq, superseded_rows });
+    }
+    Ok(out)
+}
+
+fn count_superseded(path: &Path) -> Result<Option<usize>, ResultsError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let file = fs::File::open(path).map_err(ResultsError::io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ResultsError::parquet(path))?;
+    let Some(index) = builder.schema().fields().iter().position(|f| f.name() == SUPERSEDED) else {
+        return Ok(None);
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let mut count = 0;
+    for batch in builder.with_projection(mask).build().map_err(ResultsError::parquet(path))? {
+        let batch = batch.map_err(ResultsError::arrow(path))?;
+        let marks = column::<BooleanArray>(&batch, SUPERSEDED, &DataType::Boolean, true, path)?;
+        count += marks.true_count();
+    }
+    Ok(Some(count))
 }
 
 /// Finished parts of `dir`, sorted by sequence range (numerically, so order stays right even past
@@ -219,6 +276,7 @@ mod tests {
             metric: metric.into(),
             value,
             recorded_at_us: 1_700_000_000_000_000 + i64::from(epoch),
+            superseded: false,
         }
     }
 
@@ -246,6 +304,7 @@ mod tests {
             ("metric".into(), DataType::Utf8, false),
             ("value".into(), DataType::Float64, false),
             ("recorded_at".into(), ts, false),
+            ("superseded".into(), DataType::Boolean, false),
         ];
         assert_eq!(got, want);
     }
@@ -259,7 +318,7 @@ mod tests {
         let meta = builder.metadata();
         assert!(meta.num_row_groups() > 0);
         for rg in meta.row_groups() {
-            assert_eq!(rg.columns().len(), 8);
+            assert_eq!(rg.columns().len(), 9);
             for col in rg.columns() {
                 assert!(
                     matches!(col.compression(), Compression::ZSTD(_)),
@@ -284,6 +343,38 @@ mod tests {
         assert_eq!(first, tmp.path().join("metrics/part-0000000000000000-0000000000000001.parquet"));
         let all: Vec<_> = a.into_iter().chain(b).chain(c).collect();
         assert_eq!(read_metrics(tmp.path()).unwrap(), all);
+    }
+
+    /// Rewriting a part's exact range replaces it: rows a retry re-reported become marked, and the
+    /// summaries say how many rows of each part are marked.
+    #[test]
+    fn rewriting_a_part_marks_superseded_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = vec![row("t0", 0, "loss", 2.0), row("t0", 1, "loss", 1.0), row("t1", 0, "loss", 3.0)];
+        write_metrics_part(tmp.path(), 1, 3, &first).unwrap();
+        let mut retry = row("t0", 1, "loss", 0.5);
+        retry.attempt = 2;
+        write_metrics_part(tmp.path(), 4, 4, &[retry.clone()]).unwrap();
+        let mut marked = first.clone();
+        marked[1].superseded = true;
+        write_metrics_part(tmp.path(), 1, 3, &marked).unwrap();
+        assert_eq!(read_metrics(tmp.path()).unwrap(), [marked, vec![retry]].concat());
+        let summaries = metric_parts(tmp.path(), true).unwrap();
+        let counts: Vec<_> = summaries.iter().map(|p| (p.first_seq, p.last_seq, p.superseded_rows)).collect();
+        assert_eq!(counts, vec![(1, 3, Some(1)), (4, 4, Some(0))]);
+        assert_eq!(names_in(&tmp.path().join(METRICS_DIR)).len(), 2, "replaced, not added");
+    }
+
+    /// Parts written before the `superseded` column existed still read, as unmarked rows.
+    #[test]
+    fn parts_without_the_superseded_column_read_as_unmarked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_metrics_part(tmp.path(), 0, 1, &[row("t0", 0, "m", 1.0), row("t0", 1, "m", 2.0)]).unwrap();
+        let batch = read_batches(&path).unwrap().remove(0);
+        let old = batch.project(&(0..8).collect::<Vec<_>>()).unwrap();
+        write_batch(&path, &old, None).unwrap();
+        assert!(read_metrics(tmp.path()).unwrap().iter().all(|r| !r.superseded));
+        assert_eq!(metric_parts(tmp.path(), true).unwrap()[0].superseded_rows, None);
     }
 
     #[test]

@@ -35,6 +35,25 @@ pub struct TrialRow {
     pub params: Map<String, Value>,
     /// Value of each metric at the last epoch.
     pub finals: BTreeMap<String, f64>,
+    /// Why the last attempt that failed did (its exit and the end of its stderr), as the
+    /// coordinator recorded it; written escaped and cut to [`MAX_LAST_ERROR`] (see
+    /// [`last_error_cell`]).
+    pub last_error: Option<String>,
+    /// Exit code of the trial's last attempt; None while it runs, or when it was killed by a
+    /// signal, lost, or never started.
+    pub exit_code: Option<i32>,
+}
+
+/// Bytes of `last_error` kept in `trials.parquet`: the end of a failure's stderr, where the
+/// exception is, fits; a trial that printed megabytes before dying cannot bloat the table.
+pub const MAX_LAST_ERROR: usize = 4 * 1024;
+
+/// The `last_error` cell as written: control and bidirectional characters escaped
+/// (`sweep_spec::text`, line breaks kept), then cut to its last [`MAX_LAST_ERROR`] bytes.
+pub fn last_error_cell(text: &str) -> String {
+    let mut cell = sweep_spec::text::escape_keeping_lines(text).into_owned();
+    sweep_spec::text::keep_tail(&mut cell, MAX_LAST_ERROR);
+    cell
 }
 
 /// The columns every trials table has, in order, before the `params_*` and `final_*` columns.
@@ -50,6 +69,8 @@ fn fixed_fields() -> Vec<Field> {
         Field::new("finished_at", timestamp_type(), true),
         Field::new("duration_s", DataType::Float64, true),
         Field::new("params", DataType::Utf8, false),
+        Field::new("last_error", DataType::Utf8, true),
+        Field::new("exit_code", DataType::Int32, true),
     ]
 }
 
@@ -81,6 +102,8 @@ pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf
         // A JSON object's text cannot fail to serialize: keys are strings and serde_json numbers
         // are always finite.
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| Value::Object(r.params.clone()).to_string()))),
+        Arc::new(rows.iter().map(|r| r.last_error.as_deref().map(last_error_cell)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| r.exit_code).collect::<Int32Array>()),
     ];
     columns.extend(param_columns.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
@@ -117,6 +140,9 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
     let finished_at = column::<TimestampMicrosecondArray>(batch, "finished_at", &ts, false, path)?;
     let duration_s = column::<Float64Array>(batch, "duration_s", &DataType::Float64, false, path)?;
     let params = column::<StringArray>(batch, "params", &DataType::Utf8, true, path)?;
+    // Absent from tables written before these columns existed.
+    let last_error = optional_column::<StringArray>(batch, "last_error", &DataType::Utf8, path)?;
+    let exit_code = optional_column::<Int32Array>(batch, "exit_code", &DataType::Int32, path)?;
 
     let schema = batch.schema();
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
@@ -144,9 +170,23 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
                 .filter(|(_, values)| !values.is_null(i))
                 .map(|(metric, values)| ((*metric).to_owned(), values.value(i)))
                 .collect(),
+            last_error: last_error.and_then(|a| opt(a, i, |a, i| a.value(i).to_owned())),
+            exit_code: exit_code.and_then(|a| opt(a, i, |a, i| a.value(i))),
         });
     }
     Ok(())
+}
+
+fn optional_column<'a, A: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+    expected: &DataType,
+    path: &Path,
+) -> Result<Option<&'a A>, ResultsError> {
+    match batch.column_by_name(name) {
+        Some(_) => column(batch, name, expected, false, path).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn parse_params(text: &str, trial_id: &str, path: &Path) -> Result<Map<String, Value>, ResultsError> {
@@ -180,6 +220,8 @@ mod tests {
             duration_s: Some(60.0),
             params: params.as_object().unwrap().clone(),
             finals: finals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            last_error: None,
+            exit_code: Some(0),
         }
     }
 
@@ -192,6 +234,11 @@ mod tests {
         pending.started_at_us = None;
         pending.finished_at_us = None;
         pending.duration_s = None;
+        pending.exit_code = None;
+        let mut failed = trial("t2", json!({"width": 4}), &[("test_acc", 0.95)]);
+        failed.status = "failed".into();
+        failed.exit_code = Some(3);
+        failed.last_error = Some("exit code 3: Traceback\nValueError: bad lr".into());
         vec![
             trial(
                 "t0",
@@ -202,7 +249,7 @@ mod tests {
                 &[("test_acc", 0.9), ("train_loss", 0.01), ("class_acc/cat", 0.8)],
             ),
             pending,
-            trial("t2", json!({"width": 4}), &[("test_acc", 0.95)]),
+            failed,
         ]
     }
 
@@ -231,6 +278,8 @@ mod tests {
                 col("finished_at", ts, true),
                 col("duration_s", DataType::Float64, true),
                 col("params", DataType::Utf8, false),
+                col("last_error", DataType::Utf8, true),
+                col("exit_code", DataType::Int32, true),
                 col("params_aug", DataType::Boolean, true),
                 col("params_extra", DataType::Utf8, true),
                 col("params_lr", DataType::Float64, true),
@@ -274,6 +323,25 @@ mod tests {
         assert_eq!(back[0].params["width"], json!(1));
         assert_eq!(back[0].params["lr"], json!(0.5));
         assert_eq!(back[0].params["aug"], json!(true));
+    }
+
+    /// A failure's stderr is evidence, but a cell is read in terminals and notebooks: escape codes
+    /// are written out visibly and only the end of a long tail is kept.
+    #[test]
+    fn last_error_is_escaped_and_bounded_to_its_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rows = sample_rows();
+        let noise = "x".repeat(3 * MAX_LAST_ERROR);
+        rows[0].last_error = Some(format!("exit code 1: {noise}\n\u{1b}[2Jcleared\nRuntimeError: the end\u{202e}"));
+        let path = write_trials_table(tmp.path(), &rows).unwrap();
+        let back = read_trials_table(&path).unwrap();
+        let cell = back[0].last_error.as_deref().unwrap();
+        assert!(cell.len() <= MAX_LAST_ERROR, "{}", cell.len());
+        assert!(cell.starts_with('…'), "cut at the start: {}", &cell[..16]);
+        assert!(cell.ends_with("\\u{1b}[2Jcleared\nRuntimeError: the end\\u{202e}"), "{}", &cell[cell.len() - 60..]);
+        assert!(!cell.contains('\u{1b}') && !cell.contains('\u{202e}'));
+        assert_eq!(back[2].last_error.as_deref(), Some("exit code 3: Traceback\nValueError: bad lr"));
+        assert_eq!((back[0].exit_code, back[1].exit_code, back[2].exit_code), (Some(0), None, Some(3)));
     }
 
     #[test]

@@ -28,17 +28,25 @@ struct LooseRecord {
     epoch: u32,
     #[serde(default)]
     step: Option<i64>,
-    metrics: BTreeMap<String, LooseNumber>,
+    metrics: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Python's `json.dumps` writes `NaN` and `Infinity` bare; a diverged loss must still be recorded.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum LooseNumber {
-    Number(f64),
-    Text(String),
-    /// serde_json (and so `to_line`) writes a non-finite number as `null`.
-    Null(()),
+/// A metric of a record line that could not be recorded (a string where a number belongs, a name
+/// the coordinator refuses); the line's other metrics are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedMetric {
+    /// The name as written, escaped (`text::escape`) and cut to [`SHOWN_CHARS`] characters.
+    pub name: String,
+    pub reason: String,
+}
+
+/// How much of a name or value a skipped metric's reason quotes.
+pub const SHOWN_CHARS: usize = 64;
+
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(SHOWN_CHARS).collect();
+    let ellipsis = if cut.len() < text.len() { "…" } else { "" };
+    format!("{}{ellipsis}", crate::text::escape(&cut))
 }
 
 impl EpochRecord {
@@ -53,8 +61,16 @@ impl EpochRecord {
     }
 
     /// `None` for a line that is not a record (a log line); `Some(Err)` for a line that looks like a
-    /// record but is malformed, so the agent can say which line was dropped.
+    /// record but is malformed, so the agent can say which line was dropped. Metrics that cannot
+    /// be recorded are left out: see [`EpochRecord::parse_line_keeping`].
     pub fn parse_line(line: &str) -> Option<Result<EpochRecord, String>> {
+        Some(Self::parse_line_keeping(line)?.map(|(record, _)| record))
+    }
+
+    /// [`EpochRecord::parse_line`], also saying which metrics were left out and why: one value that
+    /// is not a number (`"note": "hi"`) or a name the coordinator would refuse costs that metric
+    /// only, not the epoch's other values.
+    pub fn parse_line_keeping(line: &str) -> Option<Result<(EpochRecord, Vec<SkippedMetric>), String>> {
         let trimmed = line.trim();
         if !trimmed.starts_with('{') {
             return None;
@@ -71,27 +87,50 @@ impl EpochRecord {
             }
         };
         let mut metrics = BTreeMap::new();
+        let mut skipped = Vec::new();
         for (name, value) in loose.metrics {
             if !is_valid_metric_name(&name) {
-                let shown = crate::text::escape(&name.chars().take(64).collect::<String>()).into_owned();
-                return Some(Err(format!(
-                    "metric name \"{shown}\": expected 1 to {MAX_METRIC_NAME} bytes without control or \
-                     bidirectional formatting characters"
-                )));
+                skipped.push(SkippedMetric {
+                    name: shown(&name),
+                    reason: format!(
+                        "expected a name of 1 to {MAX_METRIC_NAME} bytes without control or bidirectional \
+                         formatting characters"
+                    ),
+                });
+                continue;
             }
-            let v = match value {
-                LooseNumber::Number(v) => v,
-                LooseNumber::Null(()) => f64::NAN,
-                LooseNumber::Text(t) => match t.to_ascii_lowercase().as_str() {
-                    "nan" => f64::NAN,
-                    "inf" | "infinity" => f64::INFINITY,
-                    "-inf" | "-infinity" => f64::NEG_INFINITY,
-                    _ => return Some(Err(format!("metric `{name}`: expected a number, got \"{t}\""))),
-                },
-            };
-            metrics.insert(name, v);
+            match number(&value) {
+                Some(v) => {
+                    metrics.insert(name, v);
+                }
+                None => {
+                    let got = match &value {
+                        serde_json::Value::String(t) => format!("\"{}\"", shown(t)),
+                        other => shown(&other.to_string()),
+                    };
+                    skipped.push(SkippedMetric { name: shown(&name), reason: format!("expected a number, got {got}") });
+                }
+            }
         }
-        Some(Ok(EpochRecord { epoch: loose.epoch, step: loose.step, metrics }))
+        skipped.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(Ok((EpochRecord { epoch: loose.epoch, step: loose.step, metrics }, skipped)))
+    }
+}
+
+/// A metric's value: a number; `null` (how serde_json, and so `to_line`, writes a non-finite
+/// number) as NaN; and Python's bare `NaN`/`Infinity`, which `json.dumps` writes for a diverged
+/// loss and the parser has quoted by then.
+fn number(value: &serde_json::Value) -> Option<f64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::Null => Some(f64::NAN),
+        serde_json::Value::String(t) => match t.to_ascii_lowercase().as_str() {
+            "nan" => Some(f64::NAN),
+            "inf" | "infinity" => Some(f64::INFINITY),
+            "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -172,20 +211,51 @@ mod tests {
     #[test]
     fn malformed_records_are_errors() {
         assert!(EpochRecord::parse_line(r#"{"epoch": "x"}"#).unwrap().is_err());
-        assert!(EpochRecord::parse_line(r#"{"epoch": 1, "metrics": {"a": "high"}}"#).unwrap().is_err());
+        assert!(EpochRecord::parse_line(r#"{"epoch": 1, "loss": 0.5}"#).unwrap().is_err(), "no `metrics` object");
+    }
+
+    /// One value that is not a number costs that metric only: the epoch's numbers are kept, and
+    /// the caller learns which name was left out and why, quoted escaped and bounded.
+    #[test]
+    fn a_value_that_is_not_a_number_is_skipped_and_the_rest_kept() {
+        let line =
+            r#"{"epoch": 1, "metrics": {"loss": 0.5, "note": "hi", "flag": true, "acc": NaN, "cfg": {"a": [1]}}}"#;
+        let (r, skipped) = EpochRecord::parse_line_keeping(line).unwrap().unwrap();
+        assert_eq!(r.metrics.keys().collect::<Vec<_>>(), ["acc", "loss"]);
+        assert!(r.metrics["acc"].is_nan() && r.metrics["loss"] == 0.5);
+        let reasons: Vec<_> = skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                r#"cfg: expected a number, got {"a":[1]}"#,
+                "flag: expected a number, got true",
+                r#"note: expected a number, got "hi""#
+            ]
+        );
+        assert_eq!(EpochRecord::parse_line(line).unwrap().unwrap().metrics.len(), 2);
+        let long = format!(r#"{{"epoch": 1, "metrics": {{"note": "{}\\u001b[2J"}}}}"#, "x".repeat(10_000));
+        let (_, skipped) = EpochRecord::parse_line_keeping(&long).unwrap().unwrap();
+        assert!(
+            skipped[0].reason.len() < 2 * SHOWN_CHARS && skipped[0].reason.ends_with("…\""),
+            "{}",
+            skipped[0].reason
+        );
     }
 
     #[test]
-    fn records_with_names_the_coordinator_refuses_are_errors_that_escape_the_name() {
+    fn names_the_coordinator_refuses_are_skipped_escaped_and_the_rest_kept() {
         for name in ["", "acc\\u001b[2J", "a\\u001b]0;title\\u0007", "x\\u202egpj", "line\\nbreak"] {
             let line = format!(r#"{{"epoch": 1, "metrics": {{"ok": 1.0, "{name}": 0.5}}}}"#);
-            let err = EpochRecord::parse_line(&line).unwrap().unwrap_err();
-            assert!(err.starts_with("metric name \""), "{err}");
-            assert!(!err.contains('\x1b') && !err.contains('\u{202e}') && !err.contains('\n'), "{err}");
+            let (r, skipped) = EpochRecord::parse_line_keeping(&line).unwrap().unwrap();
+            assert_eq!(r.metrics.keys().collect::<Vec<_>>(), ["ok"]);
+            let shown = &skipped[0].name;
+            assert!(!shown.contains('\x1b') && !shown.contains('\u{202e}') && !shown.contains('\n'), "{shown}");
+            assert!(skipped[0].reason.starts_with("expected a name of 1 to"), "{}", skipped[0].reason);
         }
         let long = "m".repeat(MAX_METRIC_NAME + 1);
         let line = format!(r#"{{"epoch": 1, "metrics": {{"{long}": 0.5}}}}"#);
-        assert!(EpochRecord::parse_line(&line).unwrap().is_err());
+        let (r, skipped) = EpochRecord::parse_line_keeping(&line).unwrap().unwrap();
+        assert!(r.metrics.is_empty() && skipped[0].name.chars().count() == SHOWN_CHARS + 1);
         let longest = "m".repeat(MAX_METRIC_NAME);
         let line = format!(r#"{{"epoch": 1, "metrics": {{"{longest}": 0.5, "class_acc/3": 1}}}}"#);
         assert_eq!(EpochRecord::parse_line(&line).unwrap().unwrap().metrics.len(), 2);

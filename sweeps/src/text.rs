@@ -70,6 +70,36 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Marks where truncated text was cut.
+pub const CUT: &str = "…";
+
+/// Keeps the end of `text`: at most `max` bytes with the mark, cut at a character boundary.
+pub fn keep_tail(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mark = if max >= CUT.len() { CUT } else { "" };
+    let mut start = text.len() - (max - mark.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    *text = format!("{mark}{}", &text[start..]);
+}
+
+/// Keeps the start of `text`: at most `max` bytes with the mark, cut at a character boundary.
+pub fn keep_head(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mark = if max >= CUT.len() { CUT } else { "" };
+    let mut end = max - mark.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(mark);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

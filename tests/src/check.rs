@@ -132,6 +132,7 @@ mod tests {
                 metric: m.to_string(),
                 value: if *m == "attempt" { attempt as f64 } else { 0.5 },
                 recorded_at_us: 0,
+                superseded: false,
             })
             .collect()
     }

@@ -188,6 +188,7 @@ async fn burst(
                     lease_id: lease.lease_id,
                     epochs: vec![last.clone()],
                     session_secret: secret.clone(),
+                    warnings: Vec::new(),
                 })
                 .await
             {
@@ -212,7 +213,12 @@ async fn report(
 ) -> Result<(u32, u32), String> {
     stats.reports_sent += 1;
     let r = client
-        .report_metrics(pb::ReportMetricsRequest { lease_id, epochs, session_secret: secret.to_string() })
+        .report_metrics(pb::ReportMetricsRequest {
+            lease_id,
+            epochs,
+            session_secret: secret.to_string(),
+            warnings: Vec::new(),
+        })
         .await
         .map_err(|e| format!("report under lease {lease_id}: {e}"))?
         .into_inner();

@@ -284,6 +284,8 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
         duration_s: None,
         params: serde_json::Map::new(),
         finals: [("acc\x1b[2J\x1b]0;title\x07".to_string(), 0.5)].into(),
+        last_error: None,
+        exit_code: None,
     };
     sweep_coordinator::results::write_trials_table(&old.join("hostile"), &[row]).unwrap();
     for format in ["table", "csv"] {

@@ -44,6 +44,8 @@ pub async fn from_coordinator(remote: &client::Remote, sweep: &str) -> anyhow::R
                     .then(|| (t.finished_at_ms - t.started_at_ms) as f64 / 1000.0),
                 params,
                 finals: t.finals.into_iter().collect(),
+                last_error: (!t.last_error.is_empty()).then_some(t.last_error),
+                exit_code: t.exit_code,
             })
         })
         .collect()

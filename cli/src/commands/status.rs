@@ -134,6 +134,7 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
                             "attempts": t.attempt,
                             "agent": t.agent,
                             "last_error": t.last_error,
+                            "warnings": t.warnings,
                             "params": serde_json::from_str::<Value>(&t.params_json).unwrap_or(Value::Null),
                         })
                     })
@@ -154,15 +155,18 @@ pub async fn run(remote: &client::Remote, sweep: Option<&str>, as_json: bool) ->
             let params: Vec<String> = resp.trials.iter().map(|t| params_cell(&t.params_json)).collect();
             let width = params.iter().map(|p| p.chars().count()).max().unwrap_or(0);
             for (t, params) in resp.trials.iter().zip(&params) {
-                let error = t.last_error.lines().next().unwrap_or("");
+                let error = error_summary(&t.last_error);
                 println!(
                     "  {}  {params:<width$}  {:<10} attempt {:<2} {:<20} {}",
                     escape(&t.trial_id),
                     escape(&t.state),
                     t.attempt,
                     escape(&t.agent),
-                    escape(error)
+                    escape(&error)
                 );
+                for warning in &t.warnings {
+                    println!("      warning: {}", escape(warning));
+                }
             }
             super::agents::print_agents(&resp.agents);
         }
@@ -190,6 +194,17 @@ fn params_cell(params_json: &str) -> String {
     }
     let cut: String = text.chars().take(PARAMS_CELL_CHARS - 1).collect();
     format!("{cut}…")
+}
+
+/// One line for a trial's error: its first line (the exit, or why it could not start) and, when
+/// stderr followed, its last (where a traceback names the exception).
+fn error_summary(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (lines.next(), lines.next_back()) {
+        (Some(first), Some(last)) => format!("{first} … {last}"),
+        (Some(first), None) => first.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The owner column: the submitting token's name, `-` where none was recorded.

@@ -41,6 +41,8 @@ pub fn trials() -> Vec<TrialRow> {
                     duration_s: Some(1.0),
                     params,
                     finals: BTreeMap::from([("test_error".to_string(), error), ("train_error".to_string(), 0.0)]),
+                    last_error: None,
+                    exit_code: None,
                 });
             }
         }
@@ -62,6 +64,7 @@ pub fn metrics(trials: &[TrialRow]) -> Vec<MetricRow> {
                 metric: "test_error".into(),
                 value: t.finals["test_error"] + (EPOCHS - epoch) as f64 * 0.05,
                 recorded_at_us: 1_000_000 + epoch as i64,
+                superseded: false,
             });
         }
     }

@@ -151,6 +151,8 @@ mod tests {
             duration_s: Some(secs),
             params,
             finals,
+            last_error: None,
+            exit_code: None,
         }
     }
 

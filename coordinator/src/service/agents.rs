@@ -107,6 +107,7 @@ impl AgentService for AgentApi {
             lease_id: r.lease_id,
             session: convert::session(&r.session_secret)?,
             epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect(),
+            warnings: convert::warnings_from_wire(r.warnings),
         };
         let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
         Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
@@ -123,6 +124,7 @@ impl AgentService for AgentApi {
             signal: r.signal,
             stderr_tail: r.stderr_tail,
             launch_error: r.launch_error,
+            launch_error_permanent: r.launch_error_permanent,
             stopped_by_request: r.stopped_by_request,
             released: r.released,
             whole_group: r.whole_group,

@@ -15,6 +15,17 @@ pub struct MetricBatch {
     pub lease_id: i64,
     pub session: crate::session::SessionHash,
     pub epochs: Vec<EpochRecord>,
+    /// What the agent could not record of the trial's output.
+    pub warnings: Vec<MetricWarning>,
+}
+
+/// A metric of a trial's output that its agent could not record, and why (`sweep status` shows
+/// it). Kept once per trial and field, at most [`crate::limits::MAX_WARNINGS_PER_TRIAL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricWarning {
+    /// The metric's name as the trial wrote it (escaped by the agent); "" for a whole line.
+    pub field: String,
+    pub message: String,
 }
 
 /// A stored row and its sequence number.
@@ -86,17 +97,31 @@ impl Store {
         if let Some(seq) = last_seq {
             tx.execute("UPDATE sweeps SET last_metric_seq = ?2 WHERE name = ?1", params![sweep, seq])?;
         }
+        record_warnings(&tx, &sweep, &trial_id, attempt, &batch.warnings, recorded_at_us / 1000)?;
         tx.commit()?;
         Ok((added, duplicate))
     }
 
-    /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order.
+    /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order, each marked
+    /// superseded when a later attempt of its trial reported the same epoch and metric.
     pub fn metrics_after(&self, sweep: &str, after: i64, limit: u32) -> Result<Vec<StoredMetric>> {
+        self.metric_rows(sweep, after, i64::MAX, limit)
+    }
+
+    /// The rows of `sweep` numbered `first..=last`: one part file's, to write it again.
+    pub fn metrics_between(&self, sweep: &str, first: i64, last: i64) -> Result<Vec<StoredMetric>> {
+        self.metric_rows(sweep, first - 1, last, u32::MAX)
+    }
+
+    fn metric_rows(&self, sweep: &str, after: i64, upto: i64, limit: u32) -> Result<Vec<StoredMetric>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT seq, trial_id, attempt, epoch, step, metric, value, recorded_at_us
-             FROM metrics WHERE sweep = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT m.seq, m.trial_id, m.attempt, m.epoch, m.step, m.metric, m.value, m.recorded_at_us,
+                    EXISTS (SELECT 1 FROM metrics later
+                            WHERE later.sweep = m.sweep AND later.trial_id = m.trial_id AND later.epoch = m.epoch
+                              AND later.metric = m.metric AND later.attempt > m.attempt)
+             FROM metrics m WHERE m.sweep = ?1 AND m.seq > ?2 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?4",
         )?;
-        let rows = q.query_map(params![sweep, after, limit], |r| {
+        let rows = q.query_map(params![sweep, after, upto, limit], |r| {
             Ok(StoredMetric {
                 seq: r.get(0)?,
                 row: MetricRow {
@@ -108,18 +133,74 @@ impl Store {
                     metric: r.get(5)?,
                     value: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
                     recorded_at_us: r.get(7)?,
+                    superseded: r.get(8)?,
                 },
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    /// Sequence numbers, at most `written`, of the rows of `sweep` that rows numbered
+    /// `written + 1..=upto` superseded (same trial, epoch and metric, an earlier attempt): the
+    /// rows whose part files must be written again with the mark.
+    pub fn newly_superseded(&self, sweep: &str, written: i64, upto: i64) -> Result<Vec<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT DISTINCT earlier.seq FROM metrics m JOIN metrics earlier
+               ON earlier.sweep = m.sweep AND earlier.trial_id = m.trial_id AND earlier.epoch = m.epoch
+              AND earlier.metric = m.metric AND earlier.attempt < m.attempt
+             WHERE m.sweep = ?1 AND m.seq > ?2 AND m.seq <= ?3 AND earlier.seq <= ?2 ORDER BY earlier.seq",
+        )?;
+        let seqs = q.query_map(params![sweep, written, upto], |r| r.get(0))?;
+        Ok(seqs.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sequence numbers, at most `upto`, of every superseded row of `sweep`: what the part files
+    /// must mark, checked when the coordinator starts.
+    pub fn superseded_upto(&self, sweep: &str, upto: i64) -> Result<Vec<i64>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT m.seq FROM metrics m WHERE m.sweep = ?1 AND m.seq <= ?2
+               AND EXISTS (SELECT 1 FROM metrics later
+                           WHERE later.sweep = m.sweep AND later.trial_id = m.trial_id AND later.epoch = m.epoch
+                             AND later.metric = m.metric AND later.attempt > m.attempt)
+             ORDER BY m.seq",
+        )?;
+        let seqs = q.query_map(params![sweep, upto], |r| r.get(0))?;
+        Ok(seqs.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Keeps each warning whose field the trial has none for yet, up to the per-trial bound.
+fn record_warnings(
+    tx: &Transaction,
+    sweep: &str,
+    trial_id: &str,
+    attempt: u32,
+    warnings: &[MetricWarning],
+    now_ms: i64,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO trial_warnings (sweep, trial_id, field, message, attempt, recorded_at_ms)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6
+         WHERE (SELECT COUNT(*) FROM trial_warnings WHERE sweep = ?1 AND trial_id = ?2) < ?7",
+    )?;
+    for w in warnings {
+        insert.execute(params![
+            sweep,
+            trial_id,
+            w.field,
+            w.message,
+            attempt,
+            now_ms,
+            crate::limits::MAX_WARNINGS_PER_TRIAL
+        ])?;
+    }
+    Ok(())
 }
 
 /// Records the names of `batch` that `sweep` has not reported before, if they fit in `limit`
 /// distinct names per sweep; otherwise records nothing and says why.
 fn admit_names(tx: &Transaction, sweep: &str, batch: &MetricBatch, limit: u32) -> Result<Option<String>> {
-    let names: BTreeSet<&str> =
-        batch.epochs.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+    let names: BTreeSet<&str> = batch.epochs.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
     let mut known = tx.prepare_cached("SELECT 1 FROM metric_names WHERE sweep = ?1 AND metric = ?2")?;
     let mut new = Vec::new();
     for name in names {

@@ -21,7 +21,7 @@ pub use agents::AgentRecord;
 pub use attempts::AttemptRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseAnswer, LeaseReport};
-pub use metrics::{MetricBatch, StoredMetric};
+pub use metrics::{MetricBatch, MetricWarning, StoredMetric};
 pub use retry::RetryWhich;
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 

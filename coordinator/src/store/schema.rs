@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 6;
+const VERSION: i64 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -148,6 +148,24 @@ CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts(sweep, trial_id, outcom
 CREATE INDEX IF NOT EXISTS attempts_by_outcome ON attempts(sweep, outcome, lease_id);
 "#;
 
+/// Version 7: what failures and retries leave for users to read. Indexes to find the metric rows
+/// a later attempt re-reported (the `superseded` column of the Parquet parts) and a trial's last
+/// attempt (its exit code in `trials.parquet`), and the warnings about metric values an agent
+/// skipped (a string where a number belongs), one per trial and field name.
+const V7: &str = r#"
+CREATE INDEX IF NOT EXISTS metrics_by_key ON metrics(sweep, trial_id, epoch, metric, attempt);
+CREATE INDEX IF NOT EXISTS attempts_by_trial_lease ON attempts(sweep, trial_id, lease_id);
+CREATE TABLE IF NOT EXISTS trial_warnings (
+    sweep          TEXT NOT NULL,
+    trial_id       TEXT NOT NULL,
+    field          TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    attempt        INTEGER NOT NULL,
+    recorded_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (sweep, trial_id, field)
+) WITHOUT ROWID;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -167,6 +185,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 6 {
         conn.execute_batch(V6)?;
+    }
+    if version < 7 {
+        conn.execute_batch(V7)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

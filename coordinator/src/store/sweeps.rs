@@ -75,6 +75,8 @@ pub struct TrialRecord {
     pub agent: Option<String>,
     pub last_error: Option<String>,
     pub params_json: String,
+    /// Metrics of its output its agents could not record: `` `name`: why ``, oldest first.
+    pub warnings: Vec<String>,
 }
 
 /// Where the Parquet sink stands for one sweep.
@@ -242,21 +244,30 @@ impl Store {
 
     pub fn trials(&self, sweep: &str) -> Result<Vec<TrialRecord>> {
         self.summary(sweep)?;
-        self.trial_records("WHERE sweep = ?1 ORDER BY idx", rusqlite::params![sweep])
+        self.trial_records(sweep, None)
     }
 
     /// One trial of a sweep; NotFound names the sweep when the trial is not in it.
     pub fn trial(&self, sweep: &str, trial_id: &str) -> Result<TrialRecord> {
         self.summary(sweep)?;
-        let found = self.trial_records("WHERE sweep = ?1 AND trial_id = ?2", rusqlite::params![sweep, trial_id])?;
+        let found = self.trial_records(sweep, Some(trial_id))?;
         found.into_iter().next().ok_or_else(|| Error::NotFound(format!("trial {trial_id} in sweep {sweep}")))
     }
 
-    fn trial_records(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<TrialRecord>> {
+    /// The trials of `sweep` in queue order, or just `only` of them, with their warnings.
+    fn trial_records(&self, sweep: &str, only: Option<&str>) -> Result<Vec<TrialRecord>> {
+        // Two statements rather than `?2 IS NULL OR ...`, so one trial is found by its key.
+        let (trials, warned) = match only {
+            None => ("WHERE sweep = ?1 ORDER BY idx", "WHERE sweep = ?1"),
+            Some(_) => ("WHERE sweep = ?1 AND trial_id = ?2", "WHERE sweep = ?1 AND trial_id = ?2"),
+        };
+        let args = |only: Option<&str>| -> Vec<String> {
+            std::iter::once(sweep.to_string()).chain(only.map(str::to_string)).collect()
+        };
         let mut q = self
             .conn
-            .prepare(&format!("SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials {filter}"))?;
-        let rows = q.query_map(args, |r| {
+            .prepare(&format!("SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials {trials}"))?;
+        let rows = q.query_map(rusqlite::params_from_iter(args(only)), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
@@ -267,10 +278,23 @@ impl Store {
                 r.get::<_, String>(6)?,
             ))
         })?;
+        let mut warnings: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut q = self.conn.prepare(&format!(
+            "SELECT trial_id, field, message FROM trial_warnings {warned} ORDER BY trial_id, recorded_at_ms, field"
+        ))?;
+        let warning_rows = q.query_map(rusqlite::params_from_iter(args(only)), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        for w in warning_rows {
+            let (trial, field, message) = w?;
+            let line = if field.is_empty() { message } else { format!("metric `{field}` skipped: {message}") };
+            warnings.entry(trial).or_default().push(line);
+        }
         let mut out = Vec::new();
         for row in rows {
             let (trial_id, index, state, attempt, agent, last_error, spec) = row?;
             let spec = parse_spec(&spec)?;
+            let warnings = warnings.remove(&trial_id).unwrap_or_default();
             out.push(TrialRecord {
                 trial_id,
                 index,
@@ -279,6 +303,7 @@ impl Store {
                 agent,
                 last_error,
                 params_json: serde_json::Value::Object(spec.params).to_string(),
+                warnings,
             });
         }
         Ok(out)
@@ -297,8 +322,11 @@ impl Store {
             finals.entry(trial).or_default().insert(metric, value.unwrap_or(f64::NAN));
         }
         let mut q = self.conn.prepare(
-            "SELECT trial_id, workload, state, attempt, agent, started_at_ms, finished_at_ms, spec
-             FROM trials WHERE sweep = ?1 ORDER BY idx",
+            "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
+                    t.last_error,
+                    (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
+                     ORDER BY a.lease_id DESC LIMIT 1)
+             FROM trials t WHERE t.sweep = ?1 ORDER BY t.idx",
         )?;
         let rows = q.query_map([sweep], |r| {
             Ok((
@@ -310,11 +338,13 @@ impl Store {
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<i32>>(9)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (trial_id, workload, status, attempts, agent, started, finished, spec) = row?;
+            let (trial_id, workload, status, attempts, agent, started, finished, spec, last_error, exit_code) = row?;
             let params = parse_spec(&spec)?.params;
             let duration_s = match (started, finished) {
                 (Some(s), Some(f)) if f >= s => Some((f - s) as f64 / 1000.0),
@@ -332,6 +362,8 @@ impl Store {
                 finished_at_us: finished.map(|ms| ms * 1000),
                 duration_s,
                 params,
+                last_error,
+                exit_code,
             });
         }
         Ok(out)

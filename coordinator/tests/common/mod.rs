@@ -232,6 +232,7 @@ pub fn report(lease_id: i64, epochs: &[(u32, &[(&str, f64)])]) -> pb::ReportMetr
             })
             .collect(),
         session_secret: String::new(),
+        warnings: Vec::new(),
     }
 }
 
