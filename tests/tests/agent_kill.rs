@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 use sweep_coordinator::results;
 
-/// Five slow epochs; each attempt leaves its number in the checkpoint folder, which is the same
-/// for every attempt of the trial.
+/// Five slow epochs (long enough for a loaded machine to see the trial running before it ends);
+/// each attempt leaves its number in the checkpoint folder, which is the same for every attempt
+/// of the trial.
 const TRAIN: &str = r#"#!/bin/sh
 echo "$SWEEP_ATTEMPT" >> "$SWEEP_CHECKPOINT_DIR/attempts"
 for e in 1 2 3 4 5; do
-  sleep 0.4
+  sleep 1
   echo "{\"epoch\": $e, \"metrics\": {\"loss\": 0.$e, \"attempt\": $SWEEP_ATTEMPT}}"
 done
 "#;
@@ -29,7 +30,8 @@ fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
     )
     .unwrap();
 
-    let coordinator = start_coordinator(root, "1s");
+    // A lease TTL long enough that a loaded machine delaying heartbeats does not lose the retry too.
+    let coordinator = start_coordinator(root, "3s");
     let mut agents = vec![
         ("a", Some(start_agent(root, &coordinator.url, "a", 1))),
         ("b", Some(start_agent(root, &coordinator.url, "b", 1))),
@@ -47,7 +49,7 @@ fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
         assert!(start.elapsed() < Duration::from_secs(15), "no metrics before the kill");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let victim = agents.iter_mut().find(|(n, _)| first_agent.starts_with(&format!("{n}-"))).expect("agent by name");
+    let victim = agents.iter_mut().find(|(n, _)| first_agent == *n).expect("agent by name");
     let mut proc = victim.1.take().unwrap();
     proc.0.kill().unwrap(); // SIGKILL
     proc.0.wait().unwrap();

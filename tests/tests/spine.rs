@@ -47,7 +47,7 @@ fn a_sweep_runs_across_processes_and_lands_in_parquet() {
     assert_eq!(trials.len(), 6);
     assert!(trials.iter().all(|t| t["attempts"] == 1), "{status:#}");
     let agents: HashSet<&str> = trials.iter().map(|t| t["agent"].as_str().unwrap()).collect();
-    assert!(agents.iter().all(|a| a.starts_with("a-") || a.starts_with("b-")), "{agents:?}");
+    assert!(agents.iter().all(|a| ["a", "b"].contains(a)), "agents register under the names given: {agents:?}");
     assert_eq!(status["agents"].as_array().unwrap().len(), 2);
 
     // The coordinator writes Parquet every 300 ms; wait for the final rows to land.
