@@ -255,6 +255,7 @@ impl Agent {
             free_gpus: self.pool.free(),
             gpu_free_shares: shares,
             gpu_free_bytes,
+            only_sweep: self.config.only_sweep.clone().unwrap_or_default(),
         }
     }
 

@@ -24,6 +24,10 @@ pub struct AgentConfig {
     /// retry on another node resumes [default: <work-dir>/checkpoints].
     #[arg(long, env = "SWEEP_CHECKPOINT_ROOT")]
     pub checkpoint_root: Option<PathBuf>,
+    /// Lease only trials of this sweep: an agent dedicated to one sweep, as `sweep local` starts
+    /// them [default: any sweep, oldest first].
+    #[arg(long, env = "SWEEP_ONLY_SWEEP", value_name = "SWEEP")]
+    pub only_sweep: Option<String>,
     /// Name the agent registers under, shown in `sweep status` [default: the host name]. When an
     /// earlier registration holds the name (this agent before a restart, or another agent given
     /// the same name), the coordinator adds a number: `gpu-node-3`.

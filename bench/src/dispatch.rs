@@ -41,6 +41,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
             gpus: Some(Vec::new()),
             work_dir: bench.dir.path().join(format!("agent-{i}")),
             checkpoint_root: None,
+            only_sweep: None,
             name: Some(format!("bench-{i}")),
             poll_interval: Duration::from_millis(args.poll_ms),
             device: "auto".into(),

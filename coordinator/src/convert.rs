@@ -260,6 +260,9 @@ pub fn check_lease(r: &pb::LeaseRequest) -> Result<(), Status> {
     if let Some((i, s)) = r.gpu_free_shares.iter().enumerate().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
         return Err(invalid(&format!("gpu_free_shares[{i}]"), format!("a share in [0, 1], got {s}")));
     }
+    if !r.only_sweep.is_empty() {
+        check_sweep_name("only_sweep", &r.only_sweep)?;
+    }
     Ok(())
 }
 

@@ -472,3 +472,25 @@ fn preact_sweep(name: &str, tables: &str) -> pb::SubmitSweepRequest {
          [params]\nmodel = \"preact_resnet18\"\n{tables}\n"
     ))
 }
+
+#[tokio::test]
+async fn an_agent_dedicated_to_one_sweep_leases_only_its_trials() {
+    let env = Env::new(LONG_TTL);
+    let c = env.start().await;
+    c.submit(sweep("older", &[1, 2], "")).await.unwrap();
+    c.submit(sweep("mine", &[1], "")).await.unwrap();
+    let mut agent = c.agent("local", 2).await;
+    let base = agent.lease_request();
+    let only = |sweep: &str| pb::LeaseRequest { free_slots: 2, only_sweep: sweep.into(), ..base.clone() };
+    let leases = agent.client.lease(only("mine")).await.unwrap().into_inner().leases;
+    let sweeps: Vec<_> = leases.iter().map(|l| l.sweep_id.as_str()).collect();
+    assert_eq!(sweeps, ["mine"], "the older sweep is served first to everyone else, not to this agent");
+    assert!(agent.client.lease(only("mine")).await.unwrap().into_inner().leases.is_empty(), "nothing else of it");
+    assert!(
+        agent.client.lease(only("nope")).await.unwrap().into_inner().leases.is_empty(),
+        "an unknown sweep: no work"
+    );
+    let refused = agent.client.lease(only("../etc")).await.map(|_| ());
+    assert_status(refused, Code::InvalidArgument, "only_sweep");
+    assert_eq!(agent.lease(2, 0).await.iter().filter(|l| l.sweep_id == "older").count(), 2, "without it: any sweep");
+}

@@ -152,6 +152,30 @@ fn ctrl_c_stops_sweep_local_with_status_130() {
     let log = std::fs::read_to_string(dir.path().join("local.log")).unwrap();
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(log.contains("interrupted"), "{log}");
+
+    // The interrupted sweep's trials wait in `.sweep/` for its own next run: another sweep run
+    // here does not run them first (they are older), and leaves them untouched.
+    let attempts = |sweep: &str| {
+        let root = dir.path().join(".sweep/agents/trials").join(sweep);
+        std::fs::read_dir(root)
+            .map(|trials| trials.flatten().map(|t| std::fs::read_dir(t.path()).unwrap().count()).sum::<usize>())
+            .unwrap_or(0)
+    };
+    let slow_attempts = attempts("slow");
+    std::fs::write(
+        dir.path().join("quick.toml"),
+        "name = \"quick\"\nworkload = \"command\"\ncommand = [\"true\"]\n[grid]\nx = [1, 2]\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["local", "quick.toml", "--agents", "1"])
+        .current_dir(dir.path())
+        .env_remove("SWEEP_COORDINATOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(attempts("quick"), 2);
+    assert_eq!(attempts("slow"), slow_attempts, "the earlier sweep's trials did not run");
 }
 
 #[test]

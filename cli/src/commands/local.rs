@@ -87,6 +87,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
             gpus: Some(share),
             work_dir: args.state.join("agents"),
             checkpoint_root: None,
+            // Earlier sweeps left unfinished in the same state folder wait for their own run.
+            only_sweep: Some(submitted.sweep_id.clone()),
             name: Some(format!("local-{i}")),
             poll_interval: Duration::from_millis(250),
             device: "auto".into(),

@@ -54,7 +54,13 @@ impl AgentService for AgentApi {
         let session = convert::session(&r.session_secret)?;
         let agent = r.agent_id.clone();
         let gpus = convert::gpu_rooms(&r);
-        let answer = self.shared.write(move |s, now| s.lease(&r.agent_id, &session, r.free_slots, gpus, now)).await?;
+        let answer = self
+            .shared
+            .write(move |s, now| {
+                let only_sweep = Some(r.only_sweep.as_str()).filter(|n| !n.is_empty());
+                s.lease(&r.agent_id, &session, r.free_slots, gpus, only_sweep, now)
+            })
+            .await?;
         let grants = answer.grants;
         for g in &grants {
             tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, group = g.group, "leased");

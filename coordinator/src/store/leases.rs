@@ -61,12 +61,14 @@ impl Store {
         session: &SessionHash,
         free_slots: u32,
         mut gpus: Vec<GpuRoom>,
+        only_sweep: Option<&str>,
         now_ms: i64,
     ) -> Result<LeaseAnswer> {
         let room = Room {
             candidates: scheduler::candidates_to_read(free_slots),
             gpus: scheduler::gpus_with_room(&gpus),
             most_free: scheduler::most_free_bytes(&gpus),
+            only_sweep: only_sweep.map(str::to_string),
         };
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;

@@ -28,7 +28,7 @@ pub(super) struct Group {
 }
 
 /// What the agent asking for work has room for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Room {
     /// How many candidates to read (`scheduler::candidates_to_read`).
     pub candidates: usize,
@@ -36,6 +36,8 @@ pub(super) struct Room {
     pub gpus: u32,
     /// The most memory free on one of them, where the driver said.
     pub most_free: Option<u64>,
+    /// Only this sweep's trials (`LeaseRequest.only_sweep`); None: every active sweep's.
+    pub only_sweep: Option<String>,
 }
 
 /// Up to `room.candidates` groups, sweep by sweep, oldest first. Each query walks the (state, sweep,
@@ -44,8 +46,10 @@ pub(super) struct Room {
 /// are enough candidates.
 pub(super) fn read_groups(tx: &Transaction, room: Room, now_ms: i64) -> Result<Vec<Group>> {
     let active: Vec<String> = {
-        let mut q = tx.prepare_cached("SELECT name FROM sweeps WHERE state = 'active' ORDER BY seq")?;
-        let rows = q.query_map([], |r| r.get(0))?;
+        let mut q = tx.prepare_cached(
+            "SELECT name FROM sweeps WHERE state = 'active' AND (?1 IS NULL OR name = ?1) ORDER BY seq",
+        )?;
+        let rows = q.query_map([&room.only_sweep], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut taken: HashSet<(String, String)> = HashSet::new();
