@@ -35,6 +35,7 @@ async fn metrics_show_trials_leases_agents_and_rpc_latency() {
         "sweep_leases 1",
         "sweep_agents_alive 1",
         "sweep_agents_quarantined 0",
+        "sweep_sweeps_paused 0",
         "sweep_metric_rows_ingested_total 2",
         "sweep_rpc_duration_seconds_count{method=\"/sweep.v1.SweepService/SubmitSweep\"} 1",
         "sweep_rpc_duration_seconds_count{method=\"/sweep.v1.AgentService/Lease\"} 1",
@@ -43,4 +44,24 @@ async fn metrics_show_trials_leases_agents_and_rpc_latency() {
     }
     let health = tokio::task::spawn_blocking(move || scrape(http, "/healthz")).await.unwrap();
     assert!(health.ends_with("ok\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_sweep_shows_in_the_metrics() {
+    let env = Env::new(Duration::from_secs(60));
+    let mut config = env.config();
+    config.http_listen = Some("127.0.0.1:0".into());
+    let running = sweep_coordinator::start(&config).await.unwrap();
+    let http = running.http_addr.expect("http served");
+    let c = Coordinator::connect(running).await;
+    c.submit(sweep("broken", &[1], "[retry]\nmax_attempts = 10\nbackoff = \"0s\"")).await.unwrap();
+    // The only agent: its failures alone pause the sweep (`--pause-after`, 5 by default).
+    let mut agent = c.agent("a", 1).await;
+    for _ in 0..sweep_coordinator::store::DEFAULT_PAUSE_AFTER {
+        let lease = agent.lease_one().await;
+        agent.exit(lease.lease_id, 2, "error: unrecognized arguments: --lr").await.unwrap();
+    }
+    assert_eq!(c.get("broken").await.summary.unwrap().state, "paused");
+    let text = tokio::task::spawn_blocking(move || scrape(http, "/metrics")).await.unwrap();
+    assert!(text.lines().any(|l| l == "sweep_sweeps_paused 1"), "{text}");
 }

@@ -11,6 +11,8 @@ pub struct Gauges {
     pub leases: u64,
     pub agents_alive: u64,
     pub agents_quarantined: u64,
+    /// Sweeps paused because their trials fail on every agent.
+    pub sweeps_paused: u64,
     /// Every metric row ever stored; rows are never deleted, so the highest sequence number is the count.
     pub metric_rows: u64,
 }
@@ -35,6 +37,9 @@ impl Store {
         )?;
         g.agents_alive = alive as u64;
         g.agents_quarantined = quarantined as u64;
+        g.sweeps_paused =
+            self.conn.query_row("SELECT COUNT(*) FROM sweeps WHERE state = 'paused'", [], |r| r.get::<_, i64>(0))?
+                as u64;
         g.metric_rows =
             self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM metrics", [], |r| r.get::<_, i64>(0))? as u64;
         Ok(g)

@@ -53,8 +53,9 @@ fn render(g: &Gauges) -> String {
         "# HELP sweep_leases Leases held by agents now.\n# TYPE sweep_leases gauge\nsweep_leases {}\n\
          # HELP sweep_agents_alive Agents heard from recently.\n# TYPE sweep_agents_alive gauge\nsweep_agents_alive {}\n\
          # HELP sweep_agents_quarantined Agents that get no new leases.\n# TYPE sweep_agents_quarantined gauge\nsweep_agents_quarantined {}\n\
+         # HELP sweep_sweeps_paused Sweeps paused because their trials fail on every agent (`sweep resume`).\n# TYPE sweep_sweeps_paused gauge\nsweep_sweeps_paused {}\n\
          # HELP sweep_metric_rows_ingested_total Metric rows stored since the store was created.\n# TYPE sweep_metric_rows_ingested_total counter\nsweep_metric_rows_ingested_total {}\n",
-        g.leases, g.agents_alive, g.agents_quarantined, g.metric_rows
+        g.leases, g.agents_alive, g.agents_quarantined, g.sweeps_paused, g.metric_rows
     );
     out
 }
