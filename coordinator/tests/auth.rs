@@ -56,6 +56,12 @@ fn register() -> pb::RegisterRequest {
     pb::RegisterRequest { name: "a".into(), hostname: "test-host".into(), slots: 1, gpus: vec![] }
 }
 
+/// Registers an agent with the agent token; its request for one trial, with its session secret.
+async fn registered_lease_request(agents: &mut AgentServiceClient<Channel>) -> pb::LeaseRequest {
+    let reg = agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner();
+    pb::LeaseRequest { agent_id: reg.agent_id, free_slots: 1, session_secret: reg.session_secret, ..Default::default() }
+}
+
 fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
     let status = result.expect_err(&format!("expected {code:?}"));
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
@@ -102,13 +108,7 @@ async fn an_agent_token_cannot_submit_or_cancel_and_a_user_token_cannot_lease() 
     let cancel = pb::CancelSweepRequest { sweep_id: "s".into() };
     expect_code(c.sweeps.cancel_sweep(with_token(cancel, AGENT_TOKEN)).await, Code::PermissionDenied);
 
-    let reg = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner();
-    let lease = pb::LeaseRequest {
-        agent_id: reg.agent_id,
-        free_slots: 1,
-        session_secret: reg.session_secret,
-        ..Default::default()
-    };
+    let lease = registered_lease_request(&mut c.agents).await;
     let status = expect_code(c.agents.lease(with_token(lease, USER_TOKEN)).await, Code::PermissionDenied);
     assert!(status.message().contains("user token"), "{}", status.message());
     expect_code(c.agents.register(with_token(register(), USER_TOKEN)).await, Code::PermissionDenied);
@@ -125,13 +125,7 @@ async fn the_right_tokens_work_for_both_roles() {
     let listed = c.sweeps.list_sweeps(with_token(pb::ListSweepsRequest::default(), "second-user-token")).await.unwrap();
     assert_eq!(listed.into_inner().sweeps.len(), 1);
 
-    let reg = c.agents.register(with_token(register(), AGENT_TOKEN)).await.unwrap().into_inner();
-    let lease = pb::LeaseRequest {
-        agent_id: reg.agent_id,
-        free_slots: 1,
-        session_secret: reg.session_secret,
-        ..Default::default()
-    };
+    let lease = registered_lease_request(&mut c.agents).await;
     let leases = c.agents.lease(with_token(lease, AGENT_TOKEN)).await.unwrap().into_inner().leases;
     assert_eq!(leases.len(), 1, "an agent with a valid token leases a trial");
 

@@ -15,14 +15,19 @@ fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_show_trials_leases_agents_and_rpc_latency() {
-    let env = Env::new(Duration::from_secs(60));
+/// A coordinator that also serves HTTP, and the address of its HTTP server.
+async fn start_with_http(env: &Env) -> (Coordinator, std::net::SocketAddr) {
     let mut config = env.config();
     config.http_listen = Some("127.0.0.1:0".into());
     let running = sweep_coordinator::start(&config).await.unwrap();
     let http = running.http_addr.expect("http served");
-    let c = Coordinator::connect(running).await;
+    (Coordinator::connect(running).await, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_trials_leases_agents_and_rpc_latency() {
+    let env = Env::new(Duration::from_secs(60));
+    let (c, http) = start_with_http(&env).await;
     c.submit(sweep("scraped", &[1, 2, 3], "")).await.unwrap();
     let mut agent = c.agent("a", 1).await;
     let lease = agent.lease_one().await;
@@ -49,11 +54,7 @@ async fn metrics_show_trials_leases_agents_and_rpc_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_sweep_shows_in_the_metrics() {
     let env = Env::new(Duration::from_secs(60));
-    let mut config = env.config();
-    config.http_listen = Some("127.0.0.1:0".into());
-    let running = sweep_coordinator::start(&config).await.unwrap();
-    let http = running.http_addr.expect("http served");
-    let c = Coordinator::connect(running).await;
+    let (c, http) = start_with_http(&env).await;
     c.submit(sweep("broken", &[1], "[retry]\nmax_attempts = 10\nbackoff = \"0s\"")).await.unwrap();
     // The only agent: its failures alone pause the sweep (`--pause-after`, 5 by default).
     let mut agent = c.agent("a", 1).await;

@@ -21,12 +21,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
         return Err(SpecError::invalid(&file.path, "grid", format!("at most {MAX_TRIALS} trials, got {total}")));
     }
 
-    let mut base = Map::new();
-    if let Some(w) = workloads::find(&file.workload) {
-        for p in w.params {
-            base.insert(p.name.to_string(), (p.default)());
-        }
-    }
+    let mut base = workloads::find(&file.workload).map(|w| w.defaults()).unwrap_or_default();
     base.extend(file.params.clone());
 
     let draws: Vec<Map<String, Value>> = match &file.random {

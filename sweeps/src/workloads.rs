@@ -133,6 +133,11 @@ impl Workload {
         self.params.iter().find(|p| p.name == name)
     }
 
+    /// Every parameter at its default: what a trial resolves before the sweep file's values.
+    pub fn defaults(&self) -> serde_json::Map<String, Value> {
+        self.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect()
+    }
+
     /// A trial's resolved parameters against the catalogue: no unknown key, none missing, each
     /// value of its kind and domain. The message names the key: `params.width: expected an
     /// integer >= 1, got 0`. The coordinator runs it on every submitted trial, the workload again

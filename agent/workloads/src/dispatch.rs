@@ -98,20 +98,25 @@ mod tests {
         assert!(peak >= 1.5 * first && peak >= 1.5 * last, "peak too low: {curve:?}");
     }
 
-    #[test]
-    fn a_group_of_a_workload_that_does_not_fuse_is_refused_by_name() {
-        let mut spec = TrialSpec {
+    /// A trial of `workload` with `params` and nothing else set.
+    fn spec(workload: &str, params: serde_json::Map<String, serde_json::Value>) -> TrialSpec {
+        TrialSpec {
             id: sweep_spec::TrialId("0123456789abcdef".into()),
             sweep: "s".into(),
             index: 0,
-            workload: "mlp".into(),
+            workload: workload.into(),
             command: None,
-            params: Default::default(),
+            params,
             data: None,
             resources: Default::default(),
             checkpoint_every_epochs: None,
             command_bool: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_group_of_a_workload_that_does_not_fuse_is_refused_by_name() {
+        let mut spec = spec("mlp", Default::default());
         let err = run_group(&[spec.clone()], &TrialContext::cpu(), vec![None], vec![Box::new(|_| Ok(()))]).unwrap_err();
         assert!(matches!(err, TrialError::BadConfig(_)), "{err}");
         assert!(err.to_string().contains("workload `mlp` does not fuse"), "{err}");
@@ -131,8 +136,7 @@ mod tests {
         use sweep_spec::workloads::{Domain, Kind, BUILT_IN};
         let mut checked = 0;
         for w in BUILT_IN {
-            let defaults: serde_json::Map<String, Value> =
-                w.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect();
+            let defaults = w.defaults();
             for p in w.params {
                 let int = |x: f64| if p.kind == Kind::Int { json!(x as i64) } else { json!(x) };
                 let values: Vec<Value> = match p.domain {
@@ -152,18 +156,7 @@ mod tests {
                     Domain::Closed(lo, hi) => vec![int(lo), int(hi)],
                 };
                 for value in values {
-                    let mut spec = sweep_spec::TrialSpec {
-                        id: sweep_spec::TrialId("0123456789abcdef".into()),
-                        sweep: "s".into(),
-                        index: 0,
-                        workload: w.name.into(),
-                        command: None,
-                        command_bool: Default::default(),
-                        params: defaults.clone(),
-                        data: None,
-                        resources: Default::default(),
-                        checkpoint_every_epochs: None,
-                    };
+                    let mut spec = spec(w.name, defaults.clone());
                     spec.params.insert(p.name.into(), value.clone());
                     if let Err(e) = check_params(&spec) {
                         panic!(
@@ -180,22 +173,7 @@ mod tests {
 
     #[test]
     fn a_value_the_catalogue_cannot_see_is_still_checked_before_training() {
-        let mut spec = sweep_spec::TrialSpec {
-            id: sweep_spec::TrialId("0123456789abcdef".into()),
-            sweep: "s".into(),
-            index: 0,
-            workload: "long_tail".into(),
-            command: None,
-            command_bool: Default::default(),
-            params: sweep_spec::workloads::LONG_TAIL
-                .params
-                .iter()
-                .map(|p| (p.name.to_string(), (p.default)()))
-                .collect(),
-            data: None,
-            resources: Default::default(),
-            checkpoint_every_epochs: None,
-        };
+        let mut spec = spec("long_tail", sweep_spec::workloads::LONG_TAIL.defaults());
         assert!(check_params(&spec).is_ok());
         spec.params.insert("schedule".into(), serde_json::json!("step"));
         let err = check_params(&spec).unwrap_err().to_string();

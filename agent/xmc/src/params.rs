@@ -45,18 +45,8 @@ impl Params {
                 _ => Err(XmcError::bad_config(format!("params.{key}: expected a number > 0, got {}", params[key]))),
             }
         };
-        let choice = |key: &str, names: &[&str]| -> Result<String, XmcError> {
-            let s = params[key].as_str().unwrap_or_default();
-            if names.contains(&s) {
-                Ok(s.to_string())
-            } else {
-                Err(XmcError::bad_config(format!(
-                    "params.{key}: expected one of {}, got {}",
-                    names.join(", "),
-                    params[key]
-                )))
-            }
-        };
+        // The catalogue checked every name (`check_keys`), so the typed parse cannot fail.
+        let name = |key: &str| params[key].as_str().unwrap_or_default();
         let nonnegative = |key: &str| -> Result<f64, XmcError> {
             match params[key].as_f64() {
                 Some(v) if v >= 0.0 && v.is_finite() => Ok(v),
@@ -71,18 +61,18 @@ impl Params {
             )));
         }
         Ok(Params {
-            partitioner: Partitioner::parse(&choice("partitioner", Partitioner::NAMES)?).expect("checked"),
+            partitioner: Partitioner::parse(name("partitioner")).expect("checked"),
             shape: TreeShape {
                 branching: int("branching", 2)?,
                 max_leaf: int("max_leaf", 1)?,
                 depth: int("depth", 1)?,
             },
-            label_graph: LabelGraphKind::parse(&choice("label_graph", LabelGraphKind::NAMES)?).expect("checked"),
+            label_graph: LabelGraphKind::parse(name("label_graph")).expect("checked"),
             knn: int("knn", 1)?,
             cluster_iters: int("cluster_iters", 1)?,
             cluster_eps: nonnegative("cluster_eps")?,
             solver: SolverParams {
-                loss: Loss::parse(&choice("loss", Loss::NAMES)?).expect("checked"),
+                loss: Loss::parse(name("loss")).expect("checked"),
                 c: positive("c")?,
                 max_iter: int("max_iter", 1)?,
                 eps: positive("eps")?,
@@ -105,7 +95,7 @@ fn check_keys(params: &Map<String, Value>) -> Result<(), XmcError> {
 
 /// The catalogue's defaults, as a resolved trial would carry them.
 pub fn defaults() -> Map<String, Value> {
-    XMC_TREE.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect()
+    XMC_TREE.defaults()
 }
 
 #[cfg(test)]

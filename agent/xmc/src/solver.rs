@@ -14,7 +14,6 @@ pub enum Loss {
 }
 
 impl Loss {
-    pub const NAMES: &'static [&'static str] = &["squared_hinge", "logistic"];
 
     pub fn parse(name: &str) -> Option<Loss> {
         match name {

@@ -15,8 +15,8 @@ use crate::models::{self, ModelSpec};
 use crate::optim::Optimizer;
 use crate::random_features::{self, Problem};
 use crate::{Sink, TrialContext};
-pub(crate) use params::Params;
 use params::Model;
+pub(crate) use params::Params;
 use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -131,10 +131,7 @@ mod tests {
     /// A small CNN with dropout and augmentation on a synthetic CIFAR-10 folder: every source of
     /// randomness the loop has is in play.
     pub(super) fn spec(data: &std::path::Path, epochs: i64) -> TrialSpec {
-        let mut params = Map::new();
-        for p in sweep_spec::workloads::DOUBLE_DESCENT.params {
-            params.insert(p.name.to_string(), (p.default)());
-        }
+        let mut params = sweep_spec::workloads::DOUBLE_DESCENT.defaults();
         for (k, v) in [
             ("model", json!("cnn5")),
             ("width", json!(4)),

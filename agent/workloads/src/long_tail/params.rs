@@ -101,7 +101,7 @@ mod tests {
     use serde_json::json;
 
     pub fn defaults() -> Map<String, Value> {
-        LONG_TAIL.params.iter().map(|p| (p.name.to_string(), (p.default)())).collect()
+        LONG_TAIL.defaults()
     }
 
     #[test]

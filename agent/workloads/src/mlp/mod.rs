@@ -129,10 +129,7 @@ pub(crate) mod tests {
 
     /// A small valid `mlp` configuration with every parameter set, as a resolved trial carries it.
     pub(crate) fn params_map() -> Map<String, Value> {
-        let mut m = Map::new();
-        for p in MLP.params {
-            m.insert(p.name.to_string(), (p.default)());
-        }
+        let mut m = MLP.defaults();
         for (k, v) in
             [("n", json!(64)), ("n_test", json!(64)), ("dim", json!(8)), ("width", json!(16)), ("epochs", json!(2))]
         {

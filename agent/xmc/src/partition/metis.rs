@@ -15,7 +15,6 @@ pub enum LabelGraphKind {
 }
 
 impl LabelGraphKind {
-    pub const NAMES: &'static [&'static str] = &["cooccurrence", "knn"];
 
     pub fn parse(name: &str) -> Option<LabelGraphKind> {
         match name {
