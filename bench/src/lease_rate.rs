@@ -73,7 +73,7 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     let elapsed = started.elapsed();
     anyhow::ensure!(done == args.lease_trials as u64, "expected {} trials completed, got {done}", args.lease_trials);
     let summary = sweeps
-        .get_sweep(pb::GetSweepRequest { sweep_id: sweep.clone() })
+        .get_sweep(pb::GetSweepRequest { sweep_id: sweep.clone(), ..Default::default() })
         .await?
         .into_inner()
         .summary

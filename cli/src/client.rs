@@ -9,8 +9,8 @@ use tonic::transport::Channel;
 
 pub type Client = SweepServiceClient<InterceptedService<Channel, BearerToken>>;
 
-/// Largest response the CLI decodes: `sweep status` of a big sweep lists every trial, so this
-/// matches the coordinator's 64 MiB request limit rather than tonic's 4 MiB default.
+/// Largest response the CLI decodes: the coordinator pages trial listings at about 8 MiB, and this
+/// matches its 64 MiB request limit rather than tonic's 4 MiB default.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The coordinator and the user's credentials for it; global flags of every `sweep` command.

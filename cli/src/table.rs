@@ -234,6 +234,7 @@ mod tests {
             finals: [("test_error".to_string(), err)].into(),
             last_error: None,
             exit_code: Some(0),
+            version: 0,
         }
     }
 

@@ -23,6 +23,13 @@ pub struct CoordinatorConfig {
     /// How often new metric rows and trial changes are written to Parquet.
     #[arg(long, env = "SWEEP_FLUSH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub flush_interval: Duration,
+    /// Rewrite a running sweep's trials.parquet at most once per this many times as long as its
+    /// last rewrite took; in between, flushes write only the trials that changed, to
+    /// <results>/<sweep>/trial-changes/. A 10,000-trial table takes milliseconds and is rewritten
+    /// on every flush; a million-trial one takes seconds. A sweep with nothing left to run is
+    /// always written whole. 0: rewrite on every flush.
+    #[arg(long, env = "SWEEP_TRIALS_REWRITE_SPACING", default_value_t = crate::sink::DEFAULT_REWRITE_SPACING)]
+    pub trials_rewrite_spacing: u32,
     /// Address for HTTP: Prometheus metrics on /metrics and a probe on /healthz [default: off].
     #[arg(long, env = "SWEEP_HTTP_LISTEN")]
     pub http_listen: Option<String>,
@@ -123,6 +130,7 @@ impl CoordinatorConfig {
             results,
             lease_ttl: Duration::from_secs(30),
             flush_interval: Duration::from_secs(2),
+            trials_rewrite_spacing: crate::sink::DEFAULT_REWRITE_SPACING,
             http_listen: None,
             quarantine_after: crate::store::DEFAULT_QUARANTINE_AFTER,
             pause_after: crate::store::DEFAULT_PAUSE_AFTER,

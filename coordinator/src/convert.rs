@@ -179,6 +179,7 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         index,
         last_error: r.last_error.as_deref().map(crate::results::last_error_cell).unwrap_or_default(),
         exit_code: r.exit_code,
+        version: r.version,
     }
 }
 

@@ -96,7 +96,8 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     store.set_quarantine_after(config.quarantine_after);
     store.set_pause_after(config.pause_after);
     store.set_max_metric_names(config.max_metric_names);
-    let shared = Shared::new(store);
+    let shared = Shared::new(store)
+        .with_context(|| format!("opening read-only connections to the store in {}", config.state.display()))?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -157,8 +158,13 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
         None => (None, None),
     };
     let reaper = tokio::spawn(reap_forever(shared.clone(), config.reap_interval()));
-    let (sink, sink_task) =
-        sink::spawn(shared.clone(), config.results.clone(), config.results_only_for.clone(), config.flush_interval);
+    let (sink, sink_task) = sink::spawn(
+        shared.clone(),
+        config.results.clone(),
+        config.results_only_for.clone(),
+        config.flush_interval,
+        config.trials_rewrite_spacing,
+    );
     tracing::info!(
         addr = %local_addr,
         state = %config.state.display(),

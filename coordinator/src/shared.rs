@@ -1,37 +1,54 @@
 //! The one owner of scheduler state: the store behind a mutex held only for one short, blocking
 //! transaction at a time (never across an `.await`), plus a change counter that wakes watchers.
+//! Reads go through read-only connections of their own, so a long read (a million-trial sweep's
+//! results) never holds up the agents' calls, which all write.
 
 use crate::error::{Error, Result};
 use crate::store::{now_ms, Store};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+
+/// Read-only connections for concurrent reads: enough that status, results and watchers rarely
+/// queue behind each other.
+const READERS: usize = 4;
 
 #[derive(Clone)]
 pub struct Shared {
     store: Arc<Mutex<Store>>,
+    readers: Arc<Readers>,
     changes: Arc<watch::Sender<u64>>,
     /// Set once the server begins to stop; long-lived streams end on it.
     stopping: Arc<watch::Sender<bool>>,
 }
 
+/// The read-only connections, handed out in turn.
+struct Readers {
+    stores: Vec<Mutex<Store>>,
+    next: AtomicUsize,
+}
+
 impl Shared {
-    pub fn new(store: Store) -> Shared {
-        Shared {
+    pub fn new(store: Store) -> Result<Shared> {
+        let stores = (0..READERS).map(|_| store.reader().map(Mutex::new)).collect::<Result<_>>()?;
+        Ok(Shared {
             store: Arc::new(Mutex::new(store)),
+            readers: Arc::new(Readers { stores, next: AtomicUsize::new(0) }),
             changes: Arc::new(watch::channel(0).0),
             stopping: Arc::new(watch::channel(false).0),
-        }
+        })
     }
 
-    /// Runs a read on a blocking thread, with the clock read once.
+    /// Runs a read on a blocking thread, on a read-only connection, with the clock read once.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Store, i64) -> Result<T> + Send + 'static,
     {
-        let store = self.store.clone();
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let turn = readers.next.fetch_add(1, Ordering::Relaxed) % readers.stores.len();
+            let guard = readers.stores[turn].lock().unwrap_or_else(|p| p.into_inner());
             f(&guard, now_ms())
         })
         .await
@@ -80,8 +97,8 @@ impl Shared {
         self.stopping.send_replace(true);
     }
 
-    /// For blocking code (the Parquet sink) that is already off the async runtime.
-    pub fn blocking_store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    /// A read-only connection of its own, for a reader that runs apart (the Parquet sink).
+    pub fn open_reader(&self) -> Result<Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).reader()
     }
 }

@@ -1,35 +1,60 @@
-//! The Parquet sink: copies new metric rows and changed trial tables from the store to
+//! The Parquet sink: copies new metric rows and changed trials from the store to
 //! `results/<sweep>/`. Rows are written in store order and part files are named by their sequence
 //! range, so after a crash the files themselves say where to resume: nothing is written twice and
 //! nothing is skipped. Parts are append-only but for one change: when a retry re-reports an epoch,
 //! the part holding the earlier attempt's rows is written again with them marked `superseded`, so
 //! `WHERE NOT superseded` counts every (trial, epoch, metric) once.
+//!
+//! Trials cost in proportion to what changed, not to the sweep: the trials that changed since the
+//! last write go to a `trial-changes/` part, and `trials.parquet` is rewritten whole only when the
+//! sweep has nothing left to run, on a flush, or once ten times as long as its last rewrite took
+//! has passed, so that rewriting a million-trial table takes at most a tenth of the sink's time.
+//! The sink reads through a read-only connection of its own and never holds the store's lock.
 
 use crate::error::Result;
 use crate::results::{self, sweep_dir};
 use crate::shared::Shared;
+use crate::store::{Chosen, Store, SweepCursor};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Rows per part file at most; a busy sweep rolls to a new file after this many. Reading them
-/// holds the store's lock, so the bound also caps how long agents wait on a flush (~0.1 s).
+/// Rows per part file at most; a busy sweep rolls to a new file after this many. It also bounds
+/// the rows the sink holds in memory at once (~0.1 s to read).
 const MAX_ROWS_PER_PART: u32 = 100_000;
+
+/// `trials.parquet` is rewritten once this many times as long as its last rewrite took has passed
+/// (`sweep-coordinator --trials-rewrite-spacing`).
+pub const DEFAULT_REWRITE_SPACING: u32 = 10;
 
 /// Where the files stand, per sweep. Owned by the sink task alone.
 struct Written {
     root: PathBuf,
     /// The one sweep to write, when not all of them.
     only: Option<String>,
+    rewrite_spacing: u32,
+    /// The sink's own read-only connection.
+    store: Store,
     metric_seq: HashMap<String, i64>,
-    trials_version: HashMap<String, i64>,
+    trials: HashMap<String, TrialsWritten>,
+}
+
+/// Where one sweep's trial files stand.
+struct TrialsWritten {
+    /// The version `trials.parquet` holds every change up to; -1 without a table.
+    table: i64,
+    /// The highest version written anywhere, table or change parts.
+    changes: i64,
+    rewritten_at: Instant,
+    rewrite_took: Duration,
 }
 
 impl Written {
-    /// Writes everything the store has that the files do not. Blocking.
-    fn catch_up(&mut self, shared: &Shared) -> Result<()> {
-        let cursors = shared.blocking_store().cursors()?;
+    /// Writes everything the store has that the files do not. With `complete`, `trials.parquet`
+    /// is brought up to date as well. Blocking.
+    fn catch_up(&mut self, complete: bool) -> Result<()> {
+        let cursors = self.store.cursors()?;
         for c in cursors {
             if self.only.as_ref().is_some_and(|only| *only != c.name) {
                 continue;
@@ -37,12 +62,12 @@ impl Written {
             let dir = sweep_dir(&self.root, &c.name);
             let written = match self.metric_seq.get(&c.name) {
                 Some(seq) => *seq,
-                None => self.resume_point(&dir, &c.name, c.last_metric_seq, shared)?,
+                None => self.resume_point(&dir, &c.name, c.last_metric_seq)?,
             };
             let before = written;
             let mut written = written;
             while c.last_metric_seq > written {
-                let rows = shared.blocking_store().metrics_after(&c.name, written, MAX_ROWS_PER_PART)?;
+                let rows = self.store.metrics_after(&c.name, written, MAX_ROWS_PER_PART)?;
                 let (Some(first), Some(last)) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq)) else {
                     break;
                 };
@@ -52,13 +77,43 @@ impl Written {
             }
             self.metric_seq.insert(c.name.clone(), written);
             if written > before {
-                let seqs = shared.blocking_store().newly_superseded(&c.name, before, written)?;
-                mark_superseded(shared, &dir, &c.name, &seqs, false)?;
+                let seqs = self.store.newly_superseded(&c.name, before, written)?;
+                mark_superseded(&self.store, &dir, &c.name, &seqs, false)?;
             }
-            if self.trials_version.get(&c.name) != Some(&c.trials_version) {
-                let rows = shared.blocking_store().trial_rows(&c.name)?;
-                results::write_trials_table(&dir, &rows)?;
-                self.trials_version.insert(c.name.clone(), c.trials_version);
+            self.write_trials(&dir, &c, complete)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the sweep's changed trials: the whole table when it is due, else a change part.
+    fn write_trials(&mut self, dir: &Path, c: &SweepCursor, complete: bool) -> Result<()> {
+        if !self.trials.contains_key(&c.name) {
+            let w = trials_resume_point(dir, &c.name, c.trials_version)?;
+            self.trials.insert(c.name.clone(), w);
+        }
+        let w = self.trials.get_mut(&c.name).expect("inserted above");
+        if c.trials_version == w.table {
+            return Ok(());
+        }
+        // A wait too long to count is never reached: only when the sweep is done, or on a flush.
+        let wait = w.rewrite_took.checked_mul(self.rewrite_spacing);
+        let due = complete || !c.open || wait.is_some_and(|wait| w.rewritten_at.elapsed() >= wait);
+        if due {
+            let started = Instant::now();
+            let rows = self.store.trial_rows(&c.name, Chosen::All)?;
+            let version = rows.iter().map(|r| r.version).max().unwrap_or(0);
+            results::write_trials_table(dir, &rows)?;
+            results::remove_trial_changes_upto(dir, Some(version))?;
+            w.table = version;
+            w.changes = w.changes.max(version);
+            w.rewritten_at = Instant::now();
+            w.rewrite_took = started.elapsed();
+            tracing::debug!(sweep = %c.name, trials = rows.len(), version, took = ?w.rewrite_took, "trials table written");
+        } else if c.trials_version > w.changes {
+            let rows = self.store.trial_rows(&c.name, Chosen::ChangedAfter(w.changes))?;
+            if let Some(last) = rows.iter().map(|r| r.version).max() {
+                results::write_trial_changes(dir, w.changes + 1, last, &rows)?;
+                w.changes = last;
             }
         }
         Ok(())
@@ -70,11 +125,11 @@ impl Written {
     /// Rows a retry superseded while the coordinator was down (or before a crash let it mark them)
     /// are marked here: parts whose count of marked rows differs from the store's are written
     /// again, and so are parts from before the `superseded` column, so that every part has it.
-    fn resume_point(&self, dir: &std::path::Path, sweep: &str, store_seq: i64, shared: &Shared) -> Result<i64> {
+    fn resume_point(&self, dir: &Path, sweep: &str, store_seq: i64) -> Result<i64> {
         let on_disk = results::last_written_seq(dir)?.unwrap_or(0);
         if on_disk <= store_seq {
-            let seqs = shared.blocking_store().superseded_upto(sweep, on_disk)?;
-            mark_superseded(shared, dir, sweep, &seqs, true)?;
+            let seqs = self.store.superseded_upto(sweep, on_disk)?;
+            mark_superseded(&self.store, dir, sweep, &seqs, true)?;
             return Ok(on_disk);
         }
         let metrics = dir.join("metrics");
@@ -85,10 +140,33 @@ impl Written {
     }
 }
 
+/// Where a sweep's trial files stood when this process started. Change parts that the table
+/// already holds (a crash came between the two writes) are removed; files ahead of the store (it
+/// was replaced, the results kept) are all written again.
+fn trials_resume_point(dir: &Path, sweep: &str, store_version: i64) -> Result<TrialsWritten> {
+    let table = results::trials_table_version(dir)?;
+    let changes = results::last_trial_change(dir)?;
+    let mut w = TrialsWritten {
+        table: table.unwrap_or(-1),
+        changes: table.max(changes).unwrap_or(0),
+        rewritten_at: Instant::now(),
+        rewrite_took: Duration::ZERO,
+    };
+    if w.table > store_version || w.changes > store_version {
+        tracing::warn!(sweep, "trial files were written from another state store; writing them again");
+        results::remove_trial_changes_upto(dir, None)?;
+        w.table = -1;
+        w.changes = 0;
+    } else if let Some(table) = table {
+        results::remove_trial_changes_upto(dir, Some(table))?;
+    }
+    Ok(w)
+}
+
 /// Writes again, from the store, each part of `sweep` that holds one of the rows numbered `seqs`
 /// (sorted): the store marks them superseded. With `check`, a part is written only if the number
 /// of rows it marks differs from the store's, or it predates the column.
-fn mark_superseded(shared: &Shared, dir: &std::path::Path, sweep: &str, seqs: &[i64], check: bool) -> Result<()> {
+fn mark_superseded(store: &Store, dir: &Path, sweep: &str, seqs: &[i64], check: bool) -> Result<()> {
     if seqs.is_empty() && !check {
         return Ok(());
     }
@@ -97,7 +175,7 @@ fn mark_superseded(shared: &Shared, dir: &std::path::Path, sweep: &str, seqs: &[
         let inside = seqs[start..].partition_point(|s| *s <= part.last_seq);
         let stale = if check { part.superseded_rows != Some(inside) } else { inside > 0 };
         if stale {
-            let rows = shared.blocking_store().metrics_between(sweep, part.first_seq, part.last_seq)?;
+            let rows = store.metrics_between(sweep, part.first_seq, part.last_seq)?;
             let rows: Vec<_> = rows.into_iter().map(|r| r.row).collect();
             results::write_metrics_part(dir, part.first_seq, part.last_seq, &rows)?;
             tracing::debug!(sweep, first = part.first_seq, last = part.last_seq, superseded = inside, "part rewritten");
@@ -128,10 +206,19 @@ pub fn spawn(
     root: PathBuf,
     only: Option<String>,
     interval: Duration,
+    rewrite_spacing: u32,
 ) -> (SinkHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<oneshot::Sender<Result<()>>>(16);
     let task = tokio::spawn(async move {
-        let mut written = Some(Written { root, only, metric_seq: HashMap::new(), trials_version: HashMap::new() });
+        let store = match shared.open_reader() {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!(error = %e, "the parquet sink cannot read the store; no results are written");
+                return;
+            }
+        };
+        let mut written =
+            Some(Written { root, only, rewrite_spacing, store, metric_seq: HashMap::new(), trials: HashMap::new() });
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -143,9 +230,9 @@ pub fn spawn(
                 },
             };
             let mut w = written.take().expect("the sink's record is always returned");
-            let shared = shared.clone();
+            let complete = reply.is_some();
             let (w, outcome) = tokio::task::spawn_blocking(move || {
-                let outcome = w.catch_up(&shared);
+                let outcome = w.catch_up(complete);
                 (w, outcome)
             })
             .await
@@ -163,7 +250,7 @@ pub fn spawn(
             }
         }
         let mut w = written.take().expect("present");
-        let outcome = tokio::task::spawn_blocking(move || w.catch_up(&shared)).await;
+        let outcome = tokio::task::spawn_blocking(move || w.catch_up(true)).await;
         if let Ok(Err(e)) | Err(e) = outcome.map_err(|e| crate::Error::Io(std::io::Error::other(e))) {
             tracing::error!(error = %e, "final parquet flush failed; the rows stay in the store and are written at the next start");
         }

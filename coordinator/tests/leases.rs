@@ -79,7 +79,7 @@ async fn a_trial_runs_from_lease_to_success_and_its_results_are_served() {
     let results = c
         .sweeps
         .clone()
-        .get_results(sweep_proto::v1::GetResultsRequest { sweep_id: "flow".into() })
+        .get_results(sweep_proto::v1::GetResultsRequest { sweep_id: "flow".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

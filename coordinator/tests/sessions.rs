@@ -11,8 +11,13 @@ use sweep_proto::v1::{self as pb, LeaseAction};
 use tonic::Code;
 
 async fn finals(c: &Coordinator, sweep: &str) -> Vec<(String, std::collections::HashMap<String, f64>)> {
-    let results =
-        c.sweeps.clone().get_results(pb::GetResultsRequest { sweep_id: sweep.into() }).await.unwrap().into_inner();
+    let results = c
+        .sweeps
+        .clone()
+        .get_results(pb::GetResultsRequest { sweep_id: sweep.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     results.trials.into_iter().map(|t| (t.status, t.finals)).collect()
 }
 

@@ -49,7 +49,7 @@ async fn a_trial_whose_id_does_not_match_its_content_is_refused() {
 
     assert_status(c.submit(forged).await, Code::InvalidArgument, &id);
     assert_status(
-        c.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: "forged".into() }).await,
+        c.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: "forged".into(), ..Default::default() }).await,
         Code::NotFound,
         "forged",
     );
@@ -61,10 +61,18 @@ async fn unknown_sweeps_are_not_found_on_every_call_and_the_message_names_them()
     let c = env.start().await;
     let mut s = c.sweeps.clone();
     let name = || "no-such-sweep".to_string();
-    assert_status(s.get_sweep(pb::GetSweepRequest { sweep_id: name() }).await, Code::NotFound, &name());
+    assert_status(
+        s.get_sweep(pb::GetSweepRequest { sweep_id: name(), ..Default::default() }).await,
+        Code::NotFound,
+        &name(),
+    );
     assert_status(s.cancel_sweep(pb::CancelSweepRequest { sweep_id: name() }).await, Code::NotFound, &name());
     assert_status(s.watch_sweep(pb::WatchSweepRequest { sweep_id: name() }).await, Code::NotFound, &name());
-    assert_status(s.get_results(pb::GetResultsRequest { sweep_id: name() }).await, Code::NotFound, &name());
+    assert_status(
+        s.get_results(pb::GetResultsRequest { sweep_id: name(), ..Default::default() }).await,
+        Code::NotFound,
+        &name(),
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,12 @@ async fn nan_and_inf_reported_over_the_wire_come_back_out_of_parquet() {
     assert_eq!(trials.finals["grad_norm"], f64::INFINITY);
     assert_eq!(trials.finals["log_p"], f64::NEG_INFINITY);
 
-    let results = c.sweeps.clone().get_results(pb::GetResultsRequest { sweep_id: "naninf".into() }).await.unwrap();
+    let results = c
+        .sweeps
+        .clone()
+        .get_results(pb::GetResultsRequest { sweep_id: "naninf".into(), ..Default::default() })
+        .await
+        .unwrap();
     let finals = &results.into_inner().trials[0].finals;
     assert!(finals["loss"].is_nan());
     assert_eq!(finals["grad_norm"], f64::INFINITY);
@@ -63,20 +68,32 @@ async fn unsafe_or_malformed_sweep_names_are_invalid_arguments_on_every_call() {
         assert_status(c.submit(req).await, Code::InvalidArgument, "name: expected 1 to 100 letters");
         let mut s = c.sweeps.clone();
         let id = || bad.to_string();
-        assert_status(s.get_sweep(pb::GetSweepRequest { sweep_id: id() }).await, Code::InvalidArgument, "sweep_id");
+        assert_status(
+            s.get_sweep(pb::GetSweepRequest { sweep_id: id(), ..Default::default() }).await,
+            Code::InvalidArgument,
+            "sweep_id",
+        );
         assert_status(
             s.cancel_sweep(pb::CancelSweepRequest { sweep_id: id() }).await,
             Code::InvalidArgument,
             "sweep_id",
         );
-        assert_status(s.get_results(pb::GetResultsRequest { sweep_id: id() }).await, Code::InvalidArgument, "sweep_id");
+        assert_status(
+            s.get_results(pb::GetResultsRequest { sweep_id: id(), ..Default::default() }).await,
+            Code::InvalidArgument,
+            "sweep_id",
+        );
         let watch = s.watch_sweep(pb::WatchSweepRequest { sweep_id: id() }).await.map(|_| ());
         assert_status(watch, Code::InvalidArgument, "sweep_id");
     }
     let entries: Vec<_> = std::fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!entries.iter().any(|n| n == "escape" || n == "b"), "nothing was written next to the roots: {entries:?}");
     let mut s = c.sweeps.clone();
-    assert_status(s.get_sweep(pb::GetSweepRequest { sweep_id: "nope".into() }).await, Code::NotFound, "nope");
+    assert_status(
+        s.get_sweep(pb::GetSweepRequest { sweep_id: "nope".into(), ..Default::default() }).await,
+        Code::NotFound,
+        "nope",
+    );
 }
 
 #[tokio::test]

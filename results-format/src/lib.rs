@@ -1,22 +1,30 @@
 //! Parquet results that users query with DuckDB and pandas: one `trials.parquet` per sweep and
-//! append-only `metrics/part-*.parquet` files. The folder layout and column names are a contract
+//! append-only `metrics/part-*.parquet` files, with `trial-changes/part-*.parquet` holding what
+//! changed in the trials since `trials.parquet` was last written. The folder layout and column names are a contract
 //! with users' notebooks (DESIGN.md, "Results layout"), so nothing here renames a column.
 
 mod atomic;
 mod metrics_parts;
 mod params_columns;
 mod parquet_io;
+mod part_files;
+mod trial_changes;
 mod trials_table;
 
 use std::path::{Path, PathBuf};
 
 pub use metrics_parts::{last_written_seq, metric_parts, read_metrics, write_metrics_part, MetricRow, PartSummary};
-pub use trials_table::{last_error_cell, read_trials_table, write_trials_table, TrialRow, MAX_LAST_ERROR};
+pub use trial_changes::{last_trial_change, read_current_trials, remove_trial_changes_upto, write_trial_changes};
+pub use trials_table::{
+    last_error_cell, read_trials_table, trials_table_version, write_trials_table, TrialRow, MAX_LAST_ERROR,
+};
 
 /// File name of the per-sweep trials table, inside [`sweep_dir`].
 pub const TRIALS_FILE: &str = "trials.parquet";
 /// Folder of the metrics part files, inside [`sweep_dir`].
 pub const METRICS_DIR: &str = "metrics";
+/// Folder of the trials changed since `trials.parquet` was written, inside [`sweep_dir`].
+pub const TRIAL_CHANGES_DIR: &str = "trial-changes";
 
 /// Folder of one sweep's results: `<root>/<sweep>`.
 ///

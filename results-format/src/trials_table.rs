@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Map, Value};
 
@@ -16,6 +18,8 @@ use super::{ResultsError, TRIALS_FILE};
 
 /// Prefix of the per-metric final value columns.
 const FINAL_PREFIX: &str = "final_";
+/// The column that orders rows of one trial ([`TrialRow::version`]).
+const VERSION: &str = "version";
 
 /// One trial as users see it in `trials.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +46,10 @@ pub struct TrialRow {
     /// Exit code of the trial's last attempt; None while it runs, or when it was killed by a
     /// signal, lost, or never started.
     pub exit_code: Option<i32>,
+    /// How recent this row is: the sweep's trial version when the trial last changed. Of two rows
+    /// of one trial (in `trials.parquet` and `trial-changes/`) the higher version is current. 0 in
+    /// tables written before the column existed.
+    pub version: i64,
 }
 
 /// Bytes of `last_error` kept in `trials.parquet`: the end of a failure's stderr, where the
@@ -71,6 +79,7 @@ fn fixed_fields() -> Vec<Field> {
         Field::new("params", DataType::Utf8, false),
         Field::new("last_error", DataType::Utf8, true),
         Field::new("exit_code", DataType::Int32, true),
+        Field::new(VERSION, DataType::Int64, false),
     ]
 }
 
@@ -79,6 +88,12 @@ fn fixed_fields() -> Vec<Field> {
 /// grow (or shrink) between rewrites; queries across sweeps should use `union_by_name`.
 pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf, ResultsError> {
     let path = sweep_dir.join(TRIALS_FILE);
+    write_trials_file(&path, rows)?;
+    Ok(path)
+}
+
+/// Writes `rows` with the columns of `trials.parquet` to `path`, replacing it atomically.
+pub(crate) fn write_trials_file(path: &Path, rows: &[TrialRow]) -> Result<(), ResultsError> {
     let param_columns = infer_param_columns(rows.iter().map(|r| &r.params));
     let final_names: BTreeSet<&str> = rows.iter().flat_map(|r| r.finals.keys().map(String::as_str)).collect();
 
@@ -104,6 +119,7 @@ pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| Value::Object(r.params.clone()).to_string()))),
         Arc::new(rows.iter().map(|r| r.last_error.as_deref().map(last_error_cell)).collect::<StringArray>()),
         Arc::new(rows.iter().map(|r| r.exit_code).collect::<Int32Array>()),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version))),
     ];
     columns.extend(param_columns.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
@@ -112,9 +128,34 @@ pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf
         }),
     );
 
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ResultsError::arrow(&path))?;
-    write_batch(&path, &batch, Some(FINAL_PREFIX))?;
-    Ok(path)
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ResultsError::arrow(path))?;
+    write_batch(path, &batch, Some(FINAL_PREFIX))
+}
+
+/// The highest [`TrialRow::version`] in the sweep's `trials.parquet` (only that column is read):
+/// how far the table is up to date. None when there is no table; 0 for a table written before
+/// the column existed.
+pub fn trials_table_version(sweep_dir: &Path) -> Result<Option<i64>, ResultsError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let path = sweep_dir.join(TRIALS_FILE);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ResultsError::io(&path)(e)),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ResultsError::parquet(&path))?;
+    let Some(index) = builder.schema().fields().iter().position(|f| f.name() == VERSION) else {
+        return Ok(Some(0));
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let mut highest = 0;
+    for batch in builder.with_projection(mask).build().map_err(ResultsError::parquet(&path))? {
+        let batch = batch.map_err(ResultsError::arrow(&path))?;
+        let versions = column::<Int64Array>(&batch, VERSION, &DataType::Int64, true, &path)?;
+        highest = versions.iter().flatten().fold(highest, i64::max);
+    }
+    Ok(Some(highest))
 }
 
 /// Reads a trials table back into rows: the inverse of [`write_trials_table`]. Parameters come
@@ -143,6 +184,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
     // Absent from tables written before these columns existed.
     let last_error = optional_column::<StringArray>(batch, "last_error", &DataType::Utf8, path)?;
     let exit_code = optional_column::<Int32Array>(batch, "exit_code", &DataType::Int32, path)?;
+    let version = optional_column::<Int64Array>(batch, VERSION, &DataType::Int64, path)?;
 
     let schema = batch.schema();
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
@@ -172,6 +214,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
                 .collect(),
             last_error: last_error.and_then(|a| opt(a, i, |a, i| a.value(i).to_owned())),
             exit_code: exit_code.and_then(|a| opt(a, i, |a, i| a.value(i))),
+            version: version.map_or(0, |a| a.value(i)),
         });
     }
     Ok(())
@@ -222,6 +265,7 @@ mod tests {
             finals: finals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             last_error: None,
             exit_code: Some(0),
+            version: 7,
         }
     }
 
@@ -280,6 +324,7 @@ mod tests {
                 col("params", DataType::Utf8, false),
                 col("last_error", DataType::Utf8, true),
                 col("exit_code", DataType::Int32, true),
+                col("version", DataType::Int64, false),
                 col("params_aug", DataType::Boolean, true),
                 col("params_extra", DataType::Utf8, true),
                 col("params_lr", DataType::Float64, true),

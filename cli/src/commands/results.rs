@@ -9,46 +9,63 @@ use std::path::Path;
 use sweep_proto::v1 as pb;
 use sweep_results::{self as results, TrialRow};
 
+/// The sweep's trials as they stand: `trials.parquet` with the changes written since
+/// (`trial-changes/`).
 pub fn from_files(dir: &Path, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
-    let path = results::checked_sweep_dir(dir, sweep)?.join(results::TRIALS_FILE);
+    let sweep_dir = results::checked_sweep_dir(dir, sweep)?;
+    let path = sweep_dir.join(results::TRIALS_FILE);
     if !path.exists() {
         anyhow::bail!(
             "{}: no results for sweep `{sweep}` here (is --results the folder that holds <sweep>/trials.parquet?)",
             path.display()
         );
     }
-    Ok(results::read_trials_table(&path)?)
+    Ok(results::read_current_trials(&sweep_dir)?)
 }
 
+/// Every trial's row, asked for page by page.
 pub async fn from_coordinator(remote: &client::Remote, sweep: &str) -> anyhow::Result<Vec<TrialRow>> {
     let mut c = client::connect(remote).await?;
-    let resp = c.get_results(pb::GetResultsRequest { sweep_id: sweep.to_string() }).await.map_err(client::explain)?;
-    resp.into_inner()
-        .trials
-        .into_iter()
-        .map(|t| {
-            let params = match serde_json::from_str(&t.params_json)? {
-                serde_json::Value::Object(m) => m,
-                _ => anyhow::bail!("trial {}: parameters are not an object", t.trial_id),
-            };
-            Ok(TrialRow {
-                sweep: sweep.to_string(),
-                trial_id: t.trial_id,
-                workload: t.workload,
-                status: t.status,
-                attempts: t.attempts as i32,
-                agent: (!t.agent.is_empty()).then_some(t.agent),
-                started_at_us: (t.started_at_ms > 0).then_some(t.started_at_ms * 1000),
-                finished_at_us: (t.finished_at_ms > 0).then_some(t.finished_at_ms * 1000),
-                duration_s: (t.started_at_ms > 0 && t.finished_at_ms >= t.started_at_ms)
-                    .then(|| (t.finished_at_ms - t.started_at_ms) as f64 / 1000.0),
-                params,
-                finals: t.finals.into_iter().collect(),
-                last_error: (!t.last_error.is_empty()).then_some(t.last_error),
-                exit_code: t.exit_code,
-            })
-        })
-        .collect()
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = c
+            .get_results(pb::GetResultsRequest { sweep_id: sweep.to_string(), offset, ..Default::default() })
+            .await
+            .map_err(client::explain)?
+            .into_inner();
+        for t in page.trials {
+            rows.push(row_from_wire(sweep, t)?);
+        }
+        if page.next_offset <= offset {
+            return Ok(rows);
+        }
+        offset = page.next_offset;
+    }
+}
+
+fn row_from_wire(sweep: &str, t: pb::TrialResult) -> anyhow::Result<TrialRow> {
+    let params = match serde_json::from_str(&t.params_json)? {
+        serde_json::Value::Object(m) => m,
+        _ => anyhow::bail!("trial {}: parameters are not an object", t.trial_id),
+    };
+    Ok(TrialRow {
+        sweep: sweep.to_string(),
+        trial_id: t.trial_id,
+        workload: t.workload,
+        status: t.status,
+        attempts: t.attempts as i32,
+        agent: (!t.agent.is_empty()).then_some(t.agent),
+        started_at_us: (t.started_at_ms > 0).then_some(t.started_at_ms * 1000),
+        finished_at_us: (t.finished_at_ms > 0).then_some(t.finished_at_ms * 1000),
+        duration_s: (t.started_at_ms > 0 && t.finished_at_ms >= t.started_at_ms)
+            .then(|| (t.finished_at_ms - t.started_at_ms) as f64 / 1000.0),
+        params,
+        finals: t.finals.into_iter().collect(),
+        last_error: (!t.last_error.is_empty()).then_some(t.last_error),
+        exit_code: t.exit_code,
+        version: t.version,
+    })
 }
 
 /// The folder `sweep local` writes results to by default.

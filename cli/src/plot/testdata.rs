@@ -43,6 +43,7 @@ pub fn trials() -> Vec<TrialRow> {
                     finals: BTreeMap::from([("test_error".to_string(), error), ("train_error".to_string(), 0.0)]),
                     last_error: None,
                     exit_code: None,
+                    version: 0,
                 });
             }
         }

@@ -153,6 +153,7 @@ mod tests {
             finals,
             last_error: None,
             exit_code: None,
+            version: 0,
         }
     }
 

@@ -2,4 +2,5 @@
 //! the error; decisions live in the store, the lifecycle and the scheduler.
 
 pub mod agents;
+pub mod page;
 pub mod sweeps;

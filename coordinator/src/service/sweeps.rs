@@ -1,9 +1,10 @@
 //! `sweep.v1.SweepService`: what users call from the CLI.
 
+use super::page;
 use crate::auth;
 use crate::convert;
 use crate::shared::Shared;
-use crate::store::RetryWhich;
+use crate::store::{Chosen, RetryWhich};
 use std::pin::Pin;
 use std::time::Duration;
 use sweep_proto::v1::{self as pb, sweep_service_server::SweepService};
@@ -47,18 +48,24 @@ impl SweepService for SweepApi {
     }
 
     async fn get_sweep(&self, req: Request<pb::GetSweepRequest>) -> Result<Response<pb::GetSweepResponse>, Status> {
-        let name = req.into_inner().sweep_id;
+        let r = req.into_inner();
+        let name = r.sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
+        let (offset, fetch) = (r.trials_offset, page::fetch_limit(r.trials_limit));
         let (summary, trials, agents) = self
             .shared
             .read(move |s, now| {
-                Ok((summary_now(s, &name, now)?, s.trials(&name)?, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
+                let trials = s.trials(&name, Chosen::Page { offset, limit: fetch })?;
+                Ok((summary_now(s, &name, now)?, trials, s.agents(now, AGENT_LISTING_WINDOW_MS)?))
             })
             .await?;
+        let trials = trials.into_iter().map(convert::trial_status_to_wire).collect();
+        let (trials, trials_next_offset) = page::cut(trials, offset, fetch);
         Ok(Response::new(pb::GetSweepResponse {
             summary: Some(convert::summary_to_wire(&summary)),
-            trials: trials.into_iter().map(convert::trial_status_to_wire).collect(),
+            trials,
             agents: agents.into_iter().map(convert::agent_to_wire).collect(),
+            trials_next_offset,
         }))
     }
 
@@ -171,12 +178,15 @@ impl SweepService for SweepApi {
         &self,
         req: Request<pb::GetResultsRequest>,
     ) -> Result<Response<pb::GetResultsResponse>, Status> {
-        let name = req.into_inner().sweep_id;
+        let r = req.into_inner();
+        let name = r.sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
-        let rows = self.shared.read(move |s, _| s.trial_rows(&name)).await?;
-        Ok(Response::new(pb::GetResultsResponse {
-            trials: rows.into_iter().enumerate().map(|(i, r)| convert::result_to_wire(i as u32, r)).collect(),
-        }))
+        let (offset, fetch) = (r.offset, page::fetch_limit(r.limit));
+        let rows = self.shared.read(move |s, _| s.trial_rows(&name, Chosen::Page { offset, limit: fetch })).await?;
+        let trials =
+            rows.into_iter().enumerate().map(|(i, r)| convert::result_to_wire((offset + i as u64) as u32, r)).collect();
+        let (trials, next_offset) = page::cut(trials, offset, fetch);
+        Ok(Response::new(pb::GetResultsResponse { trials, next_offset }))
     }
 
     #[tracing::instrument(name = "retry", skip_all, fields(sweep = %req.get_ref().sweep_id))]

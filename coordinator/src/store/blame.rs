@@ -148,7 +148,6 @@ pub(super) fn pause_if_failing(tx: &Transaction, sweep: &str, after: u32, alive_
         "UPDATE sweeps SET state = 'paused', pause_reason = ?2, pause_error = ?3 WHERE name = ?1",
         params![sweep, reason, error],
     )?;
-    super::sweeps::bump_trials_version(tx, sweep)?;
     tracing::warn!(sweep = %sweep, failures, agents = distinct, error = %first_line(error.as_deref().unwrap_or("")), "sweep paused: its trials fail on every agent; resume with `sweep resume`");
     Ok(())
 }
@@ -210,7 +209,6 @@ impl Store {
              WHERE name = ?1",
             [sweep],
         )?;
-        super::sweeps::bump_trials_version(&tx, sweep)?;
         tx.commit()?;
         tracing::info!(sweep = %sweep, by = caller.name().unwrap_or_default(), "sweep resumed");
         Ok(())

@@ -4,7 +4,7 @@
 
 use super::queue::{self, Group, Pending, Room};
 use super::sessions::{admit_agent, admit_lease_holder};
-use super::sweeps::{bump_trials_version, sweep_policy};
+use super::sweeps::sweep_policy;
 use super::{counters_at, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Completion, Counters, Event, Exit, TrialState};
@@ -152,7 +152,6 @@ impl Store {
                         "UPDATE trials SET started_at_ms = COALESCE(started_at_ms, ?3) WHERE sweep = ?1 AND trial_id = ?2",
                         params![h.sweep, h.trial_id, now_ms],
                     )?;
-                    bump_trials_version(&tx, &h.sweep)?;
                 }
                 tx.execute(
                     "UPDATE trials SET state = ?3, deadline_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
@@ -220,7 +219,6 @@ impl Store {
                  WHERE sweep = ?1 AND trial_id = ?2",
                 params![sweep, trial_id, next.as_str(), counters.lost, finished, error],
             )?;
-            bump_trials_version(&tx, &sweep)?;
             out.push((sweep, trial_id, counters.attempt, next));
         }
         tx.commit()?;
@@ -280,7 +278,6 @@ fn grant(tx: &Transaction, trial: Pending, terms: &LeaseTerms<'_>, membership: M
          WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
     )?;
-    bump_trials_version(tx, sweep)?;
     Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group: membership.group })
 }
 
@@ -366,7 +363,6 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     if !c.released {
         record_streak(tx, lease_id, scheduler::streak_after(exit))?;
     }
-    bump_trials_version(tx, &h.sweep)?;
     Ok(next)
 }
 

@@ -16,6 +16,7 @@ mod retry;
 mod schema;
 mod sessions;
 mod sweeps;
+mod trial_rows;
 
 pub use agents::AgentRecord;
 pub use attempts::AttemptRecord;
@@ -24,6 +25,7 @@ pub use leases::{Grant, LeaseAnswer, LeaseReport};
 pub use metrics::{MetricBatch, MetricWarning, StoredMetric};
 pub use retry::RetryWhich;
 pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
+pub use trial_rows::Chosen;
 
 use crate::error::Result;
 use rusqlite::Connection;
@@ -68,6 +70,27 @@ impl Store {
             quarantine_after: DEFAULT_QUARANTINE_AFTER,
             pause_after: DEFAULT_PAUSE_AFTER,
             max_metric_names: crate::limits::DEFAULT_MAX_METRIC_NAMES,
+        })
+    }
+
+    /// Another connection to the same file that can only read, with the same settings. Reads made
+    /// through it (listings, results, the Parquet sink) run beside writes instead of waiting for
+    /// the store's lock: in WAL mode a reader sees the last commit while a writer works.
+    pub fn reader(&self) -> Result<Store> {
+        let path = self.conn.path().filter(|p| !p.is_empty()).ok_or_else(|| {
+            crate::Error::Io(std::io::Error::other("the state store has no file for a reader to open"))
+        })?;
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Store {
+            conn,
+            lease_ttl_ms: self.lease_ttl_ms,
+            quarantine_after: self.quarantine_after,
+            pause_after: self.pause_after,
+            max_metric_names: self.max_metric_names,
         })
     }
 

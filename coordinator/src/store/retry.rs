@@ -1,7 +1,7 @@
 //! `sweep retry`: finished trials queued again with a fresh attempt budget. What they did before
 //! stays: their rows in `attempts`, their metric rows and finals, their last error.
 
-use super::sweeps::{bump_trials_version, sweep_policy};
+use super::sweeps::sweep_policy;
 use super::{counters_at, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, TrialState};
@@ -76,7 +76,6 @@ impl Store {
         if !chosen.is_empty() {
             // Only active sweeps are leased from: queued trials of a cancelled sweep would wait forever.
             tx.execute("UPDATE sweeps SET state = 'active' WHERE name = ?1 AND state = 'cancelled'", [sweep])?;
-            bump_trials_version(&tx, sweep)?;
         }
         tx.commit()?;
         Ok(chosen.len() as u32)

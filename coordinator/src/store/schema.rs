@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 7;
+const VERSION: i64 = 8;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -166,6 +166,29 @@ CREATE TABLE IF NOT EXISTS trial_warnings (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 8: each trial's change counter, so the Parquet sink writes only the trials that changed
+/// (`results/<sweep>/trial-changes/`) instead of rereading the whole sweep. A trigger owns it: any
+/// change to a column of `trials.parquet` advances the sweep's `trials_version` and stamps the trial
+/// with the new value, whichever statement made the change. Heartbeats (`deadline_ms`) stamp
+/// nothing, nor does a statement that sets a column to the value it had. Submission stamps the
+/// trials it inserts itself, once per submission. A sweep's `trials_version` is always the highest
+/// version of its trials, so trials stored before start at their sweep's.
+const V8: &str = r#"
+ALTER TABLE trials ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = trials.sweep);
+CREATE INDEX IF NOT EXISTS trials_by_version ON trials(sweep, version);
+CREATE TRIGGER IF NOT EXISTS trial_changed
+AFTER UPDATE OF state, attempt, agent, started_at_ms, finished_at_ms, last_error ON trials
+WHEN OLD.state IS NOT NEW.state OR OLD.attempt IS NOT NEW.attempt OR OLD.agent IS NOT NEW.agent
+  OR OLD.started_at_ms IS NOT NEW.started_at_ms OR OLD.finished_at_ms IS NOT NEW.finished_at_ms
+  OR OLD.last_error IS NOT NEW.last_error
+BEGIN
+    UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = NEW.sweep;
+    UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = NEW.sweep)
+     WHERE sweep = NEW.sweep AND trial_id = NEW.trial_id;
+END;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -188,6 +211,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 7 {
         conn.execute_batch(V7)?;
+    }
+    if version < 8 {
+        conn.execute_batch(V8)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

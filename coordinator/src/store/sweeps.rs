@@ -1,10 +1,9 @@
 //! Sweeps and their trials: submission, cancellation, and the views users ask for.
 
-use super::Store;
+use super::{Chosen, Store};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Counters, Event, Policy, TrialState};
 use crate::ownership::{self, Caller, Terms};
-use crate::results::TrialRow;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 use sweep_spec::TrialSpec;
@@ -79,12 +78,22 @@ pub struct TrialRecord {
     pub warnings: Vec<String>,
 }
 
+/// Which trials [`Store::trial_records`] reads.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    Chosen(Chosen),
+    One(&'a str),
+}
+
 /// Where the Parquet sink stands for one sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepCursor {
     pub name: String,
+    /// The highest version of its trials (schema V8).
     pub trials_version: i64,
     pub last_metric_seq: i64,
+    /// Some trial is waiting or running.
+    pub open: bool,
 }
 
 impl Store {
@@ -138,10 +147,13 @@ impl Store {
             )?;
         }
         let mut added = 0u32;
+        // The trials this submission adds are one change of the sweep's trials (schema V8).
+        let version: i64 =
+            tx.query_row("SELECT trials_version + 1 FROM sweeps WHERE name = ?1", [&sweep.name], |r| r.get(0))?;
         {
             let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
             )?;
             let base: i64 =
                 tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| {
@@ -151,11 +163,13 @@ impl Store {
                 let spec = serde_json::to_string(t).expect("trial specs serialize");
                 // New trials of a changed file queue after the ones already there.
                 let idx = base + t.index as i64;
-                added += insert.execute(params![sweep.name, t.id.0, idx, t.workload, spec, t.resources.gpus])? as u32;
+                added +=
+                    insert.execute(params![sweep.name, t.id.0, idx, t.workload, spec, t.resources.gpus, version])?
+                        as u32;
             }
         }
         if added > 0 {
-            bump_trials_version(&tx, &sweep.name)?;
+            tx.execute("UPDATE sweeps SET trials_version = ?2 WHERE name = ?1", params![sweep.name, version])?;
         }
         let total: u32 = tx.query_row("SELECT COUNT(*) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
         tx.commit()?;
@@ -186,9 +200,6 @@ impl Store {
                 "UPDATE trials SET state = ?3, finished_at_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
                 params![sweep, trial_id, next.as_str(), now_ms],
             )?;
-        }
-        if !open.is_empty() {
-            bump_trials_version(&tx, sweep)?;
         }
         tx.commit()?;
         Ok(open.len() as u32)
@@ -242,32 +253,44 @@ impl Store {
         Ok(names)
     }
 
-    pub fn trials(&self, sweep: &str) -> Result<Vec<TrialRecord>> {
+    /// The chosen trials of a sweep, in queue order ([`Chosen`]).
+    pub fn trials(&self, sweep: &str, chosen: Chosen) -> Result<Vec<TrialRecord>> {
         self.summary(sweep)?;
-        self.trial_records(sweep, None)
+        self.trial_records(sweep, Which::Chosen(chosen))
     }
 
     /// One trial of a sweep; NotFound names the sweep when the trial is not in it.
     pub fn trial(&self, sweep: &str, trial_id: &str) -> Result<TrialRecord> {
         self.summary(sweep)?;
-        let found = self.trial_records(sweep, Some(trial_id))?;
+        let found = self.trial_records(sweep, Which::One(trial_id))?;
         found.into_iter().next().ok_or_else(|| Error::NotFound(format!("trial {trial_id} in sweep {sweep}")))
     }
 
-    /// The trials of `sweep` in queue order, or just `only` of them, with their warnings.
-    fn trial_records(&self, sweep: &str, only: Option<&str>) -> Result<Vec<TrialRecord>> {
-        // Two statements rather than `?2 IS NULL OR ...`, so one trial is found by its key.
-        let (trials, warned) = match only {
-            None => ("WHERE sweep = ?1 ORDER BY idx", "WHERE sweep = ?1"),
-            Some(_) => ("WHERE sweep = ?1 AND trial_id = ?2", "WHERE sweep = ?1 AND trial_id = ?2"),
+    /// Trials of `sweep` in queue order, with their warnings.
+    fn trial_records(&self, sweep: &str, which: Which) -> Result<Vec<TrialRecord>> {
+        // Separate statements rather than `?2 IS NULL OR ...`, so one trial is found by its key.
+        let (trials, warned) = match which {
+            Which::Chosen(Chosen::All) => ("WHERE sweep = ?1 ORDER BY idx", "WHERE sweep = ?1"),
+            Which::Chosen(Chosen::ChangedAfter(_)) => {
+                ("WHERE sweep = ?1 AND version > ?2 ORDER BY idx", "WHERE sweep = ?1")
+            }
+            Which::Chosen(Chosen::Page { .. }) => {
+                ("WHERE sweep = ?1 ORDER BY idx LIMIT ?2 OFFSET ?3", "WHERE sweep = ?1")
+            }
+            Which::One(_) => ("WHERE sweep = ?1 AND trial_id = ?2", "WHERE sweep = ?1 AND trial_id = ?2"),
         };
-        let args = |only: Option<&str>| -> Vec<String> {
-            std::iter::once(sweep.to_string()).chain(only.map(str::to_string)).collect()
+        let sweep_arg = || rusqlite::types::Value::from(sweep.to_string());
+        let (trial_args, warning_args): (Vec<rusqlite::types::Value>, Vec<rusqlite::types::Value>) = match which {
+            Which::Chosen(chosen) => (
+                std::iter::once(sweep_arg()).chain(chosen.numbers().into_iter().map(Into::into)).collect(),
+                vec![sweep_arg()],
+            ),
+            Which::One(id) => (vec![sweep_arg(), id.to_string().into()], vec![sweep_arg(), id.to_string().into()]),
         };
         let mut q = self
             .conn
             .prepare(&format!("SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials {trials}"))?;
-        let rows = q.query_map(rusqlite::params_from_iter(args(only)), |r| {
+        let rows = q.query_map(rusqlite::params_from_iter(trial_args), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
@@ -282,7 +305,7 @@ impl Store {
         let mut q = self.conn.prepare(&format!(
             "SELECT trial_id, field, message FROM trial_warnings {warned} ORDER BY trial_id, recorded_at_ms, field"
         ))?;
-        let warning_rows = q.query_map(rusqlite::params_from_iter(args(only)), |r| {
+        let warning_rows = q.query_map(rusqlite::params_from_iter(warning_args), |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })?;
         for w in warning_rows {
@@ -309,71 +332,15 @@ impl Store {
         Ok(out)
     }
 
-    /// One row per trial with its parameters and final metrics: the content of `trials.parquet`
-    /// and of `sweep results`.
-    pub fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>> {
-        self.summary(sweep)?;
-        let mut finals: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-        let mut q = self.conn.prepare("SELECT trial_id, metric, value FROM finals WHERE sweep = ?1")?;
-        for row in
-            q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<f64>>(2)?)))?
-        {
-            let (trial, metric, value) = row?;
-            finals.entry(trial).or_default().insert(metric, value.unwrap_or(f64::NAN));
-        }
-        let mut q = self.conn.prepare(
-            "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
-                    t.last_error,
-                    (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
-                     ORDER BY a.lease_id DESC LIMIT 1)
-             FROM trials t WHERE t.sweep = ?1 ORDER BY t.idx",
-        )?;
-        let rows = q.query_map([sweep], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i32>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<i32>>(9)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (trial_id, workload, status, attempts, agent, started, finished, spec, last_error, exit_code) = row?;
-            let params = parse_spec(&spec)?.params;
-            let duration_s = match (started, finished) {
-                (Some(s), Some(f)) if f >= s => Some((f - s) as f64 / 1000.0),
-                _ => None,
-            };
-            out.push(TrialRow {
-                sweep: sweep.to_string(),
-                finals: finals.remove(&trial_id).unwrap_or_default(),
-                trial_id,
-                workload,
-                status,
-                attempts,
-                agent,
-                started_at_us: started.map(|ms| ms * 1000),
-                finished_at_us: finished.map(|ms| ms * 1000),
-                duration_s,
-                params,
-                last_error,
-                exit_code,
-            });
-        }
-        Ok(out)
-    }
-
     /// Where each sweep's trials and metrics stand, for the Parquet sink.
     pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
-        let mut q = self.conn.prepare("SELECT name, trials_version, last_metric_seq FROM sweeps ORDER BY seq")?;
+        let mut q = self.conn.prepare_cached(
+            "SELECT s.name, s.trials_version, s.last_metric_seq,
+                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running') AND t.sweep = s.name)
+             FROM sweeps s ORDER BY s.seq",
+        )?;
         let rows = q.query_map([], |r| {
-            Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)? })
+            Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)?, open: r.get(3)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -385,11 +352,6 @@ pub(super) fn sweep_policy(tx: &Transaction, sweep: &str) -> Result<Policy> {
     })
     .optional()?
     .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))
-}
-
-pub(super) fn bump_trials_version(tx: &Transaction, sweep: &str) -> Result<()> {
-    tx.execute("UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = ?1", [sweep])?;
-    Ok(())
 }
 
 pub(super) fn parse_spec(json: &str) -> Result<TrialSpec> {

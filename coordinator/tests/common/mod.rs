@@ -134,7 +134,7 @@ impl Clients {
     pub async fn get(&self, sweep: &str) -> pb::GetSweepResponse {
         self.sweeps
             .clone()
-            .get_sweep(pb::GetSweepRequest { sweep_id: sweep.into() })
+            .get_sweep(pb::GetSweepRequest { sweep_id: sweep.into(), ..Default::default() })
             .await
             .expect("get sweep")
             .into_inner()
