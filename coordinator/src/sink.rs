@@ -24,6 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 /// the rows the sink holds in memory at once (~0.1 s to read).
 const MAX_ROWS_PER_PART: u32 = 100_000;
 
+/// Trials per row group of `trials.parquet`: the most the sink holds in memory while it writes one.
+const TABLE_PAGE: u64 = 50_000;
+
 /// `trials.parquet` is rewritten once this many times as long as its last rewrite took has passed
 /// (`sweep-coordinator --trials-rewrite-spacing`).
 pub const DEFAULT_REWRITE_SPACING: u32 = 10;
@@ -100,15 +103,13 @@ impl Written {
         let due = complete || !c.open || wait.is_some_and(|wait| w.rewritten_at.elapsed() >= wait);
         if due {
             let started = Instant::now();
-            let rows = self.store.trial_rows(&c.name, Chosen::All)?;
-            let version = rows.iter().map(|r| r.version).max().unwrap_or(0);
-            results::write_trials_table(dir, &rows)?;
+            let (trials, version) = self.store.in_snapshot(|store| write_trials_table(store, dir, &c.name))?;
             results::remove_trial_changes_upto(dir, Some(version))?;
             w.table = version;
             w.changes = w.changes.max(version);
             w.rewritten_at = Instant::now();
             w.rewrite_took = started.elapsed();
-            tracing::debug!(sweep = %c.name, trials = rows.len(), version, took = ?w.rewrite_took, "trials table written");
+            tracing::debug!(sweep = %c.name, trials, version, took = ?w.rewrite_took, "trials table written");
         } else if c.trials_version > w.changes {
             let rows = self.store.trial_rows(&c.name, Chosen::ChangedAfter(w.changes))?;
             if let Some(last) = rows.iter().map(|r| r.version).max() {
@@ -138,6 +139,25 @@ impl Written {
         std::fs::rename(&metrics, &aside)?;
         Ok(0)
     }
+}
+
+/// Writes the sweep's whole `trials.parquet` from `store`, a page at a time; returns how many trials
+/// it holds and the version it is up to date with. Call it in a snapshot, so the pages and the
+/// columns are of one moment.
+fn write_trials_table(store: &Store, dir: &Path, sweep: &str) -> Result<(u64, i64)> {
+    let mut table = results::TrialsTableWriter::create(dir, &store.trials_table_shape(sweep)?)?;
+    let (mut offset, mut version) = (0u64, 0i64);
+    loop {
+        let page = store.trial_rows(sweep, Chosen::Page { offset, limit: TABLE_PAGE })?;
+        version = page.iter().map(|r| r.version).fold(version, i64::max);
+        table.write(&page)?;
+        offset += page.len() as u64;
+        if (page.len() as u64) < TABLE_PAGE {
+            break;
+        }
+    }
+    table.finish()?;
+    Ok((offset, version))
 }
 
 /// Where a sweep's trial files stood when this process started. Change parts that the table

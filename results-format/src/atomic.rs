@@ -8,7 +8,7 @@
 //! (`sweep_safe_fs`).
 
 use std::fs::{self, File};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sweep_safe_fs as safe_fs;
 
@@ -23,29 +23,55 @@ pub(crate) fn write_atomically<F>(path: &Path, write: F) -> Result<(), ResultsEr
 where
     F: FnOnce(File) -> Result<File, ResultsError>,
 {
-    let dir = safe_fs::parent_dir(path);
-    ensure_dir(dir)?;
-    let (tmp, file) = safe_fs::create_temp_beside(path).map_err(ResultsError::io(path))?;
-    let result = write_then_rename(path, file, &tmp, dir, write);
-    if result.is_err() {
-        // Best effort: a stale one is also removed by `last_written_seq` on the next start.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let (pending, file) = Replacement::begin(path)?;
+    pending.commit(write(file)?)
 }
 
-fn write_then_rename<F>(path: &Path, file: File, tmp: &Path, dir: &Path, write: F) -> Result<(), ResultsError>
-where
-    F: FnOnce(File) -> Result<File, ResultsError>,
-{
-    let file = write(file)?;
+/// A file being written under a temporary name, to replace `path` once complete: what
+/// [`write_atomically`] does, for writers that write in several steps. Dropped without
+/// [`Replacement::commit`], it removes the temporary and leaves `path` as it was.
+pub(crate) struct Replacement {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+}
+
+impl Replacement {
+    /// Creates the temporary beside `path` (and the folder, if missing) and hands out its file.
+    pub(crate) fn begin(path: &Path) -> Result<(Replacement, File), ResultsError> {
+        ensure_dir(safe_fs::parent_dir(path))?;
+        let (tmp, file) = safe_fs::create_temp_beside(path).map_err(ResultsError::io(path))?;
+        Ok((Replacement { path: path.to_path_buf(), tmp: Some(tmp) }, file))
+    }
+
+    /// Syncs `file` (the temporary's, after any buffering writer on top has finished) and renames
+    /// it over `path`.
+    pub(crate) fn commit(mut self, file: File) -> Result<(), ResultsError> {
+        let tmp = self.tmp.take().expect("a replacement commits once");
+        let result = write_then_rename(&self.path, file, &tmp);
+        if result.is_err() {
+            // Best effort: a stale one is also removed by `last_written_seq` on the next start.
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+fn write_then_rename(path: &Path, file: File, tmp: &Path) -> Result<(), ResultsError> {
     // The data must be on disk before the rename is, or a crash could leave a complete-looking
     // name pointing at an empty or partial file.
     file.sync_all().map_err(ResultsError::io(tmp))?;
     drop(file);
     // rename(2) replaces whatever entry `path` is, a symbolic link included, and never follows it.
     fs::rename(tmp, path).map_err(ResultsError::io(path))?;
-    sync_dir(dir)
+    sync_dir(safe_fs::parent_dir(path))
 }
 
 /// Whether a file name is one of our temporaries.

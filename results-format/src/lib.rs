@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 pub use metrics_parts::{last_written_seq, metric_parts, read_metrics, write_metrics_part, MetricRow, PartSummary};
 pub use trial_changes::{last_trial_change, read_current_trials, remove_trial_changes_upto, write_trial_changes};
 pub use trials_table::{
-    last_error_cell, read_trials_table, trials_table_version, write_trials_table, TrialRow, MAX_LAST_ERROR,
+    last_error_cell, read_trials_table, trials_table_version, write_trials_table, TrialRow, TrialsTableShape,
+    TrialsTableWriter, MAX_LAST_ERROR,
 };
 
 /// File name of the per-sweep trials table, inside [`sweep_dir`].

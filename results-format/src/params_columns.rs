@@ -86,23 +86,29 @@ impl ParamColumn {
     }
 }
 
-/// One column per parameter name found in any row, sorted by name, typed across all rows. A name
-/// whose values are all null gets a Utf8 column of nulls.
-pub(crate) fn infer_param_columns<'a>(rows: impl Iterator<Item = &'a Map<String, Value>>) -> Vec<ParamColumn> {
-    let mut kinds: BTreeMap<&str, Option<ParamKind>> = BTreeMap::new();
-    for params in rows {
-        for (name, value) in params {
-            let seen = kinds.entry(name.as_str()).or_insert(None);
-            *seen = match (*seen, ParamKind::of(value)) {
-                (Some(a), Some(b)) => Some(a.merge(b)),
-                (a, b) => a.or(b),
-            };
-        }
+/// The kind of each parameter name so far, widened as values arrive: one column per name, sorted by
+/// name, typed across all values. A name whose values are all null gets a Utf8 column of nulls.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ParamKinds(BTreeMap<String, Option<ParamKind>>);
+
+impl ParamKinds {
+    pub(crate) fn add(&mut self, name: &str, value: &Value) {
+        let seen = match self.0.get_mut(name) {
+            Some(seen) => seen,
+            None => self.0.entry(name.to_owned()).or_insert(None),
+        };
+        *seen = match (*seen, ParamKind::of(value)) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => a.or(b),
+        };
     }
-    kinds
-        .into_iter()
-        .map(|(name, kind)| ParamColumn { name: name.to_owned(), kind: kind.unwrap_or(ParamKind::Utf8) })
-        .collect()
+
+    pub(crate) fn columns(&self) -> Vec<ParamColumn> {
+        self.0
+            .iter()
+            .map(|(name, kind)| ParamColumn { name: name.clone(), kind: kind.unwrap_or(ParamKind::Utf8) })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +116,18 @@ mod tests {
     use super::*;
     use arrow_array::Array;
     use serde_json::json;
+
+    /// One column per parameter name found in any row, sorted by name, typed across all rows. A name
+    /// whose values are all null gets a Utf8 column of nulls.
+    fn infer_param_columns<'a>(rows: impl Iterator<Item = &'a Map<String, Value>>) -> Vec<ParamColumn> {
+        let mut kinds = ParamKinds::default();
+        for params in rows {
+            for (name, value) in params {
+                kinds.add(name, value);
+            }
+        }
+        kinds.columns()
+    }
 
     fn maps(values: &[Value]) -> Vec<Map<String, Value>> {
         values.iter().map(|v| v.as_object().expect("test params are objects").clone()).collect()

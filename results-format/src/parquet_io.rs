@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, RecordBatchReader};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -31,22 +31,9 @@ pub(crate) fn timestamp_type() -> DataType {
 }
 
 /// Writes `batch` as a single zstd-compressed Parquet file at `path`, atomically. Columns whose
-/// names start with `plain_prefix` are written without a dictionary and uncompressed: each column
-/// of a writer holds its own dictionary and zstd context while the file is written, and a table
-/// with a column per metric name (trials.parquet's `final_*`) has thousands of columns, where that
-/// costs hundreds of megabytes per write for a few kilobytes saved.
+/// names start with `plain_prefix` are written as [`writer_properties`] says.
 pub(crate) fn write_batch(path: &Path, batch: &RecordBatch, plain_prefix: Option<&str>) -> Result<(), ResultsError> {
-    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(ResultsError::parquet(path))?;
-    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level));
-    if let Some(prefix) = plain_prefix {
-        for field in batch.schema().fields().iter().filter(|f| f.name().starts_with(prefix)) {
-            let column = ColumnPath::from(field.name().as_str());
-            props = props
-                .set_column_dictionary_enabled(column.clone(), false)
-                .set_column_compression(column, Compression::UNCOMPRESSED);
-        }
-    }
-    let props = props.build();
+    let props = writer_properties(path, &batch.schema(), plain_prefix)?;
     write_atomically(path, |file| {
         let mut writer =
             ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(ResultsError::parquet(path))?;
@@ -54,6 +41,29 @@ pub(crate) fn write_batch(path: &Path, batch: &RecordBatch, plain_prefix: Option
         // `into_inner` writes the footer and flushes the buffer, handing back the file to fsync.
         writer.into_inner().map_err(ResultsError::parquet(path))
     })
+}
+
+/// The writer settings of every results file: zstd, except that columns whose names start with
+/// `plain_prefix` are written without a dictionary and uncompressed: each column of a writer holds
+/// its own dictionary and zstd context while the file is written, and a table with a column per
+/// metric name (trials.parquet's `final_*`) has thousands of columns, where that costs hundreds of
+/// megabytes per write for a few kilobytes saved.
+pub(crate) fn writer_properties(
+    path: &Path,
+    schema: &Schema,
+    plain_prefix: Option<&str>,
+) -> Result<WriterProperties, ResultsError> {
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(ResultsError::parquet(path))?;
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(level));
+    if let Some(prefix) = plain_prefix {
+        for field in schema.fields().iter().filter(|f| f.name().starts_with(prefix)) {
+            let column = ColumnPath::from(field.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_compression(column, Compression::UNCOMPRESSED);
+        }
+    }
+    Ok(props.build())
 }
 
 /// Reads every record batch of the Parquet file at `path`. A file without rows yields one empty

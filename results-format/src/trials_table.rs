@@ -9,12 +9,14 @@ use std::sync::Arc;
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde_json::{Map, Value};
 
-use super::params_columns::infer_param_columns;
-use super::parquet_io::{column, opt, read_batches, timestamp_type, write_batch, UTC};
+use super::atomic::Replacement;
+use super::params_columns::{ParamColumn, ParamKinds};
+use super::parquet_io::{column, opt, read_batches, timestamp_type, write_batch, writer_properties, UTC};
 use super::{ResultsError, TRIALS_FILE};
+use parquet::arrow::ArrowWriter;
 
 /// Prefix of the per-metric final value columns.
 const FINAL_PREFIX: &str = "final_";
@@ -94,13 +96,107 @@ pub fn write_trials_table(sweep_dir: &Path, rows: &[TrialRow]) -> Result<PathBuf
 
 /// Writes `rows` with the columns of `trials.parquet` to `path`, replacing it atomically.
 pub(crate) fn write_trials_file(path: &Path, rows: &[TrialRow]) -> Result<(), ResultsError> {
-    let param_columns = infer_param_columns(rows.iter().map(|r| &r.params));
-    let final_names: BTreeSet<&str> = rows.iter().flat_map(|r| r.finals.keys().map(String::as_str)).collect();
+    let shape = TrialsTableShape::of_rows(rows);
+    let (params, finals) = shape.columns();
+    let schema = schema(&params, &finals);
+    let batch = batch(rows, &params, &finals, schema, path)?;
+    write_batch(path, &batch, Some(FINAL_PREFIX))
+}
 
+/// The columns of a trials table beyond the fixed ones: a `params_<name>` per parameter, typed
+/// across every trial, and a `final_<metric>` per metric. Gathered from the rows themselves, or,
+/// for a table written page by page, before any row is ([`TrialsTableWriter`]).
+#[derive(Debug, Default, Clone)]
+pub struct TrialsTableShape {
+    params: ParamKinds,
+    finals: BTreeSet<String>,
+}
+
+impl TrialsTableShape {
+    fn of_rows(rows: &[TrialRow]) -> TrialsTableShape {
+        let mut shape = TrialsTableShape::default();
+        for row in rows {
+            for (name, value) in &row.params {
+                shape.param(name, value);
+            }
+            for metric in row.finals.keys() {
+                shape.final_metric(metric);
+            }
+        }
+        shape
+    }
+
+    /// Some trial has parameter `name` with this value; only its JSON type matters.
+    pub fn param(&mut self, name: &str, value: &Value) {
+        self.params.add(name, value);
+    }
+
+    /// Some trial has a final value of `metric`.
+    pub fn final_metric(&mut self, metric: &str) {
+        if !self.finals.contains(metric) {
+            self.finals.insert(metric.to_owned());
+        }
+    }
+
+    fn columns(&self) -> (Vec<ParamColumn>, Vec<String>) {
+        (self.params.columns(), self.finals.iter().cloned().collect())
+    }
+}
+
+/// Writes `trials.parquet` a page of rows at a time, each page a row group, so that a
+/// million-trial sweep's rows need never be in memory at once. The file replaces the previous one
+/// atomically at [`TrialsTableWriter::finish`]; dropped before that, it leaves the old one.
+pub struct TrialsTableWriter {
+    path: PathBuf,
+    replacement: Replacement,
+    writer: ArrowWriter<std::fs::File>,
+    params: Vec<ParamColumn>,
+    finals: Vec<String>,
+    schema: SchemaRef,
+}
+
+impl TrialsTableWriter {
+    /// Starts `<sweep_dir>/trials.parquet` with the columns of `shape`: rows must carry no
+    /// parameter or final metric outside it (such a cell is written as null).
+    pub fn create(sweep_dir: &Path, shape: &TrialsTableShape) -> Result<TrialsTableWriter, ResultsError> {
+        let path = sweep_dir.join(TRIALS_FILE);
+        let (params, finals) = shape.columns();
+        let schema = schema(&params, &finals);
+        let props = writer_properties(&path, &schema, Some(FINAL_PREFIX))?;
+        let (replacement, file) = Replacement::begin(&path)?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(ResultsError::parquet(&path))?;
+        Ok(TrialsTableWriter { path, replacement, writer, params, finals, schema })
+    }
+
+    /// Writes one page of rows as a row group.
+    pub fn write(&mut self, rows: &[TrialRow]) -> Result<(), ResultsError> {
+        let batch = batch(rows, &self.params, &self.finals, self.schema.clone(), &self.path)?;
+        self.writer.write(&batch).map_err(ResultsError::parquet(&self.path))?;
+        self.writer.flush().map_err(ResultsError::parquet(&self.path))
+    }
+
+    /// Completes the file and puts it in place of the previous table; returns its path.
+    pub fn finish(self) -> Result<PathBuf, ResultsError> {
+        let file = self.writer.into_inner().map_err(ResultsError::parquet(&self.path))?;
+        self.replacement.commit(file)?;
+        Ok(self.path)
+    }
+}
+
+fn schema(params: &[ParamColumn], finals: &[String]) -> SchemaRef {
     let mut fields = fixed_fields();
-    fields.extend(param_columns.iter().map(|c| c.field()));
-    fields.extend(final_names.iter().map(|m| Field::new(format!("{FINAL_PREFIX}{m}"), DataType::Float64, true)));
+    fields.extend(params.iter().map(|c| c.field()));
+    fields.extend(finals.iter().map(|m| Field::new(format!("{FINAL_PREFIX}{m}"), DataType::Float64, true)));
+    Arc::new(Schema::new(fields))
+}
 
+fn batch(
+    rows: &[TrialRow],
+    params: &[ParamColumn],
+    finals: &[String],
+    schema: SchemaRef,
+    path: &Path,
+) -> Result<RecordBatch, ResultsError> {
     let timestamps = |get: fn(&TrialRow) -> Option<i64>| -> ArrayRef {
         Arc::new(rows.iter().map(get).collect::<TimestampMicrosecondArray>().with_timezone(UTC))
     };
@@ -121,15 +217,13 @@ pub(crate) fn write_trials_file(path: &Path, rows: &[TrialRow]) -> Result<(), Re
         Arc::new(rows.iter().map(|r| r.exit_code).collect::<Int32Array>()),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version))),
     ];
-    columns.extend(param_columns.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
+    columns.extend(params.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
-        final_names.iter().map(|m| -> ArrayRef {
-            Arc::new(rows.iter().map(|r| r.finals.get(*m).copied()).collect::<Float64Array>())
-        }),
+        finals
+            .iter()
+            .map(|m| -> ArrayRef { Arc::new(rows.iter().map(|r| r.finals.get(m).copied()).collect::<Float64Array>()) }),
     );
-
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ResultsError::arrow(path))?;
-    write_batch(path, &batch, Some(FINAL_PREFIX))
+    RecordBatch::try_new(schema, columns).map_err(ResultsError::arrow(path))
 }
 
 /// The highest [`TrialRow::version`] in the sweep's `trials.parquet` (only that column is read):
@@ -300,6 +394,55 @@ mod tests {
     fn schema_of(path: &Path) -> Vec<(String, DataType, bool)> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
         builder.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable())).collect()
+    }
+
+    #[test]
+    fn a_table_written_in_pages_reads_back_as_one_written_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = vec![
+            trial("a", json!({"lr": 1, "model": "resnet"}), &[("loss", 0.5)]),
+            trial("b", json!({"lr": 0.5}), &[("loss", 0.25), ("acc", 0.9)]),
+            trial("c", json!({"model": "vit", "extra": [1, 2]}), &[]),
+        ];
+        let whole = tmp.path().join("whole");
+        write_trials_table(&whole, &rows).unwrap();
+        let paged = tmp.path().join("paged");
+        let mut shape = TrialsTableShape::default();
+        for r in &rows {
+            for (name, value) in &r.params {
+                shape.param(name, value);
+            }
+            for m in r.finals.keys() {
+                shape.final_metric(m);
+            }
+        }
+        let mut table = TrialsTableWriter::create(&paged, &shape).unwrap();
+        table.write(&rows[..2]).unwrap();
+        table.write(&rows[2..]).unwrap();
+        table.write(&[]).unwrap();
+        let path = table.finish().unwrap();
+        let schema_of = |p: &Path| {
+            ParquetRecordBatchReaderBuilder::try_new(File::open(p).unwrap()).unwrap().schema().as_ref().clone()
+        };
+        assert_eq!(schema_of(&path), schema_of(&whole.join(TRIALS_FILE)), "same columns, same types");
+        assert_eq!(read_trials_table(&path).unwrap(), read_trials_table(&whole.join(TRIALS_FILE)).unwrap());
+        let groups =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().metadata().num_row_groups();
+        assert_eq!(groups, 2, "each page is a row group");
+    }
+
+    #[test]
+    fn a_paged_table_left_unfinished_leaves_the_old_one_and_no_temporary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        let old = vec![trial("a", json!({"lr": 1}), &[])];
+        write_trials_table(&dir, &old).unwrap();
+        let mut table = TrialsTableWriter::create(&dir, &TrialsTableShape::default()).unwrap();
+        table.write(&[trial("b", json!({}), &[])]).unwrap();
+        drop(table);
+        assert_eq!(read_trials_table(&dir.join(TRIALS_FILE)).unwrap(), old);
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(TRIALS_FILE)]);
     }
 
     #[test]

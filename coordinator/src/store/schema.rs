@@ -167,7 +167,8 @@ CREATE TABLE IF NOT EXISTS trial_warnings (
 "#;
 
 /// Version 8: each trial's change counter, so the Parquet sink writes only the trials that changed
-/// (`results/<sweep>/trial-changes/`) instead of rereading the whole sweep. A trigger owns it: any
+/// (`results/<sweep>/trial-changes/`) instead of rereading the whole sweep, and the queue order of
+/// each sweep as an index, so a page of its trials is read without sorting all of them. A trigger owns it: any
 /// change to a column of `trials.parquet` advances the sweep's `trials_version` and stamps the trial
 /// with the new value, whichever statement made the change. Heartbeats (`deadline_ms`) stamp
 /// nothing, nor does a statement that sets a column to the value it had. Submission stamps the
@@ -177,6 +178,7 @@ const V8: &str = r#"
 ALTER TABLE trials ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = trials.sweep);
 CREATE INDEX IF NOT EXISTS trials_by_version ON trials(sweep, version);
+CREATE INDEX IF NOT EXISTS trials_by_idx ON trials(sweep, idx);
 CREATE TRIGGER IF NOT EXISTS trial_changed
 AFTER UPDATE OF state, attempt, agent, started_at_ms, finished_at_ms, last_error ON trials
 WHEN OLD.state IS NOT NEW.state OR OLD.attempt IS NOT NEW.attempt OR OLD.agent IS NOT NEW.agent

@@ -269,27 +269,27 @@ impl Store {
     /// Trials of `sweep` in queue order, with their warnings.
     fn trial_records(&self, sweep: &str, which: Which) -> Result<Vec<TrialRecord>> {
         // Separate statements rather than `?2 IS NULL OR ...`, so one trial is found by its key.
-        let (trials, warned) = match which {
-            Which::Chosen(Chosen::All) => ("WHERE sweep = ?1 ORDER BY idx", "WHERE sweep = ?1"),
-            Which::Chosen(Chosen::ChangedAfter(_)) => {
-                ("WHERE sweep = ?1 AND version > ?2 ORDER BY idx", "WHERE sweep = ?1")
-            }
-            Which::Chosen(Chosen::Page { .. }) => {
-                ("WHERE sweep = ?1 ORDER BY idx LIMIT ?2 OFFSET ?3", "WHERE sweep = ?1")
-            }
-            Which::One(_) => ("WHERE sweep = ?1 AND trial_id = ?2", "WHERE sweep = ?1 AND trial_id = ?2"),
-        };
-        let sweep_arg = || rusqlite::types::Value::from(sweep.to_string());
-        let (trial_args, warning_args): (Vec<rusqlite::types::Value>, Vec<rusqlite::types::Value>) = match which {
+        type Args = Vec<rusqlite::types::Value>;
+        let (trials, warned, trial_args, warning_args): (String, &str, Args, Args) = match which {
             Which::Chosen(chosen) => (
-                std::iter::once(sweep_arg()).chain(chosen.numbers().into_iter().map(Into::into)).collect(),
-                vec![sweep_arg()],
+                format!("WHERE t.sweep = ?1 {}", chosen.clause()),
+                "WHERE sweep = ?1",
+                super::trial_rows::args(sweep, chosen).collect(),
+                vec![sweep.to_string().into()],
             ),
-            Which::One(id) => (vec![sweep_arg(), id.to_string().into()], vec![sweep_arg(), id.to_string().into()]),
+            Which::One(id) => {
+                let args = vec![sweep.to_string().into(), id.to_string().into()];
+                (
+                    "WHERE t.sweep = ?1 AND t.trial_id = ?2".into(),
+                    "WHERE sweep = ?1 AND trial_id = ?2",
+                    args.clone(),
+                    args,
+                )
+            }
         };
-        let mut q = self
-            .conn
-            .prepare(&format!("SELECT trial_id, idx, state, attempt, agent, last_error, spec FROM trials {trials}"))?;
+        let mut q = self.conn.prepare(&format!(
+            "SELECT t.trial_id, t.idx, t.state, t.attempt, t.agent, t.last_error, t.spec FROM trials t {trials}"
+        ))?;
         let rows = q.query_map(rusqlite::params_from_iter(trial_args), |r| {
             Ok((
                 r.get::<_, String>(0)?,

@@ -5,43 +5,42 @@
 use super::sweeps::parse_spec;
 use super::Store;
 use crate::error::Result;
-use crate::results::TrialRow;
-use rusqlite::params;
+use crate::results::{TrialRow, TrialsTableShape};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// Which trials of a sweep to read, always in queue order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chosen {
-    All,
     /// Those whose version is above this one: what changed since then.
     ChangedAfter(i64),
     /// `limit` trials from position `offset` in the queue.
-    Page {
-        offset: u64,
-        limit: u64,
-    },
+    Page { offset: u64, limit: u64 },
 }
 
 impl Chosen {
     /// The tail of a `trials t WHERE t.sweep = ?1` query for these trials; its numbers, from `?2`
     /// on, are [`Chosen::numbers`].
-    fn clause(self) -> &'static str {
+    pub(super) fn clause(self) -> &'static str {
         match self {
-            Chosen::All => "ORDER BY t.idx",
             Chosen::ChangedAfter(_) => "AND t.version > ?2 ORDER BY t.idx",
             Chosen::Page { .. } => "ORDER BY t.idx LIMIT ?2 OFFSET ?3",
         }
     }
 
     /// The numbers a query for these trials binds after the sweep's name.
-    pub(super) fn numbers(self) -> Vec<i64> {
+    fn numbers(self) -> Vec<i64> {
         let int = |n: u64| n.min(i64::MAX as u64) as i64;
         match self {
-            Chosen::All => vec![],
             Chosen::ChangedAfter(v) => vec![v],
             Chosen::Page { offset, limit } => vec![int(limit), int(offset)],
         }
     }
+}
+
+/// The sweep's name, then the numbers of `chosen`'s clause.
+pub(super) fn args(sweep: &str, chosen: Chosen) -> impl Iterator<Item = rusqlite::types::Value> {
+    std::iter::once(sweep.to_string().into()).chain(chosen.numbers().into_iter().map(Into::into))
 }
 
 impl Store {
@@ -49,8 +48,10 @@ impl Store {
     /// Read in one transaction, so finals and states are from the same moment.
     pub fn trial_rows(&self, sweep: &str, chosen: Chosen) -> Result<Vec<TrialRow>> {
         self.summary(sweep)?;
-        let tx = self.conn.unchecked_transaction()?;
-        let (clause, numbers) = (chosen.clause(), chosen.numbers());
+        // Inside [`Store::in_snapshot`] already, or a snapshot of its own.
+        let _snapshot = if self.conn.is_autocommit() { Some(self.conn.unchecked_transaction()?) } else { None };
+        let conn = &self.conn;
+        let clause = chosen.clause();
         let select = format!(
             "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
                     t.last_error, t.version,
@@ -61,10 +62,8 @@ impl Store {
         let mut rows = Vec::new();
         let mut at = HashMap::new();
         {
-            let mut q = tx.prepare_cached(&select)?;
-            let args = std::iter::once(rusqlite::types::Value::from(sweep.to_string()))
-                .chain(numbers.into_iter().map(rusqlite::types::Value::from));
-            let mut cursor = q.query(rusqlite::params_from_iter(args))?;
+            let mut q = conn.prepare_cached(&select)?;
+            let mut cursor = q.query(rusqlite::params_from_iter(args(sweep, chosen)))?;
             while let Some(r) = cursor.next()? {
                 let trial_id: String = r.get(0)?;
                 let spec: String = r.get(7)?;
@@ -92,30 +91,56 @@ impl Store {
                 });
             }
         }
-        // The finals of the chosen trials: all of the sweep's when most are chosen, else looked up
-        // trial by trial through the primary key.
-        let mut fill = |trial: String, metric: String, value: Option<f64>| {
+        // The finals of the chosen trials, each found through the primary key.
+        let finals = format!(
+            "WITH chosen AS (SELECT t.trial_id FROM trials t WHERE t.sweep = ?1 {clause})
+             SELECT f.trial_id, f.metric, f.value FROM chosen c JOIN finals f ON f.sweep = ?1 AND f.trial_id = c.trial_id"
+        );
+        let mut q = conn.prepare_cached(&finals)?;
+        let mut cursor = q.query(rusqlite::params_from_iter(args(sweep, chosen)))?;
+        while let Some(r) = cursor.next()? {
+            let (trial, metric, value): (String, String, Option<f64>) = (r.get(0)?, r.get(1)?, r.get(2)?);
             if let Some(&i) = at.get(&trial) {
                 rows[i].finals.insert(metric, value.unwrap_or(f64::NAN));
             }
-        };
-        if matches!(chosen, Chosen::All) {
-            let mut q = tx.prepare_cached("SELECT trial_id, metric, value FROM finals WHERE sweep = ?1")?;
-            let mut cursor = q.query([sweep])?;
-            while let Some(r) = cursor.next()? {
-                fill(r.get(0)?, r.get(1)?, r.get(2)?);
-            }
-        } else {
-            let mut q = tx.prepare_cached("SELECT metric, value FROM finals WHERE sweep = ?1 AND trial_id = ?2")?;
-            let ids: Vec<String> = at.keys().cloned().collect();
-            for id in ids {
-                let mut cursor = q.query(params![sweep, id])?;
-                while let Some(r) = cursor.next()? {
-                    fill(id.clone(), r.get(0)?, r.get(1)?);
-                }
-            }
         }
-        drop(tx);
         Ok(rows)
+    }
+
+    /// Runs `read` in one read transaction: everything it reads is from the same moment, however
+    /// many statements it makes (the pages of a table, and the columns they fill).
+    pub fn in_snapshot<T>(&self, read: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let _snapshot = self.conn.unchecked_transaction()?;
+        read(self)
+    }
+
+    /// The parameter kinds and final metrics of every trial of `sweep`: the columns of its
+    /// `trials.parquet`, known before any page of rows is read. SQLite reads the parameters' JSON
+    /// types itself; a sample value of each type stands for them.
+    pub fn trials_table_shape(&self, sweep: &str) -> Result<TrialsTableShape> {
+        let mut shape = TrialsTableShape::default();
+        let mut q = self.conn.prepare_cached(
+            "SELECT DISTINCT j.key, j.type FROM trials t, json_each(t.spec, '$.params') j WHERE t.sweep = ?1",
+        )?;
+        let mut cursor = q.query([sweep])?;
+        while let Some(r) = cursor.next()? {
+            let (name, kind): (String, String) = (r.get(0)?, r.get(1)?);
+            let sample = match kind.as_str() {
+                "null" => Value::Null,
+                "true" | "false" => Value::Bool(true),
+                "integer" => Value::from(0i64),
+                "real" => Value::from(0.5f64),
+                "text" => Value::from(""),
+                "array" => Value::Array(vec![]),
+                _ => Value::Object(Default::default()),
+            };
+            shape.param(&name, &sample);
+        }
+        let mut q = self.conn.prepare_cached("SELECT DISTINCT metric FROM finals WHERE sweep = ?1")?;
+        let mut cursor = q.query([sweep])?;
+        while let Some(r) = cursor.next()? {
+            shape.final_metric(&r.get::<_, String>(0)?);
+        }
+        Ok(shape)
     }
 }
