@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 7;
+const VERSION: i64 = 9;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -166,6 +166,30 @@ CREATE TABLE IF NOT EXISTS trial_warnings (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 9: sweeps sent in parts (`SubmitSweepStream`). Each part's trials wait in
+/// `upload_trials`, seen by nobody, until the last part arrived; then `base_idx` is set (where the
+/// trials queue in their sweep) and they move into `trials` a batch per transaction. An upload
+/// without `base_idx` at start-up was broken off and is dropped; one with it is finished.
+/// `end_idx` is one past its last queue position, so two uploads of one sweep never share one.
+const V9: &str = r#"
+CREATE TABLE IF NOT EXISTS uploads (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sweep          TEXT NOT NULL,
+    started_at_ms  INTEGER NOT NULL,
+    base_idx       INTEGER,
+    end_idx        INTEGER
+);
+CREATE TABLE IF NOT EXISTS upload_trials (
+    upload    INTEGER NOT NULL,
+    trial_id  TEXT NOT NULL,
+    idx       INTEGER NOT NULL,              -- the trial's index in its sweep file
+    workload  TEXT NOT NULL,
+    spec      TEXT NOT NULL,
+    gpus      INTEGER NOT NULL,
+    PRIMARY KEY (upload, trial_id)
+) WITHOUT ROWID;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -188,6 +212,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 7 {
         conn.execute_batch(V7)?;
+    }
+    if version < 9 {
+        conn.execute_batch(V9)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;
