@@ -344,7 +344,11 @@ mod tests {
         let cmd = build_command(&spec("s", "0123456789abcdef"), 1, &dirs, &Placement::default(), &runner).unwrap();
         for secret in sweep_proto::remote::SECRET_VARIABLES {
             let set = cmd.as_std().get_envs().find(|(k, _)| *k == secret);
-            assert_eq!(set, Some((std::ffi::OsStr::new(secret), None)), "{secret} is removed from the trial's environment");
+            assert_eq!(
+                set,
+                Some((std::ffi::OsStr::new(secret), None)),
+                "{secret} is removed from the trial's environment"
+            );
         }
     }
 

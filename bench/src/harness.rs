@@ -31,7 +31,10 @@ impl Bench {
             None => tempfile::Builder::new().prefix("sweep-bench-").tempdir()?,
         };
         let results = dir.path().join("results");
-        let config = CoordinatorConfig { flush_interval, ..CoordinatorConfig::loopback(dir.path().join("state"), results.clone()) };
+        let config = CoordinatorConfig {
+            flush_interval,
+            ..CoordinatorConfig::loopback(dir.path().join("state"), results.clone())
+        };
         let coordinator = sweep_coordinator::start(&config).await.context("starting the coordinator")?;
         let url = format!("http://{}", coordinator.local_addr);
         Ok(Bench { coordinator, url, results, dir })
@@ -111,7 +114,8 @@ pub async fn submit_text(
     n: u32,
     base_dir: &Path,
 ) -> anyhow::Result<String> {
-    let resp = client.submit_sweep(submit_request(name, text, n, base_dir)?).await?.into_inner();
+    let req = submit_request(name, text, n, base_dir)?;
+    let resp = sweep_proto::submit::submit_in_parts(client, req, sweep_proto::submit::TRIALS_PER_PART).await?;
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     Ok(resp.sweep_id)
 }

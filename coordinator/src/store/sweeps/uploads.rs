@@ -206,3 +206,65 @@ fn publish_in(tx: &Transaction, upload: i64, batch: usize) -> Result<Published> 
     }
     Ok(Published { added, more })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Policy;
+    use std::path::Path;
+
+    fn trials(n: u32) -> (NewSweep, Vec<StagedTrial>) {
+        let grid: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let text =
+            format!("name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n[grid]\ni = [{}]\n", grid.join(", "));
+        let file = sweep_spec::SweepFile::parse(&text, Path::new("s.toml"), Path::new(".")).unwrap();
+        let specs = sweep_spec::expand(&file).unwrap();
+        let head = NewSweep {
+            name: "s".into(),
+            source: text,
+            source_path: "s.toml".into(),
+            policy: Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
+            trials: Vec::new(),
+        };
+        let staged = specs.into_iter().map(|t| (t.clone(), serde_json::to_string(&t).unwrap())).collect();
+        (head, staged)
+    }
+
+    fn staged_rows(store: &Store) -> i64 {
+        store.conn.query_row("SELECT COUNT(*) FROM upload_trials", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_restart_drops_uploads_broken_off_and_finishes_whole_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, staged) = trials(5);
+        let mut store = Store::open(dir.path(), 1000).unwrap();
+        let broken = store.begin_upload("s", 0).unwrap();
+        store.stage(broken, &staged[..3]).unwrap();
+        drop(store);
+
+        let mut store = Store::open(dir.path(), 1000).unwrap();
+        assert_eq!(store.recover_uploads(2).unwrap(), (1, 0), "the broken-off upload is dropped");
+        assert_eq!(staged_rows(&store), 0);
+        assert!(store.summary("s").is_err(), "nothing of it became a sweep");
+
+        let whole = store.begin_upload("s", 0).unwrap();
+        store.stage(whole, &staged).unwrap();
+        let definitions = ownership::definitions(&staged.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>());
+        let step = store.finish_upload(whole, &head, definitions, Some(4), &Caller::open(), false, 0, 2).unwrap();
+        assert_eq!(step, Published { added: 2, more: true });
+        assert!(store.stage(whole, &staged).is_err(), "an ended upload takes no more trials");
+        assert!(!store.drop_upload(whole, 2).unwrap(), "nor is it dropped");
+        drop(store);
+
+        let mut store = Store::open(dir.path(), 1000).unwrap();
+        assert_eq!(store.recover_uploads(2).unwrap(), (0, 1), "the whole upload is finished");
+        assert_eq!(store.trials_total("s").unwrap(), 5);
+        assert_eq!(staged_rows(&store), 0);
+        let queued: Vec<i64> = {
+            let mut q = store.conn.prepare("SELECT idx FROM trials WHERE sweep = 's' ORDER BY idx").unwrap();
+            q.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        assert_eq!(queued, vec![0, 1, 2, 3, 4]);
+    }
+}
