@@ -114,7 +114,8 @@ pub async fn submit_text(
     n: u32,
     base_dir: &Path,
 ) -> anyhow::Result<String> {
-    let resp = client.submit_sweep(submit_request(name, text, n, base_dir)?).await?.into_inner();
+    let req = submit_request(name, text, n, base_dir)?;
+    let resp = sweep_proto::submit::submit_in_parts(client, req, sweep_proto::submit::TRIALS_PER_PART).await?;
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     Ok(resp.sweep_id)
 }

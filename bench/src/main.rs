@@ -1,4 +1,5 @@
-//! `sweep-bench`: coordinator throughput, measured in one process on loopback. `dispatch` runs
+//! `sweep-bench`: coordinator throughput, measured in one process on loopback (`scale` runs the
+//! coordinator as its own process). `dispatch` runs
 //! real agents and tiny `command` trials; `lease-rate` and `ingest` drive the agent API directly
 //! to find the coordinator's own ceiling. Prints one Markdown table per benchmark and a summary.
 
@@ -6,7 +7,9 @@ mod dispatch;
 mod harness;
 mod ingest;
 mod lease_rate;
+mod process;
 mod report;
+mod scale;
 
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -27,6 +30,8 @@ struct Cli {
     lease_rate: lease_rate::LeaseRateArgs,
     #[command(flatten)]
     ingest: ingest::IngestArgs,
+    #[command(flatten)]
+    scale: scale::ScaleArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +40,8 @@ enum Which {
     Dispatch,
     LeaseRate,
     Ingest,
+    /// 10k to 1M trials through a `sweep-coordinator` process (not part of `all`: it takes long).
+    Scale,
 }
 
 #[tokio::main]
@@ -42,11 +49,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let tmp = cli.tmp.as_deref();
     let runs = |w: Which| cli.which == Which::All || cli.which == w;
-    println!(
-        "sweep-bench: coordinator and clients in one process, {} CPU(s); the store commits every call \
-         in its own SQLite transaction with synchronous=FULL (one fsync per call), which bounds these figures.\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if cli.which == Which::Scale {
+        println!("sweep-bench scale: a sweep-coordinator process and the clients in this one, {cpus} CPU(s), load average {}.\n", scale::load());
+    } else {
+        println!(
+            "sweep-bench: coordinator and clients in one process, {cpus} CPU(s); the store commits every call \
+             in its own SQLite transaction with synchronous=FULL (one fsync per call), which bounds these figures.\n"
+        );
+    }
     let mut summary = Vec::new();
     if runs(Which::Dispatch) {
         let r = dispatch::run(&cli.dispatch, tmp).await?;
@@ -65,6 +76,13 @@ async fn main() -> anyhow::Result<()> {
             "ingest {:.0} rows/s acknowledged, {:.0} rows/s to Parquet",
             r.rows_per_s, r.parquet_rows_per_s
         ));
+    }
+    if cli.which == Which::Scale {
+        let r = scale::run(&cli.scale, tmp).await?;
+        for t in &r.tables {
+            println!("{}", t.render());
+        }
+        summary.push(scale::summary(&r.runs));
     }
     println!("summary: {}", summary.join(" | "));
     Ok(())

@@ -70,6 +70,19 @@ fn check_trial(t: &pb::Trial) -> Result<(), Status> {
 }
 
 pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {
+    check_trial_count(r.trials.len())?;
+    let (mut sweep, trials) = sweep_head_from_wire(r)?;
+    sweep.trials = trials_from_wire(&sweep.name, trials, 0)?;
+    Ok(sweep)
+}
+
+/// Trials of one submission, all parts together: at most [`MAX_TRIALS_PER_SUBMIT`].
+pub fn check_trial_count(trials: usize) -> Result<(), Status> {
+    check_size("trials", trials, MAX_TRIALS_PER_SUBMIT, "trials")
+}
+
+/// The sweep a submission names, without trials, and the trials it carries, unchecked.
+pub fn sweep_head_from_wire(r: pb::SubmitSweepRequest) -> Result<(NewSweep, Vec<pb::Trial>), Status> {
     check_sweep_name("name", &r.name)?;
     check_size("source", r.source.len(), MAX_SOURCE_BYTES, "bytes")?;
     check_size("source_path", r.source_path.len(), MAX_SOURCE_PATH, "bytes")?;
@@ -79,22 +92,27 @@ pub fn sweep_from_wire(r: pb::SubmitSweepRequest) -> Result<NewSweep, Status> {
     if r.max_lost > MAX_RETRY_COUNT {
         return Err(invalid("max_lost", format!("at most {MAX_RETRY_COUNT}, got {}", r.max_lost)));
     }
-    check_size("trials", r.trials.len(), MAX_TRIALS_PER_SUBMIT, "trials")?;
-    let trials = r
-        .trials
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| {
-            trial_from_wire(&r.name, t).map_err(|s| Status::new(s.code(), format!("trials[{i}]: {}", s.message())))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NewSweep {
+    let sweep = NewSweep {
         name: r.name,
         source: r.source,
         source_path: r.source_path,
         policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost, retry_backoff_ms: r.retry_backoff_ms },
-        trials,
-    })
+        trials: Vec::new(),
+    };
+    Ok((sweep, r.trials))
+}
+
+/// The domain trials of sweep `sweep`; errors name the trial's position in the whole submission,
+/// of which these start at `first`.
+pub fn trials_from_wire(sweep: &str, trials: Vec<pb::Trial>, first: usize) -> Result<Vec<TrialSpec>, Status> {
+    trials
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            trial_from_wire(sweep, t)
+                .map_err(|s| Status::new(s.code(), format!("trials[{}]: {}", first + i, s.message())))
+        })
+        .collect()
 }
 
 pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {

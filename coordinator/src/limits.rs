@@ -42,6 +42,15 @@ pub const MAX_EPOCHS_PER_REPORT: usize = 10_000;
 pub const MAX_METRICS_PER_EPOCH: usize = 65_536;
 /// Trials in one `SubmitSweep`: as many as one sweep file may expand to.
 pub const MAX_TRIALS_PER_SUBMIT: usize = sweep_spec::expand::MAX_TRIALS;
+/// Trials in one part of `SubmitSweepStream`, and in one `SubmitSweep` stored in one transaction;
+/// a larger `SubmitSweep` is stored in parts of this size, as if streamed.
+pub const MAX_TRIALS_PER_PART: usize = sweep_proto::submit::TRIALS_PER_PART;
+/// How long `SubmitSweepStream` waits for the next part before it drops what it received: a
+/// client that stopped sending without hanging up does not keep its trials staged for ever.
+pub const MAX_WAIT_FOR_PART: std::time::Duration = std::time::Duration::from_secs(60);
+/// Submissions in parts being received at once; one more is refused with RESOURCE_EXHAUSTED
+/// until one ends, so staged trials cannot fill the disk.
+pub const MAX_UPLOADS_IN_FLIGHT: usize = 8;
 /// Bytes of one trial's command (all arguments together), of its `params_json` and of its
 /// `data_json`, each.
 pub const MAX_TRIAL_FIELD_BYTES: usize = 64 * 1024;

@@ -79,14 +79,33 @@ pub fn definition(spec: &TrialSpec) -> Value {
 
 /// The distinct definitions of `trials`, in order of first appearance.
 pub fn definitions(trials: &[TrialSpec]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    for t in trials {
-        let d = definition(t);
-        if !out.contains(&d) {
-            out.push(d);
+    let mut out = Definitions::default();
+    out.extend(trials);
+    out.into_vec()
+}
+
+/// The distinct definitions of a submission's trials, gathered as its parts arrive: each is
+/// compared by its text, so a million trials cost a million lookups rather than a million scans.
+#[derive(Default)]
+pub struct Definitions {
+    seen: std::collections::HashSet<String>,
+    list: Vec<Value>,
+}
+
+impl Definitions {
+    pub fn extend<'a>(&mut self, trials: impl IntoIterator<Item = &'a TrialSpec>) {
+        for t in trials {
+            let d = definition(t);
+            if self.seen.insert(d.to_string()) {
+                self.list.push(d);
+            }
         }
     }
-    out
+
+    /// In order of first appearance.
+    pub fn into_vec(self) -> Vec<Value> {
+        self.list
+    }
 }
 
 /// How much of a value a difference quotes.

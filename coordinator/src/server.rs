@@ -16,8 +16,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 
-/// Largest request SweepService decodes. Big sweeps are submitted in one `SubmitSweep` (every
-/// trial with its parameters), so this is far above tonic's 4 MiB default. tonic refuses a larger
+/// Largest request SweepService decodes. Clients send big sweeps in parts of 10,000 trials
+/// (`SubmitSweepStream`), but one `SubmitSweep` may still carry a whole sweep, so this is far above
+/// tonic's 4 MiB default. tonic refuses a larger
 /// message before the handler runs (with OUT_OF_RANGE in 0.14).
 pub const MAX_SWEEP_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Largest request AgentService decodes. Agents send metric batches and completions with a stderr
@@ -96,6 +97,16 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     store.set_quarantine_after(config.quarantine_after);
     store.set_pause_after(config.pause_after);
     store.set_max_metric_names(config.max_metric_names);
+    let (dropped, finished) = store
+        .recover_uploads(crate::service::upload::STORE_BATCH)
+        .with_context(|| format!("finishing the sweeps received in parts in {}", config.state.display()))?;
+    if dropped + finished > 0 {
+        tracing::info!(
+            dropped,
+            finished,
+            "sweeps received in parts before the last stop: broken off ones dropped, whole ones stored"
+        );
+    }
     let shared = Shared::new(store)
         .with_context(|| format!("opening read-only connections to the store in {}", config.state.display()))?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -113,7 +124,13 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
 
-    let sweeps = SweepApi { shared: shared.clone() };
+    let sweeps = SweepApi {
+        shared: shared.clone(),
+        uploads: crate::service::upload::Uploads::new(
+            crate::limits::MAX_UPLOADS_IN_FLIGHT,
+            crate::limits::MAX_WAIT_FOR_PART,
+        ),
+    };
     let agents = AgentApi {
         shared: shared.clone(),
         lease_ttl: config.lease_ttl,

@@ -5,7 +5,7 @@
 
 pub mod remote;
 pub mod secret_file;
-mod submit;
+pub mod submit;
 mod trial;
 
 pub mod v1 {

@@ -64,7 +64,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
     // Loopback only and started just now: no token or TLS.
     let mut c = client::connect(&client::Remote::plain(url.clone())).await?;
     let req = sweep_proto::v1::SubmitSweepRequest { force: args.force, ..submit::request(&file, &trials)? };
-    let submitted = c.submit_sweep(req).await.map_err(client::explain)?.into_inner();
+    let submitted = submit::send(&mut c, req).await?;
     eprintln!(
         "sweep {}: {} trials ({} new), state in {}, results in {}",
         submitted.sweep_id,

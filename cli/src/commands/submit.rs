@@ -18,7 +18,13 @@ pub async fn submit(remote: &client::Remote, path: &Path, force: bool) -> anyhow
     let (file, trials) = super::validate::load(path)?;
     let req = pb::SubmitSweepRequest { force, ..request(&file, &trials)? };
     let mut c = client::connect(remote).await?;
-    Ok(c.submit_sweep(req).await.map_err(client::explain)?.into_inner())
+    send(&mut c, req).await
+}
+
+/// Sends a submission in parts of at most 10,000 trials (`SubmitSweepStream`): the coordinator
+/// stores it part by part, and the sweep appears once all of it arrived.
+pub async fn send(c: &mut client::Client, req: pb::SubmitSweepRequest) -> anyhow::Result<pb::SubmitSweepResponse> {
+    sweep_proto::submit::submit_in_parts(c, req, sweep_proto::submit::TRIALS_PER_PART).await.map_err(client::explain)
 }
 
 pub async fn run(remote: &client::Remote, path: &Path, force: bool) -> anyhow::Result<()> {

@@ -4,3 +4,4 @@
 pub mod agents;
 pub mod page;
 pub mod sweeps;
+pub mod upload;

@@ -1,6 +1,7 @@
 //! `sweep.v1.SweepService`: what users call from the CLI.
 
 use super::page;
+use super::upload::{Uploads, STORE_BATCH};
 use crate::auth;
 use crate::convert;
 use crate::shared::Shared;
@@ -27,6 +28,7 @@ fn summary_now(s: &crate::store::Store, name: &str, now: i64) -> crate::error::R
 
 pub struct SweepApi {
     pub shared: Shared,
+    pub uploads: Uploads,
 }
 
 #[tonic::async_trait]
@@ -38,13 +40,36 @@ impl SweepService for SweepApi {
     ) -> Result<Response<pb::SubmitSweepResponse>, Status> {
         let caller = auth::caller(&req);
         let r = req.into_inner();
-        let force = r.force;
-        let sweep = convert::sweep_from_wire(r)?;
-        let name = sweep.name.clone();
+        let (force, name) = (r.force, r.name.clone());
         let by = caller.name().unwrap_or_default().to_string();
-        let out = self.shared.write(move |s, now| s.submit(&sweep, &caller, force, now)).await?;
+        let out = if r.trials.len() <= STORE_BATCH {
+            let sweep = convert::sweep_from_wire(r)?;
+            self.shared.write(move |s, now| s.submit(&sweep, &caller, force, now)).await?
+        } else {
+            // Stored in parts as if streamed, so agents are served while it is stored.
+            convert::check_trial_count(r.trials.len())?;
+            let parts = tokio_stream::iter(r.into_parts(crate::limits::MAX_TRIALS_PER_PART).map(Ok));
+            self.uploads.receive(&self.shared, caller, parts).await?.1
+        };
         tracing::info!(sweep = %name, by = %by, force, added = out.added, total = out.total, "sweep submitted");
         Ok(Response::new(pb::SubmitSweepResponse { sweep_id: name, trials_added: out.added, trials_total: out.total }))
+    }
+
+    #[tracing::instrument(name = "submit_stream", skip_all)]
+    async fn submit_sweep_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::SubmitSweepStreamRequest>>,
+    ) -> Result<Response<pb::SubmitSweepStreamResponse>, Status> {
+        let caller = auth::caller(&req);
+        let by = caller.name().unwrap_or_default().to_string();
+        let parts = req.into_inner();
+        let (name, out) = self.uploads.receive(&self.shared, caller, parts).await?;
+        tracing::info!(sweep = %name, by = %by, added = out.added, total = out.total, "sweep submitted in parts");
+        Ok(Response::new(pb::SubmitSweepStreamResponse {
+            sweep_id: name,
+            trials_added: out.added,
+            trials_total: out.total,
+        }))
     }
 
     async fn get_sweep(&self, req: Request<pb::GetSweepRequest>) -> Result<Response<pb::GetSweepResponse>, Status> {

@@ -4,7 +4,7 @@
 use super::sweeps::{parse_spec, sweep_policy};
 use crate::error::{Error, Result};
 use crate::ownership::{self, Terms};
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction};
 
 /// A stored sweep as a resubmission or a cancellation sees it.
 pub(super) struct Stored {
@@ -14,7 +14,7 @@ pub(super) struct Stored {
 
 /// The sweep named `name`, if there is one. Sweeps stored before definitions were recorded take
 /// the definition of their first trial.
-pub(super) fn stored(tx: &Transaction, name: &str) -> Result<Option<Stored>> {
+pub(super) fn stored(tx: &Connection, name: &str) -> Result<Option<Stored>> {
     let row: Option<(Option<String>, Option<String>)> = tx
         .query_row("SELECT owner, definition FROM sweeps WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;

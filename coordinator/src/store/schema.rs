@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 8;
+const VERSION: i64 = 9;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -168,11 +168,11 @@ CREATE TABLE IF NOT EXISTS trial_warnings (
 
 /// Version 8: each trial's change counter, so the Parquet sink writes only the trials that changed
 /// (`results/<sweep>/trial-changes/`) instead of rereading the whole sweep, and the queue order of
-/// each sweep as an index, so a page of its trials is read without sorting all of them. A trigger owns it: any
-/// change to a column of `trials.parquet` advances the sweep's `trials_version` and stamps the trial
-/// with the new value, whichever statement made the change. Heartbeats (`deadline_ms`) stamp
-/// nothing, nor does a statement that sets a column to the value it had. Submission stamps the
-/// trials it inserts itself, once per submission. A sweep's `trials_version` is always the highest
+/// each sweep as an index, so a page of its trials is read without sorting all of them. A trigger
+/// owns the counter: any change to a column of `trials.parquet` advances the sweep's
+/// `trials_version` and stamps the trial with the new value, whichever statement made the change.
+/// Heartbeats (`deadline_ms`) stamp nothing, nor does a statement that sets a column to the value
+/// it had. Inserting trials stamps them once per batch inserted. A sweep's `trials_version` is always the highest
 /// version of its trials, so trials stored before start at their sweep's.
 const V8: &str = r#"
 ALTER TABLE trials ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
@@ -189,6 +189,30 @@ BEGIN
     UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = NEW.sweep)
      WHERE sweep = NEW.sweep AND trial_id = NEW.trial_id;
 END;
+"#;
+
+/// Version 9: sweeps sent in parts (`SubmitSweepStream`). Each part's trials wait in
+/// `upload_trials`, seen by nobody, until the last part arrived; then `base_idx` is set (where the
+/// trials queue in their sweep) and they move into `trials` a batch per transaction. An upload
+/// without `base_idx` at start-up was broken off and is dropped; one with it is finished.
+/// `end_idx` is one past its last queue position, so two uploads of one sweep never share one.
+const V9: &str = r#"
+CREATE TABLE IF NOT EXISTS uploads (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sweep          TEXT NOT NULL,
+    started_at_ms  INTEGER NOT NULL,
+    base_idx       INTEGER,
+    end_idx        INTEGER
+);
+CREATE TABLE IF NOT EXISTS upload_trials (
+    upload    INTEGER NOT NULL,
+    trial_id  TEXT NOT NULL,
+    idx       INTEGER NOT NULL,              -- the trial's index in its sweep file
+    workload  TEXT NOT NULL,
+    spec      TEXT NOT NULL,
+    gpus      INTEGER NOT NULL,
+    PRIMARY KEY (upload, trial_id)
+) WITHOUT ROWID;
 "#;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -216,6 +240,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 8 {
         conn.execute_batch(V8)?;
+    }
+    if version < 9 {
+        conn.execute_batch(V9)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

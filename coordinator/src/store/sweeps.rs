@@ -8,6 +8,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 use sweep_spec::TrialSpec;
 
+mod uploads;
+
 pub struct NewSweep {
     pub name: String,
     pub source: String,
@@ -103,75 +105,24 @@ impl Store {
     /// `force` (see [`ownership::check_resubmission`]); a new sweep belongs to `caller`.
     pub fn submit(&mut self, sweep: &NewSweep, caller: &Caller, force: bool, now_ms: i64) -> Result<SubmitOutcome> {
         let tx = self.conn.transaction()?;
-        let submitted = Terms { policy: sweep.policy, definitions: ownership::definitions(&sweep.trials) };
-        // A submission without trials leaves the stored definition as it is.
-        let definition = (!submitted.definitions.is_empty())
-            .then(|| serde_json::to_string(&submitted.definitions).expect("definitions serialize"));
-        let stored = super::owners::stored(&tx, &sweep.name)?;
-        if let Some(stored) = &stored {
-            ownership::check_resubmission(
-                &sweep.name,
-                stored.owner.as_deref(),
-                &stored.terms,
-                &submitted,
-                caller,
-                force,
-            )?;
-            tx.execute(
-                // Resubmitting resumes a paused sweep: only failures from now on count towards
-                // pausing it again (SQLite evaluates every expression on the row as it was).
-                "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
-                        definition = COALESCE(?7, definition), pause_reason = NULL, pause_error = NULL,
-                        failures_from_lease = CASE WHEN state = 'paused' THEN (SELECT COALESCE(MAX(lease_id), 0) FROM attempts)
-                                                   ELSE failures_from_lease END
-                 WHERE name = ?1",
-                params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition],
-            )?;
-        } else {
-            let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    sweep.name,
-                    seq,
-                    now_ms,
-                    sweep.source,
-                    sweep.source_path,
-                    sweep.policy.max_attempts,
-                    sweep.policy.max_lost,
-                    sweep.policy.retry_backoff_ms,
-                    caller.name(),
-                    definition
-                ],
-            )?;
-        }
-        let mut added = 0u32;
-        // The trials this submission adds are one change of the sweep's trials (schema V8).
-        let version: i64 =
-            tx.query_row("SELECT trials_version + 1 FROM sweeps WHERE name = ?1", [&sweep.name], |r| r.get(0))?;
-        {
-            let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
-            )?;
-            let base: i64 =
-                tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| {
-                    r.get(0)
-                })?;
-            for t in &sweep.trials {
-                let spec = serde_json::to_string(t).expect("trial specs serialize");
-                // New trials of a changed file queue after the ones already there.
-                let idx = base + t.index as i64;
-                added +=
-                    insert.execute(params![sweep.name, t.id.0, idx, t.workload, spec, t.resources.gpus, version])?
-                        as u32;
-            }
-        }
-        if added > 0 {
-            tx.execute("UPDATE sweeps SET trials_version = ?2 WHERE name = ?1", params![sweep.name, version])?;
-        }
-        let total: u32 = tx.query_row("SELECT COUNT(*) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
+        let head = SweepHead {
+            name: &sweep.name,
+            source: &sweep.source,
+            source_path: &sweep.source_path,
+            policy: sweep.policy,
+        };
+        store_sweep(&tx, &head, ownership::definitions(&sweep.trials), caller, force, now_ms)?;
+        let base: i64 =
+            tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
+        let rows = sweep.trials.iter().map(|t| NewTrial {
+            trial_id: t.id.0.clone(),
+            index: t.index as i64,
+            workload: t.workload.clone(),
+            spec: serde_json::to_string(t).expect("trial specs serialize"),
+            gpus: t.resources.gpus,
+        });
+        let added = insert_trials(&tx, &sweep.name, base, rows)?;
+        let total = trial_count(&tx, &sweep.name)?;
         tx.commit()?;
         Ok(SubmitOutcome { added, total })
     }
@@ -346,7 +297,7 @@ impl Store {
     }
 }
 
-pub(super) fn sweep_policy(tx: &Transaction, sweep: &str) -> Result<Policy> {
+pub(super) fn sweep_policy(tx: &rusqlite::Connection, sweep: &str) -> Result<Policy> {
     tx.query_row("SELECT max_attempts, max_lost, retry_backoff_ms FROM sweeps WHERE name = ?1", [sweep], |r| {
         Ok(Policy { max_attempts: r.get(0)?, max_lost: r.get(1)?, retry_backoff_ms: r.get(2)? })
     })
@@ -356,4 +307,102 @@ pub(super) fn sweep_policy(tx: &Transaction, sweep: &str) -> Result<Policy> {
 
 pub(super) fn parse_spec(json: &str) -> Result<TrialSpec> {
     serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("trial spec: {e}")))
+}
+
+/// What a submission says of its sweep besides the trials.
+pub struct SweepHead<'a> {
+    pub name: &'a str,
+    pub source: &'a str,
+    pub source_path: &'a str,
+    pub policy: Policy,
+}
+
+/// A trial about to be queued, its spec already as stored.
+pub(super) struct NewTrial {
+    pub trial_id: String,
+    /// Its index in the sweep file: it queues at the submission's base plus this.
+    pub index: i64,
+    pub workload: String,
+    pub spec: String,
+    pub gpus: u32,
+}
+
+/// Creates the sweep, or updates a stored one with the submission's terms once
+/// [`ownership::check_resubmission`] allows it. `definitions` are those of every trial submitted;
+/// none leaves the stored definition as it is. A new sweep belongs to `caller`.
+pub(super) fn store_sweep(
+    tx: &Transaction,
+    sweep: &SweepHead,
+    definitions: Vec<serde_json::Value>,
+    caller: &Caller,
+    force: bool,
+    now_ms: i64,
+) -> Result<()> {
+    let submitted = Terms { policy: sweep.policy, definitions };
+    // A submission without trials leaves the stored definition as it is.
+    let definition = (!submitted.definitions.is_empty())
+        .then(|| serde_json::to_string(&submitted.definitions).expect("definitions serialize"));
+    let stored = super::owners::stored(tx, sweep.name)?;
+    if let Some(stored) = &stored {
+        ownership::check_resubmission(sweep.name, stored.owner.as_deref(), &stored.terms, &submitted, caller, force)?;
+        tx.execute(
+            // Resubmitting resumes a paused sweep: only failures from now on count towards
+            // pausing it again (SQLite evaluates every expression on the row as it was).
+            "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
+                    definition = COALESCE(?7, definition), pause_reason = NULL, pause_error = NULL,
+                    failures_from_lease = CASE WHEN state = 'paused' THEN (SELECT COALESCE(MAX(lease_id), 0) FROM attempts)
+                                               ELSE failures_from_lease END
+             WHERE name = ?1",
+            params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition],
+        )?;
+    } else {
+        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                sweep.name,
+                seq,
+                now_ms,
+                sweep.source,
+                sweep.source_path,
+                sweep.policy.max_attempts,
+                sweep.policy.max_lost,
+                sweep.policy.retry_backoff_ms,
+                caller.name(),
+                definition
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues the trials the sweep does not have yet (by id), each at `base` plus its index: new
+/// trials of a changed file queue after the ones already there. Those added are one change of the
+/// sweep's trials, for the Parquet sink. Returns how many were added.
+pub(super) fn insert_trials(
+    tx: &Transaction,
+    sweep: &str,
+    base: i64,
+    trials: impl Iterator<Item = NewTrial>,
+) -> Result<u32> {
+    // The trials one call adds are one change of the sweep's trials (schema V8).
+    let version: i64 = tx.query_row("SELECT trials_version + 1 FROM sweeps WHERE name = ?1", [sweep], |r| r.get(0))?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO trials (sweep, trial_id, idx, workload, spec, gpus, state, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
+    )?;
+    let mut added = 0u32;
+    for t in trials {
+        added +=
+            insert.execute(params![sweep, t.trial_id, base + t.index, t.workload, t.spec, t.gpus, version])? as u32;
+    }
+    if added > 0 {
+        tx.execute("UPDATE sweeps SET trials_version = ?2 WHERE name = ?1", params![sweep, version])?;
+    }
+    Ok(added)
+}
+
+pub(super) fn trial_count(tx: &rusqlite::Connection, sweep: &str) -> Result<u32> {
+    Ok(tx.query_row("SELECT COUNT(*) FROM trials WHERE sweep = ?1", [sweep], |r| r.get(0))?)
 }
