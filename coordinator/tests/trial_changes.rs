@@ -197,3 +197,30 @@ async fn reads_are_answered_while_a_write_holds_the_store() {
     assert_eq!((status.trials.len(), results.trials.len()), (3, 3));
     write.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_writes_the_table_whole_and_a_restart_removes_parts_it_covers() {
+    let env = Env::new(LONG_TTL);
+    let config = sweep_coordinator::CoordinatorConfig { trials_rewrite_spacing: u32::MAX, ..env.config() };
+    let c = Coordinator::connect(sweep_coordinator::start(&config).await.unwrap()).await;
+    c.submit(sweep("stop", &widths(4), "")).await.unwrap();
+    let dir = env.sweep_dir("stop");
+    eventually("the first trials.parquet", || async { dir.join(results::TRIALS_FILE).exists().then_some(()) }).await;
+    let mut agent = c.agent("node", 1).await;
+    agent.lease_one().await;
+    let part = eventually("a change part", || async { change_parts(&dir).into_iter().next() }).await;
+    let changes = dir.join(results::TRIAL_CHANGES_DIR);
+    let leftover = std::fs::read(changes.join(&part)).unwrap();
+
+    c.running.shutdown().await.unwrap();
+    assert!(change_parts(&dir).is_empty(), "the last flush writes the table whole and removes the parts");
+    let table = results::read_trials_table(&dir.join(results::TRIALS_FILE)).unwrap();
+    assert_eq!(table.iter().filter(|r| r.status == "leased").count(), 1);
+
+    // A part the table already covers, as a crash between the two writes leaves it.
+    std::fs::write(changes.join(&part), leftover).unwrap();
+    let again = Coordinator::connect(sweep_coordinator::start(&config).await.unwrap()).await;
+    eventually("the covered part removed", || async { change_parts(&dir).is_empty().then_some(()) }).await;
+    assert_eq!(results::read_current_trials(&dir).unwrap(), table);
+    again.running.shutdown().await.unwrap();
+}
