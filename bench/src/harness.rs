@@ -31,7 +31,10 @@ impl Bench {
             None => tempfile::Builder::new().prefix("sweep-bench-").tempdir()?,
         };
         let results = dir.path().join("results");
-        let config = CoordinatorConfig { flush_interval, ..CoordinatorConfig::loopback(dir.path().join("state"), results.clone()) };
+        let config = CoordinatorConfig {
+            flush_interval,
+            ..CoordinatorConfig::loopback(dir.path().join("state"), results.clone())
+        };
         let coordinator = sweep_coordinator::start(&config).await.context("starting the coordinator")?;
         let url = format!("http://{}", coordinator.local_addr);
         Ok(Bench { coordinator, url, results, dir })

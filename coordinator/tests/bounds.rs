@@ -122,8 +122,7 @@ async fn connections_that_never_speak_are_closed_and_the_cap_is_logged() {
 #[tokio::test]
 async fn a_quiet_client_that_answers_pings_is_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, addr) =
-        spawn_coordinator(dir.path(), &["--handshake-timeout", "300ms", "--idle-timeout", "800ms"]);
+    let (child, addr) = spawn_coordinator(dir.path(), &["--handshake-timeout", "300ms", "--idle-timeout", "800ms"]);
     let _coordinator = Killed(child);
     let c = Clients::connect(&addr).await;
     c.submit(sweep("kept", &[1], "")).await.unwrap();

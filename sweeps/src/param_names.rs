@@ -94,10 +94,26 @@ mod tests {
     #[test]
     fn names_that_make_clean_flags_and_variables_are_valid() {
         let longest = "a".repeat(MAX_LEN);
-        for name in ["lr", "batch_size", "_private", "label-noise.x", "model.encoder.layers", "1e", "größe", "学习率", &longest] {
+        for name in
+            ["lr", "batch_size", "_private", "label-noise.x", "model.encoder.layers", "1e", "größe", "学习率", &longest]
+        {
             assert!(is_valid(name), "{name:?}");
         }
-        for name in ["", "-", "-lr", "--lr", "a b", "a=b", "a\tb", "a\nb", "a\x1b[2J", "a\u{202e}b", "a\u{2066}", "a\0", "a\u{a0}b"] {
+        for name in [
+            "",
+            "-",
+            "-lr",
+            "--lr",
+            "a b",
+            "a=b",
+            "a\tb",
+            "a\nb",
+            "a\x1b[2J",
+            "a\u{202e}b",
+            "a\u{2066}",
+            "a\0",
+            "a\u{a0}b",
+        ] {
             assert!(!is_valid(name), "{name:?}");
         }
         assert!(!is_valid(&"a".repeat(MAX_LEN + 1)));

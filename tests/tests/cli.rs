@@ -242,9 +242,7 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
     let coordinator = start_coordinator(dir.path(), "5s");
     let _agent = start_agent(dir.path(), &coordinator.url, "a", 2);
     stdout_of(&sweep(&coordinator.url, &["submit", file.to_str().unwrap()]));
-    wait_for(&coordinator.url, "hostile", dir.path(), std::time::Duration::from_secs(60), |s| {
-        count(s, "failed") == 2
-    });
+    wait_for(&coordinator.url, "hostile", dir.path(), std::time::Duration::from_secs(60), |s| count(s, "failed") == 2);
 
     let no_escapes = |what: &str, out: &str| {
         assert!(!out.contains(['\x1b', '\x07', '\u{9b}']), "{what} sent a terminal escape: {out:?}");
@@ -262,7 +260,10 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
         let results = stdout_of(&sweep(&coordinator.url, &["results", "hostile", "--format", format]));
         no_escapes("results", &results);
         assert!(results.contains("\\u{1b}[2J") && results.contains("\\u{1b}]0;title\\u{7}"), "{results}");
-        assert!(results.contains("ok"), "the record with the refused metric name was dropped, not the trial: {results}");
+        assert!(
+            results.contains("ok"),
+            "the record with the refused metric name was dropped, not the trial: {results}"
+        );
     }
     // JSON escapes control characters by its own rules.
     let json = stdout_of(&sweep(&coordinator.url, &["results", "hostile", "--format", "json"]));
@@ -289,7 +290,8 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
     };
     sweep_coordinator::results::write_trials_table(&old.join("hostile"), &[row]).unwrap();
     for format in ["table", "csv"] {
-        let out = sweep(&coordinator.url, &["results", "hostile", "--format", format, "--results", old.to_str().unwrap()]);
+        let out =
+            sweep(&coordinator.url, &["results", "hostile", "--format", format, "--results", old.to_str().unwrap()]);
         let results = stdout_of(&out);
         no_escapes("results from files", &results);
         assert!(results.contains("acc\\u{1b}[2J\\u{1b}]0;title\\u{7}"), "{results}");

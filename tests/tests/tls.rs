@@ -30,7 +30,10 @@ echo '{"epoch": 1, "metrics": {"x": 1}}'
 "#;
 
 fn sweep_file(trial: &Path) -> String {
-    format!("name = \"secure\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", {:?}]\n[grid]\nseed = [0, 1]\n", trial.display().to_string())
+    format!(
+        "name = \"secure\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", {:?}]\n[grid]\nseed = [0, 1]\n",
+        trial.display().to_string()
+    )
 }
 
 /// PEM files of a test CA, a server certificate for 127.0.0.1/localhost and a client certificate,

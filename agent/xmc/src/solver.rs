@@ -14,7 +14,6 @@ pub enum Loss {
 }
 
 impl Loss {
-
     pub fn parse(name: &str) -> Option<Loss> {
         match name {
             "squared_hinge" => Some(Loss::SquaredHinge),

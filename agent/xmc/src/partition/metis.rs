@@ -15,7 +15,6 @@ pub enum LabelGraphKind {
 }
 
 impl LabelGraphKind {
-
     pub fn parse(name: &str) -> Option<LabelGraphKind> {
         match name {
             "cooccurrence" => Some(LabelGraphKind::Cooccurrence),
