@@ -39,8 +39,8 @@ pub struct AgentConfig {
     /// Leases to hold ahead of free slots while this agent's trials are short (the last one ran
     /// under 10 s): when a trial ends, the next starts at once instead of after a round trip to
     /// the coordinator. Held leases are heartbeated like running ones and handed back unstarted
-    /// when the agent drains. Long trials never wait behind one [default: the number of slots;
-    /// 0: lease only for free slots].
+    /// when the agent drains. Once a trial has run 10 s or more, no more are taken ahead
+    /// [default: the number of slots; 0: lease only for free slots].
     #[arg(long, env = "SWEEP_LEASE_AHEAD")]
     pub lease_ahead: Option<u32>,
     /// Where built-in trials compute: `auto` (CUDA when the trial has a GPU, else the CPU), `cpu`

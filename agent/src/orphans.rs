@@ -8,7 +8,7 @@
 //! follows the agent thread that started the process; tokio's workers live as long as the agent.
 
 use std::ffi::OsStr;
-use std::io::{Error, ErrorKind, Read};
+use std::io::{Error, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -79,8 +79,8 @@ fn with_hook(mut cmd: Command) -> Command {
     cmd
 }
 
-/// The file `exec` would run for `program`, or the error it would fail with: NotFound,
-/// PermissionDenied, EISDIR, ENOEXEC (neither `#!` nor ELF).
+/// The file `exec` would run for `program`, or the OS error it would fail with: ENOENT, EACCES
+/// (not executable, or a folder), ENOEXEC (neither `#!` nor ELF).
 pub fn resolve(program: &OsStr, dir: Option<&Path>) -> std::io::Result<PathBuf> {
     let path = if program.as_bytes().contains(&b'/') {
         match dir {
@@ -88,14 +88,11 @@ pub fn resolve(program: &OsStr, dir: Option<&Path>) -> std::io::Result<PathBuf> 
             None => PathBuf::from(program),
         }
     } else {
-        on_path(program).ok_or_else(|| Error::from(ErrorKind::NotFound))?
+        on_path(program).ok_or_else(|| Error::from_raw_os_error(libc::ENOENT))?
     };
     let meta = std::fs::metadata(&path)?;
-    if meta.is_dir() {
-        return Err(Error::from_raw_os_error(libc::EISDIR));
-    }
-    if !executable(&path) {
-        return Err(Error::from(ErrorKind::PermissionDenied));
+    if meta.is_dir() || !executable(&path) {
+        return Err(Error::from_raw_os_error(libc::EACCES));
     }
     let mut magic = [0u8; 4];
     if let Ok(n) = std::fs::File::open(&path).and_then(|mut f| f.read(&mut magic)) {

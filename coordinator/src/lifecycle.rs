@@ -515,6 +515,7 @@ mod tests {
                 launch_error_permanent: false,
                 stopped_by_request,
                 released: false,
+                unstarted: false,
                 whole_group: whole,
                 refused: None,
             };
