@@ -66,7 +66,7 @@ impl AgentService for AgentApi {
         let give_up = tokio::time::Instant::now() + lease_wait(r.wait_ms);
         let answer = loop {
             queued.borrow_and_update();
-            let (r, gpus, session) = (r.clone(), gpus.clone(), session.clone());
+            let (r, gpus) = (r.clone(), gpus.clone());
             let answer = self
                 .shared
                 .write(move |s, now| {
