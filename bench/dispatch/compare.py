@@ -10,7 +10,7 @@ the same concurrency, each system storing every epoch's result durably its own w
   (`sweeps.created_at_ms`, `max(trials.finished_at_ms)`); the client's wall time around
   `sweep submit` + `sweep watch`, CLI start-ups included, is shown beside it.
 - Optuna: `study.optimize(objective, n_trials, n_jobs=N)` on SQLite storage with a GridSampler
-  over the same grid; the objective runs the script as a subprocess and calls `trial.report` per
+  over the same grid (or `--optuna-sampler random`); the objective runs the script as a subprocess and calls `trial.report` per
   epoch (each a committed SQLite write). Time: the `optimize` call.
 - Ray Tune: `Tuner.fit()` with `max_concurrent_trials=N` (and `num_cpus=N`, so N trials fit) over
   `grid_search` of the same grid; the trainable runs the script and calls `tune.report` per
@@ -90,8 +90,8 @@ def stop(proc):
             proc.wait()
 
 
-def run_sweep(args, tmp):
-    binaries = args.bin_dir or ROOT / "target" / args.profile
+def run_sweep(args, tmp, binaries=None):
+    binaries = binaries or args.bin_dir or ROOT / "target" / args.profile
     env = {**os.environ, "SWEEP_GPUS": ""}
     t = time.perf_counter()
     coordinator = subprocess.Popen(
@@ -139,10 +139,11 @@ import json, subprocess, sys, time
 t = time.perf_counter()
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-script, n, jobs, db = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+script, n, jobs, db, sampler = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 grid = list(range(n))
-study = optuna.create_study(storage=f"sqlite:///{db}", study_name="dispatch-bench",
-                            sampler=optuna.samplers.GridSampler({"i": grid}))
+# The grid, as sweep runs it; or random draws from it, which spare the sampler reading every trial.
+sampler = optuna.samplers.GridSampler({"i": grid}) if sampler == "grid" else optuna.samplers.RandomSampler(seed=0)
+study = optuna.create_study(storage=f"sqlite:///{db}", study_name="dispatch-bench", sampler=sampler)
 startup = time.perf_counter() - t
 
 def objective(trial):
@@ -200,8 +201,8 @@ print(json.dumps({"run": run, "startup": startup, "done": done, "rows": rows, "d
 '''
 
 
-def run_peer(code, args, py, tmp, store):
-    cmd = [py, "-c", code, TRIAL, str(args.trials), str(args.concurrency), tmp / store]
+def run_peer(code, args, py, tmp, store, *extra):
+    cmd = [py, "-c", code, TRIAL, str(args.trials), str(args.concurrency), tmp / store, *extra]
     with open(tmp / "peer.log", "w") as log:
         out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=tmp)
     if out.returncode != 0:
@@ -241,6 +242,10 @@ def main():
                     help="which build of sweep-coordinator, sweep-agent and sweep to run [release]")
     ap.add_argument("--bin-dir", type=Path, help="run sweep-coordinator, sweep-agent and sweep from this folder "
                                                  "instead of target/PROFILE (to compare two builds)")
+    ap.add_argument("--before-bin-dir", type=Path, metavar="DIR",
+                    help="also run the sweep binaries in DIR (an earlier build), as the row `sweep (before)`")
+    ap.add_argument("--optuna-sampler", choices=["grid", "random"], default="grid",
+                    help="GridSampler over the same grid [grid], or RandomSampler (draws may repeat a point)")
     ap.add_argument("--skip", default="", help=f"comma-separated systems to leave out: {','.join(SYSTEMS)}")
     ap.add_argument("--agent-flag", action="append", default=[], metavar="FLAG",
                     help="extra flag for sweep-agent (repeat; e.g. --agent-flag=--poll-interval=100ms)")
@@ -248,6 +253,8 @@ def main():
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     systems = [s for s in SYSTEMS if s not in skip]
+    if args.before_bin_dir:
+        systems.insert(1, "before")
     if "sweep" in systems and not args.bin_dir:
         missing = [b for b in ("sweep", "sweep-coordinator", "sweep-agent")
                    if not (ROOT / "target" / args.profile / b).exists()]
@@ -258,7 +265,8 @@ def main():
     py = ensure_peer_venv() if {"optuna", "ray"} & set(systems) else None
     runners = {
         "sweep": run_sweep,
-        "optuna": lambda a, tmp: run_peer(OPTUNA_PY, a, py, tmp, "optuna.db"),
+        "before": lambda a, tmp: run_sweep(a, tmp, a.before_bin_dir),
+        "optuna": lambda a, tmp: run_peer(OPTUNA_PY, a, py, tmp, "optuna.db", a.optuna_sampler),
         "ray": lambda a, tmp: run_peer(RAY_PY, a, py, tmp, "ray-results"),
         "pool": run_pool,
     }
@@ -284,9 +292,11 @@ def main():
 
     labels = {
         "sweep": f"sweep: coordinator + 1 agent x {args.concurrency} slots (separate processes), SQLite",
-        "optuna": f"Optuna {'{optuna}'}: SQLite storage, GridSampler, n_jobs={args.concurrency}",
+        "optuna": f"Optuna {'{optuna}'}: SQLite storage, {args.optuna_sampler.capitalize()}Sampler, "
+                  f"n_jobs={args.concurrency}",
         "ray": f"Ray Tune {'{ray}'}: max_concurrent_trials={args.concurrency}, local storage",
         "pool": f"plain thread pool of {args.concurrency}, nothing stored",
+        "before": f"sweep before (binaries of {args.before_bin_dir}), same setup",
     }
     versions = peer_versions(py) if py else {}
     print(f"\n{args.trials} trials x {EPOCHS} epochs x {EPOCH_S * 1e3:.0f} ms, {args.concurrency} at a time; "
@@ -305,10 +315,11 @@ def main():
         label = labels[s].format(**versions) if versions else labels[s]
         print(f"| {label} | {med:.2f} | {med / floor:.2f} | {each} | "
               f"{statistics.median(r['startup'] for r in runs):.2f} |")
-    if "sweep" in results:
-        client = statistics.median(r["client"] for r in results["sweep"])
-        print(f"\nsweep, client side (`sweep submit` + `sweep watch`, CLI start-ups included): median {client:.2f} s "
-              f"({client / floor:.2f}x)")
+    for s in ("sweep", "before"):
+        if s in results:
+            client = statistics.median(r["client"] for r in results[s])
+            print(f"\n{s}, client side (`sweep submit` + `sweep watch`, CLI start-ups included): median "
+                  f"{client:.2f} s ({client / floor:.2f}x)")
 
 
 if __name__ == "__main__":
