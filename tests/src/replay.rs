@@ -83,9 +83,7 @@ async fn burst(
     let agent_id = reg.agent_id;
     let secret = reg.session_secret;
 
-    // Trials are pending only between waves and after faults, and agents running short trials
-    // lease them ahead of their slots at once: ask for a few seconds, each call waiting for
-    // queued work as an idle agent's does.
+    // Trials are pending only between waves and after faults: ask for a few seconds.
     let mut leases = Vec::new();
     for _ in 0..50 {
         let resp = client
@@ -94,7 +92,6 @@ async fn burst(
                 free_slots: max_trials,
                 free_gpus: 0,
                 session_secret: secret.clone(),
-                wait_ms: 100,
                 ..Default::default()
             })
             .await
