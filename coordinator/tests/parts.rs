@@ -39,7 +39,8 @@ fn staged_rows(env: &Env) -> (i64, i64) {
 }
 
 async fn sweep_exists(c: &common::Clients, name: &str) -> bool {
-    match c.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: name.into(), ..Default::default() }).await {
+    let req = pb::GetSweepRequest { sweep_id: name.into() };
+    match c.sweeps.clone().get_sweep(req).await {
         Ok(_) => true,
         Err(s) if s.code() == Code::NotFound => false,
         Err(s) => panic!("get sweep {name}: {s:?}"),
