@@ -49,6 +49,8 @@ pub struct ScaleArgs {
 /// One size's figures.
 pub struct ScaleRun {
     pub n: u32,
+    /// Parsing and expanding the sweep file in this process, before anything is sent.
+    pub expand: Duration,
     pub submit: Duration,
     pub run: Duration,
     pub heartbeats_submit: Latencies,
@@ -228,8 +230,12 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let name = format!("scale-{n}");
     let text = grid_text(&name, n);
     let started = Instant::now();
-    harness::submit_text(&mut sweeps, &name, text, n, dir.path()).await?;
+    let req = harness::submit_request(&name, text, n, dir.path())?;
+    let expand = started.elapsed();
+    let started = Instant::now();
+    let resp = sweep_proto::submit::submit_in_parts(&mut sweeps, req, sweep_proto::submit::TRIALS_PER_PART).await?;
     let submit = started.elapsed();
+    anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     let memory_after_submit = coordinator.memory()?;
 
     let mut agents = Vec::new();
@@ -278,6 +284,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let [submit_beats, run_beats] = beats;
     Ok(ScaleRun {
         n,
+        expand,
         submit,
         run,
         heartbeats_submit: Latencies(submit_beats),
