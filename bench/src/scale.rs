@@ -134,6 +134,7 @@ fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Ta
     let mut t = Table::new(format!("scale: {} trials through a sweep-coordinator process", r.n));
     t.row("coordinator", binary.display().to_string());
     t.row("simulated agents x lease batch", format!("{} x {}", args.scale_agents, args.scale_batch));
+    t.row("expand the sweep file (client side, before submit)", format!("{:.2} s", r.expand.as_secs_f64()));
     t.row(
         "submit (parts of 10,000 trials)",
         format!("{:.2} s, {:.1} µs/trial", r.submit.as_secs_f64(), r.submit.as_secs_f64() * 1e6 / n),
