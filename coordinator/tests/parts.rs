@@ -39,8 +39,7 @@ fn staged_rows(env: &Env) -> (i64, i64) {
 }
 
 async fn sweep_exists(c: &common::Clients, name: &str) -> bool {
-    let req = pb::GetSweepRequest { sweep_id: name.into() };
-    match c.sweeps.clone().get_sweep(req).await {
+    match c.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: name.into(), ..Default::default() }).await {
         Ok(_) => true,
         Err(s) if s.code() == Code::NotFound => false,
         Err(s) => panic!("get sweep {name}: {s:?}"),
