@@ -63,7 +63,6 @@ pub struct ScaleRun {
 
 pub struct ScaleResult {
     pub runs: Vec<ScaleRun>,
-    pub tables: Vec<Table>,
 }
 
 /// Heartbeat round trips of one phase, sorted.
@@ -118,15 +117,15 @@ pub async fn run(args: &ScaleArgs, tmp_root: Option<&Path>) -> anyhow::Result<Sc
     };
     anyhow::ensure!(binary.is_file(), "no coordinator binary at {}: pass --coordinator-bin", binary.display());
     let mut runs = Vec::new();
-    let mut tables = Vec::new();
     for &n in &args.sizes {
         anyhow::ensure!(n > 0 && (n < 1000 || n % 1000 == 0), "--sizes: {n} is not a multiple of 1,000");
         let load_before = load();
         let r = run_one(args, &binary, tmp_root, n).await.with_context(|| format!("the run of {n} trials"))?;
-        tables.push(table(args, &binary, &r, &load_before));
+        // A million trials take most of an hour: each size's figures are printed as they come.
+        println!("{}", table(args, &binary, &r, &load_before).render());
         runs.push(r);
     }
-    Ok(ScaleResult { runs, tables })
+    Ok(ScaleResult { runs })
 }
 
 fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Table {
