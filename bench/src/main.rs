@@ -79,9 +79,6 @@ async fn main() -> anyhow::Result<()> {
     }
     if cli.which == Which::Scale {
         let r = scale::run(&cli.scale, tmp).await?;
-        for t in &r.tables {
-            println!("{}", t.render());
-        }
         summary.push(scale::summary(&r.runs));
     }
     println!("summary: {}", summary.join(" | "));

@@ -49,6 +49,8 @@ pub struct ScaleArgs {
 /// One size's figures.
 pub struct ScaleRun {
     pub n: u32,
+    /// Parsing and expanding the sweep file in this process, before anything is sent.
+    pub expand: Duration,
     pub submit: Duration,
     pub run: Duration,
     pub heartbeats_submit: Latencies,
@@ -61,7 +63,6 @@ pub struct ScaleRun {
 
 pub struct ScaleResult {
     pub runs: Vec<ScaleRun>,
-    pub tables: Vec<Table>,
 }
 
 /// Heartbeat round trips of one phase, sorted.
@@ -116,15 +117,15 @@ pub async fn run(args: &ScaleArgs, tmp_root: Option<&Path>) -> anyhow::Result<Sc
     };
     anyhow::ensure!(binary.is_file(), "no coordinator binary at {}: pass --coordinator-bin", binary.display());
     let mut runs = Vec::new();
-    let mut tables = Vec::new();
     for &n in &args.sizes {
         anyhow::ensure!(n > 0 && (n < 1000 || n % 1000 == 0), "--sizes: {n} is not a multiple of 1,000");
         let load_before = load();
         let r = run_one(args, &binary, tmp_root, n).await.with_context(|| format!("the run of {n} trials"))?;
-        tables.push(table(args, &binary, &r, &load_before));
+        // A million trials take most of an hour: each size's figures are printed as they come.
+        println!("{}", table(args, &binary, &r, &load_before).render());
         runs.push(r);
     }
-    Ok(ScaleResult { runs, tables })
+    Ok(ScaleResult { runs })
 }
 
 fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Table {
@@ -132,6 +133,7 @@ fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Ta
     let mut t = Table::new(format!("scale: {} trials through a sweep-coordinator process", r.n));
     t.row("coordinator", binary.display().to_string());
     t.row("simulated agents x lease batch", format!("{} x {}", args.scale_agents, args.scale_batch));
+    t.row("expand the sweep file (client side, before submit)", format!("{:.2} s", r.expand.as_secs_f64()));
     t.row(
         "submit (parts of 10,000 trials)",
         format!("{:.2} s, {:.1} µs/trial", r.submit.as_secs_f64(), r.submit.as_secs_f64() * 1e6 / n),
@@ -228,8 +230,12 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let name = format!("scale-{n}");
     let text = grid_text(&name, n);
     let started = Instant::now();
-    harness::submit_text(&mut sweeps, &name, text, n, dir.path()).await?;
+    let req = harness::submit_request(&name, text, n, dir.path())?;
+    let expand = started.elapsed();
+    let started = Instant::now();
+    let resp = sweep_proto::submit::submit_in_parts(&mut sweeps, req, sweep_proto::submit::TRIALS_PER_PART).await?;
     let submit = started.elapsed();
+    anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     let memory_after_submit = coordinator.memory()?;
 
     let mut agents = Vec::new();
@@ -278,6 +284,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let [submit_beats, run_beats] = beats;
     Ok(ScaleRun {
         n,
+        expand,
         submit,
         run,
         heartbeats_submit: Latencies(submit_beats),

@@ -38,6 +38,8 @@ fn staged_rows(env: &Env) -> (i64, i64) {
     (count("uploads"), count("upload_trials"))
 }
 
+/// The request spells out its defaults: GetSweep takes paging fields beside the sweep's name.
+#[allow(clippy::needless_update)]
 async fn sweep_exists(c: &common::Clients, name: &str) -> bool {
     match c.sweeps.clone().get_sweep(pb::GetSweepRequest { sweep_id: name.into(), ..Default::default() }).await {
         Ok(_) => true,

@@ -235,9 +235,10 @@ impl Staged {
 impl Drop for Staged {
     /// Also when the caller hangs up: the handler is dropped mid-await, and the clean-up runs on.
     fn drop(&mut self) {
-        if self.armed {
+        // Without a runtime (the coordinator is stopping) the next start drops it instead.
+        if let (true, Ok(runtime)) = (self.armed, tokio::runtime::Handle::try_current()) {
             let (shared, upload) = (self.shared.clone(), self.upload);
-            tokio::spawn(async move { drop_upload(&shared, upload).await });
+            runtime.spawn(async move { drop_upload(&shared, upload).await });
         }
     }
 }

@@ -211,7 +211,7 @@ CREATE TABLE IF NOT EXISTS upload_trials (
     workload  TEXT NOT NULL,
     spec      TEXT NOT NULL,
     gpus      INTEGER NOT NULL,
-    PRIMARY KEY (upload, trial_id)
+    PRIMARY KEY (upload, idx, trial_id)       -- moved in and dropped in queue order, a range at a time
 ) WITHOUT ROWID;
 "#;
 

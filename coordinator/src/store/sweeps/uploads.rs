@@ -130,13 +130,20 @@ impl Store {
             return Ok(false);
         }
         tx.execute("DELETE FROM uploads WHERE id = ?1", [upload])?;
-        let deleted = tx.execute(
-            "DELETE FROM upload_trials WHERE (upload, idx, trial_id) IN
-               (SELECT upload, idx, trial_id FROM upload_trials WHERE upload = ?1 LIMIT ?2)",
-            params![upload, batch as i64],
-        )?;
+        // The batch ends at its last key, so the delete walks one range of the primary key.
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT idx, trial_id FROM upload_trials WHERE upload = ?1 ORDER BY idx, trial_id LIMIT 1 OFFSET ?2",
+                params![upload, batch.max(1) as i64 - 1],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match &last {
+            Some((idx, trial_id)) => tx.execute(DELETE_THROUGH, params![upload, idx, trial_id])?,
+            None => tx.execute("DELETE FROM upload_trials WHERE upload = ?1", [upload])?,
+        };
         tx.commit()?;
-        Ok(deleted == batch)
+        Ok(last.is_some())
     }
 
     /// At start-up, before any call is served: drops the uploads that were broken off (by the
@@ -169,6 +176,14 @@ fn open_upload(tx: &Transaction, upload: i64) -> Result<()> {
     }
 }
 
+/// The first staged trials of an upload, in queue order, up to and with the one given: a range of
+/// the primary key `(upload, idx, trial_id)`, so each batch costs the same however many are staged.
+const DELETE_THROUGH: &str = "DELETE FROM upload_trials WHERE upload = ?1 AND (idx, trial_id) <= (?2, ?3)";
+
+/// The first `batch` staged trials of an upload in queue order: a walk of the primary key.
+const FIRST_STAGED: &str =
+    "SELECT trial_id, idx, workload, spec, gpus FROM upload_trials WHERE upload = ?1 ORDER BY idx, trial_id LIMIT ?2";
+
 /// Moves the first `batch` staged trials of an ended upload, in queue order, into its sweep, and
 /// forgets the upload with its last.
 fn publish_in(tx: &Transaction, upload: i64, batch: usize) -> Result<Published> {
@@ -178,9 +193,7 @@ fn publish_in(tx: &Transaction, upload: i64, batch: usize) -> Result<Published> 
         .ok_or_else(|| Error::NotFound(format!("upload {upload}")))?;
     let base = base.ok_or_else(|| Error::Corrupt(format!("upload {upload} is moved in before its end")))?;
     let rows: Vec<NewTrial> = {
-        let mut q = tx.prepare_cached(
-            "SELECT trial_id, idx, workload, spec, gpus FROM upload_trials WHERE upload = ?1 ORDER BY idx, trial_id LIMIT ?2",
-        )?;
+        let mut q = tx.prepare_cached(FIRST_STAGED)?;
         let rows = q.query_map(params![upload, batch as i64], |r| {
             Ok(NewTrial {
                 trial_id: r.get(0)?,
@@ -196,10 +209,7 @@ fn publish_in(tx: &Transaction, upload: i64, batch: usize) -> Result<Published> 
     let last = rows.last().map(|t| (t.index, t.trial_id.clone()));
     let added = insert_trials(tx, &sweep, base, rows.into_iter())?;
     if let Some((idx, trial_id)) = last {
-        tx.execute(
-            "DELETE FROM upload_trials WHERE upload = ?1 AND (idx, trial_id) <= (?2, ?3)",
-            params![upload, idx, trial_id],
-        )?;
+        tx.execute(DELETE_THROUGH, params![upload, idx, trial_id])?;
     }
     if !more {
         tx.execute("DELETE FROM uploads WHERE id = ?1", [upload])?;
@@ -232,6 +242,21 @@ mod tests {
 
     fn staged_rows(store: &Store) -> i64 {
         store.conn.query_row("SELECT COUNT(*) FROM upload_trials", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn moving_and_dropping_a_batch_walks_the_primary_key_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1000).unwrap();
+        let plan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> String {
+            let mut q = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = q.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<rusqlite::Result<Vec<_>>>().unwrap().join("; ")
+        };
+        let read = plan(FIRST_STAGED, &[&1, &2]);
+        assert!(read.contains("USING PRIMARY KEY (upload=?)") && !read.contains("TEMP B-TREE"), "{read}");
+        let delete = plan(DELETE_THROUGH, &[&1, &2, &"x"]);
+        assert!(delete.contains("USING PRIMARY KEY (upload=? AND (idx,trial_id)<"), "{delete}");
     }
 
     #[test]
