@@ -1,12 +1,13 @@
 //! The one owner of scheduler state: the store behind a mutex held only for one short, blocking
 //! transaction at a time (never across an `.await`), plus a change counter that wakes watchers.
 //! Reads go through read-only connections of their own, so a long read (a million-trial sweep's
-//! results) never holds up the agents' calls, which all write.
+//! results) never holds up the agents' calls, which all write. Heartbeats, which keep leases
+//! alive, do not queue behind the other writes either (`write_first`).
 
 use crate::error::{Error, Result};
 use crate::store::{now_ms, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::watch;
 
 /// Read-only connections for concurrent reads: enough that status, results and watchers rarely
@@ -16,12 +17,31 @@ const READERS: usize = 4;
 #[derive(Clone)]
 pub struct Shared {
     store: Arc<Mutex<Store>>,
+    /// Who goes next to the store's lock: heartbeats before the other writes.
+    order: Arc<WriteOrder>,
     readers: Arc<Readers>,
     changes: Arc<watch::Sender<u64>>,
     /// Set once the server begins to stop; long-lived streams end on it.
     stopping: Arc<watch::Sender<bool>>,
     /// Bumped when trials may have become leasable; idle agents' lease calls wait on it.
     queued: Arc<watch::Sender<u64>>,
+}
+
+/// Ordinary writes take their turn one at a time and then wait while a heartbeat waits, so a
+/// heartbeat waits for the write in progress and at most one more, not for every report and
+/// completion of 64 busy agents. (The store's mutex alone would not do: it lets a thread that
+/// arrives take it ahead of one that was asleep waiting for it.)
+#[derive(Default)]
+struct WriteOrder {
+    turn: Mutex<()>,
+    heartbeats_waiting: Mutex<usize>,
+    no_heartbeat_waiting: Condvar,
+}
+
+/// A lock that a panic elsewhere did not spoil: every write is one transaction, rolled back if it
+/// did not finish.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The read-only connections, handed out in turn.
@@ -35,6 +55,7 @@ impl Shared {
         let stores = (0..READERS).map(|_| store.reader().map(Mutex::new)).collect::<Result<_>>()?;
         Ok(Shared {
             store: Arc::new(Mutex::new(store)),
+            order: Arc::new(WriteOrder::default()),
             readers: Arc::new(Readers { stores, next: AtomicUsize::new(0) }),
             changes: Arc::new(watch::channel(0).0),
             stopping: Arc::new(watch::channel(false).0),
@@ -51,7 +72,7 @@ impl Shared {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let turn = readers.next.fetch_add(1, Ordering::Relaxed) % readers.stores.len();
-            let guard = readers.stores[turn].lock().unwrap_or_else(|p| p.into_inner());
+            let guard = lock(&readers.stores[turn]);
             f(&guard, now_ms())
         })
         .await
@@ -74,17 +95,55 @@ impl Shared {
         F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
         C: FnOnce(&T) -> bool,
     {
-        let store = self.store.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard, now_ms())
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let out = self.write_on_lock(false, f).await;
         if out.as_ref().map_or(true, changed) {
             self.changes.send_modify(|v| *v = v.wrapping_add(1));
         }
         out
+    }
+
+    /// A write that goes ahead of those waiting their turn: a heartbeat, which keeps leases alive
+    /// and must not wait behind a queue of reports and completions. It waits only for the write in
+    /// progress (and at most one about to start). Wakes watchers like [`Shared::write`].
+    pub async fn write_first<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
+    {
+        let out = self.write_on_lock(true, f).await;
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        out
+    }
+
+    async fn write_on_lock<T, F>(&self, first: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, i64) -> Result<T> + Send + 'static,
+    {
+        let (store, order) = (self.store.clone(), self.order.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = if first {
+                *lock(&order.heartbeats_waiting) += 1;
+                let guard = lock(&*store);
+                let mut waiting = lock(&order.heartbeats_waiting);
+                *waiting -= 1;
+                if *waiting == 0 {
+                    order.no_heartbeat_waiting.notify_all();
+                }
+                guard
+            } else {
+                let _turn = lock(&order.turn);
+                let mut waiting = lock(&order.heartbeats_waiting);
+                while *waiting > 0 {
+                    waiting = order.no_heartbeat_waiting.wait(waiting).unwrap_or_else(|p| p.into_inner());
+                }
+                drop(waiting);
+                lock(&*store)
+            };
+            f(&mut guard, now_ms())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -113,6 +172,51 @@ impl Shared {
 
     /// A read-only connection of its own, for a reader that runs apart (the Parquet sink).
     pub fn open_reader(&self) -> Result<Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner()).reader()
+        lock(&self.store).reader()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heartbeat_goes_ahead_of_writes_waiting_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Store::open(dir.path(), 30_000).unwrap()).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let write = |name: &'static str, hold: Duration| {
+            let (shared, order) = (shared.clone(), order.clone());
+            tokio::spawn(async move {
+                shared
+                    .write(move |_, _| {
+                        std::thread::sleep(hold);
+                        order.lock().unwrap().push(name);
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let mut queued = vec![write("long", Duration::from_millis(800))];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for name in ["q1", "q2", "q3", "q4"] {
+            queued.push(write(name, Duration::from_millis(200)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first_order = order.clone();
+        shared
+            .write_first(move |_, _| {
+                first_order.lock().unwrap().push("heartbeat");
+                Ok(())
+            })
+            .await
+            .unwrap();
+        for w in queued {
+            w.await.unwrap().unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let at = order.iter().position(|n| *n == "heartbeat").unwrap();
+        assert!(at <= 2, "the heartbeat waited only for the write in progress and at most one more: {order:?}");
     }
 }

@@ -109,7 +109,8 @@ impl AgentService for AgentApi {
         let session = convert::session(&r.session_secret)?;
         let leases: Vec<LeaseReport> =
             r.leases.iter().map(|l| LeaseReport { lease_id: l.lease_id, running: l.running }).collect();
-        let verdicts = self.shared.write(move |s, now| s.heartbeat(&r.agent_id, &session, &leases, now)).await?;
+        // Ahead of queued reports and completions: a late heartbeat loses its leases.
+        let verdicts = self.shared.write_first(move |s, now| s.heartbeat(&r.agent_id, &session, &leases, now)).await?;
         let commands = verdicts
             .into_iter()
             .map(|(lease_id, verdict, deadline_ms)| {
