@@ -20,9 +20,13 @@ fn states(rows: &[results::TrialRow]) -> HashMap<String, String> {
     rows.iter().map(|r| (r.trial_id.clone(), r.status.clone())).collect()
 }
 
+/// The finished change parts, not a temporary being written.
 fn change_parts(dir: &std::path::Path) -> Vec<String> {
     match std::fs::read_dir(dir.join(results::TRIAL_CHANGES_DIR)) {
-        Ok(entries) => entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect(),
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("part-") && name.ends_with(".parquet"))
+            .collect(),
         Err(_) => vec![],
     }
 }
