@@ -23,8 +23,6 @@ pub struct Shared {
     changes: Arc<watch::Sender<u64>>,
     /// Set once the server begins to stop; long-lived streams end on it.
     stopping: Arc<watch::Sender<bool>>,
-    /// Bumped when trials may have become leasable; idle agents' lease calls wait on it.
-    queued: Arc<watch::Sender<u64>>,
 }
 
 /// Ordinary writes take their turn one at a time and then wait while a heartbeat waits, so a
@@ -61,7 +59,6 @@ impl Shared {
             readers: Arc::new(Readers { stores, next: AtomicUsize::new(0) }),
             changes: Arc::new(watch::channel(0).0),
             stopping: Arc::new(watch::channel(false).0),
-            queued: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -150,17 +147,6 @@ impl Shared {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
-    }
-
-    /// Says that trials may have become leasable: a sweep was submitted, retried or resumed, a
-    /// trial went back to the queue, or an agent was let out of quarantine. Only this wakes lease
-    /// calls that wait for work, not every write, so idle agents do not ask at each heartbeat.
-    pub fn trials_queued(&self) {
-        self.queued.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    pub fn watch_queue(&self) -> watch::Receiver<u64> {
-        self.queued.subscribe()
     }
 
     pub fn stopping(&self) -> watch::Receiver<bool> {

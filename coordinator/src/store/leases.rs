@@ -356,8 +356,7 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
             counters.lost,
             finished,
             error,
-            // A trial handed back unstarted did not start now either.
-            (!c.unstarted).then_some(now_ms),
+            now_ms,
             not_before
         ],
     )?;
