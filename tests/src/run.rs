@@ -40,9 +40,9 @@ impl ChaosConfig {
         ChaosConfig {
             seed: 1,
             trials: 36,
-            epochs: 8,
+            epochs: 10,
             epoch_ms: 250,
-            checkpoint_lag_ms: 50,
+            checkpoint_lag_ms: 150,
             faults: FaultCounts { agent_kills: 6, coordinator_kills: 2, network_cuts: 0, replays: 1 },
             cluster: ClusterConfig {
                 agents: 3,

@@ -16,7 +16,7 @@ fn run_and_judge(cfg: ChaosConfig) -> RunReport {
     report
 }
 
-/// CI: 36 trials × 8 epochs, 3 agents × 2 slots, 6 agent kills and one replay burst; about
+/// CI: 36 trials × 10 epochs, 3 agents × 2 slots, 6 agent kills and one replay burst; about
 /// 20 s on two cores.
 #[test]
 fn chaos_agent_kills() {
@@ -26,7 +26,7 @@ fn chaos_agent_kills() {
     assert_eq!(report.faults_not_injected, 0, "every planned fault ran before the sweep ended: {}", report.summary());
 }
 
-/// 36 trials × 8 epochs, 3 agents × 2 slots, 6 agent kills, 2 coordinator kills and one replay
+/// 36 trials × 10 epochs, 3 agents × 2 slots, 6 agent kills, 2 coordinator kills and one replay
 /// burst. Epochs an agent relayed but had not delivered when it died are re-sent by its next start.
 #[test]
 fn chaos_bounded() {
