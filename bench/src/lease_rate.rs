@@ -38,7 +38,7 @@ pub struct LeaseRateResult {
 
 /// Calls made, for the commits-per-second figure (every call is one committed transaction).
 #[derive(Default)]
-struct Calls {
+pub(crate) struct Calls {
     lease: AtomicU64,
     report: AtomicU64,
     complete: AtomicU64,
@@ -64,7 +64,7 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     let started = Instant::now();
     let mut agents = JoinSet::new();
     for (client, id, secret) in clients {
-        agents.spawn(simulated_agent(client, id, secret, args.batch, calls.clone()));
+        agents.spawn(simulated_agent(client, id, secret, args.batch, String::new(), calls.clone()));
     }
     let mut done = 0u64;
     while let Some(r) = agents.join_next().await {
@@ -107,12 +107,14 @@ pub async fn run(args: &LeaseRateArgs, tmp_root: Option<&std::path::Path>) -> an
     Ok(LeaseRateResult { trials_per_s, table })
 }
 
-/// Leases until the coordinator has nothing left to hand out; returns the trials it completed.
-async fn simulated_agent(
+/// Leases until the coordinator has nothing left to hand out (of `only_sweep`, unless empty);
+/// reports one row and completes each trial; returns the trials it completed.
+pub(crate) async fn simulated_agent(
     client: pb::agent_service_client::AgentServiceClient<tonic::transport::Channel>,
     agent_id: String,
     secret: String,
     batch: u32,
+    only_sweep: String,
     calls: Arc<Calls>,
 ) -> anyhow::Result<u64> {
     let mut done = 0u64;
@@ -122,6 +124,7 @@ async fn simulated_agent(
             free_slots: batch,
             free_gpus: 0,
             session_secret: secret.clone(),
+            only_sweep: only_sweep.clone(),
             ..Default::default()
         };
         let leases = client.clone().lease(req).await?.into_inner().leases;

@@ -6,6 +6,7 @@
 //! sweep's trials.parquet is read back and must hold exactly N succeeded trials.
 
 use crate::harness::{self, per_second};
+use crate::lease_rate::simulated_agent;
 use crate::process::{CoordinatorProcess, Memory};
 use crate::report::Table;
 use anyhow::Context;
@@ -248,7 +249,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let started = Instant::now();
     let mut running = JoinSet::new();
     for (client, id, secret) in agents {
-        running.spawn(simulated_agent(client, id, secret, args.scale_batch, name.clone()));
+        running.spawn(simulated_agent(client, id, secret, args.scale_batch, name.clone(), Default::default()));
     }
     let mut done = 0u64;
     while let Some(r) = running.join_next().await {
@@ -331,57 +332,6 @@ async fn heartbeat_forever(
             ms(took)
         );
         beats.lock().expect("beats")[now as usize].push(took);
-    }
-}
-
-/// Leases trials of `sweep` until none is left; returns how many it completed.
-async fn simulated_agent(
-    client: AgentServiceClient<Channel>,
-    agent_id: String,
-    secret: String,
-    batch: u32,
-    sweep: String,
-) -> anyhow::Result<u64> {
-    let mut done = 0u64;
-    loop {
-        let req = pb::LeaseRequest {
-            agent_id: agent_id.clone(),
-            free_slots: batch,
-            session_secret: secret.clone(),
-            only_sweep: sweep.clone(),
-            ..Default::default()
-        };
-        let leases = client.clone().lease(req).await?.into_inner().leases;
-        if leases.is_empty() {
-            return Ok(done);
-        }
-        let mut attempts = JoinSet::new();
-        for lease in leases {
-            let mut c = client.clone();
-            let secret = secret.clone();
-            attempts.spawn(async move {
-                let report = pb::ReportMetricsRequest {
-                    lease_id: lease.lease_id,
-                    epochs: harness::epochs(1, 1, 1),
-                    session_secret: secret.clone(),
-                    warnings: Vec::new(),
-                };
-                c.report_metrics(report).await?;
-                let complete = pb::CompleteRequest {
-                    lease_id: lease.lease_id,
-                    exit_code: Some(0),
-                    session_secret: secret,
-                    ..Default::default()
-                };
-                let state = c.complete(complete).await?.into_inner().trial_state;
-                anyhow::ensure!(state == "succeeded", "lease {}: the trial is {state}, not succeeded", lease.lease_id);
-                Ok(())
-            });
-        }
-        while let Some(r) = attempts.join_next().await {
-            r??;
-            done += 1;
-        }
     }
 }
 
