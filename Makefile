@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build bench bench-xmc gpu-bundle clean
+.PHONY: demo test setup build bench bench-xmc bench-dispatch gpu-bundle clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
@@ -39,6 +39,12 @@ bench: setup
 bench-xmc: setup
 	$(CARGO) build --release -p sweep-cli -p sweep-xmc --bins --examples
 	python3 bench/xmc/compare.py --shape eurlex
+
+# Dispatch overhead of 200 short `command` trials, 8 at a time, beside Optuna and Ray Tune
+# (BENCHMARKS.md); the peers go into their own venv (bench/dispatch/compare.py says where).
+bench-dispatch: setup
+	$(CARGO) build --release -p sweep-cli -p sweep-coordinator -p sweep-agent --bins
+	python3 bench/dispatch/compare.py
 
 # A stripped release `sweep` in .device/ for a GPU node without a Rust toolchain, which links the
 # node's own libtorch (bench/gpu/on-node.sh runs every GPU check with it).

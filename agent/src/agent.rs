@@ -6,6 +6,7 @@ use crate::client::{self, Client};
 use crate::config::{AgentConfig, TrialRunner};
 use crate::gpus::{self, GpuPool};
 use crate::heartbeat::{self, ActiveLeases};
+use crate::held;
 use crate::launch::Placement;
 use crate::leases;
 use crate::mps::AgentMps;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use sweep_proto::v1 as pb;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 /// How long a stopping agent waits for the coordinator to take its last reports; past it,
@@ -28,8 +29,18 @@ const REPORTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const LEASE_RETRY_BASE: Duration = Duration::from_millis(200);
 const LEASE_RETRY_CAP: Duration = Duration::from_secs(10);
 
-/// A launch's result: the GPUs it held and how each of its leases ended.
-type Finished = (gpus::Taken, supervise::Ended);
+/// Leases are held ahead of free slots (`--lease-ahead`) only while trials are this short: for
+/// longer ones a round trip to the coordinator is noise, and a lease held ahead would keep its
+/// trial from an agent that is idle now.
+const LEASE_AHEAD_BELOW: Duration = Duration::from_secs(10);
+
+/// A launch's result: the GPUs it held, how each of its leases ended, and how long its process
+/// ran (None: it never started).
+struct Finished {
+    gpus: gpus::Taken,
+    ended: supervise::Ended,
+    ran: Option<Duration>,
+}
 
 /// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
 /// (SIGTERM: built-in workloads checkpoint; SIGKILL after the grace period), hands their leases
@@ -110,6 +121,12 @@ struct Agent {
     /// This registration: the agent id and the secret every call carries.
     session: Session,
     slots: u32,
+    /// One permit per slot: a launch's process runs only while it holds one.
+    free_slots: Arc<Semaphore>,
+    /// Leases held ahead of free slots at most, while trials are short.
+    lease_ahead: u32,
+    /// How long the last trial to end ran.
+    last_run: Option<Duration>,
     pool: GpuPool,
     /// Held until the agent returns: dropping it stops a daemon this agent started.
     mps: Option<AgentMps>,
@@ -157,10 +174,12 @@ impl Agent {
         Agent {
             checkpoint_root,
             runner: runner.sharing_cores(node.slots),
-            config,
             client,
             session,
             slots: node.slots,
+            free_slots: Arc::new(Semaphore::new(node.slots as usize)),
+            lease_ahead: config.lease_ahead.unwrap_or(node.slots),
+            last_run: None,
             pool: GpuPool::new(&node.gpus),
             mps: node.mps,
             reporter,
@@ -171,6 +190,7 @@ impl Agent {
             running: JoinSet::new(),
             failures: 0,
             quarantine: None,
+            config,
         }
     }
 
@@ -178,10 +198,18 @@ impl Agent {
     /// coordinator no longer knows this agent; its trials were drained first.
     async fn lease_until(&mut self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<()> {
         loop {
-            let free = self.slots.saturating_sub(self.running.len() as u32);
-            let granted = if free > 0 { self.lease(free).await? } else { 0 };
+            let free = self.capacity().saturating_sub(self.running.len() as u32);
+            // An idle agent lets the coordinator hold its request until trials are queued (up to
+            // the poll interval), so a sweep submitted meanwhile starts at once; a busy one asks
+            // without waiting, since its loop must see its trials end.
+            let hold = if self.running.is_empty() { self.config.poll_interval } else { Duration::ZERO };
+            let asked = tokio::time::Instant::now();
+            let granted = if free > 0 { self.lease(free, hold).await? } else { 0 };
             let jitter = sweep_spec::backoff::jitter_unit();
             let wait = next_wait(free, granted, self.failures, self.config.poll_interval, jitter);
+            // A coordinator that held the request has waited already.
+            let wait =
+                wait.map(|w| if granted == 0 && !hold.is_zero() { w.saturating_sub(asked.elapsed()) } else { w });
             tokio::select! {
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => self.launch_ended(done),
                 _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
@@ -190,10 +218,17 @@ impl Agent {
         }
     }
 
+    /// Launches this agent takes at once, running or waiting for a slot: its slots, and while its
+    /// trials are short as many leases held ahead as `--lease-ahead` allows.
+    fn capacity(&self) -> u32 {
+        let short = self.last_run.is_some_and(|ran| ran < LEASE_AHEAD_BELOW);
+        self.slots + if short { self.lease_ahead } else { 0 }
+    }
+
     /// Asks for work for `free` slots and starts what the coordinator grants; returns how many
     /// launches started.
-    async fn lease(&mut self, free: u32) -> anyhow::Result<u32> {
-        let req = self.lease_request(free).await;
+    async fn lease(&mut self, free: u32, hold: Duration) -> anyhow::Result<u32> {
+        let req = self.lease_request(free, hold).await;
         let granted = match self.client.clone().lease(req).await {
             Ok(resp) => {
                 let resp = resp.into_inner();
@@ -216,7 +251,6 @@ impl Agent {
         let started = launches.len() as u32;
         for launch in launches {
             self.start_launch(launch);
-            self.wake_heartbeat.notify_one();
         }
         Ok(started)
     }
@@ -238,7 +272,7 @@ impl Agent {
         self.quarantine = now;
     }
 
-    async fn lease_request(&self, free: u32) -> pb::LeaseRequest {
+    async fn lease_request(&self, free: u32, hold: Duration) -> pb::LeaseRequest {
         let shares = self.pool.free_shares();
         // The driver's view counts memory other processes use too. Asked only when some GPU has
         // room (otherwise no GPU trial can be granted), and off the async workers: nvidia-smi can
@@ -256,6 +290,7 @@ impl Agent {
             gpu_free_shares: shares,
             gpu_free_bytes,
             only_sweep: self.config.only_sweep.clone().unwrap_or_default(),
+            wait_ms: u32::try_from(hold.as_millis()).unwrap_or(u32::MAX),
         }
     }
 
@@ -269,7 +304,8 @@ impl Agent {
     }
 
     /// Starts one launch (a trial alone or a fused group) on the GPUs it asked for, under its own
-    /// supervisor, and adds its leases to the heartbeats.
+    /// supervisor, and adds its leases to the heartbeats. Its process starts once a slot is free
+    /// (at once, unless the lease was granted ahead of one).
     fn start_launch(&mut self, granted: Vec<pb::Lease>) {
         let members = match leases::attempts(granted, &self.config.work_dir, &self.checkpoint_root) {
             Ok(members) => members,
@@ -289,9 +325,19 @@ impl Agent {
         let placement = Placement { gpus: taken.gpus.clone(), device: self.config.device.clone(), env };
         let launch = Launch { members, placement };
         let (runner, reporter, grace) = (self.runner.clone(), self.reporter.clone(), self.config.stop_grace);
+        let (slots, wake_heartbeat) = (self.free_slots.clone(), self.wake_heartbeat.clone());
         self.running.spawn(async move {
-            let ended = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
-            (taken, ended)
+            let (launch, slot, control_rx, mut ended) = match held::for_slot(slots, launch, control_rx, &reporter).await
+            {
+                held::Waited::Run { launch, slot, control, ended } => (launch, slot, control, ended),
+                held::Waited::Done(ended) => return Finished { gpus: taken, ended, ran: None },
+            };
+            wake_heartbeat.notify_one();
+            let started = std::time::Instant::now();
+            ended.extend(supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await);
+            // The slot is free for a launch waiting for one as soon as the process has ended.
+            drop(slot);
+            Finished { gpus: taken, ended, ran: Some(started.elapsed()) }
         });
     }
 
@@ -304,15 +350,17 @@ impl Agent {
                 message: "the lease (or one of its fused group) carried no readable trial".into(),
                 permanent: false,
             };
-            (gpus::Taken::default(), supervise::launch_failed(&reporter, leases, &why).await)
+            let ended = supervise::launch_failed(&reporter, leases, &why).await;
+            Finished { gpus: gpus::Taken::default(), ended, ran: None }
         });
     }
 
     /// A launch's process ended: its slot and GPUs are free at once, and each lease stays in the
     /// heartbeats until the coordinator has its completion.
     fn launch_ended(&mut self, done: Result<Finished, JoinError>) {
-        let Ok((gpus, ended)) = done else { return };
+        let Ok(Finished { gpus, ended, ran }) = done else { return };
         self.pool.give_back(gpus);
+        self.last_run = ran.or(self.last_run);
         for (lease_id, delivery) in ended {
             let active = self.active.clone();
             tokio::spawn(async move {

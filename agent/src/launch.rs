@@ -188,7 +188,8 @@ fn write_spec(spec: &TrialSpec, dirs: &AttemptDirs) -> std::io::Result<PathBuf> 
 }
 
 /// What every trial process gets: its sweep, its placement, its share of the cores, its run
-/// folder, piped output, its own process group, and death with the agent.
+/// folder, piped output and its own process group. Death with the agent comes when it is started
+/// (`orphans::tie_to_agent`).
 fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, placement: &Placement, runner: &TrialRunner) {
     cmd.env("SWEEP_SWEEP", sweep)
         .env("CUDA_VISIBLE_DEVICES", placement.gpus.join(","))
@@ -200,23 +201,7 @@ fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, placement: &Placem
     for secret in sweep_proto::remote::SECRET_VARIABLES {
         cmd.env_remove(secret);
     }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        // Its own process group, so stopping a trial also stops what it started.
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        // If the agent dies (even by SIGKILL), its trials die with it instead of holding GPUs as
-        // orphans. The signal follows the spawning thread: tokio's workers live as long as the agent.
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    process_settings(cmd);
     if runner.cpu_threads > 0 {
         let threads = runner.cpu_threads.to_string();
         cmd.env("SWEEP_CPU_THREADS", &threads);
@@ -226,6 +211,16 @@ fn set_up(cmd: &mut Command, sweep: &str, dirs: &AttemptDirs, placement: &Placem
             }
         }
     }
+}
+
+/// No input, piped output, and its own process group, so stopping a trial also stops what it
+/// started.
+pub(crate) fn process_settings(cmd: &mut Command) {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
 }
 
 #[cfg(test)]

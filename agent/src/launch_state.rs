@@ -108,6 +108,8 @@ impl LaunchState {
             session_secret: String::new(),
             // Waiting for a started process failed: nothing says a retry would.
             launch_error_permanent: false,
+            // The process ran.
+            unstarted: false,
         };
         self.live.iter().copied().map(completion).collect()
     }

@@ -5,6 +5,7 @@
 
 use crate::client::{self, Client};
 use crate::session::Session;
+use std::collections::VecDeque;
 use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, MetricWarning, ReportMetricsRequest};
 use sweep_spec::EpochRecord;
 use tokio::sync::{mpsc, oneshot};
@@ -99,9 +100,17 @@ impl Reporter {
 }
 
 async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
-    let mut next = None;
+    // What was taken off the queue and not sent yet, in queue order: while a call is under way
+    // more piles up, and each lease's records in it go out together.
+    let mut backlog: VecDeque<Outbound> = VecDeque::new();
     loop {
-        let item = match next.take() {
+        while backlog.len() < QUEUE_DEPTH {
+            match rx.try_recv() {
+                Ok(item) => backlog.push_back(item),
+                Err(_) => break,
+            }
+        }
+        let item = match backlog.pop_front() {
             Some(item) => item,
             None => match rx.recv().await {
                 Some(item) => item,
@@ -112,21 +121,7 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
             Outbound::Metrics { lease_id, item, session } => {
                 let (mut epochs, mut warnings) = (Vec::new(), Vec::new());
                 item.add_to(&mut epochs, &mut warnings);
-                loop {
-                    match rx.try_recv() {
-                        Ok(Outbound::Metrics { lease_id: l, item, session: s }) if l == lease_id && s == session => {
-                            item.add_to(&mut epochs, &mut warnings)
-                        }
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                    if epochs.len() >= MAX_EPOCHS_PER_CALL || warnings.len() >= MAX_WARNINGS_PER_CALL {
-                        break;
-                    }
-                }
+                take_same_lease(&mut backlog, lease_id, &session, &mut epochs, &mut warnings);
                 let req = ReportMetricsRequest { lease_id, epochs, session_secret: session.secret(), warnings };
                 let sent = client::with_retry("report_metrics", || {
                     let mut c = client.clone();
@@ -157,6 +152,32 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                 }
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// Moves the later records of `lease_id` (under `session`) out of `backlog` into one call, up to
+/// the call's bounds: records of other leases may be passed, never a barrier or the lease's own
+/// completion, so each lease's reports keep their order and a barrier still follows everything
+/// queued before it.
+fn take_same_lease(
+    backlog: &mut VecDeque<Outbound>,
+    lease_id: i64,
+    session: &Session,
+    epochs: &mut Vec<EpochMetrics>,
+    warnings: &mut Vec<MetricWarning>,
+) {
+    let mut i = 0;
+    while i < backlog.len() && epochs.len() < MAX_EPOCHS_PER_CALL && warnings.len() < MAX_WARNINGS_PER_CALL {
+        match &backlog[i] {
+            Outbound::Barrier(_) => return,
+            Outbound::Complete(req, _) if req.lease_id == lease_id => return,
+            Outbound::Metrics { lease_id: l, session: s, .. } if *l == lease_id && s == session => {
+                if let Some(Outbound::Metrics { item, .. }) = backlog.remove(i) {
+                    item.add_to(epochs, warnings);
+                }
+            }
+            _ => i += 1,
         }
     }
 }

@@ -34,15 +34,23 @@ pub struct Launch {
 /// A finished attempt whose completion is on its way to the coordinator.
 pub struct Delivery {
     delivered: tokio::sync::oneshot::Receiver<()>,
-    run_dir: std::path::PathBuf,
+    /// The attempt's folder; None for a lease handed back before its trial started.
+    run_dir: Option<std::path::PathBuf>,
 }
 
 impl Delivery {
+    /// The completion of a lease whose trial never started: no folder records its output.
+    pub fn unstarted(delivered: tokio::sync::oneshot::Receiver<()>) -> Delivery {
+        Delivery { delivered, run_dir: None }
+    }
+
     /// Returns once the coordinator has the completion (or refused it for good), and records that
     /// everything the attempt printed was delivered.
     pub async fn wait(self) {
         let _ = self.delivered.await;
-        recover::mark_reported(&self.run_dir);
+        if let Some(run_dir) = &self.run_dir {
+            recover::mark_reported(run_dir);
+        }
     }
 }
 
@@ -110,7 +118,7 @@ fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> Result<Child,
         recover::write_agent_file(&m.dirs.run, agent_id).map_err(transient)?;
         recover::write_lease_file(&m.dirs.run, m.lease_id).map_err(transient)?;
     }
-    let mut command = match launch.members.as_slice() {
+    let command = match launch.members.as_slice() {
         [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner),
         group => {
             let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
@@ -118,7 +126,9 @@ fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> Result<Child,
         }
     }
     .map_err(transient)?;
-    command.spawn().map_err(|e| launch::LaunchError::of_spawn(command.as_std().get_program(), &e))
+    let program = command.as_std().get_program().to_owned();
+    let mut command = crate::orphans::tie_to_agent(command).map_err(|e| launch::LaunchError::of_spawn(&program, &e))?;
+    command.spawn().map_err(|e| launch::LaunchError::of_spawn(&program, &e))
 }
 
 /// A started launch: its process, the tasks reading its output, and what became of its leases.
@@ -248,7 +258,7 @@ impl<'a> Supervisor<'a> {
         self.state.leave(lease_id);
         self.muted.lock().expect("muted set").insert(lease_id);
         let queued = self.reporter.complete_queued(req).await;
-        let delivery = queued.map(|delivered| Delivery { delivered, run_dir: self.run_dir(lease_id) });
+        let delivery = queued.map(|delivered| Delivery { delivered, run_dir: Some(self.run_dir(lease_id)) });
         self.ended.push((lease_id, delivery));
     }
 

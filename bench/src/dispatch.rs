@@ -44,6 +44,7 @@ pub async fn run(args: &DispatchArgs, tmp_root: Option<&std::path::Path>) -> any
             only_sweep: None,
             name: Some(format!("bench-{i}")),
             poll_interval: Duration::from_millis(args.poll_ms),
+            lease_ahead: None,
             device: "auto".into(),
             stop_grace: Duration::from_secs(1),
             mps: sweep_agent::mps::MpsMode::Off,

@@ -45,6 +45,10 @@ pub struct ScaleArgs {
     /// How long to wait after the last Complete for trials.parquet to show every trial succeeded.
     #[arg(long = "parquet-patience", env = "SWEEP_BENCH_PARQUET_PATIENCE", default_value = "10m", value_parser = parse_duration)]
     pub parquet_patience: Duration,
+    /// Stop after the submission: its time, heartbeats and memory only (a million-trial run takes
+    /// most of an hour, its submission a minute).
+    #[arg(long = "submit-only", env = "SWEEP_BENCH_SUBMIT_ONLY")]
+    pub submit_only: bool,
 }
 
 /// One size's figures.
@@ -53,10 +57,16 @@ pub struct ScaleRun {
     /// Parsing and expanding the sweep file in this process, before anything is sent.
     pub expand: Duration,
     pub submit: Duration,
-    pub run: Duration,
     pub heartbeats_submit: Latencies,
-    pub heartbeats_run: Latencies,
     pub memory_after_submit: Memory,
+    /// None with `--submit-only`.
+    pub ran: Option<Ran>,
+}
+
+/// The figures of leasing and completing every trial.
+pub struct Ran {
+    pub run: Duration,
+    pub heartbeats_run: Latencies,
     pub memory_end: Memory,
     pub parquet_rows: usize,
     pub parquet_lag: Duration,
@@ -140,33 +150,38 @@ fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Ta
         format!("{:.2} s, {:.1} µs/trial", r.submit.as_secs_f64(), r.submit.as_secs_f64() * 1e6 / n),
     );
     t.row(
-        "run (first Lease -> last Complete)",
-        format!(
-            "{:.1} s, {:.3} ms/trial, {:.0} trials/s",
-            r.run.as_secs_f64(),
-            r.run.as_secs_f64() * 1e3 / n,
-            per_second(r.n as u64, r.run)
-        ),
-    );
-    t.row(
         format!("heartbeat every {} during submit: p50 / p99 / max", ms(args.probe_every)),
         r.heartbeats_submit.cell(),
     );
-    t.row(format!("heartbeat every {} during run: p50 / p99 / max", ms(args.probe_every)), r.heartbeats_run.cell());
     t.row(
         "coordinator RSS after submit (peak / now)",
         format!("{} / {}", mib(r.memory_after_submit.peak), mib(r.memory_after_submit.current)),
     );
+    let Some(ran) = &r.ran else {
+        t.row("run", "not run (--submit-only)".to_string());
+        t.row("load average before / after", format!("{load_before} / {}", load()));
+        return t;
+    };
+    t.row(
+        "run (first Lease -> last Complete)",
+        format!(
+            "{:.1} s, {:.3} ms/trial, {:.0} trials/s",
+            ran.run.as_secs_f64(),
+            ran.run.as_secs_f64() * 1e3 / n,
+            per_second(r.n as u64, ran.run)
+        ),
+    );
+    t.row(format!("heartbeat every {} during run: p50 / p99 / max", ms(args.probe_every)), ran.heartbeats_run.cell());
     t.row(
         "coordinator RSS at the end (peak / now)",
-        format!("{} / {}", mib(r.memory_end.peak), mib(r.memory_end.current)),
+        format!("{} / {}", mib(ran.memory_end.peak), mib(ran.memory_end.current)),
     );
     t.row(
         "trials.parquet check",
         format!(
             "{} succeeded rows of distinct trials, complete {:.1} s after the last Complete",
-            r.parquet_rows,
-            r.parquet_lag.as_secs_f64()
+            ran.parquet_rows,
+            ran.parquet_lag.as_secs_f64()
         ),
     );
     t.row("load average before / after", format!("{load_before} / {}", load()));
@@ -238,6 +253,20 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let submit = started.elapsed();
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     let memory_after_submit = coordinator.memory()?;
+    if args.submit_only {
+        phase.store(DONE, Ordering::Relaxed);
+        probe.await??;
+        coordinator.stop(Duration::from_secs(120))?;
+        let [submit_beats, _] = sorted(&beats);
+        return Ok(ScaleRun {
+            n,
+            expand,
+            submit,
+            heartbeats_submit: Latencies(submit_beats),
+            memory_after_submit,
+            ran: None,
+        });
+    }
 
     let mut agents = Vec::new();
     for i in 0..args.scale_agents {
@@ -278,23 +307,24 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let memory_end = coordinator.memory()?;
     coordinator.stop(Duration::from_secs(120))?;
 
-    let mut beats = std::mem::take(&mut *beats.lock().expect("beats"));
-    for b in beats.iter_mut() {
-        b.sort();
-    }
-    let [submit_beats, run_beats] = beats;
+    let [submit_beats, run_beats] = sorted(&beats);
     Ok(ScaleRun {
         n,
         expand,
         submit,
-        run,
         heartbeats_submit: Latencies(submit_beats),
-        heartbeats_run: Latencies(run_beats),
         memory_after_submit,
-        memory_end,
-        parquet_rows,
-        parquet_lag,
+        ran: Some(Ran { run, heartbeats_run: Latencies(run_beats), memory_end, parquet_rows, parquet_lag }),
     })
+}
+
+/// The heartbeats of each phase, sorted.
+fn sorted(beats: &Mutex<[Vec<Duration>; 2]>) -> [Vec<Duration>; 2] {
+    let mut beats = std::mem::take(&mut *beats.lock().expect("beats"));
+    for b in beats.iter_mut() {
+        b.sort();
+    }
+    beats
 }
 
 /// Heartbeats one lease every `every` until the run is done, recording each round trip under the
@@ -379,15 +409,21 @@ pub fn summary(runs: &[ScaleRun]) -> String {
         .iter()
         .map(|r| {
             let n = r.n as f64;
-            format!(
-                "{}: submit {:.1} µs/trial, run {:.3} ms/trial, heartbeat p99 {} / {} (submit / run), peak RSS {}",
+            let submit = format!(
+                "{}: submit {:.1} µs/trial, heartbeat p99 during submit {}",
                 r.n,
                 r.submit.as_secs_f64() * 1e6 / n,
-                r.run.as_secs_f64() * 1e3 / n,
-                ms(r.heartbeats_submit.p99()),
-                ms(r.heartbeats_run.p99()),
-                mib(r.memory_end.peak)
-            )
+                ms(r.heartbeats_submit.p99())
+            );
+            match &r.ran {
+                Some(ran) => format!(
+                    "{submit}, run {:.3} ms/trial, heartbeat p99 during run {}, peak RSS {}",
+                    ran.run.as_secs_f64() * 1e3 / n,
+                    ms(ran.heartbeats_run.p99()),
+                    mib(ran.memory_end.peak)
+                ),
+                None => format!("{submit}, peak RSS {}", mib(r.memory_after_submit.peak)),
+            }
         })
         .collect();
     let mut line = format!("scale {}", per_size.join("; "));
@@ -395,12 +431,14 @@ pub fn summary(runs: &[ScaleRun]) -> String {
         if large.n > small.n {
             let per = |d: Duration, n: u32| d.as_secs_f64() / n as f64;
             line.push_str(&format!(
-                "; per-trial cost at {} vs {}: submit x{:.2}, run x{:.2}",
+                "; per-trial cost at {} vs {}: submit x{:.2}",
                 large.n,
                 small.n,
                 per(large.submit, large.n) / per(small.submit, small.n),
-                per(large.run, large.n) / per(small.run, small.n)
             ));
+            if let (Some(l), Some(s)) = (&large.ran, &small.ran) {
+                line.push_str(&format!(", run x{:.2}", per(l.run, large.n) / per(s.run, small.n)));
+            }
         }
     }
     line

@@ -131,6 +131,9 @@ pub struct Completion {
     pub stopped_by_request: bool,
     /// Handed back by a draining agent: not a failure of the trial.
     pub released: bool,
+    /// With `released`: the agent held the lease ahead of a free slot and never started the
+    /// trial, so the hand-back is not a lost lease either.
+    pub unstarted: bool,
     /// The exit of a fused group's process, not known to be this member's own.
     pub whole_group: bool,
     /// The coordinator ended the attempt itself, for this reason: the trial broke a bound that it
@@ -168,7 +171,9 @@ impl Completion {
 
     /// The event the attempt's end is for its trial: a lease handed back is lost, not failed.
     pub fn event(&self, group_size: u32) -> Event {
-        if self.released {
+        if self.released && self.unstarted {
+            Event::Returned
+        } else if self.released {
             Event::LeaseLost
         } else {
             Event::Exited(self.exit(group_size))
@@ -177,6 +182,9 @@ impl Completion {
 
     /// The error recorded with the attempt, or None for a success.
     pub fn error(&self) -> Option<String> {
+        if self.released && self.unstarted {
+            return Some("handed back unstarted by a draining agent".to_string());
+        }
         if self.released {
             return Some("handed back by a draining agent".to_string());
         }
@@ -209,6 +217,8 @@ pub enum Event {
     Exited(Exit),
     /// Expired, or handed back by a draining agent.
     LeaseLost,
+    /// Handed back by an agent that held the lease ahead of a free slot and never started it.
+    Returned,
     Cancel,
     /// The user queues a finished trial again (`sweep retry`): its failures and lost leases no
     /// longer count, while the attempt number keeps growing so old attempts stay apart.
@@ -253,7 +263,9 @@ pub fn transition(
                 }
             }
         },
-        (Leased | Running, Event::LeaseLost) => {
+        (Leased, Event::Returned) => Pending,
+        // A trial some heartbeat said was running cannot come back unstarted: lost, as any drain.
+        (Leased | Running, Event::LeaseLost) | (Running, Event::Returned) => {
             counters.lost += 1;
             if counters.lost > policy.max_lost {
                 Failed
@@ -332,6 +344,21 @@ mod tests {
         assert_eq!(c, Counters { attempt: 2, user_failures: 0, lost: 1 });
         let lost_twice = [Event::Leased, Event::LeaseLost, Event::Leased, Event::LeaseLost];
         assert_eq!(run(&lost_twice).unwrap().0, Failed);
+    }
+
+    #[test]
+    fn a_lease_returned_unstarted_is_neither_lost_nor_failed() {
+        let returned = [Event::Leased, Event::Returned, Event::Leased, Event::Returned, Event::Leased];
+        let (s, c) = run(&returned).unwrap();
+        assert_eq!(s, Leased);
+        assert_eq!(c, Counters { attempt: 3, user_failures: 0, lost: 0 });
+        let (s, c) = run(&[Event::Leased, Event::Started, Event::Returned]).unwrap();
+        assert_eq!((s, c.lost), (Pending, 1), "a started trial handed back is a lost lease");
+        assert!(run(&[Event::Returned]).is_err(), "a pending trial holds no lease to hand back");
+        let unstarted = Completion { released: true, unstarted: true, ..Default::default() };
+        assert_eq!(unstarted.event(1), Event::Returned);
+        assert_eq!(unstarted.error().as_deref(), Some("handed back unstarted by a draining agent"));
+        assert_eq!(Completion { released: true, ..Default::default() }.event(1), Event::LeaseLost);
     }
 
     #[test]
@@ -488,6 +515,7 @@ mod tests {
                 launch_error_permanent: false,
                 stopped_by_request,
                 released: false,
+                unstarted: false,
                 whole_group: whole,
                 refused: None,
             };

@@ -26,6 +26,9 @@ pub const MAX_SLOTS: u32 = 4096;
 pub const MAX_GPUS: u32 = 4096;
 /// GPUs one trial needs: the sweep file's `resources.gpus` bound.
 pub const MAX_GPUS_PER_TRIAL: u32 = sweep_spec::file::MAX_GPUS_PER_TRIAL;
+/// How long a lease call may wait for work (`LeaseRequest.wait_ms`): well within the agents'
+/// call timeout.
+pub const MAX_LEASE_WAIT_MS: u32 = 10_000;
 /// Leases one heartbeat reports: an agent holds at most one per slot.
 pub const MAX_LEASES_PER_HEARTBEAT: usize = MAX_SLOTS as usize;
 /// Distinct metric names per sweep unless `--max-metric-names` says otherwise: room for the

@@ -216,6 +216,9 @@ async fn reap_forever(shared: Shared, every: std::time::Duration) {
         tick.tick().await;
         match shared.write_then_wake_if(|s, now| s.reap_expired(now), |lost| !lost.is_empty()).await {
             Ok(lost) => {
+                if lost.iter().any(|(_, _, _, state)| *state == crate::lifecycle::TrialState::Pending) {
+                    shared.trials_queued();
+                }
                 for (sweep, trial, attempt, state) in lost {
                     tracing::warn!(sweep = %sweep, trial = %trial, attempt, now = %state, "lease expired");
                 }

@@ -2,7 +2,8 @@
 //! transaction at a time (never across an `.await`), plus a change counter that wakes watchers.
 //! Reads go through read-only connections of their own, so a long read (a million-trial sweep's
 //! results) never holds up the agents' calls, which all write. Heartbeats, which keep leases
-//! alive, do not queue behind the other writes either (`write_first`).
+//! alive, do not queue behind the other writes either (`write_first`), nor behind copying the
+//! write-ahead log into the database file, which a thread of its own does.
 
 use crate::error::{Error, Result};
 use crate::store::{now_ms, Store};
@@ -23,6 +24,8 @@ pub struct Shared {
     changes: Arc<watch::Sender<u64>>,
     /// Set once the server begins to stop; long-lived streams end on it.
     stopping: Arc<watch::Sender<bool>>,
+    /// Bumped when trials may have become leasable; idle agents' lease calls wait on it.
+    queued: Arc<watch::Sender<u64>>,
 }
 
 /// Ordinary writes take their turn one at a time and then wait while a heartbeat waits, so a
@@ -53,12 +56,15 @@ struct Readers {
 impl Shared {
     pub fn new(store: Store) -> Result<Shared> {
         let stores = (0..READERS).map(|_| store.reader().map(Mutex::new)).collect::<Result<_>>()?;
+        let store = Arc::new(Mutex::new(store));
+        lock(&store).checkpoint_apart(Arc::downgrade(&store))?;
         Ok(Shared {
-            store: Arc::new(Mutex::new(store)),
+            store,
             order: Arc::new(WriteOrder::default()),
             readers: Arc::new(Readers { stores, next: AtomicUsize::new(0) }),
             changes: Arc::new(watch::channel(0).0),
             stopping: Arc::new(watch::channel(false).0),
+            queued: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -147,6 +153,17 @@ impl Shared {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Says that trials may have become leasable: a sweep was submitted, retried or resumed, a
+    /// trial went back to the queue, or an agent was let out of quarantine. Only this wakes lease
+    /// calls that wait for work, not every write, so idle agents do not ask at each heartbeat.
+    pub fn trials_queued(&self) {
+        self.queued.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub fn watch_queue(&self) -> watch::Receiver<u64> {
+        self.queued.subscribe()
     }
 
     pub fn stopping(&self) -> watch::Receiver<bool> {

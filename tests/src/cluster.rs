@@ -165,6 +165,10 @@ impl Cluster {
             .arg("--poll-interval")
             .arg(format!("{}ms", self.config.poll_interval_ms))
             .args(["--stop-grace", "2s"])
+            // The replayed-reports fault leases pending trials with its own client; agents that
+            // lease ahead of their slots would take every one first. Held leases under kills and
+            // drains are tested in tests/tests/lease_ahead.rs.
+            .args(["--lease-ahead", "0"])
             .arg("--work-dir")
             .arg(self.root.join(&name))
             .arg("--checkpoint-root")

@@ -91,6 +91,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
             only_sweep: Some(submitted.sweep_id.clone()),
             name: Some(format!("local-{i}")),
             poll_interval: Duration::from_millis(250),
+            lease_ahead: None,
             device: "auto".into(),
             stop_grace: Duration::from_secs(10),
             mps: sweep_agent::mps::MpsMode::Auto,

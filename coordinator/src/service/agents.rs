@@ -11,6 +11,12 @@ use std::time::Duration;
 use sweep_proto::v1::{self as pb, agent_service_server::AgentService};
 use tonic::{Request, Response, Status};
 
+/// How long a lease call waits for work when nothing can be granted at once: what the agent
+/// asked, within [`crate::limits::MAX_LEASE_WAIT_MS`].
+pub fn lease_wait(wait_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(wait_ms.min(crate::limits::MAX_LEASE_WAIT_MS)))
+}
+
 pub struct AgentApi {
     pub shared: Shared,
     pub lease_ttl: Duration,
@@ -54,13 +60,29 @@ impl AgentService for AgentApi {
         let session = convert::session(&r.session_secret)?;
         let agent = r.agent_id.clone();
         let gpus = convert::gpu_rooms(&r);
-        let answer = self
-            .shared
-            .write(move |s, now| {
-                let only_sweep = Some(r.only_sweep.as_str()).filter(|n| !n.is_empty());
-                s.lease(&r.agent_id, &session, r.free_slots, gpus, only_sweep, now)
-            })
-            .await?;
+        // Subscribed before the first try, so work queued between the try and the wait wakes it.
+        let mut queued = self.shared.watch_queue();
+        let mut stopping = self.shared.stopping();
+        let give_up = tokio::time::Instant::now() + lease_wait(r.wait_ms);
+        let answer = loop {
+            queued.borrow_and_update();
+            let (r, gpus) = (r.clone(), gpus.clone());
+            let answer = self
+                .shared
+                .write(move |s, now| {
+                    let only_sweep = Some(r.only_sweep.as_str()).filter(|n| !n.is_empty());
+                    s.lease(&r.agent_id, &session, r.free_slots, gpus, only_sweep, now)
+                })
+                .await?;
+            if !answer.grants.is_empty() || answer.quarantine.is_some() || *stopping.borrow() {
+                break answer;
+            }
+            tokio::select! {
+                woke = queued.changed() => if woke.is_err() { break answer },
+                _ = tokio::time::sleep_until(give_up) => break answer,
+                _ = stopping.changed() => break answer,
+            }
+        };
         let grants = answer.grants;
         for g in &grants {
             tracing::info!(agent = %agent, sweep = %g.spec.sweep, trial = %g.spec.id, attempt = g.attempt, lease = g.lease_id, group = g.group, "leased");
@@ -134,10 +156,14 @@ impl AgentService for AgentApi {
             launch_error_permanent: r.launch_error_permanent,
             stopped_by_request: r.stopped_by_request,
             released: r.released,
+            unstarted: r.unstarted,
             whole_group: r.whole_group,
             refused: None,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &session, &c, now)).await?;
+        if state == crate::lifecycle::TrialState::Pending {
+            self.shared.trials_queued();
+        }
         tracing::info!(lease = lease_id, state = %state, "attempt completed");
         Ok(Response::new(pb::CompleteResponse { trial_state: state.as_str().to_string() }))
     }

@@ -51,6 +51,7 @@ impl SweepService for SweepApi {
             let parts = tokio_stream::iter(r.into_parts(crate::limits::MAX_TRIALS_PER_PART).map(Ok));
             self.uploads.receive(&self.shared, caller, parts).await?.1
         };
+        self.shared.trials_queued();
         tracing::info!(sweep = %name, by = %by, force, added = out.added, total = out.total, "sweep submitted");
         Ok(Response::new(pb::SubmitSweepResponse { sweep_id: name, trials_added: out.added, trials_total: out.total }))
     }
@@ -64,6 +65,7 @@ impl SweepService for SweepApi {
         let by = caller.name().unwrap_or_default().to_string();
         let parts = req.into_inner();
         let (name, out) = self.uploads.receive(&self.shared, caller, parts).await?;
+        self.shared.trials_queued();
         tracing::info!(sweep = %name, by = %by, added = out.added, total = out.total, "sweep submitted in parts");
         Ok(Response::new(pb::SubmitSweepStreamResponse {
             sweep_id: name,
@@ -230,6 +232,9 @@ impl SweepService for SweepApi {
             // Queued trials are work for agents waiting on a lease.
             self.shared.write_then_wake_if(move |s, now| s.retry(&name, which, &caller, now), |n| *n > 0).await?
         };
+        if n > 0 {
+            self.shared.trials_queued();
+        }
         tracing::info!(sweep = %name, by = %by, failed = which.failed, cancelled = which.cancelled, trials = n, "sweep retried");
         Ok(Response::new(pb::RetrySweepResponse { trials_retried: n }))
     }
@@ -260,6 +265,7 @@ impl SweepService for SweepApi {
         }
         let by = caller.name().unwrap_or_default().to_string();
         let freed = self.shared.write(move |s, _| s.unquarantine(&agent)).await?;
+        self.shared.trials_queued();
         tracing::info!(agents = ?freed, by = %by, "unquarantine requested");
         Ok(Response::new(pb::UnquarantineAgentResponse { agent_ids: freed }))
     }
@@ -273,6 +279,7 @@ impl SweepService for SweepApi {
         let name = req.into_inner().sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
         self.shared.write(move |s, _| s.resume(&name, &caller)).await?;
+        self.shared.trials_queued();
         Ok(Response::new(pb::ResumeSweepResponse {}))
     }
 }

@@ -356,7 +356,8 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
             counters.lost,
             finished,
             error,
-            now_ms,
+            // A trial handed back unstarted did not start now either.
+            (!c.unstarted).then_some(now_ms),
             not_before
         ],
     )?;
