@@ -118,27 +118,32 @@ fn executable(path: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Programs that cannot start, each for another reason, made in `dir`: not on PATH, a missing
+    /// file, a script without the execute bit, a file neither `#!` nor ELF, and a folder.
+    pub(crate) fn programs_that_cannot_start(dir: &Path) -> [std::ffi::OsString; 5] {
+        let not_executable = dir.join("train.sh");
+        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let no_shebang = dir.join("plain");
+        std::fs::write(&no_shebang, [0u8, 1, 2, 3]).unwrap();
+        std::fs::set_permissions(&no_shebang, std::fs::Permissions::from_mode(0o755)).unwrap();
+        [
+            std::ffi::OsString::from("pyhton3-no-such-program"),
+            dir.join("missing.py").into_os_string(),
+            not_executable.into_os_string(),
+            no_shebang.into_os_string(),
+            dir.as_os_str().to_owned(),
+        ]
+    }
 
     /// A program that cannot start fails here as a direct start fails: same kind, same errno.
     #[tokio::test]
     async fn resolving_fails_as_starting_would() {
         let dir = tempfile::tempdir().unwrap();
-        let not_executable = dir.path().join("train.sh");
-        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
-        std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let no_shebang = dir.path().join("plain");
-        std::fs::write(&no_shebang, [0u8, 1, 2, 3]).unwrap();
-        std::fs::set_permissions(&no_shebang, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let cases = [
-            std::ffi::OsString::from("pyhton3-no-such-program"),
-            dir.path().join("missing.py").into_os_string(),
-            not_executable.into_os_string(),
-            no_shebang.into_os_string(),
-            dir.path().as_os_str().to_owned(),
-        ];
-        for program in cases {
+        for program in programs_that_cannot_start(dir.path()) {
             let direct = tokio::process::Command::new(&program).spawn().unwrap_err();
             let resolved = resolve(&program, None).unwrap_err();
             assert_eq!(

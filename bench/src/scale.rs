@@ -45,8 +45,9 @@ pub struct ScaleArgs {
     /// How long to wait after the last Complete for trials.parquet to show every trial succeeded.
     #[arg(long = "parquet-patience", env = "SWEEP_BENCH_PARQUET_PATIENCE", default_value = "10m", value_parser = parse_duration)]
     pub parquet_patience: Duration,
-    /// Stop after the submission: its time, heartbeats and memory only (a million-trial run takes
-    /// most of an hour, its submission a minute).
+    /// Stop after the submission: its time, heartbeats and memory, then cancel the sweep and time
+    /// that with its heartbeats (a million-trial run takes most of an hour, its submission and
+    /// cancel a minute or two).
     #[arg(long = "submit-only", env = "SWEEP_BENCH_SUBMIT_ONLY")]
     pub submit_only: bool,
 }
@@ -61,6 +62,14 @@ pub struct ScaleRun {
     pub memory_after_submit: Memory,
     /// None with `--submit-only`.
     pub ran: Option<Ran>,
+    /// With `--submit-only`.
+    pub cancelled: Option<Cancelled>,
+}
+
+/// Cancelling the submitted sweep, every trial of it pending.
+pub struct Cancelled {
+    pub cancel: Duration,
+    pub heartbeats: Latencies,
 }
 
 /// The figures of leasing and completing every trial.
@@ -159,6 +168,13 @@ fn table(args: &ScaleArgs, binary: &Path, r: &ScaleRun, load_before: &str) -> Ta
     );
     let Some(ran) = &r.ran else {
         t.row("run", "not run (--submit-only)".to_string());
+        if let Some(c) = &r.cancelled {
+            t.row("cancel every trial", format!("{:.2} s", c.cancel.as_secs_f64()));
+            t.row(
+                format!("heartbeat every {} during cancel: p50 / p99 / max", ms(args.probe_every)),
+                c.heartbeats.cell(),
+            );
+        }
         t.row("load average before / after", format!("{load_before} / {}", load()));
         return t;
     };
@@ -208,7 +224,10 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
 
 const SUBMIT: u8 = 0;
 const RUN: u8 = 1;
-const DONE: u8 = 2;
+const CANCEL: u8 = 2;
+const DONE: u8 = 3;
+/// Heartbeats are recorded under the phase they started in: submit, run, cancel.
+type Beats = [Vec<Duration>; 3];
 
 async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u32) -> anyhow::Result<ScaleRun> {
     let dir = match tmp_root {
@@ -232,7 +251,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     };
     let probe_lease = prober.lease(req).await?.into_inner().leases.pop().context("the prober got no lease")?.lease_id;
     let phase = Arc::new(AtomicU8::new(SUBMIT));
-    let beats: Arc<Mutex<[Vec<Duration>; 2]>> = Arc::default();
+    let beats: Arc<Mutex<Beats>> = Arc::default();
     let probe = tokio::spawn(heartbeat_forever(
         prober,
         probe_id,
@@ -254,10 +273,16 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     anyhow::ensure!(resp.trials_added == n, "expected {n} trials added, got {}", resp.trials_added);
     let memory_after_submit = coordinator.memory()?;
     if args.submit_only {
+        phase.store(CANCEL, Ordering::Relaxed);
+        let started = Instant::now();
+        let req = pb::CancelSweepRequest { sweep_id: name.clone() };
+        let cancelled = sweeps.cancel_sweep(req).await?.into_inner().trials_cancelled;
+        let cancel = started.elapsed();
+        anyhow::ensure!(cancelled == n, "expected {n} trials cancelled, got {cancelled}");
         phase.store(DONE, Ordering::Relaxed);
         probe.await??;
         coordinator.stop(Duration::from_secs(120))?;
-        let [submit_beats, _] = sorted(&beats);
+        let [submit_beats, _, cancel_beats] = sorted(&beats);
         return Ok(ScaleRun {
             n,
             expand,
@@ -265,6 +290,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
             heartbeats_submit: Latencies(submit_beats),
             memory_after_submit,
             ran: None,
+            cancelled: Some(Cancelled { cancel, heartbeats: Latencies(cancel_beats) }),
         });
     }
 
@@ -307,7 +333,7 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
     let memory_end = coordinator.memory()?;
     coordinator.stop(Duration::from_secs(120))?;
 
-    let [submit_beats, run_beats] = sorted(&beats);
+    let [submit_beats, run_beats, _] = sorted(&beats);
     Ok(ScaleRun {
         n,
         expand,
@@ -315,11 +341,12 @@ async fn run_one(args: &ScaleArgs, binary: &Path, tmp_root: Option<&Path>, n: u3
         heartbeats_submit: Latencies(submit_beats),
         memory_after_submit,
         ran: Some(Ran { run, heartbeats_run: Latencies(run_beats), memory_end, parquet_rows, parquet_lag }),
+        cancelled: None,
     })
 }
 
 /// The heartbeats of each phase, sorted.
-fn sorted(beats: &Mutex<[Vec<Duration>; 2]>) -> [Vec<Duration>; 2] {
+fn sorted(beats: &Mutex<Beats>) -> Beats {
     let mut beats = std::mem::take(&mut *beats.lock().expect("beats"));
     for b in beats.iter_mut() {
         b.sort();
@@ -337,7 +364,7 @@ async fn heartbeat_forever(
     lease_id: i64,
     every: Duration,
     phase: Arc<AtomicU8>,
-    beats: Arc<Mutex<[Vec<Duration>; 2]>>,
+    beats: Arc<Mutex<Beats>>,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -422,7 +449,11 @@ pub fn summary(runs: &[ScaleRun]) -> String {
                     ms(ran.heartbeats_run.p99()),
                     mib(ran.memory_end.peak)
                 ),
-                None => format!("{submit}, peak RSS {}", mib(r.memory_after_submit.peak)),
+                None => format!(
+                    "{submit}, heartbeat p99 during cancel {}, peak RSS {}",
+                    r.cancelled.as_ref().map_or("-".into(), |c| ms(c.heartbeats.p99())),
+                    mib(r.memory_after_submit.peak)
+                ),
             }
         })
         .collect();

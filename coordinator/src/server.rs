@@ -98,7 +98,7 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
     store.set_pause_after(config.pause_after);
     store.set_max_metric_names(config.max_metric_names);
     let (dropped, finished) = store
-        .recover_uploads(crate::service::upload::STORE_BATCH)
+        .recover_uploads(crate::store::BATCH)
         .with_context(|| format!("finishing the sweeps received in parts in {}", config.state.display()))?;
     if dropped + finished > 0 {
         tracing::info!(
@@ -106,6 +106,12 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
             finished,
             "sweeps received in parts before the last stop: broken off ones dropped, whole ones stored"
         );
+    }
+    let cancelled = store
+        .finish_cancels(crate::store::now_ms(), crate::store::BATCH)
+        .with_context(|| format!("finishing the cancels of sweeps in {}", config.state.display()))?;
+    if cancelled > 0 {
+        tracing::info!(trials = cancelled, "cancels cut short by the last stop finished");
     }
     let shared = Shared::new(store)
         .with_context(|| format!("opening read-only connections to the store in {}", config.state.display()))?;

@@ -15,6 +15,37 @@ use tokio::sync::watch;
 /// queue behind each other.
 const READERS: usize = 4;
 
+/// How long one batch of a whole-sweep change should hold the store. In a big sweep each new trial
+/// lands on its own page of the trial-id index, so a batch's commit writes about 4 kB to the log
+/// per trial: 2,000 trials at a million took a few hundred milliseconds, which a heartbeat waited.
+const BATCH_HOLD: std::time::Duration = std::time::Duration::from_millis(20);
+/// The fewest trials a batch shrinks to.
+const MIN_BATCH: usize = 64;
+
+/// The size of the next batch of a whole-sweep change (moving an upload's trials in, cancelling):
+/// starting at [`crate::store::BATCH`] trials, halved after a transaction that held the store
+/// longer than [`BATCH_HOLD`], doubled back after one under half of it. So a batch costs an agent's
+/// call about the same wait whatever the sweep's size.
+pub struct Batches {
+    size: usize,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        Batches { size: crate::store::BATCH }
+    }
+}
+
+impl Batches {
+    fn took(&mut self, held: std::time::Duration) {
+        if held > BATCH_HOLD {
+            self.size = (self.size / 2).max(MIN_BATCH);
+        } else if held < BATCH_HOLD / 2 {
+            self.size = (self.size * 2).min(crate::store::BATCH);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Shared {
     store: Arc<Mutex<Store>>,
@@ -107,6 +138,24 @@ impl Shared {
         out
     }
 
+    /// One batch of a whole-sweep change: `f` gets the number of trials to handle, and how long it
+    /// held the store sizes the next batch. Wakes watchers like [`Shared::write`].
+    pub async fn write_batch<T, F>(&self, batches: &mut Batches, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, i64, usize) -> Result<T> + Send + 'static,
+    {
+        let size = batches.size;
+        let (out, held) = self
+            .write(move |s, now| {
+                let start = std::time::Instant::now();
+                f(s, now, size).map(|out| (out, start.elapsed()))
+            })
+            .await?;
+        batches.took(held);
+        Ok(out)
+    }
+
     /// A write that goes ahead of those waiting their turn: a heartbeat, which keeps leases alive
     /// and must not wait behind a queue of reports and completions. It waits only for the write in
     /// progress (and at most one about to start). Wakes watchers like [`Shared::write`].
@@ -185,6 +234,23 @@ impl Shared {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_batch_shrinks_while_it_holds_the_store_too_long_and_grows_back() {
+        let mut b = Batches::default();
+        b.took(BATCH_HOLD * 3);
+        assert_eq!(b.size, crate::store::BATCH / 2);
+        for _ in 0..20 {
+            b.took(BATCH_HOLD * 3);
+        }
+        assert_eq!(b.size, MIN_BATCH);
+        b.took(BATCH_HOLD * 3 / 4);
+        assert_eq!(b.size, MIN_BATCH, "within the hold: kept");
+        for _ in 0..20 {
+            b.took(BATCH_HOLD / 4);
+        }
+        assert_eq!(b.size, crate::store::BATCH);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_heartbeat_goes_ahead_of_writes_waiting_their_turn() {

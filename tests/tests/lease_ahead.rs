@@ -39,22 +39,35 @@ fn trial(status: &Value, seconds: u64) -> Value {
     trials.iter().find(|t| t["params"]["seconds"] == seconds).cloned().expect("trial by seconds")
 }
 
-/// Agent `a` with one slot has finished the quick trial, runs one slow trial and holds the other.
-fn one_running_one_held(url: &str, root: &std::path::Path) -> Value {
-    wait_for(url, "ahead", root, Duration::from_secs(60), |s| {
+/// A coordinator with this lease lifetime and agent `a`, once `a` has finished the quick trial,
+/// runs one slow trial and holds the other; with the sweep's status then.
+fn one_running_one_held(root: &std::path::Path, lease_ttl: &str) -> (Coordinator, Proc, Value) {
+    set_up(root);
+    let coordinator = start_coordinator(root, lease_ttl);
+    let a = slow_agent(root, &coordinator.url);
+    stdout_of(&sweep(&coordinator.url, &["submit", root.join("ahead.toml").to_str().unwrap()]));
+    let status = wait_for(&coordinator.url, "ahead", root, Duration::from_secs(60), |s| {
         count(s, "succeeded") == 1 && count(s, "running") == 1 && count(s, "leased") == 1
-    })
+    });
+    (coordinator, a, status)
+}
+
+/// Agent `b` runs both slow trials, each on its second attempt, and the sweep ends.
+fn both_run_on_b(root: &std::path::Path, coordinator: &Coordinator) {
+    let _b = start_agent(root, &coordinator.url, "b", 1);
+    let status = wait_for(&coordinator.url, "ahead", root, Duration::from_secs(60), |s| s["done"] == true);
+    assert_eq!(count(&status, "succeeded"), 3, "{status:#}");
+    for seconds in [60, 61] {
+        let t = trial(&status, seconds);
+        assert_eq!((t["attempts"].as_u64(), t["agent"].as_str()), (Some(2), Some("b")), "{status:#}");
+    }
 }
 
 #[test]
 fn a_draining_agent_hands_its_held_lease_back_unstarted() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    set_up(root);
-    let coordinator = start_coordinator(root, "30s");
-    let mut a = slow_agent(root, &coordinator.url);
-    stdout_of(&sweep(&coordinator.url, &["submit", root.join("ahead.toml").to_str().unwrap()]));
-    let status = one_running_one_held(&coordinator.url, root);
+    let (coordinator, mut a, status) = one_running_one_held(root, "30s");
     let held = status["trials"].as_array().unwrap().iter().find(|t| t["state"] == "leased").cloned().unwrap();
 
     // SAFETY: signalling our own child process.
@@ -66,25 +79,15 @@ fn a_draining_agent_hands_its_held_lease_back_unstarted() {
     assert_eq!(returned["last_error"], "handed back unstarted by a draining agent", "{status:#}");
     assert!(!root.join("a/trials/ahead").join(held["trial_id"].as_str().unwrap()).exists(), "it never started");
 
-    let _b = start_agent(root, &coordinator.url, "b", 1);
-    let status = wait_for(&coordinator.url, "ahead", root, Duration::from_secs(60), |s| s["done"] == true);
-    assert_eq!(count(&status, "succeeded"), 3, "{status:#}");
-    for seconds in [60, 61] {
-        let t = trial(&status, seconds);
-        assert_eq!((t["attempts"].as_u64(), t["agent"].as_str()), (Some(2), Some("b")), "{status:#}");
-    }
+    both_run_on_b(root, &coordinator);
 }
 
 #[test]
 fn a_killed_agents_trial_dies_with_it_and_its_held_lease_runs_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    set_up(root);
     // A short lease lifetime, so the held lease expires soon after the agent dies.
-    let coordinator = start_coordinator(root, "3s");
-    let mut a = slow_agent(root, &coordinator.url);
-    stdout_of(&sweep(&coordinator.url, &["submit", root.join("ahead.toml").to_str().unwrap()]));
-    let status = one_running_one_held(&coordinator.url, root);
+    let (coordinator, mut a, status) = one_running_one_held(root, "3s");
     let running = status["trials"].as_array().unwrap().iter().find(|t| t["state"] == "running").cloned().unwrap();
     let pid_file = root.join(format!("pid-{}", running["trial_id"].as_str().unwrap()));
     let started = Instant::now();
@@ -105,13 +108,7 @@ fn a_killed_agents_trial_dies_with_it_and_its_held_lease_runs_elsewhere() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let _b = start_agent(root, &coordinator.url, "b", 1);
-    let status = wait_for(&coordinator.url, "ahead", root, Duration::from_secs(60), |s| s["done"] == true);
-    assert_eq!(count(&status, "succeeded"), 3, "{status:#}");
-    for seconds in [60, 61] {
-        let t = trial(&status, seconds);
-        assert_eq!((t["attempts"].as_u64(), t["agent"].as_str()), (Some(2), Some("b")), "{status:#}");
-    }
+    both_run_on_b(root, &coordinator);
 }
 
 /// Whether `pid` still runs (a zombie waiting to be reaped does not).

@@ -1,10 +1,11 @@
 //! `sweep.v1.SweepService`: what users call from the CLI.
 
 use super::page;
-use super::upload::{Uploads, STORE_BATCH};
+use super::upload::Uploads;
 use crate::auth;
 use crate::convert;
 use crate::shared::Shared;
+use crate::store::BATCH as STORE_BATCH;
 use crate::store::{Chosen, RetryWhich};
 use std::pin::Pin;
 use std::time::Duration;
@@ -137,10 +138,25 @@ impl SweepService for SweepApi {
         let name = req.into_inner().sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
         let by = caller.name().unwrap_or_default().to_string();
-        let n = {
-            let name = name.clone();
-            self.shared.write(move |s, now| s.cancel(&name, &caller, now)).await?
-        };
+        // The first batch answers whether the caller may; the rest goes on even if the caller
+        // hangs up (a restart finishes what a stop cuts short).
+        let (shared, sweep) = (self.shared.clone(), name.clone());
+        let all = tokio::spawn(async move {
+            let mut batches = crate::shared::Batches::default();
+            let first = {
+                let sweep = sweep.clone();
+                shared.write_batch(&mut batches, move |s, now, batch| s.cancel(&sweep, &caller, now, batch)).await?
+            };
+            let (mut n, mut more) = (first.cancelled, first.more);
+            while more {
+                let sweep = sweep.clone();
+                let step =
+                    shared.write_batch(&mut batches, move |s, now, batch| s.cancel_more(&sweep, now, batch)).await?;
+                (n, more) = (n + step.cancelled, step.more);
+            }
+            Ok::<_, crate::error::Error>(n)
+        });
+        let n = all.await.map_err(|e| Status::internal(format!("cancelling the sweep: {e}")))??;
         tracing::info!(sweep = %name, by = %by, trials = n, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { trials_cancelled: n }))
     }

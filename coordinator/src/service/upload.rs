@@ -8,8 +8,8 @@ use crate::convert;
 use crate::error::Error;
 use crate::limits::{MAX_TRIALS_PER_PART, MAX_TRIALS_PER_SUBMIT};
 use crate::ownership::{Caller, Definitions};
-use crate::shared::Shared;
-use crate::store::{NewSweep, SubmitOutcome};
+use crate::shared::{Batches, Shared};
+use crate::store::{NewSweep, SubmitOutcome, BATCH as STORE_BATCH};
 use std::sync::Arc;
 use std::time::Duration;
 use sweep_proto::v1 as pb;
@@ -17,11 +17,6 @@ use sweep_spec::TrialSpec;
 use tokio::sync::Semaphore;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
-
-/// Trials per store transaction when staging, moving in or dropping an upload's trials: a batch
-/// takes a few milliseconds, which is how long an agent's call may wait behind it. A submission of
-/// at most this many trials in one part is stored in one transaction, without staging.
-pub const STORE_BATCH: usize = 2_000;
 
 /// Who may upload now: at most [`crate::limits::MAX_UPLOADS_IN_FLIGHT`] at once.
 #[derive(Clone)]
@@ -106,9 +101,10 @@ impl Uploads {
         let Received { definitions, max_index, .. } = received;
         let finish = tokio::spawn(async move {
             let head = sweep.clone();
+            let mut batches = Batches::default();
             let first = shared
-                .write(move |s, now| {
-                    s.finish_upload(upload, &head, definitions.into_vec(), max_index, &caller, force, now, STORE_BATCH)
+                .write_batch(&mut batches, move |s, now, batch| {
+                    s.finish_upload(upload, &head, definitions.into_vec(), max_index, &caller, force, now, batch)
                 })
                 .await;
             let mut step = match first {
@@ -120,7 +116,7 @@ impl Uploads {
             };
             let mut added = step.added;
             while step.more {
-                step = shared.write(move |s, _| s.publish(upload, STORE_BATCH)).await?;
+                step = shared.write_batch(&mut batches, move |s, _, batch| s.publish(upload, batch)).await?;
                 added += step.added;
             }
             let name = sweep.name.clone();

@@ -25,12 +25,18 @@ pub use gauges::Gauges;
 pub use leases::{Grant, LeaseAnswer, LeaseReport};
 pub use metrics::{MetricBatch, MetricWarning, StoredMetric};
 pub use retry::RetryWhich;
-pub use sweeps::{NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
+pub use sweeps::{Cancelling, NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 pub use trial_rows::Chosen;
 
 use crate::error::Result;
 use rusqlite::Connection;
 use std::path::Path;
+
+/// Trials per transaction when a change touches a whole sweep (staging, moving in or dropping an
+/// upload's trials, cancelling): a batch takes a few milliseconds, which is how long an agent's
+/// call may wait behind it. A submission of at most this many trials in one part is stored in one
+/// transaction, without staging.
+pub const BATCH: usize = 2_000;
 
 pub struct Store {
     conn: Connection,

@@ -2,12 +2,14 @@
 
 use super::{Chosen, Store};
 use crate::error::{Error, Result};
-use crate::lifecycle::{self, Counters, Event, Policy, TrialState};
+use crate::lifecycle::{Policy, TrialState};
 use crate::ownership::{self, Caller, Terms};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 use sweep_spec::TrialSpec;
 
+mod cancel;
+pub use cancel::Cancelling;
 mod uploads;
 
 pub struct NewSweep {
@@ -125,35 +127,6 @@ impl Store {
         let total = trial_count(&tx, &sweep.name)?;
         tx.commit()?;
         Ok(SubmitOutcome { added, total })
-    }
-
-    /// Cancels every trial not yet finished. Running ones are told to stop at their next heartbeat.
-    /// Only the sweep's owner or an admin may (see [`Caller::may_manage`]).
-    pub fn cancel(&mut self, sweep: &str, caller: &Caller, now_ms: i64) -> Result<u32> {
-        let tx = self.conn.transaction()?;
-        caller.check_may("cancel", sweep, super::owners::owner(&tx, sweep)?.as_deref())?;
-        let policy = sweep_policy(&tx, sweep)?;
-        tx.execute("UPDATE sweeps SET state = 'cancelled' WHERE name = ?1", [sweep])?;
-        let open: Vec<(String, String, Counters)> = {
-            let mut q = tx.prepare(
-                "SELECT trial_id, state, attempt, user_failures, lost FROM trials
-                 WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running')",
-            )?;
-            let rows = q.query_map([sweep], |r| Ok((r.get(0)?, r.get(1)?, super::counters_at(r, 2)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for (trial_id, state, counters) in &open {
-            let state: TrialState = state.parse().map_err(Error::Corrupt)?;
-            let (next, _) = lifecycle::transition(state, *counters, Event::Cancel, policy)
-                .map_err(|e| Error::Corrupt(e.to_string()))?;
-            // The lease id stays, so the agent holding it hears `stop` rather than `abandon`.
-            tx.execute(
-                "UPDATE trials SET state = ?3, finished_at_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
-                params![sweep, trial_id, next.as_str(), now_ms],
-            )?;
-        }
-        tx.commit()?;
-        Ok(open.len() as u32)
     }
 
     pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
