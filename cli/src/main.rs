@@ -202,11 +202,28 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
     here || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
 }
 
+/// Printing into a closed pipe (`sweep status | head`) ends the command quietly, by SIGPIPE, as
+/// other command-line tools end. SIGPIPE itself stays ignored, as Rust leaves it: `sweep local`
+/// serves gRPC in this process, and a write to a connection its peer closed (a vectored write
+/// cannot ask not to be signalled) must be an error on that connection, not the end of the sweep.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            // SAFETY: restoring SIGPIPE's default disposition and raising it ends the process
+            // as a write into a closed pipe ends any program that does not ignore the signal.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
-    // Rust ignores SIGPIPE, so printing into a closed pipe (`sweep status | head`) would panic;
-    // like other command-line tools, end quietly instead.
-    // SAFETY: at the start of main, before any thread exists; SIG_DFL is a valid disposition.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    end_quietly_when_stdout_closes();
     let matches = Cli::command().get_matches();
     // `sweep results` reads ./results/ unless a coordinator was named (README: Results).
     let coordinator_given = given(&matches, "url");
