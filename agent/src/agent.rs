@@ -31,15 +31,25 @@ const LEASE_RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// Leases are held ahead of free slots (`--lease-ahead`) only while trials are this short: for
 /// longer ones a round trip to the coordinator is noise, and a lease held ahead would keep its
-/// trial from an agent that is idle now.
+/// trial from an agent that is idle now. Nor after a trial failed: a broken sweep or node would
+/// fail the held trials too, using up their attempts before the coordinator pauses the sweep or
+/// quarantines the node.
 const LEASE_AHEAD_BELOW: Duration = Duration::from_secs(10);
 
-/// A launch's result: the GPUs it held, how each of its leases ended, and how long its process
-/// ran (None: it never started).
+/// A launch's result: the GPUs it held, how each of its leases ended, and how its process ran.
 struct Finished {
     gpus: gpus::Taken,
     ended: supervise::Ended,
-    ran: Option<Duration>,
+    ran: Ran,
+}
+
+enum Ran {
+    /// The process never started.
+    Never,
+    /// It ran this long and exited 0.
+    Clean(Duration),
+    /// It failed, or was stopped, drained or abandoned.
+    NotClean,
 }
 
 /// Runs until `shutdown` resolves. On shutdown the agent stops leasing and drains its trials
@@ -125,7 +135,7 @@ struct Agent {
     free_slots: Arc<Semaphore>,
     /// Leases held ahead of free slots at most, while trials are short.
     lease_ahead: u32,
-    /// How long the last trial to end ran.
+    /// How long the last trial to end ran, if it ended well.
     last_run: Option<Duration>,
     pool: GpuPool,
     /// Held until the agent returns: dropping it stops a daemon this agent started.
@@ -219,7 +229,7 @@ impl Agent {
     }
 
     /// Launches this agent takes at once, running or waiting for a slot: its slots, and while its
-    /// trials are short as many leases held ahead as `--lease-ahead` allows.
+    /// trials are short and end well as many leases held ahead as `--lease-ahead` allows.
     fn capacity(&self) -> u32 {
         let short = self.last_run.is_some_and(|ran| ran < LEASE_AHEAD_BELOW);
         self.slots + if short { self.lease_ahead } else { 0 }
@@ -330,14 +340,16 @@ impl Agent {
             let (launch, slot, control_rx, mut ended) = match held::for_slot(slots, launch, control_rx, &reporter).await
             {
                 held::Waited::Run { launch, slot, control, ended } => (launch, slot, control, ended),
-                held::Waited::Done(ended) => return Finished { gpus: taken, ended, ran: None },
+                held::Waited::Done(ended) => return Finished { gpus: taken, ended, ran: Ran::Never },
             };
             wake_heartbeat.notify_one();
             let started = std::time::Instant::now();
-            ended.extend(supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await);
+            let (more, clean) = supervise::run(launch, &runner, &reporter, control_rx, started_tx, grace).await;
+            ended.extend(more);
             // The slot is free for a launch waiting for one as soon as the process has ended.
             drop(slot);
-            Finished { gpus: taken, ended, ran: Some(started.elapsed()) }
+            let ran = if clean { Ran::Clean(started.elapsed()) } else { Ran::NotClean };
+            Finished { gpus: taken, ended, ran }
         });
     }
 
@@ -351,7 +363,7 @@ impl Agent {
                 permanent: false,
             };
             let ended = supervise::launch_failed(&reporter, leases, &why).await;
-            Finished { gpus: gpus::Taken::default(), ended, ran: None }
+            Finished { gpus: gpus::Taken::default(), ended, ran: Ran::Never }
         });
     }
 
@@ -360,7 +372,11 @@ impl Agent {
     fn launch_ended(&mut self, done: Result<Finished, JoinError>) {
         let Ok(Finished { gpus, ended, ran }) = done else { return };
         self.pool.give_back(gpus);
-        self.last_run = ran.or(self.last_run);
+        match ran {
+            Ran::Never => {}
+            Ran::Clean(took) => self.last_run = Some(took),
+            Ran::NotClean => self.last_run = None,
+        }
         for (lease_id, delivery) in ended {
             let active = self.active.clone();
             tokio::spawn(async move {

@@ -37,10 +37,10 @@ pub struct AgentConfig {
     #[arg(long, env = "SWEEP_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
     /// Leases to hold ahead of free slots while this agent's trials are short (the last one ran
-    /// under 10 s): when a trial ends, the next starts at once instead of after a round trip to
-    /// the coordinator. Held leases are heartbeated like running ones and handed back unstarted
-    /// when the agent drains. Once a trial has run 10 s or more, no more are taken ahead
-    /// [default: the number of slots; 0: lease only for free slots].
+    /// under 10 s and exited 0): when a trial ends, the next starts at once instead of after a
+    /// round trip to the coordinator. Held leases are heartbeated like running ones and handed
+    /// back unstarted when the agent drains. Once a trial has run 10 s or more, or failed, no more
+    /// are taken ahead [default: the number of slots; 0: lease only for free slots].
     #[arg(long, env = "SWEEP_LEASE_AHEAD")]
     pub lease_ahead: Option<u32>,
     /// Where built-in trials compute: `auto` (CUDA when the trial has a GPU, else the CPU), `cpu`

@@ -66,7 +66,8 @@ pub type Ended = Vec<(i64, Option<Delivery>)>;
 /// A fused group reacts member by member where it can: a member that diverged (the runner's
 /// `dropped` line) or that the coordinator stops is completed at once while the others train on;
 /// a member whose lease is lost is left to the coordinator. When no member is left to train, or
-/// the agent drains, the whole process is stopped.
+/// the agent drains, the whole process is stopped. Also returns whether the process ran to its end
+/// and exited 0.
 #[tracing::instrument(name = "trial_attempt", skip_all, fields(sweep = %launch.members[0].spec.sweep, trial = %launch.members[0].spec.id, attempt = launch.members[0].attempt, lease = launch.members[0].lease_id, members = launch.members.len()))]
 pub async fn run(
     launch: Launch,
@@ -75,22 +76,25 @@ pub async fn run(
     control: mpsc::Receiver<(i64, Control)>,
     started: watch::Sender<bool>,
     stop_grace: Duration,
-) -> Ended {
+) -> (Ended, bool) {
     let members = &launch.members;
     let child = match spawn(&launch, runner, &reporter.session().agent_id) {
         Ok(child) => child,
         Err(e) => {
             tracing::error!(trial = %members[0].spec.id, error = %e, permanent = e.permanent, "could not start the trial");
             let leases = members.iter().map(|m| m.lease_id).collect();
-            return launch_failed(reporter, leases, &e).await;
+            return (launch_failed(reporter, leases, &e).await, false);
         }
     };
     let _ = started.send(true);
     tracing::info!(trial = %members[0].spec.id, attempt = members[0].attempt, members = members.len(), pid = child.id(), "trial started");
     let mut supervisor = Supervisor::attach(members, reporter, child);
     match supervisor.watch(control, stop_grace).await {
-        Some((status, ending)) => supervisor.finish(status, ending).await,
-        None => supervisor.abandon().await,
+        Some((status, ending)) => {
+            let clean = ending == Ending::Exited && status.as_ref().is_ok_and(|s| s.success());
+            (supervisor.finish(status, ending).await, clean)
+        }
+        None => (supervisor.abandon().await, false),
     }
 }
 
