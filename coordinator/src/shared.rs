@@ -2,8 +2,7 @@
 //! transaction at a time (never across an `.await`), plus a change counter that wakes watchers.
 //! Reads go through read-only connections of their own, so a long read (a million-trial sweep's
 //! results) never holds up the agents' calls, which all write. Heartbeats, which keep leases
-//! alive, do not queue behind the other writes either (`write_first`), nor behind copying the
-//! write-ahead log into the database file, which a thread of its own does.
+//! alive, do not queue behind the other writes either (`write_first`).
 
 use crate::error::{Error, Result};
 use crate::store::{now_ms, Store};
@@ -87,10 +86,8 @@ struct Readers {
 impl Shared {
     pub fn new(store: Store) -> Result<Shared> {
         let stores = (0..READERS).map(|_| store.reader().map(Mutex::new)).collect::<Result<_>>()?;
-        let store = Arc::new(Mutex::new(store));
-        lock(&store).checkpoint_apart(Arc::downgrade(&store))?;
         Ok(Shared {
-            store,
+            store: Arc::new(Mutex::new(store)),
             order: Arc::new(WriteOrder::default()),
             readers: Arc::new(Readers { stores, next: AtomicUsize::new(0) }),
             changes: Arc::new(watch::channel(0).0),

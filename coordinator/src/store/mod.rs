@@ -7,7 +7,6 @@
 mod agents;
 mod attempts;
 mod blame;
-mod checkpoints;
 mod gauges;
 mod leases;
 mod metrics;
