@@ -83,8 +83,11 @@ impl Store {
     /// through it (listings, results, the Parquet sink) run beside writes instead of waiting for
     /// the store's lock: in WAL mode a reader sees the last commit while a writer works.
     pub fn reader(&self) -> Result<Store> {
+        let path = self.conn.path().filter(|p| !p.is_empty()).ok_or_else(|| {
+            crate::Error::Io(std::io::Error::other("the state store has no file for a reader to open"))
+        })?;
         let conn = Connection::open_with_flags(
-            self.file()?,
+            path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -94,13 +97,6 @@ impl Store {
             quarantine_after: self.quarantine_after,
             pause_after: self.pause_after,
             max_metric_names: self.max_metric_names,
-        })
-    }
-
-    /// The store's file, for another connection to open.
-    fn file(&self) -> Result<&str> {
-        self.conn.path().filter(|p| !p.is_empty()).ok_or_else(|| {
-            crate::Error::Io(std::io::Error::other("the state store has no file for another connection to open"))
         })
     }
 
