@@ -168,7 +168,8 @@ impl Agent {
         if let Err(e) = session.save(&config.work_dir) {
             tracing::warn!(error = %e, "could not keep the session secret: output left unreported by this run cannot be re-sent after a restart");
         }
-        let (reporter, reporter_task) = Reporter::spawn(client.clone(), session.clone());
+        let wake_heartbeat = Arc::new(Notify::new());
+        let (reporter, reporter_task) = Reporter::spawn(client.clone(), session.clone(), wake_heartbeat.clone());
         let (replaying, work_dir) = (reporter.clone(), config.work_dir.clone());
         tokio::spawn(async move {
             let sent = crate::recover::replay_unreported(&work_dir, &replaying).await;
@@ -177,7 +178,6 @@ impl Agent {
             }
         });
         let active = ActiveLeases::default();
-        let wake_heartbeat = Arc::new(Notify::new());
         let every = Duration::from_millis(registered.heartbeat_interval_ms.max(50) as u64);
         let beats =
             heartbeat::beat_forever(client.clone(), session.clone(), active.clone(), every, wake_heartbeat.clone());

@@ -1,14 +1,16 @@
 //! The agent's outbound queue to the coordinator: metric reports and completions, sent in the
 //! order they happened and retried until the coordinator takes them. Consecutive records of one
 //! lease travel in one call. A refusal (stale lease) drops the item: that attempt is over. Each
-//! item goes out under the session of the registration that holds its lease.
+//! item goes out under the session of the registration that holds its lease. When a report tells
+//! that the sweep's schedule stopped its trial, a heartbeat goes out at once to fetch the stop.
 
 use crate::client::{self, Client};
 use crate::session::Session;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use sweep_proto::v1::{CompleteRequest, EpochMetrics, Metric, MetricWarning, ReportMetricsRequest};
 use sweep_spec::EpochRecord;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Items waiting to be sent. When the coordinator is unreachable the queue fills, and then trial
 /// output waits in its pipe: training pauses rather than losing a row.
@@ -47,9 +49,10 @@ pub struct Reporter {
 
 impl Reporter {
     /// Starts the sender. It ends once every `Reporter` clone is dropped and the queue is empty.
-    pub fn spawn(client: Client, session: Session) -> (Reporter, tokio::task::JoinHandle<()>) {
+    /// `beat_now` wakes the heartbeats.
+    pub fn spawn(client: Client, session: Session, beat_now: Arc<Notify>) -> (Reporter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (Reporter { tx, session }, tokio::spawn(send_forever(client, rx)))
+        (Reporter { tx, session }, tokio::spawn(send_forever(client, rx, beat_now)))
     }
 
     /// The registration this handle reports for.
@@ -99,7 +102,7 @@ impl Reporter {
     }
 }
 
-async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
+async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>, beat_now: Arc<Notify>) {
     // What was taken off the queue and not sent yet, in queue order: while a call is under way
     // more piles up, and each lease's records in it go out together.
     let mut backlog: VecDeque<Outbound> = VecDeque::new();
@@ -129,8 +132,15 @@ async fn send_forever(client: Client, mut rx: mpsc::Receiver<Outbound>) {
                     async move { c.report_metrics(req).await }
                 })
                 .await;
-                if let Err(status) = sent {
-                    tracing::warn!(lease = lease_id, error = status.message(), "metrics refused; dropped");
+                match sent {
+                    Ok(resp) if resp.get_ref().trial_stopped => {
+                        tracing::info!(lease = lease_id, "the sweep's schedule stopped the trial");
+                        beat_now.notify_one();
+                    }
+                    Ok(_) => {}
+                    Err(status) => {
+                        tracing::warn!(lease = lease_id, error = status.message(), "metrics refused; dropped")
+                    }
                 }
             }
             Outbound::Barrier(done) => {

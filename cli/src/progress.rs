@@ -88,7 +88,7 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str, lines: Line
         // position, never a full bar beside trials still running.
         bar.set_message(progress_message(&s));
         bar.set_length(s.total as u64);
-        bar.set_position((c.succeeded + c.failed + c.cancelled + c.stopped) as u64);
+        bar.set_position(crate::commands::status::finished(&c) as u64);
         if !shown {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             shown = true;
@@ -118,7 +118,7 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str, lines: Line
 /// trials have no agent.
 fn plain_line(sweep: &str, s: &pb::SweepSummary, elapsed: Duration) -> String {
     let c = s.counts.unwrap_or_default();
-    let finished = c.succeeded + c.failed + c.cancelled + c.stopped;
+    let finished = crate::commands::status::finished(&c);
     let secs = elapsed.as_secs();
     let mut line = format!(
         "{}: {finished}/{} finished · {} ({}m{:02}s)",

@@ -235,6 +235,7 @@ mod tests {
             last_error: None,
             exit_code: Some(0),
             version: 0,
+            rung: None,
         }
     }
 

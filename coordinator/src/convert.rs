@@ -92,14 +92,32 @@ pub fn sweep_head_from_wire(r: pb::SubmitSweepRequest) -> Result<(NewSweep, Vec<
     if r.max_lost > MAX_RETRY_COUNT {
         return Err(invalid("max_lost", format!("at most {MAX_RETRY_COUNT}, got {}", r.max_lost)));
     }
+    let schedule = schedule_from_wire(&r.schedule_json)?;
     let sweep = NewSweep {
         name: r.name,
         source: r.source,
         source_path: r.source_path,
         policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost, retry_backoff_ms: r.retry_backoff_ms },
+        schedule,
         trials: Vec::new(),
     };
     Ok((sweep, r.trials))
+}
+
+/// A submitted schedule, checked as the sweep file's is and stored in one canonical form; empty:
+/// none.
+fn schedule_from_wire(json: &str) -> Result<Option<String>, Status> {
+    if json.is_empty() {
+        return Ok(None);
+    }
+    check_size("schedule_json", json.len(), MAX_SCHEDULE_BYTES, "bytes")?;
+    let schedule: sweep_spec::schedule::Schedule =
+        serde_json::from_str(json).map_err(|e| invalid("schedule_json", format!("a schedule: {e}")))?;
+    if !sweep_spec::report::is_valid_metric_name(&schedule.objective.metric) {
+        return Err(invalid("schedule_json", "objective.metric: 1 to 256 bytes without control characters"));
+    }
+    schedule.asha.check().map_err(|(key, expected)| invalid("schedule_json", format!("asha.{key}: {expected}")))?;
+    Ok(Some(serde_json::to_string(&schedule).expect("a schedule serializes")))
 }
 
 /// The domain trials of sweep `sweep`; errors name the trial's position in the whole submission,
@@ -127,6 +145,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
             failed: s.count(TrialState::Failed),
             cancelled: s.count(TrialState::Cancelled),
             stopped: s.count(TrialState::Stopped),
+            stopped_early: s.count(TrialState::StoppedEarly),
         }),
         total: s.total,
         done: s.is_done(),
@@ -136,6 +155,11 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         pause_reason: s.pause_reason.clone().unwrap_or_default(),
         pause_error: s.pause_error.clone().unwrap_or_default(),
         waiting: s.waiting.clone().unwrap_or_default(),
+        rungs: s
+            .rungs
+            .iter()
+            .map(|r| pb::RungCount { epoch: r.epoch, judged: r.judged, went_on: r.went_on, stopped: r.stopped })
+            .collect(),
     }
 }
 
@@ -198,6 +222,7 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         last_error: r.last_error.as_deref().map(crate::results::last_error_cell).unwrap_or_default(),
         exit_code: r.exit_code,
         version: r.version,
+        rung: r.rung,
     }
 }
 

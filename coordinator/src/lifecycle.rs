@@ -10,6 +10,7 @@
 //!                                            ├── failure, none left, or bad config ──▶ failed
 //!                                            └── stopped on request ───────────────▶ stopped
 //!   pending | leased | running ──── cancel ────▶ cancelled
+//!   leased | running ──── below the cut at a rung (`[schedule]`) ────▶ stopped_early
 //!   failed | cancelled ──── retry (`sweep retry`) ────▶ pending, with a fresh attempt budget
 //! ```
 //! The attempt number grows by one at every lease, so a retry after a lost lease runs as
@@ -28,10 +29,12 @@ pub enum TrialState {
     Failed,
     Cancelled,
     Stopped,
+    /// Stopped by the sweep's schedule: its value at a rung was outside the cut.
+    StoppedEarly,
 }
 
 impl TrialState {
-    pub const ALL: [TrialState; 7] = [
+    pub const ALL: [TrialState; 8] = [
         TrialState::Pending,
         TrialState::Leased,
         TrialState::Running,
@@ -39,6 +42,7 @@ impl TrialState {
         TrialState::Failed,
         TrialState::Cancelled,
         TrialState::Stopped,
+        TrialState::StoppedEarly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,11 +54,19 @@ impl TrialState {
             TrialState::Failed => "failed",
             TrialState::Cancelled => "cancelled",
             TrialState::Stopped => "stopped",
+            TrialState::StoppedEarly => "stopped_early",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, TrialState::Succeeded | TrialState::Failed | TrialState::Cancelled | TrialState::Stopped)
+        matches!(
+            self,
+            TrialState::Succeeded
+                | TrialState::Failed
+                | TrialState::Cancelled
+                | TrialState::Stopped
+                | TrialState::StoppedEarly
+        )
     }
 
     /// Holds a lease: an agent is (or should be) running it.
@@ -220,6 +232,8 @@ pub enum Event {
     /// Handed back by an agent that held the lease ahead of a free slot and never started it.
     Returned,
     Cancel,
+    /// The sweep's schedule judged it below the cut at a rung: its agent is told to stop it.
+    StopEarly,
     /// The user queues a finished trial again (`sweep retry`): its failures and lost leases no
     /// longer count, while the attempt number keeps growing so old attempts stay apart.
     Retry,
@@ -274,6 +288,7 @@ pub fn transition(
             }
         }
         (Pending | Leased | Running, Event::Cancel) => Cancelled,
+        (Leased | Running, Event::StopEarly) => StoppedEarly,
         (Failed | Cancelled, Event::Retry) => {
             counters.user_failures = 0;
             counters.lost = 0;
@@ -366,6 +381,17 @@ mod tests {
         assert_eq!(run(&[Event::Cancel]).unwrap().0, Cancelled);
         assert_eq!(run(&[Event::Leased, Event::Started, Event::Cancel]).unwrap().0, Cancelled);
         assert_eq!(run(&[Event::Leased, Event::Exited(Exit::StoppedOnRequest)]).unwrap().0, Stopped);
+    }
+
+    #[test]
+    fn only_a_leased_trial_is_stopped_early_and_then_takes_no_retry() {
+        assert_eq!(run(&[Event::Leased, Event::Started, Event::StopEarly]).unwrap().0, StoppedEarly);
+        assert!(run(&[Event::StopEarly]).is_err(), "a pending trial reached no rung");
+        let stopped = [Event::Leased, Event::StopEarly];
+        for e in [Event::StopEarly, Event::Retry, Event::Cancel, Event::Leased] {
+            let events: Vec<Event> = stopped.iter().copied().chain([e]).collect();
+            assert!(run(&events).is_err(), "{e:?} after an early stop");
+        }
     }
 
     #[test]

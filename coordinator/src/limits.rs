@@ -65,6 +65,8 @@ pub const MAX_RETRY_COUNT: u32 = 1_000_000;
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 /// The sweep file's path (Linux's PATH_MAX).
 pub const MAX_SOURCE_PATH: usize = 4096;
+/// Bytes of a sweep's early-stopping schedule as JSON (a metric name and a few numbers).
+pub const MAX_SCHEDULE_BYTES: usize = 4096;
 /// A stderr tail is cut to its last this many bytes: the end of a log says why a process died.
 pub const MAX_STDERR_TAIL: usize = 16 * 1024;
 /// A launch error is cut to its first this many bytes: its start names what could not be run.

@@ -64,6 +64,8 @@ pub struct Terms {
     pub policy: Policy,
     /// The distinct definitions of the sweep's trials, in order; one for a sweep file.
     pub definitions: Vec<Value>,
+    /// The early-stopping schedule as JSON; None: none.
+    pub schedule: Option<String>,
 }
 
 /// A trial's definition: its spec without what tells trials of one sweep apart.
@@ -128,6 +130,10 @@ pub fn differences(stored: &Terms, submitted: &Terms) -> Vec<(String, String, St
             out.push((key.to_string(), was, now));
         }
     }
+    if stored.schedule != submitted.schedule {
+        let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "none".to_string());
+        out.push(("schedule".to_string(), shown(&stored.schedule), shown(&submitted.schedule)));
+    }
     if stored.definitions.is_empty() || submitted.definitions.is_empty() || stored.definitions == submitted.definitions
     {
         return out;
@@ -173,7 +179,7 @@ pub fn check_resubmission(
         .map(|(key, was, now)| format!("sweep `{name}` exists with {key} = {was}; this submission has {now}"))
         .collect();
     Err(Error::Conflict(format!(
-        "{}. Pass --force to replace its retry policy and definition (stored trials and results are kept), or submit under another name",
+        "{}. Pass --force to replace its retry policy, schedule and definition (stored trials and results are kept), or submit under another name",
         listed.join("; ")
     )))
 }
@@ -225,6 +231,7 @@ mod tests {
         Terms {
             policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost, retry_backoff_ms: r.backoff_ms },
             definitions: definitions(&trials),
+            schedule: None,
         }
     }
 

@@ -109,7 +109,7 @@ pub fn choose(candidates: &[Candidate], free_slots: u32, gpus: &mut [GpuRoom]) -
 pub enum LeaseVerdict {
     /// Still the trial's lease: extend it.
     Extend,
-    /// The trial was cancelled while this lease ran: stop it.
+    /// The trial was cancelled, or stopped by its sweep's schedule, while this lease ran: stop it.
     Stop,
     /// Not the trial's lease any more (expired, superseded, finished): kill it, report nothing.
     Abandon,
@@ -118,7 +118,7 @@ pub enum LeaseVerdict {
 pub fn judge_lease(state: TrialState, current_lease: Option<i64>, lease_id: i64) -> LeaseVerdict {
     match (state, current_lease == Some(lease_id)) {
         (TrialState::Leased | TrialState::Running, true) => LeaseVerdict::Extend,
-        (TrialState::Cancelled, true) => LeaseVerdict::Stop,
+        (TrialState::Cancelled | TrialState::StoppedEarly, true) => LeaseVerdict::Stop,
         _ => LeaseVerdict::Abandon,
     }
 }
@@ -328,6 +328,8 @@ mod tests {
         assert_eq!(judge_lease(Pending, None, 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Succeeded, Some(7), 7), LeaseVerdict::Abandon);
         assert_eq!(judge_lease(Cancelled, Some(7), 7), LeaseVerdict::Stop);
+        assert_eq!(judge_lease(StoppedEarly, Some(7), 7), LeaseVerdict::Stop);
+        assert_eq!(judge_lease(StoppedEarly, Some(8), 7), LeaseVerdict::Abandon);
     }
 
     #[test]

@@ -41,6 +41,15 @@ struct Written {
     store: Store,
     metric_seq: HashMap<String, i64>,
     trials: HashMap<String, TrialsWritten>,
+    /// The last decision `decisions.parquet` holds, per sweep, since this process started.
+    decisions: HashMap<String, Rewritten>,
+}
+
+/// A file rewritten whole: up to what, when, and how long it took.
+struct Rewritten {
+    upto: i64,
+    at: Instant,
+    took: Duration,
 }
 
 /// Where one sweep's trial files stand.
@@ -84,7 +93,29 @@ impl Written {
                 mark_superseded(&self.store, &dir, &c.name, &seqs, false)?;
             }
             self.write_trials(&dir, &c, complete)?;
+            self.write_decisions(&dir, &c, complete)?;
         }
+        Ok(())
+    }
+
+    /// Rewrites `decisions.parquet` when the schedule decided more, as often as `trials.parquet`
+    /// is rewritten: at once when the sweep is done or on a flush.
+    fn write_decisions(&mut self, dir: &Path, c: &SweepCursor, complete: bool) -> Result<()> {
+        let w = self.decisions.get(&c.name);
+        if c.last_decision_seq == 0 || w.is_some_and(|w| w.upto >= c.last_decision_seq) {
+            return Ok(());
+        }
+        let due = complete
+            || !c.open
+            || w.is_none_or(|w| w.took.checked_mul(self.rewrite_spacing).is_some_and(|wait| w.at.elapsed() >= wait));
+        if !due {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let rows = self.store.decision_rows(&c.name)?;
+        results::write_decisions_table(dir, &rows)?;
+        let upto = rows.last().map_or(0, |r| r.seq);
+        self.decisions.insert(c.name.clone(), Rewritten { upto, at: Instant::now(), took: started.elapsed() });
         Ok(())
     }
 
@@ -237,8 +268,15 @@ pub fn spawn(
                 return;
             }
         };
-        let mut written =
-            Some(Written { root, only, rewrite_spacing, store, metric_seq: HashMap::new(), trials: HashMap::new() });
+        let mut written = Some(Written {
+            root,
+            only,
+            rewrite_spacing,
+            store,
+            metric_seq: HashMap::new(),
+            trials: HashMap::new(),
+            decisions: HashMap::new(),
+        });
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

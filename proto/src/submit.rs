@@ -32,6 +32,11 @@ impl SubmitSweepRequest {
             retry_backoff_ms: file.retry.backoff_ms,
             trials: trials.iter().map(Trial::from).collect(),
             force: false,
+            schedule_json: file
+                .schedule
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("a schedule of names and numbers serializes"))
+                .unwrap_or_default(),
         }
     }
 

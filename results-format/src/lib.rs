@@ -1,9 +1,11 @@
 //! Parquet results that users query with DuckDB and pandas: one `trials.parquet` per sweep and
 //! append-only `metrics/part-*.parquet` files, with `trial-changes/part-*.parquet` holding what
-//! changed in the trials since `trials.parquet` was last written. The folder layout and column names are a contract
+//! changed in the trials since `trials.parquet` was last written, and `decisions.parquet` with what an
+//! early-stopping schedule decided. The folder layout and column names are a contract
 //! with users' notebooks (DESIGN.md, "Results layout"), so nothing here renames a column.
 
 mod atomic;
+mod decisions_table;
 mod metrics_parts;
 mod params_columns;
 mod parquet_io;
@@ -13,6 +15,7 @@ mod trials_table;
 
 use std::path::{Path, PathBuf};
 
+pub use decisions_table::{read_decisions_table, write_decisions_table, DecisionRow, DECISIONS_FILE};
 pub use metrics_parts::{last_written_seq, metric_parts, read_metrics, write_metrics_part, MetricRow, PartSummary};
 pub use trial_changes::{last_trial_change, read_current_trials, remove_trial_changes_upto, write_trial_changes};
 pub use trials_table::{

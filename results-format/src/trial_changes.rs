@@ -117,6 +117,7 @@ mod tests {
             last_error: None,
             exit_code: None,
             version,
+            rung: None,
         }
     }
 

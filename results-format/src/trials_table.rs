@@ -22,6 +22,8 @@ use parquet::arrow::ArrowWriter;
 const FINAL_PREFIX: &str = "final_";
 /// The column that orders rows of one trial ([`TrialRow::version`]).
 const VERSION: &str = "version";
+/// The column of [`TrialRow::rung`].
+const RUNG: &str = "rung";
 
 /// One trial as users see it in `trials.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,9 @@ pub struct TrialRow {
     /// of one trial (in `trials.parquet` and `trial-changes/`) the higher version is current. 0 in
     /// tables written before the column existed.
     pub version: i64,
+    /// The epoch of the highest rung of its sweep's schedule it reached (`[schedule]`); None
+    /// without a schedule or before its first rung.
+    pub rung: Option<i32>,
 }
 
 /// Bytes of `last_error` kept in `trials.parquet`: the end of a failure's stderr, where the
@@ -82,6 +87,7 @@ fn fixed_fields() -> Vec<Field> {
         Field::new("last_error", DataType::Utf8, true),
         Field::new("exit_code", DataType::Int32, true),
         Field::new(VERSION, DataType::Int64, false),
+        Field::new(RUNG, DataType::Int32, true),
     ]
 }
 
@@ -216,6 +222,7 @@ fn batch(
         Arc::new(rows.iter().map(|r| r.last_error.as_deref().map(last_error_cell)).collect::<StringArray>()),
         Arc::new(rows.iter().map(|r| r.exit_code).collect::<Int32Array>()),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version))),
+        Arc::new(rows.iter().map(|r| r.rung).collect::<Int32Array>()),
     ];
     columns.extend(params.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
@@ -279,6 +286,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
     let last_error = optional_column::<StringArray>(batch, "last_error", &DataType::Utf8, path)?;
     let exit_code = optional_column::<Int32Array>(batch, "exit_code", &DataType::Int32, path)?;
     let version = optional_column::<Int64Array>(batch, VERSION, &DataType::Int64, path)?;
+    let rung = optional_column::<Int32Array>(batch, RUNG, &DataType::Int32, path)?;
 
     let schema = batch.schema();
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
@@ -309,6 +317,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
             last_error: last_error.and_then(|a| opt(a, i, |a, i| a.value(i).to_owned())),
             exit_code: exit_code.and_then(|a| opt(a, i, |a, i| a.value(i))),
             version: version.map_or(0, |a| a.value(i)),
+            rung: rung.and_then(|a| opt(a, i, |a, i| a.value(i))),
         });
     }
     Ok(())
@@ -360,6 +369,7 @@ mod tests {
             last_error: None,
             exit_code: Some(0),
             version: 7,
+            rung: None,
         }
     }
 
@@ -468,6 +478,7 @@ mod tests {
                 col("last_error", DataType::Utf8, true),
                 col("exit_code", DataType::Int32, true),
                 col("version", DataType::Int64, false),
+                col("rung", DataType::Int32, true),
                 col("params_aug", DataType::Boolean, true),
                 col("params_extra", DataType::Utf8, true),
                 col("params_lr", DataType::Float64, true),

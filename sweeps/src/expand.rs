@@ -60,6 +60,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
         }
     }
     check_draws(file, &trials)?;
+    check_schedule(file, &trials)?;
     if !file.resources.fuse.is_off() {
         for trial in &trials {
             crate::fusion::key(trial).map_err(|e| {
@@ -88,10 +89,47 @@ fn check_draws(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> 
             if param.check(drawn).is_err() {
                 return Err(SpecError::invalid(
                     &file.path,
-                    &format!("random.{key}"),
+                    &format!("{}.{key}", random.section),
                     format!(
                         "a range inside {}, but trial {} drew {drawn}",
                         param.domain.describe(param.kind),
+                        trial.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every trial must train at least to the schedule's `max_epochs` and report at each of its rungs.
+/// A trial's `epochs` and `eval_every` are read where it has them (every built-in workload that
+/// trains in epochs; a `command` trial that takes an `epochs` parameter).
+fn check_schedule(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> {
+    let Some(schedule) = &file.schedule else { return Ok(()) };
+    let asha = &schedule.asha;
+    let int = |t: &TrialSpec, key: &str| t.params.get(key).and_then(Value::as_u64);
+    for trial in trials {
+        if let Some(epochs) = int(trial, "epochs") {
+            if epochs < u64::from(asha.max_epochs) {
+                return Err(SpecError::invalid(
+                    &file.path,
+                    "schedule.max_epochs",
+                    format!(
+                        "at most the trials' epochs; trial {} trains {epochs} epochs, below {}",
+                        trial.id, asha.max_epochs
+                    ),
+                ));
+            }
+        }
+        if let Some(every) = int(trial, "eval_every").filter(|e| *e > 1) {
+            let bracket = asha.bracket(trial.index);
+            if let Some(rung) = asha.rungs(bracket).into_iter().find(|r| u64::from(*r) % every != 0) {
+                return Err(SpecError::invalid(
+                    &file.path,
+                    "schedule.min_epochs",
+                    format!(
+                        "rungs the trials report at; trial {} evaluates every {every} epochs (eval_every), not at the rung at epoch {rung}",
                         trial.id
                     ),
                 ));

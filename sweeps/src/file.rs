@@ -3,10 +3,13 @@
 use crate::error::SpecError;
 use crate::param_names;
 use crate::sample::Distribution;
+use crate::schedule::{Objective, Schedule};
 use crate::workloads;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+
+mod search;
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
@@ -20,6 +23,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "random",
     "resources",
     "retry",
+    "search",
+    "schedule",
 ];
 
 /// Longest sweep name. The name becomes a folder under the results and checkpoint roots.
@@ -62,6 +67,10 @@ pub struct SweepFile {
     pub random: Option<RandomSearch>,
     pub resources: Resources,
     pub retry: RetryPolicy,
+    /// `[search] metric` and `mode`: what the schedule judges trials by.
+    pub objective: Option<Objective>,
+    /// `[schedule]`: early stopping, judged by `objective`.
+    pub schedule: Option<Schedule>,
 }
 
 /// Keys of `[data]`, besides `path`, that name files or folders. Like `path`, they resolve against
@@ -83,6 +92,8 @@ pub struct RandomSearch {
     pub samples: u32,
     pub seed: u64,
     pub dists: Vec<(String, Distribution)>,
+    /// Where the distributions were written, for errors: `random` or `search.space`.
+    pub section: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -241,7 +252,20 @@ impl Reader<'_> {
             None => Vec::new(),
             Some(v) => self.grid(v)?,
         };
-        let random = t.remove("random").map(|v| self.random(v)).transpose()?;
+        let mut random = t.remove("random").map(|v| self.random(v)).transpose()?;
+        let (objective, sampled) = match t.remove("search") {
+            None => (None, None),
+            Some(v) => self.search(v)?,
+        };
+        if let Some(sampled) = sampled {
+            if random.is_some() {
+                return Err(
+                    self.err("search.sampler", "\"grid\" when the file has a [random] section (draw from one of them)")
+                );
+            }
+            random = Some(sampled);
+        }
+        let schedule = t.remove("schedule").map(|v| self.schedule(v, objective.as_ref(), catalogue)).transpose()?;
         let resources = t.remove("resources").map(|v| self.resources(v)).transpose()?.unwrap_or_default();
         let retry = t.remove("retry").map(|v| self.retry(v)).transpose()?.unwrap_or_default();
 
@@ -258,6 +282,8 @@ impl Reader<'_> {
             random,
             resources,
             retry,
+            objective,
+            schedule,
         };
         self.check_param_names(&file, catalogue)?;
         Ok(file)
@@ -411,7 +437,7 @@ impl Reader<'_> {
                 "at least one parameter with a distribution, e.g. lr = { log_uniform = [1e-5, 1e-2] }",
             ));
         }
-        Ok(RandomSearch { samples, seed, dists })
+        Ok(RandomSearch { samples, seed, dists, section: "random" })
     }
 
     fn distribution(&self, key: &str, v: toml::Value) -> Result<Distribution, SpecError> {
@@ -590,7 +616,7 @@ impl Reader<'_> {
                     Distribution::IntUniform(lo, hi) => vec![Value::from(*lo), Value::from(*hi)],
                     Distribution::Uniform(lo, _) | Distribution::LogUniform(lo, _) => vec![Value::from(*lo)],
                 };
-                (k.as_str(), format!("random.{k}"), samples)
+                (k.as_str(), format!("{}.{k}", r.section), samples)
             })
         });
         for (name, key, values) in fixed.chain(grid).chain(random) {

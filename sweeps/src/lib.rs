@@ -13,6 +13,7 @@ pub mod packing;
 pub mod param_names;
 pub mod report;
 pub mod sample;
+pub mod schedule;
 pub mod text;
 pub mod trial;
 pub mod workloads;

@@ -126,7 +126,36 @@ pub struct Workload {
     pub name: &'static str,
     pub help: &'static str,
     pub params: &'static [Param],
+    /// The metrics it reports each epoch, for `[search] metric` (none for a workload that trains in
+    /// one pass); a name ending in `/` stands for a family
+    /// (`class_acc/` for `class_acc/0`, `class_acc/1`, ...).
+    pub metrics: &'static [&'static str],
 }
+
+/// Whether `w` reports `metric`.
+pub fn reports(w: &Workload, metric: &str) -> bool {
+    w.metrics.iter().any(|m| match m.strip_suffix('/') {
+        Some(family) => {
+            metric.strip_prefix(family).and_then(|rest| rest.strip_prefix('/')).is_some_and(|k| !k.is_empty())
+        }
+        None => *m == metric,
+    })
+}
+
+/// What every workload that trains in epochs reports about the epoch itself.
+const EPOCH_METRICS: [&str; 3] = ["lr", "epoch_seconds", "samples_per_second"];
+
+/// The error metrics of the double-descent objective (mlp and double_descent).
+const ERROR_METRICS: &[&str] = &[
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "interpolated",
+    EPOCH_METRICS[0],
+    EPOCH_METRICS[1],
+    EPOCH_METRICS[2],
+];
 
 impl Workload {
     pub fn param(&self, name: &str) -> Option<&Param> {
@@ -238,6 +267,7 @@ pub static MLP: Workload = Workload {
         param!("weight_decay", Float, 0.0, "L2 penalty; the ridge coefficient for random features", AtLeast(0.0)),
         param!("seed", Int, 0, "seeds the data, the label noise and the initialisation", AtLeast(0.0)),
     ],
+    metrics: ERROR_METRICS,
 };
 
 pub static DOUBLE_DESCENT: Workload = Workload {
@@ -259,6 +289,7 @@ pub static DOUBLE_DESCENT: Workload = Workload {
         PRECISION,
         param!("seed", Int, 0, "seeds initialisation, data order, augmentation, dropout and label noise", AtLeast(0.0)),
     ],
+    metrics: ERROR_METRICS,
 };
 
 pub static LONG_TAIL: Workload = Workload {
@@ -288,6 +319,19 @@ pub static LONG_TAIL: Workload = Workload {
         PRECISION,
         param!("seed", Int, 0, "seeds initialisation, sampling order and augmentation", AtLeast(0.0)),
     ],
+    metrics: &[
+        "test_acc",
+        "test_acc_many",
+        "test_acc_medium",
+        "test_acc_few",
+        "test_acc_balanced",
+        "test_loss",
+        "class_acc/",
+        "stage",
+        EPOCH_METRICS[0],
+        EPOCH_METRICS[1],
+        EPOCH_METRICS[2],
+    ],
 };
 
 pub static XMC_TREE: Workload = Workload {
@@ -314,6 +358,7 @@ pub static XMC_TREE: Workload = Workload {
         param!("threads", Int, 0, "worker threads for tree building, training and inference (0: the share of the cores the agent gives each trial, SWEEP_CPU_THREADS; all cores outside an agent)", AtLeast(0.0)),
         param!("seed", Int, 0, "seeds the partitioners and the solver's coordinate order", AtLeast(0.0)),
     ],
+    metrics: &[],
 };
 
 pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE];

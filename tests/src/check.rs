@@ -1,8 +1,11 @@
 //! What a chaos run must leave behind, read from the Parquet files users read: every trial
 //! succeeded, no (trial, attempt, epoch, metric) row twice, every epoch 1..=E present under some
-//! attempt, and retried attempts resuming from their checkpoint instead of from epoch 1.
+//! attempt, and retried attempts resuming from their checkpoint instead of from epoch 1. Under an
+//! early-stopping schedule a trial may also be `stopped_early`, with its epochs up to the rung it
+//! was stopped at, by exactly one `stop` decision, its last; and no trial is judged twice at one
+//! rung.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use sweep_coordinator::results::{self, MetricRow};
 
@@ -23,6 +26,11 @@ pub struct Findings {
     /// Rows whose `attempt` metric differs from the attempt column they are filed under.
     pub misfiled_rows: usize,
     pub failed_trials: usize,
+    /// Trials stopped by the schedule (allowed only under one).
+    pub stopped_early: usize,
+    /// Decisions that contradict the rules: a rung judged twice, a stop that is not a trial's
+    /// last decision, a stopped trial without its stop or a stop of a trial that went on.
+    pub bad_decisions: usize,
     /// Human-readable detail of every problem, for the failure message.
     pub problems: Vec<String>,
 }
@@ -34,18 +42,31 @@ impl Findings {
             && self.rewound_attempts == 0
             && self.misfiled_rows == 0
             && self.failed_trials == 0
+            && self.bad_decisions == 0
     }
 }
 
-/// Reads `<results>/<sweep>/` and checks it against `trial_ids`, each with epochs 1..=`epochs`.
-pub fn check_results(results_root: &Path, sweep: &str, trial_ids: &[String], epochs: u32) -> Result<Findings, String> {
+/// Reads `<results>/<sweep>/` and checks it against `trial_ids`, each with epochs 1..=`epochs`,
+/// or, with `scheduled`, up to the rung a `stop` decision ended it at.
+pub fn check_results(
+    results_root: &Path,
+    sweep: &str,
+    trial_ids: &[String],
+    epochs: u32,
+    scheduled: bool,
+) -> Result<Findings, String> {
     let dir = results::sweep_dir(results_root, sweep);
     let rows = results::read_metrics(&dir).map_err(|e| e.to_string())?;
     let table = results::read_trials_table(&dir.join(results::TRIALS_FILE)).map_err(|e| e.to_string())?;
-    let mut f = check_rows(&rows, trial_ids, epochs);
+    let decisions = results::read_decisions_table(&dir).map_err(|e| e.to_string())?;
+    let stopped_at = check_decisions(&decisions, &table);
+    let mut f = check_rows(&rows, trial_ids, |id| stopped_at.0.get(id).map_or(epochs, |e| *e as u32));
+    f.bad_decisions += stopped_at.1.len();
+    f.problems.extend(stopped_at.1);
     for id in trial_ids {
         match table.iter().find(|t| &t.trial_id == id) {
             Some(t) if t.status == "succeeded" => {}
+            Some(t) if scheduled && t.status == "stopped_early" => f.stopped_early += 1,
             Some(t) => {
                 f.failed_trials += 1;
                 f.problems.push(format!("trial {id}: trials.parquet says {}", t.status));
@@ -59,8 +80,44 @@ pub fn check_results(results_root: &Path, sweep: &str, trial_ids: &[String], epo
     Ok(f)
 }
 
-/// The row-level checks, without files.
-pub fn check_rows(rows: &[MetricRow], trial_ids: &[String], epochs: u32) -> Findings {
+/// The epoch each stopped trial was stopped at, and what contradicts the rules: a (trial, rung)
+/// judged twice, a decision after a trial's stop, a `stopped_early` trial without a stop or a stop
+/// of a trial that did not end `stopped_early`.
+fn check_decisions(
+    decisions: &[results::DecisionRow],
+    table: &[results::TrialRow],
+) -> (HashMap<String, i32>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut judged = HashSet::new();
+    let mut stopped_at: HashMap<String, i32> = HashMap::new();
+    for d in decisions {
+        if !judged.insert((&d.trial_id, d.epoch)) {
+            problems.push(format!("trial {}: judged twice at the rung at epoch {}", d.trial_id, d.epoch));
+        }
+        if let Some(stop) = stopped_at.get(&d.trial_id) {
+            problems
+                .push(format!("trial {}: decision at epoch {} after its stop at epoch {stop}", d.trial_id, d.epoch));
+        }
+        if d.action == "stop" {
+            stopped_at.insert(d.trial_id.clone(), d.epoch);
+        }
+    }
+    for t in table {
+        let stopped = t.status == "stopped_early";
+        if stopped != stopped_at.contains_key(&t.trial_id) {
+            problems.push(format!(
+                "trial {}: status {} but stop decisions {:?}",
+                t.trial_id,
+                t.status,
+                stopped_at.get(&t.trial_id)
+            ));
+        }
+    }
+    (stopped_at, problems)
+}
+
+/// The row-level checks, without files; `epochs` says how far each trial trained.
+pub fn check_rows(rows: &[MetricRow], trial_ids: &[String], epochs: impl Fn(&str) -> u32) -> Findings {
     let mut f = Findings { trials: trial_ids.len(), rows: rows.len(), ..Findings::default() };
     let mut seen = HashSet::new();
     for r in rows {
@@ -86,7 +143,7 @@ pub fn check_rows(rows: &[MetricRow], trial_ids: &[String], epochs: u32) -> Find
     for id in trial_ids {
         let attempts = by_trial.get(id.as_str()).unwrap_or(&empty);
         let covered: BTreeSet<i32> = attempts.values().flatten().copied().collect();
-        let missing: Vec<i32> = (1..=epochs as i32).filter(|e| !covered.contains(e)).collect();
+        let missing: Vec<i32> = (1..=epochs(id) as i32).filter(|e| !covered.contains(e)).collect();
         if !missing.is_empty() {
             f.missing_epochs += missing.len();
             f.problems.push(format!("trial {id}: epochs {missing:?} missing; recorded {attempts:?}"));
@@ -142,7 +199,7 @@ mod tests {
         // Attempt 1 reached epoch 3 (so checkpointed 2); attempt 2 redoes 3 and goes on.
         let rows: Vec<MetricRow> =
             [(1, 1), (1, 2), (1, 3), (2, 3), (2, 4)].iter().flat_map(|&(a, e)| row("t", a, e)).collect();
-        let f = check_rows(&rows, &["t".into()], 4);
+        let f = check_rows(&rows, &["t".into()], |_| 4);
         assert!(f.is_clean(), "{f:?}");
         assert_eq!(f.retried_attempts_with_rows, 1);
     }
@@ -152,7 +209,7 @@ mod tests {
         let mut rows: Vec<MetricRow> =
             [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)].iter().flat_map(|&(a, e)| row("t", a, e)).collect();
         rows.extend(row("t", 2, 2));
-        let f = check_rows(&rows, &["t".into()], 4);
+        let f = check_rows(&rows, &["t".into()], |_| 4);
         assert_eq!(f.missing_epochs, 1);
         assert_eq!(f.restarted_from_zero, 1);
         assert_eq!(f.duplicate_rows, 2);

@@ -27,8 +27,9 @@ pub struct ReplayStats {
 /// The checkpoint file the suite's trial script keeps: the last finished epoch.
 pub const CHECKPOINT_FILE: &str = "epoch";
 
-/// The metrics the trial script prints for `epoch` of `attempt`; the replayer sends the same.
-pub fn epoch_metrics(epoch: u32, attempt: u32) -> pb::EpochMetrics {
+/// The metrics the trial script prints for `epoch` of `attempt` of the trial whose grid index is
+/// `score`; the replayer sends the same.
+pub fn epoch_metrics(epoch: u32, attempt: u32, score: f64) -> pb::EpochMetrics {
     let loss: f64 = format!("0.{}", 100 - epoch).parse().expect("loss");
     pb::EpochMetrics {
         epoch,
@@ -36,6 +37,7 @@ pub fn epoch_metrics(epoch: u32, attempt: u32) -> pb::EpochMetrics {
         metrics: vec![
             pb::Metric { name: "loss".into(), value: loss },
             pb::Metric { name: "attempt".into(), value: attempt as f64 },
+            pb::Metric { name: "score".into(), value: score },
         ],
     }
 }
@@ -118,7 +120,11 @@ async fn burst(
             "replayer leased trial {trial_id} attempt {} (lease {}), resuming after epoch {start}",
             lease.attempt, lease.lease_id
         ));
-        let records: Vec<pb::EpochMetrics> = (start + 1..=epochs).map(|e| epoch_metrics(e, lease.attempt)).collect();
+        let params: serde_json::Value =
+            lease.trial.as_ref().and_then(|t| serde_json::from_str(&t.params_json).ok()).unwrap_or_default();
+        let score = params["i"].as_f64().unwrap_or(0.0);
+        let records: Vec<pb::EpochMetrics> =
+            (start + 1..=epochs).map(|e| epoch_metrics(e, lease.attempt, score)).collect();
         let rows: u32 = records.iter().map(|r| r.metrics.len() as u32).sum();
 
         // Shuffled chunks of 1-3 epochs; about half of them sent twice in a row.

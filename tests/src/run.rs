@@ -31,6 +31,9 @@ pub struct ChaosConfig {
     pub coordinator_down_ms: (u64, u64),
     /// How long after the last fault the sweep may take to finish.
     pub finish_within: Duration,
+    /// Run the sweep under an ASHA `[schedule]` judging each trial by its index (`score`, lower
+    /// is better), so most trials are stopped early at a rung.
+    pub asha: bool,
 }
 
 impl ChaosConfig {
@@ -55,7 +58,14 @@ impl ChaosConfig {
             cut_ttls: 2.5,
             coordinator_down_ms: (200, 800),
             finish_within: Duration::from_secs(60),
+            asha: false,
         }
+    }
+
+    /// The bounded run under an ASHA schedule.
+    pub fn with_asha(mut self) -> ChaosConfig {
+        self.asha = true;
+        self
     }
 
     /// The bounded run plus one network cut of 2.5 × TTL.
@@ -139,7 +149,7 @@ impl RunReport {
         self.stuck.is_none()
             && self.findings.is_clean()
             && self.replay_anomalies.is_empty()
-            && self.succeeded == self.trials as u64
+            && self.succeeded + self.findings.stopped_early as u64 == self.trials as u64
     }
 
     /// One line of figures.
@@ -148,7 +158,7 @@ impl RunReport {
         format!(
             "seed={} trials={} epochs={} rows={} agent_kills={} coordinator_kills={} network_cuts={} replay_bursts={} \
              replayed_reports={} replay_dup_rows={} stale_refused={} retried_attempts={} retried_attempts_with_rows={} \
-             succeeded={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
+             succeeded={} stopped_early={} bad_decisions={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
              agent_self_exits={} not_injected={} seconds={:.1}",
             self.seed,
             self.trials,
@@ -164,6 +174,8 @@ impl RunReport {
             self.retried_attempts,
             f.retried_attempts_with_rows,
             self.succeeded,
+            f.stopped_early,
+            f.bad_decisions,
             f.failed_trials,
             f.duplicate_rows,
             f.missing_epochs,
@@ -200,14 +212,16 @@ fn script(cfg: &ChaosConfig) -> String {
     format!(
         r#"#!/bin/sh
 # A chaos-suite trial: resumes after the epoch in $SWEEP_CHECKPOINT_DIR/{ck} (0 if none).
+# Its score is its grid index (`--i N`): lower is better.
 ck="$SWEEP_CHECKPOINT_DIR/{ck}"
+score="$2"
 last=0
 if [ -f "$ck" ]; then last=$(cat "$ck"); fi
 echo "attempt $SWEEP_ATTEMPT resumes after epoch $last" >&2
 e=$((last + 1))
 while [ "$e" -le {epochs} ]; do
   sleep {epoch}
-  echo "{{\"epoch\": $e, \"metrics\": {{\"loss\": 0.$((100 - e)), \"attempt\": $SWEEP_ATTEMPT}}}}"
+  echo "{{\"epoch\": $e, \"metrics\": {{\"loss\": 0.$((100 - e)), \"attempt\": $SWEEP_ATTEMPT, \"score\": $score}}}}"
   sleep {lag}
   echo "$e" > "$ck.tmp.$$"
   mv "$ck.tmp.$$" "$ck"
@@ -221,10 +235,18 @@ done
     )
 }
 
-fn sweep_file(script: &Path, trials: u32) -> String {
-    let grid: Vec<String> = (0..trials).map(|i| i.to_string()).collect();
+fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
+    let grid: Vec<String> = (0..cfg.trials).map(|i| i.to_string()).collect();
+    let schedule = if cfg.asha {
+        format!(
+            "[search]\nmetric = \"score\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 3\npromote = false\n",
+            cfg.epochs
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "name = \"{SWEEP}\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n[grid]\ni = [{}]\n[retry]\nmax_attempts = 3\nmax_lost = 100\n",
+        "name = \"{SWEEP}\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n[grid]\ni = [{}]\n[retry]\nmax_attempts = 3\nmax_lost = 100\n{schedule}",
         script.display(),
         grid.join(", ")
     )
@@ -246,7 +268,7 @@ pub fn run_chaos(cfg: &ChaosConfig, root: &Path) -> RunReport {
     let script_path = root.join("train.sh");
     std::fs::write(&script_path, script(cfg)).expect("write train.sh");
     let sweep_path = root.join("chaos.toml");
-    std::fs::write(&sweep_path, sweep_file(&script_path, cfg.trials)).expect("write chaos.toml");
+    std::fs::write(&sweep_path, sweep_file(&script_path, cfg)).expect("write chaos.toml");
 
     let mut cluster = Cluster::start(root, cfg.cluster.clone(), log.clone());
     let out = cluster.sweep(&["submit", sweep_path.to_str().expect("utf-8 path")]);
@@ -299,7 +321,7 @@ pub fn run_chaos(cfg: &ChaosConfig, root: &Path) -> RunReport {
     // Parquet trails the store by a flush interval or so; give it a few seconds to catch up.
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        match check_results(&cluster.results_dir(), SWEEP, &ids, cfg.epochs) {
+        match check_results(&cluster.results_dir(), SWEEP, &ids, cfg.epochs, cfg.asha) {
             Ok(f) if f.is_clean() || Instant::now() > until => {
                 report.findings = f;
                 break;

@@ -41,6 +41,15 @@ fn chaos_network_cut() {
     run_and_judge(ChaosConfig::bounded().with_cut().with_env());
 }
 
+/// The bounded run (agent and coordinator kills, a replay burst) with the sweep under an ASHA
+/// schedule: stopped trials keep their epochs up to their rung, no rung is judged twice, every
+/// `stopped_early` trial has exactly one stop decision, its last, and the rest succeed whole.
+#[test]
+fn chaos_asha() {
+    let report = run_and_judge(ChaosConfig::bounded().with_asha().with_env());
+    assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
+}
+
 /// The same run, bigger; sizes from `SWEEP_CHAOS_*` (see RELIABILITY.md).
 #[test]
 #[ignore = "soak: a few minutes; run by hand"]

@@ -65,6 +65,7 @@ fn row_from_wire(sweep: &str, t: pb::TrialResult) -> anyhow::Result<TrialRow> {
         last_error: (!t.last_error.is_empty()).then_some(t.last_error),
         exit_code: t.exit_code,
         version: t.version,
+        rung: t.rung,
     })
 }
 

@@ -15,7 +15,13 @@ pub fn counts_json(c: &pb::StateCounts) -> Value {
         "failed": c.failed,
         "cancelled": c.cancelled,
         "stopped": c.stopped,
+        "stopped_early": c.stopped_early,
     })
+}
+
+/// Trials that have finished, whichever way.
+pub fn finished(c: &pb::StateCounts) -> u32 {
+    c.succeeded + c.failed + c.cancelled + c.stopped + c.stopped_early
 }
 
 /// The sweep's state as shown: `done` once nothing is waiting or running, whatever an older
@@ -40,6 +46,7 @@ pub fn summary_json(s: &pb::SweepSummary) -> Value {
         "pause_reason": s.pause_reason,
         "pause_error": s.pause_error,
         "waiting": s.waiting,
+        "rungs": s.rungs.iter().map(|r| json!({"epoch": r.epoch, "judged": r.judged, "went_on": r.went_on, "stopped": r.stopped})).collect::<Vec<_>>(),
     })
 }
 
@@ -50,6 +57,9 @@ fn agents_json(agents: &[pb::AgentInfo]) -> Value {
 /// Why a sweep is paused and its common error, and why its pending trials wait: printed under
 /// its line by `status` and by `watch`. Both texts come from the coordinator and trial output.
 pub fn print_attention(s: &pb::SweepSummary) {
+    if let Some(line) = rungs_line(&s.rungs) {
+        println!("  {line}");
+    }
     if s.state == "paused" {
         println!("  paused: {}", escape(&s.pause_reason));
         if !s.pause_error.is_empty() {
@@ -69,6 +79,16 @@ pub fn print_attention(s: &pb::SweepSummary) {
     }
 }
 
+/// `rungs: epoch 1: 27 judged, 9 went on · epoch 3: …`: what the sweep's schedule decided so far.
+pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
+    if rungs.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> =
+        rungs.iter().map(|r| format!("epoch {}: {} judged, {} went on", r.epoch, r.judged, r.went_on)).collect();
+    Some(format!("rungs: {}", parts.join(" · ")))
+}
+
 /// `running 2 · pending 5 · succeeded 10 …`, leaving out zero counts.
 pub fn counts_line(c: &pb::StateCounts) -> String {
     let parts = [
@@ -78,6 +98,7 @@ pub fn counts_line(c: &pb::StateCounts) -> String {
         ("failed", c.failed),
         ("cancelled", c.cancelled),
         ("stopped", c.stopped),
+        ("stopped early", c.stopped_early),
     ];
     let shown: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     if shown.is_empty() {

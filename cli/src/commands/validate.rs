@@ -40,6 +40,9 @@ pub fn run(path: &Path, list: bool) -> anyhow::Result<()> {
         eprintln!("warning: {}: {warning}", path.display());
     }
     println!("{}: ok: sweep `{}`, workload `{}`, {} trials", path.display(), file.name, file.workload, trials.len());
+    if let Some(schedule) = &file.schedule {
+        println!("  {}", schedule.describe());
+    }
     if list {
         for t in &trials {
             println!("  {}  {}", t.id, serde_json::Value::Object(t.params.clone()));

@@ -44,6 +44,7 @@ pub fn trials() -> Vec<TrialRow> {
                     last_error: None,
                     exit_code: None,
                     version: 0,
+                    rung: None,
                 });
             }
         }

@@ -154,6 +154,7 @@ mod tests {
             last_error: None,
             exit_code: None,
             version: 0,
+            rung: None,
         }
     }
 

@@ -138,8 +138,12 @@ impl AgentService for AgentApi {
             epochs: r.epochs.into_iter().map(convert::epoch_from_wire).collect(),
             warnings: convert::warnings_from_wire(r.warnings),
         };
-        let (added, duplicate) = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
-        Ok(Response::new(pb::ReportMetricsResponse { rows_added: added, rows_duplicate: duplicate }))
+        let r = self.shared.write(move |s, now| s.report_metrics(&batch, now * 1000)).await?;
+        Ok(Response::new(pb::ReportMetricsResponse {
+            rows_added: r.added,
+            rows_duplicate: r.duplicate,
+            trial_stopped: r.stopped,
+        }))
     }
 
     #[tracing::instrument(name = "complete", skip_all, fields(lease = req.get_ref().lease_id))]

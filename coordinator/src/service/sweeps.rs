@@ -24,6 +24,7 @@ const WATCH_RECHECK: Duration = Duration::from_secs(5);
 fn summary_now(s: &crate::store::Store, name: &str, now: i64) -> crate::error::Result<crate::store::SweepSummary> {
     let mut summary = s.summary(name)?;
     summary.waiting = s.stall(name, now, s.alive_window_ms())?.map(|w| w.to_string());
+    summary.rungs = s.rung_counts(name)?;
     Ok(summary)
 }
 

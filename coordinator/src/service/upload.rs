@@ -147,6 +147,7 @@ fn clone_head(sweep: &NewSweep) -> NewSweep {
         source: sweep.source.clone(),
         source_path: sweep.source_path.clone(),
         policy: sweep.policy,
+        schedule: sweep.schedule.clone(),
         trials: Vec::new(),
     }
 }

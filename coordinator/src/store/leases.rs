@@ -318,13 +318,14 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     match scheduler::judge_lease(h.state, h.current_lease, lease_id) {
         LeaseVerdict::Abandon => return Err(Error::StaleLease(lease_id)),
         LeaseVerdict::Stop => {
-            // Cancelled while running: the trial stays cancelled; close the attempt for the record.
-            close_attempt(tx, lease_id, "cancelled", c, error.as_deref(), now_ms)?;
+            // Cancelled or stopped early while running: the trial keeps that state; close the
+            // attempt for the record.
+            close_attempt(tx, lease_id, h.state.as_str(), c, error.as_deref(), now_ms)?;
             tx.execute(
                 "UPDATE trials SET lease_id = NULL, deadline_ms = NULL WHERE sweep = ?1 AND trial_id = ?2",
                 params![h.sweep, h.trial_id],
             )?;
-            return Ok(TrialState::Cancelled);
+            return Ok(h.state);
         }
         LeaseVerdict::Extend => {}
     }
@@ -363,6 +364,9 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     )?;
     if !c.released {
         record_streak(tx, lease_id, scheduler::streak_after(exit))?;
+    }
+    if next == TrialState::Failed {
+        super::rungs::count_failure(tx, &h.sweep, &h.trial_id)?;
     }
     Ok(next)
 }

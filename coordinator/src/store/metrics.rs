@@ -28,6 +28,17 @@ pub struct MetricWarning {
     pub message: String,
 }
 
+/// What a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    pub added: u32,
+    /// Rows already stored: a retried report.
+    pub duplicate: u32,
+    /// The sweep's schedule stopped the trial at a rung this report reached: its agent should
+    /// stop it now rather than at its next heartbeat.
+    pub stopped: bool,
+}
+
 /// A stored row and its sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMetric {
@@ -40,8 +51,9 @@ impl Store {
     /// [`Store::attempt_of_lease`]). Rows already stored are skipped, so a retried report is a no-op. Returns (rows added, rows that were duplicates).
     /// Refused unless the report comes from the lease's holder and may still add rows: once the
     /// trial has finished, only late rows of an attempt it superseded, which move no final value
-    /// (`sessions::admit_report`).
-    pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<(u32, u32)> {
+    /// (`sessions::admit_report`). A report that reaches a rung of the sweep's schedule is judged
+    /// in the same transaction (`rungs::judge`).
+    pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<Reported> {
         let tx = self.conn.transaction()?;
         let moves_finals = super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
         let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
@@ -98,8 +110,24 @@ impl Store {
             tx.execute("UPDATE sweeps SET last_metric_seq = ?2 WHERE name = ?1", params![sweep, seq])?;
         }
         record_warnings(&tx, &sweep, &trial_id, attempt, &batch.warnings, recorded_at_us / 1000)?;
+        let latest = batch.epochs.iter().map(|r| r.epoch).max();
+        let mut stopped = false;
+        if let Some(latest) = latest.filter(|_| moves_finals) {
+            let judged = super::rungs::judge(&tx, &sweep, &trial_id, latest, recorded_at_us / 1000)?;
+            stopped = judged.stopped;
+            if let Some(reason) = judged.refused {
+                // No retry could report what the schedule needs: the trial fails, its rows kept.
+                let c = Completion { refused: Some(reason.clone()), ..Completion::default() };
+                match complete_in(&tx, batch.lease_id, &c, recorded_at_us / 1000) {
+                    Ok(_) | Err(Error::StaleLease(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                tx.commit()?;
+                return Err(Error::Refused(reason));
+            }
+        }
         tx.commit()?;
-        Ok((added, duplicate))
+        Ok(Reported { added, duplicate, stopped })
     }
 
     /// Up to `limit` rows of `sweep` with a sequence number above `after`, in order, each marked

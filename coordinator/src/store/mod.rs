@@ -13,6 +13,7 @@ mod metrics;
 mod owners;
 mod queue;
 mod retry;
+mod rungs;
 mod schema;
 mod sessions;
 mod sweeps;
@@ -22,8 +23,9 @@ pub use agents::AgentRecord;
 pub use attempts::AttemptRecord;
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseAnswer, LeaseReport};
-pub use metrics::{MetricBatch, MetricWarning, StoredMetric};
+pub use metrics::{MetricBatch, MetricWarning, Reported, StoredMetric};
 pub use retry::RetryWhich;
+pub use rungs::RungCount;
 pub use sweeps::{Cancelling, NewSweep, SubmitOutcome, SweepCursor, SweepSummary, TrialRecord};
 pub use trial_rows::Chosen;
 

@@ -15,10 +15,12 @@ pub(super) struct Stored {
 /// The sweep named `name`, if there is one. Sweeps stored before definitions were recorded take
 /// the definition of their first trial.
 pub(super) fn stored(tx: &Connection, name: &str) -> Result<Option<Stored>> {
-    let row: Option<(Option<String>, Option<String>)> = tx
-        .query_row("SELECT owner, definition FROM sweeps WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = tx
+        .query_row("SELECT owner, definition, schedule FROM sweeps WHERE name = ?1", [name], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    let Some((owner, definition)) = row else { return Ok(None) };
+    let Some((owner, definition, schedule)) = row else { return Ok(None) };
     let definitions = match definition {
         Some(json) => {
             serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("sweep {name} definition: {e}")))?
@@ -34,7 +36,7 @@ pub(super) fn stored(tx: &Connection, name: &str) -> Result<Option<Stored>> {
                 .unwrap_or_default()
         }
     };
-    Ok(Some(Stored { owner, terms: Terms { policy: sweep_policy(tx, name)?, definitions } }))
+    Ok(Some(Stored { owner, terms: Terms { policy: sweep_policy(tx, name)?, definitions, schedule } }))
 }
 
 /// The owner of sweep `name` (None: not recorded); UnknownSweep when there is no such sweep.

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 9;
+const VERSION: i64 = 10;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -215,6 +215,50 @@ CREATE TABLE IF NOT EXISTS upload_trials (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 10: early stopping. A sweep's schedule (`sweep_spec::schedule::Schedule` as JSON, NULL
+/// for none); each trial's value at each rung of its bracket it reached, in the transaction of the report that
+/// reached it (NULL: NaN or infinite, or the trial failed before the rung: the worst value); one
+/// row per decision, with what the value was compared with; and on each trial the epoch of the
+/// highest rung it reached, a column of `trials.parquet` that the change trigger follows.
+const V10: &str = r#"
+ALTER TABLE sweeps ADD COLUMN schedule TEXT;
+ALTER TABLE trials ADD COLUMN rung INTEGER;
+CREATE TABLE IF NOT EXISTS rungs (
+    sweep    TEXT NOT NULL,
+    bracket  INTEGER NOT NULL,
+    epoch    INTEGER NOT NULL,
+    trial_id TEXT NOT NULL,
+    value    REAL,
+    PRIMARY KEY (sweep, bracket, epoch, trial_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    sweep          TEXT NOT NULL,
+    trial_id       TEXT NOT NULL,
+    decided_at_ms  INTEGER NOT NULL,
+    epoch          INTEGER NOT NULL,
+    rung           INTEGER NOT NULL,
+    action         TEXT NOT NULL,              -- continue | stop
+    metric         TEXT NOT NULL,
+    value          REAL,
+    threshold      REAL,
+    reached        INTEGER NOT NULL,
+    kept           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_sweep ON decisions(sweep, seq);
+DROP TRIGGER IF EXISTS trial_changed;
+CREATE TRIGGER trial_changed
+AFTER UPDATE OF state, attempt, agent, started_at_ms, finished_at_ms, last_error, rung ON trials
+WHEN OLD.state IS NOT NEW.state OR OLD.attempt IS NOT NEW.attempt OR OLD.agent IS NOT NEW.agent
+  OR OLD.started_at_ms IS NOT NEW.started_at_ms OR OLD.finished_at_ms IS NOT NEW.finished_at_ms
+  OR OLD.last_error IS NOT NEW.last_error OR OLD.rung IS NOT NEW.rung
+BEGIN
+    UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = NEW.sweep;
+    UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = NEW.sweep)
+     WHERE sweep = NEW.sweep AND trial_id = NEW.trial_id;
+END;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -243,6 +287,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 9 {
         conn.execute_batch(V9)?;
+    }
+    if version < 10 {
+        conn.execute_batch(V10)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

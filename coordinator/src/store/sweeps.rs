@@ -17,6 +17,8 @@ pub struct NewSweep {
     pub source: String,
     pub source_path: String,
     pub policy: Policy,
+    /// The sweep's early stopping as checked JSON (`sweep_spec::schedule::Schedule`); None: none.
+    pub schedule: Option<String>,
     pub trials: Vec<TrialSpec>,
 }
 
@@ -45,6 +47,9 @@ pub struct SweepSummary {
     /// Why its pending trials have nobody to run them ([`Store::stall`]); filled in by callers
     /// that know the time.
     pub waiting: Option<String>,
+    /// What its schedule decided at each rung ([`Store::rung_counts`]); filled in by callers that
+    /// show it.
+    pub rungs: Vec<super::RungCount>,
 }
 
 impl SweepSummary {
@@ -96,6 +101,8 @@ pub struct SweepCursor {
     /// The highest version of its trials (schema V8).
     pub trials_version: i64,
     pub last_metric_seq: i64,
+    /// The highest sequence number of its schedule's decisions; 0 without any.
+    pub last_decision_seq: i64,
     /// Some trial is waiting or running.
     pub open: bool,
 }
@@ -112,6 +119,7 @@ impl Store {
             source: &sweep.source,
             source_path: &sweep.source_path,
             policy: sweep.policy,
+            schedule: sweep.schedule.as_deref(),
         };
         store_sweep(&tx, &head, ownership::definitions(&sweep.trials), caller, force, now_ms)?;
         let base: i64 =
@@ -168,6 +176,7 @@ impl Store {
             pause_reason,
             pause_error,
             waiting: None,
+            rungs: Vec::new(),
         })
     }
 
@@ -260,11 +269,18 @@ impl Store {
     pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
         let mut q = self.conn.prepare_cached(
             "SELECT s.name, s.trials_version, s.last_metric_seq,
-                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running') AND t.sweep = s.name)
+                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running') AND t.sweep = s.name),
+                    (SELECT COALESCE(MAX(d.seq), 0) FROM decisions d WHERE d.sweep = s.name)
              FROM sweeps s ORDER BY s.seq",
         )?;
         let rows = q.query_map([], |r| {
-            Ok(SweepCursor { name: r.get(0)?, trials_version: r.get(1)?, last_metric_seq: r.get(2)?, open: r.get(3)? })
+            Ok(SweepCursor {
+                name: r.get(0)?,
+                trials_version: r.get(1)?,
+                last_metric_seq: r.get(2)?,
+                open: r.get(3)?,
+                last_decision_seq: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -288,6 +304,7 @@ pub struct SweepHead<'a> {
     pub source: &'a str,
     pub source_path: &'a str,
     pub policy: Policy,
+    pub schedule: Option<&'a str>,
 }
 
 /// A trial about to be queued, its spec already as stored.
@@ -311,7 +328,7 @@ pub(super) fn store_sweep(
     force: bool,
     now_ms: i64,
 ) -> Result<()> {
-    let submitted = Terms { policy: sweep.policy, definitions };
+    let submitted = Terms { policy: sweep.policy, definitions, schedule: sweep.schedule.map(str::to_string) };
     // A submission without trials leaves the stored definition as it is.
     let definition = (!submitted.definitions.is_empty())
         .then(|| serde_json::to_string(&submitted.definitions).expect("definitions serialize"));
@@ -322,17 +339,17 @@ pub(super) fn store_sweep(
             // Resubmitting resumes a paused sweep: only failures from now on count towards
             // pausing it again (SQLite evaluates every expression on the row as it was).
             "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
-                    definition = COALESCE(?7, definition), pause_reason = NULL, pause_error = NULL,
+                    definition = COALESCE(?7, definition), schedule = ?8, pause_reason = NULL, pause_error = NULL,
                     failures_from_lease = CASE WHEN state = 'paused' THEN (SELECT COALESCE(MAX(lease_id), 0) FROM attempts)
                                                ELSE failures_from_lease END
              WHERE name = ?1",
-            params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition],
+            params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition, sweep.schedule],
         )?;
     } else {
         let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition, schedule)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 sweep.name,
                 seq,
@@ -343,7 +360,8 @@ pub(super) fn store_sweep(
                 sweep.policy.max_lost,
                 sweep.policy.retry_backoff_ms,
                 caller.name(),
-                definition
+                definition,
+                sweep.schedule
             ],
         )?;
     }

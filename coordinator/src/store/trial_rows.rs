@@ -54,7 +54,7 @@ impl Store {
         let clause = chosen.clause();
         let select = format!(
             "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
-                    t.last_error, t.version,
+                    t.last_error, t.version, t.rung,
                     (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
                      ORDER BY a.lease_id DESC LIMIT 1)
              FROM trials t WHERE t.sweep = ?1 {clause}"
@@ -87,7 +87,8 @@ impl Store {
                     finals: Default::default(),
                     last_error: r.get(8)?,
                     version: r.get(9)?,
-                    exit_code: r.get(10)?,
+                    rung: r.get(10)?,
+                    exit_code: r.get(11)?,
                 });
             }
         }

@@ -113,6 +113,7 @@ mod tests {
             source: text,
             source_path: "s.toml".into(),
             policy: lifecycle::Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
+            schedule: None,
             trials: sweep_spec::expand(&file).unwrap(),
         }
     }

@@ -31,7 +31,7 @@ impl Store {
     /// once all have arrived ([`Store::finish_upload`]).
     pub fn check_submission(&self, sweep: &NewSweep, caller: &Caller, force: bool) -> Result<()> {
         if let Some(stored) = crate::store::owners::stored(&self.conn, &sweep.name)? {
-            let submitted = Terms { policy: sweep.policy, definitions: Vec::new() };
+            let submitted = Terms { policy: sweep.policy, definitions: Vec::new(), schedule: sweep.schedule.clone() };
             ownership::check_resubmission(
                 &sweep.name,
                 stored.owner.as_deref(),
@@ -89,6 +89,7 @@ impl Store {
             source: &sweep.source,
             source_path: &sweep.source_path,
             policy: sweep.policy,
+            schedule: sweep.schedule.as_deref(),
         };
         store_sweep(&tx, &head, definitions, caller, force, now_ms)?;
         // After the sweep's trials and after every other upload of it still being moved in.
@@ -234,6 +235,7 @@ mod tests {
             source: text,
             source_path: "s.toml".into(),
             policy: Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
+            schedule: None,
             trials: Vec::new(),
         };
         let staged = specs.into_iter().map(|t| (t.clone(), serde_json::to_string(&t).unwrap())).collect();

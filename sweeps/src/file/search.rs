@@ -1,0 +1,179 @@
+//! The `[search]` and `[schedule]` sections: how configurations are drawn, what trials are judged
+//! by, and when they are stopped early.
+
+use super::{RandomSearch, Reader};
+use crate::error::SpecError;
+use crate::schedule::{Asha, Mode, Objective, Schedule};
+use crate::workloads::{self, Workload};
+
+const SEARCH_KEYS: &[&str] = &["sampler", "trials", "seed", "space", "metric", "mode"];
+const SCHEDULE_KEYS: &[&str] = &["type", "min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
+const SAMPLERS: &[&str] = &["grid", "random"];
+const SCHEDULES: &[&str] = &["asha"];
+
+impl Reader<'_> {
+    /// `[search]`: its objective, and the random draws it asks for (`sampler = "random"`).
+    pub(super) fn search(&self, v: toml::Value) -> Result<(Option<Objective>, Option<RandomSearch>), SpecError> {
+        let toml::Value::Table(mut t) = v else {
+            return Err(self.err("search", "a table"));
+        };
+        if let Some(k) = t.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())) {
+            return Err(self.err(&format!("search.{k}"), format!("one of {} (unknown key)", SEARCH_KEYS.join(", "))));
+        }
+        let metric = match t.remove("metric") {
+            None => None,
+            Some(toml::Value::String(m)) if crate::report::is_valid_metric_name(&m) => Some(m),
+            Some(_) => {
+                return Err(self.err("search.metric", "the name of a metric the trials report, e.g. \"test_error\""))
+            }
+        };
+        let mode = match t.remove("mode") {
+            None => None,
+            Some(toml::Value::String(m)) => Some(
+                Mode::parse(&m).ok_or_else(|| self.err("search.mode", format!("\"min\" or \"max\", got \"{m}\"")))?,
+            ),
+            Some(_) => return Err(self.err("search.mode", "\"min\" or \"max\"")),
+        };
+        let objective = match (metric, mode) {
+            (Some(metric), Some(mode)) => Some(Objective { metric, mode }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(self.err(
+                    "search.mode",
+                    "\"min\" or \"max\" (missing; whether smaller or larger values of search.metric are better)",
+                ))
+            }
+            (None, Some(_)) => return Err(self.err("search.metric", "the metric that `mode` applies to (missing)")),
+        };
+        let sampler = match t.remove("sampler") {
+            None => "grid".to_string(),
+            Some(toml::Value::String(s)) if SAMPLERS.contains(&s.as_str()) => s,
+            Some(other) => {
+                let got = other.as_str().map_or_else(|| other.type_str().to_string(), |s| format!("\"{s}\""));
+                return Err(self.err("search.sampler", format!("one of \"{}\", got {got}", SAMPLERS.join("\", \""))));
+            }
+        };
+        if sampler == "grid" {
+            if let Some(k) = ["trials", "seed", "space"].into_iter().find(|k| t.contains_key(*k)) {
+                return Err(
+                    self.err(&format!("search.{k}"), "no such key with sampler = \"grid\" (set sampler = \"random\")")
+                );
+            }
+            return Ok((objective, None));
+        }
+        let samples = match t.remove("trials") {
+            Some(v) => match v.as_integer() {
+                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                _ => return Err(self.err("search.trials", "an integer from 1 to 1000000")),
+            },
+            None => {
+                return Err(self.err(
+                    "search.trials",
+                    format!("how many configurations to draw (missing; sampler = \"{sampler}\" needs it)"),
+                ))
+            }
+        };
+        let seed = match t.remove("seed") {
+            None => 0,
+            Some(v) => match v.as_integer() {
+                Some(n) if n >= 0 => n as u64,
+                _ => return Err(self.err("search.seed", "a non-negative integer")),
+            },
+        };
+        let space = match t.remove("space") {
+            Some(toml::Value::Table(space)) if !space.is_empty() => space,
+            _ => {
+                return Err(self.err(
+                    "search.space",
+                    "a table of parameters with distributions, e.g. { lr = { log_uniform = [1e-5, 1e-2] } }",
+                ))
+            }
+        };
+        let mut dists = Vec::with_capacity(space.len());
+        for (k, v) in space {
+            let key = format!("search.space.{k}");
+            dists.push((k, self.distribution(&key, v)?));
+        }
+        Ok((objective, Some(RandomSearch { samples, seed, dists, section: "search.space" })))
+    }
+
+    /// `[schedule]`, checked against the objective and, for a built-in workload, the metrics it
+    /// reports.
+    pub(super) fn schedule(
+        &self,
+        v: toml::Value,
+        objective: Option<&Objective>,
+        catalogue: Option<&Workload>,
+    ) -> Result<Schedule, SpecError> {
+        let toml::Value::Table(mut t) = v else {
+            return Err(self.err("schedule", "a table"));
+        };
+        if let Some(k) = t.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
+            return Err(
+                self.err(&format!("schedule.{k}"), format!("one of {} (unknown key)", SCHEDULE_KEYS.join(", ")))
+            );
+        }
+        match t.remove("type") {
+            Some(toml::Value::String(s)) if SCHEDULES.contains(&s.as_str()) => {}
+            other => {
+                let got = other.map_or("nothing".to_string(), |v| v.to_string());
+                return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", SCHEDULES.join("\", \""))));
+            }
+        }
+        match t.remove("promote") {
+            Some(toml::Value::Boolean(false)) => {}
+            _ => {
+                return Err(self.err(
+                    "schedule.promote",
+                    "false: trials outside the cut at a rung are stopped for good (pausing and promoting them is not supported)",
+                ))
+            }
+        }
+        let mut int = |key: &str, default: Option<u32>| -> Result<u32, SpecError> {
+            let full = format!("schedule.{key}");
+            match t.remove(key) {
+                Some(v) => match v.as_integer() {
+                    Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(n as u32),
+                    _ => Err(self.err(&full, "a non-negative integer")),
+                },
+                None => default.ok_or_else(|| self.err(&full, "the last epoch a trial trains (missing)")),
+            }
+        };
+        let asha = Asha {
+            min_epochs: int("min_epochs", Some(1))?,
+            max_epochs: int("max_epochs", None)?,
+            reduction_factor: int("reduction_factor", Some(3))?,
+            brackets: int("brackets", Some(1))?,
+        };
+        asha.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
+        let Some(objective) = objective.cloned() else {
+            return Err(self.err(
+                "search.metric",
+                "the metric the schedule judges trials by, with `mode` (missing; e.g. [search] metric = \"test_error\", mode = \"min\")",
+            ));
+        };
+        if let Some(w) = catalogue {
+            self.check_reported(w, &objective.metric)?;
+        }
+        Ok(Schedule { objective, asha })
+    }
+
+    /// A built-in workload must report the metric, and must train in epochs.
+    fn check_reported(&self, w: &Workload, metric: &str) -> Result<(), SpecError> {
+        if w.param("epochs").is_none() {
+            return Err(self.err("schedule", format!("a workload that trains in epochs; `{}` does not", w.name)));
+        }
+        if !workloads::reports(w, metric) {
+            return Err(self.err(
+                "search.metric",
+                format!(
+                    "a metric workload `{}` reports: one of {}, got \"{}\"",
+                    w.name,
+                    w.metrics.join(", "),
+                    crate::text::escape(metric)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

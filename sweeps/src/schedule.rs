@@ -1,0 +1,281 @@
+//! Early stopping: the `[search]` objective (`metric`, `mode`) and the `[schedule]` that judges
+//! trials by it while they train.
+//!
+//! ASHA (asynchronous successive halving, Li et al. 2020) judges a trial at each rung, the epochs
+//! `min_epochs * reduction_factor^k` below `max_epochs`: it goes on if its value there is among
+//! the best `ceil(n / reduction_factor)` of the `n` trials that reached that rung so far, itself
+//! included, and is stopped otherwise. No trial waits for a rung to fill. With `brackets = b`,
+//! trial `i` of the sweep is in bracket `i mod b` and judged from that rung on, against the trials of
+//! its bracket only, so later brackets give each trial more epochs before its first cut
+//! (asynchronous Hyperband's brackets).
+//!
+//! What is decided lives in the coordinator's store (`decisions`), in the transaction of the report
+//! that reached the rung; the rule itself is [`decide`], a plain function of the values.
+
+use serde::{Deserialize, Serialize};
+
+/// Most rungs a schedule may have; `reduction_factor >= 2` gives at most 32 below 2^32 epochs.
+pub const MAX_RUNGS: usize = 32;
+
+/// Most brackets of an ASHA schedule.
+pub const MAX_BRACKETS: u32 = 8;
+
+/// Whether smaller or larger values of the metric are better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Min,
+    Max,
+}
+
+impl Mode {
+    pub const NAMES: [&'static str; 2] = ["min", "max"];
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "min" => Some(Mode::Min),
+            "max" => Some(Mode::Max),
+            _ => None,
+        }
+    }
+
+    /// `a` is strictly better than `b`. A missing value (NaN, infinite, or a failed trial) is worse
+    /// than any value.
+    pub fn better(self, a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => match self {
+                Mode::Min => a < b,
+                Mode::Max => a > b,
+            },
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// What the schedule judges: the metric and its direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub metric: String,
+    pub mode: Mode,
+}
+
+/// An ASHA schedule that stops trials below the cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asha {
+    pub min_epochs: u32,
+    pub max_epochs: u32,
+    pub reduction_factor: u32,
+    pub brackets: u32,
+}
+
+/// The sweep's early stopping, as the coordinator keeps it (`SubmitSweepRequest.schedule_json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub objective: Objective,
+    pub asha: Asha,
+}
+
+impl Asha {
+    /// What is wrong with these settings, naming the key; checked for the sweep file and again by
+    /// the coordinator for what a client sent.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.min_epochs < 1 {
+            return Err(("min_epochs", "an integer >= 1".into()));
+        }
+        if self.max_epochs <= self.min_epochs {
+            return Err(("max_epochs", format!("an integer above min_epochs ({})", self.min_epochs)));
+        }
+        if self.reduction_factor < 2 {
+            return Err(("reduction_factor", "an integer >= 2".into()));
+        }
+        if !(1..=MAX_BRACKETS).contains(&self.brackets) {
+            return Err(("brackets", format!("an integer from 1 to {MAX_BRACKETS}")));
+        }
+        if self.brackets as usize > self.all_rungs().len() {
+            return Err((
+                "brackets",
+                format!(
+                    "at most {} with these epochs: one per rung below max_epochs ({:?})",
+                    self.all_rungs().len(),
+                    self.all_rungs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every rung below `max_epochs`: `min_epochs * reduction_factor^k`.
+    fn all_rungs(&self) -> Vec<u32> {
+        let mut rungs = Vec::new();
+        let mut r = u64::from(self.min_epochs);
+        while r < u64::from(self.max_epochs) && rungs.len() < MAX_RUNGS {
+            rungs.push(r as u32);
+            r = r.saturating_mul(u64::from(self.reduction_factor.max(2)));
+        }
+        rungs
+    }
+
+    /// The bracket of the sweep's trial at queue position `index`.
+    pub fn bracket(&self, index: u32) -> u32 {
+        index % self.brackets.max(1)
+    }
+
+    /// The epochs at which a trial of `bracket` is judged, in order.
+    pub fn rungs(&self, bracket: u32) -> Vec<u32> {
+        self.all_rungs().into_iter().skip(bracket as usize).collect()
+    }
+}
+
+impl Schedule {
+    /// One line for `sweep validate`: what is judged, when, and by what rule.
+    pub fn describe(&self) -> String {
+        let a = &self.asha;
+        let list = |rungs: Vec<u32>| rungs.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let when = if a.brackets == 1 {
+            format!("at epochs {}", list(a.rungs(0)))
+        } else {
+            let brackets: Vec<String> = (0..a.brackets).map(|b| format!("[{}]", list(a.rungs(b)))).collect();
+            format!("at epochs {} (one bracket per trial, in turn)", brackets.join(" or "))
+        };
+        let better = match self.objective.mode {
+            Mode::Min => "lower",
+            Mode::Max => "higher",
+        };
+        format!(
+            "schedule: asha on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is stopped",
+            crate::text::escape(&self.objective.metric),
+            a.max_epochs,
+            a.reduction_factor
+        )
+    }
+}
+
+/// What a rung decides for the trial that just reached it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub action: Action,
+    /// The value the trial had to match: the worst value still inside the cut (None: a missing
+    /// value was inside it).
+    pub threshold: Option<f64>,
+    /// How many trials reached the rung, this one included.
+    pub reached: u32,
+    /// How many of them go on: `ceil(reached / reduction_factor)`.
+    pub kept: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    Stop,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Continue => "continue",
+            Action::Stop => "stop",
+        }
+    }
+}
+
+/// ASHA's rule at one rung. `others` are the values the other trials recorded at this rung (None:
+/// missing, NaN or infinite, or the trial failed before it), `value` is this trial's. The trial
+/// goes on if it is among the best `ceil(n / reduction_factor)` of the `n` values; a tie with the
+/// last value inside the cut is inside it, and a missing value is never better than another.
+pub fn decide(others: &[Option<f64>], value: Option<f64>, mode: Mode, reduction_factor: u32) -> Decision {
+    let reached = others.len() as u32 + 1;
+    let kept = reached.div_ceil(reduction_factor.max(2));
+    let strictly_better = others.iter().filter(|o| mode.better(**o, value)).count() as u32;
+    let mut all: Vec<Option<f64>> = others.to_vec();
+    all.push(value);
+    all.sort_by(|a, b| {
+        if mode.better(*a, *b) {
+            std::cmp::Ordering::Less
+        } else if mode.better(*b, *a) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+    let threshold = all[kept as usize - 1];
+    let action = if strictly_better < kept { Action::Continue } else { Action::Stop };
+    Decision { action, threshold, reached, kept }
+}
+
+/// A reported value as the rule reads it: NaN and infinities are missing, the worst of all.
+pub fn judged(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asha(min: u32, max: u32, eta: u32, brackets: u32) -> Asha {
+        Asha { min_epochs: min, max_epochs: max, reduction_factor: eta, brackets }
+    }
+
+    #[test]
+    fn rungs_are_powers_of_the_reduction_factor_below_the_last_epoch() {
+        assert_eq!(asha(1, 81, 3, 1).rungs(0), vec![1, 3, 9, 27]);
+        assert_eq!(asha(1, 82, 3, 1).rungs(0), vec![1, 3, 9, 27, 81]);
+        assert_eq!(asha(2, 20, 2, 1).rungs(0), vec![2, 4, 8, 16]);
+        assert_eq!(asha(1, 81, 3, 3).rungs(2), vec![9, 27], "a later bracket starts at a later rung");
+        assert_eq!(asha(1, 81, 3, 3).bracket(7), 1);
+    }
+
+    #[test]
+    fn settings_that_cannot_work_name_their_key() {
+        assert_eq!(asha(0, 9, 3, 1).check().unwrap_err().0, "min_epochs");
+        assert_eq!(asha(9, 9, 3, 1).check().unwrap_err().0, "max_epochs");
+        assert_eq!(asha(1, 9, 1, 1).check().unwrap_err().0, "reduction_factor");
+        assert_eq!(asha(1, 9, 3, 0).check().unwrap_err().0, "brackets");
+        assert_eq!(asha(1, 9, 3, 3).check().unwrap_err().0, "brackets", "rungs 1 and 3 make two brackets at most");
+        assert!(asha(1, 9, 3, 2).check().is_ok());
+        assert!(asha(1, u32::MAX, 2, 1).all_rungs().len() <= MAX_RUNGS);
+    }
+
+    #[test]
+    fn the_first_trial_at_a_rung_goes_on() {
+        let d = decide(&[], Some(0.5), Mode::Min, 3);
+        assert_eq!((d.action, d.reached, d.kept, d.threshold), (Action::Continue, 1, 1, Some(0.5)));
+    }
+
+    #[test]
+    fn a_trial_goes_on_only_inside_the_top_third() {
+        // Four values at the rung with eta 3: the best two go on.
+        let others = [Some(0.1), Some(0.2), Some(0.3)];
+        assert_eq!(decide(&others, Some(0.15), Mode::Min, 3).action, Action::Continue);
+        let d = decide(&others, Some(0.25), Mode::Min, 3);
+        assert_eq!((d.action, d.kept, d.threshold), (Action::Stop, 2, Some(0.2)));
+        // Larger is better in max mode: 0.25 is second best.
+        assert_eq!(decide(&others, Some(0.25), Mode::Max, 3).action, Action::Continue);
+        // A tie with the last value inside the cut is inside it.
+        assert_eq!(decide(&others, Some(0.2), Mode::Min, 3).action, Action::Continue);
+    }
+
+    #[test]
+    fn a_missing_value_is_the_worst_for_its_trial_alone() {
+        let nan = judged(f64::NAN);
+        assert_eq!(nan, None);
+        assert_eq!(judged(f64::INFINITY), None);
+        // One NaN at the rung does not stop the others: it only counts as the worst value there.
+        // With eta 2 two of the three go on: the NaN is the one left out, whichever mode.
+        let others = [nan, Some(0.9)];
+        assert_eq!(decide(&others, Some(0.95), Mode::Min, 2).action, Action::Continue);
+        assert_eq!(decide(&others, Some(0.95), Mode::Max, 2).action, Action::Continue);
+        assert_eq!(decide(&[Some(0.9), Some(0.95)], nan, Mode::Max, 2).action, Action::Stop);
+        // The NaN trial itself is stopped once someone better is at the rung.
+        assert_eq!(decide(&[Some(0.9)], nan, Mode::Min, 3).action, Action::Stop);
+        assert_eq!(decide(&[Some(0.9)], nan, Mode::Max, 3).action, Action::Stop);
+        // Alone at the rung, even a missing value goes on.
+        assert_eq!(decide(&[], nan, Mode::Min, 3).action, Action::Continue);
+    }
+
+    #[test]
+    fn failed_trials_make_the_cut_more_lenient_not_stricter() {
+        // Two failed trials count at the rung: three values, one goes on, and it is this one.
+        assert_eq!(decide(&[None, None], Some(5.0), Mode::Min, 3).action, Action::Continue);
+    }
+}

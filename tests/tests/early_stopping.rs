@@ -1,0 +1,130 @@
+//! Early stopping as a user runs it: a grid of `command` trials under an ASHA `[schedule]`, run
+//! with `sweep local`, whose trials below the cut stop at a rung and whose decisions can be read
+//! back from `decisions.parquet`.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::process::Command;
+
+/// Reports `val_error = q + 1 / epoch` for 9 epochs, 0.4 s each: a smaller `q` is better at every
+/// epoch, so which trials deserve to go on is known.
+const TRIAL: &str = r#"import json, sys, time
+q = float(sys.argv[sys.argv.index("--q") + 1])
+for epoch in range(1, 10):
+    time.sleep(0.4)
+    print(json.dumps({"epoch": epoch, "metrics": {"val_error": q + 1.0 / epoch, "train_loss": q}}), flush=True)
+"#;
+
+const SWEEP: &str = r#"
+name = "asha"
+workload = "command"
+command = ["python3", "trial.py"]
+[grid]
+q = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+[search]
+metric = "val_error"
+mode = "min"
+[schedule]
+type = "asha"
+min_epochs = 1
+max_epochs = 9
+reduction_factor = 3
+promote = false
+"#;
+
+#[test]
+fn asha_stops_trials_below_the_cut_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trial.py"), TRIAL).unwrap();
+    std::fs::write(dir.path().join("asha.toml"), SWEEP).unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["local", "asha.toml", "--agents", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sweep local");
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let results = dir.path().join("results/asha");
+    let trials = sweep_coordinator::results::read_trials_table(&results.join("trials.parquet")).unwrap();
+    let q_of = |t: &sweep_coordinator::results::TrialRow| t.params["q"].as_f64().unwrap();
+    let status: HashMap<String, (f64, String, Option<i32>)> =
+        trials.iter().map(|t| (t.trial_id.clone(), (q_of(t), t.status.clone(), t.rung))).collect();
+    let best = status.values().find(|(q, _, _)| *q == 0.1).unwrap();
+    assert_eq!(best.1, "succeeded", "the best trial is never below the cut: {status:?}");
+    assert_eq!(best.2, Some(3), "it reached the rungs at epochs 1 and 3: {status:?}");
+    let stopped: Vec<_> = status.values().filter(|(_, s, _)| s == "stopped_early").collect();
+    // Two trials run at a time, best first: the third and every later one reach the rung at
+    // epoch 1 behind two better values, with one in three kept.
+    assert!(stopped.len() >= 7, "{status:?}");
+    assert!(stopped.iter().all(|(_, _, rung)| rung.is_some()), "a stopped trial reached a rung: {status:?}");
+
+    // A stopped trial trained fewer than its 9 epochs.
+    let metrics = sweep_coordinator::results::read_metrics(&results).unwrap();
+    let mut last_epoch: HashMap<&str, i32> = HashMap::new();
+    for row in &metrics {
+        let e = last_epoch.entry(row.trial_id.as_str()).or_default();
+        *e = (*e).max(row.epoch);
+    }
+    for (id, (q, s, _)) in &status {
+        if s == "stopped_early" {
+            assert!(last_epoch[id.as_str()] < 9, "trial q={q} went on after it was stopped: {last_epoch:?}");
+        }
+    }
+
+    // Why each was stopped: one row per decision, the stop's value worse than its threshold.
+    let decisions = sweep_coordinator::results::read_decisions_table(&results).unwrap();
+    for (id, (q, s, _)) in &status {
+        let mine: Vec<_> = decisions.iter().filter(|d| &d.trial_id == id).collect();
+        let stops = mine.iter().filter(|d| d.action == "stop").count();
+        assert_eq!(stops, usize::from(s == "stopped_early"), "trial q={q}: {mine:?}");
+        for d in mine.iter().filter(|d| d.action == "stop") {
+            assert!(d.value.unwrap() > d.threshold.unwrap(), "{d:?}");
+            assert_eq!(d.metric, "val_error");
+        }
+    }
+    assert!(text.contains("stopped_early"), "the results table shows the status: {text}");
+}
+
+#[test]
+fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"val_acc\"\nmode = \"max\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n",
+            "search.metric",
+            "test_error",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[params]\nepochs = 5\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n",
+            "schedule.max_epochs",
+            "trains 5 epochs",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n",
+            "search.metric",
+            "missing",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\n",
+            "schedule.promote",
+            "false",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[grid]\nwidth = [1, 2]\n[search]\nsampler = \"random\"\ntrials = 4\nspace = { width = { int_uniform = [1, 8] } }\n",
+            "search.space.width",
+            "already set by `grid.width`",
+        ),
+        ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"random\"\nspace = { width = { int_uniform = [1, 8] } }\n", "search.trials", "missing"),
+        ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"tpe\"\n", "search.sampler", "\"grid\", \"random\""),
+    ];
+    for (text, key, expected) in cases {
+        std::fs::write(dir.path().join("m.toml"), text).unwrap();
+        let out = Command::new(bin("sweep")).args(["validate", "m.toml"]).current_dir(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(stderr.contains(&format!("key `{key}`")) && stderr.contains(expected), "{text}\n{stderr}");
+    }
+}
