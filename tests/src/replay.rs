@@ -136,10 +136,15 @@ async fn burst(
             rest = &rest[n..];
         }
         rng.shuffle(&mut chunks);
+        // Under an early-stopping schedule the coordinator may stop the trial at a rung: its
+        // heartbeats then say stop and its completion leaves it stopped_early.
+        let mut stopped = false;
         for chunk in &chunks {
             let sends = 1 + rng.range(0, 2);
             for k in 0..sends {
-                let (added, dup) = report(&mut client, &secret, lease.lease_id, chunk.clone(), &mut stats).await?;
+                let (added, dup, stop) =
+                    report(&mut client, &secret, lease.lease_id, chunk.clone(), &mut stats).await?;
+                stopped |= stop;
                 let expected = chunk.iter().map(|r| r.metrics.len() as u32).sum::<u32>();
                 if k == 0 && (added, dup) != (expected, 0) {
                     stats.anomalies.push(format!(
@@ -154,13 +159,13 @@ async fn burst(
                     }
                 }
             }
-            heartbeat(&mut client, &agent_id, &secret, lease.lease_id, &mut stats).await?;
+            heartbeat(&mut client, &agent_id, &secret, lease.lease_id, stopped, &mut stats).await?;
         }
         // Everything again, in reverse order: all duplicates.
         if !records.is_empty() {
             let mut all = records.clone();
             all.reverse();
-            let (added, dup) = report(&mut client, &secret, lease.lease_id, all, &mut stats).await?;
+            let (added, dup, _) = report(&mut client, &secret, lease.lease_id, all, &mut stats).await?;
             stats.reports_replayed += 1;
             if (added, dup) != (0, rows) {
                 stats.anomalies.push(format!("lease {}: full replay added {added}, dup {dup}", lease.lease_id));
@@ -180,7 +185,8 @@ async fn burst(
             .await
             .map_err(|e| format!("complete lease {}: {e}", lease.lease_id))?
             .into_inner();
-        if done.trial_state != "succeeded" {
+        let expected = if stopped { "stopped_early" } else { "succeeded" };
+        if done.trial_state != expected {
             stats.anomalies.push(format!("lease {}: completion left the trial {}", lease.lease_id, done.trial_state));
         }
         // The lease is no longer the trial's and the trial has finished: a late replay of an epoch
@@ -216,7 +222,7 @@ async fn report(
     lease_id: i64,
     epochs: Vec<pb::EpochMetrics>,
     stats: &mut ReplayStats,
-) -> Result<(u32, u32), String> {
+) -> Result<(u32, u32, bool), String> {
     stats.reports_sent += 1;
     let r = client
         .report_metrics(pb::ReportMetricsRequest {
@@ -230,7 +236,7 @@ async fn report(
         .into_inner();
     stats.rows_added += r.rows_added;
     stats.rows_duplicate += r.rows_duplicate;
-    Ok((r.rows_added, r.rows_duplicate))
+    Ok((r.rows_added, r.rows_duplicate, r.trial_stopped))
 }
 
 async fn heartbeat(
@@ -238,6 +244,7 @@ async fn heartbeat(
     agent_id: &str,
     secret: &str,
     lease_id: i64,
+    stopped: bool,
     stats: &mut ReplayStats,
 ) -> Result<(), String> {
     let r = client
@@ -249,8 +256,9 @@ async fn heartbeat(
         .await
         .map_err(|e| format!("heartbeat: {e}"))?
         .into_inner();
+    let expected = if stopped { LeaseAction::Stop } else { LeaseAction::Continue };
     for c in r.commands {
-        if c.lease_id == lease_id && LeaseAction::try_from(c.action) != Ok(LeaseAction::Continue) {
+        if c.lease_id == lease_id && LeaseAction::try_from(c.action) != Ok(expected) {
             stats.anomalies.push(format!("lease {lease_id}: heartbeat answered {:?}", c.action));
         }
     }
