@@ -60,14 +60,7 @@ impl Store {
         if let Some(refusal) = admit_names(&tx, &sweep, batch, self.max_metric_names)? {
             // The trial would report these names again on any retry: it fails, and the rows of
             // this report are not stored.
-            let reason = format!("trial {trial_id}: {refusal}");
-            let c = Completion { refused: Some(reason.clone()), ..Completion::default() };
-            match complete_in(&tx, batch.lease_id, &c, recorded_at_us / 1000) {
-                Ok(_) | Err(Error::StaleLease(_)) => {}
-                Err(e) => return Err(e),
-            }
-            tx.commit()?;
-            return Err(Error::Refused(reason));
+            return Err(refuse(tx, batch.lease_id, format!("trial {trial_id}: {refusal}"), recorded_at_us / 1000)?);
         }
         let (mut added, mut duplicate) = (0u32, 0u32);
         let mut last_seq = None;
@@ -117,13 +110,7 @@ impl Store {
             stopped = judged.stopped;
             if let Some(reason) = judged.refused {
                 // No retry could report what the schedule needs: the trial fails, its rows kept.
-                let c = Completion { refused: Some(reason.clone()), ..Completion::default() };
-                match complete_in(&tx, batch.lease_id, &c, recorded_at_us / 1000) {
-                    Ok(_) | Err(Error::StaleLease(_)) => {}
-                    Err(e) => return Err(e),
-                }
-                tx.commit()?;
-                return Err(Error::Refused(reason));
+                return Err(refuse(tx, batch.lease_id, reason, recorded_at_us / 1000)?);
             }
         }
         tx.commit()?;
@@ -195,6 +182,19 @@ impl Store {
         let seqs = q.query_map(params![sweep, upto], |r| r.get(0))?;
         Ok(seqs.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Ends the attempt under `lease_id` as refused for `reason` (its trial fails without a retry:
+/// any retry would break the same rule), commits what `tx` holds, and returns the refusal to
+/// answer the report with.
+fn refuse(tx: Transaction, lease_id: i64, reason: String, now_ms: i64) -> Result<Error> {
+    let c = Completion { refused: Some(reason.clone()), ..Completion::default() };
+    match complete_in(&tx, lease_id, &c, now_ms) {
+        Ok(_) | Err(Error::StaleLease(_)) => {}
+        Err(e) => return Err(e),
+    }
+    tx.commit()?;
+    Ok(Error::Refused(reason))
 }
 
 /// Keeps each warning whose field the trial has none for yet, up to the per-trial bound.
