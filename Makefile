@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build bench bench-xmc bench-dispatch gpu-bundle clean
+.PHONY: demo test setup build bench bench-xmc bench-dispatch bench-search gpu-bundle clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
@@ -45,6 +45,13 @@ bench-xmc: setup
 bench-dispatch: setup
 	$(CARGO) build --release -p sweep-cli -p sweep-coordinator -p sweep-agent --bins
 	python3 bench/dispatch/compare.py
+
+# Search quality of sweep's random search beside Ray Tune's ASHA and Optuna's TPE + Hyperband on the
+# LCBench surrogate (BENCHMARKS.md); the surrogate and the peers go into their own venv
+# (bench/search/compare.py says where).
+bench-search: setup
+	$(CARGO) build --release -p sweep-cli --bins
+	python3 bench/search/compare.py
 
 # A stripped release `sweep` in .device/ for a GPU node without a Rust toolchain, which links the
 # node's own libtorch (bench/gpu/on-node.sh runs every GPU check with it).

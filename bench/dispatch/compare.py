@@ -43,6 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+import peer_venv  # noqa: E402  (bench/peer_venv.py, shared by the benchmarks that run peers)
 TRIAL = ROOT / "bench" / "dispatch" / "trial.sh"
 PEER_VENV = Path(os.environ.get("DISPATCH_PEER_VENV", Path.home() / ".cache" / "sweep-bench-dispatch" / "venv"))
 EPOCHS, EPOCH_S = 5, 0.05
@@ -50,14 +52,7 @@ SYSTEMS = ("sweep", "optuna", "ray", "pool")
 
 
 def ensure_peer_venv():
-    py = PEER_VENV / "bin" / "python"
-    if py.exists() and subprocess.run([py, "-c", "import optuna, ray.tune"], capture_output=True).returncode == 0:
-        return py
-    print(f"compare: installing optuna and ray[tune] into {PEER_VENV}", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", PEER_VENV], check=True)
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "optuna", "ray[tune]"],
-                   check=True)
-    return py
+    return peer_venv.ensure_peer_venv(PEER_VENV, ["optuna", "ray[tune]"], "optuna, ray.tune")
 
 
 def peer_versions(py):

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+import peer_venv  # noqa: E402  (bench/peer_venv.py, shared by the benchmarks that run peers)
 SWEEP = ROOT / "target" / "release" / "sweep"
 XC = ROOT / "target" / "release" / "examples" / "xc"
 GENERATE = ROOT / "bench" / "xmc" / "generate.py"
@@ -55,17 +57,8 @@ BEAM = 10
 
 
 def ensure_ref_venv():
-    py = REF_VENV / "bin" / "python"
-    if py.exists() and subprocess.run([py, "-c", "import numpy, omikuji, pecos"], capture_output=True).returncode == 0:
-        return py
-    print(f"compare: installing numpy, omikuji and libpecos into {REF_VENV}", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", REF_VENV], check=True)
-    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    project = ROOT / ".venv" / "lib" / ver / "site-packages"
-    (REF_VENV / "lib" / ver / "site-packages" / "zz-project-venv.pth").write_text(f"{project}\n")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "numpy", "omikuji", "libpecos"],
-                   check=True)
-    return py
+    return peer_venv.ensure_peer_venv(REF_VENV, ["numpy", "omikuji", "libpecos"], "numpy, omikuji, pecos",
+                                      see_project_venv=True)
 
 
 def run_child(cmd, label):

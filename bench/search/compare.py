@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Search quality on the LCBench surrogate of YAHPO Gym: sweep's random search beside Ray Tune's
+ASHA and Optuna's TPE + Hyperband, with the same epoch budget, the same concurrency and the same
+search space (LCBench's 7 hyperparameters, with the log scales of its config_space.json).
+
+A "trial" trains an MLP on one of LCBench's OpenML tasks; the surrogate (bench/search/surrogate.py,
+one server per benchmark run) answers what the real run would report at each epoch, 1 to 52. Each
+method searches until it has spent --budget x 52 trial-epochs (epochs of any trial, partial or
+full; 100 x 52 = 5,200 by default), --concurrency trials at a time:
+
+- sweep-random: a sweep file with `workload = "command"` running bench/search/lcbench_trial.py and
+  `[random]` over the 7 hyperparameters (--budget samples, seeded with the run's seed), run by the
+  release `sweep local --agents N`. Every trial trains all 52 epochs. Its epoch results are read
+  back from the sweep's metrics Parquet, ordered by the coordinator's `recorded_at`.
+- ray-asha: Ray Tune's random search under AsyncHyperBandScheduler (grace 1, max 52, reduction 3).
+- optuna-tpe-hyperband: Optuna's TPESampler with HyperbandPruner (min 1, max 52, reduction 3).
+  Both peers run in bench/search/peers.py and record each epoch result as it arrives.
+
+Regret at a budget of B full trainings is computed from the first B x 52 epochs of each run's
+stream: the incumbent is the best val_accuracy at epoch 52 among trials that reached epoch 52
+within those epochs (none did: it counts as accuracy 0, and the table says how often), and the
+regret is the best epoch-52 val_accuracy any method saw on that instance, over all seeds (of the
+runs summarised), minus the incumbent's. The table shows the median and interquartile range over instances x seeds, in
+accuracy points (%), and the wall time per trial-epoch (run wall time / epochs spent): sweep's is
+the whole `sweep local` process, start-up and final Parquet flush included; the peers' is
+`Tuner.fit()` or `study.optimize()` alone.
+
+Default instances (OpenML task ids), spread from hard to easy; the best val accuracy of 300 random
+configurations at epoch 52 is about 32 %, 67 %, 83 %, 88 % and 99.6 %, and on 189873 most
+configurations do not learn at all: 168329, 168331, 7593, 189873, 3945.
+
+    bench/search/compare.py                   # 5 instances x 10 seeds, budget 100 x 52 epochs, 4 at a time
+    bench/search/compare.py --quick           # 1 instance, 2 seeds, budget 10 x 52: a check in minutes
+    bench/search/compare.py --seeds 3 --methods sweep-random,optuna-tpe-hyperband --out /tmp/search
+    bench/search/compare.py --seeds 5 --out /tmp/search --resume   # adds seeds 3 and 4 to the runs there
+
+Every run's epoch stream is written to OUT/runs/<method>-<instance>-s<seed>.json and the summary
+to OUT/summary.json. The surrogate, Ray Tune and Optuna go into their own virtual environment
+(default ~/.cache/sweep-bench-search/venv, or $SEARCH_PEER_VENV), installed from PyPI on first
+use; the LCBench data comes from --data (default $LCBENCH_DATA, else
+../shared/bench-data/yahpo-lcbench beside the repository).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "bench" / "search"
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(HERE))
+import peer_venv  # noqa: E402  (bench/peer_venv.py, shared by the benchmarks that run peers)
+from client import Surrogate  # noqa: E402
+
+PEER_VENV = Path(os.environ.get("SEARCH_PEER_VENV", Path.home() / ".cache" / "sweep-bench-search" / "venv"))
+# yahpo-gym pins NumPy < 2, and pyarrow 26 (which Ray Tune imports) needs NumPy 2.
+PEER_PACKAGES = ["yahpo-gym", "optuna", "ray[tune]", "pyarrow<26"]
+DATA = Path(os.environ.get("LCBENCH_DATA", ROOT.parent / "shared" / "bench-data" / "yahpo-lcbench"))
+INSTANCES = "168329,168331,7593,189873,3945"
+METHODS = ("sweep-random", "ray-asha", "optuna-tpe-hyperband")
+REPORT_BUDGETS = (10, 30, 100)
+
+# The sweep's metric rows, run with the peer venv's Python (pyarrow): val_accuracy per trial and
+# epoch, latest attempt's value, in the order the coordinator recorded them.
+READ_METRICS_PY = r'''
+import json, sys, pyarrow.parquet as pq
+rows = [r for r in pq.read_table(sys.argv[1], columns=["trial_id", "epoch", "metric", "value", "recorded_at",
+                                                      "superseded"]).to_pylist()
+        if r["metric"] == "val_accuracy" and not r["superseded"]]
+rows.sort(key=lambda r: (r["recorded_at"], r["epoch"]))
+t0 = rows[0]["recorded_at"] if rows else None
+print(json.dumps([[(r["recorded_at"] - t0).total_seconds(), r["trial_id"], r["epoch"], r["value"]] for r in rows]))
+'''
+
+
+# ----------------------------------------------------------------------------- surrogate server
+
+def start_surrogate(py, data, folder):
+    """The server on folder/lcbench.sock, once it answers."""
+    sock = folder / "lcbench.sock"
+    log = open(folder / "surrogate.log", "w")
+    proc = subprocess.Popen([py, HERE / "surrogate.py", "--data", data, "--socket", sock],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        proc.wait()
+        raise SystemExit(f"compare: the surrogate server did not start:\n{(folder / 'surrogate.log').read_text()[-3000:]}")
+    return proc, sock
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------------------------------- sweep
+
+def sweep_file(name, instance, seed, samples, sock, space):
+    """A `command` sweep of `samples` random configurations of the trial script."""
+    command = ", ".join(json.dumps(str(a)) for a in
+                        [sys.executable, HERE / "lcbench_trial.py", "--instance", instance, "--socket", sock])
+    lines = [f'name = "{name}"', 'workload = "command"', f"command = [{command}]", "[random]",
+             f"samples = {samples}", f"seed = {seed}"]
+    for p in space:
+        # Integers on a log scale are drawn log-uniformly; the trial rounds them.
+        kind = "log_uniform" if p["log"] else ("int_uniform" if p["type"] == "int" else "uniform")
+        lines.append(f"{p['name']} = {{ {kind} = [{p['lower']!r}, {p['upper']!r}] }}")
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(instance, seed, bench, sock, args, py):
+    """One `sweep local` run in a folder of its own, removed afterwards unless it failed or --keep."""
+    name = f"lcbench-{instance}-s{seed}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"search-sweep-{instance}-s{seed}-"))
+    (tmp / "sweep.toml").write_text(sweep_file(name, instance, seed, args.budget, sock, bench["space"]))
+    t = time.perf_counter()
+    with open(tmp / "sweep.log", "w") as log:
+        done = subprocess.run([args.sweep, "local", tmp / "sweep.toml", "--agents", str(args.concurrency),
+                               "--state", tmp / "state", "--results", tmp / "results", "--format", "json"],
+                              stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SWEEP_GPUS": ""})
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        log = (tmp / "sweep.log").read_text()
+        hint = ""
+        if "id does not match its content" in log:
+            hint = ("\n(a float drawn by [random] did not survive the JSON round trip between `sweep` and its "
+                    "coordinator: serde_json parses floats exactly only with its `float_roundtrip` feature; "
+                    "a build with `--features serde_json/float_roundtrip` runs the sweep)")
+        raise SystemExit(f"compare: sweep local failed ({done.returncode}); see {tmp}:\n{log[-3000:]}{hint}")
+    out = subprocess.run([py, "-c", READ_METRICS_PY, tmp / "results" / name / "metrics"],
+                         capture_output=True, text=True, check=True)
+    stream = json.loads(out.stdout)
+    expected = args.budget * bench["epochs"]
+    if len(stream) != expected or len({s[1] for s in stream}) != args.budget:
+        raise SystemExit(f"compare: sweep {name}: expected {args.budget} trials x {bench['epochs']} epochs, "
+                         f"read {len(stream)} epoch rows of {len({s[1] for s in stream})} trials (in {tmp})")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"method": "sweep-random", "instance": instance, "seed": seed, "budget": expected,
+            "concurrency": args.concurrency, "wall_s": wall, "stream": stream}
+
+
+# ---------------------------------------------------------------------------------------- peers
+
+def run_peer(method, runs, sock, args, py, out):
+    """Every (instance, seed) of one peer in one process of bench/search/peers.py."""
+    spec = ",".join(f"{i}:{s}" for i, s in runs)
+    log_path = out / f"{method}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([py, HERE / "peers.py", method, "--socket", sock, "--runs", spec, "--budget",
+                                 str(args.budget * args.epochs), "--concurrency", str(args.concurrency),
+                                 "--out", out / "runs"], stdout=subprocess.PIPE, stderr=log, text=True)
+        for line in proc.stdout:
+            if not line.startswith('{"instance"'):  # the peers' libraries may print too
+                log.write(line)
+                continue
+            r = json.loads(line)
+            progress(method, r["instance"], r["seed"], r["wall_s"], r["epochs"])
+        if proc.wait() != 0:
+            raise SystemExit(f"compare: {method} failed ({proc.returncode}); see {log_path}:\n"
+                             f"{log_path.read_text()[-3000:]}")
+    results = []
+    for instance, seed in runs:
+        run = json.loads(run_path(out, method, instance, seed).read_text())
+        if len(run["stream"]) < run["budget"]:
+            raise SystemExit(f"compare: {method} {instance} seed {seed}: {len(run['stream'])} epochs reported, "
+                             f"expected the budget of {run['budget']}")
+        results.append(run)
+    return results
+
+
+def run_path(out, method, instance, seed):
+    return out / "runs" / f"{method}-{instance}-s{seed}.json"
+
+
+def earlier_run(path, args):
+    """A run kept from an earlier invocation with the same --out (--resume), if its settings match."""
+    run = json.loads(path.read_text())
+    if run["budget"] != args.budget * args.epochs or run["concurrency"] != args.concurrency:
+        raise SystemExit(f"compare: --resume: {path} ran with a budget of {run['budget']} epochs and concurrency "
+                         f"{run['concurrency']}, not {args.budget * args.epochs} and {args.concurrency}")
+    print(f"compare: {path.name}: kept from an earlier run", file=sys.stderr)
+    return run
+
+
+def progress(method, instance, seed, wall, epochs):
+    print(f"compare: {method} {instance} seed {seed}: {epochs} epochs in {wall:.1f} s "
+          f"({1e3 * wall / epochs:.2f} ms each); load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------- regret
+
+def incumbent(stream, epochs, last_epoch):
+    """Best val_accuracy at the last epoch among the first `epochs` results; None if no trial got
+    there."""
+    finals = [acc for _, _, epoch, acc in stream[:epochs] if epoch == last_epoch]
+    return max(finals) if finals else None
+
+
+def quartiles(values):
+    if len(values) == 1:
+        return values * 3
+    return statistics.quantiles(values, n=4, method="inclusive")
+
+
+def summarize(runs, budgets, last_epoch):
+    """Per instance the best epoch-52 accuracy seen; per method and budget the regrets; per
+    method the wall time per trial-epoch."""
+    best = {}
+    for r in runs:
+        seen = incumbent(r["stream"], len(r["stream"]), last_epoch)
+        if seen is not None:
+            best[r["instance"]] = max(best.get(r["instance"], seen), seen)
+    table = {}
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        row = {"runs": len(mine), "regret": {}, "no_incumbent": {},
+               "ms_per_epoch": statistics.median(1e3 * r["wall_s"] / len(r["stream"]) for r in mine),
+               "trials": statistics.median(len({s[1] for s in r["stream"]}) for r in mine),
+               "full_trials": statistics.median(sum(1 for s in r["stream"] if s[2] == last_epoch) for r in mine)}
+        for b in budgets:
+            regrets, missing = [], 0
+            for r in mine:
+                inc = incumbent(r["stream"], b * last_epoch, last_epoch)
+                missing += inc is None
+                regrets.append(best.get(r["instance"], 0.0) - (inc if inc is not None else 0.0))
+                r.setdefault("regret", {})[str(b)] = regrets[-1]
+            row["regret"][str(b)] = quartiles(regrets)
+            row["no_incumbent"][str(b)] = missing
+        table[method] = row
+    return best, table
+
+
+def print_table(table, budgets, args, versions, load_before, load_after, started, wall):
+    print(f"\nLCBench surrogate (YAHPO Gym), instances {', '.join(args.instances)}; {args.seeds} seeds; budget "
+          f"{args.budget} x {args.epochs} trial-epochs per run; {args.concurrency} trials at a time; started "
+          f"{started} UTC, {wall / 60:.1f} min{f' ({args.kept} runs kept from before)' if args.kept else ''}; "
+          f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f} / "
+          f"{load_before[1]:.2f} / {load_before[2]:.2f}, after {load_after[0]:.2f} / {load_after[1]:.2f} / "
+          f"{load_after[2]:.2f}")
+    if versions:
+        print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print("\nRegret in val accuracy points (%): median [25th, 75th percentile] over instances x seeds.\n")
+    print("| method | " + " | ".join(f"regret @ {b}x" for b in budgets) +
+          " | ms / trial-epoch | trials per run | trials to epoch 52 per run | runs |")
+    print("| --- |" + " ---: |" * len(budgets) + " ---: | ---: | ---: | ---: |")
+    notes = []
+    for method, row in table.items():
+        cells = []
+        for b in budgets:
+            q1, med, q3 = (100 * v for v in row["regret"][str(b)])
+            cells.append(f"{med:.2f} [{q1:.2f}, {q3:.2f}]")
+            if row["no_incumbent"][str(b)]:
+                notes.append(f"{method} @ {b}x: {row['no_incumbent'][str(b)]} of {row['runs']} runs had no trial at "
+                             f"epoch {args.epochs} yet (counted as accuracy 0)")
+        print(f"| {method} | " + " | ".join(cells) + f" | {row['ms_per_epoch']:.2f} | {row['trials']:.0f} | "
+              f"{row['full_trials']:.0f} | {row['runs']} |")
+    for n in notes:
+        print(f"\n{n}")
+
+
+def print_per_instance(runs, best, budget, last_epoch):
+    """The regret at the largest budget per instance: the instances differ in headroom."""
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    print(f"\nMedian regret @ {budget}x per instance (accuracy points, %), beside the best epoch-{last_epoch} "
+          "val accuracy any method saw there:\n")
+    print("| instance | best seen | " + " | ".join(methods) + " |")
+    print("| --- | ---: |" + " ---: |" * len(methods))
+    for instance in dict.fromkeys(r["instance"] for r in runs):
+        cells = [100 * statistics.median(r["regret"][str(budget)] for r in runs
+                                         if r["method"] == m and r["instance"] == instance) for m in methods]
+        print(f"| {instance} | {100 * best.get(instance, 0.0):.2f} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+
+
+# ----------------------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--instances", default=INSTANCES, help=f"comma-separated OpenML task ids [{INSTANCES}]")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per instance and method [10]")
+    ap.add_argument("--budget", type=int, default=100,
+                    help="trial-epochs per run, in full trainings (x 52); also sweep's number of samples [100]")
+    ap.add_argument("--concurrency", type=int, default=4,
+                    help="trials at a time: sweep's agents, Ray's max_concurrent_trials, Optuna's n_jobs [4]")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, among {', '.join(METHODS)}")
+    ap.add_argument("--quick", action="store_true", help="the first instance, 2 seeds, budget 10: a check in minutes")
+    ap.add_argument("--out", type=Path, help="folder for summary.json and runs/ [/tmp/sweep-bench-search-DATE]")
+    ap.add_argument("--data", type=Path, default=DATA, help=f"the yahpo-lcbench folder [{DATA}]")
+    ap.add_argument("--sweep", type=Path, default=ROOT / "target" / "release" / "sweep", help="the sweep binary")
+    ap.add_argument("--keep", action="store_true", help="keep each sweep run's folder (state, results, logs)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the runs already in OUT/runs (same budget and concurrency) and run only the others, "
+                         "e.g. after an interruption or to add seeds")
+    args = ap.parse_args()
+    args.instances = [i.strip() for i in args.instances.split(",") if i.strip()]
+    args.kept = 0
+    if args.quick:
+        args.instances, args.seeds, args.budget = args.instances[:1], 2, 10
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise SystemExit(f"compare: --methods: expected some of {', '.join(METHODS)}, got {args.methods}")
+    if "sweep-random" in methods and not args.sweep.exists():
+        raise SystemExit(f"compare: {args.sweep} is missing; run `cargo build --release -p sweep-cli` first")
+    if not (args.data / "model.onnx").exists():
+        raise SystemExit(f"compare: --data {args.data}: expected the yahpo-lcbench folder (model.onnx, config_space.json)")
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    out = args.out or Path(f"/tmp/sweep-bench-search-{time.strftime('%Y%m%d-%H%M%S')}")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+    py = peer_venv.ensure_peer_venv(PEER_VENV, PEER_PACKAGES, "yahpo_gym, optuna, ray.tune, pyarrow.parquet")
+    versions = json.loads(subprocess.run([py, HERE / "peers.py", "--versions"], capture_output=True, text=True,
+                                         check=True).stdout)
+    if "sweep-random" in methods:
+        versions["sweep"] = subprocess.run([args.sweep, "--version"], capture_output=True, text=True,
+                                           check=True).stdout.split()[-1] + f" ({args.sweep})"
+    work = Path(tempfile.mkdtemp(prefix="search-surrogate-"))
+    server, sock = start_surrogate(py, args.data, work)
+    load_before, t0 = os.getloadavg(), time.perf_counter()
+    runs = []
+    try:
+        with Surrogate(sock) as s:
+            bench = s.describe()
+        args.epochs = bench["epochs"]
+        unknown = [i for i in args.instances if i not in bench["instances"]]
+        if unknown:
+            raise SystemExit(f"compare: --instances: {', '.join(unknown)} not among LCBench's tasks "
+                             f"({', '.join(bench['instances'])})")
+        # Seed by seed, so an interrupted benchmark has every instance for the seeds it finished.
+        pairs = [(i, s) for s in range(args.seeds) for i in args.instances]
+        for method in methods:
+            done = [p for p in pairs if args.resume and run_path(out, method, *p).exists()]
+            runs += [earlier_run(run_path(out, method, *p), args) for p in done]
+            args.kept += len(done)
+            todo = [p for p in pairs if p not in done]
+            if not todo:
+                continue
+            if method == "sweep-random":
+                for instance, seed in todo:
+                    run = run_sweep(instance, seed, bench, sock, args, py)
+                    run_path(out, method, instance, seed).write_text(json.dumps(run))
+                    progress(method, instance, seed, run["wall_s"], len(run["stream"]))
+                    runs.append(run)
+            else:
+                runs += run_peer(method, todo, sock, args, py, out)
+    finally:
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+    wall, load_after = time.perf_counter() - t0, os.getloadavg()
+
+    budgets = sorted({b for b in REPORT_BUDGETS if b <= args.budget} | {args.budget})
+    best, table = summarize(runs, budgets, args.epochs)
+    print_table(table, budgets, args, versions, load_before, load_after, started, wall)
+    print_per_instance(runs, best, budgets[-1], args.epochs)
+    summary = {"started_utc": started, "wall_s": wall, "cpus": os.cpu_count(), "load_before": load_before,
+               "load_after": load_after, "versions": versions, "instances": args.instances, "seeds": args.seeds,
+               "budget": args.budget, "epochs": args.epochs, "concurrency": args.concurrency, "methods": methods,
+               "best_per_instance": best, "table": table,
+               "regret_per_run": [{k: r[k] for k in ("method", "instance", "seed", "wall_s", "regret")} for r in runs]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"\ncompare: every run's epoch stream in {out / 'runs'}, the summary in {out / 'summary.json'}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
