@@ -132,12 +132,7 @@ def run_sweep(instance, seed, bench, sock, args, py):
     wall = time.perf_counter() - t
     if done.returncode != 0:
         log = (tmp / "sweep.log").read_text()
-        hint = ""
-        if "id does not match its content" in log:
-            hint = ("\n(a float drawn by [random] did not survive the JSON round trip between `sweep` and its "
-                    "coordinator: serde_json parses floats exactly only with its `float_roundtrip` feature; "
-                    "a build with `--features serde_json/float_roundtrip` runs the sweep)")
-        raise SystemExit(f"compare: sweep local failed ({done.returncode}); see {tmp}:\n{log[-3000:]}{hint}")
+        raise SystemExit(f"compare: sweep local failed ({done.returncode}); see {tmp}:\n{log[-3000:]}")
     out = subprocess.run([py, "-c", READ_METRICS_PY, tmp / "results" / name / "metrics"],
                          capture_output=True, text=True, check=True)
     stream = json.loads(out.stdout)

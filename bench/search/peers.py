@@ -189,19 +189,23 @@ def main():
     runs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs.split(",")]
     with Surrogate(args.socket) as surrogate:
         bench = surrogate.describe()
-    if args.method == "ray-asha":
-        import ray
-        # Ray's workers import client.py as the trainable does.
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-        ray.init(num_cpus=args.concurrency, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"search-{args.method}-") as storage:
+        if args.method == "ray-asha":
+            import ray
+            # Ray's workers import client.py as the trainable does. Ray's session folder (logs,
+            # staged results: tens of MB per run) goes under `storage` too, and with it.
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+            os.environ["RAY_TMPDIR"] = storage
+            ray.init(num_cpus=args.concurrency, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         for instance, seed in runs:
             wall, stream = METHODS[args.method](instance, seed, bench, args, storage)
             run = {"method": args.method, "instance": instance, "seed": seed, "budget": args.budget,
                    "concurrency": args.concurrency, "wall_s": wall, "stream": stream}
             (args.out / f"{args.method}-{instance}-s{seed}.json").write_text(json.dumps(run))
             print(json.dumps({"instance": instance, "seed": seed, "wall_s": wall, "epochs": len(stream)}), flush=True)
+        if args.method == "ray-asha":
+            ray.shutdown()
 
 
 if __name__ == "__main__":
