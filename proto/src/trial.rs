@@ -70,3 +70,23 @@ impl Trial {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Floats drawn by `[random]` have 17 significant digits; read back from the wire they must
+    /// be the same floats, or the coordinator computes another id and refuses the trial.
+    #[test]
+    fn drawn_floats_keep_their_trial_ids_across_the_wire() {
+        let text = "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n[random]\nsamples = 500\nseed = 3\n\
+                    lr = { log_uniform = [1e-5, 1e-1] }\nx = { uniform = [0, 1] }\n";
+        let file = sweep_spec::SweepFile::parse(text, Path::new("s.toml"), Path::new(".")).unwrap();
+        for spec in sweep_spec::expand(&file).unwrap() {
+            let back = Trial::from(&spec).into_spec("s").unwrap();
+            let id = TrialSpec::content_id(&back.workload, back.command.as_deref(), &back.params, back.data.as_ref());
+            assert_eq!(id, spec.id, "{:?}", spec.params);
+        }
+    }
+}
