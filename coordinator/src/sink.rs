@@ -41,15 +41,29 @@ struct Written {
     store: Store,
     metric_seq: HashMap<String, i64>,
     trials: HashMap<String, TrialsWritten>,
-    /// The last decision `decisions.parquet` holds, per sweep, since this process started.
-    decisions: HashMap<String, Rewritten>,
+    /// The last decision `decisions.parquet` holds, per sweep, since this process started, and
+    /// its last rewrite.
+    decisions: HashMap<String, (i64, Rewrite)>,
 }
 
-/// A file rewritten whole: up to what, when, and how long it took.
-struct Rewritten {
-    upto: i64,
+/// When a file rewritten whole was last written, and how long that took.
+struct Rewrite {
     at: Instant,
     took: Duration,
+}
+
+impl Rewrite {
+    /// Timed from now, for a write that began at `started`.
+    fn done(started: Instant) -> Rewrite {
+        Rewrite { at: Instant::now(), took: started.elapsed() }
+    }
+
+    /// Whether `spacing` times as long as the last rewrite took has passed since it was made. A
+    /// wait too long to count is never reached: such a file is rewritten only when its sweep is
+    /// done, or on a flush.
+    fn due(&self, spacing: u32) -> bool {
+        self.took.checked_mul(spacing).is_some_and(|wait| self.at.elapsed() >= wait)
+    }
 }
 
 /// Where one sweep's trial files stand.
@@ -58,8 +72,7 @@ struct TrialsWritten {
     table: i64,
     /// The highest version written anywhere, table or change parts.
     changes: i64,
-    rewritten_at: Instant,
-    rewrite_took: Duration,
+    rewrite: Rewrite,
 }
 
 impl Written {
@@ -102,12 +115,10 @@ impl Written {
     /// is rewritten: at once when the sweep is done or on a flush.
     fn write_decisions(&mut self, dir: &Path, c: &SweepCursor, complete: bool) -> Result<()> {
         let w = self.decisions.get(&c.name);
-        if c.last_decision_seq == 0 || w.is_some_and(|w| w.upto >= c.last_decision_seq) {
+        if c.last_decision_seq == 0 || w.is_some_and(|(upto, _)| *upto >= c.last_decision_seq) {
             return Ok(());
         }
-        let due = complete
-            || !c.open
-            || w.is_none_or(|w| w.took.checked_mul(self.rewrite_spacing).is_some_and(|wait| w.at.elapsed() >= wait));
+        let due = complete || !c.open || w.is_none_or(|(_, rewrite)| rewrite.due(self.rewrite_spacing));
         if !due {
             return Ok(());
         }
@@ -115,7 +126,7 @@ impl Written {
         let rows = self.store.decision_rows(&c.name)?;
         results::write_decisions_table(dir, &rows)?;
         let upto = rows.last().map_or(0, |r| r.seq);
-        self.decisions.insert(c.name.clone(), Rewritten { upto, at: Instant::now(), took: started.elapsed() });
+        self.decisions.insert(c.name.clone(), (upto, Rewrite::done(started)));
         Ok(())
     }
 
@@ -129,18 +140,15 @@ impl Written {
         if c.trials_version == w.table {
             return Ok(());
         }
-        // A wait too long to count is never reached: only when the sweep is done, or on a flush.
-        let wait = w.rewrite_took.checked_mul(self.rewrite_spacing);
-        let due = complete || !c.open || wait.is_some_and(|wait| w.rewritten_at.elapsed() >= wait);
+        let due = complete || !c.open || w.rewrite.due(self.rewrite_spacing);
         if due {
             let started = Instant::now();
             let (trials, version) = self.store.in_snapshot(|store| write_trials_table(store, dir, &c.name))?;
             results::remove_trial_changes_upto(dir, Some(version))?;
             w.table = version;
             w.changes = w.changes.max(version);
-            w.rewritten_at = Instant::now();
-            w.rewrite_took = started.elapsed();
-            tracing::debug!(sweep = %c.name, trials, version, took = ?w.rewrite_took, "trials table written");
+            w.rewrite = Rewrite::done(started);
+            tracing::debug!(sweep = %c.name, trials, version, took = ?w.rewrite.took, "trials table written");
         } else if c.trials_version > w.changes {
             let rows = self.store.trial_rows(&c.name, Chosen::ChangedAfter(w.changes))?;
             if let Some(last) = rows.iter().map(|r| r.version).max() {
@@ -200,8 +208,7 @@ fn trials_resume_point(dir: &Path, sweep: &str, store_version: i64) -> Result<Tr
     let mut w = TrialsWritten {
         table: table.unwrap_or(-1),
         changes: table.max(changes).unwrap_or(0),
-        rewritten_at: Instant::now(),
-        rewrite_took: Duration::ZERO,
+        rewrite: Rewrite { at: Instant::now(), took: Duration::ZERO },
     };
     if w.table > store_version || w.changes > store_version {
         tracing::warn!(sweep, "trial files were written from another state store; writing them again");

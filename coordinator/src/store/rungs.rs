@@ -125,25 +125,25 @@ pub(super) struct Judgement {
 
 /// Whether the trial reported anything at `epoch`, under any attempt.
 fn reported_epoch(tx: &Transaction, sweep: &str, trial_id: &str, epoch: u32) -> Result<bool> {
-    Ok(tx
-        .query_row(
-            "SELECT 1 FROM metrics WHERE sweep = ?1 AND trial_id = ?2 AND epoch = ?3 LIMIT 1",
-            params![sweep, trial_id, epoch],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    exists(
+        tx,
+        "SELECT 1 FROM metrics WHERE sweep = ?1 AND trial_id = ?2 AND epoch = ?3 LIMIT 1",
+        params![sweep, trial_id, epoch],
+    )
 }
 
+/// Whether the trial has a value at the rung at `epoch` of its bracket: it was judged there.
 fn has_value(tx: &Transaction, sweep: &str, bracket: u32, epoch: u32, trial_id: &str) -> Result<bool> {
-    Ok(tx
-        .query_row(
-            "SELECT 1 FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id = ?4",
-            params![sweep, bracket, epoch, trial_id],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    exists(
+        tx,
+        "SELECT 1 FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id = ?4",
+        params![sweep, bracket, epoch, trial_id],
+    )
+}
+
+/// Whether `select` finds a row.
+fn exists(tx: &Transaction, select: &str, args: impl rusqlite::Params) -> Result<bool> {
+    Ok(tx.query_row(select, args, |_| Ok(())).optional()?.is_some())
 }
 
 /// The values the other trials of the bracket recorded at the rung at `epoch`.
