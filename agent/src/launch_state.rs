@@ -43,6 +43,9 @@ pub enum Ending {
     Stopped,
     /// The agent is draining: the leases go back and their trials resume elsewhere.
     Drained,
+    /// It reported the last epoch its lease allows and did not exit by itself, so the agent
+    /// stopped it: the attempt ended well.
+    ReachedBudget,
 }
 
 /// The leases of one launch still training in its process; completed or abandoned members leave.
@@ -110,6 +113,7 @@ impl LaunchState {
             launch_error_permanent: false,
             // The process ran.
             unstarted: false,
+            reached_budget: ending == Ending::ReachedBudget,
         };
         self.live.iter().copied().map(completion).collect()
     }

@@ -28,7 +28,8 @@ pub fn attempts(leases: Vec<pb::Lease>, work_dir: &Path, checkpoint_root: &Path)
         match lease.trial.and_then(|t| t.into_spec(&lease.sweep_id).ok()) {
             Some(spec) => {
                 let dirs = AttemptDirs::new(work_dir, checkpoint_root, &spec, lease.attempt);
-                members.push(Attempt { lease_id: lease.lease_id, attempt: lease.attempt, spec, dirs });
+                let stop_after = (lease.stop_after_epoch > 0).then_some(lease.stop_after_epoch);
+                members.push(Attempt { lease_id: lease.lease_id, attempt: lease.attempt, spec, dirs, stop_after });
             }
             None => unreadable.push(lease.lease_id),
         }
@@ -51,7 +52,7 @@ mod tests {
             params_json: params_json.into(),
             ..Default::default()
         };
-        pb::Lease { lease_id, sweep_id: "s".into(), attempt: 2, deadline_ms: 0, trial: Some(trial), group }
+        pb::Lease { lease_id, sweep_id: "s".into(), attempt: 2, deadline_ms: 0, trial: Some(trial), group, stop_after_epoch: 0 }
     }
 
     fn ids(launches: &[Vec<pb::Lease>]) -> Vec<Vec<i64>> {

@@ -25,21 +25,28 @@ const MAX_WARNINGS: usize = 16;
 /// Leases of a fused group whose output is no longer relayed (completed members).
 pub type Muted = Arc<Mutex<HashSet<i64>>>;
 
+/// Where the relay tells the supervisor what the output said beyond metrics.
+pub struct Outlets {
+    /// A fused member's `dropped` line, after that member's records.
+    pub dropped: mpsc::Sender<(i64, String)>,
+    /// A trial alone reported the last epoch of its budget (once, after that record).
+    pub reached: mpsc::Sender<()>,
+    /// Fused members no longer relayed.
+    pub muted: Muted,
+}
+
 /// Relays the launch's stdout until the process closes it: a trial alone to its lease, a fused
-/// group member by member, each `dropped` line passed on to `dropped` after that member's records.
-pub fn spawn_stdout(
-    out: tokio::process::ChildStdout,
-    members: &[Attempt],
-    reporter: Reporter,
-    dropped: mpsc::Sender<(i64, String)>,
-    muted: Muted,
-) -> JoinHandle<()> {
+/// group member by member.
+pub fn spawn_stdout(out: tokio::process::ChildStdout, members: &[Attempt], reporter: Reporter, outlets: Outlets) -> JoinHandle<()> {
     match members {
-        [a] => tokio::spawn(relay_stdout(out, a.dirs.run.join(recover::STDOUT_FILE), a.lease_id, reporter)),
+        [a] => {
+            let budget = a.stop_after.map(|epoch| (epoch, outlets.reached));
+            tokio::spawn(relay_stdout(out, a.dirs.run.join(recover::STDOUT_FILE), a.lease_id, reporter, budget))
+        }
         group => {
             let outputs =
                 group.iter().map(|m| (m.spec.id.0.clone(), m.lease_id, m.dirs.run.join(recover::STDOUT_FILE)));
-            tokio::spawn(relay_group(out, outputs.collect(), reporter, dropped, muted))
+            tokio::spawn(relay_group(out, outputs.collect(), reporter, outlets.dropped, outlets.muted))
         }
     }
 }
@@ -82,6 +89,7 @@ async fn relay_stdout(
     log_path: std::path::PathBuf,
     lease_id: i64,
     reporter: Reporter,
+    mut budget: Option<(u32, mpsc::Sender<()>)>,
 ) {
     let mut log = open_log(&log_path).await;
     let mut lines = Lines::new(out);
@@ -96,7 +104,12 @@ async fn relay_stdout(
                 for s in skipped {
                     warnings.say(&s.name, s.reason, lease_id, &reporter, &mut log).await;
                 }
-                reporter.metrics(lease_id, record).await
+                let epoch = record.epoch;
+                reporter.metrics(lease_id, record).await;
+                if budget.as_ref().is_some_and(|(last, _)| epoch >= *last) {
+                    let (_, reached) = budget.take().expect("checked");
+                    let _ = reached.send(()).await;
+                }
             }
             Some(Err(e)) => warnings.say("", format!("a line was ignored: {e}"), lease_id, &reporter, &mut log).await,
             None => {}

@@ -22,6 +22,9 @@ pub struct Attempt {
     pub attempt: u32,
     pub spec: TrialSpec,
     pub dirs: AttemptDirs,
+    /// The last epoch this attempt trains (`Lease.stop_after_epoch`, a rung of a promoting
+    /// schedule); None: to the end.
+    pub stop_after: Option<u32>,
 }
 
 /// What one process runs: one attempt, or the members of a fused group (`sweep_spec::fusion`),
@@ -123,7 +126,12 @@ fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> Result<Child,
         recover::write_lease_file(&m.dirs.run, m.lease_id).map_err(transient)?;
     }
     let command = match launch.members.as_slice() {
-        [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner),
+        [a] => launch::build_command(&a.spec, a.attempt, &a.dirs, &launch.placement, runner).map(|mut cmd| {
+            if let Some(epoch) = a.stop_after {
+                cmd.env(sweep_spec::schedule::STOP_AFTER_EPOCH, epoch.to_string());
+            }
+            cmd
+        }),
         group => {
             let pairs: Vec<_> = group.iter().map(|m| (&m.spec, &m.dirs)).collect();
             launch::build_group_command(&pairs, &launch.placement, runner)
@@ -147,6 +155,8 @@ struct Supervisor<'a> {
     stderr_tail: JoinHandle<String>,
     /// Fused members the runner dropped (they diverged), with its reason.
     dropped: mpsc::Receiver<(i64, String)>,
+    /// A trial alone reported the last epoch of its budget (`Attempt::stop_after`).
+    reached: mpsc::Receiver<()>,
     muted: Muted,
     state: LaunchState,
     ended: Ended,
@@ -157,8 +167,10 @@ impl<'a> Supervisor<'a> {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (dropped_tx, dropped) = mpsc::channel(members.len());
+        let (reached_tx, reached) = mpsc::channel(1);
         let muted = Muted::default();
-        let relay = relay::spawn_stdout(stdout, members, reporter.clone(), dropped_tx, muted.clone());
+        let outlets = relay::Outlets { dropped: dropped_tx, reached: reached_tx, muted: muted.clone() };
+        let relay = relay::spawn_stdout(stdout, members, reporter.clone(), outlets);
         let stderr_tail = tokio::spawn(relay::keep_stderr(stderr, members[0].dirs.run.join("stderr.log")));
         Supervisor {
             members,
@@ -168,6 +180,7 @@ impl<'a> Supervisor<'a> {
             relay,
             stderr_tail,
             dropped,
+            reached,
             muted,
             state: LaunchState::new(members.iter().map(|m| m.lease_id).collect()),
             ended: Vec::new(),
@@ -181,12 +194,23 @@ impl<'a> Supervisor<'a> {
         mut control: mpsc::Receiver<(i64, Control)>,
         grace: Duration,
     ) -> Option<(std::io::Result<ExitStatus>, Ending)> {
+        // Once the trial reported the last epoch of its budget it has `grace` to checkpoint and
+        // exit by itself; after that it is stopped as the coordinator would stop it.
+        let mut budget_spent: Option<tokio::time::Instant> = None;
         loop {
             let action = tokio::select! {
                 status = self.child.wait() => return Some((status, Ending::Exited)),
                 Some((lease_id, why)) = self.dropped.recv() => {
                     self.member_dropped(lease_id, why).await;
                     continue;
+                }
+                Some(()) = self.reached.recv(), if budget_spent.is_none() => {
+                    budget_spent = Some(tokio::time::Instant::now() + grace);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(budget_spent.unwrap_or_else(tokio::time::Instant::now)), if budget_spent.is_some() => {
+                    tracing::info!(trial = %self.members[0].spec.id, "trial went on past the epoch its lease stops after; stopping it");
+                    Action::Terminate(Ending::ReachedBudget)
                 }
                 cmd = control.recv() => self.state.on_control(cmd),
             };

@@ -236,6 +236,7 @@ mod tests {
             exit_code: Some(0),
             version: 0,
             rung: None,
+            epochs_budget: None,
         }
     }
 

@@ -146,6 +146,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
             cancelled: s.count(TrialState::Cancelled),
             stopped: s.count(TrialState::Stopped),
             stopped_early: s.count(TrialState::StoppedEarly),
+            paused: s.count(TrialState::Paused),
         }),
         total: s.total,
         done: s.is_done(),
@@ -158,7 +159,14 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         rungs: s
             .rungs
             .iter()
-            .map(|r| pb::RungCount { epoch: r.epoch, judged: r.judged, went_on: r.went_on, stopped: r.stopped })
+            .map(|r| pb::RungCount {
+                epoch: r.epoch,
+                judged: r.judged,
+                went_on: r.went_on,
+                stopped: r.stopped,
+                paused: r.paused,
+                promoted: r.promoted,
+            })
             .collect(),
     }
 }
@@ -223,6 +231,7 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         exit_code: r.exit_code,
         version: r.version,
         rung: r.rung,
+        epochs_budget: r.epochs_budget,
     }
 }
 

@@ -9,8 +9,12 @@
 //!    └──── failure, attempts left ───────────┤
 //!                                            ├── failure, none left, or bad config ──▶ failed
 //!                                            └── stopped on request ───────────────▶ stopped
-//!   pending | leased | running ──── cancel ────▶ cancelled
-//!   leased | running ──── below the cut at a rung (`[schedule]`) ────▶ stopped_early
+//!   pending | leased | running | paused ──── cancel ────▶ cancelled
+//!   leased | running ──── below the cut at a rung (`[schedule]`, stop-only) ────▶ stopped_early
+//!   leased | running ──── trained to its budget (a promoting `[schedule]`) ──┬─ went on ──▶ pending
+//!                                                                             └─ below ────▶ paused
+//!   paused ──── later values put it inside the cut ────▶ pending (promoted; resumes from its checkpoint)
+//!   paused ──── nothing left in the sweep that could promote it ────▶ stopped_early
 //!   failed | cancelled ──── retry (`sweep retry`) ────▶ pending, with a fresh attempt budget
 //! ```
 //! The attempt number grows by one at every lease, so a retry after a lost lease runs as
@@ -31,10 +35,13 @@ pub enum TrialState {
     Stopped,
     /// Stopped by the sweep's schedule: its value at a rung was outside the cut.
     StoppedEarly,
+    /// Trained to a rung of a promoting schedule and outside the cut there: holds its checkpoint
+    /// and no slot until it is promoted, or stopped early when nothing could promote it any more.
+    Paused,
 }
 
 impl TrialState {
-    pub const ALL: [TrialState; 8] = [
+    pub const ALL: [TrialState; 9] = [
         TrialState::Pending,
         TrialState::Leased,
         TrialState::Running,
@@ -43,6 +50,7 @@ impl TrialState {
         TrialState::Cancelled,
         TrialState::Stopped,
         TrialState::StoppedEarly,
+        TrialState::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +63,7 @@ impl TrialState {
             TrialState::Cancelled => "cancelled",
             TrialState::Stopped => "stopped",
             TrialState::StoppedEarly => "stopped_early",
+            TrialState::Paused => "paused",
         }
     }
 
@@ -151,6 +160,9 @@ pub struct Completion {
     /// The coordinator ended the attempt itself, for this reason: the trial broke a bound that it
     /// would break again (`--max-metric-names`), so it fails without a retry.
     pub refused: Option<String>,
+    /// The agent stopped the trial after it reported the last epoch of its lease's budget (a
+    /// promoting schedule's rung) and went on: the attempt ended well, as an exit 0 would.
+    pub reached_budget: bool,
 }
 
 impl Completion {
@@ -172,6 +184,7 @@ impl Completion {
         match (self.exit_code, self.signal) {
             _ if self.refused.is_some() => Exit::BadConfig,
             _ if self.stopped_by_request => Exit::StoppedOnRequest,
+            _ if self.reached_budget => Exit::Success,
             _ if !self.launch_error.is_empty() && self.launch_error_permanent => Exit::BadConfig,
             _ if !self.launch_error.is_empty() => Exit::Failure,
             (Some(0), None) => Exit::Success,
@@ -203,6 +216,9 @@ impl Completion {
         if let Some(reason) = &self.refused {
             return Some(reason.clone());
         }
+        if self.reached_budget {
+            return None;
+        }
         let cause = if self.launch_error.starts_with("could not start") {
             // Agents name the program themselves: "could not start `python3`: not found on PATH".
             self.launch_error.clone()
@@ -232,8 +248,14 @@ pub enum Event {
     /// Handed back by an agent that held the lease ahead of a free slot and never started it.
     Returned,
     Cancel,
-    /// The sweep's schedule judged it below the cut at a rung: its agent is told to stop it.
+    /// The sweep's schedule judged it below the cut at a rung: its agent is told to stop it. A
+    /// paused trial gets it when nothing is left in its sweep that could promote it.
     StopEarly,
+    /// The attempt trained to the epoch its lease said to stop after (a promoting schedule's
+    /// rung) and ended well; `promoted`: its value there went on, so it queues for the next rung.
+    ReachedBudget { promoted: bool },
+    /// Later values at its rung put a paused trial inside the cut.
+    Promote,
     /// The user queues a finished trial again (`sweep retry`): its failures and lost leases no
     /// longer count, while the attempt number keeps growing so old attempts stay apart.
     Retry,
@@ -287,8 +309,10 @@ pub fn transition(
                 Pending
             }
         }
-        (Pending | Leased | Running, Event::Cancel) => Cancelled,
-        (Leased | Running, Event::StopEarly) => StoppedEarly,
+        (Pending | Leased | Running | Paused, Event::Cancel) => Cancelled,
+        (Leased | Running | Paused, Event::StopEarly) => StoppedEarly,
+        (Leased | Running, Event::ReachedBudget { promoted: true }) | (Paused, Event::Promote) => Pending,
+        (Leased | Running, Event::ReachedBudget { promoted: false }) => Paused,
         (Failed | Cancelled, Event::Retry) => {
             counters.user_failures = 0;
             counters.lost = 0;
@@ -309,6 +333,20 @@ mod tests {
 
     fn run(events: &[Event]) -> Result<(TrialState, Counters), InvalidTransition> {
         events.iter().try_fold((Pending, Counters::default()), |(s, c), e| transition(s, c, *e, POLICY))
+    }
+
+    #[test]
+    fn a_paused_trial_resumes_when_promoted_and_ends_stopped_early_when_not() {
+        let segment = [Event::Leased, Event::Started, Event::ReachedBudget { promoted: false }];
+        let (s, c) = run(&segment).unwrap();
+        assert_eq!((s, c.user_failures, c.lost), (Paused, 0, 0), "a pause is no failure");
+        assert_eq!(run(&[&segment[..], &[Event::Promote, Event::Leased]].concat()).unwrap().0, Leased);
+        assert_eq!(run(&[&segment[..], &[Event::StopEarly]].concat()).unwrap().0, StoppedEarly);
+        assert_eq!(run(&[&segment[..], &[Event::Cancel]].concat()).unwrap().0, Cancelled);
+        let went_on = [Event::Leased, Event::Started, Event::ReachedBudget { promoted: true }];
+        assert_eq!(run(&went_on).unwrap().0, Pending, "a trial inside the cut queues for its next rung");
+        assert!(run(&[&segment[..], &[Event::Leased]].concat()).is_err(), "a paused trial is not leased");
+        assert!(run(&[Event::Promote]).is_err(), "only a paused trial is promoted");
     }
 
     #[test]
@@ -530,6 +568,7 @@ mod tests {
             oom in any::<bool>(),
             launch_failed in any::<bool>(),
             stopped_by_request in any::<bool>(),
+            reached_budget in any::<bool>(),
             whole in any::<bool>(),
             group_size in 0u32..16,
         ) {
@@ -544,6 +583,7 @@ mod tests {
                 unstarted: false,
                 whole_group: whole,
                 refused: None,
+                reached_budget,
             };
             let (alone, grouped) = (c.exit(ALONE), c.exit(group_size));
             prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));

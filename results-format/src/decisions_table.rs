@@ -29,7 +29,7 @@ pub struct DecisionRow {
     pub epoch: i32,
     /// The rung's number in the trial's bracket, from 0.
     pub rung: i32,
-    /// `continue` or `stop`.
+    /// `continue` or `stop`; under a promoting schedule also `pause` and `promote`.
     pub action: String,
     pub metric: String,
     /// The trial's value at the rung; None when it was NaN or infinite (the worst value).

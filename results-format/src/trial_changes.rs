@@ -118,6 +118,7 @@ mod tests {
             exit_code: None,
             version,
             rung: None,
+            epochs_budget: None,
         }
     }
 

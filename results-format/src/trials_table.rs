@@ -24,6 +24,8 @@ const FINAL_PREFIX: &str = "final_";
 const VERSION: &str = "version";
 /// The column of [`TrialRow::rung`].
 const RUNG: &str = "rung";
+/// The column of [`TrialRow::epochs_budget`].
+const EPOCHS_BUDGET: &str = "epochs_budget";
 
 /// One trial as users see it in `trials.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,9 @@ pub struct TrialRow {
     /// The epoch of the highest rung of its sweep's schedule it reached (`[schedule]`); None
     /// without a schedule or before its first rung.
     pub rung: Option<i32>,
+    /// Under a promoting schedule, the epoch its next (or current) attempt stops after: the rung
+    /// it waits at while `paused`. None without one, or once it went on past the last rung.
+    pub epochs_budget: Option<i32>,
 }
 
 /// Bytes of `last_error` kept in `trials.parquet`: the end of a failure's stderr, where the
@@ -88,6 +93,7 @@ fn fixed_fields() -> Vec<Field> {
         Field::new("exit_code", DataType::Int32, true),
         Field::new(VERSION, DataType::Int64, false),
         Field::new(RUNG, DataType::Int32, true),
+        Field::new(EPOCHS_BUDGET, DataType::Int32, true),
     ]
 }
 
@@ -223,6 +229,7 @@ fn batch(
         Arc::new(rows.iter().map(|r| r.exit_code).collect::<Int32Array>()),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version))),
         Arc::new(rows.iter().map(|r| r.rung).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| r.epochs_budget).collect::<Int32Array>()),
     ];
     columns.extend(params.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
@@ -287,6 +294,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
     let exit_code = optional_column::<Int32Array>(batch, "exit_code", &DataType::Int32, path)?;
     let version = optional_column::<Int64Array>(batch, VERSION, &DataType::Int64, path)?;
     let rung = optional_column::<Int32Array>(batch, RUNG, &DataType::Int32, path)?;
+    let epochs_budget = optional_column::<Int32Array>(batch, EPOCHS_BUDGET, &DataType::Int32, path)?;
 
     let schema = batch.schema();
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
@@ -318,6 +326,7 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
             exit_code: exit_code.and_then(|a| opt(a, i, |a, i| a.value(i))),
             version: version.map_or(0, |a| a.value(i)),
             rung: rung.and_then(|a| opt(a, i, |a, i| a.value(i))),
+            epochs_budget: epochs_budget.and_then(|a| opt(a, i, |a, i| a.value(i))),
         });
     }
     Ok(())
@@ -370,6 +379,7 @@ mod tests {
             exit_code: Some(0),
             version: 7,
             rung: None,
+            epochs_budget: None,
         }
     }
 
@@ -479,6 +489,7 @@ mod tests {
                 col("exit_code", DataType::Int32, true),
                 col("version", DataType::Int64, false),
                 col("rung", DataType::Int32, true),
+                col("epochs_budget", DataType::Int32, true),
                 col("params_aug", DataType::Boolean, true),
                 col("params_extra", DataType::Utf8, true),
                 col("params_lr", DataType::Float64, true),

@@ -4,7 +4,12 @@
 //! ASHA (asynchronous successive halving, Li et al. 2020) judges a trial at each rung, the epochs
 //! `min_epochs * reduction_factor^k` below `max_epochs`: it goes on if its value there is among
 //! the best `ceil(n / reduction_factor)` of the `n` trials that reached that rung so far, itself
-//! included, and is stopped otherwise. No trial waits for a rung to fill. With `brackets = b`,
+//! included. No trial waits for a rung to fill. Otherwise, with `promote = true` (the default), it
+//! is paused: it trains only to the rung (each lease says the epoch to stop after), keeps its
+//! checkpoint and frees its slot, and is promoted to the next rung as soon as later, worse values
+//! put it inside the cut there; it resumes from its checkpoint on any agent. When nothing is left
+//! to run, a trial still paused is stopped early. With `promote = false` it is stopped at once.
+//! With `brackets = b`,
 //! trial `i` of the sweep is in bracket `i mod b` and judged from that rung on, against the trials of
 //! its bracket only, so later brackets give each trial more epochs before its first cut
 //! (asynchronous Hyperband's brackets).
@@ -13,6 +18,10 @@
 //! that reached the rung; the rule itself is [`decide`], a plain function of the values.
 
 use serde::{Deserialize, Serialize};
+
+/// The environment variable that tells a trial the last epoch its attempt trains (a rung of a
+/// promoting schedule): it checkpoints after that epoch and exits 0.
+pub const STOP_AFTER_EPOCH: &str = "SWEEP_STOP_AFTER_EPOCH";
 
 /// Most rungs a schedule may have; `reduction_factor >= 2` gives at most 32 below 2^32 epochs.
 pub const MAX_RUNGS: usize = 32;
@@ -60,13 +69,17 @@ pub struct Objective {
     pub mode: Mode,
 }
 
-/// An ASHA schedule that stops trials below the cut.
+/// An ASHA schedule: trials below the cut at a rung are paused (and promoted later) or stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asha {
     pub min_epochs: u32,
     pub max_epochs: u32,
     pub reduction_factor: u32,
     pub brackets: u32,
+    /// Pause trials below the cut and promote them when they qualify, rather than stop them.
+    /// Schedules stored before pausing existed read as stop-only.
+    #[serde(default)]
+    pub promote: bool,
 }
 
 /// The sweep's early stopping, as the coordinator keeps it (`SubmitSweepRequest.schedule_json`).
@@ -125,6 +138,16 @@ impl Asha {
     pub fn rungs(&self, bracket: u32) -> Vec<u32> {
         self.all_rungs().into_iter().skip(bracket as usize).collect()
     }
+
+    /// The epoch a promoting schedule lets a trial of `bracket` train to, once it went on from the
+    /// rung at `epoch` (None: its first rung); None when nothing stops it after that: it trains to
+    /// its last epoch. A stop-only schedule stops no trial at a rung it went on from.
+    pub fn budget_after(&self, bracket: u32, epoch: Option<u32>) -> Option<u32> {
+        if !self.promote {
+            return None;
+        }
+        self.rungs(bracket).into_iter().find(|r| epoch.is_none_or(|e| *r > e))
+    }
 }
 
 impl Schedule {
@@ -142,8 +165,13 @@ impl Schedule {
             Mode::Min => "lower",
             Mode::Max => "higher",
         };
+        let outside = if a.promote {
+            "paused, and promoted to the next rung when later trials put it inside"
+        } else {
+            "stopped"
+        };
         format!(
-            "schedule: asha on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is stopped",
+            "schedule: asha on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is {outside}",
             crate::text::escape(&self.objective.metric),
             a.max_epochs,
             a.reduction_factor
@@ -168,6 +196,10 @@ pub struct Decision {
 pub enum Action {
     Continue,
     Stop,
+    /// Outside the cut under a promoting schedule: trains no further until promoted.
+    Pause,
+    /// A paused trial that later values put inside the cut: it resumes to the next rung.
+    Promote,
 }
 
 impl Action {
@@ -175,6 +207,8 @@ impl Action {
         match self {
             Action::Continue => "continue",
             Action::Stop => "stop",
+            Action::Pause => "pause",
+            Action::Promote => "promote",
         }
     }
 }
@@ -184,23 +218,48 @@ impl Action {
 /// goes on if it is among the best `ceil(n / reduction_factor)` of the `n` values; a tie with the
 /// last value inside the cut is inside it, and a missing value is never better than another.
 pub fn decide(others: &[Option<f64>], value: Option<f64>, mode: Mode, reduction_factor: u32) -> Decision {
-    let reached = others.len() as u32 + 1;
-    let kept = reached.div_ceil(reduction_factor.max(2));
-    let strictly_better = others.iter().filter(|o| mode.better(**o, value)).count() as u32;
     let mut all: Vec<Option<f64>> = others.to_vec();
     all.push(value);
-    all.sort_by(|a, b| {
-        if mode.better(*a, *b) {
-            std::cmp::Ordering::Less
-        } else if mode.better(*b, *a) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
-    let threshold = all[kept as usize - 1];
-    let action = if strictly_better < kept { Action::Continue } else { Action::Stop };
-    Decision { action, threshold, reached, kept }
+    let cut = Cut::of(&all, mode, reduction_factor);
+    let action = if cut.admits(value) { Action::Continue } else { Action::Stop };
+    Decision { action, threshold: cut.threshold, reached: cut.reached, kept: cut.kept }
+}
+
+/// Where a rung's cut lies, given every value recorded there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cut {
+    /// The worst value inside the cut (None: a missing value is inside it).
+    pub threshold: Option<f64>,
+    pub reached: u32,
+    /// `ceil(reached / reduction_factor)`.
+    pub kept: u32,
+    mode: Mode,
+}
+
+impl Cut {
+    /// The cut of a rung holding `values` (at least one).
+    pub fn of(values: &[Option<f64>], mode: Mode, reduction_factor: u32) -> Cut {
+        let reached = values.len().max(1) as u32;
+        let kept = reached.div_ceil(reduction_factor.max(2));
+        let mut sorted = values.to_vec();
+        sorted.sort_by(|a, b| {
+            if mode.better(*a, *b) {
+                std::cmp::Ordering::Less
+            } else if mode.better(*b, *a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        let threshold = sorted.get(kept as usize - 1).copied().flatten();
+        Cut { threshold, reached, kept, mode }
+    }
+
+    /// A value among the rung's is inside the cut: fewer than `kept` values are strictly better.
+    /// Equivalently, the worst value inside the cut is not better than it.
+    pub fn admits(&self, value: Option<f64>) -> bool {
+        !self.mode.better(self.threshold, value)
+    }
 }
 
 /// A reported value as the rule reads it: NaN and infinities are missing, the worst of all.
@@ -213,7 +272,19 @@ mod tests {
     use super::*;
 
     fn asha(min: u32, max: u32, eta: u32, brackets: u32) -> Asha {
-        Asha { min_epochs: min, max_epochs: max, reduction_factor: eta, brackets }
+        Asha { min_epochs: min, max_epochs: max, reduction_factor: eta, brackets, promote: false }
+    }
+
+    #[test]
+    fn a_promoting_schedule_budgets_each_segment_to_the_next_rung() {
+        let a = Asha { promote: true, ..asha(1, 81, 3, 2) };
+        assert_eq!(a.budget_after(0, None), Some(1), "the first segment ends at the first rung");
+        assert_eq!(a.budget_after(0, Some(1)), Some(3));
+        assert_eq!(a.budget_after(0, Some(27)), None, "past the last rung a trial trains to its end");
+        assert_eq!(a.budget_after(1, None), Some(3), "bracket 1 starts one rung later");
+        assert_eq!(asha(1, 81, 3, 1).budget_after(0, None), None, "stop-only ASHA never pauses a trial");
+        let stored = r#"{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}"#;
+        assert!(!serde_json::from_str::<Asha>(stored).unwrap().promote, "schedules stored before pausing stop");
     }
 
     #[test]
@@ -271,6 +342,23 @@ mod tests {
         assert_eq!(decide(&[Some(0.9)], nan, Mode::Max, 3).action, Action::Stop);
         // Alone at the rung, even a missing value goes on.
         assert_eq!(decide(&[], nan, Mode::Min, 3).action, Action::Continue);
+    }
+
+    #[test]
+    fn a_cut_admits_what_the_rule_keeps() {
+        // For every value at a rung, the cut of all the rung's values says what `decide` says.
+        let values = [Some(0.3), None, Some(0.1), Some(0.3), Some(0.7), None, Some(0.2)];
+        for mode in [Mode::Min, Mode::Max] {
+            for eta in 2..5 {
+                let cut = Cut::of(&values, mode, eta);
+                for (i, v) in values.iter().enumerate() {
+                    let others: Vec<_> = values.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, o)| *o).collect();
+                    let d = decide(&others, *v, mode, eta);
+                    assert_eq!(cut.admits(*v), d.action == Action::Continue, "{mode:?} eta {eta} value {v:?}");
+                    assert_eq!((cut.threshold, cut.kept), (d.threshold, d.kept));
+                }
+            }
+        }
     }
 
     #[test]

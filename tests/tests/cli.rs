@@ -311,6 +311,7 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
         exit_code: None,
         version: 0,
         rung: None,
+        epochs_budget: None,
     };
     sweep_coordinator::results::write_trials_table(&old.join("hostile"), &[row]).unwrap();
     for format in ["table", "csv"] {

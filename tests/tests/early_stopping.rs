@@ -88,6 +88,82 @@ fn asha_stops_trials_below_the_cut_and_says_why() {
     assert!(text.contains("stopped_early"), "the results table shows the status: {text}");
 }
 
+/// Trains to `$SWEEP_STOP_AFTER_EPOCH` when it is set, checkpointing each epoch into
+/// `$SWEEP_CHECKPOINT_DIR/epoch` and resuming after it: `val_error = q + 1 / epoch`. The trial
+/// with `q = 0.9` ignores the budget and trains on slowly after it, so its agent has to stop it.
+const PAUSING_TRIAL: &str = r#"import json, os, sys, time
+q = float(sys.argv[sys.argv.index("--q") + 1])
+ck = os.path.join(os.environ["SWEEP_CHECKPOINT_DIR"], "epoch")
+start = int(open(ck).read()) if os.path.exists(ck) else 0
+last = int(os.environ.get("SWEEP_STOP_AFTER_EPOCH") or 9)
+if q == 0.9:
+    last = 9
+for epoch in range(start + 1, last + 1):
+    time.sleep(0.2 if epoch == 1 or q != 0.9 else 4)
+    print(json.dumps({"epoch": epoch, "metrics": {"val_error": q + 1.0 / epoch}}), flush=True)
+    with open(ck + ".tmp", "w") as f:
+        f.write(str(epoch))
+    os.replace(ck + ".tmp", ck)
+"#;
+
+/// ASHA with pause and promote, as a user runs it: the trials are queued best first, so each
+/// later one is worse and lifts earlier ones into the cut. Trials outside the cut wait paused,
+/// are promoted and resume from their checkpoints, and no epoch is trained twice.
+#[test]
+fn asha_pauses_trials_below_the_cut_and_promotes_them_later() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trial.py"), PAUSING_TRIAL).unwrap();
+    let sweep = SWEEP.replace("promote = false\n", "").replace("name = \"asha\"", "name = \"promote\"");
+    std::fs::write(dir.path().join("promote.toml"), &sweep).unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["local", "promote.toml", "--agents", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sweep local");
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let results = dir.path().join("results/promote");
+    let trials = sweep_coordinator::results::read_trials_table(&results.join("trials.parquet")).unwrap();
+    let by_q: HashMap<String, &sweep_coordinator::results::TrialRow> =
+        trials.iter().map(|t| (t.params["q"].to_string(), t)).collect();
+    let statuses: Vec<(String, String, i32)> = trials
+        .iter()
+        .map(|t| (t.params["q"].to_string(), t.status.clone(), t.attempts))
+        .collect();
+    assert!(trials.iter().all(|t| t.status == "succeeded" || t.status == "stopped_early"), "none left paused: {statuses:?}");
+    assert_eq!(by_q["0.1"].status, "succeeded", "{statuses:?}");
+
+    let decisions = sweep_coordinator::results::read_decisions_table(&results).unwrap();
+    let promoted: Vec<&str> = decisions.iter().filter(|d| d.action == "promote").map(|d| d.trial_id.as_str()).collect();
+    assert!(!promoted.is_empty(), "later, worse trials promote earlier ones: {decisions:?}");
+    for id in &promoted {
+        let t = trials.iter().find(|t| &t.trial_id == id).unwrap();
+        assert!(t.attempts >= 2, "a promoted trial resumed in a new attempt: {statuses:?}");
+    }
+    for t in trials.iter().filter(|t| t.status == "stopped_early") {
+        let last = decisions.iter().filter(|d| d.trial_id == t.trial_id).last().unwrap();
+        assert_eq!(last.action, "stop", "a trial left waiting is stopped, on record: {decisions:?}");
+    }
+
+    // Each epoch of each trial was trained and reported once, whichever attempt ran it, and each
+    // resumed attempt started after the last epoch of the one before.
+    let metrics = sweep_coordinator::results::read_metrics(&results).unwrap();
+    let mut seen: HashMap<(&str, i32), i32> = HashMap::new();
+    for row in metrics.iter().filter(|r| r.metric == "val_error") {
+        if let Some(attempt) = seen.insert((row.trial_id.as_str(), row.epoch), row.attempt) {
+            panic!("trial {} reported epoch {} in attempts {attempt} and {}", row.trial_id, row.epoch, row.attempt);
+        }
+    }
+    let epochs = |q: &str| seen.keys().filter(|(id, _)| *id == by_q[q].trial_id).count();
+    assert_eq!(epochs("0.1"), 9, "the best trial trained every epoch once");
+    // The trial that ignored its budget was stopped by its agent: it is paused at the first rung
+    // behind better trials, and was never allowed to finish its 9 slow epochs.
+    assert_eq!(by_q["0.9"].status, "stopped_early", "{statuses:?}");
+    assert!(epochs("0.9") < 9, "{statuses:?}");
+    assert!(text.contains("stopped_early"), "{text}");
+}
+
 #[test]
 fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,9 +184,14 @@ fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
             "missing",
         ),
         (
-            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\n",
+            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = \"yes\"\n",
             "schedule.promote",
-            "false",
+            "true (pause",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[resources]\nfuse = 4\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\n",
+            "resources.fuse",
+            "promote = false",
         ),
         (
             "name = \"m\"\nworkload = \"mlp\"\n[grid]\nwidth = [1, 2]\n[search]\nsampler = \"random\"\ntrials = 4\nspace = { width = { int_uniform = [1, 8] } }\n",

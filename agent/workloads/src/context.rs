@@ -13,6 +13,9 @@ pub(crate) struct TrialContext {
     pub checkpoint_dir: Option<PathBuf>,
     /// Checkpoint after every this many epochs (`[retry] checkpoint_every_epochs`).
     pub checkpoint_every: Option<u32>,
+    /// The last epoch this attempt trains (`SWEEP_STOP_AFTER_EPOCH`: a rung of a promoting
+    /// schedule); None: to the end.
+    pub stop_after: Option<u32>,
     /// Raised by SIGTERM/SIGUSR1: checkpoint and stop.
     pub stop: harness::StopFlag,
     /// Capture steps as CUDA graphs on CUDA devices (`[resources] cuda_graphs`, on by default).
@@ -35,6 +38,7 @@ impl TrialContext {
             device: device::from_env()?,
             checkpoint_dir: std::env::var_os("SWEEP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
             checkpoint_every: spec.checkpoint_every_epochs,
+            stop_after: stop_after_from_env()?,
             stop: harness::StopFlag::on_signals().map_err(anyhow::Error::from)?,
             cuda_graphs: match spec.resources.cuda_graphs {
                 true => harness::GraphMode::On,
@@ -49,8 +53,22 @@ impl TrialContext {
             device: Device::Cpu,
             checkpoint_dir: None,
             checkpoint_every: None,
+            stop_after: None,
             stop: harness::StopFlag::default(),
             cuda_graphs: harness::GraphMode::Off,
         }
+    }
+}
+
+/// `SWEEP_STOP_AFTER_EPOCH`, when the agent set it: a positive epoch.
+fn stop_after_from_env() -> Result<Option<u32>, TrialError> {
+    let name = sweep_spec::schedule::STOP_AFTER_EPOCH;
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => match v.parse::<u32>() {
+            Ok(e) if e > 0 => Ok(Some(e)),
+            _ => Err(TrialError::bad_config(format!("{name}: a positive epoch, got `{v}`"))),
+        },
     }
 }

@@ -11,6 +11,10 @@ pub enum TrialError {
     /// Stopped on SIGTERM after saving a checkpoint; the next attempt resumes from it.
     #[error("stopped on request; a checkpoint was saved")]
     Interrupted,
+    /// Trained to the epoch its attempt stops after (`SWEEP_STOP_AFTER_EPOCH`, a rung of a
+    /// promoting schedule) and checkpointed there: the attempt ended well, exit 0.
+    #[error("paused after epoch {0}, as the sweep's schedule asked; a checkpoint was saved")]
+    Paused(u32),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -28,6 +32,7 @@ impl TrialError {
         match self {
             TrialError::BadConfig(_) => EXIT_BAD_CONFIG,
             TrialError::Interrupted => EXIT_INTERRUPTED,
+            TrialError::Paused(_) => 0,
             TrialError::Other(_) => 1,
         }
     }

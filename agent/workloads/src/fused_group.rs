@@ -187,6 +187,7 @@ pub(crate) fn run(
                 device: ctx.device,
                 checkpoint_dir: dir,
                 checkpoint_every: ctx.checkpoint_every,
+                stop_after: ctx.stop_after,
                 stop: ctx.stop.clone(),
                 cuda_graphs: ctx.cuda_graphs,
             };

@@ -16,6 +16,10 @@ use sweep_spec::{EpochRecord, TrialSpec};
 pub fn run_trial_main(spec_path: &Path) -> i32 {
     match run_trial(spec_path) {
         Ok(()) => 0,
+        Err(e @ TrialError::Paused(_)) => {
+            eprintln!("{e}");
+            0
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             e.exit_code()

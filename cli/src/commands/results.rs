@@ -66,6 +66,7 @@ fn row_from_wire(sweep: &str, t: pb::TrialResult) -> anyhow::Result<TrialRow> {
         exit_code: t.exit_code,
         version: t.version,
         rung: t.rung,
+        epochs_budget: t.epochs_budget,
     })
 }
 

@@ -16,6 +16,7 @@ pub fn counts_json(c: &pb::StateCounts) -> Value {
         "cancelled": c.cancelled,
         "stopped": c.stopped,
         "stopped_early": c.stopped_early,
+        "paused": c.paused,
     })
 }
 
@@ -46,7 +47,7 @@ pub fn summary_json(s: &pb::SweepSummary) -> Value {
         "pause_reason": s.pause_reason,
         "pause_error": s.pause_error,
         "waiting": s.waiting,
-        "rungs": s.rungs.iter().map(|r| json!({"epoch": r.epoch, "judged": r.judged, "went_on": r.went_on, "stopped": r.stopped})).collect::<Vec<_>>(),
+        "rungs": s.rungs.iter().map(|r| json!({"epoch": r.epoch, "judged": r.judged, "went_on": r.went_on, "stopped": r.stopped, "paused": r.paused, "promoted": r.promoted})).collect::<Vec<_>>(),
     })
 }
 
@@ -79,13 +80,19 @@ pub fn print_attention(s: &pb::SweepSummary) {
     }
 }
 
-/// `rungs: epoch 1: 27 judged, 9 went on · epoch 3: …`: what the sweep's schedule decided so far.
+/// `rungs: epoch 1: 27 judged, 9 went on, 18 paused (4 promoted) · epoch 3: …`: what the sweep's
+/// schedule decided so far.
 pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
     if rungs.is_empty() {
         return None;
     }
-    let parts: Vec<String> =
-        rungs.iter().map(|r| format!("epoch {}: {} judged, {} went on", r.epoch, r.judged, r.went_on)).collect();
+    let parts: Vec<String> = rungs
+        .iter()
+        .map(|r| {
+            let paused = if r.paused > 0 { format!(", {} paused ({} promoted)", r.paused, r.promoted) } else { String::new() };
+            format!("epoch {}: {} judged, {} went on{paused}", r.epoch, r.judged, r.went_on)
+        })
+        .collect();
     Some(format!("rungs: {}", parts.join(" · ")))
 }
 
@@ -99,6 +106,7 @@ pub fn counts_line(c: &pb::StateCounts) -> String {
         ("cancelled", c.cancelled),
         ("stopped", c.stopped),
         ("stopped early", c.stopped_early),
+        ("paused", c.paused),
     ];
     let shown: Vec<String> = parts.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     if shown.is_empty() {

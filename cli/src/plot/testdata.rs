@@ -45,6 +45,7 @@ pub fn trials() -> Vec<TrialRow> {
                     exit_code: None,
                     version: 0,
                     rung: None,
+                    epochs_budget: None,
                 });
             }
         }

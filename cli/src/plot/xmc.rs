@@ -155,6 +155,7 @@ mod tests {
             exit_code: None,
             version: 0,
             rung: None,
+            epochs_budget: None,
         }
     }
 

@@ -97,6 +97,7 @@ impl AgentService for AgentApi {
                     deadline_ms: g.deadline_ms,
                     trial: Some(pb::Trial::from(&g.spec)),
                     group: g.group,
+                    stop_after_epoch: g.stop_after.unwrap_or(0),
                 })
                 .collect(),
             quarantine: answer.quarantine.unwrap_or_default(),
@@ -163,6 +164,7 @@ impl AgentService for AgentApi {
             unstarted: r.unstarted,
             whole_group: r.whole_group,
             refused: None,
+            reached_budget: r.reached_budget,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &session, &c, now)).await?;
         if state == crate::lifecycle::TrialState::Pending {

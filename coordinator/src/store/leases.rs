@@ -22,6 +22,8 @@ pub struct Grant {
     pub spec: TrialSpec,
     /// Grants of one fused group share the first member's lease id; 0 alone.
     pub group: i64,
+    /// The last epoch this attempt trains: its trial's budget under a promoting schedule.
+    pub stop_after: Option<u32>,
 }
 
 /// What a lease request gets: its grants, and why there are none when the agent is quarantined.
@@ -219,6 +221,10 @@ impl Store {
                  WHERE sweep = ?1 AND trial_id = ?2",
                 params![sweep, trial_id, next.as_str(), counters.lost, finished, error],
             )?;
+            if next == TrialState::Failed {
+                super::rungs::count_failure(&tx, &sweep, &trial_id, now_ms)?;
+                super::rungs::settle_paused(&tx, &sweep, now_ms)?;
+            }
             out.push((sweep, trial_id, counters.attempt, next));
         }
         tx.commit()?;
@@ -267,10 +273,11 @@ fn grant(tx: &Transaction, trial: Pending, terms: &LeaseTerms<'_>, membership: M
     let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
     let fusion_key = if membership.size > 1 { membership.key } else { None };
+    let stop_after = super::rungs::lease_budget(tx, sweep, &trial_id)?;
     tx.execute(
-        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size, fusion_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![sweep, trial_id, counters.attempt, agent_id, now_ms, membership.size as i64, fusion_key],
+        "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size, fusion_key, stop_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![sweep, trial_id, counters.attempt, agent_id, now_ms, membership.size as i64, fusion_key, stop_after],
     )?;
     let lease_id = tx.last_insert_rowid();
     tx.execute(
@@ -278,7 +285,7 @@ fn grant(tx: &Transaction, trial: Pending, terms: &LeaseTerms<'_>, membership: M
          WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
     )?;
-    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group: membership.group })
+    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group: membership.group, stop_after })
 }
 
 /// How many trials the attempt under `lease_id` trained with in one group (1: alone).
@@ -329,8 +336,15 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
         }
         LeaseVerdict::Extend => {}
     }
-    let (next, counters) = lifecycle::transition(h.state, h.counters, c.event(group_size), policy)
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let event = match c.event(group_size) {
+        Event::Exited(Exit::Success) => match super::rungs::segment_end(tx, &h.sweep, &h.trial_id, stop_after(tx, lease_id)?)? {
+            Some(promoted) => Event::ReachedBudget { promoted },
+            None => Event::Exited(Exit::Success),
+        },
+        event => event,
+    };
+    let (next, counters) =
+        lifecycle::transition(h.state, h.counters, event, policy).map_err(|e| Error::Corrupt(e.to_string()))?;
     close_attempt(tx, lease_id, outcome, c, error.as_deref(), now_ms)?;
     let finished = next.is_terminal().then_some(now_ms);
     let retried_after_failure = next == TrialState::Pending && counters.user_failures > h.counters.user_failures;
@@ -365,10 +379,24 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     if !c.released {
         record_streak(tx, lease_id, scheduler::streak_after(exit))?;
     }
+    if event == (Event::ReachedBudget { promoted: true }) {
+        tx.execute(
+            "UPDATE trials SET segments = segments + 1 WHERE sweep = ?1 AND trial_id = ?2",
+            params![h.sweep, h.trial_id],
+        )?;
+    }
     if next == TrialState::Failed {
-        super::rungs::count_failure(tx, &h.sweep, &h.trial_id)?;
+        super::rungs::count_failure(tx, &h.sweep, &h.trial_id, now_ms)?;
+    }
+    if next != TrialState::Pending {
+        super::rungs::settle_paused(tx, &h.sweep, now_ms)?;
     }
     Ok(next)
+}
+
+/// The last epoch the attempt under `lease_id` was to train (`attempts.stop_after`).
+fn stop_after(tx: &Transaction, lease_id: i64) -> Result<Option<u32>> {
+    Ok(tx.query_row("SELECT stop_after FROM attempts WHERE lease_id = ?1", [lease_id], |r| r.get(0))?)
 }
 
 pub(super) fn holder(tx: &Transaction, lease_id: i64) -> Result<Option<Holder>> {

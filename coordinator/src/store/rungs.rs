@@ -3,6 +3,14 @@
 //! A coordinator killed at any moment has recorded both or neither, so no rung value is lost and
 //! no trial is judged twice at one rung (the value's row is the proof it was judged). The rule
 //! itself is `sweep_spec::schedule::decide`.
+//!
+//! Under a promoting schedule each trial also has an epoch budget (`trials.epochs_budget`): the
+//! rung its next lease stops after, or NULL once it went on past the last rung. A trial judged
+//! outside the cut keeps the rung as its budget, so its attempt ends there and it waits, paused;
+//! one inside gets the next rung. Every new value at a rung (a report, or a failure counted as
+//! the worst value) promotes the waiting trials that it puts inside the cut, in the same
+//! transaction, so a promotion happens once, and the budget it raised is what the next lease
+//! states.
 
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Event, TrialState};
@@ -11,6 +19,9 @@ use sweep_spec::schedule::{self, Action, Schedule};
 
 /// Metric names a refusal lists at most.
 const NAMES_SHOWN: i64 = 20;
+
+/// The retry policy plays no part in the schedule's events (stop early, promote).
+const NO_POLICY: lifecycle::Policy = lifecycle::Policy { max_attempts: 1, max_lost: 0, retry_backoff_ms: 0 };
 
 /// The early-stopping schedule of `sweep`, if it has one.
 pub(super) fn schedule_of(tx: &Transaction, sweep: &str) -> Result<Option<Schedule>> {
@@ -25,18 +36,21 @@ struct Judged {
     state: TrialState,
     index: u32,
     counters: lifecycle::Counters,
+    /// `trials.epochs_budget`.
+    budget: Option<u32>,
 }
 
 fn trial(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Judged> {
-    let (state, index, attempt, user_failures, lost): (String, i64, u32, u32, u32) = tx.query_row(
-        "SELECT state, idx, attempt, user_failures, lost FROM trials WHERE sweep = ?1 AND trial_id = ?2",
+    let (state, index, attempt, user_failures, lost, budget): (String, i64, u32, u32, u32, Option<u32>) = tx.query_row(
+        "SELECT state, idx, attempt, user_failures, lost, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )?;
     Ok(Judged {
         state: state.parse().map_err(Error::Corrupt)?,
         index: index.clamp(0, u32::MAX as i64) as u32,
         counters: lifecycle::Counters { attempt, user_failures, lost },
+        budget,
     })
 }
 
@@ -56,7 +70,10 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
     let asha = schedule.asha;
     let bracket = asha.bracket(t.index);
     let metric = &schedule.objective.metric;
-    for (rung, epoch) in asha.rungs(bracket).into_iter().enumerate().filter(|(_, e)| *e <= latest) {
+    // Under a promoting schedule a trial is judged only up to its budget: epochs it trained past
+    // its rung before its agent stopped it do not make it skip the wait for promotion.
+    let judged_to = if asha.promote { t.budget.unwrap_or(u32::MAX) } else { u32::MAX };
+    for (rung, epoch) in asha.rungs(bracket).into_iter().enumerate().filter(|(_, e)| *e <= latest.min(judged_to)) {
         if has_value(tx, sweep, bracket, epoch, trial_id)? {
             continue;
         }
@@ -88,30 +105,198 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
         )?;
         let others = values_at(tx, sweep, bracket, epoch, trial_id)?;
         let d = schedule::decide(&others, value, schedule.objective.mode, asha.reduction_factor);
-        tx.execute(
-            "INSERT INTO decisions (sweep, trial_id, decided_at_ms, epoch, rung, action, metric, value, threshold, reached, kept)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                sweep,
-                trial_id,
-                now_ms,
-                epoch,
-                rung as i64,
-                d.action.as_str(),
-                metric,
-                value,
-                d.threshold,
-                d.reached,
-                d.kept
-            ],
-        )?;
-        if d.action == Action::Stop {
-            stop_early(tx, sweep, trial_id, &t, now_ms)?;
-            judgement.stopped = true;
+        let action = match d.action {
+            Action::Stop if asha.promote => Action::Pause,
+            action => action,
+        };
+        let at = Rung { sweep, bracket, epoch, index: rung as u32, now_ms };
+        record(tx, &at, trial_id, action, metric, value, &d)?;
+        match action {
+            Action::Stop => {
+                stop_early(tx, sweep, trial_id, &t, now_ms)?;
+                judgement.stopped = true;
+                break;
+            }
+            Action::Continue if asha.promote => set_budget(tx, sweep, trial_id, asha.budget_after(bracket, Some(epoch)))?,
+            _ => {}
+        }
+        if asha.promote {
+            promote_waiting(tx, &schedule, &at)?;
+        }
+        if action == Action::Pause {
             break;
         }
     }
     Ok(judgement)
+}
+
+/// A rung of one bracket of a sweep, as a decision there records it.
+struct Rung<'a> {
+    sweep: &'a str,
+    bracket: u32,
+    epoch: u32,
+    /// Its position among the bracket's rungs, from 0.
+    index: u32,
+    now_ms: i64,
+}
+
+/// Writes one decision of the schedule: `decisions.parquet`'s row.
+fn record(
+    tx: &Transaction,
+    at: &Rung<'_>,
+    trial_id: &str,
+    action: Action,
+    metric: &str,
+    value: Option<f64>,
+    d: &schedule::Decision,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO decisions (sweep, trial_id, decided_at_ms, epoch, rung, action, metric, value, threshold, reached, kept)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            at.sweep,
+            trial_id,
+            at.now_ms,
+            at.epoch,
+            at.index,
+            action.as_str(),
+            metric,
+            value,
+            d.threshold,
+            d.reached,
+            d.kept
+        ],
+    )?;
+    Ok(())
+}
+
+fn set_budget(tx: &Transaction, sweep: &str, trial_id: &str, budget: Option<u32>) -> Result<()> {
+    tx.execute(
+        "UPDATE trials SET epochs_budget = ?3 WHERE sweep = ?1 AND trial_id = ?2",
+        params![sweep, trial_id, budget],
+    )?;
+    Ok(())
+}
+
+/// Promotes the trials waiting at `at` (judged there outside the cut, not promoted since) that
+/// the rung's values now put inside the cut: each gets the next rung as its budget, and a paused
+/// one queues again. One whose attempt is still ending is promoted too: it queues when it ends.
+fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Result<()> {
+    let mut q = tx.prepare_cached(
+        "SELECT r.trial_id, r.value, t.state FROM rungs r
+         JOIN trials t ON t.sweep = r.sweep AND t.trial_id = r.trial_id
+         WHERE r.sweep = ?1 AND r.bracket = ?2 AND r.epoch = ?3 AND t.epochs_budget = ?3
+           AND t.state IN ('paused', 'leased', 'running')",
+    )?;
+    let waiting: Vec<(String, Option<f64>, String)> = q
+        .query_map(params![at.sweep, at.bracket, at.epoch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let values = values_at(tx, at.sweep, at.bracket, at.epoch, "")?;
+    let asha = schedule.asha;
+    let cut = schedule::Cut::of(&values, schedule.objective.mode, asha.reduction_factor);
+    for (trial_id, value, state) in waiting.into_iter().filter(|w| cut.admits(w.1)) {
+        let d = schedule::Decision { action: Action::Promote, threshold: cut.threshold, reached: cut.reached, kept: cut.kept };
+        record(tx, at, &trial_id, Action::Promote, &schedule.objective.metric, value, &d)?;
+        set_budget(tx, at.sweep, &trial_id, asha.budget_after(at.bracket, Some(at.epoch)))?;
+        if state.parse::<TrialState>().map_err(Error::Corrupt)? == TrialState::Paused {
+            let t = trial(tx, at.sweep, &trial_id)?;
+            let (next, _) = lifecycle::transition(t.state, t.counters, Event::Promote, NO_POLICY)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            tx.execute(
+                "UPDATE trials SET state = ?3, not_before_ms = 0, segments = segments + 1 WHERE sweep = ?1 AND trial_id = ?2",
+                params![at.sweep, trial_id, next.as_str()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The epoch a new lease of the trial stops after: its budget under a promoting schedule (the
+/// first rung of its bracket before it was ever judged), None to train to the end. Stored on the
+/// trial, so `trials.parquet` shows it.
+pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Option<u32>> {
+    let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(None) };
+    if !schedule.asha.promote {
+        return Ok(None);
+    }
+    let (index, rung, budget): (i64, Option<u32>, Option<u32>) = tx.query_row(
+        "SELECT idx, rung, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
+        params![sweep, trial_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if rung.is_some() {
+        return Ok(budget);
+    }
+    let first = schedule.asha.budget_after(schedule.asha.bracket(index.clamp(0, u32::MAX as i64) as u32), None);
+    set_budget(tx, sweep, trial_id, first)?;
+    Ok(first)
+}
+
+/// Whether the attempt under `stop_after` ended at a rung the trial was judged at: a segment of a
+/// promoting schedule, not the trial's end. Some(promoted): it went on there, or was promoted
+/// since, so it queues for its next rung; Some(false): it waits, paused.
+pub(super) fn segment_end(tx: &Transaction, sweep: &str, trial_id: &str, stop_after: Option<u32>) -> Result<Option<bool>> {
+    let Some(stop_after) = stop_after else { return Ok(None) };
+    let judged = exists(
+        tx,
+        "SELECT 1 FROM rungs WHERE sweep = ?1 AND epoch = ?2 AND trial_id = ?3",
+        params![sweep, stop_after, trial_id],
+    )?;
+    if !judged {
+        // It ended well before the rung: it trained all it had to.
+        return Ok(None);
+    }
+    let budget: Option<u32> = tx.query_row(
+        "SELECT epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
+        params![sweep, trial_id],
+        |r| r.get(0),
+    )?;
+    Ok(Some(budget.is_none_or(|b| b > stop_after)))
+}
+
+/// Stops early every paused trial of `sweep` once nothing that could promote one is left (no
+/// trial pending or leased): its rung's values are final. Each stop is recorded as a decision.
+pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Result<()> {
+    let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
+    if !schedule.asha.promote
+        || exists(
+            tx,
+            "SELECT 1 FROM trials WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running') LIMIT 1",
+            [sweep],
+        )?
+    {
+        return Ok(());
+    }
+    let paused: Vec<(String, i64, u32)> = {
+        let mut q = tx.prepare_cached(
+            "SELECT trial_id, idx, epochs_budget FROM trials WHERE sweep = ?1 AND state = 'paused' ORDER BY idx",
+        )?;
+        let rows = q.query_map([sweep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (trial_id, index, epoch) in paused {
+        let bracket = schedule.asha.bracket(index.clamp(0, u32::MAX as i64) as u32);
+        let rung = schedule.asha.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
+        let values = values_at(tx, sweep, bracket, epoch, "")?;
+        let cut = schedule::Cut::of(&values, schedule.objective.mode, schedule.asha.reduction_factor);
+        let value: Option<f64> = tx
+            .query_row(
+                "SELECT value FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id = ?4",
+                params![sweep, bracket, epoch, trial_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let d = schedule::Decision { action: Action::Stop, threshold: cut.threshold, reached: cut.reached, kept: cut.kept };
+        let at = Rung { sweep, bracket, epoch, index: rung, now_ms };
+        record(tx, &at, &trial_id, Action::Stop, &schedule.objective.metric, value, &d)?;
+        let t = trial(tx, sweep, &trial_id)?;
+        stop_early(tx, sweep, &trial_id, &t, now_ms)?;
+    }
+    Ok(())
 }
 
 /// What judging a report's rungs did.
@@ -146,7 +331,8 @@ fn exists(tx: &Transaction, select: &str, args: impl rusqlite::Params) -> Result
     Ok(tx.query_row(select, args, |_| Ok(())).optional()?.is_some())
 }
 
-/// The values the other trials of the bracket recorded at the rung at `epoch`.
+/// The values the other trials of the bracket recorded at the rung at `epoch` (every trial's, for
+/// an empty `trial_id`).
 fn values_at(tx: &Transaction, sweep: &str, bracket: u32, epoch: u32, trial_id: &str) -> Result<Vec<Option<f64>>> {
     let mut q = tx.prepare_cached(
         "SELECT value FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id <> ?4",
@@ -158,9 +344,7 @@ fn values_at(tx: &Transaction, sweep: &str, bracket: u32, epoch: u32, trial_id: 
 /// Ends the trial as stopped early; its lease stays current, so its agent's next heartbeat is
 /// told to stop it, and the epochs it finishes meanwhile are still recorded.
 fn stop_early(tx: &Transaction, sweep: &str, trial_id: &str, t: &Judged, now_ms: i64) -> Result<()> {
-    // The policy plays no part in this event.
-    let policy = lifecycle::Policy { max_attempts: 1, max_lost: 0, retry_backoff_ms: 0 };
-    let (next, _) = lifecycle::transition(t.state, t.counters, Event::StopEarly, policy)
+    let (next, _) = lifecycle::transition(t.state, t.counters, Event::StopEarly, NO_POLICY)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
     tx.execute(
         "UPDATE trials SET state = ?3, finished_at_ms = ?4 WHERE sweep = ?1 AND trial_id = ?2",
@@ -190,23 +374,38 @@ fn missing_metric(tx: &Transaction, sweep: &str, trial_id: &str, epoch: u32, met
 }
 
 /// The decisions of a sweep's schedule at one rung.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RungCount {
     pub epoch: u32,
+    /// Trials judged there.
     pub judged: u32,
+    /// Inside the cut when they reached it.
     pub went_on: u32,
+    /// Stopped there: at once (stop-only), or paused and never promoted.
     pub stopped: u32,
+    /// Outside the cut when they reached it, under a promoting schedule.
+    pub paused: u32,
+    /// Paused there, then promoted.
+    pub promoted: u32,
 }
 
 impl super::Store {
     /// What the schedule of `sweep` decided at each rung so far, lowest epoch first.
     pub fn rung_counts(&self, sweep: &str) -> Result<Vec<RungCount>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT epoch, COUNT(*), SUM(action = 'continue'), SUM(action = 'stop') FROM decisions
-             WHERE sweep = ?1 GROUP BY epoch ORDER BY epoch",
+            "SELECT epoch, COUNT(DISTINCT trial_id), SUM(action = 'continue'), SUM(action = 'stop'),
+                    SUM(action = 'pause'), SUM(action = 'promote')
+             FROM decisions WHERE sweep = ?1 GROUP BY epoch ORDER BY epoch",
         )?;
         let rows = q.query_map([sweep], |r| {
-            Ok(RungCount { epoch: r.get(0)?, judged: r.get(1)?, went_on: r.get(2)?, stopped: r.get(3)? })
+            Ok(RungCount {
+                epoch: r.get(0)?,
+                judged: r.get(1)?,
+                went_on: r.get(2)?,
+                stopped: r.get(3)?,
+                paused: r.get(4)?,
+                promoted: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -239,7 +438,7 @@ impl super::Store {
 
 /// A trial that failed for good counts as the worst value at the first rung of its bracket it had
 /// not reached, so the trials after it there are judged against one more value.
-pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<()> {
+pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str, now_ms: i64) -> Result<()> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
     let t = trial(tx, sweep, trial_id)?;
     let bracket = schedule.asha.bracket(t.index);
@@ -249,6 +448,10 @@ pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str) -> Re
                 "INSERT INTO rungs (sweep, bracket, epoch, trial_id, value) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![sweep, bracket, epoch, trial_id],
             )?;
+            if schedule.asha.promote {
+                let index = schedule.asha.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
+                promote_waiting(tx, &schedule, &Rung { sweep, bracket, epoch, index, now_ms })?;
+            }
             return Ok(());
         }
     }
@@ -288,11 +491,15 @@ promote = false
     }
 
     fn running(n: u32) -> Running {
+        running_under(SCHEDULE, n)
+    }
+
+    fn running_under(schedule: &str, n: u32) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 60_000).unwrap();
         let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         let text = format!(
-            "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n{SCHEDULE}\n[grid]\ni = [{}]\n",
+            "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n{schedule}\n[grid]\ni = [{}]\n",
             values.join(", ")
         );
         let file = sweep_spec::SweepFile::parse(&text, "s.toml".as_ref(), ".".as_ref()).unwrap();
@@ -333,10 +540,147 @@ promote = false
             self.decisions().into_iter().map(|(e, a)| format!("{e}:{a}")).collect()
         }
 
+        fn end(&mut self, trial: usize, c: &Completion) -> TrialState {
+            let lease = self.grants[trial].lease_id;
+            self.store.complete(lease, &self.session, c, 3_000).unwrap()
+        }
+
+        fn state(&self, trial: usize) -> (TrialState, Option<u32>) {
+            let (state, budget): (String, Option<u32>) = self
+                .store
+                .conn
+                .query_row(
+                    "SELECT state, epochs_budget FROM trials WHERE trial_id = ?1",
+                    [&self.grants[trial].spec.id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            (state.parse().unwrap(), budget)
+        }
+
+        /// Leases the queued trials again; each one's new grant replaces its old.
+        fn lease_again(&mut self) -> Vec<(usize, Option<u32>)> {
+            let grants = self.store.lease(&self.agent, &self.session, 64, Vec::new(), None, 4_000).unwrap().grants;
+            let mut leased = Vec::new();
+            for g in grants {
+                let i = self.grants.iter().position(|o| o.spec.id == g.spec.id).unwrap();
+                leased.push((i, g.stop_after));
+                self.grants[i] = g;
+            }
+            leased.sort();
+            leased
+        }
+
         fn verdict(&mut self, trial: usize) -> LeaseVerdict {
             let lease = LeaseReport { lease_id: self.grants[trial].lease_id, running: true };
             self.store.heartbeat(&self.agent, &self.session, &[lease], 2_000).unwrap()[0].1
         }
+    }
+
+    const PROMOTE: &str = r#"
+[search]
+metric = "val_error"
+mode = "min"
+[schedule]
+type = "asha"
+min_epochs = 1
+max_epochs = 9
+reduction_factor = 3
+"#;
+
+    const EXIT_0: Completion = Completion {
+        exit_code: Some(0),
+        signal: None,
+        stderr_tail: String::new(),
+        launch_error: String::new(),
+        launch_error_permanent: false,
+        stopped_by_request: false,
+        released: false,
+        unstarted: false,
+        whole_group: false,
+        refused: None,
+        reached_budget: false,
+    };
+
+    /// ASHA with pause and promote, through two rungs (epochs 1 and 3, one in three kept): each
+    /// lease stops at the trial's budget, a trial outside the cut waits paused, later worse values
+    /// promote it (also while its attempt is still ending), and once nothing could promote the
+    /// trials still waiting they are stopped early, each decision on record.
+    #[test]
+    fn trials_below_the_cut_pause_and_are_promoted_when_later_values_are_worse() {
+        let mut r = running_under(PROMOTE, 4);
+        assert!(r.grants.iter().all(|g| g.stop_after == Some(1)), "every first lease stops at the first rung");
+        for (trial, value) in [(0, 0.5), (1, 0.6), (2, 0.9)] {
+            assert!(!r.report(trial, 1, &[("val_error", value)]).unwrap().stopped, "a pause needs no stop");
+        }
+        assert_eq!(r.state(0), (TrialState::Leased, Some(3)), "inside the cut: its next budget is the next rung");
+        assert_eq!(r.state(1), (TrialState::Leased, Some(1)), "outside: it waits at the rung");
+        assert_eq!(r.end(2, &EXIT_0), TrialState::Paused);
+        // A fourth value: two of four are kept now, so 0.6 is inside the cut, though its attempt
+        // has not ended yet.
+        r.report(3, 1, &[("val_error", 0.8)]).unwrap();
+        assert_eq!(r.actions(), ["1:continue", "1:pause", "1:pause", "1:pause", "1:promote"]);
+        assert_eq!(r.state(1).1, Some(3));
+        assert_eq!(r.end(1, &EXIT_0), TrialState::Pending, "promoted before its attempt ended: it queues at once");
+        assert_eq!(r.end(0, &EXIT_0), TrialState::Pending);
+        // An attempt its agent had to stop at the budget ended as well as one that exited.
+        let stopped_at_budget = Completion { signal: Some(15), reached_budget: true, ..EXIT_0 };
+        assert_eq!(r.end(3, &stopped_at_budget), TrialState::Paused);
+        let counts = r.store.rung_counts("s").unwrap();
+        assert_eq!(counts, [RungCount { epoch: 1, judged: 4, went_on: 1, stopped: 0, paused: 3, promoted: 1 }]);
+
+        // The second segment, to the rung at epoch 3: the promoted trials resume with the next budget.
+        assert_eq!(r.lease_again(), [(0, Some(3)), (1, Some(3))]);
+        r.report(0, 3, &[("val_error", 0.3)]).unwrap();
+        r.report(1, 3, &[("val_error", 0.4)]).unwrap();
+        assert_eq!(r.state(0), (TrialState::Leased, None), "past the last rung: no budget");
+        assert_eq!(r.end(0, &EXIT_0), TrialState::Pending);
+        assert_eq!(r.lease_again(), [(0, None)], "the last segment trains to the end");
+        assert_eq!(r.end(1, &EXIT_0), TrialState::Paused);
+        assert_eq!(r.state(2).0, TrialState::Paused, "trial 0 still runs: a later value could promote");
+        assert_eq!(r.end(0, &EXIT_0), TrialState::Succeeded);
+        // Nothing is left to run: whoever waits is stopped, a decision each.
+        for trial in 1..4 {
+            assert_eq!(r.state(trial).0, TrialState::StoppedEarly, "trial {trial}");
+        }
+        assert_eq!(
+            r.actions()[5..],
+            ["3:continue", "3:pause", "3:stop", "1:stop", "1:stop"],
+            "each waiting trial is stopped at the rung it waited at"
+        );
+        assert!(r.lease_again().is_empty());
+        assert_eq!(r.store.summary("s").unwrap().retries, 0, "an attempt for the next rung is no retry");
+    }
+
+    #[test]
+    fn a_failure_at_a_rung_can_promote_the_trials_waiting_there() {
+        let mut r = running_under(PROMOTE, 4);
+        r.report(0, 1, &[("val_error", 0.5)]).unwrap();
+        r.report(1, 1, &[("val_error", 0.6)]).unwrap();
+        r.report(2, 1, &[("val_error", 0.7)]).unwrap();
+        assert_eq!(r.end(1, &EXIT_0), TrialState::Paused);
+        // A fourth value at the rung, the failure's, the worst: two of four are kept now.
+        let failed = Completion { exit_code: Some(1), ..EXIT_0 };
+        assert_eq!(r.end(3, &failed), TrialState::Failed);
+        assert_eq!(r.state(1), (TrialState::Pending, Some(3)), "0.6 is inside the cut now");
+        assert_eq!(r.actions(), ["1:continue", "1:pause", "1:pause", "1:promote"]);
+    }
+
+    #[test]
+    fn an_attempt_that_ends_before_its_rung_has_trained_all_it_had() {
+        let mut r = running_under(PROMOTE, 1);
+        assert_eq!(r.end(0, &EXIT_0), TrialState::Succeeded, "it reported no rung: nothing to judge or resume");
+    }
+
+    #[test]
+    fn cancelling_a_sweep_cancels_its_paused_trials() {
+        let mut r = running_under(PROMOTE, 2);
+        r.report(0, 1, &[("val_error", 0.5)]).unwrap();
+        r.report(1, 1, &[("val_error", 0.6)]).unwrap();
+        assert_eq!(r.end(1, &EXIT_0), TrialState::Paused);
+        r.store.cancel("s", &Caller::open(), 5_000, 10).unwrap();
+        while r.store.cancel_more("s", 5_000, 10).unwrap().more {}
+        assert_eq!(r.state(1).0, TrialState::Cancelled);
     }
 
     #[test]
@@ -351,7 +695,7 @@ promote = false
         assert_eq!(stopped, [false, false, true, false], "the report that stops a trial says so");
         // 0.5 alone: on. 0.4 beats it: on. 0.9 of three, one kept: stop. 0.3 of four, two kept: on.
         assert_eq!(r.actions(), ["1:continue", "1:continue", "1:stop", "1:continue"]);
-        assert_eq!(r.store.rung_counts("s").unwrap(), [RungCount { epoch: 1, judged: 4, went_on: 3, stopped: 1 }]);
+        assert_eq!(r.store.rung_counts("s").unwrap(), [RungCount { epoch: 1, judged: 4, went_on: 3, stopped: 1, ..Default::default() }]);
         assert_eq!(r.verdict(2), LeaseVerdict::Stop, "its agent is told to stop it at the next heartbeat");
         assert_eq!(r.verdict(0), LeaseVerdict::Extend);
         // The epoch it finished before it stopped is kept; no second decision is made for it.

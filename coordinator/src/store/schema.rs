@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 10;
+const VERSION: i64 = 11;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -259,6 +259,28 @@ BEGIN
 END;
 "#;
 
+/// Version 11: pausing and promoting (`[schedule] promote`). Each trial's epoch budget, the
+/// epoch its next attempt stops after (NULL: no limit), a column of `trials.parquet` that the
+/// change trigger follows, and how many times it was queued again for its next rung (those
+/// attempts are no retries); and on each attempt the budget it was leased with, so its end says
+/// whether it trained a segment or the whole trial.
+const V11: &str = r#"
+ALTER TABLE trials ADD COLUMN epochs_budget INTEGER;
+ALTER TABLE trials ADD COLUMN segments INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN stop_after INTEGER;
+DROP TRIGGER IF EXISTS trial_changed;
+CREATE TRIGGER trial_changed
+AFTER UPDATE OF state, attempt, agent, started_at_ms, finished_at_ms, last_error, rung, epochs_budget ON trials
+WHEN OLD.state IS NOT NEW.state OR OLD.attempt IS NOT NEW.attempt OR OLD.agent IS NOT NEW.agent
+  OR OLD.started_at_ms IS NOT NEW.started_at_ms OR OLD.finished_at_ms IS NOT NEW.finished_at_ms
+  OR OLD.last_error IS NOT NEW.last_error OR OLD.rung IS NOT NEW.rung OR OLD.epochs_budget IS NOT NEW.epochs_budget
+BEGIN
+    UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = NEW.sweep;
+    UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = NEW.sweep)
+     WHERE sweep = NEW.sweep AND trial_id = NEW.trial_id;
+END;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -290,6 +312,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 10 {
         conn.execute_batch(V10)?;
+    }
+    if version < 11 {
+        conn.execute_batch(V11)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

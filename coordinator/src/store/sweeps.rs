@@ -156,7 +156,7 @@ impl Store {
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
         let mut counts = BTreeMap::new();
         let mut q = self.conn.prepare_cached(
-            "SELECT state, COUNT(*), SUM(MAX(attempt - 1, 0)) FROM trials WHERE sweep = ?1 GROUP BY state",
+            "SELECT state, COUNT(*), SUM(MAX(attempt - 1 - segments, 0)) FROM trials WHERE sweep = ?1 GROUP BY state",
         )?;
         let (mut total, mut retries) = (0, 0);
         for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?)))? {
@@ -269,7 +269,7 @@ impl Store {
     pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
         let mut q = self.conn.prepare_cached(
             "SELECT s.name, s.trials_version, s.last_metric_seq,
-                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running') AND t.sweep = s.name),
+                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running', 'paused') AND t.sweep = s.name),
                     (SELECT COALESCE(MAX(d.seq), 0) FROM decisions d WHERE d.sweep = s.name)
              FROM sweeps s ORDER BY s.seq",
         )?;

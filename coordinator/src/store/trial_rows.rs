@@ -54,7 +54,7 @@ impl Store {
         let clause = chosen.clause();
         let select = format!(
             "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
-                    t.last_error, t.version, t.rung,
+                    t.last_error, t.version, t.rung, t.epochs_budget,
                     (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
                      ORDER BY a.lease_id DESC LIMIT 1)
              FROM trials t WHERE t.sweep = ?1 {clause}"
@@ -88,7 +88,8 @@ impl Store {
                     last_error: r.get(8)?,
                     version: r.get(9)?,
                     rung: r.get(10)?,
-                    exit_code: r.get(11)?,
+                    epochs_budget: r.get(11)?,
+                    exit_code: r.get(12)?,
                 });
             }
         }

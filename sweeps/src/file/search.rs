@@ -120,15 +120,16 @@ impl Reader<'_> {
                 return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", SCHEDULES.join("\", \""))));
             }
         }
-        match t.remove("promote") {
-            Some(toml::Value::Boolean(false)) => {}
-            _ => {
+        let promote = match t.remove("promote") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => {
                 return Err(self.err(
                     "schedule.promote",
-                    "false: trials outside the cut at a rung are stopped for good (pausing and promoting them is not supported)",
+                    "true (pause trials outside the cut and promote them later) or false (stop them for good)",
                 ))
             }
-        }
+        };
         let mut int = |key: &str, default: Option<u32>| -> Result<u32, SpecError> {
             let full = format!("schedule.{key}");
             match t.remove(key) {
@@ -144,6 +145,7 @@ impl Reader<'_> {
             max_epochs: int("max_epochs", None)?,
             reduction_factor: int("reduction_factor", Some(3))?,
             brackets: int("brackets", Some(1))?,
+            promote,
         };
         asha.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
         let Some(objective) = objective.cloned() else {

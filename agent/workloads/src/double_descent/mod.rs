@@ -200,6 +200,7 @@ mod tests {
             device: Device::Cpu,
             checkpoint_dir: Some(ckpt.path().to_path_buf()),
             checkpoint_every: None,
+            stop_after: None,
             stop,
             cuda_graphs: crate::harness::GraphMode::Off,
         };
@@ -214,6 +215,36 @@ mod tests {
         assert_same_runs("resumed", &resumed, &uninterrupted, relative(SAME_KERNELS));
         // The run learned something, so the comparison is not between two constant curves.
         assert!(uninterrupted[2].metrics["train_loss"] < uninterrupted[0].metrics["train_loss"], "{uninterrupted:?}");
+    }
+
+    /// A promoting schedule's lease: the first attempt trains to its rung, checkpoints and ends
+    /// well; the promoted attempt resumes after it. Together they report each epoch once, as the
+    /// uninterrupted run does (same kernels, same process); an attempt leased again with the rung
+    /// it already reached trains nothing.
+    #[test]
+    fn a_trial_paused_at_a_rung_resumes_after_it_when_promoted() {
+        let data = synthetic_cifar();
+        let spec = spec(data.path(), 3);
+        let (straight, uninterrupted) = run(&spec, &TrialContext::cpu());
+        straight.unwrap();
+
+        let ckpt = tempfile::tempdir().unwrap();
+        let ctx = |stop_after| TrialContext {
+            checkpoint_dir: Some(ckpt.path().to_path_buf()),
+            stop_after,
+            ..TrialContext::cpu()
+        };
+        let (first, before) = run(&spec, &ctx(Some(1)));
+        assert!(matches!(first, Err(TrialError::Paused(1))), "{first:?}");
+        assert_eq!(first.as_ref().unwrap_err().exit_code(), 0, "a pause is a good end");
+        assert_eq!(before.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1]);
+        let (again, nothing) = run(&spec, &ctx(Some(1)));
+        assert!(matches!(again, Err(TrialError::Paused(1))) && nothing.is_empty(), "{again:?} {nothing:?}");
+        let (second, after) = run(&spec, &ctx(None));
+        second.unwrap();
+        assert_eq!(after.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![2, 3]);
+        let resumed: Vec<EpochRecord> = before.into_iter().chain(after).collect();
+        assert_same_runs("paused and promoted", &resumed, &uninterrupted, relative(SAME_KERNELS));
     }
 
     /// The step a CUDA graph would replay, rehearsed eagerly on the CPU, with Adam (its bias

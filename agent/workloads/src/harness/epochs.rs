@@ -69,9 +69,14 @@ impl EpochDone {
 }
 
 /// Trains `trainee` from `start` to the plan's last epoch. A raised stop flag saves a checkpoint at
-/// the next batch boundary and ends the run with [`TrialError::Interrupted`].
+/// the next batch boundary and ends the run with [`TrialError::Interrupted`]; reaching the plan's
+/// `stop_after` epoch saves one there and ends it with [`TrialError::Paused`] (at once, when the
+/// checkpoint it resumed from is already past it).
 pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Position) -> Result<(), TrialError> {
     let Position { epoch: first_epoch, batch: mut start_batch, mut step } = start;
+    if let Some(last) = plan.stop_after.filter(|last| *last < plan.epochs && first_epoch >= *last) {
+        return Err(TrialError::Paused(last.max(first_epoch)));
+    }
     let device = plan.device;
     let per_epoch = trainee.batches_per_epoch();
     let mut graph = StepGraph::new(plan.cuda_graphs, device);
@@ -126,8 +131,12 @@ pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Posit
         }
         let periodic =
             plan.checkpoint_every.is_some_and(|n| done.epoch.is_multiple_of(n.max(1))) && done.epoch < plan.epochs;
-        if periodic || (plan.checkpoint_at_end && done.epoch == plan.epochs) {
+        let pause = plan.stop_after == Some(done.epoch) && done.epoch < plan.epochs;
+        if periodic || pause || (plan.checkpoint_at_end && done.epoch == plan.epochs) {
             trainee.save(Position { epoch: done.epoch, batch: 0, step }, plan)?;
+        }
+        if pause {
+            return Err(TrialError::Paused(done.epoch));
         }
     }
     Ok(())

@@ -28,6 +28,9 @@ pub struct Plan {
     pub device: Device,
     /// Raised by SIGTERM: checkpoint at the next batch boundary and stop.
     pub stop: StopFlag,
+    /// Checkpoint after this epoch and end with [`crate::TrialError::Paused`]: the rung a
+    /// promoting schedule's lease stops at (`SWEEP_STOP_AFTER_EPOCH`). None: train to the end.
+    pub stop_after: Option<u32>,
 }
 
 impl Plan {
@@ -47,6 +50,7 @@ impl Plan {
             cuda_graphs: ctx.cuda_graphs,
             device: ctx.device,
             stop: ctx.stop.clone(),
+            stop_after: ctx.stop_after,
         }
     }
 }

@@ -109,6 +109,7 @@ fn cifar10_lt_study_trial_runs_both_stages_and_resumes_between_them() {
         device: Device::Cpu,
         checkpoint_dir: Some(ckpt.path().to_path_buf()),
         checkpoint_every: None,
+        stop_after: None,
         stop: StopFlag::default(),
         cuda_graphs: crate::harness::GraphMode::Off,
     };

@@ -45,7 +45,7 @@ impl Store {
         let sweeps: Vec<String> = {
             let mut q = self.conn.prepare(
                 "SELECT name FROM sweeps s WHERE state = 'cancelled' AND EXISTS
-                 (SELECT 1 FROM trials t WHERE t.sweep = s.name AND t.state IN ('pending', 'leased', 'running'))",
+                 (SELECT 1 FROM trials t WHERE t.sweep = s.name AND t.state IN ('pending', 'leased', 'running', 'paused'))",
             )?;
             let names = q.query_map([], |r| r.get(0))?;
             names.collect::<rusqlite::Result<_>>()?
@@ -78,7 +78,7 @@ fn cancel_batch(tx: &Transaction, sweep: &str, now_ms: i64, batch: usize) -> Res
     let open: Vec<(String, String, Counters)> = {
         let mut q = tx.prepare_cached(
             "SELECT trial_id, state, attempt, user_failures, lost FROM trials
-             WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running') LIMIT ?2",
+             WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running', 'paused') LIMIT ?2",
         )?;
         let rows = q.query_map(params![sweep, batch as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, crate::store::counters_at(r, 2)?))
