@@ -62,7 +62,9 @@ pub async fn for_slot(
                 for &lease_id in state.live() {
                     let req = match ending {
                         Ending::Drained => hand_back(lease_id),
-                        Ending::Stopped | Ending::Exited | Ending::ReachedBudget => launch_state::member_stopped(lease_id),
+                        Ending::Stopped | Ending::Exited | Ending::ReachedBudget => {
+                            launch_state::member_stopped(lease_id)
+                        }
                     };
                     ended.push((lease_id, complete(reporter, req).await));
                 }

@@ -52,7 +52,15 @@ mod tests {
             params_json: params_json.into(),
             ..Default::default()
         };
-        pb::Lease { lease_id, sweep_id: "s".into(), attempt: 2, deadline_ms: 0, trial: Some(trial), group, stop_after_epoch: 0 }
+        pb::Lease {
+            lease_id,
+            sweep_id: "s".into(),
+            attempt: 2,
+            deadline_ms: 0,
+            trial: Some(trial),
+            group,
+            stop_after_epoch: 0,
+        }
     }
 
     fn ids(launches: &[Vec<pb::Lease>]) -> Vec<Vec<i64>> {

@@ -37,7 +37,12 @@ pub struct Outlets {
 
 /// Relays the launch's stdout until the process closes it: a trial alone to its lease, a fused
 /// group member by member.
-pub fn spawn_stdout(out: tokio::process::ChildStdout, members: &[Attempt], reporter: Reporter, outlets: Outlets) -> JoinHandle<()> {
+pub fn spawn_stdout(
+    out: tokio::process::ChildStdout,
+    members: &[Attempt],
+    reporter: Reporter,
+    outlets: Outlets,
+) -> JoinHandle<()> {
     match members {
         [a] => {
             let budget = a.stop_after.map(|epoch| (epoch, outlets.reached));

@@ -253,7 +253,9 @@ pub enum Event {
     StopEarly,
     /// The attempt trained to the epoch its lease said to stop after (a promoting schedule's
     /// rung) and ended well; `promoted`: its value there went on, so it queues for the next rung.
-    ReachedBudget { promoted: bool },
+    ReachedBudget {
+        promoted: bool,
+    },
     /// Later values at its rung put a paused trial inside the cut.
     Promote,
     /// The user queues a finished trial again (`sweep retry`): its failures and lost leases no

@@ -87,6 +87,41 @@ pub struct Asha {
 pub struct Schedule {
     pub objective: Objective,
     pub asha: Asha,
+    /// What the sweep file asked for (`[schedule] type`); the rule is ASHA's either way.
+    #[serde(default)]
+    pub kind: Kind,
+}
+
+/// `[schedule] type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Asynchronous successive halving: one bracket unless `brackets` says more.
+    #[default]
+    Asha,
+    /// Asynchronous Hyperband: brackets of ASHA, by default one per rung, so that trial `i`
+    /// first faces a cut at rung `i mod brackets`: from the most aggressive bracket to one that
+    /// lets its trials train to the last rung before any cut.
+    Hyperband,
+}
+
+impl Kind {
+    pub const NAMES: [&'static str; 2] = ["asha", "hyperband"];
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "asha" => Some(Kind::Asha),
+            "hyperband" => Some(Kind::Hyperband),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Asha => "asha",
+            Kind::Hyperband => "hyperband",
+        }
+    }
 }
 
 impl Asha {
@@ -116,6 +151,12 @@ impl Asha {
             ));
         }
         Ok(())
+    }
+
+    /// How many brackets Hyperband has by default with these epochs: one per rung, at most
+    /// [`MAX_BRACKETS`].
+    pub fn hyperband_brackets(&self) -> u32 {
+        (self.all_rungs().len() as u32).clamp(1, MAX_BRACKETS)
     }
 
     /// Every rung below `max_epochs`: `min_epochs * reduction_factor^k`.
@@ -165,13 +206,11 @@ impl Schedule {
             Mode::Min => "lower",
             Mode::Max => "higher",
         };
-        let outside = if a.promote {
-            "paused, and promoted to the next rung when later trials put it inside"
-        } else {
-            "stopped"
-        };
+        let outside =
+            if a.promote { "paused, and promoted to the next rung when later trials put it inside" } else { "stopped" };
         format!(
-            "schedule: asha on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is {outside}",
+            "schedule: {} on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is {outside}",
+            self.kind.as_str(),
             crate::text::escape(&self.objective.metric),
             a.max_epochs,
             a.reduction_factor

@@ -3,7 +3,8 @@
 //! attempt, and retried attempts resuming from their checkpoint instead of from epoch 1. Under an
 //! early-stopping schedule a trial may also be `stopped_early`, with its epochs up to the rung it
 //! was stopped at, by exactly one `stop` decision, its last; and no trial is judged twice at one
-//! rung.
+//! rung: its decisions there are `continue`, `stop`, `pause`, or `pause` then one `promote` or one
+//! `stop` (a promoting schedule), never a second promotion.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -28,6 +29,8 @@ pub struct Findings {
     pub failed_trials: usize,
     /// Trials stopped by the schedule (allowed only under one).
     pub stopped_early: usize,
+    /// `promote` decisions: paused trials that later values put inside the cut.
+    pub promoted: usize,
     /// Decisions that contradict the rules: a rung judged twice, a stop that is not a trial's
     /// last decision, a stopped trial without its stop or a stop of a trial that went on.
     pub bad_decisions: usize,
@@ -62,6 +65,7 @@ pub fn check_results(
     let stopped_at = check_decisions(&decisions, &table);
     let mut f = check_rows(&rows, trial_ids, |id| stopped_at.0.get(id).map_or(epochs, |e| *e as u32));
     f.bad_decisions += stopped_at.1.len();
+    f.promoted = decisions.iter().filter(|d| d.action == "promote").count();
     f.problems.extend(stopped_at.1);
     for id in trial_ids {
         match table.iter().find(|t| &t.trial_id == id) {
@@ -88,11 +92,16 @@ fn check_decisions(
     table: &[results::TrialRow],
 ) -> (HashMap<String, i32>, Vec<String>) {
     let mut problems = Vec::new();
-    let mut judged = HashSet::new();
+    let mut at_rung: HashMap<(&str, i32), Vec<&str>> = HashMap::new();
     let mut stopped_at: HashMap<String, i32> = HashMap::new();
     for d in decisions {
-        if !judged.insert((&d.trial_id, d.epoch)) {
-            problems.push(format!("trial {}: judged twice at the rung at epoch {}", d.trial_id, d.epoch));
+        let actions = at_rung.entry((&d.trial_id, d.epoch)).or_default();
+        actions.push(&d.action);
+        if !matches!(actions.as_slice(), ["continue" | "stop" | "pause"] | ["pause", "promote" | "stop"]) {
+            problems.push(format!(
+                "trial {}: decisions {actions:?} at the rung at epoch {} (judged or promoted twice)",
+                d.trial_id, d.epoch
+            ));
         }
         if let Some(stop) = stopped_at.get(&d.trial_id) {
             problems

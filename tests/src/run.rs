@@ -34,6 +34,8 @@ pub struct ChaosConfig {
     /// Run the sweep under an ASHA `[schedule]` judging each trial by its index (`score`, lower
     /// is better), so most trials are stopped early at a rung.
     pub asha: bool,
+    /// With `asha`: pause trials below the cut and promote them later, rather than stop them.
+    pub promote: bool,
 }
 
 impl ChaosConfig {
@@ -59,6 +61,7 @@ impl ChaosConfig {
             coordinator_down_ms: (200, 800),
             finish_within: Duration::from_secs(60),
             asha: false,
+            promote: false,
         }
     }
 
@@ -68,6 +71,13 @@ impl ChaosConfig {
         self.asha = true;
         self.gap_ms = (self.gap_ms.0 / 2, self.gap_ms.1 / 2);
         self
+    }
+
+    /// The bounded run under an ASHA schedule that pauses trials below the cut and promotes them
+    /// later: every trial trains in segments, one attempt per rung, resumed from its checkpoint.
+    pub fn with_asha_promote(mut self) -> ChaosConfig {
+        self.promote = true;
+        self.with_asha()
     }
 
     /// The bounded run plus one network cut of 2.5 × TTL.
@@ -160,7 +170,7 @@ impl RunReport {
         format!(
             "seed={} trials={} epochs={} rows={} agent_kills={} coordinator_kills={} network_cuts={} replay_bursts={} \
              replayed_reports={} replay_dup_rows={} stale_refused={} retried_attempts={} retried_attempts_with_rows={} \
-             succeeded={} stopped_early={} bad_decisions={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
+             succeeded={} stopped_early={} promoted={} bad_decisions={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
              agent_self_exits={} not_injected={} seconds={:.1}",
             self.seed,
             self.trials,
@@ -177,6 +187,7 @@ impl RunReport {
             f.retried_attempts_with_rows,
             self.succeeded,
             f.stopped_early,
+            f.promoted,
             f.bad_decisions,
             f.failed_trials,
             f.duplicate_rows,
@@ -215,13 +226,15 @@ fn script(cfg: &ChaosConfig) -> String {
         r#"#!/bin/sh
 # A chaos-suite trial: resumes after the epoch in $SWEEP_CHECKPOINT_DIR/{ck} (0 if none).
 # Its score is its grid index (`--i N`): lower is better.
+# Under a promoting schedule it trains only to $SWEEP_STOP_AFTER_EPOCH.
 ck="$SWEEP_CHECKPOINT_DIR/{ck}"
 score="$2"
 last=0
+end="${{SWEEP_STOP_AFTER_EPOCH:-{epochs}}}"
 if [ -f "$ck" ]; then last=$(cat "$ck"); fi
 echo "attempt $SWEEP_ATTEMPT resumes after epoch $last" >&2
 e=$((last + 1))
-while [ "$e" -le {epochs} ]; do
+while [ "$e" -le "$end" ]; do
   sleep {epoch}
   echo "{{\"epoch\": $e, \"metrics\": {{\"loss\": 0.$((100 - e)), \"attempt\": $SWEEP_ATTEMPT, \"score\": $score}}}}"
   sleep {lag}
@@ -245,8 +258,8 @@ fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
     let grid: Vec<String> = (0..cfg.trials).map(|k| index(k).to_string()).collect();
     let schedule = if cfg.asha {
         format!(
-            "[search]\nmetric = \"score\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 2\npromote = false\n",
-            cfg.epochs
+            "[search]\nmetric = \"score\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 2\npromote = {}\n",
+            cfg.epochs, cfg.promote
         )
     } else {
         String::new()

@@ -1,14 +1,32 @@
 //! The chaos suite (`chaos.rs`) with its sweep under an early-stopping schedule. A binary of its
 //! own, so that it runs after the other chaos runs, not beside them: it ends sooner than they do,
-//! and the load they see stays what their fault timing was sized for.
+//! and the load they see stays what their fault timing was sized for. Its two runs take turns for
+//! the same reason.
 
+use std::sync::Mutex;
 use sweep_e2e::run::{run_and_judge, ChaosConfig};
 
-/// The bounded run (agent and coordinator kills, a replay burst) with the sweep under an ASHA
-/// schedule: stopped trials keep their epochs up to their rung, no rung is judged twice, every
+/// One run at a time: their fault timing is sized for a machine running one.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The bounded run (agent and coordinator kills, a replay burst) with the sweep under a stop-only
+/// ASHA schedule: stopped trials keep their epochs up to their rung, no rung is judged twice, every
 /// `stopped_early` trial has exactly one stop decision, its last, and the rest succeed whole.
 #[test]
 fn chaos_asha() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let report = run_and_judge(ChaosConfig::bounded().with_asha().with_env());
     assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
+}
+
+/// The same under ASHA with pause and promote: every trial trains in segments, one attempt per
+/// rung, each resumed from its checkpoint on whichever agent leases it, through the same kills.
+/// Nothing is lost or trained again past a checkpoint, no trial is promoted twice at a rung, and
+/// none is left paused.
+#[test]
+fn chaos_asha_promote() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let report = run_and_judge(ChaosConfig::bounded().with_asha_promote().with_env());
+    assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
+    assert!(report.findings.promoted > 0, "the schedule promoted some paused trials: {}", report.summary());
 }

@@ -127,11 +127,12 @@ fn asha_pauses_trials_below_the_cut_and_promotes_them_later() {
     let trials = sweep_coordinator::results::read_trials_table(&results.join("trials.parquet")).unwrap();
     let by_q: HashMap<String, &sweep_coordinator::results::TrialRow> =
         trials.iter().map(|t| (t.params["q"].to_string(), t)).collect();
-    let statuses: Vec<(String, String, i32)> = trials
-        .iter()
-        .map(|t| (t.params["q"].to_string(), t.status.clone(), t.attempts))
-        .collect();
-    assert!(trials.iter().all(|t| t.status == "succeeded" || t.status == "stopped_early"), "none left paused: {statuses:?}");
+    let statuses: Vec<(String, String, i32)> =
+        trials.iter().map(|t| (t.params["q"].to_string(), t.status.clone(), t.attempts)).collect();
+    assert!(
+        trials.iter().all(|t| t.status == "succeeded" || t.status == "stopped_early"),
+        "none left paused: {statuses:?}"
+    );
     assert_eq!(by_q["0.1"].status, "succeeded", "{statuses:?}");
 
     let decisions = sweep_coordinator::results::read_decisions_table(&results).unwrap();

@@ -89,7 +89,8 @@ pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
     let parts: Vec<String> = rungs
         .iter()
         .map(|r| {
-            let paused = if r.paused > 0 { format!(", {} paused ({} promoted)", r.paused, r.promoted) } else { String::new() };
+            let paused =
+                if r.paused > 0 { format!(", {} paused ({} promoted)", r.paused, r.promoted) } else { String::new() };
             format!("epoch {}: {} judged, {} went on{paused}", r.epoch, r.judged, r.went_on)
         })
         .collect();

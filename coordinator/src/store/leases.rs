@@ -337,10 +337,12 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
         LeaseVerdict::Extend => {}
     }
     let event = match c.event(group_size) {
-        Event::Exited(Exit::Success) => match super::rungs::segment_end(tx, &h.sweep, &h.trial_id, stop_after(tx, lease_id)?)? {
-            Some(promoted) => Event::ReachedBudget { promoted },
-            None => Event::Exited(Exit::Success),
-        },
+        Event::Exited(Exit::Success) => {
+            match super::rungs::segment_end(tx, &h.sweep, &h.trial_id, stop_after(tx, lease_id)?)? {
+                Some(promoted) => Event::ReachedBudget { promoted },
+                None => Event::Exited(Exit::Success),
+            }
+        }
         event => event,
     };
     let (next, counters) =

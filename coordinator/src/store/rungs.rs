@@ -41,7 +41,8 @@ struct Judged {
 }
 
 fn trial(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Judged> {
-    let (state, index, attempt, user_failures, lost, budget): (String, i64, u32, u32, u32, Option<u32>) = tx.query_row(
+    let (state, index, attempt, user_failures, lost, budget): (String, i64, u32, u32, u32, Option<u32>) = tx
+        .query_row(
         "SELECT state, idx, attempt, user_failures, lost, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
@@ -117,7 +118,9 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
                 judgement.stopped = true;
                 break;
             }
-            Action::Continue if asha.promote => set_budget(tx, sweep, trial_id, asha.budget_after(bracket, Some(epoch)))?,
+            Action::Continue if asha.promote => {
+                set_budget(tx, sweep, trial_id, asha.budget_after(bracket, Some(epoch)))?
+            }
             _ => {}
         }
         if asha.promote {
@@ -198,7 +201,12 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
     let asha = schedule.asha;
     let cut = schedule::Cut::of(&values, schedule.objective.mode, asha.reduction_factor);
     for (trial_id, value, state) in waiting.into_iter().filter(|w| cut.admits(w.1)) {
-        let d = schedule::Decision { action: Action::Promote, threshold: cut.threshold, reached: cut.reached, kept: cut.kept };
+        let d = schedule::Decision {
+            action: Action::Promote,
+            threshold: cut.threshold,
+            reached: cut.reached,
+            kept: cut.kept,
+        };
         record(tx, at, &trial_id, Action::Promote, &schedule.objective.metric, value, &d)?;
         set_budget(tx, at.sweep, &trial_id, asha.budget_after(at.bracket, Some(at.epoch)))?;
         if state.parse::<TrialState>().map_err(Error::Corrupt)? == TrialState::Paused {
@@ -238,7 +246,12 @@ pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Res
 /// Whether the attempt under `stop_after` ended at a rung the trial was judged at: a segment of a
 /// promoting schedule, not the trial's end. Some(promoted): it went on there, or was promoted
 /// since, so it queues for its next rung; Some(false): it waits, paused.
-pub(super) fn segment_end(tx: &Transaction, sweep: &str, trial_id: &str, stop_after: Option<u32>) -> Result<Option<bool>> {
+pub(super) fn segment_end(
+    tx: &Transaction,
+    sweep: &str,
+    trial_id: &str,
+    stop_after: Option<u32>,
+) -> Result<Option<bool>> {
     let Some(stop_after) = stop_after else { return Ok(None) };
     let judged = exists(
         tx,
@@ -290,7 +303,8 @@ pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Resul
             )
             .optional()?
             .flatten();
-        let d = schedule::Decision { action: Action::Stop, threshold: cut.threshold, reached: cut.reached, kept: cut.kept };
+        let d =
+            schedule::Decision { action: Action::Stop, threshold: cut.threshold, reached: cut.reached, kept: cut.kept };
         let at = Rung { sweep, bracket, epoch, index: rung, now_ms };
         record(tx, &at, &trial_id, Action::Stop, &schedule.objective.metric, value, &d)?;
         let t = trial(tx, sweep, &trial_id)?;
@@ -695,7 +709,10 @@ reduction_factor = 3
         assert_eq!(stopped, [false, false, true, false], "the report that stops a trial says so");
         // 0.5 alone: on. 0.4 beats it: on. 0.9 of three, one kept: stop. 0.3 of four, two kept: on.
         assert_eq!(r.actions(), ["1:continue", "1:continue", "1:stop", "1:continue"]);
-        assert_eq!(r.store.rung_counts("s").unwrap(), [RungCount { epoch: 1, judged: 4, went_on: 3, stopped: 1, ..Default::default() }]);
+        assert_eq!(
+            r.store.rung_counts("s").unwrap(),
+            [RungCount { epoch: 1, judged: 4, went_on: 3, stopped: 1, ..Default::default() }]
+        );
         assert_eq!(r.verdict(2), LeaseVerdict::Stop, "its agent is told to stop it at the next heartbeat");
         assert_eq!(r.verdict(0), LeaseVerdict::Extend);
         // The epoch it finished before it stopped is kept; no second decision is made for it.

@@ -3,13 +3,12 @@
 
 use super::{RandomSearch, Reader};
 use crate::error::SpecError;
-use crate::schedule::{Asha, Mode, Objective, Schedule};
+use crate::schedule::{Asha, Kind, Mode, Objective, Schedule};
 use crate::workloads::{self, Workload};
 
 const SEARCH_KEYS: &[&str] = &["sampler", "trials", "seed", "space", "metric", "mode"];
 const SCHEDULE_KEYS: &[&str] = &["type", "min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
 const SAMPLERS: &[&str] = &["grid", "random"];
-const SCHEDULES: &[&str] = &["asha"];
 
 impl Reader<'_> {
     /// `[search]`: its objective, and the random draws it asks for (`sampler = "random"`).
@@ -113,13 +112,13 @@ impl Reader<'_> {
                 self.err(&format!("schedule.{k}"), format!("one of {} (unknown key)", SCHEDULE_KEYS.join(", ")))
             );
         }
-        match t.remove("type") {
-            Some(toml::Value::String(s)) if SCHEDULES.contains(&s.as_str()) => {}
+        let kind = match t.remove("type") {
+            Some(toml::Value::String(s)) if Kind::parse(&s).is_some() => Kind::parse(&s).expect("checked"),
             other => {
                 let got = other.map_or("nothing".to_string(), |v| v.to_string());
-                return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", SCHEDULES.join("\", \""))));
+                return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", Kind::NAMES.join("\", \""))));
             }
-        }
+        };
         let promote = match t.remove("promote") {
             None => true,
             Some(toml::Value::Boolean(b)) => b,
@@ -130,6 +129,7 @@ impl Reader<'_> {
                 ))
             }
         };
+        let has_brackets = t.contains_key("brackets");
         let mut int = |key: &str, default: Option<u32>| -> Result<u32, SpecError> {
             let full = format!("schedule.{key}");
             match t.remove(key) {
@@ -140,13 +140,17 @@ impl Reader<'_> {
                 None => default.ok_or_else(|| self.err(&full, "the last epoch a trial trains (missing)")),
             }
         };
-        let asha = Asha {
+        let brackets = if has_brackets { Some(int("brackets", None)?) } else { None };
+        let mut asha = Asha {
             min_epochs: int("min_epochs", Some(1))?,
             max_epochs: int("max_epochs", None)?,
             reduction_factor: int("reduction_factor", Some(3))?,
-            brackets: int("brackets", Some(1))?,
+            brackets: brackets.unwrap_or(1),
             promote,
         };
+        if brackets.is_none() && kind == Kind::Hyperband {
+            asha.brackets = asha.hyperband_brackets();
+        }
         asha.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
         let Some(objective) = objective.cloned() else {
             return Err(self.err(
@@ -157,7 +161,7 @@ impl Reader<'_> {
         if let Some(w) = catalogue {
             self.check_reported(w, &objective.metric)?;
         }
-        Ok(Schedule { objective, asha })
+        Ok(Schedule { objective, asha, kind })
     }
 
     /// A built-in workload must report the metric, and must train in epochs.
@@ -177,5 +181,36 @@ impl Reader<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::schedule::Kind;
+    use crate::SweepFile;
+
+    fn schedule(section: &str) -> Result<crate::schedule::Schedule, String> {
+        let text = format!(
+            "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n[search]\nmetric = \"loss\"\nmode = \"min\"\n[schedule]\n{section}"
+        );
+        SweepFile::parse(&text, "s.toml".as_ref(), ".".as_ref())
+            .map(|f| f.schedule.expect("a schedule"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn asha_promotes_by_default_and_hyperband_has_a_bracket_per_rung() {
+        let asha = schedule("type = \"asha\"\nmax_epochs = 81\n").unwrap();
+        assert!(asha.asha.promote, "pausing and promoting is the default");
+        assert_eq!((asha.kind, asha.asha.brackets), (Kind::Asha, 1));
+        let stop_only = schedule("type = \"asha\"\nmax_epochs = 81\npromote = false\n").unwrap();
+        assert!(!stop_only.asha.promote);
+        let hyperband = schedule("type = \"hyperband\"\nmax_epochs = 81\n").unwrap();
+        assert_eq!((hyperband.kind, hyperband.asha.brackets), (Kind::Hyperband, 4), "rungs 1, 3, 9, 27");
+        assert!(hyperband.describe().starts_with("schedule: hyperband"), "{}", hyperband.describe());
+        let two = schedule("type = \"hyperband\"\nmax_epochs = 81\nbrackets = 2\n").unwrap();
+        assert_eq!(two.asha.brackets, 2, "brackets set by hand are kept");
+        let err = schedule("type = \"median\"\nmax_epochs = 81\n").unwrap_err();
+        assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\""), "{err}");
     }
 }

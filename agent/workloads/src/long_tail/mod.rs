@@ -93,7 +93,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         posthoc_tau: p.posthoc_tau,
     };
     // A pause stops the first stage: the schedule's rungs lie below its last epoch.
-    let crt_plan = Plan { epochs: p.crt_epochs, checkpoint_at_end: false, seed: mix(p.seed, 2), stop_after: None, ..plan };
+    let crt_plan =
+        Plan { epochs: p.crt_epochs, checkpoint_at_end: false, seed: mix(p.seed, 2), stop_after: None, ..plan };
     let (epoch_offset, step_offset) = (p.epochs, p.epochs as i64 * data.batches_per_epoch() as i64);
     let mut numbered_on = |mut record: sweep_spec::EpochRecord| {
         record.epoch += epoch_offset;
