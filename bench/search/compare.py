@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Search quality on the LCBench surrogate of YAHPO Gym: sweep's random search beside Ray Tune's
-ASHA and Optuna's TPE + Hyperband, with the same epoch budget, the same concurrency and the same
-search space (LCBench's 7 hyperparameters, with the log scales of its config_space.json).
+"""Search quality on the LCBench surrogate of YAHPO Gym: sweep's random search, alone and under its
+ASHA and Hyperband schedules, beside Ray Tune's ASHA and Optuna's TPE + Hyperband, with the same
+epoch budget, the same concurrency and the same search space (LCBench's 7 hyperparameters, with the
+log scales of its config_space.json).
 
 A "trial" trains an MLP on one of LCBench's OpenML tasks; the surrogate (bench/search/surrogate.py,
 one server per benchmark run) answers what the real run would report at each epoch, 1 to 52. Each
@@ -11,7 +12,18 @@ full; 100 x 52 = 5,200 by default), --concurrency trials at a time:
 - sweep-random: a sweep file with `workload = "command"` running bench/search/lcbench_trial.py and
   `[random]` over the 7 hyperparameters (--budget samples, seeded with the run's seed), run by the
   release `sweep local --agents N`. Every trial trains all 52 epochs. Its epoch results are read
-  back from the sweep's metrics Parquet, ordered by the coordinator's `recorded_at`.
+  back from the sweep's metrics Parquet, ordered by the coordinator's `recorded_at` (one row per
+  trial and epoch: the rows a later attempt superseded are left out).
+- sweep-asha: the same sweep with `[search]` (val_accuracy, max) and `[schedule]` `type = "asha"`
+  (grace 1, max 52, reduction 3: rungs at 1, 3, 9, 27), `promote = true`: a trial below the cut
+  pauses at its rung and a later attempt resumes it from its checkpoint once it is promoted.
+- sweep-asha-stop: the same with `promote = false`: a trial below the cut is stopped for good.
+- sweep-hyperband: `type = "hyperband"`, `promote = true`, default brackets (one per rung: first
+  cut at epoch 1, 3, 9 or 27).
+  A sweep cannot stop at an epoch budget, so these three sample more configurations than the
+  budget in full trainings (budget x 52 / EPOCHS_PER_SAMPLE[method], measured with margin); each
+  run must spend at least the budget, and only its first budget x 52 epochs count, as for the
+  peers.
 - ray-asha: Ray Tune's random search under AsyncHyperBandScheduler (grace 1, max 52, reduction 3).
 - optuna-tpe-hyperband: Optuna's TPESampler with HyperbandPruner (min 1, max 52, reduction 3).
   Both peers run in bench/search/peers.py and record each epoch result as it arrives.
@@ -19,11 +31,12 @@ full; 100 x 52 = 5,200 by default), --concurrency trials at a time:
 Regret at a budget of B full trainings is computed from the first B x 52 epochs of each run's
 stream: the incumbent is the best val_accuracy at epoch 52 among trials that reached epoch 52
 within those epochs (none did: it counts as accuracy 0, and the table says how often), and the
-regret is the best epoch-52 val_accuracy any method saw on that instance, over all seeds (of the
-runs summarised), minus the incumbent's. The table shows the median and interquartile range over instances x seeds, in
-accuracy points (%), and the wall time per trial-epoch (run wall time / epochs spent): sweep's is
-the whole `sweep local` process, start-up and final Parquet flush included; the peers' is
-`Tuner.fit()` or `study.optimize()` alone.
+regret is the best epoch-52 val_accuracy any method saw on that instance within its runs' budget,
+over all seeds (of the runs summarised), minus the incumbent's. The table shows the median and
+interquartile range over instances x seeds, in accuracy points (%), the wall time per trial-epoch
+(run wall time / epochs spent, all of them): sweep's is the whole `sweep local` process, start-up
+and final Parquet flush included; the peers' is `Tuner.fit()` or `study.optimize()` alone; and the
+trials (and the trials that reached epoch 52) within the budget's epochs.
 
 Default instances (OpenML task ids), spread from hard to easy; the best val accuracy of 300 random
 configurations at epoch 52 is about 32 %, 67 %, 83 %, 88 % and 99.6 %, and on 189873 most
@@ -64,7 +77,20 @@ PEER_VENV = Path(os.environ.get("SEARCH_PEER_VENV", Path.home() / ".cache" / "sw
 PEER_PACKAGES = ["yahpo-gym", "optuna", "ray[tune]", "pyarrow<26"]
 DATA = Path(os.environ.get("LCBENCH_DATA", ROOT.parent / "shared" / "bench-data" / "yahpo-lcbench"))
 INSTANCES = "168329,168331,7593,189873,3945"
-METHODS = ("sweep-random", "ray-asha", "optuna-tpe-hyperband")
+# sweep's methods: the [schedule] each adds to the [random] sweep (None: none, every trial trains
+# all epochs); the rungs are at epochs 1, 3, 9 and 27, the last epoch is the benchmark's.
+SWEEP_SCHEDULES = {
+    "sweep-random": None,
+    "sweep-asha": {"type": "asha", "promote": True},
+    "sweep-asha-stop": {"type": "asha", "promote": False},
+    "sweep-hyperband": {"type": "hyperband", "promote": True},
+}
+SCHEDULE = {"min_epochs": 1, "reduction_factor": 3}
+# The trial-epochs a sampled configuration is counted on under each schedule, to choose how many to
+# sample: a run must spend at least the budget. Set below the mean measured at budget 30 and 10,
+# so that the samples cover the budget with margin.
+EPOCHS_PER_SAMPLE = {"sweep-asha": 2, "sweep-asha-stop": 2, "sweep-hyperband": 2}
+METHODS = (*SWEEP_SCHEDULES, "ray-asha", "optuna-tpe-hyperband")
 REPORT_BUDGETS = (10, 30, 100)
 
 # The sweep's metric rows, run with the peer venv's Python (pyarrow): val_accuracy per trial and
@@ -106,12 +132,18 @@ def stop(proc):
 
 # ---------------------------------------------------------------------------------------- sweep
 
-def sweep_file(name, instance, seed, samples, sock, space):
-    """A `command` sweep of `samples` random configurations of the trial script."""
+def sweep_file(name, instance, seed, samples, sock, space, schedule=None, epochs=None):
+    """A `command` sweep of `samples` random configurations of the trial script, under `schedule`
+    (SWEEP_SCHEDULES) up to epoch `epochs` if one is given."""
     command = ", ".join(json.dumps(str(a)) for a in
                         [sys.executable, HERE / "lcbench_trial.py", "--instance", instance, "--socket", sock])
-    lines = [f'name = "{name}"', 'workload = "command"', f"command = [{command}]", "[random]",
-             f"samples = {samples}", f"seed = {seed}"]
+    lines = [f'name = "{name}"', 'workload = "command"', f"command = [{command}]"]
+    if schedule is not None:
+        lines += ["[search]", 'metric = "val_accuracy"', 'mode = "max"', "[schedule]",
+                  f"type = {json.dumps(schedule['type'])}", f"min_epochs = {SCHEDULE['min_epochs']}",
+                  f"max_epochs = {epochs}", f"reduction_factor = {SCHEDULE['reduction_factor']}",
+                  f"promote = {str(schedule['promote']).lower()}"]
+    lines += ["[random]", f"samples = {samples}", f"seed = {seed}"]
     for p in space:
         # Integers on a log scale are drawn log-uniformly; the trial rounds them.
         kind = "log_uniform" if p["log"] else ("int_uniform" if p["type"] == "int" else "uniform")
@@ -119,11 +151,22 @@ def sweep_file(name, instance, seed, samples, sock, space):
     return "\n".join(lines) + "\n"
 
 
-def run_sweep(instance, seed, bench, sock, args, py):
-    """One `sweep local` run in a folder of its own, removed afterwards unless it failed or --keep."""
+def sweep_samples(method, budget, epochs):
+    """How many configurations a run of `method` samples: the budget in full trainings without a
+    schedule, enough to spend the budget's epochs with one."""
+    if SWEEP_SCHEDULES[method] is None:
+        return budget
+    return -(-budget * epochs // EPOCHS_PER_SAMPLE[method])
+
+
+def run_sweep(method, instance, seed, bench, sock, args, py):
+    """One `sweep local` run of `method` in a folder of its own, removed afterwards unless it failed
+    or --keep."""
     name = f"lcbench-{instance}-s{seed}"
-    tmp = Path(tempfile.mkdtemp(prefix=f"search-sweep-{instance}-s{seed}-"))
-    (tmp / "sweep.toml").write_text(sweep_file(name, instance, seed, args.budget, sock, bench["space"]))
+    schedule, samples = SWEEP_SCHEDULES[method], sweep_samples(method, args.budget, bench["epochs"])
+    tmp = Path(tempfile.mkdtemp(prefix=f"search-{method}-{instance}-s{seed}-"))
+    (tmp / "sweep.toml").write_text(sweep_file(name, instance, seed, samples, sock, bench["space"], schedule,
+                                               bench["epochs"]))
     t = time.perf_counter()
     with open(tmp / "sweep.log", "w") as log:
         done = subprocess.run([args.sweep, "local", tmp / "sweep.toml", "--agents", str(args.concurrency),
@@ -137,13 +180,23 @@ def run_sweep(instance, seed, bench, sock, args, py):
                          capture_output=True, text=True, check=True)
     stream = json.loads(out.stdout)
     expected = args.budget * bench["epochs"]
-    if len(stream) != expected or len({s[1] for s in stream}) != args.budget:
-        raise SystemExit(f"compare: sweep {name}: expected {args.budget} trials x {bench['epochs']} epochs, "
-                         f"read {len(stream)} epoch rows of {len({s[1] for s in stream})} trials (in {tmp})")
+    trials = len({s[1] for s in stream})
+    if len({(s[1], s[2]) for s in stream}) != len(stream):
+        raise SystemExit(f"compare: {method} {name}: some (trial, epoch) appears more than once among the "
+                         f"{len(stream)} epoch rows read (in {tmp})")
+    if schedule is None:
+        if len(stream) != expected or trials != args.budget:
+            raise SystemExit(f"compare: sweep {name}: expected {args.budget} trials x {bench['epochs']} epochs, "
+                             f"read {len(stream)} epoch rows of {trials} trials (in {tmp})")
+    elif len(stream) < expected:
+        raise SystemExit(f"compare: {method} {name}: {samples} sampled configurations spent {len(stream)} "
+                         f"trial-epochs ({len(stream) / trials:.1f} per trial), fewer than the budget of {expected}; "
+                         f"lower EPOCHS_PER_SAMPLE[{method!r}] (now {EPOCHS_PER_SAMPLE[method]}) so that more "
+                         f"are sampled (in {tmp})")
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"method": "sweep-random", "instance": instance, "seed": seed, "budget": expected,
-            "concurrency": args.concurrency, "wall_s": wall, "stream": stream}
+    return {"method": method, "instance": instance, "seed": seed, "budget": expected,
+            "concurrency": args.concurrency, "wall_s": wall, "samples": samples, "stream": stream}
 
 
 # ---------------------------------------------------------------------------------------- peers
@@ -214,7 +267,7 @@ def summarize(runs, budgets, last_epoch):
     method the wall time per trial-epoch."""
     best = {}
     for r in runs:
-        seen = incumbent(r["stream"], len(r["stream"]), last_epoch)
+        seen = incumbent(r["stream"], r["budget"], last_epoch)
         if seen is not None:
             best[r["instance"]] = max(best.get(r["instance"], seen), seen)
     table = {}
@@ -222,8 +275,9 @@ def summarize(runs, budgets, last_epoch):
         mine = [r for r in runs if r["method"] == method]
         row = {"runs": len(mine), "regret": {}, "no_incumbent": {},
                "ms_per_epoch": statistics.median(1e3 * r["wall_s"] / len(r["stream"]) for r in mine),
-               "trials": statistics.median(len({s[1] for s in r["stream"]}) for r in mine),
-               "full_trials": statistics.median(sum(1 for s in r["stream"] if s[2] == last_epoch) for r in mine)}
+               "trials": statistics.median(len({s[1] for s in r["stream"][:r["budget"]]}) for r in mine),
+               "full_trials": statistics.median(sum(1 for s in r["stream"][:r["budget"]] if s[2] == last_epoch)
+                                                for r in mine)}
         for b in budgets:
             regrets, missing = [], 0
             for r in mine:
@@ -285,10 +339,12 @@ def main():
     ap.add_argument("--instances", default=INSTANCES, help=f"comma-separated OpenML task ids [{INSTANCES}]")
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per instance and method [10]")
     ap.add_argument("--budget", type=int, default=100,
-                    help="trial-epochs per run, in full trainings (x 52); also sweep's number of samples [100]")
+                    help="trial-epochs per run, in full trainings (x 52); also sweep-random's number of samples; "
+                         "the sweep methods with a schedule sample budget x 52 / EPOCHS_PER_SAMPLE [100]")
     ap.add_argument("--concurrency", type=int, default=4,
                     help="trials at a time: sweep's agents, Ray's max_concurrent_trials, Optuna's n_jobs [4]")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, among {', '.join(METHODS)}")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated, among {', '.join(METHODS)} [all]")
     ap.add_argument("--quick", action="store_true", help="the first instance, 2 seeds, budget 10: a check in minutes")
     ap.add_argument("--out", type=Path, help="folder for summary.json and runs/ [/tmp/sweep-bench-search-DATE]")
     ap.add_argument("--data", type=Path, default=DATA, help=f"the yahpo-lcbench folder [{DATA}]")
@@ -306,7 +362,7 @@ def main():
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise SystemExit(f"compare: --methods: expected some of {', '.join(METHODS)}, got {args.methods}")
-    if "sweep-random" in methods and not args.sweep.exists():
+    if any(m in SWEEP_SCHEDULES for m in methods) and not args.sweep.exists():
         raise SystemExit(f"compare: {args.sweep} is missing; run `cargo build --release -p sweep-cli` first")
     if not (args.data / "model.onnx").exists():
         raise SystemExit(f"compare: --data {args.data}: expected the yahpo-lcbench folder (model.onnx, config_space.json)")
@@ -317,7 +373,7 @@ def main():
     py = peer_venv.ensure_peer_venv(PEER_VENV, PEER_PACKAGES, "yahpo_gym, optuna, ray.tune, pyarrow.parquet")
     versions = json.loads(subprocess.run([py, HERE / "peers.py", "--versions"], capture_output=True, text=True,
                                          check=True).stdout)
-    if "sweep-random" in methods:
+    if any(m in SWEEP_SCHEDULES for m in methods):
         versions["sweep"] = subprocess.run([args.sweep, "--version"], capture_output=True, text=True,
                                            check=True).stdout.split()[-1] + f" ({args.sweep})"
     work = Path(tempfile.mkdtemp(prefix="search-surrogate-"))
@@ -341,9 +397,9 @@ def main():
             todo = [p for p in pairs if p not in done]
             if not todo:
                 continue
-            if method == "sweep-random":
+            if method in SWEEP_SCHEDULES:
                 for instance, seed in todo:
-                    run = run_sweep(instance, seed, bench, sock, args, py)
+                    run = run_sweep(method, instance, seed, bench, sock, args, py)
                     run_path(out, method, instance, seed).write_text(json.dumps(run))
                     progress(method, instance, seed, run["wall_s"], len(run["stream"]))
                     runs.append(run)

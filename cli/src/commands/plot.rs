@@ -35,7 +35,13 @@ pub fn run(
     let plotted = if axes.any() {
         plot::plot_chosen(sweep, &trials, axes, load_metrics, &out, font)?
     } else {
-        plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?
+        let mut plotted = plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?;
+        // An adaptive sweep also gets its learning curves with the schedule's decisions marked.
+        let decisions = results::read_decisions_table(&dir)?;
+        if !decisions.is_empty() {
+            plot::schedule::plot(sweep, &trials, &decisions, &load_metrics()?, &out, &mut plotted)?;
+        }
+        plotted
     };
     for note in &plotted.notes {
         // Notes name metrics and parameters, which come from the results files.

@@ -9,6 +9,7 @@ mod curves;
 pub mod font;
 mod heatmap;
 mod long_tail;
+pub mod schedule;
 #[cfg(test)]
 mod testdata;
 mod xmc;

@@ -1,0 +1,248 @@
+//! The learning curves of an adaptive sweep (`[schedule]`): every trial's value of the schedule's
+//! metric per epoch, whatever became of it, with each decision marked where it was made: a pause
+//! (ring), a promotion (triangle) and a stop (cross). Trials that trained to their end are drawn
+//! in colour, the others in grey, so where the schedule spent its epochs shows at a glance.
+
+use super::{
+    draw_error, draw_header, fmt_num, render, Figure, Plotted, AXIS_DESC, COLORS, HEADER_HEIGHT, SUCCEEDED, TICK_LABEL,
+};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use sweep_results::{DecisionRow, MetricRow, TrialRow};
+
+/// Trials that did not train to their end.
+const GREY: RGBColor = RGBColor(150, 150, 150);
+const PAUSE: RGBColor = RGBColor(255, 127, 14);
+const PROMOTE: RGBColor = RGBColor(44, 160, 44);
+const STOP: RGBColor = RGBColor(214, 39, 40);
+
+/// One trial's curve: (epoch, value) in epoch order, and whether it trained to its end.
+struct Line {
+    points: Vec<(f64, f64)>,
+    finished: bool,
+}
+
+/// A decision where it was made: the trial's value at the rung.
+struct Mark {
+    epoch: f64,
+    value: f64,
+    action: String,
+}
+
+struct ScheduleFigure {
+    title: String,
+    subtitle: String,
+    metric: String,
+    lines: Vec<Line>,
+    marks: Vec<Mark>,
+}
+
+/// Draws `<sweep>-schedule.png/svg` when the sweep's schedule made decisions.
+pub fn plot(
+    sweep: &str,
+    trials: &[TrialRow],
+    decisions: &[DecisionRow],
+    metrics: &[MetricRow],
+    out: &Path,
+    plotted: &mut Plotted,
+) -> anyhow::Result<()> {
+    let Some(metric) = decisions.first().map(|d| d.metric.clone()) else { return Ok(()) };
+    // The latest attempt's value of each (trial, epoch): a retried epoch replaces the one before.
+    let mut curves: BTreeMap<&str, BTreeMap<i32, (i32, f64)>> = BTreeMap::new();
+    for m in metrics.iter().filter(|m| m.metric == metric && m.value.is_finite()) {
+        let at = curves.entry(m.trial_id.as_str()).or_default().entry(m.epoch).or_insert((m.attempt, m.value));
+        if m.attempt >= at.0 {
+            *at = (m.attempt, m.value);
+        }
+    }
+    let finished = |id: &str| trials.iter().any(|t| t.trial_id == id && t.status == SUCCEEDED);
+    let mut lines: Vec<Line> = curves
+        .iter()
+        .map(|(id, points)| Line {
+            points: points.iter().map(|(e, (_, v))| (*e as f64, *v)).collect(),
+            finished: finished(id),
+        })
+        .collect();
+    // Grey first, so the finished trials are drawn over them.
+    lines.sort_by_key(|l| l.finished);
+    let marks: Vec<Mark> = decisions
+        .iter()
+        .filter(|d| d.action != "continue")
+        .filter_map(|d| {
+            let value = d.value.or_else(|| curves.get(d.trial_id.as_str())?.get(&d.epoch).map(|v| v.1))?;
+            Some(Mark { epoch: d.epoch as f64, value, action: d.action.clone() })
+        })
+        .collect();
+    if lines.is_empty() {
+        plotted.notes.push(format!("no per-epoch `{metric}` in the metrics files, so no learning curves"));
+        return Ok(());
+    }
+    let count = |a: &str| decisions.iter().filter(|d| d.action == a).count();
+    let figure = ScheduleFigure {
+        title: format!("{sweep}: learning curves under the schedule"),
+        subtitle: format!(
+            "{} trials, {} trained to the end (colour); {} paused, {} promoted, {} stopped",
+            lines.len(),
+            lines.iter().filter(|l| l.finished).count(),
+            count("pause"),
+            count("promote"),
+            count("stop")
+        ),
+        metric,
+        lines,
+        marks,
+    };
+    plotted.files.extend(render(&figure, out, &format!("{sweep}-schedule"))?);
+    Ok(())
+}
+
+impl ScheduleFigure {
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let points = self.lines.iter().flat_map(|l| l.points.iter().copied());
+        let (mut x, mut y) = ((f64::INFINITY, f64::NEG_INFINITY), (f64::INFINITY, f64::NEG_INFINITY));
+        for (px, py) in points {
+            x = (x.0.min(px), x.1.max(px));
+            y = (y.0.min(py), y.1.max(py));
+        }
+        let span = if y.1 > y.0 { y.1 - y.0 } else { y.0.abs().max(1.0) * 0.1 };
+        ((x.0 - 0.5, x.1 + 0.5), (y.0 - span * 0.05, y.1 + span * 0.3))
+    }
+}
+
+impl Figure for ScheduleFigure {
+    fn size(&self) -> (u32, u32) {
+        (1000, 640)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        root.fill(&WHITE).map_err(draw_error)?;
+        let (head, body) = root.split_vertically(HEADER_HEIGHT);
+        draw_header(&head, &self.title, &self.subtitle)?;
+        let ((x_lo, x_hi), (y_lo, y_hi)) = self.ranges();
+        let mut chart = ChartBuilder::on(&body)
+            .margin(16)
+            .margin_right(28)
+            .x_label_area_size(56)
+            .y_label_area_size(78)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(self.metric.replace('_', " "))
+            .axis_desc_style(AXIS_DESC)
+            .label_style(TICK_LABEL)
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| fmt_num(*v))
+            .bold_line_style(BLACK.mix(0.12))
+            .light_line_style(BLACK.mix(0.04))
+            .draw()
+            .map_err(draw_error)?;
+        let mut finished = 0;
+        for line in &self.lines {
+            let style = if line.finished {
+                finished += 1;
+                COLORS[(finished - 1) % COLORS.len()].stroke_width(3)
+            } else {
+                GREY.mix(0.6).stroke_width(1)
+            };
+            chart.draw_series(LineSeries::new(line.points.iter().copied(), style)).map_err(draw_error)?;
+            // A trial judged at its first epoch has a single point: a dot, not an invisible line.
+            if let [only] = line.points.as_slice() {
+                chart.draw_series(std::iter::once(Circle::new(*only, 2, style.color.filled()))).map_err(draw_error)?;
+            }
+        }
+        let of =
+            |action: &'static str| self.marks.iter().filter(move |m| m.action == action).map(|m| (m.epoch, m.value));
+        chart
+            .draw_series(of("pause").map(|p| Circle::new(p, 6, PAUSE.stroke_width(2))))
+            .map_err(draw_error)?
+            .label("paused")
+            .legend(|(x, y)| Circle::new((x + 6, y), 6, PAUSE.stroke_width(2)));
+        chart
+            .draw_series(of("promote").map(|p| TriangleMarker::new(p, 8, PROMOTE.filled())))
+            .map_err(draw_error)?
+            .label("promoted")
+            .legend(|(x, y)| TriangleMarker::new((x + 6, y), 8, PROMOTE.filled()));
+        chart
+            .draw_series(of("stop").map(|p| Cross::new(p, 6, STOP.stroke_width(2))))
+            .map_err(draw_error)?
+            .label("stopped")
+            .legend(|(x, y)| Cross::new((x + 6, y), 6, STOP.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(TICK_LABEL)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.4))
+            .margin(12)
+            .draw()
+            .map_err(draw_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(seq: i64, trial: &str, epoch: i32, action: &str, value: f64) -> DecisionRow {
+        DecisionRow {
+            seq,
+            sweep: "s".into(),
+            trial_id: trial.into(),
+            decided_at_us: seq,
+            epoch,
+            rung: 0,
+            action: action.into(),
+            metric: "val_error".into(),
+            value: Some(value),
+            threshold: Some(0.5),
+            reached: 2,
+            kept: 1,
+        }
+    }
+
+    #[test]
+    fn an_adaptive_sweep_gets_its_curves_with_each_decision_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::font::load(Path::new(super::super::font::DEFAULT_FONT)).unwrap();
+        let mut trials = super::super::testdata::trials();
+        trials.truncate(3);
+        trials[2].status = "stopped_early".into();
+        let metrics = super::super::testdata::metrics(&trials)
+            .into_iter()
+            .map(|mut m| {
+                m.metric = "val_error".into();
+                m
+            })
+            .filter(|m| m.trial_id != trials[2].trial_id || m.epoch == 1)
+            .collect::<Vec<_>>();
+        let decisions = [
+            decision(1, &trials[0].trial_id, 1, "continue", 0.5),
+            decision(2, &trials[1].trial_id, 1, "pause", 0.6),
+            decision(3, &trials[2].trial_id, 1, "pause", 0.9),
+            decision(4, &trials[1].trial_id, 1, "promote", 0.6),
+            decision(5, &trials[2].trial_id, 1, "stop", 0.9),
+        ];
+        let mut plotted = Plotted::default();
+        plot("s", &trials, &decisions, &metrics, dir.path(), &mut plotted).unwrap();
+        assert_eq!(plotted.files.len(), 2);
+        let svg = std::fs::read_to_string(&plotted.files[1]).unwrap();
+        for text in [
+            "learning curves under the schedule",
+            "3 trials, 2 trained to the end",
+            "2 paused, 1 promoted, 1 stopped",
+            "promoted",
+            "val error",
+        ] {
+            assert!(svg.contains(text), "the SVG lacks {text:?}");
+        }
+        // Without decisions there is no figure.
+        let mut none = Plotted::default();
+        plot("s", &trials, &[], &metrics, dir.path(), &mut none).unwrap();
+        assert!(none.files.is_empty());
+    }
+}
