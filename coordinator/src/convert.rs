@@ -116,7 +116,7 @@ fn schedule_from_wire(json: &str) -> Result<Option<String>, Status> {
     if !sweep_spec::report::is_valid_metric_name(&schedule.objective.metric) {
         return Err(invalid("schedule_json", "objective.metric: 1 to 256 bytes without control characters"));
     }
-    schedule.asha.check().map_err(|(key, expected)| invalid("schedule_json", format!("asha.{key}: {expected}")))?;
+    schedule.check().map_err(|(key, expected)| invalid("schedule_json", format!("{key}: {expected}")))?;
     Ok(Some(serde_json::to_string(&schedule).expect("a schedule serializes")))
 }
 

@@ -107,27 +107,28 @@ fn check_draws(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> 
 /// trains in epochs; a `command` trial that takes an `epochs` parameter).
 fn check_schedule(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> {
     let Some(schedule) = &file.schedule else { return Ok(()) };
-    let asha = &schedule.asha;
     let int = |t: &TrialSpec, key: &str| t.params.get(key).and_then(Value::as_u64);
     for trial in trials {
         if let Some(epochs) = int(trial, "epochs") {
-            if epochs < u64::from(asha.max_epochs) {
+            if epochs < u64::from(schedule.max_epochs()) {
                 return Err(SpecError::invalid(
                     &file.path,
                     "schedule.max_epochs",
                     format!(
                         "at most the trials' epochs; trial {} trains {epochs} epochs, below {}",
-                        trial.id, asha.max_epochs
+                        trial.id,
+                        schedule.max_epochs()
                     ),
                 ));
             }
         }
         if let Some(every) = int(trial, "eval_every").filter(|e| *e > 1) {
-            let bracket = asha.bracket(trial.index);
-            if let Some(rung) = asha.rungs(bracket).into_iter().find(|r| u64::from(*r) % every != 0) {
+            let bracket = schedule.bracket(trial.index);
+            if let Some(rung) = schedule.rungs(bracket).into_iter().find(|r| u64::from(*r) % every != 0) {
+                let key = if schedule.asha().is_some() { "schedule.min_epochs" } else { "schedule.every" };
                 return Err(SpecError::invalid(
                     &file.path,
-                    "schedule.min_epochs",
+                    key,
                     format!(
                         "rungs the trials report at; trial {} evaluates every {every} epochs (eval_every), not at the rung at epoch {rung}",
                         trial.id

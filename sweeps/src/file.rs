@@ -268,7 +268,7 @@ impl Reader<'_> {
         let schedule = t.remove("schedule").map(|v| self.schedule(v, objective.as_ref(), catalogue)).transpose()?;
         let resources = t.remove("resources").map(|v| self.resources(v)).transpose()?.unwrap_or_default();
         let retry = t.remove("retry").map(|v| self.retry(v)).transpose()?.unwrap_or_default();
-        if schedule.as_ref().is_some_and(|s| s.asha.promote) && !resources.fuse.is_off() {
+        if schedule.as_ref().is_some_and(|s| s.promotes()) && !resources.fuse.is_off() {
             return Err(self.err(
                 "resources.fuse",
                 "off under a [schedule] that pauses and promotes trials: each trial stops at its own rung \

@@ -14,10 +14,18 @@
 //! its bracket only, so later brackets give each trial more epochs before its first cut
 //! (asynchronous Hyperband's brackets).
 //!
+//! Median stopping (`type = "median"`, [`median`]) judges at more epochs by a simpler rule and
+//! never pauses.
+//!
 //! What is decided lives in the coordinator's store (`decisions`), in the transaction of the report
-//! that reached the rung; the rule itself is [`decide`], a plain function of the values.
+//! that reached the rung; the rules themselves are [`decide`] and [`median::decide`], plain
+//! functions of the values, which [`Schedule::decide`] picks between.
+
+pub mod median;
 
 use serde::{Deserialize, Serialize};
+
+pub use median::Median;
 
 /// The environment variable that tells a trial the last epoch its attempt trains (a rung of a
 /// promoting schedule): it checkpoints after that epoch and exits 0.
@@ -84,12 +92,62 @@ pub struct Asha {
 
 /// The sweep's early stopping, as the coordinator keeps it (`SubmitSweepRequest.schedule_json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Stored", into = "Stored")]
 pub struct Schedule {
     pub objective: Objective,
-    pub asha: Asha,
-    /// What the sweep file asked for (`[schedule] type`); the rule is ASHA's either way.
-    #[serde(default)]
+    /// What the sweep file asked for (`[schedule] type`).
     pub kind: Kind,
+    pub rule: Rule,
+}
+
+/// The rule a schedule judges by, with its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// ASHA and Hyperband.
+    Asha(Asha),
+    Median(Median),
+}
+
+/// A schedule as JSON: the form schedules had before median stopping (`objective` and `asha`),
+/// with `kind` and `median` added.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    objective: Objective,
+    #[serde(default)]
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    asha: Option<Asha>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    median: Option<Median>,
+}
+
+impl TryFrom<Stored> for Schedule {
+    type Error = String;
+
+    fn try_from(s: Stored) -> Result<Schedule, String> {
+        let rule = match (s.kind, s.asha, s.median) {
+            (Kind::Asha | Kind::Hyperband, Some(asha), None) => Rule::Asha(asha),
+            (Kind::Median, None, Some(median)) => Rule::Median(median),
+            (kind, _, _) => {
+                return Err(format!(
+                    "a `{}` schedule holds its settings under `{}` alone",
+                    kind.as_str(),
+                    kind.settings()
+                ))
+            }
+        };
+        Ok(Schedule { objective: s.objective, kind: s.kind, rule })
+    }
+}
+
+impl From<Schedule> for Stored {
+    fn from(s: Schedule) -> Stored {
+        let (asha, median) = match s.rule {
+            Rule::Asha(a) => (Some(a), None),
+            Rule::Median(m) => (None, Some(m)),
+        };
+        Stored { objective: s.objective, kind: s.kind, asha, median }
+    }
 }
 
 /// `[schedule] type`.
@@ -103,15 +161,18 @@ pub enum Kind {
     /// first faces a cut at rung `i mod brackets`: from the most aggressive bracket to one that
     /// lets its trials train to the last rung before any cut.
     Hyperband,
+    /// Median stopping.
+    Median,
 }
 
 impl Kind {
-    pub const NAMES: [&'static str; 2] = ["asha", "hyperband"];
+    pub const NAMES: [&'static str; 3] = ["asha", "hyperband", "median"];
 
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
             "asha" => Some(Kind::Asha),
             "hyperband" => Some(Kind::Hyperband),
+            "median" => Some(Kind::Median),
             _ => None,
         }
     }
@@ -120,6 +181,15 @@ impl Kind {
         match self {
             Kind::Asha => "asha",
             Kind::Hyperband => "hyperband",
+            Kind::Median => "median",
+        }
+    }
+
+    /// Where a stored schedule of this kind keeps its settings.
+    fn settings(self) -> &'static str {
+        match self {
+            Kind::Asha | Kind::Hyperband => "asha",
+            Kind::Median => "median",
         }
     }
 }
@@ -192,26 +262,100 @@ impl Asha {
 }
 
 impl Schedule {
+    /// ASHA's settings, for an ASHA or Hyperband schedule.
+    pub fn asha(&self) -> Option<&Asha> {
+        match &self.rule {
+            Rule::Asha(a) => Some(a),
+            Rule::Median(_) => None,
+        }
+    }
+
+    /// Trials outside the cut pause and may be promoted later (ASHA with `promote`).
+    pub fn promotes(&self) -> bool {
+        self.asha().is_some_and(|a| a.promote)
+    }
+
+    /// The last epoch trials train, checked against the trials' own `epochs`.
+    pub fn max_epochs(&self) -> u32 {
+        match &self.rule {
+            Rule::Asha(a) => a.max_epochs,
+            Rule::Median(m) => m.max_epochs,
+        }
+    }
+
+    /// The bracket of the sweep's trial at queue position `index` (always 0 but for Hyperband).
+    pub fn bracket(&self, index: u32) -> u32 {
+        self.asha().map_or(0, |a| a.bracket(index))
+    }
+
+    /// The epochs at which a trial of `bracket` is judged, in order.
+    pub fn rungs(&self, bracket: u32) -> Vec<u32> {
+        match &self.rule {
+            Rule::Asha(a) => a.rungs(bracket),
+            Rule::Median(m) => m.rungs(),
+        }
+    }
+
+    /// See [`Asha::budget_after`]; None for a rule that never pauses.
+    pub fn budget_after(&self, bracket: u32, epoch: Option<u32>) -> Option<u32> {
+        self.asha().and_then(|a| a.budget_after(bracket, epoch))
+    }
+
+    /// The rule at one rung: the trial's `value` against the `others` recorded there before.
+    pub fn decide(&self, others: &[Option<f64>], value: Option<f64>) -> Decision {
+        match &self.rule {
+            Rule::Asha(a) => decide(others, value, self.objective.mode, a.reduction_factor),
+            Rule::Median(m) => median::decide(others, value, self.objective.mode, m.min_trials),
+        }
+    }
+
+    /// ASHA's cut at a rung holding `values`, which decides promotions; None for median stopping.
+    pub fn cut(&self, values: &[Option<f64>]) -> Option<Cut> {
+        self.asha().map(|a| Cut::of(values, self.objective.mode, a.reduction_factor))
+    }
+
+    /// What is wrong with the settings, naming the key (without the `schedule.` prefix).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match &self.rule {
+            Rule::Asha(a) => a.check(),
+            Rule::Median(m) => m.check(),
+        }
+    }
+
     /// One line for `sweep validate`: what is judged, when, and by what rule.
     pub fn describe(&self) -> String {
-        let a = &self.asha;
         let list = |rungs: Vec<u32>| rungs.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let better = match self.objective.mode {
+            Mode::Min => "lower",
+            Mode::Max => "higher",
+        };
+        let metric = crate::text::escape(&self.objective.metric);
+        let a = match &self.rule {
+            Rule::Asha(a) => a,
+            Rule::Median(m) => {
+                let rungs = m.rungs();
+                let when = match rungs.as_slice() {
+                    [first, second, .., last] if rungs.len() > 4 => format!("{first}, {second}, ..., {last}"),
+                    _ => list(rungs.clone()),
+                };
+                return format!(
+                    "schedule: median on `{metric}` ({better} is better) up to epoch {}, judged at epochs {when}; \
+                     a trial worse than the median of the trials before it there (once {} of them reached it) is stopped",
+                    m.max_epochs, m.min_trials
+                );
+            }
+        };
         let when = if a.brackets == 1 {
             format!("at epochs {}", list(a.rungs(0)))
         } else {
             let brackets: Vec<String> = (0..a.brackets).map(|b| format!("[{}]", list(a.rungs(b)))).collect();
             format!("at epochs {} (one bracket per trial, in turn)", brackets.join(" or "))
         };
-        let better = match self.objective.mode {
-            Mode::Min => "lower",
-            Mode::Max => "higher",
-        };
         let outside =
             if a.promote { "paused, and promoted to the next rung when later trials put it inside" } else { "stopped" };
         format!(
-            "schedule: {} on `{}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is {outside}",
+            "schedule: {} on `{metric}` ({better} is better) up to epoch {}, judged {when}; a trial outside the best 1/{} at a rung is {outside}",
             self.kind.as_str(),
-            crate::text::escape(&self.objective.metric),
             a.max_epochs,
             a.reduction_factor
         )
@@ -281,15 +425,7 @@ impl Cut {
         let reached = values.len().max(1) as u32;
         let kept = reached.div_ceil(reduction_factor.max(2));
         let mut sorted = values.to_vec();
-        sorted.sort_by(|a, b| {
-            if mode.better(*a, *b) {
-                std::cmp::Ordering::Less
-            } else if mode.better(*b, *a) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
+        sorted.sort_by(|a, b| order(mode, *a, *b));
         let threshold = sorted.get(kept as usize - 1).copied().flatten();
         Cut { threshold, reached, kept, mode }
     }
@@ -298,6 +434,17 @@ impl Cut {
     /// Equivalently, the worst value inside the cut is not better than it.
     pub fn admits(&self, value: Option<f64>) -> bool {
         !self.mode.better(self.threshold, value)
+    }
+}
+
+/// Best first: the order of values under `mode`, missing ones last.
+fn order(mode: Mode, a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    if mode.better(a, b) {
+        std::cmp::Ordering::Less
+    } else if mode.better(b, a) {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Equal
     }
 }
 
@@ -324,6 +471,27 @@ mod tests {
         assert_eq!(asha(1, 81, 3, 1).budget_after(0, None), None, "stop-only ASHA never pauses a trial");
         let stored = r#"{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}"#;
         assert!(!serde_json::from_str::<Asha>(stored).unwrap().promote, "schedules stored before pausing stop");
+    }
+
+    #[test]
+    fn stored_schedules_read_back_whatever_their_age() {
+        let before = r#"{"objective":{"metric":"loss","mode":"min"},"asha":{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}}"#;
+        let s: Schedule = serde_json::from_str(before).unwrap();
+        assert_eq!((s.kind, s.rule, s.promotes()), (Kind::Asha, Rule::Asha(asha(1, 9, 3, 1)), false));
+        let median = Schedule {
+            objective: Objective { metric: "loss".into(), mode: Mode::Max },
+            kind: Kind::Median,
+            rule: Rule::Median(Median { grace_epochs: 2, every: 1, min_trials: 3, max_epochs: 9 }),
+        };
+        let json = serde_json::to_string(&median).unwrap();
+        assert_eq!(serde_json::from_str::<Schedule>(&json).unwrap(), median);
+        assert_eq!(
+            (median.bracket(5), median.rungs(0), median.budget_after(0, None)),
+            (0, vec![2, 3, 4, 5, 6, 7, 8], None)
+        );
+        let mixed = r#"{"objective":{"metric":"loss","mode":"min"},"kind":"median","asha":{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}}"#;
+        let err = serde_json::from_str::<Schedule>(mixed).unwrap_err().to_string();
+        assert!(err.contains("`median` schedule holds its settings under `median`"), "{err}");
     }
 
     #[test]

@@ -165,6 +165,34 @@ fn asha_pauses_trials_below_the_cut_and_promotes_them_later() {
     assert!(text.contains("stopped_early"), "{text}");
 }
 
+/// Median stopping as a user runs it: with the trials queued best first, every trial from the
+/// third on is worse than the median of those before it at its first epoch and stops there.
+#[test]
+fn median_stopping_stops_trials_worse_than_the_median_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trial.py"), TRIAL).unwrap();
+    let schedule = "[schedule]\ntype = \"median\"\nmax_epochs = 9\nmin_trials = 2\n";
+    let sweep = SWEEP[..SWEEP.find("[schedule]").unwrap()].replace("name = \"asha\"", "name = \"median\"") + schedule;
+    std::fs::write(dir.path().join("median.toml"), sweep).unwrap();
+    let out = Command::new(bin("sweep"))
+        .args(["local", "median.toml", "--agents", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sweep local");
+    assert!(out.status.success(), "{}\n{}", stdout_of(&out), String::from_utf8_lossy(&out.stderr));
+    let results = dir.path().join("results/median");
+    let trials = sweep_coordinator::results::read_trials_table(&results.join("trials.parquet")).unwrap();
+    let status: HashMap<String, String> =
+        trials.iter().map(|t| (t.params["q"].to_string(), t.status.clone())).collect();
+    assert_eq!(status["0.1"], "succeeded", "{status:?}");
+    assert!(status.values().filter(|s| *s == "stopped_early").count() >= 6, "{status:?}");
+    let decisions = sweep_coordinator::results::read_decisions_table(&results).unwrap();
+    assert!(decisions.iter().any(|d| d.epoch > 1), "every epoch is judged: {decisions:?}");
+    for d in decisions.iter().filter(|d| d.action == "stop") {
+        assert!(d.value.unwrap() > d.threshold.unwrap(), "a stop is worse than its median: {d:?}");
+    }
+}
+
 #[test]
 fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

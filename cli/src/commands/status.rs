@@ -80,13 +80,23 @@ pub fn print_attention(s: &pb::SweepSummary) {
     }
 }
 
+/// Rungs `sweep status` shows at most, the latest.
+const RUNGS_SHOWN: usize = 6;
+
 /// `rungs: epoch 1: 27 judged, 9 went on, 18 paused (4 promoted) · epoch 3: …`: what the sweep's
 /// schedule decided so far.
 pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
     if rungs.is_empty() {
         return None;
     }
-    let parts: Vec<String> = rungs
+    // Median stopping judges at every epoch: the latest rungs say where the sweep stands.
+    let shown = &rungs[rungs.len().saturating_sub(RUNGS_SHOWN)..];
+    let more = if shown.len() < rungs.len() {
+        format!("{} more before · ", rungs.len() - shown.len())
+    } else {
+        String::new()
+    };
+    let parts: Vec<String> = shown
         .iter()
         .map(|r| {
             let paused =
@@ -94,7 +104,7 @@ pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
             format!("epoch {}: {} judged, {} went on{paused}", r.epoch, r.judged, r.went_on)
         })
         .collect();
-    Some(format!("rungs: {}", parts.join(" · ")))
+    Some(format!("rungs: {more}{}", parts.join(" · ")))
 }
 
 /// `running 2 · pending 5 · succeeded 10 …`, leaving out zero counts.

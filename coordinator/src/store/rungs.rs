@@ -68,13 +68,13 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
     if !t.state.is_leased() {
         return Ok(judgement);
     }
-    let asha = schedule.asha;
-    let bracket = asha.bracket(t.index);
+    let promotes = schedule.promotes();
+    let bracket = schedule.bracket(t.index);
     let metric = &schedule.objective.metric;
     // Under a promoting schedule a trial is judged only up to its budget: epochs it trained past
     // its rung before its agent stopped it do not make it skip the wait for promotion.
-    let judged_to = if asha.promote { t.budget.unwrap_or(u32::MAX) } else { u32::MAX };
-    for (rung, epoch) in asha.rungs(bracket).into_iter().enumerate().filter(|(_, e)| *e <= latest.min(judged_to)) {
+    let judged_to = if promotes { t.budget.unwrap_or(u32::MAX) } else { u32::MAX };
+    for (rung, epoch) in schedule.rungs(bracket).into_iter().enumerate().filter(|(_, e)| *e <= latest.min(judged_to)) {
         if has_value(tx, sweep, bracket, epoch, trial_id)? {
             continue;
         }
@@ -105,9 +105,9 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
             params![sweep, trial_id, epoch],
         )?;
         let others = values_at(tx, sweep, bracket, epoch, trial_id)?;
-        let d = schedule::decide(&others, value, schedule.objective.mode, asha.reduction_factor);
+        let d = schedule.decide(&others, value);
         let action = match d.action {
-            Action::Stop if asha.promote => Action::Pause,
+            Action::Stop if promotes => Action::Pause,
             action => action,
         };
         let at = Rung { sweep, bracket, epoch, index: rung as u32, now_ms };
@@ -118,12 +118,12 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
                 judgement.stopped = true;
                 break;
             }
-            Action::Continue if asha.promote => {
-                set_budget(tx, sweep, trial_id, asha.budget_after(bracket, Some(epoch)))?
+            Action::Continue if promotes => {
+                set_budget(tx, sweep, trial_id, schedule.budget_after(bracket, Some(epoch)))?
             }
             _ => {}
         }
-        if asha.promote {
+        if promotes {
             promote_waiting(tx, &schedule, &at)?;
         }
         if action == Action::Pause {
@@ -198,8 +198,7 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
         return Ok(());
     }
     let values = values_at(tx, at.sweep, at.bracket, at.epoch, "")?;
-    let asha = schedule.asha;
-    let cut = schedule::Cut::of(&values, schedule.objective.mode, asha.reduction_factor);
+    let Some(cut) = schedule.cut(&values) else { return Ok(()) };
     for (trial_id, value, state) in waiting.into_iter().filter(|w| cut.admits(w.1)) {
         let d = schedule::Decision {
             action: Action::Promote,
@@ -208,7 +207,7 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
             kept: cut.kept,
         };
         record(tx, at, &trial_id, Action::Promote, &schedule.objective.metric, value, &d)?;
-        set_budget(tx, at.sweep, &trial_id, asha.budget_after(at.bracket, Some(at.epoch)))?;
+        set_budget(tx, at.sweep, &trial_id, schedule.budget_after(at.bracket, Some(at.epoch)))?;
         if state.parse::<TrialState>().map_err(Error::Corrupt)? == TrialState::Paused {
             let t = trial(tx, at.sweep, &trial_id)?;
             let (next, _) = lifecycle::transition(t.state, t.counters, Event::Promote, NO_POLICY)
@@ -227,7 +226,7 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
 /// trial, so `trials.parquet` shows it.
 pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Option<u32>> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(None) };
-    if !schedule.asha.promote {
+    if !schedule.promotes() {
         return Ok(None);
     }
     let (index, rung, budget): (i64, Option<u32>, Option<u32>) = tx.query_row(
@@ -238,7 +237,7 @@ pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Res
     if rung.is_some() {
         return Ok(budget);
     }
-    let first = schedule.asha.budget_after(schedule.asha.bracket(index.clamp(0, u32::MAX as i64) as u32), None);
+    let first = schedule.budget_after(schedule.bracket(index.clamp(0, u32::MAX as i64) as u32), None);
     set_budget(tx, sweep, trial_id, first)?;
     Ok(first)
 }
@@ -274,7 +273,7 @@ pub(super) fn segment_end(
 /// trial pending or leased): its rung's values are final. Each stop is recorded as a decision.
 pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Result<()> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
-    if !schedule.asha.promote
+    if !schedule.promotes()
         || exists(
             tx,
             "SELECT 1 FROM trials WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running') LIMIT 1",
@@ -291,10 +290,10 @@ pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Resul
         rows.collect::<rusqlite::Result<_>>()?
     };
     for (trial_id, index, epoch) in paused {
-        let bracket = schedule.asha.bracket(index.clamp(0, u32::MAX as i64) as u32);
-        let rung = schedule.asha.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
+        let bracket = schedule.bracket(index.clamp(0, u32::MAX as i64) as u32);
+        let rung = schedule.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
         let values = values_at(tx, sweep, bracket, epoch, "")?;
-        let cut = schedule::Cut::of(&values, schedule.objective.mode, schedule.asha.reduction_factor);
+        let Some(cut) = schedule.cut(&values) else { continue };
         let value: Option<f64> = tx
             .query_row(
                 "SELECT value FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id = ?4",
@@ -455,15 +454,15 @@ impl super::Store {
 pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str, now_ms: i64) -> Result<()> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
     let t = trial(tx, sweep, trial_id)?;
-    let bracket = schedule.asha.bracket(t.index);
-    for epoch in schedule.asha.rungs(bracket) {
+    let bracket = schedule.bracket(t.index);
+    for epoch in schedule.rungs(bracket) {
         if !has_value(tx, sweep, bracket, epoch, trial_id)? {
             tx.execute(
                 "INSERT INTO rungs (sweep, bracket, epoch, trial_id, value) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![sweep, bracket, epoch, trial_id],
             )?;
-            if schedule.asha.promote {
-                let index = schedule.asha.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
+            if schedule.promotes() {
+                let index = schedule.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
                 promote_waiting(tx, &schedule, &Rung { sweep, bracket, epoch, index, now_ms })?;
             }
             return Ok(());
@@ -695,6 +694,24 @@ reduction_factor = 3
         r.store.cancel("s", &Caller::open(), 5_000, 10).unwrap();
         while r.store.cancel_more("s", 5_000, 10).unwrap().more {}
         assert_eq!(r.state(1).0, TrialState::Cancelled);
+    }
+
+    #[test]
+    fn median_stopping_judges_every_epoch_against_the_trials_before() {
+        let median = "[search]\nmetric = \"val_error\"\nmode = \"min\"\n[schedule]\ntype = \"median\"\nmax_epochs = 9\nmin_trials = 2\n";
+        let mut r = running_under(median, 4);
+        assert!(r.grants.iter().all(|g| g.stop_after.is_none()), "median stopping never pauses");
+        let stopped: Vec<bool> = [0.5, 0.6, 0.7, 0.55]
+            .into_iter()
+            .enumerate()
+            .map(|(trial, value)| r.report(trial, 1, &[("val_error", value)]).unwrap().stopped)
+            .collect();
+        // Two trials go on unjudged; 0.7 is worse than the median of 0.5 and 0.6 (the better
+        // middle value, 0.5); 0.55 beats the median of three, 0.6.
+        assert_eq!(stopped, [false, false, true, false]);
+        r.report(0, 2, &[("val_error", 0.4)]).unwrap();
+        assert_eq!(r.actions(), ["1:continue", "1:continue", "1:stop", "1:continue", "2:continue"]);
+        assert_eq!(r.verdict(2), LeaseVerdict::Stop);
     }
 
     #[test]

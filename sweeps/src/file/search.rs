@@ -3,11 +3,12 @@
 
 use super::{RandomSearch, Reader};
 use crate::error::SpecError;
-use crate::schedule::{Asha, Kind, Mode, Objective, Schedule};
+use crate::schedule::{Asha, Kind, Median, Mode, Objective, Rule, Schedule};
 use crate::workloads::{self, Workload};
 
 const SEARCH_KEYS: &[&str] = &["sampler", "trials", "seed", "space", "metric", "mode"];
-const SCHEDULE_KEYS: &[&str] = &["type", "min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
+const ASHA_KEYS: &[&str] = &["min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
+const MEDIAN_KEYS: &[&str] = &["grace_epochs", "every", "min_trials", "max_epochs"];
 const SAMPLERS: &[&str] = &["grid", "random"];
 
 impl Reader<'_> {
@@ -107,11 +108,6 @@ impl Reader<'_> {
         let toml::Value::Table(mut t) = v else {
             return Err(self.err("schedule", "a table"));
         };
-        if let Some(k) = t.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
-            return Err(
-                self.err(&format!("schedule.{k}"), format!("one of {} (unknown key)", SCHEDULE_KEYS.join(", ")))
-            );
-        }
         let kind = match t.remove("type") {
             Some(toml::Value::String(s)) if Kind::parse(&s).is_some() => Kind::parse(&s).expect("checked"),
             other => {
@@ -119,6 +115,13 @@ impl Reader<'_> {
                 return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", Kind::NAMES.join("\", \""))));
             }
         };
+        let keys = if kind == Kind::Median { MEDIAN_KEYS } else { ASHA_KEYS };
+        if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(self.err(
+                &format!("schedule.{k}"),
+                format!("one of {} with type = \"{}\" (unknown key)", keys.join(", "), kind.as_str()),
+            ));
+        }
         let promote = match t.remove("promote") {
             None => true,
             Some(toml::Value::Boolean(b)) => b,
@@ -140,18 +143,27 @@ impl Reader<'_> {
                 None => default.ok_or_else(|| self.err(&full, "the last epoch a trial trains (missing)")),
             }
         };
-        let brackets = if has_brackets { Some(int("brackets", None)?) } else { None };
-        let mut asha = Asha {
-            min_epochs: int("min_epochs", Some(1))?,
-            max_epochs: int("max_epochs", None)?,
-            reduction_factor: int("reduction_factor", Some(3))?,
-            brackets: brackets.unwrap_or(1),
-            promote,
+        let rule = if kind == Kind::Median {
+            Rule::Median(Median {
+                grace_epochs: int("grace_epochs", Some(1))?,
+                every: int("every", Some(1))?,
+                min_trials: int("min_trials", Some(3))?,
+                max_epochs: int("max_epochs", None)?,
+            })
+        } else {
+            let brackets = if has_brackets { Some(int("brackets", None)?) } else { None };
+            let mut asha = Asha {
+                min_epochs: int("min_epochs", Some(1))?,
+                max_epochs: int("max_epochs", None)?,
+                reduction_factor: int("reduction_factor", Some(3))?,
+                brackets: brackets.unwrap_or(1),
+                promote,
+            };
+            if brackets.is_none() && kind == Kind::Hyperband {
+                asha.brackets = asha.hyperband_brackets();
+            }
+            Rule::Asha(asha)
         };
-        if brackets.is_none() && kind == Kind::Hyperband {
-            asha.brackets = asha.hyperband_brackets();
-        }
-        asha.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
         let Some(objective) = objective.cloned() else {
             return Err(self.err(
                 "search.metric",
@@ -161,7 +173,9 @@ impl Reader<'_> {
         if let Some(w) = catalogue {
             self.check_reported(w, &objective.metric)?;
         }
-        Ok(Schedule { objective, asha, kind })
+        let schedule = Schedule { objective, kind, rule };
+        schedule.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
+        Ok(schedule)
     }
 
     /// A built-in workload must report the metric, and must train in epochs.
@@ -201,16 +215,40 @@ mod tests {
     #[test]
     fn asha_promotes_by_default_and_hyperband_has_a_bracket_per_rung() {
         let asha = schedule("type = \"asha\"\nmax_epochs = 81\n").unwrap();
-        assert!(asha.asha.promote, "pausing and promoting is the default");
-        assert_eq!((asha.kind, asha.asha.brackets), (Kind::Asha, 1));
+        assert!(asha.promotes(), "pausing and promoting is the default");
+        assert_eq!((asha.kind, asha.asha().unwrap().brackets), (Kind::Asha, 1));
         let stop_only = schedule("type = \"asha\"\nmax_epochs = 81\npromote = false\n").unwrap();
-        assert!(!stop_only.asha.promote);
+        assert!(!stop_only.promotes());
         let hyperband = schedule("type = \"hyperband\"\nmax_epochs = 81\n").unwrap();
-        assert_eq!((hyperband.kind, hyperband.asha.brackets), (Kind::Hyperband, 4), "rungs 1, 3, 9, 27");
+        assert_eq!((hyperband.kind, hyperband.asha().unwrap().brackets), (Kind::Hyperband, 4), "rungs 1, 3, 9, 27");
         assert!(hyperband.describe().starts_with("schedule: hyperband"), "{}", hyperband.describe());
         let two = schedule("type = \"hyperband\"\nmax_epochs = 81\nbrackets = 2\n").unwrap();
-        assert_eq!(two.asha.brackets, 2, "brackets set by hand are kept");
-        let err = schedule("type = \"median\"\nmax_epochs = 81\n").unwrap_err();
-        assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\""), "{err}");
+        assert_eq!(two.asha().unwrap().brackets, 2, "brackets set by hand are kept");
+        let err = schedule("type = \"pbt\"\nmax_epochs = 81\n").unwrap_err();
+        assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\", \"median\""), "{err}");
+    }
+
+    #[test]
+    fn median_stopping_has_its_own_keys() {
+        let median = schedule("type = \"median\"\nmax_epochs = 20\ngrace_epochs = 5\n").unwrap();
+        assert_eq!(
+            median.rule,
+            crate::schedule::Rule::Median(crate::schedule::Median {
+                grace_epochs: 5,
+                every: 1,
+                min_trials: 3,
+                max_epochs: 20
+            })
+        );
+        assert!(!median.promotes(), "median stopping never pauses");
+        for (section, key) in [
+            ("type = \"median\"\nmax_epochs = 20\nreduction_factor = 3\n", "schedule.reduction_factor"),
+            ("type = \"asha\"\nmax_epochs = 20\nmin_trials = 3\n", "schedule.min_trials"),
+            ("type = \"median\"\nmax_epochs = 20\ngrace_epochs = 20\n", "schedule.max_epochs"),
+            ("type = \"median\"\nmax_epochs = 20\nmin_trials = 0\n", "schedule.min_trials"),
+        ] {
+            let err = schedule(section).unwrap_err();
+            assert!(err.contains(&format!("`{key}`")), "{section}: {err}");
+        }
     }
 }
