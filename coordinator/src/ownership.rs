@@ -130,7 +130,7 @@ pub fn differences(stored: &Terms, submitted: &Terms) -> Vec<(String, String, St
             out.push((key.to_string(), was, now));
         }
     }
-    if stored.schedule != submitted.schedule {
+    if !same_schedule(&stored.schedule, &submitted.schedule) {
         let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "none".to_string());
         out.push(("schedule".to_string(), shown(&stored.schedule), shown(&submitted.schedule)));
     }
@@ -217,6 +217,16 @@ fn shown(value: Option<&Value>) -> String {
     format!("{cut}…")
 }
 
+/// Whether two stored schedules say the same, read as schedules: one stored before a field was
+/// added (`kind`, `promote`) equals the same schedule written today.
+fn same_schedule(a: &Option<String>, b: &Option<String>) -> bool {
+    let read = |s: &Option<String>| s.as_deref().map(serde_json::from_str::<sweep_spec::schedule::Schedule>);
+    match (read(a), read(b)) {
+        (Some(Ok(a)), Some(Ok(b))) => a == b,
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +243,26 @@ mod tests {
             definitions: definitions(&trials),
             schedule: None,
         }
+    }
+
+    #[test]
+    fn a_schedule_stored_before_new_fields_is_the_same_schedule() {
+        let before = r#"{"objective":{"metric":"loss","mode":"min"},"asha":{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}}"#;
+        let file = "[search]\nmetric = \"loss\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n";
+        let now = sweep_spec::SweepFile::parse(
+            &format!("name = \"s\"\nworkload = \"command\"\ncommand = [\"t\"]\n{file}"),
+            Path::new("s.toml"),
+            Path::new("."),
+        )
+        .unwrap()
+        .schedule
+        .map(|s| serde_json::to_string(&s).unwrap());
+        assert_ne!(now.as_deref(), Some(before), "the text differs");
+        let stored = Terms { schedule: Some(before.to_string()), ..terms("") };
+        assert!(differences(&stored, &Terms { schedule: now, ..terms("") }).is_empty(), "the schedule does not");
+        let promoting =
+            Terms { schedule: Some(before.replace("\"brackets\":1", "\"brackets\":1,\"promote\":true")), ..terms("") };
+        assert_eq!(differences(&stored, &promoting).len(), 1, "turning promotion on is a change");
     }
 
     #[test]
