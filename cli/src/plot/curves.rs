@@ -110,16 +110,7 @@ impl CurveFigure {
                     .map_err(draw_error)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(TICK_LABEL)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .margin(12)
-            .draw()
-            .map_err(draw_error)?;
-        Ok(())
+        super::draw_legend(&mut chart)
     }
 }
 

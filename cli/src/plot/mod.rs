@@ -318,6 +318,21 @@ fn render(figure: &impl Figure, out: &Path, name: &str) -> anyhow::Result<Vec<Pa
     Ok(vec![png, svg])
 }
 
+/// The legend of a line figure, in its upper right corner.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(TICK_LABEL)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.4))
+        .margin(12)
+        .draw()
+        .map_err(draw_error)
+}
+
 /// Plotters' drawing errors as anyhow errors.
 fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
     anyhow::anyhow!("cannot draw the figure: {e}")

@@ -171,16 +171,7 @@ impl Figure for ScheduleFigure {
             .map_err(draw_error)?
             .label("stopped")
             .legend(|(x, y)| Cross::new((x + 6, y), 6, STOP.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(TICK_LABEL)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .margin(12)
-            .draw()
-            .map_err(draw_error)?;
-        Ok(())
+        super::draw_legend(&mut chart)
     }
 }
 

@@ -590,16 +590,10 @@ promote = false
         }
     }
 
-    const PROMOTE: &str = r#"
-[search]
-metric = "val_error"
-mode = "min"
-[schedule]
-type = "asha"
-min_epochs = 1
-max_epochs = 9
-reduction_factor = 3
-"#;
+    /// SCHEDULE with pause and promote, the default.
+    fn promote() -> String {
+        SCHEDULE.replace("promote = false\n", "")
+    }
 
     const EXIT_0: Completion = Completion {
         exit_code: Some(0),
@@ -621,7 +615,7 @@ reduction_factor = 3
     /// trials still waiting they are stopped early, each decision on record.
     #[test]
     fn trials_below_the_cut_pause_and_are_promoted_when_later_values_are_worse() {
-        let mut r = running_under(PROMOTE, 4);
+        let mut r = running_under(&promote(), 4);
         assert!(r.grants.iter().all(|g| g.stop_after == Some(1)), "every first lease stops at the first rung");
         for (trial, value) in [(0, 0.5), (1, 0.6), (2, 0.9)] {
             assert!(!r.report(trial, 1, &[("val_error", value)]).unwrap().stopped, "a pause needs no stop");
@@ -667,7 +661,7 @@ reduction_factor = 3
 
     #[test]
     fn a_failure_at_a_rung_can_promote_the_trials_waiting_there() {
-        let mut r = running_under(PROMOTE, 4);
+        let mut r = running_under(&promote(), 4);
         r.report(0, 1, &[("val_error", 0.5)]).unwrap();
         r.report(1, 1, &[("val_error", 0.6)]).unwrap();
         r.report(2, 1, &[("val_error", 0.7)]).unwrap();
@@ -681,13 +675,13 @@ reduction_factor = 3
 
     #[test]
     fn an_attempt_that_ends_before_its_rung_has_trained_all_it_had() {
-        let mut r = running_under(PROMOTE, 1);
+        let mut r = running_under(&promote(), 1);
         assert_eq!(r.end(0, &EXIT_0), TrialState::Succeeded, "it reported no rung: nothing to judge or resume");
     }
 
     #[test]
     fn cancelling_a_sweep_cancels_its_paused_trials() {
-        let mut r = running_under(PROMOTE, 2);
+        let mut r = running_under(&promote(), 2);
         r.report(0, 1, &[("val_error", 0.5)]).unwrap();
         r.report(1, 1, &[("val_error", 0.6)]).unwrap();
         assert_eq!(r.end(1, &EXIT_0), TrialState::Paused);
