@@ -87,7 +87,7 @@ pub async fn follow(client: &mut crate::client::Client, sweep: &str, lines: Line
         // The message first: a redraw between the calls then shows the new counts with the old
         // position, never a full bar beside trials still running.
         bar.set_message(progress_message(&s));
-        bar.set_length(s.total as u64);
+        bar.set_length(s.total.max(s.planned) as u64);
         bar.set_position(crate::commands::status::finished(&c) as u64);
         if !shown {
             bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -123,7 +123,7 @@ fn plain_line(sweep: &str, s: &pb::SweepSummary, elapsed: Duration) -> String {
     let mut line = format!(
         "{}: {finished}/{} finished · {} ({}m{:02}s)",
         escape(sweep),
-        s.total,
+        s.total.max(s.planned),
         progress_message(s),
         secs / 60,
         secs % 60

@@ -93,12 +93,14 @@ pub fn sweep_head_from_wire(r: pb::SubmitSweepRequest) -> Result<(NewSweep, Vec<
         return Err(invalid("max_lost", format!("at most {MAX_RETRY_COUNT}, got {}", r.max_lost)));
     }
     let schedule = schedule_from_wire(&r.schedule_json)?;
+    let search = search_from_wire(&r.search_json)?;
     let sweep = NewSweep {
         name: r.name,
         source: r.source,
         source_path: r.source_path,
         policy: Policy { max_attempts: r.max_attempts, max_lost: r.max_lost, retry_backoff_ms: r.retry_backoff_ms },
         schedule,
+        search,
         trials: Vec::new(),
     };
     Ok((sweep, r.trials))
@@ -118,6 +120,43 @@ fn schedule_from_wire(json: &str) -> Result<Option<String>, Status> {
     }
     schedule.check().map_err(|(key, expected)| invalid("schedule_json", format!("{key}: {expected}")))?;
     Ok(Some(serde_json::to_string(&schedule).expect("a schedule serializes")))
+}
+
+/// A submitted TPE plan, checked as the sweep file's is and stored in one canonical form; empty:
+/// none. Its parameters' names pass the rules of every trial's (`param_names`), and every
+/// distribution can draw.
+fn search_from_wire(json: &str) -> Result<Option<String>, Status> {
+    use sweep_spec::sample::Distribution;
+    if json.is_empty() {
+        return Ok(None);
+    }
+    check_size("search_json", json.len(), MAX_SEARCH_BYTES, "bytes")?;
+    let plan: sweep_spec::tpe::Plan =
+        serde_json::from_str(json).map_err(|e| invalid("search_json", format!("a TPE plan: {e}")))?;
+    if !sweep_spec::report::is_valid_metric_name(&plan.objective.metric) {
+        return Err(invalid("search_json", "objective.metric: 1 to 256 bytes without control characters"));
+    }
+    if plan.trials == 0 || plan.trials as usize > sweep_spec::expand::MAX_TRIALS {
+        return Err(invalid("search_json", format!("trials: 1 to {}", sweep_spec::expand::MAX_TRIALS)));
+    }
+    check_size("search_json.space", plan.space.len(), MAX_SEARCH_PARAMS, "parameters")?;
+    if plan.space.is_empty() {
+        return Err(invalid("search_json", "space: at least one parameter"));
+    }
+    sweep_spec::param_names::check(plan.space.iter().map(|(k, _)| k.as_str()))
+        .map_err(|problem| invalid("search_json", format!("space: {problem}")))?;
+    for (name, dist) in &plan.space {
+        let drawable = match dist {
+            Distribution::Uniform(lo, hi) => lo.is_finite() && hi.is_finite() && lo < hi,
+            Distribution::LogUniform(lo, hi) => lo.is_finite() && hi.is_finite() && 0.0 < *lo && lo < hi,
+            Distribution::IntUniform(lo, hi) => lo <= hi,
+            Distribution::Choice(options) => !options.is_empty(),
+        };
+        if !drawable {
+            return Err(invalid("search_json", format!("space.{}: a distribution that can draw", quoted(name))));
+        }
+    }
+    Ok(Some(serde_json::to_string(&plan).expect("a plan serializes")))
 }
 
 /// The domain trials of sweep `sweep`; errors name the trial's position in the whole submission,
@@ -149,6 +188,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
             paused: s.count(TrialState::Paused),
         }),
         total: s.total,
+        planned: s.planned,
         done: s.is_done(),
         created_at_ms: s.created_at_ms,
         owner: s.owner.clone().unwrap_or_default(),
@@ -419,4 +459,37 @@ pub(crate) fn quoted(value: &str) -> String {
         shown.push_str(CUT);
     }
     sweep_spec::text::escape(&format!("{shown:?}")).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(space: &str) -> String {
+        format!(r#"{{"trials":20,"seed":1,"space":{space},"objective":{{"metric":"loss","mode":"min"}}}}"#)
+    }
+
+    #[test]
+    fn a_submitted_tpe_plan_is_bounded_and_checked() {
+        let ok = search_from_wire(&plan(r#"[["x",{"uniform":[0.0,1.0]}],["act",{"choice":["a","b"]}]]"#)).unwrap();
+        assert!(ok.unwrap().contains(r#""space":[["x",{"uniform":[0.0,1.0]}]"#));
+        assert_eq!(search_from_wire("").unwrap(), None);
+        let refused = |json: &str, says: &str| {
+            let status = search_from_wire(json).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{json}");
+            assert!(status.message().contains(says), "{json}: {}", status.message());
+        };
+        refused(&plan(&format!(r#"[["x",{{"choice":["{}"]}}]]"#, "a".repeat(MAX_SEARCH_BYTES))), "bytes");
+        let many: Vec<String> =
+            (0..=MAX_SEARCH_PARAMS).map(|i| format!(r#"["p{i}",{{"uniform":[0.0,1.0]}}]"#)).collect();
+        refused(&plan(&format!("[{}]", many.join(","))), "parameters");
+        refused(&plan(r#"[["x",{"uniform":[1.0,0.0]}]]"#), "a distribution that can draw");
+        refused(&plan(r#"[["x",{"log_uniform":[0.0,1.0]}]]"#), "a distribution that can draw");
+        refused(&plan(r#"[["x",{"choice":[]}]]"#), "a distribution that can draw");
+        refused(&plan(r#"[["--x",{"uniform":[0.0,1.0]}]]"#), "space:");
+        refused(&plan("[]"), "at least one parameter");
+        refused(&plan(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace(r#""trials":20"#, r#""trials":0"#), "trials");
+        refused(&plan(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace("loss", "lo\\u001b[2Jss"), "objective.metric");
+        refused("{", "a TPE plan");
+    }
 }

@@ -67,6 +67,10 @@ pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 pub const MAX_SOURCE_PATH: usize = 4096;
 /// Bytes of a sweep's early-stopping schedule as JSON (a metric name and a few numbers).
 pub const MAX_SCHEDULE_BYTES: usize = 4096;
+/// Bytes of a TPE sweep's plan as JSON (its space: parameter names, bounds, choices).
+pub const MAX_SEARCH_BYTES: usize = 64 * 1024;
+/// Parameters a TPE space may vary.
+pub const MAX_SEARCH_PARAMS: usize = 64;
 /// A stderr tail is cut to its last this many bytes: the end of a log says why a process died.
 pub const MAX_STDERR_TAIL: usize = 16 * 1024;
 /// A launch error is cut to its first this many bytes: its start names what could not be run.

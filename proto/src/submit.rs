@@ -37,6 +37,11 @@ impl SubmitSweepRequest {
                 .as_ref()
                 .map(|s| serde_json::to_string(s).expect("a schedule of names and numbers serializes"))
                 .unwrap_or_default(),
+            search_json: file
+                .tpe
+                .as_ref()
+                .map(|p| serde_json::to_string(p).expect("a plan of names, numbers and JSON values serializes"))
+                .unwrap_or_default(),
         }
     }
 

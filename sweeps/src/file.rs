@@ -71,6 +71,9 @@ pub struct SweepFile {
     pub objective: Option<Objective>,
     /// `[schedule]`: early stopping, judged by `objective`.
     pub schedule: Option<Schedule>,
+    /// `[search] sampler = "tpe"`: the coordinator proposes the trials after the first ones
+    /// (`random`, drawn from the same space) from their results.
+    pub tpe: Option<crate::tpe::Plan>,
 }
 
 /// Keys of `[data]`, besides `path`, that name files or folders. Like `path`, they resolve against
@@ -253,10 +256,18 @@ impl Reader<'_> {
             Some(v) => self.grid(v)?,
         };
         let mut random = t.remove("random").map(|v| self.random(v)).transpose()?;
-        let (objective, sampled) = match t.remove("search") {
-            None => (None, None),
+        let (objective, sampled, tpe) = match t.remove("search") {
+            None => (None, None, None),
             Some(v) => self.search(v)?,
         };
+        if tpe.is_some() {
+            if let Some((key, _)) = grid.first() {
+                return Err(self.err(
+                    &format!("grid.{key}"),
+                    "no [grid] with sampler = \"tpe\": TPE proposes every parameter it varies (give it a `choice` in search.space)",
+                ));
+            }
+        }
         if let Some(sampled) = sampled {
             if random.is_some() {
                 return Err(
@@ -291,6 +302,7 @@ impl Reader<'_> {
             retry,
             objective,
             schedule,
+            tpe,
         };
         self.check_param_names(&file, catalogue)?;
         Ok(file)

@@ -15,6 +15,7 @@ pub mod report;
 pub mod sample;
 pub mod schedule;
 pub mod text;
+pub mod tpe;
 pub mod trial;
 pub mod workloads;
 

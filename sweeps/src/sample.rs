@@ -1,5 +1,6 @@
 //! Reproducible random search: a small seeded generator and the distributions a sweep file names.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// SplitMix64: tiny, fast and good enough to spread hyper-parameter samples. Deterministic, so a
@@ -32,7 +33,9 @@ impl SplitMix64 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// As JSON, the form a sweep file writes: `{"log_uniform": [1e-4, 0.1]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Distribution {
     Uniform(f64, f64),
     LogUniform(f64, f64),

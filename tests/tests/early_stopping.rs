@@ -1,6 +1,7 @@
-//! Early stopping as a user runs it: a grid of `command` trials under an ASHA `[schedule]`, run
-//! with `sweep local`, whose trials below the cut stop at a rung and whose decisions can be read
-//! back from `decisions.parquet`.
+//! Adaptive sweeps as a user runs them with `sweep local`: a grid of `command` trials under an
+//! ASHA or median `[schedule]`, whose trials below the cut stop or pause at a rung and whose
+//! decisions can be read back from `decisions.parquet`, and a TPE search whose later trials the
+//! coordinator proposes.
 
 mod common;
 
@@ -193,6 +194,49 @@ fn median_stopping_stops_trials_worse_than_the_median_before_them() {
     }
 }
 
+/// `loss = (x - 1.5)^2 + (log10 lr + 2)^2`, one epoch.
+const QUADRATIC: &str = r#"import json, math, sys
+a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+loss = (float(a["--x"]) - 1.5) ** 2 + (math.log10(float(a["--lr"])) + 2) ** 2
+print(json.dumps({"epoch": 1, "metrics": {"loss": loss}}), flush=True)
+"#;
+
+/// TPE as a user runs it: the file draws the first ten trials, the coordinator proposes the other
+/// twenty from their results, and `sweep local` waits for all thirty.
+#[test]
+fn tpe_proposes_the_trials_after_the_random_first_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trial.py"), QUADRATIC).unwrap();
+    let sweep = r#"name = "tpe"
+workload = "command"
+command = ["python3", "trial.py"]
+[search]
+sampler = "tpe"
+trials = 30
+metric = "loss"
+mode = "min"
+space = { x = { uniform = [-5.0, 5.0] }, lr = { log_uniform = [1e-4, 1.0] } }
+"#;
+    std::fs::write(dir.path().join("tpe.toml"), sweep).unwrap();
+    let validated = Command::new(bin("sweep")).args(["validate", "tpe.toml"]).current_dir(dir.path()).output().unwrap();
+    assert!(stdout_of(&validated).contains("30 trials in all: these 10 drawn at random"), "{}", stdout_of(&validated));
+    let out = Command::new(bin("sweep"))
+        .args(["local", "tpe.toml", "--agents", "2"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sweep local");
+    assert!(out.status.success(), "{}\n{}", stdout_of(&out), String::from_utf8_lossy(&out.stderr));
+    let trials = sweep_coordinator::results::read_trials_table(&dir.path().join("results/tpe/trials.parquet")).unwrap();
+    assert_eq!(trials.len(), 30, "the plan's thirty trials, no more");
+    assert!(trials.iter().all(|t| t.status == "succeeded"));
+    let distinct: std::collections::HashSet<&str> = trials.iter().map(|t| t.trial_id.as_str()).collect();
+    assert_eq!(distinct.len(), 30);
+    for t in &trials {
+        let (x, lr) = (t.params["x"].as_f64().unwrap(), t.params["lr"].as_f64().unwrap());
+        assert!((-5.0..=5.0).contains(&x) && (1e-4..=1.0).contains(&lr), "{:?}", t.params);
+    }
+}
+
 #[test]
 fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +272,8 @@ fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
             "already set by `grid.width`",
         ),
         ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"random\"\nspace = { width = { int_uniform = [1, 8] } }\n", "search.trials", "missing"),
-        ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"tpe\"\n", "search.sampler", "\"grid\", \"random\""),
+        ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"bayes\"\n", "search.sampler", "\"grid\", \"random\", \"tpe\""),
+        ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"tpe\"\nmetric = \"test_error\"\nmode = \"min\"\nspace = { width = { int_uniform = [1, 8] } }\n", "search.trials", "missing"),
     ];
     for (text, key, expected) in cases {
         std::fs::write(dir.path().join("m.toml"), text).unwrap();

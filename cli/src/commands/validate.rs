@@ -40,6 +40,17 @@ pub fn run(path: &Path, list: bool) -> anyhow::Result<()> {
         eprintln!("warning: {}: {warning}", path.display());
     }
     println!("{}: ok: sweep `{}`, workload `{}`, {} trials", path.display(), file.name, file.workload, trials.len());
+    if let Some(plan) = &file.tpe {
+        let names: Vec<&str> = plan.space.iter().map(|(k, _)| k.as_str()).collect();
+        println!(
+            "  search: tpe on `{}` ({}), {} trials in all: these {} drawn at random, the rest proposed by the coordinator from their results over {}",
+            escape(&plan.objective.metric),
+            if plan.objective.mode == sweep_spec::schedule::Mode::Min { "lower is better" } else { "higher is better" },
+            plan.trials,
+            trials.len(),
+            escape(&names.join(", "))
+        );
+    }
     if let Some(schedule) = &file.schedule {
         println!("  {}", schedule.describe());
     }

@@ -148,6 +148,7 @@ fn clone_head(sweep: &NewSweep) -> NewSweep {
         source_path: sweep.source_path.clone(),
         policy: sweep.policy,
         schedule: sweep.schedule.clone(),
+        search: sweep.search.clone(),
         trials: Vec::new(),
     }
 }

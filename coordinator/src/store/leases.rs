@@ -80,6 +80,15 @@ impl Store {
             tx.commit()?;
             return Ok(LeaseAnswer { grants: Vec::new(), quarantine });
         }
+        // TPE sweeps propose their next trials now, from what their trials reported so far, as
+        // many as the free slots their queued trials leave.
+        for sweep in super::proposals::open_plans(&tx, only_sweep)? {
+            let queued: u32 =
+                tx.query_row("SELECT COUNT(*) FROM trials WHERE sweep = ?1 AND state = 'pending'", [&sweep], |r| {
+                    r.get(0)
+                })?;
+            super::proposals::propose(&tx, &sweep, free_slots.saturating_sub(queued))?;
+        }
         // Fused sweeps (`[resources] fuse`) lease in groups: a pending trial and the partners it
         // can train with are one candidate, taking one slot.
         let mut groups = queue::read_groups(&tx, room, now_ms)?;

@@ -11,6 +11,7 @@ mod gauges;
 mod leases;
 mod metrics;
 mod owners;
+mod proposals;
 mod queue;
 mod retry;
 mod rungs;

@@ -270,7 +270,7 @@ pub(super) fn segment_end(
 }
 
 /// Stops early every paused trial of `sweep` once nothing that could promote one is left (no
-/// trial pending or leased): its rung's values are final. Each stop is recorded as a decision.
+/// trial pending or leased, none still to be proposed): its rung's values are final. Each stop is recorded as a decision.
 pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Result<()> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
     if !schedule.promotes()
@@ -279,6 +279,7 @@ pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Resul
             "SELECT 1 FROM trials WHERE sweep = ?1 AND state IN ('pending', 'leased', 'running') LIMIT 1",
             [sweep],
         )?
+        || super::proposals::more_to_come(tx, sweep)?
     {
         return Ok(());
     }
@@ -522,6 +523,7 @@ promote = false
             source_path: "s.toml".into(),
             policy: lifecycle::Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
             schedule: file.schedule.as_ref().map(|s| serde_json::to_string(s).unwrap()),
+            search: None,
             trials: sweep_spec::expand(&file).unwrap(),
         };
         store.submit(&sweep, &Caller::open(), false, 0).unwrap();

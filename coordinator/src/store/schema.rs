@@ -263,10 +263,12 @@ END;
 /// epoch its next attempt stops after (NULL: no limit), a column of `trials.parquet` that the
 /// change trigger follows, and how many times it was queued again for its next rung (those
 /// attempts are no retries); and on each attempt the budget it was leased with, so its end says
-/// whether it trained a segment or the whole trial.
+/// whether it trained a segment or the whole trial. And a TPE sweep's plan (`sweep_spec::tpe::Plan`
+/// as JSON; NULL: every trial is submitted), from which the coordinator proposes its later trials.
 const V11: &str = r#"
 ALTER TABLE trials ADD COLUMN epochs_budget INTEGER;
 ALTER TABLE trials ADD COLUMN segments INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sweeps ADD COLUMN search TEXT;
 ALTER TABLE attempts ADD COLUMN stop_after INTEGER;
 DROP TRIGGER IF EXISTS trial_changed;
 CREATE TRIGGER trial_changed

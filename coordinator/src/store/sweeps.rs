@@ -19,7 +19,24 @@ pub struct NewSweep {
     pub policy: Policy,
     /// The sweep's early stopping as checked JSON (`sweep_spec::schedule::Schedule`); None: none.
     pub schedule: Option<String>,
+    /// TPE's plan as checked JSON (`sweep_spec::tpe::Plan`): the coordinator proposes the trials
+    /// after those submitted. None: every trial is submitted.
+    pub search: Option<String>,
     pub trials: Vec<TrialSpec>,
+}
+
+impl NewSweep {
+    /// What the submission says of the sweep besides its trials.
+    pub(super) fn head(&self) -> SweepHead<'_> {
+        SweepHead {
+            name: &self.name,
+            source: &self.source,
+            source_path: &self.source_path,
+            policy: self.policy,
+            schedule: self.schedule.as_deref(),
+            search: self.search.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +67,8 @@ pub struct SweepSummary {
     /// What its schedule decided at each rung ([`Store::rung_counts`]); filled in by callers that
     /// show it.
     pub rungs: Vec<super::RungCount>,
+    /// Trials it will have in all once TPE proposed them (`search`); 0: those it has.
+    pub planned: u32,
 }
 
 impl SweepSummary {
@@ -57,9 +76,9 @@ impl SweepSummary {
         self.counts.get(&s).copied().unwrap_or(0)
     }
 
-    /// No trial is waiting or running.
+    /// No trial is waiting or running, and none is still to be proposed.
     pub fn is_done(&self) -> bool {
-        TrialState::ALL.iter().filter(|s| !s.is_terminal()).all(|s| self.count(*s) == 0)
+        TrialState::ALL.iter().filter(|s| !s.is_terminal()).all(|s| self.count(*s) == 0) && self.total >= self.planned
     }
 
     /// The state users see: an active sweep with nothing left to run is `done`, so a listing never
@@ -114,14 +133,7 @@ impl Store {
     /// `force` (see [`ownership::check_resubmission`]); a new sweep belongs to `caller`.
     pub fn submit(&mut self, sweep: &NewSweep, caller: &Caller, force: bool, now_ms: i64) -> Result<SubmitOutcome> {
         let tx = self.conn.transaction()?;
-        let head = SweepHead {
-            name: &sweep.name,
-            source: &sweep.source,
-            source_path: &sweep.source_path,
-            policy: sweep.policy,
-            schedule: sweep.schedule.as_deref(),
-        };
-        store_sweep(&tx, &head, ownership::definitions(&sweep.trials), caller, force, now_ms)?;
+        store_sweep(&tx, &sweep.head(), ownership::definitions(&sweep.trials), caller, force, now_ms)?;
         let base: i64 =
             tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1", [&sweep.name], |r| r.get(0))?;
         let rows = sweep.trials.iter().map(|t| NewTrial {
@@ -139,18 +151,19 @@ impl Store {
 
     pub fn summary(&self, sweep: &str) -> Result<SweepSummary> {
         #[allow(clippy::type_complexity)]
-        let (state, created_at_ms, owner, pause_reason, pause_error): (
+        let (state, created_at_ms, owner, pause_reason, pause_error, search): (
             String,
             i64,
+            Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
         ) = self
             .conn
             .query_row(
-                "SELECT state, created_at_ms, owner, pause_reason, pause_error FROM sweeps WHERE name = ?1",
+                "SELECT state, created_at_ms, owner, pause_reason, pause_error, search FROM sweeps WHERE name = ?1",
                 [sweep],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
@@ -177,6 +190,7 @@ impl Store {
             pause_error,
             waiting: None,
             rungs: Vec::new(),
+            planned: super::proposals::planned(search.as_deref()),
         })
     }
 
@@ -269,7 +283,9 @@ impl Store {
     pub fn cursors(&self) -> Result<Vec<SweepCursor>> {
         let mut q = self.conn.prepare_cached(
             "SELECT s.name, s.trials_version, s.last_metric_seq,
-                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running', 'paused') AND t.sweep = s.name),
+                    EXISTS (SELECT 1 FROM trials t WHERE t.state IN ('pending', 'leased', 'running', 'paused') AND t.sweep = s.name)
+                    OR (s.search IS NOT NULL AND s.state = 'active'
+                        AND (SELECT COUNT(*) FROM trials t WHERE t.sweep = s.name) < json_extract(s.search, '$.trials')),
                     (SELECT COALESCE(MAX(d.seq), 0) FROM decisions d WHERE d.sweep = s.name)
              FROM sweeps s ORDER BY s.seq",
         )?;
@@ -305,6 +321,7 @@ pub struct SweepHead<'a> {
     pub source_path: &'a str,
     pub policy: Policy,
     pub schedule: Option<&'a str>,
+    pub search: Option<&'a str>,
 }
 
 /// A trial about to be queued, its spec already as stored.
@@ -339,17 +356,17 @@ pub(super) fn store_sweep(
             // Resubmitting resumes a paused sweep: only failures from now on count towards
             // pausing it again (SQLite evaluates every expression on the row as it was).
             "UPDATE sweeps SET state = 'active', source = ?2, source_path = ?3, max_attempts = ?4, max_lost = ?5, retry_backoff_ms = ?6,
-                    definition = COALESCE(?7, definition), schedule = ?8, pause_reason = NULL, pause_error = NULL,
+                    definition = COALESCE(?7, definition), schedule = ?8, search = ?9, pause_reason = NULL, pause_error = NULL,
                     failures_from_lease = CASE WHEN state = 'paused' THEN (SELECT COALESCE(MAX(lease_id), 0) FROM attempts)
                                                ELSE failures_from_lease END
              WHERE name = ?1",
-            params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition, sweep.schedule],
+            params![sweep.name, sweep.source, sweep.source_path, sweep.policy.max_attempts, sweep.policy.max_lost, sweep.policy.retry_backoff_ms, definition, sweep.schedule, sweep.search],
         )?;
     } else {
         let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM sweeps", [], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition, schedule)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO sweeps (name, seq, created_at_ms, state, source, source_path, max_attempts, max_lost, retry_backoff_ms, owner, definition, schedule, search)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 sweep.name,
                 seq,
@@ -361,7 +378,8 @@ pub(super) fn store_sweep(
                 sweep.policy.retry_backoff_ms,
                 caller.name(),
                 definition,
-                sweep.schedule
+                sweep.schedule,
+                sweep.search
             ],
         )?;
     }

@@ -9,11 +9,16 @@ use crate::workloads::{self, Workload};
 const SEARCH_KEYS: &[&str] = &["sampler", "trials", "seed", "space", "metric", "mode"];
 const ASHA_KEYS: &[&str] = &["min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
 const MEDIAN_KEYS: &[&str] = &["grace_epochs", "every", "min_trials", "max_epochs"];
-const SAMPLERS: &[&str] = &["grid", "random"];
+const SAMPLERS: &[&str] = &["grid", "random", "tpe"];
 
 impl Reader<'_> {
-    /// `[search]`: its objective, and the random draws it asks for (`sampler = "random"`).
-    pub(super) fn search(&self, v: toml::Value) -> Result<(Option<Objective>, Option<RandomSearch>), SpecError> {
+    /// `[search]`: its objective, the random draws it asks for (`sampler = "random"`, and the first
+    /// trials of `sampler = "tpe"`), and TPE's plan.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn search(
+        &self,
+        v: toml::Value,
+    ) -> Result<(Option<Objective>, Option<RandomSearch>, Option<crate::tpe::Plan>), SpecError> {
         let toml::Value::Table(mut t) = v else {
             return Err(self.err("search", "a table"));
         };
@@ -59,7 +64,7 @@ impl Reader<'_> {
                     self.err(&format!("search.{k}"), "no such key with sampler = \"grid\" (set sampler = \"random\")")
                 );
             }
-            return Ok((objective, None));
+            return Ok((objective, None, None));
         }
         let samples = match t.remove("trials") {
             Some(v) => match v.as_integer() {
@@ -94,7 +99,20 @@ impl Reader<'_> {
             let key = format!("search.space.{k}");
             dists.push((k, self.distribution(&key, v)?));
         }
-        Ok((objective, Some(RandomSearch { samples, seed, dists, section: "search.space" })))
+        if sampler != "tpe" {
+            return Ok((objective, Some(RandomSearch { samples, seed, dists, section: "search.space" }), None));
+        }
+        let Some(objective) = objective else {
+            return Err(self.err(
+                "search.metric",
+                "the metric TPE learns from, with `mode` (missing; e.g. metric = \"val_error\", mode = \"min\")",
+            ));
+        };
+        // The first trials are random draws from the space, made here like any random search;
+        // the coordinator proposes the rest.
+        let startup = samples.min(crate::tpe::STARTUP_TRIALS);
+        let plan = crate::tpe::Plan { trials: samples, seed, space: dists.clone(), objective: objective.clone() };
+        Ok((Some(objective), Some(RandomSearch { samples: startup, seed, dists, section: "search.space" }), Some(plan)))
     }
 
     /// `[schedule]`, checked against the objective and, for a built-in workload, the metrics it
@@ -226,6 +244,28 @@ mod tests {
         assert_eq!(two.asha().unwrap().brackets, 2, "brackets set by hand are kept");
         let err = schedule("type = \"pbt\"\nmax_epochs = 81\n").unwrap_err();
         assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\", \"median\""), "{err}");
+    }
+
+    #[test]
+    fn tpe_draws_its_first_trials_and_plans_the_rest() {
+        let parse = |text: &str| {
+            let text = format!("name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n{text}");
+            SweepFile::parse(&text, "s.toml".as_ref(), ".".as_ref()).map_err(|e| e.to_string())
+        };
+        let search = "[search]\nsampler = \"tpe\"\ntrials = 40\nmetric = \"loss\"\nmode = \"min\"\nspace = { x = { uniform = [0.0, 1.0] } }\n";
+        let file = parse(search).unwrap();
+        let plan = file.tpe.as_ref().unwrap();
+        assert_eq!((plan.trials, plan.space.len()), (40, 1));
+        assert_eq!(file.random.as_ref().unwrap().samples, crate::tpe::STARTUP_TRIALS, "the first ten are random");
+        assert_eq!(crate::expand(&file).unwrap().len(), 10);
+        for (text, key) in [
+            (search.replace("trials = 40\n", ""), "search.trials"),
+            (search.replace("metric = \"loss\"\nmode = \"min\"\n", ""), "search.metric"),
+            (format!("{search}[grid]\nseed = [1, 2]\n"), "grid.seed"),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -114,6 +114,7 @@ mod tests {
             source_path: "s.toml".into(),
             policy: lifecycle::Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
             schedule: None,
+            search: None,
             trials: sweep_spec::expand(&file).unwrap(),
         }
     }

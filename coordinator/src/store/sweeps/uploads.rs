@@ -5,7 +5,7 @@
 //! calls are served in between. An upload broken off before its end is dropped; one that reached
 //! its end is finished, also by a restarted coordinator.
 
-use super::{insert_trials, store_sweep, trial_count, NewSweep, NewTrial, SweepHead};
+use super::{insert_trials, store_sweep, trial_count, NewSweep, NewTrial};
 use crate::error::{Error, Result};
 use crate::ownership::{self, Caller, Terms};
 use crate::store::Store;
@@ -84,14 +84,7 @@ impl Store {
     ) -> Result<Published> {
         let tx = self.conn.transaction()?;
         open_upload(&tx, upload)?;
-        let head = SweepHead {
-            name: &sweep.name,
-            source: &sweep.source,
-            source_path: &sweep.source_path,
-            policy: sweep.policy,
-            schedule: sweep.schedule.as_deref(),
-        };
-        store_sweep(&tx, &head, definitions, caller, force, now_ms)?;
+        store_sweep(&tx, &sweep.head(), definitions, caller, force, now_ms)?;
         // After the sweep's trials and after every other upload of it still being moved in.
         let base: i64 = tx.query_row(
             "SELECT MAX((SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1),
@@ -236,6 +229,7 @@ mod tests {
             source_path: "s.toml".into(),
             policy: Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
             schedule: None,
+            search: None,
             trials: Vec::new(),
         };
         let staged = specs.into_iter().map(|t| (t.clone(), serde_json::to_string(&t).unwrap())).collect();
