@@ -1,10 +1,12 @@
 //! TPE sweeps in the store: the trials after the submitted ones are proposed here, inside the
 //! lease transaction that will hand them out, from the sweep's plan (`sweeps.search`) and what its
 //! trials reported so far. The rule is `sweep_spec::tpe::Plan::propose`; this module gathers its
-//! facts: each finished trial's last value of the plan's metric (`finals`; a trial stopped early
-//! counts with the value it stopped at), and the trials still queued, running or paused, which
-//! TPE counts as the worst value (a constant liar). Failed and cancelled trials tell nothing about
-//! the objective and are left out.
+//! facts. Without a schedule, each finished trial counts with its last value of the plan's metric
+//! (`finals`). Under one (TPE with ASHA or Hyperband, as BOHB), trials are compared at one budget:
+//! the highest rung that enough of them reached, where every trial has its rung value, and a
+//! trial stopped below it counts as the worst value. Trials still queued, running or paused count
+//! as the worst value too (a constant liar). Failed and cancelled trials tell nothing about the
+//! objective and are left out.
 
 use crate::error::{Error, Result};
 use crate::lifecycle::TrialState;
@@ -69,19 +71,18 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
     if wanted == 0 || room == 0 {
         return Ok(0);
     }
-    let finals = finals(tx, sweep, &plan.objective.metric)?;
+    let observed = observed(tx, sweep, &plan, &known)?;
     let mut finished: Vec<Observation<'_>> = Vec::new();
     let mut running: Vec<&Map<String, Value>> = Vec::new();
     for k in &known {
-        match k.state {
-            TrialState::Succeeded | TrialState::StoppedEarly => finished.push(Observation {
-                params: &k.spec.params,
-                value: finals.get(&k.spec.id.0).copied().flatten().filter(|v| v.is_finite()),
-            }),
-            TrialState::Pending | TrialState::Leased | TrialState::Running | TrialState::Paused => {
-                running.push(&k.spec.params)
+        if matches!(k.state, TrialState::Failed | TrialState::Cancelled | TrialState::Stopped) {
+            continue;
+        }
+        match observed.get(&k.spec.id.0) {
+            Some(value) => {
+                finished.push(Observation { params: &k.spec.params, value: value.filter(|v| v.is_finite()) })
             }
-            TrialState::Failed | TrialState::Cancelled | TrialState::Stopped => {}
+            None => running.push(&k.spec.params),
         }
     }
     let mut ids: std::collections::HashSet<String> = known.iter().map(|k| k.spec.id.0.clone()).collect();
@@ -142,10 +143,45 @@ fn trials(tx: &Transaction, sweep: &str) -> Result<Vec<Known>> {
     .collect()
 }
 
-/// Each trial's last value of `metric` (None: NaN).
-fn finals(tx: &Transaction, sweep: &str, metric: &str) -> Result<HashMap<String, Option<f64>>> {
+/// The value TPE learns for each trial that has one to tell (None: the worst); a trial missing
+/// from the map is still to tell it.
+fn observed(tx: &Transaction, sweep: &str, plan: &Plan, known: &[Known]) -> Result<HashMap<String, Option<f64>>> {
+    let ended = |state: TrialState| matches!(state, TrialState::Succeeded | TrialState::StoppedEarly);
+    if super::rungs::schedule_of(tx, sweep)?.is_some() {
+        if let Some(epoch) = compared_rung(tx, sweep)? {
+            let mut at = rung_values(tx, sweep, epoch)?;
+            // Cut below the rung: worse than whoever went on to it.
+            for k in known.iter().filter(|k| ended(k.state)) {
+                at.entry(k.spec.id.0.clone()).or_insert(None);
+            }
+            return Ok(at);
+        }
+    }
     let mut q = tx.prepare_cached("SELECT trial_id, value FROM finals WHERE sweep = ?1 AND metric = ?2")?;
-    let rows = q.query_map(params![sweep, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = q.query_map(params![sweep, plan.objective.metric], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+    let finals: HashMap<String, Option<f64>> = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(known
+        .iter()
+        .filter(|k| ended(k.state))
+        .map(|k| (k.spec.id.0.clone(), finals.get(&k.spec.id.0).copied().flatten()))
+        .collect())
+}
+
+/// The highest rung of the sweep that at least [`sweep_spec::tpe::STARTUP_TRIALS`] trials
+/// reached with a value: BOHB's largest budget with enough observations for a model.
+fn compared_rung(tx: &Transaction, sweep: &str) -> Result<Option<u32>> {
+    Ok(tx.query_row(
+        "SELECT MAX(epoch) FROM (SELECT epoch FROM rungs WHERE sweep = ?1 AND value IS NOT NULL
+                                 GROUP BY epoch HAVING COUNT(*) >= ?2)",
+        params![sweep, sweep_spec::tpe::STARTUP_TRIALS],
+        |r| r.get(0),
+    )?)
+}
+
+/// Every trial's value at the rung at `epoch` (None: missing, or it failed before it).
+fn rung_values(tx: &Transaction, sweep: &str, epoch: u32) -> Result<HashMap<String, Option<f64>>> {
+    let mut q = tx.prepare_cached("SELECT trial_id, value FROM rungs WHERE sweep = ?1 AND epoch = ?2")?;
+    let rows = q.query_map(params![sweep, epoch], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -179,15 +215,19 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
     }
 
     fn lab() -> Lab {
+        lab_of(FILE)
+    }
+
+    fn lab_of(text: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 60_000).unwrap();
-        let file = sweep_spec::SweepFile::parse(FILE, "s.toml".as_ref(), ".".as_ref()).unwrap();
+        let file = sweep_spec::SweepFile::parse(text, "s.toml".as_ref(), ".".as_ref()).unwrap();
         let sweep = NewSweep {
             name: "s".into(),
-            source: FILE.into(),
+            source: text.into(),
             source_path: "s.toml".into(),
             policy: Policy { max_attempts: 1, max_lost: 1, retry_backoff_ms: 0 },
-            schedule: None,
+            schedule: file.schedule.as_ref().map(|s| serde_json::to_string(s).unwrap()),
             search: file.tpe.as_ref().map(|p| serde_json::to_string(p).unwrap()),
             trials: sweep_spec::expand(&file).unwrap(),
         };
@@ -280,5 +320,26 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         assert_eq!(c.len(), 16);
         assert_eq!(a[..10], c[..10], "the random first trials are the file's");
         assert_ne!(a[10..], c[10..]);
+    }
+
+    /// TPE with ASHA (BOHB): once ten trials have a value at a rung, TPE compares trials there,
+    /// where a trial cut below it counts as the worst.
+    #[test]
+    fn under_a_schedule_tpe_learns_from_the_rung_values() {
+        let text = format!("{FILE}[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n");
+        let mut lab = lab_of(&text);
+        let grants = lab.lease(10);
+        for g in &grants {
+            lab.finish(g);
+        }
+        let tx = lab.store.conn.transaction().unwrap();
+        let known = super::trials(&tx, "s").unwrap();
+        let plan = super::plan_of(&tx, "s").unwrap().unwrap();
+        assert_eq!(super::compared_rung(&tx, "s").unwrap(), Some(1));
+        let observed = super::observed(&tx, "s", &plan, &known).unwrap();
+        assert_eq!(observed.len(), 10);
+        for g in &grants {
+            assert_eq!(observed[&g.spec.id.0], Some((x(g) - 1.0).powi(2)), "its value at the rung at epoch 1");
+        }
     }
 }
