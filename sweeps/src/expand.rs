@@ -28,7 +28,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
         None => vec![Map::new()],
         Some(r) => {
             let mut rng = SplitMix64::new(r.seed);
-            (0..r.samples).map(|_| r.dists.iter().map(|(k, d)| (k.clone(), d.sample(&mut rng))).collect()).collect()
+            (0..r.samples).map(|_| crate::sample::draw(&r.dists, &r.when, &mut rng)).collect()
         }
     };
 
@@ -85,7 +85,8 @@ fn check_draws(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecError> 
     for (key, _) in &random.dists {
         let Some(param) = workload.param(key) else { continue };
         for trial in trials {
-            let drawn = &trial.params[key.as_str()];
+            // A conditional parameter left out has the workload's default.
+            let Some(drawn) = trial.params.get(key.as_str()) else { continue };
             if param.check(drawn).is_err() {
                 return Err(SpecError::invalid(
                     &file.path,

@@ -95,6 +95,8 @@ pub struct RandomSearch {
     pub samples: u32,
     pub seed: u64,
     pub dists: Vec<(String, Distribution)>,
+    /// The conditional parameters of `[search] space` and their conditions.
+    pub when: Vec<(String, crate::sample::When)>,
     /// Where the distributions were written, for errors: `random` or `search.space`.
     pub section: &'static str,
 }
@@ -456,7 +458,7 @@ impl Reader<'_> {
                 "at least one parameter with a distribution, e.g. lr = { log_uniform = [1e-5, 1e-2] }",
             ));
         }
-        Ok(RandomSearch { samples, seed, dists, section: "random" })
+        Ok(RandomSearch { samples, seed, dists, when: Vec::new(), section: "random" })
     }
 
     fn distribution(&self, key: &str, v: toml::Value) -> Result<Distribution, SpecError> {

@@ -1,7 +1,7 @@
 //! Reproducible random search: a small seeded generator and the distributions a sweep file names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// SplitMix64: tiny, fast and good enough to spread hyper-parameter samples. Deterministic, so a
 /// sweep file expands to the same trials on every machine.
@@ -56,6 +56,34 @@ impl Distribution {
             Distribution::Choice(options) => options[(rng.next_u64() % options.len() as u64) as usize].clone(),
         }
     }
+}
+
+/// A conditional parameter of a space (`when = { optimizer = "sgd" }`): it is drawn only when each
+/// named parameter, drawn before it, has one of the listed values.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct When(pub Vec<(String, Vec<Value>)>);
+
+impl When {
+    pub fn holds(&self, drawn: &Map<String, Value>) -> bool {
+        self.0.iter().all(|(name, values)| drawn.get(name).is_some_and(|v| values.contains(v)))
+    }
+}
+
+/// The condition of `name` among a space's `when`s, if it has one.
+pub fn condition<'a>(when: &'a [(String, When)], name: &str) -> Option<&'a When> {
+    when.iter().find(|(k, _)| k == name).map(|(_, w)| w)
+}
+
+/// One draw of a space, parameter by parameter in its order, leaving out those whose condition
+/// the parameters drawn before them do not meet.
+pub fn draw(dists: &[(String, Distribution)], when: &[(String, When)], rng: &mut SplitMix64) -> Map<String, Value> {
+    let mut drawn = Map::new();
+    for (name, dist) in dists {
+        if condition(when, name).is_none_or(|w| w.holds(&drawn)) {
+            drawn.insert(name.clone(), dist.sample(rng));
+        }
+    }
+    drawn
 }
 
 fn json_f64(v: f64) -> Value {

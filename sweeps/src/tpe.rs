@@ -11,7 +11,7 @@
 //! plan, the observations in queue order and its own index: the same seed and the same results
 //! give the same trials, however the agents interleave.
 
-use crate::sample::{Distribution, SplitMix64};
+use crate::sample::{condition, Distribution, SplitMix64, When};
 use crate::schedule::{Mode, Objective};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub struct Plan {
     pub trials: u32,
     pub seed: u64,
     pub space: Vec<(String, Distribution)>,
+    /// The space's conditional parameters (`when`); one left out of a trial tells TPE nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<(String, When)>,
     pub objective: Objective,
 }
 
@@ -50,8 +53,7 @@ impl Plan {
     ) -> Map<String, Value> {
         let seed = SplitMix64::new(self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64();
         if finished.len() < STARTUP_TRIALS as usize {
-            let mut rng = SplitMix64::new(seed);
-            return self.space.iter().map(|(k, d)| (k.clone(), d.sample(&mut rng))).collect();
+            return crate::sample::draw(&self.space, &self.when, &mut SplitMix64::new(seed));
         }
         // The `tpe` crate minimises; a missing value is worse than any.
         let loss = |v: Option<f64>| match (v, self.objective.mode) {
@@ -64,10 +66,16 @@ impl Plan {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut proposal = Map::new();
         for (name, dist) in &self.space {
+            let when = condition(&self.when, name);
+            if when.is_some_and(|w| !w.holds(&proposal)) {
+                continue;
+            }
             let axis = Axis::of(dist);
             let mut optimizer = tpe::TpeOptimizer::new(axis.estimator(), axis.range);
             for o in &history {
-                let x = o.params.get(name).map_or(f64::NAN, |v| axis.encode(dist, v));
+                // Left out by its condition: its value is a default TPE must not learn from.
+                let used = when.is_none_or(|w| w.holds(o.params));
+                let x = o.params.get(name).filter(|_| used).map_or(f64::NAN, |v| axis.encode(dist, v));
                 // A value outside the space (the file changed since) tells nothing.
                 let _ = optimizer.tell(x, loss(o.value));
             }
@@ -146,6 +154,7 @@ mod tests {
                 ("width".into(), Distribution::IntUniform(1, 64)),
                 ("act".into(), Distribution::Choice(vec![json!("relu"), json!("tanh"), json!("gelu")])),
             ],
+            when: Vec::new(),
             objective: Objective { metric: "loss".into(), mode: Mode::Min },
         }
     }
@@ -212,6 +221,18 @@ mod tests {
             tpe_wins += usize::from(best(&tpe) < best(&random));
         }
         assert!(tpe_wins >= 4, "TPE beat random search on {tpe_wins} of 5 seeds");
+    }
+
+    #[test]
+    fn a_conditional_parameter_is_proposed_only_where_its_condition_holds() {
+        let mut p = plan(5);
+        p.space.push(("momentum".into(), Distribution::Uniform(0.0, 0.99)));
+        p.when.push(("momentum".into(), When(vec![("act".into(), vec![json!("gelu")])])));
+        let trials = run(&p, 40);
+        assert!(trials.iter().skip(STARTUP_TRIALS as usize).any(|(t, _)| t.contains_key("momentum")));
+        for (t, _) in &trials {
+            assert_eq!(t.contains_key("momentum"), t["act"] == json!("gelu"), "{t:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::{RandomSearch, Reader};
 use crate::error::SpecError;
+use crate::sample::{Distribution, When};
 use crate::schedule::{Asha, Kind, Median, Mode, Objective, Rule, Schedule};
 use crate::workloads::{self, Workload};
 
@@ -95,12 +96,16 @@ impl Reader<'_> {
             }
         };
         let mut dists = Vec::with_capacity(space.len());
-        for (k, v) in space {
+        let mut when = Vec::new();
+        for (k, mut v) in space {
             let key = format!("search.space.{k}");
+            if let Some(condition) = v.as_table_mut().and_then(|t| t.remove("when")) {
+                when.push((k.clone(), self.when(&format!("{key}.when"), condition, &dists)?));
+            }
             dists.push((k, self.distribution(&key, v)?));
         }
         if sampler != "tpe" {
-            return Ok((objective, Some(RandomSearch { samples, seed, dists, section: "search.space" }), None));
+            return Ok((objective, Some(RandomSearch { samples, seed, dists, when, section: "search.space" }), None));
         }
         let Some(objective) = objective else {
             return Err(self.err(
@@ -111,8 +116,44 @@ impl Reader<'_> {
         // The first trials are random draws from the space, made here like any random search;
         // the coordinator proposes the rest.
         let startup = samples.min(crate::tpe::STARTUP_TRIALS);
-        let plan = crate::tpe::Plan { trials: samples, seed, space: dists.clone(), objective: objective.clone() };
-        Ok((Some(objective), Some(RandomSearch { samples: startup, seed, dists, section: "search.space" }), Some(plan)))
+        let plan = crate::tpe::Plan {
+            trials: samples,
+            seed,
+            space: dists.clone(),
+            when: when.clone(),
+            objective: objective.clone(),
+        };
+        Ok((
+            Some(objective),
+            Some(RandomSearch { samples: startup, seed, dists, when, section: "search.space" }),
+            Some(plan),
+        ))
+    }
+
+    /// A space parameter's `when = { name = value or [values] }`: every name is a `choice`
+    /// parameter listed before it in the space, every value one of its choices.
+    fn when(&self, key: &str, v: toml::Value, earlier: &[(String, Distribution)]) -> Result<When, SpecError> {
+        const EXPECTED: &str = "a table of earlier `choice` parameters and their values, e.g. { optimizer = \"sgd\" }";
+        let toml::Value::Table(t) = v else { return Err(self.err(key, EXPECTED)) };
+        if t.is_empty() {
+            return Err(self.err(key, EXPECTED));
+        }
+        let mut conditions = Vec::new();
+        for (name, values) in t {
+            let full = format!("{key}.{name}");
+            let Some(Distribution::Choice(options)) = earlier.iter().find(|(k, _)| *k == name).map(|(_, d)| d) else {
+                return Err(self.err(&full, "a `choice` parameter listed before this one in search.space"));
+            };
+            let values: Vec<serde_json::Value> = match values {
+                toml::Value::Array(a) => a.into_iter().map(super::to_json).collect(),
+                one => vec![super::to_json(one)],
+            };
+            if let Some(v) = values.iter().find(|v| !options.contains(v)) {
+                return Err(self.err(&full, format!("one of the choices of `{name}`, got {v}")));
+            }
+            conditions.push((name, values));
+        }
+        Ok(When(conditions))
     }
 
     /// `[schedule]`, checked against the objective and, for a built-in workload, the metrics it
@@ -265,6 +306,50 @@ mod tests {
         ] {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_conditional_parameter_is_drawn_only_when_its_condition_holds() {
+        let parse = |space: &str| {
+            let text = format!(
+                "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n[search]\nsampler = \"random\"\ntrials = 40\nspace = {{ {space} }}\n"
+            );
+            SweepFile::parse(&text, "s.toml".as_ref(), ".".as_ref()).map_err(|e| e.to_string())
+        };
+        let file = parse(
+            "opt = { choice = [\"sgd\", \"adam\"] }, momentum = { uniform = [0.0, 0.99], when = { opt = \"sgd\" } }",
+        )
+        .unwrap();
+        let trials = crate::expand(&file).unwrap();
+        assert!(trials.iter().any(|t| t.params["opt"] == "adam") && trials.iter().any(|t| t.params["opt"] == "sgd"));
+        for t in &trials {
+            assert_eq!(t.params.contains_key("momentum"), t.params["opt"] == "sgd", "{:?}", t.params);
+        }
+        for (space, key, says) in [
+            (
+                "momentum = { uniform = [0.0, 0.99], when = { opt = \"sgd\" } }, opt = { choice = [\"sgd\"] }",
+                "search.space.momentum.when.opt",
+                "listed before",
+            ),
+            (
+                "lr = { uniform = [0.0, 1.0] }, m = { uniform = [0.0, 0.99], when = { lr = 0.5 } }",
+                "search.space.m.when.lr",
+                "`choice`",
+            ),
+            (
+                "opt = { choice = [\"sgd\"] }, m = { uniform = [0.0, 0.99], when = { opt = \"sdg\" } }",
+                "search.space.m.when.opt",
+                "one of the choices",
+            ),
+            (
+                "opt = { choice = [\"sgd\"] }, m = { uniform = [0.0, 0.99], when = {} }",
+                "search.space.m.when",
+                "a table",
+            ),
+        ] {
+            let err = parse(space).unwrap_err();
+            assert!(err.contains(&format!("`{key}`")) && err.contains(says), "{space}: {err}");
         }
     }
 
