@@ -136,8 +136,8 @@ fn search_from_wire(json: &str) -> Result<Option<String>, Status> {
     if !sweep_spec::report::is_valid_metric_name(&plan.objective.metric) {
         return Err(invalid("search_json", "objective.metric: 1 to 256 bytes without control characters"));
     }
-    if plan.trials == 0 || plan.trials as usize > sweep_spec::expand::MAX_TRIALS {
-        return Err(invalid("search_json", format!("trials: 1 to {}", sweep_spec::expand::MAX_TRIALS)));
+    if plan.trials == 0 || plan.trials > sweep_spec::tpe::MAX_TRIALS {
+        return Err(invalid("search_json", format!("trials: 1 to {}", sweep_spec::tpe::MAX_TRIALS)));
     }
     check_size("search_json.space", plan.space.len(), MAX_SEARCH_PARAMS, "parameters")?;
     if plan.space.is_empty() {

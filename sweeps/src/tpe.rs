@@ -20,6 +20,9 @@ use serde_json::{Map, Value};
 /// Random configurations before TPE takes over (Optuna's `n_startup_trials`).
 pub const STARTUP_TRIALS: u32 = 10;
 
+/// Most trials of a TPE sweep: each proposal reads every trial before it.
+pub const MAX_TRIALS: u32 = 10_000;
+
 /// What the coordinator needs to propose a TPE sweep's trials (`SubmitSweepRequest.search_json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

@@ -64,11 +64,14 @@ struct Known {
 /// each learning from the ones before (those proposed in this call count as running). Returns how
 /// many were queued.
 pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32> {
+    if wanted == 0 {
+        return Ok(0);
+    }
     let Some(plan) = plan_of(tx, sweep)? else { return Ok(0) };
     let known = trials(tx, sweep)?;
     let room = plan.trials.saturating_sub(known.len() as u32);
     let Some(template) = known.first().map(|k| k.spec.clone()) else { return Ok(0) };
-    if wanted == 0 || room == 0 {
+    if room == 0 {
         return Ok(0);
     }
     let observed = observed(tx, sweep, &plan, &known)?;
@@ -97,8 +100,15 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
             let spec = trial(&template, draw, index);
             (!ids.contains(&spec.id.0)).then_some(spec)
         });
-        // A small discrete space may hold no configuration left to try.
-        let Some(spec) = fresh else { break };
+        // A small discrete space may hold no configuration left to try: the sweep then has all
+        // it will have, and is done once they are.
+        let Some(spec) = fresh else {
+            tx.execute(
+                "UPDATE sweeps SET search = json_set(search, '$.trials', ?2) WHERE name = ?1",
+                params![sweep, index],
+            )?;
+            break;
+        };
         ids.insert(spec.id.0.clone());
         super::sweeps::insert_trials(
             tx,
@@ -215,7 +225,9 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
     }
 
     fn lab() -> Lab {
-        lab_of(FILE)
+        let lab = lab_of(FILE);
+        assert_eq!(lab.store.summary("s").unwrap().total, 10, "the first trials are random draws, submitted");
+        lab
     }
 
     fn lab_of(text: &str) -> Lab {
@@ -231,7 +243,6 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
             search: file.tpe.as_ref().map(|p| serde_json::to_string(p).unwrap()),
             trials: sweep_spec::expand(&file).unwrap(),
         };
-        assert_eq!(sweep.trials.len(), 10, "the first trials are random draws, submitted");
         store.submit(&sweep, &Caller::open(), false, 0).unwrap();
         let (_, session) = crate::session::new_secret().unwrap();
         let agent = store.register_agent("a", "host", 64, &[], &session, 0).unwrap();
@@ -341,5 +352,21 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         for g in &grants {
             assert_eq!(observed[&g.spec.id.0], Some((x(g) - 1.0).powi(2)), "its value at the rung at epoch 1");
         }
+    }
+
+    /// A small discrete space runs out of new configurations before the plan's count: the sweep
+    /// then ends with those it has instead of waiting for ever.
+    #[test]
+    fn a_space_with_nothing_left_to_try_ends_the_sweep() {
+        let text = FILE.replace("trials = 16", "trials = 12").replace(
+            "space = { x = { uniform = [-5.0, 5.0] }, act = { choice = [\"relu\", \"gelu\"] } }",
+            "space = { x = { int_uniform = [1, 12] } }",
+        );
+        let mut lab = lab_of(&text);
+        let ran = lab.run(2);
+        let s = lab.store.summary("s").unwrap();
+        assert!(s.is_done(), "{s:?}");
+        assert_eq!(s.total as usize, ran.len());
+        assert!(ran.len() < 12, "the space ran out before the plan did: {}", ran.len());
     }
 }

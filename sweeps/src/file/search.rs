@@ -113,6 +113,31 @@ impl Reader<'_> {
                 "the metric TPE learns from, with `mode` (missing; e.g. metric = \"val_error\", mode = \"min\")",
             ));
         };
+        if samples > crate::tpe::MAX_TRIALS {
+            return Err(self.err(
+                "search.trials",
+                format!(
+                    "at most {} with sampler = \"tpe\" (each proposal learns from every trial before it)",
+                    crate::tpe::MAX_TRIALS
+                ),
+            ));
+        }
+        let distinct = dists.iter().try_fold(1u64, |n, (_, d)| {
+            let size = match d {
+                Distribution::Choice(options) => options.len() as u64,
+                Distribution::IntUniform(lo, hi) => hi.abs_diff(*lo).saturating_add(1),
+                Distribution::Uniform(..) | Distribution::LogUniform(..) => return None,
+            };
+            Some(n.saturating_mul(size))
+        });
+        if let Some(distinct) = distinct.filter(|d| *d < u64::from(samples)) {
+            return Err(self.err(
+                "search.trials",
+                format!(
+                    "at most {distinct}, the configurations search.space holds (or a grid of them: sampler = \"grid\")"
+                ),
+            ));
+        }
         // The first trials are random draws from the space, made here like any random search;
         // the coordinator proposes the rest.
         let startup = samples.min(crate::tpe::STARTUP_TRIALS);
@@ -303,6 +328,8 @@ mod tests {
             (search.replace("trials = 40\n", ""), "search.trials"),
             (search.replace("metric = \"loss\"\nmode = \"min\"\n", ""), "search.metric"),
             (format!("{search}[grid]\nseed = [1, 2]\n"), "grid.seed"),
+            (search.replace("trials = 40", "trials = 10001"), "search.trials"),
+            (search.replace("x = { uniform = [0.0, 1.0] }", "x = { int_uniform = [1, 6] }"), "search.trials"),
         ] {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
