@@ -369,4 +369,16 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         assert_eq!(s.total as usize, ran.len());
         assert!(ran.len() < 12, "the space ran out before the plan did: {}", ran.len());
     }
+
+    #[test]
+    fn a_cancelled_tpe_sweep_proposes_nothing_more_and_is_done() {
+        let mut lab = lab();
+        for g in lab.lease(10) {
+            lab.finish(&g);
+        }
+        lab.store.cancel("s", &Caller::open(), 3_000, 100).unwrap();
+        assert!(lab.lease(4).is_empty());
+        let s = lab.store.summary("s").unwrap();
+        assert_eq!((s.total, s.is_done()), (10, true));
+    }
 }

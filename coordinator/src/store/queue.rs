@@ -99,6 +99,11 @@ fn group_led_by(
     let Some(key) = (configured > 1).then(|| sweep_spec::fusion::key(&first.spec).ok()).flatten() else {
         return Ok(Group { key: None, members: vec![first] });
     };
+    // Each trial of a promoting schedule stops at its own rung: none trains fused (the sweep file
+    // refuses the pair; this holds whatever a client sent).
+    if super::rungs::schedule_of(tx, &sweep)?.is_some_and(|s| s.promotes()) {
+        return Ok(Group { key: None, members: vec![first] });
+    }
     let history = key_history(tx, &sweep, &key, most_free.is_some())?;
     let size = fused_sizing::group_size(limit(&first.trial_id)?, &history, most_free);
     if size <= 1 {

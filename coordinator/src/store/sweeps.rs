@@ -178,6 +178,8 @@ impl Store {
             total += n;
             retries += again;
         }
+        // A cancelled sweep proposes nothing more.
+        let planned = if state == "active" { super::proposals::planned(search.as_deref()) } else { 0 };
         Ok(SweepSummary {
             name: sweep.to_string(),
             state,
@@ -190,7 +192,7 @@ impl Store {
             pause_error,
             waiting: None,
             rungs: Vec::new(),
-            planned: super::proposals::planned(search.as_deref()),
+            planned,
         })
     }
 
