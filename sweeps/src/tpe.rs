@@ -54,10 +54,10 @@ impl Plan {
         running: &[&Map<String, Value>],
         index: u32,
     ) -> Map<String, Value> {
-        let seed = SplitMix64::new(self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64();
         if finished.len() < STARTUP_TRIALS as usize {
-            return crate::sample::draw(&self.space, &self.when, &mut SplitMix64::new(seed));
+            return self.draw_at_random(index);
         }
+        let seed = self.seed_of(index);
         // The `tpe` crate minimises; a missing value is worse than any.
         let loss = |v: Option<f64>| match (v, self.objective.mode) {
             (Some(v), Mode::Min) => v,
@@ -86,6 +86,18 @@ impl Plan {
             proposal.insert(name.clone(), axis.decode(dist, x));
         }
         proposal
+    }
+}
+
+impl Plan {
+    /// A random draw from the space for queue position `index`: the first trials, and a proposal
+    /// that keeps landing on configurations the sweep already has.
+    pub fn draw_at_random(&self, index: u32) -> Map<String, Value> {
+        crate::sample::draw(&self.space, &self.when, &mut SplitMix64::new(self.seed_of(index)))
+    }
+
+    fn seed_of(&self, index: u32) -> u64 {
+        SplitMix64::new(self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
     }
 }
 

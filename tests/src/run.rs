@@ -36,6 +36,9 @@ pub struct ChaosConfig {
     pub asha: bool,
     /// With `asha`: pause trials below the cut and promote them later, rather than stop them.
     pub promote: bool,
+    /// Let TPE choose the trials' scores (`[search] sampler = "tpe"`): the coordinator proposes
+    /// all but the first ten while the faults land.
+    pub tpe: bool,
 }
 
 impl ChaosConfig {
@@ -62,6 +65,7 @@ impl ChaosConfig {
             finish_within: Duration::from_secs(60),
             asha: false,
             promote: false,
+            tpe: false,
         }
     }
 
@@ -78,6 +82,12 @@ impl ChaosConfig {
     pub fn with_asha_promote(mut self) -> ChaosConfig {
         self.promote = true;
         self.with_asha()
+    }
+
+    /// The trials proposed by TPE instead of listed in a grid.
+    pub fn with_tpe(mut self) -> ChaosConfig {
+        self.tpe = true;
+        self
     }
 
     /// The bounded run plus one network cut of 2.5 × TTL.
@@ -256,18 +266,29 @@ fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
     // the sweep lasts long enough for the faults to land.
     let index = |k: u32| if cfg.asha && cfg.trials % 7 != 0 { (k * 7) % cfg.trials } else { k };
     let grid: Vec<String> = (0..cfg.trials).map(|k| index(k).to_string()).collect();
+    // TPE draws the scores from five times as many as there are trials.
+    let trials = if cfg.tpe {
+        format!(
+            "[search]\nsampler = \"tpe\"\ntrials = {}\nseed = {}\nmetric = \"score\"\nmode = \"min\"\nspace = {{ i = {{ int_uniform = [0, {}] }} }}\n",
+            cfg.trials,
+            cfg.seed,
+            cfg.trials * 5
+        )
+    } else {
+        let objective = if cfg.asha { "[search]\nmetric = \"score\"\nmode = \"min\"\n" } else { "" };
+        format!("[grid]\ni = [{}]\n{objective}", grid.join(", "))
+    };
     let schedule = if cfg.asha {
         format!(
-            "[search]\nmetric = \"score\"\nmode = \"min\"\n[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 2\npromote = {}\n",
+            "[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 2\npromote = {}\n",
             cfg.epochs, cfg.promote
         )
     } else {
         String::new()
     };
     format!(
-        "name = \"{SWEEP}\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n[grid]\ni = [{}]\n[retry]\nmax_attempts = 3\nmax_lost = 100\n{schedule}",
+        "name = \"{SWEEP}\"\nworkload = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n[retry]\nmax_attempts = 3\nmax_lost = 100\n{trials}{schedule}",
         script.display(),
-        grid.join(", ")
     )
 }
 

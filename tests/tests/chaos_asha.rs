@@ -30,3 +30,13 @@ fn chaos_asha_promote() {
     assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
     assert!(report.findings.promoted > 0, "the schedule promoted some paused trials: {}", report.summary());
 }
+
+/// TPE proposing the trials, under ASHA with pause and promote, through the same kills: the
+/// coordinator proposes 26 of the 36 trials while agents and the coordinator itself die, and the
+/// sweep still ends with all 36, nothing lost.
+#[test]
+fn chaos_tpe_asha_promote() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let report = run_and_judge(ChaosConfig::bounded().with_asha_promote().with_tpe().with_env());
+    assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
+}
