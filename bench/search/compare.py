@@ -84,6 +84,10 @@ SWEEP_SCHEDULES = {
     "sweep-asha": {"type": "asha", "promote": True},
     "sweep-asha-stop": {"type": "asha", "promote": False},
     "sweep-hyperband": {"type": "hyperband", "promote": True},
+    # TPE proposing the configurations after the first ten (BOHB-style: it compares trials at the
+    # highest rung ten of them reached).
+    "sweep-tpe-asha": {"type": "asha", "promote": True, "sampler": "tpe"},
+    "sweep-tpe-hyperband": {"type": "hyperband", "promote": True, "sampler": "tpe"},
 }
 SCHEDULE = {"min_epochs": 1, "reduction_factor": 3}
 # The trial-epochs a sampled configuration is counted on under each schedule, to choose how many to
@@ -94,7 +98,8 @@ SCHEDULE = {"min_epochs": 1, "reduction_factor": 3}
 # ASHA would spend ~3.3 if its stops were instant; they reach the trial a few tens of
 # milliseconds after the rung, and the surrogate's epochs take milliseconds: 29-34 measured. Both
 # ASHA variants sample the same configurations.
-EPOCHS_PER_SAMPLE = {"sweep-asha": 3, "sweep-asha-stop": 3, "sweep-hyperband": 12}
+EPOCHS_PER_SAMPLE = {"sweep-asha": 3, "sweep-asha-stop": 3, "sweep-hyperband": 12, "sweep-tpe-asha": 3,
+                     "sweep-tpe-hyperband": 12}
 METHODS = (*SWEEP_SCHEDULES, "ray-asha", "optuna-tpe-hyperband")
 REPORT_BUDGETS = (10, 30, 100)
 
@@ -143,16 +148,23 @@ def sweep_file(name, instance, seed, samples, sock, space, schedule=None, epochs
     command = ", ".join(json.dumps(str(a)) for a in
                         [sys.executable, HERE / "lcbench_trial.py", "--instance", instance, "--socket", sock])
     lines = [f'name = "{name}"', 'workload = "command"', f"command = [{command}]"]
+    # Integers on a log scale are drawn log-uniformly; the trial rounds them.
+    dists = [(p["name"], "log_uniform" if p["log"] else ("int_uniform" if p["type"] == "int" else "uniform"),
+              p["lower"], p["upper"]) for p in space]
+    if schedule is not None and schedule.get("sampler") == "tpe":
+        entries = ", ".join(f"{n} = {{ {kind} = [{lo!r}, {hi!r}] }}" for n, kind, lo, hi in dists)
+        lines += ["[search]", 'sampler = "tpe"', f"trials = {samples}", f"seed = {seed}", 'metric = "val_accuracy"',
+                  'mode = "max"', f"space = {{ {entries} }}"]
+    elif schedule is not None:
+        lines += ["[search]", 'metric = "val_accuracy"', 'mode = "max"']
     if schedule is not None:
-        lines += ["[search]", 'metric = "val_accuracy"', 'mode = "max"', "[schedule]",
+        lines += ["[schedule]",
                   f"type = {json.dumps(schedule['type'])}", f"min_epochs = {SCHEDULE['min_epochs']}",
                   f"max_epochs = {epochs}", f"reduction_factor = {SCHEDULE['reduction_factor']}",
                   f"promote = {str(schedule['promote']).lower()}"]
-    lines += ["[random]", f"samples = {samples}", f"seed = {seed}"]
-    for p in space:
-        # Integers on a log scale are drawn log-uniformly; the trial rounds them.
-        kind = "log_uniform" if p["log"] else ("int_uniform" if p["type"] == "int" else "uniform")
-        lines.append(f"{p['name']} = {{ {kind} = [{p['lower']!r}, {p['upper']!r}] }}")
+    if schedule is None or schedule.get("sampler") != "tpe":
+        lines += ["[random]", f"samples = {samples}", f"seed = {seed}"]
+        lines += [f"{n} = {{ {kind} = [{lo!r}, {hi!r}] }}" for n, kind, lo, hi in dists]
     return "\n".join(lines) + "\n"
 
 
