@@ -126,7 +126,6 @@ fn schedule_from_wire(json: &str) -> Result<Option<String>, Status> {
 /// none. Its parameters' names pass the rules of every trial's (`param_names`), and every
 /// distribution can draw.
 fn search_from_wire(json: &str) -> Result<Option<String>, Status> {
-    use sweep_spec::sample::Distribution;
     if json.is_empty() {
         return Ok(None);
     }
@@ -146,15 +145,9 @@ fn search_from_wire(json: &str) -> Result<Option<String>, Status> {
     sweep_spec::param_names::check(plan.space.iter().map(|(k, _)| k.as_str()))
         .map_err(|problem| invalid("search_json", format!("space: {problem}")))?;
     for (name, dist) in &plan.space {
-        let drawable = match dist {
-            Distribution::Uniform(lo, hi) => lo.is_finite() && hi.is_finite() && lo < hi,
-            Distribution::LogUniform(lo, hi) => lo.is_finite() && hi.is_finite() && 0.0 < *lo && lo < hi,
-            Distribution::IntUniform(lo, hi) => lo <= hi,
-            Distribution::Choice(options) => !options.is_empty(),
-        };
-        if !drawable {
-            return Err(invalid("search_json", format!("space.{}: a distribution that can draw", quoted(name))));
-        }
+        dist.check().map_err(|expected| {
+            invalid("search_json", format!("space.{}: a distribution that can draw: {expected}", quoted(name)))
+        })?;
     }
     Ok(Some(serde_json::to_string(&plan).expect("a plan serializes")))
 }
@@ -486,6 +479,9 @@ mod tests {
         refused(&plan(r#"[["x",{"uniform":[1.0,0.0]}]]"#), "a distribution that can draw");
         refused(&plan(r#"[["x",{"log_uniform":[0.0,1.0]}]]"#), "a distribution that can draw");
         refused(&plan(r#"[["x",{"choice":[]}]]"#), "a distribution that can draw");
+        // Spans whose draws would overflow or be infinite, which the sweep file refuses too.
+        refused(&plan(&format!(r#"[["x",{{"int_uniform":[{},{}]}}]]"#, i64::MIN, i64::MAX)), "2^63 - 1");
+        refused(&plan(r#"[["x",{"uniform":[-1e308,1e308]}]]"#), "a distribution that can draw");
         refused(&plan(r#"[["--x",{"uniform":[0.0,1.0]}]]"#), "space:");
         refused(&plan("[]"), "at least one parameter");
         refused(&plan(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace(r#""trials":20"#, r#""trials":0"#), "trials");

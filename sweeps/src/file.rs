@@ -475,47 +475,34 @@ impl Reader<'_> {
             toml::Value::Array(a) => a,
             _ => return Err(self.err(&key, "an array")),
         };
-        let pair = |need_positive: bool| -> Result<(f64, f64), SpecError> {
+        let pair = || -> Result<(f64, f64), SpecError> {
             let nums: Vec<f64> = arr
                 .iter()
                 .map(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
                 .collect::<Option<_>>()
                 .ok_or_else(|| self.err(&key, "two numbers [lo, hi]"))?;
             match nums[..] {
-                // A finite span keeps every sample finite: JSON has no NaN or infinity.
-                [lo, hi] if lo < hi && (hi - lo).is_finite() => {
-                    if need_positive && lo <= 0.0 {
-                        Err(self.err(&key, "0 < lo < hi"))
-                    } else {
-                        Ok((lo, hi))
-                    }
-                }
-                [_, _] if need_positive => Err(self.err(&key, "finite numbers with 0 < lo < hi")),
+                [lo, hi] => Ok((lo, hi)),
                 _ => Err(self.err(&key, "two finite numbers [lo, hi] with lo < hi")),
             }
         };
-        match kind.as_str() {
-            "uniform" => pair(false).map(|(a, b)| Distribution::Uniform(a, b)),
-            "log_uniform" => pair(true).map(|(a, b)| Distribution::LogUniform(a, b)),
-            "int_uniform" => {
-                let ints: Option<Vec<i64>> = arr.iter().map(|x| x.as_integer()).collect();
-                // The span hi - lo + 1 must fit an i64, or sampling would overflow.
-                match ints.as_deref() {
-                    Some(&[lo, hi]) if lo <= hi && hi.checked_sub(lo).is_some_and(|d| d < i64::MAX) => {
-                        Ok(Distribution::IntUniform(lo, hi))
-                    }
-                    _ => Err(self.err(&key, "two integers [lo, hi] with lo <= hi and hi - lo < 2^63 - 1")),
-                }
-            }
-            "choice" if !arr.is_empty() => {
+        let dist = match kind.as_str() {
+            "uniform" => pair().map(|(a, b)| Distribution::Uniform(a, b))?,
+            "log_uniform" => pair().map(|(a, b)| Distribution::LogUniform(a, b))?,
+            "int_uniform" => match arr.iter().map(|x| x.as_integer()).collect::<Option<Vec<i64>>>().as_deref() {
+                Some(&[lo, hi]) => Distribution::IntUniform(lo, hi),
+                _ => return Err(self.err(&key, "two integers [lo, hi] with lo <= hi and hi - lo < 2^63 - 1")),
+            },
+            "choice" => {
                 for (i, option) in arr.iter().enumerate() {
                     self.check_finite(&format!("{key}[{i}]"), option)?;
                 }
-                Ok(Distribution::Choice(arr.into_iter().map(to_json).collect()))
+                Distribution::Choice(arr.into_iter().map(to_json).collect())
             }
-            "choice" => Err(self.err(&key, "a non-empty array of options")),
-            _ => Err(self.err(&key, EXPECTED)),
-        }
+            _ => return Err(self.err(&key, EXPECTED)),
+        };
+        dist.check().map_err(|expected| self.err(&key, expected))?;
+        Ok(dist)
     }
 
     fn resources(&self, v: toml::Value) -> Result<Resources, SpecError> {

@@ -45,6 +45,23 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// What bounds it needs to draw, when it cannot: every draw must be finite (JSON has no NaN or
+    /// infinity) and an integer span must fit an i64. The sweep file and the coordinator, for a
+    /// space a client sent, check through here.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let span = |lo: f64, hi: f64| lo < hi && (hi - lo).is_finite();
+        match *self {
+            Distribution::Uniform(lo, hi) if !span(lo, hi) => Err("two finite numbers [lo, hi] with lo < hi"),
+            Distribution::LogUniform(lo, hi) if !span(lo, hi) => Err("finite numbers with 0 < lo < hi"),
+            Distribution::LogUniform(lo, _) if lo <= 0.0 => Err("0 < lo < hi"),
+            Distribution::IntUniform(lo, hi) if !(lo <= hi && hi.checked_sub(lo).is_some_and(|d| d < i64::MAX)) => {
+                Err("two integers [lo, hi] with lo <= hi and hi - lo < 2^63 - 1")
+            }
+            Distribution::Choice(ref options) if options.is_empty() => Err("a non-empty array of options"),
+            _ => Ok(()),
+        }
+    }
+
     pub fn sample(&self, rng: &mut SplitMix64) -> Value {
         match self {
             Distribution::Uniform(lo, hi) => json_f64(lo + (hi - lo) * rng.next_f64()),
