@@ -49,7 +49,7 @@ fn trial(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Judged> {
     )?;
     Ok(Judged {
         state: state.parse().map_err(Error::Corrupt)?,
-        index: index.clamp(0, u32::MAX as i64) as u32,
+        index: queue_position(index),
         counters: lifecycle::Counters { attempt, user_failures, lost },
         budget,
     })
@@ -131,6 +131,11 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
         }
     }
     Ok(judgement)
+}
+
+/// A trial's queue position (`trials.idx`) as the schedule reads it: what picks its bracket.
+fn queue_position(idx: i64) -> u32 {
+    idx.clamp(0, u32::MAX as i64) as u32
 }
 
 /// A rung of one bracket of a sweep, as a decision there records it.
@@ -237,7 +242,7 @@ pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Res
     if rung.is_some() {
         return Ok(budget);
     }
-    let first = schedule.budget_after(schedule.bracket(index.clamp(0, u32::MAX as i64) as u32), None);
+    let first = schedule.budget_after(schedule.bracket(queue_position(index)), None);
     set_budget(tx, sweep, trial_id, first)?;
     Ok(first)
 }
@@ -283,6 +288,7 @@ pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Resul
     {
         return Ok(());
     }
+    // Each paused trial waits at the rung of its budget.
     let paused: Vec<(String, i64, u32)> = {
         let mut q = tx.prepare_cached(
             "SELECT trial_id, idx, epochs_budget FROM trials WHERE sweep = ?1 AND state = 'paused' ORDER BY idx",
@@ -290,11 +296,18 @@ pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Resul
         let rows = q.query_map([sweep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    // The cut of each rung waited at, read once: the values there are final.
+    let mut cuts: std::collections::HashMap<(u32, u32), Option<schedule::Cut>> = std::collections::HashMap::new();
     for (trial_id, index, epoch) in paused {
-        let bracket = schedule.bracket(index.clamp(0, u32::MAX as i64) as u32);
+        let bracket = schedule.bracket(queue_position(index));
+        let cut = match cuts.entry((bracket, epoch)) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                *e.insert(schedule.cut(&values_at(tx, sweep, bracket, epoch, "")?))
+            }
+        };
+        let Some(cut) = cut else { continue };
         let rung = schedule.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
-        let values = values_at(tx, sweep, bracket, epoch, "")?;
-        let Some(cut) = schedule.cut(&values) else { continue };
         let value: Option<f64> = tx
             .query_row(
                 "SELECT value FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id = ?4",
@@ -456,15 +469,14 @@ pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str, now_m
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
     let t = trial(tx, sweep, trial_id)?;
     let bracket = schedule.bracket(t.index);
-    for epoch in schedule.rungs(bracket) {
+    for (index, epoch) in schedule.rungs(bracket).into_iter().enumerate() {
         if !has_value(tx, sweep, bracket, epoch, trial_id)? {
             tx.execute(
                 "INSERT INTO rungs (sweep, bracket, epoch, trial_id, value) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![sweep, bracket, epoch, trial_id],
             )?;
             if schedule.promotes() {
-                let index = schedule.rungs(bracket).iter().position(|e| *e == epoch).unwrap_or(0) as u32;
-                promote_waiting(tx, &schedule, &Rung { sweep, bracket, epoch, index, now_ms })?;
+                promote_waiting(tx, &schedule, &Rung { sweep, bracket, epoch, index: index as u32, now_ms })?;
             }
             return Ok(());
         }
