@@ -40,9 +40,14 @@ impl ActiveLeases {
         self.lock().remove(&lease_id);
     }
 
-    /// Asks every lease's supervisor to drain.
+    /// Asks every lease's supervisor to drain: those of leases held ahead first, so that a slot
+    /// a drained trial frees is never taken by a held lease that has yet to hear of the drain
+    /// (the runtime has several threads, and a drained trial may end before this loop does).
     pub fn drain_all(&self) {
-        for (lease_id, a) in self.lock().iter() {
+        let map = self.lock();
+        let mut leases: Vec<(&i64, &Active)> = map.iter().collect();
+        leases.sort_by_key(|(_, a)| *a.started.borrow());
+        for (lease_id, a) in leases {
             let _ = a.control.try_send((*lease_id, Control::Drain));
         }
     }
@@ -140,6 +145,21 @@ mod tests {
         assert_eq!(received(&mut rx), vec![], "a lease no longer held");
         active.drain_all();
         assert_eq!(received(&mut rx), vec![(2, Control::Drain)]);
+    }
+
+    #[test]
+    fn held_leases_hear_of_a_drain_before_running_ones() {
+        let active = ActiveLeases::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        let (started_tx, started) = watch::channel(false);
+        let (_held_tx, held) = watch::channel(false);
+        started_tx.send(true).unwrap();
+        active.insert(&[1, 3], &tx, &started);
+        active.insert(&[2], &tx, &held);
+        active.drain_all();
+        let order: Vec<i64> = received(&mut rx).into_iter().map(|(lease, _)| lease).collect();
+        assert_eq!(order[0], 2, "the held lease first: {order:?}");
+        assert_eq!(order.len(), 3);
     }
 
     #[test]

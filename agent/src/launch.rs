@@ -239,6 +239,7 @@ mod tests {
             resources: Default::default(),
             checkpoint_every_epochs: None,
             command_bool: Default::default(),
+            copy_from: None,
         }
     }
 

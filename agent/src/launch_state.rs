@@ -114,6 +114,8 @@ impl LaunchState {
             // The process ran.
             unstarted: false,
             reached_budget: ending == Ending::ReachedBudget,
+            // The supervisor sets it once the checkpoint is kept (PBT).
+            kept_checkpoint: false,
         };
         self.live.iter().copied().map(completion).collect()
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod gpus;
 mod heartbeat;
 mod held;
+mod kept;
 pub mod launch;
 pub mod launch_state;
 mod leases;

@@ -25,6 +25,9 @@ pub struct Attempt {
     /// The last epoch this attempt trains (`Lease.stop_after_epoch`, a rung of a promoting
     /// schedule); None: to the end.
     pub stop_after: Option<u32>,
+    /// Under PBT: once the attempt reached `stop_after` and ended well, keep a copy of its
+    /// checkpoint as the one of that epoch (`kept.rs`).
+    pub keep_checkpoint: bool,
 }
 
 /// What one process runs: one attempt, or the members of a fused group (`sweep_spec::fusion`),
@@ -122,6 +125,11 @@ fn spawn(launch: &Launch, runner: &TrialRunner, agent_id: &str) -> Result<Child,
     let transient = launch::LaunchError::transient;
     for m in &launch.members {
         m.dirs.create().map_err(transient)?;
+        if let Some(from) = &m.spec.copy_from {
+            crate::kept::copy_into(&m.dirs.checkpoint, from).map_err(|e| {
+                transient(std::io::Error::new(e.kind(), format!("starting from the checkpoint PBT copies: {e}")))
+            })?;
+        }
         recover::write_agent_file(&m.dirs.run, agent_id).map_err(transient)?;
         recover::write_lease_file(&m.dirs.run, m.lease_id).map_err(transient)?;
     }
@@ -157,6 +165,8 @@ struct Supervisor<'a> {
     dropped: mpsc::Receiver<(i64, String)>,
     /// A trial alone reported the last epoch of its budget (`Attempt::stop_after`).
     reached: mpsc::Receiver<()>,
+    /// It did (the message may wait unread when the process exits at once).
+    budget_reached: bool,
     muted: Muted,
     state: LaunchState,
     ended: Ended,
@@ -181,6 +191,7 @@ impl<'a> Supervisor<'a> {
             stderr_tail,
             dropped,
             reached,
+            budget_reached: false,
             muted,
             state: LaunchState::new(members.iter().map(|m| m.lease_id).collect()),
             ended: Vec::new(),
@@ -205,6 +216,7 @@ impl<'a> Supervisor<'a> {
                     continue;
                 }
                 Some(()) = self.reached.recv(), if budget_spent.is_none() => {
+                    self.budget_reached = true;
                     budget_spent = Some(tokio::time::Instant::now() + grace);
                     continue;
                 }
@@ -263,10 +275,32 @@ impl<'a> Supervisor<'a> {
         } else {
             tracing::info!(trial = %first.spec.id, attempt = first.attempt, ?exit_code, ?signal, "trial ended");
         }
-        for req in self.state.completions(&status, &stderr_tail, ending) {
+        let kept = self.keep_checkpoint(&status, ending);
+        for mut req in self.state.completions(&status, &stderr_tail, ending) {
+            req.kept_checkpoint = kept;
             self.complete(req).await;
         }
         self.ended
+    }
+
+    /// Under PBT, keeps the checkpoint of a trial alone that reached the epoch its lease stops
+    /// after and ended well (exit 0, or stopped there by this agent): whether it was kept.
+    fn keep_checkpoint(&mut self, status: &std::io::Result<ExitStatus>, ending: Ending) -> bool {
+        let [m] = self.members else { return false };
+        let (true, Some(epoch)) = (m.keep_checkpoint, m.stop_after) else { return false };
+        self.budget_reached |= self.reached.try_recv().is_ok();
+        let ended_well =
+            ending == Ending::ReachedBudget || (ending == Ending::Exited && status.as_ref().is_ok_and(|s| s.success()));
+        if !(self.budget_reached && ended_well) {
+            return false;
+        }
+        match crate::kept::keep(&m.dirs.checkpoint, epoch) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(trial = %m.spec.id, epoch, error = %e, "could not keep the checkpoint for PBT; no trial will copy it");
+                false
+            }
+        }
     }
 
     /// Fails a member the runner dropped from its group (it diverged), unless it already left.

@@ -17,6 +17,10 @@ use tonic::Status;
 /// against its content. Errors name the field; [`sweep_from_wire`] adds the trial's position.
 pub fn trial_from_wire(sweep: &str, t: pb::Trial) -> Result<TrialSpec, Status> {
     check_trial(&t)?;
+    if !t.copy_from_trial_id.is_empty() {
+        // Only the coordinator's PBT makes trials that start from another trial's checkpoint.
+        return Err(invalid("copy_from_trial_id", "empty: only a PBT schedule makes copies of trials"));
+    }
     let spec = t.into_spec(sweep).map_err(Status::invalid_argument)?;
     // Names become an agent's `--name` flags and `SWEEP_PARAM_*` variables.
     sweep_spec::param_names::check(spec.params.keys().map(String::as_str))
@@ -182,6 +186,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
         }),
         total: s.total,
         planned: s.planned,
+        generation: s.generation,
         done: s.is_done(),
         created_at_ms: s.created_at_ms,
         owner: s.owner.clone().unwrap_or_default(),
@@ -199,6 +204,7 @@ pub fn summary_to_wire(s: &SweepSummary) -> pb::SweepSummary {
                 stopped: r.stopped,
                 paused: r.paused,
                 promoted: r.promoted,
+                exploited: r.exploited,
             })
             .collect(),
     }
@@ -265,6 +271,9 @@ pub fn result_to_wire(index: u32, r: TrialRow) -> pb::TrialResult {
         version: r.version,
         rung: r.rung,
         epochs_budget: r.epochs_budget,
+        parent_trial_id: r.parent_trial_id.unwrap_or_default(),
+        copied_epoch: r.copied_epoch,
+        generation: r.generation.max(0) as u32,
     }
 }
 

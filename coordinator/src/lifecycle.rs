@@ -163,6 +163,8 @@ pub struct Completion {
     /// The agent stopped the trial after it reported the last epoch of its lease's budget (a
     /// promoting schedule's rung) and went on: the attempt ended well, as an exit 0 would.
     pub reached_budget: bool,
+    /// Under PBT: the agent kept the checkpoint the attempt ended with at its lease's budget.
+    pub kept_checkpoint: bool,
 }
 
 impl Completion {
@@ -586,6 +588,7 @@ mod tests {
                 whole_group: whole,
                 refused: None,
                 reached_budget,
+                kept_checkpoint: false,
             };
             let (alone, grouped) = (c.exit(ALONE), c.exit(group_size));
             prop_assert!(!matches!(alone, Exit::GroupOutOfMemory | Exit::GroupFailure));

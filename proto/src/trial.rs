@@ -3,7 +3,7 @@
 
 use crate::v1::Trial;
 use serde_json::Value;
-use sweep_spec::{CommandBool, Fuse, Resources, TrialId, TrialSpec};
+use sweep_spec::{CommandBool, CopyFrom, Fuse, Resources, TrialId, TrialSpec};
 
 impl From<&TrialSpec> for Trial {
     fn from(t: &TrialSpec) -> Trial {
@@ -24,6 +24,8 @@ impl From<&TrialSpec> for Trial {
             gpu_share: t.resources.gpu_share.unwrap_or(0.0),
             cuda_graphs_off: !t.resources.cuda_graphs,
             command_bool_flag: t.command_bool == CommandBool::Flag,
+            copy_from_trial_id: t.copy_from.as_ref().map(|c| c.trial_id.clone()).unwrap_or_default(),
+            copy_from_epoch: t.copy_from.as_ref().map_or(0, |c| c.epoch),
         }
     }
 }
@@ -67,6 +69,8 @@ impl Trial {
             },
             checkpoint_every_epochs: (self.checkpoint_every_epochs > 0).then_some(self.checkpoint_every_epochs),
             command_bool: if self.command_bool_flag { CommandBool::Flag } else { CommandBool::Value },
+            copy_from: (!self.copy_from_trial_id.is_empty())
+                .then_some(CopyFrom { trial_id: self.copy_from_trial_id, epoch: self.copy_from_epoch }),
         })
     }
 }

@@ -119,6 +119,9 @@ mod tests {
             version,
             rung: None,
             epochs_budget: None,
+            parent_trial_id: None,
+            copied_epoch: None,
+            generation: 0,
         }
     }
 

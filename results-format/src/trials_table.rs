@@ -26,6 +26,10 @@ const VERSION: &str = "version";
 const RUNG: &str = "rung";
 /// The column of [`TrialRow::epochs_budget`].
 const EPOCHS_BUDGET: &str = "epochs_budget";
+/// The columns of a trial's PBT lineage.
+const PARENT_TRIAL_ID: &str = "parent_trial_id";
+const COPIED_EPOCH: &str = "copied_epoch";
+const GENERATION: &str = "generation";
 
 /// One trial as users see it in `trials.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +66,13 @@ pub struct TrialRow {
     /// Under a promoting schedule, the epoch its next (or current) attempt stops after: the rung
     /// it waits at while `paused`. None without one, or once it went on past the last rung.
     pub epochs_budget: Option<i32>,
+    /// A trial PBT made: the trial whose checkpoint it started from, and the epoch of that
+    /// checkpoint. None for the sweep's own trials.
+    pub parent_trial_id: Option<String>,
+    pub copied_epoch: Option<i32>,
+    /// How many PBT copies lie behind the trial: 0 for the sweep's own trials, the parent's plus
+    /// one for a copy.
+    pub generation: i32,
 }
 
 /// Bytes of `last_error` kept in `trials.parquet`: the end of a failure's stderr, where the
@@ -94,6 +105,9 @@ fn fixed_fields() -> Vec<Field> {
         Field::new(VERSION, DataType::Int64, false),
         Field::new(RUNG, DataType::Int32, true),
         Field::new(EPOCHS_BUDGET, DataType::Int32, true),
+        Field::new(PARENT_TRIAL_ID, DataType::Utf8, true),
+        Field::new(COPIED_EPOCH, DataType::Int32, true),
+        Field::new(GENERATION, DataType::Int32, false),
     ]
 }
 
@@ -230,6 +244,9 @@ fn batch(
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.version))),
         Arc::new(rows.iter().map(|r| r.rung).collect::<Int32Array>()),
         Arc::new(rows.iter().map(|r| r.epochs_budget).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| r.parent_trial_id.as_deref()).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| r.copied_epoch).collect::<Int32Array>()),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.generation))),
     ];
     columns.extend(params.iter().map(|c| c.build(rows.iter().map(|r| &r.params))));
     columns.extend(
@@ -295,6 +312,9 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
     let version = optional_column::<Int64Array>(batch, VERSION, &DataType::Int64, path)?;
     let rung = optional_column::<Int32Array>(batch, RUNG, &DataType::Int32, path)?;
     let epochs_budget = optional_column::<Int32Array>(batch, EPOCHS_BUDGET, &DataType::Int32, path)?;
+    let parent_trial_id = optional_column::<StringArray>(batch, PARENT_TRIAL_ID, &DataType::Utf8, path)?;
+    let copied_epoch = optional_column::<Int32Array>(batch, COPIED_EPOCH, &DataType::Int32, path)?;
+    let generation = optional_column::<Int32Array>(batch, GENERATION, &DataType::Int32, path)?;
 
     let schema = batch.schema();
     let mut finals: Vec<(&str, &Float64Array)> = Vec::new();
@@ -327,6 +347,9 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<TrialRow>) -> Res
             version: version.map_or(0, |a| a.value(i)),
             rung: rung.and_then(|a| opt(a, i, |a, i| a.value(i))),
             epochs_budget: epochs_budget.and_then(|a| opt(a, i, |a, i| a.value(i))),
+            parent_trial_id: parent_trial_id.and_then(|a| opt(a, i, |a, i| a.value(i).to_owned())),
+            copied_epoch: copied_epoch.and_then(|a| opt(a, i, |a, i| a.value(i))),
+            generation: generation.map_or(0, |a| a.value(i)),
         });
     }
     Ok(())
@@ -380,6 +403,9 @@ mod tests {
             version: 7,
             rung: None,
             epochs_budget: None,
+            parent_trial_id: None,
+            copied_epoch: None,
+            generation: 0,
         }
     }
 
@@ -490,6 +516,9 @@ mod tests {
                 col("version", DataType::Int64, false),
                 col("rung", DataType::Int32, true),
                 col("epochs_budget", DataType::Int32, true),
+                col("parent_trial_id", DataType::Utf8, true),
+                col("copied_epoch", DataType::Int32, true),
+                col("generation", DataType::Int32, false),
                 col("params_aug", DataType::Boolean, true),
                 col("params_extra", DataType::Utf8, true),
                 col("params_lr", DataType::Float64, true),

@@ -56,6 +56,7 @@ pub fn expand(file: &SweepFile) -> Result<Vec<TrialSpec>, SpecError> {
                 resources: file.resources,
                 checkpoint_every_epochs: file.retry.checkpoint_every_epochs,
                 command_bool: file.command_bool,
+                copy_from: None,
             });
         }
     }
@@ -126,12 +127,29 @@ fn check_schedule(file: &SweepFile, trials: &[TrialSpec]) -> Result<(), SpecErro
         if let Some(every) = int(trial, "eval_every").filter(|e| *e > 1) {
             let bracket = schedule.bracket(trial.index);
             if let Some(rung) = schedule.rungs(bracket).into_iter().find(|r| u64::from(*r) % every != 0) {
-                let key = if schedule.asha().is_some() { "schedule.min_epochs" } else { "schedule.every" };
+                let key = match schedule.rule {
+                    crate::schedule::Rule::Asha(_) => "schedule.min_epochs",
+                    crate::schedule::Rule::Median(_) => "schedule.every",
+                    crate::schedule::Rule::Pbt(_) => "schedule.interval",
+                };
                 return Err(SpecError::invalid(
                     &file.path,
                     key,
                     format!(
                         "rungs the trials report at; trial {} evaluates every {every} epochs (eval_every), not at the rung at epoch {rung}",
+                        trial.id
+                    ),
+                ));
+            }
+        }
+        // PBT perturbs what each trial has: a parameter it never had would only add one.
+        for (name, _) in schedule.pbt().map_or(&[][..], |p| &p.perturb[..]) {
+            if crate::schedule::pbt::get(&trial.params, name).is_none() {
+                return Err(SpecError::invalid(
+                    &file.path,
+                    &format!("schedule.perturb.{name}"),
+                    format!(
+                        "a parameter of the trials (a dotted name is a key of a table parameter); trial {} has none",
                         trial.id
                     ),
                 ));

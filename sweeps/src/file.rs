@@ -278,14 +278,23 @@ impl Reader<'_> {
             }
             random = Some(sampled);
         }
-        let schedule = t.remove("schedule").map(|v| self.schedule(v, objective.as_ref(), catalogue)).transpose()?;
+        let mut schedule = t.remove("schedule").map(|v| self.schedule(v, objective.as_ref(), catalogue)).transpose()?;
+        if let Some(crate::schedule::Rule::Pbt(pbt)) = schedule.as_mut().map(|s| &mut s.rule) {
+            if tpe.is_some() {
+                return Err(self.err(
+                    "search.sampler",
+                    "\"grid\" or \"random\" under a PBT schedule: PBT makes its own new trials, from the best ones",
+                ));
+            }
+            pbt.seed = random.as_ref().map_or(0, |r| r.seed);
+        }
         let resources = t.remove("resources").map(|v| self.resources(v)).transpose()?.unwrap_or_default();
         let retry = t.remove("retry").map(|v| self.retry(v)).transpose()?.unwrap_or_default();
         if schedule.as_ref().is_some_and(|s| s.promotes()) && !resources.fuse.is_off() {
             return Err(self.err(
                 "resources.fuse",
-                "off under a [schedule] that pauses and promotes trials: each trial stops at its own rung \
-                 (set schedule.promote = false to fuse trials and stop them for good)",
+                "off under a [schedule] that pauses trials (ASHA with promotion, PBT): each trial stops at its own \
+                 rung (with ASHA, set schedule.promote = false to fuse trials and stop them for good)",
             ));
         }
 

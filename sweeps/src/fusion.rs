@@ -106,6 +106,7 @@ mod tests {
             resources: Resources::default(),
             checkpoint_every_epochs: None,
             command_bool: Default::default(),
+            copy_from: None,
         }
     }
 

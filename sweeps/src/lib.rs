@@ -23,4 +23,4 @@ pub use error::SpecError;
 pub use expand::expand;
 pub use file::{DataRef, Fuse, Resources, RetryPolicy, SweepFile};
 pub use report::EpochRecord;
-pub use trial::{CommandBool, TrialId, TrialSpec};
+pub use trial::{CommandBool, CopyFrom, TrialId, TrialSpec};

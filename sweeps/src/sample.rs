@@ -103,7 +103,7 @@ pub fn draw(dists: &[(String, Distribution)], when: &[(String, When)], rng: &mut
     drawn
 }
 
-fn json_f64(v: f64) -> Value {
+pub(crate) fn json_f64(v: f64) -> Value {
     serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
 }
 

@@ -15,17 +15,20 @@
 //! (asynchronous Hyperband's brackets).
 //!
 //! Median stopping (`type = "median"`, [`median`]) judges at more epochs by a simpler rule and
-//! never pauses.
+//! never pauses. Population based training (`type = "pbt"`, [`pbt`]) pauses every trial at each
+//! interval and replaces the worst with perturbed copies of the best.
 //!
 //! What is decided lives in the coordinator's store (`decisions`), in the transaction of the report
 //! that reached the rung; the rules themselves are [`decide`] and [`median::decide`], plain
 //! functions of the values, which [`Schedule::decide`] picks between.
 
 pub mod median;
+pub mod pbt;
 
 use serde::{Deserialize, Serialize};
 
 pub use median::Median;
+pub use pbt::Pbt;
 
 /// The environment variable that tells a trial the last epoch its attempt trains (a rung of a
 /// promoting schedule): it checkpoints after that epoch and exits 0.
@@ -101,11 +104,12 @@ pub struct Schedule {
 }
 
 /// The rule a schedule judges by, with its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     /// ASHA and Hyperband.
     Asha(Asha),
     Median(Median),
+    Pbt(Pbt),
 }
 
 /// A schedule as JSON: the form schedules had before median stopping (`objective` and `asha`),
@@ -119,16 +123,19 @@ struct Stored {
     asha: Option<Asha>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     median: Option<Median>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pbt: Option<Pbt>,
 }
 
 impl TryFrom<Stored> for Schedule {
     type Error = String;
 
     fn try_from(s: Stored) -> Result<Schedule, String> {
-        let rule = match (s.kind, s.asha, s.median) {
-            (Kind::Asha | Kind::Hyperband, Some(asha), None) => Rule::Asha(asha),
-            (Kind::Median, None, Some(median)) => Rule::Median(median),
-            (kind, _, _) => {
+        let rule = match (s.kind, s.asha, s.median, s.pbt) {
+            (Kind::Asha | Kind::Hyperband, Some(asha), None, None) => Rule::Asha(asha),
+            (Kind::Median, None, Some(median), None) => Rule::Median(median),
+            (Kind::Pbt, None, None, Some(pbt)) => Rule::Pbt(pbt),
+            (kind, ..) => {
                 return Err(format!(
                     "a `{}` schedule holds its settings under `{}` alone",
                     kind.as_str(),
@@ -142,11 +149,12 @@ impl TryFrom<Stored> for Schedule {
 
 impl From<Schedule> for Stored {
     fn from(s: Schedule) -> Stored {
-        let (asha, median) = match s.rule {
-            Rule::Asha(a) => (Some(a), None),
-            Rule::Median(m) => (None, Some(m)),
+        let (asha, median, pbt) = match s.rule {
+            Rule::Asha(a) => (Some(a), None, None),
+            Rule::Median(m) => (None, Some(m), None),
+            Rule::Pbt(p) => (None, None, Some(p)),
         };
-        Stored { objective: s.objective, kind: s.kind, asha, median }
+        Stored { objective: s.objective, kind: s.kind, asha, median, pbt }
     }
 }
 
@@ -163,16 +171,19 @@ pub enum Kind {
     Hyperband,
     /// Median stopping.
     Median,
+    /// Population based training.
+    Pbt,
 }
 
 impl Kind {
-    pub const NAMES: [&'static str; 3] = ["asha", "hyperband", "median"];
+    pub const NAMES: [&'static str; 4] = ["asha", "hyperband", "median", "pbt"];
 
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
             "asha" => Some(Kind::Asha),
             "hyperband" => Some(Kind::Hyperband),
             "median" => Some(Kind::Median),
+            "pbt" => Some(Kind::Pbt),
             _ => None,
         }
     }
@@ -182,6 +193,7 @@ impl Kind {
             Kind::Asha => "asha",
             Kind::Hyperband => "hyperband",
             Kind::Median => "median",
+            Kind::Pbt => "pbt",
         }
     }
 
@@ -190,6 +202,7 @@ impl Kind {
         match self {
             Kind::Asha | Kind::Hyperband => "asha",
             Kind::Median => "median",
+            Kind::Pbt => "pbt",
         }
     }
 }
@@ -266,13 +279,23 @@ impl Schedule {
     pub fn asha(&self) -> Option<&Asha> {
         match &self.rule {
             Rule::Asha(a) => Some(a),
-            Rule::Median(_) => None,
+            Rule::Median(_) | Rule::Pbt(_) => None,
         }
     }
 
-    /// Trials outside the cut pause and may be promoted later (ASHA with `promote`).
+    /// PBT's settings, for a PBT schedule.
+    pub fn pbt(&self) -> Option<&Pbt> {
+        match &self.rule {
+            Rule::Pbt(p) => Some(p),
+            Rule::Asha(_) | Rule::Median(_) => None,
+        }
+    }
+
+    /// Each attempt of a trial trains only to its next judged epoch, where it keeps a checkpoint
+    /// and frees its slot: ASHA with `promote` (trials outside the cut wait there, and may be
+    /// promoted later), and PBT (every trial, at every interval).
     pub fn promotes(&self) -> bool {
-        self.asha().is_some_and(|a| a.promote)
+        self.asha().is_some_and(|a| a.promote) || self.pbt().is_some()
     }
 
     /// The last epoch trials train, checked against the trials' own `epochs`.
@@ -280,6 +303,7 @@ impl Schedule {
         match &self.rule {
             Rule::Asha(a) => a.max_epochs,
             Rule::Median(m) => m.max_epochs,
+            Rule::Pbt(p) => p.max_epochs,
         }
     }
 
@@ -293,12 +317,17 @@ impl Schedule {
         match &self.rule {
             Rule::Asha(a) => a.rungs(bracket),
             Rule::Median(m) => m.rungs(),
+            Rule::Pbt(p) => p.rungs(),
         }
     }
 
-    /// See [`Asha::budget_after`]; None for a rule that never pauses.
+    /// See [`Asha::budget_after`] and [`Pbt::budget_after`]; None for a rule that never pauses.
     pub fn budget_after(&self, bracket: u32, epoch: Option<u32>) -> Option<u32> {
-        self.asha().and_then(|a| a.budget_after(bracket, epoch))
+        match &self.rule {
+            Rule::Asha(a) => a.budget_after(bracket, epoch),
+            Rule::Median(_) => None,
+            Rule::Pbt(p) => p.budget_after(epoch),
+        }
     }
 
     /// The rule at one rung: the trial's `value` against the `others` recorded there before.
@@ -306,6 +335,7 @@ impl Schedule {
         match &self.rule {
             Rule::Asha(a) => decide(others, value, self.objective.mode, a.reduction_factor),
             Rule::Median(m) => median::decide(others, value, self.objective.mode, m.min_trials),
+            Rule::Pbt(p) => p.decide(others, value, self.objective.mode),
         }
     }
 
@@ -319,6 +349,7 @@ impl Schedule {
         match &self.rule {
             Rule::Asha(a) => a.check(),
             Rule::Median(m) => m.check(),
+            Rule::Pbt(p) => p.check(),
         }
     }
 
@@ -332,6 +363,21 @@ impl Schedule {
         let metric = crate::text::escape(&self.objective.metric);
         let a = match &self.rule {
             Rule::Asha(a) => a,
+            Rule::Pbt(p) => {
+                let names: Vec<String> =
+                    p.perturb.iter().map(|(n, _)| format!("`{}`", crate::text::escape(n))).collect();
+                return format!(
+                    "schedule: pbt on `{metric}` ({better} is better) up to epoch {}, every {} epochs; a trial in the bottom {} \
+                     of the values at its epoch continues as a copy of one in the top {}, with {} perturbed \
+                     (x0.8 or x1.2, or drawn afresh with probability {})",
+                    p.max_epochs,
+                    p.interval,
+                    p.quantile,
+                    p.quantile,
+                    names.join(", "),
+                    p.resample_probability
+                );
+            }
             Rule::Median(m) => {
                 let rungs = m.rungs();
                 let when = match rungs.as_slice() {
@@ -383,6 +429,8 @@ pub enum Action {
     Pause,
     /// A paused trial that later values put inside the cut: it resumes to the next rung.
     Promote,
+    /// PBT: in the bottom quantile, it ends and a perturbed copy of a top trial takes its place.
+    Exploit,
 }
 
 impl Action {
@@ -392,6 +440,7 @@ impl Action {
             Action::Stop => "stop",
             Action::Pause => "pause",
             Action::Promote => "promote",
+            Action::Exploit => "exploit",
         }
     }
 }
@@ -423,7 +472,13 @@ impl Cut {
     /// The cut of a rung holding `values` (at least one).
     pub fn of(values: &[Option<f64>], mode: Mode, reduction_factor: u32) -> Cut {
         let reached = values.len().max(1) as u32;
-        let kept = reached.div_ceil(reduction_factor.max(2));
+        Cut::keeping(values, mode, reached.div_ceil(reduction_factor.max(2)))
+    }
+
+    /// The cut that keeps the best `kept` of `values` (at least one of each).
+    pub fn keeping(values: &[Option<f64>], mode: Mode, kept: u32) -> Cut {
+        let reached = values.len().max(1) as u32;
+        let kept = kept.clamp(1, reached);
         let mut sorted = values.to_vec();
         sorted.sort_by(|a, b| order(mode, *a, *b));
         let threshold = sorted.get(kept as usize - 1).copied().flatten();
@@ -477,7 +532,7 @@ mod tests {
     fn stored_schedules_read_back_whatever_their_age() {
         let before = r#"{"objective":{"metric":"loss","mode":"min"},"asha":{"min_epochs":1,"max_epochs":9,"reduction_factor":3,"brackets":1}}"#;
         let s: Schedule = serde_json::from_str(before).unwrap();
-        assert_eq!((s.kind, s.rule, s.promotes()), (Kind::Asha, Rule::Asha(asha(1, 9, 3, 1)), false));
+        assert_eq!((s.kind, s.rule.clone(), s.promotes()), (Kind::Asha, Rule::Asha(asha(1, 9, 3, 1)), false));
         let median = Schedule {
             objective: Objective { metric: "loss".into(), mode: Mode::Max },
             kind: Kind::Median,

@@ -41,6 +41,17 @@ pub struct TrialSpec {
     /// part of the trial id: it changes how the values are passed, not the values.
     #[serde(default, skip_serializing_if = "CommandBool::is_value")]
     pub command_bool: CommandBool,
+    /// A trial a PBT schedule made starts from another trial's checkpoint (see [`CopyFrom`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<CopyFrom>,
+}
+
+/// The checkpoint a trial made by PBT starts from: the one trial `trial_id` kept at `epoch`. Its
+/// agent copies it into the trial's own checkpoint folder before the trial first starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyFrom {
+    pub trial_id: String,
+    pub epoch: u32,
 }
 
 /// How a `command` trial receives a boolean parameter `name`.
@@ -96,6 +107,19 @@ impl TrialSpec {
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         TrialId(hex)
+    }
+
+    /// The id of a trial PBT makes in place of `replacing`, judged at the epoch this trial's
+    /// `copy_from` names: unique, since a trial is replaced once, and the same however often the
+    /// decision is made again from the same facts.
+    pub fn copy_id(&self, replacing: &TrialId) -> TrialId {
+        let canonical = serde_json::json!({
+            "content": TrialSpec::content_id(&self.workload, self.command.as_deref(), &self.params, self.data.as_ref()).0,
+            "copy_from": self.copy_from,
+            "replacing": replacing.0,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        TrialId(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
     }
 
     /// A parameter rendered for `--name value` arguments and `SWEEP_PARAM_*` variables: strings bare,

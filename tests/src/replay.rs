@@ -114,8 +114,13 @@ async fn burst(
         let trial_id = lease.trial.as_ref().map(|t| t.trial_id.clone()).unwrap_or_default();
         let dir = checkpoint_root.join(&lease.sweep_id).join(&trial_id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let start: u32 =
-            std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        // A copy PBT made starts from the epoch it copied, as an agent's copy of the parent's
+        // checkpoint would; this replayer keeps no checkpoints for PBT, so none copies its own.
+        let copied = lease.trial.as_ref().map_or(0, |t| t.copy_from_epoch);
+        let start: u32 = std::fs::read_to_string(dir.join(CHECKPOINT_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(copied);
         log.note(format!(
             "replayer leased trial {trial_id} attempt {} (lease {}), resuming after epoch {start}",
             lease.attempt, lease.lease_id

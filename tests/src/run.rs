@@ -39,7 +39,14 @@ pub struct ChaosConfig {
     /// Let TPE choose the trials' scores (`[search] sampler = "tpe"`): the coordinator proposes
     /// all but the first ten while the faults land.
     pub tpe: bool,
+    /// Run the sweep under PBT instead (`[schedule] type = "pbt"`, judged on `score` every
+    /// [`PBT_INTERVAL`] epochs, perturbing `i`): the worst trials are replaced by copies of the
+    /// best, each starting from the checkpoint its parent kept.
+    pub pbt: bool,
 }
+
+/// Epochs between two PBT judgements in the chaos run.
+pub const PBT_INTERVAL: u32 = 2;
 
 impl ChaosConfig {
     /// The configuration CI runs: finishes in well under two minutes on two cores. No network cut:
@@ -66,6 +73,7 @@ impl ChaosConfig {
             asha: false,
             promote: false,
             tpe: false,
+            pbt: false,
         }
     }
 
@@ -82,6 +90,14 @@ impl ChaosConfig {
     pub fn with_asha_promote(mut self) -> ChaosConfig {
         self.promote = true;
         self.with_asha()
+    }
+
+    /// The bounded run under PBT. Exploited trials end the sweep sooner, so the faults come
+    /// closer together.
+    pub fn with_pbt(mut self) -> ChaosConfig {
+        self.pbt = true;
+        self.gap_ms = (self.gap_ms.0 / 2, self.gap_ms.1 / 2);
+        self
     }
 
     /// The trials proposed by TPE instead of listed in a grid.
@@ -171,7 +187,7 @@ impl RunReport {
         self.stuck.is_none()
             && self.findings.is_clean()
             && self.replay_anomalies.is_empty()
-            && self.succeeded + self.findings.stopped_early as u64 == self.trials as u64
+            && self.succeeded + self.findings.stopped_early as u64 == self.findings.trials as u64
     }
 
     /// One line of figures.
@@ -180,7 +196,7 @@ impl RunReport {
         format!(
             "seed={} trials={} epochs={} rows={} agent_kills={} coordinator_kills={} network_cuts={} replay_bursts={} \
              replayed_reports={} replay_dup_rows={} stale_refused={} retried_attempts={} retried_attempts_with_rows={} \
-             succeeded={} stopped_early={} promoted={} bad_decisions={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
+             succeeded={} stopped_early={} promoted={} copies={} bad_decisions={} failed={} duplicates={} missing_epochs={} rewound={} restarted_from_0={} misfiled={} \
              agent_self_exits={} not_injected={} seconds={:.1}",
             self.seed,
             self.trials,
@@ -198,6 +214,7 @@ impl RunReport {
             self.succeeded,
             f.stopped_early,
             f.promoted,
+            f.copies,
             f.bad_decisions,
             f.failed_trials,
             f.duplicate_rows,
@@ -264,7 +281,8 @@ fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
     // Under the schedule the grid comes in a shuffled order of scores (7 is prime to the usual
     // sizes), and half the trials go on from each rung: trials are stopped at every rung, and
     // the sweep lasts long enough for the faults to land.
-    let index = |k: u32| if cfg.asha && cfg.trials % 7 != 0 { (k * 7) % cfg.trials } else { k };
+    let scheduled = cfg.asha || cfg.pbt;
+    let index = |k: u32| if scheduled && cfg.trials % 7 != 0 { (k * 7) % cfg.trials } else { k };
     let grid: Vec<String> = (0..cfg.trials).map(|k| index(k).to_string()).collect();
     // TPE draws the scores from five times as many as there are trials.
     let trials = if cfg.tpe {
@@ -275,10 +293,16 @@ fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
             cfg.trials * 5
         )
     } else {
-        let objective = if cfg.asha { "[search]\nmetric = \"score\"\nmode = \"min\"\n" } else { "" };
+        let objective = if scheduled { "[search]\nmetric = \"score\"\nmode = \"min\"\n" } else { "" };
         format!("[grid]\ni = [{}]\n{objective}", grid.join(", "))
     };
-    let schedule = if cfg.asha {
+    let schedule = if cfg.pbt {
+        format!(
+            "[schedule]\ntype = \"pbt\"\ninterval = {PBT_INTERVAL}\nmax_epochs = {}\nperturb = {{ i = {{ int_uniform = [0, {}] }} }}\n",
+            cfg.epochs,
+            cfg.trials * 2
+        )
+    } else if cfg.asha {
         format!(
             "[schedule]\ntype = \"asha\"\nmin_epochs = 1\nmax_epochs = {}\nreduction_factor = 2\npromote = {}\n",
             cfg.epochs, cfg.promote
@@ -366,16 +390,18 @@ pub fn run_chaos(cfg: &ChaosConfig, root: &Path) -> RunReport {
     let status = cluster.status(SWEEP).or(last).unwrap_or_default();
     let trials = status["trials"].as_array().cloned().unwrap_or_default();
     let ids: Vec<String> = trials.iter().filter_map(|t| t["trial_id"].as_str().map(String::from)).collect();
+    // PBT adds a trial for each it replaces.
+    let ids_expected = ids.len() == cfg.trials as usize || (cfg.pbt && ids.len() > cfg.trials as usize);
     report.succeeded = trials.iter().filter(|t| t["state"] == "succeeded").count() as u64;
     report.retried_attempts = trials.iter().map(|t| t["attempts"].as_u64().unwrap_or(1).saturating_sub(1)).sum();
-    if ids.len() != cfg.trials as usize {
+    if !ids_expected {
         report.stuck.get_or_insert(format!("status lists {} trials, expected {}", ids.len(), cfg.trials));
     }
 
     // Parquet trails the store by a flush interval or so; give it a few seconds to catch up.
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        match check_results(&cluster.results_dir(), SWEEP, &ids, cfg.epochs, cfg.asha) {
+        match check_results(&cluster.results_dir(), SWEEP, &ids, cfg.epochs, cfg.asha || cfg.pbt) {
             Ok(f) if f.is_clean() || Instant::now() > until => {
                 report.findings = f;
                 break;

@@ -1,4 +1,4 @@
-//! The chaos suite (`chaos.rs`) with its sweep under an early-stopping schedule. A binary of its
+//! The chaos suite (`chaos.rs`) with its sweep under an early-stopping schedule or PBT. A binary of its
 //! own, so that it runs after the other chaos runs, not beside them: it ends sooner than they do,
 //! and the load they see stays what their fault timing was sized for. Its two runs take turns for
 //! the same reason.
@@ -39,4 +39,14 @@ fn chaos_tpe_asha_promote() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let report = run_and_judge(ChaosConfig::bounded().with_asha_promote().with_tpe().with_env());
     assert!(report.findings.stopped_early > 0, "the schedule stopped some trials: {}", report.summary());
+}
+
+/// PBT through the same kills: every trial trains in intervals, the worst are replaced by copies
+/// of the best that resume from the checkpoints their parents' agents kept. Nothing is lost, no
+/// trial is exploited twice, and every copy's lineage holds (parent, copied epoch, generation).
+#[test]
+fn chaos_pbt() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let report = run_and_judge(ChaosConfig::bounded().with_pbt().with_env());
+    assert!(report.findings.copies > 0, "PBT replaced some trials: {}", report.summary());
 }

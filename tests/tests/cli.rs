@@ -312,6 +312,9 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
         version: 0,
         rung: None,
         epochs_budget: None,
+        parent_trial_id: None,
+        copied_epoch: None,
+        generation: 0,
     };
     sweep_coordinator::results::write_trials_table(&old.join("hostile"), &[row]).unwrap();
     for format in ["table", "csv"] {

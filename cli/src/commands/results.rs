@@ -67,6 +67,9 @@ fn row_from_wire(sweep: &str, t: pb::TrialResult) -> anyhow::Result<TrialRow> {
         version: t.version,
         rung: t.rung,
         epochs_budget: t.epochs_budget,
+        parent_trial_id: (!t.parent_trial_id.is_empty()).then_some(t.parent_trial_id),
+        copied_epoch: t.copied_epoch,
+        generation: t.generation as i32,
     })
 }
 

@@ -47,7 +47,8 @@ pub fn summary_json(s: &pb::SweepSummary) -> Value {
         "pause_reason": s.pause_reason,
         "pause_error": s.pause_error,
         "waiting": s.waiting,
-        "rungs": s.rungs.iter().map(|r| json!({"epoch": r.epoch, "judged": r.judged, "went_on": r.went_on, "stopped": r.stopped, "paused": r.paused, "promoted": r.promoted})).collect::<Vec<_>>(),
+        "rungs": s.rungs.iter().map(|r| json!({"epoch": r.epoch, "judged": r.judged, "went_on": r.went_on, "stopped": r.stopped, "paused": r.paused, "promoted": r.promoted, "exploited": r.exploited})).collect::<Vec<_>>(),
+        "generation": s.generation,
     })
 }
 
@@ -60,6 +61,9 @@ fn agents_json(agents: &[pb::AgentInfo]) -> Value {
 pub fn print_attention(s: &pb::SweepSummary) {
     if let Some(line) = rungs_line(&s.rungs) {
         println!("  {line}");
+    }
+    if s.generation > 0 {
+        println!("  pbt: generation {} (the most copies behind any trial)", s.generation);
     }
     if s.state == "paused" {
         println!("  paused: {}", escape(&s.pause_reason));
@@ -101,7 +105,9 @@ pub fn rungs_line(rungs: &[pb::RungCount]) -> Option<String> {
         .map(|r| {
             let paused =
                 if r.paused > 0 { format!(", {} paused ({} promoted)", r.paused, r.promoted) } else { String::new() };
-            format!("epoch {}: {} judged, {} went on{paused}", r.epoch, r.judged, r.went_on)
+            let exploited =
+                if r.exploited > 0 { format!(", {} replaced by copies", r.exploited) } else { String::new() };
+            format!("epoch {}: {} judged, {} went on{paused}{exploited}", r.epoch, r.judged, r.went_on)
         })
         .collect();
     Some(format!("rungs: {more}{}", parts.join(" · ")))

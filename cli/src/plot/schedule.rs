@@ -1,7 +1,9 @@
 //! The learning curves of an adaptive sweep (`[schedule]`): every trial's value of the schedule's
 //! metric per epoch, whatever became of it, with each decision marked where it was made: a pause
-//! (ring), a promotion (triangle) and a stop (cross). Trials that trained to their end are drawn
-//! in colour, the others in grey, so where the schedule spent its epochs shows at a glance.
+//! (ring), a promotion (triangle) and a stop (cross). Under PBT a replaced trial is marked with a
+//! purple cross, and each copy's curve starts from its parent's at the epoch it copied (a filled
+//! dot there). Trials that trained to their end are drawn in colour, the others in grey, so where
+//! the schedule spent its epochs shows at a glance.
 
 use super::{
     draw_error, draw_header, fmt_num, render, Figure, Plotted, AXIS_DESC, COLORS, HEADER_HEIGHT, SUCCEEDED, TICK_LABEL,
@@ -17,6 +19,8 @@ const GREY: RGBColor = RGBColor(150, 150, 150);
 const PAUSE: RGBColor = RGBColor(255, 127, 14);
 const PROMOTE: RGBColor = RGBColor(44, 160, 44);
 const STOP: RGBColor = RGBColor(214, 39, 40);
+const EXPLOIT: RGBColor = RGBColor(148, 103, 189);
+const COPY: RGBColor = RGBColor(23, 190, 207);
 
 /// One trial's curve: (epoch, value) in epoch order, and whether it trained to its end.
 struct Line {
@@ -37,6 +41,8 @@ struct ScheduleFigure {
     metric: String,
     lines: Vec<Line>,
     marks: Vec<Mark>,
+    /// Where PBT copies branch from their parents' curves.
+    copies: Vec<(f64, f64)>,
 }
 
 /// Draws `<sweep>-schedule.png/svg` when the sweep's schedule made decisions.
@@ -58,10 +64,17 @@ pub fn plot(
         }
     }
     let finished = |id: &str| trials.iter().any(|t| t.trial_id == id && t.status == SUCCEEDED);
+    // A PBT copy's curve starts at its parent's value at the epoch it copied.
+    let branch = |id: &str| -> Option<(f64, f64)> {
+        let t = trials.iter().find(|t| t.trial_id == id)?;
+        let (parent, epoch) = (t.parent_trial_id.as_deref()?, t.copied_epoch?);
+        curves.get(parent)?.get(&epoch).map(|(_, v)| (epoch as f64, *v))
+    };
+    let copies: Vec<(f64, f64)> = curves.keys().filter_map(|id| branch(id)).collect();
     let mut lines: Vec<Line> = curves
         .iter()
         .map(|(id, points)| Line {
-            points: points.iter().map(|(e, (_, v))| (*e as f64, *v)).collect(),
+            points: branch(id).into_iter().chain(points.iter().map(|(e, (_, v))| (*e as f64, *v))).collect(),
             finished: finished(id),
         })
         .collect();
@@ -80,19 +93,22 @@ pub fn plot(
         return Ok(());
     }
     let count = |a: &str| decisions.iter().filter(|d| d.action == a).count();
+    let decided = if count("exploit") > 0 {
+        format!("{} replaced by copies of better trials (PBT)", count("exploit"))
+    } else {
+        format!("{} paused, {} promoted, {} stopped", count("pause"), count("promote"), count("stop"))
+    };
     let figure = ScheduleFigure {
         title: format!("{sweep}: learning curves under the schedule"),
         subtitle: format!(
-            "{} trials, {} trained to the end (colour); {} paused, {} promoted, {} stopped",
+            "{} trials, {} trained to the end (colour); {decided}",
             lines.len(),
             lines.iter().filter(|l| l.finished).count(),
-            count("pause"),
-            count("promote"),
-            count("stop")
         ),
         metric,
         lines,
         marks,
+        copies,
     };
     plotted.files.extend(render(&figure, out, &format!("{sweep}-schedule"))?);
     Ok(())
@@ -171,6 +187,18 @@ impl Figure for ScheduleFigure {
             .map_err(draw_error)?
             .label("stopped")
             .legend(|(x, y)| Cross::new((x + 6, y), 6, STOP.stroke_width(2)));
+        if !self.copies.is_empty() {
+            chart
+                .draw_series(of("exploit").map(|p| Cross::new(p, 6, EXPLOIT.stroke_width(2))))
+                .map_err(draw_error)?
+                .label("replaced (PBT)")
+                .legend(|(x, y)| Cross::new((x + 6, y), 6, EXPLOIT.stroke_width(2)));
+            chart
+                .draw_series(self.copies.iter().map(|p| Circle::new(*p, 4, COPY.filled())))
+                .map_err(draw_error)?
+                .label("copied from (PBT)")
+                .legend(|(x, y)| Circle::new((x + 6, y), 4, COPY.filled()));
+        }
         super::draw_legend(&mut chart)
     }
 }
@@ -235,5 +263,35 @@ mod tests {
         let mut none = Plotted::default();
         plot("s", &trials, &[], &metrics, dir.path(), &mut none).unwrap();
         assert!(none.files.is_empty());
+    }
+
+    #[test]
+    fn a_pbt_copy_branches_from_its_parent_and_the_replaced_trial_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::font::load(Path::new(super::super::font::DEFAULT_FONT)).unwrap();
+        let mut trials = super::super::testdata::trials();
+        trials.truncate(3);
+        trials[1].status = "stopped_early".into();
+        trials[2].parent_trial_id = Some(trials[0].trial_id.clone());
+        trials[2].copied_epoch = Some(1);
+        trials[2].generation = 1;
+        let metrics: Vec<MetricRow> = super::super::testdata::metrics(&trials)
+            .into_iter()
+            .map(|mut m| {
+                m.metric = "val_error".into();
+                m
+            })
+            .filter(|m| {
+                (m.trial_id != trials[1].trial_id || m.epoch == 1) && (m.trial_id != trials[2].trial_id || m.epoch > 1)
+            })
+            .collect();
+        let decisions =
+            [decision(1, &trials[0].trial_id, 1, "continue", 0.5), decision(2, &trials[1].trial_id, 1, "exploit", 0.9)];
+        let mut plotted = Plotted::default();
+        plot("s", &trials, &decisions, &metrics, dir.path(), &mut plotted).unwrap();
+        let svg = std::fs::read_to_string(&plotted.files[1]).unwrap();
+        for text in ["1 replaced by copies of better trials (PBT)", "replaced (PBT)", "copied from (PBT)"] {
+            assert!(svg.contains(text), "the SVG lacks {text:?}");
+        }
     }
 }

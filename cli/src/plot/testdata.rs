@@ -46,6 +46,9 @@ pub fn trials() -> Vec<TrialRow> {
                     version: 0,
                     rung: None,
                     epochs_budget: None,
+                    parent_trial_id: None,
+                    copied_epoch: None,
+                    generation: 0,
                 });
             }
         }

@@ -156,6 +156,9 @@ mod tests {
             version: 0,
             rung: None,
             epochs_budget: None,
+            parent_trial_id: None,
+            copied_epoch: None,
+            generation: 0,
         }
     }
 

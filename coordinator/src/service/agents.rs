@@ -98,6 +98,7 @@ impl AgentService for AgentApi {
                     trial: Some(pb::Trial::from(&g.spec)),
                     group: g.group,
                     stop_after_epoch: g.stop_after.unwrap_or(0),
+                    keep_checkpoint: g.keep_checkpoint,
                 })
                 .collect(),
             quarantine: answer.quarantine.unwrap_or_default(),
@@ -165,6 +166,7 @@ impl AgentService for AgentApi {
             whole_group: r.whole_group,
             refused: None,
             reached_budget: r.reached_budget,
+            kept_checkpoint: r.kept_checkpoint,
         };
         let state = self.shared.write(move |s, now| s.complete(lease_id, &session, &c, now)).await?;
         if state == crate::lifecycle::TrialState::Pending {

@@ -24,6 +24,8 @@ pub struct Grant {
     pub group: i64,
     /// The last epoch this attempt trains: its trial's budget under a promoting schedule.
     pub stop_after: Option<u32>,
+    /// Under PBT: the agent keeps the checkpoint the attempt ends with at `stop_after`.
+    pub keep_checkpoint: bool,
 }
 
 /// What a lease request gets: its grants, and why there are none when the agent is quarantined.
@@ -282,7 +284,7 @@ fn grant(tx: &Transaction, trial: Pending, terms: &LeaseTerms<'_>, membership: M
     let (state, counters) = lifecycle::transition(TrialState::Pending, counters, Event::Leased, policy)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
     let fusion_key = if membership.size > 1 { membership.key } else { None };
-    let stop_after = super::rungs::lease_budget(tx, sweep, &trial_id)?;
+    let super::rungs::LeaseBudget { stop_after, keep_checkpoint } = super::rungs::lease_budget(tx, sweep, &trial_id)?;
     tx.execute(
         "INSERT INTO attempts (sweep, trial_id, attempt, agent, leased_at_ms, group_size, fusion_key, stop_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -294,7 +296,15 @@ fn grant(tx: &Transaction, trial: Pending, terms: &LeaseTerms<'_>, membership: M
          WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id, state.as_str(), counters.attempt, lease_id, agent_id, deadline_ms],
     )?;
-    Ok(Grant { lease_id, attempt: counters.attempt, deadline_ms, spec, group: membership.group, stop_after })
+    Ok(Grant {
+        lease_id,
+        attempt: counters.attempt,
+        deadline_ms,
+        spec,
+        group: membership.group,
+        stop_after,
+        keep_checkpoint,
+    })
 }
 
 /// How many trials the attempt under `lease_id` trained with in one group (1: alone).
@@ -347,7 +357,11 @@ pub(super) fn complete_in(tx: &Transaction, lease_id: i64, c: &Completion, now_m
     }
     let event = match c.event(group_size) {
         Event::Exited(Exit::Success) => {
-            match super::rungs::segment_end(tx, &h.sweep, &h.trial_id, stop_after(tx, lease_id)?)? {
+            let stop_after = stop_after(tx, lease_id)?;
+            if let (true, Some(epoch)) = (c.kept_checkpoint, stop_after) {
+                super::pbt::record_kept(tx, &h.sweep, &h.trial_id, epoch)?;
+            }
+            match super::rungs::segment_end(tx, &h.sweep, &h.trial_id, stop_after)? {
                 Some(promoted) => Event::ReachedBudget { promoted },
                 None => Event::Exited(Exit::Success),
             }

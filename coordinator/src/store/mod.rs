@@ -11,6 +11,7 @@ mod gauges;
 mod leases;
 mod metrics;
 mod owners;
+mod pbt;
 mod proposals;
 mod queue;
 mod retry;

@@ -106,14 +106,20 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
         )?;
         let others = values_at(tx, sweep, bracket, epoch, trial_id)?;
         let d = schedule.decide(&others, value);
-        let action = match d.action {
+        let mut action = match d.action {
             Action::Stop if promotes => Action::Pause,
             action => action,
         };
+        if let (Action::Exploit, Some(pbt)) = (action, schedule.pbt()) {
+            // No top trial kept a checkpoint here yet: nothing to copy, so it goes on.
+            if super::pbt::exploit(tx, &schedule, pbt, sweep, trial_id, epoch)?.is_none() {
+                action = Action::Continue;
+            }
+        }
         let at = Rung { sweep, bracket, epoch, index: rung as u32, now_ms };
         record(tx, &at, trial_id, action, metric, value, &d)?;
         match action {
-            Action::Stop => {
+            Action::Stop | Action::Exploit => {
                 stop_early(tx, sweep, trial_id, &t, now_ms)?;
                 judgement.stopped = true;
                 break;
@@ -123,7 +129,7 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
             }
             _ => {}
         }
-        if promotes {
+        if schedule.asha().is_some_and(|a| a.promote) {
             promote_waiting(tx, &schedule, &at)?;
         }
         if action == Action::Pause {
@@ -226,25 +232,35 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
     Ok(())
 }
 
-/// The epoch a new lease of the trial stops after: its budget under a promoting schedule (the
-/// first rung of its bracket before it was ever judged), None to train to the end. Stored on the
-/// trial, so `trials.parquet` shows it.
-pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<Option<u32>> {
-    let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(None) };
+/// What a new lease of a trial trains: the epoch it stops after, and whether its agent keeps the
+/// checkpoint it ends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct LeaseBudget {
+    /// The trial's budget under a promoting schedule (the first rung of its bracket before it was
+    /// ever judged); None to train to the end. Stored on the trial, so `trials.parquet` shows it.
+    pub stop_after: Option<u32>,
+    /// Under PBT, where later trials may copy it.
+    pub keep_checkpoint: bool,
+}
+
+pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<LeaseBudget> {
+    let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(LeaseBudget::default()) };
     if !schedule.promotes() {
-        return Ok(None);
+        return Ok(LeaseBudget::default());
     }
-    let (index, rung, budget): (i64, Option<u32>, Option<u32>) = tx.query_row(
-        "SELECT idx, rung, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
+    let keep_checkpoint = schedule.pbt().is_some();
+    let (index, rung, copied, budget): (i64, Option<u32>, Option<u32>, Option<u32>) = tx.query_row(
+        "SELECT idx, rung, copied_epoch, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    if rung.is_some() {
-        return Ok(budget);
+    // Judged before, or a copy PBT made (its budget set then): the stored budget holds.
+    if rung.is_some() || copied.is_some() {
+        return Ok(LeaseBudget { stop_after: budget, keep_checkpoint: keep_checkpoint && budget.is_some() });
     }
     let first = schedule.budget_after(schedule.bracket(queue_position(index)), None);
     set_budget(tx, sweep, trial_id, first)?;
-    Ok(first)
+    Ok(LeaseBudget { stop_after: first, keep_checkpoint: keep_checkpoint && first.is_some() })
 }
 
 /// Whether the attempt under `stop_after` ended at a rung the trial was judged at: a segment of a
@@ -414,6 +430,8 @@ pub struct RungCount {
     pub paused: u32,
     /// Paused there, then promoted.
     pub promoted: u32,
+    /// Under PBT: replaced there by a perturbed copy of a top trial.
+    pub exploited: u32,
 }
 
 impl super::Store {
@@ -421,7 +439,7 @@ impl super::Store {
     pub fn rung_counts(&self, sweep: &str) -> Result<Vec<RungCount>> {
         let mut q = self.conn.prepare_cached(
             "SELECT epoch, COUNT(DISTINCT trial_id), SUM(action = 'continue'), SUM(action = 'stop'),
-                    SUM(action = 'pause'), SUM(action = 'promote')
+                    SUM(action = 'pause'), SUM(action = 'promote'), SUM(action = 'exploit')
              FROM decisions WHERE sweep = ?1 GROUP BY epoch ORDER BY epoch",
         )?;
         let rows = q.query_map([sweep], |r| {
@@ -432,6 +450,7 @@ impl super::Store {
                 stopped: r.get(3)?,
                 paused: r.get(4)?,
                 promoted: r.get(5)?,
+                exploited: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -621,6 +640,7 @@ promote = false
         whole_group: false,
         refused: None,
         reached_budget: false,
+        kept_checkpoint: false,
     };
 
     /// ASHA with pause and promote, through two rungs (epochs 1 and 3, one in three kept): each
@@ -648,7 +668,10 @@ promote = false
         let stopped_at_budget = Completion { signal: Some(15), reached_budget: true, ..EXIT_0 };
         assert_eq!(r.end(3, &stopped_at_budget), TrialState::Paused);
         let counts = r.store.rung_counts("s").unwrap();
-        assert_eq!(counts, [RungCount { epoch: 1, judged: 4, went_on: 1, stopped: 0, paused: 3, promoted: 1 }]);
+        assert_eq!(
+            counts,
+            [RungCount { epoch: 1, judged: 4, went_on: 1, stopped: 0, paused: 3, promoted: 1, exploited: 0 }]
+        );
 
         // The second segment, to the rung at epoch 3: the promoted trials resume with the next budget.
         assert_eq!(r.lease_again(), [(0, Some(3)), (1, Some(3))]);
@@ -671,6 +694,62 @@ promote = false
         );
         assert!(r.lease_again().is_empty());
         assert_eq!(r.store.summary("s").unwrap().retries, 0, "an attempt for the next rung is no retry");
+    }
+
+    /// PBT over four trials judged every epoch to epoch 3: a trial in the bottom quarter is
+    /// replaced by a perturbed copy of the best trial that kept its checkpoint there, in the
+    /// transaction of its report; before any trial kept one, it goes on.
+    #[test]
+    fn pbt_replaces_a_bottom_trial_with_a_copy_of_a_top_one_that_kept_its_checkpoint() {
+        let pbt = "[search]\nmetric = \"val_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 1\nmax_epochs = 3\n\
+                   resample_probability = 0.0\nperturb = { i = { int_uniform = [0, 100] } }\n";
+        let mut r = running_under(pbt, 4);
+        assert!(r.grants.iter().all(|g| g.stop_after == Some(1) && g.keep_checkpoint), "every trial pauses at epoch 1");
+        let kept = Completion { kept_checkpoint: true, ..EXIT_0 };
+        for (trial, value) in [0.1, 0.2, 0.3, 0.9].into_iter().enumerate() {
+            assert!(!r.report(trial, 1, &[("val_error", value)]).unwrap().stopped);
+        }
+        assert_eq!(r.actions(), ["1:continue"; 4], "no checkpoint kept yet: nothing to copy, the worst goes on");
+        for trial in 0..4 {
+            assert_eq!(r.end(trial, &kept), TrialState::Pending, "on to the next interval");
+        }
+        assert_eq!(r.lease_again(), [(0, Some(2)), (1, Some(2)), (2, Some(2)), (3, Some(2))]);
+        for (trial, value) in [0.05, 0.15, 0.25].into_iter().enumerate() {
+            r.report(trial, 2, &[("val_error", value)]).unwrap();
+            assert_eq!(r.end(trial, &kept), TrialState::Pending);
+        }
+        assert!(r.report(3, 2, &[("val_error", 0.95)]).unwrap().stopped, "its agent is told to stop");
+        assert_eq!(r.actions()[4..], ["2:continue", "2:continue", "2:continue", "2:exploit"]);
+        assert_eq!(r.state(3).0, TrialState::StoppedEarly);
+
+        let (child, parent, copied, generation, budget, spec): (String, String, u32, u32, Option<u32>, String) = r
+            .store
+            .conn
+            .query_row(
+                "SELECT trial_id, parent_trial_id, copied_epoch, generation, epochs_budget, spec FROM trials
+                 WHERE parent_trial_id IS NOT NULL",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!((parent.as_str(), copied, generation, budget), (r.grants[0].spec.id.0.as_str(), 2, 1, None));
+        let spec: sweep_spec::TrialSpec = serde_json::from_str(&spec).unwrap();
+        assert_eq!(spec.copy_from, Some(sweep_spec::CopyFrom { trial_id: parent.clone(), epoch: 2 }));
+        assert_eq!(spec.id.0, child);
+        // The best trial's i is 0; moved by one (0 x 0.8 rounds back to 0), kept inside [0, 100].
+        assert!(spec.params["i"] == 0 || spec.params["i"] == 1, "{:?}", spec.params);
+
+        let grants = r.store.lease(&r.agent, &r.session, 64, Vec::new(), None, 5_000).unwrap().grants;
+        let copy = grants.iter().find(|g| g.spec.id.0 == child).expect("the copy is leased");
+        assert_eq!(
+            (copy.stop_after, copy.keep_checkpoint),
+            (None, false),
+            "past the last interval it trains to the end"
+        );
+        assert_eq!(copy.spec.copy_from, spec.copy_from);
+        let counts = r.store.rung_counts("s").unwrap();
+        assert_eq!((counts[1].epoch, counts[1].judged, counts[1].exploited), (2, 4, 1));
+        assert_eq!(r.store.summary("s").unwrap().generation, 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 11;
+const VERSION: i64 = 12;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -283,6 +283,22 @@ BEGIN
 END;
 "#;
 
+/// Version 12: population based training. A trial PBT made records the trial whose checkpoint it
+/// started from, the epoch it copied, and how many copies lie behind it (its generation); and
+/// each checkpoint an agent kept at the end of an interval, which later trials may copy. The
+/// change trigger is unchanged: these are written once, when the trial is made.
+const V12: &str = r#"
+ALTER TABLE trials ADD COLUMN parent_trial_id TEXT;
+ALTER TABLE trials ADD COLUMN copied_epoch INTEGER;
+ALTER TABLE trials ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS kept_checkpoints (
+    sweep    TEXT NOT NULL,
+    trial_id TEXT NOT NULL,
+    epoch    INTEGER NOT NULL,
+    PRIMARY KEY (sweep, trial_id, epoch)
+) WITHOUT ROWID;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -317,6 +333,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 11 {
         conn.execute_batch(V11)?;
+    }
+    if version < 12 {
+        conn.execute_batch(V12)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

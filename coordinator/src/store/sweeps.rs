@@ -69,6 +69,8 @@ pub struct SweepSummary {
     pub rungs: Vec<super::RungCount>,
     /// Trials it will have in all once TPE proposed them (`search`); 0: those it has.
     pub planned: u32,
+    /// Under PBT, the most copies behind any of its trials; 0 otherwise.
+    pub generation: u32,
 }
 
 impl SweepSummary {
@@ -169,14 +171,19 @@ impl Store {
             .ok_or_else(|| Error::UnknownSweep(sweep.to_string()))?;
         let mut counts = BTreeMap::new();
         let mut q = self.conn.prepare_cached(
-            "SELECT state, COUNT(*), SUM(MAX(attempt - 1 - segments, 0)) FROM trials WHERE sweep = ?1 GROUP BY state",
+            "SELECT state, COUNT(*), SUM(MAX(attempt - 1 - segments, 0)), MAX(generation)
+             FROM trials WHERE sweep = ?1 GROUP BY state",
         )?;
-        let (mut total, mut retries) = (0, 0);
-        for row in q.query_map([sweep], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?)))? {
-            let (s, n, again) = row?;
+        let (mut total, mut retries, mut generation) = (0, 0, 0);
+        let rows = q.query_map([sweep], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?))
+        })?;
+        for row in rows {
+            let (s, n, again, deepest) = row?;
             counts.insert(s.parse().map_err(Error::Corrupt)?, n);
             total += n;
             retries += again;
+            generation = generation.max(deepest);
         }
         // A cancelled sweep proposes nothing more.
         let planned = if state == "active" { super::proposals::planned(search.as_deref()) } else { 0 };
@@ -193,6 +200,7 @@ impl Store {
             waiting: None,
             rungs: Vec::new(),
             planned,
+            generation,
         })
     }
 

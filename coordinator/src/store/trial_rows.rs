@@ -54,7 +54,7 @@ impl Store {
         let clause = chosen.clause();
         let select = format!(
             "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
-                    t.last_error, t.version, t.rung, t.epochs_budget,
+                    t.last_error, t.version, t.rung, t.epochs_budget, t.parent_trial_id, t.copied_epoch, t.generation,
                     (SELECT a.exit_code FROM attempts a WHERE a.sweep = t.sweep AND a.trial_id = t.trial_id
                      ORDER BY a.lease_id DESC LIMIT 1)
              FROM trials t WHERE t.sweep = ?1 {clause}"
@@ -89,7 +89,10 @@ impl Store {
                     version: r.get(9)?,
                     rung: r.get(10)?,
                     epochs_budget: r.get(11)?,
-                    exit_code: r.get(12)?,
+                    parent_trial_id: r.get(12)?,
+                    copied_epoch: r.get(13)?,
+                    generation: r.get(14)?,
+                    exit_code: r.get(15)?,
                 });
             }
         }

@@ -4,12 +4,13 @@
 use super::{RandomSearch, Reader};
 use crate::error::SpecError;
 use crate::sample::{Distribution, When};
-use crate::schedule::{Asha, Kind, Median, Mode, Objective, Rule, Schedule};
+use crate::schedule::{Asha, Kind, Median, Mode, Objective, Pbt, Rule, Schedule};
 use crate::workloads::{self, Workload};
 
 const SEARCH_KEYS: &[&str] = &["sampler", "trials", "seed", "space", "metric", "mode"];
 const ASHA_KEYS: &[&str] = &["min_epochs", "max_epochs", "reduction_factor", "brackets", "promote"];
 const MEDIAN_KEYS: &[&str] = &["grace_epochs", "every", "min_trials", "max_epochs"];
+const PBT_KEYS: &[&str] = &["interval", "max_epochs", "quantile", "resample_probability", "perturb"];
 const SAMPLERS: &[&str] = &["grid", "random", "tpe"];
 
 impl Reader<'_> {
@@ -199,7 +200,11 @@ impl Reader<'_> {
                 return Err(self.err("schedule.type", format!("one of \"{}\", got {got}", Kind::NAMES.join("\", \""))));
             }
         };
-        let keys = if kind == Kind::Median { MEDIAN_KEYS } else { ASHA_KEYS };
+        let keys = match kind {
+            Kind::Median => MEDIAN_KEYS,
+            Kind::Pbt => PBT_KEYS,
+            Kind::Asha | Kind::Hyperband => ASHA_KEYS,
+        };
         if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
             return Err(self.err(
                 &format!("schedule.{k}"),
@@ -217,6 +222,19 @@ impl Reader<'_> {
             }
         };
         let has_brackets = t.contains_key("brackets");
+        let perturb = t.remove("perturb");
+        let mut fraction = |key: &str, default: f64| -> Result<f64, SpecError> {
+            match t.remove(key) {
+                None => Ok(default),
+                Some(v) => match v {
+                    toml::Value::Float(x) => Ok(x),
+                    toml::Value::Integer(n) => Ok(n as f64),
+                    _ => Err(self.err(&format!("schedule.{key}"), "a number")),
+                },
+            }
+        };
+        let quantile = fraction("quantile", 0.25)?;
+        let resample_probability = fraction("resample_probability", 0.25)?;
         let mut int = |key: &str, default: Option<u32>| -> Result<u32, SpecError> {
             let full = format!("schedule.{key}");
             match t.remove(key) {
@@ -227,7 +245,17 @@ impl Reader<'_> {
                 None => default.ok_or_else(|| self.err(&full, "the last epoch a trial trains (missing)")),
             }
         };
-        let rule = if kind == Kind::Median {
+        let rule = if kind == Kind::Pbt {
+            Rule::Pbt(Pbt {
+                interval: int("interval", Some(1))?,
+                max_epochs: int("max_epochs", None)?,
+                quantile,
+                resample_probability,
+                perturb: self.perturb(perturb)?,
+                // The sweep file sets it from [search] seed.
+                seed: 0,
+            })
+        } else if kind == Kind::Median {
             Rule::Median(Median {
                 grace_epochs: int("grace_epochs", Some(1))?,
                 every: int("every", Some(1))?,
@@ -260,6 +288,18 @@ impl Reader<'_> {
         let schedule = Schedule { objective, kind, rule };
         schedule.check().map_err(|(key, expected)| self.err(&format!("schedule.{key}"), expected))?;
         Ok(schedule)
+    }
+
+    /// PBT's `perturb`: a table of parameters and the distributions they are drawn from.
+    fn perturb(&self, v: Option<toml::Value>) -> Result<Vec<(String, Distribution)>, SpecError> {
+        let Some(toml::Value::Table(t)) = v.filter(|v| v.as_table().is_some_and(|t| !t.is_empty())) else {
+            return Err(self.err(
+                "schedule.perturb",
+                "a table of the parameters PBT perturbs, with the distribution each is drawn from and kept inside, \
+                 e.g. { \"optimizer.lr\" = { log_uniform = [1e-4, 0.1] } } (missing: PBT needs at least one)",
+            ));
+        };
+        t.into_iter().map(|(k, v)| Ok((k.clone(), self.distribution(&format!("schedule.perturb.{k}"), v)?))).collect()
     }
 
     /// A built-in workload must report the metric, and must train in epochs.
@@ -308,8 +348,55 @@ mod tests {
         assert!(hyperband.describe().starts_with("schedule: hyperband"), "{}", hyperband.describe());
         let two = schedule("type = \"hyperband\"\nmax_epochs = 81\nbrackets = 2\n").unwrap();
         assert_eq!(two.asha().unwrap().brackets, 2, "brackets set by hand are kept");
-        let err = schedule("type = \"pbt\"\nmax_epochs = 81\n").unwrap_err();
-        assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\", \"median\""), "{err}");
+        let err = schedule("type = \"sha\"\nmax_epochs = 81\n").unwrap_err();
+        assert!(err.contains("schedule.type") && err.contains("\"asha\", \"hyperband\", \"median\", \"pbt\""), "{err}");
+    }
+
+    #[test]
+    fn pbt_needs_parameters_to_perturb_and_takes_the_search_seed() {
+        let pbt = schedule(
+            "type = \"pbt\"\ninterval = 4\nmax_epochs = 20\nperturb = { lr = { log_uniform = [1e-4, 0.1] } }\n",
+        )
+        .unwrap();
+        let p = pbt.pbt().unwrap();
+        assert_eq!((p.interval, p.quantile, p.resample_probability, p.perturb.len()), (4, 0.25, 0.25, 1));
+        assert!(pbt.promotes(), "every trial pauses at each interval");
+        assert!(pbt.describe().starts_with("schedule: pbt on `loss`"), "{}", pbt.describe());
+        for (section, key) in [
+            ("type = \"pbt\"\nmax_epochs = 20\n", "schedule.perturb"),
+            ("type = \"pbt\"\nmax_epochs = 20\nperturb = {}\n", "schedule.perturb"),
+            (
+                "type = \"pbt\"\nmax_epochs = 20\nquantile = 0.7\nperturb = { lr = { uniform = [0, 1] } }\n",
+                "schedule.quantile",
+            ),
+            (
+                "type = \"pbt\"\nmax_epochs = 20\nquantile = \"a\"\nperturb = { lr = { uniform = [0, 1] } }\n",
+                "schedule.quantile",
+            ),
+            (
+                "type = \"pbt\"\nmax_epochs = 20\nperturb = { lr = { uniform = [1, 0] } }\n",
+                "schedule.perturb.lr.uniform",
+            ),
+            (
+                "type = \"pbt\"\nmax_epochs = 20\nmin_epochs = 2\nperturb = { lr = { uniform = [0, 1] } }\n",
+                "schedule.min_epochs",
+            ),
+        ] {
+            let err = schedule(section).unwrap_err();
+            assert!(err.contains(&format!("key `{key}`")), "{section}: {err}");
+        }
+        let text = "name = \"s\"\nworkload = \"command\"\ncommand = [\"train\"]\n[search]\nsampler = \"random\"\ntrials = 4\nseed = 9\n\
+                    metric = \"loss\"\nmode = \"min\"\nspace = { lr = { log_uniform = [1e-4, 0.1] } }\n\
+                    [schedule]\ntype = \"pbt\"\nmax_epochs = 20\nperturb = { lr = { log_uniform = [1e-4, 0.1] } }\n";
+        let file = SweepFile::parse(text, "s.toml".as_ref(), ".".as_ref()).unwrap();
+        assert_eq!(file.schedule.unwrap().pbt().unwrap().seed, 9);
+        let tpe = text.replace("sampler = \"random\"\ntrials = 4", "sampler = \"tpe\"\ntrials = 40");
+        let err = SweepFile::parse(&tpe, "s.toml".as_ref(), ".".as_ref()).unwrap_err().to_string();
+        assert!(err.contains("key `search.sampler`") && err.contains("PBT makes its own"), "{err}");
+        let unknown = text.replace("perturb = { lr", "perturb = { momentum");
+        let file = SweepFile::parse(&unknown, "s.toml".as_ref(), ".".as_ref()).unwrap();
+        let err = crate::expand(&file).unwrap_err().to_string();
+        assert!(err.contains("key `schedule.perturb.momentum`") && err.contains("has none"), "{err}");
     }
 
     #[test]

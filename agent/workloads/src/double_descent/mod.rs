@@ -159,6 +159,7 @@ mod tests {
             resources: Resources::default(),
             checkpoint_every_epochs: None,
             command_bool: Default::default(),
+            copy_from: None,
         }
     }
 
@@ -245,6 +246,60 @@ mod tests {
         assert_eq!(after.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![2, 3]);
         let resumed: Vec<EpochRecord> = before.into_iter().chain(after).collect();
         assert_same_runs("paused and promoted", &resumed, &uninterrupted, relative(SAME_KERNELS));
+    }
+
+    /// A copy PBT made: it starts from another trial's checkpoint (model and optimizer state,
+    /// copied as files, as its agent does) with its own learning rate and weight decay, which the
+    /// resumed training uses from its first step on. With the parent's own parameters it trains
+    /// the parent's next epoch exactly (same kernels, same process): nothing of the state is lost.
+    #[test]
+    fn a_copy_resumes_from_the_copied_checkpoint_with_its_own_rate_and_decay() {
+        let data = synthetic_cifar();
+        let mut parent = spec(data.path(), 2);
+        parent.params.insert("weight_decay".into(), json!(0.0));
+        let parent_ckpt = tempfile::tempdir().unwrap();
+        let ctx = |dir: &std::path::Path, stop_after| TrialContext {
+            checkpoint_dir: Some(dir.to_path_buf()),
+            stop_after,
+            ..TrialContext::cpu()
+        };
+        let (paused, _) = run(&parent, &ctx(parent_ckpt.path(), Some(1)));
+        assert!(matches!(paused, Err(TrialError::Paused(1))), "{paused:?}");
+        let (done, parent_on) = run(&parent, &ctx(parent_ckpt.path(), None));
+        done.unwrap();
+        assert_eq!(parent_on.len(), 1, "the parent's own second epoch");
+
+        // Copy the parent as it stood at epoch 1: pause a twin there and copy its checkpoint.
+        let twin_ckpt = tempfile::tempdir().unwrap();
+        let (paused, _) = run(&parent, &ctx(twin_ckpt.path(), Some(1)));
+        assert!(matches!(paused, Err(TrialError::Paused(1))), "{paused:?}");
+        let copy = |lr: f64, weight_decay: f64| {
+            let mut s = parent.clone();
+            s.params.insert("optimizer".into(), json!({"name": "adam", "lr": lr}));
+            s.params.insert("weight_decay".into(), json!(weight_decay));
+            let dir = tempfile::tempdir().unwrap();
+            copy_files(&twin_ckpt.path().join("latest"), &dir.path().join("latest"));
+            let (result, records) = run(&s, &ctx(dir.path(), None));
+            result.unwrap();
+            records
+        };
+        let same = copy(3e-3, 0.0);
+        assert_eq!(same.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![2], "it resumes after the copied epoch");
+        assert_same_runs("a copy with the parent's parameters", &same, &parent_on, relative(SAME_KERNELS));
+        let slower = copy(3e-4, 0.0);
+        let lr = |r: &[EpochRecord]| r[0].metrics["lr"];
+        assert!((lr(&slower) / lr(&same) - 0.1).abs() < 1e-12, "the copy's own rate: {} vs {}", lr(&slower), lr(&same));
+        assert_ne!(slower[0].metrics["train_loss"], same[0].metrics["train_loss"]);
+        let decayed = copy(3e-3, 0.5);
+        assert_ne!(decayed[0].metrics["train_loss"], same[0].metrics["train_loss"], "the copy's own weight decay");
+    }
+
+    fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 
     /// The step a CUDA graph would replay, rehearsed eagerly on the CPU, with Adam (its bias
