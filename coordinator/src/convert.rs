@@ -98,6 +98,12 @@ pub fn sweep_head_from_wire(r: pb::SubmitSweepRequest) -> Result<(NewSweep, Vec<
     }
     let schedule = schedule_from_wire(&r.schedule_json)?;
     let search = search_from_wire(&r.search_json)?;
+    let pbt =
+        |json: &str| serde_json::from_str::<sweep_spec::schedule::Schedule>(json).is_ok_and(|s| s.pbt().is_some());
+    if search.is_some() && schedule.as_deref().is_some_and(pbt) {
+        // PBT makes its own trials from the best ones; TPE would propose others beside them.
+        return Err(invalid("search_json", "empty under a PBT schedule"));
+    }
     let sweep = NewSweep {
         name: r.name,
         source: r.source,
@@ -496,5 +502,34 @@ mod tests {
         refused(&plan(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace(r#""trials":20"#, r#""trials":0"#), "trials");
         refused(&plan(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace("loss", "lo\\u001b[2Jss"), "objective.metric");
         refused("{", "a TPE plan");
+    }
+
+    fn pbt(perturb: &str) -> String {
+        format!(
+            r#"{{"objective":{{"metric":"loss","mode":"min"}},"kind":"pbt","pbt":{{"interval":2,"max_epochs":10,"quantile":0.25,"resample_probability":0.25,"perturb":{perturb}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_submitted_pbt_schedule_is_bounded_and_checked() {
+        let ok = schedule_from_wire(&pbt(r#"[["optimizer.lr",{"log_uniform":[1e-4,0.1]}]]"#)).unwrap().unwrap();
+        assert!(ok.contains(r#""kind":"pbt""#), "{ok}");
+        let refused = |json: &str, says: &str| {
+            let status = schedule_from_wire(json).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{json}");
+            assert!(status.message().contains(says), "{json}: {}", status.message());
+        };
+        refused(&pbt("[]"), "perturb");
+        refused(&pbt(r#"[["x",{"uniform":[1.0,0.0]}]]"#), "perturb: x");
+        refused(&pbt(r#"[["--x",{"uniform":[0.0,1.0]}]]"#), "perturb");
+        let many: Vec<String> = (0..=sweep_spec::schedule::pbt::MAX_PERTURBED)
+            .map(|i| format!(r#"["p{i}",{{"uniform":[0.0,1.0]}}]"#))
+            .collect();
+        refused(&pbt(&format!("[{}]", many.join(","))), "at most 64 parameters");
+        refused(&pbt(&format!(r#"[["x",{{"choice":["{}"]}}]]"#, "a".repeat(MAX_SCHEDULE_BYTES))), "bytes");
+        refused(
+            &pbt(r#"[["x",{"uniform":[0.0,1.0]}]]"#).replace(r#""quantile":0.25"#, r#""quantile":0.9"#),
+            "quantile",
+        );
     }
 }

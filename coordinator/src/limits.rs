@@ -65,8 +65,9 @@ pub const MAX_RETRY_COUNT: u32 = 1_000_000;
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 /// The sweep file's path (Linux's PATH_MAX).
 pub const MAX_SOURCE_PATH: usize = 4096;
-/// Bytes of a sweep's early-stopping schedule as JSON (a metric name and a few numbers).
-pub const MAX_SCHEDULE_BYTES: usize = 4096;
+/// Bytes of a sweep's schedule as JSON (a metric name and a few numbers; under PBT also the
+/// perturbed parameters, at most `schedule::pbt::MAX_PERTURBED`, with their distributions).
+pub const MAX_SCHEDULE_BYTES: usize = 64 * 1024;
 /// Bytes of a TPE sweep's plan as JSON (its space: parameter names, bounds, choices).
 pub const MAX_SEARCH_BYTES: usize = 64 * 1024;
 /// Parameters a TPE space may vary.
