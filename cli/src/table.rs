@@ -32,6 +32,8 @@ pub fn render(rows: &[TrialRow], format: Format) -> String {
                         "finals": r.finals.iter().map(|(k, v)| (k.clone(), json_number(*v))).collect::<Map<_, _>>(),
                         "last_error": r.last_error.as_deref().map(sweep_results::last_error_cell),
                         "exit_code": r.exit_code,
+                        "parent_trial_id": r.parent_trial_id, "copied_epoch": r.copied_epoch,
+                        "generation": r.generation,
                     })
                 })
                 .collect();
@@ -72,13 +74,24 @@ fn table(rows: &[TrialRow]) -> String {
             fixed.iter().map(|(k, v)| format!("{}={}", escape(k), escape(&plain(v)))).collect::<Vec<_>>().join(" ")
         );
     }
+    // A PBT sweep: which trial each copy started from, and at which epoch.
+    let copies = rows.iter().any(|r| r.parent_trial_id.is_some());
     let mut head = vec!["trial".to_string(), "status".into(), "att".into()];
+    if copies {
+        head.push("copy of".into());
+    }
     head.extend(params.iter().cloned());
     head.extend(metrics.iter().cloned());
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let mut cells = vec![r.trial_id.clone(), r.status.clone(), r.attempts.to_string()];
+            if copies {
+                cells.push(match (&r.parent_trial_id, r.copied_epoch) {
+                    (Some(parent), Some(epoch)) => format!("{}@{epoch}", escape(parent)),
+                    _ => "-".into(),
+                });
+            }
             cells.extend(params.iter().map(|p| r.params.get(p).map(plain).unwrap_or_default()));
             cells.extend(metrics.iter().map(|m| r.finals.get(m).map(|v| num(*v)).unwrap_or_else(|| "-".into())));
             cells

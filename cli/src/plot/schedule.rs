@@ -172,27 +172,37 @@ impl Figure for ScheduleFigure {
         }
         let of =
             |action: &'static str| self.marks.iter().filter(move |m| m.action == action).map(|m| (m.epoch, m.value));
-        chart
-            .draw_series(of("pause").map(|p| Circle::new(p, 6, PAUSE.stroke_width(2))))
-            .map_err(draw_error)?
-            .label("paused")
-            .legend(|(x, y)| Circle::new((x + 6, y), 6, PAUSE.stroke_width(2)));
-        chart
-            .draw_series(of("promote").map(|p| TriangleMarker::new(p, 8, PROMOTE.filled())))
-            .map_err(draw_error)?
-            .label("promoted")
-            .legend(|(x, y)| TriangleMarker::new((x + 6, y), 8, PROMOTE.filled()));
-        chart
-            .draw_series(of("stop").map(|p| Cross::new(p, 6, STOP.stroke_width(2))))
-            .map_err(draw_error)?
-            .label("stopped")
-            .legend(|(x, y)| Cross::new((x + 6, y), 6, STOP.stroke_width(2)));
-        if !self.copies.is_empty() {
+        // Only the kinds of decision the sweep made get a legend entry.
+        let made = |action: &str| self.marks.iter().any(|m| m.action == action);
+        if made("pause") {
+            chart
+                .draw_series(of("pause").map(|p| Circle::new(p, 6, PAUSE.stroke_width(2))))
+                .map_err(draw_error)?
+                .label("paused")
+                .legend(|(x, y)| Circle::new((x + 6, y), 6, PAUSE.stroke_width(2)));
+        }
+        if made("promote") {
+            chart
+                .draw_series(of("promote").map(|p| TriangleMarker::new(p, 8, PROMOTE.filled())))
+                .map_err(draw_error)?
+                .label("promoted")
+                .legend(|(x, y)| TriangleMarker::new((x + 6, y), 8, PROMOTE.filled()));
+        }
+        if made("stop") {
+            chart
+                .draw_series(of("stop").map(|p| Cross::new(p, 6, STOP.stroke_width(2))))
+                .map_err(draw_error)?
+                .label("stopped")
+                .legend(|(x, y)| Cross::new((x + 6, y), 6, STOP.stroke_width(2)));
+        }
+        if made("exploit") {
             chart
                 .draw_series(of("exploit").map(|p| Cross::new(p, 6, EXPLOIT.stroke_width(2))))
                 .map_err(draw_error)?
                 .label("replaced (PBT)")
                 .legend(|(x, y)| Cross::new((x + 6, y), 6, EXPLOIT.stroke_width(2)));
+        }
+        if !self.copies.is_empty() {
             chart
                 .draw_series(self.copies.iter().map(|p| Circle::new(*p, 4, COPY.filled())))
                 .map_err(draw_error)?

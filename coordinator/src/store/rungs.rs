@@ -752,6 +752,24 @@ promote = false
         assert_eq!(r.store.summary("s").unwrap().generation, 1);
     }
 
+    /// With more trials than slots, PBT leases the trials that trained least first: the
+    /// population moves on together instead of its first trials training to their end alone.
+    #[test]
+    fn a_pbt_population_larger_than_its_slots_advances_interval_by_interval() {
+        let pbt = "[search]\nmetric = \"val_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 1\nmax_epochs = 3\n\
+                   perturb = { i = { int_uniform = [0, 100] } }\n";
+        let mut r = running_under(pbt, 3);
+        r.report(0, 1, &[("val_error", 0.1)]).unwrap();
+        assert_eq!(r.end(0, &Completion { kept_checkpoint: true, ..EXIT_0 }), TrialState::Pending);
+        // The other two go back to the queue unstarted, as from a draining agent.
+        let handed_back = Completion { released: true, unstarted: true, ..EXIT_0 };
+        assert_eq!((r.end(2, &handed_back), r.end(1, &handed_back)), (TrialState::Pending, TrialState::Pending));
+        let next = r.store.lease(&r.agent, &r.session, 2, Vec::new(), None, 5_000).unwrap().grants;
+        let order: Vec<&str> = next.iter().map(|g| g.spec.id.0.as_str()).collect();
+        let id = |t: usize| r.grants[t].spec.id.0.as_str();
+        assert_eq!(order, [id(1), id(2)], "the two at epoch 0 before the one at epoch 1");
+    }
+
     #[test]
     fn a_failure_at_a_rung_can_promote_the_trials_waiting_there() {
         let mut r = running_under(&promote(), 4);
