@@ -1,14 +1,24 @@
-//! Population based training in the store: the checkpoints agents kept at the end of each
-//! interval (`kept_checkpoints`), and the exploit of a trial judged in the bottom quantile, made
-//! in the transaction of the report that reached the epoch. The new trial, its lineage (parent,
-//! copied epoch, generation) and the end of the trial it replaces are written together, so a
-//! coordinator killed at any moment has made the copy once or not at all. The rule itself is
-//! `sweep_spec::schedule::Pbt`.
+//! Population based training in the store. Every trial pauses at the end of each interval, its
+//! value there recorded by `rungs::judge`; the checkpoint its agent kept is recorded here
+//! (`kept_checkpoints`). An epoch is judged once every trial that can still reach it has, and
+//! ended its attempt there ([`settle`]): the whole population's values at the epoch are known, so
+//! the trials that happen to reach it first are not judged against a few early values. Each
+//! trial waiting there then goes on, or, in the bottom quantile, is exploited: a new trial starts
+//! from the checkpoint a top trial kept at that epoch, with that trial's parameters perturbed.
+//! The new trial, its lineage (parent, copied epoch, generation), the end of the trial it
+//! replaces and every decision are written in the transaction of the completion that made the
+//! epoch whole, so a coordinator killed at any moment has judged the epoch once or not at all.
+//! The rule itself is `sweep_spec::schedule::Pbt`.
 
+use super::rungs::{self, Rung};
 use crate::error::{Error, Result};
-use rusqlite::{params, Transaction};
-use sweep_spec::schedule::{Pbt, Schedule};
+use rusqlite::{params, OptionalExtension, Transaction};
+use sweep_spec::schedule::{Action, Pbt, Schedule};
 use sweep_spec::{CopyFrom, TrialId, TrialSpec};
+
+/// How far a trial trained, as PBT orders and waits for trials: its highest judged epoch, or the
+/// epoch a copy started from.
+pub(super) const PROGRESS: &str = "COALESCE(rung, copied_epoch, 0)";
 
 /// Records that the trial's agent kept its checkpoint at `epoch`: later trials may copy it.
 pub(super) fn record_kept(tx: &Transaction, sweep: &str, trial_id: &str, epoch: u32) -> Result<()> {
@@ -19,11 +29,66 @@ pub(super) fn record_kept(tx: &Transaction, sweep: &str, trial_id: &str, epoch: 
     Ok(())
 }
 
+/// Judges the lowest epoch trials of `sweep` wait at undecided, once no trial can still reach it:
+/// none queued or running at or below it, none paused below it.
+pub(super) fn settle(tx: &Transaction, schedule: &Schedule, pbt: &Pbt, sweep: &str, now_ms: i64) -> Result<()> {
+    let epoch: Option<u32> = tx
+        .query_row(
+            "SELECT MIN(t.epochs_budget) FROM trials t WHERE t.sweep = ?1 AND t.state = 'paused'",
+            [sweep],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let Some(epoch) = epoch else { return Ok(()) };
+    let blocked = tx
+        .query_row(
+            &format!(
+                "SELECT 1 FROM trials WHERE sweep = ?1 AND (
+                   (state IN ('pending', 'leased', 'running') AND {PROGRESS} <= ?2)
+                   OR (state = 'paused' AND {PROGRESS} < ?2)) LIMIT 1"
+            ),
+            params![sweep, epoch],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if blocked {
+        return Ok(());
+    }
+    let waiting: Vec<(String, Option<f64>)> = {
+        let mut q = tx.prepare_cached(
+            "SELECT t.trial_id, r.value FROM trials t
+             JOIN rungs r ON r.sweep = t.sweep AND r.trial_id = t.trial_id AND r.epoch = t.epochs_budget
+             WHERE t.sweep = ?1 AND t.state = 'paused' AND t.epochs_budget = ?2 ORDER BY t.idx",
+        )?;
+        let rows = q.query_map(params![sweep, epoch], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let index = pbt.rungs().iter().position(|e| *e == epoch).unwrap_or(0) as u32;
+    let at = Rung { sweep, bracket: 0, epoch, index, now_ms };
+    for (trial_id, value) in waiting {
+        let others = rungs::values_at(tx, sweep, 0, epoch, &trial_id)?;
+        let d = pbt.decide(&others, value, schedule.objective.mode);
+        // Nothing to copy when no top trial kept a checkpoint here: the trial goes on.
+        let exploited = d.action == Action::Exploit && exploit(tx, schedule, pbt, sweep, &trial_id, epoch)?.is_some();
+        let action = if exploited { Action::Exploit } else { Action::Continue };
+        rungs::record(tx, &at, &trial_id, action, &schedule.objective.metric, value, &d)?;
+        if exploited {
+            rungs::stop_early_now(tx, sweep, &trial_id, now_ms)?;
+        } else {
+            rungs::set_budget(tx, sweep, &trial_id, pbt.budget_after(Some(epoch)))?;
+            rungs::requeue(tx, sweep, &trial_id)?;
+        }
+    }
+    Ok(())
+}
+
 /// The exploit of `trial_id`, judged at `epoch` in the bottom quantile: queues a trial that
 /// starts from the checkpoint a top trial kept at that epoch, with that trial's parameters
-/// perturbed, and returns its id. None when no trial of the top quantile has kept a checkpoint
-/// there yet (their attempts may still be ending): the trial then goes on.
-pub(super) fn exploit(
+/// perturbed, and returns its id. None when no trial of the top quantile kept a checkpoint there
+/// (its agent could not, or a retry resumed past the epoch without reporting it).
+fn exploit(
     tx: &Transaction,
     schedule: &Schedule,
     pbt: &Pbt,

@@ -55,10 +55,6 @@ pub(super) fn read_groups(tx: &Transaction, room: Room, now_ms: i64) -> Result<V
     let mut taken: HashSet<(String, String)> = HashSet::new();
     let mut groups = Vec::new();
     for sweep in active {
-        if groups.len() < room.candidates && super::rungs::schedule_of(tx, &sweep)?.is_some_and(|s| s.pbt().is_some()) {
-            groups.extend(least_trained(tx, &sweep, room.candidates - groups.len(), room.gpus, now_ms)?);
-            continue;
-        }
         let mut after_idx = -1i64;
         while groups.len() < room.candidates {
             let page: Vec<(i64, String, Counters, String)> = {
@@ -84,26 +80,6 @@ pub(super) fn read_groups(tx: &Transaction, room: Room, now_ms: i64) -> Result<V
         }
     }
     Ok(groups)
-}
-
-/// Up to `limit` pending trials of a PBT sweep, those that trained least first (then in queue
-/// order), each alone: a population larger than the slots advances interval by interval, instead
-/// of its first trials training to their end before the last start. How far a trial trained is
-/// its highest judged epoch, or the epoch a copy started from.
-fn least_trained(tx: &Transaction, sweep: &str, limit: usize, gpus: u32, now_ms: i64) -> Result<Vec<Group>> {
-    let mut q = tx.prepare_cached(
-        "SELECT trial_id, attempt, user_failures, lost, spec FROM trials
-         WHERE state = 'pending' AND sweep = ?1 AND gpus <= ?2 AND not_before_ms <= ?3
-         ORDER BY COALESCE(rung, copied_epoch, 0), idx LIMIT ?4",
-    )?;
-    let rows = q.query_map(params![sweep, gpus, now_ms, limit as i64], |r| {
-        Ok((r.get::<_, String>(0)?, counters_at(r, 1)?, r.get::<_, String>(4)?))
-    })?;
-    rows.map(|row| {
-        let (trial_id, counters, spec) = row?;
-        Ok(Group { key: None, members: vec![Pending { trial_id, counters, spec: parse_spec(&spec)? }] })
-    })
-    .collect()
 }
 
 /// `first` and the pending trials of its sweep that can train fused with it

@@ -104,22 +104,21 @@ pub(super) fn judge(tx: &Transaction, sweep: &str, trial_id: &str, latest: u32, 
             "UPDATE trials SET rung = ?3 WHERE sweep = ?1 AND trial_id = ?2 AND (rung IS NULL OR rung < ?3)",
             params![sweep, trial_id, epoch],
         )?;
+        if schedule.pbt().is_some() {
+            // PBT judges an epoch once every trial that can reach it has (`pbt::settle`): until
+            // then the trial waits there, its budget at this epoch.
+            break;
+        }
         let others = values_at(tx, sweep, bracket, epoch, trial_id)?;
         let d = schedule.decide(&others, value);
-        let mut action = match d.action {
+        let action = match d.action {
             Action::Stop if promotes => Action::Pause,
             action => action,
         };
-        if let (Action::Exploit, Some(pbt)) = (action, schedule.pbt()) {
-            // No top trial kept a checkpoint here yet: nothing to copy, so it goes on.
-            if super::pbt::exploit(tx, &schedule, pbt, sweep, trial_id, epoch)?.is_none() {
-                action = Action::Continue;
-            }
-        }
         let at = Rung { sweep, bracket, epoch, index: rung as u32, now_ms };
         record(tx, &at, trial_id, action, metric, value, &d)?;
         match action {
-            Action::Stop | Action::Exploit => {
+            Action::Stop => {
                 stop_early(tx, sweep, trial_id, &t, now_ms)?;
                 judgement.stopped = true;
                 break;
@@ -145,17 +144,17 @@ fn queue_position(idx: i64) -> u32 {
 }
 
 /// A rung of one bracket of a sweep, as a decision there records it.
-struct Rung<'a> {
-    sweep: &'a str,
-    bracket: u32,
-    epoch: u32,
+pub(super) struct Rung<'a> {
+    pub sweep: &'a str,
+    pub bracket: u32,
+    pub epoch: u32,
     /// Its position among the bracket's rungs, from 0.
-    index: u32,
-    now_ms: i64,
+    pub index: u32,
+    pub now_ms: i64,
 }
 
 /// Writes one decision of the schedule: `decisions.parquet`'s row.
-fn record(
+pub(super) fn record(
     tx: &Transaction,
     at: &Rung<'_>,
     trial_id: &str,
@@ -184,7 +183,7 @@ fn record(
     Ok(())
 }
 
-fn set_budget(tx: &Transaction, sweep: &str, trial_id: &str, budget: Option<u32>) -> Result<()> {
+pub(super) fn set_budget(tx: &Transaction, sweep: &str, trial_id: &str, budget: Option<u32>) -> Result<()> {
     tx.execute(
         "UPDATE trials SET epochs_budget = ?3 WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id, budget],
@@ -220,15 +219,21 @@ fn promote_waiting(tx: &Transaction, schedule: &Schedule, at: &Rung<'_>) -> Resu
         record(tx, at, &trial_id, Action::Promote, &schedule.objective.metric, value, &d)?;
         set_budget(tx, at.sweep, &trial_id, schedule.budget_after(at.bracket, Some(at.epoch)))?;
         if state.parse::<TrialState>().map_err(Error::Corrupt)? == TrialState::Paused {
-            let t = trial(tx, at.sweep, &trial_id)?;
-            let (next, _) = lifecycle::transition(t.state, t.counters, Event::Promote, NO_POLICY)
-                .map_err(|e| Error::Corrupt(e.to_string()))?;
-            tx.execute(
-                "UPDATE trials SET state = ?3, not_before_ms = 0, segments = segments + 1 WHERE sweep = ?1 AND trial_id = ?2",
-                params![at.sweep, trial_id, next.as_str()],
-            )?;
+            requeue(tx, at.sweep, &trial_id)?;
         }
     }
+    Ok(())
+}
+
+/// Queues a paused trial again for its next segment (promoted, or gone on under PBT).
+pub(super) fn requeue(tx: &Transaction, sweep: &str, trial_id: &str) -> Result<()> {
+    let t = trial(tx, sweep, trial_id)?;
+    let (next, _) = lifecycle::transition(t.state, t.counters, Event::Promote, NO_POLICY)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    tx.execute(
+        "UPDATE trials SET state = ?3, not_before_ms = 0, segments = segments + 1 WHERE sweep = ?1 AND trial_id = ?2",
+        params![sweep, trial_id, next.as_str()],
+    )?;
     Ok(())
 }
 
@@ -294,6 +299,9 @@ pub(super) fn segment_end(
 /// trial pending or leased, none still to be proposed): its rung's values are final. Each stop is recorded as a decision.
 pub(super) fn settle_paused(tx: &Transaction, sweep: &str, now_ms: i64) -> Result<()> {
     let Some(schedule) = schedule_of(tx, sweep)? else { return Ok(()) };
+    if let Some(pbt) = schedule.pbt() {
+        return super::pbt::settle(tx, &schedule, pbt, sweep, now_ms);
+    }
     if !schedule.promotes()
         || exists(
             tx,
@@ -376,7 +384,13 @@ fn exists(tx: &Transaction, select: &str, args: impl rusqlite::Params) -> Result
 
 /// The values the other trials of the bracket recorded at the rung at `epoch` (every trial's, for
 /// an empty `trial_id`).
-fn values_at(tx: &Transaction, sweep: &str, bracket: u32, epoch: u32, trial_id: &str) -> Result<Vec<Option<f64>>> {
+pub(super) fn values_at(
+    tx: &Transaction,
+    sweep: &str,
+    bracket: u32,
+    epoch: u32,
+    trial_id: &str,
+) -> Result<Vec<Option<f64>>> {
     let mut q = tx.prepare_cached(
         "SELECT value FROM rungs WHERE sweep = ?1 AND bracket = ?2 AND epoch = ?3 AND trial_id <> ?4",
     )?;
@@ -386,6 +400,11 @@ fn values_at(tx: &Transaction, sweep: &str, bracket: u32, epoch: u32, trial_id: 
 
 /// Ends the trial as stopped early; its lease stays current, so its agent's next heartbeat is
 /// told to stop it, and the epochs it finishes meanwhile are still recorded.
+pub(super) fn stop_early_now(tx: &Transaction, sweep: &str, trial_id: &str, now_ms: i64) -> Result<()> {
+    let t = trial(tx, sweep, trial_id)?;
+    stop_early(tx, sweep, trial_id, &t, now_ms)
+}
+
 fn stop_early(tx: &Transaction, sweep: &str, trial_id: &str, t: &Judged, now_ms: i64) -> Result<()> {
     let (next, _) = lifecycle::transition(t.state, t.counters, Event::StopEarly, NO_POLICY)
         .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -494,7 +513,7 @@ pub(super) fn count_failure(tx: &Transaction, sweep: &str, trial_id: &str, now_m
                 "INSERT INTO rungs (sweep, bracket, epoch, trial_id, value) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![sweep, bracket, epoch, trial_id],
             )?;
-            if schedule.promotes() {
+            if schedule.asha().is_some_and(|a| a.promote) {
                 promote_waiting(tx, &schedule, &Rung { sweep, bracket, epoch, index: index as u32, now_ms })?;
             }
             return Ok(());
@@ -696,11 +715,12 @@ promote = false
         assert_eq!(r.store.summary("s").unwrap().retries, 0, "an attempt for the next rung is no retry");
     }
 
-    /// PBT over four trials judged every epoch to epoch 3: a trial in the bottom quarter is
-    /// replaced by a perturbed copy of the best trial that kept its checkpoint there, in the
-    /// transaction of its report; before any trial kept one, it goes on.
+    /// PBT over four trials judged every epoch to epoch 3. Each trial waits at the end of an
+    /// interval until all four have ended theirs there; then the one in the bottom quarter is
+    /// replaced by a perturbed copy of the best trial that kept its checkpoint at that epoch, or,
+    /// when none did, goes on.
     #[test]
-    fn pbt_replaces_a_bottom_trial_with_a_copy_of_a_top_one_that_kept_its_checkpoint() {
+    fn pbt_judges_an_epoch_once_the_whole_population_reached_it() {
         let pbt = "[search]\nmetric = \"val_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 1\nmax_epochs = 3\n\
                    resample_probability = 0.0\nperturb = { i = { int_uniform = [0, 100] } }\n";
         let mut r = running_under(pbt, 4);
@@ -709,18 +729,24 @@ promote = false
         for (trial, value) in [0.1, 0.2, 0.3, 0.9].into_iter().enumerate() {
             assert!(!r.report(trial, 1, &[("val_error", value)]).unwrap().stopped);
         }
-        assert_eq!(r.actions(), ["1:continue"; 4], "no checkpoint kept yet: nothing to copy, the worst goes on");
-        for trial in 0..4 {
-            assert_eq!(r.end(trial, &kept), TrialState::Pending, "on to the next interval");
+        assert!(r.actions().is_empty(), "nothing is judged while attempts are still ending");
+        // The best trial's agent could not keep its checkpoint: the worst has nothing to copy.
+        assert_eq!(r.end(0, &EXIT_0), TrialState::Paused);
+        for trial in [3, 1] {
+            assert_eq!(r.end(trial, &kept), TrialState::Paused, "trial 2 still runs at epoch 1");
         }
+        assert!(r.actions().is_empty());
+        assert_eq!(r.end(2, &kept), TrialState::Paused);
+        assert_eq!(r.actions(), ["1:continue"; 4], "judged together once the last ended there");
         assert_eq!(r.lease_again(), [(0, Some(2)), (1, Some(2)), (2, Some(2)), (3, Some(2))]);
-        for (trial, value) in [0.05, 0.15, 0.25].into_iter().enumerate() {
-            r.report(trial, 2, &[("val_error", value)]).unwrap();
-            assert_eq!(r.end(trial, &kept), TrialState::Pending);
+
+        for (trial, value) in [0.05, 0.15, 0.25, 0.95].into_iter().enumerate() {
+            assert!(!r.report(trial, 2, &[("val_error", value)]).unwrap().stopped);
+            r.end(trial, &kept);
         }
-        assert!(r.report(3, 2, &[("val_error", 0.95)]).unwrap().stopped, "its agent is told to stop");
         assert_eq!(r.actions()[4..], ["2:continue", "2:continue", "2:continue", "2:exploit"]);
         assert_eq!(r.state(3).0, TrialState::StoppedEarly);
+        assert_eq!(r.state(0), (TrialState::Pending, None), "past the last interval: trains to the end");
 
         let (child, parent, copied, generation, budget, spec): (String, String, u32, u32, Option<u32>, String) = r
             .store
@@ -752,22 +778,20 @@ promote = false
         assert_eq!(r.store.summary("s").unwrap().generation, 1);
     }
 
-    /// With more trials than slots, PBT leases the trials that trained least first: the
-    /// population moves on together instead of its first trials training to their end alone.
+    /// A trial that fails for good before an epoch no longer holds the others there: they are
+    /// judged without it, its failure the worst value.
     #[test]
-    fn a_pbt_population_larger_than_its_slots_advances_interval_by_interval() {
+    fn a_pbt_trial_that_fails_does_not_hold_the_population() {
         let pbt = "[search]\nmetric = \"val_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 1\nmax_epochs = 3\n\
                    perturb = { i = { int_uniform = [0, 100] } }\n";
         let mut r = running_under(pbt, 3);
-        r.report(0, 1, &[("val_error", 0.1)]).unwrap();
-        assert_eq!(r.end(0, &Completion { kept_checkpoint: true, ..EXIT_0 }), TrialState::Pending);
-        // The other two go back to the queue unstarted, as from a draining agent.
-        let handed_back = Completion { released: true, unstarted: true, ..EXIT_0 };
-        assert_eq!((r.end(2, &handed_back), r.end(1, &handed_back)), (TrialState::Pending, TrialState::Pending));
-        let next = r.store.lease(&r.agent, &r.session, 2, Vec::new(), None, 5_000).unwrap().grants;
-        let order: Vec<&str> = next.iter().map(|g| g.spec.id.0.as_str()).collect();
-        let id = |t: usize| r.grants[t].spec.id.0.as_str();
-        assert_eq!(order, [id(1), id(2)], "the two at epoch 0 before the one at epoch 1");
+        for (trial, value) in [0.1, 0.2].into_iter().enumerate() {
+            r.report(trial, 1, &[("val_error", value)]).unwrap();
+            assert_eq!(r.end(trial, &Completion { kept_checkpoint: true, ..EXIT_0 }), TrialState::Paused);
+        }
+        assert_eq!(r.end(2, &Completion { exit_code: Some(1), ..EXIT_0 }), TrialState::Failed);
+        assert_eq!(r.actions(), ["1:continue", "1:continue"]);
+        assert_eq!((r.state(0).0, r.state(1).0), (TrialState::Pending, TrialState::Pending));
     }
 
     #[test]
