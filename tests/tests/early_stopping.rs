@@ -274,6 +274,16 @@ fn a_schedule_the_workload_cannot_follow_is_refused_naming_the_key() {
         ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"random\"\nspace = { width = { int_uniform = [1, 8] } }\n", "search.trials", "missing"),
         ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"bayes\"\n", "search.sampler", "\"grid\", \"random\", \"tpe\""),
         ("name = \"m\"\nworkload = \"mlp\"\n[search]\nsampler = \"tpe\"\nmetric = \"test_error\"\nmode = \"min\"\nspace = { width = { int_uniform = [1, 8] } }\n", "search.trials", "missing"),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 2\nmax_epochs = 9\n",
+            "schedule.perturb",
+            "PBT needs at least one",
+        ),
+        (
+            "name = \"m\"\nworkload = \"mlp\"\n[search]\nmetric = \"test_error\"\nmode = \"min\"\n[schedule]\ntype = \"pbt\"\ninterval = 2\nmax_epochs = 9\nperturb = { momentum = { uniform = [0.0, 0.9] } }\n",
+            "schedule.perturb.momentum",
+            "has none",
+        ),
     ];
     for (text, key, expected) in cases {
         std::fs::write(dir.path().join("m.toml"), text).unwrap();
