@@ -297,6 +297,9 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
     (
         (text(), any::<u32>(), text(), prop::collection::vec(text(), 0..3)),
         (text(), text(), any::<u32>(), any::<u32>(), fuse, f64_any(), any::<bool>(), any::<bool>()),
+        // A copy PBT made is the coordinator's alone: a client that names one is refused.
+        prop_oneof![Just(String::new()), text()],
+        any::<u32>(),
     )
         .prop_map(
             |(
@@ -311,6 +314,8 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     cuda_graphs_off,
                     command_bool_flag,
                 ),
+                copy_from_trial_id,
+                copy_from_epoch,
             )| {
                 pb::Trial {
                     trial_id,
@@ -325,6 +330,8 @@ fn wire_trial() -> impl Strategy<Value = pb::Trial> {
                     gpu_share,
                     cuda_graphs_off,
                     command_bool_flag,
+                    copy_from_trial_id,
+                    copy_from_epoch,
                 }
             },
         )

@@ -16,9 +16,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use sweep_spec::schedule::{Action, Pbt, Schedule};
 use sweep_spec::{CopyFrom, TrialId, TrialSpec};
 
-/// How far a trial trained, as PBT orders and waits for trials: its highest judged epoch, or the
-/// epoch a copy started from.
-pub(super) const PROGRESS: &str = "COALESCE(rung, copied_epoch, 0)";
+/// How far a trial trained, as an epoch waits for it: its highest judged epoch, or the epoch a
+/// copy started from.
+const PROGRESS: &str = "COALESCE(rung, copied_epoch, 0)";
 
 /// Records that the trial's agent kept its checkpoint at `epoch`: later trials may copy it.
 pub(super) fn record_kept(tx: &Transaction, sweep: &str, trial_id: &str, epoch: u32) -> Result<()> {
