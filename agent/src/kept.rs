@@ -17,10 +17,10 @@ use sweep_spec::CopyFrom;
 
 const KEPT: &str = ".kept";
 
-/// Where the checkpoint a trial kept at `epoch` lies, given its own checkpoint folder
-/// (`<root>/<sweep>/<trial>`).
-fn kept_dir(sweep_dir: &Path, trial_id: &str, epoch: u32) -> PathBuf {
-    sweep_dir.join(KEPT).join(trial_id).join(format!("epoch-{epoch}"))
+/// Where the checkpoint a trial kept at `epoch` lies, given the folder of its kept checkpoints
+/// (`<root>/<sweep>/.kept/<trial>`).
+fn epoch_dir(trial_dir: &Path, epoch: u32) -> PathBuf {
+    trial_dir.join(format!("epoch-{epoch}"))
 }
 
 /// Keeps a copy of the trial's checkpoint folder `checkpoint` as the one of `epoch`. A copy kept
@@ -28,7 +28,7 @@ fn kept_dir(sweep_dir: &Path, trial_id: &str, epoch: u32) -> PathBuf {
 pub fn keep(checkpoint: &Path, epoch: u32) -> io::Result<()> {
     let (sweep_dir, trial_id) = split(checkpoint)?;
     let trial_dir = kept_trial_dir(sweep_dir, &trial_id)?;
-    let dest = trial_dir.join(format!("epoch-{epoch}"));
+    let dest = epoch_dir(&trial_dir, epoch);
     let staging = trial_dir.join(format!("epoch-{epoch}.tmp-{}", std::process::id()));
     copy_staged(checkpoint, &staging)?;
     remove_if_present(&dest)?;
@@ -49,7 +49,7 @@ pub fn copy_into(checkpoint: &Path, from: &CopyFrom) -> io::Result<()> {
         return Ok(());
     }
     let (sweep_dir, _) = split(checkpoint)?;
-    let source = kept_dir(sweep_dir, &from.trial_id, from.epoch);
+    let source = epoch_dir(&sweep_dir.join(KEPT).join(&from.trial_id), from.epoch);
     sweep_safe_fs::refuse_link(&source)?;
     if !source.is_dir() {
         return Err(io::Error::new(

@@ -29,14 +29,13 @@ pub fn attempts(leases: Vec<pb::Lease>, work_dir: &Path, checkpoint_root: &Path)
             Some(spec) => {
                 let dirs = AttemptDirs::new(work_dir, checkpoint_root, &spec, lease.attempt);
                 let stop_after = (lease.stop_after_epoch > 0).then_some(lease.stop_after_epoch);
-                let keep_checkpoint = lease.keep_checkpoint && stop_after.is_some();
                 members.push(Attempt {
                     lease_id: lease.lease_id,
                     attempt: lease.attempt,
                     spec,
                     dirs,
                     stop_after,
-                    keep_checkpoint,
+                    keep_checkpoint: lease.keep_checkpoint,
                 });
             }
             None => unreadable.push(lease.lease_id),

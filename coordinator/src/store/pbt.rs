@@ -67,11 +67,14 @@ pub(super) fn settle(tx: &Transaction, schedule: &Schedule, pbt: &Pbt, sweep: &s
     };
     let index = pbt.rungs().iter().position(|e| *e == epoch).unwrap_or(0) as u32;
     let at = Rung { sweep, bracket: 0, epoch, index, now_ms };
+    // Every value at the epoch: final, since no trial can reach it any more.
+    let values = rungs::values_at(tx, sweep, 0, epoch, "")?;
     for (trial_id, value) in waiting {
         let others = rungs::values_at(tx, sweep, 0, epoch, &trial_id)?;
         let d = pbt.decide(&others, value, schedule.objective.mode);
         // Nothing to copy when no top trial kept a checkpoint here: the trial goes on.
-        let exploited = d.action == Action::Exploit && exploit(tx, schedule, pbt, sweep, &trial_id, epoch)?.is_some();
+        let exploited =
+            d.action == Action::Exploit && exploit(tx, schedule, pbt, &values, sweep, &trial_id, epoch)?.is_some();
         let action = if exploited { Action::Exploit } else { Action::Continue };
         rungs::record(tx, &at, &trial_id, action, &schedule.objective.metric, value, &d)?;
         if exploited {
@@ -86,21 +89,18 @@ pub(super) fn settle(tx: &Transaction, schedule: &Schedule, pbt: &Pbt, sweep: &s
 
 /// The exploit of `trial_id`, judged at `epoch` in the bottom quantile: queues a trial that
 /// starts from the checkpoint a top trial kept at that epoch, with that trial's parameters
-/// perturbed, and returns its id. None when no trial of the top quantile kept a checkpoint there
-/// (its agent could not, or a retry resumed past the epoch without reporting it).
+/// perturbed, and returns its id; `values` are every value at the epoch. None when no trial of
+/// the top quantile kept a checkpoint there (its agent could not, or a retry resumed past the
+/// epoch without reporting it).
 fn exploit(
     tx: &Transaction,
     schedule: &Schedule,
     pbt: &Pbt,
+    values: &[Option<f64>],
     sweep: &str,
     trial_id: &str,
     epoch: u32,
 ) -> Result<Option<String>> {
-    let values: Vec<Option<f64>> = {
-        let mut q = tx.prepare_cached("SELECT value FROM rungs WHERE sweep = ?1 AND epoch = ?2")?;
-        let rows = q.query_map(params![sweep, epoch], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
     let candidates: Vec<(String, Option<f64>)> = {
         let mut q = tx.prepare_cached(
             "SELECT k.trial_id, r.value FROM kept_checkpoints k
@@ -111,7 +111,7 @@ fn exploit(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let candidate_values: Vec<Option<f64>> = candidates.iter().map(|c| c.1).collect();
-    let top = pbt.top(&values, &candidate_values, schedule.objective.mode);
+    let top = pbt.top(values, &candidate_values, schedule.objective.mode);
     if top.is_empty() {
         return Ok(None);
     }
@@ -157,13 +157,4 @@ fn seed_of(trial_id: &str, epoch: u32) -> u64 {
         .bytes()
         .chain(epoch.to_le_bytes())
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-impl super::Store {
-    /// The most copies behind any trial of `sweep`: its PBT generation (0 for any other sweep).
-    pub fn generation(&self, sweep: &str) -> Result<u32> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(generation), 0) FROM trials WHERE sweep = ?1", [sweep], |r| r.get(0))?)
-    }
 }

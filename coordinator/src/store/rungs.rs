@@ -253,19 +253,20 @@ pub(super) fn lease_budget(tx: &Transaction, sweep: &str, trial_id: &str) -> Res
     if !schedule.promotes() {
         return Ok(LeaseBudget::default());
     }
-    let keep_checkpoint = schedule.pbt().is_some();
     let (index, rung, copied, budget): (i64, Option<u32>, Option<u32>, Option<u32>) = tx.query_row(
         "SELECT idx, rung, copied_epoch, epochs_budget FROM trials WHERE sweep = ?1 AND trial_id = ?2",
         params![sweep, trial_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     // Judged before, or a copy PBT made (its budget set then): the stored budget holds.
-    if rung.is_some() || copied.is_some() {
-        return Ok(LeaseBudget { stop_after: budget, keep_checkpoint: keep_checkpoint && budget.is_some() });
-    }
-    let first = schedule.budget_after(schedule.bracket(queue_position(index)), None);
-    set_budget(tx, sweep, trial_id, first)?;
-    Ok(LeaseBudget { stop_after: first, keep_checkpoint: keep_checkpoint && first.is_some() })
+    let stop_after = if rung.is_some() || copied.is_some() {
+        budget
+    } else {
+        let first = schedule.budget_after(schedule.bracket(queue_position(index)), None);
+        set_budget(tx, sweep, trial_id, first)?;
+        first
+    };
+    Ok(LeaseBudget { stop_after, keep_checkpoint: schedule.pbt().is_some() && stop_after.is_some() })
 }
 
 /// Whether the attempt under `stop_after` ended at a rung the trial was judged at: a segment of a
