@@ -20,10 +20,11 @@ full; 100 x 52 = 5,200 by default), --concurrency trials at a time:
 - sweep-asha-stop: the same with `promote = false`: a trial below the cut is stopped for good.
 - sweep-hyperband: `type = "hyperband"`, `promote = true`, default brackets (one per rung: first
   cut at epoch 1, 3, 9 or 27).
-  A sweep cannot stop at an epoch budget, so these three sample more configurations than the
-  budget in full trainings (budget x 52 / EPOCHS_PER_SAMPLE[method], measured with margin); each
-  run must spend at least the budget, and only its first budget x 52 epochs count, as for the
-  peers.
+  A sweep file cannot say "stop after so many epochs in all", so these sample more configurations
+  than the budget in full trainings (budget x 52 / EPOCHS_PER_SAMPLE[method]), the trial script
+  counts the epochs it trains in a file, and compare.py interrupts `sweep local` (SIGINT: the
+  agents stop their trials, the results are written) once the run has spent the budget. Only the
+  first budget x 52 epochs count, as for the peers.
 - ray-asha: Ray Tune's random search under AsyncHyperBandScheduler (grace 1, max 52, reduction 3).
 - optuna-tpe-hyperband: Optuna's TPESampler with HyperbandPruner (min 1, max 52, reduction 3).
   Both peers run in bench/search/peers.py and record each epoch result as it arrives.
@@ -48,7 +49,13 @@ configurations do not learn at all: 168329, 168331, 7593, 189873, 3945.
     bench/search/compare.py --seeds 5 --out /tmp/search --resume   # adds seeds 3 and 4 to the runs there
 
 Every run's epoch stream is written to OUT/runs/<method>-<instance>-s<seed>.json and the summary
-to OUT/summary.json. The surrogate, Ray Tune and Optuna go into their own virtual environment
+to OUT/summary.json. Each finished run is also appended, in a few hundred bytes, to a ledger
+(OUT/ledger.jsonl, or --ledger FILE): what the regret, the trial counts and the wall time are
+computed from (the epoch-52 results and their place in the stream). --resume reuses a run found
+in either, so a benchmark of many hours can be carried on from a ledger alone:
+
+    bench/search/compare.py --ledger bench/search/ledger-budget100.jsonl --resume   # the table in BENCHMARKS.md
+ The surrogate, Ray Tune and Optuna go into their own virtual environment
 (default ~/.cache/sweep-bench-search/venv, or $SEARCH_PEER_VENV), installed from PyPI on first
 use; the LCBench data comes from --data (default $LCBENCH_DATA, else
 ../shared/bench-data/yahpo-lcbench beside the repository).
@@ -58,6 +65,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,8 +92,8 @@ SWEEP_SCHEDULES = {
     "sweep-asha": {"type": "asha", "promote": True},
     "sweep-asha-stop": {"type": "asha", "promote": False},
     "sweep-hyperband": {"type": "hyperband", "promote": True},
-    # TPE proposing the configurations after the first ten (BOHB-style: it compares trials at the
-    # highest rung ten of them reached).
+    # TPE proposing the configurations after the first ten, from every trial's value at the
+    # highest rung it reached (the further first).
     "sweep-tpe-asha": {"type": "asha", "promote": True, "sampler": "tpe"},
     "sweep-tpe-hyperband": {"type": "hyperband", "promote": True, "sampler": "tpe"},
 }
@@ -101,6 +109,8 @@ SCHEDULE = {"min_epochs": 1, "reduction_factor": 3}
 EPOCHS_PER_SAMPLE = {"sweep-asha": 3, "sweep-asha-stop": 3, "sweep-hyperband": 12, "sweep-tpe-asha": 3,
                      "sweep-tpe-hyperband": 12}
 METHODS = (*SWEEP_SCHEDULES, "ray-asha", "optuna-tpe-hyperband")
+# `sweep local`'s exit status once interrupted (SIGINT), its results written.
+INTERRUPTED = 130
 REPORT_BUDGETS = (10, 30, 100)
 
 # The sweep's metric rows, run with the peer venv's Python (pyarrow): val_accuracy per trial and
@@ -142,11 +152,13 @@ def stop(proc):
 
 # ---------------------------------------------------------------------------------------- sweep
 
-def sweep_file(name, instance, seed, samples, sock, space, schedule=None, epochs=None):
+def sweep_file(name, instance, seed, samples, sock, space, schedule=None, epochs=None, count=None):
     """A `command` sweep of `samples` random configurations of the trial script, under `schedule`
-    (SWEEP_SCHEDULES) up to epoch `epochs` if one is given."""
+    (SWEEP_SCHEDULES) up to epoch `epochs` if one is given; its trials count their epochs in the
+    file `count` if one is given."""
     command = ", ".join(json.dumps(str(a)) for a in
-                        [sys.executable, HERE / "lcbench_trial.py", "--instance", instance, "--socket", sock])
+                        [sys.executable, HERE / "lcbench_trial.py", "--instance", instance, "--socket", sock,
+                         *(["--count", count] if count else [])])
     lines = [f'name = "{name}"', 'workload = "command"', f"command = [{command}]"]
     # Integers on a log scale are drawn log-uniformly; the trial rounds them.
     dists = [(p["name"], "log_uniform" if p["log"] else ("int_uniform" if p["type"] == "int" else "uniform"),
@@ -182,21 +194,29 @@ def run_sweep(method, instance, seed, bench, sock, args, py):
     name = f"lcbench-{instance}-s{seed}"
     schedule, samples = SWEEP_SCHEDULES[method], sweep_samples(method, args.budget, bench["epochs"])
     tmp = Path(tempfile.mkdtemp(prefix=f"search-{method}-{instance}-s{seed}-"))
+    expected = args.budget * bench["epochs"]
+    count = tmp / "epochs.count" if schedule is not None else None
     (tmp / "sweep.toml").write_text(sweep_file(name, instance, seed, samples, sock, bench["space"], schedule,
-                                               bench["epochs"]))
+                                               bench["epochs"], count))
     t = time.perf_counter()
     with open(tmp / "sweep.log", "w") as log:
-        done = subprocess.run([args.sweep, "local", tmp / "sweep.toml", "--agents", str(args.concurrency),
-                               "--state", tmp / "state", "--results", tmp / "results", "--format", "json"],
-                              stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SWEEP_GPUS": ""})
+        proc = subprocess.Popen([args.sweep, "local", tmp / "sweep.toml", "--agents", str(args.concurrency),
+                                 "--state", tmp / "state", "--results", tmp / "results", "--format", "json"],
+                                stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "SWEEP_GPUS": ""})
+        interrupted = False
+        while proc.poll() is None:
+            # Past the budget, with room for the epochs of the trials running: the rest would not count.
+            if count and not interrupted and count.exists() and count.stat().st_size >= expected + 2 * args.concurrency:
+                proc.send_signal(signal.SIGINT)
+                interrupted = True
+            time.sleep(0.05)
     wall = time.perf_counter() - t
-    if done.returncode != 0:
+    if proc.returncode != (INTERRUPTED if interrupted else 0):
         log = (tmp / "sweep.log").read_text()
-        raise SystemExit(f"compare: sweep local failed ({done.returncode}); see {tmp}:\n{log[-3000:]}")
+        raise SystemExit(f"compare: sweep local failed ({proc.returncode}); see {tmp}:\n{log[-3000:]}")
     out = subprocess.run([py, "-c", READ_METRICS_PY, tmp / "results" / name / "metrics"],
                          capture_output=True, text=True, check=True)
     stream = json.loads(out.stdout)
-    expected = args.budget * bench["epochs"]
     trials = len({s[1] for s in stream})
     if len({(s[1], s[2]) for s in stream}) != len(stream):
         raise SystemExit(f"compare: {method} {name}: some (trial, epoch) appears more than once among the "
@@ -218,10 +238,12 @@ def run_sweep(method, instance, seed, bench, sock, args, py):
 
 # ---------------------------------------------------------------------------------------- peers
 
-def run_peer(method, runs, sock, args, py, out):
-    """Every (instance, seed) of one peer in one process of bench/search/peers.py."""
+def run_peer(method, runs, sock, args, py, out, ledger):
+    """Every (instance, seed) of one peer in one process of bench/search/peers.py; each run goes
+    into the ledger as it finishes. Returns them compact."""
     spec = ",".join(f"{i}:{s}" for i, s in runs)
     log_path = out / f"{method}.log"
+    results = []
     with open(log_path, "w") as log:
         proc = subprocess.Popen([py, HERE / "peers.py", method, "--socket", sock, "--runs", spec, "--budget",
                                  str(args.budget * args.epochs), "--concurrency", str(args.concurrency),
@@ -232,16 +254,14 @@ def run_peer(method, runs, sock, args, py, out):
                 continue
             r = json.loads(line)
             progress(method, r["instance"], r["seed"], r["wall_s"], r["epochs"])
+            run = json.loads(run_path(out, method, r["instance"], r["seed"]).read_text())
+            if len(run["stream"]) < run["budget"]:
+                raise SystemExit(f"compare: {method} {r['instance']} seed {r['seed']}: {len(run['stream'])} epochs "
+                                 f"reported, expected the budget of {run['budget']}")
+            results.append(record(ledger, run, args.epochs))
         if proc.wait() != 0:
             raise SystemExit(f"compare: {method} failed ({proc.returncode}); see {log_path}:\n"
                              f"{log_path.read_text()[-3000:]}")
-    results = []
-    for instance, seed in runs:
-        run = json.loads(run_path(out, method, instance, seed).read_text())
-        if len(run["stream"]) < run["budget"]:
-            raise SystemExit(f"compare: {method} {instance} seed {seed}: {len(run['stream'])} epochs reported, "
-                             f"expected the budget of {run['budget']}")
-        results.append(run)
     return results
 
 
@@ -249,14 +269,38 @@ def run_path(out, method, instance, seed):
     return out / "runs" / f"{method}-{instance}-s{seed}.json"
 
 
-def earlier_run(path, args):
-    """A run kept from an earlier invocation with the same --out (--resume), if its settings match."""
-    run = json.loads(path.read_text())
-    if run["budget"] != args.budget * args.epochs or run["concurrency"] != args.concurrency:
-        raise SystemExit(f"compare: --resume: {path} ran with a budget of {run['budget']} epochs and concurrency "
-                         f"{run['concurrency']}, not {args.budget * args.epochs} and {args.concurrency}")
-    print(f"compare: {path.name}: kept from an earlier run", file=sys.stderr)
-    return run
+def compact(run, last_epoch):
+    """What the summary needs of a run, without its epoch stream: each epoch-`last_epoch` result
+    with its place in the stream, and the trials that reported within the budget."""
+    stream = run["stream"]
+    return {**{k: run[k] for k in ("method", "instance", "seed", "budget", "concurrency", "wall_s")},
+            "epochs": len(stream), "trials": len({s[1] for s in stream[:run["budget"]]}),
+            "finals": [[i, s[3]] for i, s in enumerate(stream) if s[2] == last_epoch]}
+
+
+def read_ledger(path):
+    """The compact runs of a ledger by (method, instance, seed); a later line replaces an earlier."""
+    if not path.exists():
+        return {}
+    runs = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["method"], r["instance"], r["seed"]): r for r in runs}
+
+
+def record(ledger, run, last_epoch):
+    """Appends a finished run to the ledger and returns its compact form."""
+    kept = compact(run, last_epoch)
+    with open(ledger, "a") as f:
+        f.write(json.dumps(kept) + "\n")
+    return kept
+
+
+def earlier_run(kept, source, args):
+    """A run kept from an earlier invocation (--resume), if its settings match."""
+    if kept["budget"] != args.budget * args.epochs or kept["concurrency"] != args.concurrency:
+        raise SystemExit(f"compare: --resume: {source} ran with a budget of {kept['budget']} epochs and concurrency "
+                         f"{kept['concurrency']}, not {args.budget * args.epochs} and {args.concurrency}")
+    print(f"compare: {source}: kept from an earlier run", file=sys.stderr)
+    return kept
 
 
 def progress(method, instance, seed, wall, epochs):
@@ -266,10 +310,10 @@ def progress(method, instance, seed, wall, epochs):
 
 # --------------------------------------------------------------------------------------- regret
 
-def incumbent(stream, epochs, last_epoch):
-    """Best val_accuracy at the last epoch among the first `epochs` results; None if no trial got
-    there."""
-    finals = [acc for _, _, epoch, acc in stream[:epochs] if epoch == last_epoch]
+def incumbent(run, epochs):
+    """Best val_accuracy at the last epoch among the run's first `epochs` results; None if no trial
+    got there."""
+    finals = [acc for i, acc in run["finals"] if i < epochs]
     return max(finals) if finals else None
 
 
@@ -281,24 +325,23 @@ def quartiles(values):
 
 def summarize(runs, budgets, last_epoch):
     """Per instance the best epoch-52 accuracy seen; per method and budget the regrets; per
-    method the wall time per trial-epoch."""
+    method the wall time per trial-epoch. `runs` are compact (see `compact`)."""
     best = {}
     for r in runs:
-        seen = incumbent(r["stream"], r["budget"], last_epoch)
+        seen = incumbent(r, r["budget"])
         if seen is not None:
             best[r["instance"]] = max(best.get(r["instance"], seen), seen)
     table = {}
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
         row = {"runs": len(mine), "regret": {}, "no_incumbent": {},
-               "ms_per_epoch": statistics.median(1e3 * r["wall_s"] / len(r["stream"]) for r in mine),
-               "trials": statistics.median(len({s[1] for s in r["stream"][:r["budget"]]}) for r in mine),
-               "full_trials": statistics.median(sum(1 for s in r["stream"][:r["budget"]] if s[2] == last_epoch)
-                                                for r in mine)}
+               "ms_per_epoch": statistics.median(1e3 * r["wall_s"] / r["epochs"] for r in mine),
+               "trials": statistics.median(r["trials"] for r in mine),
+               "full_trials": statistics.median(sum(1 for i, _ in r["finals"] if i < r["budget"]) for r in mine)}
         for b in budgets:
             regrets, missing = [], 0
             for r in mine:
-                inc = incumbent(r["stream"], b * last_epoch, last_epoch)
+                inc = incumbent(r, b * last_epoch)
                 missing += inc is None
                 regrets.append(best.get(r["instance"], 0.0) - (inc if inc is not None else 0.0))
                 r.setdefault("regret", {})[str(b)] = regrets[-1]
@@ -367,9 +410,10 @@ def main():
     ap.add_argument("--data", type=Path, default=DATA, help=f"the yahpo-lcbench folder [{DATA}]")
     ap.add_argument("--sweep", type=Path, default=ROOT / "target" / "release" / "sweep", help="the sweep binary")
     ap.add_argument("--keep", action="store_true", help="keep each sweep run's folder (state, results, logs)")
+    ap.add_argument("--ledger", type=Path, help="the file each finished run is appended to, compactly [OUT/ledger.jsonl]")
     ap.add_argument("--resume", action="store_true",
-                    help="reuse the runs already in OUT/runs (same budget and concurrency) and run only the others, "
-                         "e.g. after an interruption or to add seeds")
+                    help="reuse the runs already in the ledger or OUT/runs (same budget and concurrency) and run only "
+                         "the others, e.g. after an interruption or to add seeds")
     args = ap.parse_args()
     args.instances = [i.strip() for i in args.instances.split(",") if i.strip()]
     args.kept = 0
@@ -386,6 +430,8 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     out = args.out or Path(f"/tmp/sweep-bench-search-{time.strftime('%Y%m%d-%H%M%S')}")
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    ledger = args.ledger or out / "ledger.jsonl"
+    kept_runs = read_ledger(ledger) if args.resume else {}
 
     py = peer_venv.ensure_peer_venv(PEER_VENV, PEER_PACKAGES, "yahpo_gym, optuna, ray.tune, pyarrow.parquet")
     versions = json.loads(subprocess.run([py, HERE / "peers.py", "--versions"], capture_output=True, text=True,
@@ -408,10 +454,17 @@ def main():
         # Seed by seed, so an interrupted benchmark has every instance for the seeds it finished.
         pairs = [(i, s) for s in range(args.seeds) for i in args.instances]
         for method in methods:
-            done = [p for p in pairs if args.resume and run_path(out, method, *p).exists()]
-            runs += [earlier_run(run_path(out, method, *p), args) for p in done]
-            args.kept += len(done)
-            todo = [p for p in pairs if p not in done]
+            todo = []
+            for p in pairs:
+                path = run_path(out, method, *p)
+                if (method, *p) in kept_runs:
+                    runs.append(earlier_run(kept_runs[(method, *p)], f"{ledger.name}: {path.stem}", args))
+                elif args.resume and path.exists():
+                    run = json.loads(path.read_text())
+                    runs.append(earlier_run(record(ledger, run, args.epochs), path.name, args))
+                else:
+                    todo.append(p)
+            args.kept += len(pairs) - len(todo)
             if not todo:
                 continue
             if method in SWEEP_SCHEDULES:
@@ -419,9 +472,9 @@ def main():
                     run = run_sweep(method, instance, seed, bench, sock, args, py)
                     run_path(out, method, instance, seed).write_text(json.dumps(run))
                     progress(method, instance, seed, run["wall_s"], len(run["stream"]))
-                    runs.append(run)
+                    runs.append(record(ledger, run, args.epochs))
             else:
-                runs += run_peer(method, todo, sock, args, py, out)
+                runs += run_peer(method, todo, sock, args, py, out, ledger)
     finally:
         stop(server)
         shutil.rmtree(work, ignore_errors=True)
@@ -437,7 +490,8 @@ def main():
                "best_per_instance": best, "table": table,
                "regret_per_run": [{k: r[k] for k in ("method", "instance", "seed", "wall_s", "regret")} for r in runs]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"\ncompare: every run's epoch stream in {out / 'runs'}, the summary in {out / 'summary.json'}",
+    print(f"\ncompare: every run's epoch stream in {out / 'runs'} (compactly in {ledger}), the summary in "
+          f"{out / 'summary.json'}",
           file=sys.stderr)
 
 

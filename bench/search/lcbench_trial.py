@@ -33,6 +33,8 @@ def parse(argv):
     ap.add_argument("--instance", default=os.environ.get("LCBENCH_INSTANCE"), help="OpenML task id [$LCBENCH_INSTANCE]")
     ap.add_argument("--socket", default=os.environ.get("LCBENCH_SOCKET"), help="the surrogate server [$LCBENCH_SOCKET]")
     ap.add_argument("--epochs", type=int, help="train up to this epoch [the benchmark's last, 52]")
+    ap.add_argument("--count", type=Path, help="append a byte to this file per epoch trained: the epochs a "
+                                               "benchmark run has spent, over all its trials")
     args, rest = ap.parse_known_args(argv)
     if not args.instance or not args.socket:
         ap.error("--instance and --socket (or LCBENCH_INSTANCE and LCBENCH_SOCKET) are required")
@@ -95,6 +97,10 @@ def main():
             print(json.dumps({"epoch": epoch, "metrics": metrics}), flush=True)
             if state:
                 save_epoch(state, epoch)
+            if args.count:
+                # O_APPEND: the trials running at once never overwrite each other's bytes.
+                with open(args.count, "ab") as f:
+                    f.write(b".")
 
 
 if __name__ == "__main__":

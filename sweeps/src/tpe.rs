@@ -6,6 +6,10 @@
 //! the best, that is likeliest under it relative to a density over the rest. The density
 //! estimators are the `tpe` crate's (by the author of Optuna's benchmark tool kurobako).
 //!
+//! Under a schedule, a trial is ranked by how far it got, then by its value there (as Optuna ranks
+//! pruned trials): one that reached a later rung is better than any that stopped or paused below
+//! it. The best are `gamma` of the trials, at most [`MAX_BEST`] (Optuna's default split).
+//!
 //! Trials still running count as the worst value seen (a constant liar), so the proposals for many
 //! free slots at once spread instead of repeating one point. A proposal is a pure function of the
 //! plan, the observations in queue order and its own index: the same seed and the same results
@@ -23,6 +27,10 @@ pub const STARTUP_TRIALS: u32 = 10;
 /// Most trials of a TPE sweep: each proposal reads every trial before it.
 pub const MAX_TRIALS: u32 = 10_000;
 
+/// The share of the trials TPE's density of the best is drawn from, and their most.
+const GAMMA: f64 = 0.1;
+const MAX_BEST: usize = 25;
+
 /// What the coordinator needs to propose a TPE sweep's trials (`SubmitSweepRequest.search_json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -36,11 +44,14 @@ pub struct Plan {
     pub objective: Objective,
 }
 
-/// One finished trial as TPE learns from it: its parameters and its value of the objective,
-/// `None` when it has none (NaN, infinite): the worst.
+/// One trial as TPE learns from it: its parameters, how far it got, and its value of the
+/// objective there, `None` when it has none (NaN, infinite): the worst.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
     pub params: &'a Map<String, Value>,
+    /// The epoch its value was taken at under a schedule (its highest rung, or its last epoch
+    /// once it finished); 0 without one. A trial that got further ranks above one that did not.
+    pub reached: u32,
     pub value: Option<f64>,
 }
 
@@ -58,14 +69,9 @@ impl Plan {
             return self.draw_at_random(index);
         }
         let seed = self.seed_of(index);
-        // The `tpe` crate minimises; a missing value is worse than any.
-        let loss = |v: Option<f64>| match (v, self.objective.mode) {
-            (Some(v), Mode::Min) => v,
-            (Some(v), Mode::Max) => -v,
-            (None, _) => f64::INFINITY,
-        };
-        let liars = running.iter().map(|params| Observation { params, value: None });
+        let liars = running.iter().map(|params| Observation { params, reached: 0, value: None });
         let history: Vec<Observation<'_>> = finished.iter().copied().chain(liars).collect();
+        let rank = self.ranks(&history);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut proposal = Map::new();
         for (name, dist) in &self.space {
@@ -74,13 +80,16 @@ impl Plan {
                 continue;
             }
             let axis = Axis::of(dist);
-            let mut optimizer = tpe::TpeOptimizer::new(axis.estimator(), axis.range);
-            for o in &history {
+            let mut optimizer = tpe::TpeOptimizerBuilder::new()
+                .gamma(gamma(history.len()))
+                .build(axis.estimator(), axis.range)
+                .expect("gamma is within 0 and 1, and there are candidates");
+            for (o, rank) in history.iter().zip(&rank) {
                 // Left out by its condition: its value is a default TPE must not learn from.
                 let used = when.is_none_or(|w| w.holds(o.params));
                 let x = o.params.get(name).filter(|_| used).map_or(f64::NAN, |v| axis.encode(dist, v));
                 // A value outside the space (the file changed since) tells nothing.
-                let _ = optimizer.tell(x, loss(o.value));
+                let _ = optimizer.tell(x, *rank);
             }
             let x = optimizer.ask(&mut rng).unwrap_or(axis.range.start());
             proposal.insert(name.clone(), axis.decode(dist, x));
@@ -90,6 +99,29 @@ impl Plan {
 }
 
 impl Plan {
+    /// Each observation's place from the best (0) as the loss TPE minimises: no value last, then
+    /// the further along first, then the better value; ties keep queue order.
+    fn ranks(&self, history: &[Observation<'_>]) -> Vec<f64> {
+        let loss = |v: f64| match self.objective.mode {
+            Mode::Min => v,
+            Mode::Max => -v,
+        };
+        let mut order: Vec<usize> = (0..history.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&history[a], &history[b]);
+            a.value
+                .is_none()
+                .cmp(&b.value.is_none())
+                .then(b.reached.cmp(&a.reached))
+                .then_with(|| loss(a.value.unwrap_or(f64::INFINITY)).total_cmp(&loss(b.value.unwrap_or(f64::INFINITY))))
+        });
+        let mut rank = vec![0.0; history.len()];
+        for (place, i) in order.into_iter().enumerate() {
+            rank[i] = place as f64;
+        }
+        rank
+    }
+
     /// A random draw from the space for queue position `index`: the first trials, and a proposal
     /// that keeps landing on configurations the sweep already has.
     pub fn draw_at_random(&self, index: u32) -> Map<String, Value> {
@@ -99,6 +131,12 @@ impl Plan {
     fn seed_of(&self, index: u32) -> u64 {
         SplitMix64::new(self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
     }
+}
+
+/// The share of `n` trials TPE takes as the best: a tenth, at most [`MAX_BEST`] (the `tpe` crate
+/// takes the ceiling of `n` times it).
+fn gamma(n: usize) -> f64 {
+    GAMMA.min(MAX_BEST as f64 / n as f64)
 }
 
 /// One parameter as TPE sees it: a range on the real line.
@@ -188,7 +226,7 @@ mod tests {
         let mut done: Vec<(Map<String, Value>, f64)> = Vec::new();
         for i in 0..n {
             let history: Vec<Observation> =
-                done.iter().map(|(p, v)| Observation { params: p, value: Some(*v) }).collect();
+                done.iter().map(|(p, v)| Observation { params: p, reached: 0, value: Some(*v) }).collect();
             let p = plan.propose(&history, &[], i);
             let v = loss(&p);
             done.push((p, v));
@@ -254,7 +292,8 @@ mod tests {
     fn pending_trials_told_as_the_worst_value_spread_a_batch_of_proposals() {
         let done = run(&plan(3), 20);
         let mut batch: Vec<Map<String, Value>> = Vec::new();
-        let finished: Vec<Observation> = done.iter().map(|(p, v)| Observation { params: p, value: Some(*v) }).collect();
+        let finished: Vec<Observation> =
+            done.iter().map(|(p, v)| Observation { params: p, reached: 0, value: Some(*v) }).collect();
         for i in 20..28 {
             // The constant liar: a proposal still running counts as the worst value.
             let running: Vec<&Map<String, Value>> = batch.iter().collect();
@@ -264,5 +303,45 @@ mod tests {
         let distinct: std::collections::HashSet<String> =
             batch.iter().map(|p| Value::Object(p.clone()).to_string()).collect();
         assert_eq!(distinct.len(), batch.len(), "eight slots get eight different proposals");
+    }
+
+    #[test]
+    fn a_trial_that_got_further_ranks_above_the_better_values_below_it() {
+        // Trials near x = 4 reached the rung at epoch 9 with middling values; those near x = -4
+        // were cut at epoch 1 with far better ones. TPE draws from the first.
+        let mut p = plan(11);
+        p.space.truncate(1);
+        let params: Vec<Map<String, Value>> = (0..40)
+            .map(|i| {
+                let x = if i % 4 == 0 { 4.0 + f64::from(i) / 100.0 } else { -4.0 + f64::from(i) / 100.0 };
+                Map::from_iter([("x".to_string(), json!(x))])
+            })
+            .collect();
+        let history: Vec<Observation> = params
+            .iter()
+            .map(|params| {
+                let further = params["x"].as_f64().unwrap() > 0.0;
+                Observation {
+                    params,
+                    reached: if further { 9 } else { 1 },
+                    value: Some(if further { 5.0 } else { 0.1 }),
+                }
+            })
+            .collect();
+        for i in 40..50 {
+            let x = p.propose(&history, &[], i)["x"].as_f64().unwrap();
+            assert!(x > 0.0, "proposal {i} at x = {x}, among the trials cut at epoch 1");
+        }
+        // Compared at one epoch, the better values win.
+        let level: Vec<Observation> = history.iter().map(|o| Observation { reached: 1, ..*o }).collect();
+        let below = (40..50).filter(|&i| p.propose(&level, &[], i)["x"].as_f64().unwrap() < 0.0).count();
+        assert!(below >= 8, "{below} of 10 proposals near the better values");
+    }
+
+    #[test]
+    fn the_best_are_a_tenth_of_the_trials_and_at_most_25() {
+        for (n, best) in [(10, 1), (11, 2), (100, 10), (250, 25), (251, 25), (4_000, 25)] {
+            assert_eq!((n as f64 * gamma(n)).ceil() as usize, best, "{n} trials");
+        }
     }
 }

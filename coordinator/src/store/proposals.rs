@@ -2,11 +2,11 @@
 //! lease transaction that will hand them out, from the sweep's plan (`sweeps.search`) and what its
 //! trials reported so far. The rule is `sweep_spec::tpe::Plan::propose`; this module gathers its
 //! facts. Without a schedule, each finished trial counts with its last value of the plan's metric
-//! (`finals`). Under one (TPE with ASHA or Hyperband, as BOHB), trials are compared at one budget:
-//! the highest rung that enough of them reached, where every trial has its rung value, and a
-//! trial stopped below it counts as the worst value. Trials still queued, running or paused count
-//! as the worst value too (a constant liar). Failed and cancelled trials tell nothing about the
-//! objective and are left out.
+//! (`finals`). Under one (TPE with ASHA or Hyperband), every trial with a rung value counts with
+//! the value at its highest rung, running and paused ones too, and TPE ranks the trials that got
+//! further first; a finished trial counts at its last epoch. Trials with no value yet count as the
+//! worst value (a constant liar). Failed and cancelled trials tell nothing about the objective and
+//! are left out.
 
 use crate::error::{Error, Result};
 use crate::lifecycle::TrialState;
@@ -84,8 +84,8 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
             continue;
         }
         match observed.get(&k.spec.id.0) {
-            Some(value) => {
-                finished.push(Observation { params: &k.spec.params, value: value.filter(|v| v.is_finite()) })
+            Some(&(reached, value)) => {
+                finished.push(Observation { params: &k.spec.params, reached, value: value.filter(|v| v.is_finite()) })
             }
             None => running.push(&k.spec.params),
         }
@@ -160,45 +160,48 @@ fn trials(tx: &Transaction, sweep: &str) -> Result<Vec<Known>> {
     .collect()
 }
 
-/// The value TPE learns for each trial that has one to tell (None: the worst); a trial missing
-/// from the map is still to tell it.
-fn observed(tx: &Transaction, sweep: &str, plan: &Plan, known: &[Known]) -> Result<HashMap<String, Option<f64>>> {
+/// What TPE learns of each trial that has something to tell: how far it got and its value there
+/// (None: the worst). A trial missing from the map is still to tell it.
+fn observed(tx: &Transaction, sweep: &str, plan: &Plan, known: &[Known]) -> Result<HashMap<String, Observed>> {
     let ended = |state: TrialState| matches!(state, TrialState::Succeeded | TrialState::StoppedEarly);
-    if super::rungs::schedule_of(tx, sweep)?.is_some() {
-        if let Some(epoch) = compared_rung(tx, sweep)? {
-            let mut at = rung_values(tx, sweep, epoch)?;
-            // Cut below the rung: worse than whoever went on to it.
-            for k in known.iter().filter(|k| ended(k.state)) {
-                at.entry(k.spec.id.0.clone()).or_insert(None);
-            }
-            return Ok(at);
-        }
-    }
     let mut q = tx.prepare_cached("SELECT trial_id, value FROM finals WHERE sweep = ?1 AND metric = ?2")?;
     let rows = q.query_map(params![sweep, plan.objective.metric], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
     let finals: HashMap<String, Option<f64>> = rows.collect::<rusqlite::Result<_>>()?;
-    Ok(known
-        .iter()
-        .filter(|k| ended(k.state))
-        .map(|k| (k.spec.id.0.clone(), finals.get(&k.spec.id.0).copied().flatten()))
-        .collect())
+    let finished = |k: &Known| (u32::MAX, finals.get(&k.spec.id.0).copied().flatten());
+    if super::rungs::schedule_of(tx, sweep)?.is_none() {
+        return Ok(known
+            .iter()
+            .filter(|k| ended(k.state))
+            .map(|k| (k.spec.id.0.clone(), (0, finished(k).1)))
+            .collect());
+    }
+    let mut at = highest_rungs(tx, sweep)?;
+    for k in known {
+        match k.state {
+            // Trained to the end: further than any rung.
+            TrialState::Succeeded => {
+                at.insert(k.spec.id.0.clone(), finished(k));
+            }
+            // Stopped before its first rung: the worst.
+            TrialState::StoppedEarly => {
+                at.entry(k.spec.id.0.clone()).or_insert((0, None));
+            }
+            _ => {}
+        }
+    }
+    Ok(at)
 }
 
-/// The highest rung of the sweep that at least [`sweep_spec::tpe::STARTUP_TRIALS`] trials
-/// reached with a value: BOHB's largest budget with enough observations for a model.
-fn compared_rung(tx: &Transaction, sweep: &str) -> Result<Option<u32>> {
-    Ok(tx.query_row(
-        "SELECT MAX(epoch) FROM (SELECT epoch FROM rungs WHERE sweep = ?1 AND value IS NOT NULL
-                                 GROUP BY epoch HAVING COUNT(*) >= ?2)",
-        params![sweep, sweep_spec::tpe::STARTUP_TRIALS],
-        |r| r.get(0),
-    )?)
-}
+/// How far a trial got (an epoch) and its value there.
+type Observed = (u32, Option<f64>);
 
-/// Every trial's value at the rung at `epoch` (None: missing, or it failed before it).
-fn rung_values(tx: &Transaction, sweep: &str, epoch: u32) -> Result<HashMap<String, Option<f64>>> {
-    let mut q = tx.prepare_cached("SELECT trial_id, value FROM rungs WHERE sweep = ?1 AND epoch = ?2")?;
-    let rows = q.query_map(params![sweep, epoch], |r| Ok((r.get(0)?, r.get(1)?)))?;
+/// Every trial's value at the highest rung it reached (None: missing, or it failed before it).
+fn highest_rungs(tx: &Transaction, sweep: &str) -> Result<HashMap<String, Observed>> {
+    let mut q = tx.prepare_cached(
+        "SELECT trial_id, epoch, value FROM rungs r WHERE sweep = ?1
+           AND epoch = (SELECT MAX(epoch) FROM rungs WHERE sweep = r.sweep AND trial_id = r.trial_id)",
+    )?;
+    let rows = q.query_map([sweep], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -340,11 +343,11 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         assert_ne!(a[10..], c[10..]);
     }
 
-    /// TPE with ASHA (BOHB): once ten trials have a value at a rung, TPE compares trials there,
-    /// where a trial cut below it counts as the worst.
+    /// TPE with ASHA: each trial counts with its value at the highest rung it reached, a trial
+    /// still running at that rung or paused there too.
     #[test]
     fn under_a_schedule_tpe_learns_from_the_rung_values() {
-        let text = format!("{FILE}[schedule]\ntype = \"asha\"\nmax_epochs = 9\npromote = false\n");
+        let text = format!("{FILE}[schedule]\ntype = \"asha\"\nmax_epochs = 9\n");
         let mut lab = lab_of(&text);
         let grants = lab.lease(10);
         for g in &grants {
@@ -353,11 +356,10 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         let tx = lab.store.conn.transaction().unwrap();
         let known = super::trials(&tx, "s").unwrap();
         let plan = super::plan_of(&tx, "s").unwrap().unwrap();
-        assert_eq!(super::compared_rung(&tx, "s").unwrap(), Some(1));
         let observed = super::observed(&tx, "s", &plan, &known).unwrap();
         assert_eq!(observed.len(), 10);
         for g in &grants {
-            assert_eq!(observed[&g.spec.id.0], Some((x(g) - 1.0).powi(2)), "its value at the rung at epoch 1");
+            assert_eq!(observed[&g.spec.id.0], (1, Some((x(g) - 1.0).powi(2))), "its value at the rung at epoch 1");
         }
     }
 
