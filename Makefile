@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build bench bench-xmc bench-dispatch bench-search gpu-bundle clean
+.PHONY: demo test setup build images bench bench-xmc bench-dispatch bench-search gpu-bundle clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
@@ -29,6 +29,11 @@ setup:
 
 build: setup
 	$(CARGO) build --workspace --bins
+
+# The coordinator and agent images of deploy/docker, built with nothing pulled (README, "Containers
+# on one host"); deploy/docker/compose.yaml starts a cluster from them.
+images: setup
+	scripts/images.sh
 
 # Coordinator throughput (BENCHMARKS.md).
 bench: setup

@@ -27,6 +27,8 @@ pub const PLAIN_LINE_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lines {
     Stdout,
+    // Only `sweep local` prints here, which a CLI built without the embedded agent lacks.
+    #[cfg_attr(not(feature = "embedded-agent"), allow(dead_code))]
     Stderr,
 }
 

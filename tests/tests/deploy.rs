@@ -330,7 +330,7 @@ fn check_invocation(origin: &str, argv: &[String], env: &BTreeMap<String, String
 }
 
 /// The final stage of a Dockerfile: its ENTRYPOINT, SWEEP_* ENV, USER and the binaries it copies
-/// into /usr/local/bin, plus everything the build ran.
+/// into /usr/local/bin, plus the defaults of its ARGs.
 #[derive(Default, Debug)]
 struct Dockerfile {
     froms: Vec<String>,
@@ -338,7 +338,7 @@ struct Dockerfile {
     env: BTreeMap<String, String>,
     user: Option<String>,
     binaries: BTreeSet<String>,
-    runs: String,
+    args: BTreeMap<String, String>,
 }
 
 fn dockerfile(name: &str) -> Dockerfile {
@@ -382,6 +382,11 @@ fn dockerfile(name: &str) -> Dockerfile {
                 }
             }
             "USER" => parsed.user = Some(rest.trim().to_string()),
+            "ARG" => {
+                if let Some((k, v)) = rest.trim().split_once('=') {
+                    parsed.args.insert(k.to_string(), v.to_string());
+                }
+            }
             "COPY" => {
                 let parts: Vec<&str> = rest.split_whitespace().filter(|p| !p.starts_with("--")).collect();
                 if let Some((dest, sources)) = parts.split_last() {
@@ -394,10 +399,6 @@ fn dockerfile(name: &str) -> Dockerfile {
                         }
                     }
                 }
-            }
-            "RUN" => {
-                parsed.runs.push_str(rest);
-                parsed.runs.push('\n');
             }
             _ => {}
         }
@@ -416,12 +417,13 @@ fn dockerfile_for_image(image: &str) -> (&'static str, Dockerfile) {
     (file, dockerfile(file))
 }
 
-/// How the Dockerfiles must build each binary: the CLI and coordinator without libtorch.
+/// How scripts/images.sh, which stages the images' contexts, must build each binary: the CLI and
+/// the coordinator without libtorch.
 fn cargo_build_of(bin: &str) -> &'static str {
     match bin {
-        "sweep-coordinator" => "cargo build --release --locked -p sweep-coordinator",
-        "sweep" => "cargo build --release --locked -p sweep-cli --no-default-features",
-        "sweep-agent" => "cargo build --release --locked -p sweep-agent",
+        "sweep-coordinator" => "-p sweep-coordinator",
+        "sweep" => "-p sweep-cli --no-default-features",
+        "sweep-agent" => "-p sweep-agent",
         other => panic!("unknown binary {other}"),
     }
 }
@@ -457,13 +459,15 @@ fn manifests_and_images_use_only_what_the_binaries_accept() {
         }
     }
     assert!(checked >= 4, "found only {checked} containers in the manifests");
+    let images_sh = std::fs::read_to_string(root().join("scripts/images.sh")).unwrap();
+    let builds: Vec<&str> = images_sh.lines().filter(|l| l.trim_start().starts_with("cargo build")).collect();
     for file in ["coordinator.Dockerfile", "agent.Dockerfile"] {
         let image = dockerfile(file);
         assert!(!image.entrypoint.is_empty(), "{file}: no ENTRYPOINT");
         for bin in &image.binaries {
             let build = cargo_build_of(bin);
-            if !image.runs.contains(build) {
-                problems.push(format!("{file}: installs {bin} but does not run `{build}`"));
+            if !builds.iter().any(|b| b.contains(build)) {
+                problems.push(format!("{file}: installs {bin} but scripts/images.sh does not build it with `{build}`"));
             }
         }
         let env: BTreeMap<String, String> =
@@ -471,6 +475,61 @@ fn manifests_and_images_use_only_what_the_binaries_accept() {
         problems.extend(check_invocation(&format!("{file} ENTRYPOINT"), &image.entrypoint, &env));
     }
     assert!(problems.is_empty(), "manifests or images disagree with the binaries:\n{}", problems.join("\n"));
+}
+
+/// deploy/docker/compose.yaml as JSON (its anchors resolved).
+fn compose_json() -> Value {
+    let path = root().join("deploy/docker/compose.yaml");
+    let out = run(Command::new(venv_tool("python"))
+        .args(["-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)"])
+        .arg(&path));
+    assert!(out.status.success(), "reading {} failed:\n{}", path.display(), text(&out));
+    serde_json::from_slice(&out.stdout).expect("python prints JSON")
+}
+
+#[test]
+fn the_compose_cluster_uses_only_what_the_binaries_accept() {
+    let compose = compose_json();
+    let mut problems = Vec::new();
+    for (service, image_name) in [("coordinator", "sweep-coordinator"), ("agent", "sweep-agent")] {
+        let s = &compose["services"][service];
+        let origin = format!("compose.yaml services.{service}");
+        let image = s["image"].as_str().unwrap_or_else(|| panic!("{origin}: no image"));
+        assert!(image.starts_with(&format!("{image_name}:")), "{origin}: image {image}");
+        let (_, file) = dockerfile_for_image(image_name);
+        let mut argv = file.entrypoint.clone();
+        argv.extend(
+            s["command"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{origin}: command"))
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string()),
+        );
+        let env: BTreeMap<String, String> = s["environment"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{origin}: environment as a mapping"))
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        problems.extend(check_invocation(&origin, &argv, &env));
+        // Every file it reads is a secret the compose file declares, mounted at /run/secrets.
+        for secret in s["secrets"].as_array().unwrap_or_else(|| panic!("{origin}: secrets")) {
+            let name = secret.as_str().unwrap();
+            assert!(
+                compose["secrets"][name]["file"].is_string(),
+                "{origin}: secret {name} is not declared with a file"
+            );
+            assert!(
+                argv.iter().any(|a| a.ends_with(&format!("/run/secrets/{name}"))),
+                "{origin}: secret {name} unused"
+            );
+        }
+    }
+    assert!(problems.is_empty(), "compose.yaml disagrees with the binaries:\n{}", problems.join("\n"));
+    let tokens = std::fs::read_to_string(root().join("deploy/docker/tokens.sh")).unwrap();
+    for file in ["users.tokens", "agents.tokens", "agent.token", "user.token"] {
+        assert!(tokens.contains(file), "deploy/docker/tokens.sh does not write {file}");
+    }
 }
 
 #[test]
@@ -490,8 +549,18 @@ fn dockerfiles_pass_hadolint_and_our_rules() {
 
     for file in ["coordinator.Dockerfile", "agent.Dockerfile"] {
         let d = dockerfile(file);
-        assert!(d.froms.len() >= 2, "{file}: expected a build stage and a runtime stage");
+        assert!(!d.froms.is_empty(), "{file}: no FROM");
+        // Nothing can be pulled: an image starts from nothing or from the base scripts/images.sh
+        // makes (an ARG whose default names it).
         for from in &d.froms {
+            if from == "scratch" {
+                continue;
+            }
+            let from = match from.strip_prefix("${").and_then(|a| a.strip_suffix('}')) {
+                Some(arg) => d.args.get(arg).unwrap_or_else(|| panic!("{file}: FROM {from}: no ARG {arg} default")),
+                None => from,
+            };
+            assert!(from.starts_with("sweep-base:"), "{file}: FROM {from} would be pulled from a registry");
             let (_, tag) = from.split_once(':').unwrap_or_else(|| panic!("{file}: FROM {from} has no tag"));
             // A version or a Debian release name: `bookworm` fixes Python 3.11, which the torch
             // paths depend on, and still gets the release's security updates.
@@ -509,15 +578,12 @@ fn dockerfiles_pass_hadolint_and_our_rules() {
             .parse()
             .unwrap_or_else(|_| panic!("{file}: USER {user} should be numeric (runAsNonRoot checks it)"));
         assert_ne!(uid, 0, "{file}: the image runs as root");
-        let ignore = root().join("deploy/docker").join(format!("{file}.dockerignore"));
-        let ignore = std::fs::read_to_string(&ignore).unwrap_or_else(|e| panic!("{}: {e}", ignore.display()));
-        for heavy in [".venv", "target"] {
-            assert!(ignore.lines().any(|l| l.trim() == heavy), "{file}.dockerignore should leave out {heavy}");
-        }
     }
-    let agent = std::fs::read_to_string(root().join("deploy/docker/agent.Dockerfile")).unwrap();
-    assert!(agent.contains("torch==2.11.0"), "agent.Dockerfile: tch 0.24 needs PyTorch 2.11.0");
-    assert!(agent.contains("LIBTORCH_CXX11_ABI=1"), "agent.Dockerfile: build against the wheel's C++11 ABI");
+    let images = std::fs::read_to_string(root().join("scripts/images.sh")).unwrap();
+    assert!(
+        images.contains("torch.__version__.startswith(\"2.11.0\")"),
+        "scripts/images.sh: tch 0.24 needs PyTorch 2.11.0"
+    );
 }
 
 // ---- what the deployment promises ----

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the two images of deploy/docker with no registry to pull from (`make images`):
+#  - sweep-coordinator: FROM scratch, the coordinator and the `sweep` CLI (without the embedded
+#    agent, so without libtorch) and the few system libraries `ldd` says they load;
+#  - sweep-agent: FROM sweep-base, a Debian bookworm root filesystem made here by debootstrap
+#    (python3 for `command` trials) and imported with `docker import`, with the agent and the
+#    libtorch of the project's PyTorch 2.11.0 wheel (CUDA libraries included; the node supplies the
+#    driver), importable from the image's python3 as `torch`.
+# Each Dockerfile builds from a context folder staged here under target/images/ (hard links where
+# the files live on the same disk), not from the repository: the context holds exactly what the
+# image gets. Quick when nothing changed: the base is made once per package list, and Docker's
+# layer cache keeps what it has seen.
+#
+#   scripts/images.sh                     # both, from release binaries
+#   SWEEP_IMAGE_PROFILE=dev scripts/images.sh   # from the debug binaries (what `make test` built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROFILE=${SWEEP_IMAGE_PROFILE:-release}
+TAG=${SWEEP_IMAGE_TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
+SITE=.venv/lib/python3.11/site-packages
+STAGE=target/images
+# What `import torch` needs from the wheel's closure (triton, the GPU kernel compiler, is left out:
+# eager libtorch does not load it).
+TORCH_PACKAGES=(torch functorch torchgen nvidia numpy numpy.libs filelock fsspec jinja2 markupsafe mpmath networkx sympy
+  typing_extensions.py isympy.py)
+BASE_PACKAGES=(python3 ca-certificates procps)
+BASE=sweep-base:bookworm-$(echo "${BASE_PACKAGES[*]}" | sha256sum | cut -c1-12)
+
+log() { echo "images: $*"; }
+die() { echo "images: $*" >&2; exit 1; }
+
+command -v docker >/dev/null || die "docker is not on PATH; install Docker Engine (TOOLCHAIN.md)"
+docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (docker info); start it and run this again"
+
+# ---------------------------------------------------------------------------------- binaries
+profile_dir=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
+log "building sweep-coordinator and sweep-agent ($PROFILE)"
+cargo build --profile "$PROFILE" -p sweep-coordinator -p sweep-agent --bins
+# The CLI without `embedded-agent` links no libtorch; its own target folder keeps the full `sweep`
+# of target/ as it is.
+log "building the sweep CLI without the embedded agent ($PROFILE)"
+cargo build --profile "$PROFILE" -p sweep-cli --no-default-features --bins --target-dir "$STAGE/cli-target"
+bin=target/$profile_dir
+cli=$STAGE/cli-target/$profile_dir/sweep
+
+# ---------------------------------------------------------------------------------- the base
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+  [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap); run as root once, or sudo $0"
+  command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+  rootfs=$(mktemp -d /var/tmp/sweep-base.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  log "debootstrap bookworm with ${BASE_PACKAGES[*]} into $rootfs (a few minutes, once)"
+  debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" bookworm "$rootfs" \
+    http://deb.debian.org/debian >"$STAGE.debootstrap.log" 2>&1 \
+    || die "debootstrap failed; see $STAGE.debootstrap.log"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
+    "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
+  tar -C "$rootfs" --numeric-owner -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+fi
+# The name the Dockerfile's ARG BASE defaults to, so that a plain `docker build` of a staged
+# context finds it too.
+docker tag "$BASE" sweep-base:bookworm
+log "base: $BASE ($(docker image inspect -f '{{.Size}}' "$BASE" | numfmt --to=iec))"
+
+# ---------------------------------------------------------------------------------- contexts
+rm -rf "$STAGE/coordinator" "$STAGE/agent"
+mkdir -p "$STAGE/coordinator/bin" "$STAGE/coordinator/rootfs/etc/ssl/certs" "$STAGE/coordinator/empty" \
+  "$STAGE/agent/bin" "$STAGE/agent/site-packages"
+
+# The coordinator's root filesystem: its binaries, the libraries ldd names (at the paths the loader
+# looks in), a user and group, and the CA roots the CLI trusts for https://.
+cp "$bin/sweep-coordinator" "$cli" "$STAGE/coordinator/bin/"
+for lib in $(ldd "$bin/sweep-coordinator" "$cli" | awk '/=>/ { print $3 } /^\t\// { print $1 }' | sort -u); do
+  [[ -f $lib ]] || die "ldd names $lib, which is not a file"
+  mkdir -p "$STAGE/coordinator/rootfs$(dirname "$lib")"
+  cp -L "$lib" "$STAGE/coordinator/rootfs$lib"
+done
+cp -L /etc/ssl/certs/ca-certificates.crt "$STAGE/coordinator/rootfs/etc/ssl/certs/"
+install -d -m 1777 "$STAGE/coordinator/rootfs/tmp"
+printf 'root:x:0:0:root:/:/sbin/nologin\nsweep:x:10001:10001:sweep:/var/lib/sweep:/sbin/nologin\n' \
+  >"$STAGE/coordinator/rootfs/etc/passwd"
+printf 'root:x:0:\nsweep:x:10001:\n' >"$STAGE/coordinator/rootfs/etc/group"
+cp deploy/docker/coordinator.Dockerfile "$STAGE/coordinator/Dockerfile"
+
+# The agent's: its binary and the torch closure of the project's venv.
+[[ -d $SITE/torch ]] || die "$SITE/torch is missing; run scripts/setup.sh first"
+cp "$bin/sweep-agent" "$STAGE/agent/bin/"
+for p in "${TORCH_PACKAGES[@]}"; do
+  cp -al "$SITE/$p" "$STAGE/agent/site-packages/" 2>/dev/null || cp -a "$SITE/$p" "$STAGE/agent/site-packages/"
+done
+cp deploy/docker/agent.Dockerfile "$STAGE/agent/Dockerfile"
+
+# ---------------------------------------------------------------------------------- images
+log "building sweep-coordinator:$TAG"
+docker build -q -t "sweep-coordinator:$TAG" "$STAGE/coordinator" >/dev/null
+log "building sweep-agent:$TAG (copies libtorch and the CUDA libraries: GBs, a minute or two the first time)"
+docker build -q --build-arg "BASE=$BASE" -t "sweep-agent:$TAG" "$STAGE/agent" >/dev/null
+docker tag "sweep-coordinator:$TAG" sweep-coordinator:latest
+docker tag "sweep-agent:$TAG" sweep-agent:latest
+
+# ---------------------------------------------------------------------------------- checks
+docker run --rm --entrypoint sweep-coordinator "sweep-coordinator:$TAG" --version >/dev/null \
+  || die "sweep-coordinator does not start in its image"
+docker run --rm --entrypoint sweep "sweep-coordinator:$TAG" --version >/dev/null \
+  || die "the sweep CLI does not start in the coordinator image"
+docker run --rm "sweep-agent:$TAG" --version >/dev/null || die "sweep-agent does not start in its image"
+docker run --rm --entrypoint python3 "sweep-agent:$TAG" -c 'import torch; assert torch.__version__.startswith("2.11.0")' \
+  || die "python3 cannot import torch 2.11.0 in the agent image"
+for image in "sweep-coordinator:$TAG" "sweep-agent:$TAG"; do
+  user=$(docker image inspect -f '{{.Config.User}}' "$image")
+  [[ -n $user && $user != 0* && $user != root* ]] || die "$image runs as root"
+  log "$image: $(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec), user $user"
+done
