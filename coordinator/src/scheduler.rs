@@ -128,7 +128,7 @@ pub fn judge_lease(state: TrialState, current_lease: Option<i64>, lease_id: i64)
 pub enum RowAdmission {
     /// Add its rows, and move the trial's final values.
     Rows,
-    /// Add its rows for the record, leaving the final values as they are.
+    /// Add its rows, which move a final value only past its epoch, and decide nothing.
     RowsOnly,
     /// Nothing: the trial's results are final.
     Refused,
@@ -137,10 +137,10 @@ pub enum RowAdmission {
 /// What a metrics report under `lease_id` may do. Until the trial has finished, everything, under
 /// any of its attempts: late rows of an expired attempt are kept. A cancelled trial's attempt that
 /// is still being stopped (its lease still current) records the epochs it completes before it
-/// stops. Once the trial has finished, its outcome and final values are fixed: the attempt that
-/// finished it may send nothing more, while the late rows of an attempt it superseded
-/// (`superseded`: a later attempt was leased) are still kept, since the retry may have resumed
-/// past them from a checkpoint and they exist nowhere else.
+/// stops. Once the trial has finished, its outcome is fixed: the attempt that finished it may send
+/// nothing more, while the late rows of an attempt it superseded (`superseded`: a later attempt
+/// was leased) are still kept, since the retry may have resumed past them from a checkpoint and
+/// they exist nowhere else.
 pub fn admit_rows(state: TrialState, current_lease: Option<i64>, lease_id: i64, superseded: bool) -> RowAdmission {
     if !state.is_terminal() || judge_lease(state, current_lease, lease_id) == LeaseVerdict::Stop {
         RowAdmission::Rows

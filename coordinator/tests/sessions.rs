@@ -1,8 +1,8 @@
 //! Leases belong to the agent registration that was granted them, over real gRPC with a real
 //! SQLite store: another agent (a forger who knows or guesses lease ids and agent ids) is refused
-//! on every call and changes nothing, and once a trial has finished no report under any of its
-//! leases moves a final value: the attempt that finished it adds nothing more, and an attempt it
-//! superseded adds only its late rows, which the retry may have resumed past.
+//! on every call and changes nothing, and once a trial has finished its outcome is fixed: the
+//! attempt that finished it adds nothing more, and an attempt it superseded adds only its late
+//! rows, which the retry may have resumed past (they move a final value only past its epoch).
 
 mod common;
 
@@ -110,7 +110,7 @@ async fn a_report_after_the_trial_finished_adds_nothing_and_moves_no_final() {
 }
 
 #[tokio::test]
-async fn an_expired_attempt_keeps_its_late_rows_and_after_the_trial_finishes_they_move_no_final() {
+async fn an_expired_attempt_keeps_its_late_rows_and_after_the_trial_finishes_they_move_a_final_only_forward() {
     let env = Env::new(SHORT_TTL);
     let c = env.start().await;
     c.submit(sweep("late", &[1], "")).await.unwrap();
@@ -126,16 +126,24 @@ async fn an_expired_attempt_keeps_its_late_rows_and_after_the_trial_finishes_the
     assert_eq!(next.report(second.lease_id, &[(1, &[("loss", 0.9)])]).await.unwrap().rows_added, 1);
     assert_eq!(next.exit(second.lease_id, 0, "").await.unwrap(), "succeeded");
     let finished = finals(&c, "late").await;
-    // ...and once it is, they are still kept (the retry may have resumed past them), but the
-    // trial's outcome and final values stay as its last attempt left them.
-    assert_eq!(old.report(first.lease_id, &[(4, &[("loss", 0.1)])]).await.unwrap().rows_added, 1);
+    assert_eq!(finished[0].1["loss"], 0.3, "the latest epoch reported, whichever attempt reported it");
+    // ...and once it is, they are still kept: an epoch at or before the final one changes
+    // nothing...
+    assert_eq!(old.report(first.lease_id, &[(2, &[("loss", 0.2)])]).await.unwrap().rows_added, 1);
     assert_eq!(finals(&c, "late").await, finished);
+    // ...and one past it (the retry resumed from the checkpoint this attempt wrote while cut
+    // off, past where its reports had reached) is the trial's final value, in trials.parquet
+    // too. The outcome stays.
+    assert_eq!(old.report(first.lease_id, &[(4, &[("loss", 0.1)])]).await.unwrap().rows_added, 1);
+    assert_eq!(finals(&c, "late").await, [("succeeded".to_string(), [("loss".to_string(), 0.1)].into())]);
     // The attempt that finished the trial may add nothing more.
     assert_status(next.report(second.lease_id, &[(9, &[("loss", 0.0)])]).await, Code::FailedPrecondition, "final");
     c.running.flush().await.unwrap();
     let mut keys: Vec<_> = env.parquet_metrics("late").iter().map(|r| (r.attempt, r.epoch)).collect();
     keys.sort();
-    assert_eq!(keys, [(1, 3), (1, 4), (2, 1)]);
+    assert_eq!(keys, [(1, 2), (1, 3), (1, 4), (2, 1)]);
+    let rows = sweep_coordinator::results::read_current_trials(&env.sweep_dir("late")).unwrap();
+    assert_eq!((rows[0].status.as_str(), rows[0].finals["loss"]), ("succeeded", 0.1));
 }
 
 #[tokio::test]

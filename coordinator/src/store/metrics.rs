@@ -50,12 +50,16 @@ impl Store {
     /// Stores a report under the attempt its lease was granted for (see
     /// [`Store::attempt_of_lease`]). Rows already stored are skipped, so a retried report is a no-op. Returns (rows added, rows that were duplicates).
     /// Refused unless the report comes from the lease's holder and may still add rows: once the
-    /// trial has finished, only late rows of an attempt it superseded, which move no final value
-    /// (`sessions::admit_report`). A report that reaches a rung of the sweep's schedule is judged
-    /// in the same transaction (`rungs::judge`).
+    /// trial has finished, only late rows of an attempt it superseded (`sessions::admit_report`).
+    /// A trial's final value of a metric is its value at the latest epoch any attempt reported,
+    /// the later attempt's on a tie, whenever the rows arrive: a late row past the final epoch
+    /// moves it even after the trial finished (the retry resumed from the checkpoint that attempt
+    /// wrote, while cut off, past where its reports had reached), and the trial's row is then
+    /// written again. A report that reaches a rung of the sweep's schedule is judged in the same
+    /// transaction (`rungs::judge`); a late one is not.
     pub fn report_metrics(&mut self, batch: &MetricBatch, recorded_at_us: i64) -> Result<Reported> {
         let tx = self.conn.transaction()?;
-        let moves_finals = super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
+        let live = super::sessions::admit_report(&tx, batch.lease_id, &batch.session)?;
         let (sweep, trial_id, attempt) = Store::attempt_of_lease(&tx, batch.lease_id)?;
         if let Some(refusal) = admit_names(&tx, &sweep, batch, self.max_metric_names)? {
             // The trial would report these names again on any retry: it fails, and the rows of
@@ -64,6 +68,7 @@ impl Store {
         }
         let (mut added, mut duplicate) = (0u32, 0u32);
         let mut last_seq = None;
+        let mut moved_late = false;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO metrics (sweep, trial_id, attempt, epoch, step, metric, value, recorded_at_us)
@@ -90,9 +95,9 @@ impl Store {
                     if n == 1 {
                         added += 1;
                         last_seq = Some(tx.last_insert_rowid());
-                        if moves_finals {
+                        let moved =
                             final_value.execute(params![sweep, trial_id, metric, record.epoch, attempt, value])?;
-                        }
+                        moved_late |= !live && moved > 0;
                     } else {
                         duplicate += 1;
                     }
@@ -102,10 +107,19 @@ impl Store {
         if let Some(seq) = last_seq {
             tx.execute("UPDATE sweeps SET last_metric_seq = ?2 WHERE name = ?1", params![sweep, seq])?;
         }
+        if moved_late {
+            // The finished trial's row changed: a new version, which the Parquet sink follows.
+            tx.execute("UPDATE sweeps SET trials_version = trials_version + 1 WHERE name = ?1", [&sweep])?;
+            tx.execute(
+                "UPDATE trials SET version = (SELECT trials_version FROM sweeps WHERE name = ?1)
+                 WHERE sweep = ?1 AND trial_id = ?2",
+                params![sweep, trial_id],
+            )?;
+        }
         record_warnings(&tx, &sweep, &trial_id, attempt, &batch.warnings, recorded_at_us / 1000)?;
         let latest = batch.epochs.iter().map(|r| r.epoch).max();
         let mut stopped = false;
-        if let Some(latest) = latest.filter(|_| moves_finals) {
+        if let Some(latest) = latest.filter(|_| live) {
             let judged = super::rungs::judge(&tx, &sweep, &trial_id, latest, recorded_at_us / 1000)?;
             stopped = judged.stopped;
             if let Some(reason) = judged.refused {

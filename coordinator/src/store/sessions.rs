@@ -46,10 +46,10 @@ pub(super) fn admit_lease_holder(tx: &Transaction, lease_id: i64, session: &Sess
     }
 }
 
-/// Admits a metrics report under `lease_id` from its holder, and says whether its rows may move
-/// the trial's final values (`scheduler::admit_rows`): once the trial has finished, the attempt
-/// that finished it may add nothing, and late rows of an attempt it superseded are kept without
-/// moving a final value.
+/// Admits a metrics report under `lease_id` from its holder, and says whether it is live
+/// (`scheduler::admit_rows`): until the trial has finished, its rows count like any, and the
+/// schedule judges them; after, the attempt that finished it may add nothing, and late rows of an
+/// attempt it superseded are kept, judged by nothing, moving a final value only past its epoch.
 pub(super) fn admit_report(tx: &Transaction, lease_id: i64, session: &SessionHash) -> Result<bool> {
     admit_lease_holder(tx, lease_id, session)?;
     let h = holder(tx, lease_id)?.ok_or(Error::StaleLease(lease_id))?;
