@@ -101,7 +101,8 @@ async fn bad_trials_are_refused_with_their_position_and_field() {
     let env = Env::new(LONG_TTL);
     let c = env.start().await;
     let base = sweep("trials", &[1, 2], "");
-    let cases: Vec<(fn(&mut pb::Trial), &str)> = vec![
+    type Spoil = fn(&mut pb::Trial);
+    let cases: Vec<(Spoil, &str)> = vec![
         (|t| t.trial_id = "../../etc/passwd".into(), "trials[1]: trial_id: expected 16 lowercase hex digits"),
         (|t| t.trial_id = t.trial_id.to_uppercase(), "trials[1]: trial_id"),
         (|t| t.params_json = format!("{{\"p\":\"{}\"}}", "x".repeat(MAX_TRIAL_FIELD_BYTES)), "trials[1]: params_json"),

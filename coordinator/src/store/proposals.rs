@@ -91,7 +91,8 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
         }
     }
     let mut ids: std::collections::HashSet<String> = known.iter().map(|k| k.spec.id.0.clone()).collect();
-    let mut next_idx = known.last().map_or(0, |k| k.idx + 1);
+    // Each proposal is queued after the sweep's last trial, one place after the other.
+    let first_idx = known.last().map_or(0, |k| k.idx + 1);
     let mut proposed: Vec<TrialSpec> = Vec::new();
     for n in 0..wanted.min(room) {
         let index = known.len() as u32 + n;
@@ -120,7 +121,7 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
         super::sweeps::insert_trials(
             tx,
             sweep,
-            next_idx,
+            first_idx + i64::from(n),
             std::iter::once(super::sweeps::NewTrial {
                 trial_id: spec.id.0.clone(),
                 index: 0,
@@ -129,7 +130,6 @@ pub(super) fn propose(tx: &Transaction, sweep: &str, wanted: u32) -> Result<u32>
                 gpus: spec.resources.gpus,
             }),
         )?;
-        next_idx += 1;
         proposed.push(spec);
     }
     Ok(proposed.len() as u32)
