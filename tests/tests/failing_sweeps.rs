@@ -56,6 +56,13 @@ fn a_broken_sweep_is_paused_and_a_broken_node_quarantined_while_healthy_work_fin
     let _bad = Proc(
         agent_command(root, &coordinator.url, "bad", 1).env("PATH", &broken_path).spawn().expect("start sweep-agent"),
     );
+    // Both registered before any trial is there: a node that fails at once while the other is
+    // still starting would be the only agent, and its failures the sweep's own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while agents_json(&coordinator.url).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both agents register within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // `--lr` is rejected by the script on every node.
     let typo = root.join("typo.toml");
