@@ -55,7 +55,8 @@ computed from (the epoch-52 results and their place in the stream). --resume reu
 in either, so a benchmark of many hours can be carried on from a ledger alone:
 
     bench/search/compare.py --ledger bench/search/ledger-budget100.jsonl --resume   # the table in BENCHMARKS.md
- The surrogate, Ray Tune and Optuna go into their own virtual environment
+
+The surrogate, Ray Tune and Optuna go into their own virtual environment
 (default ~/.cache/sweep-bench-search/venv, or $SEARCH_PEER_VENV), installed from PyPI on first
 use; the LCBench data comes from --data (default $LCBENCH_DATA, else
 ../shared/bench-data/yahpo-lcbench beside the repository).

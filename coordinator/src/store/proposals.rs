@@ -167,20 +167,16 @@ fn observed(tx: &Transaction, sweep: &str, plan: &Plan, known: &[Known]) -> Resu
     let mut q = tx.prepare_cached("SELECT trial_id, value FROM finals WHERE sweep = ?1 AND metric = ?2")?;
     let rows = q.query_map(params![sweep, plan.objective.metric], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
     let finals: HashMap<String, Option<f64>> = rows.collect::<rusqlite::Result<_>>()?;
-    let finished = |k: &Known| (u32::MAX, finals.get(&k.spec.id.0).copied().flatten());
+    let final_of = |k: &Known| finals.get(&k.spec.id.0).copied().flatten();
     if super::rungs::schedule_of(tx, sweep)?.is_none() {
-        return Ok(known
-            .iter()
-            .filter(|k| ended(k.state))
-            .map(|k| (k.spec.id.0.clone(), (0, finished(k).1)))
-            .collect());
+        return Ok(known.iter().filter(|k| ended(k.state)).map(|k| (k.spec.id.0.clone(), (0, final_of(k)))).collect());
     }
     let mut at = highest_rungs(tx, sweep)?;
     for k in known {
         match k.state {
             // Trained to the end: further than any rung.
             TrialState::Succeeded => {
-                at.insert(k.spec.id.0.clone(), finished(k));
+                at.insert(k.spec.id.0.clone(), (u32::MAX, final_of(k)));
             }
             // Stopped before its first rung: the worst.
             TrialState::StoppedEarly => {
@@ -197,10 +193,10 @@ type Observed = (u32, Option<f64>);
 
 /// Every trial's value at the highest rung it reached (None: missing, or it failed before it).
 fn highest_rungs(tx: &Transaction, sweep: &str) -> Result<HashMap<String, Observed>> {
-    let mut q = tx.prepare_cached(
-        "SELECT trial_id, epoch, value FROM rungs r WHERE sweep = ?1
-           AND epoch = (SELECT MAX(epoch) FROM rungs WHERE sweep = r.sweep AND trial_id = r.trial_id)",
-    )?;
+    // One pass over the sweep's rungs: with MAX(), SQLite takes the bare column `value` from the
+    // row that holds the maximum.
+    let mut q =
+        tx.prepare_cached("SELECT trial_id, MAX(epoch), value FROM rungs WHERE sweep = ?1 GROUP BY trial_id")?;
     let rows = q.query_map([sweep], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -361,6 +357,23 @@ space = { x = { uniform = [-5.0, 5.0] }, act = { choice = ["relu", "gelu"] } }
         for g in &grants {
             assert_eq!(observed[&g.spec.id.0], (1, Some((x(g) - 1.0).powi(2))), "its value at the rung at epoch 1");
         }
+    }
+
+    #[test]
+    fn a_trial_counts_with_its_value_at_the_highest_rung_it_reached() {
+        let lab = lab();
+        for (trial, epoch, value) in [("a", 1, 0.5), ("a", 3, 0.2), ("a", 9, 0.7), ("b", 3, 0.4), ("b", 1, 0.9)] {
+            lab.store
+                .conn
+                .execute(
+                    "INSERT INTO rungs (sweep, bracket, epoch, trial_id, value) VALUES ('s', 0, ?1, ?2, ?3)",
+                    rusqlite::params![epoch, trial, value],
+                )
+                .unwrap();
+        }
+        let highest = super::highest_rungs(&lab.store.conn.unchecked_transaction().unwrap(), "s").unwrap();
+        assert_eq!(highest["a"], (9, Some(0.7)));
+        assert_eq!(highest["b"], (3, Some(0.4)));
     }
 
     /// A small discrete space runs out of new configurations before the plan's count (here the
