@@ -10,15 +10,22 @@ demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
 
 # As root (CI), a local Slurm comes up first (scripts/slurm-up.sh, idempotent) and the Slurm test
-# becomes required; elsewhere that test runs only if `sbatch` is on PATH. The training tests then
-# run a second time on libtorch's portable kernels with one thread: their tolerances must hold on
-# any CPU, not only on this one's instruction set and core count.
+# becomes required; elsewhere that test runs only if `sbatch` is on PATH. As root with a Docker
+# daemon (or with SWEEP_REQUIRE_DOCKER=1, as CI sets), the images are built from the debug binaries
+# and the container tests become required; elsewhere they are skipped with the reason. The
+# training tests then run a second time on libtorch's portable kernels with one thread: their
+# tolerances must hold on any CPU, not only on this one's instruction set and core count.
 test: setup
 	$(CARGO) build --workspace --bins
 	@if [ "$$(id -u)" = 0 ]; then \
 	  scripts/slurm-up.sh || exit 1; export SWEEP_REQUIRE_SLURM=1; \
+	  if [ -n "$$SWEEP_REQUIRE_DOCKER" ] || docker info >/dev/null 2>&1; then \
+	    SWEEP_IMAGE_PROFILE=dev scripts/images.sh || exit 1; export SWEEP_REQUIRE_DOCKER=1; \
+	  else \
+	    echo "make test: no Docker daemon answers, so the container tests are skipped"; \
+	  fi; \
 	else \
-	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root); the Slurm test runs only if sbatch is on PATH"; \
+	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root) and no images are built; the Slurm and container tests run only where they can"; \
 	fi; \
 	$(CARGO) test --workspace
 	@echo "make test: the numeric tests of sweep-workloads again on libtorch's portable kernels with one thread, as a CPU unlike this one would run them"

@@ -35,30 +35,55 @@ docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (docker in
 
 # ---------------------------------------------------------------------------------- binaries
 profile_dir=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
+# The whole workspace, as `make build` and `make test` build it: the same features, so nothing is
+# built twice (a build of two packages alone unifies fewer features and rebuilds their dependencies).
 log "building sweep-coordinator and sweep-agent ($PROFILE)"
-cargo build --profile "$PROFILE" -p sweep-coordinator -p sweep-agent --bins
-# The CLI without `embedded-agent` links no libtorch; its own target folder keeps the full `sweep`
-# of target/ as it is.
-log "building the sweep CLI without the embedded agent ($PROFILE)"
-cargo build --profile "$PROFILE" -p sweep-cli --no-default-features --bins --target-dir "$STAGE/cli-target"
+cargo build --profile "$PROFILE" --workspace --bins
+# The CLI without `embedded-agent` links no libtorch. It is built in the same target folder (most
+# of its dependencies are already built there), which puts it where the full `sweep` was: that one
+# is kept aside and put back, also when this script stops half-way.
 bin=target/$profile_dir
-cli=$STAGE/cli-target/$profile_dir/sweep
+cli=$STAGE/sweep-remote-cli
+mkdir -p "$STAGE"
+full_cli=$STAGE/sweep-full-cli
+rm -f "$full_cli"
+if [[ -e $bin/sweep ]]; then
+  ln -f "$bin/sweep" "$full_cli"
+  trap 'mv -f "$full_cli" "$bin/sweep"' EXIT
+fi
+log "building the sweep CLI without the embedded agent ($PROFILE)"
+cargo build --profile "$PROFILE" -p sweep-cli --no-default-features --bins
+cp "$bin/sweep" "$cli"
+if [[ -e $full_cli ]]; then
+  mv -f "$full_cli" "$bin/sweep"
+  trap - EXIT
+fi
 
 # ---------------------------------------------------------------------------------- the base
+# The root filesystem debootstrap makes is kept as a tarball in the user's cache, so a fresh Docker
+# (CI's, or after `docker system prune`) imports it in seconds; an empty cache makes it again.
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/sweep/images
+base_tar=$CACHE/${BASE#sweep-base:}.tar.gz
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap); run as root once, or sudo $0"
-  command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
-  rootfs=$(mktemp -d /var/tmp/sweep-base.XXXXXX)
-  trap 'rm -rf "$rootfs"' EXIT
-  log "debootstrap bookworm with ${BASE_PACKAGES[*]} into $rootfs (a few minutes, once)"
-  debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" bookworm "$rootfs" \
-    http://deb.debian.org/debian >"$STAGE.debootstrap.log" 2>&1 \
-    || die "debootstrap failed; see $STAGE.debootstrap.log"
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
-    "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-  tar -C "$rootfs" --numeric-owner -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
-  rm -rf "$rootfs"
-  trap - EXIT
+  if [[ ! -s $base_tar ]]; then
+    [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap); run as root once, or sudo $0"
+    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+    rootfs=$(mktemp -d /var/tmp/sweep-base.XXXXXX)
+    trap 'rm -rf "$rootfs" "$base_tar.part"' EXIT
+    log "debootstrap bookworm with ${BASE_PACKAGES[*]} into $rootfs (a few minutes, once)"
+    debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" bookworm "$rootfs" \
+      http://deb.debian.org/debian >"$STAGE.debootstrap.log" 2>&1 \
+      || die "debootstrap failed; see $STAGE.debootstrap.log"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
+      "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
+    mkdir -p "$CACHE"
+    tar -C "$rootfs" --numeric-owner -c . | gzip -1 >"$base_tar.part"
+    mv "$base_tar.part" "$base_tar"
+    rm -rf "$rootfs"
+    trap - EXIT
+  fi
+  log "importing the base from $base_tar"
+  docker import --change 'CMD ["/bin/bash"]' "$base_tar" "$BASE" >/dev/null
 fi
 # The name the Dockerfile's ARG BASE defaults to, so that a plain `docker build` of a staged
 # context finds it too.
@@ -72,7 +97,8 @@ mkdir -p "$STAGE/coordinator/bin" "$STAGE/coordinator/rootfs/etc/ssl/certs" "$ST
 
 # The coordinator's root filesystem: its binaries, the libraries ldd names (at the paths the loader
 # looks in), a user and group, and the CA roots the CLI trusts for https://.
-cp "$bin/sweep-coordinator" "$cli" "$STAGE/coordinator/bin/"
+cp "$bin/sweep-coordinator" "$STAGE/coordinator/bin/"
+cp "$cli" "$STAGE/coordinator/bin/sweep"
 for lib in $(ldd "$bin/sweep-coordinator" "$cli" | awk '/=>/ { print $3 } /^\t\// { print $1 }' | sort -u); do
   [[ -f $lib ]] || die "ldd names $lib, which is not a file"
   mkdir -p "$STAGE/coordinator/rootfs$(dirname "$lib")"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Writes fresh random tokens for the compose cluster into deploy/docker/tokens/ (once; an existing
-# folder is kept, so the running cluster keeps its tokens):
+# Writes fresh random tokens for the compose cluster into deploy/docker/tokens/, or into the folder
+# given as the first argument (once; an existing folder is kept, so the running cluster keeps its
+# tokens):
 #   users.tokens, agents.tokens   the coordinator's --user-tokens and --agent-tokens files; the user
 #                                 token is named `admin` (it may cancel any sweep)
 #   user.token                    what `sweep submit --token-file` presents from the host
@@ -9,7 +10,7 @@
 # the images run as, with mode 0600; otherwise they are made world-readable inside that private
 # folder (the agents then warn that their token file is readable by others).
 set -euo pipefail
-dir="$(cd "$(dirname "$0")" && pwd)/tokens"
+dir=${1:-"$(cd "$(dirname "$0")" && pwd)/tokens"}
 if [[ -f $dir/agent.token ]]; then
   echo "tokens: $dir already holds tokens; remove it for new ones"
   exit 0

@@ -247,7 +247,7 @@ impl RunReport {
 const SWEEP: &str = "chaos";
 
 /// The trial: resume after the last checkpointed epoch, print each next epoch, then checkpoint it.
-fn script(cfg: &ChaosConfig) -> String {
+pub fn script(cfg: &ChaosConfig) -> String {
     let sec = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
     format!(
         r#"#!/bin/sh

@@ -216,13 +216,17 @@ fn parse_help(help: &str) -> Help {
     parsed
 }
 
-/// One container as the cluster runs it: its binary, arguments and SWEEP_* variables.
+/// One container as the cluster runs it: its binary, arguments and SWEEP_* variables, where its
+/// volumes are mounted and the user it runs as.
 struct Container {
     origin: String,
     image: String,
     command: Vec<String>,
     args: Vec<String>,
     env: BTreeMap<String, String>,
+    mounts: Vec<String>,
+    /// `runAsUser:runAsGroup`, the container's securityContext over the pod's.
+    user: Option<String>,
 }
 
 fn pod_spec(obj: &Value) -> Option<&Value> {
@@ -278,6 +282,16 @@ fn containers(dir: &str, objects: &[Value]) -> Vec<Container> {
                 command: strings(&c["command"]),
                 args: strings(&c["args"]),
                 env,
+                mounts: c["volumeMounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m["mountPath"].as_str().expect("mountPath").to_string())
+                    .collect(),
+                user: {
+                    let id = |key: &str| c["securityContext"][key].as_u64().or(spec["securityContext"][key].as_u64());
+                    id("runAsUser").map(|u| format!("{u}:{}", id("runAsGroup").unwrap_or(u)))
+                },
             });
         }
     }
@@ -425,9 +439,8 @@ fn dockerfile_for_image(image: &str) -> (&'static str, Dockerfile) {
 /// the coordinator without libtorch.
 fn cargo_build_of(bin: &str) -> &'static str {
     match bin {
-        "sweep-coordinator" => "-p sweep-coordinator",
+        "sweep-coordinator" | "sweep-agent" => "--workspace --bins",
         "sweep" => "-p sweep-cli --no-default-features",
-        "sweep-agent" => "-p sweep-agent",
         other => panic!("unknown binary {other}"),
     }
 }
@@ -479,6 +492,85 @@ fn manifests_and_images_use_only_what_the_binaries_accept() {
         problems.extend(check_invocation(&format!("{file} ENTRYPOINT"), &image.entrypoint, &env));
     }
     assert!(problems.is_empty(), "manifests or images disagree with the binaries:\n{}", problems.join("\n"));
+}
+
+/// With the images `make images` built (required where `SWEEP_REQUIRE_DOCKER` is set, as `make
+/// test` sets it as root): every image a manifest names is one of them, by the same name and tag;
+/// the program each container runs starts in its image (`docker run --rm IMAGE --help`, as the
+/// pod's user); the pod's user is the image's; and every absolute path its arguments and variables
+/// name is on one of its volume mounts or in the image.
+#[test]
+fn manifests_run_in_the_images_make_images_builds() {
+    if let Some(why) = sweep_e2e::compose::images_unavailable() {
+        assert!(std::env::var_os("SWEEP_REQUIRE_DOCKER").is_none(), "SWEEP_REQUIRE_DOCKER is set, but {why}");
+        eprintln!("skipped: {why} (SWEEP_REQUIRE_DOCKER=1 makes this test required)");
+        return;
+    }
+    let mut problems = Vec::new();
+    let mut images = ImageFiles::default();
+    let mut checked = 0;
+    for dir in KUSTOMIZATIONS {
+        for c in containers(dir, &render_json(dir)) {
+            let inspect = run(Command::new("docker").args(["image", "inspect", "-f", "{{.Config.User}}", &c.image]));
+            if !inspect.status.success() {
+                problems.push(format!("{}: image {} is not one `make images` builds", c.origin, c.image));
+                continue;
+            }
+            let image_user = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+            let user = c.user.clone().unwrap_or_else(|| image_user.clone());
+            if user != image_user {
+                problems.push(format!("{}: runs as {user}, but {} runs as {image_user}", c.origin, c.image));
+            }
+            let mut docker_run = Command::new("docker");
+            docker_run.args(["run", "--rm", "--network", "none", "--user", &user]);
+            if let Some(program) = c.command.first() {
+                docker_run.args(["--entrypoint", program]);
+            }
+            let help = run(docker_run.arg(&c.image).arg("--help"));
+            if !help.status.success() {
+                problems.push(format!("{}: `{:?} --help` fails in {}: {}", c.origin, c.command, c.image, text(&help)));
+            }
+            let named = c.args.iter().chain(c.env.values()).filter_map(|a| a.find('/').map(|i| &a[i..]));
+            for path in named.filter(|p| !p.starts_with("//")) {
+                let mounted = c.mounts.iter().any(|m| path == m || path.starts_with(&format!("{m}/")));
+                if !mounted && !images.holds(&c.image, path) {
+                    problems.push(format!(
+                        "{}: names {path}, which is on no volume mount and not in {}",
+                        c.origin, c.image
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "found only {checked} containers in the manifests");
+    assert!(problems.is_empty(), "manifests disagree with the images:\n{}", problems.join("\n"));
+}
+
+/// Whether a path is in an image: a container created (not started) from it, and `docker cp` of
+/// the path, which works on an image without a shell.
+#[derive(Default)]
+struct ImageFiles(BTreeMap<String, String>);
+
+impl ImageFiles {
+    fn holds(&mut self, image: &str, path: &str) -> bool {
+        let id = self.0.entry(image.to_string()).or_insert_with(|| {
+            let out = run(Command::new("docker").args(["create", image]));
+            assert!(out.status.success(), "docker create {image}: {}", text(&out));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        });
+        run(Command::new("docker").args(["cp", &format!("{id}:{path}"), "-"]).stdout(std::process::Stdio::null()))
+            .status
+            .success()
+    }
+}
+
+impl Drop for ImageFiles {
+    fn drop(&mut self) {
+        for id in self.0.values() {
+            let _ = Command::new("docker").args(["rm", id]).output();
+        }
+    }
 }
 
 /// deploy/docker/compose.yaml as JSON (its anchors resolved).
