@@ -16,6 +16,10 @@ demo: build
 # training tests then run a second time on libtorch's portable kernels with one thread: their
 # tolerances must hold on any CPU, not only on this one's instruction set and core count.
 test: setup
+	@if [ "$$(id -u)" = 0 ] && { [ -n "$$SWEEP_REQUIRE_DOCKER" ] || docker info >/dev/null 2>&1; }; then \
+	  mkdir -p target; echo "make test: making the agent image's base meanwhile (target/images-base.log)"; \
+	  scripts/images.sh base >target/images-base.log 2>&1 & \
+	fi
 	$(CARGO) build --workspace --bins
 	@if [ "$$(id -u)" = 0 ]; then \
 	  scripts/slurm-up.sh || exit 1; export SWEEP_REQUIRE_SLURM=1; \

@@ -2,17 +2,19 @@
 # Builds the two images of deploy/docker with no registry to pull from (`make images`):
 #  - sweep-coordinator: FROM scratch, the coordinator and the `sweep` CLI (without the embedded
 #    agent, so without libtorch) and the few system libraries `ldd` says they load;
-#  - sweep-agent: FROM sweep-base, a Debian bookworm root filesystem made here by debootstrap
-#    (python3 for `command` trials) and imported with `docker import`, with the agent and the
-#    libtorch of the project's PyTorch 2.11.0 wheel (CUDA libraries included; the node supplies the
-#    driver), importable from the image's python3 as `torch`.
+#  - sweep-agent: FROM sweep-base, the agent on a base made here: a Debian bookworm root filesystem
+#    from debootstrap (python3 for `command` trials) with the libtorch of the project's PyTorch
+#    2.11.0 wheel (CUDA libraries included; the node supplies the driver) where the image's python3
+#    imports it as `torch`, brought in with one `docker import`.
 # Each Dockerfile builds from a context folder staged here under target/images/ (hard links where
 # the files live on the same disk), not from the repository: the context holds exactly what the
-# image gets. Quick when nothing changed: the base is made once per package list, and Docker's
-# layer cache keeps what it has seen.
+# image gets. Quick when nothing changed: the base is made once per package list and torch wheel,
+# debootstrap's output is kept in the user's cache, and Docker's layer cache keeps what it has seen.
 #
 #   scripts/images.sh                     # both, from release binaries
 #   SWEEP_IMAGE_PROFILE=dev scripts/images.sh   # from the debug binaries (what `make test` built)
+#   scripts/images.sh base                # only the base (it needs no binaries; `make test` makes
+#                                         # it while the workspace compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,18 +22,82 @@ PROFILE=${SWEEP_IMAGE_PROFILE:-release}
 TAG=${SWEEP_IMAGE_TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
 SITE=.venv/lib/python3.11/site-packages
 STAGE=target/images
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/sweep/images
 # What `import torch` needs from the wheel's closure (triton, the GPU kernel compiler, is left out:
 # eager libtorch does not load it).
 TORCH_PACKAGES=(torch functorch torchgen nvidia numpy numpy.libs filelock fsspec jinja2 markupsafe mpmath networkx sympy
   typing_extensions.py isympy.py)
 BASE_PACKAGES=(python3 ca-certificates procps)
-BASE=sweep-base:bookworm-$(echo "${BASE_PACKAGES[*]}" | sha256sum | cut -c1-12)
+# Where the image's python3 finds them, and the agent's loader finds libtorch.
+DIST_PACKAGES=usr/local/lib/python3.11/dist-packages
 
 log() { echo "images: $*"; }
 die() { echo "images: $*" >&2; exit 1; }
 
 command -v docker >/dev/null || die "docker is not on PATH; install Docker Engine (TOOLCHAIN.md)"
 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (docker info); start it and run this again"
+[[ -d $SITE/torch ]] || die "$SITE/torch is missing; run scripts/setup.sh first"
+mkdir -p "$STAGE" "$CACHE"
+
+# ---------------------------------------------------------------------------------- the base
+# debootstrap's output, named after the Debian packages it holds.
+debian=bookworm-$(echo "${BASE_PACKAGES[*]}" | sha256sum | cut -c1-12)
+rootfs_tar=$CACHE/$debian.tar.gz
+
+make_base() {
+  if docker image inspect "$BASE" >/dev/null 2>&1; then
+    return
+  fi
+  [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap, and files owned by root); run as root once, or sudo $0"
+  if [[ ! -s $rootfs_tar ]]; then
+    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+    local fresh
+    fresh=$(mktemp -d /var/tmp/sweep-debootstrap.XXXXXX)
+    log "debootstrap bookworm with ${BASE_PACKAGES[*]} (a few minutes, once; kept in $CACHE)"
+    debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" bookworm "$fresh" \
+      http://deb.debian.org/debian >"$STAGE/debootstrap.log" 2>&1 \
+      || { rm -rf "$fresh"; die "debootstrap failed; see $STAGE/debootstrap.log"; }
+    rm -rf "$fresh"/var/cache/apt/archives/*.deb "$fresh"/var/lib/apt/lists/* "$fresh"/usr/share/doc/* \
+      "$fresh"/usr/share/man/* "$fresh"/usr/share/locale/*
+    tar -C "$fresh" --numeric-owner -c . | gzip -1 >"$rootfs_tar.part"
+    mv "$rootfs_tar.part" "$rootfs_tar"
+    rm -rf "$fresh"
+  fi
+  local root=$STAGE/base
+  rm -rf "$root"
+  mkdir -p "$root"
+  tar -C "$root" --numeric-owner -xzf "$rootfs_tar"
+  # The user the agent runs as, with the folders it writes (one step here rather than a RUN, which
+  # costs a commit of the whole image on every build).
+  chroot "$root" groupadd --system --gid 10001 sweep
+  chroot "$root" useradd --system --uid 10001 --gid sweep --create-home --home-dir /home/sweep \
+    --shell /usr/sbin/nologin sweep 2>/dev/null
+  install -d -o 10001 -g 10001 "$root/scratch" "$root/shared"
+  mkdir -p "$root/$DIST_PACKAGES"
+  for p in "${TORCH_PACKAGES[@]}"; do
+    cp -al "$SITE/$p" "$root/$DIST_PACKAGES/" 2>/dev/null || cp -a "$SITE/$p" "$root/$DIST_PACKAGES/"
+  done
+  log "importing $BASE (libtorch and the CUDA libraries: GBs, a minute or two once)"
+  tar -C "$root" --numeric-owner -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  rm -rf "$root"
+}
+
+# The base, named after what it holds: that, the files of the torch and CUDA wheels, and what
+# make_base does (it also adds the user `sweep`, 10001, with its /scratch and /shared).
+BASE=sweep-base:$debian-torch-$( (declare -f make_base; echo "${TORCH_PACKAGES[*]}"
+  cat "$SITE"/{torch,nvidia_*}-*.dist-info/RECORD) | sha256sum | cut -c1-12)
+
+# One maker at a time: `make test` starts one in the background while the workspace compiles, and
+# the full build below waits for it rather than making the same base twice.
+exec 9>"$CACHE/base.lock"
+flock -n 9 || { log "waiting for the base that another run is making"; flock 9; }
+make_base
+flock -u 9
+# The name the Dockerfile's ARG BASE defaults to, so that a plain `docker build` of a staged
+# context finds it too.
+docker tag "$BASE" sweep-base:bookworm
+log "base: $BASE ($(docker image inspect -f '{{.Size}}' "$BASE" | numfmt --to=iec))"
+[[ ${1:-all} == base ]] && exit 0
 
 # ---------------------------------------------------------------------------------- binaries
 profile_dir=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
@@ -44,7 +110,6 @@ cargo build --profile "$PROFILE" --workspace --bins
 # is kept aside and put back, also when this script stops half-way.
 bin=target/$profile_dir
 cli=$STAGE/sweep-remote-cli
-mkdir -p "$STAGE"
 full_cli=$STAGE/sweep-full-cli
 rm -f "$full_cli"
 if [[ -e $bin/sweep ]]; then
@@ -59,41 +124,10 @@ if [[ -e $full_cli ]]; then
   trap - EXIT
 fi
 
-# ---------------------------------------------------------------------------------- the base
-# The root filesystem debootstrap makes is kept as a tarball in the user's cache, so a fresh Docker
-# (CI's, or after `docker system prune`) imports it in seconds; an empty cache makes it again.
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/sweep/images
-base_tar=$CACHE/${BASE#sweep-base:}.tar.gz
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  if [[ ! -s $base_tar ]]; then
-    [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap); run as root once, or sudo $0"
-    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
-    rootfs=$(mktemp -d /var/tmp/sweep-base.XXXXXX)
-    trap 'rm -rf "$rootfs" "$base_tar.part"' EXIT
-    log "debootstrap bookworm with ${BASE_PACKAGES[*]} into $rootfs (a few minutes, once)"
-    debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" bookworm "$rootfs" \
-      http://deb.debian.org/debian >"$STAGE.debootstrap.log" 2>&1 \
-      || die "debootstrap failed; see $STAGE.debootstrap.log"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
-      "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    mkdir -p "$CACHE"
-    tar -C "$rootfs" --numeric-owner -c . | gzip -1 >"$base_tar.part"
-    mv "$base_tar.part" "$base_tar"
-    rm -rf "$rootfs"
-    trap - EXIT
-  fi
-  log "importing the base from $base_tar"
-  docker import --change 'CMD ["/bin/bash"]' "$base_tar" "$BASE" >/dev/null
-fi
-# The name the Dockerfile's ARG BASE defaults to, so that a plain `docker build` of a staged
-# context finds it too.
-docker tag "$BASE" sweep-base:bookworm
-log "base: $BASE ($(docker image inspect -f '{{.Size}}' "$BASE" | numfmt --to=iec))"
-
 # ---------------------------------------------------------------------------------- contexts
 rm -rf "$STAGE/coordinator" "$STAGE/agent"
 mkdir -p "$STAGE/coordinator/bin" "$STAGE/coordinator/rootfs/etc/ssl/certs" "$STAGE/coordinator/empty" \
-  "$STAGE/agent/bin" "$STAGE/agent/site-packages"
+  "$STAGE/agent/bin"
 
 # The coordinator's root filesystem: its binaries, the libraries ldd names (at the paths the loader
 # looks in), a user and group, and the CA roots the CLI trusts for https://.
@@ -111,18 +145,14 @@ printf 'root:x:0:0:root:/:/sbin/nologin\nsweep:x:10001:10001:sweep:/var/lib/swee
 printf 'root:x:0:\nsweep:x:10001:\n' >"$STAGE/coordinator/rootfs/etc/group"
 cp deploy/docker/coordinator.Dockerfile "$STAGE/coordinator/Dockerfile"
 
-# The agent's: its binary and the torch closure of the project's venv.
-[[ -d $SITE/torch ]] || die "$SITE/torch is missing; run scripts/setup.sh first"
+# The agent's: its binary (the base brings torch).
 cp "$bin/sweep-agent" "$STAGE/agent/bin/"
-for p in "${TORCH_PACKAGES[@]}"; do
-  cp -al "$SITE/$p" "$STAGE/agent/site-packages/" 2>/dev/null || cp -a "$SITE/$p" "$STAGE/agent/site-packages/"
-done
 cp deploy/docker/agent.Dockerfile "$STAGE/agent/Dockerfile"
 
 # ---------------------------------------------------------------------------------- images
 log "building sweep-coordinator:$TAG"
 docker build -q -t "sweep-coordinator:$TAG" "$STAGE/coordinator" >/dev/null
-log "building sweep-agent:$TAG (copies libtorch and the CUDA libraries: GBs, a minute or two the first time)"
+log "building sweep-agent:$TAG"
 docker build -q --build-arg "BASE=$BASE" -t "sweep-agent:$TAG" "$STAGE/agent" >/dev/null
 docker tag "sweep-coordinator:$TAG" sweep-coordinator:latest
 docker tag "sweep-agent:$TAG" sweep-agent:latest
