@@ -361,7 +361,46 @@ pub static XMC_TREE: Workload = Workload {
     metrics: &[],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE];
+pub static EDGE_OF_STABILITY: Workload = Workload {
+    name: "edge_of_stability",
+    help: "full-batch gradient descent with the Hessian's top eigenvalues measured by Lanczos as it trains (Cohen et al. 2021), on any image set the loaders read",
+    params: &[
+        param!("model", Str, "mlp", "mlp (fully connected, `activation`, `depth` x `width`) | cnn5 (the 5-layer CNN of width k = `width`)", OneOf(&["mlp", "cnn5"])),
+        param!("activation", Str, "tanh", "tanh | relu: the mlp's activation", OneOf(&["tanh", "relu"])),
+        param!("width", Int, 200, "hidden units per mlp layer; k of cnn5", AtLeast(1.0)),
+        param!("depth", Int, 2, "hidden layers of the mlp", AtLeast(1.0)),
+        param!("loss", Str, "mse", "mse (half the squared error to one-hot targets, summed over classes, averaged over points) | ce (cross-entropy)", OneOf(&["mse", "ce"])),
+        param!("lr", Float, 0.02, "step size eta; gradient descent is stable while the sharpness stays below 2/eta", Above(0.0)),
+        param!("optimizer", Str, "gd", "gd | gd_momentum (heavy ball, `beta`) | adam (beta1 = `beta`, beta2 = 0.999, eps = 1e-8)", OneOf(&["gd", "gd_momentum", "adam"])),
+        param!("beta", Float, 0.9, "momentum of gd_momentum; beta1 of adam", HalfOpen(0.0, 1.0)),
+        param!("steps", Int, 1000, "full-batch steps; each is one epoch and one record", AtLeast(1.0)),
+        param!("sharpness_every", Int, 10, "measure the sharpness every this many steps (and at the first and last)", AtLeast(1.0)),
+        param!("eigenvalues", Int, 1, "how many of the Hessian's top eigenvalues to measure (eigenvalue/1 .. eigenvalue/k)", Closed(1.0, 5.0)),
+        param!("lanczos_iters", Int, 20, "Lanczos iterations at most per measurement, each one Hessian-vector product over the training set", Closed(2.0, 500.0)),
+        param!("lanczos_tol", Float, 1e-3, "stop Lanczos once every wanted eigenvalue's residual bound is below this fraction of it", Above(0.0)),
+        param!("n_train", Int, 5000, "use the first n_train training images (0: all); Cohen et al. use 5,000 of CIFAR-10", AtLeast(0.0)),
+        param!("chunk_size", Int, 1000, "images per forward pass; gradients and Hessian-vector products are summed over the chunks", AtLeast(1.0)),
+        param!("seed", Int, 0, "seeds the initialisation and Lanczos's first start vector", AtLeast(0.0)),
+    ],
+    metrics: &[
+        "train_loss",
+        "train_acc",
+        "grad_norm",
+        "sharpness",
+        "preconditioned_sharpness",
+        "eigenvalue/",
+        "two_over_lr",
+        "stability_threshold",
+        "sharpness_seconds",
+        "lanczos_iterations",
+        "diverged",
+        EPOCH_METRICS[0],
+        EPOCH_METRICS[1],
+        EPOCH_METRICS[2],
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

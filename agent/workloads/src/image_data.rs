@@ -9,7 +9,7 @@ use crate::rng::mix;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use sweep_spec::DataRef;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// Padding of the standard CIFAR random crop.
 const CROP_PADDING: i64 = 4;
@@ -120,6 +120,14 @@ fn synthesize(format: &str, path: &Path, opts: &SynthOptions) -> Result<(), Tria
         }
     }
     Ok(())
+}
+
+/// u8 [N, C, H, W] images as f64 in [0, 1], normalised per channel.
+pub fn normalised(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
+    let c = mean.len() as i64;
+    let mean = Tensor::from_slice(mean).view([1, c, 1, 1]);
+    let std = Tensor::from_slice(std).view([1, c, 1, 1]);
+    (images.to_kind(tch::Kind::Double) / 255.0 - mean) / std
 }
 
 /// The first `n` images of a set (all of them for n = 0 or n beyond the set).

@@ -11,6 +11,7 @@ pub mod data;
 mod device;
 mod dispatch;
 mod double_descent;
+mod edge_of_stability;
 mod error;
 mod fused_group;
 pub mod harness;

@@ -31,6 +31,8 @@ pub enum Stream {
     EpochOrder = 11,
     /// Random crops and flips of one batch, keyed by (seed, epoch, batch index).
     Augment = 12,
+    /// The start vectors of Lanczos (`edge_of_stability`), keyed by (seed, step).
+    Lanczos = 13,
 }
 
 /// Combines a seed with a counter (an epoch, a batch index) into a new seed; one SplitMix step

@@ -6,6 +6,7 @@ pub mod aggregate;
 mod bars;
 pub mod chosen;
 mod curves;
+mod edge_of_stability;
 pub mod font;
 mod heatmap;
 mod long_tail;
@@ -81,6 +82,8 @@ pub fn plot_sweep(
     let done = prepare(sweep, trials, out, font_file, &mut plotted)?;
     if xmc::applies(&done) {
         xmc::figures(sweep, &done, out, &mut plotted)?;
+    } else if edge_of_stability::applies(&done) {
+        edge_of_stability::plot(sweep, &done, load_metrics()?, out, &mut plotted)?;
     } else if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {

@@ -19,7 +19,6 @@ use params::Model;
 pub(crate) use params::Params;
 use sweep_spec::TrialSpec;
 use tch::nn::VarStore;
-use tch::{Kind, Tensor};
 
 pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<(), TrialError> {
     let device = ctx.device;
@@ -40,7 +39,8 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
 
     match p.model {
         Model::RandomFeatures => {
-            let flat = |set: &data::ImageSet| normalised(&set.images, &splits.mean, &splits.std).flatten(1, -1);
+            let flat =
+                |set: &data::ImageSet| image_data::normalised(&set.images, &splits.mean, &splits.std).flatten(1, -1);
             let (train_x, test_x) = (flat(&train), flat(&splits.test));
             let problem = Problem {
                 train_x: &train_x,
@@ -105,14 +105,6 @@ fn model_spec(arch: models::Arch, p: &Params, train: &data::ImageSet) -> ModelSp
         classes: train.classes,
         dropout: p.dropout,
     }
-}
-
-/// u8 [N, C, H, W] images as f64 in [0, 1], normalised per channel.
-fn normalised(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
-    let c = mean.len() as i64;
-    let mean = Tensor::from_slice(mean).view([1, c, 1, 1]);
-    let std = Tensor::from_slice(std).view([1, c, 1, 1]);
-    (images.to_kind(Kind::Double) / 255.0 - mean) / std
 }
 
 #[cfg(test)]

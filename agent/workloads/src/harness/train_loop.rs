@@ -7,7 +7,7 @@ use crate::checkpoint;
 use crate::error::TrialError;
 use crate::optim::{LrSchedule, Optimizer};
 use crate::Sink;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use sweep_spec::EpochRecord;
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
@@ -28,24 +28,7 @@ pub struct Trial<'a> {
 /// Trains `trial` to the plan's last epoch, from its checkpoint if it has one, its records going to
 /// `sink`. A stop (SIGTERM) checkpoints and ends with [`TrialError::Interrupted`].
 pub fn train(trial: Trial<'_>, plan: &Plan, sink: &mut Sink<'_>) -> Result<(), TrialError> {
-    let start = match &trial.checkpoint_dir {
-        Some(dir) => match checkpoint::load(dir, trial.vars, trial.optimizer)? {
-            Some(meta) if meta.workload != plan.workload => {
-                return Err(TrialError::bad_config(format!(
-                    "{}: holds a checkpoint of workload `{}`, not `{}`",
-                    dir.display(),
-                    meta.workload,
-                    plan.workload
-                )))
-            }
-            Some(meta) => {
-                eprintln!("resuming from {}: epoch {}, batch {}", dir.display(), meta.epochs_done, meta.batches_done);
-                Position::of(&meta)
-            }
-            None => Position::default(),
-        },
-        None => Position::default(),
-    };
+    let start = resume(trial.checkpoint_dir.as_deref(), trial.vars, trial.optimizer, &plan.workload)?;
     let lr = trial.base_lr;
     epochs::drive(&mut Lone { trial, lr, sink }, plan, start)
 }
@@ -111,5 +94,31 @@ impl<'a> Trainee<'a> for Lone<'a, '_, '_> {
             checkpoint::save(dir, self.trial.vars, self.trial.optimizer, &at.meta(&plan.workload))?;
         }
         Ok(())
+    }
+}
+
+/// Where a run of `workload` starts: the position of the checkpoint in `dir`, loaded into `vars`
+/// and `optimizer`, or the beginning when there is none. A checkpoint of another workload is
+/// refused, never loaded.
+pub fn resume(
+    dir: Option<&Path>,
+    vars: &mut VarStore,
+    optimizer: &mut Optimizer,
+    workload: &str,
+) -> Result<Position, TrialError> {
+    let Some(dir) = dir else {
+        return Ok(Position::default());
+    };
+    match checkpoint::load(dir, vars, optimizer)? {
+        Some(meta) if meta.workload != workload => Err(TrialError::bad_config(format!(
+            "{}: holds a checkpoint of workload `{}`, not `{workload}`",
+            dir.display(),
+            meta.workload,
+        ))),
+        Some(meta) => {
+            eprintln!("resuming from {}: epoch {}, batch {}", dir.display(), meta.epochs_done, meta.batches_done);
+            Ok(Position::of(&meta))
+        }
+        None => Ok(Position::default()),
     }
 }

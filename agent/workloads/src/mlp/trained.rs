@@ -1,4 +1,4 @@
-//! Trained mode of `mlp` (`hidden_trainable = true`): a ReLU MLP fitted on cross-entropy by the
+//! Trained mode of `mlp` (`hidden_trainable = true`): a ReLU MLP (`models::dense`) fitted on cross-entropy by the
 //! shared training loop, so it checkpoints and resumes like every other study. Initialisation and
 //! shuffling draw from the seed's own streams, never libtorch's global generator.
 
@@ -6,55 +6,12 @@ use super::data::Dataset;
 use super::MlpParams;
 use crate::error::TrialError;
 use crate::harness::{self, Batch, Plan, TrainData};
+use crate::models::dense::{Activation, Dense};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::rng::{Rng, Stream};
 use crate::{Sink, TrialContext};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Tensor};
-
-/// `depth` hidden ReLU layers of `width` units and a linear output layer; weights are [out, in].
-#[derive(Debug)]
-struct Mlp {
-    layers: Vec<(Tensor, Tensor)>,
-}
-
-impl Mlp {
-    /// PyTorch's default `nn.Linear` initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights
-    /// and biases, drawn from the seed so that a trial is reproducible.
-    fn new(root: &nn::Path, sizes: &[usize], seed: u64) -> Mlp {
-        let mut rng = Rng::new(seed, Stream::Init);
-        let mut uniform = |count: usize, bound: f64| -> Vec<f32> {
-            (0..count).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect()
-        };
-        let layers = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, io)| {
-                let (fan_in, fan_out) = (io[0], io[1]);
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                let w = Tensor::from_slice(&uniform(fan_out * fan_in, bound)).view([fan_out as i64, fan_in as i64]);
-                let b = Tensor::from_slice(&uniform(fan_out, bound));
-                let layer = root / format!("layer{i}");
-                (layer.var_copy("weight", &w), layer.var_copy("bias", &b))
-            })
-            .collect();
-        Mlp { layers }
-    }
-}
-
-impl ModuleT for Mlp {
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x.shallow_clone(), |h, (i, (w, b))| {
-            let z = h.linear(w, Some(b));
-            if i < last {
-                z.relu()
-            } else {
-                z
-            }
-        })
-    }
-}
 
 /// The synthetic set as the training loop sees it: shuffled mini-batches by (seed, epoch).
 struct VectorData {
@@ -97,7 +54,7 @@ pub fn train(p: &MlpParams, data: &Dataset, ctx: &TrialContext, sink: &mut Sink<
     let mut sizes = vec![data.dim];
     sizes.extend(std::iter::repeat_n(p.width, p.depth));
     sizes.push(data.classes);
-    let model = Mlp::new(&vs.root(), &sizes, p.seed);
+    let model = Dense::new(&vs.root(), &sizes, Activation::Relu, p.seed);
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vs);
     let vectors = VectorData {
         train_x: t.train_x,

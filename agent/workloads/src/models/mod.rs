@@ -3,6 +3,7 @@
 //! Each architecture lives in its own file; the layers they share (BatchNorm, the head) live here.
 
 mod cnn5;
+pub mod dense;
 pub mod fused;
 mod mlp;
 mod preact_resnet;
