@@ -171,6 +171,51 @@ width = [2, 100]
     }
 }
 
+/// An edge-of-stability sweep through the coordinator and an agent: one record per full-batch step,
+/// the sharpness in the Parquet metrics where measured, both models, and the sharpness figure.
+#[test]
+fn edge_of_stability_records_each_step_and_plots_the_sharpness() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_cifar(dir.path(), 40, 8);
+    std::fs::write(
+        dir.path().join("eos.toml"),
+        r#"
+name = "eos"
+workload = "edge_of_stability"
+[data]
+format = "cifar10"
+path = "cifar"
+[params]
+width = 4
+steps = 6
+sharpness_every = 3
+eigenvalues = 2
+n_train = 40
+chunk_size = 16
+lr = 0.01
+[grid]
+model = ["mlp", "cnn5"]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin("sweep")).args(["local", "eos.toml"]).current_dir(dir.path()).output().unwrap();
+    let table = stdout_of(&out);
+    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
+    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/eos")).unwrap();
+    for trial in rows.iter().map(|r| r.trial_id.clone()).collect::<std::collections::BTreeSet<_>>() {
+        let of = |metric: &str| -> Vec<(i32, i64)> {
+            rows.iter().filter(|r| r.trial_id == trial && r.metric == metric).map(|r| (r.epoch, r.step)).collect()
+        };
+        assert_eq!(of("train_loss"), (1..=6).map(|s| (s, s as i64)).collect::<Vec<_>>(), "{trial}");
+        assert_eq!(of("sharpness"), vec![(1, 1), (4, 4), (6, 6)], "{trial}");
+        assert_eq!(of("eigenvalue/2").len(), 3, "{trial}");
+    }
+    let out = Command::new(bin("sweep")).args(["plot", "eos"]).current_dir(dir.path()).output().unwrap();
+    let paths = stdout_of(&out);
+    assert!(paths.lines().any(|p| p.ends_with("eos-sharpness.png")), "{paths}");
+    assert!(paths.lines().any(|p| p.ends_with("eos-sharpness.svg")), "{paths}");
+}
+
 /// `run-trial` with several specs trains them as one fused group in one process: every member's
 /// records, tagged with its trial id, on stdout.
 #[test]

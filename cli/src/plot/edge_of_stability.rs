@@ -117,14 +117,14 @@ impl EdgeFigure {
         }
     }
 
-    /// The sharpness axis: up to the highest threshold or value, with room for the legend.
+    /// The sharpness axis: up to the highest value, and the thresholds within twice that (a small
+    /// step size's far-away threshold would squash every curve to the bottom; its legend entry
+    /// says so instead), with room for the legend.
     fn sharpness_range(&self) -> (f64, f64) {
-        let top = self
-            .lines
-            .iter()
-            .flat_map(|l| l.sharpness.iter().map(|p| p.1).chain(l.threshold))
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
+        let highest = self.lines.iter().flat_map(|l| l.sharpness.iter().map(|p| p.1)).filter(|v| v.is_finite());
+        let highest = highest.fold(0.0, f64::max);
+        let near = self.lines.iter().filter_map(|l| l.threshold).filter(|t| t.is_finite() && *t <= 2.0 * highest);
+        let top = near.fold(highest, f64::max);
         (0.0, (top * (1.15 + 0.06 * self.lines.len() as f64)).max(1e-9))
     }
 
@@ -168,6 +168,7 @@ impl EdgeFigure {
             let series = chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(draw_error)?;
             if thresholds {
                 let label = match line.threshold {
+                    Some(t) if t > y_hi => format!("{}: threshold {} (above the chart)", line.label, fmt_num(t)),
                     Some(t) => format!("{}: threshold {}", line.label, fmt_num(t)),
                     None => line.label.clone(),
                 };
