@@ -68,6 +68,22 @@ pub(crate) fn run_group(
     }
 }
 
+/// Runs `spec` as [`run_workload`] does, with its records collected, holding libtorch's generator
+/// lock: a trial seeds the global generator and draws from it.
+#[cfg(test)]
+pub(crate) fn run_recorded(
+    spec: &TrialSpec,
+    ctx: &TrialContext,
+) -> (Result<(), TrialError>, Vec<sweep_spec::EpochRecord>) {
+    let _guard = crate::torch_rng_lock();
+    let mut records = Vec::new();
+    let result = run_workload(spec, ctx, &mut |r| {
+        records.push(r);
+        Ok(())
+    });
+    (result, records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! than a factor of 10, since widths and learning rates are swept geometrically.
 
 use super::aggregate::{peak, Curve};
-use super::{draw_error, draw_header, fmt_num, Figure, AXIS_DESC, COLORS, HEADER_HEIGHT, TICK_LABEL};
+use super::{draw_error, draw_header, fmt_num, Figure, COLORS, HEADER_HEIGHT};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -58,25 +58,7 @@ impl CurveFigure {
     {
         let (y_lo, y_hi) = self.y_range();
         let x_desc = if self.log_x() { format!("{} (log scale)", self.x_label) } else { self.x_label.clone() };
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(28)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
-            .build_cartesian_2d(x_spec, y_lo..y_hi)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(self.y_label.as_str())
-            .axis_desc_style(AXIS_DESC)
-            .label_style(TICK_LABEL)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = super::line_chart(area, x_spec, (y_lo, y_hi), &x_desc, &self.y_label)?;
 
         for (i, curve) in self.curves.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];

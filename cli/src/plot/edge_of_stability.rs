@@ -4,7 +4,7 @@
 //! averaged: at the edge the trajectories are chaotic, and a mean would smooth away the effect.
 
 use super::aggregate::{self};
-use super::{draw_error, draw_header, fmt_num, render, Figure, Plotted, AXIS_DESC, COLORS, HEADER_HEIGHT, TICK_LABEL};
+use super::{draw_error, draw_header, fmt_num, render, Figure, Plotted, COLORS, HEADER_HEIGHT};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -143,25 +143,7 @@ impl EdgeFigure {
         thresholds: bool,
     ) -> anyhow::Result<()> {
         let (x_lo, x_hi) = self.steps();
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(28)
-            .x_label_area_size(52)
-            .y_label_area_size(78)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc(y_label)
-            .axis_desc_style(AXIS_DESC)
-            .label_style(TICK_LABEL)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = super::line_chart(area, x_lo..x_hi, (y_lo, y_hi), "step", y_label)?;
         for (i, line) in self.lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let points = lines(line).iter().copied().filter(|p| p.1.is_finite());

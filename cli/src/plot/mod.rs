@@ -321,6 +321,41 @@ fn render(figure: &impl Figure, out: &Path, name: &str) -> anyhow::Result<Vec<Pa
     Ok(vec![png, svg])
 }
 
+/// A chart of lines on `area` over the x axis `x` (a range, or a log-scale range) and `y`, with the
+/// figures' margins, axis descriptions, tick labels and light grid drawn.
+fn line_chart<'a, DB: DrawingBackend, X>(
+    area: &'a DrawingArea<DB, Shift>,
+    x: X,
+    (y_lo, y_hi): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<X::CoordDescType, plotters::coord::types::RangedCoordf64>>>
+where
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin(16)
+        .margin_right(28)
+        .x_label_area_size(56)
+        .y_label_area_size(78)
+        .build_cartesian_2d(x, y_lo..y_hi)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style(AXIS_DESC)
+        .label_style(TICK_LABEL)
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()
+        .map_err(draw_error)?;
+    Ok(chart)
+}
+
 /// The legend of a line figure, in its upper right corner.
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,

@@ -5,9 +5,7 @@
 //! dot there). Trials that trained to their end are drawn in colour, the others in grey, so where
 //! the schedule spent its epochs shows at a glance.
 
-use super::{
-    draw_error, draw_header, fmt_num, render, Figure, Plotted, AXIS_DESC, COLORS, HEADER_HEIGHT, SUCCEEDED, TICK_LABEL,
-};
+use super::{draw_error, draw_header, render, Figure, Plotted, COLORS, HEADER_HEIGHT, SUCCEEDED};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -137,25 +135,7 @@ impl Figure for ScheduleFigure {
         let (head, body) = root.split_vertically(HEADER_HEIGHT);
         draw_header(&head, &self.title, &self.subtitle)?;
         let ((x_lo, x_hi), (y_lo, y_hi)) = self.ranges();
-        let mut chart = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(28)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(self.metric.replace('_', " "))
-            .axis_desc_style(AXIS_DESC)
-            .label_style(TICK_LABEL)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = super::line_chart(&body, x_lo..x_hi, (y_lo, y_hi), "epoch", &self.metric.replace('_', " "))?;
         let mut finished = 0;
         for line in &self.lines {
             let style = if line.finished {

@@ -1,24 +1,15 @@
 //! The workload end to end on synthetic data written in the real `.npy` layout and read back
 //! through the real loader: resume equality, and the shipped small study's effects.
 
+use crate::dispatch::run_recorded as run;
 use crate::harness::StopFlag;
 use crate::numeric_checks::{assert_same_runs, relative, SAME_KERNELS};
-use crate::{run_workload, TrialContext, TrialError};
+use crate::{TrialContext, TrialError};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use sweep_spec::workloads::EDGE_OF_STABILITY;
-use sweep_spec::{DataRef, EpochRecord, TrialId, TrialSpec};
+use sweep_spec::{DataRef, TrialId, TrialSpec};
 use tch::Device;
-
-fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
-    let _guard = crate::torch_rng_lock();
-    let mut records = Vec::new();
-    let result = run_workload(spec, ctx, &mut |r| {
-        records.push(r);
-        Ok(())
-    });
-    (result, records)
-}
 
 /// A small trial on a Gaussian mixture written to `data` on first use.
 fn spec(data: &Path, changes: &[(&str, Value)]) -> TrialSpec {

@@ -2,22 +2,13 @@
 //! real loaders.
 
 use crate::harness::StopFlag;
-use crate::{run_workload, TrialContext, TrialError};
+use crate::{TrialContext, TrialError};
 use serde_json::{json, Map};
 use std::path::Path;
-use sweep_spec::{DataRef, EpochRecord, TrialSpec};
+use sweep_spec::{DataRef, TrialSpec};
 use tch::Device;
 
-/// Runs the trial holding the generator lock: it seeds libtorch's global generator and draws.
-pub(super) fn run(spec: &TrialSpec, ctx: &TrialContext) -> (Result<(), TrialError>, Vec<EpochRecord>) {
-    let _guard = crate::torch_rng_lock();
-    let mut records = Vec::new();
-    let result = run_workload(spec, ctx, &mut |r| {
-        records.push(r);
-        Ok(())
-    });
-    (result, records)
-}
+pub(super) use crate::dispatch::run_recorded as run;
 
 fn study(name: &str) -> sweep_spec::SweepFile {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies").join(name);
