@@ -17,6 +17,7 @@
 #                                         # it while the workspace compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/apt.sh
 
 PROFILE=${SWEEP_IMAGE_PROFILE:-release}
 TAG=${SWEEP_IMAGE_TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)}
@@ -50,7 +51,7 @@ make_base() {
   fi
   [[ $(id -u) == 0 ]] || die "making the base image needs root (debootstrap, and files owned by root); run as root once, or sudo $0"
   if [[ ! -s $rootfs_tar ]]; then
-    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_get update -qq && apt_get install -y -qq debootstrap; }
     local fresh
     fresh=$(mktemp -d /var/tmp/sweep-debootstrap.XXXXXX)
     log "debootstrap bookworm with ${BASE_PACKAGES[*]} (a few minutes, once; kept in $CACHE)"

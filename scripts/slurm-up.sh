@@ -8,6 +8,7 @@
 #   scripts/slurm-up.sh          # bring it up (or check that it is up)
 #   scripts/slurm-up.sh --down   # stop the daemons it started
 set -euo pipefail
+source "$(dirname "$0")/apt.sh"
 
 CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
@@ -51,11 +52,10 @@ fi
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null \
   || ! command -v munged >/dev/null; then
   log "installing slurm-wlm and munge (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_get update -qq
   # Package scripts try to start services through invoke-rc.d; without an init system that fails
   # harmlessly, and this script starts the daemons itself below.
-  apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+  apt_get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
 fi
 
 # 2. Configuration. Memory is not a consumable resource here (CR_Core), so RealMemory only has to
