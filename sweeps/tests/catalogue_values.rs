@@ -42,7 +42,8 @@ fn outside_and_inside(p: &Param) -> Option<(String, String)> {
         Domain::AtLeast(min) => (number(p, min - 1.0), number(p, min)),
         Domain::Above(min) => (number(p, min), number(p, min + 1.0)),
         Domain::HalfOpen(lo, hi) => (number(p, hi), number(p, lo)),
-        Domain::Closed(_, hi) => (number(p, hi + 0.5), number(p, hi)),
+        // Past the upper end by half a unit, or by one for an integer (half would round back in).
+        Domain::Closed(_, hi) => (number(p, hi + if p.kind == Kind::Int { 1.0 } else { 0.5 }), number(p, hi)),
     })
 }
 
