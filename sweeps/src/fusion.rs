@@ -10,6 +10,10 @@ use serde_json::Value;
 /// `optimizer` table.
 pub const MEMBER_PARAMS: &[&str] = &["seed", "label_noise", "weight_decay", "optimizer.lr"];
 
+/// The optimizers whose update runs with per-member rates and a step count on the device; the
+/// others (Adagrad, Adafactor, Shampoo) read theirs on the host.
+pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
+
 /// The workloads that fuse, each with the models (`params.model`) that do.
 pub const MODELS: &[(&str, &[&str])] =
     &[("double_descent", &["preact_resnet18", "cnn5", "mlp"]), ("long_tail", &["resnet32", "mlp", "linear"])];
@@ -24,6 +28,10 @@ pub fn key(spec: &TrialSpec) -> Result<String, String> {
     let model = spec.params.get("model").and_then(Value::as_str).unwrap_or_default();
     if !models.contains(&model) {
         return Err(format!("params.model: `{model}` does not fuse (only {} do)", models.join(", ")));
+    }
+    let optimizer = spec.params.get("optimizer").and_then(|o| o.get("name")).and_then(Value::as_str);
+    if let Some(name) = optimizer.filter(|name| !OPTIMIZERS.contains(name)) {
+        return Err(format!("params.optimizer.name: `{name}` does not fuse (only {} do)", OPTIMIZERS.join(", ")));
     }
     let clipped = spec.params.get("optimizer").and_then(|o| o.get("grad_clip")).is_some_and(|v| !v.is_null());
     if clipped {
@@ -176,6 +184,10 @@ mod tests {
             v["model"] = json!(model);
             assert!(key(&spec(v.clone())).is_ok(), "{model} fuses");
         }
+        v["model"] = json!("cnn5");
+        v["optimizer"] = json!({"name": "shampoo", "lr": 0.1});
+        let err = key(&spec(v.clone())).unwrap_err();
+        assert!(err.starts_with("params.optimizer.name: `shampoo` does not fuse"), "{err}");
         let mut s = spec(base());
         s.workload = "mlp".into();
         s.params = Map::new();

@@ -206,8 +206,8 @@ macro_rules! optimizer {
             "optimizer",
             Table,
             $default,
-            "{ name = \"sgd\" | \"adam\" | \"adamw\", lr, momentum, nesterov, beta1, beta2, eps, grad_clip }",
-            OneOf(&["sgd", "adam", "adamw"])
+            "{ name = \"sgd\" | \"adam\" | \"adamw\" | \"adagrad\" | \"adafactor\" | \"shampoo\", lr, grad_clip, and the named optimizer's settings (README, \"Optimizers\") }",
+            OneOf(&["sgd", "adam", "adamw", "adagrad", "adafactor", "shampoo"])
         )
     };
 }
@@ -400,7 +400,41 @@ pub static EDGE_OF_STABILITY: Workload = Workload {
     ],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY];
+pub static OPTIMIZERS: Workload = Workload {
+    name: "optimizers",
+    help: "first- against second-order optimizers (SGD, Adam, AdamW, Adagrad, Adafactor, Shampoo) on an ill-conditioned least-squares problem or on images, with the loss against steps and against seconds",
+    params: &[
+        param!("problem", Str, "least_squares", "least_squares (synthetic, `dim` inputs, `outputs` targets, `condition_number`) | logistic | mlp (`depth` x `width`, ReLU) | cnn5 (k = `width`): the image problems read the [data] section", OneOf(&["least_squares", "logistic", "mlp", "cnn5"])),
+        optimizer!({"name": "sgd", "lr": 0.1}),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw and adafactor)", AtLeast(0.0)),
+        param!("batch_size", Int, 0, "points per step (0: all of them, full-batch); mini-batches follow a shuffled order per pass", AtLeast(0.0)),
+        param!("steps", Int, 500, "optimizer steps; records are numbered by step (epoch = step)", AtLeast(1.0)),
+        param!("record_every", Int, 10, "evaluate the full training loss and record every this many steps (and after the last)", AtLeast(1.0)),
+        param!("target_loss", Float, 0.01, "training loss that counts as reached: steps_to_target and seconds_to_target are recorded at the first record at or below it", Above(0.0)),
+        param!("condition_number", Float, 1000.0, "least squares: largest over smallest eigenvalue of the inputs' covariance, which is the Hessian's", AtLeast(1.0)),
+        param!("dim", Int, 32, "least squares: input dimensions", AtLeast(1.0)),
+        param!("outputs", Int, 32, "least squares: targets per point (the weight is outputs x dim)", AtLeast(1.0)),
+        param!("width", Int, 16, "hidden units per mlp layer; k of cnn5", AtLeast(1.0)),
+        param!("depth", Int, 2, "hidden layers of the mlp", AtLeast(1.0)),
+        param!("points", Int, 1000, "least squares: points made", AtLeast(1.0)),
+        param!("n_train", Int, 0, "image problems: the first n_train training images (0: all)", AtLeast(0.0)),
+        param!("seed", Int, 0, "seeds the problem (least squares), the initialisation and the mini-batch order", AtLeast(0.0)),
+    ],
+    metrics: &[
+        "train_loss",
+        "train_acc",
+        "batch_loss",
+        "seconds",
+        "step_seconds",
+        "steps_to_target",
+        "seconds_to_target",
+        "optimizer_state_bytes",
+        "diverged",
+        EPOCH_METRICS[0],
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

@@ -216,6 +216,54 @@ model = ["mlp", "cnn5"]
     assert!(paths.lines().any(|p| p.ends_with("eos-sharpness.svg")), "{paths}");
 }
 
+/// The `optimizers` workload through `sweep local`: a record every few steps with the clock and
+/// the optimizer's state size, steps to the target in the Parquet, and the figure.
+#[test]
+fn optimizers_records_loss_against_steps_and_seconds_and_plots_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("opt.toml"),
+        r#"
+name = "opt"
+workload = "optimizers"
+[params]
+dim = 6
+outputs = 4
+points = 60
+condition_number = 100.0
+steps = 40
+record_every = 4
+target_loss = 0.05
+[grid]
+optimizer = [{ name = "sgd", lr = 1.0 }, { name = "shampoo", lr = 0.3, block_size = 4 }]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin("sweep")).args(["local", "opt.toml"]).current_dir(dir.path()).output().unwrap();
+    let table = stdout_of(&out);
+    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
+    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/opt")).unwrap();
+    for trial in rows.iter().map(|r| r.trial_id.clone()).collect::<std::collections::BTreeSet<_>>() {
+        let of = |metric: &str| -> Vec<(i32, i64, f64)> {
+            rows.iter()
+                .filter(|r| r.trial_id == trial && r.metric == metric)
+                .map(|r| (r.epoch, r.step, r.value))
+                .collect()
+        };
+        let steps: Vec<(i32, i64)> = of("train_loss").iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(steps, (1..=10).map(|i| (4 * i, 4 * i as i64)).collect::<Vec<_>>(), "{trial}");
+        assert_eq!(of("seconds").len(), 10, "{trial}");
+        assert!(of("optimizer_state_bytes")[0].2 >= 16.0, "{trial}");
+        let reached = of("steps_to_target");
+        assert_eq!(reached.len(), 1, "{trial}: {reached:?}");
+        assert_eq!(reached[0].2, reached[0].0 as f64);
+    }
+    let out = Command::new(bin("sweep")).args(["plot", "opt"]).current_dir(dir.path()).output().unwrap();
+    let paths = stdout_of(&out);
+    assert!(paths.lines().any(|p| p.ends_with("opt-optimizers.png")), "{paths}");
+    assert!(paths.lines().any(|p| p.ends_with("opt-optimizers.svg")), "{paths}");
+}
+
 /// `run-trial` with several specs trains them as one fused group in one process: every member's
 /// records, tagged with its trial id, on stdout.
 #[test]

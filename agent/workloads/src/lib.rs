@@ -22,6 +22,7 @@ pub mod models;
 #[cfg(test)]
 mod numeric_checks;
 pub mod optim;
+mod optimizers;
 mod params;
 mod process;
 pub mod random_features;

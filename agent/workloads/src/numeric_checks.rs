@@ -18,7 +18,15 @@ pub const ONE_STEP: f64 = 1e-5;
 pub const SAME_KERNELS: f64 = 1e-6;
 
 /// Metrics that time the machine rather than measure learning.
-pub const TIMINGS: [&str; 4] = ["epoch_seconds", "samples_per_second", "gpu_mem_peak_bytes", "sharpness_seconds"];
+pub const TIMINGS: [&str; 7] = [
+    "epoch_seconds",
+    "samples_per_second",
+    "gpu_mem_peak_bytes",
+    "sharpness_seconds",
+    "seconds",
+    "step_seconds",
+    "seconds_to_target",
+];
 
 /// How one metric is compared.
 #[derive(Debug, Clone, Copy, PartialEq)]

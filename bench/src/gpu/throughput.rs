@@ -10,9 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 use sweep_workloads::harness::{autocast, member_cross_entropy, GraphMode, Precision, StepGraph};
 use sweep_workloads::models::{self, fused, Arch, ModelSpec};
-use sweep_workloads::optim::{
-    Optimizer, OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_NESTEROV,
-};
+use sweep_workloads::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use sweep_workloads::tch;
 use sweep_workloads::tch::nn::{ModuleT, VarStore};
 use sweep_workloads::tch::{Device, Kind, Reduction, Tensor};
@@ -79,17 +77,7 @@ pub fn model_spec(arch: Arch, width: i64) -> ModelSpec {
 }
 
 fn sgd() -> OptimizerConfig {
-    OptimizerConfig {
-        name: OptimizerKind::Sgd,
-        lr: LR,
-        momentum: MOMENTUM,
-        nesterov: DEFAULT_NESTEROV,
-        beta1: DEFAULT_BETAS.0,
-        beta2: DEFAULT_BETAS.1,
-        eps: DEFAULT_EPS,
-        weight_decay: WEIGHT_DECAY,
-        grad_clip: DEFAULT_GRAD_CLIP,
-    }
+    OptimizerConfig { momentum: MOMENTUM, weight_decay: WEIGHT_DECAY, ..OptimizerConfig::new(OptimizerKind::Sgd, LR) }
 }
 
 /// Builds the cell's network, trains `warmup` then `steps` steps on one static random batch, and

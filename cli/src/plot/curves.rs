@@ -58,7 +58,7 @@ impl CurveFigure {
     {
         let (y_lo, y_hi) = self.y_range();
         let x_desc = if self.log_x() { format!("{} (log scale)", self.x_label) } else { self.x_label.clone() };
-        let mut chart = super::line_chart(area, x_spec, (y_lo, y_hi), &x_desc, &self.y_label)?;
+        let mut chart = super::line_chart(area, x_spec, y_lo..y_hi, &x_desc, &self.y_label)?;
 
         for (i, curve) in self.curves.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];

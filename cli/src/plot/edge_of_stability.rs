@@ -143,7 +143,7 @@ impl EdgeFigure {
         thresholds: bool,
     ) -> anyhow::Result<()> {
         let (x_lo, x_hi) = self.steps();
-        let mut chart = super::line_chart(area, x_lo..x_hi, (y_lo, y_hi), "step", y_label)?;
+        let mut chart = super::line_chart(area, x_lo..x_hi, y_lo..y_hi, "step", y_label)?;
         for (i, line) in self.lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let points = lines(line).iter().copied().filter(|p| p.1.is_finite());

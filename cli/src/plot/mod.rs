@@ -10,6 +10,7 @@ mod edge_of_stability;
 pub mod font;
 mod heatmap;
 mod long_tail;
+mod optimizers;
 pub mod schedule;
 #[cfg(test)]
 mod testdata;
@@ -84,6 +85,8 @@ pub fn plot_sweep(
         xmc::figures(sweep, &done, out, &mut plotted)?;
     } else if edge_of_stability::applies(&done) {
         edge_of_stability::plot(sweep, &done, load_metrics()?, out, &mut plotted)?;
+    } else if optimizers::applies(&done) {
+        optimizers::plot(sweep, &done, load_metrics()?, out, &mut plotted)?;
     } else if is_double_descent(&done) {
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {
@@ -321,25 +324,30 @@ fn render(figure: &impl Figure, out: &Path, name: &str) -> anyhow::Result<Vec<Pa
     Ok(vec![png, svg])
 }
 
-/// A chart of lines on `area` over the x axis `x` (a range, or a log-scale range) and `y`, with the
-/// figures' margins, axis descriptions, tick labels and light grid drawn.
-fn line_chart<'a, DB: DrawingBackend, X>(
+/// The chart [`line_chart`] builds.
+type LineChart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+
+/// A chart of lines on `area` over the axes `x` and `y` (each a range, or a log-scale range), with
+/// the figures' margins, axis descriptions, tick labels and light grid drawn.
+fn line_chart<'a, DB: DrawingBackend, X, Y>(
     area: &'a DrawingArea<DB, Shift>,
     x: X,
-    (y_lo, y_hi): (f64, f64),
+    y: Y,
     x_desc: &str,
     y_desc: &str,
-) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<X::CoordDescType, plotters::coord::types::RangedCoordf64>>>
+) -> anyhow::Result<LineChart<'a, DB, X::CoordDescType, Y::CoordDescType>>
 where
     X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
     X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     let mut chart = ChartBuilder::on(area)
         .margin(16)
         .margin_right(28)
         .x_label_area_size(56)
         .y_label_area_size(78)
-        .build_cartesian_2d(x, y_lo..y_hi)
+        .build_cartesian_2d(x, y)
         .map_err(draw_error)?;
     chart
         .configure_mesh()

@@ -135,7 +135,7 @@ impl Figure for ScheduleFigure {
         let (head, body) = root.split_vertically(HEADER_HEIGHT);
         draw_header(&head, &self.title, &self.subtitle)?;
         let ((x_lo, x_hi), (y_lo, y_hi)) = self.ranges();
-        let mut chart = super::line_chart(&body, x_lo..x_hi, (y_lo, y_hi), "epoch", &self.metric.replace('_', " "))?;
+        let mut chart = super::line_chart(&body, x_lo..x_hi, y_lo..y_hi, "epoch", &self.metric.replace('_', " "))?;
         let mut finished = 0;
         for line in &self.lines {
             let style = if line.finished {

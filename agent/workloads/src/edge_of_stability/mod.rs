@@ -123,8 +123,8 @@ impl Run<'_> {
     /// Steps from `first` (steps done) to the last, one record each.
     fn train(&mut self, first: u32, sink: &mut Sink<'_>) -> Result<(), TrialError> {
         let p = self.p;
-        if let Some(last) = self.ctx.stop_after.filter(|last| *last < p.steps && first >= *last) {
-            return Err(TrialError::Paused(last.max(first)));
+        if let Some(rung) = harness::paused_before(first, p.steps, self.ctx.stop_after) {
+            return Err(TrialError::Paused(rung));
         }
         for step in first..p.steps {
             if self.ctx.stop.is_raised() {
@@ -162,12 +162,11 @@ impl Run<'_> {
             metrics.insert("samples_per_second".into(), self.data.len() as f64 / seconds.max(1e-9));
             sink(EpochRecord { epoch: step + 1, step: Some(step as i64 + 1), metrics })?;
             let done = step + 1;
-            let periodic = self.ctx.checkpoint_every.is_some_and(|n| done.is_multiple_of(n.max(1)));
-            let pause = self.ctx.stop_after == Some(done);
-            if done < p.steps && (periodic || pause) {
+            let due = harness::due_after(done, p.steps, self.ctx.checkpoint_every, self.ctx.stop_after);
+            if due.save {
                 self.save(done)?;
             }
-            if pause && done < p.steps {
+            if due.pause {
                 return Err(TrialError::Paused(done));
             }
         }

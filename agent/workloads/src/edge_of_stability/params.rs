@@ -5,7 +5,7 @@ use super::full_batch::Loss;
 use super::lanczos::Settings;
 use crate::error::TrialError;
 use crate::models::dense::Activation;
-use crate::optim::{OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS};
+use crate::optim::{OptimizerConfig, OptimizerKind, DEFAULT_BETAS};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sweep_spec::workloads::EDGE_OF_STABILITY;
@@ -108,16 +108,11 @@ impl Params {
     /// The optimizer that takes the steps, without weight decay or clipping.
     pub fn optimizer(&self) -> OptimizerConfig {
         let adam = self.method == Method::Adam;
+        let name = if adam { OptimizerKind::Adam } else { OptimizerKind::Sgd };
         OptimizerConfig {
-            name: if adam { OptimizerKind::Adam } else { OptimizerKind::Sgd },
-            lr: self.lr,
             momentum: if self.method == Method::GdMomentum { self.beta } else { 0.0 },
-            nesterov: false,
             beta1: if adam { self.beta } else { DEFAULT_BETAS.0 },
-            beta2: DEFAULT_BETAS.1,
-            eps: DEFAULT_EPS,
-            weight_decay: 0.0,
-            grad_clip: None,
+            ..OptimizerConfig::new(name, self.lr)
         }
     }
 

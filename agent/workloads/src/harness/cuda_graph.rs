@@ -109,6 +109,12 @@ impl StepGraph {
         StepGraph { mode, device, captured: None, off }
     }
 
+    /// Trains eagerly from now on, for the reason given (an optimizer that steps on the host).
+    pub fn turn_off(&mut self, why: String) {
+        self.captured = None;
+        self.off = Some(why);
+    }
+
     /// Forgets the captured step; the next eager step captures again.
     pub fn new_epoch(&mut self) {
         self.captured = None;

@@ -74,12 +74,16 @@ impl EpochDone {
 /// checkpoint it resumed from is already past it).
 pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Position) -> Result<(), TrialError> {
     let Position { epoch: first_epoch, batch: mut start_batch, mut step } = start;
-    if let Some(last) = plan.stop_after.filter(|last| *last < plan.epochs && first_epoch >= *last) {
-        return Err(TrialError::Paused(last.max(first_epoch)));
+    if let Some(rung) = super::plan::paused_before(first_epoch, plan.epochs, plan.stop_after) {
+        return Err(TrialError::Paused(rung));
     }
     let device = plan.device;
     let per_epoch = trainee.batches_per_epoch();
     let mut graph = StepGraph::new(plan.cuda_graphs, device);
+    let rule = trainee.optimizer().config().name;
+    if !rule.fuses() {
+        graph.turn_off(format!("optimizer \"{}\" reads its step count and norms on the host", rule.name()));
+    }
     for epoch in first_epoch..plan.epochs {
         // A new capture each epoch: losses that change with the epoch, members dropped from a group.
         graph.new_epoch();
@@ -129,13 +133,11 @@ pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Posit
         if trainee.end_epoch(&done, due, plan)? == Flow::Done {
             break;
         }
-        let periodic =
-            plan.checkpoint_every.is_some_and(|n| done.epoch.is_multiple_of(n.max(1))) && done.epoch < plan.epochs;
-        let pause = plan.stop_after == Some(done.epoch) && done.epoch < plan.epochs;
-        if periodic || pause || (plan.checkpoint_at_end && done.epoch == plan.epochs) {
+        let due = super::plan::due_after(done.epoch, plan.epochs, plan.checkpoint_every, plan.stop_after);
+        if due.save || (plan.checkpoint_at_end && done.epoch == plan.epochs) {
             trainee.save(Position { epoch: done.epoch, batch: 0, step }, plan)?;
         }
-        if pause {
+        if due.pause {
             return Err(TrialError::Paused(done.epoch));
         }
     }

@@ -24,7 +24,7 @@ pub use eval::{
 pub use fused_checkpoint::MemberState;
 pub use fused_loop::{train_fused, Group, Member, MemberOutcome, MemberReport, MemberSink};
 pub use objective::{error_metrics, ErrorRates, GroupObjective, Objective};
-pub use plan::{Plan, Position};
+pub use plan::{due_after, paused_before, Due, Plan, Position};
 pub use precision::{autocast, Precision};
 pub use source::{fused_batches, Batch, TrainData};
 pub use stop::StopFlag;

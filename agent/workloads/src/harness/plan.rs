@@ -55,6 +55,28 @@ impl Plan {
     }
 }
 
+/// Where a run of `total` units (epochs, or steps where each step is a record) that has done
+/// `done` must checkpoint: every `checkpoint_every`, and at the rung `stop_after`, where it then
+/// pauses; never after the last unit (the trial is over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub save: bool,
+    pub pause: bool,
+}
+
+pub fn due_after(done: u32, total: u32, checkpoint_every: Option<u32>, stop_after: Option<u32>) -> Due {
+    let unfinished = done < total;
+    let periodic = checkpoint_every.is_some_and(|n| done.is_multiple_of(n.max(1))) && unfinished;
+    let pause = stop_after == Some(done) && unfinished;
+    Due { save: periodic || pause, pause }
+}
+
+/// The rung a run resumed at `first` of `total` units has already passed, if any: it ends at once,
+/// paused there (a lease for an earlier rung than the checkpoint reached).
+pub fn paused_before(first: u32, total: u32, stop_after: Option<u32>) -> Option<u32> {
+    stop_after.filter(|last| *last < total && first >= *last).map(|last| last.max(first))
+}
+
 /// A point in training: epochs done, batches done into the next epoch, optimizer steps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Position {

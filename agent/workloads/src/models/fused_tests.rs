@@ -50,17 +50,7 @@ fn batches(step: i64) -> Vec<(Tensor, Tensor)> {
 }
 
 fn sgd() -> OptimizerConfig {
-    OptimizerConfig {
-        name: OptimizerKind::Sgd,
-        lr: 0.05,
-        momentum: 0.9,
-        nesterov: false,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 5e-4,
-        grad_clip: None,
-    }
+    OptimizerConfig { momentum: 0.9, weight_decay: 5e-4, ..OptimizerConfig::new(OptimizerKind::Sgd, 0.05) }
 }
 
 #[test]

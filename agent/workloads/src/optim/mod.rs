@@ -1,14 +1,19 @@
 //! Optimizers written over plain tensors (tch's `nn::Optimizer` cannot save its state), so that a
 //! checkpoint holds every moment and step count and a resumed run is bit-identical on the CPU.
-//! One `Optimizer` for SGD, Adam and AdamW with PyTorch's semantics, plus learning-rate schedules.
+//! One `Optimizer` for SGD, Adam, AdamW, Adagrad and Adafactor with PyTorch's semantics and for
+//! Shampoo, plus learning-rate schedules.
 
+mod adafactor;
 mod clip;
 mod config;
 mod schedule;
+mod shampoo;
 mod update;
 
 pub use config::{
-    OptimizerConfig, OptimizerKind, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_MOMENTUM, DEFAULT_NESTEROV,
+    AdafactorConfig, AdagradConfig, Graft, OptimizerConfig, OptimizerKind, ShampooConfig, DEFAULT_ADAFACTOR,
+    DEFAULT_ADAGRAD, DEFAULT_ADAGRAD_EPS, DEFAULT_BETAS, DEFAULT_EPS, DEFAULT_GRAD_CLIP, DEFAULT_MOMENTUM,
+    DEFAULT_NESTEROV, DEFAULT_SHAMPOO, MAX_BLOCK_SIZE,
 };
 pub use schedule::{LrSchedule, Schedule, DEFAULT_GAMMA, DEFAULT_MIN_LR, DEFAULT_WARMUP_EPOCHS};
 
@@ -146,6 +151,14 @@ impl Optimizer {
     /// device and change in place, so a captured graph sees new values without reading the host,
     /// and a constant rate costs nothing per step (a copy from the host would wait for the GPU).
     pub fn set_graph_rates(&mut self, lr: &[f64], weight_decay: &[f64]) -> Result<(), String> {
+        if !self.cfg.name.fuses() {
+            let fusing: Vec<&str> = OptimizerKind::ALL.into_iter().filter(|k| k.fuses()).map(|k| k.name()).collect();
+            return Err(format!(
+                "optimizer.name = \"{}\": fused groups and captured CUDA graphs take {} only",
+                self.cfg.name.name(),
+                fusing.join(", ")
+            ));
+        }
         if lr.len() != weight_decay.len() || lr.is_empty() {
             return Err(format!("{} learning rates for {} weight decays", lr.len(), weight_decay.len()));
         }
@@ -214,9 +227,12 @@ impl Optimizer {
     }
 
     /// Every state tensor under a stable name: `step` (this optimizer's count), and per variable
-    /// `step/<var>`, `momentum_buffer/<var>` (SGD with momentum), `exp_avg/<var>` and
-    /// `exp_avg_sq/<var>` (Adam, AdamW). Counts are 0-d int64 tensors on the CPU. The moment tensors
-    /// are the live ones, not copies: write them out before the next `step`.
+    /// `step/<var>`, `momentum_buffer/<var>` (SGD with momentum, Shampoo with momentum),
+    /// `exp_avg/<var>` and `exp_avg_sq/<var>` (Adam, AdamW), `sum/<var>` (Adagrad), `row_var/<var>`
+    /// and `col_var/<var>` or `variance/<var>`, and `exp_avg/<var>` with beta1 (Adafactor),
+    /// `shampoo_left.<b>/<var>` and the rest of [`shampoo`]'s per block. Counts are 0-d int64
+    /// tensors on the CPU. The state tensors are the live ones, not copies: write them out before
+    /// the next `step`.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![(STEP.to_string(), count(self.steps))];
         for p in &self.params {
@@ -226,6 +242,11 @@ impl Optimizer {
             }
         }
         out
+    }
+
+    /// Bytes the optimizer's state tensors take (the step counts included), wherever they live.
+    pub fn state_bytes(&self) -> u64 {
+        self.state().iter().map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64).sum()
     }
 
     /// Restores the state `state()` gave, exactly: every expected tensor must be present with the
@@ -261,9 +282,10 @@ impl Optimizer {
         tch::no_grad(|| {
             for (p, &c) in self.params.iter_mut().zip(&counts[1..]) {
                 p.step = c as u64;
-                for (slot, t) in p.slots.named_mut() {
-                    // copy_ moves a CPU checkpoint onto the variable's device.
-                    t.copy_(&named[&format!("{slot}/{}", p.name)]);
+                for (slot, t) in p.slots.named() {
+                    // copy_ writes into the live state (a shallow clone shares its storage) and moves
+                    // a CPU checkpoint onto the variable's device.
+                    t.shallow_clone().copy_(&named[&format!("{slot}/{}", p.name)]);
                 }
             }
         });
@@ -275,5 +297,7 @@ fn count(n: u64) -> Tensor {
     Tensor::from(n as i64).to_kind(Kind::Int64)
 }
 
+#[cfg(test)]
+mod second_order_tests;
 #[cfg(test)]
 mod tests;

@@ -6,12 +6,12 @@ use serde_json::json;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-fn cfg(table: serde_json::Value, weight_decay: f64) -> OptimizerConfig {
+pub(super) fn cfg(table: serde_json::Value, weight_decay: f64) -> OptimizerConfig {
     OptimizerConfig::from_params(table.as_object().unwrap(), weight_decay).unwrap()
 }
 
 /// A VarStore holding the given named variables.
-fn store(vars: &[(&str, &[f32], &[i64])]) -> VarStore {
+pub(super) fn store(vars: &[(&str, &[f32], &[i64])]) -> VarStore {
     let vs = VarStore::new(Device::Cpu);
     for (name, values, shape) in vars {
         let _ = vs.root().var_copy(name, &Tensor::from_slice(values).view(*shape));
@@ -19,12 +19,12 @@ fn store(vars: &[(&str, &[f32], &[i64])]) -> VarStore {
     vs
 }
 
-fn values(vs: &VarStore, name: &str) -> Vec<f32> {
+pub(super) fn values(vs: &VarStore, name: &str) -> Vec<f32> {
     Vec::<f32>::try_from(vs.variables()[name].flatten(0, -1)).unwrap()
 }
 
 /// The 2x2 linear least-squares problem of the PyTorch cross-check.
-fn linear_problem() -> (VarStore, impl Fn(&VarStore) -> Tensor) {
+pub(super) fn linear_problem() -> (VarStore, impl Fn(&VarStore) -> Tensor) {
     let vs = store(&[("b", &[0.2, -0.4], &[2]), ("w", &[0.5, -0.3, 0.8, 0.1], &[2, 2])]);
     let x = Tensor::from_slice(&[1.0f32, 2.0, -1.0, 0.5, 0.3, -0.7]).view([3, 2]);
     let y = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.5, -0.5]).view([3, 2]);
@@ -36,7 +36,7 @@ fn linear_problem() -> (VarStore, impl Fn(&VarStore) -> Tensor) {
     (vs, loss)
 }
 
-fn train(vs: &VarStore, opt: &mut Optimizer, loss: &impl Fn(&VarStore) -> Tensor, steps: usize, lr: f64) {
+pub(super) fn train(vs: &VarStore, opt: &mut Optimizer, loss: &impl Fn(&VarStore) -> Tensor, steps: usize, lr: f64) {
     for _ in 0..steps {
         opt.zero_grad();
         loss(vs).backward();
@@ -66,6 +66,9 @@ fn train(vs: &VarStore, opt: &mut Optimizer, loss: &impl Fn(&VarStore) -> Tensor
 ///     "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, foreach=False),
 ///     "adam_l2": lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1, foreach=False),
 ///     "adamw_clip": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, foreach=False),
+///     "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.01, weight_decay=0.1,
+///                                              initial_accumulator_value=0.05, foreach=False),
+///     "adafactor": lambda p: torch.optim.Adafactor(p, lr=0.05, weight_decay=0.1, foreach=False),
 /// }
 /// for name, make in cases.items():
 ///     print(name, run(make, clip=0.5 if name == "adamw_clip" else None))
@@ -74,7 +77,7 @@ fn train(vs: &VarStore, opt: &mut Optimizer, loss: &impl Fn(&VarStore) -> Tensor
 // The literals are PyTorch's printed float64 values, kept verbatim so they can be diffed.
 #[allow(clippy::excessive_precision)]
 fn three_steps_match_pytorch() {
-    let cases: [(&str, serde_json::Value, f64, [f32; 6]); 4] = [
+    let cases: [(&str, serde_json::Value, f64, [f32; 6]); 6] = [
         (
             "sgd_nesterov",
             json!({"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": true}),
@@ -127,6 +130,32 @@ fn three_steps_match_pytorch() {
                 0.12050576508045197,
             ],
         ),
+        (
+            "adagrad",
+            json!({"name": "adagrad", "lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.05}),
+            0.1,
+            [
+                0.3643658459186554,
+                -0.20793254673480988,
+                0.5365524888038635,
+                -0.11338461935520172,
+                0.5826969742774963,
+                0.09725529700517654,
+            ],
+        ),
+        (
+            "adafactor",
+            json!({"name": "adafactor", "lr": 0.05}),
+            0.1,
+            [
+                0.24134165048599243,
+                -0.34841376543045044,
+                0.5082794427871704,
+                -0.18089428544044495,
+                0.7039772868156433,
+                0.10172171890735626,
+            ],
+        ),
     ];
     for (name, table, wd, want) in cases {
         let (vs, loss) = linear_problem();
@@ -159,6 +188,13 @@ fn every_optimizer_decreases_a_convex_quadratic() {
         json!({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true}),
         json!({"name": "adam", "lr": 0.05}),
         json!({"name": "adamw", "lr": 0.05}),
+        json!({"name": "adagrad", "lr": 0.5}),
+        // Adafactor's step is relative to the weights' RMS, which starts at 0 here: it grows by
+        // about lr per step from eps2 first.
+        json!({"name": "adafactor", "lr": 0.1, "relative_step": false}),
+        json!({"name": "adafactor", "lr": 0.1, "relative_step": false, "beta1": 0.9}),
+        json!({"name": "shampoo", "lr": 0.5}),
+        json!({"name": "shampoo", "lr": 0.05, "graft": "sgd", "momentum": 0.5, "precondition_every": 5}),
     ];
     for table in tables {
         let vs = store(&[("x", &[0.0; 5], &[5])]);

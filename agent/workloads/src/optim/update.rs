@@ -1,8 +1,10 @@
-//! The per-parameter update rules of SGD, Adam and AdamW, written op by op after PyTorch's
-//! single-tensor implementations (`torch/optim/sgd.py`, `adam.py`; the default on the CPU), so the
-//! same inputs give the same numbers in the same order of rounding.
+//! The per-parameter update rules of SGD, Adam, AdamW and Adagrad, written op by op after PyTorch's
+//! single-tensor implementations (`torch/optim/sgd.py`, `adam.py`, `adagrad.py`; the default on the
+//! CPU), so the same inputs give the same numbers in the same order of rounding. Adafactor and
+//! Shampoo keep their rules in files of their own.
 
 use super::config::{OptimizerConfig, OptimizerKind};
+use super::{adafactor, shampoo};
 use tch::Tensor;
 
 /// A parameter's optimizer state. It is allocated when the optimizer is built, not on the first
@@ -19,6 +21,11 @@ pub(super) enum Slots {
         exp_avg: Tensor,
         exp_avg_sq: Tensor,
     },
+    Adagrad {
+        sum: Tensor,
+    },
+    Adafactor(adafactor::State),
+    Shampoo(shampoo::State),
 }
 
 impl Slots {
@@ -29,23 +36,24 @@ impl Slots {
             OptimizerKind::Adam | OptimizerKind::AdamW => {
                 Slots::Adam { exp_avg: var.zeros_like(), exp_avg_sq: var.zeros_like() }
             }
+            OptimizerKind::Adagrad => Slots::Adagrad { sum: var.full_like(cfg.adagrad.initial_accumulator_value) },
+            OptimizerKind::Adafactor => Slots::Adafactor(adafactor::State::new(&cfg.adafactor, var)),
+            OptimizerKind::Shampoo => Slots::Shampoo(shampoo::State::new(cfg, var)),
         }
     }
 
-    /// The state tensors under PyTorch's state-dict names.
-    pub(super) fn named(&self) -> Vec<(&'static str, &Tensor)> {
-        match self {
-            Slots::None => vec![],
-            Slots::Momentum { buf } => vec![("momentum_buffer", buf)],
-            Slots::Adam { exp_avg, exp_avg_sq } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
+    /// The state tensors under PyTorch's state-dict names where PyTorch has the optimizer.
+    pub(super) fn named(&self) -> Vec<(String, &Tensor)> {
+        fn fixed<'a>(pairs: Vec<(&str, &'a Tensor)>) -> Vec<(String, &'a Tensor)> {
+            pairs.into_iter().map(|(n, t)| (n.to_string(), t)).collect()
         }
-    }
-
-    pub(super) fn named_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
         match self {
             Slots::None => vec![],
-            Slots::Momentum { buf } => vec![("momentum_buffer", buf)],
-            Slots::Adam { exp_avg, exp_avg_sq } => vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
+            Slots::Momentum { buf } => fixed(vec![("momentum_buffer", buf)]),
+            Slots::Adam { exp_avg, exp_avg_sq } => fixed(vec![("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)]),
+            Slots::Adagrad { sum } => fixed(vec![("sum", sum)]),
+            Slots::Adafactor(state) => state.named(),
+            Slots::Shampoo(state) => state.named(),
         }
     }
 }
@@ -103,6 +111,7 @@ pub(super) fn apply(
             Slots::None => Slots::None,
             Slots::Momentum { buf } => Slots::Momentum { buf: rows(buf) },
             Slots::Adam { exp_avg, exp_avg_sq } => Slots::Adam { exp_avg: rows(exp_avg), exp_avg_sq: rows(exp_avg_sq) },
+            _ => unreachable!("set_graph_rates refuses per-member rates for {}", cfg.name.name()),
         };
         return update(cfg, lr, weight_decay, &mut param, &grad, &mut slots, step);
     }
@@ -122,7 +131,30 @@ fn update(
         Slots::None => sgd(cfg, lr, wd, param, grad, None, step),
         Slots::Momentum { buf } => sgd(cfg, lr, wd, param, grad, Some(buf), step),
         Slots::Adam { exp_avg, exp_avg_sq } => adam(cfg, lr, wd, param, grad, exp_avg, exp_avg_sq, step),
+        host_only => {
+            // Optimizer::set_graph_rates refuses these rules, so their rates and counts are the host's.
+            let (Rate::One(lr), Rate::One(wd), Count::Host(t)) = (lr, wd, step) else {
+                unreachable!("{} takes no per-member rates or device counts", cfg.name.name())
+            };
+            match host_only {
+                Slots::Adagrad { sum } => adagrad(cfg, *lr, *wd, param, grad, sum, *t),
+                Slots::Adafactor(state) => adafactor::update(&cfg.adafactor, *lr, *wd, param, grad, state, *t),
+                Slots::Shampoo(state) => shampoo::update(cfg, *lr, *wd, param, grad, state, *t),
+                _ => unreachable!("matched above"),
+            }
+        }
     }
+}
+
+fn adagrad(cfg: &OptimizerConfig, lr: f64, wd: f64, param: &mut Tensor, grad: &Tensor, sum: &mut Tensor, step: u64) {
+    let g = if wd != 0.0 { grad + &*param * wd } else { grad.shallow_clone() };
+    let clr = lr / (1.0 + (step - 1) as f64 * cfg.adagrad.lr_decay);
+    // `addcmul_(g, g, value=1)`.
+    let _ = sum.g_add_(&(&g * &g));
+    let mut std = sum.sqrt();
+    let _ = std.g_add_scalar_(cfg.eps);
+    // `addcdiv_(g, std, value=-clr)` is value * g / std, added.
+    let _ = param.g_add_(&((g * -clr) / std));
 }
 
 fn sgd(
