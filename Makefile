@@ -14,7 +14,8 @@ demo: build
 # daemon (or with SWEEP_REQUIRE_DOCKER=1, as CI sets), the images are built from the debug binaries
 # and the container tests become required; elsewhere they are skipped with the reason. The
 # training tests then run a second time on libtorch's portable kernels with one thread: their
-# tolerances must hold on any CPU, not only on this one's instruction set and core count.
+# tolerances must hold on any CPU, not only on this one's instruction set and core count. That
+# second run reuses the test executable the first built (scripts/test-binary.sh).
 test: setup
 	@if [ "$$(id -u)" = 0 ] && { [ -n "$$SWEEP_REQUIRE_DOCKER" ] || docker info >/dev/null 2>&1; }; then \
 	  mkdir -p target; echo "make test: making the agent image's base meanwhile (target/images-base.log)"; \
@@ -32,8 +33,9 @@ test: setup
 	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root) and no images are built; the Slurm and container tests run only where they can"; \
 	fi; \
 	$(CARGO) test --workspace
-	@echo "make test: the numeric tests of sweep-workloads again on libtorch's portable kernels with one thread, as a CPU unlike this one would run them"
-	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(CARGO) test -p sweep-workloads --lib
+	@echo "make test: the numeric tests of sweep-workloads again on libtorch's portable kernels with one thread, as a CPU unlike this one would run them (the reruns of shipped studies, which check effects rather than tolerances, once is enough)"
+	@bin=$$(scripts/test-binary.sh sweep_workloads) && cd agent/workloads && \
+	  ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$$bin" --skip _study_
 
 setup:
 	@scripts/setup.sh

@@ -160,6 +160,26 @@ pub fn relative_distance(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[]).max(floor).max(f64::MIN_POSITIVE)
 }
 
+/// One libtorch intra-op thread until dropped, then the count there was before, also when the test
+/// fails. For the tests that rerun a shipped study: its steps are too small to split, and a second
+/// thread only spin-waits against the tests running beside it (several times slower on 2 cores).
+/// Set for the calling thread and the tests that start after it, hence put back.
+pub struct OneThread(i32);
+
+impl OneThread {
+    pub fn new() -> OneThread {
+        let threads = tch::get_num_threads();
+        tch::set_num_threads(1);
+        OneThread(threads)
+    }
+}
+
+impl Drop for OneThread {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use crate::dispatch::run_recorded as run;
 use crate::harness::StopFlag;
-use crate::numeric_checks::{assert_same_runs, relative, SAME_KERNELS};
+use crate::numeric_checks::{assert_same_runs, relative, OneThread, SAME_KERNELS};
 use crate::{TrialContext, TrialError};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -141,12 +141,8 @@ fn a_trial_without_data_is_refused_by_name() {
 /// sharpness rises to 2/eta and hovers within 10% of it; at the small one it stays below 2/eta.
 #[test]
 fn small_study_shows_the_edge_of_stability() {
-    // One intra-op thread, as an agent gives a CPU trial: the study's steps are too small to split,
-    // and a second thread only spin-waits against the other tests (seven times slower here). Set
-    // for this test's thread and the tests that start after it, so it is put back at the end.
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
-    let _restore = Restore(threads);
+    // One intra-op thread, as an agent gives a CPU trial (seven times faster here beside other tests).
+    let _one = OneThread::new();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/eos-small.toml");
     let dir = tempfile::tempdir().unwrap();
     let file = sweep_spec::SweepFile::read(&path).unwrap();
@@ -180,14 +176,5 @@ fn small_study_shows_the_edge_of_stability() {
         let rises = loss[edge_step..].windows(2).filter(|w| w[1] > w[0]).count();
         assert!(rises > 0, "lr {lr}: the loss fell on every step at the edge");
         assert!(loss.last().unwrap() < &loss[edge_step], "lr {lr}: the loss did not fall at the edge");
-    }
-}
-
-/// Puts libtorch's intra-op thread count back when dropped, also when the test fails.
-struct Restore(i32);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        tch::set_num_threads(self.0);
     }
 }

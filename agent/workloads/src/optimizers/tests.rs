@@ -4,7 +4,7 @@
 
 use crate::dispatch::run_recorded as run;
 use crate::harness::StopFlag;
-use crate::numeric_checks::{assert_same_runs, relative, SAME_KERNELS};
+use crate::numeric_checks::{assert_same_runs, relative, OneThread, SAME_KERNELS};
 use crate::{TrialContext, TrialError};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -173,6 +173,7 @@ fn a_step_size_too_large_ends_the_trial_with_a_diverged_record() {
 /// full-batch, Shampoo at its best step size reaches the target in fewer steps than SGD at its best.
 #[test]
 fn small_study_shows_shampoo_ahead_of_sgd_in_steps_on_the_ill_conditioned_problem() {
+    let _one = OneThread::new();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/studies/optimizers-small.toml");
     let file = sweep_spec::SweepFile::read(&path).unwrap();
     let trials = sweep_spec::expand(&file).unwrap();
