@@ -209,7 +209,7 @@ fn a_group_failed_by_one_member_leaves_the_others_to_succeed() {
 /// epoch of every member is recorded once.
 #[test]
 fn a_drained_group_resumes_from_its_members_checkpoints() {
-    const EPOCHS: i32 = 30;
+    const EPOCHS: i32 = 12;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     synth_cifar(root, 256, 32);

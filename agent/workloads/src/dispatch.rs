@@ -86,8 +86,27 @@ pub(crate) fn run_recorded(
     (result, records)
 }
 
+/// A trial of `workload` with `params` and nothing else set, for tests.
+#[cfg(test)]
+pub(crate) fn trial_spec(workload: &str, params: serde_json::Map<String, serde_json::Value>) -> TrialSpec {
+    TrialSpec {
+        id: sweep_spec::TrialId("0123456789abcdef".into()),
+        sweep: "s".into(),
+        index: 0,
+        workload: workload.into(),
+        command: None,
+        params,
+        data: None,
+        resources: Default::default(),
+        checkpoint_every_epochs: None,
+        command_bool: Default::default(),
+        copy_from: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::trial_spec as spec;
     use super::*;
     use std::path::Path;
 
@@ -116,23 +135,6 @@ mod tests {
         let (first, last) = (curve[0].1, curve[curve.len() - 1].1);
         assert!((n / 2..=2 * n).contains(&peak_width), "peak at width {peak_width}, n = {n}: {curve:?}");
         assert!(peak >= 1.5 * first && peak >= 1.5 * last, "peak too low: {curve:?}");
-    }
-
-    /// A trial of `workload` with `params` and nothing else set.
-    fn spec(workload: &str, params: serde_json::Map<String, serde_json::Value>) -> TrialSpec {
-        TrialSpec {
-            id: sweep_spec::TrialId("0123456789abcdef".into()),
-            sweep: "s".into(),
-            index: 0,
-            workload: workload.into(),
-            command: None,
-            params,
-            data: None,
-            resources: Default::default(),
-            checkpoint_every_epochs: None,
-            command_bool: Default::default(),
-            copy_from: None,
-        }
     }
 
     #[test]

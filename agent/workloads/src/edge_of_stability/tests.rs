@@ -8,7 +8,7 @@ use crate::{TrialContext, TrialError};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use sweep_spec::workloads::EDGE_OF_STABILITY;
-use sweep_spec::{DataRef, TrialId, TrialSpec};
+use sweep_spec::{DataRef, TrialSpec};
 use tch::Device;
 
 /// A small trial on a Gaussian mixture written to `data` on first use.
@@ -34,19 +34,9 @@ fn spec(data: &Path, changes: &[(&str, Value)]) -> TrialSpec {
         "synthetic".into(),
         json!({ "generator": "gaussian_mixture", "train": 60, "test": 10, "classes": 3, "image_size": 8 }),
     );
-    TrialSpec {
-        id: TrialId("00000000000000e0".into()),
-        sweep: "t".into(),
-        index: 0,
-        workload: EDGE_OF_STABILITY.name.into(),
-        command: None,
-        params,
-        data: Some(DataRef { format: "npy".into(), path: Some(data.display().to_string()), options }),
-        resources: Default::default(),
-        checkpoint_every_epochs: None,
-        command_bool: Default::default(),
-        copy_from: None,
-    }
+    let mut spec = crate::dispatch::trial_spec(EDGE_OF_STABILITY.name, params);
+    spec.data = Some(DataRef { format: "npy".into(), path: Some(data.display().to_string()), options });
+    spec
 }
 
 fn ctx_in(dir: &Path, stop: StopFlag, stop_after: Option<u32>) -> TrialContext {

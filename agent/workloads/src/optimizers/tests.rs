@@ -9,7 +9,7 @@ use crate::{TrialContext, TrialError};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use sweep_spec::workloads::OPTIMIZERS;
-use sweep_spec::{DataRef, EpochRecord, TrialId, TrialSpec};
+use sweep_spec::{DataRef, EpochRecord, TrialSpec};
 use tch::Device;
 
 /// A small least-squares trial.
@@ -29,19 +29,7 @@ fn spec(changes: &[(&str, Value)]) -> TrialSpec {
     {
         params.insert(k.to_string(), v.clone());
     }
-    TrialSpec {
-        id: TrialId("00000000000000f0".into()),
-        sweep: "t".into(),
-        index: 0,
-        workload: OPTIMIZERS.name.into(),
-        command: None,
-        params,
-        data: None,
-        resources: Default::default(),
-        checkpoint_every_epochs: None,
-        command_bool: Default::default(),
-        copy_from: None,
-    }
+    crate::dispatch::trial_spec(OPTIMIZERS.name, params)
 }
 
 /// The same trial on synthetic images (`generator` `patterns`: 3 x 8 x 8 class patterns;
