@@ -104,6 +104,16 @@ pub(crate) fn trial_spec(workload: &str, params: serde_json::Map<String, serde_j
     }
 }
 
+/// The CPU context of a test trial that checkpoints into `dir`, with its stop flag and rung.
+#[cfg(test)]
+pub(crate) fn checkpointed_ctx(
+    dir: &std::path::Path,
+    stop: crate::harness::StopFlag,
+    stop_after: Option<u32>,
+) -> TrialContext {
+    TrialContext { checkpoint_dir: Some(dir.to_path_buf()), stop, stop_after, ..TrialContext::cpu() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::trial_spec as spec;

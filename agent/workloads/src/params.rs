@@ -18,6 +18,12 @@ pub fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
     }
 }
 
+/// A count that the workload keeps as a u32 (steps, epochs), or an error naming the key.
+pub fn fits_u32(key: &str, value: i64) -> Result<u32, TrialError> {
+    u32::try_from(value)
+        .map_err(|_| TrialError::bad_config(format!("params.{key}: expected at most {}, got {value}", u32::MAX)))
+}
+
 pub fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, TrialError> {
     if ok && value.is_finite() {
         Ok(value)

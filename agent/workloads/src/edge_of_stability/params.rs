@@ -78,10 +78,6 @@ impl Params {
             "cnn5" => Model::Cnn5 { width },
             _ => Model::Mlp { activation, width: width as usize, depth: depth as usize },
         };
-        let to_u32 = |key: &str, v: i64| {
-            u32::try_from(v)
-                .map_err(|_| TrialError::bad_config(format!("params.{key}: expected at most {}, got {v}", u32::MAX)))
-        };
         Ok(Params {
             model,
             loss: if raw.loss == "ce" { Loss::CrossEntropy } else { Loss::Mse },
@@ -92,8 +88,8 @@ impl Params {
                 _ => Method::Gd,
             },
             beta: raw.beta,
-            steps: to_u32("steps", raw.steps)?,
-            sharpness_every: to_u32("sharpness_every", raw.sharpness_every)?,
+            steps: crate::params::fits_u32("steps", raw.steps)?,
+            sharpness_every: crate::params::fits_u32("sharpness_every", raw.sharpness_every)?,
             lanczos: Settings {
                 k: raw.eigenvalues as usize,
                 max_iters: raw.lanczos_iters as usize,

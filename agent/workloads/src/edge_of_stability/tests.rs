@@ -1,7 +1,7 @@
 //! The workload end to end on synthetic data written in the real `.npy` layout and read back
 //! through the real loader: resume equality, and the shipped small study's effects.
 
-use crate::dispatch::run_recorded as run;
+use crate::dispatch::{checkpointed_ctx as ctx_in, run_recorded as run};
 use crate::harness::StopFlag;
 use crate::numeric_checks::{assert_same_runs, relative, OneThread, SAME_KERNELS};
 use crate::{TrialContext, TrialError};
@@ -9,7 +9,6 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use sweep_spec::workloads::EDGE_OF_STABILITY;
 use sweep_spec::{DataRef, TrialSpec};
-use tch::Device;
 
 /// A small trial on a Gaussian mixture written to `data` on first use.
 fn spec(data: &Path, changes: &[(&str, Value)]) -> TrialSpec {
@@ -37,17 +36,6 @@ fn spec(data: &Path, changes: &[(&str, Value)]) -> TrialSpec {
     let mut spec = crate::dispatch::trial_spec(EDGE_OF_STABILITY.name, params);
     spec.data = Some(DataRef { format: "npy".into(), path: Some(data.display().to_string()), options });
     spec
-}
-
-fn ctx_in(dir: &Path, stop: StopFlag, stop_after: Option<u32>) -> TrialContext {
-    TrialContext {
-        device: Device::Cpu,
-        checkpoint_dir: Some(dir.to_path_buf()),
-        checkpoint_every: None,
-        stop_after,
-        stop,
-        cuda_graphs: crate::harness::GraphMode::Off,
-    }
 }
 
 #[test]

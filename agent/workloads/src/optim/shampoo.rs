@@ -116,7 +116,8 @@ pub(super) fn update(
     let matrix = g.reshape(matrix_shape(&g));
     let preconditioning = step >= s.start_preconditioning_step;
     let refresh = preconditioning && (step - s.start_preconditioning_step).is_multiple_of(s.precondition_every);
-    let mut pieces = Vec::with_capacity(state.blocks.len());
+    // Statistics grow every step; the preconditioned direction is formed only once it is taken.
+    let mut pieces = Vec::with_capacity(if preconditioning { state.blocks.len() } else { 0 });
     for block in &mut state.blocks {
         let piece = matrix.narrow(0, block.rows.0, block.rows.1);
         let piece = match block.cols {
@@ -131,18 +132,21 @@ pub(super) fn update(
                     block.left_root.copy_(&inverse_root(&block.left, 4.0, s.epsilon));
                     right_root.copy_(&inverse_root(right, 4.0, s.epsilon));
                 }
-                pieces.push(block.left_root.matmul(&piece).matmul(right_root));
+                if preconditioning {
+                    pieces.push(block.left_root.matmul(&piece).matmul(right_root));
+                }
             }
             None => {
                 let _ = block.left.g_add_(&piece.outer(&piece));
                 if refresh {
                     block.left_root.copy_(&inverse_root(&block.left, 2.0, s.epsilon));
                 }
-                pieces.push(block.left_root.matmul(&piece));
+                if preconditioning {
+                    pieces.push(block.left_root.matmul(&piece));
+                }
             }
         }
     }
-    let preconditioned = assemble(&state.blocks, pieces, &matrix).reshape(g.size());
     // The direction a grafted step takes its norm from, and the one taken before preconditioning.
     let simple = match &mut state.graft_sum {
         Some(sum) => {
@@ -151,11 +155,15 @@ pub(super) fn update(
         }
         None => g.shallow_clone(),
     };
-    let mut direction = match (preconditioning, s.graft) {
-        (false, _) => simple,
-        (true, Graft::None) => preconditioned,
-        // Scaled on the device: nothing is read back, and a zero direction stays zero.
-        (true, _) => &preconditioned * (simple.norm() / preconditioned.norm().clamp_min(1e-30)),
+    let mut direction = if !preconditioning {
+        simple
+    } else {
+        let preconditioned = assemble(&state.blocks, pieces, &matrix).reshape(g.size());
+        match s.graft {
+            Graft::None => preconditioned,
+            // Scaled on the device: nothing is read back, and a zero direction stays zero.
+            _ => &preconditioned * (simple.norm() / preconditioned.norm().clamp_min(1e-30)),
+        }
     };
     if let Some(buf) = &mut state.momentum_buffer {
         if step == 1 {

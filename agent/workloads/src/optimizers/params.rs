@@ -73,18 +73,14 @@ impl Params {
                 condition_number: raw.condition_number,
             },
         };
-        let to_u32 = |key: &str, v: i64| {
-            u32::try_from(v)
-                .map_err(|_| TrialError::bad_config(format!("params.{key}: expected at most {}, got {v}", u32::MAX)))
-        };
         let optimizer =
             OptimizerConfig::from_params(&raw.optimizer, raw.weight_decay).map_err(TrialError::bad_config)?;
         Ok(Params {
             problem,
             optimizer,
             batch_size: raw.batch_size.max(0) as usize,
-            steps: to_u32("steps", raw.steps)?,
-            record_every: to_u32("record_every", raw.record_every)?,
+            steps: crate::params::fits_u32("steps", raw.steps)?,
+            record_every: crate::params::fits_u32("record_every", raw.record_every)?,
             target_loss: raw.target_loss,
             n_train: raw.n_train.max(0) as usize,
             seed: raw.seed.max(0) as u64,

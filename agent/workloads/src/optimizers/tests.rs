@@ -2,7 +2,7 @@
 //! than moments, images written in the real `.npy` layout and read back through the real loader,
 //! and the shipped small study's effect.
 
-use crate::dispatch::run_recorded as run;
+use crate::dispatch::{checkpointed_ctx as ctx_in, run_recorded as run};
 use crate::harness::StopFlag;
 use crate::numeric_checks::{assert_same_runs, relative, OneThread, SAME_KERNELS};
 use crate::{TrialContext, TrialError};
@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use sweep_spec::workloads::OPTIMIZERS;
 use sweep_spec::{DataRef, EpochRecord, TrialSpec};
-use tch::Device;
 
 /// A small least-squares trial.
 fn spec(changes: &[(&str, Value)]) -> TrialSpec {
@@ -45,17 +44,6 @@ fn on_images(data: &Path, generator: &str, problem: &str, changes: &[(&str, Valu
     );
     spec.data = Some(DataRef { format: "npy".into(), path: Some(data.display().to_string()), options });
     spec
-}
-
-fn ctx_in(dir: &Path, stop: StopFlag, stop_after: Option<u32>) -> TrialContext {
-    TrialContext {
-        device: Device::Cpu,
-        checkpoint_dir: Some(dir.to_path_buf()),
-        checkpoint_every: None,
-        stop_after,
-        stop,
-        cuda_graphs: crate::harness::GraphMode::Off,
-    }
 }
 
 fn losses(records: &[EpochRecord]) -> Vec<f64> {
