@@ -229,6 +229,8 @@ macro_rules! schedule {
 /// of images.
 const BATCH_SIZE: Param = param!("batch_size", Int, 128, "mini-batch size", AtLeast(1.0));
 const AUGMENT: Param = param!("augment", Bool, true, "random crop (4 px padding) and horizontal flip");
+/// The same switch, off by default: for digits, where a flip changes the class.
+const AUGMENT_OFF: Param = param!("augment", Bool, false, "random crop (4 px padding) and horizontal flip");
 const EVAL_EVERY: Param = param!("eval_every", Int, 1, "evaluate and report every this many epochs", AtLeast(1.0));
 const PRECISION: Param = param!(
     "precision",
@@ -434,7 +436,59 @@ pub static OPTIMIZERS: Workload = Workload {
     ],
 };
 
-pub static BUILT_IN: &[&Workload] = &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS];
+pub static SPARSITY: Workload = Workload {
+    name: "sparsity",
+    help: "how far an image classifier thins before accuracy falls: magnitude, random and structured pruning and L1 regularisation, one-shot, gradual or iterative with rewinding (lottery tickets), and int8 quantisation, against the dense network",
+    params: &[
+        param!("model", Str, "lenet300_100", "lenet300_100 (784-300-100-10 fully connected, Han et al.) | cnn5 | preact_resnet18 (k = `width`)", OneOf(&["lenet300_100", "cnn5", "preact_resnet18"])),
+        param!("width", Int, 16, "k of cnn5 and preact_resnet18: their widths are [k, 2k, 4k, 8k]", AtLeast(1.0)),
+        param!("method", Str, "magnitude", "which weights go: dense (none) | magnitude (smallest |w|) | random | structured (whole hidden neurons, smallest L1 norm of incoming weights; lenet300_100 only) | l1 (an L1 penalty `l1` in the loss, then magnitude)", OneOf(&["dense", "magnitude", "random", "structured", "l1"])),
+        param!("scope", Str, "global", "magnitude and l1: global (one threshold over every layer) | layer (each layer to the same sparsity)", OneOf(&["global", "layer"])),
+        param!("pruning", Str, "one_shot", "when they go: one_shot (all at the start of epoch `end`, then fine-tuning) | gradual (Zhu & Gupta's cubic schedule, at the start of each epoch from `begin` to `end`) | iterative (lottery tickets: `rounds` rounds of `epochs` epochs, each pruning more and restarting from the weights of epoch `rewind_epoch` with a fresh optimizer)", OneOf(&["one_shot", "gradual", "iterative"])),
+        param!("final_sparsity", Float, 0.9, "fraction of the prunable weights (every weight matrix and convolution kernel; not biases or BatchNorm) that is zero at the end; structured: fraction of each hidden layer's neurons", HalfOpen(0.0, 1.0)),
+        param!("begin", Int, 2, "gradual: the epoch (from 0) whose start prunes first", AtLeast(0.0)),
+        param!("end", Int, 12, "the epoch (from 0) whose start brings the network to final_sparsity; the epochs after it fine-tune; must be below `epochs`", AtLeast(0.0)),
+        param!("l1", Float, 1e-4, "l1: coefficient of the L1 penalty on the prunable weights, in the loss until `end` (iterative: throughout)", AtLeast(0.0)),
+        param!("rounds", Int, 3, "iterative: rounds of `epochs` epochs each; round r (from 0) trains at sparsity 1 - (1 - final_sparsity)^(r / (rounds - 1)), from the rewound weights with a fresh optimizer", AtLeast(2.0)),
+        param!("rewind_epoch", Int, 0, "iterative: the epoch of the first round whose starting weights every later round starts from (0: the initialisation)", AtLeast(0.0)),
+        param!("quantize", Bool, false, "also evaluate the network with int8 weights (per-channel symmetric, post-training) and report test_acc_int8", Any),
+        param!("inference_batch", Int, 256, "lenet300_100: test images in the batch whose forward pass is timed dense, sparse (CSR) and as the network with its removed neurons cut out", AtLeast(1.0)),
+        param!("epochs", Int, 20, "training epochs (iterative: per round)", AtLeast(1.0)),
+        BATCH_SIZE,
+        AUGMENT_OFF,
+        optimizer!({"name": "adam", "lr": 1.2e-3}),
+        schedule!("constant"),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw)", AtLeast(0.0)),
+        param!("n_train", Int, 0, "use the first n_train training images (0: all)", AtLeast(0.0)),
+        EVAL_EVERY,
+        param!("seed", Int, 0, "seeds initialisation, data order, augmentation and random pruning", AtLeast(0.0)),
+    ],
+    metrics: &[
+        "train_loss",
+        "train_error",
+        "train_acc",
+        "test_loss",
+        "test_error",
+        "test_acc",
+        "test_acc_int8",
+        "sparsity",
+        "sparsity/",
+        "nonzeros",
+        "model_bytes_dense",
+        "model_bytes_sparse",
+        "model_bytes_int8",
+        "model_bytes_sparse_int8",
+        "inference_ms_dense",
+        "inference_ms_sparse",
+        "inference_ms_smaller",
+        EPOCH_METRICS[0],
+        EPOCH_METRICS[1],
+        EPOCH_METRICS[2],
+    ],
+};
+
+pub static BUILT_IN: &[&Workload] =
+    &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS, &SPARSITY];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

@@ -18,7 +18,8 @@ const EVAL_BATCH_SIZE: i64 = 1024;
 
 /// Reads the trial's data. `[data] synthetic = { train, test, classes, image_size, seed,
 /// imbalance_ratio, generator }` first writes a synthetic set of that shape at `path` (`root` for
-/// imagenet_lt) if nothing is there.
+/// imagenet_lt) if nothing is there; `image_size` defaults to the format's usual side (28 for
+/// mnist, else 32).
 pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
     let location = if data.format == "imagenet_lt" { data.options.get("root").and_then(Value::as_str) } else { None };
     let path = PathBuf::from(location.or(data.path.as_deref()).ok_or_else(|| {
@@ -27,7 +28,7 @@ pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
     })?);
     let mut options = data.options.clone();
     if let Some(synthetic) = options.remove("synthetic") {
-        let opts = synth_options(&synthetic)?;
+        let opts = synth_options(&synthetic, &data.format)?;
         if !path.exists() {
             synthesize(synth_format(&data.format, opts.classes), &path, &opts)?;
         }
@@ -59,7 +60,7 @@ fn synth_format(format: &str, classes: i64) -> &str {
 
 const SYNTH_KEYS: [&str; 7] = ["train", "test", "classes", "image_size", "seed", "imbalance_ratio", "generator"];
 
-fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
+fn synth_options(v: &Value, format: &str) -> Result<SynthOptions, TrialError> {
     let expected = || format!("expected a table with keys among {}", SYNTH_KEYS.join(", "));
     let t: &Map<String, Value> =
         v.as_object().ok_or_else(|| TrialError::bad_config(format!("data.synthetic: {}", expected())))?;
@@ -89,7 +90,7 @@ fn synth_options(v: &Value) -> Result<SynthOptions, TrialError> {
         train: get("train", 5000)? as usize,
         test: get("test", 1000)? as usize,
         classes: get("classes", 10)? as i64,
-        image_size: get("image_size", 32)? as i64,
+        image_size: get("image_size", data::default_image_size(format) as u64)? as i64,
         seed: get("seed", 0)?,
         imbalance_ratio,
         generator,
@@ -315,6 +316,29 @@ mod tests {
         let splits = data::load("npy", dir.path(), &Map::new()).unwrap();
         let draws = Draws { train: splits.train, batch_size: 16, seed: 5, augment: true, sampler };
         ImageData::new(draws, splits.test, (splits.mean, splits.std), Device::Cpu)
+    }
+
+    /// A `[data]` section of format mnist with `synthetic`: written as MNIST IDX files (28x28 grey
+    /// by default) where nothing is, then read back through the mnist reader.
+    #[test]
+    fn an_mnist_data_section_synthesizes_and_reads_idx_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnist");
+        let mut options = Map::new();
+        options.insert("synthetic".into(), serde_json::json!({ "train": 40, "test": 10, "classes": 4 }));
+        let section = DataRef { format: "mnist".into(), path: Some(path.display().to_string()), options };
+        let splits = load(&section).unwrap();
+        assert!(path.join("train-images-idx3-ubyte").is_file() && path.join("t10k-labels-idx1-ubyte").is_file());
+        assert_eq!(splits.train.images.size(), vec![40, 1, 28, 28]);
+        assert_eq!(splits.test.images.size(), vec![10, 1, 28, 28]);
+        assert_eq!((splits.train.classes, splits.mean.len()), (4, 1));
+        // Present now: read as it is, also without `synthetic`.
+        let plain = DataRef { options: Map::new(), ..section };
+        assert!(load(&plain).unwrap().train.images.equal(&splits.train.images));
+        // Absent without `synthetic`: the hint names the format.
+        let missing = DataRef { path: Some(dir.path().join("none").display().to_string()), ..plain };
+        let err = load(&missing).unwrap_err().to_string();
+        assert!(err.contains("sweep data synth --format mnist"), "{err}");
     }
 
     fn same(a: Box<dyn Iterator<Item = Batch> + '_>, b: Box<dyn Iterator<Item = Batch> + '_>) {

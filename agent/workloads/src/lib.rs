@@ -27,6 +27,7 @@ mod params;
 mod process;
 pub mod random_features;
 mod rng;
+mod sparsity;
 
 pub use device::DeviceChoice;
 pub use dispatch::check_params;

@@ -18,7 +18,7 @@ pub const ONE_STEP: f64 = 1e-5;
 pub const SAME_KERNELS: f64 = 1e-6;
 
 /// Metrics that time the machine rather than measure learning.
-pub const TIMINGS: [&str; 7] = [
+pub const TIMINGS: [&str; 10] = [
     "epoch_seconds",
     "samples_per_second",
     "gpu_mem_peak_bytes",
@@ -26,6 +26,9 @@ pub const TIMINGS: [&str; 7] = [
     "seconds",
     "step_seconds",
     "seconds_to_target",
+    "inference_ms_dense",
+    "inference_ms_sparse",
+    "inference_ms_smaller",
 ];
 
 /// How one metric is compared.

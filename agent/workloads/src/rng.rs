@@ -33,6 +33,8 @@ pub enum Stream {
     Augment = 12,
     /// The start vectors of Lanczos (`edge_of_stability`), keyed by (seed, step).
     Lanczos = 13,
+    /// The weights random pruning removes (`sparsity`), keyed by (seed, epoch).
+    Pruning = 14,
 }
 
 /// Combines a seed with a counter (an epoch, a batch index) into a new seed; one SplitMix step

@@ -7,8 +7,9 @@ use sweep_workloads::data::{self, SynthOptions};
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
-    /// Write a synthetic set in a real format (cifar10, cifar100, image_folder, imagenet_lt, npy):
-    /// classes are colour patterns that a CNN can learn, or Gaussian clusters of feature rows
+    /// Write a synthetic set in a real format (cifar10, cifar100, image_folder, imagenet_lt, mnist,
+    /// npy): classes are colour patterns (grey for mnist) that a CNN can learn, or Gaussian clusters
+    /// of feature rows
     /// (--generator gaussian_mixture, npy only), drawn from the seed; --imbalance-ratio writes the
     /// training split long-tailed. With `--format xc`, an extreme-classification pair
     /// `train.txt`/`test.txt` in the XC BoW format: topic documents with power-law labels
@@ -19,7 +20,8 @@ pub enum DataCommand {
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// cifar10 | cifar100 | image_folder | imagenet_lt (JPEG files and ImageNet_LT_{train,test}.txt
-    /// split files) | npy | xc
+    /// split files) | mnist (the four raw IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
+    /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; 28x28 grey) | npy | xc
     #[arg(long)]
     format: String,
     /// Folder to create; must not exist yet.
@@ -34,9 +36,10 @@ pub struct SynthArgs {
     /// Classes [default: 10, or 100 for cifar100].
     #[arg(long)]
     classes: Option<i64>,
-    /// Side of the square images (the CIFAR formats need 32); features per row of a mixture.
-    #[arg(long, default_value_t = 32)]
-    image_size: i64,
+    /// Side of the square images (the CIFAR formats need 32) [default: 28 for mnist, else 32];
+    /// features per row of a mixture.
+    #[arg(long)]
+    image_size: Option<i64>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Cut the training split to the exponential long-tail profile n_i = n_max * r^(-i/(C-1)),
@@ -120,12 +123,13 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
     }
     let classes = a.classes.unwrap_or(if a.format == "cifar100" { 100 } else { 10 });
+    let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(&a.format));
     let generator = data::Generator::parse(&a.generator).map_err(|e| anyhow::anyhow!("--generator: {e}"))?;
     let opts = SynthOptions {
         train: a.train,
         test: a.test,
         classes,
-        image_size: a.image_size,
+        image_size,
         seed: a.seed,
         imbalance_ratio: a.imbalance_ratio,
         generator,
@@ -138,7 +142,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     };
     eprintln!(
         "wrote {} train and {} test images before any cut ({classes} classes, {} px{cut}) in {} format",
-        a.train, a.test, a.image_size, a.format
+        a.train, a.test, image_size, a.format
     );
     Ok(())
 }

@@ -353,7 +353,7 @@ mod tests {
         write_synthetic("cifar10", dir.path(), &opts).unwrap();
         // 23 training images over five batch files, as the real download splits 50,000.
         assert!(dir.path().join("data_batch_5.bin").exists());
-        let (train, test) = crate::data::synthetic::generate(&opts);
+        let (train, test) = crate::data::synthetic::generate(&opts, 3);
         let s = load("cifar10", dir.path(), &Map::new()).unwrap();
         assert_eq!(s.train.classes, 10);
         assert_eq!(bytes(&s.train.images), train.pixels);
@@ -367,7 +367,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opts = synth(40);
         write_synthetic("cifar100", dir.path(), &opts).unwrap();
-        let (train, test) = crate::data::synthetic::generate(&opts);
+        let (train, test) = crate::data::synthetic::generate(&opts, 3);
         let fine = load("cifar100", dir.path(), &Map::new()).unwrap();
         assert_eq!(fine.train.classes, 40);
         assert_eq!(bytes(&fine.train.images), train.pixels);

@@ -257,7 +257,7 @@ mod tests {
         write_synthetic("image_folder", dir.path(), &synth()).unwrap();
         // Eleven classes: zero-padded names keep sorted order equal to label order.
         assert!(dir.path().join("train/class_10").is_dir());
-        let (train, test) = crate::data::synthetic::generate(&synth());
+        let (train, test) = crate::data::synthetic::generate(&synth(), 3);
         let s = load_set("image_folder", dir.path(), &size_option(16)).unwrap();
         assert_eq!(s.train.classes, 11);
         assert_eq!(s.train.images.size(), vec![30, 3, 16, 16]);

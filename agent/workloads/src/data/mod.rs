@@ -1,5 +1,5 @@
 //! Image data sets for the vision workloads: readers of the real on-disk formats (CIFAR binary
-//! batches, ImageNet-style class folders, NumPy `.npy` arrays), writers of synthetic sets in those
+//! batches, ImageNet-style class folders, MNIST IDX files, NumPy `.npy` arrays), writers of synthetic sets in those
 //! same formats, label noise, and the prefetching batch iterator that feeds training.
 //!
 //! Everything random here is a function of an explicit seed (`crate::rng`), so a trial that resumes
@@ -10,6 +10,7 @@ mod cifar;
 mod image_folder;
 mod imagenet_lt;
 mod long_tail;
+mod mnist;
 mod noise;
 mod npy;
 mod options;
@@ -23,13 +24,13 @@ pub use long_tail::exponential_counts;
 pub use noise::with_label_noise;
 pub use resident::ResidentImages;
 pub use sampler::{Sampler, SamplerKind};
-pub use synthetic::{write_synthetic, Generator, SynthOptions};
+pub use synthetic::{default_image_size, write_synthetic, Generator, SynthOptions};
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The formats `load` reads and `write_synthetic` writes.
-pub const FORMATS: &[&str] = &["cifar10", "cifar100", "cifar_lt", "image_folder", "imagenet_lt", "npy"];
+pub const FORMATS: &[&str] = &["cifar10", "cifar100", "cifar_lt", "image_folder", "imagenet_lt", "mnist", "npy"];
 
 /// `imbalance_ratio` of `cifar_lt` when the [data] table names none: the most reported setting.
 pub const DEFAULT_IMBALANCE_RATIO: f64 = 100.0;
@@ -109,6 +110,9 @@ impl DataError {
 ///   "center_crop": shorter side to `image_size`, then the central square);
 /// - imagenet_lt: `path` is the ImageNet root; `train_list`, `test_list` (default
 ///   `ImageNet_LT_train.txt`, `ImageNet_LT_test.txt` under the root), `image_size`, `resize`;
+/// - mnist: the IDX files `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+///   `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` at `path` (or `path/MNIST/raw`), each raw
+///   or gzipped (`.gz`); `classes` as for npy;
 /// - npy: `classes` (default: the largest label of either split + 1).
 ///
 /// Every format also takes `imbalance_ratio`, which cuts the training split to the exponential
@@ -134,6 +138,7 @@ pub fn load(format: &str, path: &Path, options: &Map<String, Value>) -> Result<S
             let test_list = list("test_list", imagenet_lt::DEFAULT_TEST_LIST)?;
             imagenet_lt::load(path, &train_list, &test_list, &image_folder::Options::from_options(options)?)?
         }
+        "mnist" => mnist::load(path, options::opt_positive_int(options, "classes")?)?,
         "npy" => npy::load(path, options::opt_positive_int(options, "classes")?)?,
         other => return Err(DataError::UnknownFormat { got: other.to_string() }),
     };

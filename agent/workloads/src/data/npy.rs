@@ -363,7 +363,7 @@ mod tests {
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(bytes[9 + header_len], b'\n');
         assert_eq!(bytes.len(), 10 + header_len + 12 * 8 * 8 * 3);
-        let (train, test) = crate::data::synthetic::generate(&opts);
+        let (train, test) = crate::data::synthetic::generate(&opts, 3);
         let s = load_set("npy", dir.path(), &Map::new()).unwrap();
         assert_eq!(s.train.images.size(), vec![12, 3, 8, 8]);
         assert_eq!(s.train.classes, 4);

@@ -1,12 +1,13 @@
 //! Synthetic image sets, drawn from a seed and written in the real on-disk formats, so tests and the
 //! quickstart exercise the same readers as real downloads. Each class is a random low-frequency
-//! colour pattern; an image is its class pattern shifted, rescaled, brightened and noised. A second
+//! pattern (colour, or grey for MNIST); an image is its class pattern shifted, rescaled, brightened
+//! and noised. A second
 //! generator draws a Gaussian mixture, stored as one-row grey images of `image_size` features,
 //! the small long-tail problem. Either can be written long-tailed (`imbalance_ratio`).
 
 use super::long_tail::take_long_tail;
 use super::raw::RawSet;
-use super::{cifar, image_folder, imagenet_lt, npy, DataError};
+use super::{cifar, image_folder, imagenet_lt, mnist, npy, DataError};
 use crate::rng::{Rng, Stream};
 use std::f64::consts::TAU;
 use std::path::Path;
@@ -17,7 +18,8 @@ pub struct SynthOptions {
     pub train: usize,
     pub test: usize,
     pub classes: i64,
-    /// Side of the square images (CIFAR formats need 32); features per point of a mixture.
+    /// Side of the square images (CIFAR formats need 32; `default_image_size` gives each format's
+    /// usual side); features per point of a mixture.
     pub image_size: i64,
     pub seed: u64,
     /// Cut the training split to the exponential long-tail profile with this ratio of the largest
@@ -43,7 +45,8 @@ impl Default for SynthOptions {
 /// What the classes of a synthetic set look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generator {
-    /// Shifted colour patterns that a CNN can learn: images of `image_size` squares.
+    /// Shifted patterns that a CNN can learn: images of `image_size` squares, in colour (grey for
+    /// mnist).
     Patterns,
     /// Isotropic unit Gaussians around random class means, `image_size` features stored as a
     /// [1, 1, image_size] grey image (one byte per 1/16 standard deviation around 128).
@@ -82,6 +85,23 @@ const BRIGHTNESS: f64 = 0.4;
 /// Bytes per unit of pattern value, around mid-grey: keeps +-2.6 standard deviations unclipped.
 const BYTE_SCALE: f64 = 48.0;
 
+/// The side of a format's images when the user names none: MNIST's digits are 28x28, everything
+/// else defaults to CIFAR's 32.
+pub fn default_image_size(format: &str) -> i64 {
+    match format {
+        "mnist" => mnist::SIDE as i64,
+        _ => 32,
+    }
+}
+
+/// Channels of the images a format holds: MNIST is grey, the others colour.
+fn channels_of(format: &str) -> usize {
+    match format {
+        "mnist" => 1,
+        _ => 3,
+    }
+}
+
 /// The coarse class of a fine class in synthetic CIFAR-100: consecutive fine classes share one of
 /// min(20, classes) coarse classes, as in the real set (5 fine classes per coarse class).
 fn coarse_of(fine: i64, classes: i64) -> i64 {
@@ -116,15 +136,15 @@ pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<
         return bad(format!("imbalance_ratio: expected a number >= 1, got {}", opts.imbalance_ratio));
     }
     match (format, opts.generator) {
-        ("cifar10" | "cifar100" | "image_folder" | "npy" | "imagenet_lt", Generator::Patterns) => {}
+        ("cifar10" | "cifar100" | "image_folder" | "npy" | "imagenet_lt" | "mnist", Generator::Patterns) => {}
         ("npy", Generator::GaussianMixture) => {}
-        ("cifar10" | "cifar100" | "image_folder" | "imagenet_lt", Generator::GaussianMixture) => {
-            return bad(format!("gaussian_mixture sets are feature rows, written as npy; {format} holds RGB images"))
+        ("cifar10" | "cifar100" | "image_folder" | "imagenet_lt" | "mnist", Generator::GaussianMixture) => {
+            return bad(format!("gaussian_mixture sets are feature rows, written as npy; {format} holds images"))
         }
         (other, _) => return Err(DataError::UnknownFormat { got: other.to_string() }),
     }
     let (train, test) = match opts.generator {
-        Generator::Patterns => generate(opts),
+        Generator::Patterns => generate(opts, channels_of(format)),
         Generator::GaussianMixture => gaussian_mixture(opts),
     };
     let train = if opts.imbalance_ratio > 1.0 { take_long_tail(train, opts.imbalance_ratio) } else { train };
@@ -136,6 +156,7 @@ pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<
             cifar::write_cifar100(out, &train, &test, &coarse)
         }
         "image_folder" => image_folder::write(out, &train, &test),
+        "mnist" => mnist::write(out, &train, &test),
         _ => {
             cifar::create_dir(out)?;
             npy::write_split(out, "train", &train)?;
@@ -144,23 +165,24 @@ pub fn write_synthetic(format: &str, out: &Path, opts: &SynthOptions) -> Result<
     }
 }
 
-/// The train and test sets of `opts`, 3 channels, before any file format. Train and test draw from
-/// separate streams, so changing the train size leaves the test set as it was.
-pub(crate) fn generate(opts: &SynthOptions) -> (RawSet, RawSet) {
+/// The train and test sets of `opts` with `channels` channels (3 for colour formats, 1 for grey),
+/// before any file format. Train and test draw from separate streams, so changing the train size
+/// leaves the test set as it was.
+pub(crate) fn generate(opts: &SynthOptions, channels: usize) -> (RawSet, RawSet) {
     let side = opts.image_size as usize;
     let mut rng = Rng::new(opts.seed, Stream::ImageTemplates);
-    let patterns: Vec<Vec<f64>> = (0..opts.classes).map(|_| pattern(&mut rng, side)).collect();
-    let train = draw_set(&patterns, opts, opts.train, Stream::ImageTrain);
-    let test = draw_set(&patterns, opts, opts.test, Stream::ImageTest);
+    let patterns: Vec<Vec<f64>> = (0..opts.classes).map(|_| pattern(&mut rng, side, channels)).collect();
+    let train = draw_set(&patterns, opts, channels, opts.train, Stream::ImageTrain);
+    let test = draw_set(&patterns, opts, channels, opts.test, Stream::ImageTest);
     (train, test)
 }
 
-/// One class pattern, [3, side, side], each channel a sum of integer-frequency cosines (so circular
-/// shifts stay smooth), scaled to unit standard deviation over the whole pattern.
-fn pattern(rng: &mut Rng, side: usize) -> Vec<f64> {
+/// One class pattern, [channels, side, side], each channel a sum of integer-frequency cosines (so
+/// circular shifts stay smooth), scaled to unit standard deviation over the whole pattern.
+fn pattern(rng: &mut Rng, side: usize, channels: usize) -> Vec<f64> {
     let plane = side * side;
-    let mut values = vec![0.0; 3 * plane];
-    for c in 0..3 {
+    let mut values = vec![0.0; channels * plane];
+    for c in 0..channels {
         for _ in 0..COMPONENTS {
             // (0, 0) would be a constant: the brightness jitter already covers that.
             let (fx, fy) = loop {
@@ -208,7 +230,7 @@ fn gaussian_mixture(opts: &SynthOptions) -> (RawSet, RawSet) {
     (draw(opts.train, Stream::ImageTrain), draw(opts.test, Stream::ImageTest))
 }
 
-fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream) -> RawSet {
+fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, channels: usize, n: usize, stream: Stream) -> RawSet {
     let side = opts.image_size as usize;
     let plane = side * side;
     let mut rng = Rng::new(opts.seed, stream);
@@ -216,7 +238,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
     let labels: Vec<i64> = rng.permutation(n).into_iter().map(|i| i % opts.classes).collect();
     let max_shift = (side / SHIFT_FRACTION) as u64;
     let classes = opts.classes as u64;
-    let mut pixels = Vec::with_capacity(n * 3 * plane);
+    let mut pixels = Vec::with_capacity(n * channels * plane);
     for &label in &labels {
         let template = &patterns[label as usize];
         let dx = side + rng.below(2 * max_shift + 1) as usize - max_shift as usize;
@@ -229,7 +251,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
         let weight = DISTRACTOR * rng.uniform();
         let ex = side + rng.below(2 * max_shift + 1) as usize - max_shift as usize;
         let ey = side + rng.below(2 * max_shift + 1) as usize - max_shift as usize;
-        for c in 0..3 {
+        for c in 0..channels {
             for y in 0..side {
                 for x in 0..side {
                     let t = template[c * plane + (y + dy) % side * side + (x + dx) % side];
@@ -240,7 +262,7 @@ fn draw_set(patterns: &[Vec<f64>], opts: &SynthOptions, n: usize, stream: Stream
             }
         }
     }
-    RawSet { pixels, labels, channels: 3, height: side, width: side, classes: opts.classes }
+    RawSet { pixels, labels, channels, height: side, width: side, classes: opts.classes }
 }
 
 #[cfg(test)]
@@ -253,11 +275,11 @@ mod tests {
 
     #[test]
     fn same_seed_same_set_other_seed_other_set() {
-        assert_eq!(generate(&opts(1)), generate(&opts(1)));
-        assert_ne!(generate(&opts(1)).0.pixels, generate(&opts(2)).0.pixels);
+        assert_eq!(generate(&opts(1), 3), generate(&opts(1), 3));
+        assert_ne!(generate(&opts(1), 3).0.pixels, generate(&opts(2), 3).0.pixels);
         // More training images leave the test set untouched.
         let bigger = SynthOptions { train: 400, ..opts(1) };
-        assert_eq!(generate(&bigger).1, generate(&opts(1)).1);
+        assert_eq!(generate(&bigger, 3).1, generate(&opts(1), 3).1);
     }
 
     /// Nearest class mean in a feature space; returns the test accuracy.
@@ -310,7 +332,7 @@ mod tests {
     #[test]
     fn classes_are_learnable_but_not_by_pixel_means() {
         let o = SynthOptions { classes: 10, train: 500, ..opts(3) };
-        let (train, test) = generate(&o);
+        let (train, test) = generate(&o, 3);
         let mut counts = [0usize; 10];
         train.labels.iter().for_each(|&l| counts[l as usize] += 1);
         assert!(counts.iter().all(|&c| c == 50), "balanced classes: {counts:?}");

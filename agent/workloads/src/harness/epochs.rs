@@ -19,8 +19,8 @@ pub(super) trait Trainee<'d> {
     /// The training batches of `epoch` (from 0) from batch `start` on.
     fn batches(&self, epoch: u32, start: u64) -> Box<dyn Iterator<Item = Batch> + 'd>;
     fn batches_per_epoch(&self) -> u64;
-    /// Before the first batch of every epoch.
-    fn begin_epoch(&mut self, plan: &Plan);
+    /// Before the first batch of every epoch (from 0); `fresh` unless the run resumed inside it.
+    fn begin_epoch(&mut self, epoch: u32, fresh: bool, plan: &Plan);
     /// Sets the learning rates of batch `b` of `epoch`; with `graphs`, also the device copies of
     /// the rates that a captured step reads.
     fn set_rates(&mut self, epoch: u32, b: u64, per_epoch: u64, graphs: bool) -> Result<(), TrialError>;
@@ -87,7 +87,7 @@ pub(super) fn drive<'d>(trainee: &mut dyn Trainee<'d>, plan: &Plan, start: Posit
     for epoch in first_epoch..plan.epochs {
         // A new capture each epoch: losses that change with the epoch, members dropped from a group.
         graph.new_epoch();
-        trainee.begin_epoch(plan);
+        trainee.begin_epoch(epoch, start_batch == 0, plan);
         let started = Instant::now();
         super::gpu_memory::reset_peak(device);
         let mut examples = 0i64;

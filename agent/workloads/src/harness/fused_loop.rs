@@ -116,7 +116,7 @@ impl<'a> Trainee<'a> for Fused<'a> {
         self.per_epoch
     }
 
-    fn begin_epoch(&mut self, plan: &Plan) {
+    fn begin_epoch(&mut self, _epoch: u32, _fresh: bool, plan: &Plan) {
         let live: Vec<i64> = self.live.iter().map(|&i| i as i64).collect();
         self.live_index = Tensor::from_slice(&live).to_device(plan.device);
         self.loss_sum = Tensor::zeros([self.group.members.len() as i64], (Kind::Double, plan.device));

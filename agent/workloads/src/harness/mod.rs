@@ -28,4 +28,4 @@ pub use plan::{due_after, paused_before, Due, Plan, Position};
 pub use precision::{autocast, Precision};
 pub use source::{fused_batches, Batch, TrainData};
 pub use stop::StopFlag;
-pub use train_loop::{resume, train, Trial};
+pub use train_loop::{resume, train, train_with, BetweenEpochs, Trial};

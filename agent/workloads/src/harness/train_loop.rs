@@ -25,22 +25,44 @@ pub struct Trial<'a> {
     pub checkpoint_dir: Option<PathBuf>,
 }
 
+/// What a workload changes in its network between epochs, beyond the optimizer's updates: the
+/// sparsity workload's pruning schedule. Whatever it changes must live in the var store or the
+/// optimizer's state, so that a checkpoint holds it.
+pub trait BetweenEpochs {
+    /// Runs before epoch `epoch` (from 0) trains its first batch, and not again when a run resumes
+    /// inside that epoch: the checkpoint taken there already holds its effect. It must be
+    /// idempotent all the same: a stop that arrives before the first batch checkpoints at batch 0,
+    /// and the resumed run calls it again.
+    fn before_epoch(&mut self, epoch: u32, optimizer: &mut Optimizer);
+}
+
 /// Trains `trial` to the plan's last epoch, from its checkpoint if it has one, its records going to
 /// `sink`. A stop (SIGTERM) checkpoints and ends with [`TrialError::Interrupted`].
 pub fn train(trial: Trial<'_>, plan: &Plan, sink: &mut Sink<'_>) -> Result<(), TrialError> {
-    let start = resume(trial.checkpoint_dir.as_deref(), trial.vars, trial.optimizer, &plan.workload)?;
-    let lr = trial.base_lr;
-    epochs::drive(&mut Lone { trial, lr, sink }, plan, start)
+    train_with(trial, plan, sink, None)
 }
 
-struct Lone<'a, 's, 'k> {
+/// [`train`], with `between` run before each epoch.
+pub fn train_with(
+    trial: Trial<'_>,
+    plan: &Plan,
+    sink: &mut Sink<'_>,
+    between: Option<&mut dyn BetweenEpochs>,
+) -> Result<(), TrialError> {
+    let start = resume(trial.checkpoint_dir.as_deref(), trial.vars, trial.optimizer, &plan.workload)?;
+    let lr = trial.base_lr;
+    epochs::drive(&mut Lone { trial, lr, sink, between }, plan, start)
+}
+
+struct Lone<'a, 's, 'k, 'b> {
     trial: Trial<'a>,
     /// The rate of the batch at hand.
     lr: f64,
     sink: &'s mut Sink<'k>,
+    between: Option<&'b mut dyn BetweenEpochs>,
 }
 
-impl<'a> Trainee<'a> for Lone<'a, '_, '_> {
+impl<'a> Trainee<'a> for Lone<'a, '_, '_, '_> {
     fn batches(&self, epoch: u32, start: u64) -> Box<dyn Iterator<Item = Batch> + 'a> {
         let data: &'a dyn TrainData = self.trial.data;
         data.train_batches(epoch as u64, start)
@@ -50,8 +72,11 @@ impl<'a> Trainee<'a> for Lone<'a, '_, '_> {
         self.trial.data.batches_per_epoch()
     }
 
-    fn begin_epoch(&mut self, _plan: &Plan) {
+    fn begin_epoch(&mut self, epoch: u32, fresh: bool, _plan: &Plan) {
         self.lr = self.trial.base_lr;
+        if let (true, Some(between)) = (fresh, self.between.as_deref_mut()) {
+            between.before_epoch(epoch, self.trial.optimizer);
+        }
     }
 
     fn set_rates(&mut self, epoch: u32, b: u64, per_epoch: u64, graphs: bool) -> Result<(), TrialError> {

@@ -33,6 +33,8 @@ struct Param {
     /// SGD's first momentum step go by this count.
     step: u64,
     slots: Slots,
+    /// 0/1 of the variable's shape for a pruned network ([`Optimizer::set_masks`]).
+    mask: Option<Tensor>,
 }
 
 pub struct Optimizer {
@@ -71,7 +73,7 @@ impl Optimizer {
                     .map(|(name, _)| name.clone())
                     .expect("a trainable variable is also a named variable of its VarStore");
                 let slots = Slots::new(&cfg, &var);
-                Param { name, var, step: 0, slots }
+                Param { name, var, step: 0, slots, mask: None }
             })
             .collect();
         params.sort_by(|a, b| a.name.cmp(&b.name));
@@ -80,6 +82,37 @@ impl Optimizer {
 
     pub fn config(&self) -> &OptimizerConfig {
         &self.cfg
+    }
+
+    /// Masks the parameters of a pruned network, by variable name: each mask (0 or 1, the
+    /// variable's shape and device) zeroes the gradient before every update and the variable after
+    /// it, so a pruned weight stays exactly zero whatever the optimizer's state (momentum, Adam's
+    /// moments) holds for it, and its state stops growing. The masks are the caller's tensors:
+    /// pruning changes them in place, and a captured step reads them where they are.
+    pub fn set_masks(&mut self, masks: &[(String, Tensor)]) -> Result<(), String> {
+        for (name, mask) in masks {
+            let p = self
+                .params
+                .iter_mut()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| format!("mask for `{name}`, which is not a trainable variable"))?;
+            if mask.size() != p.var.size() {
+                return Err(format!("mask for `{name}` has shape {:?}, the variable {:?}", mask.size(), p.var.size()));
+            }
+            p.mask = Some(mask.shallow_clone());
+        }
+        Ok(())
+    }
+
+    /// Forgets every step and moment, as a newly made optimizer of the same configuration over the
+    /// same variables would have them; masks stay. A lottery-ticket round starts from here.
+    pub fn reset(&mut self) {
+        for p in &mut self.params {
+            p.slots = Slots::new(&self.cfg, &p.var);
+            p.step = 0;
+        }
+        self.steps = 0;
+        self.graph = None;
     }
 
     /// Zeroes the gradients in place: the buffers stay allocated (and at fixed addresses, which a
@@ -128,6 +161,11 @@ impl Optimizer {
         tch::no_grad(|| {
             let mut live: Vec<(usize, Tensor)> =
                 self.params.iter().enumerate().map(|(i, p)| (i, p.var.grad())).filter(|(_, g)| g.defined()).collect();
+            for (i, grad) in &mut live {
+                if let Some(mask) = &self.params[*i].mask {
+                    let _ = grad.g_mul_(mask);
+                }
+            }
             if let Some(max_norm) = self.cfg.grad_clip {
                 let mut grads: Vec<Tensor> = live.iter().map(|(_, g)| g.shallow_clone()).collect();
                 clip::clip_grad_norm(&mut grads, max_norm);
@@ -142,6 +180,9 @@ impl Optimizer {
                     }
                 };
                 update::apply(&self.cfg, lr, weight_decay, &mut p.var, &grad, &mut p.slots, &count);
+                if let Some(mask) = &p.mask {
+                    let _ = p.var.g_mul_(mask);
+                }
             }
         });
     }
