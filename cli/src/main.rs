@@ -142,8 +142,10 @@ enum Command {
     /// Draw a sweep's figures as PNG and SVG from its Parquet results and print their paths.
     /// Double-descent sweeps (workload mlp or double_descent, width varying) get test error vs
     /// width and a width × epoch heat map; other sweeps get each final metric against the first
-    /// numeric parameter that varies, averaged over seeds and the rest. `--x PARAM --y METRIC`
-    /// picks the axes of one figure instead; `--curves` draws the metric per epoch.
+    /// numeric parameter that varies, averaged over seeds and the rest. Sparsity sweeps get test
+    /// accuracy against sparsity per pruning method, each layer's sparsity, and from --checkpoints
+    /// the first layer's weights and the masks. `--x PARAM --y METRIC` picks the axes of one
+    /// figure instead; `--curves` draws the metric per epoch.
     Plot {
         /// The sweep's name, as in `<results>/<SWEEP>/trials.parquet`.
         sweep: String,
@@ -153,6 +155,12 @@ enum Command {
         /// Folder for the figures [default: <results>/<sweep>/plots].
         #[arg(long, env = "SWEEP_PLOT_OUT")]
         out: Option<PathBuf>,
+        /// The agents' checkpoint root, which holds `<sweep>/<trial>/latest/model.safetensors`; the
+        /// sparsity study's weight and mask images are drawn from it and skipped with a note when
+        /// it has no folder for the sweep. The default is where `sweep local` puts them (its
+        /// `--state` folder's `agents/checkpoints`); on a cluster, the agents' --checkpoint-root.
+        #[arg(long, env = "SWEEP_CHECKPOINT_ROOT", default_value = ".sweep/agents/checkpoints")]
+        checkpoints: PathBuf,
         /// TrueType font for the text; on Debian it comes with the fonts-dejavu-core package.
         #[arg(long, env = "SWEEP_PLOT_FONT", default_value = plot::font::DEFAULT_FONT)]
         font: PathBuf,
@@ -265,9 +273,9 @@ async fn dispatch(cli: Cli, coordinator_given: bool) -> anyhow::Result<exit::End
             let format = if json { table::Format::Json } else { format };
             commands::results::run(&remote, coordinator_given, &sweep, format, results.as_deref()).await
         }
-        Command::Plot { sweep, results, out, font, x, y, curves } => {
+        Command::Plot { sweep, results, out, checkpoints, font, x, y, curves } => {
             let axes = plot::chosen::Axes { x, y, curves };
-            commands::plot::run(&sweep, &results, out.as_deref(), &font, &axes)
+            commands::plot::run(&sweep, &results, out.as_deref(), &checkpoints, &font, &axes)
         }
         Command::Resume { sweep } => commands::resume::run(&remote, &sweep).await,
         Command::Agents { unquarantine, json } => commands::agents::run(&remote, unquarantine.as_deref(), json).await,

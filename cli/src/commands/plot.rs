@@ -11,6 +11,7 @@ pub fn run(
     sweep: &str,
     results_root: &Path,
     out: Option<&Path>,
+    checkpoints: &Path,
     font: &Path,
     axes: &plot::chosen::Axes,
 ) -> anyhow::Result<()> {
@@ -35,7 +36,7 @@ pub fn run(
     let plotted = if axes.any() {
         plot::plot_chosen(sweep, &trials, axes, load_metrics, &out, font)?
     } else {
-        let mut plotted = plot::plot_sweep(sweep, &trials, load_metrics, &out, font)?;
+        let mut plotted = plot::plot_sweep(sweep, &trials, load_metrics, checkpoints, &out, font)?;
         // An adaptive sweep also gets its learning curves with the schedule's decisions marked.
         let decisions = results::read_decisions_table(&dir)?;
         if !decisions.is_empty() {

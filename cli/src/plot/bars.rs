@@ -21,6 +21,7 @@ pub struct BarsFigure {
     /// Names of the bars within a group, in drawing order (top to bottom), with the legend.
     pub series: Vec<String>,
     /// Group name and one summary per series (`None`: the group has no value for that series).
+    /// The bar is drawn to `mean`; a figure of medians puts the median there and says so.
     pub groups: Vec<(String, Vec<Option<Point>>)>,
 }
 

@@ -12,6 +12,7 @@ mod heatmap;
 mod long_tail;
 mod optimizers;
 pub mod schedule;
+mod sparsity;
 #[cfg(test)]
 mod testdata;
 mod xmc;
@@ -71,11 +72,14 @@ trait Figure {
 }
 
 /// Draws the figures of `sweep` into `out`. `trials` is the sweep's trials table; the per-epoch
-/// metrics are read through `load_metrics` only when a figure needs them.
+/// metrics are read through `load_metrics` only when a figure needs them, and the trials' final
+/// models from `checkpoints` (`<checkpoints>/<sweep>/<trial>/latest/`) only by the figures that
+/// show weights.
 pub fn plot_sweep(
     sweep: &str,
     trials: &[TrialRow],
     load_metrics: impl FnOnce() -> anyhow::Result<Vec<MetricRow>>,
+    checkpoints: &Path,
     out: &Path,
     font_file: &Path,
 ) -> anyhow::Result<Plotted> {
@@ -91,6 +95,8 @@ pub fn plot_sweep(
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {
         long_tail::plot(sweep, &done, out, &mut plotted)?;
+    } else if sparsity::applies(&done) {
+        sparsity::plot(sweep, &done, load_metrics()?, checkpoints, out, &mut plotted)?;
     } else {
         final_metrics(sweep, &done, out, &mut plotted)?;
     }
@@ -316,11 +322,16 @@ fn render(figure: &impl Figure, out: &Path, name: &str) -> anyhow::Result<Vec<Pa
         figure.draw(&root)?;
         root.present().map_err(|e| anyhow::anyhow!("{}: cannot write the figure: {e}", png.display()))?;
     }
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, figure.size()).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, figure.size()).into_drawing_area();
         figure.draw(&root)?;
         root.present().map_err(|e| anyhow::anyhow!("{}: cannot write the figure: {e}", svg.display()))?;
     }
+    // plotters-svg gives an embedded bitmap (the sparsity study's weight images) the media type
+    // `png`, which is no media type; `image/png` is the one SVG viewers are required to read.
+    let text = text.replace("href=\"data:png;base64,", "href=\"data:image/png;base64,");
+    std::fs::write(&svg, text).map_err(|e| anyhow::anyhow!("{}: cannot write the figure: {e}", svg.display()))?;
     Ok(vec![png, svg])
 }
 

@@ -8,6 +8,11 @@ fn font() -> &'static Path {
     Path::new(font::DEFAULT_FONT)
 }
 
+/// A checkpoint root with nothing in it: only the sparsity figures read checkpoints.
+fn no_checkpoints() -> &'static Path {
+    Path::new("/nonexistent/sweep-checkpoints")
+}
+
 fn svg_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -17,7 +22,8 @@ fn double_descent_writes_curves_and_one_heat_map_per_noise_level() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trials = testdata::trials();
     let metrics = testdata::metrics(&trials);
-    let plotted = plot_sweep("synthetic-dd", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    let plotted =
+        plot_sweep("synthetic-dd", &trials, || Ok(metrics), no_checkpoints(), dir.path(), font()).expect("plot");
     let names: Vec<String> =
         plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
@@ -60,7 +66,7 @@ fn one_epoch_and_constant_noise_give_one_line_one_heat_map_and_a_note() {
     let trials: Vec<TrialRow> = testdata::trials().into_iter().filter(|t| t.params["label_noise"] == 0.1).collect();
     let metrics: Vec<MetricRow> =
         testdata::metrics(&trials).into_iter().filter(|m| m.epoch == testdata::EPOCHS).collect();
-    let plotted = plot_sweep("one-epoch", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    let plotted = plot_sweep("one-epoch", &trials, || Ok(metrics), no_checkpoints(), dir.path(), font()).expect("plot");
     assert_eq!(plotted.files.len(), 4);
     assert!(plotted.files[2].ends_with("one-epoch-test-error-heatmap.png"));
     assert!(plotted.notes.iter().any(|n| n.contains("one epoch")), "{:?}", plotted.notes);
@@ -75,7 +81,8 @@ fn other_workloads_plot_each_final_metric_against_the_first_numeric_parameter() 
         t.workload = "command".into();
     }
     let plotted =
-        plot_sweep("generic", &trials, || panic!("metrics are not needed"), dir.path(), font()).expect("plot");
+        plot_sweep("generic", &trials, || panic!("metrics are not needed"), no_checkpoints(), dir.path(), font())
+            .expect("plot");
     let names: Vec<String> =
         plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     // `label_noise` sorts before `width`, so it is the x axis; widths and seeds are averaged over.
@@ -97,7 +104,7 @@ fn nothing_numeric_varying_is_an_error_that_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut trials = testdata::trials();
     trials.truncate(1);
-    let err = plot_sweep("flat", &trials, || Ok(vec![]), dir.path(), font()).unwrap_err().to_string();
+    let err = plot_sweep("flat", &trials, || Ok(vec![]), no_checkpoints(), dir.path(), font()).unwrap_err().to_string();
     assert!(err.contains("no parameter varies") && err.contains("sweep results flat"), "{err}");
 }
 
@@ -107,12 +114,13 @@ fn unfinished_trials_are_left_out_with_a_note() {
     let mut trials = testdata::trials();
     trials[0].status = "running".into();
     let metrics = testdata::metrics(&trials);
-    let plotted = plot_sweep("partial", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    let plotted = plot_sweep("partial", &trials, || Ok(metrics), no_checkpoints(), dir.path(), font()).expect("plot");
     assert!(plotted.notes.iter().any(|n| n.contains("1 running")), "{:?}", plotted.notes);
     for t in &mut trials {
         t.status = "queued".into();
     }
-    let err = plot_sweep("partial", &trials, || Ok(vec![]), dir.path(), font()).unwrap_err().to_string();
+    let err =
+        plot_sweep("partial", &trials, || Ok(vec![]), no_checkpoints(), dir.path(), font()).unwrap_err().to_string();
     assert!(err.contains("no succeeded trials"), "{err}");
 }
 
@@ -139,7 +147,7 @@ fn a_peak_at_the_edge_of_the_grid_is_pointed_out() {
     let trials: Vec<TrialRow> =
         testdata::trials().into_iter().filter(|t| t.params["width"].as_i64() >= Some(40)).collect();
     let metrics = testdata::metrics(&trials);
-    let plotted = plot_sweep("edge", &trials, || Ok(metrics), dir.path(), font()).expect("plot");
+    let plotted = plot_sweep("edge", &trials, || Ok(metrics), no_checkpoints(), dir.path(), font()).expect("plot");
     assert!(
         plotted.notes.iter().any(|n| n.contains("noise 0.1: test error is highest at the smallest width (40)")),
         "{:?}",
@@ -183,7 +191,8 @@ fn long_tail_sweeps_get_shot_group_bars_and_per_class_accuracy() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let plotted = plot_sweep("lt", &trials, || panic!("finals suffice"), dir.path(), font()).expect("plot");
+    let plotted =
+        plot_sweep("lt", &trials, || panic!("finals suffice"), no_checkpoints(), dir.path(), font()).expect("plot");
     let names: Vec<String> =
         plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     for name in ["lt-shot-groups", "lt-class-accuracy-sampler-instance", "lt-class-accuracy-sampler-class-balanced"] {
@@ -222,4 +231,105 @@ fn chosen_axes_draw_the_final_metric_or_learning_curves() {
     let wrong = chosen::Axes { x: Some("width".into()), y: Some("accuracy".into()), curves: false };
     let err = plot_chosen("pick", &trials, &wrong, || Ok(Vec::new()), dir.path(), font()).unwrap_err().to_string();
     assert!(err.contains("--y `accuracy`") && err.contains("test_error"), "{err}");
+}
+
+fn file_names(plotted: &Plotted) -> Vec<String> {
+    plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// A sparsity sweep (2 methods × 3 targets × 2 seeds and a dense trial) with the checkpoints of
+/// the dense trial and of the most pruned magnitude trial of its seed: all four figures.
+#[test]
+fn sparsity_sweeps_get_accuracy_layer_weight_and_mask_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints");
+    testdata::write_lenet_checkpoint(&checkpoints, "sp", "sp-dense-s0", 0.0);
+    testdata::write_lenet_checkpoint(&checkpoints, "sp", "sp-magnitude-0.99-s0", 0.99);
+    let trials = testdata::sparsity_trials();
+    let metrics = testdata::sparsity_metrics(&trials);
+    let out = dir.path().join("plots");
+    let plotted = plot_sweep("sp", &trials, || Ok(metrics), &checkpoints, &out, font()).expect("plot");
+    assert!(plotted.notes.is_empty(), "{:?}", plotted.notes);
+    let names = file_names(&plotted);
+    let expected: Vec<String> = ["accuracy-vs-sparsity", "layer-sparsity", "first-layer-weights", "masks"]
+        .iter()
+        .flat_map(|f| [format!("sp-{f}.png"), format!("sp-{f}.svg")])
+        .collect();
+    assert_eq!(names, expected);
+    for png in plotted.files.iter().filter(|p| p.extension().is_some_and(|e| e == "png")) {
+        image::open(png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+    }
+
+    let accuracy = svg_text(&out.join("sp-accuracy-vs-sparsity.svg"));
+    for text in [
+        "Test accuracy against sparsity",
+        "sweep sp · 13 trials · seeds 0, 1",
+        "magnitude, gradual",
+        "random, one-shot",
+        "dense: 97.8%",
+        "int8 weights",
+        "90%",
+        "99%",
+    ] {
+        assert!(accuracy.contains(text), "accuracy SVG lacks {text:?}");
+    }
+    let layers = svg_text(&out.join("sp-layer-sparsity.svg"));
+    for text in ["target 99%", "layer0", "layer2", "all prunable weights", "sweep sp · 4 trials"] {
+        assert!(layers.contains(text), "layer SVG lacks {text:?}");
+    }
+    let weights = svg_text(&out.join("sp-first-layer-weights.svg"));
+    for text in ["magnitude, gradual at target 99%", "layer0.weight: units 1-100 of 300", "data:image/png;base64,"] {
+        assert!(weights.contains(text), "weights SVG lacks {text:?}");
+    }
+    let masks = svg_text(&out.join("sp-masks.svg"));
+    for text in ["layer0: 300 × 784, 99", "layer1: 100 × 300", "layer2: 10 × 100", "sweep sp · 1 trial · seed 0"] {
+        assert!(masks.contains(text), "masks SVG lacks {text:?}");
+    }
+}
+
+#[test]
+fn without_checkpoints_the_sparsity_images_are_skipped_with_a_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trials = testdata::sparsity_trials();
+    let metrics = testdata::sparsity_metrics(&trials);
+    let missing = dir.path().join("checkpoints");
+    let plotted = plot_sweep("sp", &trials, || Ok(metrics), &missing, dir.path(), font()).expect("plot");
+    assert_eq!(file_names(&plotted).len(), 4, "{:?}", plotted.files);
+    let where_ = missing.join("sp").display().to_string();
+    assert!(plotted.notes.iter().any(|n| n.contains(&where_) && n.contains("--checkpoints")), "{:?}", plotted.notes);
+    // A sweep folder without the chosen trial's checkpoint names the file it looked for.
+    std::fs::create_dir_all(missing.join("sp")).unwrap();
+    let metrics = testdata::sparsity_metrics(&trials);
+    let plotted = plot_sweep("sp", &trials, || Ok(metrics), &missing, dir.path(), font()).expect("plot");
+    assert_eq!(file_names(&plotted).len(), 4, "{:?}", plotted.files);
+    assert!(
+        plotted.notes.iter().any(|n| n.contains("sp-magnitude-0.99-s0/latest/model.safetensors")),
+        "{:?}",
+        plotted.notes
+    );
+}
+
+/// A cnn5 sweep: the first convolution's kernels as tiles, and five masks in two columns.
+#[test]
+fn cnn5_checkpoints_give_kernel_tiles_and_a_mask_per_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints");
+    testdata::write_cnn5_checkpoint(&checkpoints, "sp", "sp-dense-s0", 0.0);
+    testdata::write_cnn5_checkpoint(&checkpoints, "sp", "sp-magnitude-0.99-s0", 0.9);
+    let mut trials = testdata::sparsity_trials();
+    for t in &mut trials {
+        t.params.insert("model".into(), serde_json::json!("cnn5"));
+    }
+    let metrics = testdata::sparsity_metrics(&trials);
+    let out = dir.path().join("plots");
+    let plotted = plot_sweep("sp", &trials, || Ok(metrics), &checkpoints, &out, font()).expect("plot");
+    assert!(plotted.notes.is_empty(), "{:?}", plotted.notes);
+    let weights = svg_text(&out.join("sp-first-layer-weights.svg"));
+    assert!(weights.contains("conv0.weight: filters 1-16 of 16"), "kernel tiles");
+    let masks = svg_text(&out.join("sp-masks.svg"));
+    for text in ["conv0: 16 × 27, ", "conv3: 128 × 576, 90% pruned", "fc: 10 × 128"] {
+        assert!(masks.contains(text), "masks SVG lacks {text:?}");
+    }
+    let img = image::open(out.join("sp-masks.png")).expect("png");
+    assert!(img.width() > 1000, "five masks go in two columns: {}", img.width());
 }

@@ -173,9 +173,15 @@ mod tests {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let plotted =
-            plot_sweep("xmc", &trials, || Ok(Vec::new()), dir.path(), std::path::Path::new(font::DEFAULT_FONT))
-                .unwrap();
+        let plotted = plot_sweep(
+            "xmc",
+            &trials,
+            || Ok(Vec::new()),
+            dir.path(),
+            dir.path(),
+            std::path::Path::new(font::DEFAULT_FONT),
+        )
+        .unwrap();
         let names: Vec<String> =
             plotted.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(

@@ -16,7 +16,7 @@ pub struct Timing {
 }
 
 /// Timed passes per way, after one untimed pass each.
-const REPEATS: usize = 15;
+const REPEATS: usize = 21;
 
 /// The layers of a fully connected ReLU network in order, as (weight [out, in], bias [out]).
 pub type Layers = Vec<(Tensor, Tensor)>;
@@ -31,17 +31,33 @@ pub fn dense_layers(masks: &Masks) -> Option<Layers> {
         .filter(|layers| layers.iter().all(|(w, _)| w.dim() == 2))
 }
 
+/// The three ways, timed in turns (dense, CSR, cut down, dense, ...) so that whatever else the
+/// machine does falls on all three alike.
 pub fn time(layers: &Layers, x: &Tensor) -> Timing {
     tch::no_grad(|| {
         let x = x.flatten(1, -1);
-        let sparse: Vec<(Tensor, Tensor)> =
-            layers.iter().map(|(w, b)| (w.to_sparse_csr(None), b.shallow_clone())).collect();
+        let sparse: Layers = layers.iter().map(|(w, b)| (w.to_sparse_csr(None), b.shallow_clone())).collect();
         let smaller = cut_out_removed_neurons(layers);
-        Timing {
-            dense_ms: median_ms(x.device(), || forward(layers, &x, false)),
-            sparse_ms: median_ms(x.device(), || forward(&sparse, &x, true)),
-            smaller_ms: median_ms(x.device(), || forward(&smaller, &x, false)),
+        let ways: [(&Layers, bool); 3] = [(layers, false), (&sparse, true), (&smaller, false)];
+        let mut times = [[0.0; REPEATS]; 3];
+        for r in 0..=REPEATS {
+            for (w, (net, csr)) in ways.iter().enumerate() {
+                let start = Instant::now();
+                let _ = forward(net, &x, *csr);
+                if let Device::Cuda(i) = x.device() {
+                    tch::Cuda::synchronize(i as i64);
+                }
+                // The first turn warms up.
+                if r > 0 {
+                    times[w][r - 1] = start.elapsed().as_secs_f64() * 1e3;
+                }
+            }
         }
+        let [dense_ms, sparse_ms, smaller_ms] = times.map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[REPEATS / 2]
+        });
+        Timing { dense_ms, sparse_ms, smaller_ms }
     })
 }
 
@@ -71,24 +87,4 @@ pub fn cut_out_removed_neurons(layers: &Layers) -> Layers {
         out[i + 1].0 = out[i + 1].0.index_select(1, &alive);
     }
     out
-}
-
-fn median_ms(device: Device, mut pass: impl FnMut() -> Tensor) -> f64 {
-    let sync = || {
-        if let Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
-    let _ = pass();
-    sync();
-    let mut times: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = pass();
-            sync();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[REPEATS / 2]
 }
