@@ -264,6 +264,62 @@ optimizer = [{ name = "sgd", lr = 1.0 }, { name = "shampoo", lr = 0.3, block_siz
     assert!(paths.lines().any(|p| p.ends_with("opt-optimizers.svg")), "{paths}");
 }
 
+/// A sparsity sweep through `sweep local` on MNIST IDX files written by `sweep data synth`: each
+/// trial ends at its sparsity with the per-layer and byte metrics, leaves its final weights and
+/// masks in its checkpoint folder, and `sweep plot` draws all four figures from them.
+#[test]
+fn sparsity_sweep_prunes_through_local_and_plots_filters_and_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = Command::new(bin("sweep"))
+        .args(["data", "synth", "--format", "mnist", "--out", "digits", "--train", "300", "--test", "100"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    std::fs::write(
+        dir.path().join("thin.toml"),
+        r#"
+name = "thin"
+workload = "sparsity"
+[data]
+format = "mnist"
+path = "digits"
+[params]
+epochs = 3
+end = 1
+batch_size = 50
+inference_batch = 16
+quantize = true
+[grid]
+final_sparsity = [0.0, 0.9]
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin("sweep")).args(["local", "thin.toml"]).current_dir(dir.path()).output().unwrap();
+    let table = stdout_of(&out);
+    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
+    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/thin")).unwrap();
+    let last = |metric: &str| -> Vec<f64> {
+        let mut v: Vec<(String, i32, f64)> = rows
+            .iter()
+            .filter(|r| r.metric == metric && r.epoch == 3)
+            .map(|r| (r.trial_id.clone(), r.epoch, r.value))
+            .collect();
+        v.sort_by(|a, b| a.2.total_cmp(&b.2));
+        v.into_iter().map(|r| r.2).collect()
+    };
+    assert_eq!(last("sparsity"), [0.0, 0.9]);
+    assert_eq!(last("sparsity/layer0").len(), 2);
+    assert_eq!(last("test_acc_int8").len(), 2);
+    let bytes = last("model_bytes_sparse");
+    assert!(bytes[0] < bytes[1] / 4.0, "{bytes:?}");
+    let out = Command::new(bin("sweep")).args(["plot", "thin"]).current_dir(dir.path()).output().unwrap();
+    let paths = stdout_of(&out);
+    for figure in ["accuracy-vs-sparsity", "layer-sparsity", "first-layer-weights", "masks"] {
+        assert!(paths.lines().any(|p| p.ends_with(&format!("thin-{figure}.png"))), "{figure}: {paths}");
+    }
+}
+
 /// `run-trial` with several specs trains them as one fused group in one process: every member's
 /// records, tagged with its trial id, on stdout.
 #[test]
