@@ -155,10 +155,7 @@ width = [2, 100]
 "#,
     )
     .unwrap();
-    let out = Command::new(bin("sweep")).args(["local", "dd.toml"]).current_dir(dir.path()).output().unwrap();
-    let table = stdout_of(&out);
-    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 4, "{table}");
-    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/dd")).unwrap();
+    let rows = local_sweep(dir.path(), "dd", 4);
     let cnn_epochs: std::collections::BTreeSet<i32> =
         rows.iter().filter(|r| r.metric == "test_error" && r.epoch == 2).map(|r| r.epoch).collect();
     assert_eq!(cnn_epochs.len(), 1, "the cnn5 trials report two epochs");
@@ -198,10 +195,7 @@ model = ["mlp", "cnn5"]
 "#,
     )
     .unwrap();
-    let out = Command::new(bin("sweep")).args(["local", "eos.toml"]).current_dir(dir.path()).output().unwrap();
-    let table = stdout_of(&out);
-    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
-    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/eos")).unwrap();
+    let rows = local_sweep(dir.path(), "eos", 2);
     for trial in rows.iter().map(|r| r.trial_id.clone()).collect::<std::collections::BTreeSet<_>>() {
         let of = |metric: &str| -> Vec<(i32, i64)> {
             rows.iter().filter(|r| r.trial_id == trial && r.metric == metric).map(|r| (r.epoch, r.step)).collect()
@@ -239,10 +233,7 @@ optimizer = [{ name = "sgd", lr = 1.0 }, { name = "shampoo", lr = 0.3, block_siz
 "#,
     )
     .unwrap();
-    let out = Command::new(bin("sweep")).args(["local", "opt.toml"]).current_dir(dir.path()).output().unwrap();
-    let table = stdout_of(&out);
-    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
-    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/opt")).unwrap();
+    let rows = local_sweep(dir.path(), "opt", 2);
     for trial in rows.iter().map(|r| r.trial_id.clone()).collect::<std::collections::BTreeSet<_>>() {
         let of = |metric: &str| -> Vec<(i32, i64, f64)> {
             rows.iter()
@@ -295,10 +286,7 @@ final_sparsity = [0.0, 0.9]
 "#,
     )
     .unwrap();
-    let out = Command::new(bin("sweep")).args(["local", "thin.toml"]).current_dir(dir.path()).output().unwrap();
-    let table = stdout_of(&out);
-    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), 2, "{table}");
-    let rows = sweep_coordinator::results::read_metrics(&dir.path().join("results/thin")).unwrap();
+    let rows = local_sweep(dir.path(), "thin", 2);
     let last = |metric: &str| -> Vec<f64> {
         let mut v: Vec<(String, i32, f64)> = rows
             .iter()
@@ -477,4 +465,14 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
     let json = stdout_of(&out);
     no_escapes("json results from files", &json);
     assert!(!json.contains('\u{202e}') && json.contains("a\\u202eb"), "{json}");
+}
+
+/// Runs `<dir>/<name>.toml` with `sweep local` in `dir`, checks that `succeeded` trials succeeded,
+/// and returns the sweep's metric rows as its Parquet files hold them.
+fn local_sweep(dir: &std::path::Path, name: &str, succeeded: usize) -> Vec<sweep_coordinator::results::MetricRow> {
+    let file = format!("{name}.toml");
+    let out = Command::new(bin("sweep")).args(["local", &file]).current_dir(dir).output().unwrap();
+    let table = stdout_of(&out);
+    assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), succeeded, "{table}");
+    sweep_coordinator::results::read_metrics(&dir.join("results").join(name)).unwrap()
 }

@@ -258,6 +258,19 @@ fn owner_shown(owner: &str) -> &str {
     }
 }
 
+/// The sweep with every trial, asked for page by page: a page holds at most 10,000.
+async fn sweep_with_all_trials(c: &mut client::Client, name: &str) -> anyhow::Result<pb::GetSweepResponse> {
+    let ask = |trials_offset| pb::GetSweepRequest { sweep_id: name.to_string(), trials_offset, ..Default::default() };
+    let mut resp = c.get_sweep(ask(0)).await.map_err(client::explain)?.into_inner();
+    let mut next = resp.trials_next_offset;
+    while next > 0 {
+        let page = c.get_sweep(ask(next)).await.map_err(client::explain)?.into_inner();
+        resp.trials.extend(page.trials);
+        next = if page.trials_next_offset > next { page.trials_next_offset } else { 0 };
+    }
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,17 +295,4 @@ mod tests {
         let s = pb::SweepSummary { state: "active".into(), done: false, ..Default::default() };
         assert_eq!(summary_json(&s)["state"], "active");
     }
-}
-
-/// The sweep with every trial, asked for page by page: a page holds at most 10,000.
-async fn sweep_with_all_trials(c: &mut client::Client, name: &str) -> anyhow::Result<pb::GetSweepResponse> {
-    let ask = |trials_offset| pb::GetSweepRequest { sweep_id: name.to_string(), trials_offset, ..Default::default() };
-    let mut resp = c.get_sweep(ask(0)).await.map_err(client::explain)?.into_inner();
-    let mut next = resp.trials_next_offset;
-    while next > 0 {
-        let page = c.get_sweep(ask(next)).await.map_err(client::explain)?.into_inner();
-        resp.trials.extend(page.trials);
-        next = if page.trials_next_offset > next { page.trials_next_offset } else { 0 };
-    }
-    Ok(resp)
 }

@@ -37,6 +37,9 @@ struct EdgeFigure {
     lines: Vec<Line>,
 }
 
+/// One trial's curves by metric: (step, value) points.
+type Series<'a> = BTreeMap<&'a str, Vec<(f64, f64)>>;
+
 pub fn plot(
     sweep: &str,
     done: &[&TrialRow],
@@ -45,7 +48,7 @@ pub fn plot(
     plotted: &mut Plotted,
 ) -> anyhow::Result<()> {
     let varying: Vec<String> = aggregate::varying_params(done);
-    let mut by_trial: BTreeMap<&str, BTreeMap<&str, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut by_trial: BTreeMap<&str, Series> = BTreeMap::new();
     for row in metrics.iter().filter(|r| !r.superseded) {
         if [SHARPNESS, PRECONDITIONED, THRESHOLD, LOSS].contains(&row.metric.as_str()) {
             by_trial

@@ -379,9 +379,17 @@ where
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> anyhow::Result<()> {
+    draw_legend_at(chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The legend of a line figure, where the lines leave room for it.
+fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font(TICK_LABEL)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.4))

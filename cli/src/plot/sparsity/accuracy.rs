@@ -156,15 +156,7 @@ impl AccuracyFigure {
                 .draw_series(line.points.iter().map(|p| Circle::new(at(p, p.value.median), 4, color.filled())))
                 .map_err(draw_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(TICK_LABEL)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .margin(12)
-            .draw()
-            .map_err(draw_error)
+        super::super::draw_legend_at(&mut chart, SeriesLabelPosition::LowerLeft)
     }
 }
 
