@@ -209,10 +209,15 @@ impl Masks {
 
 /// A variable of ones, not trained, named `mask.<name>`, with `like`'s shape.
 fn ones_like_var(vars: &VarStore, name: &str, like: &Tensor) -> Tensor {
-    let mut path = vars.root().sub("mask");
-    let parts: Vec<&str> = name.split('.').collect();
-    for part in &parts[..parts.len() - 1] {
-        path = path.sub(part);
-    }
-    path.ones_no_train(parts[parts.len() - 1], &like.size())
+    let (path, last) = path_under(vars, "mask", name);
+    path.ones_no_train(last, &like.size())
+}
+
+/// The path of the variable `<prefix>.<name>` (`name` dotted, as the var store names it), and
+/// the last component of `name`.
+pub(super) fn path_under<'a, 'n>(vars: &'a VarStore, prefix: &str, name: &'n str) -> (tch::nn::Path<'a>, &'n str) {
+    let mut parts: Vec<&str> = name.split('.').collect();
+    let last = parts.pop().unwrap_or(name);
+    let path = parts.into_iter().fold(vars.root().sub(prefix), |path, part| path.sub(part));
+    (path, last)
 }

@@ -126,13 +126,9 @@ impl Rewind {
         let pairs = names
             .into_iter()
             .map(|name| {
-                let parts: Vec<&str> = name.split('.').collect();
-                let mut path = vars.root().sub("rewind");
-                for part in &parts[..parts.len() - 1] {
-                    path = path.sub(part);
-                }
+                let (path, last) = masks::path_under(vars, "rewind", name);
                 let var = &named[name];
-                (var.shallow_clone(), path.zeros_no_train(parts[parts.len() - 1], &var.size()))
+                (var.shallow_clone(), path.zeros_no_train(last, &var.size()))
             })
             .collect();
         Rewind { pairs }
