@@ -51,22 +51,17 @@ impl Masks {
     /// 1-d variable `<layer>.bias` of as many outputs), made in `vars` before a checkpoint is
     /// loaded into it.
     pub fn new(vars: &VarStore) -> Masks {
-        let named = vars.variables();
-        let mut names: Vec<&String> = named.keys().collect();
-        names.sort();
-        let trainable: Vec<Tensor> = vars.trainable_variables();
-        let is_trainable = |t: &Tensor| trainable.iter().any(|v| v.data_ptr() == t.data_ptr());
+        let named = trainable_by_name(vars);
         let mut layers = Vec::new();
-        for name in names {
-            let weight = &named[name];
-            if weight.dim() < 2 || !is_trainable(weight) {
+        for (name, weight) in &named {
+            if weight.dim() < 2 {
                 continue;
             }
             let layer = name.strip_suffix(".weight").unwrap_or(name).to_string();
             let bias_name = format!("{layer}.bias");
             let bias = named
                 .get(&bias_name)
-                .filter(|b| b.dim() == 1 && b.size()[0] == weight.size()[0] && is_trainable(b))
+                .filter(|b| b.dim() == 1 && b.size()[0] == weight.size()[0])
                 .map(|b| (bias_name.clone(), b.shallow_clone(), ones_like_var(vars, &bias_name, b)));
             layers.push(Layer {
                 name: layer,
@@ -205,6 +200,13 @@ impl Masks {
         }
         (1.0 - nonzeros as f64 / total.max(1) as f64, per_layer, nonzeros)
     }
+}
+
+/// The trainable variables of `vars` by name, in name order.
+pub(super) fn trainable_by_name(vars: &VarStore) -> std::collections::BTreeMap<String, Tensor> {
+    let trainable = vars.trainable_variables();
+    let is_trainable = |t: &Tensor| trainable.iter().any(|v| v.data_ptr() == t.data_ptr());
+    vars.variables().into_iter().filter(|(_, t)| is_trainable(t)).collect()
 }
 
 /// A variable of ones, not trained, named `mask.<name>`, with `like`'s shape.

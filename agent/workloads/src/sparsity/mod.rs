@@ -118,17 +118,12 @@ struct Rewind {
 
 impl Rewind {
     fn new(vars: &VarStore) -> Rewind {
-        let named = vars.variables();
-        let trainable = vars.trainable_variables();
-        let mut names: Vec<&String> =
-            named.keys().filter(|n| trainable.iter().any(|t| t.data_ptr() == named[*n].data_ptr())).collect();
-        names.sort();
-        let pairs = names
+        let pairs = masks::trainable_by_name(vars)
             .into_iter()
-            .map(|name| {
-                let (path, last) = masks::path_under(vars, "rewind", name);
-                let var = &named[name];
-                (var.shallow_clone(), path.zeros_no_train(last, &var.size()))
+            .map(|(name, var)| {
+                let (path, last) = masks::path_under(vars, "rewind", &name);
+                let copy = path.zeros_no_train(last, &var.size());
+                (var, copy)
             })
             .collect();
         Rewind { pairs }
