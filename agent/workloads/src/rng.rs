@@ -35,6 +35,9 @@ pub enum Stream {
     Lanczos = 13,
     /// The weights random pruning removes (`sparsity`), keyed by (seed, epoch).
     Pruning = 14,
+    /// Where a single sequence is cut into source and target (`seq2seq`), keyed by (seed, epoch)
+    /// in training and by the seed alone for evaluation.
+    SplitPoints = 15,
 }
 
 /// Combines a seed with a counter (an epoch, a batch index) into a new seed; one SplitMix step

@@ -13,7 +13,9 @@ pub enum DataCommand {
     /// (--generator gaussian_mixture, npy only), drawn from the seed; --imbalance-ratio writes the
     /// training split long-tailed. With `--format xc`, an extreme-classification pair
     /// `train.txt`/`test.txt` in the XC BoW format: topic documents with power-law labels
-    /// (`--features`, `--labels`, `--topics`, `--noise`).
+    /// (`--features`, `--labels`, `--topics`, `--noise`). With `--chess N` (and no --format), N
+    /// training games and `--test` test games played by a small seeded engine (2-ply material
+    /// search, random tie-breaks), as train.pgn and test.pgn for `seq2seq`'s pgn format.
     Synth(SynthArgs),
 }
 
@@ -22,15 +24,21 @@ pub struct SynthArgs {
     /// cifar10 | cifar100 | image_folder | imagenet_lt (JPEG files and ImageNet_LT_{train,test}.txt
     /// split files) | mnist (the four raw IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
     /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; 28x28 grey) | npy | xc
-    #[arg(long)]
-    format: String,
+    #[arg(long, required_unless_present = "chess")]
+    format: Option<String>,
+    /// Write N chess games in PGN instead (train.pgn; test.pgn gets `--test` games).
+    #[arg(long, value_name = "N", conflicts_with = "format")]
+    chess: Option<usize>,
+    /// --chess: the longest game, in plies (half-moves).
+    #[arg(long, default_value_t = 80)]
+    max_plies: usize,
     /// Folder to create; must not exist yet.
     #[arg(long)]
     out: PathBuf,
     /// Training images.
     #[arg(long, default_value_t = 5000)]
     train: usize,
-    /// Test images.
+    /// Test images (test games with --chess).
     #[arg(long, default_value_t = 1000)]
     test: usize,
     /// Classes [default: 10, or 100 for cifar100].
@@ -102,28 +110,48 @@ fn synth_xc(a: &SynthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--chess N`: train.pgn and test.pgn of games the seeded engine plays.
+fn synth_chess(a: &SynthArgs, games: usize) -> anyhow::Result<()> {
+    if a.out.exists() {
+        anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
+    }
+    let synth = data::pgn::ChessSynth { train: games, test: a.test, max_plies: a.max_plies, seed: a.seed };
+    synth.validate().map_err(|e| anyhow::anyhow!("--chess: {e}"))?;
+    data::pgn::write_synthetic(&a.out, &synth)?;
+    println!("{}", a.out.display());
+    eprintln!("wrote {games} training and {} test games of at most {} plies as PGN", a.test, a.max_plies);
+    Ok(())
+}
+
 pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
-    let DataCommand::Synth(a) = cmd;
-    if a.format == "cifar_lt" {
+    let DataCommand::Synth(mut a) = cmd;
+    if let Some(games) = a.chess {
+        return synth_chess(&a, games);
+    }
+    let format = a.format.take().expect("clap requires --format without --chess");
+    if format == "cifar_lt" {
         anyhow::bail!(
             "--format cifar_lt: CIFAR-LT is cut from CIFAR batches when they are read; write --format cifar10 \
              (or cifar100) here and set `imbalance_ratio` in the sweep file's [data]"
         );
     }
-    if a.format == sweep_xmc::FORMAT {
+    if format == sweep_xmc::FORMAT {
         if a.out.exists() {
             anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
         }
         return synth_xc(&a);
     }
-    if !data::FORMATS.contains(&a.format.as_str()) {
-        anyhow::bail!("--format: expected one of {}, xc, got \"{}\"", data::FORMATS.join(", "), a.format);
+    if !data::FORMATS.contains(&format.as_str()) {
+        anyhow::bail!(
+            "--format: expected one of {}, xc, got \"{format}\" (chess games: --chess N)",
+            data::FORMATS.join(", ")
+        );
     }
     if a.out.exists() {
         anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
     }
-    let classes = a.classes.unwrap_or(if a.format == "cifar100" { 100 } else { 10 });
-    let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(&a.format));
+    let classes = a.classes.unwrap_or(if format == "cifar100" { 100 } else { 10 });
+    let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(&format));
     let generator = data::Generator::parse(&a.generator).map_err(|e| anyhow::anyhow!("--generator: {e}"))?;
     let opts = SynthOptions {
         train: a.train,
@@ -134,7 +162,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         imbalance_ratio: a.imbalance_ratio,
         generator,
     };
-    data::write_synthetic(&a.format, &a.out, &opts)?;
+    data::write_synthetic(&format, &a.out, &opts)?;
     println!("{}", a.out.display());
     let cut = match a.imbalance_ratio > 1.0 {
         true => format!(", training split cut long-tailed to ratio {}", a.imbalance_ratio),
@@ -142,7 +170,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     };
     eprintln!(
         "wrote {} train and {} test images before any cut ({classes} classes, {} px{cut}) in {} format",
-        a.train, a.test, image_size, a.format
+        a.train, a.test, image_size, format
     );
     Ok(())
 }

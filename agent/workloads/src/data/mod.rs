@@ -1,6 +1,7 @@
-//! Image data sets for the vision workloads: readers of the real on-disk formats (CIFAR binary
-//! batches, ImageNet-style class folders, MNIST IDX files, NumPy `.npy` arrays), writers of synthetic sets in those
-//! same formats, label noise, and the prefetching batch iterator that feeds training.
+//! Data sets for the workloads: readers of the real on-disk image formats (CIFAR binary batches,
+//! ImageNet-style class folders, MNIST IDX files, NumPy `.npy` arrays), writers of synthetic sets
+//! in those same formats, label noise, and the prefetching batch iterator that feeds training;
+//! and the token sequences of `seq2seq` ([`sequences`]).
 //!
 //! Everything random here is a function of an explicit seed (`crate::rng`), so a trial that resumes
 //! from a checkpoint sees exactly the data it would have seen without the interruption.
@@ -14,9 +15,11 @@ mod mnist;
 mod noise;
 mod npy;
 mod options;
+pub mod pgn;
 mod raw;
 mod resident;
 mod sampler;
+pub mod sequences;
 mod synthetic;
 
 pub use batches::{eval_batches, train_batches, train_batches_in_order, Augment, Batch, Batches};
@@ -99,6 +102,24 @@ impl DataError {
     pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> DataError {
         DataError::Invalid { path: path.to_path_buf(), message: message.into() }
     }
+}
+
+/// Writes a data set to `path` through `write`, which fills a temporary sibling folder that is then
+/// renamed into place: trials that start together and find nothing there each write their own,
+/// the first rename wins, and no trial ever reads a half-written set.
+pub(crate) fn write_in_place(path: &Path, write: impl FnOnce(&Path) -> Result<(), DataError>) -> Result<(), DataError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, "create", e))?;
+    }
+    write(&tmp)?;
+    if std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !path.exists() {
+            return Err(DataError::invalid(path, "could not move the synthetic set into place"));
+        }
+    }
+    Ok(())
 }
 
 /// Reads `format` at `path`. `options` is the rest of the sweep file's [data] table; keys a format

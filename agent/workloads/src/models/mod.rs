@@ -9,6 +9,7 @@ mod mlp;
 mod preact_resnet;
 pub(crate) mod resnet;
 pub(crate) mod resnet_cifar;
+pub mod transformer;
 
 use std::fmt;
 use std::str::FromStr;

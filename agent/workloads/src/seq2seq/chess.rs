@@ -1,0 +1,184 @@
+//! Chess for `seq2seq`: PGN games read into sequences of UCI move tokens over a fixed vocabulary
+//! (every move string that can ever be legal), and the held-out positions whose predicted moves
+//! the rules judge. From each position the model reads the moves so far and continues greedily:
+//! `legal_move_rate` is how often its first move is legal there, `next_move_acc` how often it is
+//! the move the game went on with, `plies_until_illegal` how many of its moves in a row are legal.
+
+use super::batches::SequenceData;
+use crate::data::pgn;
+use crate::data::sequences::{Corpus, Sequence, Vocab};
+use crate::error::TrialError;
+use crate::harness::{autocast, EvalOn};
+use crate::models::transformer::decode::{generate, Prompt, Strategy};
+use crate::models::transformer::{tokens, Form, Transformer};
+use crate::rng::{mix, Rng, Stream};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Held-out positions decoded in one batch.
+const PROMPT_BATCH: usize = 64;
+
+/// A test game cut at one ply: the game's start, the moves played so far, the move played next.
+struct HeldOutPosition {
+    start_fen: Option<String>,
+    moves: Vec<String>,
+    next: String,
+    /// The moves so far as the model reads them.
+    source: Vec<u32>,
+}
+
+pub struct HeldOut {
+    positions: Vec<HeldOutPosition>,
+    vocab: Vocab,
+    form: Form,
+    continue_plies: i64,
+}
+
+/// The vocabulary of every game: the special tokens, then every UCI move string in a fixed order.
+pub fn vocab() -> Vocab {
+    Vocab::new(sweep_chess::all_uci_moves())
+}
+
+/// Reads `root/train.pgn` and `root/test.pgn` ([`pgn`]). Games of fewer than two plies are left out (they
+/// have nothing to predict from), and so are their counts in the log line.
+pub fn load(root: &Path) -> Result<(Corpus, Vec<sweep_chess::Game>), TrialError> {
+    let vocab = vocab();
+    let read = |name: &str| -> Result<Vec<sweep_chess::Game>, TrialError> {
+        let games = sweep_chess::read_pgn_file(&root.join(name)).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
+        Ok(games.into_iter().filter(|g| g.moves.len() >= 2).collect())
+    };
+    let (train_games, test_games) = (read(pgn::TRAIN_FILE)?, read(pgn::TEST_FILE)?);
+    for (name, games) in [(pgn::TRAIN_FILE, &train_games), (pgn::TEST_FILE, &test_games)] {
+        if games.is_empty() {
+            return Err(TrialError::bad_config(format!(
+                "data: {} holds no game of two plies or more",
+                root.join(name).display()
+            )));
+        }
+    }
+    let sequences = |games: &[sweep_chess::Game]| -> Vec<Sequence> {
+        games.iter().map(|g| Sequence { tokens: g.moves.iter().map(|m| vocab.id(m)).collect(), split: None }).collect()
+    };
+    let corpus = Corpus { train: sequences(&train_games), test: sequences(&test_games), vocab };
+    Ok((corpus, test_games))
+}
+
+impl HeldOut {
+    /// `count` positions of the test games: position i is game i (cycling when there are fewer
+    /// games) cut at a ply drawn from the seed.
+    pub fn new(games: &[sweep_chess::Game], count: usize, data: &SequenceData, continue_plies: i64) -> HeldOut {
+        let vocab = vocab();
+        let positions = (0..count)
+            .map(|i| {
+                let game = &games[i % games.len()];
+                let cut = 1
+                    + Rng::new(mix(data.seed, i as u64), Stream::SplitPoints).below(game.moves.len() as u64 - 1)
+                        as usize;
+                let moves = game.moves[..cut].to_vec();
+                let source = data.source(&moves.iter().map(|m| vocab.id(m)).collect::<Vec<u32>>()).to_vec();
+                HeldOutPosition {
+                    start_fen: game.start_fen().map(str::to_string),
+                    moves,
+                    next: game.moves[cut].clone(),
+                    source,
+                }
+            })
+            .collect();
+        HeldOut { positions, vocab, form: data.form, continue_plies }
+    }
+
+    /// Decodes every position greedily and judges the moves.
+    pub fn metrics(&self, model: &Transformer, on: EvalOn) -> Result<BTreeMap<String, f64>, String> {
+        let (mut legal, mut right, mut plies) = (0usize, 0usize, 0usize);
+        for chunk in self.positions.chunks(PROMPT_BATCH) {
+            let generated = self.continue_games(model, chunk, on)?;
+            for (position, moves) in chunk.iter().zip(generated) {
+                let start = sweep_chess::position_after(position.start_fen.as_deref(), &position.moves)
+                    .map_err(|e| format!("held-out position: {e}"))?;
+                let first = moves.first().map(String::as_str).unwrap_or("");
+                legal += sweep_chess::is_legal(&start, first) as usize;
+                right += (first == position.next) as usize;
+                plies += legal_run(start, &moves);
+            }
+        }
+        let n = self.positions.len().max(1) as f64;
+        Ok(BTreeMap::from([
+            ("legal_move_rate".to_string(), legal as f64 / n),
+            ("next_move_acc".to_string(), right as f64 / n),
+            ("plies_until_illegal".to_string(), plies as f64 / n),
+        ]))
+    }
+
+    /// The model's continuation of each position, as token strings up to `<eos>`.
+    fn continue_games(
+        &self,
+        model: &Transformer,
+        chunk: &[HeldOutPosition],
+        on: EvalOn,
+    ) -> Result<Vec<Vec<String>>, String> {
+        let rows = chunk.len() as i64;
+        let ids = |t: &[u32]| t.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+        let (source, prefix) = match self.form {
+            Form::DecoderOnly => {
+                let prompts: Vec<Vec<i64>> =
+                    chunk.iter().map(|p| [vec![tokens::BOS], ids(&p.source), vec![tokens::SEP]].concat()).collect();
+                (None, left_padded(&prompts))
+            }
+            Form::EncoderDecoder => {
+                let sources: Vec<Vec<i64>> = chunk.iter().map(|p| ids(&p.source)).collect();
+                (Some(right_padded(&sources)), Tensor::full([rows, 1], tokens::BOS, (Kind::Int64, tch::Device::Cpu)))
+            }
+        };
+        let (source, prefix) = (source.map(|s| s.to_device(on.device)), prefix.to_device(on.device));
+        let room = model.spec().max_len - prefix.size()[1];
+        let max_new = self.continue_plies.min(room);
+        if max_new < 1 {
+            return Err(format!(
+                "held-out positions: a prompt of {} tokens leaves no room in max_len",
+                prefix.size()[1]
+            ));
+        }
+        let prompt = Prompt { source: source.as_ref(), prefix: &prefix };
+        let out = autocast(on.precision, on.device, || generate(model, &prompt, max_new, Strategy::Greedy, true))?;
+        let out = Vec::<Vec<i64>>::try_from(out.to_device(tch::Device::Cpu)).map_err(|e| e.to_string())?;
+        Ok(out
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .take_while(|&t| t != tokens::EOS && t != tokens::PAD)
+                    .map(|t| self.vocab.word(t).to_string())
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// How many of `moves` are legal played in turn from `position`.
+fn legal_run(mut position: sweep_chess::Position, moves: &[String]) -> usize {
+    let mut count = 0;
+    for m in moves {
+        match sweep_chess::play(&position, m) {
+            Ok(next) => position = next,
+            Err(_) => break,
+        }
+        count += 1;
+    }
+    count
+}
+
+/// Rows of different lengths as [R, longest], padding on the left.
+fn left_padded(rows: &[Vec<i64>]) -> Tensor {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(1);
+    let flat: Vec<i64> =
+        rows.iter().flat_map(|r| std::iter::repeat_n(tokens::PAD, width - r.len()).chain(r.iter().copied())).collect();
+    Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
+}
+
+/// Rows of different lengths as [R, longest], padding on the right.
+fn right_padded(rows: &[Vec<i64>]) -> Tensor {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(1);
+    let flat: Vec<i64> =
+        rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(tokens::PAD, width - r.len()))).collect();
+    Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
+}
