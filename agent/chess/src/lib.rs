@@ -14,7 +14,7 @@
 //! assert!(is_legal(&position, "b8c6"));
 //! assert!(!is_legal(&position, "e8g8"));
 //! // A model's continuation, scored by how long it stays legal.
-//! assert_eq!(plies_until_illegal(&games[0].moves, &["b8c6", "f1b5", "b5b5"]).unwrap(), 2);
+//! assert_eq!(plies_until_illegal(&position, &["b8c6", "f1b5", "b5b5"]), 2);
 //! ```
 
 mod engine;

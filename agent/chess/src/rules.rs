@@ -48,21 +48,17 @@ pub fn play(position: &Position, uci: &str) -> Result<Position, MoveError> {
     Ok(next)
 }
 
-/// How many moves of `continuation` are legal, played in order from the position after
-/// `start_moves` (from the standard start), before the first illegal one. The start moves are the
-/// prompt, not the answer being scored: an illegal one is an error, not a count of zero.
-pub fn plies_until_illegal<S: AsRef<str>, T: AsRef<str>>(
-    start_moves: &[S],
-    continuation: &[T],
-) -> Result<usize, MoveError> {
-    let mut position = position_after(None, start_moves)?;
+/// How many moves of `continuation` are legal, played in order from `position`, before the first
+/// illegal one.
+pub fn plies_until_illegal<T: AsRef<str>>(position: &Position, continuation: &[T]) -> usize {
+    let mut board = position.board.clone();
     let mut count = 0;
     for mv in continuation {
-        let Some(parsed) = uci::parse(&position.board, mv.as_ref()) else { break };
-        position.board.play_unchecked(parsed);
+        let Some(parsed) = uci::parse(&board, mv.as_ref()) else { break };
+        board.play_unchecked(parsed);
         count += 1;
     }
-    Ok(count)
+    count
 }
 
 #[cfg(test)]
@@ -140,14 +136,15 @@ mod tests {
 
     #[test]
     fn plies_until_illegal_counts_the_legal_prefix() {
-        let start = ["e2e4", "e7e5"];
-        assert_eq!(plies_until_illegal(&start, &["g1f3", "b8c6", "f1b5"]).unwrap(), 3);
-        assert_eq!(plies_until_illegal(&start, &["g1f3", "b8c6", "e1g1", "g8f6"]).unwrap(), 2);
-        assert_eq!(plies_until_illegal(&start, &["e7e5"]).unwrap(), 0);
-        assert_eq!(plies_until_illegal::<_, &str>(&start, &[]).unwrap(), 0);
-        assert_eq!(plies_until_illegal::<&str, _>(&[], &["e2e4", "garbage", "e7e5"]).unwrap(), 1);
+        let start = position_after(None, &["e2e4", "e7e5"]).unwrap();
+        assert_eq!(plies_until_illegal(&start, &["g1f3", "b8c6", "f1b5"]), 3);
+        assert_eq!(plies_until_illegal(&start, &["g1f3", "b8c6", "e1g1", "g8f6"]), 2);
+        assert_eq!(plies_until_illegal(&start, &["e7e5"]), 0);
+        assert_eq!(plies_until_illegal::<&str>(&start, &[]), 0);
+        assert_eq!(plies_until_illegal(&Position::start(), &["e2e4", "garbage", "e7e5"]), 1);
         // Legal moves after an illegal one are not counted.
-        assert_eq!(plies_until_illegal(&start, &["d1h5", "d1h5", "g8f6"]).unwrap(), 1);
-        assert!(matches!(plies_until_illegal(&["e2e4", "e2e4"], &["e7e5"]), Err(MoveError::IllegalAt { ply: 2, .. })));
+        assert_eq!(plies_until_illegal(&start, &["d1h5", "d1h5", "g8f6"]), 1);
+        // The position itself is left as it was.
+        assert_eq!(start.fen(), position_after(None, &["e2e4", "e7e5"]).unwrap().fen());
     }
 }

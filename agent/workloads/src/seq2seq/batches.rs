@@ -1,8 +1,9 @@
-//! Examples as the transformer reads them. Each example is a source and a target (a single
-//! sequence is cut at a point drawn from the seed, per epoch in training, once for evaluation),
-//! laid out per form: decoder-only rows are `<bos> source <sep> target <eos>` with the loss on
-//! the target and `<eos>`; encoder-decoder rows hold the source, and `<bos> target` for the decoder.
-//! Labels are the next tokens, padding where no loss is taken.
+//! Examples as the transformer reads them, laid out per form. Encoder-decoder rows hold the source,
+//! and `<bos> target` for the decoder; a single sequence (no source of its own) is cut into source
+//! and target at a point drawn from the seed, per epoch in training, once for evaluation.
+//! Decoder-only rows are `<bos> source <sep> target <eos>` with the loss on the target and
+//! `<eos>`; a single sequence is one language-model row, `<bos> sequence <eos>`, every token
+//! predicted from those before it. Labels are the next tokens, padding where no loss is taken.
 
 use crate::data::sequences::Sequence;
 use crate::harness::{Batch, TrainData};
@@ -55,11 +56,26 @@ impl SequenceData {
         &source[source.len().saturating_sub(keep)..]
     }
 
+    /// The moves so far as a decoder-only language model reads them after `<bos>`: the last ones,
+    /// leaving room in the row for at least one more.
+    pub fn history<'s>(&self, tokens: &'s [u32]) -> &'s [u32] {
+        &tokens[tokens.len().saturating_sub(self.max_len - 2)..]
+    }
+
     fn row(&self, seq: &Sequence, split: usize) -> Row {
         let ids = |t: &[u32]| t.iter().map(|&x| x as i64).collect::<Vec<i64>>();
         let source = ids(self.source(&seq.tokens[..split]));
         let target = ids(&seq.tokens[split..]);
         match self.form {
+            Form::DecoderOnly if seq.split.is_none() => {
+                let mut full = vec![tokens::BOS];
+                full.extend(ids(&seq.tokens));
+                full.push(tokens::EOS);
+                full.truncate(self.max_len + 1);
+                let labels = full[1..].to_vec();
+                full.pop();
+                Row { input: full, decoder: Vec::new(), labels }
+            }
             Form::DecoderOnly => {
                 let mut full = vec![tokens::BOS];
                 full.extend(&source);
@@ -166,6 +182,18 @@ mod tests {
         let (bos, sep, eos, pad) = (tokens::BOS, tokens::SEP, tokens::EOS, tokens::PAD);
         assert_eq!(row(&b.inputs), vec![bos, 10, 11, 12, sep, 20, 21]);
         assert_eq!(row(&b.labels), vec![pad, pad, pad, pad, 20, 21, eos]);
+    }
+
+    #[test]
+    fn a_single_sequence_is_one_language_model_row_for_the_decoder_only_form() {
+        let d = data(Form::DecoderOnly, 16);
+        let b = d.batch(std::iter::once((0, &d.test[0])), None);
+        assert_eq!(row(&b.inputs), vec![tokens::BOS, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(row(&b.labels), vec![5, 6, 7, 8, 9, 10, 11, tokens::EOS]);
+        assert_eq!(
+            d.history(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            &[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ use tch::{Kind, Tensor};
 const PROMPT_BATCH: usize = 64;
 
 /// A test game cut at one ply: the game's start, the moves played so far, the move played next.
+/// The decoder-only form reads a game as a language model (`<bos>` and the moves so far); the
+/// encoder reads the moves so far as its source.
 struct HeldOutPosition {
     start_fen: Option<String>,
     moves: Vec<String>,
@@ -76,7 +78,12 @@ impl HeldOut {
                     + Rng::new(mix(data.seed, i as u64), Stream::SplitPoints).below(game.moves.len() as u64 - 1)
                         as usize;
                 let moves = game.moves[..cut].to_vec();
-                let source = data.source(&moves.iter().map(|m| vocab.id(m)).collect::<Vec<u32>>()).to_vec();
+                let ids: Vec<u32> = moves.iter().map(|m| vocab.id(m)).collect();
+                let source = match data.form {
+                    Form::DecoderOnly => data.history(&ids),
+                    Form::EncoderDecoder => data.source(&ids),
+                }
+                .to_vec();
                 HeldOutPosition {
                     start_fen: game.start_fen().map(str::to_string),
                     moves,
@@ -99,7 +106,7 @@ impl HeldOut {
                 let first = moves.first().map(String::as_str).unwrap_or("");
                 legal += sweep_chess::is_legal(&start, first) as usize;
                 right += (first == position.next) as usize;
-                plies += legal_run(start, &moves);
+                plies += sweep_chess::plies_until_illegal(&start, &moves);
             }
         }
         let n = self.positions.len().max(1) as f64;
@@ -122,7 +129,7 @@ impl HeldOut {
         let (source, prefix) = match self.form {
             Form::DecoderOnly => {
                 let prompts: Vec<Vec<i64>> =
-                    chunk.iter().map(|p| [vec![tokens::BOS], ids(&p.source), vec![tokens::SEP]].concat()).collect();
+                    chunk.iter().map(|p| [vec![tokens::BOS], ids(&p.source)].concat()).collect();
                 (None, left_padded(&prompts))
             }
             Form::EncoderDecoder => {
@@ -152,19 +159,6 @@ impl HeldOut {
             })
             .collect())
     }
-}
-
-/// How many of `moves` are legal played in turn from `position`.
-fn legal_run(mut position: sweep_chess::Position, moves: &[String]) -> usize {
-    let mut count = 0;
-    for m in moves {
-        match sweep_chess::play(&position, m) {
-            Ok(next) => position = next,
-            Err(_) => break,
-        }
-        count += 1;
-    }
-    count
 }
 
 /// Rows of different lengths as [R, longest], padding on the left.

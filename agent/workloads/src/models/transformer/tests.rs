@@ -110,6 +110,19 @@ fn right_padding_changes_no_real_position() {
     assert!(max_diff(&a, &b) < 1e-5, "padding moved the outputs by {}", max_diff(&a, &b));
 }
 
+/// A prompt padded on the left, as batched decoding pads prompts of different lengths, gives
+/// its last position the logits it has alone.
+#[test]
+fn left_padding_changes_no_real_position() {
+    let vars = VarStore::new(Device::Cpu);
+    let net = model(&vars, &spec(Form::DecoderOnly, Positions::Learned), 6);
+    let alone = words(1, 6, 7);
+    let padded = Tensor::cat(&[&Tensor::zeros([1, 4], (Kind::Int64, Device::Cpu)), &alone], 1);
+    let a = tch::no_grad(|| net.forward_t(&alone, false));
+    let b = tch::no_grad(|| net.forward_t(&padded, false)).narrow(1, 4, 6);
+    assert!(max_diff(&a, &b) < 1e-5, "left padding moved the outputs by {}", max_diff(&a, &b));
+}
+
 /// Even columns hold sin(p / 10000^(i/d)), odd ones the cosine of the same angle.
 #[test]
 fn sinusoidal_positions_follow_the_formula() {
@@ -163,6 +176,24 @@ fn decoding_with_a_cache_gives_the_tokens_of_decoding_without() {
             assert_eq!(with.size(), [3, 12]);
             assert!(with.equal(&without), "{form}, {strategy:?}: {with:?} against {without:?}");
         }
+    }
+}
+
+/// Batched greedy decoding from left-padded prompts picks, for each row, the token the model
+/// ranks first after that prompt alone.
+#[test]
+fn greedy_decoding_of_a_padded_batch_picks_each_prompts_own_argmax() {
+    let vars = VarStore::new(Device::Cpu);
+    let net = model(&vars, &spec(Form::DecoderOnly, Positions::Learned), 13);
+    let (_, prefix) = prompts(Form::DecoderOnly);
+    let first = generate(&net, &Prompt { source: None, prefix: &prefix }, 1, Strategy::Greedy, true).unwrap();
+    for row in 0..3 {
+        let alone = prefix.get(row).masked_select(&prefix.get(row).ne(tokens::PAD)).unsqueeze(0);
+        let logits = tch::no_grad(|| net.forward_t(&alone, false)).select(1, -1);
+        for never in [tokens::PAD, tokens::BOS, tokens::SEP] {
+            let _ = logits.get(0).get(never).fill_(f64::NEG_INFINITY);
+        }
+        assert_eq!(first.int64_value(&[row, 0]), logits.get(0).argmax(0, false).int64_value(&[]), "row {row}");
     }
 }
 
