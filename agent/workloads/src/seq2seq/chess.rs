@@ -97,23 +97,17 @@ impl HeldOut {
 
     /// Decodes every position greedily and judges the moves.
     pub fn metrics(&self, model: &Transformer, on: EvalOn) -> Result<BTreeMap<String, f64>, String> {
-        let (mut legal, mut right, mut plies) = (0usize, 0usize, 0usize);
+        let mut verdicts = Vec::with_capacity(self.positions.len());
         for chunk in self.positions.chunks(PROMPT_BATCH) {
             let generated = self.continue_games(model, chunk, on)?;
-            for (position, moves) in chunk.iter().zip(generated) {
-                let start = sweep_chess::position_after(position.start_fen.as_deref(), &position.moves)
-                    .map_err(|e| format!("held-out position: {e}"))?;
-                let first = moves.first().map(String::as_str).unwrap_or("");
-                legal += sweep_chess::is_legal(&start, first) as usize;
-                right += (first == position.next) as usize;
-                plies += sweep_chess::plies_until_illegal(&start, &moves);
-            }
+            verdicts.extend(judge(chunk, &generated)?);
         }
-        let n = self.positions.len().max(1) as f64;
+        let n = verdicts.len().max(1) as f64;
+        let share = |f: &dyn Fn(&Verdict) -> usize| verdicts.iter().map(f).sum::<usize>() as f64 / n;
         Ok(BTreeMap::from([
-            ("legal_move_rate".to_string(), legal as f64 / n),
-            ("next_move_acc".to_string(), right as f64 / n),
-            ("plies_until_illegal".to_string(), plies as f64 / n),
+            ("legal_move_rate".to_string(), share(&|v| v.legal as usize)),
+            ("next_move_acc".to_string(), share(&|v| v.right as usize)),
+            ("plies_until_illegal".to_string(), share(&|v| v.plies)),
         ]))
     }
 
@@ -161,6 +155,35 @@ impl HeldOut {
     }
 }
 
+/// What the rules say of a model's continuation of one held-out position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Verdict {
+    /// Its first move is legal there.
+    legal: bool,
+    /// Its first move is the one the game went on with.
+    right: bool,
+    /// Its moves in a row that are legal, from the first.
+    plies: usize,
+}
+
+/// Judges each position's continuation (moves as token strings, up to `<eos>`).
+fn judge(positions: &[HeldOutPosition], generated: &[Vec<String>]) -> Result<Vec<Verdict>, String> {
+    positions
+        .iter()
+        .zip(generated)
+        .map(|(position, moves)| {
+            let start = sweep_chess::position_after(position.start_fen.as_deref(), &position.moves)
+                .map_err(|e| format!("held-out position: {e}"))?;
+            let first = moves.first().map(String::as_str).unwrap_or("");
+            Ok(Verdict {
+                legal: sweep_chess::is_legal(&start, first),
+                right: first == position.next,
+                plies: sweep_chess::plies_until_illegal(&start, moves),
+            })
+        })
+        .collect()
+}
+
 /// Rows of different lengths as [R, longest], padding on the left.
 fn left_padded(rows: &[Vec<i64>]) -> Tensor {
     let width = rows.iter().map(Vec::len).max().unwrap_or(1);
@@ -175,4 +198,77 @@ fn right_padded(rows: &[Vec<i64>]) -> Tensor {
     let flat: Vec<i64> =
         rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(tokens::PAD, width - r.len()))).collect();
     Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn data() -> SequenceData {
+        SequenceData {
+            form: Form::DecoderOnly,
+            max_len: 64,
+            train: Vec::new(),
+            test: Vec::new(),
+            batch_size: 8,
+            seed: 4,
+        }
+    }
+
+    /// Moves a model might answer with in each held-out position: the move the game went on with,
+    /// a legal move of the side not to move, moves from the whole vocabulary, an empty answer and
+    /// text that is no move at all, each judged by the rules here and by python-chess.
+    #[test]
+    fn legal_move_rate_agrees_with_python_chess() {
+        let games = sweep_chess::play_games(40, 9, 60);
+        let held_out = HeldOut::new(&games, 120, &data(), 5);
+        let vocab = sweep_chess::all_uci_moves();
+        let mut positions = Vec::new();
+        let mut answers = Vec::new();
+        for (i, p) in held_out.positions.iter().enumerate() {
+            let fen = sweep_chess::position_after(p.start_fen.as_deref(), &p.moves).unwrap().fen();
+            let mut moves = p.moves.clone();
+            moves.pop();
+            let before = sweep_chess::position_after(p.start_fen.as_deref(), &moves).unwrap();
+            let other_side = sweep_chess::legal_moves(&before);
+            let answer = match i % 5 {
+                0 => p.next.clone(),
+                1 => other_side[i % other_side.len()].clone(),
+                2 | 3 => vocab[(i * 97) % vocab.len()].clone(),
+                _ if i % 10 == 4 => String::new(),
+                _ => "\u{1b}[2Je2e4".to_string(),
+            };
+            positions.push((fen, answer.clone()));
+            answers.push(vec![answer]);
+        }
+        let verdicts = judge(&held_out.positions, &answers).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("candidates.txt");
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        // An empty answer goes to python-chess as a NUL byte (a line needs one byte at least); no
+        // move parser takes either for a move.
+        let lines: Vec<String> = positions
+            .iter()
+            .map(|(fen, m)| format!("{fen}\t{}", if m.is_empty() { "00".into() } else { hex(m) }))
+            .collect();
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+        let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../chess/tests/oracle/python_chess_oracle.py");
+        assert!(python.exists(), "{} is missing: run scripts/setup.sh", python.display());
+        let out = Command::new(&python).arg(&oracle).arg("judge").arg(&input).output().unwrap();
+        assert!(out.status.success(), "python-chess failed: {}", String::from_utf8_lossy(&out.stderr));
+        let theirs: Vec<bool> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("VERDICTS "))
+            .map(|v| v == "1")
+            .collect();
+        let ours: Vec<bool> = verdicts.iter().map(|v| v.legal).collect();
+        assert_eq!(ours, theirs, "the rules here and python-chess judge the answers differently");
+        let legal = ours.iter().filter(|&&l| l).count();
+        assert!(legal >= 24 && legal < ours.len() - 40, "{legal} of {} legal: too one-sided to test", ours.len());
+        assert!(verdicts.iter().step_by(5).all(|v| v.right && v.legal && v.plies == 1));
+    }
 }

@@ -136,3 +136,41 @@ fn bad_parameters_and_data_are_refused_by_name() {
     let err = result.unwrap_err().to_string();
     assert!(err.contains("data.format: workload `seq2seq` reads sequences or pgn, got \"cifar10\""), "{err}");
 }
+
+/// A [data] table with `synthetic` writes the engine's games as PGN on first use; both forms read
+/// them and report the chess metrics from the held-out positions.
+#[test]
+fn chess_games_written_on_first_use_train_and_are_judged() {
+    let root = tempfile::tempdir().unwrap();
+    let games = root.path().join("games");
+    for form in ["decoder_only", "encoder_decoder"] {
+        let mut s = spec(
+            "pgn",
+            &games,
+            &[
+                ("form", json!(form)),
+                ("epochs", json!(2)),
+                ("max_len", json!(24)),
+                ("eval_positions", json!(40)),
+                ("continue_plies", json!(6)),
+            ],
+        );
+        let mut options = Map::new();
+        options.insert("synthetic".into(), json!({ "games": 300, "test": 20, "max_plies": 20, "seed": 2 }));
+        s.data.as_mut().unwrap().options = options;
+        let (result, records) = run(&s, &TrialContext::cpu());
+        result.unwrap();
+        let last = &records.last().unwrap().metrics;
+        for key in ["legal_move_rate", "next_move_acc"] {
+            assert!((0.0..=1.0).contains(&last[key]), "{form}: {key} = {}", last[key]);
+        }
+        assert!((0.0..=6.0).contains(&last["plies_until_illegal"]), "{form}: {last:?}");
+        assert!(last["plies_until_illegal"] >= last["legal_move_rate"]);
+    }
+    let train = sweep_chess::read_pgn_file(games.join("train.pgn")).unwrap();
+    let test = sweep_chess::read_pgn_file(games.join("test.pgn")).unwrap();
+    assert_eq!((train.len(), test.len()), (300, 20));
+    assert!(train.iter().all(|g| g.moves.len() <= 20));
+    let played = sweep_chess::play_games(320, 2, 20);
+    assert!(train.iter().chain(&test).zip(&played).all(|(read, game)| read.moves == game.moves));
+}
