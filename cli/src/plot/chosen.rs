@@ -121,20 +121,9 @@ fn learning_curves(
     }
     let curves: Vec<Curve> = groups
         .into_iter()
-        .map(|(label, members)| {
-            let epochs: BTreeSet<i32> = per_epoch
-                .keys()
-                .filter(|(trial, _)| members.iter().any(|t| t.trial_id == *trial))
-                .map(|(_, e)| *e)
-                .collect();
-            let points = epochs
-                .into_iter()
-                .map(|e| {
-                    let ys = members.iter().filter_map(|t| per_epoch.get(&(t.trial_id.as_str(), e)).copied());
-                    aggregate::summarize(e as f64, ys)
-                })
-                .collect();
-            Curve { label: if label.is_empty() { format!("mean {}", y.replace('_', " ")) } else { label }, points }
+        .map(|(label, members)| Curve {
+            label: if label.is_empty() { format!("mean {}", y.replace('_', " ")) } else { label },
+            points: per_epoch_mean(&per_epoch, &members),
         })
         .filter(|c: &Curve| !c.points.is_empty())
         .collect();
@@ -152,6 +141,22 @@ fn learning_curves(
     };
     plotted.files.extend(render(&figure, out, &name)?);
     Ok(())
+}
+
+/// The mean of `members`' values at each epoch any of them reported, with the min-max band.
+pub(super) fn per_epoch_mean(
+    per_epoch: &std::collections::HashMap<(&str, i32), f64>,
+    members: &[&TrialRow],
+) -> Vec<aggregate::Point> {
+    let epochs: BTreeSet<i32> =
+        per_epoch.keys().filter(|(trial, _)| members.iter().any(|t| t.trial_id == *trial)).map(|(_, e)| *e).collect();
+    epochs
+        .into_iter()
+        .map(|e| {
+            let ys = members.iter().filter_map(|t| per_epoch.get(&(t.trial_id.as_str(), e)).copied());
+            aggregate::summarize(e as f64, ys)
+        })
+        .collect()
 }
 
 /// Names for an error message, at most a dozen.

@@ -12,6 +12,7 @@ mod heatmap;
 mod long_tail;
 mod optimizers;
 pub mod schedule;
+mod seq2seq;
 mod sparsity;
 #[cfg(test)]
 mod testdata;
@@ -95,6 +96,8 @@ pub fn plot_sweep(
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {
         long_tail::plot(sweep, &done, out, &mut plotted)?;
+    } else if seq2seq::applies(&done) {
+        seq2seq::plot(sweep, &done, load_metrics()?, out, &mut plotted)?;
     } else if sparsity::applies(&done) {
         sparsity::plot(sweep, &done, load_metrics()?, checkpoints, out, &mut plotted)?;
     } else {
