@@ -16,6 +16,14 @@ const OPTIMIZER: &str = "optimizer";
 const CHESS: [&str; 2] = ["legal_move_rate", "next_move_acc"];
 const SEQUENCES: [&str; 2] = ["val_token_acc", "val_loss"];
 
+/// `{ name = "adamw", lr = 0.003 }` as "adamw lr 0.003"; other values as they are written.
+fn optimizer_label(value: &serde_json::Value) -> String {
+    match (value.get("name").and_then(|n| n.as_str()), value.get("lr").and_then(|l| l.as_f64())) {
+        (Some(name), Some(lr)) => format!("{name} lr {}", super::fmt_num(lr)),
+        _ => value.to_string(),
+    }
+}
+
 pub fn applies(done: &[&TrialRow]) -> bool {
     done.iter().all(|t| t.workload == WORKLOAD)
 }
@@ -46,12 +54,13 @@ pub fn plot(
                 -mean
             }
         };
-        let Some((setting, best)) = tuned.into_iter().max_by(|a, b| score(&a.1).total_cmp(&score(&b.1))) else {
+        let Some((_, best)) = tuned.into_iter().max_by(|a, b| score(&a.1).total_cmp(&score(&b.1))) else {
             continue;
         };
+        let setting = best.first().and_then(|t| t.params.get(OPTIMIZER)).map(optimizer_label).unwrap_or_default();
         let label = match (model.is_empty(), varying.iter().any(|p| p == OPTIMIZER)) {
-            (true, true) => format!("best {setting}"),
-            (false, true) => format!("{model}, best {setting}"),
+            (true, true) => format!("best: {setting}"),
+            (false, true) => format!("{model}, best: {setting}"),
             (true, false) => "mean".to_string(),
             (false, false) => model,
         };
@@ -72,8 +81,7 @@ pub fn plot(
         let figure = CurveFigure {
             title: sweep.to_string(),
             subtitle: format!(
-                "{} per epoch; each model at the optimizer setting with the best final {}; line: mean over {seeds} seed{}, band: min to max",
-                metric.replace('_', " "),
+                "each model at its optimizer setting with the best final {}; mean over {seeds} seed{}, band: min to max",
                 judge.replace('_', " "),
                 if seeds == 1 { "" } else { "s" }
             ),

@@ -333,3 +333,53 @@ fn cnn5_checkpoints_give_kernel_tiles_and_a_mask_per_layer() {
     let img = image::open(out.join("sp-masks.png")).expect("png");
     assert!(img.width() > 1000, "five masks go in two columns: {}", img.width());
 }
+
+/// A chess sweep of two widths x two learning rates: each width drawn once, at the learning rate
+/// with the higher final legal-move rate, in both figures.
+#[test]
+fn seq2seq_sweeps_get_legal_move_and_next_move_curves_per_width_at_its_best_rate() {
+    let mut trials = Vec::new();
+    let mut metrics = Vec::new();
+    for (d, lr, legal) in [(32, 1e-3, 0.80), (32, 3e-3, 0.70), (64, 1e-3, 0.85), (64, 3e-3, 0.90)] {
+        let mut t = testdata::trials().remove(0);
+        t.sweep = "ch".into();
+        t.trial_id = format!("ch-{d}-{lr}");
+        t.workload = "seq2seq".into();
+        t.params = serde_json::Map::new();
+        t.params.insert("d_model".into(), serde_json::json!(d));
+        t.params.insert("optimizer".into(), serde_json::json!({ "name": "adamw", "lr": lr }));
+        t.params.insert("seed".into(), serde_json::json!(0));
+        t.finals = [("legal_move_rate".to_string(), legal), ("next_move_acc".to_string(), 0.05)].into();
+        for epoch in 1..=3 {
+            for (metric, value) in [("legal_move_rate", legal * epoch as f64 / 3.0), ("next_move_acc", 0.05)] {
+                metrics.push(sweep_results::MetricRow {
+                    sweep: "ch".into(),
+                    trial_id: t.trial_id.clone(),
+                    attempt: 1,
+                    epoch,
+                    step: epoch as i64,
+                    metric: metric.into(),
+                    value,
+                    recorded_at_us: epoch as i64,
+                    superseded: false,
+                });
+            }
+        }
+        trials.push(t);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("plots");
+    let plotted = plot_sweep("ch", &trials, || Ok(metrics), no_checkpoints(), &out, font()).expect("plot");
+    assert_eq!(
+        file_names(&plotted),
+        ["legal-move-rate", "next-move-acc"]
+            .iter()
+            .flat_map(|f| [format!("ch-{f}-per-epoch.png"), format!("ch-{f}-per-epoch.svg")])
+            .collect::<Vec<_>>()
+    );
+    let legal = svg_text(&out.join("ch-legal-move-rate-per-epoch.svg"));
+    for text in ["d model 32, best: adamw lr 0.001", "d model 64, best: adamw lr 0.003", "legal move rate"] {
+        assert!(legal.contains(text), "legal-move SVG lacks {text:?}");
+    }
+    assert!(!legal.contains("d model 32, best: adamw lr 0.003"));
+}
