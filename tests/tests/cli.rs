@@ -308,6 +308,50 @@ final_sparsity = [0.0, 0.9]
     }
 }
 
+/// A chess sweep through `sweep local` on PGN files written by `sweep data synth --chess`: both
+/// transformer forms train, report the chess metrics every epoch, and `sweep plot` draws the
+/// legal-move and next-move figures.
+#[test]
+fn seq2seq_sweep_learns_chess_through_local_and_plots_legal_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = Command::new(bin("sweep"))
+        .args(["data", "synth", "--chess", "200", "--test", "20", "--max-plies", "16", "--out", "games"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    assert!(dir.path().join("games/train.pgn").is_file() && dir.path().join("games/test.pgn").is_file());
+    std::fs::write(
+        dir.path().join("moves.toml"),
+        r#"
+name = "moves"
+workload = "seq2seq"
+[data]
+format = "pgn"
+path = "games"
+[params]
+d_model = 32
+max_len = 20
+epochs = 2
+eval_positions = 20
+continue_plies = 4
+[grid]
+form = ["decoder_only", "encoder_decoder"]
+"#,
+    )
+    .unwrap();
+    let rows = local_sweep(dir.path(), "moves", 2);
+    for metric in ["legal_move_rate", "next_move_acc", "plies_until_illegal", "val_token_acc", "parameters"] {
+        let epochs: Vec<i32> = rows.iter().filter(|r| r.metric == metric).map(|r| r.epoch).collect();
+        assert_eq!(epochs.len(), 4, "{metric}: {epochs:?}");
+    }
+    let out = Command::new(bin("sweep")).args(["plot", "moves"]).current_dir(dir.path()).output().unwrap();
+    let paths = stdout_of(&out);
+    for figure in ["legal-move-rate-per-epoch", "next-move-acc-per-epoch"] {
+        assert!(paths.lines().any(|p| p.ends_with(&format!("moves-{figure}.png"))), "{figure}: {paths}");
+    }
+}
+
 /// `run-trial` with several specs trains them as one fused group in one process: every member's
 /// records, tagged with its trial id, on stdout.
 #[test]

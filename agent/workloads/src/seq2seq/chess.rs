@@ -47,7 +47,7 @@ pub fn vocab() -> Vocab {
 pub fn load(root: &Path) -> Result<(Corpus, Vec<sweep_chess::Game>), TrialError> {
     let vocab = vocab();
     let read = |name: &str| -> Result<Vec<sweep_chess::Game>, TrialError> {
-        let games = sweep_chess::read_pgn_file(&root.join(name)).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
+        let games = sweep_chess::read_pgn_file(root.join(name)).map_err(|e| TrialError::Other(anyhow::anyhow!(e)))?;
         Ok(games.into_iter().filter(|g| g.moves.len() >= 2).collect())
     };
     let (train_games, test_games) = (read(pgn::TRAIN_FILE)?, read(pgn::TEST_FILE)?);

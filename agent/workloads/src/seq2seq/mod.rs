@@ -98,12 +98,10 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
     };
     let held_out = test_games.map(|games| chess::HeldOut::new(&games, p.eval_positions, &data, p.continue_plies));
 
-    let vars = VarStore::new(ctx.device);
+    let mut vars = VarStore::new(ctx.device);
     tch::manual_seed(p.seed as i64);
-    let net = {
-        Transformer::new(&vars.root(), &p.model(corpus.vocab.len() as i64))
-            .map_err(|e| TrialError::bad_config(format!("params.{e}")))?
-    };
+    let net = Transformer::new(&vars.root(), &p.model(corpus.vocab.len() as i64))
+        .map_err(|e| TrialError::bad_config(format!("params.{e}")))?;
     let parameters = models::parameter_count(&vars);
     eprintln!(
         "seq2seq: {} {} training and {} test examples, vocabulary {}; {} transformer of {parameters} parameters",
@@ -113,7 +111,6 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         corpus.vocab.len(),
         p.form,
     );
-    let mut vars = vars;
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vars);
     let mut plan = Plan::new(&spec.workload, ctx, p.epochs, p.seed);
     plan.eval_every = p.eval_every;

@@ -81,14 +81,14 @@ impl Block {
         let mut x = x + self.attention.attend(&h, &keys, &values, allowed, train).dropout(self.dropout, train);
         if let (Some((norm, cross)), Some(source)) = (&self.cross, source) {
             let h = x.apply(norm);
-            let (k, v) = match cache.as_deref_mut() {
+            let (k, v) = match cache {
                 Some(c) => {
                     let (k, v) = c.source.get_or_insert_with(|| cross.keys_values(source.states));
                     (k.shallow_clone(), v.shallow_clone())
                 }
                 None => cross.keys_values(source.states),
             };
-            x = x + cross.attend(&h, &k, &v, source.allowed, train).dropout(self.dropout, train);
+            x += cross.attend(&h, &k, &v, source.allowed, train).dropout(self.dropout, train);
         }
         let h = x.apply(&self.norm_ff);
         x + self.ff.forward(&h).dropout(self.dropout, train)

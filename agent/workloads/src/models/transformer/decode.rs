@@ -145,7 +145,7 @@ impl<'m> Run<'m> {
             logp = logp.where_scalarother(&finished.logical_not(), f64::NEG_INFINITY);
             let pad_score = Tensor::zeros_like(&logp.select(1, tokens::PAD));
             let keep_pad = logp.select(1, tokens::PAD).where_self(&done.logical_not(), &pad_score);
-            let _ = logp.select(1, tokens::PAD).copy_(&keep_pad);
+            logp.select(1, tokens::PAD).copy_(&keep_pad);
             let total = (scores.unsqueeze(2) + logp.view([batch, width, vocab])).view([batch, width * vocab]);
             let (best, index) = total.topk(width, 1, true, true);
             let beam = index.divide_scalar_mode(vocab, "floor");
