@@ -88,7 +88,12 @@ impl Block {
                 }
                 None => cross.keys_values(source.states),
             };
-            x += cross.attend(&h, &k, &v, source.allowed, train).dropout(self.dropout, train);
+            // Not `+=`: that adds in place into the tensor the LayerNorm above saved for its
+            // backward pass.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                x = x + cross.attend(&h, &k, &v, source.allowed, train).dropout(self.dropout, train);
+            }
         }
         let h = x.apply(&self.norm_ff);
         x + self.ff.forward(&h).dropout(self.dropout, train)
