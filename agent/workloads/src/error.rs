@@ -44,6 +44,14 @@ impl From<tch::TchError> for TrialError {
     }
 }
 
+/// A data set that cannot be read or written where the trial asked: not a configuration error in
+/// itself (the loaders name a bad option as one where they find it).
+impl From<crate::data::DataError> for TrialError {
+    fn from(e: crate::data::DataError) -> TrialError {
+        TrialError::Other(e.into())
+    }
+}
+
 /// What a caught libtorch panic (tch panics on libtorch errors) says: its first line, since
 /// libtorch's messages carry a C++ backtrace after it.
 pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

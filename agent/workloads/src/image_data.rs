@@ -106,8 +106,9 @@ fn synthesize(format: &str, path: &Path, opts: &SynthOptions) -> Result<(), Tria
         opts.train,
         opts.test
     );
-    data::write_in_place(path, |tmp| data::write_synthetic(format, tmp, opts))
-        .map_err(|e| TrialError::bad_config(e.to_string()))
+    data::write_in_place(path, |tmp| {
+        data::write_synthetic(format, tmp, opts).map_err(|e| TrialError::bad_config(e.to_string()))
+    })
 }
 
 /// u8 [N, C, H, W] images as f64 in [0, 1], normalised per channel.

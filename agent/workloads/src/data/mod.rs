@@ -106,8 +106,12 @@ impl DataError {
 
 /// Writes a data set to `path` through `write`, which fills a temporary sibling folder that is then
 /// renamed into place: trials that start together and find nothing there each write their own,
-/// the first rename wins, and no trial ever reads a half-written set.
-pub(crate) fn write_in_place(path: &Path, write: impl FnOnce(&Path) -> Result<(), DataError>) -> Result<(), DataError> {
+/// the first rename wins, and no trial ever reads a half-written set. `write`'s errors come back as
+/// they are; the folder's own (creating the parent, the rename) as [`DataError`]s.
+pub(crate) fn write_in_place<E: From<DataError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, "create", e))?;
@@ -116,7 +120,7 @@ pub(crate) fn write_in_place(path: &Path, write: impl FnOnce(&Path) -> Result<()
     if std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
         if !path.exists() {
-            return Err(DataError::invalid(path, "could not move the synthetic set into place"));
+            return Err(DataError::invalid(path, "could not move the synthetic set into place").into());
         }
     }
     Ok(())

@@ -63,57 +63,41 @@ impl SequenceData {
     }
 
     fn row(&self, seq: &Sequence, split: usize) -> Row {
-        let ids = |t: &[u32]| t.iter().map(|&x| x as i64).collect::<Vec<i64>>();
         let source = ids(self.source(&seq.tokens[..split]));
         let target = ids(&seq.tokens[split..]);
         match self.form {
             Form::DecoderOnly if seq.split.is_none() => {
-                let mut full = vec![tokens::BOS];
-                full.extend(ids(&seq.tokens));
-                full.push(tokens::EOS);
-                full.truncate(self.max_len + 1);
-                let labels = full[1..].to_vec();
-                full.pop();
-                Row { input: full, decoder: Vec::new(), labels }
+                let (input, labels) = self.shifted([&[tokens::BOS], &ids(&seq.tokens)[..], &[tokens::EOS]].concat());
+                Row { input, decoder: Vec::new(), labels }
             }
             Form::DecoderOnly => {
-                let mut full = vec![tokens::BOS];
-                full.extend(&source);
-                full.push(tokens::SEP);
-                full.extend(&target);
-                full.push(tokens::EOS);
-                full.truncate(self.max_len + 1);
-                let mut labels = full[1..].to_vec();
+                let (input, mut labels) =
+                    self.shifted([&[tokens::BOS], &source[..], &[tokens::SEP], &target[..], &[tokens::EOS]].concat());
                 // Positions up to the source's last token predict source tokens or the separator.
                 labels.iter_mut().take(source.len() + 1).for_each(|l| *l = tokens::PAD);
-                full.pop();
-                Row { input: full, decoder: Vec::new(), labels }
+                Row { input, decoder: Vec::new(), labels }
             }
             Form::EncoderDecoder => {
-                let mut full = vec![tokens::BOS];
-                full.extend(&target);
-                full.push(tokens::EOS);
-                full.truncate(self.max_len + 1);
-                let labels = full[1..].to_vec();
-                full.pop();
-                Row { input: source, decoder: full, labels }
+                let (decoder, labels) = self.shifted([&[tokens::BOS], &target[..], &[tokens::EOS]].concat());
+                Row { input: source, decoder, labels }
             }
         }
+    }
+
+    /// `full` cut to `max_len + 1` tokens, as what the model reads (all but the last) and the next
+    /// token at each of those positions (all but the first).
+    fn shifted(&self, mut full: Vec<i64>) -> (Vec<i64>, Vec<i64>) {
+        full.truncate(self.max_len + 1);
+        let labels = full[1..].to_vec();
+        full.pop();
+        (full, labels)
     }
 
     /// The batch of `examples` (index, sequence), each cut as `epoch` says.
     fn batch<'s>(&self, examples: impl Iterator<Item = (usize, &'s Sequence)>, epoch: Option<u64>) -> Batch {
         let rows: Vec<Row> = examples.map(|(i, seq)| self.row(seq, self.split(seq, i, epoch))).collect();
         let width = rows.iter().map(|r| r.input.len().max(r.decoder.len())).max().unwrap_or(1);
-        let padded = |v: &[i64]| {
-            let mut v = v.to_vec();
-            v.resize(width, tokens::PAD);
-            v
-        };
-        let matrix = |pick: &dyn Fn(&Row) -> &[i64]| {
-            let flat: Vec<i64> = rows.iter().flat_map(|r| padded(pick(r))).collect();
-            Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
-        };
+        let matrix = |pick: &dyn Fn(&Row) -> &[i64]| padded(rows.iter().map(pick), width, Pad::Right);
         let inputs = match self.form {
             Form::DecoderOnly => matrix(&|r| &r.input),
             Form::EncoderDecoder => Tensor::stack(&[matrix(&|r| &r.input), matrix(&|r| &r.decoder)], 1),
@@ -129,6 +113,34 @@ impl SequenceData {
             }),
         )
     }
+}
+
+/// Token ids as the model takes them.
+pub(super) fn ids(tokens: &[u32]) -> Vec<i64> {
+    tokens.iter().map(|&t| t as i64).collect()
+}
+
+/// Which side of a row the padding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pad {
+    /// After the tokens: rows the model reads whole.
+    Right,
+    /// Before them: prompts whose last token lines up for decoding.
+    Left,
+}
+
+/// Rows of at most `width` tokens as one [R, width] tensor, padded on the side `pad` says.
+pub(super) fn padded<'r>(rows: impl ExactSizeIterator<Item = &'r [i64]>, width: usize, pad: Pad) -> Tensor {
+    let count = rows.len() as i64;
+    let mut flat = Vec::with_capacity(count as usize * width);
+    for row in rows {
+        let fill = std::iter::repeat_n(tokens::PAD, width - row.len());
+        match pad {
+            Pad::Right => flat.extend(row.iter().copied().chain(fill)),
+            Pad::Left => flat.extend(fill.chain(row.iter().copied())),
+        }
+    }
+    Tensor::from_slice(&flat).view([count, width as i64])
 }
 
 impl TrainData for SequenceData {

@@ -4,7 +4,7 @@
 //! `legal_move_rate` is how often its first move is legal there, `next_move_acc` how often it is
 //! the move the game went on with, `plies_until_illegal` how many of its moves in a row are legal.
 
-use super::batches::SequenceData;
+use super::batches::{ids, padded, Pad, SequenceData};
 use crate::data::pgn;
 use crate::data::sequences::{Corpus, Sequence, Vocab};
 use crate::error::TrialError;
@@ -38,7 +38,7 @@ pub struct HeldOut {
 }
 
 /// The vocabulary of every game: the special tokens, then every UCI move string in a fixed order.
-pub fn vocab() -> Vocab {
+fn vocab() -> Vocab {
     Vocab::new(sweep_chess::all_uci_moves())
 }
 
@@ -69,8 +69,13 @@ pub fn load(root: &Path) -> Result<(Corpus, Vec<sweep_chess::Game>), TrialError>
 impl HeldOut {
     /// `count` positions of the test games: position i is game i (cycling when there are fewer
     /// games) cut at a ply drawn from the seed.
-    pub fn new(games: &[sweep_chess::Game], count: usize, data: &SequenceData, continue_plies: i64) -> HeldOut {
-        let vocab = vocab();
+    pub fn new(
+        games: &[sweep_chess::Game],
+        vocab: Vocab,
+        count: usize,
+        data: &SequenceData,
+        continue_plies: i64,
+    ) -> HeldOut {
         let positions = (0..count)
             .map(|i| {
                 let game = &games[i % games.len()];
@@ -118,17 +123,17 @@ impl HeldOut {
         chunk: &[HeldOutPosition],
         on: EvalOn,
     ) -> Result<Vec<Vec<String>>, String> {
-        let rows = chunk.len() as i64;
-        let ids = |t: &[u32]| t.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+        let longest = |rows: &[Vec<i64>]| rows.iter().map(Vec::len).max().unwrap_or(1);
         let (source, prefix) = match self.form {
             Form::DecoderOnly => {
                 let prompts: Vec<Vec<i64>> =
                     chunk.iter().map(|p| [vec![tokens::BOS], ids(&p.source)].concat()).collect();
-                (None, left_padded(&prompts))
+                (None, padded(prompts.iter().map(Vec::as_slice), longest(&prompts), Pad::Left))
             }
             Form::EncoderDecoder => {
                 let sources: Vec<Vec<i64>> = chunk.iter().map(|p| ids(&p.source)).collect();
-                (Some(right_padded(&sources)), Tensor::full([rows, 1], tokens::BOS, (Kind::Int64, tch::Device::Cpu)))
+                let bos = Tensor::full([chunk.len() as i64, 1], tokens::BOS, (Kind::Int64, tch::Device::Cpu));
+                (Some(padded(sources.iter().map(Vec::as_slice), longest(&sources), Pad::Right)), bos)
             }
         };
         let (source, prefix) = (source.map(|s| s.to_device(on.device)), prefix.to_device(on.device));
@@ -184,22 +189,6 @@ fn judge(positions: &[HeldOutPosition], generated: &[Vec<String>]) -> Result<Vec
         .collect()
 }
 
-/// Rows of different lengths as [R, longest], padding on the left.
-fn left_padded(rows: &[Vec<i64>]) -> Tensor {
-    let width = rows.iter().map(Vec::len).max().unwrap_or(1);
-    let flat: Vec<i64> =
-        rows.iter().flat_map(|r| std::iter::repeat_n(tokens::PAD, width - r.len()).chain(r.iter().copied())).collect();
-    Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
-}
-
-/// Rows of different lengths as [R, longest], padding on the right.
-fn right_padded(rows: &[Vec<i64>]) -> Tensor {
-    let width = rows.iter().map(Vec::len).max().unwrap_or(1);
-    let flat: Vec<i64> =
-        rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(tokens::PAD, width - r.len()))).collect();
-    Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +211,7 @@ mod tests {
     #[test]
     fn legal_move_rate_agrees_with_python_chess() {
         let games = sweep_chess::play_games(40, 9, 60);
-        let held_out = HeldOut::new(&games, 120, &data(), 5);
+        let held_out = HeldOut::new(&games, vocab(), 120, &data(), 5);
         let vocab = sweep_chess::all_uci_moves();
         let mut positions = Vec::new();
         let mut answers = Vec::new();

@@ -56,7 +56,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                 return Err(TrialError::bad_config(format!("data.{other}: the sequences format takes no such key")));
             }
             present(&root, "write train.txt and test.txt there (README, \"Sequence-to-sequence\")")?;
-            (data::sequences::load(&root, p.vocab_size).map_err(|e| TrialError::Other(e.into()))?, None)
+            (data::sequences::load(&root, p.vocab_size)?, None)
         }
         "pgn" => {
             let synthetic = data::pgn::synthetic_option(&data_ref.options).map_err(TrialError::bad_config)?;
@@ -67,8 +67,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
                     synth.test,
                     root.display()
                 );
-                data::write_in_place(&root, |tmp| data::pgn::write_synthetic(tmp, &synth))
-                    .map_err(|e| TrialError::Other(e.into()))?;
+                data::write_in_place(&root, |tmp| data::pgn::write_synthetic(tmp, &synth))?;
             }
             present(
                 &root,
@@ -96,11 +95,13 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         batch_size: p.batch_size,
         seed: p.seed,
     };
-    let held_out = test_games.map(|games| chess::HeldOut::new(&games, p.eval_positions, &data, p.continue_plies));
+    let vocab_len = corpus.vocab.len();
+    let held_out =
+        test_games.map(|games| chess::HeldOut::new(&games, corpus.vocab, p.eval_positions, &data, p.continue_plies));
 
     let mut vars = VarStore::new(ctx.device);
     tch::manual_seed(p.seed as i64);
-    let net = Transformer::new(&vars.root(), &p.model(corpus.vocab.len() as i64))
+    let net = Transformer::new(&vars.root(), &p.model(vocab_len as i64))
         .map_err(|e| TrialError::bad_config(format!("params.{e}")))?;
     let parameters = models::parameter_count(&vars);
     eprintln!(
@@ -108,7 +109,7 @@ pub fn run(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink<'_>) -> Result<
         data.train.len(),
         data_ref.format,
         data.test.len(),
-        corpus.vocab.len(),
+        vocab_len,
         p.form,
     );
     let mut optimizer = Optimizer::new(p.optimizer.clone(), &vars);

@@ -115,12 +115,14 @@ impl<'m> Run<'m> {
             let token = pick(&self.log_probs()).where_scalarother(&done.logical_not(), tokens::PAD);
             done = done.logical_or(&token.eq(tokens::EOS));
             out.push(token.shallow_clone());
-            if step + 1 < max_new && !all_done(&done) {
-                self.push(&token);
-            } else if step + 1 < max_new {
+            if step + 1 == max_new {
+                break;
+            }
+            if all_done(&done) {
                 out.extend((step + 1..max_new).map(|_| token.zeros_like()));
                 break;
             }
+            self.push(&token);
         }
         Tensor::stack(&out, 1)
     }
@@ -139,13 +141,9 @@ impl<'m> Run<'m> {
         let mut done = Tensor::zeros([batch * width], (Kind::Bool, device));
         let mut out = Tensor::zeros([batch * width, 0], (Kind::Int64, device));
         for step in 0..max_new {
-            let mut logp = self.log_probs();
             // A finished beam goes on with padding at no cost and nothing else.
-            let finished = done.unsqueeze(1);
-            logp = logp.where_scalarother(&finished.logical_not(), f64::NEG_INFINITY);
-            let pad_score = Tensor::zeros_like(&logp.select(1, tokens::PAD));
-            let keep_pad = logp.select(1, tokens::PAD).where_self(&done.logical_not(), &pad_score);
-            logp.select(1, tokens::PAD).copy_(&keep_pad);
+            let logp = self.log_probs().where_scalarother(&done.unsqueeze(1).logical_not(), f64::NEG_INFINITY);
+            let _ = logp.select(1, tokens::PAD).masked_fill_(&done, 0.0);
             let total = (scores.unsqueeze(2) + logp.view([batch, width, vocab])).view([batch, width * vocab]);
             let (best, index) = total.topk(width, 1, true, true);
             let beam = index.divide_scalar_mode(vocab, "floor");
