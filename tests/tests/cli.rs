@@ -160,8 +160,7 @@ width = [2, 100]
         rows.iter().filter(|r| r.metric == "test_error" && r.epoch == 2).map(|r| r.epoch).collect();
     assert_eq!(cnn_epochs.len(), 1, "the cnn5 trials report two epochs");
 
-    let out = Command::new(bin("sweep")).args(["plot", "dd"]).current_dir(dir.path()).output().unwrap();
-    let paths = stdout_of(&out);
+    let paths = sweep_in(dir.path(), &["plot", "dd"]);
     assert!(paths.lines().count() >= 4, "{paths}");
     for p in paths.lines() {
         assert!(dir.path().join(p).exists() || std::path::Path::new(p).exists(), "{p}");
@@ -204,8 +203,7 @@ model = ["mlp", "cnn5"]
         assert_eq!(of("sharpness"), vec![(1, 1), (4, 4), (6, 6)], "{trial}");
         assert_eq!(of("eigenvalue/2").len(), 3, "{trial}");
     }
-    let out = Command::new(bin("sweep")).args(["plot", "eos"]).current_dir(dir.path()).output().unwrap();
-    let paths = stdout_of(&out);
+    let paths = sweep_in(dir.path(), &["plot", "eos"]);
     assert!(paths.lines().any(|p| p.ends_with("eos-sharpness.png")), "{paths}");
     assert!(paths.lines().any(|p| p.ends_with("eos-sharpness.svg")), "{paths}");
 }
@@ -249,8 +247,7 @@ optimizer = [{ name = "sgd", lr = 1.0 }, { name = "shampoo", lr = 0.3, block_siz
         assert_eq!(reached.len(), 1, "{trial}: {reached:?}");
         assert_eq!(reached[0].2, reached[0].0 as f64);
     }
-    let out = Command::new(bin("sweep")).args(["plot", "opt"]).current_dir(dir.path()).output().unwrap();
-    let paths = stdout_of(&out);
+    let paths = sweep_in(dir.path(), &["plot", "opt"]);
     assert!(paths.lines().any(|p| p.ends_with("opt-optimizers.png")), "{paths}");
     assert!(paths.lines().any(|p| p.ends_with("opt-optimizers.svg")), "{paths}");
 }
@@ -261,12 +258,7 @@ optimizer = [{ name = "sgd", lr = 1.0 }, { name = "shampoo", lr = 0.3, block_siz
 #[test]
 fn sparsity_sweep_prunes_through_local_and_plots_filters_and_masks() {
     let dir = tempfile::tempdir().unwrap();
-    let synth = Command::new(bin("sweep"))
-        .args(["data", "synth", "--format", "mnist", "--out", "digits", "--train", "300", "--test", "100"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    sweep_in(dir.path(), &["data", "synth", "--format", "mnist", "--out", "digits", "--train", "300", "--test", "100"]);
     std::fs::write(
         dir.path().join("thin.toml"),
         r#"
@@ -301,8 +293,7 @@ final_sparsity = [0.0, 0.9]
     assert_eq!(last("test_acc_int8").len(), 2);
     let bytes = last("model_bytes_sparse");
     assert!(bytes[0] < bytes[1] / 4.0, "{bytes:?}");
-    let out = Command::new(bin("sweep")).args(["plot", "thin"]).current_dir(dir.path()).output().unwrap();
-    let paths = stdout_of(&out);
+    let paths = sweep_in(dir.path(), &["plot", "thin"]);
     for figure in ["accuracy-vs-sparsity", "layer-sparsity", "first-layer-weights", "masks"] {
         assert!(paths.lines().any(|p| p.ends_with(&format!("thin-{figure}.png"))), "{figure}: {paths}");
     }
@@ -314,12 +305,7 @@ final_sparsity = [0.0, 0.9]
 #[test]
 fn seq2seq_sweep_learns_chess_through_local_and_plots_legal_moves() {
     let dir = tempfile::tempdir().unwrap();
-    let synth = Command::new(bin("sweep"))
-        .args(["data", "synth", "--chess", "200", "--test", "20", "--max-plies", "16", "--out", "games"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    sweep_in(dir.path(), &["data", "synth", "--chess", "200", "--test", "20", "--max-plies", "16", "--out", "games"]);
     assert!(dir.path().join("games/train.pgn").is_file() && dir.path().join("games/test.pgn").is_file());
     std::fs::write(
         dir.path().join("moves.toml"),
@@ -345,8 +331,7 @@ form = ["decoder_only", "encoder_decoder"]
         let epochs: Vec<i32> = rows.iter().filter(|r| r.metric == metric).map(|r| r.epoch).collect();
         assert_eq!(epochs.len(), 4, "{metric}: {epochs:?}");
     }
-    let out = Command::new(bin("sweep")).args(["plot", "moves"]).current_dir(dir.path()).output().unwrap();
-    let paths = stdout_of(&out);
+    let paths = sweep_in(dir.path(), &["plot", "moves"]);
     for figure in ["legal-move-rate-per-epoch", "next-move-acc-per-epoch"] {
         assert!(paths.lines().any(|p| p.ends_with(&format!("moves-{figure}.png"))), "{figure}: {paths}");
     }
@@ -511,12 +496,16 @@ fn status_results_and_watch_show_terminal_escapes_instead_of_sending_them() {
     assert!(!json.contains('\u{202e}') && json.contains("a\\u202eb"), "{json}");
 }
 
+/// `sweep ARGS` run in `dir`: its stdout, once it has succeeded.
+fn sweep_in(dir: &std::path::Path, args: &[&str]) -> String {
+    stdout_of(&Command::new(bin("sweep")).args(args).current_dir(dir).output().unwrap())
+}
+
 /// Runs `<dir>/<name>.toml` with `sweep local` in `dir`, checks that `succeeded` trials succeeded,
 /// and returns the sweep's metric rows as its Parquet files hold them.
 fn local_sweep(dir: &std::path::Path, name: &str, succeeded: usize) -> Vec<sweep_coordinator::results::MetricRow> {
     let file = format!("{name}.toml");
-    let out = Command::new(bin("sweep")).args(["local", &file]).current_dir(dir).output().unwrap();
-    let table = stdout_of(&out);
+    let table = sweep_in(dir, &["local", &file]);
     assert_eq!(table.lines().filter(|l| l.contains(" succeeded ")).count(), succeeded, "{table}");
     sweep_coordinator::results::read_metrics(&dir.join("results").join(name)).unwrap()
 }

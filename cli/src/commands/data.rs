@@ -112,9 +112,6 @@ fn synth_xc(a: &SynthArgs) -> anyhow::Result<()> {
 
 /// `--chess N`: train.pgn and test.pgn of games the seeded engine plays.
 fn synth_chess(a: &SynthArgs, games: usize) -> anyhow::Result<()> {
-    if a.out.exists() {
-        anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
-    }
     let synth = data::pgn::ChessSynth { train: games, test: a.test, max_plies: a.max_plies, seed: a.seed };
     synth.validate().map_err(|e| anyhow::anyhow!("--chess: {e}"))?;
     data::pgn::write_synthetic(&a.out, &synth)?;
@@ -123,35 +120,44 @@ fn synth_chess(a: &SynthArgs, games: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
-    let DataCommand::Synth(mut a) = cmd;
-    if let Some(games) = a.chess {
-        return synth_chess(&a, games);
-    }
-    let format = a.format.take().expect("clap requires --format without --chess");
+/// A `--format` that `synth` can write, or an error saying what to ask for instead.
+fn check_format(format: &str) -> anyhow::Result<()> {
     if format == "cifar_lt" {
         anyhow::bail!(
             "--format cifar_lt: CIFAR-LT is cut from CIFAR batches when they are read; write --format cifar10 \
              (or cifar100) here and set `imbalance_ratio` in the sweep file's [data]"
         );
     }
-    if format == sweep_xmc::FORMAT {
-        if a.out.exists() {
-            anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
-        }
-        return synth_xc(&a);
-    }
-    if !data::FORMATS.contains(&format.as_str()) {
+    if format != sweep_xmc::FORMAT && !data::FORMATS.contains(&format) {
         anyhow::bail!(
             "--format: expected one of {}, xc, got \"{format}\" (chess games: --chess N)",
             data::FORMATS.join(", ")
         );
     }
+    Ok(())
+}
+
+pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+    let DataCommand::Synth(mut a) = cmd;
+    let format = a.format.take();
+    if let Some(format) = &format {
+        check_format(format)?;
+    }
     if a.out.exists() {
         anyhow::bail!("{}: already exists; choose a new folder for --out", a.out.display());
     }
+    match (a.chess, format) {
+        (Some(games), _) => synth_chess(&a, games),
+        (None, Some(format)) if format == sweep_xmc::FORMAT => synth_xc(&a),
+        (None, Some(format)) => synth_images(&a, &format),
+        (None, None) => unreachable!("clap requires --format without --chess"),
+    }
+}
+
+/// The image formats, and npy.
+fn synth_images(a: &SynthArgs, format: &str) -> anyhow::Result<()> {
     let classes = a.classes.unwrap_or(if format == "cifar100" { 100 } else { 10 });
-    let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(&format));
+    let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(format));
     let generator = data::Generator::parse(&a.generator).map_err(|e| anyhow::anyhow!("--generator: {e}"))?;
     let opts = SynthOptions {
         train: a.train,
@@ -162,7 +168,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         imbalance_ratio: a.imbalance_ratio,
         generator,
     };
-    data::write_synthetic(&format, &a.out, &opts)?;
+    data::write_synthetic(format, &a.out, &opts)?;
     println!("{}", a.out.display());
     let cut = match a.imbalance_ratio > 1.0 {
         true => format!(", training split cut long-tailed to ratio {}", a.imbalance_ratio),
