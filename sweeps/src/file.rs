@@ -78,7 +78,7 @@ pub struct SweepFile {
 
 /// Keys of `[data]`, besides `path`, that name files or folders. Like `path`, they resolve against
 /// the sweep file's folder, so a study runs from any working directory.
-pub const DATA_PATH_KEYS: &[&str] = &["root", "train", "test", "train_list", "test_list", "val_list"];
+pub const DATA_PATH_KEYS: &[&str] = &["root", "train", "test", "train_list", "test_list", "val_list", "text"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataRef {

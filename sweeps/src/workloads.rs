@@ -529,8 +529,48 @@ pub static SEQ2SEQ: Workload = Workload {
     ],
 };
 
+pub static MULTIMODAL: Workload = Workload {
+    name: "multimodal",
+    help: "classification from images and captions together (CUB-200-2011 with text_c10, format `cub`): an image encoder, a text encoder and a fusion, scored per class and with each modality removed at test time",
+    params: &[
+        param!("fusion", Str, "concat", "image_only | text_only | late (averaged logits) | concat | gated (gated multimodal unit) | film (the caption scales and shifts the image features) | cross_attention (caption tokens attend to image patches)", OneOf(&["image_only", "text_only", "late", "concat", "gated", "film", "cross_attention"])),
+        param!("image_encoder", Str, "cnn5", "cnn5 | preact_resnet18: the network of `models` whose feature map encodes the image", OneOf(&["cnn5", "preact_resnet18"])),
+        param!("width", Int, 16, "k of the image encoder: [k, 2k, 4k, 8k] channels", AtLeast(1.0)),
+        param!("text_encoder", Str, "bag", "bag (token embeddings averaged) | transformer (an encoder over the caption, its states averaged)", OneOf(&["bag", "transformer"])),
+        param!("dim", Int, 64, "width of the token embeddings and of the fused features; a multiple of `heads` for transformer and cross_attention", AtLeast(1.0)),
+        param!("heads", Int, 4, "attention heads of the text transformer and of cross_attention", AtLeast(1.0)),
+        param!("text_layers", Int, 1, "blocks of the text transformer", AtLeast(1.0)),
+        param!("text_len", Int, 32, "tokens of a caption read; longer ones lose their end", AtLeast(1.0)),
+        param!("vocab_size", Int, 5000, "the largest vocabulary, special tokens included; rarer words of the training captions read as <unk>", AtLeast(6.0)),
+        param!("modality_dropout", Float, 0.0, "probability that a training example loses its image, and again that it loses its caption (never both)", Closed(0.0, 0.5)),
+        param!("dropout", Float, 0.0, "dropout before the classifier, and in the text transformer and cross-attention", HalfOpen(0.0, 1.0)),
+        param!("epochs", Int, 10, "training epochs", AtLeast(1.0)),
+        param!("batch_size", Int, 64, "examples per mini-batch", AtLeast(1.0)),
+        optimizer!({"name": "adamw", "lr": 1e-3}),
+        schedule!("constant"),
+        param!("weight_decay", Float, 0.0, "L2 penalty (decoupled for adamw)", AtLeast(0.0)),
+        param!("n_train", Int, 0, "use the first n_train training images (0: all)", AtLeast(0.0)),
+        EVAL_EVERY,
+        PRECISION,
+        param!("seed", Int, 0, "seeds initialisation, data order, the caption each example shows and modality dropout", AtLeast(0.0)),
+    ],
+    metrics: &[
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "test_acc/no_image",
+        "test_acc/no_text",
+        "class_acc/",
+        "parameters",
+        EPOCH_METRICS[0],
+        EPOCH_METRICS[1],
+        EPOCH_METRICS[2],
+    ],
+};
+
 pub static BUILT_IN: &[&Workload] =
-    &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS, &SPARSITY, &SEQ2SEQ];
+    &[&MLP, &DOUBLE_DESCENT, &LONG_TAIL, &XMC_TREE, &EDGE_OF_STABILITY, &OPTIMIZERS, &SPARSITY, &SEQ2SEQ, &MULTIMODAL];
 
 pub fn find(name: &str) -> Option<&'static Workload> {
     BUILT_IN.iter().copied().find(|w| w.name == name)

@@ -337,6 +337,36 @@ form = ["decoder_only", "encoder_decoder"]
     }
 }
 
+/// `sweep data synth --cub` writes the CUB-200-2011 layout with its text_c10 captions: a class for
+/// each pair of an image group and a text group, `--train` and `--test` images of each; a second
+/// run into the same folder is refused as for every format.
+#[test]
+fn data_synth_cub_writes_the_cub_layout_with_captions() {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> =
+        "data synth --cub --image-groups 2 --text-groups 3 --train 4 --test 2 --out birds".split(' ').collect();
+    assert_eq!(sweep_in(dir.path(), &args).trim(), "birds");
+    let root = dir.path().join("birds");
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
+    let classes = read("classes.txt");
+    assert_eq!(classes.lines().count(), 6);
+    assert_eq!(classes.lines().next(), Some("1 001.Synthetic_Bird_00"));
+    let images = read("images.txt");
+    assert_eq!(images.lines().count(), 36);
+    for line in images.lines() {
+        let path = std::path::Path::new(line.split_once(' ').unwrap().1);
+        assert!(root.join("images").join(path).is_file(), "{line}");
+        let text = std::fs::read_to_string(root.join("text_c10").join(path.with_extension("txt"))).unwrap();
+        assert_eq!(text.lines().count(), 10, "{line}");
+        assert!(text.lines().all(|l| l.ends_with(" .")), "{text}");
+    }
+    assert_eq!(read("image_class_labels.txt").lines().filter(|l| l.ends_with(" 6")).count(), 6);
+    assert_eq!(read("train_test_split.txt").lines().filter(|l| l.ends_with(" 1")).count(), 24);
+    let again = Command::new(bin("sweep")).args(&args).current_dir(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && stderr.contains("birds: already exists"), "{stderr}");
+}
+
 /// `run-trial` with several specs trains them as one fused group in one process: every member's
 /// records, tagged with its trial id, on stdout.
 #[test]

@@ -3,11 +3,12 @@
 
 use crate::harness::{MemberOutcome, MemberSink};
 use crate::{
-    double_descent, edge_of_stability, long_tail, mlp, optimizers, seq2seq, sparsity, Sink, TrialContext, TrialError,
+    double_descent, edge_of_stability, long_tail, mlp, multimodal, optimizers, seq2seq, sparsity, Sink, TrialContext,
+    TrialError,
 };
 use std::path::PathBuf;
 use sweep_spec::workloads::{
-    DOUBLE_DESCENT, EDGE_OF_STABILITY, LONG_TAIL, MLP, OPTIMIZERS, SEQ2SEQ, SPARSITY, XMC_TREE,
+    DOUBLE_DESCENT, EDGE_OF_STABILITY, LONG_TAIL, MLP, MULTIMODAL, OPTIMIZERS, SEQ2SEQ, SPARSITY, XMC_TREE,
 };
 use sweep_spec::TrialSpec;
 
@@ -20,6 +21,7 @@ pub(crate) fn run_workload(spec: &TrialSpec, ctx: &TrialContext, sink: &mut Sink
         name if name == OPTIMIZERS.name => optimizers::run(spec, ctx, sink),
         name if name == SPARSITY.name => sparsity::run(spec, ctx, sink),
         name if name == SEQ2SEQ.name => seq2seq::run(spec, ctx, sink),
+        name if name == MULTIMODAL.name => multimodal::run(spec, ctx, sink),
         name if name == MLP.name => {
             if spec.data.is_some() {
                 return Err(TrialError::bad_config(
@@ -51,6 +53,7 @@ pub fn check_params(spec: &TrialSpec) -> Result<(), TrialError> {
         name if name == OPTIMIZERS.name => optimizers::Params::parse(&spec.params).map(drop),
         name if name == SPARSITY.name => sparsity::Params::parse(&spec.params).map(drop),
         name if name == SEQ2SEQ.name => seq2seq::Params::parse(&spec.params).map(drop),
+        name if name == MULTIMODAL.name => multimodal::Params::parse(&spec.params).map(drop),
         name if name == MLP.name => mlp::MlpParams::parse(&spec.params).map(drop),
         name if name == XMC_TREE.name => {
             sweep_xmc::params::Params::parse(&spec.params).map(drop).map_err(|e| TrialError::bad_config(e.to_string()))

@@ -19,6 +19,7 @@ mod image_data;
 mod long_tail;
 mod mlp;
 pub mod models;
+mod multimodal;
 #[cfg(test)]
 mod numeric_checks;
 pub mod optim;

@@ -32,6 +32,33 @@ pub fn in_range(key: &str, value: f64, ok: bool, expected: &str) -> Result<f64, 
     }
 }
 
+/// `name`, `Display` and `FromStr` of a parameter's choices: `named!(Ty, "key", Ty::A => "a",
+/// ...)`; parsing an unknown name says which were expected and names the key.
+macro_rules! named {
+    ($ty:ty, $key:literal, $($variant:path => $name:literal),+) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self { $($variant => $name),+ }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$ty, String> {
+                match s {
+                    $($name => Ok($variant),)+
+                    other => Err(format!(concat!($key, ": expected one of {}, got \"{}\""), [$($name),+].join(", "), other)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use named;
+
 /// The shipped studies (`sweeps/studies/*.toml`) of `workload`, each with its expanded trials, for
 /// tests that check every trial parses before it reaches a cluster.
 #[cfg(test)]

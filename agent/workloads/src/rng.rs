@@ -38,6 +38,14 @@ pub enum Stream {
     /// Where a single sequence is cut into source and target (`seq2seq`), keyed by (seed, epoch)
     /// in training and by the seed alone for evaluation.
     SplitPoints = 15,
+    /// The pictures of the synthetic CUB set (`data::cub`), keyed by (seed, image id).
+    CubImages = 16,
+    /// The sentences of the synthetic CUB set, keyed by (seed, image id): a stream apart from the
+    /// pictures, so that another image size leaves the text as it was.
+    CubText = 17,
+    /// Which caption a multimodal example shows and which modality dropout takes from it, keyed
+    /// by (seed, epoch, example) in training and by (seed, example) for evaluation.
+    Modalities = 18,
 }
 
 /// Combines a seed with a counter (an epoch, a batch index) into a new seed; one SplitMix step

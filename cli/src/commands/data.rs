@@ -15,7 +15,9 @@ pub enum DataCommand {
     /// `train.txt`/`test.txt` in the XC BoW format: topic documents with power-law labels
     /// (`--features`, `--labels`, `--topics`, `--noise`). With `--chess N` (and no --format), N
     /// training games and `--test` test games played by a small seeded engine (2-ply material
-    /// search, random tie-breaks), as train.pgn and test.pgn for `seq2seq`'s pgn format.
+    /// search, random tie-breaks), as train.pgn and test.pgn for `seq2seq`'s pgn format. With
+    /// `--cub` (and no --format), bird pictures with ten sentences each in the CUB-200-2011 layout,
+    /// whose class is half in the picture and half in the text.
     Synth(SynthArgs),
 }
 
@@ -24,23 +26,37 @@ pub struct SynthArgs {
     /// cifar10 | cifar100 | image_folder | imagenet_lt (JPEG files and ImageNet_LT_{train,test}.txt
     /// split files) | mnist (the four raw IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
     /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; 28x28 grey) | npy | xc
-    #[arg(long, required_unless_present = "chess")]
+    #[arg(long, required_unless_present_any = ["chess", "cub"])]
     format: Option<String>,
     /// Write N chess games in PGN instead (train.pgn; test.pgn gets `--test` games).
     #[arg(long, value_name = "N", conflicts_with = "format")]
     chess: Option<usize>,
+    /// Write a synthetic CUB-200-2011 set instead, in the real layout with the text_c10 captions of
+    /// Reed et al. 2016: classes.txt, images.txt, image_class_labels.txt, train_test_split.txt,
+    /// JPEG files under images/<class>/ and ten sentences per image under text_c10/<class>/.
+    /// Classes = --image-groups x --text-groups: the picture shows only the image group (the colour
+    /// of a patch) and the sentences tell only the text group (an attribute word), so neither alone
+    /// tells the class. --train and --test count images per class.
+    #[arg(long, conflicts_with_all = ["format", "chess"])]
+    cub: bool,
+    /// --cub: groups the pictures tell apart [default: 4].
+    #[arg(long, conflicts_with_all = ["format", "chess"])]
+    image_groups: Option<usize>,
+    /// --cub: groups the sentences tell apart [default: 3].
+    #[arg(long, conflicts_with_all = ["format", "chess"])]
+    text_groups: Option<usize>,
     /// --chess: the longest game, in plies (half-moves).
     #[arg(long, default_value_t = 80)]
     max_plies: usize,
     /// Folder to create; must not exist yet.
     #[arg(long)]
     out: PathBuf,
-    /// Training images.
-    #[arg(long, default_value_t = 5000)]
-    train: usize,
-    /// Test images (test games with --chess).
-    #[arg(long, default_value_t = 1000)]
-    test: usize,
+    /// Training images [default: 5000; 60 per class with --cub].
+    #[arg(long)]
+    train: Option<usize>,
+    /// Test images (test games with --chess) [default: 1000; 20 per class with --cub].
+    #[arg(long)]
+    test: Option<usize>,
     /// Classes [default: 10, or 100 for cifar100].
     #[arg(long)]
     classes: Option<i64>,
@@ -59,6 +75,20 @@ pub struct SynthArgs {
     generator: String,
     #[command(flatten)]
     xc: XcArgs,
+}
+
+/// `--train` and `--test` where they count a whole split (--cub counts per class).
+const DEFAULT_TRAIN: usize = 5000;
+const DEFAULT_TEST: usize = 1000;
+
+impl SynthArgs {
+    fn train(&self) -> usize {
+        self.train.unwrap_or(DEFAULT_TRAIN)
+    }
+
+    fn test(&self) -> usize {
+        self.test.unwrap_or(DEFAULT_TEST)
+    }
 }
 
 /// The shape of a synthetic XC set (`--format xc` only); defaults: the xmc-small study's set.
@@ -88,8 +118,8 @@ pub struct XcArgs {
 fn synth_xc(a: &SynthArgs) -> anyhow::Result<()> {
     let d = sweep_xmc::synth::SynthShape::default();
     let shape = sweep_xmc::synth::SynthShape {
-        train: a.train,
-        test: a.test,
+        train: a.train(),
+        test: a.test(),
         features: a.xc.features.unwrap_or(d.features),
         labels: a.xc.labels.unwrap_or(d.labels),
         topics: a.xc.topics.unwrap_or(d.topics),
@@ -112,11 +142,44 @@ fn synth_xc(a: &SynthArgs) -> anyhow::Result<()> {
 
 /// `--chess N`: train.pgn and test.pgn of games the seeded engine plays.
 fn synth_chess(a: &SynthArgs, games: usize) -> anyhow::Result<()> {
-    let synth = data::pgn::ChessSynth { train: games, test: a.test, max_plies: a.max_plies, seed: a.seed };
+    let synth = data::pgn::ChessSynth { train: games, test: a.test(), max_plies: a.max_plies, seed: a.seed };
     synth.validate().map_err(|e| anyhow::anyhow!("--chess: {e}"))?;
     data::pgn::write_synthetic(&a.out, &synth)?;
     println!("{}", a.out.display());
-    eprintln!("wrote {games} training and {} test games of at most {} plies as PGN", a.test, a.max_plies);
+    eprintln!("wrote {games} training and {} test games of at most {} plies as PGN", synth.test, a.max_plies);
+    Ok(())
+}
+
+/// `--cub`: the CUB-200-2011 layout with text_c10, each class an image group and a text group.
+fn synth_cub(a: &SynthArgs) -> anyhow::Result<()> {
+    let d = data::cub::CubSynth::default();
+    let sides = data::cub::SYNTHETIC_SIDES;
+    let image_size = match a.image_size {
+        None => d.image_size,
+        Some(s) => usize::try_from(s)
+            .map_err(|_| anyhow::anyhow!("--image-size: expected {} to {}, got {s}", sides.start(), sides.end()))?,
+    };
+    let synth = data::cub::CubSynth {
+        image_groups: a.image_groups.unwrap_or(d.image_groups),
+        text_groups: a.text_groups.unwrap_or(d.text_groups),
+        train_per_class: a.train.unwrap_or(d.train_per_class),
+        test_per_class: a.test.unwrap_or(d.test_per_class),
+        image_size,
+        seed: a.seed,
+    };
+    synth.validate().map_err(|e| anyhow::anyhow!("--cub: {}", e.replace('_', "-")))?;
+    data::cub::write_synthetic(&a.out, &synth)?;
+    println!("{}", a.out.display());
+    eprintln!(
+        "wrote {} training and {} test images of {} classes ({} image groups x {} text groups, {} px), ten \
+         sentences each, in the CUB-200-2011 layout with text_c10",
+        synth.classes() * synth.train_per_class,
+        synth.classes() * synth.test_per_class,
+        synth.classes(),
+        synth.image_groups,
+        synth.text_groups,
+        synth.image_size
+    );
     Ok(())
 }
 
@@ -130,7 +193,8 @@ fn check_format(format: &str) -> anyhow::Result<()> {
     }
     if format != sweep_xmc::FORMAT && !data::FORMATS.contains(&format) {
         anyhow::bail!(
-            "--format: expected one of {}, xc, got \"{format}\" (chess games: --chess N)",
+            "--format: expected one of {}, xc, got \"{format}\" (chess games: --chess N; CUB-200-2011 birds \
+             with text: --cub)",
             data::FORMATS.join(", ")
         );
     }
@@ -148,9 +212,10 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     }
     match (a.chess, format) {
         (Some(games), _) => synth_chess(&a, games),
+        (None, _) if a.cub => synth_cub(&a),
         (None, Some(format)) if format == sweep_xmc::FORMAT => synth_xc(&a),
         (None, Some(format)) => synth_images(&a, &format),
-        (None, None) => unreachable!("clap requires --format without --chess"),
+        (None, None) => unreachable!("clap requires --format without --chess or --cub"),
     }
 }
 
@@ -160,8 +225,8 @@ fn synth_images(a: &SynthArgs, format: &str) -> anyhow::Result<()> {
     let image_size = a.image_size.unwrap_or_else(|| data::default_image_size(format));
     let generator = data::Generator::parse(&a.generator).map_err(|e| anyhow::anyhow!("--generator: {e}"))?;
     let opts = SynthOptions {
-        train: a.train,
-        test: a.test,
+        train: a.train(),
+        test: a.test(),
         classes,
         image_size,
         seed: a.seed,
@@ -176,7 +241,7 @@ fn synth_images(a: &SynthArgs, format: &str) -> anyhow::Result<()> {
     };
     eprintln!(
         "wrote {} train and {} test images before any cut ({classes} classes, {} px{cut}) in {} format",
-        a.train, a.test, image_size, format
+        opts.train, opts.test, image_size, format
     );
     Ok(())
 }

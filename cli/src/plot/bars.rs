@@ -1,11 +1,12 @@
 //! Grouped bar figures, drawn horizontally so that long group names stay readable: one row per
 //! group, one bar per series in it (the mean), with a whisker from the min to the max.
 
-use super::aggregate::Point;
+use super::aggregate::{self, Point};
 use super::{draw_error, draw_header, fmt_num, text_style, Figure, AXIS_DESC, COLORS, HEADER_HEIGHT, TICK_LABEL};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
+use sweep_results::TrialRow;
 
 /// Pixels per group row.
 const ROW_PX: u32 = 64;
@@ -23,6 +24,44 @@ pub struct BarsFigure {
     /// Group name and one summary per series (`None`: the group has no value for that series).
     /// The bar is drawn to `mean`; a figure of medians puts the median there and says so.
     pub groups: Vec<(String, Vec<Option<Point>>)>,
+}
+
+impl BarsFigure {
+    /// Final metrics in percent: one group per method (the values of `methods` a trial has, the
+    /// rest averaged), one bar per `(metric, legend)` of `series`.
+    pub fn of_final_percent(
+        title: String,
+        subtitle: String,
+        done: &[&TrialRow],
+        methods: &[String],
+        series: &[(&str, &str)],
+    ) -> BarsFigure {
+        let groups = aggregate::groups(done, methods)
+            .iter()
+            .map(|(_, members)| {
+                let name = match methods.is_empty() {
+                    true => "all trials".to_string(),
+                    false => {
+                        methods.iter().map(|m| aggregate::plain(&members[0].params[m])).collect::<Vec<_>>().join(" / ")
+                    }
+                };
+                (name, series.iter().map(|(metric, _)| percent(members, metric)).collect())
+            })
+            .collect();
+        BarsFigure {
+            title,
+            subtitle,
+            value_label: "accuracy (%)".into(),
+            series: series.iter().map(|(_, legend)| legend.to_string()).collect(),
+            groups,
+        }
+    }
+}
+
+/// Mean, min and max of a final metric over `members`, in percent.
+fn percent(members: &[&TrialRow], metric: &str) -> Option<Point> {
+    let values: Vec<f64> = members.iter().filter_map(|t| t.finals.get(metric)).map(|v| 100.0 * v).collect();
+    (!values.is_empty()).then(|| aggregate::summarize(0.0, values.into_iter()))
 }
 
 impl Figure for BarsFigure {

@@ -31,28 +31,17 @@ pub fn plot(sweep: &str, done: &[&TrialRow], out: &Path, plotted: &mut Plotted) 
     let varying = aggregate::varying_params(done);
     let methods: Vec<String> = varying.iter().filter(|p| *p != aggregate::SEED).cloned().collect();
     let over = averaged_over(done, &varying, &methods, &[]);
-    let groups = aggregate::groups(done, &methods);
-    let bars = BarsFigure {
-        title: sweep.to_string(),
-        subtitle: format!(
+    let mut bars = BarsFigure::of_final_percent(
+        sweep.to_string(),
+        format!(
             "final top-1 accuracy (%) of each {}; bar: mean over {over}, whisker: min to max",
             methods.iter().map(|m| m.replace('_', " ")).collect::<Vec<_>>().join(" / ")
         ),
-        value_label: "top-1 accuracy (%)".into(),
-        series: SHOT_GROUPS.iter().map(|(_, legend)| legend.to_string()).collect(),
-        groups: groups
-            .iter()
-            .map(|(_, members)| {
-                let name = match methods.is_empty() {
-                    true => "all trials".to_string(),
-                    false => {
-                        methods.iter().map(|m| aggregate::plain(&members[0].params[m])).collect::<Vec<_>>().join(" / ")
-                    }
-                };
-                (name, SHOT_GROUPS.iter().map(|(metric, _)| percent(members, metric)).collect())
-            })
-            .collect(),
-    };
+        done,
+        &methods,
+        &SHOT_GROUPS,
+    );
+    bars.value_label = "top-1 accuracy (%)".into();
     for (metric, legend) in SHOT_GROUPS {
         if !done.iter().any(|t| t.finals.contains_key(metric)) {
             plotted.notes.push(format!("no trial has {legend} classes, so those bars are absent"));
@@ -99,12 +88,6 @@ pub fn plot(sweep: &str, done: &[&TrialRow], out: &Path, plotted: &mut Plotted) 
         plotted.files.extend(render(&figure, out, &name)?);
     }
     Ok(())
-}
-
-/// Mean, min and max of a final metric over `members`, in percent.
-fn percent(members: &[&TrialRow], metric: &str) -> Option<Point> {
-    let values: Vec<f64> = members.iter().filter_map(|t| t.finals.get(metric)).map(|v| 100.0 * v).collect();
-    (!values.is_empty()).then(|| aggregate::summarize(0.0, values.into_iter()))
 }
 
 /// Class accuracy by class training size: every (trial, class) pair is one value at x = the size.

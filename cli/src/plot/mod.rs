@@ -10,6 +10,7 @@ mod edge_of_stability;
 pub mod font;
 mod heatmap;
 mod long_tail;
+mod multimodal;
 mod optimizers;
 pub mod schedule;
 mod seq2seq;
@@ -96,6 +97,8 @@ pub fn plot_sweep(
         double_descent(sweep, &done, load_metrics, out, &mut plotted)?;
     } else if long_tail::applies(&done) {
         long_tail::plot(sweep, &done, out, &mut plotted)?;
+    } else if multimodal::applies(&done) {
+        multimodal::plot(sweep, &done, out, &mut plotted)?;
     } else if seq2seq::applies(&done) {
         seq2seq::plot(sweep, &done, load_metrics()?, out, &mut plotted)?;
     } else if sparsity::applies(&done) {

@@ -383,3 +383,33 @@ fn seq2seq_sweeps_get_legal_move_and_next_move_curves_per_width_at_its_best_rate
     }
     assert!(!legal.contains("d model 32, best: adamw lr 0.003"));
 }
+
+/// A multimodal sweep (3 fusions x 2 seeds): one row of bars per fusion, with both modalities and
+/// with each removed.
+#[test]
+fn multimodal_sweeps_get_bars_per_fusion_with_each_modality_removed() {
+    let mut trials = Vec::new();
+    for (fi, fusion) in ["image_only", "text_only", "concat"].iter().enumerate() {
+        for seed in [0, 1] {
+            let mut t = testdata::trials().remove(0);
+            t.workload = "multimodal".into();
+            t.trial_id = format!("{fusion}-{seed}");
+            t.params = serde_json::Map::new();
+            t.params.insert("fusion".into(), serde_json::json!(fusion));
+            t.params.insert("seed".into(), serde_json::json!(seed));
+            t.finals = [("test_acc", 0.3 + 0.3 * fi as f64), ("test_acc/no_image", 0.25), ("test_acc/no_text", 0.33)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect();
+            trials.push(t);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plotted =
+        plot_sweep("mm", &trials, || panic!("finals suffice"), no_checkpoints(), dir.path(), font()).expect("plot");
+    assert_eq!(file_names(&plotted), vec!["mm-fusions.png", "mm-fusions.svg"]);
+    let bars = svg_text(&dir.path().join("mm-fusions.svg"));
+    for label in ["image_only", "text_only", "concat", "image removed", "caption removed", "mean over 2 seeds"] {
+        assert!(bars.contains(label), "{label} missing from the bar chart");
+    }
+}

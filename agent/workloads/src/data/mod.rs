@@ -1,13 +1,15 @@
 //! Data sets for the workloads: readers of the real on-disk image formats (CIFAR binary batches,
 //! ImageNet-style class folders, MNIST IDX files, NumPy `.npy` arrays), writers of synthetic sets
 //! in those same formats, label noise, and the prefetching batch iterator that feeds training;
-//! and the token sequences of `seq2seq` ([`sequences`]).
+//! the token sequences of `seq2seq` ([`sequences`]), and CUB-200-2011's bird photographs with ten
+//! sentences each, read and written in their real layout ([`cub`]).
 //!
 //! Everything random here is a function of an explicit seed (`crate::rng`), so a trial that resumes
 //! from a checkpoint sees exactly the data it would have seen without the interruption.
 
 mod batches;
 mod cifar;
+pub mod cub;
 mod image_folder;
 mod imagenet_lt;
 mod long_tail;
@@ -92,6 +94,9 @@ pub enum DataError {
     Invalid { path: PathBuf, message: String },
     #[error("{}: cannot decode the image: {message}", path.display())]
     Decode { path: PathBuf, message: String },
+    /// A [data] key the format does not read: most likely a typo, so it is refused, not ignored.
+    #[error("data.{key}: the {format} format takes no such key ({})", keys.join(", "))]
+    UnknownKey { key: String, format: &'static str, keys: &'static [&'static str] },
 }
 
 impl DataError {

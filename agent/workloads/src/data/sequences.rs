@@ -39,6 +39,20 @@ impl Vocab {
         Vocab { words: all, ids }
     }
 
+    /// The special tokens, then `words` by descending count, ties in byte order, cut so that the
+    /// vocabulary has at most `max_vocab` entries (the special tokens included). Every reader of
+    /// text builds its vocabulary here, from its training split only, so no test word leaks in.
+    pub fn build<'a>(words: impl IntoIterator<Item = &'a str>, max_vocab: usize) -> Vocab {
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for w in words {
+            *counts.entry(w).or_default() += 1;
+        }
+        let mut words: Vec<(&str, u64)> = counts.into_iter().collect();
+        words.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let room = max_vocab.saturating_sub(tokens::SPECIALS.len());
+        Vocab::new(words.into_iter().take(room).map(|(w, _)| w.to_string()))
+    }
+
     pub fn len(&self) -> usize {
         self.words.len()
     }
@@ -78,7 +92,7 @@ pub fn load(root: &Path, max_vocab: usize) -> Result<Corpus, DataError> {
     let test_text = read(&root.join("test.txt"))?;
     let train = parse(&root.join("train.txt"), &train_text)?;
     let test = parse(&root.join("test.txt"), &test_text)?;
-    let vocab = build_vocab(&train, max_vocab);
+    let vocab = Vocab::build(train.iter().flat_map(|l| l.words.iter().copied()), max_vocab);
     let ids = |lines: &[Line<'_>]| -> Vec<Sequence> {
         lines
             .iter()
@@ -158,20 +172,6 @@ fn parse<'a>(path: &Path, text: &'a str) -> Result<Vec<Line<'a>>, DataError> {
         return Err(DataError::invalid(path, "no examples"));
     }
     Ok(lines)
-}
-
-/// The special tokens, then the training split's tokens by descending count, ties in byte order.
-fn build_vocab(train: &[Line<'_>], max_vocab: usize) -> Vocab {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for line in train {
-        for w in &line.words {
-            *counts.entry(w).or_default() += 1;
-        }
-    }
-    let mut words: Vec<(&str, u64)> = counts.into_iter().collect();
-    words.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let room = max_vocab.saturating_sub(tokens::SPECIALS.len());
-    Vocab::new(words.into_iter().take(room).map(|(w, _)| w.to_string()))
 }
 
 /// Writes `root/train.txt` and `root/test.txt` from lines of tokens, a tab between source and

@@ -125,6 +125,29 @@ pub fn build(path: &nn::Path, spec: &ModelSpec) -> Result<Box<dyn ModuleT + Send
     })
 }
 
+/// A convolutional network of [`Arch`] without its pool and head: what the multimodal workload
+/// encodes images with.
+pub trait Trunk: std::fmt::Debug + Send {
+    /// Images f32 [B, C, H, W] to the feature map the network pools, [B, channels, h, w].
+    fn feature_map(&self, x: &Tensor, train: bool) -> Tensor;
+    /// The map pooled as the network pools it before its head: [B, channels].
+    fn pool(&self, map: &Tensor) -> Tensor;
+    fn channels(&self) -> i64;
+}
+
+/// The trunk of `spec`'s network under `path`, its variables named as the whole network's are;
+/// `spec.classes` and `spec.dropout` are not used. The MLP has no feature map and is refused.
+pub fn trunk(path: &nn::Path, spec: &ModelSpec) -> Result<Box<dyn Trunk>, String> {
+    spec.validate()?;
+    match spec.arch {
+        Arch::PreactResnet18 => Ok(Box::new(preact_resnet::PreActTrunk::new(path, spec, 1))),
+        Arch::Cnn5 => Ok(Box::new(cnn5::Cnn5Trunk::new(path, spec, 1))),
+        Arch::Mlp => {
+            Err(format!("arch: expected a convolutional network ({}, {}), got mlp", Arch::Cnn5, Arch::PreactResnet18))
+        }
+    }
+}
+
 /// Trainable scalars in a var store, as `sum(p.numel() for p in model.parameters())` counts them:
 /// BatchNorm running statistics are buffers, not parameters.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {

@@ -2,7 +2,7 @@
 //! PyTorch code of Nakkiran et al. 2019: 3x3 stem without max-pool, four stages of two PreActBlocks
 //! with [k, 2k, 4k, 8k] channels, final BN-ReLU, global average pool. Variable names follow PyTorch.
 
-use super::{batch_norm2d, grouped_conv, Head, ModelSpec};
+use super::{batch_norm2d, grouped_conv, Head, ModelSpec, Trunk};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -53,10 +53,17 @@ impl ModuleT for PreActBlock {
 
 #[derive(Debug)]
 pub(super) struct PreActResNet18 {
+    trunk: PreActTrunk,
+    head: Head,
+}
+
+/// The stem, the four stages and the final BN-ReLU, without the pool and the head.
+#[derive(Debug)]
+pub(super) struct PreActTrunk {
     conv1: nn::Conv2D,
     blocks: Vec<PreActBlock>,
     bn: nn::BatchNorm,
-    head: Head,
+    channels: i64,
 }
 
 impl PreActResNet18 {
@@ -70,6 +77,14 @@ impl PreActResNet18 {
     /// [B, members, classes]. Variable names are those of one network, so member g's slice of each
     /// variable lines up with a lone network's variable of the same name.
     pub(super) fn fused(path: &nn::Path, spec: &ModelSpec, members: i64) -> PreActResNet18 {
+        let trunk = PreActTrunk::new(path, spec, members);
+        let head = Head::new(path / "linear", members, trunk.channels / members, spec.classes, spec.dropout);
+        PreActResNet18 { trunk, head }
+    }
+}
+
+impl PreActTrunk {
+    pub(super) fn new(path: &nn::Path, spec: &ModelSpec, members: i64) -> PreActTrunk {
         let k = spec.width;
         let conv1 = grouped_conv(path / "conv1", members, spec.in_channels, k, 3, 1, false);
         let mut blocks = Vec::new();
@@ -85,17 +100,29 @@ impl PreActResNet18 {
                 c_in = c_out;
             }
         }
-        let head = Head::new(path / "linear", members, c_in, spec.classes, spec.dropout);
-        PreActResNet18 { conv1, blocks, bn: batch_norm2d(path / "bn", members * c_in), head }
+        PreActTrunk { conv1, blocks, bn: batch_norm2d(path / "bn", members * c_in), channels: members * c_in }
+    }
+}
+
+impl Trunk for PreActTrunk {
+    fn feature_map(&self, x: &Tensor, train: bool) -> Tensor {
+        let h = self.blocks.iter().fold(x.apply(&self.conv1), |h, block| h.apply_t(block, train));
+        h.apply_t(&self.bn, train).relu()
+    }
+
+    /// Adaptive pooling instead of the reference's avg_pool2d(4): identical at 32 px, and any
+    /// image size ends in one feature vector.
+    fn pool(&self, map: &Tensor) -> Tensor {
+        map.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    fn channels(&self) -> i64 {
+        self.channels
     }
 }
 
 impl ModuleT for PreActResNet18 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let h = self.blocks.iter().fold(x.apply(&self.conv1), |h, block| h.apply_t(block, train));
-        // Adaptive pooling instead of the reference's avg_pool2d(4): identical at 32 px, and any
-        // image size ends in one feature vector.
-        let features = h.apply_t(&self.bn, train).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        self.head.forward_t(&features, train)
+        self.head.forward_t(&self.trunk.pool(&self.trunk.feature_map(x, train)), train)
     }
 }

@@ -6,7 +6,8 @@
 //! As a [`ModuleT`] it reads one tensor of token ids, so the training loop handles it like the
 //! image networks: the decoder-only form takes [B, T] (one sequence per row), the encoder-decoder
 //! form [B, 2, T] (row 0 the source, row 1 the decoder's input), both right-padded with
-//! [`tokens::PAD`]; the output is logits [B, T, vocab].
+//! [`tokens::PAD`]; the output is logits [B, T, vocab]. [`Encoder`] is the encoder alone, with
+//! embeddings of its own, for models that read text next to something else.
 
 mod attention;
 mod block;
@@ -15,9 +16,8 @@ pub mod decode;
 mod tests;
 
 pub use attention::{self_mask, source_mask, Attention};
-use block::{Block, LayerCache, Source};
-use std::fmt;
-use std::str::FromStr;
+use block::LayerCache;
+pub use block::{Block, Source};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -47,32 +47,8 @@ pub enum Positions {
     Sinusoidal,
 }
 
-macro_rules! named {
-    ($ty:ty, $key:literal, $($variant:path => $name:literal),+) => {
-        impl $ty {
-            pub fn name(self) -> &'static str {
-                match self { $($variant => $name),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<$ty, String> {
-                match s {
-                    $($name => Ok($variant),)+
-                    other => Err(format!(concat!($key, ": expected one of {}, got \"{}\""), [$($name),+].join(", "), other)),
-                }
-            }
-        }
-    };
-}
-
-named!(Form, "form", Form::EncoderDecoder => "encoder_decoder", Form::DecoderOnly => "decoder_only");
-named!(Positions, "positions", Positions::Learned => "learned", Positions::Sinusoidal => "sinusoidal");
+crate::params::named!(Form, "form", Form::EncoderDecoder => "encoder_decoder", Form::DecoderOnly => "decoder_only");
+crate::params::named!(Positions, "positions", Positions::Learned => "learned", Positions::Sinusoidal => "sinusoidal");
 
 /// Everything that sizes a transformer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,12 +181,61 @@ impl Cache {
     }
 }
 
+/// Blocks that attend both ways over a padded sequence, and the LayerNorm after them: the encoder
+/// of the encoder-decoder form.
+#[derive(Debug)]
+struct EncoderStack {
+    blocks: Vec<Block>,
+    norm: nn::LayerNorm,
+}
+
+impl EncoderStack {
+    /// Variables `encoder/<i>/...` and `encoder_norm` under `path`.
+    fn new(path: &nn::Path, s: &TransformerSpec) -> EncoderStack {
+        EncoderStack {
+            blocks: (0..s.layers)
+                .map(|i| Block::new(&(path / "encoder" / i), s.d_model, s.heads, s.ff, s.dropout, false))
+                .collect(),
+            norm: nn::layer_norm(path / "encoder_norm", vec![s.d_model], Default::default()),
+        }
+    }
+
+    /// Embedded tokens `x` [B, S, D] of `ids` [B, S] (right-padded) through the blocks.
+    fn forward(&self, mut x: Tensor, ids: &Tensor, train: bool) -> Memory {
+        let ok = ids.ne(tokens::PAD);
+        let allowed = self_mask(&ok, ids.size()[1], 0, false);
+        for block in &self.blocks {
+            x = block.forward(&x, &allowed, None, None, train);
+        }
+        Memory { states: x.apply(&self.norm), allowed: source_mask(&ok) }
+    }
+}
+
+/// An encoder on its own, with its own embeddings: what the multimodal workload reads captions
+/// with. `spec.form` is not used; `spec.max_len` bounds the tokens it reads.
+#[derive(Debug)]
+pub struct Encoder {
+    embed: Embed,
+    stack: EncoderStack,
+}
+
+impl Encoder {
+    pub fn new(path: &nn::Path, spec: &TransformerSpec) -> Result<Encoder, String> {
+        spec.validate()?;
+        Ok(Encoder { embed: Embed::new(&(path / "embed"), spec), stack: EncoderStack::new(path, spec) })
+    }
+
+    /// The states of `ids` [B, S] (right-padded, S at most `max_len`).
+    pub fn encode(&self, ids: &Tensor, train: bool) -> Memory {
+        self.stack.forward(self.embed.forward(ids, &positions_of(ids), train), ids, train)
+    }
+}
+
 #[derive(Debug)]
 pub struct Transformer {
     spec: TransformerSpec,
     embed: Embed,
-    encoder: Vec<Block>,
-    encoder_norm: Option<nn::LayerNorm>,
+    encoder: Option<EncoderStack>,
     decoder: Vec<Block>,
     decoder_norm: nn::LayerNorm,
     head: nn::Linear,
@@ -222,18 +247,15 @@ impl Transformer {
     pub fn new(path: &nn::Path, spec: &TransformerSpec) -> Result<Transformer, String> {
         spec.validate()?;
         let s = spec;
-        let stack = |name: &str, cross: bool| -> Vec<Block> {
-            (0..s.layers).map(|i| Block::new(&(path / name / i), s.d_model, s.heads, s.ff, s.dropout, cross)).collect()
-        };
-        let norm = |name: &str| nn::layer_norm(path / name, vec![s.d_model], Default::default());
         let encoder_decoder = s.form == Form::EncoderDecoder;
         Ok(Transformer {
             spec: *spec,
             embed: Embed::new(&(path / "embed"), spec),
-            encoder: if encoder_decoder { stack("encoder", false) } else { Vec::new() },
-            encoder_norm: encoder_decoder.then(|| norm("encoder_norm")),
-            decoder: stack("decoder", encoder_decoder),
-            decoder_norm: norm("decoder_norm"),
+            encoder: encoder_decoder.then(|| EncoderStack::new(path, spec)),
+            decoder: (0..s.layers)
+                .map(|i| Block::new(&(path / "decoder" / i), s.d_model, s.heads, s.ff, s.dropout, encoder_decoder))
+                .collect(),
+            decoder_norm: nn::layer_norm(path / "decoder_norm", vec![s.d_model], Default::default()),
             head: nn::linear(path / "head", s.d_model, s.vocab, Default::default()),
         })
     }
@@ -249,14 +271,8 @@ impl Transformer {
 
     /// The encoder over `source` [B, S] (right-padded), for the encoder-decoder form.
     pub fn encode(&self, source: &Tensor, train: bool) -> Memory {
-        let norm = self.encoder_norm.as_ref().expect("encode is for the encoder-decoder form");
-        let ok = source.ne(tokens::PAD);
-        let allowed = self_mask(&ok, source.size()[1], 0, false);
-        let mut x = self.embed.forward(source, &positions_of(source), train);
-        for block in &self.encoder {
-            x = block.forward(&x, &allowed, None, None, train);
-        }
-        Memory { states: x.apply(norm), allowed: source_mask(&ok) }
+        let stack = self.encoder.as_ref().expect("encode is for the encoder-decoder form");
+        stack.forward(self.embed.forward(source, &positions_of(source), train), source, train)
     }
 
     /// Logits [B, T, vocab] of the decoder over `ids` [B, T] at `positions` [B, T]: each token
