@@ -44,11 +44,17 @@ impl From<tch::TchError> for TrialError {
     }
 }
 
-/// A data set that cannot be read or written where the trial asked: not a configuration error in
-/// itself (the loaders name a bad option as one where they find it).
+/// A `[data]` table that names an unknown format, option or key is a configuration error; a data
+/// set that cannot be read or written where the trial asked is not one in itself.
 impl From<crate::data::DataError> for TrialError {
     fn from(e: crate::data::DataError) -> TrialError {
-        TrialError::Other(e.into())
+        use crate::data::DataError;
+        match e {
+            DataError::UnknownFormat { .. } | DataError::BadOption { .. } | DataError::UnknownKey { .. } => {
+                TrialError::bad_config(e.to_string())
+            }
+            other => TrialError::Other(other.into()),
+        }
     }
 }
 

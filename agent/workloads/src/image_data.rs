@@ -41,12 +41,7 @@ pub fn load(data: &DataRef) -> Result<Splits, TrialError> {
             path.display()
         )));
     }
-    data::load(&data.format, &path, &options).map_err(|e| match e {
-        data::DataError::UnknownFormat { .. } | data::DataError::BadOption { .. } => {
-            TrialError::bad_config(e.to_string())
-        }
-        other => TrialError::Other(other.into()),
-    })
+    Ok(data::load(&data.format, &path, &options)?)
 }
 
 /// The format a synthetic set is written in: CIFAR-LT is cut from plain CIFAR batches at load time.

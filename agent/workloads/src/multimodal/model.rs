@@ -128,7 +128,7 @@ struct TextSide {
 #[derive(Debug)]
 enum TextStates {
     Bag(nn::Embedding),
-    Transformer(Encoder),
+    Transformer(Box<Encoder>),
 }
 
 /// The layers of each fusion after the encoders.
@@ -156,7 +156,7 @@ enum Fuse {
     },
     CrossAttention {
         summary: Tensor,
-        block: Block,
+        block: Box<Block>,
         norm: nn::LayerNorm,
         head: nn::Linear,
     },
@@ -224,7 +224,7 @@ impl MultimodalNet {
                     d,
                     nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() },
                 )),
-                TextEncoder::Transformer => TextStates::Transformer(
+                TextEncoder::Transformer => TextStates::Transformer(Box::new(
                     Encoder::new(
                         &(path / "text"),
                         &TransformerSpec {
@@ -240,7 +240,7 @@ impl MultimodalNet {
                         },
                     )
                     .map_err(|e| format!("text_encoder: {e}"))?,
-                ),
+                )),
             };
             Some(TextSide { encoder, project: linear("text_project", d, d) })
         } else {
@@ -268,7 +268,7 @@ impl MultimodalNet {
                 }
                 Fuse::CrossAttention {
                     summary: path.var("summary", &[1, 1, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
-                    block: Block::new(&(path / "cross"), d, spec.heads, 4 * d, spec.dropout, true),
+                    block: Box::new(Block::new(&(path / "cross"), d, spec.heads, 4 * d, spec.dropout, true)),
                     norm: nn::layer_norm(path / "cross_norm", vec![d], Default::default()),
                     head: linear("head", d, classes),
                 }
