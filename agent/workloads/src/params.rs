@@ -18,6 +18,17 @@ pub fn at_least(key: &str, value: i64, min: i64) -> Result<usize, TrialError> {
     }
 }
 
+/// The integer `key` of checked `params`, refused above `max`: the bound on a key that sizes memory,
+/// so that a typo cannot ask for terabytes.
+pub fn int_at_most(params: &Map<String, Value>, key: &str, max: i64) -> Result<i64, TrialError> {
+    let v = params[key].as_i64().expect("checked integer");
+    if v > max {
+        Err(TrialError::bad_config(format!("params.{key}: expected at most {max}, got {v}")))
+    } else {
+        Ok(v)
+    }
+}
+
 /// A count that the workload keeps as a u32 (steps, epochs), or an error naming the key.
 pub fn fits_u32(key: &str, value: i64) -> Result<u32, TrialError> {
     u32::try_from(value)

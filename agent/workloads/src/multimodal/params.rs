@@ -45,14 +45,7 @@ impl Params {
         let float = |k: &str| params[k].as_f64().expect("checked number");
         let word = |k: &str| params[k].as_str().expect("checked string");
         let named = |e: String| TrialError::bad_config(format!("params.{e}"));
-        let at_most = |k: &str, max: i64| {
-            let v = int(k);
-            if v > max {
-                Err(TrialError::bad_config(format!("params.{k}: expected at most {max}, got {v}")))
-            } else {
-                Ok(v)
-            }
-        };
+        let at_most = |k: &str, max: i64| crate::params::int_at_most(params, k, max);
         let epochs = crate::params::fits_u32("epochs", int("epochs"))?;
         let image_encoder: Arch =
             word("image_encoder").parse().map_err(|e: String| named(e.replacen("arch", "image_encoder", 1)))?;

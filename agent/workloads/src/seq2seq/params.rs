@@ -42,14 +42,7 @@ impl Params {
         crate::params::check(params, &SEQ2SEQ)?;
         let int = |k: &str| params[k].as_i64().expect("checked integer");
         let word = |k: &str| params[k].as_str().expect("checked string");
-        let at_most = |k: &str, max: i64| {
-            let v = int(k);
-            if v > max {
-                Err(TrialError::bad_config(format!("params.{k}: expected at most {max}, got {v}")))
-            } else {
-                Ok(v)
-            }
-        };
+        let at_most = |k: &str, max: i64| crate::params::int_at_most(params, k, max);
         let epochs = crate::params::fits_u32("epochs", int("epochs"))?;
         let d_model = at_most("d_model", MAX_D_MODEL)?;
         let ff = at_most("ff", 4 * MAX_D_MODEL)?;
