@@ -14,9 +14,8 @@ demo: build
 # daemon (or with SWEEP_REQUIRE_DOCKER=1, as CI sets), the images are built from the debug binaries
 # and the container tests become required; elsewhere they are skipped with the reason. The
 # training tests also run a second time on libtorch's portable kernels with one thread: their
-# tolerances must hold on any CPU, not only on this one's instruction set and core count. That
-# second run reuses the test executable the first built (scripts/test-binary.sh) and runs beside the
-# first: the training tests take libtorch's generator lock one at a time, so a core is free.
+# tolerances must hold on any CPU, not only on this one's instruction set and core count. Both runs
+# of the training tests go beside the rest of the workspace's tests (scripts/test-all.sh).
 test: setup
 	@if [ "$$(id -u)" = 0 ] && { [ -n "$$SWEEP_REQUIRE_DOCKER" ] || docker info >/dev/null 2>&1; }; then \
 	  mkdir -p target; echo "make test: making the agent image's base meanwhile (target/images-base.log)"; \
@@ -33,19 +32,7 @@ test: setup
 	else \
 	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root) and no images are built; the Slurm and container tests run only where they can"; \
 	fi; \
-	$(CARGO) test --workspace --no-run || exit 1; \
-	bin=$$(scripts/test-binary.sh sweep_workloads) || exit 1; \
-	echo "make test: meanwhile, the numeric tests of sweep-workloads again on libtorch's portable kernels with one thread, as a CPU unlike this one would run them (target/portable-kernels.log; the reruns of shipped studies, which check effects rather than tolerances, once is enough)"; \
-	(cd agent/workloads && ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$$bin" --skip _study_) \
-	  >target/portable-kernels.log 2>&1 & portable=$$!; \
-	$(CARGO) test --workspace; tests=$$?; \
-	wait $$portable; kernels=$$?; \
-	if [ $$kernels = 0 ]; then \
-	  echo "make test: on the portable kernels with one thread: $$(grep '^test result' target/portable-kernels.log)"; \
-	else \
-	  cat target/portable-kernels.log; echo "make test: the numeric tests failed on the portable kernels with one thread (above)"; \
-	fi; \
-	[ $$tests = 0 ] && [ $$kernels = 0 ]
+	scripts/test-all.sh
 
 setup:
 	@scripts/setup.sh
