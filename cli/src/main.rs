@@ -155,15 +155,8 @@ enum Command {
         /// Folder for the figures [default: <results>/<sweep>/plots].
         #[arg(long, env = "SWEEP_PLOT_OUT")]
         out: Option<PathBuf>,
-        /// The agents' checkpoint root, which holds `<sweep>/<trial>/latest/model.safetensors`; the
-        /// sparsity study's weight and mask images are drawn from it and skipped with a note when
-        /// it has no folder for the sweep. The default is where `sweep local` puts them (its
-        /// `--state` folder's `agents/checkpoints`); on a cluster, the agents' --checkpoint-root.
-        #[arg(long, env = "SWEEP_CHECKPOINT_ROOT", default_value = ".sweep/agents/checkpoints")]
-        checkpoints: PathBuf,
-        /// TrueType font for the text; on Debian it comes with the fonts-dejavu-core package.
-        #[arg(long, env = "SWEEP_PLOT_FONT", default_value = plot::font::DEFAULT_FONT)]
-        font: PathBuf,
+        #[command(flatten)]
+        figures: commands::plot::FigureArgs,
         /// Draw one figure with this parameter on the x axis (with --curves: one line per value)
         /// instead of the figures chosen from the workload.
         #[arg(long, value_name = "PARAM")]
@@ -181,6 +174,12 @@ enum Command {
     #[cfg(feature = "embedded-agent")]
     #[command(after_help = exit::HELP)]
     Local(commands::local::LocalArgs),
+    /// Serve the web dashboard of finished sweeps from their results files, read-only, with no
+    /// coordinator: `sweep ui --results results`, then open the printed address. (A running
+    /// coordinator serves the same dashboard, live, on its --http-listen address; `sweep local`
+    /// prints its address.)
+    #[cfg(feature = "embedded-agent")]
+    Ui(commands::ui::UiArgs),
     /// Data sets for the built-in workloads: `sweep data synth --format cifar10 --out DIR`.
     #[cfg(feature = "embedded-agent")]
     #[command(subcommand)]
@@ -273,15 +272,17 @@ async fn dispatch(cli: Cli, coordinator_given: bool) -> anyhow::Result<exit::End
             let format = if json { table::Format::Json } else { format };
             commands::results::run(&remote, coordinator_given, &sweep, format, results.as_deref()).await
         }
-        Command::Plot { sweep, results, out, checkpoints, font, x, y, curves } => {
+        Command::Plot { sweep, results, out, figures, x, y, curves } => {
             let axes = plot::chosen::Axes { x, y, curves };
-            commands::plot::run(&sweep, &results, out.as_deref(), &checkpoints, &font, &axes)
+            commands::plot::run(&sweep, &results, out.as_deref(), &figures.checkpoints, &figures.font, &axes)
         }
         Command::Resume { sweep } => commands::resume::run(&remote, &sweep).await,
         Command::Agents { unquarantine, json } => commands::agents::run(&remote, unquarantine.as_deref(), json).await,
         Command::Slurm(cmd) => commands::slurm::run(cmd, &remote),
         #[cfg(feature = "embedded-agent")]
         Command::Local(args) => return commands::local::run(args).await,
+        #[cfg(feature = "embedded-agent")]
+        Command::Ui(args) => commands::ui::run(args).await,
         #[cfg(feature = "embedded-agent")]
         Command::Data(cmd) => commands::data::run(cmd),
         #[cfg(feature = "embedded-agent")]

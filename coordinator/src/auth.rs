@@ -37,6 +37,19 @@ impl Role {
     }
 }
 
+/// Who a token belongs to, for callers outside gRPC ([`Tokens::identify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    /// A user token (or anyone, when authentication is off).
+    User(Caller),
+    /// An agent token: valid, but for leasing trials, not for users' pages.
+    Agent,
+    /// No token was presented.
+    Missing,
+    /// A token in neither file.
+    Unknown,
+}
+
 /// The accepted tokens of both roles, loaded once at start. `None` means authentication is off.
 #[derive(Clone, Default)]
 pub struct Tokens {
@@ -102,8 +115,30 @@ impl Tokens {
         }
     }
 
+    /// Only user tokens, for a server that no agent calls (`sweep ui`); None turns authentication
+    /// off.
+    pub fn load_users(user_tokens: Option<&Path>, strict: bool) -> Result<Tokens, String> {
+        let Some(user) = user_tokens else { return Ok(Tokens::off()) };
+        check_secret_file(user, strict)?;
+        Ok(Tokens { sets: Some(Arc::new(TokenSets { user: read_token_file(user)?, agent: Vec::new() })) })
+    }
+
     pub fn enabled(&self) -> bool {
         self.sets.is_some()
+    }
+
+    /// Who presents `token` (the dashboard's cookie or header): a user by name, an agent, or
+    /// nobody known. Every stored token is compared in constant time, as in [`Tokens::check`].
+    pub fn identify(&self, token: Option<&str>) -> Bearer {
+        let Some(sets) = &self.sets else { return Bearer::User(Caller::open()) };
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else { return Bearer::Missing };
+        let as_user = find(&sets.user, token.as_bytes());
+        let as_agent = find(&sets.agent, token.as_bytes());
+        match (as_user, as_agent) {
+            (Some(name), _) => Bearer::User(Caller::named(name)),
+            (None, Some(_)) => Bearer::Agent,
+            (None, None) => Bearer::Unknown,
+        }
     }
 
     /// The interceptor for the service that `role` may call.

@@ -30,7 +30,8 @@ pub struct CoordinatorConfig {
     /// always written whole. 0: rewrite on every flush.
     #[arg(long, env = "SWEEP_TRIALS_REWRITE_SPACING", default_value_t = crate::sink::DEFAULT_REWRITE_SPACING)]
     pub trials_rewrite_spacing: u32,
-    /// Address for HTTP: Prometheus metrics on /metrics and a probe on /healthz [default: off].
+    /// Address for HTTP: the web dashboard on / (with the same user tokens as gRPC), Prometheus
+    /// metrics on /metrics and a probe on /healthz [default: off].
     #[arg(long, env = "SWEEP_HTTP_LISTEN")]
     pub http_listen: Option<String>,
     /// Quarantine an agent (no new leases until `sweep agents --unquarantine`) after this many

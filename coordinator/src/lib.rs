@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod convert;
+pub mod dashboard;
 pub mod error;
 pub mod fused_sizing;
 pub mod lifecycle;
@@ -25,4 +26,4 @@ pub use sweep_results as results;
 
 pub use config::{ConnectionConfig, CoordinatorConfig, SecurityConfig};
 pub use error::{Error, Result};
-pub use server::{start, RunningCoordinator};
+pub use server::{start, start_with, RunningCoordinator};

@@ -27,7 +27,7 @@ pub const MAX_AGENT_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RunningCoordinator {
     pub local_addr: SocketAddr,
-    /// Where /metrics is served, with `--http-listen`.
+    /// Where /metrics and the dashboard are served, with `--http-listen`.
     pub http_addr: Option<SocketAddr>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     shared: Shared,
@@ -64,6 +64,15 @@ impl RunningCoordinator {
 }
 
 pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordinator> {
+    start_with(config, None).await
+}
+
+/// [`start`], with the dashboard drawing each sweep's figures through `plots` (`sweep local` gives
+/// `sweep plot`'s).
+pub async fn start_with(
+    config: &CoordinatorConfig,
+    plots: Option<crate::dashboard::DrawPlots>,
+) -> anyhow::Result<RunningCoordinator> {
     // Credentials and certificates are checked before anything is opened, so a typo in a path
     // fails the start with the file's name.
     let sec = &config.security;
@@ -173,9 +182,15 @@ pub async fn start(config: &CoordinatorConfig) -> anyhow::Result<RunningCoordina
             let http_addr = listener.local_addr()?;
             let mut stopping = shared.stopping();
             let alive_window_ms = 2 * ttl_ms;
-            let serve = crate::telemetry::serve(listener, shared.clone(), rpc_stats, alive_window_ms, async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            });
+            let mut dashboard = crate::dashboard::Dashboard::live(shared.clone(), tokens.clone());
+            if let Some(plots) = plots {
+                dashboard = dashboard.with_plots(plots);
+            }
+            let dashboard = dashboard.router();
+            let serve =
+                crate::telemetry::serve(listener, shared.clone(), rpc_stats, alive_window_ms, dashboard, async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                });
             (Some(http_addr), Some(tokio::spawn(serve)))
         }
         None => (None, None),

@@ -33,6 +33,10 @@ pub struct LocalArgs {
     /// Output format of the final results.
     #[arg(long, value_enum, default_value = "table")]
     format: table::Format,
+    /// Address of the live dashboard while the sweep runs (the coordinator's HTTP port, with
+    /// /metrics); port 0 picks a free one. Loopback only unless you say otherwise: it has no token.
+    #[arg(long, env = "SWEEP_UI_LISTEN", default_value = "127.0.0.1:0")]
+    ui_listen: String,
     /// Run again with a changed retry policy or trial definition: replace the stored sweep's (its
     /// trials keep their state and results; see `sweep submit --force`).
     #[arg(long)]
@@ -52,13 +56,19 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
         );
     }
 
-    let coordinator = sweep_coordinator::start(&CoordinatorConfig {
+    let figures = super::plot::dashboard_figures(
+        args.results.clone(),
+        args.state.join("agents").join("checkpoints"),
+        PathBuf::from(crate::plot::font::DEFAULT_FONT),
+    );
+    let config = CoordinatorConfig {
         lease_ttl: args.lease_ttl,
         flush_interval: Duration::from_secs(1),
         results_only_for: Some(file.name.clone()),
+        http_listen: Some(args.ui_listen.clone()),
         ..CoordinatorConfig::loopback(args.state.clone(), args.results.clone())
-    })
-    .await?;
+    };
+    let coordinator = sweep_coordinator::start_with(&config, Some(figures)).await?;
     let url = format!("http://{}", coordinator.local_addr);
 
     // Loopback only and started just now: no token or TLS.
@@ -73,6 +83,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
         args.state.display(),
         args.results.display()
     );
+    if let Some(http) = coordinator.http_addr {
+        eprintln!("dashboard: http://{http}/ui/#/sweep/{} (while it runs)", submitted.sweep_id);
+    }
 
     let n_agents = args.agents.unwrap_or(if gpus.is_empty() { 2 } else { gpus.len() as u32 }).max(1);
     let (stop_agents, agents_stopped) = tokio::sync::watch::channel(false);
@@ -147,6 +160,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
         args.results.display(),
         submitted.sweep_id
     );
+    eprintln!("look at it in the dashboard: sweep ui --results {}", args.results.display());
     if counts.failed > 0 {
         eprintln!(
             "see why with: sweep results {} --results {} --format json, and the logs under {}/agents/trials/",

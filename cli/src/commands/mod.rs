@@ -16,5 +16,7 @@ pub mod slurm;
 pub mod status;
 pub mod submit;
 pub mod trial;
+#[cfg(feature = "embedded-agent")]
+pub mod ui;
 pub mod validate;
 pub mod watch;

@@ -28,6 +28,28 @@ fn summary_now(s: &crate::store::Store, name: &str, now: i64) -> crate::error::R
     Ok(summary)
 }
 
+/// Cancels every unfinished trial of `sweep`, a batch per transaction, as `caller` (the CLI's
+/// `sweep cancel` and the dashboard's button alike). The first batch answers whether the caller
+/// may; the rest goes on even if the caller hangs up (a restart finishes what a stop cuts short).
+pub async fn cancel_all(shared: &Shared, sweep: &str, caller: auth::Caller) -> crate::error::Result<u32> {
+    let (shared, sweep) = (shared.clone(), sweep.to_string());
+    let all = tokio::spawn(async move {
+        let mut batches = crate::shared::Batches::default();
+        let first = {
+            let sweep = sweep.clone();
+            shared.write_batch(&mut batches, move |s, now, batch| s.cancel(&sweep, &caller, now, batch)).await?
+        };
+        let (mut n, mut more) = (first.cancelled, first.more);
+        while more {
+            let sweep = sweep.clone();
+            let step = shared.write_batch(&mut batches, move |s, now, batch| s.cancel_more(&sweep, now, batch)).await?;
+            (n, more) = (n + step.cancelled, step.more);
+        }
+        Ok::<_, crate::error::Error>(n)
+    });
+    all.await.map_err(|e| crate::error::Error::Io(std::io::Error::other(format!("cancelling the sweep: {e}"))))?
+}
+
 pub struct SweepApi {
     pub shared: Shared,
     pub uploads: Uploads,
@@ -139,25 +161,7 @@ impl SweepService for SweepApi {
         let name = req.into_inner().sweep_id;
         convert::check_sweep_name("sweep_id", &name)?;
         let by = caller.name().unwrap_or_default().to_string();
-        // The first batch answers whether the caller may; the rest goes on even if the caller
-        // hangs up (a restart finishes what a stop cuts short).
-        let (shared, sweep) = (self.shared.clone(), name.clone());
-        let all = tokio::spawn(async move {
-            let mut batches = crate::shared::Batches::default();
-            let first = {
-                let sweep = sweep.clone();
-                shared.write_batch(&mut batches, move |s, now, batch| s.cancel(&sweep, &caller, now, batch)).await?
-            };
-            let (mut n, mut more) = (first.cancelled, first.more);
-            while more {
-                let sweep = sweep.clone();
-                let step =
-                    shared.write_batch(&mut batches, move |s, now, batch| s.cancel_more(&sweep, now, batch)).await?;
-                (n, more) = (n + step.cancelled, step.more);
-            }
-            Ok::<_, crate::error::Error>(n)
-        });
-        let n = all.await.map_err(|e| Status::internal(format!("cancelling the sweep: {e}")))??;
+        let n = cancel_all(&self.shared, &name, caller).await?;
         tracing::info!(sweep = %name, by = %by, trials = n, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { trials_cancelled: n }))
     }

@@ -7,6 +7,7 @@
 mod agents;
 mod attempts;
 mod blame;
+mod dashboard;
 mod gauges;
 mod leases;
 mod metrics;
@@ -23,6 +24,7 @@ mod trial_rows;
 
 pub use agents::AgentRecord;
 pub use attempts::AttemptRecord;
+pub use dashboard::{ComputeHours, CurvePoint};
 pub use gauges::Gauges;
 pub use leases::{Grant, LeaseAnswer, LeaseReport};
 pub use metrics::{MetricBatch, MetricWarning, Reported, StoredMetric};

@@ -34,6 +34,31 @@ impl Store {
     /// attempt. A cancelled sweep with trials queued becomes active again. Only its owner or an admin may (see
     /// [`Caller::check_may`]). Returns how many trials were queued.
     pub fn retry(&mut self, sweep: &str, which: RetryWhich, caller: &Caller, now_ms: i64) -> Result<u32> {
+        self.retry_where(sweep, which, None, caller, now_ms)
+    }
+
+    /// Queues one failed or cancelled trial again, as [`Store::retry`] does its sweep's. NotFound
+    /// when the sweep has no such trial; InvalidArgument when it is not failed or cancelled.
+    pub fn retry_trial(&mut self, sweep: &str, trial_id: &str, caller: &Caller, now_ms: i64) -> Result<u32> {
+        let trial = self.trial(sweep, trial_id)?;
+        if !matches!(trial.state, TrialState::Failed | TrialState::Cancelled) {
+            return Err(Error::InvalidArgument(format!(
+                "trial {trial_id} of sweep `{sweep}` is {}: only failed or cancelled trials are retried",
+                trial.state.as_str()
+            )));
+        }
+        let which = RetryWhich { failed: true, cancelled: true };
+        self.retry_where(sweep, which, Some(trial_id), caller, now_ms)
+    }
+
+    fn retry_where(
+        &mut self,
+        sweep: &str,
+        which: RetryWhich,
+        only: Option<&str>,
+        caller: &Caller,
+        now_ms: i64,
+    ) -> Result<u32> {
         let states = which.states();
         if states.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -46,11 +71,11 @@ impl Store {
         let chosen: Vec<(String, String, Counters, Option<i64>)> = {
             let mut q = tx.prepare(
                 "SELECT trial_id, state, attempt, user_failures, lost, lease_id FROM trials
-                 WHERE sweep = ?1 AND state IN (?2, ?3) ORDER BY idx",
+                 WHERE sweep = ?1 AND state IN (?2, ?3) AND (?4 IS NULL OR trial_id = ?4) ORDER BY idx",
             )?;
             let (a, b) = (states[0].as_str(), states.last().expect("one state at least").as_str());
             let rows =
-                q.query_map(params![sweep, a, b], |r| Ok((r.get(0)?, r.get(1)?, counters_at(r, 2)?, r.get(5)?)))?;
+                q.query_map(params![sweep, a, b, only], |r| Ok((r.get(0)?, r.get(1)?, counters_at(r, 2)?, r.get(5)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         for (trial_id, state, counters, lease_id) in &chosen {

@@ -47,11 +47,22 @@ impl Store {
     /// The chosen trials of `sweep`, with their final metrics and their last attempt's exit code.
     /// Read in one transaction, so finals and states are from the same moment.
     pub fn trial_rows(&self, sweep: &str, chosen: Chosen) -> Result<Vec<TrialRow>> {
+        self.rows_where(sweep, chosen.clause(), args(sweep, chosen).collect())
+    }
+
+    /// One trial of `sweep` as [`Store::trial_rows`] reads it; None when the sweep has no such trial.
+    pub fn trial_row(&self, sweep: &str, trial_id: &str) -> Result<Option<TrialRow>> {
+        let args = vec![sweep.to_string().into(), trial_id.to_string().into()];
+        Ok(self.rows_where(sweep, "AND t.trial_id = ?2", args)?.into_iter().next())
+    }
+
+    /// The trials of `sweep` that `clause` (the tail of `FROM trials t WHERE t.sweep = ?1`) picks,
+    /// with `args` bound from `?1` on.
+    fn rows_where(&self, sweep: &str, clause: &str, args: Vec<rusqlite::types::Value>) -> Result<Vec<TrialRow>> {
         self.summary(sweep)?;
         // Inside [`Store::in_snapshot`] already, or a snapshot of its own.
         let _snapshot = if self.conn.is_autocommit() { Some(self.conn.unchecked_transaction()?) } else { None };
         let conn = &self.conn;
-        let clause = chosen.clause();
         let select = format!(
             "SELECT t.trial_id, t.workload, t.state, t.attempt, t.agent, t.started_at_ms, t.finished_at_ms, t.spec,
                     t.last_error, t.version, t.rung, t.epochs_budget, t.parent_trial_id, t.copied_epoch, t.generation,
@@ -63,7 +74,7 @@ impl Store {
         let mut at = HashMap::new();
         {
             let mut q = conn.prepare_cached(&select)?;
-            let mut cursor = q.query(rusqlite::params_from_iter(args(sweep, chosen)))?;
+            let mut cursor = q.query(rusqlite::params_from_iter(args.iter()))?;
             while let Some(r) = cursor.next()? {
                 let trial_id: String = r.get(0)?;
                 let spec: String = r.get(7)?;
@@ -102,7 +113,7 @@ impl Store {
              SELECT f.trial_id, f.metric, f.value FROM chosen c JOIN finals f ON f.sweep = ?1 AND f.trial_id = c.trial_id"
         );
         let mut q = conn.prepare_cached(&finals)?;
-        let mut cursor = q.query(rusqlite::params_from_iter(args(sweep, chosen)))?;
+        let mut cursor = q.query(rusqlite::params_from_iter(args.iter()))?;
         while let Some(r) = cursor.next()? {
             let (trial, metric, value): (String, String, Option<f64>) = (r.get(0)?, r.get(1)?, r.get(2)?);
             if let Some(&i) = at.get(&trial) {

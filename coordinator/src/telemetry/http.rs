@@ -1,5 +1,6 @@
 //! The coordinator's HTTP port: `/metrics` in Prometheus text format, read from the store at each
-//! scrape so the figures are never stale, and `/healthz` for load balancers that cannot speak gRPC.
+//! scrape so the figures are never stale, `/healthz` for load balancers that cannot speak gRPC, and
+//! the web dashboard (`crate::dashboard`) on every other path.
 
 use super::RpcStats;
 use crate::shared::Shared;
@@ -21,12 +22,14 @@ pub async fn serve(
     shared: Shared,
     rpc: Arc<RpcStats>,
     alive_window_ms: i64,
+    dashboard: axum::Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(metrics))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .with_state(State { shared, rpc, alive_window_ms });
+        .with_state(State { shared, rpc, alive_window_ms })
+        .merge(dashboard);
     axum::serve(listener, app).with_graceful_shutdown(stop).await
 }
 
