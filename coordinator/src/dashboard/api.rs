@@ -47,8 +47,18 @@ pub fn lower_is_better(metric: &str) -> bool {
 
 /// The metric a page opens on: the first of the usual headline metrics the sweep reports.
 fn default_metric(t: &SweepTable) -> Option<String> {
-    const HEADLINE: [&str; 8] =
-        ["test_acc", "val_acc", "accuracy", "p_at_1", "val_token_acc", "test_loss", "val_loss", "loss"];
+    const HEADLINE: [&str; 10] = [
+        "test_acc",
+        "val_acc",
+        "accuracy",
+        "p_at_1",
+        "val_token_acc",
+        "test_error",
+        "val_error",
+        "test_loss",
+        "val_loss",
+        "loss",
+    ];
     HEADLINE
         .iter()
         .find(|m| t.metric(m).is_some())
