@@ -4,10 +4,11 @@
 CARGO ?= cargo
 BIN := target/debug
 
-.PHONY: demo test setup build images bench bench-xmc bench-dispatch bench-search gpu-bundle clean
+.PHONY: demo test setup build images bench bench-dashboard bench-xmc bench-dispatch bench-search gpu-bundle clean
 
 demo: build
 	$(BIN)/sweep local sweeps/studies/quickstart.toml
+	@echo "make demo: to look at it in the dashboard, run $(BIN)/sweep ui and open http://127.0.0.1:8765/ui/#/sweep/quickstart"
 
 # As root (CI), a local Slurm comes up first (scripts/slurm-up.sh, idempotent) and the Slurm test
 # becomes required; elsewhere that test runs only if `sbatch` is on PATH. As root with a Docker
@@ -48,6 +49,11 @@ images: setup
 # Coordinator throughput (BENCHMARKS.md).
 bench: setup
 	$(CARGO) run --release -p sweep-bench -- all
+
+# The dashboard at 100,000 trials and 5 million metric rows: every call the sweep page makes, timed
+# against its budget (BENCHMARKS.md). Builds only the coordinator, so no PyTorch is linked.
+bench-dashboard: setup
+	$(CARGO) run --release -p sweep-coordinator --example dashboard_bench
 
 # The label-tree study against omikuji and PECOS on a EURLex-4K-shaped synthetic set (BENCHMARKS.md);
 # the references go into their own venv (bench/xmc/compare.py says why).

@@ -160,7 +160,11 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Ended> {
         args.results.display(),
         submitted.sweep_id
     );
-    eprintln!("look at it in the dashboard: sweep ui --results {}", args.results.display());
+    eprintln!(
+        "look at it in the dashboard: sweep ui --results {}, then open http://127.0.0.1:8765/ui/#/sweep/{}",
+        args.results.display(),
+        submitted.sweep_id
+    );
     if counts.failed > 0 {
         eprintln!(
             "see why with: sweep results {} --results {} --format json, and the logs under {}/agents/trials/",

@@ -10,6 +10,7 @@ mod assets;
 mod auth;
 mod error;
 mod events;
+mod hours;
 pub mod importance;
 mod query;
 pub mod source;

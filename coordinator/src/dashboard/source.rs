@@ -4,6 +4,7 @@
 
 use super::archive::Archive;
 use super::error::ApiError;
+use super::hours::Hours;
 use super::table::SweepTable;
 use crate::results::{DecisionRow, TrialRow};
 use crate::shared::Shared;
@@ -21,7 +22,7 @@ const AGENT_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Clone)]
 pub enum Source {
-    Live { shared: Shared, tables: Arc<Mutex<HashMap<String, TableLock>>> },
+    Live { shared: Shared, tables: Arc<Mutex<HashMap<String, TableLock>>>, hours: Arc<Hours> },
     Archive(Arc<Archive>),
 }
 
@@ -41,7 +42,8 @@ pub struct TrialDetail {
 
 impl Source {
     pub fn live(shared: Shared) -> Source {
-        Source::Live { shared, tables: Arc::default() }
+        let hours = Hours::warm(&shared);
+        Source::Live { shared, tables: Arc::default(), hours }
     }
 
     pub fn is_live(&self) -> bool {
@@ -50,20 +52,17 @@ impl Source {
 
     pub async fn sweeps(&self) -> Result<Vec<SweepCard>, ApiError> {
         match self {
-            Source::Live { shared, .. } => Ok(shared
-                .read(|s, now| {
-                    s.sweep_names()?
-                        .iter()
-                        .map(|name| {
-                            Ok(SweepCard {
-                                summary: s.summary(name)?,
-                                hours: Some(s.compute_hours(name, now)?),
-                                started_at_ms: None,
-                            })
-                        })
-                        .collect::<crate::Result<Vec<_>>>()
-                })
-                .await?),
+            Source::Live { shared, hours, .. } => {
+                let summaries = shared
+                    .read(|s, _| s.sweep_names()?.iter().map(|name| s.summary(name)).collect::<crate::Result<Vec<_>>>())
+                    .await?;
+                let mut cards = Vec::with_capacity(summaries.len());
+                for summary in summaries {
+                    let used = hours.of(shared, &summary.name).await?;
+                    cards.push(SweepCard { summary, hours: Some(used), started_at_ms: None });
+                }
+                Ok(cards)
+            }
             Source::Archive(a) => Ok(a.sweeps.iter().map(archived_card).collect()),
         }
     }
@@ -89,7 +88,7 @@ impl Source {
     pub async fn table(&self, sweep: &str) -> Result<TableLock, ApiError> {
         match self {
             Source::Archive(a) => Ok(archived(a, sweep)?.table.clone()),
-            Source::Live { shared, tables } => {
+            Source::Live { shared, tables, .. } => {
                 let name = sweep.to_string();
                 let (version, metric_seq) = shared.read(move |s, _| s.sweep_versions(&name)).await?;
                 let table =

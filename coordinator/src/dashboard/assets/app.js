@@ -243,7 +243,7 @@ async function sweepPage(name) {
   const drawHead = (s) => {
     const counts = Object.entries(s.counts).map(([k, v]) => k + " " + v).join(" · ");
     const finished = ["succeeded", "failed", "cancelled", "stopped", "stopped_early"].reduce((n, k) => n + (s.counts[k] || 0), 0);
-    head.replaceChildren(
+    head.replaceChildren(...[
       el("h1", {}, s.name, " ", stateChip(s.state)),
       el("p", {}, el("span", { class: "progress" }, el("div", { style: "width:" + (s.total ? (100 * finished) / s.total : 0).toFixed(1) + "%" })),
         " ", finished + " of " + s.total + " finished · " + counts,
@@ -256,7 +256,7 @@ async function sweepPage(name) {
         e.target.disabled = true;
         try { const r = await act(base + "/cancel"); e.target.replaceWith(el("span", { class: "muted" }, r.cancelled + " trials cancelled")); }
         catch (err) { e.target.disabled = false; alert(err.message); }
-      } }, "Cancel sweep") : null);
+      } }, "Cancel sweep") : null].filter(Boolean));
   };
   drawHead(info);
 
@@ -316,7 +316,7 @@ async function sweepPage(name) {
           el("td", { class: "num" }, r.epoch), el("td", { class: "num" }, r.rung), el("td", {}, r.action),
           el("td", { class: "num" }, fmt(r.value)), el("td", { class: "num" }, fmt(r.threshold)),
           el("td", {}, r.metric + " " + fmt(r.value) + (r.action === "continue" || r.action === "promote" ? " inside" : " outside") +
-            " the cut " + fmt(r.threshold) + "; " + r.kept + " of " + r.reached + " go on"))))))));
+            " the cut " + fmt(r.threshold) + "; " + r.kept + " of " + r.reached + " go on")))))));
     } catch (e) { showError(decisionsBox, e); }
   };
 
