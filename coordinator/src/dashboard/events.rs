@@ -18,8 +18,9 @@ const BURST: Duration = Duration::from_millis(150);
 /// Most event streams open at once; more are refused with 503 rather than holding connections.
 pub const MAX_STREAMS: usize = 256;
 
-/// Where each sweep stands: its trial version, last metric row and last decision.
-pub type Cursors = Arc<HashMap<String, (i64, i64, i64)>>;
+/// Where each sweep stands: its trial version, last metric row and last decision, and whether
+/// trials are still to run.
+pub type Cursors = Arc<HashMap<String, (i64, i64, i64, bool)>>;
 
 #[derive(Clone)]
 pub struct Feed {
@@ -39,7 +40,7 @@ impl Feed {
                     Ok(cursors) => {
                         let now: HashMap<_, _> = cursors
                             .into_iter()
-                            .map(|c| (c.name, (c.trials_version, c.last_metric_seq, c.last_decision_seq)))
+                            .map(|c| (c.name, (c.trials_version, c.last_metric_seq, c.last_decision_seq, c.open)))
                             .collect();
                         tx.send_if_modified(|held| {
                             let changed = **held != now;
@@ -62,6 +63,11 @@ impl Feed {
         Feed { cursors: rx, streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)) }
     }
 
+    /// Where every sweep stands, as last read; changes when any sweep changes.
+    pub fn cursors(&self) -> watch::Receiver<Cursors> {
+        self.cursors.clone()
+    }
+
     /// A stream of `sweep` events, one per sweep that changed, as JSON `{"sweep", "trials_version",
     /// "metric_seq", "decision_seq"}`; None when [`MAX_STREAMS`] are open already.
     pub fn stream(&self) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -75,7 +81,7 @@ impl Feed {
                 for (name, c) in now.iter() {
                     if sent.get(name) != Some(c) {
                         let data = serde_json::json!({
-                            "sweep": name, "trials_version": c.0, "metric_seq": c.1, "decision_seq": c.2,
+                            "sweep": name, "trials_version": c.0, "metric_seq": c.1, "decision_seq": c.2, "open": c.3,
                         });
                         if tx.send(Event::default().event("sweep").data(data.to_string())).await.is_err() {
                             return;

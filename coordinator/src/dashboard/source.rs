@@ -90,12 +90,12 @@ impl Source {
             Source::Archive(a) => Ok(archived(a, sweep)?.table.clone()),
             Source::Live { shared, tables, .. } => {
                 let name = sweep.to_string();
-                let (version, metric_seq) = shared.read(move |s, _| s.sweep_versions(&name)).await?;
+                let (version, metric_seq, end) = shared.read(move |s, _| s.sweep_versions(&name)).await?;
                 let table =
                     tables.lock().unwrap_or_else(|p| p.into_inner()).entry(sweep.to_string()).or_default().clone();
                 let mut held = table.clone().lock_owned().await;
                 if held.version < version || held.metric_seq < metric_seq {
-                    catch_up(shared, sweep, &mut held, version, metric_seq).await?;
+                    catch_up(shared, sweep, &mut held, (version, metric_seq), end).await?;
                 }
                 drop(held);
                 Ok(table)
@@ -225,20 +225,15 @@ async fn catch_up(
     shared: &Shared,
     sweep: &str,
     table: &mut SweepTable,
-    version: i64,
-    metric_seq: i64,
+    (version, metric_seq): (i64, i64),
+    end: u64,
 ) -> Result<(), ApiError> {
     if table.version == 0 && table.metric_seq == 0 && table.is_empty() {
-        let mut offset = 0;
-        loop {
+        for from in (0..end).step_by(FILL_PAGE as usize) {
             let name = sweep.to_string();
-            let page = shared.read(move |s, _| s.trial_rows(&name, Chosen::Page { offset, limit: FILL_PAGE })).await?;
-            let n = page.len() as u64;
+            let chosen = Chosen::Positions { from, to: from + FILL_PAGE };
+            let page = shared.read(move |s, _| s.trial_rows(&name, chosen)).await?;
             table.upsert(&page);
-            offset += n;
-            if n < FILL_PAGE {
-                break;
-            }
         }
     } else {
         let (name, after, seq) = (sweep.to_string(), table.version, table.metric_seq);

@@ -94,13 +94,18 @@ impl Store {
 }
 
 impl Store {
-    /// The trial version and last metric row of `sweep`: what a copy of its trials is current with.
-    pub fn sweep_versions(&self, sweep: &str) -> Result<(i64, i64)> {
+    /// The trial version and last metric row of `sweep`: what a copy of its trials is current with;
+    /// and one past its last queue position.
+    pub fn sweep_versions(&self, sweep: &str) -> Result<(i64, i64, u64)> {
         use rusqlite::OptionalExtension;
         self.conn
-            .query_row("SELECT trials_version, last_metric_seq FROM sweeps WHERE name = ?1", [sweep], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT trials_version, last_metric_seq,
+                        (SELECT COALESCE(MAX(idx) + 1, 0) FROM trials WHERE sweep = ?1)
+                 FROM sweeps WHERE name = ?1",
+                [sweep],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64)),
+            )
             .optional()?
             .ok_or_else(|| crate::error::Error::UnknownSweep(sweep.to_string()))
     }

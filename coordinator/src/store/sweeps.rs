@@ -204,6 +204,16 @@ impl Store {
         })
     }
 
+    /// UnknownSweep unless `sweep` is stored: one lookup, where [`Store::summary`] counts its trials.
+    pub(super) fn known_sweep(&self, sweep: &str) -> Result<()> {
+        let mut q = self.conn.prepare_cached("SELECT 1 FROM sweeps WHERE name = ?1")?;
+        if q.exists([sweep])? {
+            Ok(())
+        } else {
+            Err(Error::UnknownSweep(sweep.to_string()))
+        }
+    }
+
     pub fn sweep_names(&self) -> Result<Vec<String>> {
         let mut q = self.conn.prepare("SELECT name FROM sweeps ORDER BY seq")?;
         let names = q.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -212,13 +222,13 @@ impl Store {
 
     /// The chosen trials of a sweep, in queue order ([`Chosen`]).
     pub fn trials(&self, sweep: &str, chosen: Chosen) -> Result<Vec<TrialRecord>> {
-        self.summary(sweep)?;
+        self.known_sweep(sweep)?;
         self.trial_records(sweep, Which::Chosen(chosen))
     }
 
     /// One trial of a sweep; NotFound names the sweep when the trial is not in it.
     pub fn trial(&self, sweep: &str, trial_id: &str) -> Result<TrialRecord> {
-        self.summary(sweep)?;
+        self.known_sweep(sweep)?;
         let found = self.trial_records(sweep, Which::One(trial_id))?;
         found.into_iter().next().ok_or_else(|| Error::NotFound(format!("trial {trial_id} in sweep {sweep}")))
     }

@@ -16,6 +16,9 @@ pub enum Chosen {
     ChangedAfter(i64),
     /// `limit` trials from position `offset` in the queue.
     Page { offset: u64, limit: u64 },
+    /// The trials at queue positions `from..to`: a page found through the index, however deep
+    /// into the sweep, where `Page` steps over the `offset` trials before it.
+    Positions { from: u64, to: u64 },
 }
 
 impl Chosen {
@@ -25,6 +28,7 @@ impl Chosen {
         match self {
             Chosen::ChangedAfter(_) => "AND t.version > ?2 ORDER BY t.idx",
             Chosen::Page { .. } => "ORDER BY t.idx LIMIT ?2 OFFSET ?3",
+            Chosen::Positions { .. } => "AND t.idx >= ?2 AND t.idx < ?3 ORDER BY t.idx",
         }
     }
 
@@ -34,6 +38,7 @@ impl Chosen {
         match self {
             Chosen::ChangedAfter(v) => vec![v],
             Chosen::Page { offset, limit } => vec![int(limit), int(offset)],
+            Chosen::Positions { from, to } => vec![int(from), int(to)],
         }
     }
 }
@@ -59,7 +64,7 @@ impl Store {
     /// The trials of `sweep` that `clause` (the tail of `FROM trials t WHERE t.sweep = ?1`) picks,
     /// with `args` bound from `?1` on.
     fn rows_where(&self, sweep: &str, clause: &str, args: Vec<rusqlite::types::Value>) -> Result<Vec<TrialRow>> {
-        self.summary(sweep)?;
+        self.known_sweep(sweep)?;
         // Inside [`Store::in_snapshot`] already, or a snapshot of its own.
         let _snapshot = if self.conn.is_autocommit() { Some(self.conn.unchecked_transaction()?) } else { None };
         let conn = &self.conn;
