@@ -223,16 +223,14 @@ pub fn check_rows(
             if attempt >= 2 {
                 f.retried_attempts_with_rows += 1;
             }
-            if attempt >= 2 || start > 0 {
-                if first <= surely_checkpointed {
-                    f.rewound_attempts += 1;
-                    if first == 1 {
-                        f.restarted_from_zero += 1;
-                    }
-                    f.problems.push(format!(
-                        "trial {id}: attempt {attempt} recorded epoch {first}, but an earlier attempt had checkpointed epoch {surely_checkpointed}"
-                    ));
+            if (attempt >= 2 || start > 0) && first <= surely_checkpointed {
+                f.rewound_attempts += 1;
+                if first == 1 {
+                    f.restarted_from_zero += 1;
                 }
+                f.problems.push(format!(
+                    "trial {id}: attempt {attempt} recorded epoch {first}, but an earlier attempt had checkpointed epoch {surely_checkpointed}"
+                ));
             }
             let last = *eps.iter().next_back().expect("non-empty");
             surely_checkpointed = surely_checkpointed.max(last - 1);

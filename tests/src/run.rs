@@ -282,7 +282,7 @@ fn sweep_file(script: &Path, cfg: &ChaosConfig) -> String {
     // sizes), and half the trials go on from each rung: trials are stopped at every rung, and
     // the sweep lasts long enough for the faults to land.
     let scheduled = cfg.asha || cfg.pbt;
-    let index = |k: u32| if scheduled && cfg.trials % 7 != 0 { (k * 7) % cfg.trials } else { k };
+    let index = |k: u32| if scheduled && !cfg.trials.is_multiple_of(7) { (k * 7) % cfg.trials } else { k };
     let grid: Vec<String> = (0..cfg.trials).map(|k| index(k).to_string()).collect();
     // TPE draws the scores from five times as many as there are trials.
     let trials = if cfg.tpe {

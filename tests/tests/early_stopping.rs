@@ -144,7 +144,7 @@ fn asha_pauses_trials_below_the_cut_and_promotes_them_later() {
         assert!(t.attempts >= 2, "a promoted trial resumed in a new attempt: {statuses:?}");
     }
     for t in trials.iter().filter(|t| t.status == "stopped_early") {
-        let last = decisions.iter().filter(|d| d.trial_id == t.trial_id).last().unwrap();
+        let last = decisions.iter().rfind(|d| d.trial_id == t.trial_id).unwrap();
         assert_eq!(last.action, "stop", "a trial left waiting is stopped, on record: {decisions:?}");
     }
 

@@ -105,7 +105,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<String> {
-    if text.len() % 2 != 0 || text.len() > 2 * MAX_TOKEN_BYTES {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * MAX_TOKEN_BYTES {
         return None;
     }
     let bytes: Option<Vec<u8>> =

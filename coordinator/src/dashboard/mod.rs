@@ -32,6 +32,8 @@ pub use assets::escape;
 pub type DrawPlots = Arc<dyn Fn(&str) -> anyhow::Result<Vec<(String, Vec<u8>)>> + Send + Sync>;
 
 type Drawn = Arc<Vec<(String, Vec<u8>)>>;
+/// Figures with the trial version and metric row they were drawn at.
+type DrawnAt = ((i64, i64), Drawn);
 
 #[derive(Clone)]
 pub struct Dashboard {
@@ -40,7 +42,7 @@ pub struct Dashboard {
     feed: Option<events::Feed>,
     plots: Option<DrawPlots>,
     /// Figures drawn for a sweep, with the trial version and metric row they were drawn at.
-    drawn: Arc<Mutex<HashMap<String, ((i64, i64), Drawn)>>>,
+    drawn: Arc<Mutex<HashMap<String, DrawnAt>>>,
 }
 
 impl Dashboard {

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 
 type TableLock = Arc<tokio::sync::Mutex<SweepTable>>;
 
+/// One trial's curve of one metric: (trial id, metric, (epoch, value) in epoch order).
+pub type Curve = (String, String, Vec<(i64, f64)>);
+
 /// Trials read per transaction when a sweep's table is first filled.
 const FILL_PAGE: u64 = 10_000;
 
@@ -109,12 +112,12 @@ impl Source {
         sweep: &str,
         trials: Vec<String>,
         metric: Option<String>,
-    ) -> Result<Vec<(String, String, Vec<(i64, f64)>)>, ApiError> {
+    ) -> Result<Vec<Curve>, ApiError> {
         let points = match self {
             Source::Live { shared, .. } => {
                 let name = sweep.to_string();
                 let rows = shared.read(move |s, _| s.curves(&name, &trials, metric.as_deref())).await?;
-                let mut out: Vec<(String, String, Vec<(i64, f64)>)> = Vec::new();
+                let mut out: Vec<Curve> = Vec::new();
                 for p in rows {
                     match out.last_mut() {
                         Some((t, m, points)) if *t == p.trial_id && *m == p.metric => points.push((p.epoch, p.value)),

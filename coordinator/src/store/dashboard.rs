@@ -26,10 +26,13 @@ pub struct ComputeHours {
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
+/// A trial's final value of a metric: (trial id, metric, value).
+pub type FinalValue = (String, String, f64);
+
 impl Store {
     /// The final value of every (trial, metric) of `sweep` that a metric row numbered above `seq`
     /// changed, with the highest such row number (`seq` when there are none).
-    pub fn finals_changed_after(&self, sweep: &str, seq: i64) -> Result<(Vec<(String, String, f64)>, i64)> {
+    pub fn finals_changed_after(&self, sweep: &str, seq: i64) -> Result<(Vec<FinalValue>, i64)> {
         let _snapshot = self.conn.unchecked_transaction()?;
         let upto: i64 = self.conn.query_row(
             "SELECT COALESCE(MAX(seq), ?2) FROM metrics WHERE sweep = ?1 AND seq > ?2",
