@@ -66,6 +66,15 @@ fn default_metric(t: &SweepTable) -> Option<String> {
         .or_else(|| t.metrics.iter().map(|c| c.name.clone()).min())
 }
 
+/// The metric a chart is asked for, or the page's default; None when the sweep reports none yet.
+fn chosen_metric(asked: Option<&str>, t: &SweepTable) -> Result<Option<String>, ApiError> {
+    let metric = asked.filter(|m| !m.is_empty()).map(str::to_string).or_else(|| default_metric(t));
+    if let Some(m) = &metric {
+        check_name("metric", m)?;
+    }
+    Ok(metric)
+}
+
 fn goal_of(metric: &str, goal: Option<&str>) -> Result<bool, ApiError> {
     match goal {
         None | Some("") => Ok(!lower_is_better(metric)),
@@ -273,10 +282,9 @@ pub async fn curves(
     let table = d.source.table(&sweep).await?;
     let (metric, higher, chosen) = {
         let t = table.lock().await;
-        let Some(metric) = ask.metric.clone().filter(|m| !m.is_empty()).or_else(|| default_metric(&t)) else {
+        let Some(metric) = chosen_metric(ask.metric.as_deref(), &t)? else {
             return Ok(Json(json!({ "metric": null, "trials": [] })));
         };
-        check_name("metric", &metric)?;
         let higher = goal_of(&metric, ask.goal.as_deref())?;
         let mut chosen: Vec<(usize, bool)> =
             best(&t, &metric, higher, ask.top.unwrap_or(10).min(MAX_TOP)).into_iter().map(|i| (i, false)).collect();
@@ -325,10 +333,9 @@ pub async fn parallel(
     check_sweep(&sweep)?;
     let table = d.source.table(&sweep).await?;
     let t = table.lock().await;
-    let Some(metric) = ask.metric.clone().filter(|m| !m.is_empty()).or_else(|| default_metric(&t)) else {
+    let Some(metric) = chosen_metric(ask.metric.as_deref(), &t)? else {
         return Ok(Json(json!({ "metric": null, "dimensions": [], "trials": 0 })));
     };
-    check_name("metric", &metric)?;
     let higher = goal_of(&metric, ask.goal.as_deref())?;
     let rows = best(&t, &metric, higher, MAX_PARALLEL);
     let mut dimensions: Vec<Value> = Vec::new();
@@ -380,10 +387,9 @@ pub async fn importance(
     let table = d.source.table(&sweep).await?;
     let (metric, names, features, target) = {
         let t = table.lock().await;
-        let Some(metric) = ask.metric.clone().filter(|m| !m.is_empty()).or_else(|| default_metric(&t)) else {
+        let Some(metric) = chosen_metric(ask.metric.as_deref(), &t)? else {
             return Ok(Json(json!({ "metric": null, "params": [] })));
         };
-        check_name("metric", &metric)?;
         let Some(target) = t.metric(&metric).map(|c| c.values.clone()) else {
             return Err(ApiError::not_found(format!("this sweep has no metric named `{metric}`")));
         };

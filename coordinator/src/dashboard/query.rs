@@ -191,42 +191,17 @@ fn compare(a: &Cell, b: &Cell, descending: bool) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    use super::super::table::testing::row;
     use super::*;
-    use crate::results::TrialRow;
-    use serde_json::json;
 
     fn table() -> SweepTable {
-        let rows: Vec<TrialRow> = [
-            ("t0", "succeeded", 0.1, "sgd", Some(0.7)),
-            ("t1", "failed", 0.01, "adam", None),
-            ("t2", "succeeded", 0.001, "adam", Some(0.9)),
-            ("t3", "stopped_early", 0.05, "sgd", Some(0.4)),
-        ]
-        .into_iter()
-        .map(|(id, status, lr, opt, acc)| TrialRow {
-            sweep: "s".into(),
-            trial_id: id.into(),
-            workload: "w".into(),
-            status: status.into(),
-            attempts: 1,
-            agent: None,
-            started_at_us: None,
-            finished_at_us: None,
-            duration_s: None,
-            params: json!({"lr": lr, "optimizer": opt}).as_object().unwrap().clone(),
-            finals: acc.map(|a| [("test_acc".to_string(), a)].into_iter().collect()).unwrap_or_default(),
-            last_error: None,
-            exit_code: None,
-            version: 1,
-            rung: None,
-            epochs_budget: None,
-            parent_trial_id: None,
-            copied_epoch: None,
-            generation: 0,
-        })
-        .collect();
         let mut t = SweepTable::default();
-        t.upsert(&rows);
+        t.upsert(&[
+            row("t0", "succeeded", 0.1, "sgd", Some(0.7)),
+            row("t1", "failed", 0.01, "adam", None),
+            row("t2", "succeeded", 0.001, "adam", Some(0.9)),
+            row("t3", "stopped_early", 0.05, "sgd", Some(0.4)),
+        ]);
         t
     }
 

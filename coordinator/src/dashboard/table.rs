@@ -201,12 +201,14 @@ impl SweepTable {
     }
 }
 
+/// Trials as the store reads them, for the dashboard's unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod testing {
+    use crate::results::TrialRow;
     use serde_json::json;
 
-    fn row(id: &str, status: &str, lr: f64, opt: &str, acc: Option<f64>) -> TrialRow {
+    /// A trial with parameters `lr`, `optimizer` and a `seed` that never varies, and `test_acc`.
+    pub fn row(id: &str, status: &str, lr: f64, opt: &str, acc: Option<f64>) -> TrialRow {
         TrialRow {
             sweep: "s".into(),
             trial_id: id.into(),
@@ -229,6 +231,12 @@ mod tests {
             generation: 0,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::row;
+    use super::*;
 
     #[test]
     fn rows_read_again_replace_the_ones_held_and_new_metrics_get_a_column() {
