@@ -284,3 +284,24 @@ async fn the_api_follows_what_agents_report() {
     assert_eq!(get(addr, "/api/sweeps/live/trials?states=running,%3Cscript%3E", &[]).await.status, 400);
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_page_shows_what_each_gpu_has_left() {
+    let env = Env::new(LONG_TTL);
+    let mut config = env.config();
+    config.http_listen = Some("127.0.0.1:0".into());
+    let running = sweep_coordinator::start(&config).await.unwrap();
+    let addr = running.http_addr.unwrap();
+    let c = Coordinator::connect(running).await;
+    let mut agent = c.agent("gpu-node", 2).await;
+    let mut req = agent.lease_request();
+    req.free_slots = 2;
+    req.gpu_free_shares = vec![0.25, 1.0];
+    req.gpu_free_bytes = vec![3 << 30, 80 << 30];
+    agent.client.lease(req).await.unwrap();
+    let agents = get(addr, "/api/agents", &[]).await.json();
+    let room = &agents["agents"][0]["gpu_room"];
+    assert_eq!(room[0]["share"], 0.25, "{agents}");
+    assert_eq!(room[1]["free_bytes"], 80u64 << 30);
+    assert!(agents["agents"][0]["gpu_room_at_ms"].as_i64().is_some());
+}

@@ -159,6 +159,24 @@ impl Browser {
         element.text().await.ok()
     }
 
+    /// Clicks the first element matching the CSS `selector`, finding it again when the page
+    /// replaced it between finding and clicking (a live page redraws its tables as data arrives).
+    /// Panics naming the selector when nothing can be clicked within `timeout`.
+    pub async fn click(&self, selector: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let outcome = match self.client.find(Locator::Css(selector)).await {
+                Ok(element) => element.click().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(_) if start.elapsed() < timeout => tokio::time::sleep(POLL).await,
+                Err(e) => panic!("could not click `{selector}` within {timeout:?}: {e}"),
+            }
+        }
+    }
+
     /// Writes a PNG of the viewport ([`WINDOW`]) to `path`, creating its folder.
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot for {}: {e}", path.display()));

@@ -32,8 +32,10 @@ fn a_killed_agents_trial_finishes_elsewhere_as_attempt_2() {
 
     // A lease TTL long enough that a loaded machine delaying heartbeats does not lose the retry too.
     let coordinator = start_coordinator(root, "3s");
-    let mut agents = [("a", Some(start_agent(root, &coordinator.url, "a", 1))),
-        ("b", Some(start_agent(root, &coordinator.url, "b", 1)))];
+    let mut agents = [
+        ("a", Some(start_agent(root, &coordinator.url, "a", 1))),
+        ("b", Some(start_agent(root, &coordinator.url, "b", 1))),
+    ];
     // Both agents share one checkpoint root, as nodes share a filesystem on a cluster.
     let _ = std::fs::create_dir_all(root.join("ckpt"));
     stdout_of(&sweep(&coordinator.url, &["submit", root.join("kill.toml").to_str().unwrap()]));

@@ -79,12 +79,19 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     let req = pb::SubmitSweepRequest::from_file(&file, &trials, text.clone(), path.display().to_string());
     SweepServiceClient::new(channel.clone()).submit_sweep(with_token(req, USER_TOKEN)).await.unwrap();
     let mut agent = AgentServiceClient::new(channel);
-    let register =
-        pb::RegisterRequest { name: "gpu-node-1".into(), hostname: "gpu-node-1".into(), slots: 8, gpus: vec![] };
+    let register = pb::RegisterRequest {
+        name: "gpu-node-1".into(),
+        hostname: "gpu-node-1".into(),
+        slots: 8,
+        gpus: vec!["0".into(), "1".into()],
+    };
     let reg = agent.register(with_token(register, AGENT_TOKEN)).await.unwrap().into_inner();
     let lease = pb::LeaseRequest {
         agent_id: reg.agent_id.clone(),
         free_slots: 8,
+        free_gpus: 1,
+        gpu_free_shares: vec![0.5, 1.0],
+        gpu_free_bytes: vec![40 << 30, 80 << 30],
         session_secret: reg.session_secret.clone(),
         ..Default::default()
     };
@@ -132,7 +139,7 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     c.goto(&format!("http://{http}/ui/#/sweep/live-page")).await.unwrap();
     b.wait_for("the login form", PATIENCE, || async { b.text("form h1").await.is_some() }).await;
     c.find(fantoccini::Locator::Css("#token")).await.unwrap().send_keys(USER_TOKEN).await.unwrap();
-    c.find(fantoccini::Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    b.click("button[type=submit]", PATIENCE).await;
     b.wait_for("the sweeps page after signing in", PATIENCE, || async {
         b.text("#sweeps table").await.is_some_and(|t| t.contains("live-page"))
     })
@@ -160,7 +167,7 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     b.screenshot(&screenshots().join("sweep-live.png")).await;
 
     // Sort by the metric (best first), then filter.
-    c.find(fantoccini::Locator::Css("th[data-key='metric:test_acc']")).await.unwrap().click().await.unwrap();
+    b.click("th[data-key='metric:test_acc']", PATIENCE).await;
     b.wait_for("the table sorted by test_acc, best first", PATIENCE, || async {
         js(&b, "const r = document.querySelector('#trial-table tbody tr'); return r ? r.dataset.trial : null").await
             == best_id.as_str()
@@ -168,7 +175,7 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     .await;
     let filter = c.find(fantoccini::Locator::Css("#where")).await.unwrap();
     filter.send_keys("width >= 6").await.unwrap();
-    c.find(fantoccini::Locator::Css("#filter button")).await.unwrap().click().await.unwrap();
+    b.click("#filter button", PATIENCE).await;
     b.wait_for("three trials to match width >= 6", PATIENCE, || async {
         b.text("#shown").await.is_some_and(|t| t.starts_with("1–3 of 3 matching"))
     })
@@ -187,7 +194,7 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
 
     // Open the failed trial from the table: its parameters and log show markup as text.
     let failing_id = id(failing);
-    c.find(fantoccini::Locator::Css(&format!("tr[data-trial='{failing_id}']"))).await.unwrap().click().await.unwrap();
+    b.click(&format!("tr[data-trial='{failing_id}']"), PATIENCE).await;
     b.wait_for("the failed trial's page with its log", PATIENCE, || async {
         b.text("#log").await.is_some_and(|t| t.contains("ValueError: loss is nan"))
     })
@@ -199,7 +206,7 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     b.screenshot(&screenshots().join("trial.png")).await;
 
     // Retry it from its page: behind the same authorisation as `sweep retry`.
-    c.find(fantoccini::Locator::Css("#retry")).await.unwrap().click().await.unwrap();
+    b.click("#retry", PATIENCE).await;
     b.wait_for("the retried trial to wait for an agent again", PATIENCE, || async {
         b.text("h1 .state").await.as_deref() == Some("pending")
     })
@@ -208,7 +215,9 @@ async fn a_running_sweeps_page_follows_its_trials_and_shows_markup_as_text() {
     // The agents page lists the agent and its running trials.
     c.goto(&format!("http://{http}/ui/#/agents")).await.unwrap();
     b.wait_for("the agents table", PATIENCE, || async {
-        b.text("#agents table").await.is_some_and(|t| t.contains("gpu-node-1"))
+        b.text("#agents table")
+            .await
+            .is_some_and(|t| t.contains("gpu-node-1") && t.contains("0 (50% free, 40.0 GiB free)"))
     })
     .await;
     b.screenshot(&screenshots().join("agents.png")).await;

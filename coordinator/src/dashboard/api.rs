@@ -495,6 +495,8 @@ pub async fn agents(State(d): State<Dashboard>) -> Result<Json<Value>, ApiError>
                 "id": a.id, "hostname": a.hostname, "slots": a.slots, "gpus": a.gpus, "running": a.running,
                 "last_seen_ms": a.last_seen_ms, "consecutive_failures": a.consecutive_failures,
                 "quarantined": a.quarantined, "quarantine_reason": a.quarantine_reason,
+                "gpu_room": a.gpu_room.iter().map(|r| json!({ "share": number(r.share), "free_bytes": r.free_bytes })).collect::<Vec<_>>(),
+                "gpu_room_at_ms": a.gpu_room_at_ms,
             })
         })
         .collect();

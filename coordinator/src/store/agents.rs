@@ -4,7 +4,7 @@ use super::Store;
 use crate::error::Result;
 use rusqlite::params;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentRecord {
     pub id: String,
     pub hostname: String,
@@ -19,6 +19,9 @@ pub struct AgentRecord {
     pub quarantined: bool,
     /// The evidence it was quarantined on.
     pub quarantine_reason: Option<String>,
+    /// What it last said is left of each GPU, in its lease requests, and when.
+    pub gpu_room: Vec<crate::scheduler::GpuRoom>,
+    pub gpu_room_at_ms: Option<i64>,
 }
 
 impl Store {
@@ -68,7 +71,8 @@ impl Store {
         let mut q = self.conn.prepare(
             "SELECT a.id, a.hostname, a.slots, a.gpus, a.last_seen_ms,
                     (SELECT COUNT(*) FROM trials t WHERE t.agent = a.id AND t.state IN ('leased', 'running')),
-                    a.consecutive_failures, a.quarantined_at_ms IS NOT NULL, a.quarantine_reason
+                    a.consecutive_failures, a.quarantined_at_ms IS NOT NULL, a.quarantine_reason,
+                    a.gpu_room, a.gpu_room_at_ms
              FROM agents a WHERE a.last_seen_ms >= ?1 ORDER BY a.registered_at_ms, a.id",
         )?;
         let rows = q.query_map([now_ms - window_ms], |r| {
@@ -83,8 +87,24 @@ impl Store {
                 consecutive_failures: r.get(6)?,
                 quarantined: r.get(7)?,
                 quarantine_reason: r.get(8)?,
+                gpu_room: r.get::<_, Option<String>>(9)?.map(|j| rooms_from_json(&j)).unwrap_or_default(),
+                gpu_room_at_ms: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// The GPU rooms as stored: `[[share, free bytes or null], ...]`.
+pub(super) fn rooms_to_json(rooms: &[crate::scheduler::GpuRoom]) -> String {
+    serde_json::Value::Array(rooms.iter().map(|r| serde_json::json!([r.share, r.free_bytes])).collect()).to_string()
+}
+
+/// What [`rooms_to_json`] wrote; anything else reads as no rooms.
+fn rooms_from_json(text: &str) -> Vec<crate::scheduler::GpuRoom> {
+    let Ok(serde_json::Value::Array(rooms)) = serde_json::from_str(text) else { return Vec::new() };
+    rooms
+        .iter()
+        .filter_map(|r| Some(crate::scheduler::GpuRoom { share: r.get(0)?.as_f64()?, free_bytes: r.get(1)?.as_u64() }))
+        .collect()
 }

@@ -77,6 +77,10 @@ impl Store {
         let ttl = self.lease_ttl_ms;
         let tx = self.conn.transaction()?;
         let streak = admit_agent(&tx, agent_id, session, now_ms)?;
+        tx.execute(
+            "UPDATE agents SET gpu_room = ?2, gpu_room_at_ms = ?3 WHERE id = ?1",
+            params![agent_id, super::agents::rooms_to_json(&gpus), now_ms],
+        )?;
         let quarantine = super::blame::quarantine(&tx, agent_id, streak, self.quarantine_after, now_ms)?;
         if free_slots == 0 || quarantine.is_some() {
             tx.commit()?;

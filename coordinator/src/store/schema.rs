@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 12;
+const VERSION: i64 = 13;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -299,6 +299,13 @@ CREATE TABLE IF NOT EXISTS kept_checkpoints (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 13: what each agent last said is left of its GPUs (the share not given to trials, and the
+/// free memory the driver reported), as JSON, and when: the dashboard's agents page shows it.
+const V13: &str = r#"
+ALTER TABLE agents ADD COLUMN gpu_room TEXT;
+ALTER TABLE agents ADD COLUMN gpu_room_at_ms INTEGER;
+"#;
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
@@ -336,6 +343,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     if version < 12 {
         conn.execute_batch(V12)?;
+    }
+    if version < 13 {
+        conn.execute_batch(V13)?;
     }
     if version < VERSION {
         conn.pragma_update(None, "user_version", VERSION)?;

@@ -475,7 +475,7 @@ async function agentsPage() {
       box.replaceChildren(el("div", { class: "table-wrap" }, el("table", {},
         el("thead", {}, el("tr", {}, ["Agent", "Host", "Slots", "Running", "GPUs", "Failures in a row", "Quarantine", "Last heartbeat"].map((h) => el("th", {}, h)))),
         el("tbody", {}, d.agents.map((a) => el("tr", {}, el("td", {}, el("code", {}, a.id)), el("td", {}, a.hostname),
-          el("td", { class: "num" }, a.slots), el("td", { class: "num" }, a.running), el("td", {}, a.gpus.length ? a.gpus.join(", ") : "CPU"),
+          el("td", { class: "num" }, a.slots), el("td", { class: "num" }, a.running), el("td", {}, gpuCells(a)),
           el("td", { class: "num" }, a.consecutive_failures),
           el("td", {}, a.quarantined ? el("span", { class: "error" }, "quarantined: " + (a.quarantine_reason || "")) : "–"),
           el("td", {}, ago(a.last_seen_ms)))))))); 
@@ -483,6 +483,19 @@ async function agentsPage() {
   };
   state.onChange = debounce(draw, 1000);
   await draw();
+}
+
+// Each GPU of an agent with what it last said is left of it: the share not given to trials and the
+// free memory the driver reported.
+function gpuCells(a) {
+  if (!a.gpus.length) return "CPU";
+  return a.gpus.map((g, i) => {
+    const room = a.gpu_room[i];
+    if (!room) return g;
+    const parts = [Math.round((room.share || 0) * 100) + "% free"];
+    if (room.free_bytes) parts.push((room.free_bytes / 2 ** 30).toFixed(1) + " GiB free");
+    return g + " (" + parts.join(", ") + ")";
+  }).join("; ");
 }
 
 // ---------------------------------------------------------------- routing
