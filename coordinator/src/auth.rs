@@ -284,6 +284,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_tokens_alone_admit_their_users_and_no_one_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.tokens");
+        std::fs::write(&file, "alice:tok-a1\n").unwrap();
+        let tokens = Tokens::load_users(Some(&file), false).unwrap();
+        assert!(tokens.enabled());
+        assert_eq!(tokens.identify(Some("tok-a1")), Bearer::User(Caller::named("alice")));
+        assert_eq!(tokens.identify(Some("tok-a2")), Bearer::Unknown);
+        assert_eq!(tokens.identify(Some("  ")), Bearer::Missing);
+        assert_eq!(tokens.identify(None), Bearer::Missing);
+        assert_eq!(Tokens::load_users(None, false).unwrap().identify(None), Bearer::User(Caller::open()));
+        assert!(Tokens::load_users(Some(&dir.path().join("absent")), false).unwrap_err().contains("absent"));
+    }
+
+    #[test]
     fn constant_time_eq_matches_equality() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));

@@ -45,6 +45,11 @@ pub async fn run(args: UiArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (another `sweep ui`? choose another with --listen)", args.listen))?;
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && args.user_tokens.is_none() {
+        eprintln!(
+            "warning: sweep ui serves {addr}, off this machine, without --user-tokens: anyone who reaches the port can read these results"
+        );
+    }
     eprintln!(
         "sweep ui: {sweeps} sweep{} from {}, read-only, at http://{addr}/ui/ (Ctrl-C stops)",
         if sweeps == 1 { "" } else { "s" },
