@@ -202,7 +202,35 @@ async fn main() -> anyhow::Result<()> {
     let addr = running.http_addr.expect("http");
     let measured = tokio::task::spawn_blocking(move || measure(addr)).await?;
     running.shutdown().await?;
-    measured
+    measured?;
+    archive(dir.path()).await
+}
+
+/// `sweep ui`'s side: the sweep written to Parquet by a coordinator's
+/// sink, then read back whole as `sweep ui` reads a results folder.
+async fn archive(dir: &Path) -> anyhow::Result<()> {
+    let mut writes = config(dir);
+    writes.results_only_for = None;
+    writes.http_listen = None;
+    let started = Instant::now();
+    let sink = sweep_coordinator::start(&writes).await?;
+    sink.flush().await?;
+    sink.shutdown().await?;
+    println!("\nParquet: the sweep's results written in {:.1} s", started.elapsed().as_secs_f64());
+    let before = rss_mb();
+    let started = Instant::now();
+    let results = dir.join("results");
+    let archive = tokio::task::spawn_blocking(move || sweep_coordinator::dashboard::Archive::read(&results))
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "sweep ui: {} sweep(s) read in {:.1} s; resident memory {} MB before, {} MB after",
+        archive.sweeps.len(),
+        started.elapsed().as_secs_f64(),
+        before,
+        rss_mb()
+    );
+    Ok(())
 }
 
 fn measure(addr: SocketAddr) -> anyhow::Result<()> {

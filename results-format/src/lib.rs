@@ -16,7 +16,10 @@ mod trials_table;
 use std::path::{Path, PathBuf};
 
 pub use decisions_table::{read_decisions_table, write_decisions_table, DecisionRow, DECISIONS_FILE};
-pub use metrics_parts::{last_written_seq, metric_parts, read_metrics, write_metrics_part, MetricRow, PartSummary};
+pub use metrics_parts::{
+    last_written_seq, metric_parts, read_metrics, visit_metrics, write_metrics_part, MetricRow, MetricRowRef,
+    PartSummary,
+};
 pub use trial_changes::{last_trial_change, read_current_trials, remove_trial_changes_upto, write_trial_changes};
 pub use trials_table::{
     last_error_cell, read_trials_table, trials_table_version, write_trials_table, TrialRow, TrialsTableShape,

@@ -111,15 +111,53 @@ pub fn last_written_seq(sweep_dir: &Path) -> Result<Option<i64>, ResultsError> {
 /// of a write in progress are skipped, so this is safe to call while the sweep runs.
 pub fn read_metrics(sweep_dir: &Path) -> Result<Vec<MetricRow>, ResultsError> {
     let mut rows = Vec::new();
-    for part in list_parts(&sweep_dir.join(METRICS_DIR))? {
-        for batch in read_batches(&part.path)? {
-            append_rows(&batch, &part.path, &mut rows)?;
-        }
-    }
+    visit_metrics(sweep_dir, |row| rows.push(row.to_row()))?;
     Ok(rows)
 }
 
-fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<MetricRow>) -> Result<(), ResultsError> {
+/// One metric row as it is read, its strings borrowed from the part: what [`visit_metrics`] hands
+/// out, so a reader that keeps only some of each row never holds the whole sweep's rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricRowRef<'a> {
+    pub sweep: &'a str,
+    pub trial_id: &'a str,
+    pub attempt: i32,
+    pub epoch: i32,
+    pub step: i64,
+    pub metric: &'a str,
+    pub value: f64,
+    pub recorded_at_us: i64,
+    pub superseded: bool,
+}
+
+impl MetricRowRef<'_> {
+    pub fn to_row(&self) -> MetricRow {
+        MetricRow {
+            sweep: self.sweep.to_owned(),
+            trial_id: self.trial_id.to_owned(),
+            attempt: self.attempt,
+            epoch: self.epoch,
+            step: self.step,
+            metric: self.metric.to_owned(),
+            value: self.value,
+            recorded_at_us: self.recorded_at_us,
+            superseded: self.superseded,
+        }
+    }
+}
+
+/// Every row of [`read_metrics`], in the same order, handed to `f` one at a time; a part's rows
+/// are in memory only while it is read.
+pub fn visit_metrics(sweep_dir: &Path, mut f: impl FnMut(MetricRowRef<'_>)) -> Result<(), ResultsError> {
+    for part in list_parts(&sweep_dir.join(METRICS_DIR))? {
+        for batch in read_batches(&part.path)? {
+            visit_rows(&batch, &part.path, &mut f)?;
+        }
+    }
+    Ok(())
+}
+
+fn visit_rows(batch: &RecordBatch, path: &Path, f: &mut impl FnMut(MetricRowRef<'_>)) -> Result<(), ResultsError> {
     let sweep = column::<StringArray>(batch, "sweep", &DataType::Utf8, true, path)?;
     let trial_id = column::<StringArray>(batch, "trial_id", &DataType::Utf8, true, path)?;
     let attempt = column::<Int32Array>(batch, "attempt", &DataType::Int32, true, path)?;
@@ -133,17 +171,19 @@ fn append_rows(batch: &RecordBatch, path: &Path, out: &mut Vec<MetricRow>) -> Re
         Some(_) => Some(column::<BooleanArray>(batch, SUPERSEDED, &DataType::Boolean, true, path)?),
         None => None,
     };
-    out.extend((0..batch.num_rows()).map(|i| MetricRow {
-        sweep: sweep.value(i).to_owned(),
-        trial_id: trial_id.value(i).to_owned(),
-        attempt: attempt.value(i),
-        epoch: epoch.value(i),
-        step: step.value(i),
-        metric: metric.value(i).to_owned(),
-        value: value.value(i),
-        recorded_at_us: recorded_at.value(i),
-        superseded: superseded.is_some_and(|s| s.value(i)),
-    }));
+    for i in 0..batch.num_rows() {
+        f(MetricRowRef {
+            sweep: sweep.value(i),
+            trial_id: trial_id.value(i),
+            attempt: attempt.value(i),
+            epoch: epoch.value(i),
+            step: step.value(i),
+            metric: metric.value(i),
+            value: value.value(i),
+            recorded_at_us: recorded_at.value(i),
+            superseded: superseded.is_some_and(|s| s.value(i)),
+        });
+    }
     Ok(())
 }
 

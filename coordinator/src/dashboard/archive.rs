@@ -13,9 +13,11 @@ pub struct ArchivedSweep {
     pub name: String,
     pub trials: Vec<TrialRow>,
     pub table: Arc<tokio::sync::Mutex<SweepTable>>,
-    /// Each trial's curves: metric, then (epoch, value) in epoch order, the latest attempt's value
-    /// where several reported an epoch.
-    pub curves: HashMap<String, HashMap<String, Vec<(i64, f64)>>>,
+    /// Each trial's curves: (metric, as a position in `metrics`; (epoch, value) in epoch order),
+    /// the latest attempt's value where several reported an epoch.
+    pub curves: HashMap<String, Vec<(u32, Vec<(i64, f64)>)>>,
+    /// The names of the metrics the curves hold.
+    pub metrics: Vec<String>,
     pub decisions: Vec<DecisionRow>,
     /// The earliest start of any trial, microseconds since the epoch.
     pub started_at_us: Option<i64>,
@@ -54,23 +56,52 @@ impl Archive {
 fn read_sweep(root: &Path, name: String) -> Result<ArchivedSweep, String> {
     let dir = results::checked_sweep_dir(root, &name).map_err(|e| e.to_string())?;
     let trials = results::read_current_trials(&dir).map_err(|e| e.to_string())?;
-    let mut latest: HashMap<(String, String, i64), (i32, f64)> = HashMap::new();
-    for row in results::read_metrics(&dir).map_err(|e| e.to_string())? {
-        let key = (row.trial_id, row.metric, row.epoch as i64);
-        match latest.get(&key) {
-            Some((attempt, _)) if *attempt > row.attempt => {}
-            _ => {
-                latest.insert(key, (row.attempt, row.value));
-            }
+    // Rows a later attempt superseded are marked so; should a mark be missing (a stop between
+    // writing a part and marking the rows before it), the highest attempt of an epoch still wins.
+    let mut metrics: Vec<String> = Vec::new();
+    let mut metric_at: HashMap<String, u32> = HashMap::new();
+    let mut points: HashMap<String, HashMap<u32, Vec<(i64, i32, f64)>>> = HashMap::new();
+    results::visit_metrics(&dir, |row| {
+        if row.superseded {
+            return;
         }
-    }
-    let mut curves: HashMap<String, HashMap<String, Vec<(i64, f64)>>> = HashMap::new();
-    for ((trial, metric, epoch), (_, value)) in latest {
-        curves.entry(trial).or_default().entry(metric).or_default().push((epoch, value));
-    }
-    for points in curves.values_mut().flat_map(|m| m.values_mut()) {
-        points.sort_by_key(|p| p.0);
-    }
+        let m = match metric_at.get(row.metric) {
+            Some(&m) => m,
+            None => {
+                metrics.push(row.metric.to_string());
+                metric_at.insert(row.metric.to_string(), metrics.len() as u32 - 1);
+                metrics.len() as u32 - 1
+            }
+        };
+        let trial = match points.get_mut(row.trial_id) {
+            Some(t) => t,
+            None => points.entry(row.trial_id.to_string()).or_default(),
+        };
+        trial.entry(m).or_default().push((row.epoch as i64, row.attempt, row.value));
+    })
+    .map_err(|e| e.to_string())?;
+    let curves = points
+        .into_iter()
+        .map(|(trial, by_metric)| {
+            let mut by_metric: Vec<(u32, Vec<(i64, f64)>)> = by_metric
+                .into_iter()
+                .map(|(m, mut p)| {
+                    p.sort_by_key(|&(epoch, attempt, _)| (epoch, attempt));
+                    // Of one epoch's rows, the last (the highest attempt) is kept.
+                    let mut kept: Vec<(i64, f64)> = Vec::with_capacity(p.len());
+                    for (epoch, _, value) in p {
+                        match kept.last_mut() {
+                            Some(last) if last.0 == epoch => last.1 = value,
+                            _ => kept.push((epoch, value)),
+                        }
+                    }
+                    (m, kept)
+                })
+                .collect();
+            by_metric.sort_by_key(|(m, _)| *m);
+            (trial, by_metric)
+        })
+        .collect();
     let decisions = results::read_decisions_table(&dir).map_err(|e| e.to_string())?;
     let mut table = SweepTable::default();
     table.upsert(&trials);
@@ -80,7 +111,61 @@ fn read_sweep(root: &Path, name: String) -> Result<ArchivedSweep, String> {
         trials,
         table: Arc::new(tokio::sync::Mutex::new(table)),
         curves,
+        metrics,
         decisions,
         started_at_us,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::row;
+    use super::*;
+    use crate::results::MetricRow;
+
+    fn metric(trial: &str, attempt: i32, epoch: i32, value: f64, superseded: bool) -> MetricRow {
+        MetricRow {
+            sweep: "s1".into(),
+            trial_id: trial.into(),
+            attempt,
+            epoch,
+            step: epoch as i64,
+            metric: "test_acc".into(),
+            value,
+            recorded_at_us: 0,
+            superseded,
+        }
+    }
+
+    #[test]
+    fn a_results_folder_reads_back_with_the_latest_attempt_of_each_epoch() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("s1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut trials = vec![row("t0", "succeeded", 0.1, "sgd", Some(0.9)), row("t1", "failed", 0.01, "adam", None)];
+        for t in &mut trials {
+            t.sweep = "s1".into();
+        }
+        results::write_trials_table(&dir, &trials).unwrap();
+        // t0's epoch 2 was reported again by attempt 2, and marked; t1's second report of epoch 1
+        // was not marked (a stop between writing a part and marking the rows before it).
+        let first = [metric("t0", 1, 1, 0.5, false), metric("t0", 1, 2, 0.6, true), metric("t1", 1, 1, 0.1, false)];
+        results::write_metrics_part(&dir, 1, 3, &first).unwrap();
+        results::write_metrics_part(&dir, 4, 5, &[metric("t0", 2, 2, 0.9, false), metric("t1", 2, 1, 0.2, false)])
+            .unwrap();
+        // Passed over: a folder that is no sweep name, one without a trials table, and a link.
+        std::fs::create_dir_all(root.path().join("not a sweep")).unwrap();
+        std::fs::create_dir_all(root.path().join("empty")).unwrap();
+        std::os::unix::fs::symlink(&dir, root.path().join("linked")).unwrap();
+
+        let archive = Archive::read(root.path()).unwrap();
+        let names: Vec<&str> = archive.sweeps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1"]);
+        let s = archive.sweep("s1").unwrap();
+        assert_eq!(s.trials.len(), 2);
+        let curve = |trial: &str| s.curves[trial].iter().map(|(_, p)| p.clone()).next().unwrap();
+        assert_eq!(curve("t0"), [(1, 0.5), (2, 0.9)]);
+        assert_eq!(curve("t1"), [(1, 0.2)], "the higher attempt wins an unmarked epoch");
+        assert_eq!(s.metrics, ["test_acc"]);
+    }
 }

@@ -131,11 +131,14 @@ impl Source {
                 let mut out = Vec::new();
                 for t in trials {
                     let Some(by_metric) = s.curves.get(&t) else { continue };
-                    let mut names: Vec<&String> =
-                        by_metric.keys().filter(|m| metric.as_ref().is_none_or(|want| want == *m)).collect();
-                    names.sort();
-                    for m in names {
-                        out.push((t.clone(), m.clone(), by_metric[m].clone()));
+                    let mut chosen: Vec<(&String, &Vec<(i64, f64)>)> = by_metric
+                        .iter()
+                        .map(|(m, points)| (&s.metrics[*m as usize], points))
+                        .filter(|(name, _)| metric.as_ref().is_none_or(|want| want == *name))
+                        .collect();
+                    chosen.sort_by(|a, b| a.0.cmp(b.0));
+                    for (name, points) in chosen {
+                        out.push((t.clone(), name.clone(), points.clone()));
                     }
                 }
                 out
