@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
 use sweep_proto::v1::sweep_service_client::SweepServiceClient;
 
 const ALICE: &str = "alice-token-4c1d";
@@ -88,6 +87,15 @@ async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
+}
+
+/// A coordinator without tokens, serving the dashboard, and the dashboard's address.
+async fn open(env: &Env) -> (Coordinator, SocketAddr) {
+    let mut config = env.config();
+    config.http_listen = Some("127.0.0.1:0".into());
+    let running = sweep_coordinator::start(&config).await.unwrap();
+    let addr = running.http_addr.unwrap();
+    (Coordinator::connect(running).await, addr)
 }
 
 /// A coordinator with user tokens for alice and bob and one agent token, serving the dashboard.
@@ -194,11 +202,7 @@ async fn actions_need_the_page_and_the_owner_as_the_cli_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_follows_what_agents_report() {
     let env = Env::new(LONG_TTL);
-    let mut config = env.config();
-    config.http_listen = Some("127.0.0.1:0".into());
-    let running = sweep_coordinator::start(&config).await.unwrap();
-    let addr = running.http_addr.unwrap();
-    let c = Coordinator::connect(running).await;
+    let (c, addr) = open(&env).await;
     c.submit(sweep(
         "live",
         &[1, 2, 3, 4, 5, 6],
@@ -282,17 +286,12 @@ async fn the_api_follows_what_agents_report() {
         6
     );
     assert_eq!(get(addr, "/api/sweeps/live/trials?states=running,%3Cscript%3E", &[]).await.status, 400);
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_page_shows_what_each_gpu_has_left() {
     let env = Env::new(LONG_TTL);
-    let mut config = env.config();
-    config.http_listen = Some("127.0.0.1:0".into());
-    let running = sweep_coordinator::start(&config).await.unwrap();
-    let addr = running.http_addr.unwrap();
-    let c = Coordinator::connect(running).await;
+    let (c, addr) = open(&env).await;
     let mut agent = c.agent("gpu-node", 2).await;
     let mut req = agent.lease_request();
     req.free_slots = 2;

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A metric's points of one trial: (epoch, value) in epoch order.
+pub type Points = Vec<(i64, f64)>;
+
 /// One sweep as its results files hold it.
 pub struct ArchivedSweep {
     pub name: String,
@@ -15,7 +18,7 @@ pub struct ArchivedSweep {
     pub table: Arc<tokio::sync::Mutex<SweepTable>>,
     /// Each trial's curves: (metric, as a position in `metrics`; (epoch, value) in epoch order),
     /// the latest attempt's value where several reported an epoch.
-    pub curves: HashMap<String, Vec<(u32, Vec<(i64, f64)>)>>,
+    pub curves: HashMap<String, Vec<(u32, Points)>>,
     /// The names of the metrics the curves hold.
     pub metrics: Vec<String>,
     pub decisions: Vec<DecisionRow>,
@@ -60,7 +63,9 @@ fn read_sweep(root: &Path, name: String) -> Result<ArchivedSweep, String> {
     // writing a part and marking the rows before it), the highest attempt of an epoch still wins.
     let mut metrics: Vec<String> = Vec::new();
     let mut metric_at: HashMap<String, u32> = HashMap::new();
-    let mut points: HashMap<String, HashMap<u32, Vec<(i64, i32, f64)>>> = HashMap::new();
+    // Per trial and metric: (epoch, attempt, value) as read.
+    type Reported = HashMap<u32, Vec<(i64, i32, f64)>>;
+    let mut points: HashMap<String, Reported> = HashMap::new();
     results::visit_metrics(&dir, |row| {
         if row.superseded {
             return;
@@ -83,12 +88,12 @@ fn read_sweep(root: &Path, name: String) -> Result<ArchivedSweep, String> {
     let curves = points
         .into_iter()
         .map(|(trial, by_metric)| {
-            let mut by_metric: Vec<(u32, Vec<(i64, f64)>)> = by_metric
+            let mut by_metric: Vec<(u32, Points)> = by_metric
                 .into_iter()
                 .map(|(m, mut p)| {
                     p.sort_by_key(|&(epoch, attempt, _)| (epoch, attempt));
                     // Of one epoch's rows, the last (the highest attempt) is kept.
-                    let mut kept: Vec<(i64, f64)> = Vec::with_capacity(p.len());
+                    let mut kept: Points = Vec::with_capacity(p.len());
                     for (epoch, _, value) in p {
                         match kept.last_mut() {
                             Some(last) if last.0 == epoch => last.1 = value,
