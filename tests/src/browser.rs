@@ -346,6 +346,28 @@ fn kill_group(child: &mut Child) {
     // own child, whose id cannot be reused before the `wait` below reaps it.
     unsafe { libc::kill(-group, libc::SIGKILL) };
     let _ = child.wait();
+    // A killed Chromium takes a moment to tear down its address space; the browser is gone only
+    // once no live process of the group is left (zombies hold nothing). Bounded, so a process
+    // that cannot die does not hang the test run.
+    let deadline = Instant::now() + GROUP_EXIT;
+    while group_alive(group) && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How long a killed process group may take to be gone.
+const GROUP_EXIT: Duration = Duration::from_secs(5);
+
+/// Whether a process of `group` is still alive (not a zombie), read from /proc.
+fn group_alive(group: libc::pid_t) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).any(|pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string()
+    })
 }
 
 /// Waits until chromedriver answers `/status` with `ready: true`.
